@@ -1,0 +1,3 @@
+from rtbridge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""The ``rtbridge`` console script (SPEC §6)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rtbridge.settings import DEFAULT_HTTP, DEFAULT_SIP, Settings, parse_hostport
+
+log = logging.getLogger("rtbridge")
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    return Settings.from_env(db_url=args.db, **extra)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from rtbridge.config.apply import apply_file
+    from rtbridge.config.schema import ConfigError
+    from rtbridge.storage.engine import open_database
+
+    engine = open_database(_settings(args).db_url)
+    try:
+        report = apply_file(engine, Path(args.file), dry_run=args.dry_run)
+    except ConfigError as exc:
+        print(f"{args.file}: {len(exc.errors)} error(s), nothing changed:", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    for line in report.lines():
+        print(line)
+    prefix = "dry run, nothing written: " if args.dry_run else ""
+    print(f"{prefix}{report.summary()}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from rtbridge.http.app import create_app
+    from rtbridge.logs import setup_logging
+
+    settings = _settings(args, http=args.http, sip=args.sip)
+    host, port = settings.http_address
+    setup_logging(args.log_level)
+    if settings.sip:
+        parse_hostport(settings.sip, what="--sip")
+        log.warning("the SIP agent is not part of this build yet; serving the HTTP API only")
+    app = create_app(settings)
+    log.info("serving the publisher API", extra={"http": f"{host}:{port}", "db": _redact(settings.db_url)})
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False,
+                loop="uvloop", http="httptools", lifespan="on")  # fmt: skip
+    return 0
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtbridge", description=__doc__)
+    db_help = "database URL (default: $RTBRIDGE_DB or sqlite:///rtbridge.db)"
+    parser.add_argument("--db", help=db_help)
+    # Also accepted after the command (`rtbridge apply --db URL FILE`); SUPPRESS keeps an
+    # absent flag there from overwriting one given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("apply", parents=[common], help="apply a configuration file (SPEC §5) to the database")
+    p.add_argument("file", help="TOML file")
+    p.add_argument("--dry-run", action="store_true", help="validate and report, change nothing")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("serve", parents=[common], help="serve the publisher API (and the SIP agent)")
+    p.add_argument("--http", default=DEFAULT_HTTP, help=f"HOST:PORT for HTTP (default {DEFAULT_HTTP})")
+    p.add_argument("--sip", default=DEFAULT_SIP, help=f"HOST:PORT for SIP (default {DEFAULT_SIP})")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValueError as exc:  # bad flag values (HOST:PORT, database URL): say so, exit 2
+        print(f"rtbridge: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""The declarative configuration file (SPEC §5): its validation and ``rtbridge apply``."""

@@ -1,0 +1,250 @@
+"""``rtbridge apply``: make the database match a validated :class:`Document`.
+
+One transaction; idempotent (a second run reports no changes); ``dry_run`` computes the same
+report and rolls back. Secrets never appear in the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlmodel import Session, SQLModel, select
+
+from rtbridge.config.schema import BuyerSpec, ConfigError, Document, TrunkSpec, load_file
+from rtbridge.sip.digest import ha1
+from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version, hash_key
+from rtbridge.storage.models import (
+    AllowlistEntry,
+    Buyer,
+    Campaign,
+    DidNumber,
+    PostbackKey,
+    Publisher,
+    Setting,
+    SipCredential,
+    Trunk,
+)
+
+M = TypeVar("M", bound=SQLModel)
+_SECRET_FIELDS = {"ha1_md5", "ha1_sha256", "auth_ha1_md5"}
+
+
+@dataclass
+class Report:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.removed)
+
+    def lines(self) -> list[str]:
+        out = [f"created {x}" for x in self.created]
+        out += [f"updated {x}" for x in self.updated]
+        out += [f"removed {x}" for x in self.removed]
+        return out or ["no changes"]
+
+    def summary(self) -> str:
+        return (f"{len(self.created)} created, {len(self.updated)} updated, "
+                f"{len(self.removed)} removed")  # fmt: skip
+
+
+def _describe_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    parts = []
+    for name, value in new.items():
+        if old.get(name) != value:
+            if name in _SECRET_FIELDS:
+                parts.append("secret changed")
+            else:
+                parts.append(f"{name} {old.get(name)!r} -> {value!r}")
+    return ", ".join(dict.fromkeys(parts))
+
+
+def _sync(
+    session: Session,
+    report: Report,
+    model: type[M],
+    label: str,
+    wanted: Mapping[Any, Mapping[str, Any]],
+    ident: Callable[[M], Any],
+    *,
+    show: Callable[[Any], str] = str,
+    upsert: bool = True,
+    remove: bool = True,
+) -> None:
+    """Create/update (``upsert``) and delete (``remove``) rows of ``model`` so that they equal
+    ``wanted``, keyed by ``ident``. Split in two phases so parents can be created before
+    their children and deleted after them (foreign keys are enforced on both databases)."""
+    current = {ident(row): row for row in session.exec(select(model))}
+    if upsert:
+        for key, values in wanted.items():
+            row = current.get(key)
+            if row is None:
+                session.add(model(**values))
+                report.created.append(f"{label} {show(key)}")
+                continue
+            old = {name: getattr(row, name) for name in values}
+            if old != dict(values):
+                report.updated.append(f"{label} {show(key)} ({_describe_change(old, values)})")
+                for name, value in values.items():
+                    setattr(row, name, value)
+                session.add(row)
+    if remove:
+        for key, row in current.items():
+            if key not in wanted:
+                session.delete(row)
+                report.removed.append(f"{label} {show(key)}")
+    session.flush()
+
+
+def existing_ids(engine: Engine) -> dict[str, set[str]]:
+    with Session(engine) as s:
+        return {
+            "publishers": set(s.exec(select(Publisher.id))),
+            "campaigns": set(s.exec(select(Campaign.id))),
+            "trunks": set(s.exec(select(Trunk.id))),
+        }
+
+
+def apply_document(engine: Engine, doc: Document, *, dry_run: bool = False) -> Report:
+    report = Report()
+    with Session(engine) as session:
+        realm = _sync_domain(session, report, doc)
+        keys = _wanted_keys(session, doc)
+        if keys is not None:  # keys leave before the publishers and campaigns they point at
+            _sync(session, report, PostbackKey, "key", keys[0], _ident, show=keys[1].__getitem__,
+                  upsert=False)  # fmt: skip
+        if doc.trunks is not None:
+            _sync(session, report, Trunk, "trunk", {t.id: _trunk_row(t) for t in doc.trunks}, _ident)
+        if doc.campaigns is not None:
+            _sync(session, report, Campaign, "campaign",
+                  {c.id: {"id": c.id} for c in doc.campaigns}, _ident, remove=False)  # fmt: skip
+            _sync(session, report, Buyer, "buyer", {b.id: _buyer_row(b) for b in doc.buyers}, _ident)
+            _sync(session, report, DidNumber, "DID",
+                  {n: {"number": n, "campaign_id": c.id} for c in doc.campaigns for n in c.numbers},
+                  lambda r: r.number)  # fmt: skip
+        if doc.publishers is not None:
+            _sync(session, report, Publisher, "publisher",
+                  {p.id: {"id": p.id, "name": p.name} for p in doc.publishers}, _ident,
+                  remove=False)  # fmt: skip
+            _sync_publisher_children(session, report, doc, realm)
+        if keys is not None:
+            _sync(session, report, PostbackKey, "key", keys[0], _ident, show=keys[1].__getitem__,
+                  remove=False)  # fmt: skip
+        if doc.campaigns is not None:
+            _sync(session, report, Campaign, "campaign",
+                  {c.id: {"id": c.id} for c in doc.campaigns}, _ident, upsert=False)  # fmt: skip
+        if doc.publishers is not None:
+            _sync(session, report, Publisher, "publisher",
+                  {p.id: {"id": p.id, "name": p.name} for p in doc.publishers}, _ident,
+                  upsert=False)  # fmt: skip
+        _check_references(session)
+        if report.changed:
+            bump_version(session)
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    return report
+
+
+def _ident(row: Any) -> Any:
+    return row.id
+
+
+def _sync_domain(session: Session, report: Report, doc: Document) -> str:
+    """Store ``[sip] domain``; return the realm new credentials are hashed for."""
+    row = session.get(Setting, DOMAIN_SETTING)
+    if doc.sip_domain is None:
+        return row.value if row else DEFAULT_SIP_DOMAIN
+    if row is None:
+        session.add(Setting(name=DOMAIN_SETTING, value=doc.sip_domain))
+        report.created.append(f"sip.domain {doc.sip_domain}")
+    elif row.value != doc.sip_domain:
+        if doc.publishers is None and session.exec(select(SipCredential.id)).first() is not None:
+            # HA1 binds the realm: stored digests cannot be re-hashed without the passwords.
+            raise ConfigError([
+                "sip.domain: changing the domain invalidates the stored SIP credentials (hashed "
+                "for the old realm); list [[publishers]] with their passwords in the same file"
+            ])
+        report.updated.append(f"sip.domain ({row.value} -> {doc.sip_domain})")
+        row.value = doc.sip_domain
+        session.add(row)
+    return doc.sip_domain
+
+
+def _trunk_row(t: TrunkSpec) -> dict[str, Any]:
+    ha1_md5 = None
+    if t.password and t.username and t.realm:
+        ha1_md5 = ha1(t.username, t.realm, t.password, "MD5")
+    return {"id": t.id, "ips": list(t.ips), "uri": t.uri, "auth_username": t.username,
+            "auth_realm": t.realm, "auth_ha1_md5": ha1_md5}  # fmt: skip
+
+
+def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
+    return {"id": b.id, "campaign_id": b.campaign, "destination": b.destination,
+            "payout": b.payout, "seconds": b.seconds, "concurrency": b.concurrency,
+            "daily_cap": b.daily_cap, "priority": b.priority, "weight": b.weight,
+            "hours": b.hours, "filters": b.filters, "trunk_id": b.trunk}  # fmt: skip
+
+
+def _sync_publisher_children(session: Session, report: Report, doc: Document, realm: str) -> None:
+    assert doc.publishers is not None
+    ips = {
+        (p.id, ip.cidr): {"publisher_id": p.id, "cidr": ip.cidr, "note": ip.note,
+                          "expires_at": ip.expires_at}
+        for p in doc.publishers for ip in p.ips
+    }  # fmt: skip
+    creds = {
+        c.username: {"publisher_id": p.id, "username": c.username, "realm": realm,
+                     "ha1_md5": ha1(c.username, realm, c.password, "MD5"),
+                     "ha1_sha256": ha1(c.username, realm, c.password, "SHA-256")}
+        for p in doc.publishers for c in p.credentials
+    }  # fmt: skip
+    _sync(session, report, AllowlistEntry, "allowlist entry", ips,
+          lambda r: (r.publisher_id, r.cidr), show=lambda k: f"{k[1]} of {k[0]}")  # fmt: skip
+    _sync(session, report, SipCredential, "SIP credential", creds, lambda r: r.username)
+
+
+def _wanted_keys(
+    session: Session, doc: Document
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]] | None:
+    """Key rows by SHA-256, and the display hint of every key old or new (for the report)."""
+    if doc.keys is None:
+        return None
+    wanted = {
+        hash_key(k.key): {"id": hash_key(k.key), "hint": k.key[:8] + "…",
+                          "publisher_id": k.publisher, "campaign_id": k.campaign,
+                          "allow_missing_caller_number": k.allow_missing_caller_number,
+                          "inbound_number": k.inbound_number, "ttl_seconds": k.ttl_seconds,
+                          "auto_confirm": k.auto_confirm, "response_root": k.response_root,
+                          "paused": k.paused}
+        for k in doc.keys
+    }  # fmt: skip
+    hints = {r.id: r.hint for r in session.exec(select(PostbackKey))}
+    hints.update({h: v["hint"] for h, v in wanted.items()})
+    return wanted, hints
+
+
+def _check_references(session: Session) -> None:
+    """Refuse a file whose removals would orphan rows it did not mention (e.g. a campaign
+    removed while a key the file leaves alone still points at it)."""
+    problems = []
+    campaigns = set(session.exec(select(Campaign.id)))
+    publishers = set(session.exec(select(Publisher.id)))
+    for key in session.exec(select(PostbackKey)):
+        if key.campaign_id not in campaigns:
+            problems.append(f"keys: key {key.hint} still uses removed campaign {key.campaign_id!r}")
+        if key.publisher_id not in publishers:
+            problems.append(f"keys: key {key.hint} still uses removed publisher {key.publisher_id!r}")
+    if problems:
+        session.rollback()
+        raise ConfigError(problems)
+
+
+def apply_file(engine: Engine, path: Any, *, dry_run: bool = False) -> Report:
+    doc = load_file(path, existing=existing_ids(engine))
+    return apply_document(engine, doc, dry_run=dry_run)

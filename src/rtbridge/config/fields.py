@@ -1,0 +1,151 @@
+"""Validation of single values, shared by ``apply`` and (later) the admin API and CLI verbs, so
+one rule gives one message wherever the value comes from."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from rtbridge.domain.hours import HoursError, parse_hours
+from rtbridge.domain.numbers import is_e164
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+_USERNAME = re.compile(r"[A-Za-z0-9_.\-+]{1,128}")
+_DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?")
+MIN_PASSWORD = 12
+
+
+class FieldError(ValueError):
+    """One value is wrong; the caller prefixes the path (``keys[2].inbound_number``)."""
+
+
+def identifier(value: Any) -> str:
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise FieldError("must be 1-64 characters of A-Z a-z 0-9 _ . - (starting alphanumeric)")
+    return value
+
+
+def string(value: Any, *, max_len: int = 256) -> str:
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise FieldError(f"must be a non-empty string of at most {max_len} characters")
+    return value
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise FieldError("must be true or false")
+    return value
+
+
+def integer(value: Any, *, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError("must be an integer")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise FieldError(f"must be {bound}")
+    return value
+
+
+def number(value: Any, *, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise FieldError("must be a number")
+    if value < minimum:
+        raise FieldError(f"must be >= {minimum}")
+    return float(value)
+
+
+def e164(value: Any) -> str:
+    if not isinstance(value, str) or not is_e164(value):
+        raise FieldError("not an E.164 number (e.g. +18005551234)")
+    return value
+
+
+def sip_uri(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"sips?:[^\s<>\"]+@?[^\s<>\"]*", value):
+        raise FieldError("not a SIP URI (e.g. sip:queue@buyer.example.net:5060)")
+    return value
+
+
+def destination(value: Any) -> str:
+    """A buyer destination: a SIP URI, or an E.164 number sent through a trunk."""
+    if isinstance(value, str) and is_e164(value):
+        return value
+    try:
+        return sip_uri(value)
+    except FieldError:
+        raise FieldError("must be a SIP URI (sip:...) or an E.164 number (+1...)") from None
+
+
+def domain(value: Any) -> str:
+    if not isinstance(value, str) or not _DOMAIN.fullmatch(value):
+        raise FieldError("not a host name (e.g. sip.rtb.example.com)")
+    return value.lower()
+
+
+def cidr(value: Any) -> str:
+    """A v4 or v6 network in canonical form; a bare address is a /32 or /128."""
+    if not isinstance(value, str):
+        raise FieldError("must be a CIDR string such as 203.0.113.0/24 or 2001:db8::/32")
+    try:
+        net = ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        raise FieldError(f"not a CIDR network ({exc})") from None
+    return str(net)
+
+
+def timestamp(value: Any) -> datetime:
+    """A TOML datetime or ISO 8601 text, returned as aware UTC (an offset is required)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise FieldError("not an ISO 8601 time (e.g. 2026-12-31T23:59:00Z)") from None
+    if not isinstance(value, datetime):
+        raise FieldError("must be a date-time such as 2026-12-31T23:59:00Z")
+    if value.tzinfo is None:
+        raise FieldError("needs a time zone offset (e.g. ...Z or ...+02:00)")
+    return value.astimezone(UTC)
+
+
+def hours(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldError("must be a string such as 'Mon-Fri 09:00-17:00 America/New_York'")
+    try:
+        parse_hours(value)
+    except HoursError as exc:
+        raise FieldError(str(exc)) from None
+    return value
+
+
+def username(value: Any) -> str:
+    if not isinstance(value, str) or not _USERNAME.fullmatch(value):
+        raise FieldError("must be 1-128 characters of A-Z a-z 0-9 _ . - +")
+    return value
+
+
+def password(value: Any) -> str:
+    """At least 12 characters with three of: lower, upper, digit, other. Digest passwords are
+    attackable offline from one captured exchange, so length is what protects them."""
+    if not isinstance(value, str):
+        raise FieldError("must be a string")
+    classes = sum(
+        bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]")
+    )
+    if len(value) < MIN_PASSWORD or classes < 3:
+        raise FieldError(
+            f"too weak: use at least {MIN_PASSWORD} characters mixing three of lower case, "
+            "upper case, digits and symbols"
+        )
+    if len(value) > 256 or any(c in value for c in "\r\n\x00"):
+        raise FieldError("must be at most 256 printable characters")
+    return value
+
+
+def response_root(value: Any) -> str | None:
+    if value in (None, "", "none"):
+        return None
+    if value != "rtb":
+        raise FieldError('must be "rtb" or absent')
+    return "rtb"

@@ -1,0 +1,1 @@
+"""Reservation rules, free of HTTP, SIP and SQL so they can be tested directly."""

@@ -1,0 +1,46 @@
+"""Typed errors raised by the rules; the HTTP layer turns them into responses at one boundary."""
+
+from __future__ import annotations
+
+
+class RtbError(Exception):
+    """A request the rules refuse. ``status`` is the HTTP status the API answers with."""
+
+    status = 422
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(RtbError):
+    """A malformed value; the message names the field."""
+
+    status = 422
+
+
+class MissingCallerNumber(RtbError):
+    """The key requires ``caller_number``; publishers match this exact text (SPEC §3.1)."""
+
+    status = 422
+
+    def __init__(self) -> None:
+        super().__init__("FAILED must include caller_number (string)")
+
+
+class UnknownKey(RtbError):
+    status = 401
+
+
+class PausedKey(RtbError):
+    status = 403
+
+
+class NotFound(RtbError):
+    status = 404
+
+
+class Conflict(RtbError):
+    """The reservation is in a state that does not allow the requested change."""
+
+    status = 409

@@ -1,0 +1,95 @@
+"""Buyer selection (SPEC §3.5): eligibility, then priority, then weighted random."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rtbridge.domain.hours import Hours
+
+# Checked in this order; when nobody is eligible the reason reported is the one of the buyer
+# that got furthest, because that is the actionable one ("the buyer is there but full").
+REASON_NO_BUYERS = "no-buyers"
+REASON_FILTERED = "filters-not-matched"
+REASON_OUTSIDE_HOURS = "outside-hours"
+REASON_DAILY_CAP = "daily-cap-reached"
+REASON_CONCURRENCY = "concurrency-cap-reached"
+_STAGES = (REASON_FILTERED, REASON_OUTSIDE_HOURS, REASON_DAILY_CAP, REASON_CONCURRENCY)
+
+
+@dataclass(frozen=True)
+class BuyerRule:
+    """What selection needs to know about one buyer."""
+
+    id: str
+    priority: int = 1
+    weight: int = 1
+    concurrency: int | None = None
+    daily_cap: int | None = None
+    hours: Hours | None = None
+    filters: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Units a buyer holds now (live reservations + calls in progress) and used today."""
+
+    live: int = 0
+    today: int = 0
+
+
+def ineligibility(
+    buyer: BuyerRule, usage: Usage, tags: Mapping[str, str], now: datetime
+) -> str | None:
+    """The reason ``buyer`` cannot take this call now, or None when it can."""
+    for name, allowed in buyer.filters.items():
+        value = tags.get(name)
+        if value is None or value.casefold() not in allowed:
+            return REASON_FILTERED
+    if buyer.hours is not None and not buyer.hours.is_open(now):
+        return REASON_OUTSIDE_HOURS
+    if buyer.daily_cap is not None and usage.today >= buyer.daily_cap:
+        return REASON_DAILY_CAP
+    if buyer.concurrency is not None and usage.live >= buyer.concurrency:
+        return REASON_CONCURRENCY
+    return None
+
+
+@dataclass(frozen=True)
+class Chosen:
+    buyer: BuyerRule
+
+
+@dataclass(frozen=True)
+class NoTarget:
+    reason: str
+
+
+def choose_buyer(
+    buyers: Sequence[BuyerRule],
+    usage: Mapping[str, Usage],
+    tags: Mapping[str, str],
+    now: datetime,
+    rng: random.Random | None = None,
+) -> Chosen | NoTarget:
+    """Pick among eligible buyers: lowest ``priority`` number first, then by ``weight``."""
+    if not buyers:
+        return NoTarget(REASON_NO_BUYERS)
+    eligible: list[BuyerRule] = []
+    furthest = -1
+    for buyer in buyers:
+        reason = ineligibility(buyer, usage.get(buyer.id, Usage()), tags, now)
+        if reason is None:
+            eligible.append(buyer)
+        else:
+            furthest = max(furthest, _STAGES.index(reason))
+    if not eligible:
+        return NoTarget(_STAGES[furthest])
+    top = min(b.priority for b in eligible)
+    tier = [b for b in eligible if b.priority == top]
+    if len(tier) == 1:
+        return Chosen(tier[0])
+    # Weights are validated >= 1 when configured, so choices() always has a positive total.
+    return Chosen((rng or random).choices(tier, weights=[b.weight for b in tier])[0])

@@ -1,0 +1,1 @@
+"""The Starlette app: publisher API (``publisher``), health and metrics (``health``)."""

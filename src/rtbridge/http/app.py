@@ -1,0 +1,68 @@
+"""The ASGI application and its lifespan: the engine, the catalog, the expiry sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+
+from rtbridge.http import health, publisher
+from rtbridge.http.errors import HANDLERS
+from rtbridge.http.state import AppState, Metrics
+from rtbridge.settings import Settings
+from rtbridge.storage.catalog import CatalogCache
+from rtbridge.storage.engine import is_sqlite, open_database
+from rtbridge.storage.reservations import Reservations
+
+log = logging.getLogger("rtbridge.http")
+
+
+async def _sweep(state: AppState) -> None:
+    """Write ``expired`` on lapsed reservations so every one ends in a terminal state."""
+    while True:
+        await asyncio.sleep(state.settings.sweep_interval)
+        try:
+            state.metrics.expired += await state.run(state.reservations.expire_due)
+        except Exception:  # a locked or unreachable database must not end the sweeper
+            log.exception("expiry sweep failed; retrying")
+
+
+def build_state(settings: Settings, **reservation_options: Any) -> AppState:
+    engine = open_database(settings.db_url)
+    catalog = CatalogCache(engine, recheck=settings.catalog_recheck)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        catalog=catalog,
+        reservations=Reservations(engine, catalog, **reservation_options),
+        metrics=Metrics(),
+        inline_db=is_sqlite(engine),
+    )
+
+
+def create_app(settings: Settings, **reservation_options: Any) -> Starlette:
+    """``reservation_options`` (``clock``, ``rng``) let tests control time and chance."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        state = build_state(settings, **reservation_options)
+        app.state.rtbridge = state  # for tests and tools holding the app, not for handlers
+        sweeper = asyncio.create_task(_sweep(state))
+        try:
+            yield {"app": state}
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            state.engine.dispose()
+
+    return Starlette(
+        routes=[*publisher.routes, *health.routes],
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+

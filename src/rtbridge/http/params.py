@@ -1,0 +1,80 @@
+"""Request parameters from the query string, a form body or a JSON body, merged with the
+body winning on conflict (SPEC §3.1), with the body size capped while it is read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.types import Message
+
+from rtbridge.domain.errors import InvalidInput
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it passes ``limit`` bytes (chunked bodies included)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise InvalidInput(f"body: larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InvalidInput(f"body: larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"body: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("body: JSON must be an object of parameters, not " + type(data).__name__)
+    return data
+
+
+def _form(body: bytes) -> dict[str, Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("body: form data is not UTF-8") from None
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+async def _multipart(request: Request, body: bytes) -> dict[str, Any]:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form()
+    except Exception as exc:  # python-multipart raises several types for broken input
+        raise InvalidInput(f"body: unreadable multipart form ({exc})") from None
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def request_params(request: Request, limit: int) -> dict[str, Any]:
+    params: dict[str, Any] = dict(request.query_params)
+    body = await read_body(request, limit)
+    if not body.strip():
+        return params
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json" or ctype.endswith("+json") or (not ctype and body.lstrip()[:1] in (b"{", b"[")):
+        params.update(_json_object(body))
+    elif ctype == "multipart/form-data":
+        params.update(await _multipart(request, body))
+    elif ctype in ("application/x-www-form-urlencoded", ""):
+        params.update(_form(body))
+    else:
+        raise InvalidInput(f"body: unsupported content type {ctype!r} (use JSON or form data)")
+    return params

@@ -1,0 +1,61 @@
+"""The publisher API (SPEC §3): ping, confirm/cancel, look up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from rtbridge.domain.errors import InvalidInput
+from rtbridge.domain.ping import parse_key, parse_ping
+from rtbridge.http.params import request_params
+from rtbridge.http.responses import json_response, reservation_body
+from rtbridge.http.state import AppState
+from rtbridge.storage.reservations import Outcome
+
+
+def _uuid(request: Request) -> str:
+    value = str(request.path_params["uuid"])
+    if len(value) != 36:
+        raise InvalidInput("uuid: not a reservation uuid")
+    return value.lower()
+
+
+def _respond(state: AppState, outcome: Outcome) -> Response:
+    state.metrics.count_reservation(outcome.status, outcome.ping_shield)
+    return json_response(reservation_body(outcome))
+
+
+async def ping(request: Request) -> Response:
+    state: AppState = request.state.app
+    params = await request_params(request, state.settings.max_body)
+    ping_request = parse_ping(params)
+    outcome = await state.run(state.reservations.ping, ping_request)
+    return _respond(state, outcome)
+
+
+async def lookup(request: Request) -> Response:
+    state: AppState = request.state.app
+    uuid = _uuid(request)
+    key = parse_key(dict(request.query_params))
+    outcome = await state.run(state.reservations.lookup, uuid, key)
+    return json_response(reservation_body(outcome))
+
+
+async def update(request: Request) -> Response:
+    state: AppState = request.state.app
+    uuid = _uuid(request)
+    params: dict[str, Any] = await request_params(request, state.settings.max_body)
+    key = parse_key(params)
+    status = params.get("status")
+    outcome = await state.run(state.reservations.update, uuid, key, status if isinstance(status, str) else None)
+    return _respond(state, outcome)
+
+
+routes = [
+    Route("/rtbs.json", ping, methods=["POST"]),
+    Route("/rtbs/{uuid}.json", lookup, methods=["GET"]),
+    Route("/rtbs/{uuid}.json", update, methods=["PUT", "PATCH"]),
+]

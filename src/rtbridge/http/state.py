@@ -1,0 +1,45 @@
+"""What the lifespan builds and the handlers use (engine, operations, metrics)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from sqlalchemy import Engine
+
+from rtbridge.settings import Settings
+from rtbridge.storage.catalog import CatalogCache
+from rtbridge.storage.reservations import Reservations
+
+T = TypeVar("T")
+
+
+@dataclass
+class Metrics:
+    """In-process counters rendered in the Prometheus text format by ``/metrics``."""
+
+    reservations: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    expired: int = 0
+
+    def count_reservation(self, status: str, shielded: bool) -> None:
+        self.reservations[(status, shielded)] += 1
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    catalog: CatalogCache
+    reservations: Reservations
+    metrics: Metrics
+    inline_db: bool  # SQLite: run DB work on the event loop (µs-scale, serialised anyway)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking storage call: inline on SQLite, in a worker thread on PostgreSQL,
+        where a network round trip must not stall every other request."""
+        if self.inline_db:
+            return fn(*args)
+        return await anyio.to_thread.run_sync(fn, *args)

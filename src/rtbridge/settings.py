@@ -1,0 +1,43 @@
+"""One settings object built from CLI flags and the environment, passed to what needs it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+DEFAULT_DB = "sqlite:///rtbridge.db"
+DEFAULT_HTTP = "127.0.0.1:8080"
+DEFAULT_SIP = "0.0.0.0:5060"
+
+
+def parse_hostport(value: str, *, what: str) -> tuple[str, int]:
+    """``HOST:PORT`` with IPv6 in brackets (``[::1]:5060``); refuses anything else clearly."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise ValueError(f"{what}: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:5060), got {value!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{what}: put an IPv6 address in brackets, e.g. [{host}]:{port}")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = DEFAULT_DB
+    http: str = DEFAULT_HTTP
+    sip: str | None = DEFAULT_SIP
+    sweep_interval: float = 1.0  # seconds between expiry sweeps
+    catalog_recheck: float = 1.0  # seconds between configuration version checks
+    max_body: int = 64 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        base = cls(db_url=env.get("RTBRIDGE_DB", DEFAULT_DB))
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+    @property
+    def http_address(self) -> tuple[str, int]:
+        return parse_hostport(self.http, what="--http")

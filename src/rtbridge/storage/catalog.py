@@ -1,0 +1,154 @@
+"""An immutable snapshot of the configuration the hot paths read (keys, campaigns, buyers,
+DID pools, the SIP domain), loaded in one go and refreshed when ``config.version`` moves.
+
+Reading it from memory instead of the database keeps a ping to the statements that must be
+transactional (usage counts and the insert)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, update
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, select
+
+from rtbridge.domain.hours import parse_hours
+from rtbridge.domain.selection import BuyerRule
+from rtbridge.storage.models import Buyer, Campaign, DidNumber, PostbackKey, Setting, Trunk
+
+DEFAULT_SIP_DOMAIN = "localhost"
+VERSION_SETTING = "config.version"
+DOMAIN_SETTING = "sip.domain"
+
+
+def hash_key(key: str) -> str:
+    """Postback keys are stored and looked up by SHA-256 (they are bearer secrets)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class BuyerInfo:
+    rule: BuyerRule
+    destination: str
+    payout: float
+    seconds: int
+    trunk_id: str | None
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    id: str
+    buyers: tuple[BuyerInfo, ...]
+    pool: tuple[str, ...]
+
+    @property
+    def rules(self) -> tuple[BuyerRule, ...]:
+        return tuple(b.rule for b in self.buyers)
+
+    def buyer(self, buyer_id: str) -> BuyerInfo | None:
+        return next((b for b in self.buyers if b.rule.id == buyer_id), None)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: int
+    sip_domain: str
+    keys: Mapping[str, PostbackKey] = field(default_factory=dict)  # by sha256
+    campaigns: Mapping[str, CampaignInfo] = field(default_factory=dict)
+    trunks: Mapping[str, Trunk] = field(default_factory=dict)
+
+    def key(self, raw_key: str) -> PostbackKey | None:
+        return self.keys.get(hash_key(raw_key))
+
+
+def read_version(conn: Connection) -> int:
+    value = conn.execute(core_select(Setting.value).where(Setting.name == VERSION_SETTING)).scalar()
+    return int(value) if value is not None else 0
+
+
+def bump_version(session: Session) -> None:
+    """Mark the configuration changed, so every process reloads its snapshot."""
+    current = session.get(Setting, VERSION_SETTING)
+    if current is None:
+        session.add(Setting(name=VERSION_SETTING, value="1"))
+    else:
+        session.execute(
+            update(Setting)
+            .where(Setting.name == VERSION_SETTING)  # type: ignore[arg-type]
+            .values(value=str(int(current.value) + 1))
+        )
+
+
+def load_catalog(engine: Engine) -> Catalog:
+    with Session(engine) as session:
+        version = read_version(session.connection())
+        domain_row = session.get(Setting, DOMAIN_SETTING)
+        pools: dict[str, list[str]] = {}
+        for did in session.exec(select(DidNumber).order_by(DidNumber.number)):
+            pools.setdefault(did.campaign_id, []).append(did.number)
+        buyers: dict[str, list[BuyerInfo]] = {}
+        for b in session.exec(select(Buyer).order_by(Buyer.id)):
+            rule = BuyerRule(
+                id=b.id,
+                priority=b.priority,
+                weight=b.weight,
+                concurrency=b.concurrency,
+                daily_cap=b.daily_cap,
+                hours=parse_hours(b.hours) if b.hours else None,
+                filters={k: frozenset(v.casefold() for v in vs) for k, vs in b.filters.items()},
+            )
+            info = BuyerInfo(rule, b.destination, b.payout, b.seconds, b.trunk_id)
+            buyers.setdefault(b.campaign_id, []).append(info)
+        campaigns = {
+            c.id: CampaignInfo(c.id, tuple(buyers.get(c.id, ())), tuple(pools.get(c.id, ())))
+            for c in session.exec(select(Campaign))
+        }
+        keys = {k.id: k for k in session.exec(select(PostbackKey))}
+        trunks = {t.id: t for t in session.exec(select(Trunk))}
+        session.expunge_all()
+    return Catalog(
+        version=version,
+        sip_domain=domain_row.value if domain_row else DEFAULT_SIP_DOMAIN,
+        keys=keys,
+        campaigns=campaigns,
+        trunks=trunks,
+    )
+
+
+class CatalogCache:
+    """Holds the current snapshot; checks the version at most every ``recheck`` seconds.
+
+    Changes made by this process call :meth:`invalidate`, so they apply at once here and
+    within ``recheck`` seconds in every other process sharing the database."""
+
+    def __init__(self, engine: Engine, *, recheck: float = 1.0) -> None:
+        self._engine = engine
+        self._recheck = recheck
+        self._lock = threading.Lock()
+        self._catalog = load_catalog(engine)
+        self._checked = time.monotonic()
+
+    def get(self) -> Catalog:
+        if time.monotonic() - self._checked >= self._recheck:
+            self._refresh()
+        return self._catalog
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._catalog = load_catalog(self._engine)
+            self._checked = time.monotonic()
+
+    def _refresh(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._checked < self._recheck:
+                return
+            with self._engine.connect() as conn:
+                version = read_version(conn)
+            if version != self._catalog.version:
+                self._catalog = load_catalog(self._engine)
+            self._checked = time.monotonic()

@@ -1,0 +1,168 @@
+"""Tables. Times are aware UTC datetimes (SQLModel's ``UTCDateTime``: ``timestamptz`` on
+PostgreSQL, UTC text on SQLite), rendered as ``...Z`` strings only at the HTTP edge.
+
+Secrets are never stored: postback keys by SHA-256, SIP passwords as digest HA1 values
+(RFC 7616 needs ``H(user:realm:password)``, nothing more), admin tokens by SHA-256.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Setting(SQLModel, table=True):
+    """Deployment-wide values set by ``apply`` (e.g. ``sip.domain``) shared by all processes."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=1024)
+
+
+class Publisher(SQLModel, table=True):
+    """The party that sends calls; owns keys, allowlist entries and SIP credentials."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str | None = Field(default=None, max_length=256)
+
+
+class AllowlistEntry(SQLModel, table=True):
+    """A CIDR (v4 or v6) whose sources are accepted as the publisher without a challenge."""
+
+    __table_args__ = (UniqueConstraint("publisher_id", "cidr"),)
+    id: int | None = Field(default=None, primary_key=True)
+    publisher_id: str = Field(foreign_key="publisher.id", index=True, max_length=64)
+    cidr: str = Field(max_length=64)
+    note: str | None = Field(default=None, max_length=256)
+    expires_at: datetime | None = None
+
+
+class SipCredential(SQLModel, table=True):
+    """Digest credentials: the HA1 of ``username:realm:password`` per algorithm, never the
+    password. The realm is the SIP domain at the time the password was set."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    publisher_id: str = Field(foreign_key="publisher.id", index=True, max_length=64)
+    username: str = Field(unique=True, max_length=128)
+    realm: str = Field(max_length=256)
+    ha1_md5: str = Field(max_length=32)
+    ha1_sha256: str = Field(max_length=64)
+
+
+class Campaign(SQLModel, table=True):
+    """A buyer-side offer: its buyers and its DID pool."""
+
+    id: str = Field(primary_key=True, max_length=64)
+
+
+class DidNumber(SQLModel, table=True):
+    """One inbound phone number of a campaign's pool."""
+
+    number: str = Field(primary_key=True, max_length=16)
+    campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=64)
+
+
+class Buyer(SQLModel, table=True):
+    """Where calls go: a SIP URI or an E.164 number (sent through a trunk)."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=64)
+    destination: str = Field(max_length=512)
+    payout: float
+    seconds: int
+    concurrency: int | None = None
+    daily_cap: int | None = None
+    priority: int = 1
+    weight: int = 1
+    hours: str | None = Field(default=None, max_length=512)
+    filters: dict[str, list[str]] = Field(default_factory=dict, sa_column=Column(JSON))
+    trunk_id: str | None = Field(default=None, max_length=64)
+
+
+class Trunk(SQLModel, table=True):
+    """A carrier: trusted by IP for PSTN arrivals, and the URI template for numbers out.
+
+    Outbound digest credentials are kept as HA1 for the carrier's realm (pjsua2 accepts
+    pre-hashed digest credentials), so the password is not stored either."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    ips: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    uri: str = Field(max_length=512)
+    auth_username: str | None = Field(default=None, max_length=128)
+    auth_realm: str | None = Field(default=None, max_length=256)
+    auth_ha1_md5: str | None = Field(default=None, max_length=32)
+
+
+class PostbackKey(SQLModel, table=True):
+    """A publisher's token for one campaign, stored as SHA-256; ``hint`` is for display."""
+
+    id: str = Field(primary_key=True, max_length=64)  # sha256 hex of the key
+    hint: str = Field(max_length=16)
+    publisher_id: str = Field(foreign_key="publisher.id", index=True, max_length=64)
+    campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=64)
+    allow_missing_caller_number: bool = False
+    inbound_number: str | None = Field(default=None, max_length=16)
+    ttl_seconds: int = 60
+    auto_confirm: bool = False
+    response_root: str | None = Field(default=None, max_length=16)
+    paused: bool = False
+
+
+class Reservation(SQLModel, table=True):
+    """The answer to one ping, ``no-target`` ones included (they are the RTB log)."""
+
+    __table_args__ = (
+        Index("ix_reservation_buyer_status", "buyer_id", "status"),
+        Index("ix_reservation_buyer_created", "buyer_id", "created_at"),
+        Index("ix_reservation_caller_status", "caller_number", "status"),
+        Index("ix_reservation_status_expires", "status", "expires_at"),
+        Index("ix_reservation_did_caller", "inbound_number", "caller_number"),
+    )
+    uuid: str = Field(primary_key=True, max_length=36)
+    key_id: str = Field(max_length=64, index=True)
+    publisher_id: str = Field(max_length=64)
+    campaign_id: str = Field(max_length=64)
+    buyer_id: str | None = Field(default=None, max_length=64)
+    status: str = Field(max_length=16)
+    reason: str | None = Field(default=None, max_length=64)
+    caller_number: str | None = Field(default=None, max_length=16)
+    inbound_number: str | None = Field(default=None, max_length=512)
+    source_publisher_id: str | None = Field(default=None, max_length=128)
+    source_id: str | None = Field(default=None, max_length=128)
+    tags: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    payout: float | None = None
+    seconds: int | None = None
+    created_at: datetime
+    expires_at: datetime | None = None
+    updated_at: datetime
+
+
+class ReservationEvent(SQLModel, table=True):
+    """Status history: one row per transition, with what caused it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    reservation_uuid: str = Field(foreign_key="reservation.uuid", index=True, max_length=36)
+    status: str = Field(max_length=16)
+    at: datetime
+    detail: str | None = Field(default=None, max_length=256)
+
+
+class CallRecord(SQLModel, table=True):
+    """What happened to the call that claimed a reservation (SPEC §3.7, §4.4)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    reservation_uuid: str = Field(foreign_key="reservation.uuid", unique=True, max_length=36)
+    agent: str | None = Field(default=None, max_length=128)
+    source: str | None = Field(default=None, max_length=128)
+    via: str = Field(default="sip", max_length=8)  # "sip" (R-URI uuid) or "pstn" (DID+caller)
+    invite_at: datetime
+    answer_at: datetime | None = None
+    end_at: datetime | None = None
+    publisher_code: int | None = None
+    buyer_code: int | None = None
+    hangup_by: str | None = Field(default=None, max_length=16)
+    duration: float | None = None
+    converted: bool | None = None
+    payout: float | None = None

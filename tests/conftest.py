@@ -1,0 +1,106 @@
+"""Fixtures: real databases in temp dirs (SQLite) or a throwaway cluster (PostgreSQL), the
+app driven through Starlette's TestClient with its lifespan running."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from starlette.testclient import TestClient
+
+from rtbridge.config.apply import apply_file
+from rtbridge.http.app import create_app
+from rtbridge.settings import Settings
+from rtbridge.storage.engine import open_database
+from tests.support import postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "deploy" / "demo.toml"
+
+
+class Clock:
+    """A settable clock for expiry tests (aware UTC, like storage.transactions.utcnow)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'rtbridge.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[str]:
+    if postgres.find_bin() is None:
+        pytest.fail("PostgreSQL is missing: scripts/system-deps installs Debian's postgresql")
+    with postgres.cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: str) -> Iterator[str]:
+    """A fresh schema per test: drop everything the previous test created."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(postgres_cluster.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    yield postgres_cluster
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rtbridge.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(sqlite_url: str, tmp_path: Path, clock: Clock) -> Iterator[ClientFactory]:
+    """``make_client(config_text=None)``: apply the demo file or ``config_text``, start the app."""
+    clients: list[TestClient] = []
+
+    def factory(config_text: str | None = None, *, url: str = sqlite_url, **options: object) -> TestClient:
+        engine = open_database(url)
+        apply_file(engine, DEMO if config_text is None else write_config(tmp_path, config_text))
+        engine.dispose()
+        settings = Settings(db_url=url, sip=None, sweep_interval=3600)
+        client = TestClient(create_app(settings, clock=clock, **options))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def demo_engine(sqlite_url: str) -> Iterator[Engine]:
+    engine = open_database(sqlite_url)
+    apply_file(engine, DEMO)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,1 @@
+"""Shared test machinery: throwaway databases, servers on free ports."""
