@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
+from tests.support import postgres
 
 from rtbridge.config.apply import apply_file
 from rtbridge.http.app import create_app
 from rtbridge.settings import Settings
 from rtbridge.storage.engine import open_database
-from tests.support import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "deploy" / "demo.toml"
@@ -78,7 +78,9 @@ def make_client(sqlite_url: str, tmp_path: Path, clock: Clock) -> Iterator[Clien
     """``make_client(config_text=None)``: apply the demo file or ``config_text``, start the app."""
     clients: list[TestClient] = []
 
-    def factory(config_text: str | None = None, *, url: str = sqlite_url, **options: object) -> TestClient:
+    def factory(
+        config_text: str | None = None, *, url: str = sqlite_url, **options: object
+    ) -> TestClient:
         engine = open_database(url)
         apply_file(engine, DEMO if config_text is None else write_config(tmp_path, config_text))
         engine.dispose()

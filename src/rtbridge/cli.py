@@ -6,13 +6,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from rtbridge.settings import DEFAULT_HTTP, DEFAULT_SIP, Settings, parse_hostport
 
 log = logging.getLogger("rtbridge")
 
 
-def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings.from_env(db_url=args.db, **extra)
 
 
@@ -44,16 +45,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from rtbridge.http.app import create_app
     from rtbridge.logs import setup_logging
 
-    settings = _settings(args, http=args.http, sip=args.sip)
+    settings = _settings(args, http=args.http, sip=None if args.sip == "off" else args.sip)
     host, port = settings.http_address
     setup_logging(args.log_level)
     if settings.sip:
         parse_hostport(settings.sip, what="--sip")
         log.warning("the SIP agent is not part of this build yet; serving the HTTP API only")
     app = create_app(settings)
-    log.info("serving the publisher API", extra={"http": f"{host}:{port}", "db": _redact(settings.db_url)})
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False,
-                loop="uvloop", http="httptools", lifespan="on")  # fmt: skip
+    log.info(
+        "serving the publisher API",
+        extra={"http": f"{host}:{port}", "db": _redact(settings.db_url)},
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+    )
     return 0
 
 
@@ -73,14 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("apply", parents=[common], help="apply a configuration file (SPEC §5) to the database")
+    p = sub.add_parser(
+        "apply", parents=[common], help="apply a configuration file (SPEC §5) to the database"
+    )
     p.add_argument("file", help="TOML file")
     p.add_argument("--dry-run", action="store_true", help="validate and report, change nothing")
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("serve", parents=[common], help="serve the publisher API (and the SIP agent)")
-    p.add_argument("--http", default=DEFAULT_HTTP, help=f"HOST:PORT for HTTP (default {DEFAULT_HTTP})")
-    p.add_argument("--sip", default=DEFAULT_SIP, help=f"HOST:PORT for SIP (default {DEFAULT_SIP})")
+    p = sub.add_parser(
+        "serve", parents=[common], help="serve the publisher API (and the SIP agent)"
+    )
+    p.add_argument(
+        "--http", default=DEFAULT_HTTP, help=f"HOST:PORT for HTTP (default {DEFAULT_HTTP})"
+    )
+    p.add_argument(
+        "--sip", default=DEFAULT_SIP, help=f"HOST:PORT for SIP, or 'off' (default {DEFAULT_SIP})"
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
     return parser

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 DEFAULT_DB = "sqlite:///rtbridge.db"
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -15,7 +16,9 @@ def parse_hostport(value: str, *, what: str) -> tuple[str, int]:
     """``HOST:PORT`` with IPv6 in brackets (``[::1]:5060``); refuses anything else clearly."""
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
-        raise ValueError(f"{what}: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:5060), got {value!r}")
+        raise ValueError(
+            f"{what}: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:5060), got {value!r}"
+        )
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
@@ -33,10 +36,11 @@ class Settings:
     max_body: int = 64 * 1024
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, *, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
-        base = cls(db_url=env.get("RTBRIDGE_DB", DEFAULT_DB))
-        return replace(base, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+        if overrides.get("db_url") is None:
+            overrides["db_url"] = env.get("RTBRIDGE_DB", DEFAULT_DB)
+        return replace(cls(), **overrides)
 
     @property
     def http_address(self) -> tuple[str, int]:

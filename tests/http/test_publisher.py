@@ -7,12 +7,18 @@ import uuid as uuidlib
 
 import pytest
 from starlette.testclient import TestClient
-
-from tests.conftest import Clock, ClientFactory
+from tests.conftest import ClientFactory, Clock
 from tests.support.demo import DOMAIN, KEY_INBOUND, KEY_OPEN, KEY_STRICT, POOL, one_buyer_config
 
-RESERVED_FIELDS = {"uuid", "status", "retreaver_payout", "retreaver_seconds", "inbound_number",
-                   "sip_address", "expires_at"}  # fmt: skip
+RESERVED_FIELDS = {
+    "uuid",
+    "status",
+    "retreaver_payout",
+    "retreaver_seconds",
+    "inbound_number",
+    "sip_address",
+    "expires_at",
+}
 EXPIRES = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
@@ -37,26 +43,34 @@ def test_reserved_response_has_exactly_the_documented_fields(client: TestClient)
 
 def test_parameters_from_query_form_and_json_merge_with_body_winning(client: TestClient) -> None:
     # Query says one caller, the form body another: the body wins.
-    r = client.post(f"/rtbs.json?key={KEY_OPEN}&caller_number=12025550199",
-                    data={"caller_number": "+1 202-555-0102", "caller_state": "CA"})  # fmt: skip
+    r = client.post(
+        f"/rtbs.json?key={KEY_OPEN}&caller_number=12025550199",
+        data={"caller_number": "+1 202-555-0102", "caller_state": "CA"},
+    )
     assert r.status_code == 200
     looked = client.get(f"/rtbs/{r.json()['uuid']}.json", params={"key": KEY_OPEN}).json()
     assert looked["caller_number"] == "+12025550102"
     assert looked["tags"] == {"caller_state": "CA"}
-    r = client.post(f"/rtbs.json?caller_number=12025550177",
-                    json={"key": KEY_OPEN, "caller_number": 12025550103, "caller_zip": "10001"})  # fmt: skip
+    r = client.post(
+        "/rtbs.json?caller_number=12025550177",
+        json={"key": KEY_OPEN, "caller_number": 12025550103, "caller_zip": "10001"},
+    )
     looked = client.get(f"/rtbs/{r.json()['uuid']}.json", params={"key": KEY_OPEN}).json()
     assert looked["caller_number"] == "+12025550103"
     assert looked["tags"] == {"caller_zip": "10001"}
 
 
 def test_multipart_form_is_read(client: TestClient) -> None:
-    r = client.post("/rtbs.json", files={"key": (None, KEY_OPEN), "caller_number": (None, "2025550104")})
+    r = client.post(
+        "/rtbs.json", files={"key": (None, KEY_OPEN), "caller_number": (None, "2025550104")}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "reserved"
 
 
-@pytest.mark.parametrize("raw", ["12025550102", "+1 202-555-0102", "(202) 555-0102", "+12025550102"])
+@pytest.mark.parametrize(
+    "raw", ["12025550102", "+1 202-555-0102", "(202) 555-0102", "+12025550102"]
+)
 def test_caller_number_is_normalised_to_e164(client: TestClient, raw: str) -> None:
     body = ping(client, key=KEY_OPEN, caller_number=raw)
     looked = client.get(f"/rtbs/{body['uuid']}.json", params={"key": KEY_OPEN}).json()
@@ -64,7 +78,14 @@ def test_caller_number_is_normalised_to_e164(client: TestClient, raw: str) -> No
 
 
 def test_publisher_and_source_ids_are_stored_not_tags(client: TestClient) -> None:
-    body = ping(client, key=KEY_OPEN, caller_number="2025550105", publisher_id="sub-7", source_id="s-9", x="1")
+    body = ping(
+        client,
+        key=KEY_OPEN,
+        caller_number="2025550105",
+        publisher_id="sub-7",
+        source_id="s-9",
+        x="1",
+    )
     looked = client.get(f"/rtbs/{body['uuid']}.json", params={"key": KEY_OPEN}).json()
     assert looked["tags"] == {"x": "1"}
 
@@ -108,7 +129,9 @@ def test_inbound_without_caller_dynamic_sip_uri_last(client: TestClient) -> None
     assert body["sip_address"] == f"{body['uuid']}@{DOMAIN}"
 
 
-def test_caller_given_but_no_pool_falls_back_to_the_no_caller_order(make_client: ClientFactory) -> None:
+def test_caller_given_but_no_pool_falls_back_to_the_no_caller_order(
+    make_client: ClientFactory,
+) -> None:
     client = make_client(one_buyer_config(pool=""))
     body = ping(client, key=KEY_OPEN, caller_number="2025550106")
     assert body["inbound_number"] == f"sip:{body['uuid']}@{DOMAIN}"
@@ -120,13 +143,18 @@ def test_bad_inbound_number_is_refused(client: TestClient) -> None:
     assert r.json()["error"].startswith("inbound_number:")
 
 
-def test_pool_dids_are_not_shared_by_two_live_reservations_of_one_caller(make_client: ClientFactory) -> None:
-    client = make_client(one_buyer_config(pool='"+18339510260", "+18334583385"') + f"""
+def test_pool_dids_are_not_shared_by_two_live_reservations_of_one_caller(
+    make_client: ClientFactory,
+) -> None:
+    client = make_client(
+        one_buyer_config(pool='"+18339510260", "+18334583385"')
+        + f"""
 [[keys]]
 key = "{KEY_INBOUND}"
 publisher = "p1"
 campaign = "c1"
-""")
+"""
+    )
     a = ping(client, key=KEY_OPEN, caller_number="2025550107")
     b = ping(client, key=KEY_INBOUND, caller_number="2025550107")
     assert {a["inbound_number"], b["inbound_number"]} == {"+18339510260", "+18334583385"}
@@ -175,9 +203,15 @@ def test_auto_confirm_and_ttl(make_client: ClientFactory, clock: Clock) -> None:
     body = ping(client, key=KEY_OPEN, caller_number="2025550111")
     assert body["status"] == "confirmed" and "sip_address" in body
     clock.advance(29)
-    assert client.get(f"/rtbs/{body['uuid']}.json", params={"key": KEY_OPEN}).json()["status"] == "confirmed"
+    assert (
+        client.get(f"/rtbs/{body['uuid']}.json", params={"key": KEY_OPEN}).json()["status"]
+        == "confirmed"
+    )
     clock.advance(2)
-    assert client.get(f"/rtbs/{body['uuid']}.json", params={"key": KEY_OPEN}).json()["status"] == "expired"
+    assert (
+        client.get(f"/rtbs/{body['uuid']}.json", params={"key": KEY_OPEN}).json()["status"]
+        == "expired"
+    )
 
 
 # -- §3.5 buyer selection ---------------------------------------------------------------------------
@@ -189,7 +223,10 @@ def test_no_target_has_reason_and_no_addresses(make_client: ClientFactory) -> No
     assert body["status"] == "no-target"
     assert set(body) == {"uuid", "status", "reason"}
     assert body["reason"] == "filters-not-matched"
-    assert ping(client, key=KEY_OPEN, caller_number="2025550113", caller_state="ca")["status"] == "reserved"
+    assert (
+        ping(client, key=KEY_OPEN, caller_number="2025550113", caller_state="ca")["status"]
+        == "reserved"
+    )
 
 
 def test_no_target_pings_are_recorded(make_client: ClientFactory) -> None:
@@ -203,7 +240,9 @@ def test_no_target_pings_are_recorded(make_client: ClientFactory) -> None:
 
 
 def test_priority_then_daily_cap(make_client: ClientFactory) -> None:
-    client = make_client(one_buyer_config(buyer="priority = 2") + """
+    client = make_client(
+        one_buyer_config(buyer="priority = 2")
+        + """
 [[campaigns.buyers]]
 id = "b0"
 destination = "sip:first@127.0.0.1"
@@ -211,12 +250,18 @@ payout = 50.0
 seconds = 30
 priority = 1
 daily_cap = 2
-""")
-    payouts = [ping(client, key=KEY_OPEN, caller_number=f"20255501{20 + i}")["retreaver_payout"] for i in range(3)]
+"""
+    )
+    payouts = [
+        ping(client, key=KEY_OPEN, caller_number=f"20255501{20 + i}")["retreaver_payout"]
+        for i in range(3)
+    ]
     assert payouts == [50.0, 50.0, 12.5]
 
 
-def test_daily_cap_not_consumed_by_expired_or_cancelled(make_client: ClientFactory, clock: Clock) -> None:
+def test_daily_cap_not_consumed_by_expired_or_cancelled(
+    make_client: ClientFactory, clock: Clock
+) -> None:
     client = make_client(one_buyer_config(buyer="daily_cap = 1", key="ttl_seconds = 5"))
     first = ping(client, key=KEY_OPEN, caller_number="2025550130")
     assert ping(client, key=KEY_OPEN, caller_number="2025550131")["reason"] == "daily-cap-reached"
@@ -242,7 +287,9 @@ def test_confirm_then_cancel_releases_the_buyer(make_client: ClientFactory) -> N
     assert r.status_code == 409
 
 
-def test_confirm_after_expiry_reserves_again_or_says_no_target(make_client: ClientFactory, clock: Clock) -> None:
+def test_confirm_after_expiry_reserves_again_or_says_no_target(
+    make_client: ClientFactory, clock: Clock
+) -> None:
     client = make_client(one_buyer_config(buyer="concurrency = 1", key="ttl_seconds = 5"))
     body = ping(client, key=KEY_OPEN, caller_number="2025550150")
     clock.advance(6)
@@ -251,7 +298,11 @@ def test_confirm_after_expiry_reserves_again_or_says_no_target(make_client: Clie
     clock.advance(6)
     ping(client, key=KEY_OPEN, caller_number="2025550151")  # takes the only unit
     r = client.put(f"/rtbs/{body['uuid']}.json", data={"key": KEY_OPEN, "status": "confirmed"})
-    assert r.json() == {"uuid": body["uuid"], "status": "no-target", "reason": "concurrency-cap-reached"}
+    assert r.json() == {
+        "uuid": body["uuid"],
+        "status": "no-target",
+        "reason": "concurrency-cap-reached",
+    }
 
 
 def test_update_validation(client: TestClient) -> None:
@@ -274,7 +325,9 @@ def test_lookup_requires_the_owning_key(client: TestClient) -> None:
 # -- §3.7 expiry -----------------------------------------------------------------------------------
 
 
-def test_expiry_releases_the_buyer_and_lookup_says_expired(make_client: ClientFactory, clock: Clock) -> None:
+def test_expiry_releases_the_buyer_and_lookup_says_expired(
+    make_client: ClientFactory, clock: Clock
+) -> None:
     client = make_client(one_buyer_config(buyer="concurrency = 1", key="ttl_seconds = 10"))
     body = ping(client, key=KEY_OPEN, caller_number="2025550160")
     assert ping(client, key=KEY_OPEN, caller_number="2025550161")["status"] == "no-target"
@@ -297,11 +350,17 @@ def test_sweeper_writes_expired_with_history(make_client: ClientFactory, clock: 
     assert state.reservations.expire_due() == 1
     assert state.reservations.expire_due() == 0
     with state.engine.connect() as conn:
-        status = conn.execute(select(Reservation.status).where(Reservation.uuid == body["uuid"])).scalar()
-        history = conn.execute(
-            select(ReservationEvent.status)
-            .where(ReservationEvent.reservation_uuid == body["uuid"])
-            .order_by(ReservationEvent.id)
-        ).scalars().all()
+        status = conn.execute(
+            select(Reservation.status).where(Reservation.uuid == body["uuid"])
+        ).scalar()
+        history = (
+            conn.execute(
+                select(ReservationEvent.status)
+                .where(ReservationEvent.reservation_uuid == body["uuid"])
+                .order_by(ReservationEvent.id)
+            )
+            .scalars()
+            .all()
+        )
     assert status == "expired"
     assert history == ["reserved", "expired"]

@@ -42,23 +42,39 @@ def cluster() -> Iterator[str]:
     data = os.path.join(base, "data")
     port = free_port()
     subprocess.run(
-        _as_user([f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"], user),
-        check=True, capture_output=True,
-    )  # fmt: skip
+        _as_user(
+            [f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"], user
+        ),
+        check=True,
+        capture_output=True,
+    )
     opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
     subprocess.run(
-        _as_user([f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-w", "-l", f"{base}/log", "start"], user),
-        check=True, capture_output=True,
-    )  # fmt: skip
+        _as_user(
+            [f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-w", "-l", f"{base}/log", "start"], user
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         subprocess.run(
-            [f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "rtbridge"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                f"{bindir}/createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "rtbridge",
+            ],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/rtbridge"
     finally:
         subprocess.run(
             _as_user([f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], user),
             capture_output=True,
-        )  # fmt: skip
+        )
         shutil.rmtree(base, ignore_errors=True)

@@ -48,8 +48,9 @@ class Report:
         return out or ["no changes"]
 
     def summary(self) -> str:
-        return (f"{len(self.created)} created, {len(self.updated)} updated, "
-                f"{len(self.removed)} removed")  # fmt: skip
+        return (
+            f"{len(self.created)} created, {len(self.updated)} updated, {len(self.removed)} removed"
+        )
 
 
 def _describe_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -115,33 +116,85 @@ def apply_document(engine: Engine, doc: Document, *, dry_run: bool = False) -> R
         realm = _sync_domain(session, report, doc)
         keys = _wanted_keys(session, doc)
         if keys is not None:  # keys leave before the publishers and campaigns they point at
-            _sync(session, report, PostbackKey, "key", keys[0], _ident, show=keys[1].__getitem__,
-                  upsert=False)  # fmt: skip
+            _sync(
+                session,
+                report,
+                PostbackKey,
+                "key",
+                keys[0],
+                _ident,
+                show=keys[1].__getitem__,
+                upsert=False,
+            )
         if doc.trunks is not None:
-            _sync(session, report, Trunk, "trunk", {t.id: _trunk_row(t) for t in doc.trunks}, _ident)
+            _sync(
+                session, report, Trunk, "trunk", {t.id: _trunk_row(t) for t in doc.trunks}, _ident
+            )
         if doc.campaigns is not None:
-            _sync(session, report, Campaign, "campaign",
-                  {c.id: {"id": c.id} for c in doc.campaigns}, _ident, remove=False)  # fmt: skip
-            _sync(session, report, Buyer, "buyer", {b.id: _buyer_row(b) for b in doc.buyers}, _ident)
-            _sync(session, report, DidNumber, "DID",
-                  {n: {"number": n, "campaign_id": c.id} for c in doc.campaigns for n in c.numbers},
-                  lambda r: r.number)  # fmt: skip
+            _sync(
+                session,
+                report,
+                Campaign,
+                "campaign",
+                {c.id: {"id": c.id} for c in doc.campaigns},
+                _ident,
+                remove=False,
+            )
+            _sync(
+                session, report, Buyer, "buyer", {b.id: _buyer_row(b) for b in doc.buyers}, _ident
+            )
+            _sync(
+                session,
+                report,
+                DidNumber,
+                "DID",
+                {n: {"number": n, "campaign_id": c.id} for c in doc.campaigns for n in c.numbers},
+                lambda r: r.number,
+            )
         if doc.publishers is not None:
-            _sync(session, report, Publisher, "publisher",
-                  {p.id: {"id": p.id, "name": p.name} for p in doc.publishers}, _ident,
-                  remove=False)  # fmt: skip
+            _sync(
+                session,
+                report,
+                Publisher,
+                "publisher",
+                {p.id: {"id": p.id, "name": p.name} for p in doc.publishers},
+                _ident,
+                remove=False,
+            )
             _sync_publisher_children(session, report, doc, realm)
         if keys is not None:
-            _sync(session, report, PostbackKey, "key", keys[0], _ident, show=keys[1].__getitem__,
-                  remove=False)  # fmt: skip
+            _sync(
+                session,
+                report,
+                PostbackKey,
+                "key",
+                keys[0],
+                _ident,
+                show=keys[1].__getitem__,
+                remove=False,
+            )
+        # Before the removals below: the foreign keys would otherwise refuse them first.
+        _check_references(session, doc)
         if doc.campaigns is not None:
-            _sync(session, report, Campaign, "campaign",
-                  {c.id: {"id": c.id} for c in doc.campaigns}, _ident, upsert=False)  # fmt: skip
+            _sync(
+                session,
+                report,
+                Campaign,
+                "campaign",
+                {c.id: {"id": c.id} for c in doc.campaigns},
+                _ident,
+                upsert=False,
+            )
         if doc.publishers is not None:
-            _sync(session, report, Publisher, "publisher",
-                  {p.id: {"id": p.id, "name": p.name} for p in doc.publishers}, _ident,
-                  upsert=False)  # fmt: skip
-        _check_references(session)
+            _sync(
+                session,
+                report,
+                Publisher,
+                "publisher",
+                {p.id: {"id": p.id, "name": p.name} for p in doc.publishers},
+                _ident,
+                upsert=False,
+            )
         if report.changed:
             bump_version(session)
         if dry_run:
@@ -166,10 +219,12 @@ def _sync_domain(session: Session, report: Report, doc: Document) -> str:
     elif row.value != doc.sip_domain:
         if doc.publishers is None and session.exec(select(SipCredential.id)).first() is not None:
             # HA1 binds the realm: stored digests cannot be re-hashed without the passwords.
-            raise ConfigError([
-                "sip.domain: changing the domain invalidates the stored SIP credentials (hashed "
-                "for the old realm); list [[publishers]] with their passwords in the same file"
-            ])
+            raise ConfigError(
+                [
+                    "sip.domain: changing the domain invalidates the stored SIP credentials (hashed "
+                    "for the old realm); list [[publishers]] with their passwords in the same file"
+                ]
+            )
         report.updated.append(f"sip.domain ({row.value} -> {doc.sip_domain})")
         row.value = doc.sip_domain
         session.add(row)
@@ -180,32 +235,65 @@ def _trunk_row(t: TrunkSpec) -> dict[str, Any]:
     ha1_md5 = None
     if t.password and t.username and t.realm:
         ha1_md5 = ha1(t.username, t.realm, t.password, "MD5")
-    return {"id": t.id, "ips": list(t.ips), "uri": t.uri, "auth_username": t.username,
-            "auth_realm": t.realm, "auth_ha1_md5": ha1_md5}  # fmt: skip
+    return {
+        "id": t.id,
+        "ips": list(t.ips),
+        "uri": t.uri,
+        "auth_username": t.username,
+        "auth_realm": t.realm,
+        "auth_ha1_md5": ha1_md5,
+    }
 
 
 def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
-    return {"id": b.id, "campaign_id": b.campaign, "destination": b.destination,
-            "payout": b.payout, "seconds": b.seconds, "concurrency": b.concurrency,
-            "daily_cap": b.daily_cap, "priority": b.priority, "weight": b.weight,
-            "hours": b.hours, "filters": b.filters, "trunk_id": b.trunk}  # fmt: skip
+    return {
+        "id": b.id,
+        "campaign_id": b.campaign,
+        "destination": b.destination,
+        "payout": b.payout,
+        "seconds": b.seconds,
+        "concurrency": b.concurrency,
+        "daily_cap": b.daily_cap,
+        "priority": b.priority,
+        "weight": b.weight,
+        "hours": b.hours,
+        "filters": b.filters,
+        "trunk_id": b.trunk,
+    }
 
 
 def _sync_publisher_children(session: Session, report: Report, doc: Document, realm: str) -> None:
     assert doc.publishers is not None
     ips = {
-        (p.id, ip.cidr): {"publisher_id": p.id, "cidr": ip.cidr, "note": ip.note,
-                          "expires_at": ip.expires_at}
-        for p in doc.publishers for ip in p.ips
-    }  # fmt: skip
+        (p.id, ip.cidr): {
+            "publisher_id": p.id,
+            "cidr": ip.cidr,
+            "note": ip.note,
+            "expires_at": ip.expires_at,
+        }
+        for p in doc.publishers
+        for ip in p.ips
+    }
     creds = {
-        c.username: {"publisher_id": p.id, "username": c.username, "realm": realm,
-                     "ha1_md5": ha1(c.username, realm, c.password, "MD5"),
-                     "ha1_sha256": ha1(c.username, realm, c.password, "SHA-256")}
-        for p in doc.publishers for c in p.credentials
-    }  # fmt: skip
-    _sync(session, report, AllowlistEntry, "allowlist entry", ips,
-          lambda r: (r.publisher_id, r.cidr), show=lambda k: f"{k[1]} of {k[0]}")  # fmt: skip
+        c.username: {
+            "publisher_id": p.id,
+            "username": c.username,
+            "realm": realm,
+            "ha1_md5": ha1(c.username, realm, c.password, "MD5"),
+            "ha1_sha256": ha1(c.username, realm, c.password, "SHA-256"),
+        }
+        for p in doc.publishers
+        for c in p.credentials
+    }
+    _sync(
+        session,
+        report,
+        AllowlistEntry,
+        "allowlist entry",
+        ips,
+        lambda r: (r.publisher_id, r.cidr),
+        show=lambda k: f"{k[1]} of {k[0]}",
+    )
     _sync(session, report, SipCredential, "SIP credential", creds, lambda r: r.username)
 
 
@@ -216,30 +304,55 @@ def _wanted_keys(
     if doc.keys is None:
         return None
     wanted = {
-        hash_key(k.key): {"id": hash_key(k.key), "hint": k.key[:8] + "…",
-                          "publisher_id": k.publisher, "campaign_id": k.campaign,
-                          "allow_missing_caller_number": k.allow_missing_caller_number,
-                          "inbound_number": k.inbound_number, "ttl_seconds": k.ttl_seconds,
-                          "auto_confirm": k.auto_confirm, "response_root": k.response_root,
-                          "paused": k.paused}
+        hash_key(k.key): {
+            "id": hash_key(k.key),
+            "hint": k.key[:8] + "…",
+            "publisher_id": k.publisher,
+            "campaign_id": k.campaign,
+            "allow_missing_caller_number": k.allow_missing_caller_number,
+            "inbound_number": k.inbound_number,
+            "ttl_seconds": k.ttl_seconds,
+            "auto_confirm": k.auto_confirm,
+            "response_root": k.response_root,
+            "paused": k.paused,
+        }
         for k in doc.keys
-    }  # fmt: skip
-    hints = {r.id: r.hint for r in session.exec(select(PostbackKey))}
-    hints.update({h: v["hint"] for h, v in wanted.items()})
+    }
+    hints: dict[str, str] = {r.id: r.hint for r in session.exec(select(PostbackKey))}
+    hints.update({h: str(v["hint"]) for h, v in wanted.items()})
     return wanted, hints
 
 
-def _check_references(session: Session) -> None:
+def _check_references(session: Session, doc: Document) -> None:
     """Refuse a file whose removals would orphan rows it did not mention (e.g. a campaign
     removed while a key the file leaves alone still points at it)."""
     problems = []
-    campaigns = set(session.exec(select(Campaign.id)))
-    publishers = set(session.exec(select(Publisher.id)))
+    campaigns = (
+        {c.id for c in doc.campaigns}
+        if doc.campaigns is not None
+        else set(session.exec(select(Campaign.id)))
+    )
+    publishers = (
+        {p.id for p in doc.publishers}
+        if doc.publishers is not None
+        else set(session.exec(select(Publisher.id)))
+    )
     for key in session.exec(select(PostbackKey)):
         if key.campaign_id not in campaigns:
             problems.append(f"keys: key {key.hint} still uses removed campaign {key.campaign_id!r}")
         if key.publisher_id not in publishers:
-            problems.append(f"keys: key {key.hint} still uses removed publisher {key.publisher_id!r}")
+            problems.append(
+                f"keys: key {key.hint} still uses removed publisher {key.publisher_id!r}"
+            )
+    # Trunks are synced by now, so this sees the file's trunks (or the stored ones if omitted).
+    trunks = set(session.exec(select(Trunk.id)))
+    for buyer in session.exec(select(Buyer)):
+        if buyer.trunk_id is not None and buyer.trunk_id not in trunks:
+            problems.append(
+                f"trunks: buyer {buyer.id!r} still uses removed trunk {buyer.trunk_id!r}"
+            )
+        elif buyer.trunk_id is None and not buyer.destination.startswith("sip") and not trunks:
+            problems.append(f"trunks: buyer {buyer.id!r} dials a number and needs a trunk")
     if problems:
         session.rollback()
         raise ConfigError(problems)

@@ -13,7 +13,9 @@ from rtbridge.domain.numbers import is_e164
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _USERNAME = re.compile(r"[A-Za-z0-9_.\-+]{1,128}")
-_DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?")
+_DOMAIN = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+)
 MIN_PASSWORD = 12
 
 

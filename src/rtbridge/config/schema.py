@@ -115,7 +115,14 @@ class _Reader:
             errors.append(f"{path}: must be a table")
         self.seen: set[str] = set()
 
-    def get(self, name: str, check: Callable[[Any], T], default: T | None = None, *, required: bool = False) -> T | None:
+    def get(
+        self,
+        name: str,
+        check: Callable[[Any], T],
+        default: T | None = None,
+        *,
+        required: bool = False,
+    ) -> T | None:
         self.seen.add(name)
         if name not in self.table:
             if required and self.ok:
@@ -164,7 +171,11 @@ def _filters(value: Any) -> dict[str, list[str]]:
     for tag, allowed in value.items():
         if isinstance(allowed, str):
             allowed = [allowed]
-        if not isinstance(allowed, list) or not allowed or not all(isinstance(a, str) for a in allowed):
+        if (
+            not isinstance(allowed, list)
+            or not allowed
+            or not all(isinstance(a, str) for a in allowed)
+        ):
             raise f.FieldError(f"{tag}: must be a non-empty array of strings")
         out[tag] = list(allowed)
     return out
@@ -183,7 +194,7 @@ def _unique(errors: list[str], what: str, items: list[tuple[str, str]]) -> None:
 def _trunk(errors: list[str], i: int, raw: Any) -> TrunkSpec | None:
     r = _Reader(errors, f"trunks[{i}]", raw)
     tid = r.get("id", f.identifier, required=True)
-    ips = r.get("ips", _list_of(f.cidr), ())
+    ips = r.get("ips", _list_of(f.cidr)) or ()
     uri = r.get("uri", f.string, required=True)
     if uri is not None and ("{number}" not in uri or not uri.startswith(("sip:", "sips:"))):
         errors.append(f"trunks[{i}].uri: must be a sip: URI template containing {{number}}")
@@ -191,8 +202,10 @@ def _trunk(errors: list[str], i: int, raw: Any) -> TrunkSpec | None:
     password = r.get("password", lambda v: f.string(v, max_len=256))
     realm = r.get("realm", f.string)
     if password is not None and (username is None or realm is None):
-        errors.append(f"trunks[{i}]: username and realm are required with password "
-                      "(outbound digest is stored as HA1 for that realm)")
+        errors.append(
+            f"trunks[{i}]: username and realm are required with password "
+            "(outbound digest is stored as HA1 for that realm)"
+        )
     r.done()
     if tid is None or uri is None:
         return None
@@ -210,20 +223,32 @@ def _buyer(errors: list[str], path: str, campaign: str, raw: Any) -> BuyerSpec |
     priority = r.get("priority", lambda v: f.integer(v, minimum=0), 1)
     weight = r.get("weight", lambda v: f.integer(v, minimum=1), 1)
     hours = r.get("hours", f.hours)
-    filters = r.get("filters", _filters, {})
+    filters: dict[str, list[str]] = r.get("filters", _filters) or {}
     trunk = r.get("trunk", f.identifier)
     r.done()
     if bid is None or dest is None or payout is None or seconds is None:
         return None
-    return BuyerSpec(bid, campaign, dest, payout, seconds, concurrency, daily_cap,
-                     priority or 0, weight or 1, hours, filters or {}, trunk)  # fmt: skip
+    return BuyerSpec(
+        bid,
+        campaign,
+        dest,
+        payout,
+        seconds,
+        concurrency,
+        daily_cap,
+        priority or 0,
+        weight or 1,
+        hours,
+        filters or {},
+        trunk,
+    )
 
 
 def _campaign(errors: list[str], i: int, raw: Any) -> CampaignSpec | None:
     path = f"campaigns[{i}]"
     r = _Reader(errors, path, raw)
     cid = r.get("id", f.identifier, required=True)
-    numbers = r.get("numbers", _list_of(f.e164), ())
+    numbers = r.get("numbers", _list_of(f.e164)) or ()
     buyers = [
         _buyer(errors, f"{path}.buyers[{j}]", cid or "?", b)
         for j, b in enumerate(_array(errors, f"{path}.buyers", r.table.get("buyers")))
@@ -268,8 +293,8 @@ def _publisher(errors: list[str], i: int, raw: Any) -> PublisherSpec | None:
     r = _Reader(errors, f"publishers[{i}]", raw)
     pid = r.get("id", f.identifier, required=True)
     name = r.get("name", f.string)
-    ips = r.get("ips", _list_of(_ip), ())
-    creds = r.get("credentials", _list_of(_credential), ())
+    ips = r.get("ips", _list_of(_ip)) or ()
+    creds = r.get("credentials", _list_of(_credential)) or ()
     r.done()
     if pid is None:
         return None
@@ -292,11 +317,15 @@ def _key(errors: list[str], i: int, raw: Any) -> KeySpec | None:
     r.done()
     if key is None or publisher is None or campaign is None:
         return None
-    return KeySpec(key, publisher, campaign, bool(allow), inbound, ttl or 60, bool(auto), root, bool(paused))
+    return KeySpec(
+        key, publisher, campaign, bool(allow), inbound, ttl or 60, bool(auto), root, bool(paused)
+    )
 
 
 def _section(
-    errors: list[str], data: Mapping[str, Any], name: str,
+    errors: list[str],
+    data: Mapping[str, Any],
+    name: str,
     read: Callable[[list[str], int, Any], T | None],
 ) -> tuple[T, ...] | None:
     """Every entry of an array-of-tables section, or None when the file leaves it out."""
@@ -309,7 +338,9 @@ def _section(
 _SECTIONS = ("sip", "trunks", "campaigns", "publishers", "keys")
 
 
-def parse_document(data: Mapping[str, Any], *, existing: Mapping[str, set[str]] | None = None) -> Document:
+def parse_document(
+    data: Mapping[str, Any], *, existing: Mapping[str, set[str]] | None = None
+) -> Document:
     """Validate a parsed TOML document. ``existing`` holds ids already in the database
     (``publishers``, ``campaigns``, ``trunks``) for references to sections the file omits."""
     errors: list[str] = []
@@ -347,23 +378,55 @@ def _cross_check(
         _unique(errors, "trunk id", [(f"trunks[{i}].id", t.id) for i, t in enumerate(trunks)])
     trunk_ids = {t.id for t in trunks} if trunks is not None else existing.get("trunks", set())
     if campaigns is not None:
-        _unique(errors, "campaign id", [(f"campaigns[{i}].id", c.id) for i, c in enumerate(campaigns)])
-        _unique(errors, "DID", [(f"campaigns[{i}].numbers", n) for i, c in enumerate(campaigns) for n in c.numbers])
-        _unique(errors, "buyer id", [(f"campaigns[{i}].buyers[{j}].id", b.id) for i, c in enumerate(campaigns) for j, b in enumerate(c.buyers)])
+        _unique(
+            errors, "campaign id", [(f"campaigns[{i}].id", c.id) for i, c in enumerate(campaigns)]
+        )
+        _unique(
+            errors,
+            "DID",
+            [(f"campaigns[{i}].numbers", n) for i, c in enumerate(campaigns) for n in c.numbers],
+        )
+        _unique(
+            errors,
+            "buyer id",
+            [
+                (f"campaigns[{i}].buyers[{j}].id", b.id)
+                for i, c in enumerate(campaigns)
+                for j, b in enumerate(c.buyers)
+            ],
+        )
         for i, c in enumerate(campaigns):
             for j, b in enumerate(c.buyers):
                 path = f"campaigns[{i}].buyers[{j}]"
                 if b.trunk is not None and b.trunk not in trunk_ids:
                     errors.append(f"{path}.trunk: no trunk {b.trunk!r}")
                 if not b.destination.startswith("sip") and b.trunk is None and not trunk_ids:
-                    errors.append(f"{path}.destination: a phone number needs a trunk; add [[trunks]]")
-    campaign_ids = {c.id for c in campaigns} if campaigns is not None else existing.get("campaigns", set())
+                    errors.append(
+                        f"{path}.destination: a phone number needs a trunk; add [[trunks]]"
+                    )
+    campaign_ids = (
+        {c.id for c in campaigns} if campaigns is not None else existing.get("campaigns", set())
+    )
     if publishers is not None:
-        _unique(errors, "publisher id", [(f"publishers[{i}].id", p.id) for i, p in enumerate(publishers)])
-        _unique(errors, "SIP username", [(f"publishers[{i}].credentials", c.username) for i, p in enumerate(publishers) for c in p.credentials])
+        _unique(
+            errors,
+            "publisher id",
+            [(f"publishers[{i}].id", p.id) for i, p in enumerate(publishers)],
+        )
+        _unique(
+            errors,
+            "SIP username",
+            [
+                (f"publishers[{i}].credentials", c.username)
+                for i, p in enumerate(publishers)
+                for c in p.credentials
+            ],
+        )
         for i, p in enumerate(publishers):
             _unique(errors, "CIDR", [(f"publishers[{i}].ips", ip.cidr) for ip in p.ips])
-    publisher_ids = {p.id for p in publishers} if publishers is not None else existing.get("publishers", set())
+    publisher_ids = (
+        {p.id for p in publishers} if publishers is not None else existing.get("publishers", set())
+    )
     if keys is not None:
         _unique(errors, "key", [(f"keys[{i}].key", k.key) for i, k in enumerate(keys)])
         for i, k in enumerate(keys):

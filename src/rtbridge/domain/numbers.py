@@ -32,9 +32,8 @@ def normalise_e164(raw: str, *, field: str) -> str:
         raise InvalidInput(f"{field}: not an E.164 number (digits and an optional leading + only)")
     explicit_plus = compact.startswith("+") or raw[:1] == " "
     digits = compact.lstrip("+")
-    if not explicit_plus:
-        if len(digits) == 10 and digits[0] in "23456789":
-            digits = "1" + digits
+    if not explicit_plus and len(digits) == 10 and digits[0] in "23456789":
+        digits = "1" + digits
     if not _MIN_DIGITS <= len(digits) <= _MAX_DIGITS:
         raise InvalidInput(
             f"{field}: not an E.164 number ({_MIN_DIGITS} to {_MAX_DIGITS} digits expected)"

@@ -54,6 +54,10 @@ def _number(params: Mapping[str, object], name: str) -> str | None:
     raw = params.get(name)
     if raw is None:
         return None
+    if isinstance(raw, float):
+        # str(12025550102.0) is "12025550102.0": its "." is a separator to normalise_e164, so
+        # the number would silently gain a digit. JSON integers are fine; floats are not numbers.
+        raise InvalidInput(f"{name}: must be a string")
     text = _scalar(name, raw, limit=MAX_LABEL)
     # Not stripped first: a leading space is an unescaped '+' from a query string.
     return normalise_e164(text, field=name) if text.strip() else None

@@ -62,7 +62,6 @@ def create_app(settings: Settings, **reservation_options: Any) -> Starlette:
 
     return Starlette(
         routes=[*publisher.routes, *health.routes],
-        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -11,7 +11,8 @@ from rtbridge import __version__
 from rtbridge.domain import lifecycle as st
 from rtbridge.http.responses import json_response
 from rtbridge.http.state import AppState
-from rtbridge.storage.reservations import RES
+from rtbridge.storage.reservations import LIVE
+from rtbridge.storage.sql import transaction
 from rtbridge.storage.transactions import utcnow
 
 
@@ -26,22 +27,21 @@ async def health(request: Request) -> Response:
         await state.run(probe)
     except Exception as exc:  # any driver error means "not healthy", said plainly
         return json_response({"status": "error", "database": str(exc)[:200]}, status=503)
-    return json_response({"status": "ok", "version": __version__, "database": state.engine.dialect.name})
+    return json_response(
+        {"status": "ok", "version": __version__, "database": state.engine.dialect.name}
+    )
 
 
 async def metrics(request: Request) -> Response:
     state: AppState = request.state.app
 
     def live_counts() -> dict[str, int]:
-        now = utcnow()
-        with state.engine.connect() as conn:
-            rows = conn.execute(
-                select(RES.c.status, func.count())
-                .where(RES.c.status.in_((*st.UNCLAIMED, *st.IN_CALL)))
-                .where((RES.c.expires_at > now) | RES.c.status.in_(st.IN_CALL))
-                .group_by(RES.c.status)
-            ).all()
-        return dict(rows)
+        with transaction(state.engine, write=False) as db:
+            rows = db.rows(
+                f"SELECT status, count(*) AS n FROM reservation WHERE {LIVE} GROUP BY status",
+                {"now": db.ts(utcnow())},
+            )
+        return {r["status"]: r["n"] for r in rows}
 
     live = await state.run(live_counts)
     lines = [
@@ -49,7 +49,9 @@ async def metrics(request: Request) -> Response:
         "# TYPE rtbridge_reservations_total counter",
     ]
     for (status, shielded), n in sorted(state.metrics.reservations.items()):
-        lines.append(f'rtbridge_reservations_total{{status="{status}",ping_shield="{str(shielded).lower()}"}} {n}')
+        lines.append(
+            f'rtbridge_reservations_total{{status="{status}",ping_shield="{str(shielded).lower()}"}} {n}'
+        )
     lines += [
         "# HELP rtbridge_reservations_expired_total Reservations the sweeper expired.",
         "# TYPE rtbridge_reservations_expired_total counter",

@@ -69,7 +69,11 @@ async def request_params(request: Request, limit: int) -> dict[str, Any]:
     if not body.strip():
         return params
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json" or ctype.endswith("+json") or (not ctype and body.lstrip()[:1] in (b"{", b"[")):
+    if (
+        ctype == "application/json"
+        or ctype.endswith("+json")
+        or (not ctype and body.lstrip()[:1] in (b"{", b"["))
+    ):
         params.update(_json_object(body))
     elif ctype == "multipart/form-data":
         params.update(await _multipart(request, body))

@@ -32,7 +32,7 @@ async def ping(request: Request) -> Response:
     state: AppState = request.state.app
     params = await request_params(request, state.settings.max_body)
     ping_request = parse_ping(params)
-    outcome = await state.run(state.reservations.ping, ping_request)
+    outcome = await state.ping(ping_request)
     return _respond(state, outcome)
 
 
@@ -50,7 +50,9 @@ async def update(request: Request) -> Response:
     params: dict[str, Any] = await request_params(request, state.settings.max_body)
     key = parse_key(params)
     status = params.get("status")
-    outcome = await state.run(state.reservations.update, uuid, key, status if isinstance(status, str) else None)
+    outcome = await state.run(
+        state.reservations.update, uuid, key, status if isinstance(status, str) else None
+    )
     return _respond(state, outcome)
 
 

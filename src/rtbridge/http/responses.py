@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
@@ -16,7 +16,9 @@ from rtbridge.storage.reservations import Outcome
 
 def iso_utc(value: datetime) -> str:
     """``2026-06-17T14:32:05.000Z``: UTC, milliseconds, ``Z`` (SPEC §3.1)."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _default(value: Any) -> Any:

@@ -10,9 +10,11 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from sqlalchemy import Engine
 
+from rtbridge.domain.ping import PingRequest
+from rtbridge.http.batching import PingBatcher
 from rtbridge.settings import Settings
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.reservations import Reservations
+from rtbridge.storage.reservations import Outcome, Reservations
 
 T = TypeVar("T")
 
@@ -36,6 +38,18 @@ class AppState:
     reservations: Reservations
     metrics: Metrics
     inline_db: bool  # SQLite: run DB work on the event loop (µs-scale, serialised anyway)
+    pings: PingBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pings = PingBatcher(lambda reqs: self.run(self.reservations.ping_many, reqs))
+
+    async def ping(self, request: PingRequest) -> Outcome:
+        """SQLite: group commit on the loop (writes are serialised there anyway). PostgreSQL:
+        one ping per transaction in a worker thread, so pings for different campaigns run in
+        parallel on separate connections."""
+        if self.inline_db:
+            return await self.pings.submit(request)
+        return await self.run(self.reservations.ping, request)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking storage call: inline on SQLite, in a worker thread on PostgreSQL,

@@ -12,8 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, update
-from sqlalchemy import select as core_select
+from sqlalchemy import Engine, text, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
@@ -67,7 +66,7 @@ class Catalog:
 
 
 def read_version(conn: Connection) -> int:
-    value = conn.execute(core_select(Setting.value).where(Setting.name == VERSION_SETTING)).scalar()
+    value = conn.execute(text("SELECT value FROM setting WHERE name = :n"), {"n": VERSION_SETTING}).scalar()
     return int(value) if value is not None else 0
 
 

@@ -114,8 +114,7 @@ class Reservation(SQLModel, table=True):
     """The answer to one ping, ``no-target`` ones included (they are the RTB log)."""
 
     __table_args__ = (
-        Index("ix_reservation_buyer_status", "buyer_id", "status"),
-        Index("ix_reservation_buyer_created", "buyer_id", "created_at"),
+        Index("ix_reservation_buyer_status_created", "buyer_id", "status", "created_at"),
         Index("ix_reservation_caller_status", "caller_number", "status"),
         Index("ix_reservation_status_expires", "status", "expires_at"),
         Index("ix_reservation_did_caller", "inbound_number", "caller_number"),

@@ -6,32 +6,57 @@ from __future__ import annotations
 
 import random
 import uuid as uuidlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine
 
 from rtbridge.domain import lifecycle as st
-from rtbridge.domain.errors import Conflict, InvalidInput, NotFound, PausedKey, UnknownKey
+from rtbridge.domain.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PausedKey,
+    RtbError,
+    UnknownKey,
+)
 from rtbridge.domain.inbound import choose_inbound
 from rtbridge.domain.ping import PingRequest
 from rtbridge.domain.selection import Chosen, NoTarget, Usage, choose_buyer, ineligibility
-from rtbridge.storage.catalog import Catalog, CampaignInfo, CatalogCache
-from rtbridge.storage.models import CallRecord, PostbackKey, Reservation, ReservationEvent
-from rtbridge.storage.transactions import lock_campaign, utcnow, write_transaction
+from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache
+from rtbridge.storage.models import PostbackKey
+from rtbridge.storage.sql import Db, transaction
+from rtbridge.storage.transactions import lock_campaign_raw, utcnow
 
-RES: Table = Reservation.__table__  # type: ignore[attr-defined]
-EVENTS: Table = ReservationEvent.__table__  # type: ignore[attr-defined]
-CALLS: Table = CallRecord.__table__  # type: ignore[attr-defined]
 REASON_NO_FREE_DID = "no-free-did"
+
+# "Holds a unit of its buyer now" (lifecycle.holds_buyer) as SQL.
+LIVE = (
+    "(status IN ('claimed', 'connected') "
+    "OR (status IN ('reserved', 'confirmed') AND expires_at > :now))"
+)
+_COLUMNS = (
+    "uuid, key_id, status, reason, caller_number, inbound_number, tags, payout, "
+    "seconds, buyer_id, created_at, expires_at"
+)
+_INSERT = (
+    "INSERT INTO reservation (uuid, key_id, publisher_id, campaign_id, buyer_id, status, reason, "
+    "caller_number, inbound_number, source_publisher_id, source_id, tags, payout, seconds, "
+    "created_at, expires_at, updated_at) VALUES (:uuid, :key_id, :publisher_id, :campaign_id, "
+    ":buyer_id, :status, :reason, :caller_number, :inbound_number, :source_publisher_id, "
+    ":source_id, :tags, :payout, :seconds, :created_at, :expires_at, :created_at)"
+)
+_EVENT = (
+    "INSERT INTO reservationevent (reservation_uuid, status, at, detail) "
+    "VALUES (:uuid, :status, :at, :detail)"
+)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """A reservation as the publisher sees it; ``http.publisher`` renders it."""
+    """A reservation as the publisher sees it; ``http.responses`` renders it."""
 
     uuid: str
     status: str
@@ -46,47 +71,41 @@ class Outcome:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _record_event(conn: Connection, uuid: str, status: str, at: datetime, detail: str | None) -> None:
-    conn.execute(insert(EVENTS).values(reservation_uuid=uuid, status=status, at=at, detail=detail))
+def record_event(db: Db, uuid: str, status: str, at: datetime, detail: str | None) -> None:
+    db.execute(_EVENT, {"uuid": uuid, "status": status, "at": db.ts(at), "detail": detail})
 
 
-def _live_condition(now: datetime) -> Any:
-    """Rows that hold a unit of their buyer now (lifecycle.holds_buyer, as SQL)."""
-    return or_(
-        RES.c.status.in_(st.IN_CALL),
-        and_(RES.c.status.in_(st.UNCLAIMED), RES.c.expires_at > now),
-    )
-
-
-def _usage(conn: Connection, campaign: CampaignInfo, now: datetime, exclude: str | None = None) -> dict[str, Usage]:
-    ids = [b.rule.id for b in campaign.buyers]
-    live_q = (
-        select(RES.c.buyer_id, func.count())
-        .where(RES.c.buyer_id.in_(ids), _live_condition(now))
-        .group_by(RES.c.buyer_id)
-    )
-    if exclude:
-        live_q = live_q.where(RES.c.uuid != exclude)
-    live = dict(conn.execute(live_q).all())
-    today: dict[str, int] = {}
-    capped = [b.rule.id for b in campaign.buyers if b.rule.daily_cap is not None]
+def buyer_usage(
+    db: Db, campaign: CampaignInfo, now: datetime, exclude: str = ""
+) -> dict[str, Usage]:
+    """Live units and today's count for the campaign's capped buyers. Uncapped buyers need no
+    count; for capped ones the index (buyer_id, status, created_at) keeps the scan bounded
+    by the cap itself, since a buyer never holds more than its cap."""
+    usage = {b.rule.id: Usage() for b in campaign.buyers}
+    capped = [b.rule for b in campaign.buyers if b.rule.concurrency is not None]
+    params: dict[str, Any] = {"now": db.ts(now), "exclude": exclude}
     if capped:
-        # The UTC day; a buyer's cap resets at 00:00 UTC whatever its hours' zone.
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        today_q = (
-            select(RES.c.buyer_id, func.count())
-            .where(
-                RES.c.buyer_id.in_(capped),
-                RES.c.created_at >= start,
-                RES.c.status.in_(st.COUNTS_TODAY),
-                or_(RES.c.status.notin_(st.UNCLAIMED), RES.c.expires_at > now),
-            )
-            .group_by(RES.c.buyer_id)
-        )
-        if exclude:
-            today_q = today_q.where(RES.c.uuid != exclude)
-        today = dict(conn.execute(today_q).all())
-    return {i: Usage(live=live.get(i, 0), today=today.get(i, 0)) for i in ids}
+        ids = db.in_list("b", [r.id for r in capped], params)
+        for row in db.rows(
+            f"SELECT buyer_id, count(*) AS n FROM reservation WHERE buyer_id IN {ids} "
+            f"AND {LIVE} AND uuid <> :exclude GROUP BY buyer_id",
+            params,
+        ):
+            usage[row["buyer_id"]] = Usage(live=row["n"])
+    daily = [b.rule for b in campaign.buyers if b.rule.daily_cap is not None]
+    if daily:
+        # The UTC day: a buyer's cap resets at 00:00 UTC whatever its hours' zone.
+        params["start"] = db.ts(now.replace(hour=0, minute=0, second=0, microsecond=0))
+        ids = db.in_list("d", [r.id for r in daily], params)
+        for row in db.rows(
+            f"SELECT buyer_id, count(*) AS n FROM reservation WHERE buyer_id IN {ids} "
+            "AND status IN ('reserved', 'confirmed', 'claimed', 'connected', 'completed', 'failed') "
+            "AND created_at >= :start AND uuid <> :exclude "
+            "AND (status NOT IN ('reserved', 'confirmed') OR expires_at > :now) GROUP BY buyer_id",
+            params,
+        ):
+            usage[row["buyer_id"]] = Usage(live=usage[row["buyer_id"]].live, today=row["n"])
+    return usage
 
 
 class Reservations:
@@ -105,12 +124,11 @@ class Reservations:
         self.clock = clock
         self.rng = rng or random.Random()
 
-    # -- the key -----------------------------------------------------------------------------
-    def _key(self, catalog: Catalog, raw_key: str) -> PostbackKey:
+    def _key(self, catalog: Catalog, raw_key: str, *, allow_paused: bool = False) -> PostbackKey:
         key = catalog.key(raw_key)
         if key is None:
             raise UnknownKey("key: unknown postback key")
-        if key.paused:
+        if key.paused and not allow_paused:
             raise PausedKey("key: this postback key is paused")
         return key
 
@@ -119,196 +137,310 @@ class Reservations:
 
     # -- ping --------------------------------------------------------------------------------
     def ping(self, req: PingRequest) -> Outcome:
+        result = self.ping_many([req])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def ping_many(self, requests: Sequence[PingRequest]) -> list[Outcome | RtbError]:
+        """Answer several pings in one transaction, in order (group commit).
+
+        Each sees the reservations of those before it, so caps hold exactly as if they ran
+        one by one; the commit, the dearest step on SQLite, is paid once. A ping the rules
+        refuse gets its error in its slot and does not disturb the others."""
         catalog = self.catalog.get()
-        key = self._key(catalog, req.key)
-        req.require_caller(key.allow_missing_caller_number)
-        campaign = self._campaign(catalog, key)
+        results: list[Outcome | RtbError | None] = [None] * len(requests)
+        accepted: list[tuple[int, PingRequest, PostbackKey, CampaignInfo]] = []
+        for i, req in enumerate(requests):
+            try:
+                key = self._key(catalog, req.key)
+                req.require_caller(key.allow_missing_caller_number)
+            except RtbError as exc:
+                results[i] = exc
+                continue
+            accepted.append((i, req, key, self._campaign(catalog, key)))
+        if accepted:
+            # Campaign locks in one order in every process, so batches cannot deadlock.
+            accepted.sort(key=lambda item: item[3].id)
+            with transaction(self.engine, write=True) as db:
+                locked: set[str] = set()
+                for i, req, key, campaign in accepted:
+                    if campaign.id not in locked:
+                        lock_campaign_raw(db, campaign.id)
+                        locked.add(campaign.id)
+                    results[i] = self._ping(db, catalog, key, campaign, req)
+        return [r for r in results if r is not None]
+
+    def _ping(
+        self, db: Db, catalog: Catalog, key: PostbackKey, campaign: CampaignInfo, req: PingRequest
+    ) -> Outcome:
         uuid = str(uuidlib.uuid4())
-        with write_transaction(self.engine) as conn:
-            lock_campaign(conn, campaign.id)
-            now = self.clock()
-            taken: set[str] = set()
-            if req.caller_number is not None:
-                shielded = self._shield(conn, catalog, key, req.caller_number, now, taken)
-                if shielded is not None:
-                    return shielded
-            usage = _usage(conn, campaign, now)
-            choice = choose_buyer(campaign.rules, usage, req.tags, now, self.rng)
-            base = {
-                "uuid": uuid, "key_id": key.id, "publisher_id": key.publisher_id,
-                "campaign_id": campaign.id, "caller_number": req.caller_number,
-                "source_publisher_id": req.publisher_id, "source_id": req.source_id,
-                "tags": dict(req.tags), "created_at": now, "updated_at": now,
-            }  # fmt: skip
-            inbound = None
-            if isinstance(choice, Chosen):
-                inbound = choose_inbound(
-                    uuid=uuid, sip_domain=catalog.sip_domain, caller_number=req.caller_number,
-                    pool=campaign.pool, taken_for_caller=taken,
-                    requested=req.inbound_number, key_inbound=key.inbound_number,
-                )  # fmt: skip
-                if inbound is None:
-                    choice = NoTarget(REASON_NO_FREE_DID)
-            if isinstance(choice, NoTarget):
-                conn.execute(insert(RES).values(**base, status=st.NO_TARGET, reason=choice.reason))
-                _record_event(conn, uuid, st.NO_TARGET, now, choice.reason)
-                return Outcome(uuid, st.NO_TARGET, catalog.sip_domain, key.response_root, reason=choice.reason)
-            buyer = campaign.buyer(choice.buyer.id)
-            assert buyer is not None
-            status = st.CONFIRMED if key.auto_confirm else st.RESERVED
-            expires = now + timedelta(seconds=key.ttl_seconds)
-            conn.execute(
-                insert(RES).values(
-                    **base, status=status, buyer_id=buyer.rule.id, inbound_number=inbound,
-                    payout=buyer.payout, seconds=buyer.seconds, expires_at=expires,
-                )  # fmt: skip
+        now = self.clock()
+        taken: set[str] = set()
+        if req.caller_number is not None:
+            shielded = self._shield(db, catalog, key, req.caller_number, now, taken)
+            if shielded is not None:
+                return shielded
+        usage = buyer_usage(db, campaign, now)
+        choice = choose_buyer(campaign.rules, usage, req.tags, now, self.rng)
+        row: dict[str, Any] = {
+            "uuid": uuid,
+            "key_id": key.id,
+            "publisher_id": key.publisher_id,
+            "campaign_id": campaign.id,
+            "caller_number": req.caller_number,
+            "source_publisher_id": req.publisher_id,
+            "source_id": req.source_id,
+            "tags": db.js(dict(req.tags)),
+            "created_at": db.ts(now),
+            "buyer_id": None,
+            "reason": None,
+            "inbound_number": None,
+            "payout": None,
+            "seconds": None,
+            "expires_at": None,
+        }
+        inbound = None
+        if isinstance(choice, Chosen):
+            inbound = choose_inbound(
+                uuid=uuid,
+                sip_domain=catalog.sip_domain,
+                caller_number=req.caller_number,
+                pool=campaign.pool,
+                taken_for_caller=taken,
+                requested=req.inbound_number,
+                key_inbound=key.inbound_number,
             )
-            _record_event(conn, uuid, status, now, f"buyer {buyer.rule.id}")
+            if inbound is None:
+                choice = NoTarget(REASON_NO_FREE_DID)
+        if isinstance(choice, NoTarget):
+            db.execute(_INSERT, {**row, "status": st.NO_TARGET, "reason": choice.reason})
+            record_event(db, uuid, st.NO_TARGET, now, choice.reason)
+            return Outcome(
+                uuid, st.NO_TARGET, catalog.sip_domain, key.response_root, reason=choice.reason
+            )
+        buyer = campaign.buyer(choice.buyer.id)
+        assert buyer is not None
+        status = st.CONFIRMED if key.auto_confirm else st.RESERVED
+        expires = now + timedelta(seconds=key.ttl_seconds)
+        db.execute(
+            _INSERT,
+            {
+                **row,
+                "status": status,
+                "buyer_id": buyer.rule.id,
+                "inbound_number": inbound,
+                "payout": buyer.payout,
+                "seconds": buyer.seconds,
+                "expires_at": db.ts(expires),
+            },
+        )
+        record_event(db, uuid, status, now, f"buyer {buyer.rule.id}")
         return Outcome(
-            uuid, status, catalog.sip_domain, key.response_root,
-            payout=buyer.payout, seconds=buyer.seconds, inbound_number=inbound, expires_at=expires,
-        )  # fmt: skip
+            uuid,
+            status,
+            catalog.sip_domain,
+            key.response_root,
+            payout=buyer.payout,
+            seconds=buyer.seconds,
+            inbound_number=inbound,
+            expires_at=expires,
+        )
 
     def _shield(
-        self, conn: Connection, catalog: Catalog, key: PostbackKey, caller: str, now: datetime,
+        self,
+        db: Db,
+        catalog: Catalog,
+        key: PostbackKey,
+        caller: str,
+        now: datetime,
         taken: set[str],
     ) -> Outcome | None:
         """Ping shield (§3.2): the caller's live reservation on this key, if any. Also fills
         ``taken`` with the DIDs the caller's other live reservations hold."""
-        rows = conn.execute(
-            select(RES).where(RES.c.caller_number == caller, _live_condition(now))
-        ).mappings().all()
-        for row in rows:
-            if row["inbound_number"]:
-                taken.add(row["inbound_number"])
+        rows = db.rows(
+            f"SELECT {_COLUMNS} FROM reservation WHERE caller_number = :caller AND {LIVE}",
+            {"caller": caller, "now": db.ts(now)},
+        )
+        taken.update(r["inbound_number"] for r in rows if r["inbound_number"])
         for row in rows:
             if row["key_id"] == key.id and row["status"] in st.UNCLAIMED:
-                return self._outcome(catalog, key, row, now, ping_shield=True)
+                return self._outcome(db, catalog, key, row, now, ping_shield=True)
         return None
 
     # -- confirm / cancel / look up ---------------------------------------------------------
-    def _row(self, conn: Connection, uuid: str, key: PostbackKey) -> Mapping[str, Any]:
-        row = conn.execute(select(RES).where(RES.c.uuid == uuid)).mappings().first()
+    def _row(self, db: Db, uuid: str, key: PostbackKey) -> dict[str, Any]:
+        row = db.one(f"SELECT {_COLUMNS} FROM reservation WHERE uuid = :uuid", {"uuid": uuid})
         # Another key's reservation is "not found": a key must not learn of others' uuids.
         if row is None or row["key_id"] != key.id:
             raise NotFound(f"reservation {uuid} not found for this key")
+        row["expires_at"] = db.read_ts(row["expires_at"])
+        row["created_at"] = db.read_ts(row["created_at"])
         return row
 
     def lookup(self, uuid: str, raw_key: str) -> Outcome:
         catalog = self.catalog.get()
-        key = catalog.key(raw_key)
-        if key is None:
-            raise UnknownKey("key: unknown postback key")
-        with self.engine.connect() as conn:
-            row = self._row(conn, uuid, key)
-            call = conn.execute(select(CALLS).where(CALLS.c.reservation_uuid == uuid)).mappings().first()
-        return self._outcome(catalog, key, row, self.clock(), call=call, details=True)
+        key = self._key(catalog, raw_key, allow_paused=True)
+        with transaction(self.engine, write=False) as db:
+            row = self._row(db, uuid, key)
+            call = db.one("SELECT * FROM callrecord WHERE reservation_uuid = :uuid", {"uuid": uuid})
+            return self._outcome(db, catalog, key, row, self.clock(), call=call, details=True)
 
     def update(self, uuid: str, raw_key: str, status: str | None) -> Outcome:
         if status not in (st.CONFIRMED, st.CANCELLED):
             raise InvalidInput("status: must be 'confirmed' or 'cancelled'")
         catalog = self.catalog.get()
-        key = self._key(catalog, raw_key)
+        key = self._key(catalog, raw_key, allow_paused=status == st.CANCELLED)
         campaign = self._campaign(catalog, key)
-        with write_transaction(self.engine) as conn:
-            lock_campaign(conn, campaign.id)
+        with transaction(self.engine, write=True) as db:
+            lock_campaign_raw(db, campaign.id)
             now = self.clock()
-            row = self._row(conn, uuid, key)
+            row = self._row(db, uuid, key)
             current = st.effective_status(row["status"], row["expires_at"], now)
             if status == st.CANCELLED:
-                return self._cancel(conn, catalog, key, row, current, now)
-            return self._confirm(conn, catalog, key, campaign, row, current, now)
+                return self._cancel(db, catalog, key, row, current, now)
+            return self._confirm(db, catalog, key, campaign, row, current, now)
 
     def _transition(
-        self, conn: Connection, uuid: str, new: str, now: datetime, detail: str, **values: Any
+        self,
+        db: Db,
+        uuid: str,
+        new: str,
+        now: datetime,
+        detail: str,
+        expires_at: datetime | None = None,
     ) -> None:
-        conn.execute(update(RES).where(RES.c.uuid == uuid).values(status=new, updated_at=now, **values))
-        _record_event(conn, uuid, new, now, detail)
+        extra = ", expires_at = :expires" if expires_at is not None else ""
+        db.execute(
+            f"UPDATE reservation SET status = :status, updated_at = :now{extra} WHERE uuid = :uuid",
+            {"status": new, "now": db.ts(now), "expires": db.ts(expires_at), "uuid": uuid},
+        )
+        record_event(db, uuid, new, now, detail)
 
     def _cancel(
-        self, conn: Connection, catalog: Catalog, key: PostbackKey, row: Mapping[str, Any],
-        current: str, now: datetime,
+        self,
+        db: Db,
+        catalog: Catalog,
+        key: PostbackKey,
+        row: dict[str, Any],
+        current: str,
+        now: datetime,
     ) -> Outcome:
         if current == st.CANCELLED:
-            return self._outcome(catalog, key, row, now)
+            return self._outcome(db, catalog, key, row, now)
         if current not in st.UNCLAIMED:
-            raise Conflict(f"status: reservation is {current}; only reserved or confirmed ones can be cancelled")
-        self._transition(conn, row["uuid"], st.CANCELLED, now, "cancelled by publisher")
-        return self._outcome(catalog, key, {**row, "status": st.CANCELLED}, now)
+            raise Conflict(
+                f"status: reservation is {current}; only reserved or confirmed ones can be cancelled"
+            )
+        self._transition(db, row["uuid"], st.CANCELLED, now, "cancelled by publisher")
+        return self._outcome(db, catalog, key, {**row, "status": st.CANCELLED}, now)
 
     def _confirm(
-        self, conn: Connection, catalog: Catalog, key: PostbackKey, campaign: CampaignInfo,
-        row: Mapping[str, Any], current: str, now: datetime,
+        self,
+        db: Db,
+        catalog: Catalog,
+        key: PostbackKey,
+        campaign: CampaignInfo,
+        row: dict[str, Any],
+        current: str,
+        now: datetime,
     ) -> Outcome:
         if current == st.CONFIRMED:
-            return self._outcome(catalog, key, row, now)
+            return self._outcome(db, catalog, key, row, now)
         if current not in (st.RESERVED, st.EXPIRED):
             raise Conflict(f"status: reservation is {current}; only reserved ones can be confirmed")
-        expires = now + timedelta(seconds=key.ttl_seconds)
         if current == st.EXPIRED:
             # The hold lapsed: confirm only if the buyer could be reserved again right now.
             buyer = campaign.buyer(row["buyer_id"]) if row["buyer_id"] else None
             reason = "buyer-removed"
             if buyer is not None:
-                usage = _usage(conn, campaign, now, exclude=row["uuid"])
-                reason = ineligibility(buyer.rule, usage[buyer.rule.id], row["tags"] or {}, now) or ""
+                usage = buyer_usage(db, campaign, now, exclude=row["uuid"])[buyer.rule.id]
+                reason = ineligibility(buyer.rule, usage, db.read_js(row["tags"]) or {}, now) or ""
             if reason:
                 if row["status"] != st.EXPIRED:
-                    self._transition(conn, row["uuid"], st.EXPIRED, now, "ttl passed")
-                return Outcome(row["uuid"], st.NO_TARGET, catalog.sip_domain, key.response_root, reason=reason)
-        self._transition(conn, row["uuid"], st.CONFIRMED, now, "confirmed by publisher", expires_at=expires)
-        return self._outcome(catalog, key, {**row, "status": st.CONFIRMED, "expires_at": expires}, now)
+                    self._transition(db, row["uuid"], st.EXPIRED, now, "ttl passed")
+                return Outcome(
+                    row["uuid"], st.NO_TARGET, catalog.sip_domain, key.response_root, reason=reason
+                )
+        expires = now + timedelta(seconds=key.ttl_seconds)
+        self._transition(db, row["uuid"], st.CONFIRMED, now, "confirmed by publisher", expires)
+        return self._outcome(
+            db, catalog, key, {**row, "status": st.CONFIRMED, "expires_at": expires}, now
+        )
 
     # -- expiry ------------------------------------------------------------------------------
     def expire_due(self) -> int:
         """Write ``expired`` on unclaimed reservations past their TTL, with their history row."""
         now = self.clock()
-        due = and_(RES.c.status.in_(st.UNCLAIMED), RES.c.expires_at <= now)
-        with self.engine.connect() as conn:
-            if conn.execute(select(RES.c.uuid).where(due).limit(1)).first() is None:
+        due = "status IN ('reserved', 'confirmed') AND expires_at <= :now"
+        with transaction(self.engine, write=False) as db:
+            if (
+                db.one(f"SELECT uuid FROM reservation WHERE {due} LIMIT 1", {"now": db.ts(now)})
+                is None
+            ):
                 return 0  # the common case costs a read, not the write lock
-        with write_transaction(self.engine) as conn:
-            uuids = conn.execute(select(RES.c.uuid).where(due)).scalars().all()
-            if uuids:
-                conn.execute(update(RES).where(RES.c.uuid.in_(uuids), due).values(status=st.EXPIRED, updated_at=now))
-                conn.execute(insert(EVENTS), [
-                    {"reservation_uuid": u, "status": st.EXPIRED, "at": now, "detail": "ttl passed"} for u in uuids
-                ])  # fmt: skip
+        with transaction(self.engine, write=True) as db:
+            params = {"now": db.ts(now)}
+            uuids = [
+                r["uuid"] for r in db.rows(f"SELECT uuid FROM reservation WHERE {due}", params)
+            ]
+            for uuid in uuids:
+                self._transition(db, uuid, st.EXPIRED, now, "ttl passed")
         return len(uuids)
 
     # -- rendering ---------------------------------------------------------------------------
     def _outcome(
-        self, catalog: Catalog, key: PostbackKey, row: Mapping[str, Any], now: datetime, *,
-        ping_shield: bool = False, call: Mapping[str, Any] | None = None, details: bool = False,
+        self,
+        db: Db,
+        catalog: Catalog,
+        key: PostbackKey,
+        row: Mapping[str, Any],
+        now: datetime,
+        *,
+        ping_shield: bool = False,
+        call: Mapping[str, Any] | None = None,
+        details: bool = False,
     ) -> Outcome:
         """``details`` (the look-up) adds the caller, the tags and the call outcome; ping
         answers keep exactly the documented fields."""
-        status = st.effective_status(row["status"], row["expires_at"], now)
+        expires_at = db.read_ts(row["expires_at"])
+        status = st.effective_status(row["status"], expires_at, now)
         extra: dict[str, Any] = {}
         if details:
             extra["caller_number"] = row["caller_number"]
-            extra["tags"] = row["tags"] or {}
-            extra["created_at"] = row["created_at"]
+            extra["tags"] = db.read_js(row["tags"]) or {}
+            extra["created_at"] = db.read_ts(row["created_at"])
             if call is not None:
-                extra.update(_call_details(call))
+                extra.update(_call_details(db, call))
         return Outcome(
-            uuid=row["uuid"], status=status, sip_domain=catalog.sip_domain,
-            response_root=key.response_root, reason=row["reason"], payout=row["payout"],
-            seconds=row["seconds"], inbound_number=row["inbound_number"],
-            expires_at=row["expires_at"], ping_shield=ping_shield, details=extra,
-        )  # fmt: skip
+            uuid=row["uuid"],
+            status=status,
+            sip_domain=catalog.sip_domain,
+            response_root=key.response_root,
+            reason=row["reason"],
+            payout=row["payout"],
+            seconds=row["seconds"],
+            inbound_number=row["inbound_number"],
+            expires_at=expires_at,
+            ping_shield=ping_shield,
+            details=extra,
+        )
 
 
-def _call_details(call: Mapping[str, Any]) -> dict[str, Any]:
+def _call_details(db: Db, call: Mapping[str, Any]) -> dict[str, Any]:
+    converted = call["converted"]
     return {
         "duration": call["duration"],
-        "converted": call["converted"],
+        "converted": None if converted is None else bool(converted),
         "call": {
-            "invite_at": call["invite_at"], "answered_at": call["answer_at"],
-            "ended_at": call["end_at"], "duration": call["duration"],
-            "converted": call["converted"], "payout": call["payout"],
-            "sip_code": call["publisher_code"], "buyer_sip_code": call["buyer_code"],
+            "invite_at": db.read_ts(call["invite_at"]),
+            "answered_at": db.read_ts(call["answer_at"]),
+            "ended_at": db.read_ts(call["end_at"]),
+            "duration": call["duration"],
+            "converted": None if converted is None else bool(converted),
+            "payout": call["payout"],
+            "sip_code": call["publisher_code"],
+            "buyer_sip_code": call["buyer_code"],
             "hangup_by": call["hangup_by"],
-        }
-    }  # fmt: skip
-
+        },
+    }

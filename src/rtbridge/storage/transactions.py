@@ -11,6 +11,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
 from rtbridge.storage.engine import IMMEDIATE, is_sqlite
+from rtbridge.storage.sql import Db
+
+_LOCK_NAMESPACE = 0x5254  # "RT": first key of the two-int advisory lock, ours alone
 
 
 def utcnow() -> datetime:
@@ -36,7 +39,20 @@ def lock_campaign(conn: Connection, campaign_id: str) -> None:
     if conn.dialect.name == "sqlite":
         return
     key = zlib.crc32(campaign_id.encode())  # stable across processes, unlike hash()
-    conn.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": 0x5254, "key": key - (1 << 31)})
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+        {"ns": _LOCK_NAMESPACE, "key": key - (1 << 31)},
+    )
+
+
+def lock_campaign_raw(db: Db, campaign_id: str) -> None:
+    """:func:`lock_campaign` on a driver connection (``storage.sql``)."""
+    if db.sqlite:
+        return
+    key = zlib.crc32(campaign_id.encode())
+    db.execute(
+        "SELECT pg_advisory_xact_lock(:ns, :key)", {"ns": _LOCK_NAMESPACE, "key": key - (1 << 31)}
+    )
 
 
 __all__ = ["is_sqlite", "lock_campaign", "utcnow", "write_transaction"]

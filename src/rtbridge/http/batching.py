@@ -1,0 +1,55 @@
+"""Group commit for pings: requests that arrive together share one transaction.
+
+On SQLite every write transaction is serialised anyway and its commit is the dearest step,
+so pings waiting at the same moment are answered by one ``Reservations.ping_many`` call.
+Nothing waits for a batch to fill: a lone ping is flushed on the next loop turn."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from rtbridge.domain.errors import RtbError
+from rtbridge.domain.ping import PingRequest
+from rtbridge.storage.reservations import Outcome
+
+Runner = Callable[[Sequence[PingRequest]], Awaitable[list[Outcome | RtbError]]]
+
+
+class PingBatcher:
+    def __init__(self, run: Runner, *, max_batch: int = 64) -> None:
+        self._run = run
+        self._max = max_batch
+        self._pending: list[tuple[PingRequest, asyncio.Future[Outcome]]] = []
+        self._flushing = False
+
+    async def submit(self, request: PingRequest) -> Outcome:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            # One turn of the loop lets requests that arrived with this one join it.
+            await asyncio.sleep(0)
+            while self._pending:
+                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+                try:
+                    results = await self._run([req for req, _ in batch])
+                except Exception as exc:  # a database error fails the whole batch alike
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # the client went away
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._flushing = False

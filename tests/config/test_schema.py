@@ -1,0 +1,578 @@
+"""The configuration file (SPEC §5): every problem found at once, each as ``path: message``."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rtbridge.config.schema import ConfigError, Document, load_file, parse_document
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "deploy" / "demo.toml"
+
+# SPEC §5, verbatim.
+SPEC_EXAMPLE = """
+[sip]
+domain = "sip.rtb.example.com"
+
+[[trunks]]                      # carriers: trusted by IP, used for PSTN in and out
+id = "carrier"
+ips = ["198.51.100.10/32"]
+uri = "sip:{number}@198.51.100.10:5060"
+
+[[campaigns]]
+id = "auto"
+numbers = ["+18339510260", "+18334583385"]   # DID pool
+
+[[campaigns.buyers]]
+id = "acme"
+destination = "sip:queue@buyer.example.net:5060"   # or "+18005550100" (via a trunk)
+payout = 90.0
+seconds = 120
+concurrency = 5
+daily_cap = 500
+priority = 1
+weight = 1
+hours = "Mon-Fri 09:00-17:00 America/New_York"    # optional
+filters = { caller_state = ["CA", "NY"] }           # optional, on tags
+
+[[publishers]]
+id = "pub-1"
+ips = ["203.0.113.0/24", "2001:db8::/32"]
+credentials = [{ username = "pub1", password = "s3cret-Pass-123" }]
+
+[[keys]]
+key = "f38240dd-7f65-4e17-a4d7-2e09ccafad0e"
+publisher = "pub-1"
+campaign = "auto"
+allow_missing_caller_number = true
+inbound_number = "+18339510260"   # optional
+ttl_seconds = 60
+auto_confirm = false
+response_root = "rtb"             # optional
+"""
+
+KEY = "f38240dd-7f65-4e17-a4d7-2e09ccafad0e"
+KEY2 = "6b1f0c1e-3c57-4d3b-9f6e-0d2f5a8c7e11"
+
+
+def errors_of(text: str, existing: dict[str, set[str]] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_document(tomllib.loads(text), existing=existing)
+    errors = info.value.errors
+    assert str(info.value) == "\n".join(errors)
+    for e in errors:  # every error is "path: message"
+        path, sep, message = e.partition(": ")
+        assert sep and path and message, e
+    return errors
+
+
+def parse(text: str, existing: dict[str, set[str]] | None = None) -> Document:
+    return parse_document(tomllib.loads(text), existing=existing)
+
+
+def test_spec_example_validates() -> None:
+    doc = parse(SPEC_EXAMPLE)
+    assert doc.sip_domain == "sip.rtb.example.com"
+    assert doc.trunks is not None and [t.id for t in doc.trunks] == ["carrier"]
+    assert doc.campaigns is not None and doc.campaigns[0].numbers == (
+        "+18339510260",
+        "+18334583385",
+    )
+    (buyer,) = doc.buyers
+    assert buyer.id == "acme" and buyer.campaign == "auto"
+    assert buyer.payout == 90.0 and buyer.seconds == 120
+    assert buyer.concurrency == 5 and buyer.daily_cap == 500
+    assert buyer.hours == "Mon-Fri 09:00-17:00 America/New_York"
+    assert buyer.filters == {"caller_state": ["CA", "NY"]}
+    assert doc.publishers is not None
+    (pub,) = doc.publishers
+    assert [ip.cidr for ip in pub.ips] == ["203.0.113.0/24", "2001:db8::/32"]
+    assert pub.credentials[0].username == "pub1"
+    assert doc.keys is not None
+    (key,) = doc.keys
+    assert key.key == KEY and key.publisher == "pub-1" and key.campaign == "auto"
+    assert key.allow_missing_caller_number is True
+    assert key.inbound_number == "+18339510260"
+    assert key.ttl_seconds == 60 and key.auto_confirm is False
+    assert key.response_root == "rtb" and key.paused is False
+
+
+def test_demo_file_validates() -> None:
+    doc = load_file(DEMO)
+    assert doc.keys is not None and len(doc.keys) == 3
+
+
+def test_defaults() -> None:
+    doc = parse(f'''
+[[campaigns]]
+id = "c"
+[[campaigns.buyers]]
+id = "b"
+destination = "sip:q@example.net"
+payout = 1
+seconds = 0
+[[publishers]]
+id = "p"
+[[keys]]
+key = "{KEY}"
+publisher = "p"
+campaign = "c"
+''')
+    (b,) = doc.buyers
+    assert (b.priority, b.weight, b.concurrency, b.daily_cap, b.hours, b.filters, b.trunk) == (
+        1,
+        1,
+        None,
+        None,
+        None,
+        {},
+        None,
+    )
+    assert isinstance(b.payout, float)
+    assert doc.keys is not None
+    k = doc.keys[0]
+    assert (
+        k.allow_missing_caller_number,
+        k.inbound_number,
+        k.ttl_seconds,
+        k.auto_confirm,
+        k.response_root,
+        k.paused,
+    ) == (False, None, 60, False, None, False)
+    assert doc.sip_domain is None and doc.trunks is None  # left out → untouched
+
+
+def test_empty_file_leaves_everything_out() -> None:
+    doc = parse("")
+    assert doc == Document()
+
+
+def test_present_but_empty_sections_are_empty_not_none() -> None:
+    doc = parse("trunks = []\ncampaigns = []\npublishers = []\nkeys = []\n")
+    assert doc.trunks == () and doc.campaigns == () and doc.publishers == () and doc.keys == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[sip]\ndomain = "a.b"\nport = 5060\n', "sip.port: unknown field"),
+        (
+            '[[trunks]]\nid = "t"\nuri = "sip:{number}@h"\ncolor = 1\n',
+            "trunks[0].color: unknown field",
+        ),
+        ('[[campaigns]]\nid = "c"\ncolor = 1\n', "campaigns[0].color: unknown field"),
+        (
+            '[[campaigns]]\nid = "c"\n[[campaigns.buyers]]\nid = "b"\ndestination = "sip:q@h"\n'
+            "payout = 1\nseconds = 1\ncolor = 1\n",
+            "campaigns[0].buyers[0].color: unknown field",
+        ),
+        ('[[publishers]]\nid = "p"\ncolor = 1\n', "publishers[0].color: unknown field"),
+        (
+            '[[keys]]\nkey = "' + KEY + '"\npublisher = "p"\ncampaign = "c"\ncolor = 1\n',
+            "keys[0].color: unknown field",
+        ),
+        (
+            "[admins]\nx = 1\n",
+            "admins: unknown section (expected one of sip, trunks, campaigns, publishers, keys)",
+        ),
+    ],
+)
+def test_unknown_fields(text: str, expected: str) -> None:
+    existing = {"publishers": {"p"}, "campaigns": {"c"}}
+    assert expected in errors_of(text, existing)
+
+
+def test_unknown_field_inside_inline_tables() -> None:
+    errors = errors_of("""
+[[publishers]]
+id = "p"
+ips = [{ cidr = "10.0.0.0/8", colour = "x" }]
+credentials = [{ username = "u", password = "s3cret-Pass-123", realm = "x" }]
+""")
+    assert "publishers[0].ips: [0] unknown field 'colour'" in errors
+    assert "publishers[0].credentials: [0] unknown field 'realm'" in errors
+
+
+def test_required_fields() -> None:
+    errors = errors_of("""
+[sip]
+[[trunks]]
+ips = []
+[[campaigns]]
+[[campaigns.buyers]]
+[[publishers]]
+[[keys]]
+""")
+    assert sorted(errors) == sorted(
+        [
+            "sip.domain: required",
+            "trunks[0].id: required",
+            "trunks[0].uri: required",
+            "campaigns[0].id: required",
+            "campaigns[0].buyers[0].id: required",
+            "campaigns[0].buyers[0].destination: required",
+            "campaigns[0].buyers[0].payout: required",
+            "campaigns[0].buyers[0].seconds: required",
+            "publishers[0].id: required",
+            "keys[0].key: required",
+            "keys[0].publisher: required",
+            "keys[0].campaign: required",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("payout", '"90"', "campaigns[0].buyers[0].payout: must be a number"),
+        ("payout", "-1.0", "campaigns[0].buyers[0].payout: must be >= 0"),
+        ("seconds", "1.5", "campaigns[0].buyers[0].seconds: must be an integer"),
+        ("seconds", "86401", "campaigns[0].buyers[0].seconds: must be between 0 and 86400"),
+        ("concurrency", "0", "campaigns[0].buyers[0].concurrency: must be >= 1"),
+        ("daily_cap", "true", "campaigns[0].buyers[0].daily_cap: must be an integer"),
+        ("priority", "-1", "campaigns[0].buyers[0].priority: must be >= 0"),
+        ("weight", "0", "campaigns[0].buyers[0].weight: must be >= 1"),
+        (
+            "hours",
+            '"Mon-Fri 09:00-17:00 Mars/Base"',
+            "campaigns[0].buyers[0].hours: unknown time zone 'Mars/Base'",
+        ),
+        ("hours", '"Mon 24:00-25:00"', "campaigns[0].buyers[0].hours: bad time '24:00'"),
+        (
+            "filters",
+            '"CA"',
+            "campaigns[0].buyers[0].filters: must be a table such as "
+            '{ caller_state = ["CA", "NY"] }',
+        ),
+        (
+            "filters",
+            "{ caller_state = [] }",
+            "campaigns[0].buyers[0].filters: caller_state: must be a non-empty array of strings",
+        ),
+        (
+            "filters",
+            "{ caller_state = [1] }",
+            "campaigns[0].buyers[0].filters: caller_state: must be a non-empty array of strings",
+        ),
+    ],
+)
+def test_buyer_type_errors(field: str, value: str, expected: str) -> None:
+    base = {"id": '"b"', "destination": '"sip:q@h"', "payout": "1", "seconds": "1"}
+    base[field] = value
+    body = "\n".join(f"{k} = {v}" for k, v in base.items())
+    assert errors_of(f'[[campaigns]]\nid = "c"\n[[campaigns.buyers]]\n{body}\n') == [expected]
+
+
+def test_filter_single_string_is_a_list() -> None:
+    doc = parse(
+        '[[campaigns]]\nid = "c"\n[[campaigns.buyers]]\nid = "b"\n'
+        'destination = "sip:q@h"\npayout = 1\nseconds = 1\nfilters = { s = "CA" }\n'
+    )
+    assert doc.buyers[0].filters == {"s": ["CA"]}
+
+
+def test_key_field_errors() -> None:
+    errors = errors_of(
+        """
+[[keys]]
+key = "short"
+publisher = "p"
+campaign = "c"
+allow_missing_caller_number = "yes"
+inbound_number = "8005551234"
+ttl_seconds = 0
+auto_confirm = 1
+response_root = "data"
+paused = "no"
+""",
+        {"publishers": {"p"}, "campaigns": {"c"}},
+    )
+    assert sorted(errors) == sorted(
+        [
+            "keys[0].key: too short (at least 16 characters; it is a secret)",
+            "keys[0].allow_missing_caller_number: must be true or false",
+            "keys[0].inbound_number: not an E.164 number (e.g. +18005551234)",
+            "keys[0].ttl_seconds: must be between 1 and 86400",
+            "keys[0].auto_confirm: must be true or false",
+            'keys[0].response_root: must be "rtb" or absent',
+            "keys[0].paused: must be true or false",
+        ]
+    )
+
+
+def test_trunk_field_errors() -> None:
+    errors = errors_of("""
+[[trunks]]
+id = "bad id"
+ips = ["198.51.100.10/24"]
+uri = "sip:198.51.100.10"
+password = "x"
+""")
+    assert (
+        "trunks[0].id: must be 1-64 characters of A-Z a-z 0-9 _ . - (starting alphanumeric)"
+    ) in errors
+    assert any(e.startswith("trunks[0].ips: [0] not a CIDR network") for e in errors)
+    assert "trunks[0].uri: must be a sip: URI template containing {number}" in errors
+    assert any(
+        e.startswith("trunks[0]: username and realm are required with password") for e in errors
+    )
+
+
+def test_publisher_field_errors() -> None:
+    errors = errors_of("""
+[sip]
+domain = "not a domain"
+[[publishers]]
+id = "p"
+name = ""
+ips = ["10.0.0.1/8", { cidr = "10.0.0.0/8", expires_at = "soon" }]
+credentials = [{ username = "u u", password = "s3cret-Pass-123" }]
+""")
+    assert "sip.domain: not a host name (e.g. sip.rtb.example.com)" in errors
+    assert "publishers[0].name: must be a non-empty string of at most 256 characters" in errors
+    assert any(e.startswith("publishers[0].ips: [0] not a CIDR network") for e in errors)
+    assert any(
+        e.startswith("publishers[0].credentials: [0] username must be 1-128") for e in errors
+    )
+
+
+def test_password_policy_message() -> None:
+    errors = errors_of("""
+[[publishers]]
+id = "p"
+credentials = [{ username = "u", password = "password" }]
+""")
+    assert errors == [
+        "publishers[0].credentials: [0] password too weak: use at least 12 characters mixing "
+        "three of lower case, upper case, digits and symbols"
+    ]
+
+
+def test_section_shapes() -> None:
+    errors = errors_of('sip = "x"\ntrunks = "t"\ncampaigns = [1]\nkeys = {}\n')
+    assert "sip: must be a table" in errors
+    assert "trunks: must be an array" in errors
+    assert "campaigns[0]: must be a table" in errors
+    assert "keys: must be an array" in errors
+    assert not any("required" in e for e in errors)  # no noise for a non-table entry
+
+
+def test_duplicates() -> None:
+    errors = errors_of(f'''
+[[trunks]]
+id = "t"
+uri = "sip:{{number}}@h"
+[[trunks]]
+id = "t"
+uri = "sip:{{number}}@h2"
+
+[[campaigns]]
+id = "c"
+numbers = ["+18339510260", "+18339510260"]
+[[campaigns.buyers]]
+id = "b"
+destination = "sip:q@h"
+payout = 1
+seconds = 1
+[[campaigns]]
+id = "c"
+numbers = ["+18334583385"]
+[[campaigns]]
+id = "d"
+numbers = ["+18334583385"]
+[[campaigns.buyers]]
+id = "b"
+destination = "sip:q@h"
+payout = 1
+seconds = 1
+
+[[publishers]]
+id = "p"
+ips = ["10.0.0.0/8", "10.0.0.0/8"]
+credentials = [{{ username = "u", password = "s3cret-Pass-123" }}]
+[[publishers]]
+id = "p"
+credentials = [{{ username = "u", password = "s3cret-Pass-123" }}]
+
+[[keys]]
+key = "{KEY}"
+publisher = "p"
+campaign = "c"
+[[keys]]
+key = "{KEY}"
+publisher = "p"
+campaign = "d"
+''')
+    assert sorted(errors) == sorted(
+        [
+            "trunks[1].id: duplicate trunk id 't' (also trunks[0].id)",
+            "campaigns[1].id: duplicate campaign id 'c' (also campaigns[0].id)",
+            "campaigns[0].numbers: duplicate DID '+18339510260' (also campaigns[0].numbers)",
+            "campaigns[2].numbers: duplicate DID '+18334583385' (also campaigns[1].numbers)",
+            "campaigns[2].buyers[0].id: duplicate buyer id 'b' (also campaigns[0].buyers[0].id)",
+            "publishers[1].id: duplicate publisher id 'p' (also publishers[0].id)",
+            "publishers[1].credentials: duplicate SIP username 'u' (also publishers[0].credentials)",
+            "publishers[0].ips: duplicate CIDR '10.0.0.0/8' (also publishers[0].ips)",
+            f"keys[1].key: duplicate key {KEY!r} (also keys[0].key)",
+        ]
+    )
+
+
+def test_cidr_duplicates_are_per_publisher_and_canonical() -> None:
+    parse(
+        '[[publishers]]\nid = "a"\nips = ["10.0.0.0/8"]\n'
+        '[[publishers]]\nid = "b"\nips = ["10.0.0.0/8"]\n'
+    )  # two publishers may share
+    errors = errors_of('[[publishers]]\nid = "a"\nips = ["10.0.0.1", "10.0.0.1/32"]\n')
+    assert errors == ["publishers[0].ips: duplicate CIDR '10.0.0.1/32' (also publishers[0].ips)"]
+
+
+def test_unknown_references() -> None:
+    errors = errors_of(f'''
+[[trunks]]
+id = "t"
+uri = "sip:{{number}}@h"
+[[campaigns]]
+id = "c"
+[[campaigns.buyers]]
+id = "b"
+destination = "+18005550100"
+trunk = "nope"
+payout = 1
+seconds = 1
+[[publishers]]
+id = "p"
+[[keys]]
+key = "{KEY}"
+publisher = "ghost"
+campaign = "void"
+''')
+    assert sorted(errors) == sorted(
+        [
+            "campaigns[0].buyers[0].trunk: no trunk 'nope'",
+            "keys[0].publisher: no publisher 'ghost'",
+            "keys[0].campaign: no campaign 'void'",
+        ]
+    )
+
+
+def test_references_to_omitted_sections_use_existing_ids() -> None:
+    text = f'[[keys]]\nkey = "{KEY}"\npublisher = "p"\ncampaign = "c"\n'
+    assert sorted(errors_of(text)) == [
+        "keys[0].campaign: no campaign 'c'",
+        "keys[0].publisher: no publisher 'p'",
+    ]
+    doc = parse(text, {"publishers": {"p"}, "campaigns": {"c"}})
+    assert doc.keys is not None and doc.keys[0].publisher == "p"
+    # A section present in the file replaces what exists: references must be inside it.
+    errors = errors_of(
+        text + '[[publishers]]\nid = "other"\n', {"publishers": {"p"}, "campaigns": {"c"}}
+    )
+    assert errors == ["keys[0].publisher: no publisher 'p'"]
+
+
+NUMBER_BUYER = """
+[[campaigns]]
+id = "c"
+[[campaigns.buyers]]
+id = "b"
+destination = "+18005550100"
+payout = 1
+seconds = 1
+"""
+
+
+def test_number_destination_needs_a_trunk() -> None:
+    assert errors_of(NUMBER_BUYER) == [
+        "campaigns[0].buyers[0].destination: a phone number needs a trunk; add [[trunks]]"
+    ]
+    assert errors_of("trunks = []\n" + NUMBER_BUYER) == [
+        "campaigns[0].buyers[0].destination: a phone number needs a trunk; add [[trunks]]"
+    ]
+    parse(NUMBER_BUYER, {"trunks": {"carrier"}})  # an existing trunk will do
+    parse('[[trunks]]\nid = "t"\nuri = "sip:{number}@h"\n' + NUMBER_BUYER)
+
+
+def test_many_errors_reported_together() -> None:
+    errors = errors_of(f'''
+[sip]
+domain = "bad domain"
+[[campaigns]]
+id = "c"
+numbers = ["12345"]
+[[campaigns.buyers]]
+id = "b"
+destination = "http://buyer"
+payout = "lots"
+seconds = 1
+[[publishers]]
+id = "p"
+credentials = [{{ username = "u", password = "weak" }}]
+[[keys]]
+key = "{KEY}"
+publisher = "p"
+campaign = "missing"
+ttl_seconds = -5
+''')
+    paths = {e.partition(": ")[0] for e in errors}
+    assert paths == {
+        "sip.domain",
+        "campaigns[0].numbers",
+        "campaigns[0].buyers[0].destination",
+        "campaigns[0].buyers[0].payout",
+        "publishers[0].credentials",
+        "keys[0].ttl_seconds",
+        "keys[0].campaign",
+    }
+
+
+def test_bad_toml(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[sip\ndomain = "x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_file(path)
+    (error,) = info.value.errors
+    assert error.startswith(f"{path}: not valid TOML (")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    with pytest.raises(ConfigError) as info:
+        load_file(path)
+    assert info.value.errors == [f"{path}: cannot read (No such file or directory)"]
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[sip]\ndomain = "caf\xe9"\n')
+    with pytest.raises(ConfigError) as info:
+        load_file(path)
+    assert info.value.errors == [f"{path}: not UTF-8 text"]
+
+
+def test_load_file_validates(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[sip]\ndomain = "SIP.Example.com"\n')
+    assert load_file(path).sip_domain == "sip.example.com"
+    path.write_text("[sip]\n")
+    with pytest.raises(ConfigError) as info:
+        load_file(path)
+    assert info.value.errors == ["sip.domain: required"]
+
+
+def test_ip_entries_with_note_and_expiry() -> None:
+    doc = parse("""
+[[publishers]]
+id = "p"
+ips = ["203.0.113.7",
+       { cidr = "2001:db8::/32", note = "office", expires_at = 2030-01-01T00:00:00+02:00 }]
+""")
+    assert doc.publishers is not None
+    ips: Any = doc.publishers[0].ips
+    assert ips[0].cidr == "203.0.113.7/32" and ips[0].note is None
+    assert ips[1].note == "office"
+    assert ips[1].expires_at.isoformat() == "2029-12-31T22:00:00+00:00"

@@ -1,0 +1,198 @@
+"""Bad input gets a 4xx JSON error naming the problem, never a 5xx, and writes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+from tests.support.demo import KEY_OPEN, KEY_STRICT
+
+from rtbridge.storage.models import Reservation, ReservationEvent
+
+
+def _rows(client: TestClient) -> tuple[int, int]:
+    engine = client.app.state.rtbridge.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        return (
+            conn.execute(select(func.count()).select_from(Reservation)).scalar_one(),
+            conn.execute(select(func.count()).select_from(ReservationEvent)).scalar_one(),
+        )
+
+
+CASES = [
+    pytest.param(
+        {"params": {"key": KEY_OPEN, "caller_number": "call-me-maybe"}},
+        422,
+        "caller_number:",
+        id="letters",
+    ),
+    pytest.param(
+        {"params": {"key": KEY_OPEN, "caller_number": "1" * 5000}},
+        422,
+        "caller_number:",
+        id="5000-digits",
+    ),
+    pytest.param(
+        {"params": {"key": KEY_OPEN, "caller_number": "123"}}, 422, "caller_number:", id="too-short"
+    ),
+    pytest.param(
+        {"params": {"key": KEY_OPEN, "inbound_number": "+0123"}},
+        422,
+        "inbound_number:",
+        id="bad-inbound",
+    ),
+    pytest.param(
+        {"content": b'{"key": ', "headers": {"content-type": "application/json"}},
+        422,
+        "body: not valid JSON",
+        id="bad-json",
+    ),
+    pytest.param(
+        {"content": b"[1, 2]", "headers": {"content-type": "application/json"}},
+        422,
+        "body: JSON must be an object",
+        id="json-array",
+    ),
+    pytest.param(
+        {"content": b'"text"', "headers": {"content-type": "application/json"}},
+        422,
+        "body: JSON must be an object",
+        id="json-string",
+    ),
+    pytest.param(
+        {"json": {"key": KEY_OPEN, "caller_number": {"a": 1}}},
+        422,
+        "caller_number: must be a string",
+        id="json-object-caller",
+    ),
+    pytest.param(
+        {"json": {"key": KEY_OPEN, "caller_number": True}},
+        422,
+        "caller_number: must be a string",
+        id="json-bool-caller",
+    ),
+    pytest.param(
+        {"json": {"key": KEY_OPEN, "caller_state": ["CA"]}},
+        422,
+        "tag caller_state: must be a string",
+        id="json-list-tag",
+    ),
+    pytest.param({"json": {"key": [KEY_OPEN]}}, 422, "key: must be a string", id="json-list-key"),
+    pytest.param(
+        {"params": {"key": KEY_OPEN, "bad tag!": "x"}}, 422, "tag 'bad tag!'", id="bad-tag-name"
+    ),
+    pytest.param(
+        {"params": {"key": KEY_OPEN, **{f"t{i}": "x" for i in range(51)}}},
+        422,
+        "tags: at most 50",
+        id="too-many-tags",
+    ),
+    pytest.param(
+        {"params": {"key": KEY_OPEN, "zip": "9" * 300}},
+        422,
+        "tag zip: longer than 256",
+        id="long-tag",
+    ),
+    pytest.param(
+        {"params": {"key": "unknown-key-000000"}},
+        401,
+        "key: unknown postback key",
+        id="unknown-key",
+    ),
+    pytest.param(
+        {"params": {"caller_number": "12025550102"}}, 401, "key: missing postback key", id="no-key"
+    ),
+    pytest.param(
+        {"params": {"key": KEY_STRICT}},
+        422,
+        "FAILED must include caller_number (string)",
+        id="no-caller",
+    ),
+    pytest.param(
+        {
+            "content": b"x" * (64 * 1024 + 1),
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+        },
+        422,
+        "body: larger than 65536 bytes",
+        id="oversized",
+    ),
+    pytest.param(
+        {"content": b"\xff\xfe", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+        422,
+        "body: form data is not UTF-8",
+        id="non-utf8-form",
+    ),
+    pytest.param(
+        {"content": b"<xml/>", "headers": {"content-type": "application/xml"}},
+        422,
+        "body: unsupported content type",
+        id="xml",
+    ),
+    # python-multipart yields no fields for a truncated form: the key is then missing.
+    pytest.param(
+        {
+            "content": b"--x\r\nbroken",
+            "headers": {"content-type": "multipart/form-data; boundary=x"},
+        },
+        401,
+        "key: missing",
+        id="broken-multipart",
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_kwargs", "status", "message"), CASES)
+def test_bad_ping_is_refused_and_writes_nothing(
+    client: TestClient, request_kwargs: dict, status: int, message: str
+) -> None:
+    before = _rows(client)
+    r = client.post("/rtbs.json", **request_kwargs)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["error"].startswith(message), r.json()
+    assert _rows(client) == before
+
+
+def test_chunked_oversized_body_is_refused(client: TestClient) -> None:
+    def chunks():  # no Content-Length: the cap must hold while streaming
+        for _ in range(100):
+            yield b"a" * 1024
+
+    r = client.post(
+        "/rtbs.json",
+        content=chunks(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 422 and "larger than" in r.json()["error"]
+
+
+def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
+    r = client.get("/nope")
+    assert r.status_code == 404 and r.json() == {"error": "Not Found"}
+    r = client.get("/rtbs.json")
+    assert r.status_code == 405 and r.json() == {"error": "Method Not Allowed"}
+    r = client.delete(f"/rtbs/{'0' * 36}.json")
+    assert r.status_code == 405
+
+
+def test_garbage_never_500s(client: TestClient) -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(200):
+        blob = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+        ctype = rng.choice(
+            [
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=zz",
+                "",
+            ]
+        )
+        r = client.post(
+            f"/rtbs.json?key={KEY_OPEN}",
+            content=blob,
+            headers={"content-type": ctype} if ctype else {},
+        )
+        assert r.status_code < 500, (blob, ctype, r.text)

@@ -1,0 +1,51 @@
+"""``rtbridge serve`` as a real subprocess on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tests.support.net import free_port, wait_for_port
+
+
+@contextmanager
+def serve(db_url: str, *extra: str, sip: str = "off") -> Iterator[str]:
+    """Yield the base URL of a live server; stop it (SIGTERM) afterwards."""
+    port = free_port()
+    env = {**os.environ, "RTBRIDGE_DB": db_url}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rtbridge",
+            "serve",
+            "--http",
+            f"127.0.0.1:{port}",
+            "--sip",
+            sip,
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port("127.0.0.1", port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        if proc.returncode not in (0, -signal.SIGTERM):
+            raise AssertionError(
+                f"server exited {proc.returncode}:\n{out.decode(errors='replace')}"
+            )
