@@ -4,7 +4,7 @@ a bare Starlette endpoint returning the same JSON, in the same run, loaded by ``
     .venv/bin/python bench/api.py [--seconds 10] [--connections 16]
 
 Goal (issue 2): rtbridge >= 0.5x the bare endpoint's requests/s, p99 <= 20 ms at 16
-connections. Needs ``wrk`` (Debian package ``wrk``; scripts/system-deps --bench installs it).
+connections. Needs ``wrk`` (Debian package ``wrk``).
 """
 
 from __future__ import annotations
