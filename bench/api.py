@@ -142,7 +142,7 @@ def main() -> int:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print(
-            "wrk is missing: apt-get install wrk (or scripts/system-deps --bench)", file=sys.stderr
+            "wrk is missing: apt-get install wrk", file=sys.stderr
         )
         return 2
     work = Path(tempfile.mkdtemp(prefix="rtbridge-bench-"))
