@@ -1,0 +1,70 @@
+"""The ``rtbridge`` console script as users run it (subprocesses, real files)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.conftest import DEMO
+from tests.support.server import serve
+
+
+def rtbridge(*args: str, db: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RTBRIDGE_DB": db}
+    return subprocess.run(
+        [sys.executable, "-m", "rtbridge", *args], env=env, capture_output=True, text=True
+    )
+
+
+def test_apply_reports_then_is_idempotent(sqlite_url: str) -> None:
+    first = rtbridge("apply", str(DEMO), db=sqlite_url)
+    assert first.returncode == 0, first.stderr
+    assert "created key f38240dd…" in first.stdout
+    assert first.stdout.strip().endswith("13 created, 0 updated, 0 removed")
+    assert "s3cret" not in first.stdout + first.stderr
+    again = rtbridge("apply", str(DEMO), db=sqlite_url)
+    assert again.stdout.splitlines() == ["no changes", "0 created, 0 updated, 0 removed"]
+
+
+def test_dry_run_changes_nothing(sqlite_url: str) -> None:
+    dry = rtbridge("apply", "--dry-run", str(DEMO), db=sqlite_url)
+    assert dry.returncode == 0
+    assert dry.stdout.strip().endswith("dry run, nothing written: 13 created, 0 updated, 0 removed")
+    real = rtbridge("apply", str(DEMO), db=sqlite_url)
+    assert "13 created" in real.stdout
+
+
+def test_invalid_file_lists_every_error_and_exits_1(sqlite_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[keys]]\nkey = "short"\npublisher = "nobody"\ncampaign = "none"\ninbound_number = "12"\n'
+    )
+    result = rtbridge("apply", str(bad), db=sqlite_url)
+    assert result.returncode == 1
+    assert "nothing changed" in result.stderr
+    for expected in ("keys[0].key: too short", "keys[0].inbound_number: not an E.164 number",
+                     "keys[0].publisher: no publisher 'nobody'", "keys[0].campaign: no campaign 'none'"):  # fmt: skip
+        assert expected in result.stderr
+
+
+def test_db_flag_after_the_command_and_bad_addresses(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    result = subprocess.run([sys.executable, "-m", "rtbridge", "apply", "--db", url, str(DEMO)],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0 and (tmp_path / "x.db").exists()
+    result = rtbridge("serve", "--http", "nonsense", db=url)
+    assert result.returncode == 2 and "--http: expected HOST:PORT" in result.stderr
+
+
+@pytest.mark.live
+def test_serve_answers_health_and_a_ping(sqlite_url: str) -> None:
+    rtbridge("apply", str(DEMO), db=sqlite_url)
+    with serve(sqlite_url) as base:
+        assert httpx2.get(f"{base}/health").json()["status"] == "ok"
+        r = httpx2.post(f"{base}/rtbs.json", data={"key": "f38240dd-7f65-4e17-a4d7-2e09ccafad0e"})
+        assert r.status_code == 200 and r.json()["status"] == "reserved"
