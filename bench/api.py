@@ -26,11 +26,10 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.net import free_port, wait_for_port  # noqa: E402
-
 from rtbridge.config.apply import apply_file  # noqa: E402
 from rtbridge.storage.engine import open_database  # noqa: E402
 from rtbridge.storage.models import Reservation  # noqa: E402
+from tests.support.net import free_port, wait_for_port  # noqa: E402
 
 KEY = "bench-key-0000000000000000"
 CONFIG = f"""

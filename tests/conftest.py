@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
-from tests.support import postgres
 
 from rtbridge.config.apply import apply_file
 from rtbridge.http.app import create_app
 from rtbridge.settings import Settings
 from rtbridge.storage.engine import open_database
+from tests.support import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "deploy" / "demo.toml"

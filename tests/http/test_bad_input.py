@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
-from tests.support.demo import KEY_OPEN, KEY_STRICT
 
 from rtbridge.storage.models import Reservation, ReservationEvent
+from tests.support.demo import KEY_OPEN, KEY_STRICT
 
 
 def _rows(client: TestClient) -> tuple[int, int]:

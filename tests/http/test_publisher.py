@@ -7,6 +7,7 @@ import uuid as uuidlib
 
 import pytest
 from starlette.testclient import TestClient
+
 from tests.conftest import ClientFactory, Clock
 from tests.support.demo import DOMAIN, KEY_INBOUND, KEY_OPEN, KEY_STRICT, POOL, one_buyer_config
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from tests.conftest import write_config
-from tests.support.demo import KEY_OPEN, one_buyer_config
-from tests.support.server import serve
 
 from rtbridge.config.apply import apply_file
 from rtbridge.storage.engine import open_database
+from tests.conftest import write_config
+from tests.support.demo import KEY_OPEN, one_buyer_config
+from tests.support.server import serve
 
 PINGS = 200
 CONCURRENCY = 5
