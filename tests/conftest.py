@@ -84,7 +84,7 @@ def make_client(sqlite_url: str, tmp_path: Path, clock: Clock) -> Iterator[Clien
         engine = open_database(url)
         apply_file(engine, DEMO if config_text is None else write_config(tmp_path, config_text))
         engine.dispose()
-        settings = Settings(db_url=url, sip=None, sweep_interval=3600)
+        settings = Settings(db_url=url, sip_enabled=False, sweep_interval=3600)
         client = TestClient(create_app(settings, clock=clock, **options))
         client.__enter__()
         clients.append(client)

@@ -9,7 +9,6 @@ from typing import Any
 
 DEFAULT_DB = "sqlite:///rtbridge.db"
 DEFAULT_HTTP = "127.0.0.1:8080"
-DEFAULT_SIP = "0.0.0.0:5060"
 
 
 def parse_hostport(value: str, *, what: str) -> tuple[str, int]:
@@ -30,7 +29,9 @@ def parse_hostport(value: str, *, what: str) -> tuple[str, int]:
 class Settings:
     db_url: str = DEFAULT_DB
     http: str = DEFAULT_HTTP
-    sip: str | None = DEFAULT_SIP
+    sip_enabled: bool = True  # run the SIP agent in this process (serve --sip off: False)
+    sip: str | None = None  # HOST:PORT overriding the agent file's hosts/port
+    sip_config: str | None = None  # path; None: sip_config/agent.toml when present
     sweep_interval: float = 1.0  # seconds between expiry sweeps
     catalog_recheck: float = 1.0  # seconds between configuration version checks
     max_body: int = 64 * 1024

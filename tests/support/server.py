@@ -13,10 +13,12 @@ from tests.support.net import free_port, wait_for_port
 
 
 @contextmanager
-def serve(db_url: str, *extra: str, sip: str = "off") -> Iterator[str]:
-    """Yield the base URL of a live server; stop it (SIGTERM) afterwards."""
+def serve(db_url: str, *extra: str, sip: str | None = "off") -> Iterator[str]:
+    """Yield the base URL of a live server; stop it (SIGTERM) afterwards. ``sip=None``
+    leaves where SIP listens to the agent file (``--sip-config`` in ``extra``)."""
     port = free_port()
     env = {**os.environ, "RTBRIDGE_DB": db_url}
+    sip_args = [] if sip is None else ["--sip", sip]
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -25,8 +27,7 @@ def serve(db_url: str, *extra: str, sip: str = "off") -> Iterator[str]:
             "serve",
             "--http",
             f"127.0.0.1:{port}",
-            "--sip",
-            sip,
+            *sip_args,
             "--log-level",
             "warning",
             *extra,

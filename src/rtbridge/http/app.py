@@ -51,6 +51,12 @@ def create_app(settings: Settings, **reservation_options: Any) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         state = build_state(settings, **reservation_options)
         app.state.rtbridge = state  # for tests and tools holding the app, not for handlers
+        agent = None
+        if settings.sip_enabled:  # the SIP agent shares this process: its own pjsua2 thread
+            from rtbridge.sip.service import build_agent  # pjsua2 only when SIP is wanted
+
+            agent = build_agent(settings, state.engine, state.catalog)
+            agent.start()
         sweeper = asyncio.create_task(_sweep(state))
         try:
             yield {"app": state}
@@ -58,6 +64,8 @@ def create_app(settings: Settings, **reservation_options: Any) -> Starlette:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            if agent is not None:
+                agent.stop()
             state.engine.dispose()
 
     return Starlette(

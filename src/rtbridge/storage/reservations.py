@@ -28,7 +28,7 @@ from rtbridge.domain.selection import Chosen, NoTarget, Usage, choose_buyer, ine
 from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache
 from rtbridge.storage.models import PostbackKey
 from rtbridge.storage.sql import Db, transaction
-from rtbridge.storage.transactions import lock_campaign_raw, utcnow
+from rtbridge.storage.transactions import lock_campaign_raw, try_lock_sweep, utcnow
 
 REASON_NO_FREE_DID = "no-free-did"
 
@@ -369,8 +369,10 @@ class Reservations:
         )
 
     # -- expiry ------------------------------------------------------------------------------
-    def expire_due(self) -> int:
-        """Write ``expired`` on unclaimed reservations past their TTL, with their history row."""
+    def expire_due(self, limit: int = 1000) -> int:
+        """Write ``expired`` on up to ``limit`` unclaimed reservations past their TTL, with
+        their history rows. Set-based and bounded, so a sweep after a burst stays short
+        (it runs on the event loop with SQLite); the next sweep takes the rest."""
         now = self.clock()
         due = "status IN ('reserved', 'confirmed') AND expires_at <= :now"
         with transaction(self.engine, write=False) as db:
@@ -380,13 +382,22 @@ class Reservations:
             ):
                 return 0  # the common case costs a read, not the write lock
         with transaction(self.engine, write=True) as db:
-            params = {"now": db.ts(now)}
-            uuids = [
-                r["uuid"] for r in db.rows(f"SELECT uuid FROM reservation WHERE {due}", params)
-            ]
-            for uuid in uuids:
-                self._transition(db, uuid, st.EXPIRED, now, "ttl passed")
-        return len(uuids)
+            if not try_lock_sweep(db):
+                return 0  # another process is sweeping right now
+            params = {"now": db.ts(now), "limit": limit}
+            batch = (
+                f"SELECT uuid FROM reservation WHERE {due} ORDER BY expires_at, uuid LIMIT :limit"
+            )
+            db.execute(
+                "INSERT INTO reservationevent (reservation_uuid, status, at, detail) "
+                f"SELECT uuid, 'expired', :now, 'ttl passed' FROM ({batch}) AS due",
+                params,
+            )
+            cur = db.execute(
+                f"UPDATE reservation SET status = 'expired', updated_at = :now WHERE uuid IN ({batch})",
+                params,
+            )
+            return int(cur.rowcount)
 
     # -- rendering ---------------------------------------------------------------------------
     def _outcome(

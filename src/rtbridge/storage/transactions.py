@@ -55,4 +55,13 @@ def lock_campaign_raw(db: Db, campaign_id: str) -> None:
     )
 
 
+def try_lock_sweep(db: Db) -> bool:
+    """One expiry sweeper at a time across processes (PostgreSQL; SQLite's write lock already
+    serialises), so a reservation gets one ``expired`` history row, not one per process."""
+    if db.sqlite:
+        return True
+    row = db.one("SELECT pg_try_advisory_xact_lock(:ns, 0) AS ok", {"ns": _LOCK_NAMESPACE + 1})
+    return bool(row and row["ok"])
+
+
 __all__ = ["is_sqlite", "lock_campaign", "utcnow", "write_transaction"]

@@ -1,0 +1,415 @@
+"""The SIP agent: one thread owns pjsua2; the router runs on worker threads.
+
+Threads and why:
+
+- **agent thread** — creates the Endpoint, polls ``libHandleEvents`` (which releases the
+  GIL while it waits), runs every pjsua2 callback, every :class:`Bridge` method and the ring
+  timers, and drains ``_inbox``: callables posted by other threads. Nothing else touches
+  pjsua2, so there are no pjsua2 locks to reason about from Python.
+- **route workers** (``router_workers``) — run ``Router.route``, which may wait on the
+  database. The answer is posted back to the agent thread through ``_inbox``.
+- **event thread** (one) — runs ``Router.on_event`` in emission order, so a recorder sees
+  ``ringing`` → ``answered`` → ``ended`` for each call.
+
+Capacity: the pjsua2 wheel has a fixed number of call slots (4 → 2 bridges). A new INVITE
+when ``bridge_capacity`` bridges are live (routing, dialing or connected) is answered
+``503`` + ``Retry-After`` *before* the router runs, so no reservation is claimed and the
+publisher can retry it elsewhere (SPEC §4.5). When every slot is taken pjsua itself answers
+``486`` statelessly before any callback runs; Python cannot change that (see the report in
+tests/sip/test_agent.py::test_pjsua_slot_cap).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import heapq
+import itertools
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pjsua2 as pj
+
+from rtbridge.sip.bridge import Bridge, Leg, LegOwner, respond
+from rtbridge.sip.endpoint import Endpoint, account_config, start_endpoint
+from rtbridge.sip.messages import (
+    parse_request,
+    split_host_port,
+    split_name_addr,
+    uri_user,
+    via_transport,
+)
+from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, OutboundAuth, Reject, Router
+from rtbridge.sip.settings import AgentConfig
+
+log = logging.getLogger("rtbridge.sip.agent")
+
+
+def read_invite(call_id_hint: int, whole_msg: str, src_address: str) -> IncomingInvite:
+    """Translate pjsua2's raw INVITE text and packet source into an IncomingInvite."""
+    msg = parse_request(whole_msg)
+    source_ip, source_port = split_host_port(src_address)
+    display, from_uri = split_name_addr(msg.first("from") or "")
+    headers = {
+        name: ", ".join(values) for name, values in msg.headers.items() if name != "authorization"
+    }
+    return IncomingInvite(
+        call_id=msg.first("call-id") or f"pjsua-{call_id_hint}",
+        source_ip=source_ip,
+        source_port=source_port,
+        transport=via_transport(msg.first("via")),
+        request_uri=msg.request_uri,
+        ruri_user=uri_user(msg.request_uri),
+        from_user=uri_user(from_uri),
+        from_display=display,
+        authorization=msg.first("authorization"),
+        headers=headers,
+    )
+
+
+class _Account(pj.Account):  # type: ignore[misc]
+    """The agent's identity; every account (plain or with outbound credentials) is this."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__()
+        self._agent = agent
+
+    def onIncomingCall(self, prm: Any) -> None:
+        try:
+            self._agent._on_incoming(self, prm)
+        except Exception:
+            log.exception("onIncomingCall failed")
+
+
+class _Timer:
+    __slots__ = ("cancelled", "fn")
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Agent:
+    """pjsua2 B2BUA driven by a :class:`Router`.
+
+    ``start()`` runs the agent thread in the background and returns once it listens;
+    ``stop()`` hangs up every call, waits up to ``drain_timeout`` and destroys pjsua2.
+    ``run()`` does the same in the foreground until ``stop()`` or SIGINT/SIGTERM.
+    """
+
+    def __init__(self, config: AgentConfig, router: Router) -> None:
+        self.config = config
+        self.domain = config.domain
+        self._router = router
+        self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._timers: list[tuple[float, int, _Timer]] = []
+        self._seq = itertools.count()
+        self._legs: set[Leg] = set()
+        self._bridges: set[Bridge] = set()
+        # Keyed by (credentials, IPv6 transport kind or None): see endpoint.account_config.
+        self._accounts: dict[tuple[OutboundAuth | None, str | None], _Account] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._endpoint: Endpoint | None = None
+        self._stop_requested = threading.Event()
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._route_pool: ThreadPoolExecutor | None = None
+        self._event_pool: ThreadPoolExecutor | None = None
+        self._port = 0
+
+    # -- public surface --------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """SIP port bound (the configured one, or the one picked for port 0)."""
+        return self._port
+
+    @property
+    def active_bridges(self) -> int:
+        """Bridges alive now (routing, dialing or connected)."""
+        return len(self._bridges)
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the agent thread; returns once it listens, raises if it could not start."""
+        if self._thread is not None:
+            raise RuntimeError("agent already started")
+        self._thread = threading.Thread(target=self._main, name="rtbridge-sip", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("SIP agent did not start")
+        if self._startup_error is not None:
+            self._thread.join()
+            self._thread = None
+            raise RuntimeError("SIP agent failed to start") from self._startup_error
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Hang up all calls, destroy pjsua2, deliver pending events; idempotent."""
+        self._stop_requested.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout if timeout is not None else self.config.drain_timeout + 10)
+            self._thread = None
+
+    def run(self) -> None:
+        """Run in the foreground until ``stop()`` or SIGINT/SIGTERM."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: self._stop_requested.set())
+        self._main()
+        if self._startup_error is not None:
+            raise RuntimeError("SIP agent failed to start") from self._startup_error
+
+    def __enter__(self) -> Agent:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- BridgeHost (agent thread only) ----------------------------------------------------
+
+    def account_for(self, auth: OutboundAuth | None, target_uri: str = "") -> Any:
+        """The account to dial ``target_uri`` with (or to answer on, for ``target_uri=""``).
+
+        One per credential set, and per IPv6 transport for IPv6 targets (the wheel's
+        IPv6 limits, see endpoint.account_config).
+        """
+        ipv6_kind = _ipv6_transport_kind(target_uri)
+        key = (auth, ipv6_kind)
+        account = self._accounts.get(key)
+        if account is None:
+            assert self._endpoint is not None
+            transport = None
+            if ipv6_kind is not None:
+                transport = self._endpoint.ipv6_transport(ipv6_kind)
+                if transport is None:
+                    raise ValueError(f"no IPv6 {ipv6_kind} listener to reach {target_uri}")
+            account = _Account(self)
+            account.create(account_config(self.config, auth, transport), not self._accounts)
+            self._accounts[key] = account
+        return account
+
+    def new_leg(self, owner: LegOwner | None, account: Any, call_id: int) -> Leg:
+        leg = Leg(owner, account, call_id, self._leg_disconnected)
+        self._legs.add(leg)
+        return leg
+
+    def emit(self, event: CallEvent) -> None:
+        if self._event_pool is not None:
+            self._event_pool.submit(self._deliver, event)
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> _Timer:
+        timer = _Timer(fn)
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), timer))
+        return timer
+
+    def finished(self, bridge: Bridge) -> None:
+        self._bridges.discard(bridge)
+
+    # -- agent thread ----------------------------------------------------------------------
+
+    def _main(self) -> None:
+        self._route_pool = ThreadPoolExecutor(
+            self.config.router_workers, thread_name_prefix="rtbridge-route"
+        )
+        self._event_pool = ThreadPoolExecutor(1, thread_name_prefix="rtbridge-events")
+        try:
+            self._endpoint = start_endpoint(self.config)
+            self._port = self._endpoint.port
+            self.account_for(None)  # the default account: IPv4, answers incoming calls
+            for transport in self._endpoint.transports:
+                if transport.ipv6:
+                    self._accounts[(None, transport.kind)] = self._bound_account(transport)
+            self._endpoint.ep.select_account = self._select_account
+        except BaseException as exc:
+            self._startup_error = exc
+            self._teardown()
+            self._ready.set()
+            return
+        log.info("SIP agent listening on port %d", self._port)
+        self._ready.set()
+        try:
+            while not self._stop_requested.is_set():
+                self._poll()
+            self._drain()
+        finally:
+            self._teardown()
+
+    def _poll(self) -> None:
+        assert self._endpoint is not None
+        wait = self.config.poll_ms
+        if self._timers:
+            wait = max(0, min(wait, int((self._timers[0][0] - time.monotonic()) * 1000)))
+        self._endpoint.ep.libHandleEvents(wait)
+        self._run_inbox()
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, timer = heapq.heappop(self._timers)
+            if not timer.cancelled:
+                try:
+                    timer.fn()
+                except Exception:
+                    log.exception("timer failed")
+
+    def _bound_account(self, transport: Any) -> _Account:
+        account = _Account(self)
+        account.create(account_config(self.config, None, transport), False)
+        return account
+
+    def _select_account(self, prm: Any) -> None:
+        """IPv6 requests must be handled by the account bound to their IPv6 transport."""
+        host, _ = split_host_port(prm.rdata.srcAddress)
+        if ":" not in host:
+            return
+        transport = via_transport(parse_request(prm.rdata.wholeMsg).first("via"))
+        account = self._accounts.get((None, transport))
+        if account is not None:
+            prm.accountIndex = account.getId()
+
+    def _drain(self) -> None:
+        """Hang up everything and keep polling until the calls are gone or time runs out."""
+        for bridge in list(self._bridges):
+            bridge.shut_down()
+        for leg in list(self._legs):
+            if leg.owner is None:
+                respond(leg, 503, "Service Unavailable", (("Retry-After", "5"),))
+        deadline = time.monotonic() + self.config.drain_timeout
+        while (self._bridges or self._legs) and time.monotonic() < deadline:
+            self._poll()
+        if self._bridges or self._legs:
+            log.warning("stop: %d bridges still alive after drain", len(self._bridges))
+
+    def _teardown(self) -> None:
+        """Release pjsua2 in the order it needs.
+
+        Every ``Call`` Python object must be gone *before* libDestroy: pjsua2's ``~Call``
+        touches pjsua state, and after libDestroy that is an assertion failure (abort).
+        So: close the door to late router answers, run what is queued, let pjsip send the
+        last BYEs, detach every leg from its controller, drop all references, collect,
+        then shut the accounts and destroy the library.
+        """
+        with self._lock:
+            self._closed = True
+        endpoint, self._endpoint = self._endpoint, None
+        if endpoint is not None and endpoint.ep is not None:
+            try:
+                self._run_inbox()
+                endpoint.ep.hangupAllCalls()
+                for _ in range(20):  # let pjsip send the BYEs/CANCELs it just queued
+                    endpoint.ep.libHandleEvents(10)
+                self._run_inbox()
+            except pj.Error:
+                pass
+        for bridge in self._bridges:
+            bridge.detach()
+        self._bridges.clear()
+        for leg in self._legs:
+            leg.owner = None
+        self._legs.clear()
+        self._timers.clear()
+        while True:  # drop queued jobs (and the legs their closures hold)
+            try:
+                self._inbox.get_nowait()
+            except queue.Empty:
+                break
+        gc.collect()
+        for account in self._accounts.values():
+            with contextlib.suppress(pj.Error):
+                account.shutdown()
+        self._accounts.clear()
+        if endpoint is not None and endpoint.ep is not None:
+            if endpoint.ep is not None:
+                endpoint.ep.select_account = None
+            endpoint.destroy()
+        if self._route_pool is not None:
+            self._route_pool.shutdown(wait=False, cancel_futures=True)
+        if self._event_pool is not None:
+            # Events are the call records: deliver what is queued before returning.
+            self._event_pool.shutdown(wait=True)
+        self._event_pool = None
+
+    def _run_inbox(self) -> None:
+        while True:
+            try:
+                job = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                job()
+            except Exception:
+                log.exception("agent job failed")
+
+    def _on_incoming(self, account: _Account, prm: Any) -> None:
+        leg = self.new_leg(None, account, prm.callId)
+        if self._stop_requested.is_set() or len(self._bridges) >= self.config.bridge_capacity:
+            # Before route(): a 503 here leaves the reservation unclaimed for a retry.
+            respond(
+                leg,
+                503,
+                "Service Unavailable",
+                (("Retry-After", str(self.config.retry_after)),),
+            )
+            return
+        try:
+            invite = read_invite(prm.callId, prm.rdata.wholeMsg, prm.rdata.srcAddress)
+        except Exception:
+            log.exception("unreadable INVITE")
+            respond(leg, 400, "Bad Request")
+            return
+        bridge = Bridge(self, leg, invite)
+        self._bridges.add(bridge)
+        assert self._route_pool is not None
+        future = self._route_pool.submit(self._router.route, invite)
+        future.add_done_callback(lambda f: self._route_done(bridge, f))
+
+    def _route_done(self, bridge: Bridge, future: Future[Reject | BridgeTo]) -> None:
+        """Worker thread: hand the router's answer to the agent thread.
+
+        If the agent has already stopped, nobody can answer the INVITE any more, but a
+        claimed reservation must still get its "ended" record (SPEC §7: no call without a
+        record), so it is written from here.
+        """
+        with self._lock:
+            if not self._closed:
+                self._inbox.put(lambda: _deliver_route(bridge, future))
+                return
+        if future.exception() is None:
+            result = future.result()
+            if isinstance(result, BridgeTo):
+                self._deliver(bridge.abandoned_event(result))
+
+    def _leg_disconnected(self, leg: Leg) -> None:
+        # Drop the last reference only after the callback returned (see bridge.py).
+        self._inbox.put(lambda: self._legs.discard(leg))
+
+    def _deliver(self, event: CallEvent) -> None:
+        try:
+            self._router.on_event(event)
+        except Exception:
+            log.exception("router.on_event failed for %s", event.reservation_uuid)
+
+
+def _ipv6_transport_kind(uri: str) -> str | None:
+    """Transport ("UDP"/"TCP") when ``uri``'s host is an IPv6 literal, else None."""
+    _, _, rest = uri.partition("@")
+    if not rest.startswith("["):
+        rest = uri.partition(":")[2]
+        if not rest.startswith("["):
+            return None
+    return "TCP" if ";transport=tcp" in uri.lower() else "UDP"
+
+
+def _deliver_route(bridge: Bridge, future: Future[Reject | BridgeTo]) -> None:
+    exc = future.exception()
+    bridge.on_route_result(exc if exc is not None else future.result())

@@ -1,0 +1,441 @@
+"""One controller per accepted INVITE, owning both legs (sippy's ``CallController`` shape).
+
+Everything here runs on the agent's pjsua2 thread: pjsua2 callbacks (``onCallState``,
+``onCallMediaState``), the router's answer (posted back through the agent's queue) and the
+ring timer. The controller never blocks; it reports progress through ``host.emit`` and the
+agent hands the events to the router on another thread.
+
+Lifecycle (SPEC §4.4)::
+
+    routing ──Reject──────────────────────────────▶ ended (no event: nothing was claimed)
+       │ BridgeTo
+       ▼
+    dialing ──buyer 18x──▶ relay 180/183 to the publisher
+       │  ├─buyer final failure ─▶ relay the code ─▶ ended(hangup_by="buyer")
+       │  ├─ring timeout ─▶ CANCEL buyer, 408 to publisher ─▶ ended(hangup_by="timeout")
+       │  └─publisher CANCEL ─▶ CANCEL buyer ─▶ ended(hangup_by="publisher")
+       │ buyer 200
+       ▼
+    connected ──either BYE──▶ BYE the other ─▶ ended
+
+pjsua2 pitfall: a ``Call`` Python object must stay referenced until its DISCONNECTED
+callback, and be dropped soon after (call ids are reused: a stale ``Call`` destroyed later
+hangs up whichever call owns its id by then). The agent keeps every leg in a set and drops
+it after DISCONNECTED; this controller breaks its own leg references when it finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+import pjsua2 as pj
+
+from rtbridge.sip.messages import safe_header
+from rtbridge.sip.router import (
+    BridgeTo,
+    CallEvent,
+    EventKind,
+    HangupBy,
+    IncomingInvite,
+    OutboundAuth,
+    Reject,
+)
+
+log = logging.getLogger("rtbridge.sip.bridge")
+
+Role = Literal["inbound", "outbound"]
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class BridgeHost(Protocol):
+    """What a controller needs from the agent (kept narrow so the agent stays the owner)."""
+
+    domain: str
+
+    def account_for(self, auth: OutboundAuth | None, target_uri: str = "") -> Any: ...
+    def new_leg(self, owner: LegOwner | None, account: Any, call_id: int) -> Leg: ...
+    def emit(self, event: CallEvent) -> None: ...
+    def call_later(self, delay: float, fn: Callable[[], None]) -> Timer: ...
+    def finished(self, bridge: Bridge) -> None: ...
+
+
+class LegOwner(Protocol):
+    def on_leg_state(self, leg: Leg, info: Any) -> None: ...
+    def on_leg_media(self, leg: Leg) -> None: ...
+
+
+class Leg(pj.Call):  # type: ignore[misc]
+    """A pjsua2 call that forwards its callbacks to its owner, never raising into C."""
+
+    def __init__(
+        self,
+        owner: LegOwner | None,
+        account: Any,
+        call_id: int,
+        on_disconnected: Callable[[Leg], None],
+    ) -> None:
+        super().__init__(account, call_id)
+        self.owner = owner
+        self.disconnected = False
+        self._on_disconnected = on_disconnected
+
+    def onCallState(self, prm: Any) -> None:
+        try:
+            info = self.getInfo()
+            if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                self.disconnected = True
+            if self.owner is not None:
+                self.owner.on_leg_state(self, info)
+            if self.disconnected:
+                self.owner = None
+                self._on_disconnected(self)
+        except Exception:
+            log.exception("onCallState failed")
+
+    def onCallMediaState(self, prm: Any) -> None:
+        try:
+            if self.owner is not None:
+                self.owner.on_leg_media(self)
+        except Exception:
+            log.exception("onCallMediaState failed")
+
+
+def respond(
+    leg: Leg, code: int, reason: str = "", headers: tuple[tuple[str, str], ...] = ()
+) -> None:
+    """Send a response to an inbound leg not yet finally answered; a no-op when it is gone.
+
+    Always ``answer`` (pjsua_call_answer2 takes any 1xx-6xx): ``hangup`` with a code also
+    rejects, but called from inside onIncomingCall it drops ``txOption.headers`` (a 503
+    lost its Retry-After that way).
+    """
+    if leg.disconnected:
+        return
+    prm = pj.CallOpParam(True) if code == 200 else pj.CallOpParam()
+    prm.statusCode = code
+    if reason:
+        prm.reason = reason
+    for name, value in headers:
+        safe = safe_header(name, value)
+        if safe is None:
+            log.warning("dropping response header with invalid name %r", name)
+            continue
+        hdr = pj.SipHeader()
+        hdr.hName, hdr.hValue = safe
+        prm.txOption.headers.append(hdr)
+    try:
+        leg.answer(prm)
+    except pj.Error as exc:
+        log.warning("could not send %d: %s", code, exc.info())
+
+
+def hang_up(leg: Leg | None) -> None:
+    """BYE (confirmed) or CANCEL (early) a leg; a no-op when it is gone."""
+    if leg is None or leg.disconnected:
+        return
+    try:
+        leg.hangup(pj.CallOpParam())
+    except pj.Error as exc:
+        log.debug("hangup: %s", exc.info())
+
+
+def relay_code(buyer_code: int) -> tuple[int, str]:
+    """The final response the publisher gets when the buyer leg fails (SPEC §4.5).
+
+    The buyer's own code is relayed, except where it describes *our* leg to the buyer
+    rather than the buyer: an auth challenge we could not satisfy, or no final code at all.
+    """
+    if buyer_code in (401, 407) or not 400 <= buyer_code <= 699:
+        return 480, "Temporarily Unavailable"
+    return buyer_code, ""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _active_audio(leg: Leg) -> Any | None:
+    """The leg's first active audio stream as an AudioMedia, or None."""
+    if leg.disconnected:
+        return None
+    try:
+        info = leg.getInfo()
+        for media in info.media:
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in (
+                pj.PJSUA_CALL_MEDIA_ACTIVE,
+                pj.PJSUA_CALL_MEDIA_REMOTE_HOLD,
+            ):
+                return leg.getAudioMedia(media.index)
+    except pj.Error:
+        return None
+    return None
+
+
+class Bridge:
+    """Controller of one inbound INVITE and, once routed, its buyer leg."""
+
+    def __init__(self, host: BridgeHost, inbound: Leg, invite: IncomingInvite) -> None:
+        self.host = host
+        self.invite = invite
+        self.inbound: Leg | None = inbound
+        self.outbound: Leg | None = None
+        self.plan: BridgeTo | None = None
+        self.phase: Literal["routing", "dialing", "connected", "ended"] = "routing"
+        self.invite_at = _now()
+        self.answer_at: datetime | None = None
+        self.publisher_code: int | None = None
+        self.buyer_code: int | None = None
+        self.buyer_reason = ""
+        self.hangup_by: HangupBy | None = None
+        self._inbound_done = False
+        self._outbound_done = False
+        self._relayed = 0
+        self._ringing_sent = False
+        self._timer: Timer | None = None
+        self._finished = False
+        inbound.owner = self
+
+    # -- router answer -------------------------------------------------------------------
+
+    def on_route_result(self, result: Reject | BridgeTo | BaseException) -> None:
+        if isinstance(result, BaseException):
+            log.error("router failed for %s", self.invite.call_id, exc_info=result)
+            result = Reject(500, "Server Internal Error")
+        if isinstance(result, Reject):
+            if self.inbound is not None:
+                respond(self.inbound, result.code, result.reason, result.headers)
+            self.phase = "ended"
+            self._maybe_finish()
+            return
+        self.plan = result
+        if self._inbound_done:  # the publisher gave up (CANCEL) while we were routing
+            self.hangup_by = self.hangup_by or "publisher"
+            self.publisher_code = self.publisher_code or 487
+            self.phase = "ended"
+            self._maybe_finish()
+            return
+        self.phase = "dialing"
+        self._dial(result)
+
+    def _dial(self, plan: BridgeTo) -> None:
+        prm = pj.CallOpParam(True)
+        prm.opt.audioCount = 1
+        prm.opt.videoCount = 0
+        if plan.caller_id:
+            # SipTxOption.localUri sets the From of a new call (pjsua_msg_data.local_uri);
+            # msg_data headers cannot replace From.
+            prm.txOption.localUri = f"<sip:{_sip_user(plan.caller_id)}@{self.host.domain}>"
+        for name, value in plan.headers:
+            safe = safe_header(name, value)
+            if safe is None:
+                log.warning("dropping outbound header with invalid name %r", name)
+                continue
+            hdr = pj.SipHeader()
+            hdr.hName, hdr.hValue = safe
+            prm.txOption.headers.append(hdr)
+        leg: Leg | None = None
+        try:
+            account = self.host.account_for(plan.auth, plan.target_uri)
+            leg = self.host.new_leg(self, account, pj.PJSUA_INVALID_ID)
+            self.outbound = leg
+            leg.makeCall(plan.target_uri, prm)
+        except (pj.Error, ValueError) as exc:
+            log.error("cannot dial %s: %s", plan.target_uri, _error_text(exc))
+            if leg is not None:
+                leg.disconnected = True
+                leg.owner = None
+            self._outbound_done = True
+            self.hangup_by = "agent"
+            self.publisher_code = 500
+            if self.inbound is not None:
+                respond(self.inbound, 500, "Cannot Reach Buyer")
+            self.phase = "ended"
+            self._maybe_finish()
+            return
+        self._timer = self.host.call_later(plan.ring_timeout, self._on_ring_timeout)
+
+    # -- pjsua2 callbacks ------------------------------------------------------------------
+
+    def on_leg_state(self, leg: Leg, info: Any) -> None:
+        if leg is self.inbound:
+            self._on_inbound_state(info)
+        elif leg is self.outbound:
+            self._on_outbound_state(info)
+
+    def on_leg_media(self, leg: Leg) -> None:
+        self._connect_audio()
+
+    def _on_inbound_state(self, info: Any) -> None:
+        if info.state != pj.PJSIP_INV_STATE_DISCONNECTED:
+            return
+        self._inbound_done = True
+        if self.phase in ("dialing", "connected"):
+            self.hangup_by = self.hangup_by or "publisher"
+            if self.publisher_code is None:
+                self.publisher_code = info.lastStatusCode or 487
+            hang_up(self.outbound)
+        self._maybe_finish()
+
+    def _on_outbound_state(self, info: Any) -> None:
+        state = info.state
+        if state == pj.PJSIP_INV_STATE_EARLY and self.phase == "dialing":
+            code = info.lastStatusCode
+            if not self._ringing_sent:
+                self._ringing_sent = True
+                self._emit("ringing")
+            if code in (180, 183) and code != self._relayed and self.inbound is not None:
+                # 183 carries our SDP answer, so early media from the buyer flows; a plain
+                # 180 from the buyer is relayed as 180 (pjsua adds SDP only when it must).
+                self._relayed = code
+                respond(self.inbound, code)
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and self.phase == "dialing":
+            self._cancel_timer()
+            self.phase = "connected"
+            self.answer_at = _now()
+            self.buyer_code = 200
+            self.publisher_code = 200
+            if self.inbound is None or self._inbound_done:
+                hang_up(self.outbound)
+                return
+            respond(self.inbound, 200)
+            self._emit("answered")
+            self._connect_audio()
+        elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self._outbound_done = True
+            self._cancel_timer()
+            if self.buyer_code is None:
+                self.buyer_code = info.lastStatusCode
+                self.buyer_reason = info.lastReason
+            if self.phase == "dialing":
+                self.hangup_by = self.hangup_by or "buyer"
+                if self.hangup_by == "buyer" and self.inbound is not None:
+                    code, reason = relay_code(self.buyer_code or 0)
+                    reason = reason or self.buyer_reason
+                    self.publisher_code = code
+                    respond(self.inbound, code, reason)
+            elif self.phase == "connected":
+                self.hangup_by = self.hangup_by or "buyer"
+                hang_up(self.inbound)
+            self._maybe_finish()
+
+    def _on_ring_timeout(self) -> None:
+        self._timer = None
+        if self.phase != "dialing":
+            return
+        self.hangup_by = "timeout"
+        self.publisher_code = 408
+        if self.inbound is not None:
+            respond(self.inbound, 408, "Request Timeout")
+        hang_up(self.outbound)
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    def shut_down(self) -> None:
+        """Agent stopping: end both legs (503 to a publisher not yet answered)."""
+        self.hangup_by = self.hangup_by or "agent"
+        if self.phase in ("routing", "dialing") and self.inbound is not None:
+            if self.publisher_code is None:
+                self.publisher_code = 503
+            respond(self.inbound, 503, "Service Unavailable", (("Retry-After", "5"),))
+        hang_up(self.inbound)
+        hang_up(self.outbound)
+
+    def detach(self) -> None:
+        """Agent teardown: forget both legs so their Call objects can be freed now."""
+        self._cancel_timer()
+        for leg in (self.inbound, self.outbound):
+            if leg is not None:
+                leg.owner = None
+        self.inbound = None
+        self.outbound = None
+
+    def abandoned_event(self, plan: BridgeTo) -> CallEvent:
+        """The "ended" record of a reservation the router claimed after the agent stopped."""
+        return CallEvent(
+            reservation_uuid=plan.reservation_uuid,
+            kind="ended",
+            call_id=self.invite.call_id,
+            invite_at=self.invite_at,
+            end_at=_now(),
+            publisher_code=self.publisher_code or 503,
+            hangup_by="agent",
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _connect_audio(self) -> None:
+        if self.inbound is None or self.outbound is None:
+            return
+        a, b = _active_audio(self.inbound), _active_audio(self.outbound)
+        if a is None or b is None:
+            return
+        try:
+            a.startTransmit(b)
+            b.startTransmit(a)
+        except pj.Error as exc:
+            log.error("cannot bridge audio: %s", exc.info())
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _maybe_finish(self) -> None:
+        # Re-entrancy: pjsua2 may run the other leg's DISCONNECTED callback *inside* our
+        # hangup() call, so this can be reached twice for one end of call.
+        if self._finished or self.phase == "routing" or not self._inbound_done:
+            return
+        if self.outbound is not None and not self._outbound_done:
+            return
+        self._finished = True
+        self.phase = "ended"
+        if self.plan is not None:  # a claimed reservation always gets its "ended" record
+            self._emit("ended")
+        self._cancel_timer()
+        # Break leg <-> controller references so call ids can be reused safely.
+        for leg in (self.inbound, self.outbound):
+            if leg is not None:
+                leg.owner = None
+        self.inbound = None
+        self.outbound = None
+        self.host.finished(self)
+
+    def _emit(self, kind: EventKind) -> None:
+        if self.plan is None:
+            return
+        end_at = _now() if kind == "ended" else None
+        duration = 0.0
+        if end_at is not None and self.answer_at is not None:
+            duration = (end_at - self.answer_at).total_seconds()
+        self.host.emit(
+            CallEvent(
+                reservation_uuid=self.plan.reservation_uuid,
+                kind=kind,
+                call_id=self.invite.call_id,
+                invite_at=self.invite_at,
+                answer_at=self.answer_at,
+                end_at=end_at,
+                publisher_code=self.publisher_code,
+                buyer_code=self.buyer_code,
+                buyer_reason=self.buyer_reason,
+                hangup_by=self.hangup_by if kind == "ended" else None,
+                duration=duration,
+            )
+        )
+
+
+def _error_text(exc: BaseException) -> str:
+    info = getattr(exc, "info", None)
+    return str(info()) if callable(info) else str(exc)
+
+
+def _sip_user(caller_id: str) -> str:
+    """Keep only characters valid unescaped in a SIP URI user part (RFC 3261 §25.1)."""
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()&=+$,;?/")
+    return "".join(ch for ch in caller_id if ch in allowed) or "anonymous"

@@ -1,0 +1,114 @@
+"""The decision interface between the SIP agent and the reservation rules.
+
+The agent (pjsua2) only translates SIP into these plain objects and back; everything that
+needs the database — who sent the INVITE, which reservation it claims, which buyer to dial —
+sits behind :class:`Router`. That keeps pjsua2 out of the rules and lets the SIP layer be
+tested with a small in-test router (the DB-backed one plugs in later).
+
+Threading contract: ``route`` and ``on_event`` may block (database round trips). The agent
+never calls them on the pjsua2 thread; it runs them on worker threads and hands the answer
+back to the pjsua2 thread through a queue. Events of one agent are delivered in order on
+one thread, so a router sees ``ringing`` → ``answered`` → ``ended`` for a call in that order.
+
+No pjsua2 import here, ever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+EventKind = Literal["ringing", "answered", "ended"]
+HangupBy = Literal["publisher", "buyer", "agent", "timeout"]
+
+
+@dataclass(frozen=True)
+class IncomingInvite:
+    """What the router may know about a new INVITE (SPEC §4.2-4.3)."""
+
+    call_id: str
+    source_ip: str  # the packet's source address, not anything the sender claims in headers
+    source_port: int
+    transport: str  # "UDP" or "TCP"
+    request_uri: str
+    ruri_user: str  # the reservation uuid on the SIP path (the R-URI host is not trusted)
+    from_user: str  # the caller id the publisher sent
+    from_display: str
+    authorization: str | None  # raw value of the (first) Authorization header, if any
+    headers: Mapping[str, str] = field(default_factory=dict)  # other headers, lower-cased names
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Answer the INVITE with a final non-2xx response, e.g. 401 + WWW-Authenticate."""
+
+    code: int
+    reason: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboundAuth:
+    """Digest credentials the agent answers a buyer's or trunk's 401/407 with.
+
+    ``hashed``: ``password`` holds the MD5 HA1 for ``realm`` instead of the password, which
+    is how trunk credentials are stored (pjsip's PJSIP_CRED_DATA_DIGEST)."""
+
+    username: str
+    password: str
+    realm: str = "*"  # "*" = any realm the far end names
+    hashed: bool = False
+
+
+@dataclass(frozen=True)
+class BridgeTo:
+    """Accept the INVITE by dialling the buyer and bridging the two legs (SPEC §4.4).
+
+    Returning this means the reservation is claimed: from then on the agent reports the
+    call's fate through ``on_event`` exactly once with ``kind="ended"``, even when the
+    publisher hung up before the buyer was dialled.
+    """
+
+    reservation_uuid: str
+    target_uri: str
+    caller_id: str | None  # user part of the outbound From; None → the agent's own identity
+    headers: tuple[tuple[str, str], ...]  # e.g. ("X-RTB-UUID", uuid), ("X-RTB-Tag-zip", "10001")
+    ring_timeout: float  # seconds from dialling to the buyer's answer; then 408 to the publisher
+    auth: OutboundAuth | None = None
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """Progress of a bridged call, as the storage layer records it (SPEC §3.7, §4.4).
+
+    ``publisher_code`` is the final status sent to the publisher (200 once answered);
+    ``buyer_code`` the final status of the buyer leg (200, 486, … 487 when we cancelled it,
+    ``None`` when the buyer was never dialled). ``duration`` counts seconds from the buyer's
+    answer to the end, 0 for calls never answered.
+    """
+
+    reservation_uuid: str
+    kind: EventKind
+    call_id: str
+    invite_at: datetime
+    answer_at: datetime | None = None
+    end_at: datetime | None = None
+    publisher_code: int | None = None
+    buyer_code: int | None = None
+    buyer_reason: str = ""
+    hangup_by: HangupBy | None = None
+    duration: float = 0.0
+
+
+class Router(Protocol):
+    """Decides what to do with INVITEs and records what happened to bridged calls."""
+
+    def route(self, invite: IncomingInvite) -> Reject | BridgeTo:
+        """Authenticate, find and claim the reservation; may block."""
+        ...
+
+    def on_event(self, event: CallEvent) -> None:
+        """Record call progress; may block; exceptions are logged and swallowed."""
+        ...

@@ -1,0 +1,212 @@
+"""The database-backed :class:`~rtbridge.sip.router.Router`: authenticate the sender, claim
+the reservation named by the Request-URI (or matched by DID and caller id for a trunk),
+say where to bridge, and record what happened. No pjsua2 here."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from rtbridge.domain.errors import InvalidInput
+from rtbridge.domain.numbers import normalise_e164
+from rtbridge.sip.allowlist import AllowRule, Credential, Directory, parse_cidr
+from rtbridge.sip.authenticator import Accepted, Authenticator, Challenge
+from rtbridge.sip.digest import ALGORITHMS
+from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, OutboundAuth, Reject
+from rtbridge.storage import calls
+from rtbridge.storage.catalog import Catalog, CatalogCache
+from rtbridge.storage.models import AllowlistEntry, SipCredential
+from rtbridge.storage.transactions import utcnow
+
+log = logging.getLogger("rtbridge.sip")
+
+_HEADER_NAME = re.compile(r"[^A-Za-z0-9_.\-]")  # RFC 3261 token chars we allow
+_HEADER_VALUE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class AccessSnapshot:
+    """Who may send calls, as of one configuration version: publishers' allowlists and
+    credentials, and carrier trunks (trusted by IP for the PSTN path)."""
+
+    version: int
+    directory: Directory
+    trunks: Directory  # rule publisher_id = trunk id
+
+
+def load_access(engine: Engine, catalog: Catalog) -> AccessSnapshot:
+    rules: list[AllowRule] = []
+    creds: list[Credential] = []
+    with Session(engine) as session:
+        for entry in session.exec(select(AllowlistEntry)):
+            expires = entry.expires_at.timestamp() if entry.expires_at else None
+            rules.append(
+                AllowRule(parse_cidr(entry.cidr), entry.publisher_id, entry.id or 0, expires)
+            )
+        for c in session.exec(select(SipCredential)):
+            creds.append(Credential(c.username, c.publisher_id, c.ha1_md5, c.ha1_sha256))
+    trunk_rules = [
+        AllowRule(parse_cidr(cidr), trunk.id, f"trunk {trunk.id}")
+        for trunk in catalog.trunks.values()
+        for cidr in trunk.ips
+    ]
+    return AccessSnapshot(catalog.version, Directory(rules, creds), Directory(trunk_rules))
+
+
+def _header_name(tag: str) -> str:
+    return "X-RTB-Tag-" + _HEADER_NAME.sub("-", tag)[:48]
+
+
+def _header_value(value: object) -> str:
+    return _HEADER_VALUE.sub(" ", str(value))[:256]
+
+
+class ReservationRouter:
+    """Implements ``Router`` over the database. Thread-safe: the agent calls it from a pool."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        catalog: CatalogCache,
+        *,
+        secret: bytes,
+        agent_id: str,
+        ring_timeout: float = 30.0,
+        algorithms: tuple[str, ...] = ALGORITHMS,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.agent_id = agent_id
+        self.ring_timeout = ring_timeout
+        self.clock = clock
+        self._secret = secret
+        self._algorithms = algorithms
+        self._lock = threading.Lock()
+        first = catalog.get()
+        self._access = load_access(engine, first)
+        self.authenticator = self._authenticator(first.sip_domain)
+
+    def _authenticator(self, realm: str) -> Authenticator:
+        return Authenticator(realm=realm, secret=self._secret, algorithms=self._algorithms)
+
+    def access(self) -> AccessSnapshot:
+        """The current snapshot; rebuilt when the configuration version moves, so an admin's
+        change reaches this agent within the catalog's recheck interval. A new SIP domain is a
+        new digest realm, hence a new authenticator (stored HA1s were re-hashed by apply)."""
+        catalog = self.catalog.get()
+        if catalog.version != self._access.version:
+            with self._lock:
+                if catalog.version != self._access.version:
+                    self._access = load_access(self.engine, catalog)
+                    if catalog.sip_domain != self.authenticator.realm:
+                        self.authenticator = self._authenticator(catalog.sip_domain)
+        return self._access
+
+    # -- Router ---------------------------------------------------------------------------
+    def route(self, invite: IncomingInvite) -> Reject | BridgeTo:
+        access = self.access()
+        now = self.clock()
+        source = f"{invite.source_ip}:{invite.source_port}/{invite.transport}"
+        trunk = access.trunks.match_ip(invite.source_ip, time.time())
+        if trunk is not None and not _is_uuid(invite.ruri_user):
+            return self._route_pstn(invite, trunk.publisher_id, now, source)
+        decision = self.authenticator.authenticate(
+            method="INVITE", source_ip=invite.source_ip, authorization=invite.authorization,
+            directory=access.directory,
+        )  # fmt: skip
+        if isinstance(decision, Challenge):
+            return Reject(401, "Unauthorized", decision.headers)
+        if not isinstance(decision, Accepted):
+            return Reject(decision.code, decision.reason, decision.headers)
+        if not _is_uuid(invite.ruri_user):
+            return Reject(404, "Not Found")
+        result = calls.claim(
+            self.engine, uuid=invite.ruri_user.lower(), publisher_id=decision.publisher_id,
+            now=now, agent=self.agent_id, source=source,
+        )  # fmt: skip
+        if isinstance(result, calls.NotClaimed):
+            return Reject(result.code, result.reason)
+        log.info(
+            "claimed",
+            extra={"uuid": result.uuid, "publisher": decision.publisher_id, "rule": decision.rule},
+        )
+        return self._bridge(result, invite)
+
+    def _route_pstn(
+        self, invite: IncomingInvite, trunk_id: str, now: datetime, source: str
+    ) -> Reject | BridgeTo:
+        try:
+            did = normalise_e164(invite.ruri_user, field="Request-URI")
+            caller = normalise_e164(invite.from_user, field="From")
+        except InvalidInput:
+            return Reject(404, "Not Found")
+        uuid = calls.find_pstn(self.engine, did=did, caller=caller, now=now)
+        if uuid is None:
+            return Reject(404, "Not Found (no live reservation for this DID and caller)")
+        result = calls.claim(self.engine, uuid=uuid, publisher_id=None, now=now, agent=self.agent_id,
+                             source=f"{source} trunk {trunk_id}", via="pstn")  # fmt: skip
+        if isinstance(result, calls.NotClaimed):
+            return Reject(result.code, result.reason)
+        return self._bridge(result, invite)
+
+    def _bridge(self, claimed: calls.Claimed, invite: IncomingInvite) -> BridgeTo | Reject:
+        catalog = self.catalog.get()
+        buyer = next(
+            (
+                b
+                for c in catalog.campaigns.values()
+                for b in c.buyers
+                if b.rule.id == claimed.buyer_id
+            ),
+            None,
+        )
+        if buyer is None:  # removed since the ping: end the claim cleanly
+            now = self.clock()
+            calls.ended(self.engine, uuid=claimed.uuid, answer_at=None, end_at=now, publisher_code=480,
+                        buyer_code=None, hangup_by="agent", duration=0.0, detail="buyer removed")  # fmt: skip
+            return Reject(480, "Temporarily Unavailable (buyer removed)")
+        target, auth = buyer.destination, None
+        if not target.startswith("sip"):
+            trunk = catalog.trunks.get(buyer.trunk_id or "") or next(
+                iter(catalog.trunks.values()), None
+            )
+            if trunk is None:
+                return Reject(503, "Service Unavailable (no trunk for the buyer's number)")
+            target = trunk.uri.replace("{number}", target)
+            if trunk.auth_username and trunk.auth_ha1_md5:
+                auth = OutboundAuth(
+                    trunk.auth_username, trunk.auth_ha1_md5, trunk.auth_realm or "*", hashed=True
+                )
+        headers = [("X-RTB-UUID", claimed.uuid)]
+        headers += [(_header_name(k), _header_value(v)) for k, v in sorted(claimed.tags.items())]
+        # Caller id = the reservation's caller number when the ping gave one (§4.4).
+        caller_id = claimed.caller_number or invite.from_user or None
+        return BridgeTo(claimed.uuid, target, caller_id, tuple(headers), self.ring_timeout, auth)
+
+    def on_event(self, event: CallEvent) -> None:
+        if event.kind == "answered" and event.answer_at is not None:
+            calls.answered(self.engine, uuid=event.reservation_uuid, at=event.answer_at)
+        elif event.kind == "ended":
+            calls.ended(
+                self.engine, uuid=event.reservation_uuid, answer_at=event.answer_at,
+                end_at=event.end_at or self.clock(), publisher_code=event.publisher_code,
+                buyer_code=event.buyer_code, hangup_by=event.hangup_by, duration=event.duration,
+                detail=event.buyer_reason,
+            )  # fmt: skip
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuidlib.UUID(text)) == text.lower() and len(text) == 36
+    except ValueError:
+        return False

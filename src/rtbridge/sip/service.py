@@ -1,0 +1,68 @@
+"""Assemble the SIP agent for a deployment: its configuration (``sip_config/agent.toml``,
+``--sip`` and the database's SIP domain), the database-backed router, crash recovery."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from rtbridge.settings import Settings, parse_hostport
+from rtbridge.sip.agent import Agent
+from rtbridge.sip.routing import ReservationRouter
+from rtbridge.sip.settings import AgentConfig, load_agent_config
+from rtbridge.storage import calls
+from rtbridge.storage.catalog import CatalogCache
+from rtbridge.storage.transactions import utcnow
+
+log = logging.getLogger("rtbridge.sip")
+DEFAULT_CONFIG = Path("sip_config/agent.toml")
+
+
+def agent_config(settings: Settings, sip_domain: str) -> AgentConfig:
+    """The file's options (built-in defaults when there is none), with ``--sip`` deciding
+    where to listen and the database deciding the domain, as for the API's sip_address."""
+    path = Path(settings.sip_config) if settings.sip_config else DEFAULT_CONFIG
+    if settings.sip_config and not path.exists():
+        raise ValueError(f"--sip-config: no such file {path}")
+    config = load_agent_config(path) if path.exists() else AgentConfig()
+    changes: dict[str, object] = {"domain": sip_domain}
+    if settings.sip:
+        host, port = parse_hostport(settings.sip, what="--sip")
+        changes.update(hosts=(host,), port=port)
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+
+
+def nonce_secret() -> bytes:
+    """The key that signs digest nonces. Agents behind one load balancer should share it
+    (``RTBRIDGE_NONCE_SECRET``) so a nonce from one is accepted by another; otherwise each
+    process draws its own, which is fine when retries reach the same agent (Kamailio's
+    dispatcher hashing the R-URI user does that). Never stored."""
+    shared = os.environ.get("RTBRIDGE_NONCE_SECRET", "")
+    if shared:
+        if len(shared) < 16:
+            raise ValueError("RTBRIDGE_NONCE_SECRET: at least 16 characters")
+        return shared.encode()
+    return os.urandom(32)
+
+
+def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Agent:
+    current = catalog.get()
+    config = agent_config(settings, current.sip_domain)
+    agent_id = f"{socket.gethostname()}:{config.port}"
+    closed = calls.recover(engine, agent=agent_id, now=utcnow())
+    if closed:
+        log.warning(
+            "closed calls a previous run left open", extra={"agent": agent_id, "calls": closed}
+        )
+    router = ReservationRouter(
+        engine, catalog, secret=nonce_secret(), agent_id=agent_id,
+        ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
+    )  # fmt: skip
+    log.info("SIP agent configured", extra={"agent": agent_id, "hosts": list(config.hosts), "port": config.port,
+                                            "bridges": config.bridge_capacity})  # fmt: skip
+    return Agent(config, router)

@@ -1,0 +1,292 @@
+"""The database-backed router, driven directly with IncomingInvite objects against a real
+SQLite file: every row of SPEC §4.5 that the router decides, the PSTN path, the records."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from starlette.testclient import TestClient
+
+from rtbridge.config.apply import apply_file
+from rtbridge.domain.ping import PingRequest
+from rtbridge.sip.digest import build_authorization, parse_params
+from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, Reject
+from rtbridge.sip.routing import ReservationRouter
+from rtbridge.storage.catalog import CatalogCache
+from rtbridge.storage.engine import open_database
+from rtbridge.storage.reservations import Reservations
+from tests.conftest import Clock, write_config
+
+DOMAIN = "sip.rtb.example.com"
+KEY1 = "key-of-publisher-one-0001"
+KEY2 = "key-of-publisher-two-0002"
+CONFIG = f"""
+[sip]
+domain = "{DOMAIN}"
+
+[[trunks]]
+id = "carrier"
+ips = ["192.0.2.10/32"]
+uri = "sip:{{number}}@192.0.2.10:5060"
+
+[[campaigns]]
+id = "c1"
+numbers = ["+18339510260", "+18334583385"]
+
+[[campaigns.buyers]]
+id = "b1"
+destination = "sip:queue@127.0.0.1:5070"
+payout = 12.5
+seconds = 60
+
+[[campaigns]]
+id = "c2"
+
+[[campaigns.buyers]]
+id = "b2"
+destination = "+18005550100"
+payout = 20.0
+seconds = 90
+
+[[publishers]]
+id = "p1"
+ips = ["203.0.113.0/24", "2001:db8::/32"]
+credentials = [{{ username = "pub1", password = "s3cret-Pass-123" }}]
+
+[[publishers]]
+id = "p2"
+ips = ["198.51.100.0/24"]
+
+[[keys]]
+key = "{KEY1}"
+publisher = "p1"
+campaign = "c1"
+allow_missing_caller_number = true
+ttl_seconds = 60
+
+[[keys]]
+key = "{KEY2}"
+publisher = "p2"
+campaign = "c2"
+allow_missing_caller_number = true
+"""
+
+
+class World:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+        catalog = CatalogCache(engine, recheck=0)
+        self.reservations = Reservations(engine, catalog, clock=clock)
+        self.router = ReservationRouter(
+            engine, catalog, secret=b"k" * 32, agent_id="test-agent", ring_timeout=12, clock=clock
+        )
+
+    def ping(self, key: str = KEY1, caller: str | None = "+12025550102", **tags: str) -> str:
+        return self.reservations.ping(
+            PingRequest(key=key, caller_number=caller, inbound_number=None, tags=tags)
+        ).uuid
+
+    def invite(
+        self, user: str, *, ip: str = "203.0.113.7", authorization: str | None = None,
+        from_user: str = "12025550102",
+    ) -> BridgeTo | Reject:  # fmt: skip
+        return self.router.route(IncomingInvite(
+            call_id="c-1", source_ip=ip, source_port=5060, transport="UDP",
+            request_uri=f"sip:{user}@{DOMAIN}", ruri_user=user, from_user=from_user,
+            from_display="", authorization=authorization,
+        ))  # fmt: skip
+
+
+@pytest.fixture
+def world(sqlite_url: str, tmp_path: Path, clock: Clock) -> Iterator[World]:
+    engine = open_database(sqlite_url)
+    apply_file(engine, write_config(tmp_path, CONFIG))
+    yield World(engine, clock)
+    engine.dispose()
+
+
+def _status(world: World, uuid: str, key: str = KEY1) -> dict:
+    return world.reservations.lookup(uuid, key).__dict__
+
+
+def test_allowlisted_ip_bridges_with_headers_and_caller_id(world: World) -> None:
+    uuid = world.ping(caller_zip="10001", caller_state="CA")
+    decision = world.invite(uuid)
+    assert isinstance(decision, BridgeTo)
+    assert decision.reservation_uuid == uuid
+    assert decision.target_uri == "sip:queue@127.0.0.1:5070"
+    assert decision.caller_id == "+12025550102"
+    assert decision.ring_timeout == 12
+    assert dict(decision.headers) == {
+        "X-RTB-UUID": uuid, "X-RTB-Tag-caller_state": "CA", "X-RTB-Tag-caller_zip": "10001",
+    }  # fmt: skip
+    assert _status(world, uuid)["status"] == "claimed"
+
+
+def test_ipv6_allowlist(world: World) -> None:
+    assert isinstance(world.invite(world.ping(), ip="2001:db8::5"), BridgeTo)
+
+
+def test_unknown_source_without_credentials_is_challenged(world: World) -> None:
+    uuid = world.ping()
+    decision = world.invite(uuid, ip="192.0.2.99")
+    assert isinstance(decision, Reject) and decision.code == 401
+    challenges = [v for k, v in decision.headers if k == "WWW-Authenticate"]
+    assert len(challenges) == 2
+    params = [parse_params(c)[1] for c in challenges]
+    assert {p["algorithm"] for p in params} == {"MD5", "SHA-256"}
+    assert all(p["realm"] == DOMAIN and p["qop"] == "auth" for p in params)
+    assert _status(world, uuid)["status"] == "reserved"  # nothing claimed
+
+
+def _answer(world: World, uuid: str, password: str, algorithm: str = "MD5") -> BridgeTo | Reject:
+    challenge = world.invite(uuid, ip="192.0.2.99")
+    assert isinstance(challenge, Reject)
+    nonce = next(
+        parse_params(v)[1]["nonce"] for k, v in challenge.headers if k == "WWW-Authenticate"
+    )
+    auth = build_authorization(username="pub1", password=password, realm=DOMAIN, nonce=nonce,
+                               method="INVITE", uri=f"sip:{uuid}@{DOMAIN}", algorithm=algorithm)  # fmt: skip
+    return world.invite(uuid, ip="192.0.2.99", authorization=auth)
+
+
+@pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
+def test_digest_credentials_bridge(world: World, algorithm: str) -> None:
+    uuid = world.ping()
+    assert isinstance(_answer(world, uuid, "s3cret-Pass-123", algorithm), BridgeTo)
+
+
+def test_wrong_password_is_403(world: World) -> None:
+    uuid = world.ping()
+    decision = _answer(world, uuid, "not-the-password")
+    assert isinstance(decision, Reject) and decision.code == 403
+    assert _status(world, uuid)["status"] == "reserved"
+
+
+@pytest.mark.parametrize("user", ["not-a-uuid", "12345", "0c4d6f2a-1b3e-4a9d-8c7f-9e2b1a6d4f30"])
+def test_unknown_or_malformed_uuid_is_404(world: World, user: str) -> None:
+    decision = world.invite(user)
+    assert isinstance(decision, Reject) and decision.code == 404
+
+
+def test_reservation_of_another_publisher_is_403(world: World) -> None:
+    uuid = world.ping(key=KEY2)
+    decision = world.invite(uuid)  # p1's address
+    assert isinstance(decision, Reject) and decision.code == 403
+    assert _status(world, uuid, KEY2)["status"] == "reserved"
+
+
+def test_expired_cancelled_and_used_are_410_with_the_reason(world: World) -> None:
+    expired = world.ping(caller="+12025550111")
+    cancelled = world.ping(caller="+12025550112")
+    world.reservations.update(cancelled, KEY1, "cancelled")
+    used = world.ping(caller="+12025550113")
+    assert isinstance(world.invite(used), BridgeTo)
+    world.clock.advance(61)
+    for uuid, word in ((expired, "expired"), (cancelled, "cancelled"), (used, "already used")):
+        decision = world.invite(uuid)
+        assert isinstance(decision, Reject) and decision.code == 410, uuid
+        assert word in decision.reason
+
+
+def test_exactly_one_of_many_concurrent_invites_claims(world: World) -> None:
+    uuid = world.ping()
+    results: list[BridgeTo | Reject] = []
+    lock = threading.Lock()
+
+    def go() -> None:
+        decision = world.invite(uuid)
+        with lock:
+            results.append(decision)
+
+    threads = [threading.Thread(target=go) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(isinstance(r, BridgeTo) for r in results) == 1
+    assert all(r.code == 410 for r in results if isinstance(r, Reject))
+
+
+def test_pstn_arrival_from_trunk_matches_did_and_caller(world: World) -> None:
+    uuid = world.ping(caller="+12025550199")
+    did = world.reservations.lookup(uuid, KEY1).inbound_number
+    assert did is not None
+    decision = world.invite(did.lstrip("+"), ip="192.0.2.10", from_user="+12025550199")
+    assert isinstance(decision, BridgeTo) and decision.reservation_uuid == uuid
+    again = world.invite(did, ip="192.0.2.10", from_user="+12025550199")
+    assert isinstance(again, Reject) and again.code == 404
+
+
+def test_number_buyer_goes_through_the_trunk_template(world: World) -> None:
+    uuid = world.ping(key=KEY2, caller=None)
+    decision = world.invite(uuid, ip="198.51.100.20")
+    assert isinstance(decision, BridgeTo)
+    assert decision.target_uri == "sip:+18005550100@192.0.2.10:5060"
+
+
+def _event(uuid: str, kind: str, world: World, **kw: object) -> CallEvent:
+    return CallEvent(reservation_uuid=uuid, kind=kind, call_id="c-1",  # type: ignore[arg-type]
+                     invite_at=world.clock(), **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_answered_then_ended_completes_with_converted(world: World, sqlite_url: str) -> None:
+    uuid = world.ping()
+    assert isinstance(world.invite(uuid), BridgeTo)
+    start = world.clock()
+    world.router.on_event(_event(uuid, "answered", world, answer_at=start))
+    assert _status(world, uuid)["status"] == "connected"
+    end = start + timedelta(seconds=75)
+    world.router.on_event(_event(uuid, "ended", world, answer_at=start, end_at=end, publisher_code=200,
+                                 buyer_code=200, hangup_by="buyer", duration=75.0))  # fmt: skip
+    looked = world.reservations.lookup(uuid, KEY1)
+    assert looked.status == "completed"
+    assert looked.details["duration"] == 75.0 and looked.details["converted"] is True
+    call = looked.details["call"]
+    assert call["hangup_by"] == "buyer" and call["sip_code"] == 200 and call["payout"] == 12.5
+
+
+def test_short_call_is_not_converted_and_unanswered_fails_with_code(world: World) -> None:
+    short = world.ping(caller="+12025550121")
+    world.invite(short)
+    t = world.clock()
+    world.router.on_event(_event(short, "ended", world, answer_at=t, end_at=t + timedelta(seconds=10),
+                                 publisher_code=200, buyer_code=200, hangup_by="publisher", duration=10.0))  # fmt: skip
+    assert world.reservations.lookup(short, KEY1).details["converted"] is False
+    busy = world.ping(caller="+12025550122")
+    world.invite(busy)
+    world.router.on_event(_event(busy, "ended", world, end_at=t, publisher_code=486, buyer_code=486,
+                                 buyer_reason="Busy Here"))  # fmt: skip
+    looked = world.reservations.lookup(busy, KEY1)
+    assert looked.status == "failed"
+    assert looked.details["call"]["buyer_sip_code"] == 486
+
+
+def test_lookup_over_http_shows_the_outcome(world: World, sqlite_url: str) -> None:
+    from rtbridge.http.app import create_app
+    from rtbridge.settings import Settings
+
+    uuid = world.ping()
+    world.invite(uuid)
+    t = world.clock()
+    world.router.on_event(_event(uuid, "ended", world, answer_at=t, end_at=t + timedelta(seconds=61),
+                                 publisher_code=200, buyer_code=200, hangup_by="publisher", duration=61.0))  # fmt: skip
+    with TestClient(create_app(Settings(db_url=sqlite_url, sip_enabled=False))) as client:
+        body = client.get(f"/rtbs/{uuid}.json", params={"key": KEY1}).json()
+    assert body["status"] == "completed" and body["converted"] is True and body["duration"] == 61.0
+    assert "sip_address" not in body
+
+
+def test_allowlist_change_reaches_the_router(world: World, tmp_path: Path) -> None:
+    uuid = world.ping()
+    assert isinstance(world.invite(uuid, ip="192.0.2.50"), Reject)
+    apply_file(
+        world.engine, write_config(tmp_path, CONFIG.replace('"203.0.113.0/24"', '"192.0.2.50/32"'))
+    )
+    assert isinstance(world.invite(uuid, ip="192.0.2.50"), BridgeTo)

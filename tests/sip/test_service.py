@@ -1,0 +1,193 @@
+"""End to end, as deployed: ``rtbridge serve`` (HTTP API + SIP agent in one process tree) on
+a real SQLite file, SIPp as the publisher's SBC and as the buyer, outcomes read back over
+HTTP (SPEC §4, §3.7)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from rtbridge.config.apply import apply_file
+from rtbridge.storage.engine import open_database
+from tests.conftest import write_config
+from tests.sip.sipp import Sipp, free_port, hostport
+from tests.support.server import serve
+
+pytestmark = [pytest.mark.sip, pytest.mark.live]
+
+DOMAIN = "sip.rtb.example.com"
+KEY1 = "e2e-key-publisher-one-0001"  # p1: allowlisted 127.0.0.1 and ::1
+KEY2 = "e2e-key-publisher-two-0002"  # p2: digest credentials only
+
+
+@dataclass
+class Service:
+    base: str
+    sip_port: int
+    buyer: Sipp
+    workdir: Path
+
+    def ping(self, key: str = KEY1, **params: str) -> str:
+        r = httpx2.post(f"{self.base}/rtbs.json", data={"key": key, **params})
+        assert r.status_code == 200 and r.json()["status"] == "reserved", r.text
+        return str(r.json()["uuid"])
+
+    def lookup(self, uuid: str, key: str = KEY1) -> dict:
+        return dict(httpx2.get(f"{self.base}/rtbs/{uuid}.json", params={"key": key}).json())
+
+    def dial(
+        self, uuid: str, scenario: str = "uac_call.xml", host: str = "127.0.0.1", **kw: object
+    ) -> Sipp:
+        agent = "::1" if ":" in host else "127.0.0.1"  # the agent listens on both loopbacks
+        return Sipp(scenario, self.workdir, host=host, remote=hostport(agent, self.sip_port), service=uuid,
+                    **kw)  # type: ignore[arg-type]  # fmt: skip
+
+    def wait_for(self, uuid: str, status: str, key: str = KEY1, timeout: float = 10) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.lookup(uuid, key)
+            if body["status"] == status or time.monotonic() > deadline:
+                return body
+            time.sleep(0.1)
+
+
+def _config(buyer_uri: str) -> str:
+    return f"""
+[sip]
+domain = "{DOMAIN}"
+
+[[campaigns]]
+id = "c1"
+
+[[campaigns.buyers]]
+id = "b1"
+destination = "{buyer_uri}"
+payout = 12.5
+seconds = 1
+
+[[publishers]]
+id = "p1"
+ips = ["127.0.0.1/32", "::1/128"]
+
+[[publishers]]
+id = "p2"
+credentials = [{{ username = "pub2", password = "s3cret-Pass-456" }}]
+
+[[keys]]
+key = "{KEY1}"
+publisher = "p1"
+campaign = "c1"
+allow_missing_caller_number = true
+
+[[keys]]
+key = "{KEY2}"
+publisher = "p2"
+campaign = "c1"
+allow_missing_caller_number = true
+"""
+
+
+@pytest.fixture
+def service(sqlite_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service]:
+    buyer_scenario = getattr(request, "param", "uas_answer.xml")
+    buyer = Sipp(buyer_scenario, tmp_path, rtp_echo=True)
+    buyer.wait_listening()
+    engine = open_database(sqlite_url)
+    apply_file(engine, write_config(tmp_path, _config(buyer.uri())))
+    engine.dispose()
+    sip_port = free_port("127.0.0.1")
+    rtp = free_port("127.0.0.1")
+    agent_file = tmp_path / "agent.toml"
+    agent_file.write_text(f"""[agent]
+hosts = ["127.0.0.1", "::1"]
+port = {sip_port}
+media_address = "127.0.0.1"
+rtp_port_min = {rtp}
+rtp_port_max = {rtp + 40}
+ring_timeout = 3.0
+digest_algorithms = ["MD5", "SHA-256"]  # SIPp 3.6 answers only the first, and only MD5
+""")
+    env_secret = os.environ.get("RTBRIDGE_NONCE_SECRET")
+    try:
+        with serve(sqlite_url, "--sip-config", str(agent_file), sip=None) as base:
+            yield Service(base, sip_port, buyer, tmp_path)
+    finally:
+        buyer.kill()
+        assert env_secret == os.environ.get("RTBRIDGE_NONCE_SECRET")
+
+
+def test_allowlisted_publisher_is_bridged_and_the_outcome_recorded(service: Service) -> None:
+    uuid = service.ping(caller_number="+12025550102", caller_state="CA")
+    publisher = service.dial(uuid, duration_ms=1500).wait()
+    assert publisher.returncode == 0, publisher.log
+    assert 180 in publisher.statuses() and publisher.statuses()[-1] == 200
+    buyer = service.buyer.wait()
+    assert buyer.returncode == 0, buyer.log
+    invite = buyer.requests("INVITE")[0]
+    assert invite.header("X-RTB-UUID") == uuid
+    assert invite.header("X-RTB-Tag-caller_state") == "CA"
+    assert "+12025550102" in (invite.header("From") or "")
+    body = service.wait_for(uuid, "completed")
+    assert body["status"] == "completed", body
+    assert body["converted"] is True and body["duration"] >= 1.0
+    assert body["call"]["hangup_by"] == "publisher" and body["call"]["sip_code"] == 200
+    assert "sip_address" not in body
+    # The reservation is used: a second INVITE is refused with 410.
+    again = service.dial(uuid, "uac_failure.xml").wait()
+    assert again.statuses()[-1] == 410 and "already used" in again.response(410).first_line
+
+
+def test_digest_publisher_from_an_unlisted_address(service: Service) -> None:
+    uuid = service.ping(KEY2)
+    publisher = service.dial(uuid, "uac_digest_call.xml", host="127.0.0.2", duration_ms=300,
+                             rewrite={"USERNAME": "pub2", "PASSWORD": "s3cret-Pass-456"}).wait()  # fmt: skip
+    assert publisher.returncode == 0, publisher.log
+    assert publisher.statuses()[0] in (100, 401) and publisher.statuses()[-1] == 200
+    assert service.wait_for(uuid, "completed", KEY2)["status"] == "completed"
+
+
+def test_ipv6_allowlisted_publisher(service: Service) -> None:
+    uuid = service.ping()
+    publisher = service.dial(uuid, host="::1", media_host="127.0.0.1", duration_ms=300).wait()
+    assert publisher.returncode == 0, publisher.log
+    assert service.wait_for(uuid, "completed")["status"] == "completed"
+
+
+def test_refusals_carry_the_spec_codes(service: Service) -> None:
+    other = service.ping(KEY2)  # p2's reservation, dialled from p1's address
+    cases = {
+        "not-a-uuid": 404,
+        "0c4d6f2a-1b3e-4a9d-8c7f-9e2b1a6d4f30": 404,
+        other: 403,
+    }
+    for user, code in cases.items():
+        result = service.dial(user, "uac_failure.xml").wait()
+        assert result.statuses()[-1] == code, (user, result.log)
+    unknown = service.dial(other, "uac_failure.xml", host="127.0.0.3").wait()
+    assert unknown.statuses()[-1] == 401
+    assert unknown.response(401).header("WWW-Authenticate")
+    assert service.lookup(other, KEY2)["status"] == "reserved"  # nothing claimed by refusals
+
+
+@pytest.mark.parametrize("service", ["uas_reject.xml"], indirect=True)
+def test_buyer_busy_is_relayed_and_recorded(service: Service) -> None:
+    uuid = service.ping()
+    publisher = service.dial(uuid, "uac_failure.xml").wait()
+    assert publisher.statuses()[-1] == 486
+    body = service.wait_for(uuid, "failed")
+    assert body["status"] == "failed" and body["call"]["buyer_sip_code"] == 486
+
+
+@pytest.mark.parametrize("service", ["uas_noanswer.xml"], indirect=True)
+def test_ring_timeout_is_408(service: Service) -> None:
+    uuid = service.ping()
+    publisher = service.dial(uuid, "uac_failure.xml").wait()
+    assert publisher.statuses()[-1] == 408
+    body = service.wait_for(uuid, "failed")
+    assert body["call"]["hangup_by"] == "timeout"
