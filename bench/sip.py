@@ -97,6 +97,20 @@ def setup_times(message_file: Path) -> list[float]:
     return times
 
 
+def refusals(message_file: Path) -> dict[int, int]:
+    """Calls answered with a final error, by code (one per Call-ID, retransmissions aside)."""
+    text = message_file.read_text(errors="replace")
+    seen: dict[str, int] = {}
+    for block in text.split("\n-----"):
+        m = re.search(r"^SIP/2.0 ([3-6]\d\d) .*?^Call-ID: *(\S+)", block, re.M | re.S)
+        if m:
+            seen[m.group(2)] = int(m.group(1))
+    counts: dict[int, int] = {}
+    for code in seen.values():
+        counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -219,13 +233,14 @@ def main() -> int:
             n = int(rate * args.seconds)
             calls = bench.reservations(n)
             started = time.monotonic()
-            rc, msg, out = bench.uac(bench.agent_port, calls, n, rate=rate, limit=max(1, int(rate)),
-                                     timeout=args.seconds * 3)  # fmt: skip
+            rc, msg, _ = bench.uac(bench.agent_port, calls, n, rate=rate, limit=max(1, int(rate)),
+                                   timeout=args.seconds * 3)  # fmt: skip
             elapsed = time.monotonic() - started
             answered = len(setup_times(msg))
             failed = n - answered
-            print(f"  {rate:>6.0f} calls/s offered: {answered} answered, {failed} failed, "
-                  f"{answered / elapsed:.1f} calls/s achieved over {elapsed:.1f} s")  # fmt: skip
+            print(f"  {rate:>6.0f} calls/s offered: {answered} answered, {failed} failed "
+                  f"{dict(sorted(refusals(msg).items()))}, {answered / elapsed:.1f} calls/s achieved "
+                  f"over {elapsed:.1f} s")  # fmt: skip
             if failed or rc:
                 break
             best = rate
@@ -233,15 +248,13 @@ def main() -> int:
 
         # (c) simultaneous bridged calls held by one process
         k = 6
-        rc, msg, out = bench.uac(
+        _, msg, _ = bench.uac(
             bench.agent_port, bench.reservations(k), k, rate=100, limit=k, hold_ms=3000
         )
         held = len(setup_times(msg))
-        refused = len(re.findall(r"^SIP/2.0 503", msg.read_text(errors="replace"), re.M))
-        busy = len(re.findall(r"^SIP/2.0 486", msg.read_text(errors="replace"), re.M))
-        print(
-            f"\n(c) {k} long calls at once: {held} bridged, {refused} refused with 503, {busy} with 486"
-        )
+        finals = refusals(msg)
+        print(f"\n(c) {k} long calls at once: {held} bridged; refused: "
+              + (", ".join(f"{n} with {code}" for code, n in sorted(finals.items())) or "none"))  # fmt: skip
         return 0
     finally:
         bench.close()
