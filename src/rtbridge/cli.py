@@ -87,7 +87,9 @@ def cmd_sip(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     engine = open_database(settings.db_url)
     try:
-        agent = build_agent(settings, engine, CatalogCache(engine, recheck=settings.catalog_recheck))
+        agent = build_agent(
+            settings, engine, CatalogCache(engine, recheck=settings.catalog_recheck)
+        )
         agent.run()  # until SIGINT/SIGTERM
     finally:
         engine.dispose()
@@ -133,18 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--http", default=DEFAULT_HTTP, help=f"HOST:PORT for HTTP (default {DEFAULT_HTTP})"
     )
-    p.add_argument("--sip", help="HOST:PORT for SIP, or 'off' (default: the agent file's, 0.0.0.0:5060)")
-    p.add_argument("--sip-config", help="SIP agent options file (default: sip_config/agent.toml if present)")
+    p.add_argument(
+        "--sip", help="HOST:PORT for SIP, or 'off' (default: the agent file's, 0.0.0.0:5060)"
+    )
+    p.add_argument(
+        "--sip-config", help="SIP agent options file (default: sip_config/agent.toml if present)"
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("sip", parents=[common], help="run the SIP agent alone (no HTTP)")
     p.add_argument("--sip", help="HOST:PORT for SIP (default: the agent file's, 0.0.0.0:5060)")
-    p.add_argument("--sip-config", help="SIP agent options file (default: sip_config/agent.toml if present)")
+    p.add_argument(
+        "--sip-config", help="SIP agent options file (default: sip_config/agent.toml if present)"
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_sip)
 
+    from rtbridge.admin_cli import register as register_admin_verbs
 
+    register_admin_verbs(
+        sub, common
+    )  # admin-token, publishers, ips, credentials, check, audit, export
     return parser
 
 

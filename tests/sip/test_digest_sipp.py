@@ -167,7 +167,9 @@ class _Uas:
 def sipp() -> str:
     path = shutil.which("sipp")
     if path is None:
-        pytest.fail("sipp not installed (Debian package sip-tester); scripts/system-deps installs it")
+        pytest.fail(
+            "sipp not installed (Debian package sip-tester); scripts/system-deps installs it"
+        )
     return path
 
 

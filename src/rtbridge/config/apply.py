@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, select
 
+from rtbridge.admin import audit
 from rtbridge.config.schema import BuyerSpec, ConfigError, Document, TrunkSpec, load_file
 from rtbridge.sip.digest import ha1
 from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version, hash_key
@@ -36,6 +37,10 @@ class Report:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # (action, resource, old, new) per row, for the audit trail (secrets redacted there)
+    changes: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = field(
+        default_factory=list
+    )
 
     @property
     def changed(self) -> bool:
@@ -86,10 +91,12 @@ def _sync(
             if row is None:
                 session.add(model(**values))
                 report.created.append(f"{label} {show(key)}")
+                report.changes.append(("create", _resource(label, key, show), None, dict(values)))
                 continue
             old = {name: getattr(row, name) for name in values}
             if old != dict(values):
                 report.updated.append(f"{label} {show(key)} ({_describe_change(old, values)})")
+                report.changes.append(("update", _resource(label, key, show), old, dict(values)))
                 for name, value in values.items():
                     setattr(row, name, value)
                 session.add(row)
@@ -98,6 +105,9 @@ def _sync(
             if key not in wanted:
                 session.delete(row)
                 report.removed.append(f"{label} {show(key)}")
+                report.changes.append(
+                    ("delete", _resource(label, key, show), row.model_dump(), None)
+                )
     session.flush()
 
 
@@ -196,12 +206,27 @@ def apply_document(engine: Engine, doc: Document, *, dry_run: bool = False) -> R
                 upsert=False,
             )
         if report.changed:
+            for action, resource, old, new in report.changes:
+                audit.record(
+                    session, actor="apply", action=action, resource=resource, old=old, new=new
+                )
             bump_version(session)
         if dry_run:
             session.rollback()
         else:
             session.commit()
     return report
+
+
+_RESOURCE = {"allowlist entry": "ip", "SIP credential": "credential", "DID": "did"}
+
+
+def _resource(label: str, key: Any, show: Callable[[Any], str]) -> str:
+    """The audit trail's name for a row, as the admin API names it (``ip/pub-1/10.0.0.0/8``)."""
+    kind = _RESOURCE.get(label, label)
+    if isinstance(key, tuple):
+        return "/".join([kind, *map(str, key)])
+    return f"{kind}/{show(key)}"
 
 
 def _ident(row: Any) -> Any:
@@ -216,6 +241,7 @@ def _sync_domain(session: Session, report: Report, doc: Document) -> str:
     if row is None:
         session.add(Setting(name=DOMAIN_SETTING, value=doc.sip_domain))
         report.created.append(f"sip.domain {doc.sip_domain}")
+        report.changes.append(("create", "setting/sip.domain", None, {"value": doc.sip_domain}))
     elif row.value != doc.sip_domain:
         if doc.publishers is None and session.exec(select(SipCredential.id)).first() is not None:
             # HA1 binds the realm: stored digests cannot be re-hashed without the passwords.
@@ -226,6 +252,9 @@ def _sync_domain(session: Session, report: Report, doc: Document) -> str:
                 ]
             )
         report.updated.append(f"sip.domain ({row.value} -> {doc.sip_domain})")
+        report.changes.append(
+            ("update", "setting/sip.domain", {"value": row.value}, {"value": doc.sip_domain})
+        )
         row.value = doc.sip_domain
         session.add(row)
     return doc.sip_domain

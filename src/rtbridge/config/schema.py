@@ -103,6 +103,11 @@ class Document:
     buyers: tuple[BuyerSpec, ...] = field(default=())
 
 
+def _at(path: str, name: str) -> str:
+    """``keys[2].inbound_number`` in a file; just ``inbound_number`` for one API resource."""
+    return f"{path}.{name}" if path else name
+
+
 class _Reader:
     """Walks one table of the file, recording errors instead of stopping at the first."""
 
@@ -112,7 +117,7 @@ class _Reader:
         self.ok = isinstance(table, dict)
         self.table: Mapping[str, Any] = table if isinstance(table, dict) else {}
         if not self.ok:
-            errors.append(f"{path}: must be a table")
+            errors.append(f"{path or 'body'}: must be a table")
         self.seen: set[str] = set()
 
     def get(
@@ -126,18 +131,18 @@ class _Reader:
         self.seen.add(name)
         if name not in self.table:
             if required and self.ok:
-                self.errors.append(f"{self.path}.{name}: required")
+                self.errors.append(f"{_at(self.path, name)}: required")
             return default
         try:
             return check(self.table[name])
         except f.FieldError as exc:
-            self.errors.append(f"{self.path}.{name}: {exc}")
+            self.errors.append(f"{_at(self.path, name)}: {exc}")
             return default
 
     def done(self, *extra_known: str) -> None:
         for name in self.table:
             if name not in self.seen and name not in extra_known:
-                self.errors.append(f"{self.path}.{name}: unknown field")
+                self.errors.append(f"{_at(self.path, name)}: unknown field")
 
 
 def _array(errors: list[str], path: str, value: Any) -> list[Any]:
@@ -191,19 +196,19 @@ def _unique(errors: list[str], what: str, items: list[tuple[str, str]]) -> None:
             first[value] = path
 
 
-def _trunk(errors: list[str], i: int, raw: Any) -> TrunkSpec | None:
-    r = _Reader(errors, f"trunks[{i}]", raw)
+def _trunk(errors: list[str], path: str, raw: Any) -> TrunkSpec | None:
+    r = _Reader(errors, path, raw)
     tid = r.get("id", f.identifier, required=True)
     ips = r.get("ips", _list_of(f.cidr)) or ()
     uri = r.get("uri", f.string, required=True)
     if uri is not None and ("{number}" not in uri or not uri.startswith(("sip:", "sips:"))):
-        errors.append(f"trunks[{i}].uri: must be a sip: URI template containing {{number}}")
+        errors.append(f"{_at(path, 'uri')}: must be a sip: URI template containing {{number}}")
     username = r.get("username", f.username)
     password = r.get("password", lambda v: f.string(v, max_len=256))
     realm = r.get("realm", f.string)
     if password is not None and (username is None or realm is None):
         errors.append(
-            f"trunks[{i}]: username and realm are required with password "
+            f"{path or 'trunk'}: username and realm are required with password "
             "(outbound digest is stored as HA1 for that realm)"
         )
     r.done()
@@ -244,14 +249,13 @@ def _buyer(errors: list[str], path: str, campaign: str, raw: Any) -> BuyerSpec |
     )
 
 
-def _campaign(errors: list[str], i: int, raw: Any) -> CampaignSpec | None:
-    path = f"campaigns[{i}]"
+def _campaign(errors: list[str], path: str, raw: Any) -> CampaignSpec | None:
     r = _Reader(errors, path, raw)
     cid = r.get("id", f.identifier, required=True)
     numbers = r.get("numbers", _list_of(f.e164)) or ()
     buyers = [
-        _buyer(errors, f"{path}.buyers[{j}]", cid or "?", b)
-        for j, b in enumerate(_array(errors, f"{path}.buyers", r.table.get("buyers")))
+        _buyer(errors, f"{_at(path, 'buyers')}[{j}]", cid or "?", b)
+        for j, b in enumerate(_array(errors, _at(path, "buyers"), r.table.get("buyers")))
     ]
     r.done("buyers")
     if cid is None:
@@ -289,8 +293,8 @@ def _credential(value: Any) -> CredentialSpec:
     return CredentialSpec(user, pwd)
 
 
-def _publisher(errors: list[str], i: int, raw: Any) -> PublisherSpec | None:
-    r = _Reader(errors, f"publishers[{i}]", raw)
+def _publisher(errors: list[str], path: str, raw: Any) -> PublisherSpec | None:
+    r = _Reader(errors, path, raw)
     pid = r.get("id", f.identifier, required=True)
     name = r.get("name", f.string)
     ips = r.get("ips", _list_of(_ip)) or ()
@@ -301,11 +305,11 @@ def _publisher(errors: list[str], i: int, raw: Any) -> PublisherSpec | None:
     return PublisherSpec(pid, name, ips or (), creds or ())
 
 
-def _key(errors: list[str], i: int, raw: Any) -> KeySpec | None:
-    r = _Reader(errors, f"keys[{i}]", raw)
+def _key(errors: list[str], path: str, raw: Any) -> KeySpec | None:
+    r = _Reader(errors, path, raw)
     key = r.get("key", lambda v: f.string(v, max_len=128), required=True)
     if key is not None and len(key) < 16:
-        errors.append(f"keys[{i}].key: too short (at least 16 characters; it is a secret)")
+        errors.append(f"{_at(path, 'key')}: too short (at least 16 characters; it is a secret)")
     publisher = r.get("publisher", f.identifier, required=True)
     campaign = r.get("campaign", f.identifier, required=True)
     allow = r.get("allow_missing_caller_number", f.boolean, False)
@@ -326,12 +330,14 @@ def _section(
     errors: list[str],
     data: Mapping[str, Any],
     name: str,
-    read: Callable[[list[str], int, Any], T | None],
+    read: Callable[[list[str], str, Any], T | None],
 ) -> tuple[T, ...] | None:
     """Every entry of an array-of-tables section, or None when the file leaves it out."""
     if name not in data:
         return None
-    entries = (read(errors, i, raw) for i, raw in enumerate(_array(errors, name, data[name])))
+    entries = (
+        read(errors, f"{name}[{i}]", raw) for i, raw in enumerate(_array(errors, name, data[name]))
+    )
     return tuple(e for e in entries if e is not None)
 
 
@@ -446,3 +452,54 @@ def load_file(path: Path, *, existing: Mapping[str, set[str]] | None = None) -> 
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
     return parse_document(data, existing=existing)
+
+
+# -- one resource at a time: the admin API and CLI validate with the readers above, so a
+# value refused by `rtbridge apply` is refused with the same words everywhere. The path is
+# the field name alone (``payout: must be >= 0``) instead of ``campaigns[0].buyers[1].payout``.
+
+
+def _one(read: Callable[[list[str], str, Any], T | None], raw: Any) -> T:
+    errors: list[str] = []
+    spec = read(errors, "", raw)
+    if errors or spec is None:
+        raise ConfigError(errors or ["body: invalid"])
+    return spec
+
+
+def read_trunk(raw: Any) -> TrunkSpec:
+    return _one(_trunk, raw)
+
+
+def read_campaign(raw: Any) -> CampaignSpec:
+    return _one(_campaign, raw)
+
+
+def read_buyer(raw: Any, *, campaign: str) -> BuyerSpec:
+    return _one(lambda errors, path, value: _buyer(errors, path, campaign, value), raw)
+
+
+def read_publisher(raw: Any) -> PublisherSpec:
+    return _one(_publisher, raw)
+
+
+def read_key(raw: Any) -> KeySpec:
+    return _one(_key, raw)
+
+
+def read_field(name: str, check: Callable[[Any], T], raw: Any) -> T:
+    """One value checked by a :mod:`fields` rule, the error prefixed with its name."""
+    try:
+        return check(raw)
+    except f.FieldError as exc:
+        raise ConfigError([f"{name}: {exc}"]) from None
+
+
+def read_ip(raw: Any) -> IpSpec:
+    """An allowlist entry: a CIDR string or ``{cidr, note, expires_at}``, as in ``ips``."""
+    return read_field("ips", _ip, raw)
+
+
+def read_credential(raw: Any) -> CredentialSpec:
+    """``{username, password}`` with the password policy of ``credentials``."""
+    return read_field("credentials", _credential, raw)

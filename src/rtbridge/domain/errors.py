@@ -44,3 +44,9 @@ class Conflict(RtbError):
     """The reservation is in a state that does not allow the requested change."""
 
     status = 409
+
+
+class Unauthorized(RtbError):
+    """No admin token, an unknown one, or a revoked one: the answer carries no data."""
+
+    status = 401

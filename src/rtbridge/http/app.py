@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from rtbridge.http import health, publisher
+from rtbridge.http import admin, health, publisher
 from rtbridge.http.errors import HANDLERS
 from rtbridge.http.state import AppState, Metrics
 from rtbridge.settings import Settings
@@ -69,7 +69,7 @@ def create_app(settings: Settings, **reservation_options: Any) -> Starlette:
             state.engine.dispose()
 
     return Starlette(
-        routes=[*publisher.routes, *health.routes],
+        routes=[*publisher.routes, *health.routes, admin.mount],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -210,6 +210,8 @@ def account_config(
     acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
     if auth is not None:
         # dataType 1 = PJSIP_CRED_DATA_DIGEST: the data is HA1, valid for that realm only.
-        cred = pj.AuthCredInfo("digest", auth.realm, auth.username, 1 if auth.hashed else 0, auth.password)
+        cred = pj.AuthCredInfo(
+            "digest", auth.realm, auth.username, 1 if auth.hashed else 0, auth.password
+        )
         acfg.sipConfig.authCreds.append(cred)
     return acfg

@@ -31,9 +31,15 @@ SUPPORTED_OPTIONS: dict[str, tuple[str, str]] = {
     "rtp_port_min": ("int", "first RTP port; each call leg takes 2 (RTP+RTCP)"),
     "rtp_port_max": ("int", "last RTP port (exclusive)"),
     "max_calls": ("int", "pjsua call slots asked for (the 2.15.1 wheel caps at 4)"),
-    "max_bridges": ("int", "bridged calls at once; 0 = (max_calls - 2) // 2, keeping 2 slots to refuse with 503"),
+    "max_bridges": (
+        "int",
+        "bridged calls at once; 0 = (max_calls - 2) // 2, keeping 2 slots to refuse with 503",
+    ),
     "ring_timeout": ("float", "seconds the buyer may ring before the call fails with 408"),
-    "digest_algorithms": ("list[str]", "WWW-Authenticate algorithms offered, preferred first (MD5, SHA-256)"),
+    "digest_algorithms": (
+        "list[str]",
+        "WWW-Authenticate algorithms offered, preferred first (MD5, SHA-256)",
+    ),
     "retry_after": ("int", "Retry-After seconds on the 503 sent when at capacity"),
     "router_workers": ("int", "threads that run Router.route (database work)"),
     "clock_rate": ("int", "conference bridge clock in Hz; 8000 suits G.711 and costs least"),

@@ -66,7 +66,9 @@ class Catalog:
 
 
 def read_version(conn: Connection) -> int:
-    value = conn.execute(text("SELECT value FROM setting WHERE name = :n"), {"n": VERSION_SETTING}).scalar()
+    value = conn.execute(
+        text("SELECT value FROM setting WHERE name = :n"), {"n": VERSION_SETTING}
+    ).scalar()
     return int(value) if value is not None else 0
 
 

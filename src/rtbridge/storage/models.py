@@ -165,3 +165,29 @@ class CallRecord(SQLModel, table=True):
     duration: float | None = None
     converted: bool | None = None
     payout: float | None = None
+
+
+class AdminToken(SQLModel, table=True):
+    """A bearer token of the admin API, stored as SHA-256; ``name`` is who it is in the audit
+    trail. Revoked tokens stay (with ``revoked_at``) so old audit rows keep their meaning."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, max_length=64)
+    token_hash: str = Field(unique=True, max_length=64)
+    hint: str = Field(max_length=16)
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class AuditEntry(SQLModel, table=True):
+    """One configuration change: who (token name, ``cli:<user>``, ``apply``), when, what, and
+    the resource before and after, with secrets replaced by ``"***"`` before they get here."""
+
+    __table_args__ = (Index("ix_auditentry_at", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime
+    actor: str = Field(index=True, max_length=128)
+    action: str = Field(max_length=32)
+    resource: str = Field(index=True, max_length=256)
+    old: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    new: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

@@ -1,0 +1,352 @@
+"""The buyer side and the keys publishers ping with: campaigns, buyers, DID pools, keys.
+
+A postback key is a bearer secret: stored as SHA-256, shown in clear once (in the answer
+that creates it), listed by its 8-character hint."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from rtbridge.admin import audit
+from rtbridge.admin.changes import body, commit, merge, validating
+from rtbridge.config import fields as f
+from rtbridge.config.schema import BuyerSpec, read_buyer, read_campaign, read_field, read_key
+from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
+from rtbridge.storage.catalog import hash_key
+from rtbridge.storage.models import Buyer, Campaign, DidNumber, PostbackKey, Publisher, Trunk
+
+# -- campaigns --------------------------------------------------------------------------------
+
+
+def _campaign_row(session: Session, campaign_id: str) -> Campaign:
+    row = session.get(Campaign, campaign_id)
+    if row is None:
+        raise NotFound(f"no campaign {campaign_id!r}")
+    return row
+
+
+def list_campaigns(session: Session) -> list[dict[str, Any]]:
+    return [
+        get_campaign(session, c.id)
+        for c in session.exec(select(Campaign).order_by(col(Campaign.id)))
+    ]
+
+
+def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
+    row = _campaign_row(session, campaign_id)
+    numbers = session.exec(
+        select(DidNumber.number)
+        .where(DidNumber.campaign_id == row.id)
+        .order_by(col(DidNumber.number))
+    )
+    buyers = session.exec(
+        select(Buyer.id).where(Buyer.campaign_id == row.id).order_by(col(Buyer.id))
+    )
+    return {"id": row.id, "numbers": list(numbers), "buyers": list(buyers)}
+
+
+def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
+    """``{id, numbers?, buyers?}`` — the ``[[campaigns]]`` table of the file."""
+    with validating():
+        spec = read_campaign(body(raw))
+    if session.get(Campaign, spec.id) is not None:
+        raise Conflict(f"id: campaign {spec.id!r} exists")
+    session.add(Campaign(id=spec.id))
+    audit.record(
+        session, actor=actor, action="create", resource=f"campaign/{spec.id}", new={"id": spec.id}
+    )
+    session.flush()
+    for number in spec.numbers:
+        _add_did(session, actor, spec.id, number)
+    for buyer in spec.buyers:
+        _check_buyer(session, buyer, None)
+        session.add(Buyer(**_buyer_row(buyer)))
+        audit.record(
+            session,
+            actor=actor,
+            action="create",
+            resource=f"buyer/{buyer.id}",
+            new=_buyer_row(buyer),
+        )
+    commit(session)
+    return get_campaign(session, spec.id)
+
+
+def delete_campaign(session: Session, *, actor: str, campaign_id: str) -> None:
+    """Removes its buyers and DIDs too; refused while keys use it."""
+    row = _campaign_row(session, campaign_id)
+    keys = list(session.exec(select(PostbackKey).where(PostbackKey.campaign_id == row.id)))
+    if keys:
+        hints = ", ".join(k.hint for k in keys)
+        raise Conflict(
+            f"campaign {row.id!r} still has {len(keys)} key(s) ({hints}); delete them first"
+        )
+    for buyer in session.exec(select(Buyer).where(Buyer.campaign_id == row.id)):
+        audit.record(
+            session,
+            actor=actor,
+            action="delete",
+            resource=f"buyer/{buyer.id}",
+            old=buyer_view(buyer),
+        )
+        session.delete(buyer)
+    for did in session.exec(select(DidNumber).where(DidNumber.campaign_id == row.id)):
+        audit.record(session, actor=actor, action="delete", resource=f"did/{did.number}",
+                     old={"number": did.number, "campaign": row.id})  # fmt: skip
+        session.delete(did)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="delete", resource=f"campaign/{row.id}", old={"id": row.id}
+    )
+    session.delete(row)
+    commit(session)
+
+
+# -- buyers -----------------------------------------------------------------------------------
+
+
+def buyer_view(row: Buyer) -> dict[str, Any]:
+    return {
+        "id": row.id, "campaign": row.campaign_id, "destination": row.destination,
+        "payout": row.payout, "seconds": row.seconds, "concurrency": row.concurrency,
+        "daily_cap": row.daily_cap, "priority": row.priority, "weight": row.weight,
+        "hours": row.hours, "filters": row.filters, "trunk": row.trunk_id,
+    }  # fmt: skip
+
+
+def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
+    return {
+        "id": b.id, "campaign_id": b.campaign, "destination": b.destination, "payout": b.payout,
+        "seconds": b.seconds, "concurrency": b.concurrency, "daily_cap": b.daily_cap,
+        "priority": b.priority, "weight": b.weight, "hours": b.hours, "filters": b.filters,
+        "trunk_id": b.trunk,
+    }  # fmt: skip
+
+
+def _buyer(session: Session, buyer_id: str) -> Buyer:
+    row = session.get(Buyer, buyer_id)
+    if row is None:
+        raise NotFound(f"no buyer {buyer_id!r}")
+    return row
+
+
+def _check_buyer(session: Session, spec: BuyerSpec, current: Buyer | None) -> None:
+    """The file's cross-checks (``campaigns[i].buyers[j].trunk: no trunk 'x'``), against the
+    database instead of the rest of the file."""
+    if current is None and session.get(Buyer, spec.id) is not None:
+        raise Conflict(f"id: buyer {spec.id!r} exists")
+    trunks = set(session.exec(select(Trunk.id)))
+    if spec.trunk is not None and spec.trunk not in trunks:
+        raise InvalidInput(f"trunk: no trunk {spec.trunk!r}")
+    if not spec.destination.startswith("sip") and spec.trunk is None and not trunks:
+        raise InvalidInput("destination: a phone number needs a trunk; add [[trunks]]")
+
+
+def list_buyers(session: Session, campaign_id: str | None = None) -> list[dict[str, Any]]:
+    query = select(Buyer).order_by(col(Buyer.id))
+    if campaign_id is not None:
+        query = query.where(Buyer.campaign_id == campaign_id)
+    return [buyer_view(b) for b in session.exec(query)]
+
+
+def get_buyer(session: Session, buyer_id: str) -> dict[str, Any]:
+    return buyer_view(_buyer(session, buyer_id))
+
+
+def _campaign_field(session: Session, raw: dict[str, Any]) -> str:
+    with validating():
+        campaign = read_field("campaign", f.identifier, raw.get("campaign"))
+    if session.get(Campaign, campaign) is None:
+        raise InvalidInput(f"campaign: no campaign {campaign!r}")
+    return campaign
+
+
+def create_buyer(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
+    """``{campaign, id, destination, payout, seconds, ...}`` — ``[[campaigns.buyers]]``."""
+    fields_ = dict(body(raw))
+    campaign = _campaign_field(session, fields_)
+    fields_.pop("campaign")
+    with validating():
+        spec = read_buyer(fields_, campaign=campaign)
+    _check_buyer(session, spec, None)
+    row = Buyer(**_buyer_row(spec))
+    session.add(row)
+    audit.record(
+        session, actor=actor, action="create", resource=f"buyer/{spec.id}", new=buyer_view(row)
+    )
+    commit(session)
+    return get_buyer(session, spec.id)
+
+
+def update_buyer(session: Session, *, actor: str, buyer_id: str, raw: Any) -> dict[str, Any]:
+    row = _buyer(session, buyer_id)
+    old = buyer_view(row)
+    current = {k: v for k, v in old.items() if k != "campaign"}
+    if not current["filters"]:
+        current.pop("filters")
+    patch = dict(body(raw))
+    campaign = _campaign_field(session, patch) if "campaign" in patch else row.campaign_id
+    patch.pop("campaign", None)
+    if patch.get("id", row.id) != row.id:
+        raise InvalidInput("id: a buyer's id cannot change (reservations use it)")
+    with validating():
+        spec = read_buyer(merge(current, patch), campaign=campaign)
+    _check_buyer(session, spec, row)
+    for name, value in _buyer_row(spec).items():
+        setattr(row, name, value)
+    session.add(row)
+    new = buyer_view(row)
+    if new != old:
+        audit.record(
+            session, actor=actor, action="update", resource=f"buyer/{row.id}", old=old, new=new
+        )
+        commit(session)
+    return new
+
+
+def delete_buyer(session: Session, *, actor: str, buyer_id: str) -> None:
+    row = _buyer(session, buyer_id)
+    audit.record(
+        session, actor=actor, action="delete", resource=f"buyer/{row.id}", old=buyer_view(row)
+    )
+    session.delete(row)
+    commit(session)
+
+
+# -- DID numbers ------------------------------------------------------------------------------
+
+
+def list_dids(session: Session, campaign_id: str | None = None) -> list[dict[str, Any]]:
+    query = select(DidNumber).order_by(col(DidNumber.number))
+    if campaign_id is not None:
+        query = query.where(DidNumber.campaign_id == campaign_id)
+    return [{"number": d.number, "campaign": d.campaign_id} for d in session.exec(query)]
+
+
+def _add_did(session: Session, actor: str, campaign_id: str, number: str) -> None:
+    other = session.get(DidNumber, number)
+    if other is not None:
+        raise Conflict(f"number: DID {number} is in campaign {other.campaign_id!r}'s pool")
+    session.add(DidNumber(number=number, campaign_id=campaign_id))
+    audit.record(session, actor=actor, action="create", resource=f"did/{number}",
+                 new={"number": number, "campaign": campaign_id})  # fmt: skip
+
+
+def add_did(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
+    """``{number, campaign}``: one more number in a campaign's pool."""
+    fields_ = body(raw)
+    unknown = sorted(set(fields_) - {"number", "campaign"})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: unknown field")
+    with validating():
+        number = read_field("number", f.e164, fields_.get("number"))
+    campaign = _campaign_field(session, fields_)
+    _add_did(session, actor, campaign, number)
+    commit(session)
+    return {"number": number, "campaign": campaign}
+
+
+def remove_did(session: Session, *, actor: str, number: str) -> None:
+    row = session.get(DidNumber, number)
+    if row is None:
+        raise NotFound(f"no DID {number!r}")
+    audit.record(session, actor=actor, action="delete", resource=f"did/{number}",
+                 old={"number": number, "campaign": row.campaign_id})  # fmt: skip
+    session.delete(row)
+    commit(session)
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+# Stands in for the key when an existing key's settings are re-validated: the key itself is
+# not stored, and cannot change (a new key is a new secret: create it, then delete the old).
+_STORED = "stored-key-unchanged"
+
+
+def key_view(row: PostbackKey) -> dict[str, Any]:
+    return {
+        "id": row.id, "hint": row.hint, "publisher": row.publisher_id, "campaign": row.campaign_id,
+        "allow_missing_caller_number": row.allow_missing_caller_number,
+        "inbound_number": row.inbound_number, "ttl_seconds": row.ttl_seconds,
+        "auto_confirm": row.auto_confirm, "response_root": row.response_root, "paused": row.paused,
+    }  # fmt: skip
+
+
+def _key(session: Session, key_id: str) -> PostbackKey:
+    row = session.get(PostbackKey, key_id)
+    if row is None:
+        raise NotFound(f"no key {key_id!r} (use the id from GET /admin/keys)")
+    return row
+
+
+def list_keys(session: Session) -> list[dict[str, Any]]:
+    query = select(PostbackKey).order_by(col(PostbackKey.publisher_id), col(PostbackKey.hint))
+    return [key_view(k) for k in session.exec(query)]
+
+
+def get_key(session: Session, key_id: str) -> dict[str, Any]:
+    return key_view(_key(session, key_id))
+
+
+def _key_values(session: Session, raw: dict[str, Any]) -> dict[str, Any]:
+    with validating():
+        spec = read_key(raw)
+    if session.get(Publisher, spec.publisher) is None:
+        raise InvalidInput(f"publisher: no publisher {spec.publisher!r}")
+    if session.get(Campaign, spec.campaign) is None:
+        raise InvalidInput(f"campaign: no campaign {spec.campaign!r}")
+    return {
+        "publisher_id": spec.publisher, "campaign_id": spec.campaign,
+        "allow_missing_caller_number": spec.allow_missing_caller_number,
+        "inbound_number": spec.inbound_number, "ttl_seconds": spec.ttl_seconds,
+        "auto_confirm": spec.auto_confirm, "response_root": spec.response_root, "paused": spec.paused,
+    }  # fmt: skip
+
+
+def create_key(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
+    """``{key?, publisher, campaign, ...settings}`` — ``[[keys]]``; without ``key`` a random
+    one is made. The answer is the only place the key appears in clear."""
+    fields_ = dict(body(raw))
+    key = fields_.setdefault("key", str(uuid.uuid4()))
+    values = _key_values(session, fields_)
+    key_id = hash_key(str(key))
+    if session.get(PostbackKey, key_id) is not None:
+        raise Conflict("key: this key exists")
+    row = PostbackKey(id=key_id, hint=str(key)[:8] + "…", **values)
+    session.add(row)
+    audit.record(session, actor=actor, action="create", resource=f"key/{row.hint}",
+                 new={**key_view(row), "key": key})  # fmt: skip
+    commit(session)
+    return {**key_view(row), "key": key}
+
+
+def update_key(session: Session, *, actor: str, key_id: str, raw: Any) -> dict[str, Any]:
+    row = _key(session, key_id)
+    patch = body(raw)
+    if "key" in patch or "id" in patch or "hint" in patch:
+        raise InvalidInput("key: a key cannot change; create a new key, then delete this one")
+    old = key_view(row)
+    current = {k: v for k, v in old.items() if k not in ("id", "hint")}
+    values = _key_values(session, {**merge(current, patch), "key": _STORED})
+    for name, value in values.items():
+        setattr(row, name, value)
+    session.add(row)
+    new = key_view(row)
+    if new != old:
+        audit.record(
+            session, actor=actor, action="update", resource=f"key/{row.hint}", old=old, new=new
+        )
+        commit(session)
+    return new
+
+
+def delete_key(session: Session, *, actor: str, key_id: str) -> None:
+    row = _key(session, key_id)
+    audit.record(
+        session, actor=actor, action="delete", resource=f"key/{row.hint}", old=key_view(row)
+    )
+    session.delete(row)
+    commit(session)

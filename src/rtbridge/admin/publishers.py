@@ -1,0 +1,324 @@
+"""Publishers and who may send calls as them: IP allowlist entries and SIP credentials.
+
+Passwords are hashed to HA1 for the current SIP domain (the digest realm) as soon as they
+arrive and are never stored, returned or written to the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from rtbridge.admin import audit
+from rtbridge.admin.changes import body, commit, merge, validating
+from rtbridge.config.schema import IpSpec, read_credential, read_ip, read_publisher
+from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
+from rtbridge.sip.digest import ha1
+from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING
+from rtbridge.storage.models import (
+    AllowlistEntry,
+    PostbackKey,
+    Publisher,
+    Setting,
+    SipCredential,
+)
+from rtbridge.storage.transactions import utcnow
+
+
+def realm(session: Session) -> str:
+    """The digest realm credentials are hashed for: the SIP domain (SPEC §4.2)."""
+    row = session.get(Setting, DOMAIN_SETTING)
+    return row.value if row else DEFAULT_SIP_DOMAIN
+
+
+# -- views ------------------------------------------------------------------------------------
+
+
+def ip_view(row: AllowlistEntry, now: datetime | None = None) -> dict[str, Any]:
+    now = now or utcnow()
+    return {
+        "id": row.id,
+        "publisher": row.publisher_id,
+        "cidr": row.cidr,
+        "note": row.note,
+        "expires_at": row.expires_at,
+        "expired": row.expires_at is not None and row.expires_at <= now,
+    }
+
+
+def _publisher_row(session: Session, publisher_id: str) -> Publisher:
+    row = session.get(Publisher, publisher_id)
+    if row is None:
+        raise NotFound(f"no publisher {publisher_id!r}")
+    return row
+
+
+def list_publishers(session: Session) -> list[dict[str, Any]]:
+    return [
+        {"id": p.id, "name": p.name}
+        for p in session.exec(select(Publisher).order_by(col(Publisher.id)))
+    ]
+
+
+def get_publisher(session: Session, publisher_id: str) -> dict[str, Any]:
+    row = _publisher_row(session, publisher_id)
+    keys = session.exec(select(PostbackKey).where(PostbackKey.publisher_id == row.id))
+    return {
+        "id": row.id,
+        "name": row.name,
+        "ips": list_ips(session, row.id),
+        "credentials": list_credentials(session, row.id),
+        "keys": [{"id": k.id, "hint": k.hint, "campaign": k.campaign_id} for k in keys],
+    }
+
+
+# -- publishers -------------------------------------------------------------------------------
+
+
+def create_publisher(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
+    """``{id, name?, ips?, credentials?}`` — the ``[[publishers]]`` table of the file."""
+    with validating():
+        spec = read_publisher(body(raw))
+    if session.get(Publisher, spec.id) is not None:
+        raise Conflict(f"id: publisher {spec.id!r} exists")
+    seen: set[str] = set()
+    for c in spec.credentials:
+        if c.username in seen:
+            raise InvalidInput(f"credentials: duplicate SIP username {c.username!r}")
+        seen.add(c.username)
+    session.add(Publisher(id=spec.id, name=spec.name))
+    audit.record(session, actor=actor, action="create", resource=f"publisher/{spec.id}",
+                 new={"id": spec.id, "name": spec.name})  # fmt: skip
+    session.flush()
+    for ip in spec.ips:
+        _add_ip(session, actor, spec.id, ip)
+    domain = realm(session)
+    for c in spec.credentials:
+        _set_password(session, actor, spec.id, c.username, c.password, domain)
+    commit(session)
+    return get_publisher(session, spec.id)
+
+
+def update_publisher(
+    session: Session, *, actor: str, publisher_id: str, raw: Any
+) -> dict[str, Any]:
+    row = _publisher_row(session, publisher_id)
+    patch = body(raw)
+    for name in ("ips", "credentials"):
+        if name in patch:
+            raise InvalidInput(f"{name}: change them with /admin/publishers/{{id}}/{name}")
+    if patch.get("id", row.id) != row.id:
+        raise InvalidInput("id: a publisher's id cannot change (keys and reservations use it)")
+    old = {"id": row.id, "name": row.name}
+    with validating():
+        spec = read_publisher(merge(old, patch))
+    if spec.name != row.name:
+        row.name = spec.name
+        session.add(row)
+        audit.record(session, actor=actor, action="update", resource=f"publisher/{row.id}",
+                     old=old, new={"id": row.id, "name": spec.name})  # fmt: skip
+        commit(session)
+    return get_publisher(session, publisher_id)
+
+
+def delete_publisher(session: Session, *, actor: str, publisher_id: str) -> None:
+    """Removes its allowlist entries and credentials too; refused while keys use it."""
+    row = _publisher_row(session, publisher_id)
+    keys = list(session.exec(select(PostbackKey).where(PostbackKey.publisher_id == row.id)))
+    if keys:
+        hints = ", ".join(k.hint for k in keys)
+        raise Conflict(
+            f"publisher {row.id!r} still has {len(keys)} key(s) ({hints}); delete them first"
+        )
+    for entry in session.exec(select(AllowlistEntry).where(AllowlistEntry.publisher_id == row.id)):
+        audit.record(session, actor=actor, action="delete", resource=_ip_resource(entry),
+                     old=ip_view(entry))  # fmt: skip
+        session.delete(entry)
+    for cred in session.exec(select(SipCredential).where(SipCredential.publisher_id == row.id)):
+        audit.record(session, actor=actor, action="delete", resource=f"credential/{cred.username}",
+                     old={"username": cred.username, "publisher": row.id})  # fmt: skip
+        session.delete(cred)
+    session.flush()
+    audit.record(session, actor=actor, action="delete", resource=f"publisher/{row.id}",
+                 old={"id": row.id, "name": row.name})  # fmt: skip
+    session.delete(row)
+    commit(session)
+
+
+# -- allowlist --------------------------------------------------------------------------------
+
+
+def _ip_resource(entry: AllowlistEntry) -> str:
+    return f"ip/{entry.publisher_id}/{entry.cidr}"
+
+
+def list_ips(session: Session, publisher_id: str | None = None) -> list[dict[str, Any]]:
+    query = select(AllowlistEntry).order_by(
+        col(AllowlistEntry.publisher_id), col(AllowlistEntry.id)
+    )
+    if publisher_id is not None:
+        _publisher_row(session, publisher_id)
+        query = query.where(AllowlistEntry.publisher_id == publisher_id)
+    now = utcnow()
+    return [ip_view(e, now) for e in session.exec(query)]
+
+
+def _check_cidr_free(
+    session: Session, publisher_id: str, cidr: str, entry_id: int | None = None
+) -> None:
+    for other in session.exec(select(AllowlistEntry).where(AllowlistEntry.cidr == cidr)):
+        if other.id == entry_id:
+            continue
+        if other.publisher_id == publisher_id:
+            raise Conflict(
+                f"cidr: {cidr} is already on {publisher_id}'s allowlist (rule {other.id})"
+            )
+        # Two publishers on one network: the agent could not tell whose call it is.
+        raise Conflict(
+            f"cidr: {cidr} belongs to publisher {other.publisher_id!r} (rule {other.id})"
+        )
+
+
+def _add_ip(session: Session, actor: str, publisher_id: str, spec: IpSpec) -> AllowlistEntry:
+    _check_cidr_free(session, publisher_id, spec.cidr)
+    entry = AllowlistEntry(
+        publisher_id=publisher_id, cidr=spec.cidr, note=spec.note, expires_at=spec.expires_at
+    )
+    session.add(entry)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="create", resource=_ip_resource(entry), new=ip_view(entry)
+    )
+    return entry
+
+
+def add_ip(session: Session, *, actor: str, publisher_id: str, raw: Any) -> dict[str, Any]:
+    """``raw``: a CIDR string or ``{cidr, note?, expires_at?}``, as in the file's ``ips``."""
+    with validating():
+        spec = read_ip(raw)
+    _publisher_row(session, publisher_id)
+    entry = _add_ip(session, actor, publisher_id, spec)
+    commit(session)
+    return ip_view(entry)
+
+
+def _entry(session: Session, publisher_id: str, entry: int | str) -> AllowlistEntry:
+    """An entry by its id, or by its CIDR (as the CLI names it)."""
+    _publisher_row(session, publisher_id)
+    query = select(AllowlistEntry).where(AllowlistEntry.publisher_id == publisher_id)
+    if isinstance(entry, int):
+        query = query.where(AllowlistEntry.id == entry)
+    else:
+        with validating():
+            cidr = read_ip(entry).cidr
+        query = query.where(AllowlistEntry.cidr == cidr)
+    row = session.exec(query).first()
+    if row is None:
+        raise NotFound(f"no allowlist entry {entry} for publisher {publisher_id!r}")
+    return row
+
+
+def update_ip(
+    session: Session, *, actor: str, publisher_id: str, entry: int | str, raw: Any
+) -> dict[str, Any]:
+    row = _entry(session, publisher_id, entry)
+    old = ip_view(row)
+    current = {"cidr": row.cidr, "note": row.note, "expires_at": row.expires_at}
+    with validating():
+        spec = read_ip(merge(current, raw))
+    if spec.cidr != row.cidr:
+        _check_cidr_free(session, publisher_id, spec.cidr, row.id)
+    row.cidr, row.note, row.expires_at = spec.cidr, spec.note, spec.expires_at
+    session.add(row)
+    session.flush()
+    new = ip_view(row)
+    if new != old:
+        audit.record(
+            session, actor=actor, action="update", resource=_ip_resource(row), old=old, new=new
+        )
+        commit(session)
+    return new
+
+
+def remove_ip(
+    session: Session, *, actor: str, publisher_id: str, entry: int | str
+) -> dict[str, Any]:
+    row = _entry(session, publisher_id, entry)
+    old = ip_view(row)
+    audit.record(session, actor=actor, action="delete", resource=_ip_resource(row), old=old)
+    session.delete(row)
+    commit(session)
+    return old
+
+
+# -- credentials ------------------------------------------------------------------------------
+
+
+def list_credentials(session: Session, publisher_id: str | None = None) -> list[dict[str, Any]]:
+    """Usernames and the realm they were hashed for; never a password or an HA1."""
+    query = select(SipCredential).order_by(col(SipCredential.username))
+    if publisher_id is not None:
+        query = query.where(SipCredential.publisher_id == publisher_id)
+    return [
+        {"username": c.username, "publisher": c.publisher_id, "realm": c.realm}
+        for c in session.exec(query)
+    ]
+
+
+def _set_password(
+    session: Session, actor: str, publisher_id: str, username: str, password: str, domain: str
+) -> bool:
+    row = session.exec(select(SipCredential).where(SipCredential.username == username)).first()
+    if row is not None and row.publisher_id != publisher_id:
+        raise Conflict(
+            f"username: SIP username {username!r} belongs to publisher {row.publisher_id!r}"
+        )
+    created = row is None
+    if row is None:
+        row = SipCredential(
+            publisher_id=publisher_id, username=username, realm=domain, ha1_md5="", ha1_sha256=""
+        )
+    row.realm = domain
+    row.ha1_md5 = ha1(username, domain, password, "MD5")
+    row.ha1_sha256 = ha1(username, domain, password, "SHA-256")
+    session.add(row)
+    values = {
+        "username": username,
+        "publisher": publisher_id,
+        "realm": domain,
+        "password": password,
+    }
+    audit.record(session, actor=actor, action="create" if created else "rotate-password",
+                 resource=f"credential/{username}", old=None if created else values, new=values)  # fmt: skip
+    return created
+
+
+def set_password(
+    session: Session, *, actor: str, publisher_id: str, username: str, password: str
+) -> bool:
+    """Create the credential or rotate its password; True when it was created. The policy is
+    the file's (:func:`rtbridge.config.fields.password`)."""
+    with validating():
+        spec = read_credential({"username": username, "password": password})
+    _publisher_row(session, publisher_id)
+    created = _set_password(
+        session, actor, publisher_id, spec.username, spec.password, realm(session)
+    )
+    commit(session)
+    return created
+
+
+def remove_credential(session: Session, *, actor: str, publisher_id: str, username: str) -> None:
+    _publisher_row(session, publisher_id)
+    row = session.exec(
+        select(SipCredential).where(
+            SipCredential.username == username, SipCredential.publisher_id == publisher_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no SIP username {username!r} for publisher {publisher_id!r}")
+    audit.record(session, actor=actor, action="delete", resource=f"credential/{username}",
+                 old={"username": username, "publisher": publisher_id, "realm": row.realm})  # fmt: skip
+    session.delete(row)
+    commit(session)

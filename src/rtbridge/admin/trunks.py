@@ -1,0 +1,121 @@
+"""Carrier trunks: trusted by IP for PSTN arrivals, and the URI template for numbers out.
+
+The outbound digest password is kept as HA1 for the carrier's realm, like ``apply`` does, so
+changing the username or realm needs the password again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from rtbridge.admin import audit
+from rtbridge.admin.changes import body, commit, merge, validating
+from rtbridge.config.schema import TrunkSpec, read_trunk
+from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
+from rtbridge.sip.digest import ha1
+from rtbridge.storage.models import Buyer, Trunk
+
+
+def trunk_view(row: Trunk) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "ips": list(row.ips),
+        "uri": row.uri,
+        "username": row.auth_username,
+        "realm": row.auth_realm,
+        "has_password": row.auth_ha1_md5 is not None,
+    }
+
+
+def _trunk(session: Session, trunk_id: str) -> Trunk:
+    row = session.get(Trunk, trunk_id)
+    if row is None:
+        raise NotFound(f"no trunk {trunk_id!r}")
+    return row
+
+
+def list_trunks(session: Session) -> list[dict[str, Any]]:
+    return [trunk_view(t) for t in session.exec(select(Trunk).order_by(col(Trunk.id)))]
+
+
+def get_trunk(session: Session, trunk_id: str) -> dict[str, Any]:
+    return trunk_view(_trunk(session, trunk_id))
+
+
+def _apply(row: Trunk, spec: TrunkSpec) -> None:
+    row.ips = list(spec.ips)
+    row.uri = spec.uri
+    row.auth_username = spec.username
+    row.auth_realm = spec.realm
+    if spec.password is not None and spec.username and spec.realm:
+        row.auth_ha1_md5 = ha1(spec.username, spec.realm, spec.password, "MD5")
+
+
+def create_trunk(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
+    """``{id, ips, uri, username?, password?, realm?}`` — the ``[[trunks]]`` table."""
+    fields_ = body(raw)
+    with validating():
+        spec = read_trunk(fields_)
+    if session.get(Trunk, spec.id) is not None:
+        raise Conflict(f"id: trunk {spec.id!r} exists")
+    row = Trunk(id=spec.id, uri=spec.uri)
+    _apply(row, spec)
+    session.add(row)
+    new = {**trunk_view(row), "password": spec.password}
+    audit.record(session, actor=actor, action="create", resource=f"trunk/{row.id}", new=new)
+    commit(session)
+    return trunk_view(row)
+
+
+def update_trunk(session: Session, *, actor: str, trunk_id: str, raw: Any) -> dict[str, Any]:
+    row = _trunk(session, trunk_id)
+    old = trunk_view(row)
+    patch = body(raw)
+    if patch.get("id", row.id) != row.id:
+        raise InvalidInput("id: a trunk's id cannot change (buyers use it)")
+    current = {"id": row.id, "ips": list(row.ips), "uri": row.uri,
+               "username": row.auth_username, "realm": row.auth_realm}  # fmt: skip
+    with validating():
+        spec = read_trunk(merge(current, patch))
+    rebinds = (spec.username, spec.realm) != (row.auth_username, row.auth_realm)
+    if spec.password is None and rebinds:
+        if spec.username is None:
+            row.auth_ha1_md5 = None  # outbound authentication switched off
+        elif row.auth_ha1_md5 is not None:
+            raise InvalidInput(
+                "password: required when username or realm changes (the stored HA1 binds them)"
+            )
+    _apply(row, spec)
+    session.add(row)
+    new = trunk_view(row)
+    if new != old or spec.password is not None:
+        audit.record(session, actor=actor, action="update", resource=f"trunk/{row.id}", old=old,
+                     new={**new, "password": spec.password})  # fmt: skip
+        commit(session)
+    return new
+
+
+def delete_trunk(session: Session, *, actor: str, trunk_id: str) -> None:
+    row = _trunk(session, trunk_id)
+    users = list(session.exec(select(Buyer.id).where(Buyer.trunk_id == row.id)))
+    if users:
+        raise Conflict(
+            f"trunk {row.id!r} is used by buyer(s) {', '.join(users)}; change them first"
+        )
+    others = session.exec(select(Trunk.id).where(Trunk.id != row.id)).first()
+    if others is None:
+        dialers = [
+            b.id
+            for b in session.exec(select(Buyer).where(col(Buyer.trunk_id).is_(None)))
+            if not b.destination.startswith("sip")
+        ]
+        if dialers:
+            raise Conflict(
+                f"trunk {row.id!r} is the last trunk and buyer(s) {', '.join(dialers)} dial numbers"
+            )
+    audit.record(
+        session, actor=actor, action="delete", resource=f"trunk/{row.id}", old=trunk_view(row)
+    )
+    session.delete(row)
+    commit(session)

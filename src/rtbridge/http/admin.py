@@ -1,0 +1,346 @@
+"""The admin API (SPEC §5) under ``/admin``: bearer-token authentication for every route,
+then thin handlers over :mod:`rtbridge.admin`, which the CLI verbs use too."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlmodel import Session
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rtbridge.admin import audit, export, offers, publishers, tokens, trunks
+from rtbridge.admin.changes import read_session, validating, write_session
+from rtbridge.admin.check import check
+from rtbridge.config import fields as f
+from rtbridge.config.schema import read_field
+from rtbridge.domain.errors import InvalidInput
+from rtbridge.http.admin_openapi import openapi_document
+from rtbridge.http.params import read_body, request_params
+from rtbridge.http.responses import json_response
+from rtbridge.http.state import AppState
+
+T = TypeVar("T")
+
+UNAUTHORIZED = "missing, unknown or revoked admin token (send Authorization: Bearer <token>)"
+
+
+class AdminAuth:
+    """Refuses every request under ``/admin`` without a valid token — unknown paths included,
+    so not even the shape of the API leaks — and records the token's name as the actor."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        state: AppState = request.state.app
+        header = request.headers.get("authorization")
+        name = await state.run(tokens.authenticate, state.engine, header)
+        if name is None:
+            response = json_response(
+                {"error": UNAUTHORIZED},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="rtbridge-admin"'},
+            )
+            await response(scope, receive, send)
+            return
+        request.state.admin = name
+        await self.app(scope, receive, send)
+
+
+# -- plumbing ---------------------------------------------------------------------------------
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.state.app
+    return state
+
+
+async def _read(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    state = _state(request)
+
+    def work() -> T:
+        with read_session(state.engine) as session:
+            return fn(session, *args)
+
+    return await state.run(work)
+
+
+async def _write(request: Request, fn: Callable[..., T], **kwargs: Any) -> T:
+    """One change in one transaction; then this process's catalog reloads at once (others
+    see the bumped version within their recheck interval)."""
+    state = _state(request)
+    actor: str = request.state.admin
+
+    def work() -> T:
+        with write_session(state.engine) as session:
+            return fn(session, actor=actor, **kwargs)
+
+    result = await state.run(work)
+    state.catalog.invalidate()
+    return result
+
+
+async def _body(request: Request) -> Any:
+    raw = await read_body(request, _state(request).settings.max_body)
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"body: not valid JSON ({exc})") from None
+
+
+def _path(request: Request, name: str) -> str:
+    return str(request.path_params[name])
+
+
+def _no_content() -> Response:
+    return Response(status_code=204)
+
+
+# -- publishers, allowlist, credentials -------------------------------------------------------
+
+
+async def list_publishers(request: Request) -> Response:
+    return json_response({"publishers": await _read(request, publishers.list_publishers)})
+
+
+async def create_publisher(request: Request) -> Response:
+    raw = await _body(request)
+    return json_response(await _write(request, publishers.create_publisher, raw=raw), status=201)
+
+
+async def get_publisher(request: Request) -> Response:
+    return json_response(
+        await _read(request, publishers.get_publisher, _path(request, "publisher"))
+    )
+
+
+async def update_publisher(request: Request) -> Response:
+    raw = await _body(request)
+    pid = _path(request, "publisher")
+    return json_response(
+        await _write(request, publishers.update_publisher, publisher_id=pid, raw=raw)
+    )
+
+
+async def delete_publisher(request: Request) -> Response:
+    await _write(request, publishers.delete_publisher, publisher_id=_path(request, "publisher"))
+    return _no_content()
+
+
+async def list_all_ips(request: Request) -> Response:
+    return json_response({"ips": await _read(request, publishers.list_ips)})
+
+
+async def list_ips(request: Request) -> Response:
+    pid = _path(request, "publisher")
+    return json_response({"ips": await _read(request, publishers.list_ips, pid)})
+
+
+async def add_ip(request: Request) -> Response:
+    raw = await _body(request)
+    pid = _path(request, "publisher")
+    return json_response(
+        await _write(request, publishers.add_ip, publisher_id=pid, raw=raw), status=201
+    )
+
+
+async def update_ip(request: Request) -> Response:
+    raw = await _body(request)
+    pid, entry = _path(request, "publisher"), int(request.path_params["entry"])
+    result = await _write(request, publishers.update_ip, publisher_id=pid, entry=entry, raw=raw)
+    return json_response(result)
+
+
+async def remove_ip(request: Request) -> Response:
+    pid, entry = _path(request, "publisher"), int(request.path_params["entry"])
+    await _write(request, publishers.remove_ip, publisher_id=pid, entry=entry)
+    return _no_content()
+
+
+async def list_credentials(request: Request) -> Response:
+    pid = _path(request, "publisher")
+    await _read(request, publishers.get_publisher, pid)  # 404 for an unknown publisher
+    return json_response({"credentials": await _read(request, publishers.list_credentials, pid)})
+
+
+async def set_credential(request: Request) -> Response:
+    raw = await _body(request)
+    if not isinstance(raw, dict) or set(raw) - {"password"}:
+        raise InvalidInput('body: must be {"password": "..."}')
+    pid, username = _path(request, "publisher"), _path(request, "username")
+    created = await _write(request, publishers.set_password, publisher_id=pid, username=username,
+                           password=raw.get("password"))  # fmt: skip
+    body = {"username": username, "publisher": pid, "created": created}
+    return json_response(body, status=201 if created else 200)
+
+
+async def remove_credential(request: Request) -> Response:
+    pid, username = _path(request, "publisher"), _path(request, "username")
+    await _write(request, publishers.remove_credential, publisher_id=pid, username=username)
+    return _no_content()
+
+
+# -- campaigns, buyers, DIDs, keys, trunks ----------------------------------------------------
+
+
+def _collection(
+    name: str, lister: Callable[..., Any], creator: Callable[..., Any], *, by_campaign: bool = False
+) -> list[Route]:
+    async def listing(request: Request) -> Response:
+        campaign = request.query_params.get("campaign") if by_campaign else None
+        args = [campaign] if campaign else []
+        return json_response({name: await _read(request, lister, *args)})
+
+    async def create(request: Request) -> Response:
+        raw = await _body(request)
+        return json_response(await _write(request, creator, raw=raw), status=201)
+
+    return [
+        Route(f"/{name}", listing, methods=["GET"], name=f"list_{name}"),
+        Route(f"/{name}", create, methods=["POST"], name=f"create_{name}"),
+    ]
+
+
+def _item(
+    name: str,
+    ident: str,
+    getter: Callable[..., Any] | None,
+    updater: Callable[..., Any] | None,
+    deleter: Callable[..., Any],
+) -> list[Route]:
+    path = f"/{name}/{{{ident}}}"
+    routes: list[Route] = []
+    if getter is not None:
+        get_fn = getter
+
+        async def get(request: Request) -> Response:
+            return json_response(await _read(request, get_fn, _path(request, ident)))
+
+        routes.append(Route(path, get, methods=["GET"], name=f"get_{name}"))
+    if updater is not None:
+        update_fn = updater
+
+        async def update(request: Request) -> Response:
+            raw = await _body(request)
+            kwargs = {f"{ident}_id": _path(request, ident), "raw": raw}
+            return json_response(await _write(request, update_fn, **kwargs))
+
+        routes.append(Route(path, update, methods=["PATCH"], name=f"update_{name}"))
+
+    async def delete(request: Request) -> Response:
+        await _write(request, deleter, **{f"{ident}_id": _path(request, ident)})
+        return _no_content()
+
+    routes.append(Route(path, delete, methods=["DELETE"], name=f"delete_{name}"))
+    return routes
+
+
+async def remove_did(request: Request) -> Response:
+    await _write(request, offers.remove_did, number=_path(request, "number"))
+    return _no_content()
+
+
+# -- check, audit, export ---------------------------------------------------------------------
+
+
+async def check_access(request: Request) -> Response:
+    """GET with a query string, or POST with a JSON/form body (keeps a password out of URLs,
+    which access logs and browser histories keep)."""
+    state = _state(request)
+    if request.method == "POST":
+        params = await request_params(request, state.settings.max_body)
+    else:
+        params = dict(request.query_params)
+    unknown = sorted(set(params) - {"ip", "username", "password"})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: unknown parameter (use ip, or username and password)")
+    values = {k: (str(v) if v is not None else None) for k, v in params.items()}
+    catalog = state.catalog.get()
+    answer = await state.run(
+        lambda: check(
+            state.engine,
+            catalog,
+            ip=values.get("ip"),
+            username=values.get("username"),
+            password=values.get("password"),
+        )
+    )
+    return json_response(answer)
+
+
+def _audit_query(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    out: dict[str, Any] = {"actor": q.get("actor"), "resource": q.get("resource")}
+    with validating():
+        if "since" in q:
+            out["since"] = read_field("since", f.timestamp, q["since"])
+        if "limit" in q:
+            digits = q["limit"]
+            value = int(digits) if digits.isdigit() else digits
+            out["limit"] = read_field(
+                "limit", lambda v: f.integer(v, minimum=1, maximum=10000), value
+            )
+    return out
+
+
+async def list_audit(request: Request) -> Response:
+    query = _audit_query(request)
+
+    def work(session: Session) -> list[dict[str, Any]]:
+        return [audit.view(e) for e in audit.entries(session, **query)]
+
+    return json_response({"entries": await _read(request, work)})
+
+
+async def export_kamailio(request: Request) -> Response:
+    text = await _read(request, export.kamailio_permissions)
+    return Response(text, media_type="text/plain; charset=utf-8")
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(openapi_document())
+
+
+routes: list[BaseRoute] = [
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/publishers", list_publishers, methods=["GET"]),
+    Route("/publishers", create_publisher, methods=["POST"]),
+    Route("/publishers/{publisher}", get_publisher, methods=["GET"]),
+    Route("/publishers/{publisher}", update_publisher, methods=["PATCH"]),
+    Route("/publishers/{publisher}", delete_publisher, methods=["DELETE"]),
+    Route("/ips", list_all_ips, methods=["GET"]),
+    Route("/publishers/{publisher}/ips", list_ips, methods=["GET"]),
+    Route("/publishers/{publisher}/ips", add_ip, methods=["POST"]),
+    Route("/publishers/{publisher}/ips/{entry:int}", update_ip, methods=["PATCH"]),
+    Route("/publishers/{publisher}/ips/{entry:int}", remove_ip, methods=["DELETE"]),
+    Route("/publishers/{publisher}/credentials", list_credentials, methods=["GET"]),
+    Route("/publishers/{publisher}/credentials/{username}", set_credential, methods=["PUT"]),
+    Route("/publishers/{publisher}/credentials/{username}", remove_credential, methods=["DELETE"]),
+    *_collection("campaigns", offers.list_campaigns, offers.create_campaign),
+    *_item("campaigns", "campaign", offers.get_campaign, None, offers.delete_campaign),
+    *_collection("buyers", offers.list_buyers, offers.create_buyer, by_campaign=True),
+    *_item("buyers", "buyer", offers.get_buyer, offers.update_buyer, offers.delete_buyer),
+    *_collection("dids", offers.list_dids, offers.add_did, by_campaign=True),
+    Route("/dids/{number}", remove_did, methods=["DELETE"]),
+    *_collection("keys", offers.list_keys, offers.create_key),
+    *_item("keys", "key", offers.get_key, offers.update_key, offers.delete_key),
+    *_collection("trunks", trunks.list_trunks, trunks.create_trunk),
+    *_item("trunks", "trunk", trunks.get_trunk, trunks.update_trunk, trunks.delete_trunk),
+    Route("/check", check_access, methods=["GET", "POST"]),
+    Route("/audit", list_audit, methods=["GET"]),
+    Route("/export/kamailio-permissions", export_kamailio, methods=["GET"]),
+]
+
+mount = Mount("/admin", routes=routes, middleware=[Middleware(AdminAuth)])
