@@ -140,9 +140,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        print(
-            "wrk is missing: apt-get install wrk", file=sys.stderr
-        )
+        print("wrk is missing: apt-get install wrk", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="rtbridge-bench-"))
     script = work / "ping.lua"
