@@ -95,8 +95,10 @@ allow_missing_caller_number = true
 
 @pytest.fixture
 def service(sqlite_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service]:
-    buyer_scenario = getattr(request, "param", "uas_answer.xml")
-    buyer = Sipp(buyer_scenario, tmp_path, rtp_echo=True)
+    # indirect parameter: the buyer's scenario, or (scenario, how many calls it answers)
+    param = getattr(request, "param", "uas_answer.xml")
+    buyer_scenario, buyer_calls = param if isinstance(param, tuple) else (param, 1)
+    buyer = Sipp(buyer_scenario, tmp_path, rtp_echo=True, calls=buyer_calls)
     buyer.wait_listening()
     engine = open_database(sqlite_url)
     apply_file(engine, write_config(tmp_path, _config(buyer.uri())))
@@ -191,3 +193,44 @@ def test_ring_timeout_is_408(service: Service) -> None:
     assert publisher.statuses()[-1] == 408
     body = service.wait_for(uuid, "failed")
     assert body["call"]["hangup_by"] == "timeout"
+
+
+@pytest.mark.parametrize("service", [("uas_answer.xml", 2)], indirect=True)
+def test_admin_changes_reach_the_running_agent_within_2_seconds(
+    service: Service, sqlite_url: str
+) -> None:
+    """Issue 4 item 3, live: an IP added through the admin API lets the next INVITE in, its
+    removal refuses the next one, and an entry that expires stops matching on its own."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.admin.conftest import make_token
+
+    admin = {"Authorization": f"Bearer {make_token(sqlite_url)}"}
+    ips = f"{service.base}/admin/publishers/p2/ips"
+    source = "127.0.0.4"  # p2 has no allowlist entry: digest only
+
+    def dial_from_source(scenario: str) -> int:
+        result = service.dial(service.ping(KEY2), scenario, host=source, duration_ms=100).wait()
+        return result.statuses()[-1]
+
+    assert dial_from_source("uac_failure.xml") == 401
+
+    added = httpx2.post(ips, json={"cidr": f"{source}/32", "note": "live test"}, headers=admin)
+    assert added.status_code == 201, added.text
+    changed = time.monotonic()
+    time.sleep(1.2)  # the agent rechecks the configuration version every second
+    assert dial_from_source("uac_call.xml") == 200
+    assert time.monotonic() - changed < 2.5  # the INVITE went out within ~1.3 s of the change
+
+    removed = httpx2.delete(f"{ips}/{added.json()['id']}", headers=admin)
+    assert removed.status_code == 204, removed.text
+    time.sleep(1.2)
+    assert dial_from_source("uac_failure.xml") == 401
+
+    expires = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    added = httpx2.post(ips, json={"cidr": f"{source}/32", "expires_at": expires}, headers=admin)
+    assert added.status_code == 201, added.text
+    time.sleep(1.2)
+    assert dial_from_source("uac_call.xml") == 200
+    time.sleep(2.5)  # past expires_at, with no further change made
+    assert dial_from_source("uac_failure.xml") == 401
