@@ -174,6 +174,16 @@ class Bench:
         done = subprocess.run(args, cwd=self.work, capture_output=True, text=True, check=False)
         return done.returncode, msg, done.stdout[-2000:]
 
+    def agent_alive(self) -> bool:
+        """False (and says why) when the agent process has died, e.g. pjsip's assertion when
+        its 64-handle ioqueue runs out under an INVITE burst."""
+        agent = self.procs[-1]
+        if agent.poll() is None:
+            return True
+        tail = agent.stderr.read().decode(errors="replace")[-600:] if agent.stderr else ""
+        print(f"  !! the agent process died (exit {agent.returncode}):\n{tail}")
+        return False
+
     def close(self) -> None:
         for proc in self.procs:
             proc.send_signal(signal.SIGTERM)
@@ -241,12 +251,14 @@ def main() -> int:
             print(f"  {rate:>6.0f} calls/s offered: {answered} answered, {failed} failed "
                   f"{dict(sorted(refusals(msg).items()))}, {answered / elapsed:.1f} calls/s achieved "
                   f"over {elapsed:.1f} s")  # fmt: skip
-            if failed or rc:
+            if failed or rc or not bench.agent_alive():
                 break
             best = rate
         print(f"highest rate with zero failed calls: {best:.0f} calls/s (goal >= 100)")
 
         # (c) simultaneous bridged calls held by one process
+        if not bench.agent_alive():
+            bench.start_agent()
         k = 6
         _, msg, _ = bench.uac(
             bench.agent_port, bench.reservations(k), k, rate=100, limit=k, hold_ms=3000

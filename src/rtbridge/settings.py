@@ -32,7 +32,7 @@ class Settings:
     sip_enabled: bool = True  # run the SIP agent in this process (serve --sip off: False)
     sip: str | None = None  # HOST:PORT overriding the agent file's hosts/port
     sip_config: str | None = None  # path; None: sip_config/agent.toml when present
-    sweep_interval: float = 1.0  # seconds between expiry sweeps
+    sweep_interval: float = 0.25  # seconds between expiry sweeps (each bounded, see expire_due)
     catalog_recheck: float = 1.0  # seconds between configuration version checks
     max_body: int = 64 * 1024
 
