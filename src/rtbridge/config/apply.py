@@ -123,88 +123,37 @@ def existing_ids(engine: Engine) -> dict[str, set[str]]:
 def apply_document(engine: Engine, doc: Document, *, dry_run: bool = False) -> Report:
     report = Report()
     with Session(engine) as session:
+
+        def sync(model: type[M], label: str, wanted: Mapping[Any, Mapping[str, Any]],
+                 ident: Callable[[M], Any] = _ident, **phase: Any) -> None:  # fmt: skip
+            _sync(session, report, model, label, wanted, ident, **phase)
+
         realm = _sync_domain(session, report, doc)
         keys = _wanted_keys(session, doc)
-        if keys is not None:  # keys leave before the publishers and campaigns they point at
-            _sync(
-                session,
-                report,
-                PostbackKey,
-                "key",
-                keys[0],
-                _ident,
-                show=keys[1].__getitem__,
-                upsert=False,
-            )
+        campaigns = {c.id: {"id": c.id} for c in doc.campaigns or ()}
+        publishers = {p.id: {"id": p.id, "name": p.name} for p in doc.publishers or ()}
+        # Order matters for the foreign keys: keys leave before the publishers and campaigns
+        # they point at; parents arrive before their children and leave after them.
+        if keys is not None:
+            sync(PostbackKey, "key", keys[0], show=keys[1].__getitem__, upsert=False)
         if doc.trunks is not None:
-            _sync(
-                session, report, Trunk, "trunk", {t.id: _trunk_row(t) for t in doc.trunks}, _ident
-            )
+            sync(Trunk, "trunk", {t.id: _trunk_row(t) for t in doc.trunks})
         if doc.campaigns is not None:
-            _sync(
-                session,
-                report,
-                Campaign,
-                "campaign",
-                {c.id: {"id": c.id} for c in doc.campaigns},
-                _ident,
-                remove=False,
-            )
-            _sync(
-                session, report, Buyer, "buyer", {b.id: _buyer_row(b) for b in doc.buyers}, _ident
-            )
-            _sync(
-                session,
-                report,
-                DidNumber,
-                "DID",
-                {n: {"number": n, "campaign_id": c.id} for c in doc.campaigns for n in c.numbers},
-                lambda r: r.number,
-            )
+            sync(Campaign, "campaign", campaigns, remove=False)
+            sync(Buyer, "buyer", {b.id: _buyer_row(b) for b in doc.buyers})
+            dids = {n: {"number": n, "campaign_id": c.id} for c in doc.campaigns for n in c.numbers}
+            sync(DidNumber, "DID", dids, lambda r: r.number)
         if doc.publishers is not None:
-            _sync(
-                session,
-                report,
-                Publisher,
-                "publisher",
-                {p.id: {"id": p.id, "name": p.name} for p in doc.publishers},
-                _ident,
-                remove=False,
-            )
+            sync(Publisher, "publisher", publishers, remove=False)
             _sync_publisher_children(session, report, doc, realm)
         if keys is not None:
-            _sync(
-                session,
-                report,
-                PostbackKey,
-                "key",
-                keys[0],
-                _ident,
-                show=keys[1].__getitem__,
-                remove=False,
-            )
+            sync(PostbackKey, "key", keys[0], show=keys[1].__getitem__, remove=False)
         # Before the removals below: the foreign keys would otherwise refuse them first.
         _check_references(session, doc)
         if doc.campaigns is not None:
-            _sync(
-                session,
-                report,
-                Campaign,
-                "campaign",
-                {c.id: {"id": c.id} for c in doc.campaigns},
-                _ident,
-                upsert=False,
-            )
+            sync(Campaign, "campaign", campaigns, upsert=False)
         if doc.publishers is not None:
-            _sync(
-                session,
-                report,
-                Publisher,
-                "publisher",
-                {p.id: {"id": p.id, "name": p.name} for p in doc.publishers},
-                _ident,
-                upsert=False,
-            )
+            sync(Publisher, "publisher", publishers, upsert=False)
         if report.changed:
             for action, resource, old, new in report.changes:
                 audit.record(
