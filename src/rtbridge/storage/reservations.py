@@ -28,7 +28,7 @@ from rtbridge.domain.selection import Chosen, NoTarget, Usage, choose_buyer, ine
 from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache
 from rtbridge.storage.models import PostbackKey
 from rtbridge.storage.sql import Db, transaction
-from rtbridge.storage.transactions import lock_campaign_raw, try_lock_sweep, utcnow
+from rtbridge.storage.transactions import lock_campaign, try_lock_sweep, utcnow
 
 REASON_NO_FREE_DID = "no-free-did"
 
@@ -166,7 +166,7 @@ class Reservations:
                 locked: set[str] = set()
                 for i, req, key, campaign in accepted:
                     if campaign.id not in locked:
-                        lock_campaign_raw(db, campaign.id)
+                        lock_campaign(db, campaign.id)
                         locked.add(campaign.id)
                     results[i] = self._ping(db, catalog, key, campaign, req)
         return [r for r in results if r is not None]
@@ -293,7 +293,7 @@ class Reservations:
         key = self._key(catalog, raw_key, allow_paused=status == st.CANCELLED)
         campaign = self._campaign(catalog, key)
         with transaction(self.engine, write=True) as db:
-            lock_campaign_raw(db, campaign.id)
+            lock_campaign(db, campaign.id)
             now = self.clock()
             row = self._row(db, uuid, key)
             current = st.effective_status(row["status"], row["expires_at"], now)
