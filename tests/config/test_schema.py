@@ -422,11 +422,7 @@ campaign = "d"
     )
 
 
-def test_cidr_duplicates_are_per_publisher_and_canonical() -> None:
-    parse(
-        '[[publishers]]\nid = "a"\nips = ["10.0.0.0/8"]\n'
-        '[[publishers]]\nid = "b"\nips = ["10.0.0.0/8"]\n'
-    )  # two publishers may share
+def test_cidr_duplicates_are_compared_canonically() -> None:
     errors = errors_of('[[publishers]]\nid = "a"\nips = ["10.0.0.1", "10.0.0.1/32"]\n')
     assert errors == ["publishers[0].ips: duplicate CIDR '10.0.0.1/32' (also publishers[0].ips)"]
 
@@ -576,3 +572,27 @@ ips = ["203.0.113.7",
     assert ips[0].cidr == "203.0.113.7/32" and ips[0].note is None
     assert ips[1].note == "office"
     assert ips[1].expires_at.isoformat() == "2029-12-31T22:00:00+00:00"
+
+
+def test_one_cidr_on_two_publishers_is_refused() -> None:
+    errors = errors_of(
+        '[[publishers]]\nid = "a"\nips = ["203.0.113.0/24"]\n'
+        '[[publishers]]\nid = "b"\nips = ["203.0.113.0/24"]\n'
+    )
+    assert errors == ["publishers[1].ips: duplicate CIDR '203.0.113.0/24' (also publishers[0].ips)"]
+
+
+def test_filter_tag_names_follow_the_ping_tag_rule() -> None:
+    text = """
+[[campaigns]]
+id = "c"
+[[campaigns.buyers]]
+id = "b"
+destination = "sip:b@example.net"
+payout = 1.0
+seconds = 1
+filters = { "caller state" = ["CA"] }
+"""
+    assert errors_of(text) == [
+        "campaigns[0].buyers[0].filters: 'caller state': tag names are 1-64 of A-Z a-z 0-9 _ . -"
+    ]

@@ -170,3 +170,14 @@ def test_refused(text: str, fragment: str) -> None:
     with pytest.raises(HoursError) as info:
         parse_hours(text)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("days", ["Monday", "mond", "TUESDAY", "Wed-Fri"])
+def test_full_and_prefixed_day_names(days: str) -> None:
+    assert parse_hours(f"{days} 09:00-17:00").windows
+
+
+@pytest.mark.parametrize("days", ["Monkey", "Mo", "Tuesdays", "Frisday"])
+def test_words_that_only_start_like_a_day_are_refused(days: str) -> None:
+    with pytest.raises(HoursError, match="unknown day"):
+        parse_hours(f"{days} 09:00-17:00")

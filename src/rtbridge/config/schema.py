@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rtbridge.config import fields as f
+from rtbridge.domain.ping import TAG_NAME
 
 T = TypeVar("T")
 
@@ -174,6 +175,9 @@ def _filters(value: Any) -> dict[str, list[str]]:
         raise f.FieldError('must be a table such as { caller_state = ["CA", "NY"] }')
     out: dict[str, list[str]] = {}
     for tag, allowed in value.items():
+        if not TAG_NAME.fullmatch(tag):
+            # Same names a ping may carry; any other name could never match.
+            raise f.FieldError(f"{tag!r}: tag names are 1-64 of A-Z a-z 0-9 _ . -")
         if isinstance(allowed, str):
             allowed = [allowed]
         if (
@@ -428,8 +432,13 @@ def _cross_check(
                 for c in p.credentials
             ],
         )
-        for i, p in enumerate(publishers):
-            _unique(errors, "CIDR", [(f"publishers[{i}].ips", ip.cidr) for ip in p.ips])
+        # Across publishers too: one network on two publishers would make "which publisher
+        # is this source?" a coin toss (the admin API refuses it with 409 as well).
+        _unique(
+            errors,
+            "CIDR",
+            [(f"publishers[{i}].ips", ip.cidr) for i, p in enumerate(publishers) for ip in p.ips],
+        )
     publisher_ids = (
         {p.id for p in publishers} if publishers is not None else existing.get("publishers", set())
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WINDOW = re.compile(r"^(?P<days>[A-Za-z,\-]+)\s+(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
 
 
@@ -75,9 +75,11 @@ def _parse_days(text: str) -> frozenset[int]:
 
 def _day(text: str) -> int:
     key = text.strip()
-    if len(key) < 3 or key[:3] not in _DAYS:
-        raise HoursError(f"unknown day {key!r} (use Mon..Sun)")
-    return _DAYS.index(key[:3])
+    # "Mon", "Mond", "Monday" — a prefix of the day's name, at least three letters.
+    for index, name in enumerate(_DAY_NAMES):
+        if len(key) >= 3 and name.startswith(key):
+            return index
+    raise HoursError(f"unknown day {key!r} (use Mon..Sun)")
 
 
 def _minutes(text: str, *, allow_24: bool) -> int:

@@ -10,7 +10,7 @@ from rtbridge.domain.errors import InvalidInput, MissingCallerNumber, UnknownKey
 from rtbridge.domain.numbers import normalise_e164
 
 NAMED_PARAMS = frozenset({"key", "caller_number", "inbound_number", "publisher_id", "source_id"})
-_TAG_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+TAG_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 MAX_TAGS = 50
 MAX_TAG_VALUE = 256
 MAX_LABEL = 128
@@ -80,7 +80,7 @@ def parse_ping(params: Mapping[str, object]) -> PingRequest:
     for name, value in params.items():
         if name in NAMED_PARAMS:
             continue
-        if not _TAG_NAME.fullmatch(name):
+        if not TAG_NAME.fullmatch(name):
             raise InvalidInput(f"tag {name[:64]!r}: names are 1-64 of A-Z a-z 0-9 _ . -")
         tags[name] = _scalar(f"tag {name}", value, limit=MAX_TAG_VALUE)
     if len(tags) > MAX_TAGS:
