@@ -1,0 +1,40 @@
+"""The admin round trips again, on PostgreSQL: the service layer is one code path for both
+databases, so it runs on both (the same assertions, another engine)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.admin import test_admin_audit as audit
+from tests.admin import test_admin_export as export
+from tests.admin import test_admin_resources as resources
+from tests.admin.conftest import make_token
+from tests.conftest import ClientFactory
+
+# Modules, not imported functions: pytest would collect those here a second time.
+CASES: list[Callable[[TestClient], None]] = [
+    resources.test_publisher_round_trip,
+    resources.test_allowlist_round_trip,
+    resources.test_credentials_set_rotate_remove,
+    resources.test_campaign_buyer_did_round_trip,
+    resources.test_key_round_trip_shows_the_key_once,
+    resources.test_trunk_round_trip,
+    audit.test_audit_filters,
+    export.test_kamailio_permissions_export,
+]
+
+
+@pytest.fixture
+def admin_pg(make_client: ClientFactory, postgres_url: str) -> TestClient:
+    client = make_client(url=postgres_url)
+    client.headers["Authorization"] = f"Bearer {make_token(postgres_url)}"
+    return client
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__.removeprefix("test_") for c in CASES])
+def test_admin_on_postgres(admin_pg: TestClient, case: Callable[[TestClient], None]) -> None:
+    case(admin_pg)
