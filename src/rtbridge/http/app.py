@@ -15,6 +15,7 @@ from rtbridge.http.errors import HANDLERS
 from rtbridge.http.state import AppState, Metrics
 from rtbridge.settings import Settings
 from rtbridge.storage.catalog import CatalogCache
+from rtbridge.storage.checkpoint import WalCheckpointer
 from rtbridge.storage.engine import is_sqlite, open_database
 from rtbridge.storage.reservations import Reservations
 
@@ -32,7 +33,7 @@ async def _sweep(state: AppState) -> None:
 
 
 def build_state(settings: Settings, **reservation_options: Any) -> AppState:
-    engine = open_database(settings.db_url)
+    engine = open_database(settings.db_url, background_checkpoint=True)
     catalog = CatalogCache(engine, recheck=settings.catalog_recheck)
     return AppState(
         settings=settings,
@@ -58,6 +59,9 @@ def create_app(settings: Settings, **reservation_options: Any) -> Starlette:
             agent = build_agent(settings, state.engine, state.catalog)
             agent.start()
         sweeper = asyncio.create_task(_sweep(state))
+        checkpointer = WalCheckpointer(state.engine) if state.inline_db else None
+        if checkpointer is not None:
+            checkpointer.start()
         try:
             yield {"app": state}
         finally:
@@ -66,6 +70,8 @@ def create_app(settings: Settings, **reservation_options: Any) -> Starlette:
                 await sweeper
             if agent is not None:
                 agent.stop()
+            if checkpointer is not None:
+                checkpointer.stop()
             state.engine.dispose()
 
     return Starlette(
