@@ -120,7 +120,7 @@ class Reservation(SQLModel, table=True):
         Index("ix_reservation_did_caller", "inbound_number", "caller_number"),
     )
     uuid: str = Field(primary_key=True, max_length=36)
-    key_id: str = Field(max_length=64, index=True)
+    key_id: str = Field(max_length=64)  # no index: nothing looks reservations up by key
     publisher_id: str = Field(max_length=64)
     campaign_id: str = Field(max_length=64)
     buyer_id: str | None = Field(default=None, max_length=64)

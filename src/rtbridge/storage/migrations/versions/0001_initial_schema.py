@@ -65,7 +65,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_reservation_did_caller", ["inbound_number", "caller_number"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_reservation_key_id"), ["key_id"], unique=False)
         batch_op.create_index(
             "ix_reservation_status_expires", ["status", "expires_at"], unique=False
         )
@@ -267,7 +266,6 @@ def downgrade() -> None:
     op.drop_table("setting")
     with op.batch_alter_table("reservation", schema=None) as batch_op:
         batch_op.drop_index("ix_reservation_status_expires")
-        batch_op.drop_index(batch_op.f("ix_reservation_key_id"))
         batch_op.drop_index("ix_reservation_did_caller")
         batch_op.drop_index("ix_reservation_caller_status")
         batch_op.drop_index("ix_reservation_buyer_status_created")
