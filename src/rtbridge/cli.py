@@ -72,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         lifespan="on",
+        log_config=None,  # uvicorn's loggers go to our JSON handler (logs.setup_logging)
     )
     return 0
 
