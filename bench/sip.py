@@ -35,7 +35,7 @@ from rtbridge.domain.ping import PingRequest  # noqa: E402
 from rtbridge.storage.catalog import CatalogCache  # noqa: E402
 from rtbridge.storage.engine import open_database  # noqa: E402
 from rtbridge.storage.reservations import Reservations  # noqa: E402
-from tests.sip.sipp import free_port  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 SCENARIO = Path(__file__).with_name("scenarios") / "uac_bench.xml"
 KEY = "sip-bench-key-000000000000"

@@ -8,8 +8,6 @@ waits for something that never comes fail instead of hanging the suite.
 
 from __future__ import annotations
 
-import contextlib
-import random
 import re
 import shutil
 import socket
@@ -17,6 +15,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.net import free_port
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 _BLOCK = re.compile(r"^-{10,} .*$", re.MULTILINE)
@@ -28,23 +28,6 @@ def sipp_binary() -> str | None:
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def free_port(host: str = "127.0.0.1", *, count: int = 1, step: int = 1) -> int:
-    """A port p where p, p+step, … (count ports) are free on UDP and TCP right now."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000, 2)
-        ports = [base + i * step for i in range(count)]
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in ports:
-                    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                        sock = stack.enter_context(socket.socket(_family(host), kind))
-                        sock.bind((host, port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port")
 
 
 def hostport(host: str, port: int) -> str:

@@ -23,7 +23,8 @@ from rtbridge.sip.agent import Agent
 from rtbridge.sip.digest import ha1
 from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, OutboundAuth, Reject
 from rtbridge.sip.settings import AgentConfig
-from tests.sip.sipp import Sipp, free_port, hostport, sipp_binary
+from tests.sip.sipp import Sipp, hostport, sipp_binary
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.sip
 

@@ -16,7 +16,8 @@ import pytest
 from rtbridge.config.apply import apply_file
 from rtbridge.storage.engine import open_database
 from tests.conftest import write_config
-from tests.sip.sipp import Sipp, free_port, hostport
+from tests.sip.sipp import Sipp, hostport
+from tests.support.net import free_port
 from tests.support.server import serve
 
 pytestmark = [pytest.mark.sip, pytest.mark.live]

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
 import socket
 import time
 
 
-def free_port(family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> int:
-    host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
-    with socket.socket(family, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def free_port(host: str = "127.0.0.1", *, count: int = 1, step: int = 1) -> int:
+    """A port p where p, p+step, … (count ports) are free on UDP and TCP right now (SIP
+    listens on both; SIPp and RTP need runs of ports)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(200):
+        base = random.randrange(20000, 60000, 2)
+        ports = [base + i * step for i in range(count)]
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in ports:
+                    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                        sock = stack.enter_context(socket.socket(family, kind))
+                        sock.bind((host, port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free port")
 
 
 def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
