@@ -1,0 +1,45 @@
+/*
+ * rtbridge's compile-time limits for pjproject (copied to pjlib/include/pj/config_site.h).
+ *
+ * pjproject sizes its tables at compile time; pjsua2-python's PyPI wheel keeps the defaults
+ * (4 call slots, a 64-handle select() ioqueue) and cannot carry a B2BUA. Every number here
+ * is read back at run time (pjsua2_rtbridge.BUILD, and UaConfig().maxCalls) so the agent
+ * can size itself from the build and refuse a configuration the build cannot hold.
+ */
+
+/* Call slots: a bridge holds two (publisher leg + buyer leg). */
+#define PJSUA_MAX_CALLS             1024
+
+/* One conference port per leg, plus the null sound device and a margin. */
+#define PJSUA_MAX_CONF_PORTS        (2 * PJSUA_MAX_CALLS + 16)
+
+/* epoll ioqueue (configure --enable-epoll). Each leg opens RTP + RTCP sockets, an INVITE
+ * refused before routing opens them too, and closed keys come back only after
+ * PJ_IOQUEUE_KEY_FREE_DELAY (500 ms): size for bursts, not for the steady state. */
+#define PJ_IOQUEUE_MAX_HANDLES      8192
+
+/* Transactions and dialogs live in hash tables sized by these; INVITE floods create one
+ * transaction per request. */
+#define PJSIP_MAX_TSX_COUNT         (64 * 1024 - 1)
+#define PJSIP_MAX_DIALOG_COUNT      (64 * 1024 - 1)
+
+/* Accounts: one per outbound credential set (buyers/trunks that challenge) and per IPv6
+ * transport. The default of 8 would cap the number of authenticated trunks. */
+#define PJSUA_MAX_ACC               128
+
+/* IPv6 for signalling *and* media (off by default in pjlib). */
+#define PJ_HAS_IPV6                 1
+
+/* Audio only. */
+#define PJMEDIA_HAS_VIDEO           0
+
+/* A server keeps no sound device; SRTP is from Debian's libsrtp2 (configure). */
+#define PJMEDIA_HAS_SRTP            1
+
+/* Many short-lived sockets: bigger TCP/TLS listener backlog for bursts. */
+#define PJSIP_TCP_TRANSPORT_BACKLOG 1024
+#define PJSIP_TLS_TRANSPORT_BACKLOG 1024
+
+/* Retry-After of the 503 pjsua sends by itself when every call slot is taken
+ * (patches/0001-slots-full-503.patch; stock pjsua answers 486 Busy Here there). */
+#define RTBRIDGE_SLOTS_FULL_RETRY_AFTER "5"
