@@ -78,14 +78,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_sip(args: argparse.Namespace) -> int:
-    """The SIP agent alone (several can share one database behind a SIP load balancer)."""
+    """The SIP agent alone (several can share one database behind a SIP load balancer).
+
+    With ``--http``, /health and /metrics are served too (the agent then runs on its own
+    thread under uvicorn, which turns SIGTERM into a clean stop)."""
     from rtbridge.logs import setup_logging
     from rtbridge.sip.service import build_agent
     from rtbridge.storage.catalog import CatalogCache
     from rtbridge.storage.engine import open_database
 
-    settings = _settings(args, sip=args.sip, sip_config=args.sip_config)
+    settings = _settings(
+        args, sip=args.sip, sip_config=args.sip_config, http=args.http or DEFAULT_HTTP
+    )
     setup_logging(args.log_level)
+    if args.http:
+        import uvicorn
+
+        from rtbridge.http.app import create_app
+
+        host, port = settings.http_address
+        log.info("serving SIP agent status", extra={"http": f"{host}:{port}"})
+        uvicorn.run(create_app(settings, api=False), host=host, port=port, log_level=args.log_level,
+                    access_log=False, loop="uvloop", http="httptools", lifespan="on",
+                    log_config=None)  # fmt: skip
+        return 0
     engine = open_database(settings.db_url)
     try:
         agent = build_agent(
@@ -122,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
     sub = parser.add_subparsers(dest="command", required=True)
+    sip_config_help = (
+        "SIP agent options file (default: $RTBRIDGE_SIP_CONFIG, else built-in defaults; "
+        "sip_config/agent.toml documents every option)"
+    )
 
     p = sub.add_parser(
         "apply", parents=[common], help="apply a configuration file (SPEC §5) to the database"
@@ -139,17 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sip", help="HOST:PORT for SIP, or 'off' (default: the agent file's, 0.0.0.0:5060)"
     )
-    p.add_argument(
-        "--sip-config", help="SIP agent options file (default: sip_config/agent.toml if present)"
-    )
+    p.add_argument("--sip-config", help=sip_config_help)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("sip", parents=[common], help="run the SIP agent alone (no HTTP)")
+    p = sub.add_parser("sip", parents=[common], help="run the SIP agent alone")
     p.add_argument("--sip", help="HOST:PORT for SIP (default: the agent file's, 0.0.0.0:5060)")
-    p.add_argument(
-        "--sip-config", help="SIP agent options file (default: sip_config/agent.toml if present)"
-    )
+    p.add_argument("--sip-config", help=sip_config_help)
+    p.add_argument("--http", help="HOST:PORT to serve /health and /metrics on (default: none)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_sip)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from rtbridge.sip.authenticator import Accepted, Authenticator
+from rtbridge.sip.auth.authenticator import Accepted, Authenticator
 from rtbridge.sip.routing import load_access
 from rtbridge.storage.catalog import load_catalog
 

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from rtbridge.config.apply import apply_file
 from rtbridge.domain.ping import PingRequest
-from rtbridge.sip.digest import build_authorization, parse_params
+from rtbridge.sip.auth.digest import build_authorization, parse_params
 from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, Reject
 from rtbridge.sip.routing import ReservationRouter
 from rtbridge.storage.catalog import CatalogCache

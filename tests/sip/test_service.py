@@ -113,6 +113,7 @@ port = {sip_port}
 media_address = "127.0.0.1"
 rtp_port_min = {rtp}
 rtp_port_max = {rtp + 40}
+max_calls = 16
 ring_timeout = 3.0
 digest_algorithms = ["MD5", "SHA-256"]  # SIPp 3.6 answers only the first, and only MD5
 """)

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rtbridge.sip.settings import SUPPORTED_OPTIONS, AgentConfig, load_agent_config
+from rtbridge.sip.settings import (
+    CONFIG_ENV,
+    SUPPORTED_OPTIONS,
+    AgentConfig,
+    config_path,
+    load_agent_config,
+)
 
 AGENT_TOML = Path(__file__).resolve().parents[2] / "sip_config" / "agent.toml"
 
@@ -20,14 +26,40 @@ def test_documented_file_is_the_defaults() -> None:
 def test_every_option_documented_once() -> None:
     names = [f.name for f in dataclasses.fields(AgentConfig)]
     assert sorted(SUPPORTED_OPTIONS) == sorted(names)
-    keys = re.findall(r"^([a-z_]+) =", AGENT_TOML.read_text(), re.MULTILINE)
+    keys = re.findall(r"^([a-z_0-9]+) =", AGENT_TOML.read_text(), re.MULTILINE)
     assert sorted(keys) == sorted(names)
 
 
-def test_capacity_keeps_two_slots_free_for_503() -> None:
-    assert AgentConfig().bridge_capacity == 1  # 4 wheel slots: 1 bridge + 2 to refuse with
-    assert AgentConfig(max_calls=32).bridge_capacity == 15
-    assert AgentConfig(max_calls=8, max_bridges=3).bridge_capacity == 3
+def test_interop_defaults() -> None:
+    """MD5 first: SIPp 3.6 and many SBCs read only the first challenge (SPEC §4.2)."""
+    config = AgentConfig()
+    assert config.digest_algorithms[0] == "MD5"
+    assert config.max_calls == 0 and config.max_bridges == 0  # sized from the build
+    assert config.invite_rate > 0  # the per-source INVITE limit is on by default
+
+
+def test_config_file_only_when_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--sip-config, else RTBRIDGE_SIP_CONFIG, else the built-in defaults: never a file that
+    happens to sit in the current directory."""
+    (tmp_path / "sip_config").mkdir()
+    (tmp_path / "sip_config" / "agent.toml").write_text("[agent]\nport = 7777\n")
+    monkeypatch.chdir(tmp_path)
+    assert config_path(None, env={}) is None
+    assert config_path(None, env={CONFIG_ENV: "/etc/a.toml"}) == Path("/etc/a.toml")
+    assert config_path("b.toml", env={CONFIG_ENV: "/etc/a.toml"}) == Path("b.toml")
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no such file"):
+        load_agent_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[agent]\nport = \n")
+    with pytest.raises(ValueError, match=r"bad\.toml: not valid TOML"):
+        load_agent_config(bad)
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[agent]\ninvite_rat = 5\n")
+    with pytest.raises(ValueError, match=r"typo\.toml: unknown SIP agent option.*invite_rat"):
+        load_agent_config(typo)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +71,14 @@ def test_capacity_keeps_two_slots_free_for_503() -> None:
         {"udp": False, "tcp": False},
         {"rtp_port_min": 2000, "rtp_port_max": 1000},
         {"max_calls": 4, "max_bridges": 3},
+        {"max_calls": 1},
         {"media_address": "::1"},
+        {"media_address6": "127.0.0.1"},
+        {"rate_limit_exempt": ("10.0.0.1/8",)},
+        {"invite_rate": -1.0},
+        {"tls": True},  # no certificate
+        {"srtp": "required"},  # per publisher/buyer, not agent-wide
+        {"udp": False, "tcp": False, "tls": False},
         {"clock_rate": 12345},
         {"retry_after": 0},
     ],

@@ -2,7 +2,7 @@
 
 It builds the same :class:`~rtbridge.sip.routing.AccessSnapshot` the SIP agent builds
 (:func:`~rtbridge.sip.routing.load_access`) and asks the agent's own
-:class:`~rtbridge.sip.authenticator.Authenticator`, so the answer cannot drift from what a
+:class:`~rtbridge.sip.auth.authenticator.Authenticator`, so the answer cannot drift from what a
 real INVITE gets."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from rtbridge.domain.errors import InvalidInput
-from rtbridge.sip.authenticator import Accepted, Authenticator, Challenge
+from rtbridge.sip.auth.authenticator import Accepted, Authenticator, Challenge
 from rtbridge.sip.routing import load_access
 from rtbridge.storage.catalog import Catalog
 

@@ -14,7 +14,7 @@ from rtbridge.admin import audit
 from rtbridge.admin.changes import body, commit, merge, validating
 from rtbridge.config.schema import IpSpec, read_credential, read_ip, read_publisher
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
-from rtbridge.sip.digest import ha1
+from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING
 from rtbridge.storage.models import (
     AllowlistEntry,

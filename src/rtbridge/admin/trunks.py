@@ -13,7 +13,7 @@ from rtbridge.admin import audit
 from rtbridge.admin.changes import body, commit, merge, validating
 from rtbridge.config.schema import TrunkSpec, read_trunk
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
-from rtbridge.sip.digest import ha1
+from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage.models import Buyer, Trunk
 
 

@@ -14,7 +14,7 @@ from sqlmodel import Session, SQLModel, select
 
 from rtbridge.admin import audit
 from rtbridge.config.schema import BuyerSpec, ConfigError, Document, TrunkSpec, load_file
-from rtbridge.sip.digest import ha1
+from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version, hash_key
 from rtbridge.storage.models import (
     AllowlistEntry,

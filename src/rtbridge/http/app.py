@@ -45,8 +45,10 @@ def build_state(settings: Settings, **reservation_options: Any) -> AppState:
     )
 
 
-def create_app(settings: Settings, **reservation_options: Any) -> Starlette:
-    """``reservation_options`` (``clock``, ``rng``) let tests control time and chance."""
+def create_app(settings: Settings, *, api: bool = True, **reservation_options: Any) -> Starlette:
+    """``api=False``: only /health and /metrics (``rtbridge sip --http``: an agent's status,
+    no publisher or admin routes, no expiry sweeper). ``reservation_options`` (``clock``,
+    ``rng``) let tests control time and chance."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -58,24 +60,27 @@ def create_app(settings: Settings, **reservation_options: Any) -> Starlette:
 
             agent = build_agent(settings, state.engine, state.catalog)
             agent.start()
-        sweeper = asyncio.create_task(_sweep(state))
+            state.sip = agent.status
+        sweeper = asyncio.create_task(_sweep(state)) if api else None
         checkpointer = WalCheckpointer(state.engine) if state.inline_db else None
         if checkpointer is not None:
             checkpointer.start()
         try:
             yield {"app": state}
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             if agent is not None:
                 agent.stop()
             if checkpointer is not None:
                 checkpointer.stop()
             state.engine.dispose()
 
+    routes = [*publisher.routes, *health.routes, admin.mount] if api else health.routes
     return Starlette(
-        routes=[*publisher.routes, *health.routes, admin.mount],
+        routes=routes,
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -11,6 +11,7 @@ from rtbridge import __version__
 from rtbridge.domain import lifecycle as st
 from rtbridge.http.responses import json_response
 from rtbridge.http.state import AppState
+from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.reservations import LIVE
 from rtbridge.storage.sql import transaction
 from rtbridge.storage.transactions import utcnow
@@ -27,9 +28,14 @@ async def health(request: Request) -> Response:
         await state.run(probe)
     except Exception as exc:  # any driver error means "not healthy", said plainly
         return json_response({"status": "error", "database": str(exc)[:200]}, status=503)
-    return json_response(
-        {"status": "ok", "version": __version__, "database": state.engine.dialect.name}
-    )
+    body: dict[str, object] = {
+        "status": "ok",
+        "version": __version__,
+        "database": state.engine.dialect.name,
+    }
+    if state.sip is not None:
+        body["sip"] = state.sip().describe()
+    return json_response(body)
 
 
 async def metrics(request: Request) -> Response:
@@ -61,7 +67,51 @@ async def metrics(request: Request) -> Response:
     ]
     for status in (*st.UNCLAIMED, *st.IN_CALL):
         lines.append(f'rtbridge_reservations_live{{status="{status}"}} {live.get(status, 0)}')
+    if state.sip is not None:
+        lines += sip_metrics(state.sip())
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
 
 routes = [Route("/health", health, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+
+
+def sip_metrics(status: AgentStatus) -> list[str]:
+    """The SIP agent's series: what the build holds, what is bridged, what was refused."""
+    lib = status.library
+    labels = ",".join(
+        f'{name}="{str(lib.get(name, "")).lower() if isinstance(lib.get(name), bool) else lib.get(name, "")}"'
+        for name in ("pjproject", "wheel", "rtbridge_build")
+    )
+    lines = [
+        "# HELP rtbridge_sip_build_info The linked pjsua2 build (always 1).",
+        "# TYPE rtbridge_sip_build_info gauge",
+        f"rtbridge_sip_build_info{{{labels}}} 1",
+        "# HELP rtbridge_sip_call_slots pjsua call slots of this agent (2 per bridge).",
+        "# TYPE rtbridge_sip_call_slots gauge",
+        f"rtbridge_sip_call_slots {status.call_slots}",
+        "# HELP rtbridge_sip_bridge_capacity Bridged calls admitted at once.",
+        "# TYPE rtbridge_sip_bridge_capacity gauge",
+        f"rtbridge_sip_bridge_capacity {status.bridge_capacity}",
+        "# HELP rtbridge_sip_bridges Bridges alive now, by phase.",
+        "# TYPE rtbridge_sip_bridges gauge",
+    ]
+    lines += [f'rtbridge_sip_bridges{{phase="{p}"}} {n}' for p, n in sorted(status.bridges.items())]
+    lines += [
+        "# HELP rtbridge_sip_invites_total New INVITEs seen.",
+        "# TYPE rtbridge_sip_invites_total counter",
+        f"rtbridge_sip_invites_total {status.invites}",
+        "# HELP rtbridge_sip_refused_total INVITEs answered 503 before routing, by reason.",
+        "# TYPE rtbridge_sip_refused_total counter",
+    ]
+    lines += [
+        f'rtbridge_sip_refused_total{{reason="{r}"}} {n}' for r, n in sorted(status.refused.items())
+    ]
+    lines += [
+        "# HELP rtbridge_sip_dtmf_relayed_total DTMF digits relayed between legs.",
+        "# TYPE rtbridge_sip_dtmf_relayed_total counter",
+        f"rtbridge_sip_dtmf_relayed_total {status.dtmf_relayed}",
+        "# HELP rtbridge_sip_draining 1 while the agent is stopping (new INVITEs get 503).",
+        "# TYPE rtbridge_sip_draining gauge",
+        f"rtbridge_sip_draining {int(status.draining)}",
+    ]
+    return lines

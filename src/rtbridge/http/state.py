@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from rtbridge.domain.ping import PingRequest
 from rtbridge.http.batching import PingBatcher
 from rtbridge.settings import Settings
+from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.reservations import Outcome, Reservations
 
@@ -38,6 +39,7 @@ class AppState:
     reservations: Reservations
     metrics: Metrics
     inline_db: bool  # SQLite: run DB work on the event loop (µs-scale, serialised anyway)
+    sip: Callable[[], AgentStatus] | None = None  # the SIP agent in this process, if any
     pings: PingBatcher = field(init=False)
 
     def __post_init__(self) -> None:

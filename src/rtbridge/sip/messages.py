@@ -78,6 +78,18 @@ def parse_request(whole_msg: str) -> ParsedRequest:
     return ParsedRequest(method=method, request_uri=request_uri, headers=headers)
 
 
+def offers_srtp(whole_msg: str) -> bool:
+    """Whether a message's SDP asks for SRTP: an RTP/SAVP(F) media line or SDES crypto
+    attributes (RFC 4568), which some SBCs put on RTP/AVP lines as "best effort" SRTP."""
+    _, sep, body = whole_msg.replace("\r\n", "\n").partition("\n\n")
+    if not sep:
+        return False
+    for line in body.split("\n"):
+        if (line.startswith("m=") and "RTP/SAVP" in line) or line.startswith("a=crypto:"):
+            return True
+    return False
+
+
 def split_name_addr(value: str) -> tuple[str, str]:
     """``'"Alice" <sip:a@h>;tag=x'`` → ``("Alice", "sip:a@h")``; bare URIs lose their params."""
     value = value.strip()

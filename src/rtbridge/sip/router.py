@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 
 EventKind = Literal["ringing", "answered", "ended"]
 HangupBy = Literal["publisher", "buyer", "agent", "timeout"]
+SrtpMode = Literal["off", "optional", "required"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class IncomingInvite:
     from_display: str
     authorization: str | None  # raw value of the (first) Authorization header, if any
     headers: Mapping[str, str] = field(default_factory=dict)  # other headers, lower-cased names
+    offer_srtp: bool = False  # the SDP offer asks for SRTP (RTP/SAVP or a=crypto)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class BridgeTo:
     headers: tuple[tuple[str, str], ...]  # e.g. ("X-RTB-UUID", uuid), ("X-RTB-Tag-zip", "10001")
     ring_timeout: float  # seconds from dialling to the buyer's answer; then 408 to the publisher
     auth: OutboundAuth | None = None
+    srtp: SrtpMode = "off"  # SDES-SRTP on the buyer leg (TLS comes from the target URI)
 
 
 @dataclass(frozen=True)

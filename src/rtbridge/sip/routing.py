@@ -18,9 +18,9 @@ from sqlmodel import Session, select
 
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.domain.numbers import normalise_e164
-from rtbridge.sip.allowlist import AllowRule, Credential, Directory, parse_cidr
-from rtbridge.sip.authenticator import Accepted, Authenticator, Challenge
-from rtbridge.sip.digest import ALGORITHMS
+from rtbridge.sip.auth.allowlist import AllowRule, Credential, Directory, parse_cidr
+from rtbridge.sip.auth.authenticator import Accepted, Authenticator, Challenge
+from rtbridge.sip.auth.digest import ALGORITHMS
 from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, OutboundAuth, Reject
 from rtbridge.storage import calls
 from rtbridge.storage.catalog import Catalog, CatalogCache

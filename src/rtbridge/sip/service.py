@@ -1,5 +1,6 @@
-"""Assemble the SIP agent for a deployment: its configuration (``sip_config/agent.toml``,
-``--sip`` and the database's SIP domain), the database-backed router, crash recovery."""
+"""Assemble the SIP agent for a deployment: its configuration (``--sip-config`` or
+``$RTBRIDGE_SIP_CONFIG``, ``--sip`` and the database's SIP domain), the database-backed
+router, crash recovery."""
 
 from __future__ import annotations
 
@@ -7,29 +8,25 @@ import dataclasses
 import logging
 import os
 import socket
-from pathlib import Path
 
 from sqlalchemy import Engine
 
 from rtbridge.settings import Settings, parse_hostport
-from rtbridge.sip.agent import Agent
+from rtbridge.sip.b2bua.agent import Agent
 from rtbridge.sip.routing import ReservationRouter
-from rtbridge.sip.settings import AgentConfig, load_agent_config
+from rtbridge.sip.settings import AgentConfig, config_path, load_agent_config
 from rtbridge.storage import calls
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.transactions import utcnow
 
 log = logging.getLogger("rtbridge.sip")
-DEFAULT_CONFIG = Path("sip_config/agent.toml")
 
 
 def agent_config(settings: Settings, sip_domain: str) -> AgentConfig:
     """The file's options (built-in defaults when there is none), with ``--sip`` deciding
     where to listen and the database deciding the domain, as for the API's sip_address."""
-    path = Path(settings.sip_config) if settings.sip_config else DEFAULT_CONFIG
-    if settings.sip_config and not path.exists():
-        raise ValueError(f"--sip-config: no such file {path}")
-    config = load_agent_config(path) if path.exists() else AgentConfig()
+    path = config_path(settings.sip_config)
+    config = load_agent_config(path) if path is not None else AgentConfig()
     changes: dict[str, object] = {"domain": sip_domain}
     if settings.sip:
         host, port = parse_hostport(settings.sip, what="--sip")
@@ -54,15 +51,16 @@ def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Ag
     current = catalog.get()
     config = agent_config(settings, current.sip_domain)
     agent_id = f"{socket.gethostname()}:{config.port}"
+    router = ReservationRouter(
+        engine, catalog, secret=nonce_secret(), agent_id=agent_id,
+        ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
+    )  # fmt: skip
+    agent = Agent(config, router)  # refuses a configuration the linked pjsua2 cannot hold
     closed = calls.recover(engine, agent=agent_id, now=utcnow())
     if closed:
         log.warning(
             "closed calls a previous run left open", extra={"agent": agent_id, "calls": closed}
         )
-    router = ReservationRouter(
-        engine, catalog, secret=nonce_secret(), agent_id=agent_id,
-        ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
-    )  # fmt: skip
     log.info("SIP agent configured", extra={"agent": agent_id, "hosts": list(config.hosts), "port": config.port,
-                                            "bridges": config.bridge_capacity})  # fmt: skip
-    return Agent(config, router)
+                                            "bridges": agent.capacity.bridges})  # fmt: skip
+    return agent

@@ -3,21 +3,26 @@
 Every key is documented once, in :data:`SUPPORTED_OPTIONS` (type, default, meaning), and
 mirrored in ``sip_config/agent.toml``. Unknown keys and unsafe values are refused at load
 time rather than discovered by pjsua2 later, where they would surface as an opaque
-``pj.Error`` on the agent thread.
+``pj.Error`` on the agent thread. Limits that depend on the linked pjsua2 build (call
+slots, sockets) are checked against it by :mod:`rtbridge.sip.capacity` at start.
+
+Where the file comes from (:func:`config_path`): ``--sip-config``, else
+``RTBRIDGE_SIP_CONFIG``, else none — the defaults below. Nothing is read implicitly from
+the current directory.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-# The pjsua2-python 2.15.1 wheels are built with pjproject's default PJSUA_MAX_CALLS = 4;
-# asking for more is silently capped (SPEC §8, re-measured by tests/sip/test_agent.py).
-WHEEL_CALL_SLOTS = 4
+CONFIG_ENV = "RTBRIDGE_SIP_CONFIG"
+SRTP_MODES = ("off", "optional", "required")
 
 SUPPORTED_OPTIONS: dict[str, tuple[str, str]] = {
     "domain": ("str", "SIP domain: realm of challenges, host of the agent's own URIs"),
@@ -25,22 +30,30 @@ SUPPORTED_OPTIONS: dict[str, tuple[str, str]] = {
     "port": ("int", "SIP port for every host and transport; 0 = pick a free one (tests)"),
     "udp": ("bool", "listen on UDP"),
     "tcp": ("bool", "listen on TCP"),
+    "tls": ("bool", "listen on TLS too (needs tls_cert_file and tls_key_file)"),
+    "tls_port": ("int", "TLS port on every host; 0 = pick a free one (tests)"),
+    "tls_cert_file": ("str", "PEM certificate (chain) the TLS listener presents"),
+    "tls_key_file": ("str", "PEM private key of tls_cert_file"),
+    "tls_ca_file": ("str", "PEM CA bundle to verify TLS peers (buyers); '' = system default"),
+    "tls_verify_server": ("bool", "refuse a buyer's TLS certificate that does not verify"),
     "public_address": ("str", "address written in Contact/Via/SDP when behind NAT; '' = none"),
-    "media_address": ("str", "IPv4 address RTP binds to and SDP advertises; '' = default route"),
+    "media_address": ("str", "IPv4 address RTP binds to and SDP advertises; '' = any"),
+    "media_address6": ("str", "IPv6 address RTP binds to for IPv6 calls; '' = any"),
     "codecs": ("list[str]", "codec ids offered/accepted, in order, e.g. 'PCMU/8000'; others off"),
+    "srtp": ("str", "publisher SRTP (SDES) offers: 'optional' = accept RTP or SRTP, 'off'"),
     "rtp_port_min": ("int", "first RTP port; each call leg takes 2 (RTP+RTCP)"),
     "rtp_port_max": ("int", "last RTP port (exclusive)"),
-    "max_calls": ("int", "pjsua call slots asked for (the 2.15.1 wheel caps at 4)"),
-    "max_bridges": (
-        "int",
-        "bridged calls at once; 0 = (max_calls - 2) // 2, keeping 2 slots to refuse with 503",
-    ),
+    "max_calls": ("int", "pjsua call slots; 0 = all the linked build has (PJSUA_MAX_CALLS)"),
+    "max_bridges": ("int", "bridged calls admitted at once; 0 = what the call slots allow"),
     "ring_timeout": ("float", "seconds the buyer may ring before the call fails with 408"),
     "digest_algorithms": (
         "list[str]",
         "WWW-Authenticate algorithms offered, preferred first (MD5, SHA-256)",
     ),
-    "retry_after": ("int", "Retry-After seconds on the 503 sent when at capacity"),
+    "retry_after": ("int", "Retry-After seconds on every 503 (capacity, rate limit, draining)"),
+    "invite_rate": ("float", "new INVITEs per second admitted from one source; 0 = no limit"),
+    "invite_burst": ("int", "INVITEs one source may send at once above invite_rate"),
+    "rate_limit_exempt": ("list[str]", "CIDRs the INVITE rate limit does not apply to"),
     "router_workers": ("int", "threads that run Router.route (database work)"),
     "clock_rate": ("int", "conference bridge clock in Hz; 8000 suits G.711 and costs least"),
     "poll_ms": ("int", "longest wait of one libHandleEvents call on the agent thread"),
@@ -59,16 +72,27 @@ class AgentConfig:
     port: int = 5060
     udp: bool = True
     tcp: bool = True
+    tls: bool = False
+    tls_port: int = 5061
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    tls_verify_server: bool = True
     public_address: str = ""
     media_address: str = ""
-    codecs: tuple[str, ...] = ("PCMU/8000", "PCMA/8000")
+    media_address6: str = ""
+    codecs: tuple[str, ...] = ("PCMU/8000", "PCMA/8000", "G722/16000", "G729/8000")
+    srtp: str = "optional"
     rtp_port_min: int = 10000
     rtp_port_max: int = 20000
-    max_calls: int = WHEEL_CALL_SLOTS
+    max_calls: int = 0
     max_bridges: int = 0
     ring_timeout: float = 30.0
-    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    digest_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
     retry_after: int = 5
+    invite_rate: float = 500.0
+    invite_burst: int = 1000
+    rate_limit_exempt: tuple[str, ...] = ()
     router_workers: int = 4
     clock_rate: int = 8000
     poll_ms: int = 1
@@ -84,26 +108,34 @@ class AgentConfig:
                 ipaddress.ip_address(host)
             except ValueError:
                 raise ValueError(f"hosts: {host!r} is not an IP address") from None
-        if self.media_address:
+        _check_address("media_address", self.media_address, ipaddress.IPv4Address)
+        _check_address("media_address6", self.media_address6, ipaddress.IPv6Address)
+        for cidr in self.rate_limit_exempt:
             try:
-                ipaddress.IPv4Address(self.media_address)
-            except ValueError:
-                # The wheel has no IPv6 media (built without PJ_HAS_IPV6).
-                raise ValueError("media_address: an IPv4 address") from None
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"rate_limit_exempt: {exc}") from None
         if not self.codecs:
             raise ValueError("codecs: at least one codec")
-        if not 0 <= self.port <= 65535:
-            raise ValueError("port: 0..65535")
-        if not (self.udp or self.tcp):
-            raise ValueError("udp/tcp: enable at least one transport")
+        for name, port in (("port", self.port), ("tls_port", self.tls_port)):
+            if not 0 <= port <= 65535:
+                raise ValueError(f"{name}: 0..65535")
+        if not (self.udp or self.tcp or self.tls):
+            raise ValueError("udp/tcp/tls: enable at least one transport")
+        if self.tls and not (self.tls_cert_file and self.tls_key_file):
+            raise ValueError("tls: set tls_cert_file and tls_key_file (PEM) to listen on TLS")
+        if self.srtp not in ("off", "optional"):
+            raise ValueError('srtp: "optional" or "off" (buyers and publishers set "required")')
         if not 1024 <= self.rtp_port_min < self.rtp_port_max <= 65536:
             raise ValueError("rtp_port_min/rtp_port_max: 1024 <= min < max <= 65536")
-        if self.max_calls < 2:
-            raise ValueError("max_calls: a bridge needs 2 call slots")
-        if self.max_bridges < 0 or self.max_bridges * 2 > self.max_calls:
+        if self.max_calls < 0 or self.max_calls == 1:
+            raise ValueError("max_calls: 0 (the build's) or >= 2 (a bridge needs two call slots)")
+        if self.max_bridges < 0 or (self.max_calls and self.max_bridges * 2 > self.max_calls):
             raise ValueError("max_bridges: 0..max_calls // 2 (each bridge holds two legs)")
         if self.retry_after < 1 or self.router_workers < 1 or self.poll_ms < 1:
             raise ValueError("retry_after, router_workers and poll_ms must be >= 1")
+        if self.invite_rate < 0 or (self.invite_rate and self.invite_burst < 1):
+            raise ValueError("invite_rate: >= 0 (0 = off); invite_burst: >= 1")
         if self.clock_rate not in (8000, 16000, 32000, 44100, 48000):
             raise ValueError("clock_rate: one of 8000, 16000, 32000, 44100, 48000")
         if not 0 < self.ring_timeout <= 600:
@@ -113,14 +145,6 @@ class AgentConfig:
         if not 0 <= self.log_level <= 6:
             raise ValueError("log_level: 0..6")
 
-    @property
-    def bridge_capacity(self) -> int:
-        """Bridged calls admitted at once (two pjsua call slots each)."""
-        # pjsua refuses an INVITE with a stateless 486 when every call slot is taken, before
-        # any Python runs; keeping two slots free lets the agent answer 503 + Retry-After
-        # (SPEC §4.5) instead. With the 2.15.1 wheel (4 slots) that is 1 bridged call.
-        return self.max_bridges or max(1, (self.max_calls - 2) // 2)
-
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> AgentConfig:
         """Build from a TOML table; refuses unknown keys so a typo is not silently ignored."""
@@ -129,14 +153,38 @@ class AgentConfig:
         if unknown:
             raise ValueError(f"unknown SIP agent option(s): {', '.join(unknown)}")
         values = dict(data)
-        for key in ("hosts", "codecs", "digest_algorithms"):
+        for key in ("hosts", "codecs", "digest_algorithms", "rate_limit_exempt"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
 
 
+def _check_address(name: str, value: str, kind: type) -> None:
+    if value:
+        try:
+            kind(value)
+        except ValueError:
+            family = "IPv4" if kind is ipaddress.IPv4Address else "IPv6"
+            raise ValueError(f"{name}: an {family} address, got {value!r}") from None
+
+
 def load_agent_config(path: Path) -> AgentConfig:
     """Read ``[agent]`` from a TOML file such as ``sip_config/agent.toml``."""
-    with path.open("rb") as fh:
-        data = tomllib.load(fh)
-    return AgentConfig.from_mapping(data.get("agent", {}))
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"SIP agent options: no such file {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return AgentConfig.from_mapping(data.get("agent", {}))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def config_path(flag: str | None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The options file: ``--sip-config``, else ``$RTBRIDGE_SIP_CONFIG``, else None."""
+    env = os.environ if env is None else env
+    chosen = flag or env.get(CONFIG_ENV) or None
+    return Path(chosen) if chosen else None

@@ -9,14 +9,14 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import pytest
 
-from rtbridge.sip.allowlist import (
+from rtbridge.sip.auth.allowlist import (
     AllowRule,
     Credential,
     Directory,
     parse_address,
     parse_cidr,
 )
-from rtbridge.sip.digest import ha1
+from rtbridge.sip.auth.digest import ha1
 
 NOW = 1_700_000_000.0
 

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from rtbridge.sip import digest
-from rtbridge.sip.allowlist import AllowRule, Credential, Directory, parse_cidr
-from rtbridge.sip.authenticator import Accepted, Authenticator, Challenge, Decision, Refused
+from rtbridge.sip.auth import digest
+from rtbridge.sip.auth.allowlist import AllowRule, Credential, Directory, parse_cidr
+from rtbridge.sip.auth.authenticator import Accepted, Authenticator, Challenge, Decision, Refused
 
 REALM = "sip.rtb.example.com"
 SECRET = b"test-secret-shared-by-all-agents"

@@ -8,8 +8,8 @@ import string
 
 import pytest
 
-from rtbridge.sip import digest
-from rtbridge.sip.digest import DigestCredentials, DigestSyntaxError
+from rtbridge.sip.auth import digest
+from rtbridge.sip.auth.digest import DigestCredentials, DigestSyntaxError
 
 # RFC 7616 §3.9.1: GET /dir/index.html, user Mufasa, password "Circle of Life".
 RFC7616_REALM = "http-auth@example.org"

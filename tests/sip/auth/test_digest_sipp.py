@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from rtbridge.sip.allowlist import Credential, Directory
-from rtbridge.sip.authenticator import Accepted, Authenticator, Challenge, Decision, Refused
+from rtbridge.sip.auth.allowlist import Credential, Directory
+from rtbridge.sip.auth.authenticator import Accepted, Authenticator, Challenge, Decision, Refused
 
 pytestmark = pytest.mark.sip
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rtbridge.sip.nonce import NonceCheck, NonceCounter, NonceSigner, NonceState
+from rtbridge.sip.auth.nonce import NonceCheck, NonceCounter, NonceSigner, NonceState
 
 SECRET = b"0123456789abcdef-shared-secret"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rtbridge.sip.throttle import FailureThrottle, source_key
+from rtbridge.sip.auth.throttle import FailureThrottle, source_key
 
 
 class Clock:

@@ -36,10 +36,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rtbridge.sip import digest
-from rtbridge.sip.allowlist import Directory
-from rtbridge.sip.nonce import NonceCounter, NonceSigner, NonceState
-from rtbridge.sip.throttle import FailureThrottle, source_key
+from rtbridge.sip.auth import digest
+from rtbridge.sip.auth.allowlist import Directory
+from rtbridge.sip.auth.nonce import NonceCounter, NonceSigner, NonceState
+from rtbridge.sip.auth.throttle import FailureThrottle, source_key
 
 WWW_AUTHENTICATE = "WWW-Authenticate"
 
@@ -83,7 +83,7 @@ class Authenticator:
     """Digest authentication state for one realm in one agent process.
 
     ``secret`` is shared by all agent processes of a deployment so that they accept each
-    other's nonces (:mod:`rtbridge.sip.nonce`). ``algorithms`` is the order the challenge
+    other's nonces (:mod:`rtbridge.sip.auth.nonce`). ``algorithms`` is the order the challenge
     offers them in; RFC 8760 §2.4 wants the preferred (SHA-256) first. Some older clients
     (SIPp 3.6, for one) only read the first challenge header and know MD5 only — such a
     deployment can pass ``algorithms=("MD5", "SHA-256")`` or ``("MD5",)``.

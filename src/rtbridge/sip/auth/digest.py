@@ -1,7 +1,7 @@
 """SIP digest authentication: header syntax and the response arithmetic.
 
-Pure functions, no state: the nonce lives in :mod:`rtbridge.sip.nonce`, the policy (who is
-challenged, refused or accepted) in :mod:`rtbridge.sip.authenticator`.
+Pure functions, no state: the nonce lives in :mod:`rtbridge.sip.auth.nonce`, the policy (who is
+challenged, refused or accepted) in :mod:`rtbridge.sip.auth.authenticator`.
 
 References
 - RFC 2617 §3.2.2 (``request-digest`` with and without ``qop``), RFC 7616 §3.4.1-3.4.3

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 
-from rtbridge.sip.allowlist import parse_address
+from rtbridge.sip.auth.allowlist import parse_address
 
 
 def source_key(source: str) -> str:

@@ -11,12 +11,13 @@ Threads and why:
 - **event thread** (one) — runs ``Router.on_event`` in emission order, so a recorder sees
   ``ringing`` → ``answered`` → ``ended`` for each call.
 
-Capacity: the pjsua2 wheel has a fixed number of call slots (4 → 2 bridges). A new INVITE
-when ``bridge_capacity`` bridges are live (routing, dialing or connected) is answered
-``503`` + ``Retry-After`` *before* the router runs, so no reservation is claimed and the
-publisher can retry it elsewhere (SPEC §4.5). When every slot is taken pjsua itself answers
-``486`` statelessly before any callback runs; Python cannot change that (see the report in
-tests/sip/test_agent.py::test_pjsua_slot_cap).
+Admission (:mod:`rtbridge.sip.admission`): a new INVITE is answered ``503`` +
+``Retry-After`` *before* the router runs — so no reservation is claimed and the publisher
+can retry it elsewhere (SPEC §4.5) — when the agent is draining, when its source exceeds
+the per-source INVITE rate, or when ``capacity.bridges`` bridges are alive (routing,
+dialing or connected). The bridge count comes from the linked build
+(:mod:`rtbridge.sip.capacity`); the build's own last resort when every call slot is taken
+is a stateless ``503`` too (``pjproject/patches/0001-slots-full-503.patch``).
 """
 
 from __future__ import annotations
@@ -36,19 +37,32 @@ from typing import Any
 
 import pjsua2 as pj
 
-from rtbridge.sip.bridge import Bridge, Leg, LegOwner, respond
-from rtbridge.sip.endpoint import Endpoint, account_config, start_endpoint
+from rtbridge.sip.admission import Admission
+from rtbridge.sip.b2bua.bridge import Bridge, Leg, LegOwner, respond
+from rtbridge.sip.b2bua.endpoint import Endpoint, account_config, start_endpoint
+from rtbridge.sip.b2bua.library import Library, linked_library
+from rtbridge.sip.capacity import Capacity, ensure_open_files, plan
 from rtbridge.sip.messages import (
+    offers_srtp,
     parse_request,
     split_host_port,
     split_name_addr,
     uri_user,
     via_transport,
 )
-from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, OutboundAuth, Reject, Router
+from rtbridge.sip.router import (
+    BridgeTo,
+    CallEvent,
+    IncomingInvite,
+    OutboundAuth,
+    Reject,
+    Router,
+    SrtpMode,
+)
 from rtbridge.sip.settings import AgentConfig
+from rtbridge.sip.status import AgentStatus
 
-log = logging.getLogger("rtbridge.sip.agent")
+log = logging.getLogger("rtbridge.sip.b2bua.agent")
 
 
 def read_invite(call_id_hint: int, whole_msg: str, src_address: str) -> IncomingInvite:
@@ -70,6 +84,7 @@ def read_invite(call_id_hint: int, whole_msg: str, src_address: str) -> Incoming
         from_display=display,
         authorization=msg.first("authorization"),
         headers=headers,
+        offer_srtp=offers_srtp(whole_msg),
     )
 
 
@@ -106,17 +121,34 @@ class Agent:
     ``run()`` does the same in the foreground until ``stop()`` or SIGINT/SIGTERM.
     """
 
-    def __init__(self, config: AgentConfig, router: Router) -> None:
+    def __init__(
+        self, config: AgentConfig, router: Router, *, library: Library | None = None
+    ) -> None:
+        """Sizes the agent from the linked build; raises CapacityError (a ValueError saying
+        which limit and how to change it) when the configuration asks for more."""
         self.config = config
         self.domain = config.domain
+        self.library = library or linked_library()
+        self.capacity: Capacity = plan(
+            config,
+            build_slots=self.library.call_slots,
+            ioqueue_handles=self.library.ioqueue_handles,
+        )
+        self._admission = Admission(
+            bridges=self.capacity.bridges,
+            rate=config.invite_rate,
+            burst=config.invite_burst,
+            exempt=config.rate_limit_exempt,
+        )
         self._router = router
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._timers: list[tuple[float, int, _Timer]] = []
         self._seq = itertools.count()
         self._legs: set[Leg] = set()
         self._bridges: set[Bridge] = set()
-        # Keyed by (credentials, IPv6 transport kind or None): see endpoint.account_config.
-        self._accounts: dict[tuple[OutboundAuth | None, str | None], _Account] = {}
+        # Keyed by (credentials, bound IPv6 transport kind or None, SRTP mode): see
+        # endpoint.account_config. Answering uses (None, None | kind, config.srtp).
+        self._accounts: dict[tuple[OutboundAuth | None, str | None, SrtpMode], _Account] = {}
         self._lock = threading.Lock()
         self._closed = False
         self._endpoint: Endpoint | None = None
@@ -127,6 +159,9 @@ class Agent:
         self._route_pool: ThreadPoolExecutor | None = None
         self._event_pool: ThreadPoolExecutor | None = None
         self._port = 0
+        self._tls_port = 0
+        self._invites = 0
+        self.dtmf_relayed = 0
 
     # -- public surface --------------------------------------------------------------------
 
@@ -136,14 +171,38 @@ class Agent:
         return self._port
 
     @property
+    def tls_port(self) -> int:
+        """TLS port bound; 0 when TLS is off."""
+        return self._tls_port
+
+    @property
     def active_bridges(self) -> int:
         """Bridges alive now (routing, dialing or connected)."""
         return len(self._bridges)
+
+    def status(self) -> AgentStatus:
+        """A snapshot for /health and /metrics; safe from any thread."""
+        phases = {"routing": 0, "dialing": 0, "connected": 0}
+        for bridge in tuple(self._bridges):  # a C-level copy: atomic under the GIL
+            if bridge.phase in phases:
+                phases[bridge.phase] += 1
+        return AgentStatus(
+            port=self._port,
+            draining=self._stop_requested.is_set(),
+            library=self.library.describe(),
+            call_slots=self.capacity.call_slots,
+            bridge_capacity=self.capacity.bridges,
+            bridges=phases,
+            refused={reason: n for reason, n in self._admission.refused.items()},
+            invites=self._invites,
+            dtmf_relayed=self.dtmf_relayed,
+        )
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the agent thread; returns once it listens, raises if it could not start."""
         if self._thread is not None:
             raise RuntimeError("agent already started")
+        ensure_open_files(self.capacity.open_files)
         self._thread = threading.Thread(target=self._main, name="rtbridge-sip", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -163,6 +222,7 @@ class Agent:
 
     def run(self) -> None:
         """Run in the foreground until ``stop()`` or SIGINT/SIGTERM."""
+        ensure_open_files(self.capacity.open_files)
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: self._stop_requested.set())
@@ -179,14 +239,13 @@ class Agent:
 
     # -- BridgeHost (agent thread only) ----------------------------------------------------
 
-    def account_for(self, auth: OutboundAuth | None, target_uri: str = "") -> Any:
-        """The account to dial ``target_uri`` with (or to answer on, for ``target_uri=""``).
-
-        One per credential set, and per IPv6 transport for IPv6 targets (the wheel's
-        IPv6 limits, see endpoint.account_config).
-        """
+    def account_for(
+        self, auth: OutboundAuth | None, target_uri: str = "", srtp: SrtpMode = "off"
+    ) -> Any:
+        """The account to dial ``target_uri`` with: one per credential set and SRTP mode,
+        and per IPv6 transport for IPv6 targets (see endpoint.account_config)."""
         ipv6_kind = _ipv6_transport_kind(target_uri)
-        key = (auth, ipv6_kind)
+        key = (auth, ipv6_kind, srtp)
         account = self._accounts.get(key)
         if account is None:
             assert self._endpoint is not None
@@ -196,9 +255,31 @@ class Agent:
                 if transport is None:
                     raise ValueError(f"no IPv6 {ipv6_kind} listener to reach {target_uri}")
             account = _Account(self)
-            account.create(account_config(self.config, auth, transport), not self._accounts)
+            acfg = account_config(self.config, auth=auth, bound=transport, srtp=srtp,
+                                  ipv6_media=self.library.ipv6)  # fmt: skip
+            account.create(acfg, not self._accounts)
             self._accounts[key] = account
         return account
+
+    def relay_dtmf(self, to: Leg, digit: str, duration_ms: int) -> None:
+        """Send one digit to ``to`` as RFC 4733 telephone-event, SIP INFO when the far end
+        negotiated no telephone-event."""
+        if to.disconnected:
+            return
+        prm = pj.CallSendDtmfParam()
+        prm.digits = digit
+        prm.duration = min(max(duration_ms, 40), 2000) if duration_ms > 0 else 160
+        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+        try:
+            to.sendDtmf(prm)
+        except pj.Error:
+            prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+            try:
+                to.sendDtmf(prm)
+            except pj.Error as exc:
+                log.warning("could not relay DTMF %r: %s", digit, exc.info())
+                return
+        self.dtmf_relayed += 1
 
     def new_leg(self, owner: LegOwner | None, account: Any, call_id: int) -> Leg:
         leg = Leg(owner, account, call_id, self._leg_disconnected)
@@ -225,19 +306,27 @@ class Agent:
         )
         self._event_pool = ThreadPoolExecutor(1, thread_name_prefix="rtbridge-events")
         try:
-            self._endpoint = start_endpoint(self.config)
+            self._endpoint = start_endpoint(self.config, self.capacity.call_slots)
             self._port = self._endpoint.port
-            self.account_for(None)  # the default account: IPv4, answers incoming calls
+            self._tls_port = self._endpoint.tls_port
+            # The default account (the first created) answers IPv4 INVITEs; accounts bound
+            # to the IPv6 transports answer IPv6 ones (_select_account).
+            self.account_for(None, srtp=self._inbound_srtp)
             for transport in self._endpoint.transports:
                 if transport.ipv6:
-                    self._accounts[(None, transport.kind)] = self._bound_account(transport)
+                    self.account_for(None, _bound_uri(transport), srtp=self._inbound_srtp)
             self._endpoint.ep.select_account = self._select_account
         except BaseException as exc:
             self._startup_error = exc
             self._teardown()
             self._ready.set()
             return
-        log.info("SIP agent listening on port %d", self._port)
+        log.info(
+            "SIP agent listening",
+            extra={"port": self._port, "tls_port": self._tls_port or None,
+                   "pjsua2": self.library.describe(), "call_slots": self.capacity.call_slots,
+                   "bridges": self.capacity.bridges, "rtp_pairs": self.capacity.rtp_pairs},
+        )  # fmt: skip
         self._ready.set()
         try:
             while not self._stop_requested.is_set():
@@ -262,10 +351,9 @@ class Agent:
                 except Exception:
                     log.exception("timer failed")
 
-    def _bound_account(self, transport: Any) -> _Account:
-        account = _Account(self)
-        account.create(account_config(self.config, None, transport), False)
-        return account
+    @property
+    def _inbound_srtp(self) -> SrtpMode:
+        return "optional" if self.config.srtp == "optional" else "off"
 
     def _select_account(self, prm: Any) -> None:
         """IPv6 requests must be handled by the account bound to their IPv6 transport."""
@@ -273,7 +361,7 @@ class Agent:
         if ":" not in host:
             return
         transport = via_transport(parse_request(prm.rdata.wholeMsg).first("via"))
-        account = self._accounts.get((None, transport))
+        account = self._accounts.get((None, transport, self._inbound_srtp))
         if account is not None:
             prm.accountIndex = account.getId()
 
@@ -283,7 +371,7 @@ class Agent:
             bridge.shut_down()
         for leg in list(self._legs):
             if leg.owner is None:
-                respond(leg, 503, "Service Unavailable", (("Retry-After", "5"),))
+                respond(leg, 503, "Service Unavailable", self._retry_after)
         deadline = time.monotonic() + self.config.drain_timeout
         while (self._bridges or self._legs) and time.monotonic() < deadline:
             self._poll()
@@ -350,16 +438,20 @@ class Agent:
             except Exception:
                 log.exception("agent job failed")
 
+    @property
+    def _retry_after(self) -> tuple[tuple[str, str], ...]:
+        return (("Retry-After", str(self.config.retry_after)),)
+
     def _on_incoming(self, account: _Account, prm: Any) -> None:
         leg = self.new_leg(None, account, prm.callId)
-        if self._stop_requested.is_set() or len(self._bridges) >= self.config.bridge_capacity:
+        self._invites += 1
+        source_ip, _ = split_host_port(prm.rdata.srcAddress)
+        refusal = self._admission.check(
+            source_ip, active=len(self._bridges), draining=self._stop_requested.is_set()
+        )
+        if refusal is not None:
             # Before route(): a 503 here leaves the reservation unclaimed for a retry.
-            respond(
-                leg,
-                503,
-                "Service Unavailable",
-                (("Retry-After", str(self.config.retry_after)),),
-            )
+            respond(leg, refusal.code, refusal.phrase, self._retry_after)
             return
         try:
             invite = read_invite(prm.callId, prm.rdata.wholeMsg, prm.rdata.srcAddress)
@@ -401,13 +493,21 @@ class Agent:
 
 
 def _ipv6_transport_kind(uri: str) -> str | None:
-    """Transport ("UDP"/"TCP") when ``uri``'s host is an IPv6 literal, else None."""
+    """Transport ("UDP"/"TCP"/"TLS") when ``uri``'s host is an IPv6 literal, else None."""
     _, _, rest = uri.partition("@")
     if not rest.startswith("["):
         rest = uri.partition(":")[2]
         if not rest.startswith("["):
             return None
-    return "TCP" if ";transport=tcp" in uri.lower() else "UDP"
+    lowered = uri.lower()
+    if ";transport=tls" in lowered or lowered.startswith("sips:"):
+        return "TLS"
+    return "TCP" if ";transport=tcp" in lowered else "UDP"
+
+
+def _bound_uri(transport: Any) -> str:
+    """A URI that selects ``transport``'s account in ``account_for``."""
+    return f"sip:x@[{transport.host}]:{transport.port};transport={transport.kind.lower()}"
 
 
 def _deliver_route(bridge: Bridge, future: Future[Reject | BridgeTo]) -> None:

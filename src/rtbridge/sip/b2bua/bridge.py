@@ -42,11 +42,15 @@ from rtbridge.sip.router import (
     IncomingInvite,
     OutboundAuth,
     Reject,
+    SrtpMode,
 )
 
-log = logging.getLogger("rtbridge.sip.bridge")
+log = logging.getLogger("rtbridge.sip.b2bua.bridge")
 
 Role = Literal["inbound", "outbound"]
+# pjmedia/stream.h and pjsua.h constants SWIG does not export.
+_DTMF_IS_END = 1 << 1  # PJMEDIA_STREAM_DTMF_IS_END
+_UNKNOWN_DURATION = 0xFFFFFFFF  # PJSUA_UNKNOWN_DTMF_DURATION, (unsigned)-1
 
 
 class Timer(Protocol):
@@ -58,7 +62,10 @@ class BridgeHost(Protocol):
 
     domain: str
 
-    def account_for(self, auth: OutboundAuth | None, target_uri: str = "") -> Any: ...
+    def account_for(
+        self, auth: OutboundAuth | None, target_uri: str = "", srtp: SrtpMode = "off"
+    ) -> Any: ...
+    def relay_dtmf(self, to: Leg, digit: str, duration_ms: int) -> None: ...
     def new_leg(self, owner: LegOwner | None, account: Any, call_id: int) -> Leg: ...
     def emit(self, event: CallEvent) -> None: ...
     def call_later(self, delay: float, fn: Callable[[], None]) -> Timer: ...
@@ -68,6 +75,7 @@ class BridgeHost(Protocol):
 class LegOwner(Protocol):
     def on_leg_state(self, leg: Leg, info: Any) -> None: ...
     def on_leg_media(self, leg: Leg) -> None: ...
+    def on_leg_dtmf(self, leg: Leg, digit: str, duration_ms: int) -> None: ...
 
 
 class Leg(pj.Call):  # type: ignore[misc]
@@ -105,6 +113,19 @@ class Leg(pj.Call):  # type: ignore[misc]
         except Exception:
             log.exception("onCallMediaState failed")
 
+    def onDtmfEvent(self, prm: Any) -> None:
+        """One DTMF event (RFC 4733 or SIP INFO), reported when it ends with its length:
+        relaying the end keeps the digit's duration, which some IVRs read (a long '#')."""
+        try:
+            if prm.flags & _DTMF_IS_END and self.owner is not None:
+                duration = prm.duration if prm.duration != _UNKNOWN_DURATION else 0
+                self.owner.on_leg_dtmf(self, prm.digit, int(duration))
+        except Exception:
+            log.exception("onDtmfEvent failed")
+
+    def onDtmfDigit(self, prm: Any) -> None:
+        """pjsua2 also reports each digit's start here; the end event above relays it."""
+
 
 def respond(
     leg: Leg, code: int, reason: str = "", headers: tuple[tuple[str, str], ...] = ()
@@ -118,6 +139,8 @@ def respond(
     if leg.disconnected:
         return
     prm = pj.CallOpParam(True) if code == 200 else pj.CallOpParam()
+    if code == 200:
+        _audio_only(prm)
     prm.statusCode = code
     if reason:
         prm.reason = reason
@@ -133,6 +156,14 @@ def respond(
         leg.answer(prm)
     except pj.Error as exc:
         log.warning("could not send %d: %s", code, exc.info())
+
+
+def _audio_only(prm: Any) -> None:
+    """One audio stream, nothing else: pjsua offers (and accepts) an RFC 4103 text stream
+    by default, which the bridge would not carry."""
+    prm.opt.audioCount = 1
+    prm.opt.videoCount = 0
+    prm.opt.textCount = 0
 
 
 def hang_up(leg: Leg | None) -> None:
@@ -225,8 +256,7 @@ class Bridge:
 
     def _dial(self, plan: BridgeTo) -> None:
         prm = pj.CallOpParam(True)
-        prm.opt.audioCount = 1
-        prm.opt.videoCount = 0
+        _audio_only(prm)
         if plan.caller_id:
             # SipTxOption.localUri sets the From of a new call (pjsua_msg_data.local_uri);
             # msg_data headers cannot replace From.
@@ -241,7 +271,7 @@ class Bridge:
             prm.txOption.headers.append(hdr)
         leg: Leg | None = None
         try:
-            account = self.host.account_for(plan.auth, plan.target_uri)
+            account = self.host.account_for(plan.auth, plan.target_uri, plan.srtp)
             leg = self.host.new_leg(self, account, pj.PJSUA_INVALID_ID)
             self.outbound = leg
             leg.makeCall(plan.target_uri, prm)
@@ -270,6 +300,14 @@ class Bridge:
 
     def on_leg_media(self, leg: Leg) -> None:
         self._connect_audio()
+
+    def on_leg_dtmf(self, leg: Leg, digit: str, duration_ms: int) -> None:
+        """Relay a digit to the other leg once both are connected (SPEC §4.4)."""
+        if self.phase != "connected":
+            return
+        other = self.outbound if leg is self.inbound else self.inbound
+        if other is not None:
+            self.host.relay_dtmf(other, digit, duration_ms)
 
     def _on_inbound_state(self, info: Any) -> None:
         if info.state != pj.PJSIP_INV_STATE_DISCONNECTED:

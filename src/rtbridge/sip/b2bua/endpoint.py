@@ -27,9 +27,10 @@ from typing import Any
 import pjsua2 as pj
 
 from rtbridge.sip.messages import split_host_port
-from rtbridge.sip.router import OutboundAuth
+from rtbridge.sip.router import OutboundAuth, SrtpMode
 from rtbridge.sip.settings import AgentConfig
 
+log = logging.getLogger("rtbridge.sip")
 _pjsip_log = logging.getLogger("rtbridge.pjsip")
 # pjsip levels: 1 error, 2 warning, 3 info, 4+ debug.
 _LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
@@ -56,7 +57,7 @@ class _PjEndpoint(pj.Endpoint):  # type: ignore[misc]
             if self.select_account is not None:
                 self.select_account(prm)
         except Exception:
-            logging.getLogger("rtbridge.sip.endpoint").exception("onSelectAccount failed")
+            logging.getLogger("rtbridge.sip.b2bua.endpoint").exception("onSelectAccount failed")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Endpoint:
     log_writer: Any
     transports: list[Transport] = field(default_factory=list)
     port: int = 0  # the SIP port actually bound (useful when the config asked for 0)
+    tls_port: int = 0  # the TLS port bound, 0 without TLS
 
     def ipv6_transport(self, kind: str) -> Transport | None:
         for transport in self.transports:
@@ -93,7 +95,7 @@ class Endpoint:
             self.ep = None
 
 
-def start_endpoint(config: AgentConfig) -> Endpoint:
+def start_endpoint(config: AgentConfig, call_slots: int) -> Endpoint:
     """Create, configure and start pjsua2 on the calling thread; returns its handle."""
     ep = _PjEndpoint()
     ep.libCreate()
@@ -101,7 +103,7 @@ def start_endpoint(config: AgentConfig) -> Endpoint:
     epc = pj.EpConfig()
     epc.uaConfig.threadCnt = 0
     epc.uaConfig.mainThreadOnly = True
-    epc.uaConfig.maxCalls = config.max_calls
+    epc.uaConfig.maxCalls = call_slots
     epc.uaConfig.userAgent = config.user_agent
     epc.logConfig.level = config.log_level
     # The writer replaces pjsip's console output, so consoleLevel decides what reaches it.
@@ -130,18 +132,21 @@ def start_endpoint(config: AgentConfig) -> Endpoint:
 def _select_codecs(ep: Any, wanted: tuple[str, ...]) -> None:
     """Enable only ``wanted`` codecs, first = preferred.
 
-    A B2BUA transcodes through the conference bridge; offering speex/iLBC/G.722 to buyers
-    would only invite costlier codecs. Priority 0 disables a codec in pjmedia.
+    A B2BUA transcodes through the conference bridge; offering codecs nobody asked for
+    would only invite costlier ones. Priority 0 disables a codec in pjmedia. A wanted codec
+    the build lacks is logged, not fatal, as long as one is left.
     """
     available = [info.codecId for info in ep.codecEnum2()]
     for codec_id in available:
         ep.codecSetPriority(codec_id, 0)
     enabled = 0
     for rank, prefix in enumerate(wanted):
-        for codec_id in available:
-            if codec_id.lower().startswith(prefix.lower()):
-                ep.codecSetPriority(codec_id, 255 - rank)
-                enabled += 1
+        matches = [c for c in available if c.lower().startswith(prefix.lower())]
+        if not matches:
+            log.warning("codec %s is not in this pjsua2 build (have %s)", prefix, available)
+        for codec_id in matches:
+            ep.codecSetPriority(codec_id, 255 - rank)
+            enabled += 1
     if not enabled:
         raise ValueError(f"codecs: none of {wanted} is available (have {available})")
 
@@ -156,12 +161,7 @@ def _create_transports(handle: Endpoint, config: AgentConfig) -> None:
     for host in config.hosts:
         v6 = ipaddress.ip_address(host).version == 6
         for name, v4_kind, v6_kind in kinds:
-            tc = pj.TransportConfig()
-            tc.port = port
-            # An unspecified address binds every interface; pjsip wants "" for that.
-            tc.boundAddress = "" if ipaddress.ip_address(host).is_unspecified else host
-            if config.public_address:
-                tc.publicAddress = config.public_address
+            tc = _transport_config(config, host, port)
             tid = handle.ep.transportCreate(v6_kind if v6 else v4_kind, tc)
             local_host, local_port = split_host_port(handle.ep.transportGetInfo(tid).localName)
             handle.transports.append(Transport(tid, name, v6, local_host, local_port))
@@ -169,28 +169,72 @@ def _create_transports(handle: Endpoint, config: AgentConfig) -> None:
             # so UDP and TCP (and v4/v6) share one SIP port as peers expect.
             port = port or local_port
     handle.port = port
+    if config.tls:
+        tls_port = config.tls_port
+        for host in config.hosts:
+            v6 = ipaddress.ip_address(host).version == 6
+            tc = _transport_config(config, host, tls_port)
+            tc.tlsConfig.certFile = config.tls_cert_file
+            tc.tlsConfig.privKeyFile = config.tls_key_file
+            if config.tls_ca_file:
+                tc.tlsConfig.CaListFile = config.tls_ca_file
+            tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD  # TLS 1.2 or newer
+            tc.tlsConfig.verifyServer = config.tls_verify_server
+            tc.tlsConfig.verifyClient = False  # publishers authenticate by IP or digest
+            tid = handle.ep.transportCreate(
+                pj.PJSIP_TRANSPORT_TLS6 if v6 else pj.PJSIP_TRANSPORT_TLS, tc
+            )
+            local_host, local_port = split_host_port(handle.ep.transportGetInfo(tid).localName)
+            handle.transports.append(Transport(tid, "TLS", v6, local_host, local_port))
+            tls_port = tls_port or local_port
+        handle.tls_port = tls_port
+
+
+def _transport_config(config: AgentConfig, host: str, port: int) -> Any:
+    tc = pj.TransportConfig()
+    tc.port = port
+    # An unspecified address binds every interface; pjsip wants "" for that.
+    tc.boundAddress = "" if ipaddress.ip_address(host).is_unspecified else host
+    if config.public_address:
+        tc.publicAddress = config.public_address
+    return tc
+
+
+_SRTP_USE = {
+    "off": pj.PJMEDIA_SRTP_DISABLED,
+    "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+    "required": pj.PJMEDIA_SRTP_MANDATORY,
+}
 
 
 def account_config(
-    config: AgentConfig, auth: OutboundAuth | None = None, ipv6: Transport | None = None
+    config: AgentConfig,
+    *,
+    auth: OutboundAuth | None = None,
+    bound: Transport | None = None,
+    srtp: SrtpMode = "off",
+    ipv6_media: bool = True,
 ) -> Any:
-    """AccountConfig for the agent's (non-registering) identity.
+    """AccountConfig for one of the agent's (non-registering) identities.
 
-    ``auth``: credentials for buyers/trunks that challenge. ``ipv6``: bind the account to
-    that IPv6 transport. The 2.15.1 wheel is built without PJ_HAS_IPV6: an account with
-    ``ipv6Use`` enabled aborts the process (assertion in pjsua_acc_add), and an ordinary
-    account's transport selector is IPv4-only, so it can neither build a Contact for nor
-    send a response over an IPv6 transport. An account *bound* to the IPv6 transport with a
-    forced Contact does both; the agent picks it for IPv6 requests (onSelectAccount) and
-    IPv6 targets.
+    ``auth``: credentials for buyers/trunks that challenge. ``bound``: an IPv6 transport the
+    account is bound to, with a forced Contact on it — the account the agent answers IPv6
+    requests with (onSelectAccount) and dials IPv6 targets from; its media is IPv6 too.
+    ``srtp``: SDES-SRTP for the calls of this account — "optional" answers an SRTP offer
+    with SRTP and a plain one plainly, and offers RTP/AVP with crypto attributes;
+    "required" offers and accepts RTP/SAVP only (488 otherwise). Keys travel in the SDP,
+    so they are secret only when the signalling is TLS; that is the publisher's or buyer's
+    choice (``srtpSecureSignaling = 0``), not something the agent can enforce for them.
+    ``ipv6_media``: the build has PJ_HAS_IPV6 (the PyPI wheel does not, and pjsua_acc_add
+    asserts on ipv6Use there).
     """
     acfg = pj.AccountConfig()
     user = auth.username if auth else "rtbridge"
     acfg.idUri = f"sip:{user}@{config.domain}"
-    if ipv6 is not None:
-        acfg.sipConfig.transportId = ipv6.tid
+    if bound is not None:
+        acfg.sipConfig.transportId = bound.tid
         acfg.sipConfig.contactForced = (
-            f"<sip:{user}@[{ipv6.host}]:{ipv6.port};transport={ipv6.kind.lower()}>"
+            f"<sip:{user}@[{bound.host}]:{bound.port};transport={bound.kind.lower()}>"
         )
     acfg.natConfig.contactRewriteUse = 0
     acfg.natConfig.viaRewriteUse = 0
@@ -198,15 +242,27 @@ def account_config(
     acfg.natConfig.sipStunUse = pj.PJSUA_STUN_USE_DISABLED
     acfg.natConfig.mediaStunUse = pj.PJSUA_STUN_USE_DISABLED
     acfg.natConfig.sipOutboundUse = 0  # no RFC 5626 ";ob" Contact: we are not a client
-    acfg.mediaConfig.transportConfig.port = config.rtp_port_min
-    acfg.mediaConfig.transportConfig.portRange = config.rtp_port_max - config.rtp_port_min
-    if config.media_address:
-        acfg.mediaConfig.transportConfig.boundAddress = config.media_address
+    media = acfg.mediaConfig
+    media.transportConfig.port = config.rtp_port_min
+    media.transportConfig.portRange = config.rtp_port_max - config.rtp_port_min
+    bound_media = config.media_address6 if bound is not None else config.media_address
+    if bound_media:
+        media.transportConfig.boundAddress = bound_media
     if config.public_address:
-        acfg.mediaConfig.transportConfig.publicAddress = config.public_address
-    # mediaConfig.ipv6Use / sipConfig.ipv6Use stay DISABLED: the 2.15.1 wheel is built without
-    # PJ_HAS_IPV6 and pjsua_acc_add *asserts* (aborts the process) on anything else. IPv6
-    # signalling still works through UDP6/TCP6 transports; media stays IPv4.
+        media.transportConfig.publicAddress = config.public_address
+    if ipv6_media:
+        # An offer's address family decides the answer's (pjsua get_media_ip_version);
+        # our own offers to buyers follow the account's side. A bound media address is of
+        # one family only, so it pins the account to that family.
+        if bound is not None:
+            media.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
+            acfg.sipConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_PREFER_IPV6
+        elif not bound_media:
+            media.ipv6Use = pj.PJSUA_IPV6_ENABLED_PREFER_IPV4
+    media.srtpUse = _SRTP_USE[srtp]
+    media.srtpSecureSignaling = 0
+    if srtp != "off":
+        media.srtpOpt.keyings = pj.IntVector([pj.PJMEDIA_SRTP_KEYING_SDES])
     acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
     if auth is not None:
         # dataType 1 = PJSIP_CRED_DATA_DIGEST: the data is HA1, valid for that realm only.

@@ -1,0 +1,102 @@
+"""The agent under test with a scripted router, and SIPp peers around it.
+
+The router here is a test double on purpose: the agent's contract *is* the Router
+interface (route -> Reject | BridgeTo, on_event), and the DB-backed router is tested on
+its own. Everything SIP is real: pjsua2 on loopback sockets, SIPp on the other end, RTP too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rtbridge.sip.b2bua.agent import Agent
+from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, Reject, SrtpMode
+from tests.sip.sipp import Sipp, hostport
+
+UUID = "0c4d6f2a-1b3e-4a9d-8c7f-9e2b1a6d4f30"
+CALLER = "+12025550102"
+
+
+@dataclass
+class ScriptedRouter:
+    """Answers every INVITE with ``decide(invite)``; records invites and events."""
+
+    decide: Callable[[IncomingInvite], Reject | BridgeTo] = lambda _: Reject(404, "Not Found")
+    gate: threading.Event | None = None  # when set: route() blocks until the gate opens
+    invites: list[IncomingInvite] = field(default_factory=list)
+    events: list[CallEvent] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def route(self, invite: IncomingInvite) -> Reject | BridgeTo:
+        with self._cond:
+            self.invites.append(invite)
+            self._cond.notify_all()
+        if self.gate is not None:
+            self.gate.wait(15)
+        return self.decide(invite)
+
+    def on_event(self, event: CallEvent) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        with self._cond:
+            if not self._cond.wait_for(predicate, timeout):
+                raise AssertionError(f"timed out; invites={self.invites} events={self.events}")
+
+    def ended(self, timeout: float = 10.0) -> CallEvent:
+        self.wait_for(lambda: any(e.kind == "ended" for e in self.events), timeout)
+        return next(e for e in self.events if e.kind == "ended")
+
+
+def bridge_to(
+    target: str, *, ring_timeout: float = 10.0, srtp: SrtpMode = "off"
+) -> Callable[[IncomingInvite], BridgeTo]:
+    def decide(invite: IncomingInvite) -> BridgeTo:
+        return BridgeTo(
+            reservation_uuid=invite.ruri_user,
+            target_uri=target,
+            caller_id=invite.from_user,
+            headers=(
+                ("X-RTB-UUID", invite.ruri_user),
+                ("X-RTB-Tag-caller_zip", "10001"),
+                ("X-RTB-Tag-evil", "x\r\nInjected: yes"),  # a publisher-supplied tag value
+            ),
+            ring_timeout=ring_timeout,
+            srtp=srtp,
+        )
+
+    return decide
+
+
+AgentFactory = Callable[..., tuple[Agent, ScriptedRouter]]
+_spawned: list[Sipp] = []  # every SIPp a test starts; conftest kills them after it
+
+
+def start_uac(tmp_path: Path, agent: Agent, scenario: str, **kw: object) -> Sipp:
+    """A publisher SIPp on ``host`` calling the agent (on ``to``, default: the same family's
+    loopback the agent listens on)."""
+    host = str(kw.pop("host", "127.0.0.1"))
+    to = str(kw.pop("to", "::1" if ":" in host else "127.0.0.1"))
+    service = str(kw.pop("service", UUID))
+    uac = Sipp(
+        scenario, tmp_path, host=host, remote=hostport(to, agent.port), service=service, **kw
+    )  # type: ignore[arg-type]
+    _spawned.append(uac)
+    return uac
+
+
+def start_uas(tmp_path: Path, scenario: str, **kw: object) -> Sipp:
+    uas = Sipp(scenario, tmp_path, **kw)  # type: ignore[arg-type]
+    _spawned.append(uas)
+    uas.wait_listening()
+    return uas
+
+
+def assert_ok(*results: object) -> None:
+    for result in results:
+        assert result.returncode == 0, result.log  # type: ignore[attr-defined]

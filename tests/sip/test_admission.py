@@ -1,0 +1,72 @@
+"""Admission of new INVITEs: draining, per-source rate (token bucket), capacity."""
+
+from __future__ import annotations
+
+from rtbridge.sip.admission import Admission
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def admission(clock: FakeClock, **kw: object) -> Admission:
+    options: dict[str, object] = {"bridges": 10, "rate": 10.0, "burst": 20, "clock": clock}
+    options.update(kw)
+    return Admission(**options)  # type: ignore[arg-type]
+
+
+def test_burst_then_rate_per_source() -> None:
+    clock = FakeClock()
+    gate = admission(clock)
+    verdicts = [gate.check("192.0.2.1", active=0, draining=False) for _ in range(25)]
+    assert verdicts[:20] == [None] * 20
+    assert {v.reason for v in verdicts[20:] if v} == {"rate"}
+    assert all(v is not None and (v.code, v.phrase) == (503, "Service Unavailable")
+               for v in verdicts[20:])  # fmt: skip
+    # another source is not affected
+    assert gate.check("192.0.2.2", active=0, draining=False) is None
+    # tokens come back at `rate` per second
+    clock.now += 0.5
+    assert [gate.check("192.0.2.1", active=0, draining=False) for _ in range(6)].count(None) == 5
+    assert gate.refused["rate"] == 6
+
+
+def test_ipv6_sources_share_their_64() -> None:
+    clock = FakeClock()
+    gate = admission(clock, burst=2, rate=1.0)
+    assert gate.check("2001:db8::1", active=0, draining=False) is None
+    assert gate.check("2001:db8::2", active=0, draining=False) is None
+    refusal = gate.check("2001:db8::ffff", active=0, draining=False)
+    assert refusal is not None and refusal.reason == "rate"
+    assert gate.check("2001:db8:1::1", active=0, draining=False) is None  # another /64
+
+
+def test_exempt_and_off() -> None:
+    clock = FakeClock()
+    gate = admission(clock, burst=1, rate=1.0, exempt=("10.0.0.0/8",))
+    assert all(gate.check("10.1.2.3", active=0, draining=False) is None for _ in range(50))
+    off = admission(clock, rate=0.0, burst=0)
+    assert all(off.check("192.0.2.9", active=0, draining=False) is None for _ in range(5000))
+
+
+def test_capacity_and_draining() -> None:
+    clock = FakeClock()
+    gate = admission(clock, bridges=2)
+    assert gate.check("192.0.2.1", active=1, draining=False) is None
+    full = gate.check("192.0.2.1", active=2, draining=False)
+    assert full is not None and full.reason == "capacity"
+    draining = gate.check("192.0.2.1", active=0, draining=True)
+    assert draining is not None and draining.reason == "draining"
+    assert gate.refused == {"draining": 1, "capacity": 1, "rate": 0}
+
+
+def test_sources_bounded() -> None:
+    clock = FakeClock()
+    gate = admission(clock, max_sources=100)
+    for n in range(1000):
+        gate.check(f"198.51.{n // 256}.{n % 256}", active=0, draining=False)
+    assert len(gate._buckets) == 100
