@@ -1,20 +1,30 @@
-"""Benchmark the SIP agent with SIPp (Debian ``sip-tester``), in one run:
+"""Benchmark the SIP agent as deployed, with SIPp (Debian ``sip-tester``) on both sides.
 
-(a) call set-up time, INVITE sent -> 200 received at the publisher, through the agent
-    (``rtbridge sip`` on SQLite: authenticate by allowlist, claim, dial the buyer, relay)
-    against SIPp calling the same SIPp buyer directly; p50/p99 and the difference;
-(b) the highest rate of short calls the agent carries for ``--seconds`` (60 by default) with
-    zero failed calls, searched over a ladder of rates;
-(c) how many bridged calls one agent process holds at once (long calls, counting 200s).
+``rtbridge sip`` runs on SQLite with its default options (only addresses and the RTP range
+set), authenticating the publisher by allowlist and claiming real reservations made by
+pings on a key whose campaign has a DID pool and a buyer with concurrency and daily caps.
+The buyer is a SIPp UAS echoing RTP. In one run:
 
-    .venv/bin/python bench/sip.py [--calls 200] [--seconds 60] [--max-bridges 0]
+(a) set-up time, INVITE sent -> 200 received, through the agent against SIPp calling the
+    buyer directly (the baseline); p50/p99 and the difference (goal: <= +3 ms at p50);
+(b) short calls at a ladder of rates for ``--seconds`` each: the highest with zero failed
+    calls (goal: >= 300/s for 60 s);
+(c) simultaneous bridged calls with full-duplex G.711: the publisher streams a PCMU tone
+    into every call, the buyer echoes it; agent CPU and RSS while they are all up (goal:
+    >= 500 calls, <= 1 core);
+(d) soak: ``--soak`` short calls in chunks; RSS after each (goal: flat within 10% after
+    warm-up);
+(e) flood: ``--flood-rate`` INVITEs/s for 10 s of unknown uuids from another address while
+    legitimate calls keep coming: crashes, legitimate calls lost, what the flood got.
 
-Goals (issue 3): set-up <= direct + 5 ms at p50; >= 100 calls/s; report (c).
+    .venv/bin/python bench/sip.py [--seconds 60] [--rates 100,200,300,400] [--bridges 500]
+                                  [--soak 50000] [--flood-rate 1000] [--only a,b,c,d,e]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -24,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -35,26 +46,32 @@ from rtbridge.domain.ping import PingRequest  # noqa: E402
 from rtbridge.storage.catalog import CatalogCache  # noqa: E402
 from rtbridge.storage.engine import open_database  # noqa: E402
 from rtbridge.storage.reservations import Reservations  # noqa: E402
-from tests.support.net import free_port  # noqa: E402
+from tests.support.net import free_port, wait_for_port  # noqa: E402
 
-SCENARIO = Path(__file__).with_name("scenarios") / "uac_bench.xml"
+SCENARIOS = Path(__file__).with_name("scenarios")
+FLOOD_SCENARIO = ROOT / "tests" / "sip" / "scenarios" / "uac_failure.xml"
 KEY = "sip-bench-key-000000000000"
 _STAMP = re.compile(r"^-+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def config(buyer_port: int) -> str:
+    """What a site runs: a DID pool, a buyer with caps, an allowlisted publisher."""
     return f"""
 [sip]
 domain = "sip.rtb.example.com"
 
 [[campaigns]]
 id = "bench"
+numbers = ["+18005550101", "+18005550102", "+18005550103", "+18005550104"]
 
 [[campaigns.buyers]]
 id = "buyer"
 destination = "sip:buyer@127.0.0.1:{buyer_port}"
 payout = 10.0
 seconds = 30
+concurrency = 100000
+daily_cap = 10000000
 
 [[publishers]]
 id = "pub"
@@ -64,7 +81,6 @@ ips = ["127.0.0.1/32"]
 key = "{KEY}"
 publisher = "pub"
 campaign = "bench"
-allow_missing_caller_number = true
 ttl_seconds = 3600
 """
 
@@ -74,8 +90,7 @@ def setup_times(message_file: Path) -> list[float]:
     sent: dict[str, datetime] = {}
     times: list[float] = []
     stamp: datetime | None = None
-    direction = ""
-    first = ""
+    direction = first = ""
     for line in message_file.read_text(errors="replace").splitlines():
         m = _STAMP.match(line)
         if m:
@@ -97,12 +112,12 @@ def setup_times(message_file: Path) -> list[float]:
     return times
 
 
-def refusals(message_file: Path) -> dict[int, int]:
-    """Calls answered with a final error, by code (one per Call-ID, retransmissions aside)."""
-    text = message_file.read_text(errors="replace")
+def final_codes(message_file: Path) -> dict[int, int]:
+    """Final answers to INVITEs, by code, one per Call-ID."""
     seen: dict[str, int] = {}
-    for block in text.split("\n-----"):
-        m = re.search(r"^SIP/2.0 ([3-6]\d\d) .*?^Call-ID: *(\S+)", block, re.M | re.S)
+    for block in message_file.read_text(errors="replace").split("\n-----"):
+        m = re.search(r"^SIP/2.0 ([2-6]\d\d) .*?^Call-ID: *(\S+).*?^CSeq: *\d+ INVITE", block,
+                      re.M | re.S)  # fmt: skip
         if m:
             seen[m.group(2)] = int(m.group(1))
     counts: dict[int, int] = {}
@@ -116,160 +131,299 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def ulaw(sample: int) -> int:
+    sign = 0x80 if sample < 0 else 0
+    sample = min(abs(sample), 32635) + 0x84
+    exponent = max(0, sample.bit_length() - 8)
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+class Proc:
+    """CPU seconds and RSS of a process, from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def cpu_over(self, seconds: float) -> float:
+        """Share of one core used over the next ``seconds``."""
+        before, started = self.cpu(), time.monotonic()
+        time.sleep(seconds)
+        return (self.cpu() - before) / (time.monotonic() - started)
+
+
 class Bench:
-    def __init__(self, work: Path, max_bridges: int) -> None:
+    def __init__(self, work: Path) -> None:
         self.work = work
         self.buyer_port = free_port("127.0.0.1")
         self.agent_port = free_port("127.0.0.1")
+        self.status_port = free_port("127.0.0.1")
         self.db_url = f"sqlite:///{work / 'bench.db'}"
         self.engine = open_database(self.db_url)
         (work / "bench.toml").write_text(config(self.buyer_port))
         apply_file(self.engine, work / "bench.toml")
         self.ops = Reservations(self.engine, CatalogCache(self.engine))
-        rtp = free_port("127.0.0.1")
+        self.callers = 0
+        (work / "tone.pcmu").write_bytes(
+            bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * n / 8000))) for n in range(8000))
+        )
         (work / "agent.toml").write_text(
             f'[agent]\nhosts = ["127.0.0.1"]\nport = {self.agent_port}\nmedia_address = "127.0.0.1"\n'
-            f"rtp_port_min = {rtp}\nrtp_port_max = {rtp + 200}\nmax_bridges = {max_bridges}\nlog_level = 0\n"
+            "rtp_port_min = 20000\nrtp_port_max = 32000\nlog_level = 0\n"
         )
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.buyer: subprocess.Popen[bytes] | None = None
+        self.agent: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {}
 
+    # -- processes --------------------------------------------------------------------------
     def start_buyer(self) -> None:
-        proc = subprocess.Popen(
-            ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(self.buyer_port), "-nostdin", "-mp",
-             str(free_port("127.0.0.1")), "-max_recv_loops", "1000"],
+        self.buyer = subprocess.Popen(
+            ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(self.buyer_port), "-nostdin",
+             "-mp", str(free_port("127.0.0.1")), "-rtp_echo", "-max_recv_loops", "1000",
+             "-l", "100000"],  # SIPp UAS defaults to a small open-call limit and drops INVITEs beyond it
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        self.procs.append(proc)
         time.sleep(0.3)
 
-    def start_agent(self) -> None:
-        env = {**os.environ, "RTBRIDGE_DB": self.db_url}
-        proc = subprocess.Popen(
+    def start_agent(self) -> Proc:
+        env = {**os.environ, "RTBRIDGE_DB": self.db_url, **self.extra_env}
+        log = (self.work / "agent.log").open("ab")
+        self.agent = subprocess.Popen(
             [sys.executable, "-m", "rtbridge", "sip", "--sip-config", str(self.work / "agent.toml"),
-             "--log-level", "warning"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+             "--http", f"127.0.0.1:{self.status_port}", "--log-level", os.environ.get("RTB_AGENT_LOG", "warning")],
+            env=env, stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
-        self.procs.append(proc)
-        time.sleep(1.5)
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "agent exited")
-
-    def reservations(self, n: int) -> Path:
-        reqs = [PingRequest(key=KEY, caller_number=None, inbound_number=None) for _ in range(n)]
-        uuids: list[str] = []
-        for i in range(0, n, 500):
-            uuids += [o.uuid for o in self.ops.ping_many(reqs[i : i + 500])]  # type: ignore[union-attr]
-        path = self.work / f"calls-{time.monotonic_ns()}.csv"
-        path.write_text("SEQUENTIAL\n" + "".join(f"{u};\n" for u in uuids))
-        return path
-
-    def uac(self, target_port: int, calls: Path, n: int, *, rate: float, limit: int, hold_ms: int = 0,
-            timeout: float = 120) -> tuple[int, Path, str]:  # fmt: skip
-        msg = self.work / f"uac-{time.monotonic_ns()}.msg"
-        args = ["sipp", f"127.0.0.1:{target_port}", "-sf", str(SCENARIO), "-inf", str(calls),
-                "-i", "127.0.0.1", "-p", str(free_port("127.0.0.1")), "-m", str(n), "-l", str(limit),
-                "-r", str(rate), "-d", str(hold_ms), "-nostdin", "-trace_msg", "-message_file", str(msg),
-                "-mp", str(free_port("127.0.0.1")), "-timeout", f"{timeout}s", "-timeout_error",
-                "-max_recv_loops", "1000", "-trace_stat", "-stf", str(self.work / "stat.csv")]  # fmt: skip
-        done = subprocess.run(args, cwd=self.work, capture_output=True, text=True, check=False)
-        return done.returncode, msg, done.stdout[-2000:]
+        wait_for_port("127.0.0.1", self.status_port, timeout=30)
+        return Proc(self.agent.pid)
 
     def agent_alive(self) -> bool:
-        """False (and says why) when the agent process has died, e.g. pjsip's assertion when
-        its 64-handle ioqueue runs out under an INVITE burst."""
-        agent = self.procs[-1]
-        if agent.poll() is None:
+        if self.agent is not None and self.agent.poll() is None:
             return True
-        tail = agent.stderr.read().decode(errors="replace")[-600:] if agent.stderr else ""
-        print(f"  !! the agent process died (exit {agent.returncode}):\n{tail}")
+        tail = (self.work / "agent.log").read_text(errors="replace")[-800:]
+        print(f"  !! the agent process died:\n{tail}")
         return False
 
-    def close(self) -> None:
-        for proc in self.procs:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.status_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return float(m.group(1)) if m else float("nan")
+
+    def stop(self) -> None:
+        for proc in (self.agent, self.buyer):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         self.engine.dispose()
+
+    # -- traffic ----------------------------------------------------------------------------
+    def reservations(self, n: int) -> Path:
+        """``n`` real reservations (distinct caller numbers, so each takes a DID), as CSV."""
+        rows: list[str] = []
+        for start in range(0, n, 500):
+            reqs = []
+            for _ in range(min(500, n - start)):
+                self.callers += 1
+                reqs.append(PingRequest(key=KEY, caller_number=f"+1202{self.callers:07d}",
+                                        inbound_number=None))  # fmt: skip
+            for req, outcome in zip(reqs, self.ops.ping_many(reqs), strict=True):
+                uuid = getattr(outcome, "uuid", None)
+                if getattr(outcome, "status", "") not in ("reserved", "confirmed") or not uuid:
+                    raise RuntimeError(f"ping did not reserve: {outcome}")
+                rows.append(f"{uuid};{req.caller_number};\n")
+        path = self.work / f"calls-{time.monotonic_ns()}.csv"
+        path.write_text("SEQUENTIAL\n" + "".join(rows))
+        return path
+
+    def sipp(self, target: str, scenario: Path, n: int, *, rate: float, limit: int,
+             hold_ms: int = 0, inf: Path | None = None, host: str = "127.0.0.1",
+             service: str = "x", timeout: float = 300,
+             wait: bool = True) -> tuple[subprocess.Popen[str], Path]:  # fmt: skip
+        msg = self.work / f"uac-{time.monotonic_ns()}.msg"
+        args = ["sipp", target, "-sf", str(scenario), "-i", host, "-p", str(free_port(host)),
+                "-m", str(n), "-l", str(limit), "-r", str(rate), "-d", str(hold_ms), "-s", service,
+                "-nostdin", "-trace_msg", "-message_file", str(msg), "-mi", host,
+                "-mp", str(free_port(host, count=4)), "-timeout", f"{timeout}s", "-timeout_error",
+                "-max_recv_loops", "1000", "-key", "caller", "+12025550100", "-key", "display",
+                "bench", "-key", "rtp_port", "9"]  # fmt: skip
+        if inf is not None:
+            args += ["-inf", str(inf)]
+        proc = subprocess.Popen(args, cwd=self.work, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        if wait:
+            proc.wait()
+        return proc, msg
+
+    def calls(self, n: int, *, rate: float, hold_ms: int = 0, media: bool = False,
+              wait: bool = True) -> tuple[subprocess.Popen[str], Path]:  # fmt: skip
+        scenario = SCENARIOS / ("uac_media.xml" if media else "uac_bench.xml")
+        limit = n if hold_ms else max(10, int(rate * 2))
+        return self.sipp(f"127.0.0.1:{self.agent_port}", scenario, n, rate=rate, limit=limit,
+                         hold_ms=hold_ms, inf=self.reservations(n), wait=wait)  # fmt: skip
+
+
+# -- the five measurements ---------------------------------------------------------------------
+
+
+def bench_setup(bench: Bench, calls: int) -> None:
+    direct_csv = bench.work / "direct.csv"
+    direct_csv.write_text("SEQUENTIAL\n" + "buyer;+12025550100;\n" * calls)
+    _, msg = bench.sipp(f"127.0.0.1:{bench.buyer_port}", SCENARIOS / "uac_bench.xml", calls,
+                        rate=20, limit=1, inf=direct_csv)  # fmt: skip
+    direct = setup_times(msg)
+    _, msg = bench.calls(calls, rate=20)
+    through = setup_times(msg)
+    print(f"\n(a) call set-up, INVITE -> 200 at the publisher, {calls} calls at 20/s")
+    print(f"    {'path':<24}{'answered':>9}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
+    for name, values in (("SIPp -> SIPp (baseline)", direct), ("SIPp -> agent -> SIPp", through)):
+        print(f"    {name:<24}{len(values):>9}{pct(values, 0.5):>9.2f}{pct(values, 0.99):>9.2f}"
+              f"{statistics.fmean(values):>9.2f}")  # fmt: skip
+    print(f"    added by the agent at p50: {pct(through, 0.5) - pct(direct, 0.5):+.2f} ms "
+          "(goal <= +3 ms)")  # fmt: skip
+
+
+def bench_rate(bench: Bench, agent: Proc, rates: list[float], seconds: int) -> None:
+    print(f"\n(b) short calls (no hold) for {seconds} s at each rate; stop at the first failure")
+    best = 0.0
+    for rate in rates:
+        n = int(rate * seconds)
+        proc, msg = bench.calls(n, rate=rate, wait=False)
+        started, cpu0 = time.monotonic(), agent.cpu()
+        proc.wait()
+        elapsed = time.monotonic() - started
+        cpu = (agent.cpu() - cpu0) / elapsed
+        codes = final_codes(msg)
+        answered = codes.get(200, 0)
+        setup = setup_times(msg)
+        print(f"    {rate:>5.0f}/s offered: {answered} answered, {n - answered} failed "
+              f"{ {c: k for c, k in sorted(codes.items()) if c != 200} }, "
+              f"{answered / elapsed:.0f}/s achieved, set-up p50 {pct(setup, 0.5):.1f} ms "
+              f"p99 {pct(setup, 0.99):.1f} ms, agent CPU {cpu:.0%}")  # fmt: skip
+        if answered != n or not bench.agent_alive():
+            break
+        best = rate
+    print(f"    highest rate with zero failed calls: {best:.0f}/s (goal >= 300/s)")
+
+
+def bench_bridges(bench: Bench, agent: Proc, bridges: int) -> None:
+    print(f"\n(c) {bridges} simultaneous calls, the publisher streaming PCMU, the buyer echoing")
+    idle_cpu, idle_rss = agent.cpu_over(3), agent.rss_mb()
+    ramp = 50.0
+    hold_ms = int((bridges / ramp + 25) * 1000)
+    proc, msg = bench.calls(bridges, rate=ramp, hold_ms=hold_ms, media=True, wait=False)
+    deadline = time.monotonic() + bridges / ramp + 20
+    up = 0.0
+    while time.monotonic() < deadline:
+        up = bench.metric('rtbridge_sip_bridges{phase="connected"}')
+        if up >= bridges:
+            break
+        time.sleep(0.5)
+    time.sleep(2)
+    cpu, rss = agent.cpu_over(10), agent.rss_mb()
+    up = bench.metric('rtbridge_sip_bridges{phase="connected"}')
+    proc.wait()
+    codes = final_codes(msg)
+    print(f"    bridged at once: {up:.0f} of {bridges} (answered {codes.get(200, 0)}, "
+          f"refused { {c: k for c, k in codes.items() if c != 200} }) (goal >= 500)")  # fmt: skip
+    print(f"    agent CPU {cpu:.0%} of one core (idle {idle_cpu:.0%}; goal <= 100%), "
+          f"{(cpu - idle_cpu) * 100 / max(up, 1):.1%} per 100 calls")  # fmt: skip
+    print(f"    agent RSS {rss:.0f} MB (idle {idle_rss:.0f} MB), "
+          f"{(rss - idle_rss) / max(up, 1) * 1024:.0f} kB per call")  # fmt: skip
+
+
+def bench_soak(bench: Bench, agent: Proc, total: int, rate: float) -> None:
+    chunk = 10_000 if total >= 20_000 else max(1, total // 4)
+    print(f"\n(d) soak: {total} short calls at {rate:.0f}/s, RSS after each {chunk}")
+    samples: list[tuple[int, float]] = []
+    done = failed = 0
+    while done < total:
+        n = min(chunk, total - done)
+        _, msg = bench.calls(n, rate=rate)
+        done += n
+        failed += n - final_codes(msg).get(200, 0)
+        samples.append((done, agent.rss_mb()))
+        print(f"    {done:>7} calls: RSS {samples[-1][1]:.0f} MB, failed so far {failed}")
+        if not bench.agent_alive():
+            return
+    warm = samples[1:] if len(samples) > 2 else samples
+    low, high = min(r for _, r in warm), max(r for _, r in warm)
+    print(f"    after warm-up RSS {low:.0f}..{high:.0f} MB: {(high - low) / low:.1%} "
+          "(goal: within 10%)")
+
+
+def bench_flood(bench: Bench, agent: Proc, rate: int, seconds: int = 10) -> None:
+    print(f"\n(e) flood: {rate} INVITE/s for {seconds} s of unknown uuids from 127.0.0.2, with "
+          "legitimate calls at 20/s from 127.0.0.1")  # fmt: skip
+    legit, legit_msg = bench.calls(20 * (seconds + 4), rate=20, hold_ms=2000, wait=False)
+    time.sleep(2)
+    cpu0 = agent.cpu()
+    flood, flood_msg = bench.sipp(f"127.0.0.1:{bench.agent_port}", FLOOD_SCENARIO, rate * seconds,
+                                  rate=rate, limit=rate * 2, host="127.0.0.2",
+                                  service="flood", timeout=60, wait=False)  # fmt: skip
+    flood.wait()
+    cpu = (agent.cpu() - cpu0) / seconds
+    legit.wait()
+    alive = bench.agent_alive()
+    codes, flood_codes = final_codes(legit_msg), final_codes(flood_msg)
+    print(f"    agent alive: {alive}; agent CPU during the flood {cpu:.0%}")
+    print(f"    flood answered: {dict(sorted(flood_codes.items()))} "
+          f"(of {rate * seconds} sent)")  # fmt: skip
+    total = 20 * (seconds + 4)
+    print(f"    legitimate calls: {codes.get(200, 0)} of {total} bridged, "
+          f"{total - codes.get(200, 0)} lost")  # fmt: skip
+    if alive:
+        _, msg = bench.calls(1, rate=1)
+        print(f"    next call after the flood: {'bridged' if final_codes(msg).get(200) else 'FAILED'}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200, help="calls for the set-up comparison")
-    parser.add_argument(
-        "--seconds", type=int, default=60, help="duration of each sustained-rate trial"
-    )
-    parser.add_argument("--max-bridges", type=int, default=0, help="agent max_bridges (0: default)")
-    parser.add_argument("--rates", default="25,50,75,100,150,200", help="calls/s ladder for (b)")
+    parser.add_argument("--seconds", type=int, default=60, help="length of each rate trial")
+    parser.add_argument("--rates", default="100,200,300,400", help="calls/s ladder for (b)")
+    parser.add_argument("--bridges", type=int, default=500, help="simultaneous calls for (c)")
+    parser.add_argument("--soak", type=int, default=50_000, help="short calls for (d)")
+    parser.add_argument("--soak-rate", type=float, default=300)
+    parser.add_argument("--flood-rate", type=int, default=1000)
+    parser.add_argument("--only", default="a,b,c,d,e", help="which measurements to run")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp is missing: apt-get install sip-tester", file=sys.stderr)
         return 2
-    bench = Bench(Path(tempfile.mkdtemp(prefix="rtbridge-sipbench-")), args.max_bridges)
+    only = set(args.only.split(","))
+    bench = Bench(Path(tempfile.mkdtemp(prefix="rtbridge-sipbench-")))
     try:
         bench.start_buyer()
-        bench.start_agent()
-        # (a) set-up time, sequential calls, direct then through the agent
-        direct_csv = bench.work / "direct.csv"
-        direct_csv.write_text("SEQUENTIAL\n" + "buyer;\n" * args.calls)
-        rc, msg, _ = bench.uac(bench.buyer_port, direct_csv, args.calls, rate=20, limit=1)
-        direct = setup_times(msg)
-        rc2, msg2, out2 = bench.uac(
-            bench.agent_port, bench.reservations(args.calls), args.calls, rate=20, limit=1
-        )
-        agent = setup_times(msg2)
-        if rc or rc2 or len(agent) != args.calls:
-            print(
-                f"set-up runs failed (direct rc={rc}, agent rc={rc2}, {len(agent)} answered)\n{out2}"
-            )
-            return 1
-        print(f"\n(a) call set-up INVITE -> 200 at the publisher, {args.calls} sequential calls")
-        print(f"{'path':<22}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
-        for name, values in (("SIPp -> SIPp direct", direct), ("SIPp -> agent -> SIPp", agent)):
-            print(
-                f"{name:<22}{pct(values, 0.5):>10.2f}{pct(values, 0.99):>10.2f}{statistics.fmean(values):>10.2f}"
-            )
-        print(f"difference at p50: {pct(agent, 0.5) - pct(direct, 0.5):+.2f} ms (goal <= +5 ms)")
-
-        # (b) sustained short calls: the highest rung with zero failures
-        print(
-            f"\n(b) short calls (no hold) for {args.seconds} s at each rate, stop at the first failure"
-        )
-        best = 0.0
-        for rate in (float(r) for r in args.rates.split(",")):
-            n = int(rate * args.seconds)
-            calls = bench.reservations(n)
-            started = time.monotonic()
-            rc, msg, _ = bench.uac(bench.agent_port, calls, n, rate=rate, limit=max(1, int(rate)),
-                                   timeout=args.seconds * 3)  # fmt: skip
-            elapsed = time.monotonic() - started
-            answered = len(setup_times(msg))
-            failed = n - answered
-            print(f"  {rate:>6.0f} calls/s offered: {answered} answered, {failed} failed "
-                  f"{dict(sorted(refusals(msg).items()))}, {answered / elapsed:.1f} calls/s achieved "
-                  f"over {elapsed:.1f} s")  # fmt: skip
-            if failed or rc or not bench.agent_alive():
-                break
-            best = rate
-        print(f"highest rate with zero failed calls: {best:.0f} calls/s (goal >= 100)")
-
-        # (c) simultaneous bridged calls held by one process
-        if not bench.agent_alive():
-            bench.start_agent()
-        k = 6
-        _, msg, _ = bench.uac(
-            bench.agent_port, bench.reservations(k), k, rate=100, limit=k, hold_ms=3000
-        )
-        held = len(setup_times(msg))
-        finals = refusals(msg)
-        print(f"\n(c) {k} long calls at once: {held} bridged; refused: "
-              + (", ".join(f"{n} with {code}" for code, n in sorted(finals.items())) or "none"))  # fmt: skip
-        return 0
+        agent = bench.start_agent()
+        build = urllib.request.urlopen(f"http://127.0.0.1:{bench.status_port}/health").read()
+        print(f"rtbridge sip on SQLite, {os.cpu_count()} CPUs; agent: {build.decode()[:400]}")
+        if "a" in only:
+            bench_setup(bench, args.calls)
+        if "b" in only:
+            bench_rate(bench, agent, [float(r) for r in args.rates.split(",")], args.seconds)
+        if "c" in only and bench.agent_alive():
+            bench_bridges(bench, agent, args.bridges)
+        if "d" in only and bench.agent_alive():
+            bench_soak(bench, agent, args.soak, args.soak_rate)
+        if "e" in only and bench.agent_alive():
+            bench_flood(bench, agent, args.flood_rate)
+        return 0 if bench.agent_alive() else 1
     finally:
-        bench.close()
+        bench.stop()
 
 
 if __name__ == "__main__":

@@ -43,3 +43,16 @@
 /* Retry-After of the 503 pjsua sends by itself when every call slot is taken
  * (patches/0001-slots-full-503.patch; stock pjsua answers 486 Busy Here there). */
 #define RTBRIDGE_SLOTS_FULL_RETRY_AFTER "5"
+
+/* Throughput: pjproject's own PJ_CONFIG_MAXIMUM_SPEED choices (config_site_sample.h) that
+ * keep behaviour. A 4 MB socket buffer rides out a stall of the agent thread in an INVITE
+ * burst instead of dropping datagrams (the kernel caps it at net.core.rmem_max). */
+#define PJSIP_UDP_SO_RCVBUF_SIZE    (4 * 1024 * 1024)
+#define PJSIP_UDP_SO_SNDBUF_SIZE    (4 * 1024 * 1024)
+#define PJ_SCANNER_USE_BITWISE      0
+#undef  PJ_OS_HAS_CHECK_STACK
+#define PJ_OS_HAS_CHECK_STACK       0
+#define PJ_DEBUG                    0
+#define PJSIP_SAFE_MODULE           0
+#define PJ_HAS_STRICMP_ALNUM        0
+#define PJSIP_UNESCAPE_IN_PLACE     1

@@ -268,6 +268,47 @@ def test_short_call_is_not_converted_and_unanswered_fails_with_code(world: World
     assert looked.details["call"]["buyer_sip_code"] == 486
 
 
+def test_a_batch_of_events_is_recorded_in_order_in_one_go(world: World) -> None:
+    """The agent hands events over per poll; answered and ended of several calls, in one
+    transaction, each call ends where its own events say."""
+    a, b = world.ping(caller="+12025550131"), world.ping(caller="+12025550132")
+    world.invite(a)
+    world.invite(b)
+    t = world.clock()
+    world.router.on_events([
+        _event(a, "answered", world, answer_at=t),
+        _event(b, "ended", world, end_at=t, publisher_code=480, buyer_code=480),
+        _event(a, "ended", world, answer_at=t, end_at=t + timedelta(seconds=90), publisher_code=200,
+               buyer_code=200, hangup_by="publisher", duration=90.0),
+    ])  # fmt: skip
+    assert world.reservations.lookup(a, KEY1).details["converted"] is True
+    assert world.reservations.lookup(b, KEY1).status == "failed"
+
+
+def test_writers_on_many_threads_queue_instead_of_failing(sqlite_url: str) -> None:
+    """SQLite has one writer; the agent's router and event threads must queue for it, not
+    time out in SQLite's busy handler (storage.sql's in-process writer lock)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rtbridge.storage.engine import open_database
+    from rtbridge.storage.sql import transaction
+
+    engine = open_database(sqlite_url)
+    with transaction(engine, write=True) as db:
+        db.execute("CREATE TABLE hits (n INTEGER)")
+
+    def write(n: int) -> None:
+        for _ in range(50):
+            with transaction(engine, write=True) as db:
+                db.execute("INSERT INTO hits (n) VALUES (:n)", {"n": n})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+    with transaction(engine, write=False) as db:
+        assert db.one("SELECT count(*) AS c FROM hits") == {"c": 400}
+    engine.dispose()
+
+
 def test_lookup_over_http_shows_the_outcome(world: World, sqlite_url: str) -> None:
     from rtbridge.http.app import create_app
     from rtbridge.settings import Settings

@@ -15,7 +15,7 @@ No pjsua2 import here, ever.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -114,4 +114,9 @@ class Router(Protocol):
 
     def on_event(self, event: CallEvent) -> None:
         """Record call progress; may block; exceptions are logged and swallowed."""
+        ...
+
+    def on_events(self, events: Sequence[CallEvent]) -> None:
+        """Record several events in order (the agent hands them over per poll); a router may
+        write them in one transaction. If it raises, the agent retries them one by one."""
         ...

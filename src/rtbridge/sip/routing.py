@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +25,7 @@ from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, OutboundAut
 from rtbridge.storage import calls
 from rtbridge.storage.catalog import Catalog, CatalogCache
 from rtbridge.storage.models import AllowlistEntry, SipCredential
+from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.transactions import utcnow
 
 log = logging.getLogger("rtbridge.sip")
@@ -194,11 +195,22 @@ class ReservationRouter:
         return BridgeTo(claimed.uuid, target, caller_id, tuple(headers), self.ring_timeout, auth)
 
     def on_event(self, event: CallEvent) -> None:
+        self.on_events([event])
+
+    def on_events(self, events: Sequence[CallEvent]) -> None:
+        """Record call progress, all of ``events`` in one transaction: the agent hands them
+        over in batches, and one commit per batch instead of one per event is what lets
+        SQLite keep up with hundreds of calls a second."""
+        with transaction(self.engine, write=True) as db:
+            for event in events:
+                self._record(db, event)
+
+    def _record(self, db: Db, event: CallEvent) -> None:
         if event.kind == "answered" and event.answer_at is not None:
-            calls.answered(self.engine, uuid=event.reservation_uuid, at=event.answer_at)
+            calls.mark_answered(db, uuid=event.reservation_uuid, at=event.answer_at)
         elif event.kind == "ended":
-            calls.ended(
-                self.engine, uuid=event.reservation_uuid, answer_at=event.answer_at,
+            calls.mark_ended(
+                db, uuid=event.reservation_uuid, answer_at=event.answer_at,
                 end_at=event.end_at or self.clock(), publisher_code=event.publisher_code,
                 buyer_code=event.buyer_code, hangup_by=event.hangup_by, duration=event.duration,
                 detail=event.buyer_reason,

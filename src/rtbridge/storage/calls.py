@@ -99,46 +99,57 @@ def find_pstn(engine: Engine, *, did: str, caller: str, now: datetime) -> str | 
 
 def answered(engine: Engine, *, uuid: str, at: datetime) -> None:
     with transaction(engine, write=True) as db:
-        db.execute(
-            "UPDATE reservation SET status = 'connected', updated_at = :at WHERE uuid = :u AND status = 'claimed'",
-            {"u": uuid, "at": db.ts(at)},
-        )
-        db.execute(
-            "UPDATE callrecord SET answer_at = :at WHERE reservation_uuid = :u",
-            {"u": uuid, "at": db.ts(at)},
-        )
-        record_event(db, uuid, st.CONNECTED, at, "buyer answered")
+        mark_answered(db, uuid=uuid, at=at)
+
+
+def mark_answered(db: Db, *, uuid: str, at: datetime) -> None:
+    """The buyer answered: ``connected``, with the answer time on the call record."""
+    db.execute(
+        "UPDATE reservation SET status = 'connected', updated_at = :at WHERE uuid = :u AND status = 'claimed'",
+        {"u": uuid, "at": db.ts(at)},
+    )
+    db.execute(
+        "UPDATE callrecord SET answer_at = :at WHERE reservation_uuid = :u",
+        {"u": uuid, "at": db.ts(at)},
+    )
+    record_event(db, uuid, st.CONNECTED, at, "buyer answered")
 
 
 def ended(
     engine: Engine, *, uuid: str, answer_at: datetime | None, end_at: datetime, publisher_code: int | None,
     buyer_code: int | None, hangup_by: str | None, duration: float, detail: str = "",
 ) -> None:  # fmt: skip
+    with transaction(engine, write=True) as db:
+        mark_ended(db, uuid=uuid, answer_at=answer_at, end_at=end_at, publisher_code=publisher_code,
+                   buyer_code=buyer_code, hangup_by=hangup_by, duration=duration, detail=detail)  # fmt: skip
+
+
+def mark_ended(
+    db: Db, *, uuid: str, answer_at: datetime | None, end_at: datetime, publisher_code: int | None,
+    buyer_code: int | None, hangup_by: str | None, duration: float, detail: str = "",
+) -> None:  # fmt: skip
     """Close the call: ``completed`` with duration and ``converted`` (duration ≥ the
     reservation's seconds) when the buyer answered, else ``failed`` keeping the SIP code."""
-    with transaction(engine, write=True) as db:
-        row = db.one("SELECT seconds, payout, status FROM reservation WHERE uuid = :u", {"u": uuid})
-        if row is None or row["status"] not in st.IN_CALL:
-            return  # already closed (e.g. by recovery): the first word stands
-        status = st.COMPLETED if answer_at is not None else st.FAILED
-        converted = answer_at is not None and duration >= (row["seconds"] or 0)
-        db.execute(
-            "UPDATE reservation SET status = :s, updated_at = :at WHERE uuid = :u",
-            {"s": status, "at": db.ts(end_at), "u": uuid},
-        )
-        db.execute(
-            "UPDATE callrecord SET answer_at = :ans, end_at = :at, publisher_code = :pc, buyer_code = :bc, "
-            "hangup_by = :hb, duration = :d, converted = :cv, payout = :pay WHERE reservation_uuid = :u",
-            {"ans": db.ts(answer_at), "at": db.ts(end_at), "pc": publisher_code, "bc": buyer_code,
-             "hb": hangup_by, "d": round(duration, 3), "cv": converted,
-             "pay": row["payout"] if converted else 0.0, "u": uuid},
-        )  # fmt: skip
-        what = (
-            f"{status}: {hangup_by or '?'} hung up"
-            if answer_at
-            else f"{status}: buyer {buyer_code} {detail}"
-        )
-        record_event(db, uuid, status, end_at, what.strip()[:256])
+    row = db.one("SELECT seconds, payout, status FROM reservation WHERE uuid = :u", {"u": uuid})
+    if row is None or row["status"] not in st.IN_CALL:
+        return  # already closed (e.g. by recovery): the first word stands
+    status = st.COMPLETED if answer_at is not None else st.FAILED
+    converted = answer_at is not None and duration >= (row["seconds"] or 0)
+    db.execute(
+        "UPDATE reservation SET status = :s, updated_at = :at WHERE uuid = :u",
+        {"s": status, "at": db.ts(end_at), "u": uuid},
+    )
+    db.execute(
+        "UPDATE callrecord SET answer_at = :ans, end_at = :at, publisher_code = :pc, buyer_code = :bc, "
+        "hangup_by = :hb, duration = :d, converted = :cv, payout = :pay WHERE reservation_uuid = :u",
+        {"ans": db.ts(answer_at), "at": db.ts(end_at), "pc": publisher_code, "bc": buyer_code,
+         "hb": hangup_by, "d": round(duration, 3), "cv": converted,
+         "pay": row["payout"] if converted else 0.0, "u": uuid},
+    )  # fmt: skip
+    what = (
+        f"{status}: {hangup_by or '?'} hung up" if answer_at else f"{status}: buyer {buyer_code} {detail}"
+    )
+    record_event(db, uuid, status, end_at, what.strip()[:256])
 
 
 def recover(engine: Engine, *, agent: str, now: datetime) -> int:

@@ -8,7 +8,7 @@ its own. Everything SIP is real: pjsua2 on loopback sockets, SIPp on the other e
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,10 @@ class ScriptedRouter:
         if self.gate is not None:
             self.gate.wait(15)
         return self.decide(invite)
+
+    def on_events(self, events: Sequence[CallEvent]) -> None:
+        for event in events:
+            self.on_event(event)
 
     def on_event(self, event: CallEvent) -> None:
         with self._cond:

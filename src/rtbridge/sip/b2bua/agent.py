@@ -158,6 +158,7 @@ class Agent:
         self._thread: threading.Thread | None = None
         self._route_pool: ThreadPoolExecutor | None = None
         self._event_pool: ThreadPoolExecutor | None = None
+        self._pending_events: list[CallEvent] = []
         self._port = 0
         self._tls_port = 0
         self._invites = 0
@@ -287,8 +288,9 @@ class Agent:
         return leg
 
     def emit(self, event: CallEvent) -> None:
-        if self._event_pool is not None:
-            self._event_pool.submit(self._deliver, event)
+        # Collected per poll and handed over as one job (_flush_events): each hand-over
+        # wakes the event thread, a futex round trip that costs more than the event.
+        self._pending_events.append(event)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> _Timer:
         timer = _Timer(fn)
@@ -350,6 +352,12 @@ class Agent:
                     timer.fn()
                 except Exception:
                     log.exception("timer failed")
+        self._flush_events()
+
+    def _flush_events(self) -> None:
+        if self._pending_events and self._event_pool is not None:
+            batch, self._pending_events = self._pending_events, []
+            self._event_pool.submit(self._deliver_all, batch)
 
     @property
     def _inbound_srtp(self) -> SrtpMode:
@@ -424,6 +432,7 @@ class Agent:
             self._route_pool.shutdown(wait=False, cancel_futures=True)
         if self._event_pool is not None:
             # Events are the call records: deliver what is queued before returning.
+            self._flush_events()
             self._event_pool.shutdown(wait=True)
         self._event_pool = None
 
@@ -484,6 +493,14 @@ class Agent:
     def _leg_disconnected(self, leg: Leg) -> None:
         # Drop the last reference only after the callback returned (see bridge.py).
         self._inbox.put(lambda: self._legs.discard(leg))
+
+    def _deliver_all(self, events: list[CallEvent]) -> None:
+        try:
+            self._router.on_events(events)
+        except Exception:  # one bad event must not lose the others' records
+            log.exception("router.on_events failed; recording one by one")
+            for event in events:
+                self._deliver(event)
 
     def _deliver(self, event: CallEvent) -> None:
         try:

@@ -250,15 +250,17 @@ def account_config(
         media.transportConfig.boundAddress = bound_media
     if config.public_address:
         media.transportConfig.publicAddress = config.public_address
-    if ipv6_media:
-        # An offer's address family decides the answer's (pjsua get_media_ip_version);
-        # our own offers to buyers follow the account's side. A bound media address is of
-        # one family only, so it pins the account to that family.
-        if bound is not None:
-            media.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
-            acfg.sipConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_PREFER_IPV6
-        elif not bound_media:
-            media.ipv6Use = pj.PJSUA_IPV6_ENABLED_PREFER_IPV4
+    # Media family: IPv6 on the accounts bound to IPv6 transports, IPv4 on the others. Never
+    # a "preference": for an offer of its own (the buyer leg) pjsua then asks pj_gethostip()
+    # for an IPv6 address, which resolves the host name through DNS — seconds per call on
+    # a host whose name has no AAAA record, with the pjsua2 thread blocked (measured: 408s
+    # at 100 calls/s). An offer received is answered in the family of its c= line whatever
+    # is set here, unless IPv6 is disabled.
+    if bound is not None and ipv6_media:
+        media.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
+        acfg.sipConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_PREFER_IPV6
+    else:
+        media.ipv6Use = pj.PJSUA_IPV6_DISABLED
     media.srtpUse = _SRTP_USE[srtp]
     media.srtpSecureSignaling = 0
     if srtp != "off":
