@@ -5,6 +5,8 @@ HTTP (SPEC §4, §3.7)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -236,3 +238,41 @@ def test_admin_changes_reach_the_running_agent_within_2_seconds(
     assert dial_from_source("uac_call.xml") == 200
     time.sleep(2.5)  # past expires_at, with no further change made
     assert dial_from_source("uac_failure.xml") == 401
+
+
+def test_health_and_metrics_show_the_build_and_the_bridges(service: Service) -> None:
+    """SPEC §6 + issue 7: the linked pjsua2 and its limits, capacity, live bridges."""
+    health = httpx2.get(f"{service.base}/health").json()
+    sip = health["sip"]
+    assert sip["pjsua2"]["rtbridge_build"] is True
+    assert sip["pjsua2"]["wheel"].endswith("+rtbridge.1")
+    assert sip["call_slots"] == 16 and sip["bridge_capacity"] == 7  # max_calls = 16 above
+    assert sip["bridges"] == 0 and sip["draining"] is False
+    service.dial(service.ping(), duration_ms=300).wait()
+    metrics = httpx2.get(f"{service.base}/metrics").text
+    assert 'rtbridge_sip_build_info{pjproject="2.17"' in metrics
+    assert "rtbridge_sip_bridge_capacity 7" in metrics
+    assert 'rtbridge_sip_bridges{phase="connected"}' in metrics
+    invites = next(
+        line for line in metrics.splitlines() if line.startswith("rtbridge_sip_invites_total")
+    )
+    assert int(invites.split()[-1]) >= 1
+
+
+def test_agent_refuses_a_configuration_its_build_cannot_hold(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    engine = open_database(sqlite_url)
+    apply_file(engine, write_config(tmp_path, _config("sip:buyer@127.0.0.1:5999")))
+    engine.dispose()
+    options = tmp_path / "agent.toml"
+    options.write_text(f'[agent]\nhosts = ["127.0.0.1"]\nport = {free_port()}\nmax_calls = 4096\n')
+    env = {**os.environ, "RTBRIDGE_DB": sqlite_url}
+    result = subprocess.run([sys.executable, "-m", "rtbridge", "sip", "--sip-config", str(options)],
+                            env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "max_calls = 4096" in result.stderr and "PJSUA_MAX_CALLS" in result.stderr
+    missing = subprocess.run([sys.executable, "-m", "rtbridge", "sip", "--sip-config",
+                              str(tmp_path / "nope.toml")], env=env, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+    assert missing.returncode == 2 and "no such file" in missing.stderr

@@ -58,8 +58,13 @@ def create_app(settings: Settings, *, api: bool = True, **reservation_options: A
         if settings.sip_enabled:  # the SIP agent shares this process: its own pjsua2 thread
             from rtbridge.sip.service import build_agent  # pjsua2 only when SIP is wanted
 
-            agent = build_agent(settings, state.engine, state.catalog)
-            agent.start()
+            try:
+                agent = build_agent(settings, state.engine, state.catalog)
+                agent.start()
+            except Exception as exc:  # say why in the log, not only in uvicorn's traceback
+                log.error("the SIP agent cannot start: %s", exc)
+                state.engine.dispose()
+                raise
             state.sip = agent.status
         sweeper = asyncio.create_task(_sweep(state)) if api else None
         checkpointer = WalCheckpointer(state.engine) if state.inline_db else None
