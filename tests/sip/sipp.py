@@ -73,6 +73,16 @@ class SippResult:
         """Status codes of the responses received, in order."""
         return [m.status for m in self.received() if m.status is not None]
 
+    def invite_answers(self) -> list[int]:
+        """Final codes received for INVITEs (not for BYEs and the like), in order."""
+        return [
+            m.status
+            for m in self.received()
+            if m.status is not None
+            and m.status >= 200
+            and (m.header("CSeq") or "").upper().endswith("INVITE")
+        ]
+
     def requests(self, method: str) -> list[Message]:
         return [m for m in self.received() if m.first_line.startswith(method + " ")]
 
@@ -115,6 +125,7 @@ class Sipp:
         timeout: float = 20.0,
         rewrite: dict[str, str] | None = None,
         media_host: str | None = None,
+        inf: Path | None = None,
     ) -> None:
         self.host = host
         self.transport = transport
@@ -155,6 +166,8 @@ class Sipp:
         ]  # fmt: skip
         if rate is not None:
             args += ["-r", str(rate)]
+        if inf is not None:  # one call per line: [field0], [field1]...
+            args += ["-inf", str(inf)]
         if rtp_echo:
             args.append("-rtp_echo")
         for key, value in all_keys.items():

@@ -78,6 +78,8 @@ def create_app(settings: Settings, *, api: bool = True, **reservation_options: A
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
             if agent is not None:
+                # SIGTERM: no new calls; live ones may run to their end (drain_timeout).
+                await asyncio.to_thread(agent.drain)
                 agent.stop()
             if checkpointer is not None:
                 checkpointer.stop()

@@ -16,15 +16,14 @@ Pure Python; the agent calls :meth:`Admission.check` on its pjsua2 thread for ev
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from rtbridge.sip.auth.allowlist import parse_address
 from rtbridge.sip.auth.throttle import source_key
+from rtbridge.sip.proxy import in_networks, networks
 
 RefusalReason = Literal["draining", "capacity", "rate"]
 
@@ -65,7 +64,7 @@ class Admission:
         self.bridges = bridges
         self._rate = rate
         self._burst = float(burst)
-        self._exempt = [ipaddress.ip_network(cidr) for cidr in exempt]
+        self._exempt = networks(exempt)
         self._max_sources = max_sources
         self._clock = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
@@ -104,7 +103,4 @@ class Admission:
         return True
 
     def _is_exempt(self, source_ip: str) -> bool:
-        if not self._exempt:
-            return False
-        address = parse_address(source_ip)
-        return address is not None and any(address in net for net in self._exempt)
+        return bool(self._exempt) and in_networks(source_ip, self._exempt)

@@ -13,6 +13,7 @@ not become a header injection on the buyer leg.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -133,6 +134,28 @@ def split_host_port(address: str) -> tuple[str, int]:
         if not host:
             host, port = port, ""
     return host, int(port) if port.isdigit() else 0
+
+
+def parse_source(value: str | None) -> tuple[str, int, str | None] | None:
+    """A proxy's source header (``203.0.113.7``, ``203.0.113.7:5060;transport=tls``,
+    ``[2001:db8::7]:5060``, a bare IPv6 address) as (ip, port, transport or None); None
+    unless it names an IP address."""
+    if not value:
+        return None
+    address, _, params = value.strip().partition(";")
+    transport = None
+    for param in params.split(";"):
+        name, _, arg = param.partition("=")
+        if name.strip().lower() == "transport" and arg.strip().isalpha():
+            transport = arg.strip().upper()
+    if address.count(":") > 1 and not address.startswith("["):
+        host, port = address, 0  # a bare IPv6 address
+    else:
+        host, port = split_host_port(address)
+    try:
+        return str(ipaddress.ip_address(host)), port, transport
+    except ValueError:
+        return None
 
 
 def via_transport(via: str | None) -> str:

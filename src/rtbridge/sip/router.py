@@ -30,9 +30,9 @@ class IncomingInvite:
     """What the router may know about a new INVITE (SPEC §4.2-4.3)."""
 
     call_id: str
-    source_ip: str  # the packet's source address, not anything the sender claims in headers
+    source_ip: str  # the packet's source, or the sender a trusted proxy names; never a claim
     source_port: int
-    transport: str  # "UDP" or "TCP"
+    transport: str  # "UDP", "TCP" or "TLS" of the sender's hop
     request_uri: str
     ruri_user: str  # the reservation uuid on the SIP path (the R-URI host is not trusted)
     from_user: str  # the caller id the publisher sent
@@ -40,6 +40,7 @@ class IncomingInvite:
     authorization: str | None  # raw value of the (first) Authorization header, if any
     headers: Mapping[str, str] = field(default_factory=dict)  # other headers, lower-cased names
     offer_srtp: bool = False  # the SDP offer asks for SRTP (RTP/SAVP or a=crypto)
+    via_proxy: str | None = None  # the trusted proxy's address when one relayed the INVITE
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -54,10 +55,18 @@ SUPPORTED_OPTIONS: dict[str, tuple[str, str]] = {
     "invite_rate": ("float", "new INVITEs per second admitted from one source; 0 = no limit"),
     "invite_burst": ("int", "INVITEs one source may send at once above invite_rate"),
     "rate_limit_exempt": ("list[str]", "CIDRs the INVITE rate limit does not apply to"),
+    "trusted_proxies": (
+        "list[str]",
+        "CIDRs of SIP proxies (Kamailio) whose source_header names the real sender",
+    ),
+    "source_header": ("str", "header a trusted proxy puts the sender's address in"),
     "router_workers": ("int", "threads that run Router.route (database work)"),
     "clock_rate": ("int", "conference bridge clock in Hz; 8000 suits G.711 and costs least"),
     "poll_ms": ("int", "longest wait of one libHandleEvents call on the agent thread"),
-    "drain_timeout": ("float", "seconds stop() waits for hung-up calls to finish"),
+    "drain_timeout": (
+        "float",
+        "on SIGTERM: seconds live calls may run on (no new ones) before they are hung up",
+    ),
     "log_level": ("int", "pjsip log level (0-6) forwarded to the 'rtbridge.pjsip' logger"),
     "user_agent": ("str", "User-Agent / Server header value"),
 }
@@ -93,10 +102,12 @@ class AgentConfig:
     invite_rate: float = 500.0
     invite_burst: int = 1000
     rate_limit_exempt: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    source_header: str = "X-RTB-Source"
     router_workers: int = 4
     clock_rate: int = 8000
     poll_ms: int = 1
-    drain_timeout: float = 2.0
+    drain_timeout: float = 60.0
     log_level: int = 1
     user_agent: str = "rtbridge"
 
@@ -110,11 +121,16 @@ class AgentConfig:
                 raise ValueError(f"hosts: {host!r} is not an IP address") from None
         _check_address("media_address", self.media_address, ipaddress.IPv4Address)
         _check_address("media_address6", self.media_address6, ipaddress.IPv6Address)
-        for cidr in self.rate_limit_exempt:
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"rate_limit_exempt: {exc}") from None
+        for name in ("rate_limit_exempt", "trusted_proxies"):
+            for cidr in getattr(self, name):
+                try:
+                    ipaddress.ip_network(cidr, strict=True)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9\-]{0,63}", self.source_header):
+            raise ValueError("source_header: a header name (letters, digits, '-')")
+        if not 0 <= self.drain_timeout <= 86400:
+            raise ValueError("drain_timeout: seconds, 0..86400")
         if not self.codecs:
             raise ValueError("codecs: at least one codec")
         for name, port in (("port", self.port), ("tls_port", self.tls_port)):
@@ -153,7 +169,7 @@ class AgentConfig:
         if unknown:
             raise ValueError(f"unknown SIP agent option(s): {', '.join(unknown)}")
         values = dict(data)
-        for key in ("hosts", "codecs", "digest_algorithms", "rate_limit_exempt"):
+        for key in ("hosts", "codecs", "digest_algorithms", "rate_limit_exempt", "trusted_proxies"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)

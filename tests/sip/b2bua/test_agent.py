@@ -402,3 +402,69 @@ def test_dtmf_relayed_both_ways(make_agent: AgentFactory, tmp_path: Path) -> Non
     assert all(80 <= duration <= 200 for _, duration in peer.events), peer.events
     assert agent.dtmf_relayed == 6  # 3 publisher -> buyer, 3 buyer -> publisher
     assert router.ended().publisher_code == 200
+
+
+# -- behind a proxy, probing, draining (issue 9) ------------------------------------------------
+
+
+def test_sender_named_by_a_trusted_proxy(make_agent: AgentFactory, tmp_path: Path) -> None:
+    """From a trusted proxy the agent routes on the sender the proxy names; the same header
+    from any other address is ignored (a spoofed allowlist source gets nothing)."""
+    agent, router = make_agent(trusted_proxies=("127.0.0.2/32",))
+    header = {
+        "Max-Forwards: 70": "Max-Forwards: 70\n      X-RTB-Source: 198.51.100.7:5070;transport=tls"
+    }
+    for host in ("127.0.0.2", "127.0.0.3"):
+        result = start_uac(tmp_path, agent, "uac_failure.xml", host=host, rewrite=header).wait()
+        assert_ok(result)
+    proxied, spoofed = router.invites
+    assert (proxied.source_ip, proxied.source_port, proxied.transport, proxied.via_proxy) == (
+        "198.51.100.7",
+        5070,
+        "TLS",
+        "127.0.0.2",
+    )
+    assert (spoofed.source_ip, spoofed.via_proxy) == ("127.0.0.3", None)
+
+
+def _options(agent_port: int) -> str:
+    """One OPTIONS probe, as a dispatcher sends it; the agent's first response line."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(2.0)
+        port = sock.getsockname()[1]
+        sock.sendto(
+            (
+                f"OPTIONS sip:127.0.0.1:{agent_port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{time.monotonic_ns()}\r\n"
+                f"From: <sip:probe@127.0.0.1:{port}>;tag=p\r\nTo: <sip:127.0.0.1:{agent_port}>\r\n"
+                f"Call-ID: probe-{time.monotonic_ns()}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode(),
+            ("127.0.0.1", agent_port),
+        )
+        return sock.recv(4096).decode(errors="replace")
+
+
+def test_options_and_sigterm_drain(make_agent: AgentFactory, tmp_path: Path) -> None:
+    """A dispatcher's OPTIONS probe hears 200 while the agent takes calls and 503 +
+    Retry-After once it drains; a draining agent refuses new INVITEs with 503 while the
+    live call runs to its end, and drain() returns when it has."""
+    uas = start_uas(tmp_path, "uas_answer.xml")
+    agent, router = make_agent(ScriptedRouter(bridge_to(uas.uri())))
+    assert _options(agent.port).startswith("SIP/2.0 200")
+    live = start_uac(tmp_path, agent, "uac_call.xml", duration_ms=2500)
+    router.wait_for(lambda: any(e.kind == "answered" for e in router.events))
+    drained = []
+    drainer = threading.Thread(target=lambda: drained.append(agent.drain(timeout=20)))
+    drainer.start()
+    time.sleep(0.3)  # the agent thread publishes the new OPTIONS answer on its next poll
+    probe = _options(agent.port)
+    assert probe.startswith("SIP/2.0 503") and "Retry-After: 5" in probe, probe
+    refused = start_uac(tmp_path, agent, "uac_failure.xml", service="late").wait()
+    assert refused.statuses()[-1] == 503
+    assert agent.status().draining and agent.status().refused["draining"] == 1
+    assert_ok(live.wait(), uas.wait())  # the live call ended on its own, normally
+    drainer.join(20)
+    assert drained == [0]
+    assert router.ended().publisher_code == 200

@@ -43,6 +43,7 @@ from rtbridge.sip.b2bua.endpoint import Endpoint, account_config, start_endpoint
 from rtbridge.sip.b2bua.library import Library, linked_library
 from rtbridge.sip.capacity import Capacity, ensure_open_files, plan
 from rtbridge.sip.messages import (
+    ParsedRequest,
     offers_srtp,
     parse_request,
     split_host_port,
@@ -50,6 +51,7 @@ from rtbridge.sip.messages import (
     uri_user,
     via_transport,
 )
+from rtbridge.sip.proxy import Networks, Source, networks, source_of
 from rtbridge.sip.router import (
     BridgeTo,
     CallEvent,
@@ -63,21 +65,23 @@ from rtbridge.sip.settings import AgentConfig
 from rtbridge.sip.status import AgentStatus
 
 log = logging.getLogger("rtbridge.sip.b2bua.agent")
+# stop(): how long hung-up calls get to exchange their BYEs before pjsua2 is destroyed.
+_HANGUP_WAIT = 2.0
 
 
-def read_invite(call_id_hint: int, whole_msg: str, src_address: str) -> IncomingInvite:
-    """Translate pjsua2's raw INVITE text and packet source into an IncomingInvite."""
-    msg = parse_request(whole_msg)
-    source_ip, source_port = split_host_port(src_address)
+def read_invite(
+    call_id_hint: int, msg: ParsedRequest, whole_msg: str, source: Source
+) -> IncomingInvite:
+    """Translate pjsua2's raw INVITE and its sender into an IncomingInvite."""
     display, from_uri = split_name_addr(msg.first("from") or "")
     headers = {
         name: ", ".join(values) for name, values in msg.headers.items() if name != "authorization"
     }
     return IncomingInvite(
         call_id=msg.first("call-id") or f"pjsua-{call_id_hint}",
-        source_ip=source_ip,
-        source_port=source_port,
-        transport=via_transport(msg.first("via")),
+        source_ip=source.ip,
+        source_port=source.port,
+        transport=source.transport,
         request_uri=msg.request_uri,
         ruri_user=uri_user(msg.request_uri),
         from_user=uri_user(from_uri),
@@ -85,6 +89,7 @@ def read_invite(call_id_hint: int, whole_msg: str, src_address: str) -> Incoming
         authorization=msg.first("authorization"),
         headers=headers,
         offer_srtp=offers_srtp(whole_msg),
+        via_proxy=source.via_proxy,
     )
 
 
@@ -117,8 +122,9 @@ class Agent:
     """pjsua2 B2BUA driven by a :class:`Router`.
 
     ``start()`` runs the agent thread in the background and returns once it listens;
-    ``stop()`` hangs up every call, waits up to ``drain_timeout`` and destroys pjsua2.
-    ``run()`` does the same in the foreground until ``stop()`` or SIGINT/SIGTERM.
+    ``drain()`` stops taking calls and waits for live ones to end; ``stop()`` hangs up every
+    call, waits briefly for the BYEs and destroys pjsua2. ``run()`` does it all in the
+    foreground: SIGTERM drains (up to ``drain_timeout``), SIGINT stops at once.
     """
 
     def __init__(
@@ -153,6 +159,10 @@ class Agent:
         self._closed = False
         self._endpoint: Endpoint | None = None
         self._stop_requested = threading.Event()
+        self._draining = threading.Event()  # no new calls; live ones run on (drain())
+        self._drain_deadline: float | None = None  # foreground run(): SIGTERM's grace ends
+        self._options_code: int | None = None  # the library's is process-wide: set it at start
+        self._proxies: Networks = networks(config.trusted_proxies)
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -189,7 +199,7 @@ class Agent:
                 phases[bridge.phase] += 1
         return AgentStatus(
             port=self._port,
-            draining=self._stop_requested.is_set(),
+            draining=self._draining.is_set() or self._stop_requested.is_set(),
             library=self.library.describe(),
             call_slots=self.capacity.call_slots,
             bridge_capacity=self.capacity.bridges,
@@ -218,18 +228,38 @@ class Agent:
         self._stop_requested.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout if timeout is not None else self.config.drain_timeout + 10)
+            thread.join(timeout if timeout is not None else _HANGUP_WAIT + 10)
             self._thread = None
 
+    def drain(self, timeout: float | None = None) -> int:
+        """Stop taking calls (503 to INVITEs and OPTIONS) and wait up to ``timeout``
+        (default ``drain_timeout``) for live calls to end on their own; returns how many
+        are still up. ``stop()`` then hangs those up."""
+        self._draining.set()
+        deadline = time.monotonic() + (self.config.drain_timeout if timeout is None else timeout)
+        while self.active_bridges and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.active_bridges
+
     def run(self) -> None:
-        """Run in the foreground until ``stop()`` or SIGINT/SIGTERM."""
+        """Run in the foreground until ``stop()``, SIGINT (stop now) or SIGTERM (drain for
+        up to ``drain_timeout``, then stop)."""
         ensure_open_files(self.capacity.open_files)
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: self._stop_requested.set())
+            signal.signal(signal.SIGINT, lambda *_: self._stop_requested.set())
+            signal.signal(signal.SIGTERM, lambda *_: self._begin_drain())
         self._main()
         if self._startup_error is not None:
             raise RuntimeError("SIP agent failed to start") from self._startup_error
+
+    def _begin_drain(self) -> None:
+        if self._draining.is_set():  # a second SIGTERM: stop now
+            self._stop_requested.set()
+            return
+        self._draining.set()
+        self._drain_deadline = time.monotonic() + self.config.drain_timeout
+        log.info("draining: no new calls", extra={"bridges": self.active_bridges,
+                                                  "drain_timeout": self.config.drain_timeout})  # fmt: skip
 
     def __enter__(self) -> Agent:
         self.start()
@@ -318,6 +348,7 @@ class Agent:
                 if transport.ipv6:
                     self.account_for(None, _bound_uri(transport), srtp=self._inbound_srtp)
             self._endpoint.ep.select_account = self._select_account
+            self._update_options_status()  # before the first probe can arrive
         except BaseException as exc:
             self._startup_error = exc
             self._teardown()
@@ -333,6 +364,10 @@ class Agent:
         try:
             while not self._stop_requested.is_set():
                 self._poll()
+                if self._drain_deadline is not None and (
+                    not self._bridges or time.monotonic() >= self._drain_deadline
+                ):
+                    self._stop_requested.set()
             self._drain()
         finally:
             self._teardown()
@@ -353,6 +388,18 @@ class Agent:
                 except Exception:
                     log.exception("timer failed")
         self._flush_events()
+        self._update_options_status()
+
+    def _update_options_status(self) -> None:
+        """What OPTIONS probes hear (pjproject/patches/0004): 503 while no call would be
+        admitted, so a dispatcher stops sending here; 200 again once there is room."""
+        stopping = self._draining.is_set() or self._stop_requested.is_set()
+        code = 503 if stopping or len(self._bridges) >= self.capacity.bridges else 200
+        if code != self._options_code and self._endpoint is not None:  # None: never set
+            self._options_code = code
+            setter = getattr(self._endpoint.ep, "utilSetOptionsStatus", None)
+            if setter is not None:  # a pjsua2 without rtbridge's patches always says 200
+                setter(code, self.config.retry_after)
 
     def _flush_events(self) -> None:
         if self._pending_events and self._event_pool is not None:
@@ -380,7 +427,7 @@ class Agent:
         for leg in list(self._legs):
             if leg.owner is None:
                 respond(leg, 503, "Service Unavailable", self._retry_after)
-        deadline = time.monotonic() + self.config.drain_timeout
+        deadline = time.monotonic() + _HANGUP_WAIT
         while (self._bridges or self._legs) and time.monotonic() < deadline:
             self._poll()
         if self._bridges or self._legs:
@@ -454,20 +501,23 @@ class Agent:
     def _on_incoming(self, account: _Account, prm: Any) -> None:
         leg = self.new_leg(None, account, prm.callId)
         self._invites += 1
-        source_ip, _ = split_host_port(prm.rdata.srcAddress)
+        try:
+            msg = parse_request(prm.rdata.wholeMsg)
+            source = source_of(msg, prm.rdata.srcAddress, self._proxies, self.config.source_header)
+        except Exception:
+            log.exception("unreadable INVITE")
+            respond(leg, 400, "Bad Request")
+            return
         refusal = self._admission.check(
-            source_ip, active=len(self._bridges), draining=self._stop_requested.is_set()
+            source.ip,
+            active=len(self._bridges),
+            draining=self._draining.is_set() or self._stop_requested.is_set(),
         )
         if refusal is not None:
             # Before route(): a 503 here leaves the reservation unclaimed for a retry.
             respond(leg, refusal.code, refusal.phrase, self._retry_after)
             return
-        try:
-            invite = read_invite(prm.callId, prm.rdata.wholeMsg, prm.rdata.srcAddress)
-        except Exception:
-            log.exception("unreadable INVITE")
-            respond(leg, 400, "Bad Request")
-            return
+        invite = read_invite(prm.callId, msg, prm.rdata.wholeMsg, source)
         bridge = Bridge(self, leg, invite)
         self._bridges.add(bridge)
         assert self._route_pool is not None

@@ -1,0 +1,226 @@
+"""A site beyond one process (issue 9): Debian's Kamailio with deploy/kamailio/kamailio.cfg in
+front of two ``rtbridge sip`` agents sharing one PostgreSQL, SIPp as publisher and buyer.
+
+Addresses: Kamailio on 127.0.0.10 (the agents' only trusted proxy), the agents on
+127.0.0.1, the allowlisted publisher on 127.0.0.1, other senders on 127.0.0.2-3.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from rtbridge.config.apply import apply_file
+from rtbridge.domain.ping import PingRequest
+from rtbridge.storage.catalog import CatalogCache
+from rtbridge.storage.engine import open_database
+from rtbridge.storage.reservations import Reservations
+from tests.conftest import write_config
+from tests.sip.sipp import Sipp, SippResult
+from tests.support.agents import AgentProcess, wait_until
+from tests.support.kamailio import Kamailio, kamailio, kamailio_binary
+from tests.support.net import free_port
+
+pytestmark = [pytest.mark.sip, pytest.mark.postgres, pytest.mark.live]
+
+KEY1 = "cluster-key-publisher-one-01"  # p1: allowlisted 127.0.0.1
+KEY2 = "cluster-key-publisher-two-02"  # p2: digest credentials only
+PROXY = "127.0.0.10"
+
+
+def _config(buyer_port: int) -> str:
+    return f"""
+[sip]
+domain = "sip.rtb.example.com"
+
+[[campaigns]]
+id = "c1"
+numbers = ["+18005550101", "+18005550102", "+18005550103", "+18005550104"]
+
+[[campaigns.buyers]]
+id = "b1"
+destination = "sip:buyer@127.0.0.1:{buyer_port}"
+payout = 10.0
+seconds = 1
+concurrency = 100000
+daily_cap = 1000000
+
+[[publishers]]
+id = "p1"
+ips = ["127.0.0.1/32"]
+
+[[publishers]]
+id = "p2"
+credentials = [{{ username = "pub2", password = "s3cret-Pass-456" }}]
+
+[[keys]]
+key = "{KEY1}"
+publisher = "p1"
+campaign = "c1"
+ttl_seconds = 600
+
+[[keys]]
+key = "{KEY2}"
+publisher = "p2"
+campaign = "c1"
+ttl_seconds = 600
+"""
+
+
+@dataclass
+class Site:
+    engine: Engine
+    reservations: Reservations
+    proxy: Kamailio
+    agents: list[AgentProcess]
+    workdir: Path
+    callers: int = 0
+
+    def ping(self, n: int = 1, key: str = KEY1) -> list[str]:
+        uuids = []
+        for _ in range(n):
+            self.callers += 1
+            outcome = self.reservations.ping(
+                PingRequest(key=key, caller_number=f"+1202{self.callers:07d}", inbound_number=None)
+            )
+            assert outcome.status == "reserved", outcome  # type: ignore[union-attr]
+            uuids.append(outcome.uuid)  # type: ignore[union-attr]
+        return uuids
+
+    def calls(self, uuids: list[str], *, rate: float, hold_ms: int, host: str = "127.0.0.1",
+              to: str | None = None, timeout: float = 60) -> Sipp:  # fmt: skip
+        inf = self.workdir / f"calls-{time.monotonic_ns()}.csv"
+        inf.write_text("SEQUENTIAL\n" + "".join(f"{u};\n" for u in uuids))
+        return Sipp("uac_each.xml", self.workdir, host=host, remote=to or self.proxy.address,
+                    calls=len(uuids), rate=rate, duration_ms=hold_ms, inf=inf,
+                    timeout=timeout)  # fmt: skip
+
+    def rows(self, sql: str, **params: object) -> list[dict[str, object]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(text(sql), params)]
+
+    def status(self, uuid: str) -> object:
+        return self.rows("SELECT status FROM reservation WHERE uuid = :u", u=uuid)[0]["status"]
+
+
+@pytest.fixture
+def site(postgres_url: str, tmp_path: Path) -> Iterator[Site]:
+    if kamailio_binary() is None:
+        pytest.fail("kamailio is missing: scripts/system-deps test installs Debian's kamailio")
+    buyer_port = free_port()
+    buyer = subprocess.Popen(
+        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(buyer_port), "-nostdin", "-l",
+         "100000", "-mp", str(free_port(count=2, step=2)), "-rtp_echo"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    engine = open_database(postgres_url)
+    apply_file(engine, write_config(tmp_path, _config(buyer_port)))
+    options = f'trusted_proxies = ["{PROXY}/32"]\n'
+    agents = [AgentProcess(postgres_url, tmp_path, options) for _ in range(2)]
+    try:
+        for agent in agents:
+            agent.start()
+        with kamailio(tmp_path, [a.address for a in agents], host=PROXY, failover_ms=500) as proxy:
+            yield Site(engine, Reservations(engine, CatalogCache(engine)), proxy, agents, tmp_path)
+    finally:
+        for agent in agents:
+            agent.stop()
+        buyer.kill()
+        buyer.wait()
+        engine.dispose()
+
+
+def _ok(result: SippResult, site: Site) -> None:
+    assert result.returncode == 0, f"{result.log}\n--- kamailio:\n{site.proxy.log_text()}"
+
+
+def _invites(agent: AgentProcess) -> int:
+    return int(agent.status()["invites"])  # type: ignore[call-overload]
+
+
+def test_calls_spread_over_the_agents_and_digest_spans_them(site: Site) -> None:
+    """Round robin puts calls on both agents; a digest challenge answered by one agent is
+    accepted by the other (one nonce secret per site)."""
+    result = site.calls(site.ping(8), rate=20, hold_ms=200).wait(60)
+    _ok(result, site)
+    assert result.statuses().count(200) >= 8
+    per_agent = {r["agent"]: r["n"] for r in site.rows(
+        "SELECT agent, count(*) AS n FROM callrecord GROUP BY agent")}  # fmt: skip
+    assert set(per_agent) == {a.agent_id for a in site.agents}, per_agent
+    assert sum(per_agent.values()) == 8
+
+    before = [_invites(a) for a in site.agents]
+    (uuid,) = site.ping(key=KEY2)
+    digest = Sipp("uac_digest_call.xml", site.workdir, host="127.0.0.2", remote=site.proxy.address,
+                  service=uuid, duration_ms=200,
+                  rewrite={"USERNAME": "pub2", "PASSWORD": "s3cret-Pass-456"})  # fmt: skip
+    answered = digest.wait(30)
+    _ok(answered, site)
+    assert 401 in answered.statuses() and answered.statuses()[-1] == 200
+    # The challenge came from one agent, the authenticated INVITE went to the other.
+    assert [_invites(a) - b for a, b in zip(site.agents, before, strict=True)] == [1, 1]
+    assert wait_until(lambda: site.status(uuid) == "completed")
+
+
+def test_a_spoofed_source_header_gets_no_allowlist_access(site: Site) -> None:
+    """127.0.0.3 claims to be the allowlisted 127.0.0.1: straight at an agent (not a trusted
+    proxy) the header is ignored; through Kamailio it is replaced by the real source."""
+    spoof = {"Max-Forwards: 70": "Max-Forwards: 70\n      X-RTB-Source: 127.0.0.1:5060"}
+    for to in (site.agents[0].address, site.proxy.address):
+        (uuid,) = site.ping()
+        result = Sipp("uac_failure.xml", site.workdir, host="127.0.0.3", remote=to, service=uuid,
+                      rewrite=spoof).wait(30)  # fmt: skip
+        _ok(result, site)
+        assert result.statuses()[-1] == 401, (to, result.statuses())
+        assert site.status(uuid) == "reserved"
+
+
+def test_kill_9_one_agent_mid_traffic(site: Site) -> None:
+    """Calls up on both agents and new ones arriving; one agent is killed -9. New calls all
+    complete on the survivor (Kamailio fails over, then probing takes the dead one out);
+    once the killed agent is back, its calls are closed as failed with their records; no
+    reservation was claimed twice."""
+    victim, survivor = site.agents
+    long_calls = site.calls(site.ping(6), rate=20, hold_ms=15_000, timeout=40)
+    assert wait_until(lambda: len(site.rows(
+        "SELECT 1 FROM reservation WHERE status = 'connected'")) == 6, timeout=15)  # fmt: skip
+    stream = site.calls(site.ping(60), rate=5, hold_ms=300, timeout=30)
+    time.sleep(3)
+    victim.kill()
+    killed_at = time.monotonic()
+    streamed = stream.wait(60)
+    # Every call of the stream answered 200, the ones sent after the kill included. (A call
+    # of the stream that was up on the victim at that moment loses its BYE: that is the
+    # victim's call, counted below.)
+    answers = streamed.invite_answers()
+    assert answers.count(200) >= 60 and set(answers) == {200}, f"{answers}\n{site.proxy.log_text()}"
+    assert time.monotonic() - killed_at < 30
+    long_calls.wait(60)  # the victim's calls lose their far end; the survivor's end normally
+
+    victim.start()  # a restarted agent closes what its previous run left open
+    on_victim = (
+        "SELECT r.status FROM reservation r JOIN callrecord c ON c.reservation_uuid = r.uuid "
+        "WHERE c.agent = :agent"
+    )
+
+    def victim_statuses() -> set[object]:
+        return {r["status"] for r in site.rows(on_victim, agent=victim.agent_id)}
+
+    assert wait_until(lambda: victim_statuses() <= {"failed", "completed"}, timeout=15)
+    assert "failed" in victim_statuses()
+    unended = site.rows("SELECT reservation_uuid FROM callrecord WHERE end_at IS NULL")
+    assert unended == []
+    twice = site.rows(
+        "SELECT reservation_uuid FROM callrecord GROUP BY reservation_uuid HAVING count(*) > 1"
+    )
+    assert twice == []
+    streamed_by_survivor = site.rows(
+        "SELECT count(*) AS n FROM callrecord WHERE agent = :agent", agent=survivor.agent_id
+    )[0]["n"]
+    assert streamed_by_survivor >= 30  # most of the stream, all of it after the kill
