@@ -139,6 +139,13 @@ def ulaw(sample: int) -> int:
     return ~(sign | (exponent << 4) | mantissa) & 0xFF
 
 
+def write_tone(path: Path) -> None:
+    """One second of a 440 Hz tone as raw PCMU, what uac_media.xml streams (looped)."""
+    path.write_bytes(
+        bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * n / 8000))) for n in range(8000))
+    )
+
+
 class Proc:
     """CPU seconds and RSS of a process, from /proc."""
 
@@ -174,9 +181,7 @@ class Bench:
         apply_file(self.engine, work / "bench.toml")
         self.ops = Reservations(self.engine, CatalogCache(self.engine))
         self.callers = 0
-        (work / "tone.pcmu").write_bytes(
-            bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * n / 8000))) for n in range(8000))
-        )
+        write_tone(work / "tone.pcmu")
         (work / "agent.toml").write_text(
             f'[agent]\nhosts = ["127.0.0.1"]\nport = {self.agent_port}\nmedia_address = "127.0.0.1"\n'
             "rtp_port_min = 20000\nrtp_port_max = 32000\nlog_level = 0\n"

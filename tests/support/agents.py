@@ -26,16 +26,20 @@ class AgentProcess:
     workdir: Path
     options: str = ""  # more [agent] lines
     host: str = "127.0.0.1"
+    max_calls: int = 128  # 0: every slot the build has
+    rtp_ports: int = 400
+    rtp_min: int = 0  # 0: a free port
     port: int = field(default_factory=free_port)
     status_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
-        rtp = free_port(count=1)
+        rtp = self.rtp_min or free_port(count=1)
         self.config = self.workdir / f"agent-{self.port}.toml"
         self.config.write_text(
             f'[agent]\nhosts = ["{self.host}"]\nport = {self.port}\nmedia_address = "{self.host}"\n'
-            f"rtp_port_min = {rtp}\nrtp_port_max = {rtp + 400}\nmax_calls = 128\nlog_level = 1\n"
+            f"rtp_port_min = {rtp}\nrtp_port_max = {rtp + self.rtp_ports}\n"
+            f"max_calls = {self.max_calls}\nlog_level = 1\n"
             "drain_timeout = 2.0\n"
             f"{self.options}\n"
         )
