@@ -1,5 +1,10 @@
 """What the SIP agent writes: the atomic claim of a reservation and its call record
-(SPEC §3.7, §4.3, §4.4). Every function is one short transaction on the driver connection."""
+(SPEC §3.7, §4.3, §4.4). Every function is one short transaction on the driver connection.
+
+A claim keeps the buyer's units (a call in progress holds it as the reservation did); the end
+of the call, or its recovery after a crash, gives the live unit back in the same transaction
+(``storage/counters.py``). Those writes are conditional on the call still being open, so a
+reservation closed twice (the agent's report racing recovery) moves its counter once."""
 
 from __future__ import annotations
 
@@ -10,10 +15,17 @@ from typing import Any
 from sqlalchemy import Engine
 
 from rtbridge.domain import lifecycle as st
+from rtbridge.storage.counters import Tally
+from rtbridge.storage.models import UNCLAIMED_ROWS
 from rtbridge.storage.reservations import record_event
 from rtbridge.storage.sql import Db, transaction
 
-_CLAIMABLE = "status IN ('reserved', 'confirmed') AND expires_at > :now"
+# Led by the partial indexes' condition (models.UNCLAIMED_ROWS), so SQLite uses them.
+_CLAIMABLE = f"{UNCLAIMED_ROWS} AND expires_at > :now"
+_CLOSE = (
+    "UPDATE reservation SET status = :s, updated_at = :at "
+    "WHERE uuid = :u AND status IN ('claimed', 'connected')"
+)
 
 
 @dataclass(frozen=True)
@@ -117,15 +129,19 @@ def ended(
     """Close the call: ``completed`` with duration and ``converted`` (duration ≥ the
     reservation's seconds) when the buyer answered, else ``failed`` keeping the SIP code."""
     with transaction(engine, write=True) as db:
-        row = db.one("SELECT seconds, payout, status FROM reservation WHERE uuid = :u", {"u": uuid})
+        row = db.one(
+            "SELECT seconds, payout, status, buyer_id, created_at FROM reservation WHERE uuid = :u",
+            {"u": uuid},
+        )
         if row is None or row["status"] not in st.IN_CALL:
             return  # already closed (e.g. by recovery): the first word stands
         status = st.COMPLETED if answer_at is not None else st.FAILED
         converted = answer_at is not None and duration >= (row["seconds"] or 0)
-        db.execute(
-            "UPDATE reservation SET status = :s, updated_at = :at WHERE uuid = :u",
-            {"s": status, "at": db.ts(end_at), "u": uuid},
-        )
+        if db.execute(_CLOSE, {"s": status, "at": db.ts(end_at), "u": uuid}).rowcount != 1:
+            return  # closed by another transaction since the read
+        tally = Tally(db)
+        tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
+        tally.flush()
         db.execute(
             "UPDATE callrecord SET answer_at = :ans, end_at = :at, publisher_code = :pc, buyer_code = :bc, "
             "hangup_by = :hb, duration = :d, converted = :cv, payout = :pay WHERE reservation_uuid = :u",
@@ -144,16 +160,23 @@ def ended(
 def recover(engine: Engine, *, agent: str, now: datetime) -> int:
     """On start, close calls a previous run of this agent left open (crash, kill -9): every
     reservation ends in a terminal state, and its buyer unit is released."""
+    closed = 0
     with transaction(engine, write=True) as db:
+        tally = Tally(db)
         rows = db.rows(
-            "SELECT r.uuid FROM reservation r JOIN callrecord c ON c.reservation_uuid = r.uuid "
+            "SELECT r.uuid, r.status, r.buyer_id, r.created_at FROM reservation r "
+            "JOIN callrecord c ON c.reservation_uuid = r.uuid "
             "WHERE c.agent = :agent AND r.status IN ('claimed', 'connected')",
             {"agent": agent},
         )
         for row in rows:
-            db.execute("UPDATE reservation SET status = 'failed', updated_at = :now WHERE uuid = :u",
-                       {"u": row["uuid"], "now": db.ts(now)})  # fmt: skip
+            params = {"u": row["uuid"], "s": st.FAILED, "at": db.ts(now), "now": db.ts(now)}
+            if db.execute(_CLOSE, params).rowcount != 1:
+                continue
+            closed += 1
+            tally.transition(row["buyer_id"], row["created_at"], row["status"], st.FAILED)
             db.execute("UPDATE callrecord SET end_at = :now, hangup_by = 'agent' WHERE reservation_uuid = :u "
-                       "AND end_at IS NULL", {"u": row["uuid"], "now": db.ts(now)})  # fmt: skip
+                       "AND end_at IS NULL", params)  # fmt: skip
             record_event(db, row["uuid"], st.FAILED, now, "agent restarted during the call")
-    return len(rows)
+        tally.flush()
+    return closed

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import Engine, text, update
 from sqlalchemy.engine import Connection
@@ -48,6 +49,15 @@ class CampaignInfo:
     @property
     def rules(self) -> tuple[BuyerRule, ...]:
         return tuple(b.rule for b in self.buyers)
+
+    @cached_property
+    def capped(self) -> tuple[BuyerRule, ...]:
+        """Buyers with a concurrency or daily cap: the only ones a ping reads counters for."""
+        return tuple(
+            b.rule
+            for b in self.buyers
+            if b.rule.concurrency is not None or b.rule.daily_cap is not None
+        )
 
     def buyer(self, buyer_id: str) -> BuyerInfo | None:
         return next((b for b in self.buyers if b.rule.id == buyer_id), None)

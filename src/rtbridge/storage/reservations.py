@@ -1,6 +1,11 @@
 """The reservation operations of the publisher API (SPEC §3): ping, confirm, cancel, look up,
-expire. Each is one transaction; buyer usage is counted inside it, under the campaign lock,
-so concurrent pings in any number of processes never over-allocate a buyer (§3.5, §7)."""
+expire. Each is one transaction; buyer usage is read from the counters inside it, under the
+campaign lock, and the counters move in it (``storage/counters.py``), so concurrent pings in
+any number of processes never over-allocate a buyer (§3.5, §7).
+
+Status writes are conditional on the status read (``WHERE status = :old``): on PostgreSQL the
+sweeper and the SIP agent do not take the campaign lock, and a write that lost such a race
+must not move a counter a second time; it reads the row again instead."""
 
 from __future__ import annotations
 
@@ -24,19 +29,31 @@ from rtbridge.domain.errors import (
 )
 from rtbridge.domain.inbound import choose_inbound
 from rtbridge.domain.ping import PingRequest
-from rtbridge.domain.selection import Chosen, NoTarget, Usage, choose_buyer, ineligibility
+from rtbridge.domain.selection import (
+    REASON_CONCURRENCY,
+    REASON_DAILY_CAP,
+    BuyerRule,
+    Chosen,
+    NoTarget,
+    Usage,
+    choose_buyer,
+    ineligibility,
+)
 from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache
-from rtbridge.storage.models import PostbackKey
+from rtbridge.storage.counters import Tally, day_of, units
+from rtbridge.storage.expiry import DUE, expire
+from rtbridge.storage.models import LIVE_ROWS, PostbackKey
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.transactions import lock_campaign, try_lock_sweep, utcnow
 
 REASON_NO_FREE_DID = "no-free-did"
+_CAPS = (REASON_DAILY_CAP, REASON_CONCURRENCY)
+# How many due reservations of a full buyer one reserving transaction expires at most.
+RELIEF_LIMIT = 100
 
-# "Holds a unit of its buyer now" (lifecycle.holds_buyer) as SQL.
-LIVE = (
-    "(status IN ('claimed', 'connected') "
-    "OR (status IN ('reserved', 'confirmed') AND expires_at > :now))"
-)
+# "Holds a unit of its buyer now" (lifecycle.holds_buyer) as SQL, led by the partial index's
+# own condition (models.LIVE_ROWS) so that SQLite reads the index of live rows only.
+LIVE = f"{LIVE_ROWS} AND (status IN ('claimed', 'connected') OR expires_at > :now)"
 _COLUMNS = (
     "uuid, key_id, status, reason, caller_number, inbound_number, tags, payout, "
     "seconds, buyer_id, created_at, expires_at"
@@ -73,39 +90,6 @@ class Outcome:
 
 def record_event(db: Db, uuid: str, status: str, at: datetime, detail: str | None) -> None:
     db.execute(_EVENT, {"uuid": uuid, "status": status, "at": db.ts(at), "detail": detail})
-
-
-def buyer_usage(
-    db: Db, campaign: CampaignInfo, now: datetime, exclude: str = ""
-) -> dict[str, Usage]:
-    """Live units and today's count for the campaign's capped buyers. Uncapped buyers need no
-    count; for capped ones the index (buyer_id, status, created_at) keeps the scan bounded
-    by the cap itself, since a buyer never holds more than its cap."""
-    usage = {b.rule.id: Usage() for b in campaign.buyers}
-    capped = [b.rule for b in campaign.buyers if b.rule.concurrency is not None]
-    params: dict[str, Any] = {"now": db.ts(now), "exclude": exclude}
-    if capped:
-        ids = db.in_list("b", [r.id for r in capped], params)
-        for row in db.rows(
-            f"SELECT buyer_id, count(*) AS n FROM reservation WHERE buyer_id IN {ids} "
-            f"AND {LIVE} AND uuid <> :exclude GROUP BY buyer_id",
-            params,
-        ):
-            usage[row["buyer_id"]] = Usage(live=row["n"])
-    daily = [b.rule for b in campaign.buyers if b.rule.daily_cap is not None]
-    if daily:
-        # The UTC day: a buyer's cap resets at 00:00 UTC whatever its hours' zone.
-        params["start"] = db.ts(now.replace(hour=0, minute=0, second=0, microsecond=0))
-        ids = db.in_list("d", [r.id for r in daily], params)
-        for row in db.rows(
-            f"SELECT buyer_id, count(*) AS n FROM reservation WHERE buyer_id IN {ids} "
-            "AND status IN ('reserved', 'confirmed', 'claimed', 'connected', 'completed', 'failed') "
-            "AND created_at >= :start AND uuid <> :exclude "
-            "AND (status NOT IN ('reserved', 'confirmed') OR expires_at > :now) GROUP BY buyer_id",
-            params,
-        ):
-            usage[row["buyer_id"]] = Usage(live=usage[row["buyer_id"]].live, today=row["n"])
-    return usage
 
 
 class Reservations:
@@ -163,17 +147,54 @@ class Reservations:
             # Campaign locks in one order in every process, so batches cannot deadlock.
             accepted.sort(key=lambda item: item[3].id)
             with transaction(self.engine, write=True) as db:
+                tally = Tally(db)
                 locked: set[str] = set()
                 for i, req, key, campaign in accepted:
                     if campaign.id not in locked:
                         lock_campaign(db, campaign.id)
                         locked.add(campaign.id)
-                    results[i] = self._ping(db, catalog, key, campaign, req)
+                    results[i] = self._ping(db, tally, catalog, key, campaign, req)
+                tally.flush()
         return [r for r in results if r is not None]
 
+    def _usage(
+        self, db: Db, tally: Tally, buyers: Sequence[BuyerRule], tags: Mapping[str, str],
+        now: datetime, *, own: Mapping[str, Any] | None = None,
+    ) -> dict[str, Usage]:  # fmt: skip
+        """Usage of capped ``buyers`` from the counters. A buyer refused only by a cap first
+        gets its due reservations expired here (once per transaction, bounded): the counters
+        still hold those units until written down (see ``storage/counters.py``). ``own`` is a
+        reservation being confirmed, which must not count against itself."""
+        day = day_of(now)
+        ids = [b.id for b in buyers]
+        usage = self._without(tally.usage(ids, day), own, day)
+        for rule in buyers:
+            if (
+                rule.id in tally.relieved
+                or ineligibility(rule, usage[rule.id], tags, now) not in _CAPS
+            ):
+                continue
+            tally.relieved.add(rule.id)
+            exclude = None if own is None else str(own["uuid"])
+            if expire(db, tally, now, limit=RELIEF_LIMIT, buyer_id=rule.id, exclude=exclude):
+                usage.update(self._without(tally.usage([rule.id], day), own, day))
+        return usage
+
+    @staticmethod
+    def _without(
+        usage: dict[str, Usage], own: Mapping[str, Any] | None, day: str
+    ) -> dict[str, Usage]:
+        if own is None or own["buyer_id"] not in usage:
+            return usage
+        live, used = units(own["status"])
+        today = used if day_of(own["created_at"]) == day else 0
+        u = usage[own["buyer_id"]]
+        return {**usage, own["buyer_id"]: Usage(live=u.live - live, today=u.today - today)}
+
     def _ping(
-        self, db: Db, catalog: Catalog, key: PostbackKey, campaign: CampaignInfo, req: PingRequest
-    ) -> Outcome:
+        self, db: Db, tally: Tally, catalog: Catalog, key: PostbackKey, campaign: CampaignInfo,
+        req: PingRequest,
+    ) -> Outcome:  # fmt: skip
         uuid = str(uuidlib.uuid4())
         now = self.clock()
         taken: set[str] = set()
@@ -181,7 +202,7 @@ class Reservations:
             shielded = self._shield(db, catalog, key, req.caller_number, now, taken)
             if shielded is not None:
                 return shielded
-        usage = buyer_usage(db, campaign, now)
+        usage = self._usage(db, tally, campaign.capped, req.tags, now)
         choice = choose_buyer(campaign.rules, usage, req.tags, now, self.rng)
         row: dict[str, Any] = {
             "uuid": uuid,
@@ -236,6 +257,7 @@ class Reservations:
             },
         )
         record_event(db, uuid, status, now, f"buyer {buyer.rule.id}")
+        tally.move(buyer.rule.id, day_of(now), 1, 1)
         return Outcome(
             uuid,
             status,
@@ -294,57 +316,57 @@ class Reservations:
         campaign = self._campaign(catalog, key)
         with transaction(self.engine, write=True) as db:
             lock_campaign(db, campaign.id)
-            now = self.clock()
-            row = self._row(db, uuid, key)
-            current = st.effective_status(row["status"], row["expires_at"], now)
-            if status == st.CANCELLED:
-                return self._cancel(db, catalog, key, row, current, now)
-            return self._confirm(db, catalog, key, campaign, row, current, now)
+            tally = Tally(db)
+            for _ in range(3):
+                now = self.clock()
+                row = self._row(db, uuid, key)
+                current = st.effective_status(row["status"], row["expires_at"], now)
+                if status == st.CANCELLED:
+                    outcome = self._cancel(db, tally, catalog, key, row, current, now)
+                else:
+                    outcome = self._confirm(db, tally, catalog, key, campaign, row, current, now)
+                if outcome is not None:
+                    tally.flush()
+                    return outcome
+            raise Conflict("status: the reservation changed meanwhile; try again")
 
     def _transition(
-        self,
-        db: Db,
-        uuid: str,
-        new: str,
-        now: datetime,
-        detail: str,
+        self, db: Db, tally: Tally, row: Mapping[str, Any], new: str, now: datetime, detail: str,
         expires_at: datetime | None = None,
-    ) -> None:
+    ) -> bool:  # fmt: skip
+        """Write ``new`` over the status ``row`` was read with, moving the counters; False
+        when another process changed the row first (nothing written)."""
         extra = ", expires_at = :expires" if expires_at is not None else ""
-        db.execute(
-            f"UPDATE reservation SET status = :status, updated_at = :now{extra} WHERE uuid = :uuid",
-            {"status": new, "now": db.ts(now), "expires": db.ts(expires_at), "uuid": uuid},
-        )
-        record_event(db, uuid, new, now, detail)
+        cur = db.execute(
+            f"UPDATE reservation SET status = :status, updated_at = :now{extra} "
+            "WHERE uuid = :uuid AND status = :old",
+            {"status": new, "now": db.ts(now), "expires": db.ts(expires_at), "uuid": row["uuid"],
+             "old": row["status"]},
+        )  # fmt: skip
+        if cur.rowcount != 1:
+            return False
+        tally.transition(row["buyer_id"], row["created_at"], row["status"], new)
+        record_event(db, row["uuid"], new, now, detail)
+        return True
 
     def _cancel(
-        self,
-        db: Db,
-        catalog: Catalog,
-        key: PostbackKey,
-        row: dict[str, Any],
-        current: str,
-        now: datetime,
-    ) -> Outcome:
+        self, db: Db, tally: Tally, catalog: Catalog, key: PostbackKey, row: dict[str, Any],
+        current: str, now: datetime,
+    ) -> Outcome | None:  # fmt: skip
         if current == st.CANCELLED:
             return self._outcome(db, catalog, key, row, now)
         if current not in st.UNCLAIMED:
             raise Conflict(
                 f"status: reservation is {current}; only reserved or confirmed ones can be cancelled"
             )
-        self._transition(db, row["uuid"], st.CANCELLED, now, "cancelled by publisher")
+        if not self._transition(db, tally, row, st.CANCELLED, now, "cancelled by publisher"):
+            return None
         return self._outcome(db, catalog, key, {**row, "status": st.CANCELLED}, now)
 
     def _confirm(
-        self,
-        db: Db,
-        catalog: Catalog,
-        key: PostbackKey,
-        campaign: CampaignInfo,
-        row: dict[str, Any],
-        current: str,
-        now: datetime,
-    ) -> Outcome:
+        self, db: Db, tally: Tally, catalog: Catalog, key: PostbackKey, campaign: CampaignInfo,
+        row: dict[str, Any], current: str, now: datetime,
+    ) -> Outcome | None:  # fmt: skip
         if current == st.CONFIRMED:
             return self._outcome(db, catalog, key, row, now)
         if current not in (st.RESERVED, st.EXPIRED):
@@ -354,16 +376,22 @@ class Reservations:
             buyer = campaign.buyer(row["buyer_id"]) if row["buyer_id"] else None
             reason = "buyer-removed"
             if buyer is not None:
-                usage = buyer_usage(db, campaign, now, exclude=row["uuid"])[buyer.rule.id]
-                reason = ineligibility(buyer.rule, usage, db.read_js(row["tags"]) or {}, now) or ""
+                tags = db.read_js(row["tags"]) or {}
+                usage = self._usage(db, tally, [buyer.rule], tags, now, own=row)[buyer.rule.id]
+                reason = ineligibility(buyer.rule, usage, tags, now) or ""
             if reason:
-                if row["status"] != st.EXPIRED:
-                    self._transition(db, row["uuid"], st.EXPIRED, now, "ttl passed")
+                if row["status"] != st.EXPIRED and not self._transition(
+                    db, tally, row, st.EXPIRED, now, "ttl passed"
+                ):
+                    return None
                 return Outcome(
                     row["uuid"], st.NO_TARGET, catalog.sip_domain, key.response_root, reason=reason
                 )
         expires = now + timedelta(seconds=key.ttl_seconds)
-        self._transition(db, row["uuid"], st.CONFIRMED, now, "confirmed by publisher", expires)
+        if not self._transition(
+            db, tally, row, st.CONFIRMED, now, "confirmed by publisher", expires
+        ):
+            return None
         return self._outcome(
             db, catalog, key, {**row, "status": st.CONFIRMED, "expires_at": expires}, now
         )
@@ -371,34 +399,23 @@ class Reservations:
     # -- expiry ------------------------------------------------------------------------------
     def expire_due(self, limit: int = 250) -> int:
         """Write ``expired`` on up to ``limit`` unclaimed reservations past their TTL, with
-        their history rows. Set-based and bounded, so a sweep stays short (it holds the write
-        lock, and runs on the event loop with SQLite: 250 rows cost a few ms); the next sweep,
-        a quarter second later, takes the rest."""
+        their history rows and their units given back. Set-based and bounded, so a sweep stays
+        short (it holds the write lock, and runs on the event loop with SQLite: 250 rows cost a
+        few ms); the sweeper comes back at once while it finds full batches."""
         now = self.clock()
-        due = "status IN ('reserved', 'confirmed') AND expires_at <= :now"
         with transaction(self.engine, write=False) as db:
             if (
-                db.one(f"SELECT uuid FROM reservation WHERE {due} LIMIT 1", {"now": db.ts(now)})
+                db.one(f"SELECT uuid FROM reservation WHERE {DUE} LIMIT 1", {"now": db.ts(now)})
                 is None
             ):
                 return 0  # the common case costs a read, not the write lock
         with transaction(self.engine, write=True) as db:
             if not try_lock_sweep(db):
                 return 0  # another process is sweeping right now
-            params = {"now": db.ts(now), "limit": limit}
-            batch = (
-                f"SELECT uuid FROM reservation WHERE {due} ORDER BY expires_at, uuid LIMIT :limit"
-            )
-            db.execute(
-                "INSERT INTO reservationevent (reservation_uuid, status, at, detail) "
-                f"SELECT uuid, 'expired', :now, 'ttl passed' FROM ({batch}) AS due",
-                params,
-            )
-            cur = db.execute(
-                f"UPDATE reservation SET status = 'expired', updated_at = :now WHERE uuid IN ({batch})",
-                params,
-            )
-            return int(cur.rowcount)
+            tally = Tally(db)
+            expired = expire(db, tally, now, limit=limit)
+            tally.flush()
+            return expired
 
     # -- rendering ---------------------------------------------------------------------------
     def _outcome(

@@ -59,6 +59,9 @@ class Db:
         self.cursor.execute(sql if self.sqlite else _pyformat(sql), params or {})
         return self.cursor
 
+    def execute_many(self, sql: str, params: Sequence[Mapping[str, Any]]) -> None:
+        self.cursor.executemany(sql if self.sqlite else _pyformat(sql), params)
+
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         cur = self.execute(sql, params)
         names = [d[0] for d in cur.description]
