@@ -147,12 +147,7 @@ def test_a_full_buyer_gets_due_units_back_without_the_sweeper(
     assert w.counters() == (1, 1)
     for old in first:
         assert w.ops.lookup(old.uuid, KEY_OPEN).status == "expired"
-    assert w.ops.expire_due() == 0  # already written down, with their history rows
-    with w.engine.connect() as conn:
-        events = conn.execute(
-            text("SELECT count(*) FROM reservationevent WHERE status = 'expired'")
-        ).scalar()
-    assert events == 2
+    assert w.ops.expire_due() == 0  # already written down
     w.engine.dispose()
 
 

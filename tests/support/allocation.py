@@ -2,10 +2,11 @@
 the counters the application keeps, so a test can check the counters' decisions after the
 fact (issue 8: "0 over-allocations").
 
-Every reserve or confirm sets ``expires_at`` to its event time plus the key's TTL, so from the
-history each reservation's holds are segments: an unclaimed status holds from its event until
-the next event or the TTL, whichever comes first; a call in progress holds until its next
-event; completed and failed keep their daily unit for good. A sweep over the segments gives
+A reservation's creation is its row (``created_at``, unclaimed); every later transition but
+expiry is a history row. Every reserve or confirm sets ``expires_at`` to its time plus the
+key's TTL, so each reservation's holds are segments: an unclaimed status holds from its time
+until the next transition or the TTL, whichever comes first; a call in progress holds until
+its next transition; completed and failed keep their daily unit for good. A sweep over the segments gives
 the most units held at any instant, per buyer (concurrency) and per buyer and UTC day of
 creation (daily cap)."""
 
@@ -54,15 +55,14 @@ def peaks(
 ) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
     """(most live units per buyer, most daily units per (buyer, UTC day)) over the history."""
     with engine.connect() as conn:
-        buyers = {
-            r.uuid: (r.buyer_id, _aware(r.created_at).date().isoformat())
-            for r in conn.execute(
-                text(
-                    "SELECT uuid, buyer_id, created_at FROM reservation WHERE buyer_id IS NOT NULL"
-                )
-            )
-        }
+        buyers: dict[str, tuple[str, str]] = {}
         history: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+        for r in conn.execute(
+            text("SELECT uuid, buyer_id, created_at FROM reservation WHERE buyer_id IS NOT NULL")
+        ):
+            created = _aware(r.created_at)
+            buyers[r.uuid] = (r.buyer_id, created.date().isoformat())
+            history[r.uuid].append((st.RESERVED, created))
         for e in conn.execute(
             text("SELECT reservation_uuid, status, at FROM reservationevent ORDER BY id")
         ):

@@ -16,11 +16,10 @@ from sqlalchemy import Engine
 
 from rtbridge.domain import lifecycle as st
 from rtbridge.storage.counters import Tally
-from rtbridge.storage.models import UNCLAIMED_ROWS
+from rtbridge.storage.models import LIVE_ROWS, UNCLAIMED_ROWS
 from rtbridge.storage.reservations import record_event
 from rtbridge.storage.sql import Db, transaction
 
-# Led by the partial indexes' condition (models.UNCLAIMED_ROWS), so SQLite uses them.
 _CLAIMABLE = f"{UNCLAIMED_ROWS} AND expires_at > :now"
 _CLOSE = (
     "UPDATE reservation SET status = :s, updated_at = :at "
@@ -102,8 +101,9 @@ def find_pstn(engine: Engine, *, did: str, caller: str, now: datetime) -> str | 
     which the ping handed out so that the pair is unique among live reservations (§3.3)."""
     with transaction(engine, write=False) as db:
         row = db.one(
-            f"SELECT uuid FROM reservation WHERE inbound_number = :did AND caller_number = :caller "
-            f"AND {_CLAIMABLE} ORDER BY created_at DESC LIMIT 1",
+            # LIVE_ROWS too: the partial index of a caller's live reservations (models.py)
+            f"SELECT uuid FROM reservation WHERE caller_number = :caller AND {LIVE_ROWS} "
+            f"AND inbound_number = :did AND {_CLAIMABLE} ORDER BY created_at DESC LIMIT 1",
             {"did": did, "caller": caller, "now": db.ts(now)},
         )
     return None if row is None else str(row["uuid"])

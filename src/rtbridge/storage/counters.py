@@ -82,6 +82,10 @@ class Tally:
         """Live units and ``day``'s units of each buyer: one statement for those not read
         yet in this transaction, none for the rest."""
         ids = list(buyer_ids)
+        try:  # read already: the common case of a batch's second and later pings
+            return {b: Usage(live=self._live[b], today=self._days[(b, day)]) for b in ids}
+        except KeyError:
+            pass
         unread = [b for b in ids if b not in self._live or (b, day) not in self._days]
         if unread:
             params: dict[str, object] = {"day": day}

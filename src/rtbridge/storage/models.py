@@ -14,9 +14,9 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 # Partial indexes hold only the rows the hot paths look for, so their size follows the live
-# reservations, not the table (a ping costs the same with 10^2 or 10^6 rows behind it). The
-# queries repeat these exact terms: SQLite uses a partial index only when the query's WHERE
-# contains its condition (storage/reservations.py, storage/calls.py, storage/expiry.py).
+# reservations, not the table (a ping costs the same with 10^2 or 10^6 rows behind it), and
+# there are two, since every index is written by every ping. The queries repeat these exact
+# terms: SQLite uses a partial index only when the query's WHERE contains its condition.
 LIVE_ROWS = "status IN ('reserved', 'confirmed', 'claimed', 'connected')"
 UNCLAIMED_ROWS = "status IN ('reserved', 'confirmed')"
 
@@ -125,15 +125,12 @@ class Reservation(SQLModel, table=True):
     """The answer to one ping, ``no-target`` ones included (they are the RTB log)."""
 
     __table_args__ = (
-        # the ping shield and the DIDs a caller holds
+        # a caller's live reservations: the ping shield, the DIDs the caller holds, a PSTN
+        # arrival matched by (DID, caller id); and all live ones for /metrics
         _partial("ix_reservation_live_caller", "caller_number", where=LIVE_ROWS),
-        # the expiry sweeper, and a reserving transaction relieving a full buyer
-        _partial("ix_reservation_unclaimed_expires", "expires_at", where=UNCLAIMED_ROWS),
+        # a buyer's unclaimed reservations by TTL: the expiry sweeper (buyer by buyer) and a
+        # full buyer's relief (storage/expiry.py)
         _partial("ix_reservation_unclaimed_buyer", "buyer_id", "expires_at", where=UNCLAIMED_ROWS),
-        # a PSTN arrival matched by (DID, caller id)
-        _partial(
-            "ix_reservation_unclaimed_did", "inbound_number", "caller_number", where=UNCLAIMED_ROWS
-        ),
     )
     uuid: str = Field(primary_key=True, max_length=36)
     key_id: str = Field(max_length=64)  # no index: nothing looks reservations up by key

@@ -10,7 +10,6 @@ must not move a counter a second time; it reads the row again instead."""
 from __future__ import annotations
 
 import random
-import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,8 +29,6 @@ from rtbridge.domain.errors import (
 from rtbridge.domain.inbound import choose_inbound
 from rtbridge.domain.ping import PingRequest
 from rtbridge.domain.selection import (
-    REASON_CONCURRENCY,
-    REASON_DAILY_CAP,
     BuyerRule,
     Chosen,
     NoTarget,
@@ -39,15 +36,15 @@ from rtbridge.domain.selection import (
     choose_buyer,
     ineligibility,
 )
-from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache
+from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache, KeyInfo
 from rtbridge.storage.counters import Tally, day_of, units
-from rtbridge.storage.expiry import DUE, expire
-from rtbridge.storage.models import LIVE_ROWS, PostbackKey
+from rtbridge.storage.expiry import DUE_ANY, expire
+from rtbridge.storage.models import LIVE_ROWS
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.transactions import lock_campaign, try_lock_sweep, utcnow
+from rtbridge.storage.uuids import uuid7
 
 REASON_NO_FREE_DID = "no-free-did"
-_CAPS = (REASON_DAILY_CAP, REASON_CONCURRENCY)
 # How many due reservations of a full buyer one reserving transaction expires at most.
 RELIEF_LIMIT = 100
 
@@ -69,6 +66,15 @@ _EVENT = (
     "INSERT INTO reservationevent (reservation_uuid, status, at, detail) "
     "VALUES (:uuid, :status, :at, :detail)"
 )
+
+
+@dataclass
+class _Batch:
+    """What one group-commit transaction accumulates: the batch's callers' live
+    reservations (read once, then kept up to date) and the rows to insert at the end."""
+
+    live: dict[str, list[dict[str, Any]]]
+    inserts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ class Reservations:
         self.clock = clock
         self.rng = rng or random.Random()
 
-    def _key(self, catalog: Catalog, raw_key: str, *, allow_paused: bool = False) -> PostbackKey:
+    def _key(self, catalog: Catalog, raw_key: str, *, allow_paused: bool = False) -> KeyInfo:
         key = catalog.key(raw_key)
         if key is None:
             raise UnknownKey("key: unknown postback key")
@@ -116,7 +122,7 @@ class Reservations:
             raise PausedKey("key: this postback key is paused")
         return key
 
-    def _campaign(self, catalog: Catalog, key: PostbackKey) -> CampaignInfo:
+    def _campaign(self, catalog: Catalog, key: KeyInfo) -> CampaignInfo:
         return catalog.campaigns.get(key.campaign_id) or CampaignInfo(key.campaign_id, (), ())
 
     # -- ping --------------------------------------------------------------------------------
@@ -134,7 +140,7 @@ class Reservations:
         refuse gets its error in its slot and does not disturb the others."""
         catalog = self.catalog.get()
         results: list[Outcome | RtbError | None] = [None] * len(requests)
-        accepted: list[tuple[int, PingRequest, PostbackKey, CampaignInfo]] = []
+        accepted: list[tuple[int, PingRequest, KeyInfo, CampaignInfo]] = []
         for i, req in enumerate(requests):
             try:
                 key = self._key(catalog, req.key)
@@ -144,35 +150,52 @@ class Reservations:
                 continue
             accepted.append((i, req, key, self._campaign(catalog, key)))
         if accepted:
-            # Campaign locks in one order in every process, so batches cannot deadlock.
-            accepted.sort(key=lambda item: item[3].id)
             with transaction(self.engine, write=True) as db:
+                # Every lock first, in one order in every process: batches cannot deadlock,
+                # and what is read next is read under all of them.
+                for campaign_id in sorted({item[3].id for item in accepted}):
+                    lock_campaign(db, campaign_id)
                 tally = Tally(db)
-                locked: set[str] = set()
+                callers = {req.caller_number for _, req, _, _ in accepted if req.caller_number}
+                batch = _Batch(self._live_by_caller(db, callers))
                 for i, req, key, campaign in accepted:
-                    if campaign.id not in locked:
-                        lock_campaign(db, campaign.id)
-                        locked.add(campaign.id)
-                    results[i] = self._ping(db, tally, catalog, key, campaign, req)
+                    results[i] = self._ping(db, tally, batch, catalog, key, campaign, req)
+                if batch.inserts:
+                    db.execute_many(_INSERT, batch.inserts)
                 tally.flush()
         return [r for r in results if r is not None]
 
+    def _live_by_caller(self, db: Db, callers: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """The live reservations of every caller in a batch, in one statement: what the ping
+        shield and the DID choice need (§3.2, §3.3). Read under the campaign locks; each ping
+        then filters by its own clock, and sees the batch's earlier reservations (_Batch)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        if not callers:
+            return found
+        params: dict[str, Any] = {"now": db.ts(self.clock())}
+        names = db.in_list("c", sorted(callers), params)
+        for row in db.rows(
+            f"SELECT {_COLUMNS} FROM reservation WHERE caller_number IN {names} AND {LIVE}", params
+        ):
+            row["expires"] = db.read_ts(row["expires_at"])
+            found.setdefault(row["caller_number"], []).append(row)
+        return found
+
     def _usage(
-        self, db: Db, tally: Tally, buyers: Sequence[BuyerRule], tags: Mapping[str, str],
-        now: datetime, *, own: Mapping[str, Any] | None = None,
+        self, db: Db, tally: Tally, buyers: Sequence[BuyerRule], now: datetime, day: str, *,
+        own: Mapping[str, Any] | None = None,
     ) -> dict[str, Usage]:  # fmt: skip
-        """Usage of capped ``buyers`` from the counters. A buyer refused only by a cap first
+        """Usage of capped ``buyers`` from the counters. A buyer the counters call full first
         gets its due reservations expired here (once per transaction, bounded): the counters
         still hold those units until written down (see ``storage/counters.py``). ``own`` is a
         reservation being confirmed, which must not count against itself."""
-        day = day_of(now)
-        ids = [b.id for b in buyers]
-        usage = self._without(tally.usage(ids, day), own, day)
+        usage = self._without(tally.usage([b.id for b in buyers], day), own, day)
         for rule in buyers:
-            if (
-                rule.id in tally.relieved
-                or ineligibility(rule, usage[rule.id], tags, now) not in _CAPS
-            ):
+            u = usage[rule.id]
+            full = (rule.concurrency is not None and u.live >= rule.concurrency) or (
+                rule.daily_cap is not None and u.today >= rule.daily_cap
+            )
+            if not full or rule.id in tally.relieved:
                 continue
             tally.relieved.add(rule.id)
             exclude = None if own is None else str(own["uuid"])
@@ -192,35 +215,23 @@ class Reservations:
         return {**usage, own["buyer_id"]: Usage(live=u.live - live, today=u.today - today)}
 
     def _ping(
-        self, db: Db, tally: Tally, catalog: Catalog, key: PostbackKey, campaign: CampaignInfo,
-        req: PingRequest,
+        self, db: Db, tally: Tally, batch: _Batch, catalog: Catalog, key: KeyInfo,
+        campaign: CampaignInfo, req: PingRequest,
     ) -> Outcome:  # fmt: skip
-        uuid = str(uuidlib.uuid4())
+        """One ping: shield, choose, and a row for the batch to insert. The reservation row is
+        the whole record of its creation (time, buyer, or the no-target reason): no history
+        row is written for it."""
         now = self.clock()
+        at = db.ts(now)
         taken: set[str] = set()
         if req.caller_number is not None:
-            shielded = self._shield(db, catalog, key, req.caller_number, now, taken)
+            shielded = self._shield(db, batch, catalog, key, req.caller_number, now, taken)
             if shielded is not None:
                 return shielded
-        usage = self._usage(db, tally, campaign.capped, req.tags, now)
+        uuid = uuid7()
+        day = day_of(now)
+        usage = self._usage(db, tally, campaign.capped, now, day) if campaign.capped else {}
         choice = choose_buyer(campaign.rules, usage, req.tags, now, self.rng)
-        row: dict[str, Any] = {
-            "uuid": uuid,
-            "key_id": key.id,
-            "publisher_id": key.publisher_id,
-            "campaign_id": campaign.id,
-            "caller_number": req.caller_number,
-            "source_publisher_id": req.publisher_id,
-            "source_id": req.source_id,
-            "tags": db.js(dict(req.tags)),
-            "created_at": db.ts(now),
-            "buyer_id": None,
-            "reason": None,
-            "inbound_number": None,
-            "payout": None,
-            "seconds": None,
-            "expires_at": None,
-        }
         inbound = None
         if isinstance(choice, Chosen):
             inbound = choose_inbound(
@@ -234,9 +245,16 @@ class Reservations:
             )
             if inbound is None:
                 choice = NoTarget(REASON_NO_FREE_DID)
+        row = {
+            "uuid": uuid, "key_id": key.id, "publisher_id": key.publisher_id,
+            "campaign_id": campaign.id, "caller_number": req.caller_number,
+            "source_publisher_id": req.publisher_id, "source_id": req.source_id,
+            "tags": db.js(dict(req.tags)), "created_at": at,
+        }  # fmt: skip
         if isinstance(choice, NoTarget):
-            db.execute(_INSERT, {**row, "status": st.NO_TARGET, "reason": choice.reason})
-            record_event(db, uuid, st.NO_TARGET, now, choice.reason)
+            batch.inserts.append({**row, "status": st.NO_TARGET, "reason": choice.reason,
+                                  "buyer_id": None, "inbound_number": None, "payout": None,
+                                  "seconds": None, "expires_at": None})  # fmt: skip
             return Outcome(
                 uuid, st.NO_TARGET, catalog.sip_domain, key.response_root, reason=choice.reason
             )
@@ -244,20 +262,13 @@ class Reservations:
         assert buyer is not None
         status = st.CONFIRMED if key.auto_confirm else st.RESERVED
         expires = now + timedelta(seconds=key.ttl_seconds)
-        db.execute(
-            _INSERT,
-            {
-                **row,
-                "status": status,
-                "buyer_id": buyer.rule.id,
-                "inbound_number": inbound,
-                "payout": buyer.payout,
-                "seconds": buyer.seconds,
-                "expires_at": db.ts(expires),
-            },
-        )
-        record_event(db, uuid, status, now, f"buyer {buyer.rule.id}")
-        tally.move(buyer.rule.id, day_of(now), 1, 1)
+        reserved = {**row, "status": status, "reason": None, "buyer_id": buyer.rule.id,
+                    "inbound_number": inbound, "payout": buyer.payout, "seconds": buyer.seconds,
+                    "expires_at": db.ts(expires)}  # fmt: skip
+        batch.inserts.append(reserved)
+        if req.caller_number is not None:
+            batch.live.setdefault(req.caller_number, []).append({**reserved, "expires": expires})
+        tally.move(buyer.rule.id, day, 1, 1)
         return Outcome(
             uuid,
             status,
@@ -270,20 +281,14 @@ class Reservations:
         )
 
     def _shield(
-        self,
-        db: Db,
-        catalog: Catalog,
-        key: PostbackKey,
-        caller: str,
-        now: datetime,
+        self, db: Db, batch: _Batch, catalog: Catalog, key: KeyInfo, caller: str, now: datetime,
         taken: set[str],
-    ) -> Outcome | None:
+    ) -> Outcome | None:  # fmt: skip
         """Ping shield (§3.2): the caller's live reservation on this key, if any. Also fills
         ``taken`` with the DIDs the caller's other live reservations hold."""
-        rows = db.rows(
-            f"SELECT {_COLUMNS} FROM reservation WHERE caller_number = :caller AND {LIVE}",
-            {"caller": caller, "now": db.ts(now)},
-        )
+        rows = [
+            r for r in batch.live.get(caller, ()) if r["status"] in st.IN_CALL or r["expires"] > now
+        ]
         taken.update(r["inbound_number"] for r in rows if r["inbound_number"])
         for row in rows:
             if row["key_id"] == key.id and row["status"] in st.UNCLAIMED:
@@ -291,7 +296,7 @@ class Reservations:
         return None
 
     # -- confirm / cancel / look up ---------------------------------------------------------
-    def _row(self, db: Db, uuid: str, key: PostbackKey) -> dict[str, Any]:
+    def _row(self, db: Db, uuid: str, key: KeyInfo) -> dict[str, Any]:
         row = db.one(f"SELECT {_COLUMNS} FROM reservation WHERE uuid = :uuid", {"uuid": uuid})
         # Another key's reservation is "not found": a key must not learn of others' uuids.
         if row is None or row["key_id"] != key.id:
@@ -334,8 +339,9 @@ class Reservations:
         self, db: Db, tally: Tally, row: Mapping[str, Any], new: str, now: datetime, detail: str,
         expires_at: datetime | None = None,
     ) -> bool:  # fmt: skip
-        """Write ``new`` over the status ``row`` was read with, moving the counters; False
-        when another process changed the row first (nothing written)."""
+        """Write ``new`` over the status ``row`` was read with, moving the counters, with a
+        history row (none for an expiry: ``expires_at`` says when). False when another
+        process changed the row first (nothing written)."""
         extra = ", expires_at = :expires" if expires_at is not None else ""
         cur = db.execute(
             f"UPDATE reservation SET status = :status, updated_at = :now{extra} "
@@ -346,11 +352,12 @@ class Reservations:
         if cur.rowcount != 1:
             return False
         tally.transition(row["buyer_id"], row["created_at"], row["status"], new)
-        record_event(db, row["uuid"], new, now, detail)
+        if new != st.EXPIRED:
+            record_event(db, row["uuid"], new, now, detail)
         return True
 
     def _cancel(
-        self, db: Db, tally: Tally, catalog: Catalog, key: PostbackKey, row: dict[str, Any],
+        self, db: Db, tally: Tally, catalog: Catalog, key: KeyInfo, row: dict[str, Any],
         current: str, now: datetime,
     ) -> Outcome | None:  # fmt: skip
         if current == st.CANCELLED:
@@ -364,7 +371,7 @@ class Reservations:
         return self._outcome(db, catalog, key, {**row, "status": st.CANCELLED}, now)
 
     def _confirm(
-        self, db: Db, tally: Tally, catalog: Catalog, key: PostbackKey, campaign: CampaignInfo,
+        self, db: Db, tally: Tally, catalog: Catalog, key: KeyInfo, campaign: CampaignInfo,
         row: dict[str, Any], current: str, now: datetime,
     ) -> Outcome | None:  # fmt: skip
         if current == st.CONFIRMED:
@@ -377,8 +384,8 @@ class Reservations:
             reason = "buyer-removed"
             if buyer is not None:
                 tags = db.read_js(row["tags"]) or {}
-                usage = self._usage(db, tally, [buyer.rule], tags, now, own=row)[buyer.rule.id]
-                reason = ineligibility(buyer.rule, usage, tags, now) or ""
+                usage = self._usage(db, tally, [buyer.rule], now, day_of(now), own=row)
+                reason = ineligibility(buyer.rule, usage[buyer.rule.id], tags, now) or ""
             if reason:
                 if row["status"] != st.EXPIRED and not self._transition(
                     db, tally, row, st.EXPIRED, now, "ttl passed"
@@ -405,7 +412,7 @@ class Reservations:
         now = self.clock()
         with transaction(self.engine, write=False) as db:
             if (
-                db.one(f"SELECT uuid FROM reservation WHERE {DUE} LIMIT 1", {"now": db.ts(now)})
+                db.one(f"SELECT uuid FROM reservation WHERE {DUE_ANY} LIMIT 1", {"now": db.ts(now)})
                 is None
             ):
                 return 0  # the common case costs a read, not the write lock
@@ -422,7 +429,7 @@ class Reservations:
         self,
         db: Db,
         catalog: Catalog,
-        key: PostbackKey,
+        key: KeyInfo,
         row: Mapping[str, Any],
         now: datetime,
         *,

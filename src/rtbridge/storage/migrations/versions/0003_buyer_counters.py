@@ -5,9 +5,9 @@ Revises: 0002
 Create Date: 2026-11-25 09:00:00.000000
 
 Caps become counters (``buyerlive``, ``buyerday``), filled here from the reservations already
-stored. The reservation indexes the hot paths use now hold only the rows those paths look
-for (live or unclaimed), so they stay small however long the history grows; the index by
-(buyer, status, created_at) that counting needed goes.
+stored. The four reservation indexes become two partial ones holding only the rows the hot
+paths look for (a caller's live reservations; a buyer's unclaimed ones by TTL), so they stay
+small however long the history grows and a ping writes two index entries, not four.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ LIVE_ROWS = "status IN ('reserved', 'confirmed', 'claimed', 'connected')"
 UNCLAIMED_ROWS = "status IN ('reserved', 'confirmed')"
 _PARTIAL = {
     "ix_reservation_live_caller": (["caller_number"], LIVE_ROWS),
-    "ix_reservation_unclaimed_expires": (["expires_at"], UNCLAIMED_ROWS),
     "ix_reservation_unclaimed_buyer": (["buyer_id", "expires_at"], UNCLAIMED_ROWS),
-    "ix_reservation_unclaimed_did": (["inbound_number", "caller_number"], UNCLAIMED_ROWS),
 }
 _FULL = {
     "ix_reservation_buyer_status_created": ["buyer_id", "status", "created_at"],
