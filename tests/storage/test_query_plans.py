@@ -73,3 +73,23 @@ def test_hot_paths_use_indexes_and_count_nothing(
             plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + sql)]
             assert not [p for p in plan if p.startswith("SCAN ")], (sql, plan)
     engine.dispose()
+
+
+def test_metrics_read_only_the_live_rows(sqlite_url: str) -> None:
+    """``/metrics`` counts live reservations by status: through the partial index of live
+    rows, never the whole table."""
+    from rtbridge.storage.reservations import LIVE
+    from rtbridge.storage.sql import transaction
+
+    engine = open_database(sqlite_url)
+    with transaction(engine, write=False) as db:
+        plan = [
+            r["detail"]
+            for r in db.rows(
+                f"EXPLAIN QUERY PLAN SELECT status, count(*) AS n FROM reservation WHERE {LIVE} "  # noqa: S608
+                "GROUP BY status",
+                {"now": "2026-01-01 00:00:00.000000"},
+            )
+        ]
+    assert any("USING INDEX ix_reservation_live_caller" in p for p in plan), plan
+    engine.dispose()

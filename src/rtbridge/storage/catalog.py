@@ -59,8 +59,12 @@ class CampaignInfo:
             if b.rule.concurrency is not None or b.rule.daily_cap is not None
         )
 
+    @cached_property
+    def _by_id(self) -> dict[str, BuyerInfo]:
+        return {b.rule.id: b for b in self.buyers}
+
     def buyer(self, buyer_id: str) -> BuyerInfo | None:
-        return next((b for b in self.buyers if b.rule.id == buyer_id), None)
+        return self._by_id.get(buyer_id)
 
 
 @dataclass(frozen=True, slots=True)

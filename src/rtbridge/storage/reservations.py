@@ -249,12 +249,13 @@ class Reservations:
             "uuid": uuid, "key_id": key.id, "publisher_id": key.publisher_id,
             "campaign_id": campaign.id, "caller_number": req.caller_number,
             "source_publisher_id": req.publisher_id, "source_id": req.source_id,
-            "tags": db.js(dict(req.tags)), "created_at": at,
+            "tags": db.js(dict(req.tags)), "created_at": at, "status": st.NO_TARGET,
+            "reason": None, "buyer_id": None, "inbound_number": None, "payout": None,
+            "seconds": None, "expires_at": None,
         }  # fmt: skip
+        batch.inserts.append(row)
         if isinstance(choice, NoTarget):
-            batch.inserts.append({**row, "status": st.NO_TARGET, "reason": choice.reason,
-                                  "buyer_id": None, "inbound_number": None, "payout": None,
-                                  "seconds": None, "expires_at": None})  # fmt: skip
+            row["reason"] = choice.reason
             return Outcome(
                 uuid, st.NO_TARGET, catalog.sip_domain, key.response_root, reason=choice.reason
             )
@@ -262,12 +263,11 @@ class Reservations:
         assert buyer is not None
         status = st.CONFIRMED if key.auto_confirm else st.RESERVED
         expires = now + timedelta(seconds=key.ttl_seconds)
-        reserved = {**row, "status": status, "reason": None, "buyer_id": buyer.rule.id,
-                    "inbound_number": inbound, "payout": buyer.payout, "seconds": buyer.seconds,
-                    "expires_at": db.ts(expires)}  # fmt: skip
-        batch.inserts.append(reserved)
+        row.update(status=status, buyer_id=buyer.rule.id, inbound_number=inbound,
+                   payout=buyer.payout, seconds=buyer.seconds, expires_at=db.ts(expires))  # fmt: skip
         if req.caller_number is not None:
-            batch.live.setdefault(req.caller_number, []).append({**reserved, "expires": expires})
+            row["expires"] = expires  # for the shield of later pings in the batch
+            batch.live.setdefault(req.caller_number, []).append(row)
         tally.move(buyer.rule.id, day, 1, 1)
         return Outcome(
             uuid,
