@@ -241,9 +241,12 @@ def measure(wrk: Wrk, urls: dict[str, str], seconds: int, trials: int) -> dict[s
     for name, url in urls.items():
         wrk.run(f"{name} warm-up", url, 2)
     results: dict[str, list[Result]] = {name: [] for name in urls}
-    for _ in range(trials):
-        for name, url in urls.items():
-            results[name].append(wrk.run(name, url, seconds))
+    names = list(urls)
+    for trial in range(trials):
+        # Each round starts with another server: the load a run leaves behind (expiries
+        # after the 60 s TTL, the WAL) must not always fall on the same one.
+        for name in names[trial % len(names) :] + names[: trial % len(names)]:
+            results[name].append(wrk.run(name, urls[name], seconds))
     return results
 
 
