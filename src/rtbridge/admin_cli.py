@@ -172,6 +172,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when accepted, 3 when refused (so scripts can branch), 1 on an error."""
     from rtbridge.storage.catalog import load_catalog
 
+    if args.counters:
+        return _check_counters(args)
+    if args.repair:
+        raise InvalidInput("--repair: only with --counters")
     password = _password(args, confirm=False) if args.username is not None else None
     with _engine(args) as engine:
         answer = check(
@@ -181,6 +185,29 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"accepted as publisher {answer['publisher']} by {answer['rule']}")
         return 0
     print(f"refused: {answer['reason']}")
+    return 3
+
+
+def _check_counters(args: argparse.Namespace) -> int:
+    """Buyer counters against the reservations: exit 0 when they agree (or were repaired),
+    3 when some differ."""
+    from rtbridge.storage.recount import check_counters
+
+    with _engine(args) as engine:
+        report = check_counters(engine, repair=args.repair)
+    if not report.differences:
+        print(f"counters: all {report.compared} agree with the reservations")
+        return 0
+    rows = [
+        {"buyer": d.buyer_id, "counter": "live" if d.day is None else f"day {d.day}",
+         "stored": d.counter, "recounted": d.recounted}
+        for d in report.differences
+    ]  # fmt: skip
+    print(table(rows, ["buyer", "counter", "stored", "recounted"]))
+    if report.repaired:
+        print(f"counters: repaired {len(rows)} of {report.compared}")
+        return 0
+    print(f"counters: {len(rows)} of {report.compared} differ (--repair rewrites them)")
     return 3
 
 
@@ -272,11 +299,21 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("publisher")
     p.add_argument("username")
 
-    p = sub.add_parser("check", parents=[common], help="would this IP / credential be accepted?")
+    p = sub.add_parser(
+        "check", parents=[common],
+        help="would this IP / credential be accepted? or: do the buyer counters agree?",
+    )  # fmt: skip
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--ip")
     who.add_argument("--username")
+    who.add_argument(
+        "--counters", action="store_true",
+        help="recount every buyer counter from the reservations and report differences",
+    )  # fmt: skip
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument(
+        "--repair", action="store_true", help="with --counters: rewrite those that differ"
+    )
     p.set_defaults(func=_guard(cmd_check))
 
     p = sub.add_parser("audit", parents=[common], help="who changed what, newest first")

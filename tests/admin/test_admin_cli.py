@@ -120,3 +120,25 @@ def test_audit_and_export(db: str, tmp_path: Path) -> None:
     records = [line for line in out.read_text().splitlines() if not line.startswith("#")]
     stdout = run("export", "kamailio-permissions", db=db).stdout.splitlines()
     assert [line for line in stdout if not line.startswith("#")] == records
+
+
+def test_check_counters_reports_then_repairs(db: str) -> None:
+    from sqlalchemy import text
+
+    from rtbridge.storage.engine import open_database
+
+    engine = open_database(db)
+    with engine.begin() as conn:  # a counter the reservations do not back
+        conn.execute(text("INSERT INTO buyerlive (buyer_id, units) VALUES ('acme', 3)"))
+    engine.dispose()
+    found = run("check", "--counters", db=db)
+    assert found.returncode == 3, found.stderr
+    assert found.stdout.splitlines()[0].split() == ["BUYER", "COUNTER", "STORED", "RECOUNTED"]
+    assert found.stdout.splitlines()[1].split() == ["acme", "live", "3", "0"]
+    assert "1 of 1 differ (--repair rewrites them)" in found.stdout
+    repaired = run("check", "--counters", "--repair", db=db)
+    assert repaired.returncode == 0 and "repaired 1 of 1" in repaired.stdout
+    clean = run("check", "--counters", db=db)
+    assert clean.returncode == 0 and clean.stdout == "counters: all 1 agree with the reservations\n"
+    assert run("check", "--ip", "127.0.0.1", "--repair", db=db).returncode == 1
+    assert run("check", "--counters", "--ip", "127.0.0.1", db=db).returncode == 2

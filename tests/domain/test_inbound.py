@@ -7,7 +7,7 @@ from typing import Any
 
 from rtbridge.domain.inbound import choose_inbound, sip_address
 
-UUID = "00000000-1b3e-4a9d-8c7f-9e2b1a6d4f30"  # offset 0 into any pool
+UUID = "01a234aa-b5c4-7a9d-8c7f-9e2b00000000"  # offset 0 into any pool (the tail counts)
 DOMAIN = "sip.rtb.example.com"
 POOL = ("+18339510260", "+18334583385", "+18005550001")
 
@@ -71,7 +71,7 @@ def test_pool_skips_dids_taken_for_the_caller() -> None:
 
 
 def test_pool_wraps_around_after_the_offset() -> None:
-    uuid = "00000002-0000-4000-8000-000000000000"  # offset 2 of 3
+    uuid = "01a234aa-b5c4-7000-8000-000000000002"  # offset 2 of 3
     assert choose(uuid=uuid, caller_number="+12025550102", pool=POOL) == POOL[2]
     got = choose(uuid=uuid, caller_number="+12025550102", pool=POOL, taken_for_caller=[POOL[2]])
     assert got == POOL[0]
@@ -91,13 +91,15 @@ def test_none_when_the_caller_holds_every_did() -> None:
 def test_spread_over_the_pool_by_uuid() -> None:
     counts: Counter[str | None] = Counter()
     for i in range(300):
-        uuid = f"{i * 0x01000193 % 0xFFFFFFFF:08x}-0000-4000-8000-000000000000"
+        uuid = f"01a234aa-b5c4-7000-8000-0000{i * 0x01000193 % 0xFFFFFFFF:08x}"
         counts[choose(uuid=uuid, caller_number="+12025550102", pool=POOL)] += 1
     assert set(counts) == set(POOL)
     assert min(counts.values()) > 60, counts
 
 
-def test_offset_follows_the_uuid_prefix() -> None:
+def test_offset_follows_the_uuid_tail() -> None:
+    """The tail is random in every uuid version; a version 7 head is the clock, the same for
+    every ping of one minute."""
     for offset in range(len(POOL)):
-        uuid = f"{offset:08x}-0000-4000-8000-000000000000"
+        uuid = f"01a234aa-b5c4-7000-8000-0000{offset:08x}"
         assert choose(uuid=uuid, caller_number="+1", pool=POOL) == POOL[offset]

@@ -338,13 +338,20 @@ def test_expiry_releases_the_buyer_and_lookup_says_expired(
     assert looked["status"] == "expired" and "sip_address" not in looked
 
 
-def test_sweeper_writes_expired_with_history(make_client: ClientFactory, clock: Clock) -> None:
+def test_sweeper_writes_expired_and_history_keeps_the_transitions(
+    make_client: ClientFactory, clock: Clock
+) -> None:
+    """History rows record what the reservation row cannot: the publisher's confirm or
+    cancel, the call's progress. Creation is the row itself, and an expiry's time is its
+    ``expires_at``; neither writes one (issue 8: a row write less per ping and per expiry)."""
     from sqlalchemy import select
 
     from rtbridge.storage.models import Reservation, ReservationEvent
 
     client = make_client(one_buyer_config(key="ttl_seconds = 10"))
     body = ping(client, key=KEY_OPEN)
+    cancelled = ping(client, key=KEY_OPEN)
+    client.put(f"/rtbs/{cancelled['uuid']}.json", data={"key": KEY_OPEN, "status": "cancelled"})
     state = client.app.state.rtbridge  # type: ignore[attr-defined]
     assert state.reservations.expire_due() == 0
     clock.advance(11)
@@ -354,14 +361,12 @@ def test_sweeper_writes_expired_with_history(make_client: ClientFactory, clock: 
         status = conn.execute(
             select(Reservation.status).where(Reservation.uuid == body["uuid"])
         ).scalar()
-        history = (
-            conn.execute(
-                select(ReservationEvent.status)
-                .where(ReservationEvent.reservation_uuid == body["uuid"])
-                .order_by(ReservationEvent.id)
+        history = conn.execute(
+            select(
+                ReservationEvent.reservation_uuid, ReservationEvent.status, ReservationEvent.detail
             )
-            .scalars()
-            .all()
-        )
+        ).all()
     assert status == "expired"
-    assert history == ["reserved", "expired"]
+    assert [tuple(h) for h in history] == [
+        (cancelled["uuid"], "cancelled", "cancelled by publisher")
+    ]

@@ -3,14 +3,18 @@ and downgrade cleanly: a model change without its migration fails here."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import rtbridge.storage.models  # noqa: F401  (registers the tables)
 from rtbridge.storage.engine import alembic_config, make_engine, migrate
+from rtbridge.storage.recount import check_counters
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -33,4 +37,41 @@ def test_migrations_match_the_models_and_downgrade(db_url: str) -> None:
         names = set(conn.dialect.get_table_names(conn))
     assert names <= {"alembic_version"}
     migrate(engine)  # and back up again
+    engine.dispose()
+
+
+def test_counters_are_filled_from_existing_reservations(db_url: str) -> None:
+    """A database with reservations from before the counters gets them counted on upgrade."""
+    engine = make_engine(db_url)
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    now = datetime.now(UTC)
+    rows = [  # (status, created_at): live, used today, used yesterday, given back
+        ("reserved", now), ("claimed", now), ("completed", now),
+        ("failed", now - timedelta(days=1)), ("expired", now), ("cancelled", now),
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        for i, (status, created) in enumerate(rows):
+            conn.execute(
+                text(
+                    "INSERT INTO reservation (uuid, key_id, publisher_id, campaign_id, buyer_id, "
+                    "status, tags, created_at, expires_at, updated_at) VALUES (:u, 'k', 'p', "
+                    "'c', 'b1', :s, '{}', :t, :t, :t)"
+                ),
+                {"u": f"00000000-0000-4000-8000-{i:012d}", "s": status,
+                 "t": created if engine.dialect.name != "sqlite" else
+                 created.replace(tzinfo=None).isoformat(" ", "microseconds")},
+            )  # fmt: skip
+    migrate(engine)
+    assert check_counters(engine).differences == ()
+    with engine.connect() as conn:
+        live = conn.execute(text("SELECT units FROM buyerlive")).scalar()
+        days = dict(conn.execute(text("SELECT day, units FROM buyerday")).all())  # type: ignore[arg-type]
+    assert live == 2
+    assert days == {
+        now.date().isoformat(): 3,
+        (now - timedelta(days=1)).date().isoformat(): 1,
+    }
     engine.dispose()

@@ -28,8 +28,9 @@ def choose_inbound(
     then the dynamic SIP URI.
     """
     if caller_number is not None and pool:
-        # Start at a uuid-derived offset so traffic spreads over the whole pool.
-        start = int(uuid[:8], 16) % len(pool)
+        # Start at an offset from the uuid's random tail (its head is a clock: version 7) so
+        # traffic spreads over the whole pool.
+        start = int(uuid[-8:], 16) % len(pool)
         for did in (*pool[start:], *pool[:start]):
             if did not in taken_for_caller:
                 return did

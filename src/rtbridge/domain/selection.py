@@ -40,6 +40,9 @@ class Usage:
     today: int = 0
 
 
+_UNUSED = Usage()
+
+
 def ineligibility(
     buyer: BuyerRule, usage: Usage, tags: Mapping[str, str], now: datetime
 ) -> str | None:
@@ -80,7 +83,7 @@ def choose_buyer(
     eligible: list[BuyerRule] = []
     furthest = -1
     for buyer in buyers:
-        reason = ineligibility(buyer, usage.get(buyer.id, Usage()), tags, now)
+        reason = ineligibility(buyer, usage.get(buyer.id, _UNUSED), tags, now)
         if reason is None:
             eligible.append(buyer)
         else:
@@ -91,5 +94,12 @@ def choose_buyer(
     tier = [b for b in eligible if b.priority == top]
     if len(tier) == 1:
         return Chosen(tier[0])
-    # Weights are validated >= 1 when configured, so choices() always has a positive total.
-    return Chosen((rng or random).choices(tier, weights=[b.weight for b in tier])[0])
+    # Weights are validated >= 1 when configured, so the total is positive. This is what
+    # random.choices(tier, weights) draws (one random() scaled by the total, the first
+    # cumulative weight above it), without building its lists on every ping.
+    point = (rng or random).random() * sum(b.weight for b in tier)
+    for buyer in tier:
+        point -= buyer.weight
+        if point < 0:
+            return Chosen(buyer)
+    return Chosen(tier[-1])  # only if rounding left point at exactly 0

@@ -22,14 +22,22 @@ from rtbridge.storage.reservations import Reservations
 log = logging.getLogger("rtbridge.http")
 
 
-async def _sweep(state: AppState) -> None:
-    """Write ``expired`` on lapsed reservations so every one ends in a terminal state."""
+async def _sweep(state: AppState, batch: int = 250) -> None:
+    """Write ``expired`` on lapsed reservations so every one ends in a terminal state and
+    gives its units back. A full batch means more are due: sweep again after one turn of the
+    loop rather than a whole interval, so the sweeper keeps up with any ping rate."""
+    pause = state.settings.sweep_interval
     while True:
-        await asyncio.sleep(state.settings.sweep_interval)
+        await asyncio.sleep(pause)
+        pause = state.settings.sweep_interval
         try:
-            state.metrics.expired += await state.run(state.reservations.expire_due)
+            expired = await state.run(state.reservations.expire_due, batch)
         except Exception:  # a locked or unreachable database must not end the sweeper
             log.exception("expiry sweep failed; retrying")
+            continue
+        state.metrics.expired += expired
+        if expired >= batch:
+            pause = 0
 
 
 def build_state(settings: Settings, **reservation_options: Any) -> AppState:

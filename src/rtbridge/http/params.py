@@ -64,7 +64,8 @@ async def _multipart(request: Request, body: bytes) -> dict[str, Any]:
 
 
 async def request_params(request: Request, limit: int) -> dict[str, Any]:
-    params: dict[str, Any] = dict(request.query_params)
+    # Most pings carry everything in the body: skip building QueryParams for nothing.
+    params: dict[str, Any] = dict(request.query_params) if request.scope["query_string"] else {}
     body = await read_body(request, limit)
     if not body.strip():
         return params

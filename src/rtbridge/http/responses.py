@@ -27,10 +27,14 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+# One encoder for every answer: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
 def json_response(
     body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=_default)
+    data = _ENCODER.encode(body)
     return Response(data.encode(), status, headers=headers, media_type="application/json")
 
 

@@ -24,6 +24,7 @@ from rtbridge.sip.auth.digest import ALGORITHMS
 from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, OutboundAuth, Reject
 from rtbridge.storage import calls
 from rtbridge.storage.catalog import Catalog, CatalogCache
+from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import AllowlistEntry, SipCredential
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.transactions import utcnow
@@ -202,15 +203,17 @@ class ReservationRouter:
         over in batches, and one commit per batch instead of one per event is what lets
         SQLite keep up with hundreds of calls a second."""
         with transaction(self.engine, write=True) as db:
+            tally = Tally(db)
             for event in events:
-                self._record(db, event)
+                self._record(db, tally, event)
+            tally.flush()
 
-    def _record(self, db: Db, event: CallEvent) -> None:
+    def _record(self, db: Db, tally: Tally, event: CallEvent) -> None:
         if event.kind == "answered" and event.answer_at is not None:
             calls.mark_answered(db, uuid=event.reservation_uuid, at=event.answer_at)
         elif event.kind == "ended":
             calls.mark_ended(
-                db, uuid=event.reservation_uuid, answer_at=event.answer_at,
+                db, tally, uuid=event.reservation_uuid, answer_at=event.answer_at,
                 end_at=event.end_at or self.clock(), publisher_code=event.publisher_code,
                 buyer_code=event.buyer_code, hangup_by=event.hangup_by, duration=event.duration,
                 detail=event.buyer_reason,

@@ -1,5 +1,10 @@
 """What the SIP agent writes: the atomic claim of a reservation and its call record
-(SPEC §3.7, §4.3, §4.4). Every function is one short transaction on the driver connection."""
+(SPEC §3.7, §4.3, §4.4). Every function is one short transaction on the driver connection.
+
+A claim keeps the buyer's units (a call in progress holds it as the reservation did); the end
+of the call, or its recovery after a crash, gives the live unit back in the same transaction
+(``storage/counters.py``). Those writes are conditional on the call still being open, so a
+reservation closed twice (the agent's report racing recovery) moves its counter once."""
 
 from __future__ import annotations
 
@@ -10,10 +15,16 @@ from typing import Any
 from sqlalchemy import Engine
 
 from rtbridge.domain import lifecycle as st
+from rtbridge.storage.counters import Tally
+from rtbridge.storage.models import LIVE_ROWS, UNCLAIMED_ROWS
 from rtbridge.storage.reservations import record_event
 from rtbridge.storage.sql import Db, transaction
 
-_CLAIMABLE = "status IN ('reserved', 'confirmed') AND expires_at > :now"
+_CLAIMABLE = f"{UNCLAIMED_ROWS} AND expires_at > :now"
+_CLOSE = (
+    "UPDATE reservation SET status = :s, updated_at = :at "
+    "WHERE uuid = :u AND status IN ('claimed', 'connected')"
+)
 
 
 @dataclass(frozen=True)
@@ -90,8 +101,9 @@ def find_pstn(engine: Engine, *, did: str, caller: str, now: datetime) -> str | 
     which the ping handed out so that the pair is unique among live reservations (§3.3)."""
     with transaction(engine, write=False) as db:
         row = db.one(
-            f"SELECT uuid FROM reservation WHERE inbound_number = :did AND caller_number = :caller "
-            f"AND {_CLAIMABLE} ORDER BY created_at DESC LIMIT 1",
+            # LIVE_ROWS too: the partial index of a caller's live reservations (models.py)
+            f"SELECT uuid FROM reservation WHERE caller_number = :caller AND {LIVE_ROWS} "
+            f"AND inbound_number = :did AND {_CLAIMABLE} ORDER BY created_at DESC LIMIT 1",
             {"did": did, "caller": caller, "now": db.ts(now)},
         )
     return None if row is None else str(row["uuid"])
@@ -120,25 +132,33 @@ def ended(
     buyer_code: int | None, hangup_by: str | None, duration: float, detail: str = "",
 ) -> None:  # fmt: skip
     with transaction(engine, write=True) as db:
-        mark_ended(db, uuid=uuid, answer_at=answer_at, end_at=end_at, publisher_code=publisher_code,
-                   buyer_code=buyer_code, hangup_by=hangup_by, duration=duration, detail=detail)  # fmt: skip
+        tally = Tally(db)
+        mark_ended(db, tally, uuid=uuid, answer_at=answer_at, end_at=end_at,
+                   publisher_code=publisher_code, buyer_code=buyer_code, hangup_by=hangup_by,
+                   duration=duration, detail=detail)  # fmt: skip
+        tally.flush()
 
 
 def mark_ended(
-    db: Db, *, uuid: str, answer_at: datetime | None, end_at: datetime, publisher_code: int | None,
-    buyer_code: int | None, hangup_by: str | None, duration: float, detail: str = "",
+    db: Db, tally: Tally, *, uuid: str, answer_at: datetime | None, end_at: datetime,
+    publisher_code: int | None, buyer_code: int | None, hangup_by: str | None, duration: float,
+    detail: str = "",
 ) -> None:  # fmt: skip
     """Close the call: ``completed`` with duration and ``converted`` (duration ≥ the
-    reservation's seconds) when the buyer answered, else ``failed`` keeping the SIP code."""
-    row = db.one("SELECT seconds, payout, status FROM reservation WHERE uuid = :u", {"u": uuid})
+    reservation's seconds) when the buyer answered, else ``failed`` keeping the SIP code.
+    The buyer's counters move in ``tally``, which the caller flushes once per transaction
+    (one fixed order of counter rows per transaction: no deadlocks between agents)."""
+    row = db.one(
+        "SELECT seconds, payout, status, buyer_id, created_at FROM reservation WHERE uuid = :u",
+        {"u": uuid},
+    )
     if row is None or row["status"] not in st.IN_CALL:
         return  # already closed (e.g. by recovery): the first word stands
     status = st.COMPLETED if answer_at is not None else st.FAILED
     converted = answer_at is not None and duration >= (row["seconds"] or 0)
-    db.execute(
-        "UPDATE reservation SET status = :s, updated_at = :at WHERE uuid = :u",
-        {"s": status, "at": db.ts(end_at), "u": uuid},
-    )
+    if db.execute(_CLOSE, {"s": status, "at": db.ts(end_at), "u": uuid}).rowcount != 1:
+        return  # closed by another transaction since the read
+    tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
     db.execute(
         "UPDATE callrecord SET answer_at = :ans, end_at = :at, publisher_code = :pc, buyer_code = :bc, "
         "hangup_by = :hb, duration = :d, converted = :cv, payout = :pay WHERE reservation_uuid = :u",
@@ -155,16 +175,23 @@ def mark_ended(
 def recover(engine: Engine, *, agent: str, now: datetime) -> int:
     """On start, close calls a previous run of this agent left open (crash, kill -9): every
     reservation ends in a terminal state, and its buyer unit is released."""
+    closed = 0
     with transaction(engine, write=True) as db:
+        tally = Tally(db)
         rows = db.rows(
-            "SELECT r.uuid FROM reservation r JOIN callrecord c ON c.reservation_uuid = r.uuid "
+            "SELECT r.uuid, r.status, r.buyer_id, r.created_at FROM reservation r "
+            "JOIN callrecord c ON c.reservation_uuid = r.uuid "
             "WHERE c.agent = :agent AND r.status IN ('claimed', 'connected')",
             {"agent": agent},
         )
         for row in rows:
-            db.execute("UPDATE reservation SET status = 'failed', updated_at = :now WHERE uuid = :u",
-                       {"u": row["uuid"], "now": db.ts(now)})  # fmt: skip
+            params = {"u": row["uuid"], "s": st.FAILED, "at": db.ts(now), "now": db.ts(now)}
+            if db.execute(_CLOSE, params).rowcount != 1:
+                continue
+            closed += 1
+            tally.transition(row["buyer_id"], row["created_at"], row["status"], st.FAILED)
             db.execute("UPDATE callrecord SET end_at = :now, hangup_by = 'agent' WHERE reservation_uuid = :u "
-                       "AND end_at IS NULL", {"u": row["uuid"], "now": db.ts(now)})  # fmt: skip
+                       "AND end_at IS NULL", params)  # fmt: skip
             record_event(db, row["uuid"], st.FAILED, now, "agent restarted during the call")
-    return len(rows)
+        tally.flush()
+    return closed

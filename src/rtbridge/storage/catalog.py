@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import Engine, text, update
 from sqlalchemy.engine import Connection
@@ -45,24 +46,66 @@ class CampaignInfo:
     buyers: tuple[BuyerInfo, ...]
     pool: tuple[str, ...]
 
-    @property
+    @cached_property
     def rules(self) -> tuple[BuyerRule, ...]:
         return tuple(b.rule for b in self.buyers)
 
+    @cached_property
+    def capped(self) -> tuple[BuyerRule, ...]:
+        """Buyers with a concurrency or daily cap: the only ones a ping reads counters for."""
+        return tuple(
+            b.rule
+            for b in self.buyers
+            if b.rule.concurrency is not None or b.rule.daily_cap is not None
+        )
+
+    @cached_property
+    def _by_id(self) -> dict[str, BuyerInfo]:
+        return {b.rule.id: b for b in self.buyers}
+
     def buyer(self, buyer_id: str) -> BuyerInfo | None:
-        return next((b for b in self.buyers if b.rule.id == buyer_id), None)
+        return self._by_id.get(buyer_id)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A postback key's settings (SPEC §3.4) as plain values: read on every ping, where an
+    ORM instance's instrumented attributes cost more than the rule that reads them."""
+
+    id: str  # sha256 hex of the key
+    publisher_id: str
+    campaign_id: str
+    allow_missing_caller_number: bool
+    inbound_number: str | None
+    ttl_seconds: int
+    auto_confirm: bool
+    response_root: str | None
+    paused: bool
+
+    @classmethod
+    def of(cls, row: PostbackKey) -> KeyInfo:
+        return cls(row.id, row.publisher_id, row.campaign_id, row.allow_missing_caller_number,
+                   row.inbound_number, row.ttl_seconds, row.auto_confirm, row.response_root,
+                   row.paused)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Catalog:
     version: int
     sip_domain: str
-    keys: Mapping[str, PostbackKey] = field(default_factory=dict)  # by sha256
+    keys: Mapping[str, KeyInfo] = field(default_factory=dict)  # by sha256
     campaigns: Mapping[str, CampaignInfo] = field(default_factory=dict)
     trunks: Mapping[str, Trunk] = field(default_factory=dict)
+    # raw key -> key, for keys that exist: a ping hashes its key once per snapshot, not each time
+    _known: dict[str, KeyInfo] = field(default_factory=dict, compare=False, repr=False)
 
-    def key(self, raw_key: str) -> PostbackKey | None:
-        return self.keys.get(hash_key(raw_key))
+    def key(self, raw_key: str) -> KeyInfo | None:
+        found = self._known.get(raw_key)
+        if found is None:
+            found = self.keys.get(hash_key(raw_key))
+            if found is not None:  # only real keys: random ones must not fill memory
+                self._known[raw_key] = found
+        return found
 
 
 def read_version(conn: Connection) -> int:
@@ -109,7 +152,7 @@ def load_catalog(engine: Engine) -> Catalog:
             c.id: CampaignInfo(c.id, tuple(buyers.get(c.id, ())), tuple(pools.get(c.id, ())))
             for c in session.exec(select(Campaign))
         }
-        keys = {k.id: k for k in session.exec(select(PostbackKey))}
+        keys = {k.id: KeyInfo.of(k) for k in session.exec(select(PostbackKey))}
         trunks = {t.id: t for t in session.exec(select(Trunk))}
         session.expunge_all()
     return Catalog(

@@ -10,8 +10,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
+
+# Partial indexes hold only the rows the hot paths look for, so their size follows the live
+# reservations, not the table (a ping costs the same with 10^2 or 10^6 rows behind it), and
+# there are two, since every index is written by every ping. The queries repeat these exact
+# terms: SQLite uses a partial index only when the query's WHERE contains its condition.
+LIVE_ROWS = "status IN ('reserved', 'confirmed', 'claimed', 'connected')"
+UNCLAIMED_ROWS = "status IN ('reserved', 'confirmed')"
+
+
+def _partial(name: str, *columns: str, where: str) -> Index:
+    return Index(name, *columns, sqlite_where=text(where), postgresql_where=text(where))
 
 
 class Setting(SQLModel, table=True):
@@ -114,10 +125,12 @@ class Reservation(SQLModel, table=True):
     """The answer to one ping, ``no-target`` ones included (they are the RTB log)."""
 
     __table_args__ = (
-        Index("ix_reservation_buyer_status_created", "buyer_id", "status", "created_at"),
-        Index("ix_reservation_caller_status", "caller_number", "status"),
-        Index("ix_reservation_status_expires", "status", "expires_at"),
-        Index("ix_reservation_did_caller", "inbound_number", "caller_number"),
+        # a caller's live reservations: the ping shield, the DIDs the caller holds, a PSTN
+        # arrival matched by (DID, caller id); and all live ones for /metrics
+        _partial("ix_reservation_live_caller", "caller_number", where=LIVE_ROWS),
+        # a buyer's unclaimed reservations by TTL: the expiry sweeper (buyer by buyer) and a
+        # full buyer's relief (storage/expiry.py)
+        _partial("ix_reservation_unclaimed_buyer", "buyer_id", "expires_at", where=UNCLAIMED_ROWS),
     )
     uuid: str = Field(primary_key=True, max_length=36)
     key_id: str = Field(max_length=64)  # no index: nothing looks reservations up by key
@@ -136,6 +149,24 @@ class Reservation(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime | None = None
     updated_at: datetime
+
+
+class BuyerLive(SQLModel, table=True):
+    """Units a buyer holds: its reservations stored as reserved, confirmed, claimed or
+    connected. Moved in the transaction that writes such a status (``storage/counters.py``),
+    so a concurrency cap is read here instead of counted."""
+
+    buyer_id: str = Field(primary_key=True, max_length=64)  # no foreign key: outlives the buyer
+    units: int
+
+
+class BuyerDay(SQLModel, table=True):
+    """Units a buyer used on one UTC day: its reservations created that day and stored as
+    reserved, confirmed, claimed, connected, completed or failed (what a daily cap counts)."""
+
+    buyer_id: str = Field(primary_key=True, max_length=64)
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, UTC
+    units: int
 
 
 class ReservationEvent(SQLModel, table=True):

@@ -1,11 +1,15 @@
 """The reservation operations of the publisher API (SPEC §3): ping, confirm, cancel, look up,
-expire. Each is one transaction; buyer usage is counted inside it, under the campaign lock,
-so concurrent pings in any number of processes never over-allocate a buyer (§3.5, §7)."""
+expire. Each is one transaction; buyer usage is read from the counters inside it, under the
+campaign lock, and the counters move in it (``storage/counters.py``), so concurrent pings in
+any number of processes never over-allocate a buyer (§3.5, §7).
+
+Status writes are conditional on the status read (``WHERE status = :old``): on PostgreSQL the
+sweeper and the SIP agent do not take the campaign lock, and a write that lost such a race
+must not move a counter a second time; it reads the row again instead."""
 
 from __future__ import annotations
 
 import random
-import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,19 +28,29 @@ from rtbridge.domain.errors import (
 )
 from rtbridge.domain.inbound import choose_inbound
 from rtbridge.domain.ping import PingRequest
-from rtbridge.domain.selection import Chosen, NoTarget, Usage, choose_buyer, ineligibility
-from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache
-from rtbridge.storage.models import PostbackKey
+from rtbridge.domain.selection import (
+    BuyerRule,
+    Chosen,
+    NoTarget,
+    Usage,
+    choose_buyer,
+    ineligibility,
+)
+from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache, KeyInfo
+from rtbridge.storage.counters import Tally, day_of, units
+from rtbridge.storage.expiry import DUE_ANY, expire
+from rtbridge.storage.models import LIVE_ROWS
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.transactions import lock_campaign, try_lock_sweep, utcnow
+from rtbridge.storage.uuids import uuid7
 
 REASON_NO_FREE_DID = "no-free-did"
+# How many due reservations of a full buyer one reserving transaction expires at most.
+RELIEF_LIMIT = 100
 
-# "Holds a unit of its buyer now" (lifecycle.holds_buyer) as SQL.
-LIVE = (
-    "(status IN ('claimed', 'connected') "
-    "OR (status IN ('reserved', 'confirmed') AND expires_at > :now))"
-)
+# "Holds a unit of its buyer now" (lifecycle.holds_buyer) as SQL, led by the partial index's
+# own condition (models.LIVE_ROWS) so that SQLite reads the index of live rows only.
+LIVE = f"{LIVE_ROWS} AND (status IN ('claimed', 'connected') OR expires_at > :now)"
 _COLUMNS = (
     "uuid, key_id, status, reason, caller_number, inbound_number, tags, payout, "
     "seconds, buyer_id, created_at, expires_at"
@@ -52,6 +66,15 @@ _EVENT = (
     "INSERT INTO reservationevent (reservation_uuid, status, at, detail) "
     "VALUES (:uuid, :status, :at, :detail)"
 )
+
+
+@dataclass
+class _Batch:
+    """What one group-commit transaction accumulates: the batch's callers' live
+    reservations (read once, then kept up to date) and the rows to insert at the end."""
+
+    live: dict[str, list[dict[str, Any]]]
+    inserts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -75,39 +98,6 @@ def record_event(db: Db, uuid: str, status: str, at: datetime, detail: str | Non
     db.execute(_EVENT, {"uuid": uuid, "status": status, "at": db.ts(at), "detail": detail})
 
 
-def buyer_usage(
-    db: Db, campaign: CampaignInfo, now: datetime, exclude: str = ""
-) -> dict[str, Usage]:
-    """Live units and today's count for the campaign's capped buyers. Uncapped buyers need no
-    count; for capped ones the index (buyer_id, status, created_at) keeps the scan bounded
-    by the cap itself, since a buyer never holds more than its cap."""
-    usage = {b.rule.id: Usage() for b in campaign.buyers}
-    capped = [b.rule for b in campaign.buyers if b.rule.concurrency is not None]
-    params: dict[str, Any] = {"now": db.ts(now), "exclude": exclude}
-    if capped:
-        ids = db.in_list("b", [r.id for r in capped], params)
-        for row in db.rows(
-            f"SELECT buyer_id, count(*) AS n FROM reservation WHERE buyer_id IN {ids} "
-            f"AND {LIVE} AND uuid <> :exclude GROUP BY buyer_id",
-            params,
-        ):
-            usage[row["buyer_id"]] = Usage(live=row["n"])
-    daily = [b.rule for b in campaign.buyers if b.rule.daily_cap is not None]
-    if daily:
-        # The UTC day: a buyer's cap resets at 00:00 UTC whatever its hours' zone.
-        params["start"] = db.ts(now.replace(hour=0, minute=0, second=0, microsecond=0))
-        ids = db.in_list("d", [r.id for r in daily], params)
-        for row in db.rows(
-            f"SELECT buyer_id, count(*) AS n FROM reservation WHERE buyer_id IN {ids} "
-            "AND status IN ('reserved', 'confirmed', 'claimed', 'connected', 'completed', 'failed') "
-            "AND created_at >= :start AND uuid <> :exclude "
-            "AND (status NOT IN ('reserved', 'confirmed') OR expires_at > :now) GROUP BY buyer_id",
-            params,
-        ):
-            usage[row["buyer_id"]] = Usage(live=usage[row["buyer_id"]].live, today=row["n"])
-    return usage
-
-
 class Reservations:
     """Reservation operations over one database; thread-safe (no state but the catalog)."""
 
@@ -124,7 +114,7 @@ class Reservations:
         self.clock = clock
         self.rng = rng or random.Random()
 
-    def _key(self, catalog: Catalog, raw_key: str, *, allow_paused: bool = False) -> PostbackKey:
+    def _key(self, catalog: Catalog, raw_key: str, *, allow_paused: bool = False) -> KeyInfo:
         key = catalog.key(raw_key)
         if key is None:
             raise UnknownKey("key: unknown postback key")
@@ -132,7 +122,7 @@ class Reservations:
             raise PausedKey("key: this postback key is paused")
         return key
 
-    def _campaign(self, catalog: Catalog, key: PostbackKey) -> CampaignInfo:
+    def _campaign(self, catalog: Catalog, key: KeyInfo) -> CampaignInfo:
         return catalog.campaigns.get(key.campaign_id) or CampaignInfo(key.campaign_id, (), ())
 
     # -- ping --------------------------------------------------------------------------------
@@ -150,7 +140,7 @@ class Reservations:
         refuse gets its error in its slot and does not disturb the others."""
         catalog = self.catalog.get()
         results: list[Outcome | RtbError | None] = [None] * len(requests)
-        accepted: list[tuple[int, PingRequest, PostbackKey, CampaignInfo]] = []
+        accepted: list[tuple[int, PingRequest, KeyInfo, CampaignInfo]] = []
         for i, req in enumerate(requests):
             try:
                 key = self._key(catalog, req.key)
@@ -160,46 +150,88 @@ class Reservations:
                 continue
             accepted.append((i, req, key, self._campaign(catalog, key)))
         if accepted:
-            # Campaign locks in one order in every process, so batches cannot deadlock.
-            accepted.sort(key=lambda item: item[3].id)
             with transaction(self.engine, write=True) as db:
-                locked: set[str] = set()
+                # Every lock first, in one order in every process: batches cannot deadlock,
+                # and what is read next is read under all of them.
+                for campaign_id in sorted({item[3].id for item in accepted}):
+                    lock_campaign(db, campaign_id)
+                tally = Tally(db)
+                callers = {req.caller_number for _, req, _, _ in accepted if req.caller_number}
+                batch = _Batch(self._live_by_caller(db, callers))
                 for i, req, key, campaign in accepted:
-                    if campaign.id not in locked:
-                        lock_campaign(db, campaign.id)
-                        locked.add(campaign.id)
-                    results[i] = self._ping(db, catalog, key, campaign, req)
+                    results[i] = self._ping(db, tally, batch, catalog, key, campaign, req)
+                if batch.inserts:
+                    db.execute_many(_INSERT, batch.inserts)
+                tally.flush()
         return [r for r in results if r is not None]
 
+    def _live_by_caller(self, db: Db, callers: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """The live reservations of every caller in a batch, in one statement: what the ping
+        shield and the DID choice need (§3.2, §3.3). Read under the campaign locks; each ping
+        then filters by its own clock, and sees the batch's earlier reservations (_Batch)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        if not callers:
+            return found
+        params: dict[str, Any] = {"now": db.ts(self.clock())}
+        names = db.in_list("c", sorted(callers), params)
+        for row in db.rows(
+            f"SELECT {_COLUMNS} FROM reservation WHERE caller_number IN {names} AND {LIVE}", params
+        ):
+            row["expires"] = db.read_ts(row["expires_at"])
+            found.setdefault(row["caller_number"], []).append(row)
+        return found
+
+    def _usage(
+        self, db: Db, tally: Tally, buyers: Sequence[BuyerRule], now: datetime, day: str, *,
+        own: Mapping[str, Any] | None = None,
+    ) -> dict[str, Usage]:  # fmt: skip
+        """Usage of capped ``buyers`` from the counters. A buyer the counters call full first
+        gets its due reservations expired here (once per transaction, bounded): the counters
+        still hold those units until written down (see ``storage/counters.py``). ``own`` is a
+        reservation being confirmed, which must not count against itself."""
+        usage = self._without(tally.usage([b.id for b in buyers], day), own, day)
+        for rule in buyers:
+            u = usage[rule.id]
+            full = (rule.concurrency is not None and u.live >= rule.concurrency) or (
+                rule.daily_cap is not None and u.today >= rule.daily_cap
+            )
+            if not full or rule.id in tally.relieved:
+                continue
+            tally.relieved.add(rule.id)
+            exclude = None if own is None else str(own["uuid"])
+            if expire(db, tally, now, limit=RELIEF_LIMIT, buyer_id=rule.id, exclude=exclude):
+                usage.update(self._without(tally.usage([rule.id], day), own, day))
+        return usage
+
+    @staticmethod
+    def _without(
+        usage: dict[str, Usage], own: Mapping[str, Any] | None, day: str
+    ) -> dict[str, Usage]:
+        if own is None or own["buyer_id"] not in usage:
+            return usage
+        live, used = units(own["status"])
+        today = used if day_of(own["created_at"]) == day else 0
+        u = usage[own["buyer_id"]]
+        return {**usage, own["buyer_id"]: Usage(live=u.live - live, today=u.today - today)}
+
     def _ping(
-        self, db: Db, catalog: Catalog, key: PostbackKey, campaign: CampaignInfo, req: PingRequest
-    ) -> Outcome:
-        uuid = str(uuidlib.uuid4())
+        self, db: Db, tally: Tally, batch: _Batch, catalog: Catalog, key: KeyInfo,
+        campaign: CampaignInfo, req: PingRequest,
+    ) -> Outcome:  # fmt: skip
+        """One ping: shield, choose, and a row for the batch to insert. The reservation row is
+        the whole record of its creation (time, buyer, or the no-target reason): no history
+        row is written for it."""
         now = self.clock()
+        at = db.ts(now)
         taken: set[str] = set()
         if req.caller_number is not None:
-            shielded = self._shield(db, catalog, key, req.caller_number, now, taken)
+            shielded = self._shield(db, batch, catalog, key, req.caller_number, now, taken)
             if shielded is not None:
                 return shielded
-        usage = buyer_usage(db, campaign, now)
+        uuid = uuid7()
+        day = day_of(now)
+        usage = self._usage(db, tally, campaign.capped, now, day) if campaign.capped else {}
         choice = choose_buyer(campaign.rules, usage, req.tags, now, self.rng)
-        row: dict[str, Any] = {
-            "uuid": uuid,
-            "key_id": key.id,
-            "publisher_id": key.publisher_id,
-            "campaign_id": campaign.id,
-            "caller_number": req.caller_number,
-            "source_publisher_id": req.publisher_id,
-            "source_id": req.source_id,
-            "tags": db.js(dict(req.tags)),
-            "created_at": db.ts(now),
-            "buyer_id": None,
-            "reason": None,
-            "inbound_number": None,
-            "payout": None,
-            "seconds": None,
-            "expires_at": None,
-        }
         inbound = None
         if isinstance(choice, Chosen):
             inbound = choose_inbound(
@@ -213,9 +245,17 @@ class Reservations:
             )
             if inbound is None:
                 choice = NoTarget(REASON_NO_FREE_DID)
+        row = {
+            "uuid": uuid, "key_id": key.id, "publisher_id": key.publisher_id,
+            "campaign_id": campaign.id, "caller_number": req.caller_number,
+            "source_publisher_id": req.publisher_id, "source_id": req.source_id,
+            "tags": db.js(dict(req.tags)), "created_at": at, "status": st.NO_TARGET,
+            "reason": None, "buyer_id": None, "inbound_number": None, "payout": None,
+            "seconds": None, "expires_at": None,
+        }  # fmt: skip
+        batch.inserts.append(row)
         if isinstance(choice, NoTarget):
-            db.execute(_INSERT, {**row, "status": st.NO_TARGET, "reason": choice.reason})
-            record_event(db, uuid, st.NO_TARGET, now, choice.reason)
+            row["reason"] = choice.reason
             return Outcome(
                 uuid, st.NO_TARGET, catalog.sip_domain, key.response_root, reason=choice.reason
             )
@@ -223,19 +263,12 @@ class Reservations:
         assert buyer is not None
         status = st.CONFIRMED if key.auto_confirm else st.RESERVED
         expires = now + timedelta(seconds=key.ttl_seconds)
-        db.execute(
-            _INSERT,
-            {
-                **row,
-                "status": status,
-                "buyer_id": buyer.rule.id,
-                "inbound_number": inbound,
-                "payout": buyer.payout,
-                "seconds": buyer.seconds,
-                "expires_at": db.ts(expires),
-            },
-        )
-        record_event(db, uuid, status, now, f"buyer {buyer.rule.id}")
+        row.update(status=status, buyer_id=buyer.rule.id, inbound_number=inbound,
+                   payout=buyer.payout, seconds=buyer.seconds, expires_at=db.ts(expires))  # fmt: skip
+        if req.caller_number is not None:
+            row["expires"] = expires  # for the shield of later pings in the batch
+            batch.live.setdefault(req.caller_number, []).append(row)
+        tally.move(buyer.rule.id, day, 1, 1)
         return Outcome(
             uuid,
             status,
@@ -248,20 +281,14 @@ class Reservations:
         )
 
     def _shield(
-        self,
-        db: Db,
-        catalog: Catalog,
-        key: PostbackKey,
-        caller: str,
-        now: datetime,
+        self, db: Db, batch: _Batch, catalog: Catalog, key: KeyInfo, caller: str, now: datetime,
         taken: set[str],
-    ) -> Outcome | None:
+    ) -> Outcome | None:  # fmt: skip
         """Ping shield (§3.2): the caller's live reservation on this key, if any. Also fills
         ``taken`` with the DIDs the caller's other live reservations hold."""
-        rows = db.rows(
-            f"SELECT {_COLUMNS} FROM reservation WHERE caller_number = :caller AND {LIVE}",
-            {"caller": caller, "now": db.ts(now)},
-        )
+        rows = [
+            r for r in batch.live.get(caller, ()) if r["status"] in st.IN_CALL or r["expires"] > now
+        ]
         taken.update(r["inbound_number"] for r in rows if r["inbound_number"])
         for row in rows:
             if row["key_id"] == key.id and row["status"] in st.UNCLAIMED:
@@ -269,7 +296,7 @@ class Reservations:
         return None
 
     # -- confirm / cancel / look up ---------------------------------------------------------
-    def _row(self, db: Db, uuid: str, key: PostbackKey) -> dict[str, Any]:
+    def _row(self, db: Db, uuid: str, key: KeyInfo) -> dict[str, Any]:
         row = db.one(f"SELECT {_COLUMNS} FROM reservation WHERE uuid = :uuid", {"uuid": uuid})
         # Another key's reservation is "not found": a key must not learn of others' uuids.
         if row is None or row["key_id"] != key.id:
@@ -294,57 +321,59 @@ class Reservations:
         campaign = self._campaign(catalog, key)
         with transaction(self.engine, write=True) as db:
             lock_campaign(db, campaign.id)
-            now = self.clock()
-            row = self._row(db, uuid, key)
-            current = st.effective_status(row["status"], row["expires_at"], now)
-            if status == st.CANCELLED:
-                return self._cancel(db, catalog, key, row, current, now)
-            return self._confirm(db, catalog, key, campaign, row, current, now)
+            tally = Tally(db)
+            for _ in range(3):
+                now = self.clock()
+                row = self._row(db, uuid, key)
+                current = st.effective_status(row["status"], row["expires_at"], now)
+                if status == st.CANCELLED:
+                    outcome = self._cancel(db, tally, catalog, key, row, current, now)
+                else:
+                    outcome = self._confirm(db, tally, catalog, key, campaign, row, current, now)
+                if outcome is not None:
+                    tally.flush()
+                    return outcome
+            raise Conflict("status: the reservation changed meanwhile; try again")
 
     def _transition(
-        self,
-        db: Db,
-        uuid: str,
-        new: str,
-        now: datetime,
-        detail: str,
+        self, db: Db, tally: Tally, row: Mapping[str, Any], new: str, now: datetime, detail: str,
         expires_at: datetime | None = None,
-    ) -> None:
+    ) -> bool:  # fmt: skip
+        """Write ``new`` over the status ``row`` was read with, moving the counters, with a
+        history row (none for an expiry: ``expires_at`` says when). False when another
+        process changed the row first (nothing written)."""
         extra = ", expires_at = :expires" if expires_at is not None else ""
-        db.execute(
-            f"UPDATE reservation SET status = :status, updated_at = :now{extra} WHERE uuid = :uuid",
-            {"status": new, "now": db.ts(now), "expires": db.ts(expires_at), "uuid": uuid},
-        )
-        record_event(db, uuid, new, now, detail)
+        cur = db.execute(
+            f"UPDATE reservation SET status = :status, updated_at = :now{extra} "
+            "WHERE uuid = :uuid AND status = :old",
+            {"status": new, "now": db.ts(now), "expires": db.ts(expires_at), "uuid": row["uuid"],
+             "old": row["status"]},
+        )  # fmt: skip
+        if cur.rowcount != 1:
+            return False
+        tally.transition(row["buyer_id"], row["created_at"], row["status"], new)
+        if new != st.EXPIRED:
+            record_event(db, row["uuid"], new, now, detail)
+        return True
 
     def _cancel(
-        self,
-        db: Db,
-        catalog: Catalog,
-        key: PostbackKey,
-        row: dict[str, Any],
-        current: str,
-        now: datetime,
-    ) -> Outcome:
+        self, db: Db, tally: Tally, catalog: Catalog, key: KeyInfo, row: dict[str, Any],
+        current: str, now: datetime,
+    ) -> Outcome | None:  # fmt: skip
         if current == st.CANCELLED:
             return self._outcome(db, catalog, key, row, now)
         if current not in st.UNCLAIMED:
             raise Conflict(
                 f"status: reservation is {current}; only reserved or confirmed ones can be cancelled"
             )
-        self._transition(db, row["uuid"], st.CANCELLED, now, "cancelled by publisher")
+        if not self._transition(db, tally, row, st.CANCELLED, now, "cancelled by publisher"):
+            return None
         return self._outcome(db, catalog, key, {**row, "status": st.CANCELLED}, now)
 
     def _confirm(
-        self,
-        db: Db,
-        catalog: Catalog,
-        key: PostbackKey,
-        campaign: CampaignInfo,
-        row: dict[str, Any],
-        current: str,
-        now: datetime,
-    ) -> Outcome:
+        self, db: Db, tally: Tally, catalog: Catalog, key: KeyInfo, campaign: CampaignInfo,
+        row: dict[str, Any], current: str, now: datetime,
+    ) -> Outcome | None:  # fmt: skip
         if current == st.CONFIRMED:
             return self._outcome(db, catalog, key, row, now)
         if current not in (st.RESERVED, st.EXPIRED):
@@ -354,16 +383,22 @@ class Reservations:
             buyer = campaign.buyer(row["buyer_id"]) if row["buyer_id"] else None
             reason = "buyer-removed"
             if buyer is not None:
-                usage = buyer_usage(db, campaign, now, exclude=row["uuid"])[buyer.rule.id]
-                reason = ineligibility(buyer.rule, usage, db.read_js(row["tags"]) or {}, now) or ""
+                tags = db.read_js(row["tags"]) or {}
+                usage = self._usage(db, tally, [buyer.rule], now, day_of(now), own=row)
+                reason = ineligibility(buyer.rule, usage[buyer.rule.id], tags, now) or ""
             if reason:
-                if row["status"] != st.EXPIRED:
-                    self._transition(db, row["uuid"], st.EXPIRED, now, "ttl passed")
+                if row["status"] != st.EXPIRED and not self._transition(
+                    db, tally, row, st.EXPIRED, now, "ttl passed"
+                ):
+                    return None
                 return Outcome(
                     row["uuid"], st.NO_TARGET, catalog.sip_domain, key.response_root, reason=reason
                 )
         expires = now + timedelta(seconds=key.ttl_seconds)
-        self._transition(db, row["uuid"], st.CONFIRMED, now, "confirmed by publisher", expires)
+        if not self._transition(
+            db, tally, row, st.CONFIRMED, now, "confirmed by publisher", expires
+        ):
+            return None
         return self._outcome(
             db, catalog, key, {**row, "status": st.CONFIRMED, "expires_at": expires}, now
         )
@@ -371,41 +406,30 @@ class Reservations:
     # -- expiry ------------------------------------------------------------------------------
     def expire_due(self, limit: int = 250) -> int:
         """Write ``expired`` on up to ``limit`` unclaimed reservations past their TTL, with
-        their history rows. Set-based and bounded, so a sweep stays short (it holds the write
-        lock, and runs on the event loop with SQLite: 250 rows cost a few ms); the next sweep,
-        a quarter second later, takes the rest."""
+        their history rows and their units given back. Set-based and bounded, so a sweep stays
+        short (it holds the write lock, and runs on the event loop with SQLite: 250 rows cost a
+        few ms); the sweeper comes back at once while it finds full batches."""
         now = self.clock()
-        due = "status IN ('reserved', 'confirmed') AND expires_at <= :now"
         with transaction(self.engine, write=False) as db:
             if (
-                db.one(f"SELECT uuid FROM reservation WHERE {due} LIMIT 1", {"now": db.ts(now)})
+                db.one(f"SELECT uuid FROM reservation WHERE {DUE_ANY} LIMIT 1", {"now": db.ts(now)})
                 is None
             ):
                 return 0  # the common case costs a read, not the write lock
         with transaction(self.engine, write=True) as db:
             if not try_lock_sweep(db):
                 return 0  # another process is sweeping right now
-            params = {"now": db.ts(now), "limit": limit}
-            batch = (
-                f"SELECT uuid FROM reservation WHERE {due} ORDER BY expires_at, uuid LIMIT :limit"
-            )
-            db.execute(
-                "INSERT INTO reservationevent (reservation_uuid, status, at, detail) "
-                f"SELECT uuid, 'expired', :now, 'ttl passed' FROM ({batch}) AS due",
-                params,
-            )
-            cur = db.execute(
-                f"UPDATE reservation SET status = 'expired', updated_at = :now WHERE uuid IN ({batch})",
-                params,
-            )
-            return int(cur.rowcount)
+            tally = Tally(db)
+            expired = expire(db, tally, now, limit=limit)
+            tally.flush()
+            return expired
 
     # -- rendering ---------------------------------------------------------------------------
     def _outcome(
         self,
         db: Db,
         catalog: Catalog,
-        key: PostbackKey,
+        key: KeyInfo,
         row: Mapping[str, Any],
         now: datetime,
         *,

@@ -152,6 +152,23 @@ def _select_codecs(ep: Any, wanted: tuple[str, ...]) -> None:
 
 
 def _create_transports(handle: Endpoint, config: AgentConfig) -> None:
+    """UDP/TCP (and TLS) on every host. With port 0 the first transport picks a free port and
+    the others take the same one, which another process may hold on TCP: then start over."""
+    for attempt in range(5):
+        try:
+            _create_transports_once(handle, config)
+            return
+        except pj.Error as exc:
+            in_use = "already in use" in str(exc.info()).lower()
+            for transport in handle.transports:
+                with contextlib.suppress(pj.Error):
+                    handle.ep.transportClose(transport.tid)
+            handle.transports.clear()
+            if not (in_use and config.port == 0 and attempt < 4):
+                raise
+
+
+def _create_transports_once(handle: Endpoint, config: AgentConfig) -> None:
     port = config.port
     kinds: list[tuple[str, int, int]] = []  # (name, IPv4 kind, IPv6 kind)
     if config.udp:
