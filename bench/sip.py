@@ -170,7 +170,7 @@ class Proc:
 
 
 class Bench:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, agent_options: list[str] | None = None) -> None:
         self.work = work
         self.buyer_port = free_port("127.0.0.1")
         self.agent_port = free_port("127.0.0.1")
@@ -185,6 +185,7 @@ class Bench:
         (work / "agent.toml").write_text(
             f'[agent]\nhosts = ["127.0.0.1"]\nport = {self.agent_port}\nmedia_address = "127.0.0.1"\n'
             "rtp_port_min = 20000\nrtp_port_max = 32000\nlog_level = 0\n"
+            + "".join(f"{line}\n" for line in agent_options or ())
         )
         self.buyer: subprocess.Popen[bytes] | None = None
         self.agent: subprocess.Popen[bytes] | None = None
@@ -405,12 +406,14 @@ def main() -> int:
     parser.add_argument("--soak-rate", type=float, default=300)
     parser.add_argument("--flood-rate", type=int, default=1000)
     parser.add_argument("--only", default="a,b,c,d,e", help="which measurements to run")
+    parser.add_argument("--agent", action="append", default=[], metavar="'KEY = VALUE'",
+                        help="an extra [agent] line for the agent's options (repeatable)")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp is missing: apt-get install sip-tester", file=sys.stderr)
         return 2
     only = set(args.only.split(","))
-    bench = Bench(Path(tempfile.mkdtemp(prefix="rtbridge-sipbench-")))
+    bench = Bench(Path(tempfile.mkdtemp(prefix="rtbridge-sipbench-")), args.agent)
     try:
         bench.start_buyer()
         agent = bench.start_agent()

@@ -56,3 +56,9 @@
 #define PJSIP_SAFE_MODULE           0
 #define PJ_HAS_STRICMP_ALNUM        0
 #define PJSIP_UNESCAPE_IN_PLACE     1
+
+/* Each ioqueue has one poller (SIP: the agent thread; RTP: the media thread), so plain
+ * level-triggered epoll serves; EPOLLEXCLUSIVE/ONESHOT (the default "auto") re-arm every
+ * socket with an epoll_ctl() per packet — a third of the media thread's system calls. */
+#define PJ_IOQUEUE_DEFAULT_EPOLL_FLAGS          0
+#define PJ_IOQUEUE_MAX_EVENTS_IN_SINGLE_POLL    64

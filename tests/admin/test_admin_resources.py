@@ -36,7 +36,12 @@ def test_publisher_round_trip(admin: TestClient) -> None:
     ]
     assert "An0ther" not in r.text
     assert version(admin) > before  # every change bumps the version, seen here at once
-    assert {"id": "pub-2", "name": "Second"} in admin.get("/admin/publishers").json()["publishers"]
+    listed = {"id": "pub-2", "name": "Second", "require_tls": False, "require_srtp": False}
+    assert listed in admin.get("/admin/publishers").json()["publishers"]
+    r = admin.patch("/admin/publishers/pub-2", json={"require_tls": True, "require_srtp": True})
+    assert r.status_code == 200 and (r.json()["require_tls"], r.json()["require_srtp"]) == (True, True)
+    r = admin.patch("/admin/publishers/pub-2", json={"require_tls": "yes"})
+    assert r.status_code == 422 and "require_tls: must be true or false" in r.json()["error"]
     r = admin.patch("/admin/publishers/pub-2", json={"name": "Renamed"})
     assert r.status_code == 200 and r.json()["name"] == "Renamed"
     r = admin.patch("/admin/publishers/pub-2", json={"name": None})
@@ -220,6 +225,17 @@ def test_validation_messages_are_the_files(
     message = r.json()["error"]
     for expected in apply_errors(section, entry):
         assert expected in message, (expected, message)
+
+
+def test_buyer_srtp(admin: TestClient) -> None:
+    r = admin.post("/admin/buyers", json={"campaign": "auto", "id": "secure", "payout": 1, "seconds": 1,
+                                          "destination": "sips:q@buyer.example.net", "srtp": "required"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert r.json()["srtp"] == "required"
+    r = admin.patch("/admin/buyers/secure", json={"srtp": "sometimes"})
+    assert r.status_code == 422
+    assert 'srtp: must be "off", "optional" or "required"' in r.json()["error"]
+    assert admin.patch("/admin/buyers/secure", json={"srtp": None}).json()["srtp"] == "off"
 
 
 def test_buyer_validation_matches_the_file(admin: TestClient) -> None:

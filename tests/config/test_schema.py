@@ -243,6 +243,11 @@ ips = []
         ),
         ("hours", '"Mon 24:00-25:00"', "campaigns[0].buyers[0].hours: bad time '24:00'"),
         (
+            "srtp",
+            '"mandatory"',
+            'campaigns[0].buyers[0].srtp: must be "off", "optional" or "required"',
+        ),
+        (
             "filters",
             '"CA"',
             "campaigns[0].buyers[0].filters: must be a table such as "

@@ -94,12 +94,12 @@ class World:
 
     def invite(
         self, user: str, *, ip: str = "203.0.113.7", authorization: str | None = None,
-        from_user: str = "12025550102",
+        from_user: str = "12025550102", transport: str = "UDP", offer_srtp: bool = False,
     ) -> BridgeTo | Reject:  # fmt: skip
         return self.router.route(IncomingInvite(
-            call_id="c-1", source_ip=ip, source_port=5060, transport="UDP",
+            call_id="c-1", source_ip=ip, source_port=5060, transport=transport,
             request_uri=f"sip:{user}@{DOMAIN}", ruri_user=user, from_user=from_user,
-            from_display="", authorization=authorization,
+            from_display="", authorization=authorization, offer_srtp=offer_srtp,
         ))  # fmt: skip
 
 
@@ -307,6 +307,26 @@ def test_writers_on_many_threads_queue_instead_of_failing(sqlite_url: str) -> No
     with transaction(engine, write=False) as db:
         assert db.one("SELECT count(*) AS c FROM hits") == {"c": 400}
     engine.dispose()
+
+
+def test_publisher_tls_and_srtp_requirements(world: World, tmp_path: Path) -> None:
+    """SPEC §4.1: TLS and SRTP per publisher. A refused INVITE does not use the reservation;
+    one that meets the policy does. The buyer's SRTP mode reaches the buyer leg."""
+    apply_file(world.engine, write_config(tmp_path, CONFIG.replace(
+        'ips = ["203.0.113.0/24", "2001:db8::/32"]',
+        'ips = ["203.0.113.0/24", "2001:db8::/32"]\nrequire_tls = true\nrequire_srtp = true',
+    ).replace('seconds = 60\n', 'seconds = 60\nsrtp = "required"\n', 1)))  # fmt: skip
+    uuid = world.ping()
+    plain = world.invite(uuid)
+    assert isinstance(plain, Reject) and (plain.code, "TLS" in plain.reason) == (403, True)
+    no_srtp = world.invite(uuid, transport="TLS")
+    assert isinstance(no_srtp, Reject) and (no_srtp.code, "SRTP" in no_srtp.reason) == (488, True)
+    assert _status(world, uuid)["status"] == "reserved"  # refusals claimed nothing
+    ok = world.invite(uuid, transport="TLS", offer_srtp=True)
+    assert isinstance(ok, BridgeTo) and ok.srtp == "required"
+    # Another publisher without requirements is unaffected.
+    other = world.invite(world.ping(KEY2), ip="198.51.100.9")
+    assert isinstance(other, BridgeTo) and other.srtp == "off"
 
 
 def test_lookup_over_http_shows_the_outcome(world: World, sqlite_url: str) -> None:

@@ -54,19 +54,21 @@ def _publisher_row(session: Session, publisher_id: str) -> Publisher:
     return row
 
 
+def _settings(row: Publisher) -> dict[str, Any]:
+    """The publisher's own fields (its entries, credentials and keys live elsewhere)."""
+    return {"id": row.id, "name": row.name, "require_tls": row.require_tls,
+            "require_srtp": row.require_srtp}  # fmt: skip
+
+
 def list_publishers(session: Session) -> list[dict[str, Any]]:
-    return [
-        {"id": p.id, "name": p.name}
-        for p in session.exec(select(Publisher).order_by(col(Publisher.id)))
-    ]
+    return [_settings(p) for p in session.exec(select(Publisher).order_by(col(Publisher.id)))]
 
 
 def get_publisher(session: Session, publisher_id: str) -> dict[str, Any]:
     row = _publisher_row(session, publisher_id)
     keys = session.exec(select(PostbackKey).where(PostbackKey.publisher_id == row.id))
     return {
-        "id": row.id,
-        "name": row.name,
+        **_settings(row),
         "ips": list_ips(session, row.id),
         "credentials": list_credentials(session, row.id),
         "keys": [{"id": k.id, "hint": k.hint, "campaign": k.campaign_id} for k in keys],
@@ -87,9 +89,11 @@ def create_publisher(session: Session, *, actor: str, raw: Any) -> dict[str, Any
         if c.username in seen:
             raise InvalidInput(f"credentials: duplicate SIP username {c.username!r}")
         seen.add(c.username)
-    session.add(Publisher(id=spec.id, name=spec.name))
+    row = Publisher(id=spec.id, name=spec.name, require_tls=spec.require_tls,
+                    require_srtp=spec.require_srtp)  # fmt: skip
+    session.add(row)
     audit.record(session, actor=actor, action="create", resource=f"publisher/{spec.id}",
-                 new={"id": spec.id, "name": spec.name})  # fmt: skip
+                 new=_settings(row))  # fmt: skip
     session.flush()
     for ip in spec.ips:
         _add_ip(session, actor, spec.id, ip)
@@ -110,14 +114,14 @@ def update_publisher(
             raise InvalidInput(f"{name}: change them with /admin/publishers/{{id}}/{name}")
     if patch.get("id", row.id) != row.id:
         raise InvalidInput("id: a publisher's id cannot change (keys and reservations use it)")
-    old = {"id": row.id, "name": row.name}
+    old = _settings(row)
     with validating():
         spec = read_publisher(merge(old, patch))
-    if spec.name != row.name:
-        row.name = spec.name
+    row.name, row.require_tls, row.require_srtp = spec.name, spec.require_tls, spec.require_srtp
+    if _settings(row) != old:
         session.add(row)
         audit.record(session, actor=actor, action="update", resource=f"publisher/{row.id}",
-                     old=old, new={"id": row.id, "name": spec.name})  # fmt: skip
+                     old=old, new=_settings(row))  # fmt: skip
         commit(session)
     return get_publisher(session, publisher_id)
 
@@ -141,7 +145,7 @@ def delete_publisher(session: Session, *, actor: str, publisher_id: str) -> None
         session.delete(cred)
     session.flush()
     audit.record(session, actor=actor, action="delete", resource=f"publisher/{row.id}",
-                 old={"id": row.id, "name": row.name})  # fmt: skip
+                 old=_settings(row))  # fmt: skip
     session.delete(row)
     commit(session)
 

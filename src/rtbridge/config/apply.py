@@ -131,7 +131,11 @@ def apply_document(engine: Engine, doc: Document, *, dry_run: bool = False) -> R
         realm = _sync_domain(session, report, doc)
         keys = _wanted_keys(session, doc)
         campaigns = {c.id: {"id": c.id} for c in doc.campaigns or ()}
-        publishers = {p.id: {"id": p.id, "name": p.name} for p in doc.publishers or ()}
+        publishers = {
+            p.id: {"id": p.id, "name": p.name, "require_tls": p.require_tls,
+                   "require_srtp": p.require_srtp}
+            for p in doc.publishers or ()
+        }  # fmt: skip
         # Order matters for the foreign keys: keys leave before the publishers and campaigns
         # they point at; parents arrive before their children and leave after them.
         if keys is not None:
@@ -237,6 +241,7 @@ def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
         "hours": b.hours,
         "filters": b.filters,
         "trunk_id": b.trunk,
+        "srtp": b.srtp,
     }
 
 

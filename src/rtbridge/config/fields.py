@@ -151,3 +151,13 @@ def response_root(value: Any) -> str | None:
     if value != "rtb":
         raise FieldError('must be "rtb" or absent')
     return "rtb"
+
+
+SRTP_MODES = ("off", "optional", "required")
+
+
+def srtp_mode(value: Any) -> str:
+    """SDES-SRTP on a buyer's leg: "off" (plain RTP), "optional" (offer both), "required"."""
+    if value not in SRTP_MODES:
+        raise FieldError('must be "off", "optional" or "required"')
+    return str(value)

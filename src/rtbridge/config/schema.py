@@ -48,6 +48,7 @@ class BuyerSpec:
     hours: str | None
     filters: dict[str, list[str]]
     trunk: str | None
+    srtp: str = "off"
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class PublisherSpec:
     name: str | None
     ips: tuple[IpSpec, ...]
     credentials: tuple[CredentialSpec, ...]
+    require_tls: bool = False
+    require_srtp: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,7 @@ def _buyer(errors: list[str], path: str, campaign: str, raw: Any) -> BuyerSpec |
     hours = r.get("hours", f.hours)
     filters: dict[str, list[str]] = r.get("filters", _filters) or {}
     trunk = r.get("trunk", f.identifier)
+    srtp = r.get("srtp", f.srtp_mode, "off")
     r.done()
     if bid is None or dest is None or payout is None or seconds is None:
         return None
@@ -250,6 +254,7 @@ def _buyer(errors: list[str], path: str, campaign: str, raw: Any) -> BuyerSpec |
         hours,
         filters or {},
         trunk,
+        srtp or "off",
     )
 
 
@@ -303,10 +308,12 @@ def _publisher(errors: list[str], path: str, raw: Any) -> PublisherSpec | None:
     name = r.get("name", f.string)
     ips = r.get("ips", _list_of(_ip)) or ()
     creds = r.get("credentials", _list_of(_credential)) or ()
+    require_tls = r.get("require_tls", f.boolean, False)
+    require_srtp = r.get("require_srtp", f.boolean, False)
     r.done()
     if pid is None:
         return None
-    return PublisherSpec(pid, name, ips or (), creds or ())
+    return PublisherSpec(pid, name, ips or (), creds or (), bool(require_tls), bool(require_srtp))
 
 
 def _key(errors: list[str], path: str, raw: Any) -> KeySpec | None:

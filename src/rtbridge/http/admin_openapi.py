@@ -42,6 +42,8 @@ PUBLISHER = _obj(
     ["id"], id=_STR, name=_STR,
     ips={"type": "array", "items": {"oneOf": [_CIDR, IP]}},
     credentials={"type": "array", "items": CREDENTIAL},
+    require_tls={"type": "boolean", "description": "INVITEs must arrive over TLS (else 403)"},
+    require_srtp={"type": "boolean", "description": "the SDP offer must ask for SRTP (else 488)"},
 )  # fmt: skip
 BUYER = _obj(
     ["id", "destination", "payout", "seconds"], id=_STR,
@@ -50,6 +52,8 @@ BUYER = _obj(
     hours={"type": "string", "example": "Mon-Fri 09:00-17:00 America/New_York"},
     filters={"type": "object", "additionalProperties": {"type": "array", "items": _STR}},
     trunk=_STR,
+    srtp={"type": "string", "enum": ["off", "optional", "required"],
+          "description": "SDES-SRTP on the leg to this buyer (TLS: a sips: or ;transport=tls URI)"},
 )  # fmt: skip
 NEW_BUYER = {**BUYER, "required": ["campaign", *BUYER["required"]],
              "properties": {"campaign": _STR, **BUYER["properties"]}}  # fmt: skip

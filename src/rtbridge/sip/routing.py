@@ -10,7 +10,7 @@ import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -21,11 +21,18 @@ from rtbridge.domain.numbers import normalise_e164
 from rtbridge.sip.auth.allowlist import AllowRule, Credential, Directory, parse_cidr
 from rtbridge.sip.auth.authenticator import Accepted, Authenticator, Challenge
 from rtbridge.sip.auth.digest import ALGORITHMS
-from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, OutboundAuth, Reject
+from rtbridge.sip.router import (
+    BridgeTo,
+    CallEvent,
+    IncomingInvite,
+    OutboundAuth,
+    Reject,
+    SrtpMode,
+)
 from rtbridge.storage import calls
 from rtbridge.storage.catalog import Catalog, CatalogCache
 from rtbridge.storage.counters import Tally
-from rtbridge.storage.models import AllowlistEntry, SipCredential
+from rtbridge.storage.models import AllowlistEntry, Publisher, SipCredential
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.transactions import utcnow
 
@@ -43,6 +50,24 @@ class AccessSnapshot:
     version: int
     directory: Directory
     trunks: Directory  # rule publisher_id = trunk id
+    policies: dict[str, Policy] = field(default_factory=dict)  # per publisher, when not default
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a publisher's calls must use (SPEC §4.1: TLS and SRTP per publisher)."""
+
+    require_tls: bool = False
+    require_srtp: bool = False
+
+    def refusal(self, invite: IncomingInvite) -> Reject | None:
+        """Checked after authentication and before the claim, so a refused INVITE leaves
+        the reservation usable for a retry that meets the policy."""
+        if self.require_tls and invite.transport != "TLS":
+            return Reject(403, "Forbidden (this publisher must call over TLS)")
+        if self.require_srtp and not invite.offer_srtp:
+            return Reject(488, "Not Acceptable Here (this publisher must offer SRTP)")
+        return None
 
 
 def load_access(engine: Engine, catalog: Catalog) -> AccessSnapshot:
@@ -56,12 +81,17 @@ def load_access(engine: Engine, catalog: Catalog) -> AccessSnapshot:
             )
         for c in session.exec(select(SipCredential)):
             creds.append(Credential(c.username, c.publisher_id, c.ha1_md5, c.ha1_sha256))
+        policies = {
+            p.id: Policy(p.require_tls, p.require_srtp)
+            for p in session.exec(select(Publisher))
+            if p.require_tls or p.require_srtp
+        }
     trunk_rules = [
         AllowRule(parse_cidr(cidr), trunk.id, f"trunk {trunk.id}")
         for trunk in catalog.trunks.values()
         for cidr in trunk.ips
     ]
-    return AccessSnapshot(catalog.version, Directory(rules, creds), Directory(trunk_rules))
+    return AccessSnapshot(catalog.version, Directory(rules, creds), Directory(trunk_rules), policies)
 
 
 def _header_name(tag: str) -> str:
@@ -132,6 +162,10 @@ class ReservationRouter:
             return Reject(decision.code, decision.reason, decision.headers)
         if not _is_uuid(invite.ruri_user):
             return Reject(404, "Not Found")
+        policy = access.policies.get(decision.publisher_id)
+        refusal = policy.refusal(invite) if policy is not None else None
+        if refusal is not None:
+            return refusal
         result = calls.claim(
             self.engine, uuid=invite.ruri_user.lower(), publisher_id=decision.publisher_id,
             now=now, agent=self.agent_id, source=source,
@@ -193,7 +227,8 @@ class ReservationRouter:
         headers += [(_header_name(k), _header_value(v)) for k, v in sorted(claimed.tags.items())]
         # Caller id = the reservation's caller number when the ping gave one (§4.4).
         caller_id = claimed.caller_number or invite.from_user or None
-        return BridgeTo(claimed.uuid, target, caller_id, tuple(headers), self.ring_timeout, auth)
+        return BridgeTo(claimed.uuid, target, caller_id, tuple(headers), self.ring_timeout, auth,
+                        srtp=_srtp(buyer.srtp))  # fmt: skip
 
     def on_event(self, event: CallEvent) -> None:
         self.on_events([event])
@@ -218,6 +253,10 @@ class ReservationRouter:
                 buyer_code=event.buyer_code, hangup_by=event.hangup_by, duration=event.duration,
                 detail=event.buyer_reason,
             )  # fmt: skip
+
+
+def _srtp(mode: str) -> SrtpMode:
+    return "required" if mode == "required" else "optional" if mode == "optional" else "off"
 
 
 def _is_uuid(text: str) -> bool:

@@ -38,6 +38,7 @@ class BuyerInfo:
     payout: float
     seconds: int
     trunk_id: str | None
+    srtp: str = "off"  # SDES-SRTP on the leg to this buyer
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def load_catalog(engine: Engine) -> Catalog:
                 hours=parse_hours(b.hours) if b.hours else None,
                 filters={k: frozenset(v.casefold() for v in vs) for k, vs in b.filters.items()},
             )
-            info = BuyerInfo(rule, b.destination, b.payout, b.seconds, b.trunk_id)
+            info = BuyerInfo(rule, b.destination, b.payout, b.seconds, b.trunk_id, b.srtp)
             buyers.setdefault(b.campaign_id, []).append(info)
         campaigns = {
             c.id: CampaignInfo(c.id, tuple(buyers.get(c.id, ())), tuple(pools.get(c.id, ())))

@@ -37,6 +37,8 @@ class Publisher(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=64)
     name: str | None = Field(default=None, max_length=256)
+    require_tls: bool = False  # INVITEs must arrive over TLS (else 403)
+    require_srtp: bool = False  # the SDP offer must ask for SRTP (else 488)
 
 
 class AllowlistEntry(SQLModel, table=True):
@@ -90,6 +92,7 @@ class Buyer(SQLModel, table=True):
     hours: str | None = Field(default=None, max_length=512)
     filters: dict[str, list[str]] = Field(default_factory=dict, sa_column=Column(JSON))
     trunk_id: str | None = Field(default=None, max_length=64)
+    srtp: str = Field(default="off", max_length=8)  # SDES-SRTP on the leg to this buyer
 
 
 class Trunk(SQLModel, table=True):
