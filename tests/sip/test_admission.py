@@ -14,7 +14,13 @@ class FakeClock:
 
 
 def admission(clock: FakeClock, **kw: object) -> Admission:
-    options: dict[str, object] = {"bridges": 10, "rate": 10.0, "burst": 20, "clock": clock}
+    options: dict[str, object] = {
+        "bridges": 10,
+        "max_routing": 5,
+        "rate": 10.0,
+        "burst": 20,
+        "clock": clock,
+    }
     options.update(kw)
     return Admission(**options)  # type: ignore[arg-type]
 
@@ -61,7 +67,7 @@ def test_capacity_and_draining() -> None:
     assert full is not None and full.reason == "capacity"
     draining = gate.check("192.0.2.1", active=0, draining=True)
     assert draining is not None and draining.reason == "draining"
-    assert gate.refused == {"draining": 1, "capacity": 1, "rate": 0}
+    assert gate.refused == {"draining": 1, "capacity": 1, "backlog": 0, "rate": 0}
 
 
 def test_sources_bounded() -> None:
@@ -70,3 +76,14 @@ def test_sources_bounded() -> None:
     for n in range(1000):
         gate.check(f"198.51.{n // 256}.{n % 256}", active=0, draining=False)
     assert len(gate._buckets) == 100
+
+
+def test_a_router_backlog_is_refused_before_it_grows() -> None:
+    """The database slower than the arrivals: INVITEs beyond max_routing waiting for the
+    router get 503 at once; room in the backlog admits again."""
+    gate = admission(FakeClock(), rate=0.0)
+    assert gate.check("192.0.2.1", active=5, draining=False, routing=4) is None
+    refusal = gate.check("192.0.2.1", active=5, draining=False, routing=5)
+    assert refusal is not None and refusal.reason == "backlog" and refusal.code == 503
+    assert gate.refused["backlog"] == 1
+    assert gate.check("192.0.2.1", active=5, draining=False, routing=3) is None

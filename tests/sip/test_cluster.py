@@ -184,8 +184,8 @@ def test_a_spoofed_source_header_gets_no_allowlist_access(site: Site) -> None:
 def test_kill_9_one_agent_mid_traffic(site: Site) -> None:
     """Calls up on both agents and new ones arriving; one agent is killed -9. New calls all
     complete on the survivor (Kamailio fails over, then probing takes the dead one out);
-    once the killed agent is back, its calls are closed as failed with their records; no
-    reservation was claimed twice."""
+    once the killed agent is back, its calls are closed with their records (``hangup_by =
+    "fault"``, billed up to its last heartbeat); no reservation was claimed twice."""
     victim, survivor = site.agents
     long_calls = site.calls(site.ping(6), rate=20, hold_ms=15_000, timeout=40)
     assert wait_until(lambda: len(site.rows(
@@ -213,7 +213,14 @@ def test_kill_9_one_agent_mid_traffic(site: Site) -> None:
         return {r["status"] for r in site.rows(on_victim, agent=victim.agent_id)}
 
     assert wait_until(lambda: victim_statuses() <= {"failed", "completed"}, timeout=15)
-    assert "failed" in victim_statuses()
+    faults = site.rows("SELECT c.duration FROM callrecord c JOIN reservation r ON "
+                       "r.uuid = c.reservation_uuid WHERE c.agent = :agent AND c.hangup_by = 'fault' "
+                       "AND r.status = 'completed'", agent=victim.agent_id)  # fmt: skip
+    assert faults, "the victim's connected calls end as completed, by a fault"
+    durations = [row["duration"] for row in faults]
+    # The long calls were up for seconds before the kill; a short one answered after the
+    # victim's last heartbeat is billed 0 s, never less.
+    assert min(durations) >= 0 and max(durations) >= 1.0, durations
     unended = site.rows("SELECT reservation_uuid FROM callrecord WHERE end_at IS NULL")
     assert unended == []
     twice = site.rows(

@@ -120,9 +120,9 @@ def test_every_transition_moves_the_counters(world: World) -> None:
     e = w.ping()
     w.claim(e.uuid, agent="crashed")
     assert w.counters() == (2, 4)
-    assert calls.recover(w.engine, agent="crashed", now=w.clock()) == 1
+    assert calls.recover(w.engine, agent="crashed", now=w.clock()).closed == 1
     assert w.counters() == (1, 4)  # recovered as failed: live back
-    assert calls.recover(w.engine, agent="crashed", now=w.clock()) == 0
+    assert calls.recover(w.engine, agent="crashed", now=w.clock()).closed == 0
     assert w.counters() == (1, 4)
 
 
@@ -213,3 +213,43 @@ def test_check_reports_and_repair_rewrites_drift(world: World) -> None:
     repaired = check_counters(w.engine, repair=True)
     assert repaired.ok and repaired.repaired and len(repaired.differences) == 3
     assert w.counters() == (2, 2)
+
+
+def test_recovery_bills_answered_calls_up_to_the_last_heartbeat(world: World) -> None:
+    """Issue 11: calls a dead agent left open end at its last heartbeat, not at the restart:
+    an answered call keeps its duration, conversion (buyer requires 60 s) and payout, with
+    its dialogs returned for the BYEs; one still ringing fails. Counters follow."""
+    w = world
+    t0 = w.clock()
+    long_call, short_call, ringing = w.ping(), w.ping(), w.ping()
+    legs = {"publisher": {"call_id": "p", "local": "l", "remote": "r", "target": "sip:x@h"}}
+    for reservation in (long_call, short_call, ringing):
+        w.claim(reservation.uuid, agent="crashed")
+    calls.answered(w.engine, uuid=long_call.uuid, at=t0, dialogs=legs)
+    calls.answered(w.engine, uuid=short_call.uuid, at=t0 + timedelta(seconds=30))
+    for beat in (10, 70, 75):
+        calls.heartbeat(w.engine, agent="crashed", at=t0 + timedelta(seconds=beat))
+    calls.heartbeat(w.engine, agent="crashed", at=t0 + timedelta(seconds=5))  # never back
+    assert w.counters() == (3, 3)
+
+    w.clock.advance(600)  # restarted ten minutes later
+    recovery = calls.recover(w.engine, agent="crashed", now=w.clock())
+    assert recovery.closed == 3 and recovery.dialogs == [legs]
+    assert recovery.last_seen == t0 + timedelta(seconds=75)
+    assert w.counters() == (0, 3)  # live units back; the day keeps all three
+
+    def record(uuid: str) -> tuple[object, ...]:
+        with w.engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT r.status, c.duration, c.converted, c.payout, c.hangup_by "
+                     "FROM reservation r JOIN callrecord c ON c.reservation_uuid = r.uuid "
+                     "WHERE r.uuid = :u"), {"u": uuid},
+            ).one()  # fmt: skip
+        return (row[0], row[1], bool(row[2]), row[3], row[4])
+
+    assert record(long_call.uuid) == ("completed", 75.0, True, 12.5, "fault")
+    assert record(short_call.uuid) == ("completed", 45.0, False, 0.0, "fault")
+    assert record(ringing.uuid) == ("failed", 0.0, False, 0.0, "fault")
+    assert w.ops.lookup(long_call.uuid, KEY_OPEN).details["converted"] is True
+    # The new run is registered: its own calls are not the previous run's.
+    assert calls.recover(w.engine, agent="crashed", now=w.clock()).closed == 0

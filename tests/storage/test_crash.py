@@ -252,7 +252,8 @@ def test_sigkill_mid_storm_and_mid_call_leaves_counters_exact(
     assert recovered.startswith("recovered ") and recovered != "recovered 0", recovered
     with engine.connect() as conn:
         cut = conn.execute(text("SELECT status FROM reservation WHERE uuid = :u"), {"u": uuid})
-        assert cut.scalar() == "failed"  # closed by the restarted agent
+        # closed by the restarted agent: answered, so completed, up to its last heartbeat
+        assert cut.scalar() == "completed"
         open_calls = conn.execute(
             text("SELECT count(*) FROM reservation WHERE status IN ('claimed', 'connected')")
         ).scalar()
@@ -262,4 +263,67 @@ def test_sigkill_mid_storm_and_mid_call_leaves_counters_exact(
     assert over_allocations(engine, TTL, CAPS) == []
     live, daily = peaks(engine, TTL, datetime.now(UTC))
     assert live["b1"] == CAPS["b1"][0] and max(n for (b, _), n in daily.items() if b == "b2") == 3
+    engine.dispose()
+
+
+def test_sigkill_mid_call_bills_to_the_heartbeat_and_ends_both_legs(
+    sqlite_url: str, tmp_path: Path, cleanup: list[object]
+) -> None:
+    """Issue 11: ``rtbridge serve`` killed with SIGKILL 3 s into a bridged call whose buyer
+    requires 1 s. The restarted agent records the call as it was — answered, converted,
+    paid, ended within a heartbeat of the kill, ``hangup_by = "fault"`` — and sends BYE on
+    both legs the dead process left up: the publisher and the buyer (SIPp, both waiting
+    for a BYE they did not send) each get one and answer it."""
+    assert sipp_binary(), "SIPp is missing: scripts/system-deps installs Debian's sip-tester"
+    buyer = Sipp("uas_answer.xml", tmp_path, timeout=60)
+    cleanup.append(buyer)
+    buyer.wait_listening()
+    engine = open_database(sqlite_url)
+    apply_file(engine, write_config(tmp_path, _config(buyer.uri())))
+    sip_port, rtp = free_port(), free_port()
+    agent_file = tmp_path / "agent.toml"
+    agent_file.write_text(
+        f'[agent]\nhosts = ["127.0.0.1"]\nport = {sip_port}\nmedia_address = "127.0.0.1"\n'
+        f"rtp_port_min = {rtp}\nrtp_port_max = {rtp + 40}\nmax_calls = 16\n"
+        "heartbeat_interval = 1.0\n"
+    )
+    server = Server(sqlite_url, "--sip-config", str(agent_file))
+    cleanup.append(server)
+    server.start()
+    r = httpx2.post(f"{server.base}/rtbs.json", data={"key": KEY, "caller_number": "+12025550100"})
+    uuid = r.json()["uuid"]
+    publisher = Sipp("uac_remote_bye.xml", tmp_path, remote=hostport("127.0.0.1", sip_port),
+                     service=uuid, timeout=60)  # fmt: skip
+    cleanup.append(publisher)
+
+    def lookup() -> dict[str, object]:
+        return dict(httpx2.get(f"{server.base}/rtbs/{uuid}.json", params={"key": KEY}).json())
+
+    deadline = time.monotonic() + 10
+    while lookup()["status"] != "connected" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lookup()["status"] == "connected"
+    time.sleep(3.0)
+    server.kill()
+    killed_at = datetime.now(UTC)
+    time.sleep(1.0)  # the legs stay up: nobody is left to end them
+
+    server.start()  # same SIP port, same agent name: recovery, then BYE on both legs
+    body = lookup()
+    assert body["status"] == "completed", body
+    call = body["call"]
+    assert isinstance(call, dict)
+    assert call["hangup_by"] == "fault" and call["converted"] is True and call["payout"] == 10.0
+    ended_at = datetime.fromisoformat(str(call["ended_at"]).replace("Z", "+00:00"))
+    lost = (killed_at - ended_at).total_seconds()
+    assert 0 <= lost <= 1.5, f"{lost:.2f} s of the call lost (heartbeat every 1 s)"
+    assert isinstance(call["duration"], float) and call["duration"] >= 1.9  # 3 s less one beat
+
+    pub, buy = publisher.wait(15), buyer.wait(15)  # each received a BYE and answered 200
+    assert pub.returncode == 0 and buy.returncode == 0, f"{pub.log}\n{buy.log}"
+    (bye,) = pub.requests("BYE")  # answered at once: no retransmission
+    assert "restarted after a fault" in (bye.header("Reason") or "")
+    assert buy.requests("BYE")
+    server.stop()
+    assert check_counters(engine).differences == ()
     engine.dispose()

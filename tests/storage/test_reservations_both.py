@@ -77,6 +77,6 @@ def test_lifecycle_on_both_databases(db_url: str, tmp_path: Path, clock: Clock) 
 
     d = ping("+12025550105")
     calls.claim(engine, uuid=d.uuid, publisher_id="p1", now=clock(), agent="crashed", source="x")
-    assert calls.recover(engine, agent="crashed", now=clock()) == 1
+    assert calls.recover(engine, agent="crashed", now=clock()).closed == 1
     assert ops.lookup(d.uuid, KEY_OPEN).status == "failed"
     engine.dispose()

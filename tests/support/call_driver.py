@@ -33,7 +33,7 @@ def _newest_reserved(engine: Engine) -> str | None:
 
 def main(url: str, agent: str, seconds: float) -> None:
     engine = open_database(url)
-    print(f"recovered {calls.recover(engine, agent=agent, now=utcnow())}", flush=True)
+    print(f"recovered {calls.recover(engine, agent=agent, now=utcnow()).closed}", flush=True)
     stop = time.monotonic() + seconds
 
     def caller() -> None:

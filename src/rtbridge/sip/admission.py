@@ -5,6 +5,9 @@ Three reasons to refuse, each with ``503 Service Unavailable`` + ``Retry-After``
 
 - **draining** — the agent is stopping;
 - **capacity** — every bridge the agent admits is taken (:mod:`rtbridge.sip.capacity`);
+- **backlog** — ``max_routing`` INVITEs are already waiting for the router (the database
+  is slower than the arrivals): queueing more only makes every one of them late, grows
+  memory, and fills the bridges with calls whose publishers have given up;
 - **rate** — the source sent more new INVITEs than ``invite_rate`` per second allows
   (a token bucket holding ``invite_burst``), like Kamailio's ``pike`` at the edge. One
   flooding source then costs a 503 per INVITE and leaves the routers, the database and the
@@ -25,7 +28,7 @@ from typing import Literal
 from rtbridge.sip.auth.throttle import source_key
 from rtbridge.sip.proxy import in_networks, networks
 
-RefusalReason = Literal["draining", "capacity", "rate"]
+RefusalReason = Literal["draining", "capacity", "backlog", "rate"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Admission:
         self,
         *,
         bridges: int,
+        max_routing: int,
         rate: float,
         burst: int,
         exempt: Sequence[str] = (),
@@ -62,16 +66,25 @@ class Admission:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bridges = bridges
+        self.max_routing = max_routing
         self._rate = rate
         self._burst = float(burst)
         self._exempt = networks(exempt)
         self._max_sources = max_sources
         self._clock = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-        self.refused: dict[RefusalReason, int] = {"draining": 0, "capacity": 0, "rate": 0}
+        self.refused: dict[RefusalReason, int] = {
+            "draining": 0,
+            "capacity": 0,
+            "backlog": 0,
+            "rate": 0,
+        }
 
-    def check(self, source_ip: str, *, active: int, draining: bool) -> Refusal | None:
-        """None to admit; otherwise why not. ``active``: bridges alive now."""
+    def check(
+        self, source_ip: str, *, active: int, draining: bool, routing: int = 0
+    ) -> Refusal | None:
+        """None to admit; otherwise why not. ``active``: bridges alive now; ``routing``:
+        INVITEs of them still waiting for the router's answer."""
         refusal: Refusal | None = None
         if draining:
             refusal = Refusal("draining")
@@ -79,6 +92,8 @@ class Admission:
             refusal = Refusal("rate")
         elif active >= self.bridges:
             refusal = Refusal("capacity")
+        elif routing >= self.max_routing:
+            refusal = Refusal("backlog")
         if refusal is not None:
             self.refused[refusal.reason] += 1
         return refusal

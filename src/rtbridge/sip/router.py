@@ -21,7 +21,9 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 EventKind = Literal["ringing", "answered", "ended"]
-HangupBy = Literal["publisher", "buyer", "agent", "timeout"]
+# "timeout": the buyer rang past ring_timeout; "media-timeout": a connected leg stopped
+# sending RTP (its far end vanished); "fault": the agent died during the call (recovery).
+HangupBy = Literal["publisher", "buyer", "agent", "timeout", "media-timeout", "fault"]
 SrtpMode = Literal["off", "optional", "required"]
 
 
@@ -104,6 +106,9 @@ class CallEvent:
     buyer_reason: str = ""
     hangup_by: HangupBy | None = None
     duration: float = 0.0
+    # "answered" only: each leg's dialog (sip/dialogs.Dialog.to_json) under "publisher" and
+    # "buyer", stored so the legs can be ended after a crash
+    dialogs: Mapping[str, Mapping[str, object]] | None = None
 
 
 class Router(Protocol):
@@ -120,4 +125,10 @@ class Router(Protocol):
     def on_events(self, events: Sequence[CallEvent]) -> None:
         """Record several events in order (the agent hands them over per poll); a router may
         write them in one transaction. If it raises, the agent retries them one by one."""
+        ...
+
+    def heartbeat(self, at: datetime) -> None:
+        """The agent's pjsua2 thread was working at ``at`` (every ``heartbeat_interval``
+        seconds, on the event thread after the events before it): a crash recovery ends
+        the calls that were up at the last heartbeat."""
         ...

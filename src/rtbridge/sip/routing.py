@@ -91,7 +91,9 @@ def load_access(engine: Engine, catalog: Catalog) -> AccessSnapshot:
         for trunk in catalog.trunks.values()
         for cidr in trunk.ips
     ]
-    return AccessSnapshot(catalog.version, Directory(rules, creds), Directory(trunk_rules), policies)
+    return AccessSnapshot(
+        catalog.version, Directory(rules, creds), Directory(trunk_rules), policies
+    )
 
 
 def _header_name(tag: str) -> str:
@@ -243,9 +245,13 @@ class ReservationRouter:
                 self._record(db, tally, event)
             tally.flush()
 
+    def heartbeat(self, at: datetime) -> None:
+        calls.heartbeat(self.engine, agent=self.agent_id, at=at)
+
     def _record(self, db: Db, tally: Tally, event: CallEvent) -> None:
         if event.kind == "answered" and event.answer_at is not None:
-            calls.mark_answered(db, uuid=event.reservation_uuid, at=event.answer_at)
+            calls.mark_answered(db, uuid=event.reservation_uuid, at=event.answer_at,
+                                dialogs=event.dialogs)  # fmt: skip
         elif event.kind == "ended":
             calls.mark_ended(
                 db, tally, uuid=event.reservation_uuid, answer_at=event.answer_at,

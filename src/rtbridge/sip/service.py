@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from rtbridge.settings import Settings, parse_hostport
 from rtbridge.sip.b2bua.agent import Agent
+from rtbridge.sip.dialogs import Dialog, end_legs
 from rtbridge.sip.routing import ReservationRouter
 from rtbridge.sip.settings import AgentConfig, config_path, load_agent_config
 from rtbridge.storage import calls
@@ -56,11 +57,17 @@ def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Ag
         ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
     )  # fmt: skip
     agent = Agent(config, router)  # refuses a configuration the linked pjsua2 cannot hold
-    closed = calls.recover(engine, agent=agent_id, now=utcnow())
-    if closed:
-        log.warning(
-            "closed calls a previous run left open", extra={"agent": agent_id, "calls": closed}
-        )
+    recovery = calls.recover(engine, agent=agent_id, now=utcnow())
+    if recovery.closed:
+        log.warning("closed calls a previous run left open",
+                    extra={"agent": agent_id, "calls": recovery.closed,
+                           "last_heartbeat": recovery.last_seen, "legs_to_end": len(recovery.dialogs)})  # fmt: skip
+    legs = [Dialog.from_json(leg) for call in recovery.dialogs for leg in call.values()]
+    if legs:  # before the agent binds its port: the BYEs go out from it (dialogs.end_legs)
+        answers = end_legs(legs, hosts=config.hosts, port=config.port)
+        log.warning("sent BYE on the legs a previous run left up",
+                    extra={"agent": agent_id, "legs": len(legs),
+                           "answered": sum(code is not None for code in answers.values())})  # fmt: skip
     log.info("SIP agent configured", extra={"agent": agent_id, "hosts": list(config.hosts), "port": config.port,
                                             "bridges": agent.capacity.bridges})  # fmt: skip
     return agent

@@ -47,6 +47,19 @@ SUPPORTED_OPTIONS: dict[str, tuple[str, str]] = {
     "max_calls": ("int", "pjsua call slots; 0 = all the linked build has (PJSUA_MAX_CALLS)"),
     "max_bridges": ("int", "bridged calls admitted at once; 0 = what the call slots allow"),
     "ring_timeout": ("float", "seconds the buyer may ring before the call fails with 408"),
+    "session_expires": (
+        "int",
+        "RFC 4028 session interval offered on both legs; a leg whose refresh fails is ended",
+    ),
+    "min_se": ("int", "RFC 4028 Min-SE: the shortest session interval accepted (>= 90)"),
+    "rtp_timeout": (
+        "float",
+        "seconds a connected leg that has sent RTP may go silent before the call is ended; 0 = off",
+    ),
+    "heartbeat_interval": (
+        "float",
+        "seconds between the agent's heartbeats in the database (crash recovery ends calls there)",
+    ),
     "digest_algorithms": (
         "list[str]",
         "WWW-Authenticate algorithms offered, preferred first (MD5, SHA-256)",
@@ -61,6 +74,10 @@ SUPPORTED_OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "source_header": ("str", "header a trusted proxy puts the sender's address in"),
     "router_workers": ("int", "threads that run Router.route (database work)"),
+    "max_routing": (
+        "int",
+        "INVITEs waiting for the router at once, beyond which 503; 0 = 32 per router worker",
+    ),
     "clock_rate": ("int", "conference bridge clock in Hz; 8000 suits G.711 and costs least"),
     "poll_ms": ("int", "longest wait of one libHandleEvents call on the agent thread"),
     "drain_timeout": (
@@ -97,6 +114,10 @@ class AgentConfig:
     max_calls: int = 0
     max_bridges: int = 0
     ring_timeout: float = 30.0
+    session_expires: int = 1800
+    min_se: int = 90
+    rtp_timeout: float = 60.0
+    heartbeat_interval: float = 2.0
     digest_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
     retry_after: int = 5
     invite_rate: float = 500.0
@@ -105,6 +126,7 @@ class AgentConfig:
     trusted_proxies: tuple[str, ...] = ()
     source_header: str = "X-RTB-Source"
     router_workers: int = 4
+    max_routing: int = 0
     clock_rate: int = 8000
     poll_ms: int = 1
     drain_timeout: float = 60.0
@@ -148,6 +170,8 @@ class AgentConfig:
             raise ValueError("max_calls: 0 (the build's) or >= 2 (a bridge needs two call slots)")
         if self.max_bridges < 0 or (self.max_calls and self.max_bridges * 2 > self.max_calls):
             raise ValueError("max_bridges: 0..max_calls // 2 (each bridge holds two legs)")
+        if self.max_routing < 0:
+            raise ValueError("max_routing: 0 (32 per router worker) or more")
         if self.retry_after < 1 or self.router_workers < 1 or self.poll_ms < 1:
             raise ValueError("retry_after, router_workers and poll_ms must be >= 1")
         if self.invite_rate < 0 or (self.invite_rate and self.invite_burst < 1):
@@ -156,6 +180,14 @@ class AgentConfig:
             raise ValueError("clock_rate: one of 8000, 16000, 32000, 44100, 48000")
         if not 0 < self.ring_timeout <= 600:
             raise ValueError("ring_timeout: seconds, 0 < t <= 600")
+        if not 90 <= self.min_se <= self.session_expires <= 86400:
+            raise ValueError(
+                "session_expires/min_se: seconds, 90 <= min_se <= session_expires <= 86400"
+            )
+        if not (self.rtp_timeout == 0 or 1 <= self.rtp_timeout <= 3600):
+            raise ValueError("rtp_timeout: 0 (off) or seconds, 1..3600")
+        if not 0.2 <= self.heartbeat_interval <= 60:
+            raise ValueError("heartbeat_interval: seconds, 0.2..60")
         if not self.digest_algorithms or not set(self.digest_algorithms) <= {"MD5", "SHA-256"}:
             raise ValueError('digest_algorithms: a non-empty list of "MD5" and/or "SHA-256"')
         if not 0 <= self.log_level <= 6:

@@ -8,6 +8,7 @@ reservation closed twice (the agent's report racing recovery) moves its counter 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -109,20 +110,25 @@ def find_pstn(engine: Engine, *, did: str, caller: str, now: datetime) -> str | 
     return None if row is None else str(row["uuid"])
 
 
-def answered(engine: Engine, *, uuid: str, at: datetime) -> None:
+def answered(
+    engine: Engine, *, uuid: str, at: datetime, dialogs: Mapping[str, Any] | None = None
+) -> None:
     with transaction(engine, write=True) as db:
-        mark_answered(db, uuid=uuid, at=at)
+        mark_answered(db, uuid=uuid, at=at, dialogs=dialogs)
 
 
-def mark_answered(db: Db, *, uuid: str, at: datetime) -> None:
-    """The buyer answered: ``connected``, with the answer time on the call record."""
+def mark_answered(
+    db: Db, *, uuid: str, at: datetime, dialogs: Mapping[str, Any] | None = None
+) -> None:
+    """The buyer answered: ``connected``, with the answer time on the call record, and
+    the legs' dialogs (``sip/dialogs.py``) that a recovery would end with a BYE."""
     db.execute(
         "UPDATE reservation SET status = 'connected', updated_at = :at WHERE uuid = :u AND status = 'claimed'",
         {"u": uuid, "at": db.ts(at)},
     )
     db.execute(
-        "UPDATE callrecord SET answer_at = :at WHERE reservation_uuid = :u",
-        {"u": uuid, "at": db.ts(at)},
+        "UPDATE callrecord SET answer_at = :at, dialogs = :dialogs WHERE reservation_uuid = :u",
+        {"u": uuid, "at": db.ts(at), "dialogs": db.js(dialogs) if dialogs else None},
     )
     record_event(db, uuid, st.CONNECTED, at, "buyer answered")
 
@@ -167,31 +173,92 @@ def mark_ended(
          "pay": row["payout"] if converted else 0.0, "u": uuid},
     )  # fmt: skip
     what = (
-        f"{status}: {hangup_by or '?'} hung up" if answer_at else f"{status}: buyer {buyer_code} {detail}"
+        f"{status}: {hangup_by or '?'} hung up"
+        if answer_at
+        else f"{status}: buyer {buyer_code} {detail}"
     )
     record_event(db, uuid, status, end_at, what.strip()[:256])
 
 
-def recover(engine: Engine, *, agent: str, now: datetime) -> int:
-    """On start, close calls a previous run of this agent left open (crash, kill -9): every
-    reservation ends in a terminal state, and its buyer unit is released."""
-    closed = 0
+def heartbeat(engine: Engine, *, agent: str, at: datetime) -> None:
+    """The agent was carrying calls at ``at`` (never moves back: heartbeats of one agent
+    are written in order, but a restarted process may race its predecessor's last one)."""
     with transaction(engine, write=True) as db:
+        db.execute(
+            "INSERT INTO sipagent (name, started_at, seen_at) VALUES (:a, :at, :at) "
+            "ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at "
+            "WHERE sipagent.seen_at < excluded.seen_at",
+            {"a": agent, "at": db.ts(at)},
+        )
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :func:`recover` closed, and the dialogs of the legs still to be sent a BYE:
+    ``{"publisher": {...}, "buyer": {...}}`` per answered call (``sip/dialogs.py``)."""
+
+    closed: int
+    dialogs: list[Mapping[str, Any]]
+    last_seen: datetime | None
+
+
+def recover(engine: Engine, *, agent: str, now: datetime) -> Recovery:
+    """On start, close the calls a previous run of this agent left open (crash, kill -9),
+    then register this run. Every reservation ends in a terminal state and its buyer unit
+    is released. A call is taken to have ended at the agent's last heartbeat — the dead
+    process carried it until then at least — so its duration, conversion and payout are
+    kept (``completed`` when it was answered, ``failed`` otherwise), marked
+    ``hangup_by = "fault"``. Without a heartbeat (an agent from before them), at ``now``."""
+    closed = 0
+    legs: list[Mapping[str, Any]] = []
+    with transaction(engine, write=True) as db:
+        beat = db.one("SELECT seen_at FROM sipagent WHERE name = :a", {"a": agent})
+        last_seen = db.read_ts(beat["seen_at"]) if beat is not None else None
         tally = Tally(db)
         rows = db.rows(
-            "SELECT r.uuid, r.status, r.buyer_id, r.created_at FROM reservation r "
+            "SELECT r.uuid, r.status, r.buyer_id, r.created_at, r.seconds, r.payout, "
+            "c.invite_at, c.answer_at, c.dialogs FROM reservation r "
             "JOIN callrecord c ON c.reservation_uuid = r.uuid "
             "WHERE c.agent = :agent AND r.status IN ('claimed', 'connected')",
             {"agent": agent},
         )
         for row in rows:
-            params = {"u": row["uuid"], "s": st.FAILED, "at": db.ts(now), "now": db.ts(now)}
-            if db.execute(_CLOSE, params).rowcount != 1:
+            answer_at = db.read_ts(row["answer_at"])
+            invite_at = db.read_ts(row["invite_at"]) or now
+            end_at = min(now, max(last_seen or now, answer_at or invite_at))
+            status = st.COMPLETED if answer_at is not None else st.FAILED
+            if (
+                db.execute(_CLOSE, {"u": row["uuid"], "s": status, "at": db.ts(end_at)}).rowcount
+                != 1
+            ):
                 continue
             closed += 1
-            tally.transition(row["buyer_id"], row["created_at"], row["status"], st.FAILED)
-            db.execute("UPDATE callrecord SET end_at = :now, hangup_by = 'agent' WHERE reservation_uuid = :u "
-                       "AND end_at IS NULL", params)  # fmt: skip
-            record_event(db, row["uuid"], st.FAILED, now, "agent restarted during the call")
+            tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
+            duration = (end_at - answer_at).total_seconds() if answer_at is not None else 0.0
+            converted = answer_at is not None and duration >= (row["seconds"] or 0)
+            db.execute(
+                "UPDATE callrecord SET end_at = :at, hangup_by = 'fault', duration = :d, "
+                "converted = :cv, payout = :pay, publisher_code = COALESCE(publisher_code, :pc) "
+                "WHERE reservation_uuid = :u AND end_at IS NULL",
+                {"u": row["uuid"], "at": db.ts(end_at), "d": round(duration, 3), "cv": converted,
+                 "pay": (row["payout"] or 0.0) if converted else 0.0,
+                 "pc": 200 if answer_at is not None else 500},
+            )  # fmt: skip
+            seen = "its last heartbeat" if last_seen is not None else "its restart"
+            record_event(
+                db,
+                row["uuid"],
+                status,
+                end_at,
+                f"{status}: agent died during the call; ended at {seen}",
+            )
+            dialogs = db.read_js(row["dialogs"])
+            if dialogs:
+                legs.append(dialogs)
         tally.flush()
-    return closed
+        db.execute(
+            "INSERT INTO sipagent (name, started_at, seen_at) VALUES (:a, :now, :now) "
+            "ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at, seen_at = excluded.seen_at",
+            {"a": agent, "now": db.ts(now)},
+        )
+    return Recovery(closed, legs, last_seen)

@@ -199,6 +199,18 @@ class CallRecord(SQLModel, table=True):
     duration: float | None = None
     converted: bool | None = None
     payout: float | None = None
+    # {"publisher": {...}, "buyer": {...}}: each answered leg's dialog (sip/dialogs.py), so a
+    # restarted agent can BYE the legs a crashed process left up
+    dialogs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class SipAgent(SQLModel, table=True):
+    """A SIP agent's heartbeat: when its pjsua2 thread was last seen working. Recovery after
+    a crash ends that agent's open calls at ``seen_at`` (SPEC §7: nothing billable lost)."""
+
+    name: str = Field(primary_key=True, max_length=128)
+    started_at: datetime
+    seen_at: datetime
 
 
 class AdminToken(SQLModel, table=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from rtbridge.sip.b2bua.agent import Agent
@@ -28,6 +29,7 @@ class ScriptedRouter:
     gate: threading.Event | None = None  # when set: route() blocks until the gate opens
     invites: list[IncomingInvite] = field(default_factory=list)
     events: list[CallEvent] = field(default_factory=list)
+    heartbeats: list[datetime] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     def route(self, invite: IncomingInvite) -> Reject | BridgeTo:
@@ -45,6 +47,11 @@ class ScriptedRouter:
     def on_event(self, event: CallEvent) -> None:
         with self._cond:
             self.events.append(event)
+            self._cond.notify_all()
+
+    def heartbeat(self, at: datetime) -> None:
+        with self._cond:
+            self.heartbeats.append(at)
             self._cond.notify_all()
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:

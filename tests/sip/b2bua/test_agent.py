@@ -16,6 +16,7 @@ import pytest
 
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.sip.b2bua.agent import Agent
+from rtbridge.sip.dialogs import Dialog, next_hop
 from rtbridge.sip.router import BridgeTo, IncomingInvite, OutboundAuth, Reject
 from rtbridge.sip.settings import AgentConfig
 from tests.sip.b2bua.support import (
@@ -468,3 +469,73 @@ def test_options_and_sigterm_drain(make_agent: AgentFactory, tmp_path: Path) -> 
     drainer.join(20)
     assert drained == [0]
     assert router.ended().publisher_code == 200
+
+
+# -- dead peers ---------------------------------------------------------------------------
+
+
+def test_session_timers_offered_on_both_legs(make_agent: AgentFactory, tmp_path: Path) -> None:
+    """RFC 4028 (SPEC §4.4): the buyer is offered a session interval; a publisher that asks
+    for one gets it in the 200. A refresh that fails later ends the leg, and the bridge."""
+    uas = start_uas(tmp_path, "uas_answer.xml")
+    agent, _ = make_agent(ScriptedRouter(bridge_to(uas.uri())), session_expires=600)
+    uac = start_uac(tmp_path, agent, "uac_call.xml", duration_ms=300,
+                    rewrite={"X-Source-Tag: sipp-uac": "Supported: timer\n      Session-Expires: 900"})  # fmt: skip
+    pub, buyer = uac.wait(), uas.wait()
+    assert_ok(pub, buyer)
+    (offer,) = buyer.requests("INVITE")
+    assert (offer.header("Session-Expires") or "").startswith("600")
+    assert "timer" in (offer.header("Supported") or "")
+    answer = pub.response(200)
+    assert (answer.header("Session-Expires") or "").startswith("900")
+    assert "timer" in (answer.header("Require") or answer.header("Supported") or "")
+
+
+def test_silent_leg_ends_the_call(make_agent: AgentFactory, tmp_path: Path) -> None:
+    """The publisher's RTP stops mid-call without a BYE (its far end vanished): after
+    rtp_timeout the agent ends both legs — a BYE each — and records ``media-timeout``."""
+    uas = start_uas(tmp_path, "uas_answer.xml", rtp_echo=True)
+    agent, router = make_agent(ScriptedRouter(bridge_to(uas.uri())), rtp_timeout=2.0)
+    peer = RtpPeer("127.0.0.1").start()
+    uac = start_uac(tmp_path, agent, "uac_remote_bye.xml", timeout=20,
+                    keys={"rtp_port": str(peer.port)})  # fmt: skip
+    try:
+        router.wait_for(lambda: any(e.kind == "answered" for e in router.events))
+        time.sleep(1.0)  # audio flows both ways, so both legs are being timed
+        assert peer.voiced > 0
+    finally:
+        peer.stop()
+    silent_at = time.monotonic()
+    ended = router.ended(timeout=10)
+    waited = time.monotonic() - silent_at
+    assert ended.hangup_by == "media-timeout" and ended.publisher_code == 200, ended
+    assert 1.5 <= waited <= 5.0, f"ended {waited:.1f} s after the RTP stopped (timeout 2 s)"
+    assert ended.duration >= 1.0
+    pub, buyer = uac.wait(), uas.wait()
+    assert_ok(pub, buyer)  # the publisher was waiting for our BYE; the buyer got one too
+    assert buyer.requests("BYE")
+
+
+def test_answered_event_carries_both_dialogs(make_agent: AgentFactory, tmp_path: Path) -> None:
+    """What crash recovery will need to BYE each leg, reported once the publisher ACKed."""
+    uas = start_uas(tmp_path, "uas_answer.xml")
+    agent, router = make_agent(ScriptedRouter(bridge_to(uas.uri())))
+    uac = start_uac(tmp_path, agent, "uac_call.xml", duration_ms=500)
+    pub, buyer = uac.wait(), uas.wait()
+    assert_ok(pub, buyer)
+    (answered,) = [e for e in router.events if e.kind == "answered"]
+    assert answered.dialogs is not None
+    publisher = Dialog.from_json(answered.dialogs["publisher"])
+    buyer_leg = Dialog.from_json(answered.dialogs["buyer"])
+    (invite,) = router.invites
+    assert publisher.call_id == invite.call_id
+    assert publisher.remote == invite.headers["from"]  # the publisher's tag
+    our_tag = (pub.response(200).header("To") or "").rpartition(";tag=")[2]
+    assert our_tag and publisher.local.endswith(f";tag={our_tag}")
+    assert publisher.target.startswith(f"sip:{CALLER}@127.0.0.1:{uac.port}")
+    (offer,) = buyer.requests("INVITE")
+    (ok,) = [m for m in buyer.messages if m.direction == "sent" and m.status == 200 and
+             (m.header("CSeq") or "").endswith("INVITE")]  # fmt: skip
+    assert buyer_leg.call_id == offer.header("Call-ID")
+    assert buyer_leg.local == offer.header("From") and buyer_leg.remote == ok.header("To")
+    assert next_hop(buyer_leg) == ("127.0.0.1", uas.port, "UDP")

@@ -27,12 +27,15 @@ import gc
 import heapq
 import itertools
 import logging
+import math
 import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pjsua2 as pj
@@ -142,6 +145,7 @@ class Agent:
         )
         self._admission = Admission(
             bridges=self.capacity.bridges,
+            max_routing=config.max_routing or config.router_workers * 32,
             rate=config.invite_rate,
             burst=config.invite_burst,
             exempt=config.rate_limit_exempt,
@@ -172,7 +176,11 @@ class Agent:
         self._port = 0
         self._tls_port = 0
         self._invites = 0
+        self._routing = 0  # INVITEs waiting for the router (agent thread only)
         self.dtmf_relayed = 0
+        self._next_heartbeat = 0.0
+        self._next_media_check = 0.0
+        self._media_round: deque[Bridge] = deque()
 
     # -- public surface --------------------------------------------------------------------
 
@@ -388,7 +396,32 @@ class Agent:
                 except Exception:
                     log.exception("timer failed")
         self._flush_events()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.config.heartbeat_interval
+            self._heartbeat()
+        if self.config.rtp_timeout and now >= self._next_media_check:
+            self._check_media(now)
         self._update_options_status()
+
+    def _heartbeat(self) -> None:
+        """From the pjsua2 thread, so a heartbeat means calls were being carried; written
+        on the event thread, after the events before it."""
+        if self._event_pool is not None:
+            self._event_pool.submit(self._deliver_heartbeat, datetime.now(UTC))
+
+    def _check_media(self, now: float) -> None:
+        """RTP inactivity (Bridge.check_media), a slice of the bridges per tick so that each
+        is looked at every ``rtp_timeout / 4`` s at most — not all of them at once: reading
+        a leg's stream statistics costs a few microseconds per leg."""
+        period = self.config.rtp_timeout / 4
+        tick = min(1.0, period)
+        self._next_media_check = now + tick
+        if not self._media_round:
+            self._media_round.extend(self._bridges)
+        for _ in range(min(len(self._media_round), math.ceil(len(self._bridges) * tick / period))):
+            bridge = self._media_round.popleft()
+            if bridge in self._bridges:
+                bridge.check_media(now, self.config.rtp_timeout)
 
     def _update_options_status(self) -> None:
         """What OPTIONS probes hear (pjproject/patches/0004): 503 while no call would be
@@ -512,6 +545,7 @@ class Agent:
             source.ip,
             active=len(self._bridges),
             draining=self._draining.is_set() or self._stop_requested.is_set(),
+            routing=self._routing,
         )
         if refusal is not None:
             # Before route(): a 503 here leaves the reservation unclaimed for a retry.
@@ -521,6 +555,7 @@ class Agent:
         bridge = Bridge(self, leg, invite)
         self._bridges.add(bridge)
         assert self._route_pool is not None
+        self._routing += 1
         future = self._route_pool.submit(self._router.route, invite)
         future.add_done_callback(lambda f: self._route_done(bridge, f))
 
@@ -533,12 +568,16 @@ class Agent:
         """
         with self._lock:
             if not self._closed:
-                self._inbox.put(lambda: _deliver_route(bridge, future))
+                self._inbox.put(lambda: self._route_answered(bridge, future))
                 return
         if future.exception() is None:
             result = future.result()
             if isinstance(result, BridgeTo):
                 self._deliver(bridge.abandoned_event(result))
+
+    def _route_answered(self, bridge: Bridge, future: Future[Reject | BridgeTo]) -> None:
+        self._routing -= 1
+        _deliver_route(bridge, future)
 
     def _leg_disconnected(self, leg: Leg) -> None:
         # Drop the last reference only after the callback returned (see bridge.py).
@@ -551,6 +590,12 @@ class Agent:
             log.exception("router.on_events failed; recording one by one")
             for event in events:
                 self._deliver(event)
+
+    def _deliver_heartbeat(self, at: datetime) -> None:
+        try:
+            self._router.heartbeat(at)
+        except Exception:
+            log.exception("router.heartbeat failed")
 
     def _deliver(self, event: CallEvent) -> None:
         try:

@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol
 
 import pjsua2 as pj
 
+from rtbridge.sip import dialogs
 from rtbridge.sip.messages import safe_header
 from rtbridge.sip.router import (
     BridgeTo,
@@ -91,6 +92,7 @@ class Leg(pj.Call):  # type: ignore[misc]
         super().__init__(account, call_id)
         self.owner = owner
         self.disconnected = False
+        self.dialog_msg = ""  # our 200 (UAS) or our ACK (UAC): its dialog, for dialogs.py
         self._on_disconnected = on_disconnected
 
     def onCallState(self, prm: Any) -> None:
@@ -98,6 +100,8 @@ class Leg(pj.Call):  # type: ignore[misc]
             info = self.getInfo()
             if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
                 self.disconnected = True
+            elif info.state in _DIALOG_STATES and not self.dialog_msg:
+                self.dialog_msg = _sent_message(prm.e)
             if self.owner is not None:
                 self.owner.on_leg_state(self, info)
             if self.disconnected:
@@ -176,6 +180,21 @@ def hang_up(leg: Leg | None) -> None:
         log.debug("hangup: %s", exc.info())
 
 
+# States whose event carries the message that fixes a leg's dialog (pjsip's sip_inv.c): a
+# UAS enters CONNECTING when its 2xx leaves (inside Call.answer), a UAC CONFIRMED when its
+# ACK does.
+_DIALOG_STATES = (pj.PJSIP_INV_STATE_CONNECTING, pj.PJSIP_INV_STATE_CONFIRMED)
+
+
+def _sent_message(event: Any) -> str:
+    """The message we sent behind a pjsua2 call-state event, "" when it is not one."""
+    if event.type == pj.PJSIP_EVENT_TX_MSG:
+        return str(event.body.txMsg.tdata.wholeMsg)
+    if event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_TX_MSG:
+        return str(event.body.tsxState.src.tdata.wholeMsg)
+    return ""
+
+
 def relay_code(buyer_code: int) -> tuple[int, str]:
     """The final response the publisher gets when the buyer leg fails (SPEC §4.5).
 
@@ -230,6 +249,8 @@ class Bridge:
         self._ringing_sent = False
         self._timer: Timer | None = None
         self._finished = False
+        # RTP inactivity per leg: (packets received, monotonic time that count was first seen)
+        self._rx: dict[Role, tuple[int, float]] = {}
         inbound.owner = self
 
     # -- router answer -------------------------------------------------------------------
@@ -342,7 +363,7 @@ class Bridge:
                 hang_up(self.outbound)
                 return
             respond(self.inbound, 200)
-            self._emit("answered")
+            self._emit_answered()
             self._connect_audio()
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._outbound_done = True
@@ -371,6 +392,37 @@ class Bridge:
         if self.inbound is not None:
             respond(self.inbound, 408, "Request Timeout")
         hang_up(self.outbound)
+
+    # -- dead peers ------------------------------------------------------------------------
+
+    def check_media(self, now: float, timeout: float) -> None:
+        """End a connected call one of whose legs has sent RTP and then nothing for
+        ``timeout`` seconds: its far end vanished without a BYE (SPEC §4.4). A leg not
+        (yet) sending, or on hold, is not timed — silence there is legitimate."""
+        if self.phase != "connected":
+            return
+        legs: tuple[tuple[Role, Leg | None], ...] = (
+            ("inbound", self.inbound),
+            ("outbound", self.outbound),
+        )
+        for role, leg in legs:
+            if leg is None:
+                continue
+            packets = _rx_packets(leg)
+            if packets is None:  # no active stream: on hold, or gone
+                self._rx.pop(role, None)
+                continue
+            seen, since = self._rx.get(role, (-1, now))
+            if packets != seen:
+                self._rx[role] = (packets, now)
+            elif packets > 0 and now - since >= timeout:
+                log.warning("no RTP from the %s for %.0f s: ending the call",
+                            "publisher" if role == "inbound" else "buyer", now - since,
+                            extra={"call_id": self.invite.call_id})  # fmt: skip
+                self.hangup_by = self.hangup_by or "media-timeout"
+                hang_up(self.inbound)
+                hang_up(self.outbound)
+                return
 
     # -- shutdown --------------------------------------------------------------------------
 
@@ -444,7 +496,21 @@ class Bridge:
         self.outbound = None
         self.host.finished(self)
 
-    def _emit(self, kind: EventKind) -> None:
+    def _emit_answered(self) -> None:
+        """Both legs' dialogs go with it: the 200 just sent to the publisher and the ACK
+        sent to the buyer fixed them (crash recovery BYEs them)."""
+        legs: dict[str, dict[str, object]] = {}
+        if self.inbound is not None:
+            found = dialogs.publisher_leg(self.inbound.dialog_msg, self.invite.headers)
+            if found is not None:
+                legs["publisher"] = found.to_json()
+        if self.outbound is not None:
+            found = dialogs.buyer_leg(self.outbound.dialog_msg)
+            if found is not None:
+                legs["buyer"] = found.to_json()
+        self._emit("answered", legs)
+
+    def _emit(self, kind: EventKind, legs: dict[str, dict[str, object]] | None = None) -> None:
         if self.plan is None:
             return
         end_at = _now() if kind == "ended" else None
@@ -464,8 +530,24 @@ class Bridge:
                 buyer_reason=self.buyer_reason,
                 hangup_by=self.hangup_by if kind == "ended" else None,
                 duration=duration,
+                dialogs=legs,
             )
         )
+
+
+def _rx_packets(leg: Leg) -> int | None:
+    """RTP packets received on the leg's active audio stream, None without one."""
+    if leg.disconnected:
+        return None
+    try:
+        info = leg.getInfo()  # keep it referenced: info.media points into it (SWIG)
+        for media in info.media:
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                stat = leg.getStreamStat(media.index)  # referenced while its parts are read
+                return int(stat.rtcp.rxStat.pkt)
+    except pj.Error:
+        return None
+    return None
 
 
 def _error_text(exc: BaseException) -> str:

@@ -295,7 +295,12 @@ def account_config(
     media.srtpSecureSignaling = 0
     if srtp != "off":
         media.srtpOpt.keyings = pj.IntVector([pj.PJMEDIA_SRTP_KEYING_SDES])
+    # RFC 4028 on both legs: our INVITE to the buyer offers Session-Expires, our 200 to a
+    # publisher that supports timers answers with one; a refresh that fails ends the leg
+    # (and so the bridge). Peers without timer support are covered by rtp_timeout.
     acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
+    acfg.callConfig.timerSessExpiresSec = config.session_expires
+    acfg.callConfig.timerMinSESec = config.min_se
     if auth is not None:
         # dataType 1 = PJSIP_CRED_DATA_DIGEST: the data is HA1, valid for that realm only.
         cred = pj.AuthCredInfo(
