@@ -539,3 +539,19 @@ def test_answered_event_carries_both_dialogs(make_agent: AgentFactory, tmp_path:
     assert buyer_leg.call_id == offer.header("Call-ID")
     assert buyer_leg.local == offer.header("From") and buyer_leg.remote == ok.header("To")
     assert next_hop(buyer_leg) == ("127.0.0.1", uas.port, "UDP")
+
+
+def test_a_taken_port_is_named_with_what_to_do(sipp: str) -> None:
+    """Another process holds the SIP port: the agent refuses to start with a message that
+    names the port and the ways out, not a bare pjsua2 error."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        rtp = free_port(count=1)
+        agent = Agent(AgentConfig(hosts=("127.0.0.1",), port=port, rtp_port_min=rtp,
+                                  rtp_port_max=rtp + 40, max_calls=16), ScriptedRouter())  # fmt: skip
+        with pytest.raises(RuntimeError) as failed:
+            agent.start()
+    message = str(failed.value)
+    assert f"SIP port {port} is already in use on 127.0.0.1" in message
+    assert "--sip HOST:PORT" in message and "--sip off" in message

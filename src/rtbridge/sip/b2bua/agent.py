@@ -229,7 +229,9 @@ class Agent:
         if self._startup_error is not None:
             self._thread.join()
             self._thread = None
-            raise RuntimeError("SIP agent failed to start") from self._startup_error
+            raise RuntimeError(
+                f"SIP agent failed to start: {_why(self._startup_error)}"
+            ) from self._startup_error
 
     def stop(self, timeout: float | None = None) -> None:
         """Hang up all calls, destroy pjsua2, deliver pending events; idempotent."""
@@ -258,7 +260,9 @@ class Agent:
             signal.signal(signal.SIGTERM, lambda *_: self._begin_drain())
         self._main()
         if self._startup_error is not None:
-            raise RuntimeError("SIP agent failed to start") from self._startup_error
+            raise RuntimeError(
+                f"SIP agent failed to start: {_why(self._startup_error)}"
+            ) from self._startup_error
 
     def _begin_drain(self) -> None:
         if self._draining.is_set():  # a second SIGTERM: stop now
@@ -602,6 +606,12 @@ class Agent:
             self._router.on_event(event)
         except Exception:
             log.exception("router.on_event failed for %s", event.reservation_uuid)
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong, in words: pjsua2's errors carry their text in ``info()``."""
+    info = getattr(exc, "info", None)
+    return str(info()) if callable(info) else str(exc) or type(exc).__name__
 
 
 def _ipv6_transport_kind(uri: str) -> str | None:

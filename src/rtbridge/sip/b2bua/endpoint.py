@@ -177,8 +177,18 @@ def _create_transports(handle: Endpoint, config: AgentConfig) -> None:
                 with contextlib.suppress(pj.Error):
                     handle.ep.transportClose(transport.tid)
             handle.transports.clear()
-            if not (in_use and config.port == 0 and attempt < 4):
-                raise
+            if in_use and config.port == 0 and attempt < 4:
+                continue
+            if in_use:
+                ports = f"SIP port {config.port}" + (
+                    f" or TLS port {config.tls_port}" if config.tls else ""
+                )
+                raise OSError(
+                    f"{ports} is already in use on {', '.join(config.hosts)}: stop the process "
+                    "holding it, or listen elsewhere (--sip HOST:PORT, or port/tls_port in the SIP "
+                    "config), or run without the SIP agent (--sip off)"
+                ) from None
+            raise
 
 
 def _create_transports_once(handle: Endpoint, config: AgentConfig) -> None:
