@@ -68,3 +68,14 @@ def test_serve_answers_health_and_a_ping(sqlite_url: str) -> None:
         assert httpx2.get(f"{base}/health").json()["status"] == "ok"
         r = httpx2.post(f"{base}/rtbs.json", data={"key": "f38240dd-7f65-4e17-a4d7-2e09ccafad0e"})
         assert r.status_code == 200 and r.json()["status"] == "reserved"
+
+
+def test_version_and_help_speak_to_users() -> None:
+    """``--version`` names rtbridge's version and the pjsua2 build; help has no internal
+    references (SPEC sections are for us, not for operators)."""
+    run = [sys.executable, "-m", "rtbridge"]
+    version = subprocess.run([*run, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("rtbridge 0.1.0; pjsua2 2.17+rtbridge.1"), version.stdout
+    for command in ([], ["apply"], ["serve"], ["sip"]):
+        shown = subprocess.run([*run, *command, "--help"], capture_output=True, text=True, check=True)
+        assert "SPEC" not in shown.stdout, (command, shown.stdout)

@@ -129,8 +129,30 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _version() -> str:
+    """rtbridge's version and the pjsua2 build it would run the SIP agent on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("rtbridge")
+    except PackageNotFoundError:
+        ours = "unknown"
+    try:
+        from pjsua2_rtbridge import BUILD  # the project's own pjsua2 build (pjproject/)
+
+        sip = f"pjsua2 {BUILD['wheel_version']} (pjproject {BUILD['pjproject']})"
+    except ImportError:
+        sip = "pjsua2: not rtbridge's build (scripts/install builds it)"
+    return f"rtbridge {ours}; {sip}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rtbridge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="rtbridge",
+        description="Pay-per-call real-time bidding: the reservation API, the SIP agent that "
+        "bridges reserved calls, and the tools network admins use.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
     db_help = "database URL (default: $RTBRIDGE_DB or sqlite:///rtbridge.db)"
     parser.add_argument("--db", help=db_help)
     # Also accepted after the command (`rtbridge apply --db URL FILE`); SUPPRESS keeps an
@@ -144,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "apply", parents=[common], help="apply a configuration file (SPEC §5) to the database"
+        "apply",
+        parents=[common],
+        help="apply a configuration file (campaigns, buyers, publishers, keys) to the database",
     )
     p.add_argument("file", help="TOML file")
     p.add_argument("--dry-run", action="store_true", help="validate and report, change nothing")
