@@ -79,3 +79,26 @@ def test_version_and_help_speak_to_users() -> None:
     for command in ([], ["apply"], ["serve"], ["sip"]):
         shown = subprocess.run([*run, *command, "--help"], capture_output=True, text=True, check=True)
         assert "SPEC" not in shown.stdout, (command, shown.stdout)
+
+
+def test_the_sip_agent_logs_json_only(sqlite_url: str) -> None:
+    """pjlib's start-up lines go through the same JSON logger as the rest (stderr); stdout
+    stays empty, so log shippers see one format."""
+    from tests.support.net import free_port
+
+    assert rtbridge("apply", str(DEMO), db=sqlite_url).returncode == 0
+    env = {**os.environ, "RTBRIDGE_DB": sqlite_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtbridge", "sip", "--sip", f"127.0.0.1:{free_port()}",
+         "--log-level", "info"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=4)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(2)  # SIGINT: stop now
+        out, err = proc.communicate(timeout=15)
+    assert out == "", out
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert any("SIP agent listening" in line for line in lines), err
+    assert all(line.startswith("{") for line in lines), err

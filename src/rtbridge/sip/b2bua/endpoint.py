@@ -18,6 +18,7 @@ Choices and why (pjproject docs ``pjsua2/general_concept.rst``; SPEC §8):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -95,9 +96,20 @@ class Endpoint:
             self.ep = None
 
 
+def _quiet_until_log_writer() -> None:
+    """pjlib logs to stdout at level 5 from libCreate until libInit installs our writer
+    (plain text beside the JSON logs). pjsua2 has no call for that window, so set pjlib's
+    level through its C symbol; libInit then sets the configured one."""
+    import _pjsua2  # type: ignore[import-not-found]  # the SWIG extension, pjlib inside
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(_pjsua2.__file__).pj_log_set_level(0)
+
+
 def start_endpoint(config: AgentConfig, call_slots: int) -> Endpoint:
     """Create, configure and start pjsua2 on the calling thread; returns its handle."""
     ep = _PjEndpoint()
+    _quiet_until_log_writer()
     ep.libCreate()
     writer = _LogWriter()
     epc = pj.EpConfig()
