@@ -1,0 +1,56 @@
+"""The console's route table, mounted at ``/console`` behind :class:`ConsoleGuard`."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from rtbridge.http.console import access, signin, watch
+from rtbridge.http.console.guard import ConsoleGuard
+from rtbridge.http.console.templating import base_path
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse(f"{base_path(request)}/publishers", status_code=303)
+
+
+async def stylesheet(request: Request) -> Response:
+    css = files("rtbridge.http.console").joinpath("static/console.css").read_text()
+    return Response(css, media_type="text/css; charset=utf-8",
+                    headers={"Cache-Control": "max-age=300"})  # fmt: skip
+
+
+P = "/publishers/{publisher}"
+
+routes: list[BaseRoute] = [
+    Route("/login", signin.login_form, methods=["GET"], name="console_login"),
+    Route("/login", signin.login, methods=["POST"]),
+    Route("/logout", signin.logout, methods=["POST"], name="console_logout"),
+    Route("/static/console.css", stylesheet, methods=["GET"], name="console_css"),
+    Route("/", home, methods=["GET"], name="console_home"),
+    Route("/publishers", access.publishers_page, methods=["GET"], name="console_publishers"),
+    Route("/publishers", access.create_publisher, methods=["POST"]),
+    Route(P, access.publisher_page, methods=["GET"], name="console_publisher"),
+    Route(f"{P}/delete", access.delete_publisher, methods=["POST"]),
+    Route(f"{P}/ips", access.add_ip, methods=["POST"]),
+    Route(f"{P}/ips/bulk", access.add_ips_bulk, methods=["POST"]),
+    Route(f"{P}/ips/{{entry:int}}/delete", access.remove_ip, methods=["POST"]),
+    Route(f"{P}/credentials", access.add_credential, methods=["POST"]),
+    Route(f"{P}/credentials/{{username}}/rotate", access.rotate_credential, methods=["POST"]),
+    Route(f"{P}/credentials/{{username}}/delete", access.remove_credential, methods=["POST"]),
+    Route(f"{P}/keys", access.create_key, methods=["POST"]),
+    Route("/keys/{key}/pause", access.pause_key, methods=["POST"]),
+    Route("/check", access.check_page, methods=["GET", "POST"], name="console_check"),
+    Route("/live", watch.live_calls, methods=["GET"], name="console_live"),
+    Route("/rtb", watch.rtb_log, methods=["GET"], name="console_rtb"),
+    Route("/calls", watch.call_log, methods=["GET"], name="console_calls"),
+    Route("/calls.csv", watch.call_log_csv, methods=["GET"], name="console_calls_csv"),
+    Route("/agent", watch.agent, methods=["GET"], name="console_agent"),
+    Route("/audit", watch.audit_trail, methods=["GET"], name="console_audit"),
+]
+
+mount = Mount("/console", routes=routes, middleware=[Middleware(ConsoleGuard)])
