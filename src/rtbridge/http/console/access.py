@@ -172,13 +172,15 @@ async def add_ip(request: Request) -> Response:
     if not values.get("cidr"):
         errors.fields["cidr"] = ["required, e.g. 203.0.113.0/24 or 2001:db8::/32"]
     _precheck(values, _IP_RULES, errors)
+    status = 422
     if not errors:
         try:
             await service.write(request, publishers.add_ip, publisher_id=pid, raw=_ip_raw(values))
             return _back(request, pid, "ip-added")
         except RtbError as exc:
             errors.add(exc, {"cidr", "note", "expires_at"}, {"ips": "cidr"})
-    return await publisher_page(request, forms_={"ip": Form(values, errors)}, status=422)
+            status = exc.status
+    return await publisher_page(request, forms_={"ip": Form(values, errors)}, status=status)
 
 
 async def add_ips_bulk(request: Request) -> Response:
@@ -230,19 +232,21 @@ async def _set_password(request: Request, username: str, values: dict[str, str])
     password = _password() if generated else values["password"]
     _precheck({"username": username, "password": password},
               {"username": f.username, "password": f.password}, errors)  # fmt: skip
+    status = 422
     if not errors:
         try:
             created = await service.write(request, publishers.set_password, publisher_id=pid,
                                           username=username, password=password)  # fmt: skip
         except RtbError as exc:
             errors.add(exc, {"username", "password"}, {"credentials": "password"})
+            status = exc.status
         else:
             what = "created" if created else "rotated"
             secret = {"title": f"SIP credential {username!r} {what}", "label": "password",
                       "value": password, "generated": "yes" if generated else ""}  # fmt: skip
             return await publisher_page(request, secret=secret)
     values = {k: v for k, v in values.items() if k != "password"}  # never echoed back
-    return await publisher_page(request, forms_={"credential": Form(values, errors)}, status=422)
+    return await publisher_page(request, forms_={"credential": Form(values, errors)}, status=status)
 
 
 async def add_credential(request: Request) -> Response:
@@ -286,7 +290,9 @@ async def create_key(request: Request) -> Response:
     except RtbError as exc:
         errors.add(exc, _KEY_FIELDS, {"keys": "key"})
         values = {k: v for k, v in values.items() if k != "key"}
-        return await publisher_page(request, forms_={"key": Form(values, errors)}, status=422)
+        return await publisher_page(
+            request, forms_={"key": Form(values, errors)}, status=exc.status
+        )
     secret = {"title": f"Key {created['hint']} created for campaign {created['campaign']}",
               "label": "postback key", "value": str(created["key"]), "generated": ""}  # fmt: skip
     return await publisher_page(request, secret=secret)
