@@ -328,3 +328,30 @@ def test_find_a_ping_in_the_rtb_log_and_a_call_in_the_call_log(page: Page, live:
     expect(page.locator("main")).to_contain_text("taking calls")
     expect(page.locator("main")).to_contain_text("/ 7")  # bridge capacity of 16 slots
     shot(page, "agent")
+
+
+def test_buyer_form_campaigns_trunks_and_keys(page: Page, live: Live) -> None:
+    sign_in(page, live)
+    page.goto("/console/campaigns")
+    page.click("#campaign-empty a:has-text('Add a buyer')")
+    page.fill("#buyer input[name=id]", "b2")
+    page.fill("#buyer input[name=destination]", "sip:b2@127.0.0.1:9")
+    page.fill("#buyer input[name=payout]", "lots")
+    page.fill("#buyer input[name=seconds]", "30")
+    page.click("#buyer button")
+    expect(page.locator("#err-payout")).to_be_visible()
+    shot(page, "buyer-error")
+    page.fill("#buyer input[name=payout]", "20")
+    page.fill("#buyer textarea[name=filters]", "caller_state = CA, NY")
+    page.click("#buyer button")
+    expect(page.locator(".notice")).to_have_text("Buyer saved.")
+    expect(page.locator("#campaign-empty")).to_contain_text("caller_state: CA, NY")
+    shot(page, "campaigns")
+    # the running configuration has it: a ping on that campaign now reserves b2
+    assert live.ping(KEY3, caller_state="CA")["status"] == "reserved"
+    page.goto("/console/trunks")
+    expect(page.locator("h1")).to_contain_text("Trunks")
+    shot(page, "trunks")
+    page.goto("/console/keys")
+    expect(page.locator("tbody tr")).to_have_count(3)
+    shot(page, "keys")

@@ -41,7 +41,8 @@ def _fill(console: Console, path: str) -> str:
     entry = re.search(r"/ips/(\d+)/delete", page)
     key = re.search(r"/keys/([0-9a-f]{64})/pause", page)
     values = {"publisher": "pub-1", "username": "pub1", "entry": entry.group(1) if entry else "1",
-              "key": key.group(1) if key else "0" * 64}  # fmt: skip
+              "key": key.group(1) if key else "0" * 64, "campaign": "auto", "buyer": "acme",
+              "number": "+18339510260", "trunk": "carrier"}  # fmt: skip
     return "/console" + _PARAM.sub(lambda m: values[m.group(1)], path)
 
 
@@ -49,7 +50,8 @@ def test_the_router_has_the_pages_the_issue_asks_for() -> None:
     paths = {p for p, _ in ENDPOINTS}
     for wanted in ("/login", "/logout", "/publishers", "/publishers/{publisher}/ips",
                    "/publishers/{publisher}/ips/bulk", "/check", "/live", "/rtb", "/calls",
-                   "/calls.csv", "/agent", "/audit"):  # fmt: skip
+                   "/calls.csv", "/agent", "/audit", "/keys", "/campaigns", "/trunks",
+                   "/buyers/{buyer}", "/export/kamailio-permissions"):  # fmt: skip
         assert wanted in paths
     assert len(PRIVATE) >= 20 and len(UNSAFE) >= 10
 

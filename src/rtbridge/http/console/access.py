@@ -68,6 +68,8 @@ NOTICES = {
     "key-resumed": "Key resumed.",
     "publisher-created": "Publisher created.",
     "publisher-deleted": "Publisher deleted.",
+    "publisher-saved": "Publisher settings saved.",
+    "key-deleted": "Key deleted: its pings now get 401.",
 }
 
 
@@ -117,6 +119,21 @@ async def create_publisher(request: Request) -> Response:
     return _back(request, raw["id"], "publisher-created")
 
 
+async def update_publisher(request: Request) -> Response:
+    pid = str(request.path_params["publisher"])
+    values = await forms.read(request)
+    raw = {"name": values.get("name") or None, "require_tls": values.get("require_tls") == "on",
+           "require_srtp": values.get("require_srtp") == "on"}  # fmt: skip
+    try:
+        await service.write(request, publishers.update_publisher, publisher_id=pid, raw=raw)
+    except RtbError as exc:
+        errors = Errors()
+        errors.add(exc, {"name"})
+        return await publisher_page(request, forms_={"settings": Form(values, errors)},
+                                    status=exc.status)  # fmt: skip
+    return _back(request, pid, "publisher-saved")
+
+
 async def delete_publisher(request: Request) -> Response:
     pid = str(request.path_params["publisher"])
     try:
@@ -141,7 +158,8 @@ async def publisher_page(
     keys = [k for k in await service.read(request, offers.list_keys) if k["publisher"] == pid]
     campaigns = await service.read(request, offers.list_campaigns)
     sections = {"ip": Form({}, Errors()), "bulk": Form({}, Errors()),
-                "credential": Form({}, Errors()), "key": Form({}, Errors())}  # fmt: skip
+                "credential": Form({}, Errors()), "key": Form({}, Errors()),
+                "settings": Form({}, Errors())}  # fmt: skip
     sections.update(forms_ or {})
     return render(request, "publisher.html", status=status, publisher=publisher, keys=keys,
                   campaigns=[c["id"] for c in campaigns], forms=sections, secret=secret,
@@ -303,7 +321,17 @@ async def pause_key(request: Request) -> Response:
     key_id = str(request.path_params["key"])
     paused = values.get("paused") == "1"
     key = await service.write(request, offers.update_key, key_id=key_id, raw={"paused": paused})
-    return _back(request, key["publisher"], "key-paused" if paused else "key-resumed")
+    notice = "key-paused" if paused else "key-resumed"
+    if values.get("back") == "keys":
+        return RedirectResponse(f"{base_path(request)}/keys?notice={notice}", status_code=303)
+    return _back(request, key["publisher"], notice)
+
+
+async def delete_key(request: Request) -> Response:
+    key_id = str(request.path_params["key"])
+    key = await service.read(request, offers.get_key, key_id)
+    await service.write(request, offers.delete_key, key_id=key_id)
+    return _back(request, key["publisher"], "key-deleted")
 
 
 # -- would this be accepted? ------------------------------------------------------------------
