@@ -86,9 +86,11 @@ def test_every_change_needs_the_csrf_token_and_the_same_origin(
         answer = client.request(method, url, data=data, follow_redirects=False)
         assert answer.status_code == 403, (url, data, answer.text[:300])
         assert "CSRF" in answer.text
-    other = client.request(method, url, data={"csrf": console.csrf},
-                           headers={"Origin": "https://evil.example"}, follow_redirects=False)  # fmt: skip
-    assert other.status_code == 403
+    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"},
+                    {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}):  # fmt: skip
+        other = client.request(method, url, data={"csrf": console.csrf}, headers=headers,
+                               follow_redirects=False)  # fmt: skip
+        assert other.status_code == 403 and "another site" in other.text
     # nothing changed: still signed in, the publisher and its entries are all there
     assert client.get("/console/publishers/pub-1").status_code == 200
 

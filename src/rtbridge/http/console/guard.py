@@ -52,15 +52,16 @@ def secure(request: Request) -> bool:
 
 
 def _same_origin(request: Request) -> bool:
-    """A browser sends ``Origin`` with every POST; another site's is refused. No header (an
-    old client, curl) falls back on the CSRF token alone."""
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        return False
+    """Browsers say where a request comes from in ``Sec-Fetch-Site``, which proxies leave
+    alone: only ``same-origin`` (and ``none``, typed by the user) may change anything. Older
+    browsers send only ``Origin``, compared with the request's own origin (a proxy in front
+    must then pass the Host header on). Neither header (curl, scripts): the CSRF token alone."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    if origin == "null":
-        return False
     return origin == f"{request.url.scheme}://{request.url.netloc}"
 
 
