@@ -184,16 +184,16 @@ def _ip_raw(values: dict[str, str]) -> dict[str, Any]:
 
 async def add_ip(request: Request) -> Response:
     pid = str(request.path_params["publisher"])
-    values = await forms.read(request)
-    values["expires_at"] = forms.utc_time(values.get("expires_at")) or ""
+    values = await forms.read(request)  # as typed: what the form shows again on an error
+    entry = {**values, "expires_at": forms.utc_time(values.get("expires_at")) or ""}
     errors = Errors()
-    if not values.get("cidr"):
+    if not entry.get("cidr"):
         errors.fields["cidr"] = ["required, e.g. 203.0.113.0/24 or 2001:db8::/32"]
-    _precheck(values, _IP_RULES, errors)
+    _precheck(entry, _IP_RULES, errors)
     status = 422
     if not errors:
         try:
-            await service.write(request, publishers.add_ip, publisher_id=pid, raw=_ip_raw(values))
+            await service.write(request, publishers.add_ip, publisher_id=pid, raw=_ip_raw(entry))
             return _back(request, pid, "ip-added")
         except RtbError as exc:
             errors.add(exc, {"cidr", "note", "expires_at"}, {"ips": "cidr"})
