@@ -123,3 +123,22 @@ def test_check_page_answers_as_the_agent_would(console: Console) -> None:
     both = console.post("/console/check", ip="203.0.113.77", username="pub1")
     assert both.status_code == 422 and "not both" in both.text
     assert console.client.get("/console/check").status_code == 200
+
+
+def test_allowlist_entry_edit_keeps_its_rule(console: Console) -> None:
+    console.post("/console/publishers/pub-1/ips", cidr="192.0.2.0/24", note="old")
+    page = console.client.get("/console/publishers/pub-1").text
+    entry = re.search(r'/ips/(\d+)" class="inline">\s*<input[^>]*>\s*<input[^>]*value="old"', page)
+    assert entry is not None
+    rule = entry.group(1)
+    edited = console.post(f"/console/publishers/pub-1/ips/{rule}", note="new",
+                          expires_at="2032-02-02T02:02")  # fmt: skip
+    assert edited.headers["location"].endswith("notice=ip-updated")
+    page = console.client.get("/console/publishers/pub-1").text
+    assert 'value="new"' in page and 'value="2032-02-02T02:02"' in page
+    cleared = console.post(f"/console/publishers/pub-1/ips/{rule}", note="", expires_at="")
+    assert cleared.status_code == 303
+    bad = console.post(f"/console/publishers/pub-1/ips/{rule}", expires_at="soon")
+    assert bad.status_code == 422 and "ISO 8601" in bad.text
+    trail = console.client.get("/console/audit", params={"resource": "ip/pub-1/192.0.2.0/24"})
+    assert trail.text.count("<td>update</td>") == 2

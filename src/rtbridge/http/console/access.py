@@ -63,6 +63,7 @@ def _back(request: Request, publisher_id: str, notice: str) -> Response:
 NOTICES = {
     "ip-added": "Allowlist entry added.",
     "ip-removed": "Allowlist entry removed.",
+    "ip-updated": "Allowlist entry updated.",
     "credential-removed": "SIP credential removed.",
     "key-paused": "Key paused: its pings now get 403.",
     "key-resumed": "Key resumed.",
@@ -232,6 +233,19 @@ async def add_ips_bulk(request: Request) -> Response:
         except RtbError as exc:
             verdicts.append({"line": line, "ok": "", "verdict": exc.message.split(": ", 1)[-1]})
     return await publisher_page(request, bulk=verdicts)
+
+
+async def update_ip(request: Request) -> Response:
+    """A new note or expiry for an entry (empty: none); its CIDR and rule number stay."""
+    pid, entry = str(request.path_params["publisher"]), int(request.path_params["entry"])
+    values = await forms.read(request)
+    expires = forms.utc_time(values.get("expires_at"))
+    raw = {"note": values.get("note") or None, "expires_at": expires}
+    try:
+        await service.write(request, publishers.update_ip, publisher_id=pid, entry=entry, raw=raw)
+    except RtbError as exc:
+        return await publisher_page(request, problem=exc.message, status=exc.status)
+    return _back(request, pid, "ip-updated")
 
 
 async def remove_ip(request: Request) -> Response:

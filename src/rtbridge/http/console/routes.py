@@ -39,6 +39,7 @@ routes: list[BaseRoute] = [
     Route(f"{P}/delete", access.delete_publisher, methods=["POST"]),
     Route(f"{P}/ips", access.add_ip, methods=["POST"]),
     Route(f"{P}/ips/bulk", access.add_ips_bulk, methods=["POST"]),
+    Route(f"{P}/ips/{{entry:int}}", access.update_ip, methods=["POST"]),
     Route(f"{P}/ips/{{entry:int}}/delete", access.remove_ip, methods=["POST"]),
     Route(f"{P}/credentials", access.add_credential, methods=["POST"]),
     Route(f"{P}/credentials/{{username}}/rotate", access.rotate_credential, methods=["POST"]),
