@@ -79,6 +79,22 @@ def test_call_log_and_its_csv(console: Console) -> None:
 def test_agent_page_without_an_agent(console: Console) -> None:
     page = console.client.get("/console/agent").text
     assert "reachable" in page and "No SIP agent runs in this process" in page
+    assert "No SIP agent has run on this database yet." in page
+
+
+def test_agent_page_lists_the_agents_by_heartbeat(console: Console) -> None:
+    state = console.client.app.state.rtbridge  # type: ignore[attr-defined]
+    now = state.reservations.clock()
+    calls.heartbeat(state.engine, agent="sip-a", at=now)
+    calls.heartbeat(state.engine, agent="sip-b", at=now - timedelta(hours=1))
+    uuid = console.client.post("/rtbs.json", data={"key": KEY_OPEN}).json()["uuid"]
+    calls.claim(state.engine, uuid=uuid, publisher_id="pub-1", now=now, agent="sip-a",
+                source="198.51.100.7:5060/UDP")  # fmt: skip
+    page = console.client.get("/console/agent").text
+    rows = dict(re.findall(r"<td><code>(sip-[ab])</code></td>\s*<td>(.*?)</td>", page, re.S))
+    assert "alive" in rows["sip-a"] and "silent for 1:00:0" in rows["sip-b"]
+    counts = re.findall(r'<td class="num">(\d+)</td>\s*</tr>', page)
+    assert counts == ["1", "0"]  # sip-a carries the claimed call
 
 
 def test_audit_pages(console: Console) -> None:

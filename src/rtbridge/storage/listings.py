@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from rtbridge.domain import lifecycle as st
-from rtbridge.storage.models import LIVE_ROWS, CallRecord, Reservation
+from rtbridge.storage.models import LIVE_ROWS, CallRecord, Reservation, SipAgent
 from rtbridge.storage.transactions import utcnow
 
 MAX_PAGE = 500
@@ -171,3 +171,29 @@ def live_calls(session: Session, *, limit: int = 1000) -> list[dict[str, Any]]:
         view["talking"] = (now - call.answer_at).total_seconds() if call.answer_at else None
         out.append(view)
     return out
+
+
+def agents(session: Session) -> list[dict[str, Any]]:
+    """Every SIP agent that has run on this database, with its last heartbeat (written every
+    ``heartbeat_interval``, 2 s by default, while its pjsua2 thread works) and the calls it
+    carries now. A stopped or dead agent keeps its row: its ``seen_at`` just gets old."""
+    now = utcnow()
+    carrying = dict(
+        session.exec(
+            select(CallRecord.agent, func.count())
+            .join(Reservation, col(Reservation.uuid) == col(CallRecord.reservation_uuid))
+            .where(text(f"reservation.{LIVE_ROWS}"))
+            .where(col(Reservation.status).in_(st.IN_CALL), col(CallRecord.end_at).is_(None))
+            .group_by(col(CallRecord.agent))
+        ).all()
+    )
+    return [
+        {
+            "name": a.name,
+            "started_at": a.started_at,
+            "seen_at": a.seen_at,
+            "silent_for": (now - a.seen_at).total_seconds(),
+            "calls": carrying.get(a.name, 0),
+        }
+        for a in session.exec(select(SipAgent).order_by(col(SipAgent.name)))
+    ]
