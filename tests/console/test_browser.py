@@ -306,6 +306,11 @@ def test_find_a_ping_in_the_rtb_log_and_a_call_in_the_call_log(page: Page, live:
     page.select_option("#rtb-filters select[name=key]", label="one00001… (p1)")
     page.click("#rtb-filters button:has-text('Filter')")
     expect(page.locator("tbody")).to_contain_text(reserved)
+    page.goto("/console/rtb")  # an operator with a uuid from a publisher's ticket
+    page.fill("#rtb-filters input[name=uuid]", missed["uuid"])
+    page.click("#rtb-filters button:has-text('Filter')")
+    expect(page.locator("tbody tr")).to_have_count(1)
+    expect(page.locator("tbody tr")).to_contain_text("no-buyers")
     shot(page, "rtb-log")
 
     page.goto("/console/calls")

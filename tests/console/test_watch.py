@@ -40,6 +40,8 @@ def test_rtb_log_pages_and_filters(console: Console) -> None:
     assert len(_uuids(reserved)) == 10  # acme's concurrency; the rest were no-target
     missed = console.client.get("/console/rtb", params={"status": "no-target"}).text
     assert "concurrency-cap-reached" in missed
+    found = console.client.get("/console/rtb", params={"uuid": made[5].upper()}).text
+    assert _uuids(found) == [made[5]]
     nothing = console.client.get("/console/rtb", params={"publisher": "nobody"}).text
     assert "No pings match." in nothing
     bad = console.client.get("/console/rtb", params={"since": "yesterday", "status": "x"})
@@ -64,6 +66,7 @@ def test_call_log_and_its_csv(console: Console) -> None:
                 publisher_code=200, buyer_code=200, hangup_by="buyer", duration=130.0)  # fmt: skip
     page = console.client.get("/console/calls", params={"publisher": "pub-1"}).text
     assert uuid in page and "2:10" in page and "<td>buyer</td>" in page
+    assert _uuids(console.client.get("/console/calls", params={"uuid": uuid}).text) == [uuid]
     assert uuid not in console.client.get("/console/calls", params={"converted": "no"}).text
     assert uuid in console.client.get("/console/calls", params={"converted": "yes"}).text
     exported = console.client.get("/console/calls.csv", params={"publisher": "pub-1"})

@@ -59,14 +59,17 @@ def rtb_log(
     status: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    uuid: str | None = None,
     before: str | None = None,
     limit: int = 50,
 ) -> Page:
     """Reservations newest first. ``status`` is the status a reader sees (``expired``
-    includes unclaimed ones past their TTL not yet swept)."""
+    includes unclaimed ones past their TTL not yet swept); ``uuid`` finds one."""
     now = utcnow()
     limit = _limit(limit)
     query = select(Reservation)
+    if uuid:
+        query = query.where(col(Reservation.uuid) == uuid.strip().lower())
     if key_id:
         query = query.where(col(Reservation.key_id) == key_id)
     if publisher:
@@ -124,6 +127,7 @@ def call_log(
     converted: bool | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    uuid: str | None = None,
     before: int | None = None,
     limit: int = 50,
 ) -> tuple[list[dict[str, Any]], int | None]:
@@ -133,6 +137,8 @@ def call_log(
     query = select(CallRecord, Reservation).join(
         Reservation, col(Reservation.uuid) == col(CallRecord.reservation_uuid)
     )
+    if uuid:
+        query = query.where(col(CallRecord.reservation_uuid) == uuid.strip().lower())
     if publisher:
         query = query.where(col(Reservation.publisher_id) == publisher)
     if buyer:

@@ -76,7 +76,7 @@ async def rtb_log(request: Request) -> Response:
         errors.fields["status"] = [f"one of {', '.join(STATUSES)}"]
         status = None
     page = await service.read(
-        request, listings.rtb_log, key_id=q.get("key") or None,
+        request, listings.rtb_log, key_id=q.get("key") or None, uuid=q.get("uuid") or None,
         publisher=q.get("publisher") or None, status=status, since=since, until=until,
         before=q.get("before") or None, limit=PAGE,
     )  # fmt: skip
@@ -98,6 +98,7 @@ def _call_filters(request: Request, errors: Errors) -> dict[str, Any]:
         "converted": converted,
         "since": _time(request, "since", errors),
         "until": _time(request, "until", errors),
+        "uuid": q.get("uuid") or None,
     }
 
 
