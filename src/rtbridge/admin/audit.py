@@ -82,11 +82,15 @@ def entries(
     since: datetime | None = None,
     actor: str | None = None,
     resource: str | None = None,
+    before: int | None = None,
     limit: int = 1000,
 ) -> list[AuditEntry]:
     """Newest first. ``resource`` is a type (``publisher``), or a type and id
-    (``publisher/pub-1``), matching that resource and everything under it."""
+    (``publisher/pub-1``), matching that resource and everything under it. ``before``: only
+    entries with a smaller id (the next page after the entry with that id)."""
     query = select(AuditEntry)
+    if before is not None:
+        query = query.where(col(AuditEntry.id) < before)
     if since is not None:
         query = query.where(col(AuditEntry.at) >= since)
     if actor:

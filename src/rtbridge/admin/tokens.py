@@ -89,9 +89,16 @@ def authenticate(engine: Engine, authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token or len(token) > 256:
         return None
     with Session(engine) as session:
-        row = session.exec(
-            select(AdminToken).where(
-                AdminToken.token_hash == hash_token(token), col(AdminToken.revoked_at).is_(None)
-            )
-        ).first()
+        row = find(session, token)
         return row.name if row is not None else None
+
+
+def find(session: Session, token: str) -> AdminToken | None:
+    """The active (not revoked) token row for a token in clear, else None."""
+    if not token or len(token) > 256:
+        return None
+    return session.exec(
+        select(AdminToken).where(
+            AdminToken.token_hash == hash_token(token), col(AdminToken.revoked_at).is_(None)
+        )
+    ).first()

@@ -15,11 +15,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rtbridge.admin import audit, export, offers, publishers, tokens, trunks
-from rtbridge.admin.changes import read_session, validating, write_session
+from rtbridge.admin.changes import validating
 from rtbridge.admin.check import check
 from rtbridge.config import fields as f
 from rtbridge.config.schema import read_field
 from rtbridge.domain.errors import InvalidInput
+from rtbridge.http import service
 from rtbridge.http.admin_openapi import openapi_document
 from rtbridge.http.params import read_body, request_params
 from rtbridge.http.responses import json_response
@@ -60,34 +61,9 @@ class AdminAuth:
 # -- plumbing ---------------------------------------------------------------------------------
 
 
-def _state(request: Request) -> AppState:
-    state: AppState = request.state.app
-    return state
-
-
-async def _read(request: Request, fn: Callable[..., T], *args: Any) -> T:
-    state = _state(request)
-
-    def work() -> T:
-        with read_session(state.engine) as session:
-            return fn(session, *args)
-
-    return await state.run(work)
-
-
-async def _write(request: Request, fn: Callable[..., T], **kwargs: Any) -> T:
-    """One change in one transaction; then this process's catalog reloads at once (others
-    see the bumped version within their recheck interval)."""
-    state = _state(request)
-    actor: str = request.state.admin
-
-    def work() -> T:
-        with write_session(state.engine) as session:
-            return fn(session, actor=actor, **kwargs)
-
-    result = await state.run(work)
-    state.catalog.invalidate()
-    return result
+_state = service.app_state
+_read = service.read
+_write = service.write
 
 
 async def _body(request: Request) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from rtbridge.http import admin, health, publisher
+from rtbridge.http.console.routes import mount as console
 from rtbridge.http.errors import HANDLERS
 from rtbridge.http.state import AppState, Metrics
 from rtbridge.settings import Settings
@@ -93,7 +94,7 @@ def create_app(settings: Settings, *, api: bool = True, **reservation_options: A
                 checkpointer.stop()
             state.engine.dispose()
 
-    routes = [*publisher.routes, *health.routes, admin.mount] if api else health.routes
+    routes = [*publisher.routes, *health.routes, admin.mount, console] if api else health.routes
     return Starlette(
         routes=routes,
         exception_handlers=HANDLERS,

@@ -237,3 +237,18 @@ class AuditEntry(SQLModel, table=True):
     resource: str = Field(index=True, max_length=256)
     old: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     new: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in operator console: the cookie holds 256 random bits, the row only their
+    SHA-256 (a database reader cannot sign in with it). It acts as its admin token's name and
+    dies with the token's revocation, on sign-out, after ``idle`` without use or at
+    ``expires_at``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_hash: str = Field(unique=True, max_length=64)
+    token_id: int = Field(foreign_key="admintoken.id", index=True)
+    actor: str = Field(max_length=64)  # the token's name: the audit trail's actor
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime  # absolute end, whatever the activity

@@ -1,0 +1,275 @@
+"""The buyer side and the rest of SPEC §5 in the browser: campaigns and their DID pools,
+buyers, carrier trunks, all keys, and the Kamailio export — thin handlers over
+:mod:`rtbridge.admin.offers` and :mod:`rtbridge.admin.trunks`, as the JSON API is.
+
+A form sends text; the only translation here is to the shapes the ``apply`` file has
+(numbers as numbers, one CIDR per line as a list, ``tag = a, b`` lines as filters). Every
+rule stays in the service layer, whose messages land next to the fields they name."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from rtbridge.admin import export, offers, trunks
+from rtbridge.domain.errors import RtbError
+from rtbridge.http import service
+from rtbridge.http.console import forms
+from rtbridge.http.console.forms import Errors
+from rtbridge.http.console.templating import base_path, render
+
+_INT = re.compile(r"^-?\d+$")
+_FLOAT = re.compile(r"^-?\d+(\.\d+)?$")
+
+NOTICES = {
+    "campaign-created": "Campaign created.",
+    "campaign-deleted": "Campaign deleted with its buyers and DIDs.",
+    "did-added": "DID added to the pool.",
+    "did-removed": "DID removed from the pool.",
+    "buyer-saved": "Buyer saved.",
+    "buyer-deleted": "Buyer deleted.",
+    "trunk-saved": "Trunk saved.",
+    "trunk-deleted": "Trunk deleted.",
+    "key-deleted": "Key deleted: its pings now get 401.",
+    "key-paused": "Key paused: its pings now get 403.",
+    "key-resumed": "Key resumed.",
+}
+
+
+def _notice(request: Request) -> str | None:
+    return NOTICES.get(request.query_params.get("notice", ""))
+
+
+def _to(request: Request, page: str, notice: str) -> Response:
+    return RedirectResponse(f"{base_path(request)}/{page}?notice={notice}", status_code=303)
+
+
+def _number(value: str) -> Any:
+    """``"12"`` → 12, ``"12.5"`` → 12.5; anything else stays text for the rule to refuse."""
+    if _INT.match(value):
+        return int(value)
+    if _FLOAT.match(value):
+        return float(value)
+    return value
+
+
+# -- campaigns and DIDs -----------------------------------------------------------------------
+
+
+async def campaigns_page(
+    request: Request, *, form: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    campaigns = await service.read(request, offers.list_campaigns)
+    buyers = await service.read(request, offers.list_buyers)
+    by_campaign = {c["id"]: [b for b in buyers if b["campaign"] == c["id"]] for c in campaigns}
+    form = form or {"name": "", "typed": {}, "errors": Errors().view()}
+    return render(request, "campaigns.html", status=status, campaigns=campaigns,
+                  buyers=by_campaign, form=form, notice=_notice(request))  # fmt: skip
+
+
+def _form(name: str, values: dict[str, str], errors: Errors) -> dict[str, Any]:
+    return {"name": name, "typed": values, "errors": errors.view()}
+
+
+async def create_campaign(request: Request) -> Response:
+    values = await forms.read(request)
+    try:
+        await service.write(request, offers.create_campaign, raw={"id": values.get("id", "")})
+    except RtbError as exc:
+        errors = Errors()
+        errors.add(exc, {"id"})
+        return await campaigns_page(request, form=_form("campaign", values, errors),
+                                    status=exc.status)  # fmt: skip
+    return _to(request, "campaigns", "campaign-created")
+
+
+async def delete_campaign(request: Request) -> Response:
+    campaign = str(request.path_params["campaign"])
+    try:
+        await service.write(request, offers.delete_campaign, campaign_id=campaign)
+    except RtbError as exc:
+        errors = Errors(general=[exc.message])
+        return await campaigns_page(request, form=_form("delete", {}, errors), status=exc.status)
+    return _to(request, "campaigns", "campaign-deleted")
+
+
+async def add_did(request: Request) -> Response:
+    campaign = str(request.path_params["campaign"])
+    values = await forms.read(request)
+    try:
+        raw = {"number": values.get("number", ""), "campaign": campaign}
+        await service.write(request, offers.add_did, raw=raw)
+    except RtbError as exc:
+        errors = Errors()
+        errors.add(exc, {"number"})
+        return await campaigns_page(request, form=_form(f"did:{campaign}", values, errors),
+                                    status=exc.status)  # fmt: skip
+    return _to(request, "campaigns", "did-added")
+
+
+async def remove_did(request: Request) -> Response:
+    await service.write(request, offers.remove_did, number=str(request.path_params["number"]))
+    return _to(request, "campaigns", "did-removed")
+
+
+# -- buyers -----------------------------------------------------------------------------------
+
+BUYER_FIELDS = ("id", "destination", "payout", "seconds", "concurrency", "daily_cap",
+                "priority", "weight", "hours", "filters", "trunk", "srtp")  # fmt: skip
+_NUMERIC = {"payout", "seconds", "concurrency", "daily_cap", "priority", "weight"}
+
+
+def _filters(text: str, errors: Errors) -> dict[str, list[str]] | None:
+    """``caller_state = CA, NY`` per line → ``{"caller_state": ["CA", "NY"]}``."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        tag, sep, values = line.partition("=")
+        if not sep or not tag.strip():
+            errors.fields.setdefault("filters", []).append(
+                f"{line.strip()!r}: write one filter per line as tag = value, value"
+            )
+            continue
+        out[tag.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    return out or None
+
+
+def _buyer_raw(values: dict[str, str], errors: Errors, *, editing: bool) -> dict[str, Any]:
+    """Empty optional fields are ``null`` when editing: back to the default, as in the API."""
+    raw: dict[str, Any] = {}
+    for name in BUYER_FIELDS:
+        if editing and name == "id":
+            continue
+        value = values.get(name, "")
+        if name == "filters":
+            parsed = _filters(value, errors)
+            if parsed is not None or editing:
+                raw[name] = parsed
+        elif value:
+            raw[name] = _number(value) if name in _NUMERIC else value
+        elif editing:
+            raw[name] = None
+    return raw
+
+
+def _buyer_values(buyer: dict[str, Any]) -> dict[str, str]:
+    values = {k: "" if buyer.get(k) is None else str(buyer[k]) for k in BUYER_FIELDS}
+    values["filters"] = "\n".join(f"{t} = {', '.join(v)}" for t, v in buyer["filters"].items())
+    return values
+
+
+async def buyer_page(
+    request: Request,
+    *,
+    values: dict[str, str] | None = None,
+    errors: Errors | None = None,
+    status: int = 200,
+) -> Response:
+    """``/campaigns/{campaign}/buyers/new`` or ``/buyers/{buyer}``: one form for both."""
+    buyer_id = request.path_params.get("buyer")
+    if buyer_id is not None:
+        buyer = await service.read(request, offers.get_buyer, str(buyer_id))
+        campaign = str(buyer["campaign"])
+        values = values if values is not None else _buyer_values(buyer)
+    else:
+        campaign = str(request.path_params["campaign"])
+        await service.read(request, offers.get_campaign, campaign)  # 404 for an unknown one
+        values = values if values is not None else {"priority": "1", "weight": "1", "srtp": "off"}
+    trunk_ids = [t["id"] for t in await service.read(request, trunks.list_trunks)]
+    return render(request, "buyer.html", status=status, buyer_id=buyer_id, campaign=campaign,
+                  values=values, errors=(errors or Errors()).view(), trunks=trunk_ids)  # fmt: skip
+
+
+async def save_buyer(request: Request) -> Response:
+    values = await forms.read(request)
+    buyer_id = request.path_params.get("buyer")
+    errors = Errors()
+    raw = _buyer_raw(values, errors, editing=buyer_id is not None)
+    if errors:
+        return await buyer_page(request, values=values, errors=errors, status=422)
+    try:
+        if buyer_id is None:
+            raw["campaign"] = str(request.path_params["campaign"])
+            await service.write(request, offers.create_buyer, raw=raw)
+        else:
+            await service.write(request, offers.update_buyer, buyer_id=str(buyer_id), raw=raw)
+    except RtbError as exc:
+        errors.add(exc, set(BUYER_FIELDS), {"buyers": "id"})
+        return await buyer_page(request, values=values, errors=errors, status=exc.status)
+    return _to(request, "campaigns", "buyer-saved")
+
+
+async def delete_buyer(request: Request) -> Response:
+    await service.write(request, offers.delete_buyer, buyer_id=str(request.path_params["buyer"]))
+    return _to(request, "campaigns", "buyer-deleted")
+
+
+# -- trunks -----------------------------------------------------------------------------------
+
+TRUNK_FIELDS = ("id", "ips", "uri", "username", "password", "realm")
+
+
+async def trunks_page(
+    request: Request, *, form: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    rows = await service.read(request, trunks.list_trunks)
+    form = form or {"name": "", "typed": {}, "errors": Errors().view()}
+    return render(request, "trunks.html", status=status, trunks=rows, form=form,
+                  notice=_notice(request))  # fmt: skip
+
+
+async def save_trunk(request: Request) -> Response:
+    """Create, or (with ``{trunk}`` in the path) change: an empty password keeps the stored
+    HA1, an empty username switches outbound authentication off."""
+    values = await forms.read(request)
+    trunk_id = request.path_params.get("trunk")
+    raw: dict[str, Any] = {
+        "ips": [line.strip() for line in values.get("ips", "").splitlines() if line.strip()],
+        "uri": values.get("uri", ""),
+    }
+    for name in ("username", "realm", "password"):
+        if values.get(name):
+            raw[name] = values[name]
+        elif trunk_id is not None and name != "password":
+            raw[name] = None
+    try:
+        if trunk_id is None:
+            raw["id"] = values.get("id", "")
+            await service.write(request, trunks.create_trunk, raw=raw)
+        else:
+            await service.write(request, trunks.update_trunk, trunk_id=str(trunk_id), raw=raw)
+    except RtbError as exc:
+        errors = Errors()
+        errors.add(exc, set(TRUNK_FIELDS), {"trunks": "id"})
+        kept = {k: v for k, v in values.items() if k != "password"}
+        name = f"trunk:{trunk_id}" if trunk_id else "trunk"
+        return await trunks_page(request, form=_form(name, kept, errors), status=exc.status)
+    return _to(request, "trunks", "trunk-saved")
+
+
+async def delete_trunk(request: Request) -> Response:
+    trunk_id = str(request.path_params["trunk"])
+    try:
+        await service.write(request, trunks.delete_trunk, trunk_id=trunk_id)
+    except RtbError as exc:
+        errors = Errors(general=[exc.message])
+        return await trunks_page(request, form=_form("delete", {}, errors), status=exc.status)
+    return _to(request, "trunks", "trunk-deleted")
+
+
+# -- keys and the Kamailio export -------------------------------------------------------------
+
+
+async def keys_page(request: Request) -> Response:
+    rows = await service.read(request, offers.list_keys)
+    return render(request, "keys.html", keys=rows, notice=_notice(request))
+
+
+async def kamailio_export(request: Request) -> Response:
+    text = await service.read(request, export.kamailio_permissions)
+    headers = {"Content-Disposition": 'attachment; filename="rtbridge-permissions.address"'}
+    return Response(text, media_type="text/plain; charset=utf-8", headers=headers)

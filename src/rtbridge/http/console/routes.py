@@ -1,0 +1,75 @@
+"""The console's route table, mounted at ``/console`` behind :class:`ConsoleGuard`."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from rtbridge.http.console import access, offers, signin, watch
+from rtbridge.http.console.guard import ConsoleGuard
+from rtbridge.http.console.templating import base_path
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse(f"{base_path(request)}/publishers", status_code=303)
+
+
+async def stylesheet(request: Request) -> Response:
+    css = files("rtbridge.http.console").joinpath("static/console.css").read_text()
+    return Response(css, media_type="text/css; charset=utf-8",
+                    headers={"Cache-Control": "max-age=300"})  # fmt: skip
+
+
+P = "/publishers/{publisher}"
+
+routes: list[BaseRoute] = [
+    Route("/login", signin.login_form, methods=["GET"], name="console_login"),
+    Route("/login", signin.login, methods=["POST"]),
+    Route("/logout", signin.logout, methods=["POST"], name="console_logout"),
+    Route("/static/console.css", stylesheet, methods=["GET"], name="console_css"),
+    Route("/", home, methods=["GET"], name="console_home"),
+    Route("/publishers", access.publishers_page, methods=["GET"], name="console_publishers"),
+    Route("/publishers", access.create_publisher, methods=["POST"]),
+    Route(P, access.publisher_page, methods=["GET"], name="console_publisher"),
+    Route(f"{P}/settings", access.update_publisher, methods=["POST"]),
+    Route(f"{P}/delete", access.delete_publisher, methods=["POST"]),
+    Route(f"{P}/ips", access.add_ip, methods=["POST"]),
+    Route(f"{P}/ips/bulk", access.add_ips_bulk, methods=["POST"]),
+    Route(f"{P}/ips/{{entry:int}}", access.update_ip, methods=["POST"]),
+    Route(f"{P}/ips/{{entry:int}}/delete", access.remove_ip, methods=["POST"]),
+    Route(f"{P}/credentials", access.add_credential, methods=["POST"]),
+    Route(f"{P}/credentials/{{username}}/rotate", access.rotate_credential, methods=["POST"]),
+    Route(f"{P}/credentials/{{username}}/delete", access.remove_credential, methods=["POST"]),
+    Route(f"{P}/keys", access.create_key, methods=["POST"]),
+    Route("/keys", offers.keys_page, methods=["GET"], name="console_keys"),
+    Route("/keys/{key}/pause", access.pause_key, methods=["POST"]),
+    Route("/keys/{key}/delete", access.delete_key, methods=["POST"]),
+    Route("/campaigns", offers.campaigns_page, methods=["GET"], name="console_campaigns"),
+    Route("/campaigns", offers.create_campaign, methods=["POST"]),
+    Route("/campaigns/{campaign}/delete", offers.delete_campaign, methods=["POST"]),
+    Route("/campaigns/{campaign}/dids", offers.add_did, methods=["POST"]),
+    Route("/dids/{number}/delete", offers.remove_did, methods=["POST"]),
+    Route("/campaigns/{campaign}/buyers/new", offers.buyer_page, methods=["GET"]),
+    Route("/campaigns/{campaign}/buyers", offers.save_buyer, methods=["POST"]),
+    Route("/buyers/{buyer}", offers.buyer_page, methods=["GET"], name="console_buyer"),
+    Route("/buyers/{buyer}", offers.save_buyer, methods=["POST"]),
+    Route("/buyers/{buyer}/delete", offers.delete_buyer, methods=["POST"]),
+    Route("/trunks", offers.trunks_page, methods=["GET"], name="console_trunks"),
+    Route("/trunks", offers.save_trunk, methods=["POST"]),
+    Route("/trunks/{trunk}", offers.save_trunk, methods=["POST"]),
+    Route("/trunks/{trunk}/delete", offers.delete_trunk, methods=["POST"]),
+    Route("/export/kamailio-permissions", offers.kamailio_export, methods=["GET"]),
+    Route("/check", access.check_page, methods=["GET", "POST"], name="console_check"),
+    Route("/live", watch.live_calls, methods=["GET"], name="console_live"),
+    Route("/rtb", watch.rtb_log, methods=["GET"], name="console_rtb"),
+    Route("/calls", watch.call_log, methods=["GET"], name="console_calls"),
+    Route("/calls.csv", watch.call_log_csv, methods=["GET"], name="console_calls_csv"),
+    Route("/agent", watch.agent, methods=["GET"], name="console_agent"),
+    Route("/audit", watch.audit_trail, methods=["GET"], name="console_audit"),
+]
+
+mount = Mount("/console", routes=routes, middleware=[Middleware(ConsoleGuard)])

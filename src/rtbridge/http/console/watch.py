@@ -1,0 +1,200 @@
+"""Watch pages: calls in progress, the RTB log, the call log (and its CSV), the agent's
+capacity and health, the audit trail. Read-only; every list pages by keyset
+(:mod:`rtbridge.storage.listings`), so the thousandth page is as quick as the first."""
+
+from __future__ import annotations
+
+import csv
+import io
+import urllib.parse
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from rtbridge import __version__
+from rtbridge.admin import audit, offers, publishers
+from rtbridge.config import fields as f
+from rtbridge.config.schema import ConfigError, read_field
+from rtbridge.domain import lifecycle as st
+from rtbridge.http import service
+from rtbridge.http.console import forms
+from rtbridge.http.console.forms import Errors
+from rtbridge.http.console.templating import render
+from rtbridge.storage import listings
+from rtbridge.storage.catalog import read_version
+
+PAGE = 50
+# An agent writes a heartbeat every 2 s by default (heartbeat_interval, at most 60): one not
+# seen for longer than this is shown as silent (stopped, dead, or cut off from the database).
+SILENT_AFTER = 90.0
+STATUSES = [st.RESERVED, st.CONFIRMED, *st.IN_CALL, *st.TERMINAL]
+
+
+def _time(request: Request, name: str, errors: Errors) -> datetime | None:
+    value = forms.utc_time(request.query_params.get(name, "").strip())
+    if not value:
+        return None
+    try:
+        return read_field(name, f.timestamp, value)
+    except ConfigError as exc:
+        errors.fields.setdefault(name, []).extend(m.split(": ", 1)[-1] for m in exc.errors)
+        return None
+
+
+def _query(request: Request, **changes: Any) -> str:
+    """The current filters with ``changes`` (e.g. the next page's ``before``)."""
+    params = {k: v for k, v in request.query_params.items() if v}
+    params.update({k: str(v) for k, v in changes.items() if v is not None})
+    return urllib.parse.urlencode(params)
+
+
+async def live_calls(request: Request) -> Response:
+    calls = await service.read(request, listings.live_calls)
+    return render(request, "live.html", calls=calls, status_line=_agent_line(request))
+
+
+def _agent_line(request: Request) -> dict[str, Any] | None:
+    state = service.app_state(request)
+    if state.sip is None:
+        return None
+    status = state.sip()
+    return {"bridges": status.bridges_alive, "capacity": status.bridge_capacity,
+            "draining": status.draining}  # fmt: skip
+
+
+async def rtb_log(request: Request) -> Response:
+    q = request.query_params
+    errors = Errors()
+    since, until = _time(request, "since", errors), _time(request, "until", errors)
+    status = q.get("status") or None
+    if status and status not in STATUSES:
+        errors.fields["status"] = [f"one of {', '.join(STATUSES)}"]
+        status = None
+    page = await service.read(
+        request, listings.rtb_log, key_id=q.get("key") or None, uuid=q.get("uuid") or None,
+        publisher=q.get("publisher") or None, status=status, since=since, until=until,
+        before=q.get("before") or None, limit=PAGE,
+    )  # fmt: skip
+    keys = await service.read(request, offers.list_keys)
+    hints = {k["id"]: k["hint"] for k in keys}
+    return render(request, "rtb_log.html", status=422 if errors else 200, rows=page.rows,
+                  hints=hints, keys=keys, statuses=STATUSES, filters=dict(q),
+                  publishers=await service.read(request, publishers.list_publishers),
+                  errors=errors.view(),
+                  next_query=_query(request, before=page.next_before) if page.next_before else None)  # fmt: skip
+
+
+def _call_filters(request: Request, errors: Errors) -> dict[str, Any]:
+    q = request.query_params
+    converted = {"yes": True, "no": False}.get(q.get("converted", ""))
+    return {
+        "publisher": q.get("publisher") or None,
+        "buyer": q.get("buyer") or None,
+        "converted": converted,
+        "since": _time(request, "since", errors),
+        "until": _time(request, "until", errors),
+        "uuid": q.get("uuid") or None,
+    }
+
+
+async def call_log(request: Request) -> Response:
+    errors = Errors()
+    filters = _call_filters(request, errors)
+    before = request.query_params.get("before", "")
+    rows, next_before = await service.read(
+        request, listings.call_log, **filters,
+        before=int(before) if before.isdigit() else None, limit=PAGE,
+    )  # fmt: skip
+    return render(request, "call_log.html", status=422 if errors else 200, rows=rows,
+                  filters=dict(request.query_params), errors=errors.view(),
+                  publishers=await service.read(request, publishers.list_publishers),
+                  buyers=await service.read(request, offers.list_buyers),
+                  csv_query=_query(request, before=None),
+                  next_query=_query(request, before=next_before) if next_before else None)  # fmt: skip
+
+
+CSV_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campaign", "buyer",
+               "caller_number", "via", "source", "publisher_code", "buyer_code", "hangup_by",
+               "duration", "converted", "payout", "status"]  # fmt: skip
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value  # a spreadsheet must not run a caller number as a formula
+    return value
+
+
+async def call_log_csv(request: Request) -> Response:
+    """Every call matching the filters (not just one page), streamed in batches of 1000."""
+    errors = Errors()
+    filters = _call_filters(request, errors)
+    if errors:
+        return await call_log(request)
+
+    async def rows() -> AsyncIterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        before: int | None = None
+        while True:
+            batch, before = await service.read(
+                request, listings.call_log, **filters, before=before, limit=1000
+            )
+            for row in batch:
+                writer.writerow([_csv_value(row[c]) for c in CSV_COLUMNS])
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+            if before is None:
+                return
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    headers = {"Content-Disposition": f'attachment; filename="rtbridge-calls-{stamp}.csv"'}
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+async def agent(request: Request) -> Response:
+    state = service.app_state(request)
+
+    def probe(session: Session) -> dict[str, Any]:
+        session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        return {"version": read_version(session.connection())}
+
+    try:
+        database: dict[str, Any] = {"ok": True, **await service.read(request, probe)}
+    except Exception as exc:  # any driver error: "not healthy", said plainly
+        database = {"ok": False, "error": str(exc)[:200]}
+    sip = state.sip().describe() if state.sip is not None else None
+    live = await service.read(request, listings.live_calls)
+    agents = await service.read(request, listings.agents) if database["ok"] else []
+    return render(request, "agent.html", sip=sip, database=database, live=len(live), agents=agents,
+                  silent_after=SILENT_AFTER,
+                  dialect=state.engine.dialect.name, version=__version__,
+                  expired=state.metrics.expired)  # fmt: skip
+
+
+async def audit_trail(request: Request) -> Response:
+    q = request.query_params
+    errors = Errors()
+    since = _time(request, "since", errors)
+    before = q.get("before", "")
+
+    def work(session: Session) -> list[dict[str, Any]]:
+        found = audit.entries(session, since=since, actor=q.get("actor") or None,
+                              resource=q.get("resource") or None,
+                              before=int(before) if before.isdigit() else None, limit=PAGE + 1)  # fmt: skip
+        return [audit.view(e) for e in found]
+
+    entries = await service.read(request, work)
+    more = len(entries) > PAGE
+    entries = entries[:PAGE]
+    next_query = _query(request, before=entries[-1]["id"]) if more else None
+    return render(request, "audit.html", status=422 if errors else 200, entries=entries,
+                  filters=dict(q), errors=errors.view(), next_query=next_query)  # fmt: skip

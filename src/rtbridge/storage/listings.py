@@ -1,0 +1,205 @@
+"""Read-only, paged listings for people watching the system: the RTB log (every ping's
+reservation, no-target ones included), the call log, and the calls in progress.
+
+Paging is by keyset, never OFFSET: a page is "the next ``limit`` rows older than the last
+one shown", which walks the primary key's B-tree from that row, so the hundredth page of a
+million rows costs what the first does. Reservations page by ``uuid`` (version 7: ordered by
+creation time, see ``uuids.py``), calls by their integer ``id``. No index is added to the
+reservation table for these screens: every index there is written by every ping, and the
+filters (key, publisher, status, time) are applied while walking the key, newest first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, text
+from sqlmodel import Session, col, select
+
+from rtbridge.domain import lifecycle as st
+from rtbridge.storage.models import LIVE_ROWS, CallRecord, Reservation, SipAgent
+from rtbridge.storage.transactions import utcnow
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    next_before: str | None  # pass as ``before`` for the next (older) page; None: last page
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(limit, MAX_PAGE))
+
+
+def _reservation_view(row: Reservation, now: datetime) -> dict[str, Any]:
+    return {
+        "uuid": row.uuid,
+        "created_at": row.created_at,
+        "key_id": row.key_id,
+        "publisher": row.publisher_id,
+        "campaign": row.campaign_id,
+        "buyer": row.buyer_id,
+        "status": st.effective_status(row.status, row.expires_at, now),
+        "reason": row.reason,
+        "caller_number": row.caller_number,
+        "inbound_number": row.inbound_number,
+        "payout": row.payout,
+        "source_id": row.source_id,
+    }
+
+
+def rtb_log(
+    session: Session,
+    *,
+    key_id: str | None = None,
+    publisher: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    uuid: str | None = None,
+    before: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Reservations newest first. ``status`` is the status a reader sees (``expired``
+    includes unclaimed ones past their TTL not yet swept); ``uuid`` finds one."""
+    now = utcnow()
+    limit = _limit(limit)
+    query = select(Reservation)
+    if uuid:
+        query = query.where(col(Reservation.uuid) == uuid.strip().lower())
+    if key_id:
+        query = query.where(col(Reservation.key_id) == key_id)
+    if publisher:
+        query = query.where(col(Reservation.publisher_id) == publisher)
+    if status == st.EXPIRED:
+        query = query.where(
+            (col(Reservation.status) == st.EXPIRED)
+            | (col(Reservation.status).in_(st.UNCLAIMED) & (col(Reservation.expires_at) <= now))
+        )
+    elif status in st.UNCLAIMED:
+        query = query.where(col(Reservation.status) == status, col(Reservation.expires_at) > now)
+    elif status:
+        query = query.where(col(Reservation.status) == status)
+    if since is not None:
+        query = query.where(col(Reservation.created_at) >= since)
+    if until is not None:
+        query = query.where(col(Reservation.created_at) < until)
+    if before:
+        query = query.where(col(Reservation.uuid) < before)
+    query = query.order_by(col(Reservation.uuid).desc()).limit(limit + 1)
+    found = list(session.exec(query))
+    rows = [_reservation_view(r, now) for r in found[:limit]]
+    return Page(rows, rows[-1]["uuid"] if len(found) > limit else None)
+
+
+def _call_view(call: CallRecord, res: Reservation) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "uuid": call.reservation_uuid,
+        "publisher": res.publisher_id,
+        "campaign": res.campaign_id,
+        "buyer": res.buyer_id,
+        "caller_number": res.caller_number,
+        "via": call.via,
+        "source": call.source,
+        "agent": call.agent,
+        "invite_at": call.invite_at,
+        "answer_at": call.answer_at,
+        "end_at": call.end_at,
+        "publisher_code": call.publisher_code,
+        "buyer_code": call.buyer_code,
+        "hangup_by": call.hangup_by,
+        "duration": call.duration,
+        "converted": call.converted,
+        "payout": call.payout,
+        "status": res.status,
+    }
+
+
+def call_log(
+    session: Session,
+    *,
+    publisher: str | None = None,
+    buyer: str | None = None,
+    converted: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    uuid: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Call records newest first, with their reservation's publisher, buyer and status; the
+    second value is the ``before`` of the next page (None: this is the last one)."""
+    limit = _limit(limit) if limit <= MAX_PAGE else limit  # the CSV export takes bigger runs
+    query = select(CallRecord, Reservation).join(
+        Reservation, col(Reservation.uuid) == col(CallRecord.reservation_uuid)
+    )
+    if uuid:
+        query = query.where(col(CallRecord.reservation_uuid) == uuid.strip().lower())
+    if publisher:
+        query = query.where(col(Reservation.publisher_id) == publisher)
+    if buyer:
+        query = query.where(col(Reservation.buyer_id) == buyer)
+    if converted is not None:
+        query = query.where(col(CallRecord.converted).is_(converted))
+    if since is not None:
+        query = query.where(col(CallRecord.invite_at) >= since)
+    if until is not None:
+        query = query.where(col(CallRecord.invite_at) < until)
+    if before is not None:
+        query = query.where(col(CallRecord.id) < before)
+    query = query.order_by(col(CallRecord.id).desc()).limit(limit + 1)
+    found = list(session.exec(query))
+    rows = [_call_view(c, r) for c, r in found[:limit]]
+    return rows, (rows[-1]["id"] if len(found) > limit else None)
+
+
+def live_calls(session: Session, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """Calls in progress (claimed or connected, not ended), oldest first, with how long each
+    has run. The LIVE_ROWS term lets SQLite walk the small partial index of live
+    reservations instead of the whole table."""
+    now = utcnow()
+    query = (
+        select(CallRecord, Reservation)
+        .join(Reservation, col(Reservation.uuid) == col(CallRecord.reservation_uuid))
+        .where(text(f"reservation.{LIVE_ROWS}"))
+        .where(col(Reservation.status).in_(st.IN_CALL), col(CallRecord.end_at).is_(None))
+        .order_by(col(CallRecord.invite_at))
+        .limit(limit)
+    )
+    out = []
+    for call, res in session.exec(query):
+        view = _call_view(call, res)
+        view["running"] = (now - call.invite_at).total_seconds()
+        view["talking"] = (now - call.answer_at).total_seconds() if call.answer_at else None
+        out.append(view)
+    return out
+
+
+def agents(session: Session) -> list[dict[str, Any]]:
+    """Every SIP agent that has run on this database, with its last heartbeat (written every
+    ``heartbeat_interval``, 2 s by default, while its pjsua2 thread works) and the calls it
+    carries now. A stopped or dead agent keeps its row: its ``seen_at`` just gets old."""
+    now = utcnow()
+    carrying = dict(
+        session.exec(
+            select(CallRecord.agent, func.count())
+            .join(Reservation, col(Reservation.uuid) == col(CallRecord.reservation_uuid))
+            .where(text(f"reservation.{LIVE_ROWS}"))
+            .where(col(Reservation.status).in_(st.IN_CALL), col(CallRecord.end_at).is_(None))
+            .group_by(col(CallRecord.agent))
+        ).all()
+    )
+    return [
+        {
+            "name": a.name,
+            "started_at": a.started_at,
+            "seen_at": a.seen_at,
+            "silent_for": (now - a.seen_at).total_seconds(),
+            "calls": carrying.get(a.name, 0),
+        }
+        for a in session.exec(select(SipAgent).order_by(col(SipAgent.name)))
+    ]

@@ -1,0 +1,49 @@
+"""Fixtures for the operator console: the demo configuration, a signed-in TestClient."""
+
+from __future__ import annotations
+
+import re
+
+import httpx2
+import pytest
+from starlette.testclient import TestClient
+
+from tests.admin.conftest import make_token
+from tests.conftest import ClientFactory
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, token: str) -> str:
+    """Sign in through the form as a browser does; returns the session's CSRF token."""
+    form = client.get("/console/login")
+    answer = client.post(
+        "/console/login",
+        data={"csrf": csrf_of(form.text), "token": token, "next": "/console/publishers"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    return csrf_of(client.get("/console/publishers").text)
+
+
+class Console:
+    """A signed-in client and its CSRF token."""
+
+    def __init__(self, client: TestClient, csrf: str, token: str) -> None:
+        self.client, self.csrf, self.token = client, csrf, token
+
+    def post(self, path: str, **data: str) -> httpx2.Response:
+        return self.client.post(path, data={"csrf": self.csrf, **data}, follow_redirects=False)
+
+
+@pytest.fixture
+def console(make_client: ClientFactory, sqlite_url: str) -> Console:
+    client = make_client()
+    token = make_token(sqlite_url)
+    return Console(client, sign_in(client, token), token)

@@ -1,0 +1,364 @@
+"""The operator console in a real browser: Debian's chromium, headless, driven by Playwright,
+against ``rtbridge serve`` (HTTP + the SIP agent in one process) on a real SQLite file, with
+SIPp as the publisher's SBC and as the buyer. Each test saves a screenshot of the pages it
+visits in ``$RTBRIDGE_ARTIFACTS`` (default ``tests-artifacts/``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from rtbridge.config.apply import apply_file
+from rtbridge.storage.engine import open_database
+from tests.admin.conftest import make_token
+from tests.conftest import ROOT, write_config
+from tests.sip.sipp import Sipp, hostport
+from tests.support.net import free_port
+from tests.support.server import serve
+
+pytestmark = [pytest.mark.browser, pytest.mark.sip, pytest.mark.live]
+
+KEY1 = "one00001-console-key-p1"  # p1: allowlisted 127.0.0.1
+KEY2 = "two00002-console-key-p2"  # p2: digest credentials only
+KEY3 = "nobuyer3-console-key-p1"  # a campaign without buyers: every ping is no-target
+PASSWORD = "s3cret-Pass-456"
+
+
+def _config(buyer_uri: str) -> str:
+    return f"""
+[sip]
+domain = "sip.rtb.example.com"
+
+[[campaigns]]
+id = "c1"
+
+[[campaigns.buyers]]
+id = "b1"
+destination = "{buyer_uri}"
+payout = 12.5
+seconds = 1
+
+[[campaigns]]
+id = "empty"
+
+[[publishers]]
+id = "p1"
+name = "Publisher One"
+ips = [{{ cidr = "127.0.0.1/32", note = "loopback SBC" }}]
+
+[[publishers]]
+id = "p2"
+name = "Publisher Two"
+credentials = [{{ username = "pub2", password = "{PASSWORD}" }}]
+
+[[keys]]
+key = "{KEY1}"
+publisher = "p1"
+campaign = "c1"
+allow_missing_caller_number = true
+
+[[keys]]
+key = "{KEY2}"
+publisher = "p2"
+campaign = "c1"
+allow_missing_caller_number = true
+
+[[keys]]
+key = "{KEY3}"
+publisher = "p1"
+campaign = "empty"
+allow_missing_caller_number = true
+"""
+
+
+@dataclass
+class Live:
+    base: str
+    sip_port: int
+    token: str
+    workdir: Path
+
+    def ping(self, key: str, **params: str) -> dict[str, str]:
+        answer = httpx2.post(f"{self.base}/rtbs.json", data={"key": key, **params})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def dial(self, uuid: str, scenario: str, host: str = "127.0.0.1", talk_ms: int = 200) -> int:
+        """One INVITE for ``uuid`` from ``host``; the final answer's code."""
+        peer = Sipp(scenario, self.workdir, host=host, remote=hostport("127.0.0.1", self.sip_port),
+                    service=uuid, duration_ms=talk_ms)  # fmt: skip
+        result = peer.wait()
+        return result.statuses()[-1]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    workdir = tmp_path_factory.mktemp("console")
+    buyer = Sipp("uas_answer.xml", workdir, rtp_echo=True, calls=20, timeout=600)
+    buyer.wait_listening()
+    url = f"sqlite:///{workdir / 'rtbridge.db'}"
+    engine = open_database(url)
+    apply_file(engine, write_config(workdir, _config(buyer.uri())))
+    engine.dispose()
+    token = make_token(url, "alice")
+    sip_port, rtp = free_port("127.0.0.1"), free_port("127.0.0.1")
+    agent_file = workdir / "agent.toml"
+    agent_file.write_text(f"""[agent]
+hosts = ["127.0.0.1"]
+port = {sip_port}
+media_address = "127.0.0.1"
+rtp_port_min = {rtp}
+rtp_port_max = {rtp + 40}
+max_calls = 16
+ring_timeout = 3.0
+""")
+    try:
+        with serve(url, "--sip-config", str(agent_file), sip=None) as base:
+            yield Live(base, sip_port, token, workdir)
+    finally:
+        buyer.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is missing: scripts/system-deps test installs Debian's chromium")
+    with sync_playwright() as playwright:
+        yield _launch(playwright, chromium)
+
+
+def _launch(playwright: Playwright, chromium: str) -> Browser:
+    # Playwright's own browser download cannot run here: drive Debian's build.
+    return playwright.chromium.launch(executable_path=chromium, headless=True)
+
+
+@pytest.fixture
+def page(browser: Browser, live: Live) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 800}, base_url=live.base)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+ARTIFACTS = Path(os.environ.get("RTBRIDGE_ARTIFACTS") or ROOT / "tests-artifacts") / "console"
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, live: Live) -> None:
+    page.goto("/console/")
+    expect(page).to_have_url(f"{live.base}/console/login?next=%2Fconsole%2F")
+    shot(page, "login")
+    page.fill("input[name=token]", live.token)
+    page.click("button:has-text('Sign in')")
+    expect(page.locator("header .who")).to_contain_text("alice")
+
+
+def test_sign_in_and_out(page: Page, live: Live) -> None:
+    page.goto("/console/login")
+    page.fill("input[name=token]", "rtba_not-a-token")
+    page.click("button:has-text('Sign in')")
+    expect(page.locator("#err-token")).to_contain_text("unknown or revoked")
+    sign_in(page, live)
+    expect(page.locator("h1")).to_have_text("Publishers")
+    expect(page.locator("table")).to_contain_text("Publisher Two")
+    shot(page, "publishers")
+    page.click("button:has-text('Sign out')")
+    expect(page).to_have_url(f"{live.base}/console/login")
+    page.goto("/console/audit")
+    expect(page.locator("input[name=token]")).to_be_visible()  # back at the sign-in form
+
+
+def test_allowlist_entry_accepts_then_refuses_a_real_invite(page: Page, live: Live) -> None:
+    """Add 127.0.0.4/32 to p2 (which has only digest credentials) in the browser: the agent
+    accepts an INVITE from there without a challenge; remove it: 401 again."""
+    source = "127.0.0.4"
+    sign_in(page, live)
+    assert live.dial(live.ping(KEY2)["uuid"], "uac_failure.xml", host=source) == 401
+    page.goto("/console/publishers/p2")
+    form = page.locator("#add-ip")
+    form.locator("input[name=cidr]").fill("10.0.0.5/8")  # host bits set: refused, in place
+    form.locator("button").click()
+    expect(page.locator("#add-ip #err-cidr")).to_contain_text("has host bits set")
+    shot(page, "allowlist-error")
+    form = page.locator("#add-ip")
+    form.locator("input[name=cidr]").fill(f"{source}/32")
+    form.locator("input[name=note]").fill("browser test SBC")
+    form.locator("button").click()
+    expect(page.locator(".notice")).to_have_text("Allowlist entry added.")
+    row = page.locator("#allowlist tr", has_text=f"{source}/32")
+    expect(row).to_contain_text("browser test SBC")
+    shot(page, "publisher")
+    time.sleep(1.3)  # the agent rechecks the configuration version every second
+    assert live.dial(live.ping(KEY2)["uuid"], "uac_call.xml", host=source) == 200
+
+    row.locator("button:has-text('Remove')").click()
+    expect(page.locator(".notice")).to_have_text("Allowlist entry removed.")
+    expect(page.locator("#allowlist")).not_to_contain_text(f"{source}/32")
+    time.sleep(1.3)
+    assert live.dial(live.ping(KEY2)["uuid"], "uac_failure.xml", host=source) == 401
+
+    page.goto("/console/audit?resource=ip/p2")
+    expect(page.locator("tbody tr").first).to_contain_text("alice")
+    expect(page.locator("tbody")).to_contain_text("delete")
+    shot(page, "audit")
+
+
+def test_bulk_paste_gives_each_line_a_verdict(page: Page, live: Live) -> None:
+    sign_in(page, live)
+    page.goto("/console/publishers/p1")
+    page.click("summary:has-text('Bulk paste')")
+    page.fill(
+        "#bulk-ips textarea", "198.51.100.0/24 office\nnot-a-network\n127.0.0.1/32\n2001:db8:7::/48"
+    )
+    page.click("#bulk-ips button:has-text('Add all')")
+    verdicts = page.locator("table.verdicts tbody tr")
+    expect(verdicts).to_have_count(4)
+    expect(verdicts.nth(0)).to_contain_text("added as 198.51.100.0/24")
+    expect(verdicts.nth(1)).to_contain_text("not a CIDR network")
+    expect(verdicts.nth(2)).to_contain_text("already on p1's allowlist")
+    expect(verdicts.nth(3)).to_contain_text("added as 2001:db8:7::/48")
+    shot(page, "bulk-paste")
+
+
+def test_rotate_a_credential_and_check_it(page: Page, live: Live) -> None:
+    sign_in(page, live)
+    page.goto("/console/publishers/p2")
+    row = page.locator("#credentials tr", has_text="pub2")
+    row.locator("input[name=password]").fill("short")
+    row.locator("button:has-text('Rotate')").click()
+    expect(page.locator("#add-credential #err-password")).to_contain_text("too weak")
+    row = page.locator("#credentials tr", has_text="pub2")
+    row.locator("input[name=password]").fill("")  # empty: the console generates one
+    row.locator("button:has-text('Rotate')").click()
+    expect(page.locator(".secret h2")).to_contain_text("'pub2' rotated")
+    new_password = page.locator("#secret-value").inner_text().strip()
+    assert len(new_password) >= 12 and new_password != PASSWORD
+    shot(page, "credential-rotated")
+    page.goto("/console/publishers/p2")  # shown once: the page itself never shows it again
+    expect(page.locator(".secret")).to_have_count(0)
+    assert new_password not in page.content()
+
+    page.goto("/console/check")
+    for password, verdict in ((PASSWORD, "Refused"), (new_password, "Accepted as p2")):
+        page.fill("#check input[name=username]", "pub2")
+        page.fill("#check input[name=password]", password)
+        page.click("#check button")
+        expect(page.locator("#verdict h2")).to_contain_text(verdict)
+    expect(page.locator("#verdict")).to_contain_text("digest user pub2")
+    page.fill("#check input[name=username]", "")
+    page.fill("#check input[name=ip]", "127.0.0.1")
+    page.click("#check button")
+    expect(page.locator("#verdict h2")).to_contain_text("Accepted as p1")
+    expect(page.locator("#verdict")).to_contain_text("127.0.0.1/32")
+    shot(page, "check")
+    # the SIP agent agrees: a digest INVITE with the new password is bridged
+    time.sleep(1.3)
+    uuid = live.ping(KEY2)["uuid"]
+    peer = Sipp("uac_digest_call.xml", live.workdir, host="127.0.0.5",
+                remote=hostport("127.0.0.1", live.sip_port), service=uuid, duration_ms=200,
+                rewrite={"USERNAME": "pub2", "PASSWORD": new_password})  # fmt: skip
+    assert peer.wait().statuses()[-1] == 200
+
+
+def test_find_a_ping_in_the_rtb_log_and_a_call_in_the_call_log(page: Page, live: Live) -> None:
+    reserved = live.ping(KEY1, caller_number="+12025550199")["uuid"]
+    missed = live.ping(KEY3)
+    assert missed["status"] == "no-target"
+    sign_in(page, live)
+    # a call in progress shows on the live page (3 s: long enough to convert, seconds = 1)
+    call = Sipp("uac_call.xml", live.workdir, host="127.0.0.1", service=reserved,
+                remote=hostport("127.0.0.1", live.sip_port), duration_ms=3000)  # fmt: skip
+    page.goto("/console/live")
+    deadline = time.monotonic() + 5
+    while "connected" not in page.locator("tbody").inner_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+        page.goto("/console/live")
+    row = page.locator("tbody tr", has_text=reserved)
+    expect(row).to_contain_text("p1")
+    expect(row).to_contain_text("b1")
+    expect(row).to_contain_text("connected")
+    expect(row.locator("td").nth(7)).to_have_text(re.compile(r"0:0\d"))  # duration so far
+    shot(page, "live-calls")
+    assert call.wait().statuses()[-1] == 200
+
+    page.goto("/console/rtb")
+    page.select_option("#rtb-filters select[name=status]", "no-target")
+    page.click("#rtb-filters button:has-text('Filter')")
+    row = page.locator("tbody tr", has_text=missed["uuid"])
+    expect(row).to_contain_text("no-buyers")
+    expect(page.locator("tbody")).not_to_contain_text(reserved)
+    page.select_option("#rtb-filters select[name=status]", "")
+    page.select_option("#rtb-filters select[name=key]", label="one00001… (p1)")
+    page.click("#rtb-filters button:has-text('Filter')")
+    expect(page.locator("tbody")).to_contain_text(reserved)
+    page.goto("/console/rtb")  # an operator with a uuid from a publisher's ticket
+    page.fill("#rtb-filters input[name=uuid]", missed["uuid"])
+    page.click("#rtb-filters button:has-text('Filter')")
+    expect(page.locator("tbody tr")).to_have_count(1)
+    expect(page.locator("tbody tr")).to_contain_text("no-buyers")
+    shot(page, "rtb-log")
+
+    page.goto("/console/calls")
+    page.select_option("#call-filters select[name=publisher]", "p1")
+    page.click("#call-filters button:has-text('Filter')")
+    row = page.locator("tbody tr", has_text=reserved)
+    expect(row).to_contain_text("+12025550199")
+    expect(row).to_contain_text("12.50")  # converted: the payout is earned
+    expect(row.locator("td").nth(7)).to_have_text("publisher")  # who hung up
+    expect(row.locator("td").nth(9)).to_have_text("yes")
+    shot(page, "call-log")
+    with page.expect_download() as download:
+        page.click("#csv")
+    csv_text = Path(download.value.path()).read_text()
+    assert csv_text.startswith("invite_at,") and reserved in csv_text
+
+    page.goto("/console/live")
+    expect(page.locator("tbody")).to_contain_text("No call in progress.")
+    page.goto("/console/agent")
+    expect(page.locator("main")).to_contain_text("taking calls")
+    expect(page.locator("main")).to_contain_text("/ 7")  # bridge capacity of 16 slots
+    expect(page.locator("#agents tbody tr")).to_have_count(1)
+    expect(page.locator("#agents")).to_contain_text("alive")
+    shot(page, "agent")
+
+
+def test_buyer_form_campaigns_trunks_and_keys(page: Page, live: Live) -> None:
+    sign_in(page, live)
+    page.goto("/console/campaigns")
+    page.click("#campaign-empty a:has-text('Add a buyer')")
+    page.fill("#buyer input[name=id]", "b2")
+    page.fill("#buyer input[name=destination]", "sip:b2@127.0.0.1:9")
+    page.fill("#buyer input[name=payout]", "lots")
+    page.fill("#buyer input[name=seconds]", "30")
+    page.click("#buyer button")
+    expect(page.locator("#err-payout")).to_be_visible()
+    shot(page, "buyer-error")
+    page.fill("#buyer input[name=payout]", "20")
+    page.fill("#buyer textarea[name=filters]", "caller_state = CA, NY")
+    page.click("#buyer button")
+    expect(page.locator(".notice")).to_have_text("Buyer saved.")
+    expect(page.locator("#campaign-empty")).to_contain_text("caller_state: CA, NY")
+    shot(page, "campaigns")
+    # the running configuration has it: a ping on that campaign now reserves b2
+    assert live.ping(KEY3, caller_state="CA")["status"] == "reserved"
+    page.goto("/console/trunks")
+    expect(page.locator("h1")).to_contain_text("Trunks")
+    shot(page, "trunks")
+    page.goto("/console/keys")
+    expect(page.locator("tbody tr")).to_have_count(3)
+    shot(page, "keys")

@@ -1,0 +1,41 @@
+"""The console's pages again, on PostgreSQL: sessions, the service calls and the keyset
+listings are one code path for both databases, so they run on both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.admin.conftest import make_token
+from tests.conftest import ClientFactory
+from tests.console import test_access as access
+from tests.console import test_offers as offers
+from tests.console import test_watch as watch
+from tests.console.conftest import Console, sign_in
+
+# Modules, not imported functions: pytest would collect those here a second time.
+CASES: list[Callable[[Console], None]] = [
+    access.test_allowlist_entry_with_expiry_and_note,
+    access.test_credentials_policy_rotate_and_remove,
+    access.test_keys_created_once_and_paused,
+    access.test_check_page_answers_as_the_agent_would,
+    offers.test_buyer_create_edit_delete,
+    watch.test_rtb_log_pages_and_filters,
+    watch.test_call_log_and_its_csv,
+    watch.test_audit_pages,
+    watch.test_agent_page_lists_the_agents_by_heartbeat,
+]
+
+
+@pytest.fixture
+def console_pg(make_client: ClientFactory, postgres_url: str) -> Console:
+    client = make_client(url=postgres_url)
+    token = make_token(postgres_url)
+    return Console(client, sign_in(client, token), token)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__.removeprefix("test_") for c in CASES])
+def test_console_on_postgres(console_pg: Console, case: Callable[[Console], None]) -> None:
+    case(console_pg)

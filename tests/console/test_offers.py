@@ -1,0 +1,110 @@
+"""Campaigns, DID pools, buyers, trunks, keys and the Kamailio export through the console:
+the same service functions as the JSON API, refusals next to their fields, the audit trail
+under the token's name, and the running configuration changed (a ping sees it)."""
+
+from __future__ import annotations
+
+import re
+
+from rtbridge.storage.catalog import hash_key
+from tests.console.conftest import Console
+from tests.support.demo import KEY_OPEN
+
+
+def _field_errors(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<small class="error" id="err-([\w-]+)">([^<]*)</small>', html))
+
+
+def test_campaign_and_did_pool(console: Console) -> None:
+    assert console.post("/console/campaigns", id="solar").status_code == 303
+    taken = console.post("/console/campaigns", id="solar")
+    assert taken.status_code == 409 and "exists" in _field_errors(taken.text)["id"]
+    bad = console.post("/console/campaigns/solar/dids", number="12")
+    assert bad.status_code == 422 and "E.164" in _field_errors(bad.text)["number"]
+    elsewhere = console.post("/console/campaigns/solar/dids", number="+18339510260")
+    assert elsewhere.status_code == 409 and "auto" in _field_errors(elsewhere.text)["number"]
+    assert console.post("/console/campaigns/solar/dids", number="+18005550111").status_code == 303
+    page = console.client.get("/console/campaigns").text
+    assert "+18005550111" in page and "No buyers" in page
+    assert console.post("/console/dids/+18005550111/delete").status_code == 303
+    in_use = console.post("/console/campaigns/auto/delete")
+    assert in_use.status_code == 409 and "still has" in in_use.text
+    assert console.post("/console/campaigns/solar/delete").status_code == 303
+    trail = console.client.get("/console/audit", params={"resource": "did"}).text
+    assert trail.count("<td>ops</td>") == 2
+
+
+def test_buyer_create_edit_delete(console: Console) -> None:
+    bad = console.post("/console/campaigns/auto/buyers", id="beta", destination="nowhere",
+                       payout="lots", seconds="60", hours="Someday 25:00-26:00",
+                       filters="caller_state CA")  # fmt: skip
+    assert bad.status_code == 422
+    assert "filters" in _field_errors(bad.text)  # the form's own reading, first
+    bad = console.post("/console/campaigns/auto/buyers", id="beta", destination="nowhere",
+                       payout="lots", seconds="60", hours="Someday 25:00-26:00")  # fmt: skip
+    errors = _field_errors(bad.text)
+    assert {"destination", "payout", "hours"} <= set(errors), errors
+    assert 'value="beta"' in bad.text  # typed values kept
+    made = console.post("/console/campaigns/auto/buyers", id="beta",
+                        destination="sip:beta@buyer.example.net", payout="75.5", seconds="90",
+                        concurrency="3", priority="2", weight="1", srtp="optional",
+                        filters="caller_state = CA, NY")  # fmt: skip
+    assert made.status_code == 303, made.text[:500]
+    page = console.client.get("/console/buyers/beta").text
+    assert 'value="75.5"' in page and "caller_state = CA, NY" in page
+    edited = console.post("/console/buyers/beta", destination="sip:beta@buyer.example.net",
+                          payout="80", seconds="90", concurrency="", priority="2", weight="1",
+                          srtp="off", filters="")  # fmt: skip
+    assert edited.status_code == 303
+    campaigns = console.client.get("/console/campaigns").text
+    row = re.search(r'<a href="/console/buyers/beta">beta</a>.*?</tr>', campaigns, re.S)
+    assert row is not None and "80.00" in row.group(0) and "∞" in row.group(0)
+    assert console.post("/console/buyers/beta/delete").status_code == 303
+    trail = console.client.get("/console/audit", params={"resource": "buyer/beta"}).text
+    assert [a for a in ("create", "update", "delete") if f"<td>{a}</td>" in trail] == [
+        "create", "update", "delete"]  # fmt: skip
+
+
+def test_trunks(console: Console) -> None:
+    bad = console.post("/console/trunks", id="t2", uri="sip:nothing@x", ips="10.0.0.1/8")
+    errors = _field_errors(bad.text)
+    assert bad.status_code == 422 and "{number}" in errors["uri"] and "host bits" in errors["ips"]
+    made = console.post("/console/trunks", id="t2", uri="sip:{number}@192.0.2.1", ips="192.0.2.1",
+                        username="out", realm="carrier.example", password="Trunk-Pass-123")  # fmt: skip
+    assert made.status_code == 303
+    page = console.client.get("/console/trunks").text
+    assert "outbound digest as out" in page and "Trunk-Pass-123" not in page
+    rebind = console.post("/console/trunks/t2", uri="sip:{number}@192.0.2.1", ips="192.0.2.1",
+                          username="other", realm="carrier.example")  # fmt: skip
+    assert rebind.status_code == 422 and "required when username" in rebind.text
+    kept = console.post("/console/trunks/t2", uri="sip:{number}@192.0.2.2", ips="192.0.2.2/32",
+                        username="out", realm="carrier.example")  # fmt: skip
+    assert kept.status_code == 303
+    assert "192.0.2.2/32" in console.client.get("/console/trunks").text
+    assert console.post("/console/trunks/t2/delete").status_code == 303
+    export = console.client.get("/console/export/kamailio-permissions")
+    assert "attachment" in export.headers["content-disposition"]
+    assert "trunk:carrier" in export.text and "192.0.2.2" not in export.text
+
+
+def test_keys_page_pause_and_delete(console: Console) -> None:
+    key_id = hash_key(KEY_OPEN)
+    page = console.client.get("/console/keys").text
+    assert f"/keys/{key_id}/delete" in page
+    paused = console.post(f"/console/keys/{key_id}/pause", paused="1", back="keys")
+    assert paused.headers["location"] == "/console/keys?notice=key-paused"
+    assert console.client.post("/rtbs.json", data={"key": KEY_OPEN}).status_code == 403
+    deleted = console.post(f"/console/keys/{key_id}/delete")
+    assert deleted.status_code == 303
+    assert console.client.post("/rtbs.json", data={"key": KEY_OPEN}).status_code == 401
+    gone = console.post(f"/console/keys/{key_id}/delete")
+    assert gone.status_code == 404 and "no key" in gone.text
+
+
+def test_publisher_settings(console: Console) -> None:
+    saved = console.post("/console/publishers/pub-1/settings", name="Renamed", require_tls="on")
+    assert saved.status_code == 303
+    page = console.client.get("/console/publishers/pub-1").text
+    assert 'value="Renamed"' in page and 'name="require_tls" checked' in page
+    listing = console.client.get("/console/publishers").text
+    assert "Renamed" in listing and "TLS" in listing

@@ -1,0 +1,112 @@
+"""Watch pages through the real app: the RTB log pages and filters, the call log's CSV, the
+agent page without an agent in the process, the audit trail's pages."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from datetime import timedelta
+
+from rtbridge.storage import calls
+from rtbridge.storage.catalog import hash_key
+from tests.console.conftest import Console
+from tests.support.demo import KEY_OPEN
+
+
+def _uuids(page: str) -> list[str]:
+    return re.findall(r"<td><code>([0-9a-f-]{36})</code></td>", page)
+
+
+def test_rtb_log_pages_and_filters(console: Console) -> None:
+    made = []
+    for i in range(120):
+        answer = console.client.post("/rtbs.json", data={"key": KEY_OPEN,
+                                     "caller_number": f"+1202555{i:04d}"})  # fmt: skip
+        made.append(answer.json()["uuid"])
+    seen: list[str] = []
+    url = "/console/rtb?" + f"key={hash_key(KEY_OPEN)}"
+    while True:
+        page = console.client.get(url).text
+        seen += _uuids(page)
+        more = re.search(r'<a href="\?([^"]+)" rel="next">', page)
+        if more is None:
+            break
+        url = "/console/rtb?" + html.unescape(more.group(1))
+        assert f"key={hash_key(KEY_OPEN)}" in url  # the filters travel with the pages
+    assert seen == made[::-1]
+    reserved = console.client.get("/console/rtb", params={"status": "reserved"}).text
+    assert len(_uuids(reserved)) == 10  # acme's concurrency; the rest were no-target
+    missed = console.client.get("/console/rtb", params={"status": "no-target"}).text
+    assert "concurrency-cap-reached" in missed
+    found = console.client.get("/console/rtb", params={"uuid": made[5].upper()}).text
+    assert _uuids(found) == [made[5]]
+    nothing = console.client.get("/console/rtb", params={"publisher": "nobody"}).text
+    assert "No pings match." in nothing
+    bad = console.client.get("/console/rtb", params={"since": "yesterday", "status": "x"})
+    assert bad.status_code == 422
+    assert 'id="err-since">not an ISO 8601 time' in bad.text and "one of reserved" in bad.text
+    window = console.client.get("/console/rtb", params={"until": "2000-01-01T00:00"}).text
+    assert "No pings match." in window
+
+
+def test_call_log_and_its_csv(console: Console) -> None:
+    state = console.client.app.state.rtbridge  # type: ignore[attr-defined]
+    uuid = console.client.post("/rtbs.json", data={"key": KEY_OPEN,
+                               "caller_number": "+12025550123"}).json()["uuid"]  # fmt: skip
+    claim = calls.claim(state.engine, uuid=uuid, publisher_id="pub-1", now=state.reservations.clock(),
+                        agent="t", source="198.51.100.7:5060/UDP")  # fmt: skip
+    assert claim is not None
+    live = console.client.get("/console/live").text
+    assert uuid in live and "198.51.100.7:5060/UDP" in live
+    now = state.reservations.clock()
+    calls.answered(state.engine, uuid=uuid, at=now)
+    calls.ended(state.engine, uuid=uuid, answer_at=now, end_at=now + timedelta(seconds=130),
+                publisher_code=200, buyer_code=200, hangup_by="buyer", duration=130.0)  # fmt: skip
+    page = console.client.get("/console/calls", params={"publisher": "pub-1"}).text
+    assert uuid in page and "2:10" in page and "<td>buyer</td>" in page
+    assert _uuids(console.client.get("/console/calls", params={"uuid": uuid}).text) == [uuid]
+    assert uuid not in console.client.get("/console/calls", params={"converted": "no"}).text
+    assert uuid in console.client.get("/console/calls", params={"converted": "yes"}).text
+    exported = console.client.get("/console/calls.csv", params={"publisher": "pub-1"})
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert "attachment" in exported.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert len(rows) == 1 and rows[0]["uuid"] == uuid and rows[0]["hangup_by"] == "buyer"
+    assert rows[0]["converted"] == "True" and rows[0]["duration"] == "130.0"
+    assert rows[0]["caller_number"] == "'+12025550123"  # no spreadsheet formula
+    assert console.client.get("/console/calls.csv", params={"buyer": "none"}).text.count("\n") == 1
+
+
+def test_agent_page_without_an_agent(console: Console) -> None:
+    page = console.client.get("/console/agent").text
+    assert "reachable" in page and "No SIP agent runs in this process" in page
+    assert "No SIP agent has run on this database yet." in page
+
+
+def test_agent_page_lists_the_agents_by_heartbeat(console: Console) -> None:
+    state = console.client.app.state.rtbridge  # type: ignore[attr-defined]
+    now = state.reservations.clock()
+    calls.heartbeat(state.engine, agent="sip-a", at=now)
+    calls.heartbeat(state.engine, agent="sip-b", at=now - timedelta(hours=1))
+    uuid = console.client.post("/rtbs.json", data={"key": KEY_OPEN}).json()["uuid"]
+    calls.claim(state.engine, uuid=uuid, publisher_id="pub-1", now=now, agent="sip-a",
+                source="198.51.100.7:5060/UDP")  # fmt: skip
+    page = console.client.get("/console/agent").text
+    rows = dict(re.findall(r"<td><code>(sip-[ab])</code></td>\s*<td>(.*?)</td>", page, re.S))
+    assert "alive" in rows["sip-a"] and "silent for 1:00:0" in rows["sip-b"]
+    counts = re.findall(r'<td class="num">(\d+)</td>\s*</tr>', page)
+    assert counts == ["1", "0"]  # sip-a carries the claimed call
+
+
+def test_audit_pages(console: Console) -> None:
+    for i in range(60):
+        console.post("/console/publishers/pub-1/ips", cidr=f"10.{i}.0.0/16")
+    first = console.client.get("/console/audit", params={"actor": "ops"}).text
+    assert first.count("<td>ops</td>") == 50
+    more = re.search(r'<a href="\?([^"]+)" rel="next">', first)
+    assert more is not None
+    second = console.client.get("/console/audit?" + html.unescape(more.group(1))).text
+    assert second.count("<td>ops</td>") == 11  # 60 entries + the sign-in
+    assert "sign-in" in second
