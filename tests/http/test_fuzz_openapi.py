@@ -6,6 +6,7 @@ the same requests every time in a few seconds. The bar: no response is ever 5xx.
 from __future__ import annotations
 
 import copy
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +36,9 @@ from tests.support.server import serve
 
 pytestmark = pytest.mark.live
 
-EXAMPLES = 25  # per operation and pass (publisher API: 6 operations, ~8 s)
-ADMIN_EXAMPLES = 10  # the admin API has 33 operations: ~15 s: ~30 operations, about 20 s for both APIs on 2 cores
+EXAMPLES = 25  # per operation and pass (publisher API: 7 operations, ~8 s)
+ADMIN_EXAMPLES = 10  # the admin API has 33 operations: ~15-25 s
+BUDGET = 45.0  # seconds per API at most, whatever the load of the machine: CI stays fast
 KEYS = [KEY_OPEN, KEY_INBOUND, KEY_STRICT]
 CALLERS = ["+12025550102", "12025550103", "+1 202-555-0104", "442071838750"]
 CONFORMANCE = [status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -99,6 +101,8 @@ def _fuzz(
     ]  # fmt: skip
     failures: list[str] = []
     statuses: Counter[int] = Counter()
+    skipped = [0]
+    deadline = time.monotonic() + BUDGET
     with requests.Session() as session:
         session.headers.update(headers)
 
@@ -108,6 +112,9 @@ def _fuzz(
                       suppress_health_check=list(HealthCheck))  # fmt: skip
             @given(case=operation.as_strategy(mode))
             def run(case: Any) -> None:
+                if time.monotonic() > deadline:  # a loaded machine: stop asking, not waiting
+                    skipped[0] += 1
+                    return
                 response = case.call(base_url=base, session=session, timeout=10)
                 statuses[response.status_code] += 1
                 what = f"{response.status_code} {case.as_curl_command()}\n{response.text[:300]}"
@@ -127,7 +134,8 @@ def _fuzz(
         for schema, mode, check in passes:
             for result in schema.get_all_operations():
                 fuzz(result.ok(), mode, check)
-    print(f"{path}: {statuses.total()} requests, by status {dict(sorted(statuses.items()))}")
+    print(f"{path}: {statuses.total()} requests, by status {dict(sorted(statuses.items()))}, "
+          f"{skipped[0]} cases left out past the time budget")  # fmt: skip
     return failures
 
 

@@ -170,7 +170,7 @@ def test_postgres_stop_and_start_under_load(cluster: postgres.Cluster, tmp_path:
             for _, _, retry_after, body in unavailable:
                 assert retry_after is not None and retry_after.isdigit()
                 assert isinstance(body, dict) and set(body) == {"error"}
-            assert health.status_code == 503
+            assert health.status_code == 503 and health.headers["retry-after"] == "1"
             back = min(at for at, code, _, _ in load.answers if at > started_at and code == 200)
             recovery = back - started_at
             assert recovery < RECOVERY, f"service back {recovery:.1f}s after the database"
