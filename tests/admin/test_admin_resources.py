@@ -275,3 +275,11 @@ def test_password_policy_and_cidr_messages(admin: TestClient) -> None:
     assert r.status_code == 422 and "not an ISO 8601 time" in r.json()["error"]
     assert admin.post("/admin/publishers/pub-1/ips", content=b"{nope").status_code == 422
     assert admin.post("/admin/publishers", json=["not", "an", "object"]).status_code == 422
+
+
+def test_an_allowlist_id_past_64_bits_is_404_not_500(admin: TestClient) -> None:
+    """Found by the schemathesis run: SQLite cannot bind such an id, which was a 500."""
+    huge = "/admin/publishers/pub-1/ips/11012724480390418072076288"
+    assert admin.patch(huge, json={"note": "x"}).status_code == 404
+    assert admin.delete(huge).status_code == 404
+    assert admin.delete("/admin/publishers/pub-1/ips/0").status_code == 404

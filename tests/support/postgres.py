@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from tests.support.net import free_port
 
@@ -26,9 +27,43 @@ def _as_user(cmd: list[str], user: str | None) -> list[str]:
     return ["runuser", "-u", user, "--", *cmd] if user else cmd
 
 
+@dataclass
+class Cluster:
+    """A running throwaway cluster that a test may stop and start again (outage tests)."""
+
+    url: str
+    bindir: str
+    data: str
+    base: str
+    options: str
+    user: str | None
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            _as_user([f"{self.bindir}/pg_ctl", "-D", self.data, *args], self.user),
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        self._ctl("-o", self.options, "-w", "-l", f"{self.base}/log", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: roll back open transactions and close every connection, as a restart
+        by an operator does; ``immediate``: like a crash."""
+        self._ctl("-m", mode, "-w", "stop")
+
+
 @contextmanager
 def cluster() -> Iterator[str]:
     """Yield a ``postgresql://`` URL of a fresh database; remove everything afterwards."""
+    with controlled_cluster() as running:
+        yield running.url
+
+
+@contextmanager
+def controlled_cluster() -> Iterator[Cluster]:
+    """A fresh cluster and database, with its controls; removed afterwards."""
     bindir = find_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed: run scripts/system-deps")
@@ -49,13 +84,9 @@ def cluster() -> Iterator[str]:
         capture_output=True,
     )
     opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
-    subprocess.run(
-        _as_user(
-            [f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-w", "-l", f"{base}/log", "start"], user
-        ),
-        check=True,
-        capture_output=True,
-    )
+    url = f"postgresql://postgres@127.0.0.1:{port}/rtbridge"
+    running = Cluster(url, bindir, data, base, opts, user)
+    running.start()
     try:
         subprocess.run(
             [
@@ -71,7 +102,7 @@ def cluster() -> Iterator[str]:
             check=True,
             capture_output=True,
         )
-        yield f"postgresql://postgres@127.0.0.1:{port}/rtbridge"
+        yield running
     finally:
         subprocess.run(
             _as_user([f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], user),

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,34 +20,23 @@ def serve(db_url: str, *extra: str, sip: str | None = "off") -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "RTBRIDGE_DB": db_url}
     sip_args = [] if sip is None else ["--sip", sip]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rtbridge",
-            "serve",
-            "--http",
-            f"127.0.0.1:{port}",
-            *sip_args,
-            "--log-level",
-            "warning",
-            *extra,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port("127.0.0.1", port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    args = [sys.executable, "-m", "rtbridge", "serve", "--http", f"127.0.0.1:{port}",
+            *sip_args, "--log-level", "warning", *extra]  # fmt: skip
+    # Output to a file, not a pipe: a server that logs a lot (an outage test) must not
+    # block on a full pipe that nobody reads until it stops.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            out, _ = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        if proc.returncode not in (0, -signal.SIGTERM):
-            raise AssertionError(
-                f"server exited {proc.returncode}:\n{out.decode(errors='replace')}"
-            )
+            wait_for_port("127.0.0.1", port)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.returncode not in (0, -signal.SIGTERM):
+                log.seek(0)
+                out = log.read().decode(errors="replace")[-8000:]
+                raise AssertionError(f"server exited {proc.returncode}:\n{out}")

@@ -207,11 +207,16 @@ def add_ip(session: Session, *, actor: str, publisher_id: str, raw: Any) -> dict
     return ip_view(entry)
 
 
+_MAX_ID = 2**63 - 1  # ids are 64-bit integers in both databases
+
+
 def _entry(session: Session, publisher_id: str, entry: int | str) -> AllowlistEntry:
     """An entry by its id, or by its CIDR (as the CLI names it)."""
     _publisher_row(session, publisher_id)
     query = select(AllowlistEntry).where(AllowlistEntry.publisher_id == publisher_id)
     if isinstance(entry, int):
+        if not 0 < entry <= _MAX_ID:  # no such row; the driver could not even bind it (500)
+            raise NotFound(f"no allowlist entry {entry} for publisher {publisher_id!r}")
         query = query.where(AllowlistEntry.id == entry)
     else:
         with validating():

@@ -18,6 +18,7 @@ from rtbridge.settings import Settings
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.checkpoint import WalCheckpointer
 from rtbridge.storage.engine import is_sqlite, open_database
+from rtbridge.storage.outage import is_outage
 from rtbridge.storage.reservations import Reservations
 
 log = logging.getLogger("rtbridge.http")
@@ -33,8 +34,12 @@ async def _sweep(state: AppState, batch: int = 250) -> None:
         pause = state.settings.sweep_interval
         try:
             expired = await state.run(state.reservations.expire_due, batch)
-        except Exception:  # a locked or unreachable database must not end the sweeper
-            log.exception("expiry sweep failed; retrying")
+        except Exception as exc:  # a locked or unreachable database must not end the sweeper
+            if is_outage(exc):
+                log.warning("expiry sweep: database unavailable; retrying: %s", exc)
+                pause = max(pause, 1.0)
+            else:
+                log.exception("expiry sweep failed; retrying")
             continue
         state.metrics.expired += expired
         if expired >= batch:

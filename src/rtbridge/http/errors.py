@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
-from sqlalchemy.exc import OperationalError
+import psycopg
+from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from rtbridge.domain.errors import RtbError
 from rtbridge.http.responses import json_response
+from rtbridge.storage.outage import DatabaseUnavailable, is_outage
 
 log = logging.getLogger("rtbridge.http")
 
@@ -26,7 +29,11 @@ async def http_error(_request: Request, exc: Exception) -> Response:
 
 
 async def database_unavailable(request: Request, exc: Exception) -> Response:
-    """Lock timeouts and lost connections are the database's state, not a bug: 503 + retry."""
+    """Lock timeouts and lost connections are the database's state, not a bug: 503 + retry.
+    Driver errors that reach here without being classified (``storage.outage``) are told
+    apart once more, so a real bug in SQL still shows as one."""
+    if not is_outage(exc):
+        return await server_error(request, exc)
     log.warning(
         "database unavailable on %s %s: %s",
         request.method,
@@ -48,6 +55,12 @@ async def server_error(request: Request, exc: Exception) -> Response:
 HANDLERS = {
     RtbError: rtb_error,
     HTTPException: http_error,
-    OperationalError: database_unavailable,
+    DatabaseUnavailable: database_unavailable,
+    sa.OperationalError: database_unavailable,
+    sa.InterfaceError: database_unavailable,
+    sa.TimeoutError: database_unavailable,
+    psycopg.OperationalError: database_unavailable,
+    psycopg.InterfaceError: database_unavailable,
+    sqlite3.OperationalError: database_unavailable,
     Exception: server_error,
 }

@@ -27,7 +27,11 @@ async def health(request: Request) -> Response:
     try:
         await state.run(probe)
     except Exception as exc:  # any driver error means "not healthy", said plainly
-        return json_response({"status": "error", "database": str(exc)[:200]}, status=503)
+        return json_response(
+            {"status": "error", "database": str(exc)[:200]},
+            status=503,
+            headers={"Retry-After": "1"},
+        )
     body: dict[str, object] = {
         "status": "ok",
         "version": __version__,

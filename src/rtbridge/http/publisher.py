@@ -11,6 +11,7 @@ from starlette.routing import Route
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.domain.ping import parse_key, parse_ping
 from rtbridge.http.params import request_params
+from rtbridge.http.publisher_openapi import openapi_document
 from rtbridge.http.responses import json_response, reservation_body
 from rtbridge.http.state import AppState
 from rtbridge.storage.reservations import Outcome
@@ -56,7 +57,12 @@ async def update(request: Request) -> Response:
     return _respond(state, outcome)
 
 
+async def openapi(_request: Request) -> Response:
+    return json_response(openapi_document())
+
+
 routes = [
+    Route("/openapi.json", openapi, methods=["GET"]),
     Route("/rtbs.json", ping, methods=["POST"]),
     Route("/rtbs/{uuid}.json", lookup, methods=["GET"]),
     Route("/rtbs/{uuid}.json", update, methods=["PUT", "PATCH"]),

@@ -4,11 +4,13 @@ say where to bridge, and record what happened. No pjsua2 here."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
 import time
 import uuid as uuidlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +35,7 @@ from rtbridge.storage import calls
 from rtbridge.storage.catalog import Catalog, CatalogCache
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import AllowlistEntry, Publisher, SipCredential
+from rtbridge.storage.outage import is_outage
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.transactions import utcnow
 
@@ -40,6 +43,7 @@ log = logging.getLogger("rtbridge.sip")
 
 _HEADER_NAME = re.compile(r"[^A-Za-z0-9_.\-]")  # RFC 3261 token chars we allow
 _HEADER_VALUE = re.compile(r"[\x00-\x1f\x7f]")
+_EVENT_BATCH = 500  # call events per transaction when a backlog is written
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,9 @@ class ReservationRouter:
         ring_timeout: float = 30.0,
         algorithms: tuple[str, ...] = ALGORITHMS,
         clock: Callable[[], datetime] = utcnow,
+        retry_after: int = 5,
+        event_retry: float = 1.0,
+        max_backlog: int = 100_000,
     ) -> None:
         self.engine = engine
         self.catalog = catalog
@@ -125,7 +132,13 @@ class ReservationRouter:
         self.clock = clock
         self._secret = secret
         self._algorithms = algorithms
+        self.retry_after = retry_after  # seconds, on a 503 while the database is unavailable
+        self.event_retry = event_retry  # seconds between tries to write held call events
+        self.max_backlog = max_backlog
         self._lock = threading.Lock()
+        self._events_lock = threading.Lock()  # one writer of call events at a time, in order
+        self._backlog: deque[CallEvent] = deque()
+        self._retrying: threading.Thread | None = None
         first = catalog.get()
         self._access = load_access(engine, first)
         self.authenticator = self._authenticator(first.sip_domain)
@@ -148,6 +161,20 @@ class ReservationRouter:
 
     # -- Router ---------------------------------------------------------------------------
     def route(self, invite: IncomingInvite) -> Reject | BridgeTo:
+        """Decide, or ``503`` + ``Retry-After`` when the database is down or locked: the
+        claim is one transaction, so a failed one leaves the reservation claimable by the
+        publisher's retry (here or at another agent)."""
+        try:
+            return self._route(invite)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("database unavailable; INVITE refused with 503: %s", exc,
+                        extra={"call_id": invite.call_id})  # fmt: skip
+            return Reject(503, "Service Unavailable (database unavailable)",
+                          (("Retry-After", str(self.retry_after)),))  # fmt: skip
+
+    def _route(self, invite: IncomingInvite) -> Reject | BridgeTo:
         access = self.access()
         now = self.clock()
         source = f"{invite.source_ip}:{invite.source_port}/{invite.transport}"
@@ -236,9 +263,70 @@ class ReservationRouter:
         self.on_events([event])
 
     def on_events(self, events: Sequence[CallEvent]) -> None:
-        """Record call progress, all of ``events`` in one transaction: the agent hands them
-        over in batches, and one commit per batch instead of one per event is what lets
-        SQLite keep up with hundreds of calls a second."""
+        """Record call progress in order, a batch per transaction: the agent hands events
+        over per poll, and one commit per batch instead of one per event is what lets SQLite
+        keep up with hundreds of calls a second.
+
+        While the database is down or locked the events wait here, in order, and a retry
+        thread writes them once it is back — an end of call is a call record and a buyer's
+        unit given back (SPEC §7: no call without a record). The writes are conditional on
+        the call still being open (``storage.calls``), so one replayed after a commit whose
+        answer was lost changes nothing. At most ``max_backlog`` wait; past that the oldest
+        are dropped with an error (agent restart recovery then closes those calls)."""
+        with self._events_lock:
+            self._backlog.extend(events)
+            self._flush_backlog()
+
+    @property
+    def backlog(self) -> int:
+        """Events waiting for the database."""
+        return len(self._backlog)
+
+    def _flush_backlog(self) -> None:
+        while self._backlog:
+            batch = list(itertools.islice(self._backlog, _EVENT_BATCH))
+            try:
+                self._write_events(batch)
+            except Exception as exc:
+                if is_outage(exc):
+                    self._hold_backlog(exc)
+                    return
+                # Not the database's state: one bad event must not lose the others' records.
+                log.exception("recording %d call events failed; recording one by one", len(batch))
+                for event in batch:
+                    try:
+                        self._write_events([event])
+                    except Exception:
+                        log.exception("call event lost for %s", event.reservation_uuid)
+            for _ in batch:
+                self._backlog.popleft()
+        if self._retrying is not None:
+            log.warning("database back: call events recorded")
+            self._retrying = None
+
+    def _hold_backlog(self, exc: Exception) -> None:
+        dropped = 0
+        while len(self._backlog) > self.max_backlog:
+            lost = self._backlog.popleft()
+            dropped += 1
+            log.error("call event dropped (backlog full)", extra={"uuid": lost.reservation_uuid})
+        if self._retrying is None:
+            log.warning("database unavailable; %d call events held for retry: %s",
+                        len(self._backlog), exc)  # fmt: skip
+            self._retrying = threading.Thread(
+                target=self._retry_backlog, name="rtbridge-events-retry", daemon=True
+            )
+            self._retrying.start()
+
+    def _retry_backlog(self) -> None:
+        while True:
+            time.sleep(self.event_retry)
+            with self._events_lock:
+                self._flush_backlog()
+                if not self._backlog:
+                    return
+
+    def _write_events(self, events: Sequence[CallEvent]) -> None:
         with transaction(self.engine, write=True) as db:
             tally = Tally(db)
             for event in events:
@@ -246,7 +334,14 @@ class ReservationRouter:
             tally.flush()
 
     def heartbeat(self, at: datetime) -> None:
-        calls.heartbeat(self.engine, agent=self.agent_id, at=at)
+        """Skipped while the database is unavailable (the outage is logged once by the call
+        events; a crash during it is billed up to the last heartbeat that got through)."""
+        try:
+            calls.heartbeat(self.engine, agent=self.agent_id, at=at)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.debug("heartbeat not written: database unavailable")
 
     def _record(self, db: Db, tally: Tally, event: CallEvent) -> None:
         if event.kind == "answered" and event.answer_at is not None:

@@ -55,6 +55,7 @@ def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Ag
     router = ReservationRouter(
         engine, catalog, secret=nonce_secret(), agent_id=agent_id,
         ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
+        retry_after=config.retry_after,
     )  # fmt: skip
     agent = Agent(config, router)  # refuses a configuration the linked pjsua2 cannot hold
     recovery = calls.recover(engine, agent=agent_id, now=utcnow())

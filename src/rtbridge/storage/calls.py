@@ -122,10 +122,12 @@ def mark_answered(
 ) -> None:
     """The buyer answered: ``connected``, with the answer time on the call record, and
     the legs' dialogs (``sip/dialogs.py``) that a recovery would end with a BYE."""
-    db.execute(
+    moved = db.execute(
         "UPDATE reservation SET status = 'connected', updated_at = :at WHERE uuid = :u AND status = 'claimed'",
         {"u": uuid, "at": db.ts(at)},
-    )
+    ).rowcount
+    if moved != 1:
+        return  # already connected or closed (an event replayed after an outage): once only
     db.execute(
         "UPDATE callrecord SET answer_at = :at, dialogs = :dialogs WHERE reservation_uuid = :u",
         {"u": uuid, "at": db.ts(at), "dialogs": db.js(dialogs) if dialogs else None},

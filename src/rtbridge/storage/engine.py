@@ -16,6 +16,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # read-then-write (count a buyer's live reservations, then insert one) must not interleave
 # with another process's, or a buyer is over-allocated. PostgreSQL uses row locks instead.
 IMMEDIATE = "rtbridge_immediate"
+# Execution option holding a SQLite engine's busy timeout in seconds (storage.sql queues its
+# in-process writers for no longer than that either).
+BUSY = "rtbridge_busy_timeout"
+BUSY_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5  # PostgreSQL: seconds to connect, or to wait for a pooled connection
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -41,17 +46,31 @@ def make_engine(url: str, *, background_checkpoint: bool = False, **kwargs: Any)
                 dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
 
         return engine
+    # A checked-out connection is tested first (pre-ping) and a dead one replaced, so after a
+    # restart of the server the pool heals by itself; an unreachable host fails a connect in
+    # CONNECT_TIMEOUT seconds instead of the kernel's minutes (storage/outage.py: 503).
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_timeout", CONNECT_TIMEOUT)
+    if "connect_timeout" not in parsed.query:
+        kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT})
     return create_engine(parsed, **kwargs)
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     # A memory database would be private to each pooled connection; use files (tmp in tests).
-    if make_url(url).database in (None, "", ":memory:"):
+    parsed = make_url(url)
+    if parsed.database in (None, "", ":memory:"):
         raise ValueError("sqlite needs a file path, e.g. sqlite:///rtbridge.db")
-    kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 10})
+    # How long a writer waits for another process's write lock before the request gets 503
+    # (storage/outage.py): ``?timeout=SECONDS`` in the URL, 10 s by default.
+    try:
+        busy = float(str(parsed.query.get("timeout", BUSY_TIMEOUT)))
+    except ValueError:
+        raise ValueError("sqlite URL: timeout must be a number of seconds") from None
+    kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": busy})
+    kwargs.setdefault("execution_options", {BUSY: busy})
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -63,7 +82,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it consistent
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -96,4 +115,13 @@ def open_database(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-__all__ = ["IMMEDIATE", "is_sqlite", "make_engine", "migrate", "open_database"]
+__all__ = [
+    "BUSY",
+    "BUSY_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "IMMEDIATE",
+    "is_sqlite",
+    "make_engine",
+    "migrate",
+    "open_database",
+]

@@ -13,12 +13,15 @@ import re
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine
+
+from rtbridge.storage.engine import BUSY, BUSY_TIMEOUT
+from rtbridge.storage.outage import DatabaseUnavailable, is_outage
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 _JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps builds one per call otherwise
@@ -106,8 +109,16 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Db]:
     BEGIN (see ``engine.IMMEDIATE``), queued in-process first; PostgreSQL callers lock what
     they need explicitly."""
     if write and engine.dialect.name == "sqlite":
-        with _writer_lock(engine), _transaction(engine, write=True) as db:
-            yield db
+        lock = _writer_lock(engine)
+        # No longer than SQLite itself would wait: a file locked by another process must
+        # answer 503 in the busy timeout, not after every queued writer's timeout in turn.
+        if not lock.acquire(timeout=engine.get_execution_options().get(BUSY, BUSY_TIMEOUT)):
+            raise DatabaseUnavailable("database is locked (writers of this process queued)")
+        try:
+            with _transaction(engine, write=True) as db:
+                yield db
+        finally:
+            lock.release()
         return
     with _transaction(engine, write=write) as db:
         yield db
@@ -115,7 +126,15 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Db]:
 
 @contextmanager
 def _transaction(engine: Engine, *, write: bool) -> Iterator[Db]:
-    fairy = engine.raw_connection()
+    """Driver errors that mean "the database is down or locked" leave as
+    :class:`~rtbridge.storage.outage.DatabaseUnavailable`; the connection they happened on
+    is invalidated (PostgreSQL), not handed back to the pool, so the pool heals by itself."""
+    try:
+        fairy = engine.raw_connection()
+    except Exception as exc:
+        if is_outage(exc):
+            raise DatabaseUnavailable(f"cannot connect: {_first_line(exc)}") from exc
+        raise
     try:
         db = Db(fairy.driver_connection, engine.dialect.name)
         if db.sqlite:  # autocommit mode (engine.py): BEGIN is ours
@@ -123,8 +142,20 @@ def _transaction(engine: Engine, *, write: bool) -> Iterator[Db]:
         try:
             yield db
         except BaseException:
-            db.raw.rollback()
+            # On a dead connection the rollback fails too; the first error is the one to tell.
+            with suppress(Exception):
+                db.raw.rollback()
             raise
         db.raw.commit()
+    except Exception as exc:
+        if not is_outage(exc) or isinstance(exc, DatabaseUnavailable):
+            raise
+        if engine.dialect.name != "sqlite":  # a locked SQLite file leaves the connection fine
+            fairy.invalidate(exc)
+        raise DatabaseUnavailable(_first_line(exc)) from exc
     finally:
         fairy.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
