@@ -3,6 +3,7 @@ SQLite file: every row of SPEC §4.5 that the router decides, the PSTN path, the
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -351,3 +352,23 @@ def test_allowlist_change_reaches_the_router(world: World, tmp_path: Path) -> No
         world.engine, write_config(tmp_path, CONFIG.replace('"203.0.113.0/24"', '"192.0.2.50/32"'))
     )
     assert isinstance(world.invite(uuid, ip="192.0.2.50"), BridgeTo)
+
+
+def test_every_decision_is_logged_once_with_why(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12: "why was this call refused?" from the log alone — one line per INVITE
+    with the code, the reason, the source, and the publisher and rule once known."""
+    caplog.set_level(logging.INFO, logger="rtbridge.sip")
+    uuid = world.ping()
+    world.invite(uuid)  # claimed
+    world.invite(uuid)  # already used: 410
+    world.invite(uuid, ip="192.0.2.99")  # challenged
+    lines = [r for r in caplog.records if r.name == "rtbridge.sip" and "INVITE" in r.getMessage()]
+    assert [getattr(r, "code", None) for r in lines] == [100, 410, 401]
+    claimed, gone, challenged = lines
+    assert claimed.uuid == uuid and claimed.publisher == "p1"  # type: ignore[attr-defined]
+    assert "203.0.113.0/24" in claimed.rule  # type: ignore[attr-defined]
+    assert gone.reason.startswith("Gone") and gone.source == "203.0.113.7"  # type: ignore[attr-defined]
+    assert gone.publisher == "p1" and gone.ruri_user == uuid  # type: ignore[attr-defined]
+    assert challenged.source == "192.0.2.99" and not hasattr(challenged, "publisher")

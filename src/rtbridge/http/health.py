@@ -111,6 +111,22 @@ def sip_metrics(status: AgentStatus) -> list[str]:
         f'rtbridge_sip_refused_total{{reason="{r}"}} {n}' for r, n in sorted(status.refused.items())
     ]
     lines += [
+        "# HELP rtbridge_sip_answers_total Final responses sent to publishers' INVITEs, by code.",
+        "# TYPE rtbridge_sip_answers_total counter",
+    ]
+    lines += [f'rtbridge_sip_answers_total{{code="{c}"}} {n}' for c, n in sorted(status.answers.items())]
+    if status.setup is not None:
+        lines += [
+            "# HELP rtbridge_sip_setup_seconds INVITE received to 200 sent (buyer ringing included).",
+            "# TYPE rtbridge_sip_setup_seconds histogram",
+        ]
+        cumulative = status.setup.cumulative()
+        lines += [f'rtbridge_sip_setup_seconds_bucket{{le="{le}"}} {n}' for le, n in cumulative]
+        lines += [
+            f"rtbridge_sip_setup_seconds_sum {status.setup.sum:.6f}",
+            f"rtbridge_sip_setup_seconds_count {cumulative[-1][1]}",
+        ]
+    lines += [
         "# HELP rtbridge_sip_dtmf_relayed_total DTMF digits relayed between legs.",
         "# TYPE rtbridge_sip_dtmf_relayed_total counter",
         f"rtbridge_sip_dtmf_relayed_total {status.dtmf_relayed}",

@@ -164,8 +164,9 @@ class ReservationRouter:
         """Decide, or ``503`` + ``Retry-After`` when the database is down or locked: the
         claim is one transaction, so a failed one leaves the reservation claimable by the
         publisher's retry (here or at another agent)."""
+        who: dict[str, str] = {}  # publisher and the rule that matched, once known
         try:
-            return self._route(invite)
+            result = self._route(invite, who)
         except Exception as exc:
             if not is_outage(exc):
                 raise
@@ -173,13 +174,16 @@ class ReservationRouter:
                         extra={"call_id": invite.call_id})  # fmt: skip
             return Reject(503, "Service Unavailable (database unavailable)",
                           (("Retry-After", str(self.retry_after)),))  # fmt: skip
+        _log_decision(invite, result, who)
+        return result
 
-    def _route(self, invite: IncomingInvite) -> Reject | BridgeTo:
+    def _route(self, invite: IncomingInvite, who: dict[str, str]) -> Reject | BridgeTo:
         access = self.access()
         now = self.clock()
         source = f"{invite.source_ip}:{invite.source_port}/{invite.transport}"
         trunk = access.trunks.match_ip(invite.source_ip, time.time())
         if trunk is not None and not _is_uuid(invite.ruri_user):
+            who["rule"] = f"trunk {trunk.publisher_id}"
             return self._route_pstn(invite, trunk.publisher_id, now, source)
         decision = self.authenticator.authenticate(
             method="INVITE", source_ip=invite.source_ip, authorization=invite.authorization,
@@ -189,6 +193,7 @@ class ReservationRouter:
             return Reject(401, "Unauthorized", decision.headers)
         if not isinstance(decision, Accepted):
             return Reject(decision.code, decision.reason, decision.headers)
+        who.update(publisher=decision.publisher_id, rule=decision.rule)
         if not _is_uuid(invite.ruri_user):
             return Reject(404, "Not Found")
         policy = access.policies.get(decision.publisher_id)
@@ -201,10 +206,6 @@ class ReservationRouter:
         )  # fmt: skip
         if isinstance(result, calls.NotClaimed):
             return Reject(result.code, result.reason)
-        log.info(
-            "claimed",
-            extra={"uuid": result.uuid, "publisher": decision.publisher_id, "rule": decision.rule},
-        )
         return self._bridge(result, invite)
 
     def _route_pstn(
@@ -354,6 +355,23 @@ class ReservationRouter:
                 buyer_code=event.buyer_code, hangup_by=event.hangup_by, duration=event.duration,
                 detail=event.buyer_reason,
             )  # fmt: skip
+
+
+def _log_decision(invite: IncomingInvite, result: Reject | BridgeTo, who: dict[str, str]) -> None:
+    """One line per routed INVITE: what it was answered, and why (SPEC §4.5) — the line an
+    operator reads to answer "why was this call refused?"."""
+    fields: dict[str, object] = {
+        "call_id": invite.call_id, "source": invite.source_ip, "transport": invite.transport,
+        "ruri_user": invite.ruri_user[:64], **who,
+    }  # fmt: skip
+    if invite.via_proxy:
+        fields["via_proxy"] = invite.via_proxy
+    if isinstance(result, BridgeTo):
+        log.info("INVITE claimed its reservation; dialling the buyer",
+                 extra={**fields, "code": 100, "uuid": result.reservation_uuid,
+                        "target": result.target_uri})  # fmt: skip
+    else:
+        log.info("INVITE refused", extra={**fields, "code": result.code, "reason": result.reason})
 
 
 def _srtp(mode: str) -> SrtpMode:

@@ -8,6 +8,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Upper bounds (seconds) of the set-up time histogram: INVITE received to 200 sent, which
+# includes the buyer's ringing, so it reaches well past a second.
+SETUP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class SetupTimes:
+    """A cumulative histogram, Prometheus-style; written by the agent thread only."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(SETUP_BUCKETS) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.sum += seconds
+        for i, bound in enumerate(SETUP_BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+                return
+        self.counts[-1] += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(le, count of observations <= le), +Inf last."""
+        out, running = [], 0
+        for bound, n in zip((*map(str, SETUP_BUCKETS), "+Inf"), self.counts, strict=True):
+            running += n
+            out.append((bound, running))
+        return out
+
 
 @dataclass(frozen=True)
 class AgentStatus:
@@ -20,6 +50,9 @@ class AgentStatus:
     refused: dict[str, int] = field(default_factory=dict)  # 503s before routing, by reason
     invites: int = 0  # new INVITEs seen since start
     dtmf_relayed: int = 0  # DTMF digits relayed between legs since start
+    answers: dict[int, int] = field(default_factory=dict)  # final codes sent to publishers
+    setup: SetupTimes | None = None  # INVITE received -> 200 sent, answered calls
+
 
     @property
     def bridges_alive(self) -> int:
@@ -36,5 +69,6 @@ class AgentStatus:
             "bridges_by_phase": dict(self.bridges),
             "refused": dict(self.refused),
             "invites": self.invites,
+            "answers": {str(code): n for code, n in sorted(self.answers.items())},
             "dtmf_relayed": self.dtmf_relayed,
         }

@@ -7,6 +7,7 @@ interface. Everything SIP is real: pjsua2 on loopback sockets, SIPp on the other
 from __future__ import annotations
 
 import dataclasses
+import logging
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from rtbridge.http.health import sip_metrics
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.sip.b2bua.agent import Agent
 from rtbridge.sip.dialogs import Dialog, next_hop
@@ -555,3 +557,27 @@ def test_a_taken_port_is_named_with_what_to_do(sipp: str) -> None:
     message = str(failed.value)
     assert f"SIP port {port} is already in use on 127.0.0.1" in message
     assert "--sip HOST:PORT" in message and "--sip off" in message
+
+
+def test_answers_and_setup_times_are_counted(
+    make_agent: AgentFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/metrics: final codes sent to publishers and the set-up time histogram, after real
+    calls; and one "call ended" line per claimed call."""
+    caplog.set_level(logging.INFO, logger="rtbridge.sip.b2bua.agent")
+    uas = start_uas(tmp_path, "uas_answer.xml")
+    known = bridge_to(uas.uri())
+    agent, router = make_agent(ScriptedRouter(
+        lambda i: known(i) if i.ruri_user == UUID else Reject(404, "Not Found")))  # fmt: skip
+    assert_ok(start_uac(tmp_path, agent, "uac_call.xml", duration_ms=200).wait(), uas.wait())
+    start_uac(tmp_path, agent, "uac_failure.xml", service="nobody").wait()
+    router.wait_for(lambda: agent.active_bridges == 0)
+    status = agent.status()
+    assert status.answers == {200: 1, 404: 1}
+    assert status.setup is not None and status.setup.cumulative()[-1][1] == 1
+    text = "\n".join(sip_metrics(status))
+    assert 'rtbridge_sip_answers_total{code="404"} 1' in text
+    assert "rtbridge_sip_setup_seconds_count 1" in text
+    assert 'rtbridge_sip_setup_seconds_bucket{le="+Inf"} 1' in text
+    (ended,) = [r for r in caplog.records if r.getMessage() == "call ended"]
+    assert ended.uuid == UUID and ended.code == 200 and ended.hangup_by == "publisher"  # type: ignore[attr-defined]

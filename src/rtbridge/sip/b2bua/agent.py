@@ -22,6 +22,7 @@ is a stateless ``503`` too (``pjproject/patches/0001-slots-full-503.patch``).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import heapq
@@ -65,7 +66,7 @@ from rtbridge.sip.router import (
     SrtpMode,
 )
 from rtbridge.sip.settings import AgentConfig
-from rtbridge.sip.status import AgentStatus
+from rtbridge.sip.status import AgentStatus, SetupTimes
 
 log = logging.getLogger("rtbridge.sip.b2bua.agent")
 # stop(): how long hung-up calls get to exchange their BYEs before pjsua2 is destroyed.
@@ -177,6 +178,9 @@ class Agent:
         self._tls_port = 0
         self._invites = 0
         self._routing = 0  # INVITEs waiting for the router (agent thread only)
+        self._answers: collections.Counter[int] = collections.Counter()  # final codes sent
+        self._setup = SetupTimes()
+        self._refusal_log = _RefusalLog()
         self.dtmf_relayed = 0
         self._next_heartbeat = 0.0
         self._next_media_check = 0.0
@@ -215,6 +219,8 @@ class Agent:
             refused={reason: n for reason, n in self._admission.refused.items()},
             invites=self._invites,
             dtmf_relayed=self.dtmf_relayed,
+            answers=dict(self._answers),
+            setup=self._setup,
         )
 
     def start(self, timeout: float = 10.0) -> None:
@@ -340,7 +346,18 @@ class Agent:
         return timer
 
     def finished(self, bridge: Bridge) -> None:
+        """A bridge is over: count its answer to the publisher and log the call once."""
         self._bridges.discard(bridge)
+        code = bridge.publisher_code
+        if code is not None:
+            self._answers[code] += 1
+        if bridge.answer_at is not None:
+            self._setup.observe((bridge.answer_at - bridge.invite_at).total_seconds())
+        if bridge.plan is not None:  # a claimed reservation: the router logged the claim
+            log.info("call ended", extra={
+                "uuid": bridge.plan.reservation_uuid, "call_id": bridge.invite.call_id,
+                "code": code, "buyer_code": bridge.buyer_code, "hangup_by": bridge.hangup_by,
+                "duration": bridge.duration()})  # fmt: skip
 
     # -- agent thread ----------------------------------------------------------------------
 
@@ -543,6 +560,7 @@ class Agent:
             source = source_of(msg, prm.rdata.srcAddress, self._proxies, self.config.source_header)
         except Exception:
             log.exception("unreadable INVITE")
+            self._answers[400] += 1
             respond(leg, 400, "Bad Request")
             return
         refusal = self._admission.check(
@@ -553,6 +571,8 @@ class Agent:
         )
         if refusal is not None:
             # Before route(): a 503 here leaves the reservation unclaimed for a retry.
+            self._answers[refusal.code] += 1
+            self._refusal_log.note(refusal.reason, source.ip)
             respond(leg, refusal.code, refusal.phrase, self._retry_after)
             return
         invite = read_invite(prm.callId, msg, prm.rdata.wholeMsg, source)
@@ -606,6 +626,34 @@ class Agent:
             self._router.on_event(event)
         except Exception:
             log.exception("router.on_event failed for %s", event.reservation_uuid)
+
+
+class _RefusalLog:
+    """INVITEs refused before routing, logged as one line per reason and 10 s with the
+    busiest sources — not a line each: a flood must not become a flood of log lines."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self._every = every
+        self._since = time.monotonic()
+        self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def note(self, reason: str, source: str) -> None:
+        self._counts[(reason, source)] += 1
+        now = time.monotonic()
+        if now - self._since >= self._every:
+            self.flush(now)
+
+    def flush(self, now: float) -> None:
+        by_reason: dict[str, collections.Counter[str]] = {}
+        for (reason, source), n in self._counts.items():
+            by_reason.setdefault(reason, collections.Counter())[source] += n
+        for reason, sources in sorted(by_reason.items()):
+            log.warning("INVITEs refused with 503 before routing", extra={
+                "reason": reason, "count": sum(sources.values()),
+                "seconds": round(now - self._since, 1),
+                "top_sources": dict(sources.most_common(5))})  # fmt: skip
+        self._counts.clear()
+        self._since = now
 
 
 def _why(exc: BaseException) -> str:

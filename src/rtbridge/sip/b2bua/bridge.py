@@ -260,6 +260,7 @@ class Bridge:
             log.error("router failed for %s", self.invite.call_id, exc_info=result)
             result = Reject(500, "Server Internal Error")
         if isinstance(result, Reject):
+            self.publisher_code = result.code
             if self.inbound is not None:
                 respond(self.inbound, result.code, result.reason, result.headers)
             self.phase = "ended"
@@ -456,6 +457,12 @@ class Bridge:
             publisher_code=self.publisher_code or 503,
             hangup_by="agent",
         )
+
+    def duration(self) -> float:
+        """Seconds from the buyer's answer to now (or to the end), 0 if never answered."""
+        if self.answer_at is None:
+            return 0.0
+        return round((_now() - self.answer_at).total_seconds(), 3)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import ipaddress
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,10 +136,24 @@ def start_endpoint(config: AgentConfig, call_slots: int) -> Endpoint:
         _select_codecs(ep, config.codecs)
         _create_transports(handle, config)
         ep.libStart()
-    except Exception:
+    except Exception as exc:
         handle.destroy()
+        # pjsua2's Endpoint is a process-wide singleton until its Python object is freed,
+        # and the error's traceback holds frames whose locals hold it (pjsua2.py's own
+        # wrappers: ``self``) for as long as someone keeps the error: a later Endpoint()
+        # would then abort the process. The error's text stays; those locals go.
+        _release_frames(exc)
+        del ep
         raise
     return handle
+
+
+def _release_frames(exc: BaseException | None) -> None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)  # frames still running are left alone
+        exc = exc.__cause__ or exc.__context__
 
 
 def _select_codecs(ep: Any, wanted: tuple[str, ...]) -> None:
