@@ -89,7 +89,7 @@ class PingLoad:
 def cluster() -> Iterator[postgres.Cluster]:
     if postgres.find_bin() is None:
         pytest.fail("PostgreSQL is missing: scripts/system-deps installs Debian's postgresql")
-    with postgres.controlled_cluster() as running:
+    with postgres.controlled_cluster(unix_socket=True) as running:
         yield running
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import rtbridge.storage.models  # noqa: F401  (registers the tables)
-from rtbridge.storage.engine import alembic_config, make_engine, migrate
+from rtbridge.storage.engine import alembic_config, make_engine, migrate, open_database
 from rtbridge.storage.recount import check_counters
 
 
@@ -75,3 +75,16 @@ def test_counters_are_filled_from_existing_reservations(db_url: str) -> None:
         (now - timedelta(days=1)).date().isoformat(): 1,
     }
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_url_with_percent_escapes_migrates(postgres_url: str) -> None:
+    """A password with '@' or '%' is percent-escaped in the URL; Alembic's ConfigParser
+    must not read those escapes as interpolation (the cluster trusts any password)."""
+    url = postgres_url.replace("postgres@", "postgres:p%40ss%25word@")
+    engine = open_database(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM reservation").scalar() == 0
+    finally:
+        engine.dispose()

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from tests.support.net import free_port
 
@@ -46,7 +47,12 @@ class Cluster:
         )
 
     def start(self) -> None:
-        self._ctl("-o", self.options, "-w", "-l", f"{self.base}/log", "start")
+        try:
+            self._ctl("-o", self.options, "-w", "-l", f"{self.base}/log", "start")
+        except subprocess.CalledProcessError as exc:  # say why: the server's log has it
+            log = Path(self.base, "log")
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            raise RuntimeError(f"pg_ctl start failed ({exc.stderr!r}):\n{tail}") from None
 
     def stop(self, mode: str = "fast") -> None:
         """``fast``: roll back open transactions and close every connection, as a restart
@@ -62,8 +68,12 @@ def cluster() -> Iterator[str]:
 
 
 @contextmanager
-def controlled_cluster() -> Iterator[Cluster]:
-    """A fresh cluster and database, with its controls; removed afterwards."""
+def controlled_cluster(*, unix_socket: bool = False) -> Iterator[Cluster]:
+    """A fresh cluster and database, with its controls; removed afterwards.
+
+    ``unix_socket``: no TCP listener, clients connect through the socket in the cluster's
+    directory. For tests that stop and start the cluster: while it is down, its TCP port
+    is free, and another test's free_port() may take it before the restart."""
     bindir = find_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed: run scripts/system-deps")
@@ -83,8 +93,11 @@ def controlled_cluster() -> Iterator[Cluster]:
         check=True,
         capture_output=True,
     )
-    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+    listen = "''" if unix_socket else "127.0.0.1"
+    opts = f"-p {port} -k {base} -c listen_addresses={listen} -c fsync=off -c max_connections=300"
     url = f"postgresql://postgres@127.0.0.1:{port}/rtbridge"
+    if unix_socket:
+        url = f"postgresql://postgres@/rtbridge?host={base}&port={port}"
     running = Cluster(url, bindir, data, base, opts, user)
     running.start()
     try:
@@ -92,7 +105,7 @@ def controlled_cluster() -> Iterator[Cluster]:
             [
                 f"{bindir}/createdb",
                 "-h",
-                "127.0.0.1",
+                base if unix_socket else "127.0.0.1",
                 "-p",
                 str(port),
                 "-U",

@@ -96,7 +96,10 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 def alembic_config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # ConfigParser interpolates "%": a URL with percent-escapes (a password with "@", a
+    # socket directory as ?host=%2Fvar%2Frun...) must reach Alembic with "%%".
+    url = engine.url.render_as_string(hide_password=False)
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
