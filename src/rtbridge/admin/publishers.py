@@ -204,11 +204,17 @@ def claims(session: Session, *, skip: int | None = None) -> list[Claim]:
 
 
 def _check_overlap(
-    session: Session, publisher_id: str, spec: IpSpec, entry_id: int | None = None
+    session: Session,
+    publisher_id: str,
+    spec: IpSpec,
+    entry_id: int | None = None,
+    known: list[Claim] | None = None,
 ) -> list[Claim]:
-    """The other publishers' live entries ``spec`` overlaps: refused (409) without
-    ``allow_overlap``; with it, returned so the entry and the audit trail can say so."""
-    others = overlapping(publisher_id, spec.cidr, claims(session, skip=entry_id), utcnow())
+    """The other publishers' live entries ``spec`` overlaps: refused (409) unless
+    acknowledged by ``allow_overlap``; returned so the entry and the audit trail can say so.
+    ``known``: the stored entries, read once by a caller adding many."""
+    stored = known if known is not None else claims(session, skip=entry_id)
+    others = overlapping(publisher_id, spec.cidr, stored, utcnow())
     refused = unacknowledged(spec.allow_overlap, others)
     if refused:
         raise Conflict(
@@ -224,10 +230,16 @@ def _check_expiry(spec: IpSpec) -> None:
         raise InvalidInput(problem)
 
 
-def _add_ip(session: Session, actor: str, publisher_id: str, spec: IpSpec) -> AllowlistEntry:
+def _add_ip(
+    session: Session,
+    actor: str,
+    publisher_id: str,
+    spec: IpSpec,
+    known: list[Claim] | None = None,
+) -> AllowlistEntry:
     _check_expiry(spec)
     _check_cidr_free(session, publisher_id, spec.cidr)
-    others = _check_overlap(session, publisher_id, spec)
+    others = _check_overlap(session, publisher_id, spec, known=known)
     entry = AllowlistEntry(
         publisher_id=publisher_id, cidr=spec.cidr, note=spec.note, expires_at=spec.expires_at,
         allow_overlap=spec.allow_overlap and bool(others),
@@ -238,6 +250,8 @@ def _add_ip(session: Session, actor: str, publisher_id: str, spec: IpSpec) -> Al
     if others:
         new["overlaps"] = overlap_message(spec.cidr, others)
     audit.record(session, actor=actor, action="create", resource=_ip_resource(entry), new=new)
+    if known is not None:
+        known.append(Claim(publisher_id, entry.cidr, entry.expires_at, entry.allow_overlap))
     return entry
 
 
@@ -268,6 +282,7 @@ def add_ips(
     if len(items) > MAX_BULK:
         raise InvalidInput(f"body: at most {MAX_BULK} entries at a time")
     _publisher_row(session, publisher_id)
+    known = claims(session)  # once, then grown with each entry added
     results: list[dict[str, Any]] = []
     for item in items:
         raw = item
@@ -278,7 +293,7 @@ def add_ips(
         try:
             with validating():
                 spec = read_ip(raw)
-            entry = _add_ip(session, actor, publisher_id, spec)
+            entry = _add_ip(session, actor, publisher_id, spec, known)
         except (InvalidInput, Conflict) as exc:
             results.append({"item": item, "error": exc.message, "status": exc.status})
         else:

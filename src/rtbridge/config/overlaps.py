@@ -15,6 +15,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -29,25 +30,29 @@ class Claim:
     expires_at: datetime | None = None
     allow_overlap: bool = False  # accepted knowing it overlaps (acknowledges its pairs)
 
-    @property
+    @cached_property  # parsed once: a bulk add compares every item with every entry
     def network(self) -> Network:
         return ipaddress.ip_network(self.cidr)
+
+    @cached_property
+    def span(self) -> tuple[int, int, int]:
+        """(IP version, first address, last address) as integers: cheap to compare."""
+        net = self.network
+        return net.version, int(net.network_address), int(net.broadcast_address)
 
     def live(self, now: datetime) -> bool:
         return self.expires_at is None or self.expires_at > now
 
 
-def _overlap(a: Network, b: Network) -> bool:
-    return a.version == b.version and a.overlaps(b)
+def _overlap(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
+    return a[0] == b[0] and a[1] <= b[2] and b[1] <= a[2]
 
 
 def overlapping(publisher: str, cidr: str, claims: Iterable[Claim], now: datetime) -> list[Claim]:
     """The live entries of other publishers that overlap ``cidr``, narrowest first."""
-    network = ipaddress.ip_network(cidr)
+    span = Claim(publisher, cidr).span
     found = [
-        c
-        for c in claims
-        if c.publisher != publisher and c.live(now) and _overlap(network, c.network)
+        c for c in claims if c.publisher != publisher and c.live(now) and _overlap(span, c.span)
     ]
     return sorted(found, key=lambda c: (-c.network.prefixlen, c.publisher, c.cidr))
 
