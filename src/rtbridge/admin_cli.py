@@ -123,13 +123,46 @@ def cmd_publishers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ips_from_file(args: argparse.Namespace) -> int:
+    """``--file F`` (``-``: stdin), the console's paste format; exit 0 when every line was
+    added, 3 when some were refused (each added or refused on its own), 1 on an error."""
+    if args.cidr is not None or args.note:
+        raise InvalidInput("--file: give the CIDRs (and notes) in the file, not as arguments")
+    if args.file == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(args.file, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"--file: cannot read {args.file} ({exc})") from None
+    lines = publishers.parse_lines(text)
+    items = [{**item, "expires_at": args.expires} if args.expires else item for _, item in lines]
+    results = _write(args, publishers.add_ips, publisher_id=args.publisher, items=items,
+                     allow_overlap=args.allow_overlap)  # fmt: skip
+    for (line, _), result in zip(lines, results, strict=True):
+        if "added" in result:
+            print(f"added    {line}  (rule {result['added']['id']})")
+        else:
+            print(f"refused  {line}  ({result['error']})")
+    refused = sum(1 for r in results if "error" in r)
+    print(f"{len(results) - refused} added, {refused} refused")
+    return 3 if refused else 0
+
+
 def cmd_ips(args: argparse.Namespace) -> int:
+    if args.action == "add" and args.file is not None:
+        return _add_ips_from_file(args)
     if args.action == "add":
+        if args.cidr is None:
+            raise InvalidInput("cidr: give one, or --file with one per line")
         raw: dict[str, Any] = {"cidr": args.cidr}
         if args.note:
             raw["note"] = args.note
         if args.expires:
             raw["expires_at"] = args.expires
+        if args.allow_overlap:
+            raw["allow_overlap"] = True
         entry = _write(args, publishers.add_ip, publisher_id=args.publisher, raw=raw)
         print(f"added {entry['cidr']} to {args.publisher} (rule {entry['id']})")
     elif args.action == "remove":
@@ -183,6 +216,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     if answer["accepted"]:
         print(f"accepted as publisher {answer['publisher']} by {answer['rule']}")
+        for warning in answer.get("warnings", ()):
+            print(f"warning: {warning}")
         return 0
     print(f"refused: {answer['reason']}")
     return 3
@@ -282,9 +317,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     actions.add_parser("list").add_argument("publisher", nargs="?")
     p = actions.add_parser("add")
     p.add_argument("publisher")
-    p.add_argument("cidr", help="203.0.113.0/24, 2001:db8::/32 or one address")
+    p.add_argument("cidr", nargs="?", help="203.0.113.0/24, 2001:db8::/32 or one address")
     p.add_argument("--note")
     p.add_argument("--expires", help="ISO 8601 time with offset, e.g. 2026-12-31T23:59:00Z")
+    p.add_argument(
+        "--file", help="many entries, one 'CIDR [note]' per line ('-': stdin); '#' comments"
+    )
+    p.add_argument(
+        "--allow-overlap", action="store_true",
+        help="accept a network overlapping another publisher's (the longest prefix wins)",
+    )  # fmt: skip
     p = actions.add_parser("remove")
     p.add_argument("publisher")
     p.add_argument("entry", help="the CIDR or the rule id")

@@ -24,7 +24,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     engine = open_database(_settings(args).db_url)
     try:
-        report = apply_file(engine, Path(args.file), dry_run=args.dry_run)
+        report = apply_file(engine, Path(args.file), dry_run=args.dry_run, prune=args.prune)
     except ConfigError as exc:
         print(f"{args.file}: {len(exc.errors)} error(s), nothing changed:", file=sys.stderr)
         for line in exc.errors:
@@ -172,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="TOML file")
     p.add_argument("--dry-run", action="store_true", help="validate and report, change nothing")
+    p.add_argument(
+        "--prune", action="store_true",
+        help="also remove publishers, allowlist entries, SIP credentials and keys the file "
+        "does not list that were made outside it (admin API, CLI, console); without it they "
+        "are kept and reported",
+    )  # fmt: skip
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser(

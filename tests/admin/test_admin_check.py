@@ -6,25 +6,34 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlmodel import Session
 from starlette.testclient import TestClient
 
 from rtbridge.sip.auth.authenticator import Accepted, Authenticator
 from rtbridge.sip.routing import load_access
 from rtbridge.storage.catalog import load_catalog
+from rtbridge.storage.models import AllowlistEntry
 
 SOON_PAST = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 
 
 @pytest.fixture
 def setup(admin: TestClient) -> TestClient:
-    admin.post("/admin/publishers", json={"id": "pub-2", "ips": [
+    made = admin.post("/admin/publishers", json={"id": "pub-2", "ips": [
         "198.51.100.0/24", {"cidr": "2001:db8:1::/48", "note": "v6"},
-        {"cidr": "192.0.2.0/24", "expires_at": SOON_PAST},
         {"cidr": "10.20.0.0/16", "expires_at": "2099-01-01T00:00:00Z"}],
         "credentials": [{"username": "two", "password": "Second-Pass-222"}]})  # fmt: skip
-    admin.post(
-        "/admin/publishers/pub-1/ips", json={"cidr": "198.51.100.128/25"}
+    assert made.status_code == 201, made.text
+    # An entry that has lapsed since it was added (the API refuses a past expiry outright).
+    state = admin.app.state.rtbridge  # type: ignore[attr-defined]
+    with Session(state.engine) as session:
+        session.add(AllowlistEntry(publisher_id="pub-2", cidr="192.0.2.0/24",
+                                   expires_at=datetime.fromisoformat(SOON_PAST)))  # fmt: skip
+        session.commit()
+    nested = admin.post(
+        "/admin/publishers/pub-1/ips", json={"cidr": "198.51.100.128/25", "allow_overlap": True}
     )  # longer prefix wins
+    assert nested.status_code == 201, nested.text
     return admin
 
 
@@ -43,12 +52,17 @@ def test_ip_answers_agree_with_the_agent(setup: TestClient) -> None:
         if rule is None:
             assert answer["accepted"] is False and "allowlist" in answer["reason"], (ip, answer)
         else:
-            assert answer == {
+            assert {k: v for k, v in answer.items() if k != "warnings"} == {
                 "accepted": True,
                 "publisher": rule.publisher_id,
                 "rule": rule.describe(),
             }, ip
-    assert setup.get("/admin/check?ip=198.51.100.200").json()["publisher"] == "pub-1"
+    shadowed = setup.get("/admin/check?ip=198.51.100.200").json()
+    assert shadowed["publisher"] == "pub-1"
+    assert shadowed["warnings"] == [
+        "also matches pub-2's 198.51.100.0/24 (shadowed by longest prefix)"
+    ]
+    assert setup.get("/admin/check?ip=198.51.100.7").json()["warnings"] == []
     assert setup.get("/admin/check?ip=198.51.100.7").json()["publisher"] == "pub-2"
     assert setup.get("/admin/check?ip=2001:db8:1::5").json()["publisher"] == "pub-2"
     assert setup.get("/admin/check?ip=192.0.2.10").json()["accepted"] is False  # expired

@@ -142,3 +142,39 @@ def test_check_counters_reports_then_repairs(db: str) -> None:
     assert clean.returncode == 0 and clean.stdout == "counters: all 1 agree with the reservations\n"
     assert run("check", "--ip", "127.0.0.1", "--repair", db=db).returncode == 1
     assert run("check", "--counters", "--ip", "127.0.0.1", db=db).returncode == 2
+
+
+def test_ips_add_overlap_needs_the_flag_and_check_warns(db: str) -> None:
+    assert run("publishers", "add", "pub-3", db=db).returncode == 0
+    assert run("ips", "add", "pub-1", "127.0.0.0/24", db=db).returncode == 0
+    refused = run("ips", "add", "pub-3", "127.0.0.64/26", db=db)
+    assert refused.returncode == 1 and "pub-1's 127.0.0.0/24" in refused.stderr
+    added = run("ips", "add", "pub-3", "127.0.0.64/26", "--allow-overlap", db=db)
+    assert added.returncode == 0, added.stderr
+    checked = run("check", "--ip", "127.0.0.70", db=db)
+    assert checked.stdout.splitlines() == [
+        "accepted as publisher pub-3 by ip 127.0.0.64/26 (rule 4)",
+        "warning: also matches pub-1's 127.0.0.0/24 (shadowed by longest prefix)",
+    ]
+    past = run("ips", "add", "pub-3", "10.0.0.0/8", "--expires", "2020-01-01T00:00:00Z", db=db)
+    assert past.returncode == 1 and "expires_at: 2020-01-01" in past.stderr
+
+
+def test_ips_add_file_gives_a_verdict_per_line(db: str, tmp_path: Path) -> None:
+    lines = "# partner offices\n198.51.100.0/24 office\n10.0.0.5/8\n\n2001:db8:7::/48\n"
+    from_stdin = run("ips", "add", "pub-1", "--file", "-", db=db, stdin=lines)
+    assert from_stdin.returncode == 3, from_stdin.stderr  # one line refused
+    out = from_stdin.stdout.splitlines()
+    assert out[0].startswith("added    198.51.100.0/24 office  (rule ")
+    assert out[1].startswith("refused  10.0.0.5/8  (") and "host bits" in out[1]
+    assert out[2].startswith("added    2001:db8:7::/48")
+    assert out[3] == "2 added, 1 refused"
+    path = tmp_path / "ips.txt"
+    path.write_text("203.0.113.0/24\n", encoding="utf-8")
+    from_file = run("ips", "add", "pub-1", "--file", str(path),
+                    "--expires", "2099-01-01T00:00:00Z", db=db)  # fmt: skip
+    assert from_file.returncode == 0 and from_file.stdout.endswith("1 added, 0 refused\n")
+    listed = run("ips", "list", "pub-1", db=db).stdout
+    assert "203.0.113.0/24" in listed and "2099-01-01" in listed
+    both = run("ips", "add", "pub-1", "10.9.0.0/16", "--file", str(path), db=db)
+    assert both.returncode == 1 and "--file" in both.stderr

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlmodel import Session
 from starlette.testclient import TestClient
+
+from rtbridge.storage.models import AllowlistEntry
 
 
 def test_kamailio_permissions_export(admin: TestClient) -> None:
-    past = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
-    admin.post("/admin/publishers", json={"id": "pub-2", "ips": [
-        "203.0.113.0/24", "2001:db8::/32", {"cidr": "192.0.2.0/24", "expires_at": past}]})  # fmt: skip
+    past = datetime.now(UTC) - timedelta(seconds=5)
+    admin.post(
+        "/admin/publishers", json={"id": "pub-2", "ips": ["203.0.113.0/24", "2001:db8::/32"]}
+    )
+    state = admin.app.state.rtbridge  # type: ignore[attr-defined]
+    with Session(state.engine) as session:  # lapsed since it was added: not exported
+        session.add(AllowlistEntry(publisher_id="pub-2", cidr="192.0.2.0/24", expires_at=past))
+        session.commit()
     r = admin.get("/admin/export/kamailio-permissions")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     records = [line for line in r.text.splitlines() if line and not line.startswith("#")]

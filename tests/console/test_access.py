@@ -52,9 +52,9 @@ def test_allowlist_entry_with_expiry_and_note(console: Console) -> None:
 
 
 def test_credentials_policy_rotate_and_remove(console: Console) -> None:
-    weak = console.post("/console/publishers/pub-1/credentials", username="sbc-2", password="abc")
+    weak = console.post("/console/publishers/pub-1/credentials", username="sbc-2", password="Tiny!")
     assert weak.status_code == 422 and "too weak" in _field_errors(weak.text)["password"]
-    assert 'value="sbc-2"' in weak.text and "abc" not in re.sub(r"<style.*?</style>", "", weak.text)
+    assert 'value="sbc-2"' in weak.text and "Tiny!" not in re.sub(r"<style.*?</style>", "", weak.text)
     chosen = console.post("/console/publishers/pub-1/credentials", username="sbc-2",
                           password="Chosen-Pass-1234")  # fmt: skip
     assert chosen.status_code == 200 and "&#39;sbc-2&#39; created" in chosen.text
@@ -142,3 +142,34 @@ def test_allowlist_entry_edit_keeps_its_rule(console: Console) -> None:
     assert bad.status_code == 422 and "ISO 8601" in bad.text
     trail = console.client.get("/console/audit", params={"resource": "ip/pub-1/192.0.2.0/24"})
     assert trail.text.count("<td>update</td>") == 2
+
+
+def test_overlap_needs_the_checkbox_and_the_check_page_warns(console: Console) -> None:
+    console.post("/console/publishers", id="pub-3")
+    console.post("/console/publishers/pub-1/ips", cidr="127.0.0.0/24")
+    refused = console.post("/console/publishers/pub-3/ips", cidr="127.0.0.64/26")
+    assert refused.status_code == 409
+    assert "pub-1&#39;s 127.0.0.0/24" in _field_errors(refused.text)["cidr"]
+    past = console.post("/console/publishers/pub-3/ips", cidr="10.0.0.0/8",
+                        expires_at="2020-01-01T00:00")  # fmt: skip
+    assert past.status_code == 422 and "not in the future" in _field_errors(past.text)["expires_at"]
+    added = console.post("/console/publishers/pub-3/ips", cidr="127.0.0.64/26", allow_overlap="on")
+    assert added.status_code == 303, added.text
+    assert "overlap accepted" in console.client.get("/console/publishers/pub-3").text
+    check = console.post("/console/check", ip="127.0.0.70").text
+    assert "Accepted as <b>pub-3</b>" in check
+    assert "also matches pub-1&#39;s 127.0.0.0/24 (shadowed by longest prefix)" in check
+
+
+def test_bulk_paste_overlaps_only_with_the_checkbox(console: Console) -> None:
+    console.post("/console/publishers", id="pub-3")
+    lines = "127.0.0.0/30 inside pub-1's /32? no: around it\n198.51.100.0/24"
+    answer = console.post("/console/publishers/pub-3/ips/bulk", lines=lines)
+    verdicts = re.findall(r'<tr class="(ok|bad)"><td><code>[^<]*</code></td><td>([^<]*)</td>',
+                          answer.text)  # fmt: skip
+    assert [v[0] for v in verdicts] == ["bad", "ok"] and "pub-1&#39;s 127.0.0.1/32" in verdicts[0][
+        1
+    ]
+    answer = console.post("/console/publishers/pub-3/ips/bulk", lines=lines, allow_overlap="on")
+    verdicts = re.findall(r'<tr class="(ok|bad)">', answer.text)
+    assert verdicts == ["ok", "bad"]  # the second is a duplicate by now

@@ -88,3 +88,36 @@ def test_a_url_with_percent_escapes_migrates(postgres_url: str) -> None:
             assert conn.exec_driver_sql("SELECT count(*) FROM reservation").scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_managed_by_is_filled_from_the_audit_trail(db_url: str) -> None:
+    """0007: a row whose last ``create`` was by ``apply`` is the file's; any other (made by an
+    admin, or of unknown origin) is kept by a later apply unless --prune."""
+    engine = make_engine(db_url)
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+    now = datetime.now(UTC)
+    at = now if engine.dialect.name != "sqlite" else now.replace(tzinfo=None).isoformat(" ")
+    with engine.begin() as conn:
+        for pid in ("from-file", "from-api", "unknown"):
+            conn.execute(text("INSERT INTO publisher (id) VALUES (:p)"), {"p": pid})
+        conn.execute(text("INSERT INTO allowlistentry (publisher_id, cidr) VALUES "
+                          "('from-file', '10.0.0.0/8'), ('from-api', '10.1.0.0/16')"))  # fmt: skip
+        for actor, resource in [("apply", "publisher/from-file"), ("ops", "publisher/from-api"),
+                                ("apply", "ip/from-file/10.0.0.0/8"),
+                                ("apply", "ip/from-api/10.1.0.0/16"),
+                                ("ops", "ip/from-api/10.1.0.0/16")]:  # fmt: skip
+            conn.execute(
+                text("INSERT INTO auditentry (at, actor, action, resource) "
+                     "VALUES (:at, :a, 'create', :r)"),
+                {"at": at, "a": actor, "r": resource},
+            )  # fmt: skip
+    migrate(engine)
+    with engine.connect() as conn:
+        pubs = dict(conn.execute(text("SELECT id, managed_by FROM publisher")).all())  # type: ignore[arg-type]
+        ips = dict(conn.execute(text("SELECT cidr, managed_by FROM allowlistentry")).all())  # type: ignore[arg-type]
+    assert pubs == {"from-file": "file", "from-api": "admin", "unknown": "admin"}
+    assert ips == {"10.0.0.0/8": "file", "10.1.0.0/16": "admin"}  # the latest create counts
+    engine.dispose()

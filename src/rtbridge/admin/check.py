@@ -10,14 +10,18 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlmodel import Session, select
 
+from rtbridge.config.overlaps import Claim, shadow_warnings
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.sip.auth.authenticator import Accepted, Authenticator, Challenge
 from rtbridge.sip.routing import load_access
 from rtbridge.storage.catalog import Catalog
+from rtbridge.storage.models import AllowlistEntry
 
 
 def _authenticator(catalog: Catalog) -> Authenticator:
@@ -34,7 +38,9 @@ def check(
     password: str | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """``{"accepted": true, "publisher", "rule"}`` or ``{"accepted": false, "reason"}``."""
+    """``{"accepted": true, "publisher", "rule", "warnings"}`` or ``{"accepted": false,
+    "reason"}``. ``warnings`` names the other publishers' entries that also contain the IP
+    and lose to the matching rule by longest prefix (accepted with ``allow_overlap``)."""
     if (ip is None) == (username is None):
         raise InvalidInput("give ip, or username and password (one of the two)")
     access = load_access(engine, catalog)
@@ -47,7 +53,13 @@ def check(
         when = time.time() if now is None else now
         rule = access.directory.match_ip(str(address), when)
         if rule is not None:
-            return {"accepted": True, "publisher": rule.publisher_id, "rule": rule.describe()}
+            winner = Claim(rule.publisher_id, str(rule.network))
+            with Session(engine) as session:
+                stored = [Claim(e.publisher_id, e.cidr, e.expires_at)
+                          for e in session.exec(select(AllowlistEntry))]  # fmt: skip
+            warnings = shadow_warnings(address, winner, stored, datetime.fromtimestamp(when, UTC))
+            return {"accepted": True, "publisher": rule.publisher_id, "rule": rule.describe(),
+                    "warnings": warnings}  # fmt: skip
         answer: dict[str, Any] = {
             "accepted": False,
             "reason": f"{address} is on no publisher's allowlist (or its entry expired): the "

@@ -12,6 +12,13 @@ from sqlmodel import Session, col, select
 
 from rtbridge.admin import audit
 from rtbridge.admin.changes import body, commit, merge, validating
+from rtbridge.config.overlaps import (
+    Claim,
+    expiry_problem,
+    overlap_message,
+    overlapping,
+    unacknowledged,
+)
 from rtbridge.config.schema import IpSpec, read_credential, read_ip, read_publisher
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
 from rtbridge.sip.auth.digest import ha1
@@ -44,6 +51,8 @@ def ip_view(row: AllowlistEntry, now: datetime | None = None) -> dict[str, Any]:
         "note": row.note,
         "expires_at": row.expires_at,
         "expired": row.expires_at is not None and row.expires_at <= now,
+        "allow_overlap": row.allow_overlap,
+        "managed_by": row.managed_by,
     }
 
 
@@ -178,33 +187,135 @@ def _check_cidr_free(
             raise Conflict(
                 f"cidr: {cidr} is already on {publisher_id}'s allowlist (rule {other.id})"
             )
-        # Two publishers on one network: the agent could not tell whose call it is.
+        # Two publishers on one network: the agent could not tell whose call it is (no
+        # flag accepts this one; a strictly nested network at least has a longest prefix).
         raise Conflict(
             f"cidr: {cidr} belongs to publisher {other.publisher_id!r} (rule {other.id})"
         )
 
 
-def _add_ip(session: Session, actor: str, publisher_id: str, spec: IpSpec) -> AllowlistEntry:
+def claims(session: Session, *, skip: int | None = None) -> list[Claim]:
+    """Every stored entry as :mod:`rtbridge.config.overlaps` sees it."""
+    return [
+        Claim(e.publisher_id, e.cidr, e.expires_at, e.allow_overlap)
+        for e in session.exec(select(AllowlistEntry))
+        if e.id != skip
+    ]
+
+
+def _check_overlap(
+    session: Session,
+    publisher_id: str,
+    spec: IpSpec,
+    entry_id: int | None = None,
+    known: list[Claim] | None = None,
+) -> list[Claim]:
+    """The other publishers' live entries ``spec`` overlaps: refused (409) unless
+    acknowledged by ``allow_overlap``; returned so the entry and the audit trail can say so.
+    ``known``: the stored entries, read once by a caller adding many."""
+    stored = known if known is not None else claims(session, skip=entry_id)
+    others = overlapping(publisher_id, spec.cidr, stored, utcnow())
+    refused = unacknowledged(spec.allow_overlap, others)
+    if refused:
+        raise Conflict(
+            f"cidr: {overlap_message(spec.cidr, refused)}; send allow_overlap: true to accept "
+            "it anyway (the longest prefix wins)"
+        )
+    return others
+
+
+def _check_expiry(spec: IpSpec) -> None:
+    problem = expiry_problem(spec.expires_at, utcnow())
+    if problem is not None:
+        raise InvalidInput(problem)
+
+
+def _add_ip(
+    session: Session,
+    actor: str,
+    publisher_id: str,
+    spec: IpSpec,
+    known: list[Claim] | None = None,
+) -> AllowlistEntry:
+    _check_expiry(spec)
     _check_cidr_free(session, publisher_id, spec.cidr)
+    others = _check_overlap(session, publisher_id, spec, known=known)
     entry = AllowlistEntry(
-        publisher_id=publisher_id, cidr=spec.cidr, note=spec.note, expires_at=spec.expires_at
-    )
+        publisher_id=publisher_id, cidr=spec.cidr, note=spec.note, expires_at=spec.expires_at,
+        allow_overlap=spec.allow_overlap and bool(others),
+    )  # fmt: skip
     session.add(entry)
     session.flush()
-    audit.record(
-        session, actor=actor, action="create", resource=_ip_resource(entry), new=ip_view(entry)
-    )
+    new = ip_view(entry)
+    if others:
+        new["overlaps"] = overlap_message(spec.cidr, others)
+    audit.record(session, actor=actor, action="create", resource=_ip_resource(entry), new=new)
+    if known is not None:
+        known.append(Claim(publisher_id, entry.cidr, entry.expires_at, entry.allow_overlap))
     return entry
 
 
 def add_ip(session: Session, *, actor: str, publisher_id: str, raw: Any) -> dict[str, Any]:
-    """``raw``: a CIDR string or ``{cidr, note?, expires_at?}``, as in the file's ``ips``."""
+    """``raw``: a CIDR string or ``{cidr, note?, expires_at?, allow_overlap?}``, as in the
+    file's ``ips``."""
     with validating():
         spec = read_ip(raw)
     _publisher_row(session, publisher_id)
     entry = _add_ip(session, actor, publisher_id, spec)
     commit(session)
     return ip_view(entry)
+
+
+MAX_BULK = 1000
+
+
+def add_ips(
+    session: Session, *, actor: str, publisher_id: str, items: Any, allow_overlap: bool = False
+) -> list[dict[str, Any]]:
+    """Many entries, each accepted or refused on its own (one bad item costs only itself),
+    in one transaction: ``[{"item", "added": entry} | {"item", "error", "status"}]`` in the
+    order given. Every check runs before its row is written, so a refused item leaves
+    nothing behind; later items see the earlier ones (a duplicate in the batch is refused).
+    ``allow_overlap`` applies to every item that does not say otherwise."""
+    if not isinstance(items, list) or not items:
+        raise InvalidInput("body: must be a non-empty JSON array of entries")
+    if len(items) > MAX_BULK:
+        raise InvalidInput(f"body: at most {MAX_BULK} entries at a time")
+    _publisher_row(session, publisher_id)
+    known = claims(session)  # once, then grown with each entry added
+    results: list[dict[str, Any]] = []
+    for item in items:
+        raw = item
+        if allow_overlap:
+            raw = {"cidr": item} if isinstance(item, str) else item
+            if isinstance(raw, dict):
+                raw = {"allow_overlap": True, **raw}
+        try:
+            with validating():
+                spec = read_ip(raw)
+            entry = _add_ip(session, actor, publisher_id, spec, known)
+        except (InvalidInput, Conflict) as exc:
+            results.append({"item": item, "error": exc.message, "status": exc.status})
+        else:
+            results.append({"item": item, "added": ip_view(entry)})
+    if any("added" in r for r in results):
+        commit(session)
+    return results
+
+
+def parse_lines(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """The paste format of the console and ``rtbridge ips add --file``: one entry per line,
+    ``CIDR [note…]``; blank lines and lines starting with ``#`` are skipped."""
+    out = []
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        cidr, _, note = line.partition(" ")
+        item: dict[str, Any] = {"cidr": cidr}
+        if note.strip():
+            item["note"] = note.strip()
+        out.append((line, item))
+    return out
 
 
 _MAX_ID = 2**63 - 1  # ids are 64-bit integers in both databases
@@ -236,8 +347,12 @@ def update_ip(
     current = {"cidr": row.cidr, "note": row.note, "expires_at": row.expires_at}
     with validating():
         spec = read_ip(merge(current, raw))
+    if spec.expires_at != row.expires_at:  # an entry that lapsed may still get a new note
+        _check_expiry(spec)
     if spec.cidr != row.cidr:
         _check_cidr_free(session, publisher_id, spec.cidr, row.id)
+        others = _check_overlap(session, publisher_id, spec, row.id)
+        row.allow_overlap = spec.allow_overlap and bool(others)
     row.cidr, row.note, row.expires_at = spec.cidr, spec.note, spec.expires_at
     session.add(row)
     session.flush()

@@ -1,7 +1,12 @@
 """``rtbridge apply``: make the database match a validated :class:`Document`.
 
 One transaction; idempotent (a second run reports no changes); ``dry_run`` computes the same
-report and rolls back. Secrets never appear in the report."""
+report and rolls back. Secrets never appear in the report.
+
+Publishers, allowlist entries, SIP credentials and keys remember who made them
+(``managed_by``): a row the file no longer lists is removed only if ``apply`` made it; one
+made through the admin API, CLI or console is kept — and reported as such — unless
+``prune`` (``--prune``) is given (issue 12). A row the file lists is adopted by it."""
 
 from __future__ import annotations
 
@@ -13,6 +18,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, select
 
 from rtbridge.admin import audit
+from rtbridge.config.overlaps import (
+    Claim,
+    expiry_problem,
+    overlap_message,
+    overlapping,
+    unacknowledged,
+)
 from rtbridge.config.schema import BuyerSpec, ConfigError, Document, TrunkSpec, load_file
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version, hash_key
@@ -27,8 +39,10 @@ from rtbridge.storage.models import (
     SipCredential,
     Trunk,
 )
+from rtbridge.storage.transactions import utcnow
 
 M = TypeVar("M", bound=SQLModel)
+_FILE = "file"  # managed_by of the rows apply makes (storage/models.py)
 _SECRET_FIELDS = {"ha1_md5", "ha1_sha256", "auth_ha1_md5"}
 
 
@@ -37,6 +51,8 @@ class Report:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # not in the file but made outside it: kept (``--prune`` would remove them)
+    kept: list[str] = field(default_factory=list)
     # (action, resource, old, new) per row, for the audit trail (secrets redacted there)
     changes: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = field(
         default_factory=list
@@ -50,12 +66,15 @@ class Report:
         out = [f"created {x}" for x in self.created]
         out += [f"updated {x}" for x in self.updated]
         out += [f"removed {x}" for x in self.removed]
+        out += [f"kept {x} (not in the file, made outside it; --prune removes it)"
+                for x in self.kept]  # fmt: skip
         return out or ["no changes"]
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{len(self.created)} created, {len(self.updated)} updated, {len(self.removed)} removed"
         )
+        return f"{text}, {len(self.kept)} kept" if self.kept else text
 
 
 def _describe_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -80,10 +99,12 @@ def _sync(
     show: Callable[[Any], str] = str,
     upsert: bool = True,
     remove: bool = True,
+    prune: bool = False,
 ) -> None:
     """Create/update (``upsert``) and delete (``remove``) rows of ``model`` so that they equal
     ``wanted``, keyed by ``ident``. Split in two phases so parents can be created before
-    their children and deleted after them (foreign keys are enforced on both databases)."""
+    their children and deleted after them (foreign keys are enforced on both databases).
+    A row with ``managed_by`` other than "file" is deleted only with ``prune``."""
     current = {ident(row): row for row in session.exec(select(model))}
     if upsert:
         for key, values in wanted.items():
@@ -103,6 +124,9 @@ def _sync(
     if remove:
         for key, row in current.items():
             if key not in wanted:
+                if not prune and getattr(row, "managed_by", _FILE) != _FILE:
+                    report.kept.append(f"{label} {show(key)}")
+                    continue
                 session.delete(row)
                 report.removed.append(f"{label} {show(key)}")
                 report.changes.append(
@@ -120,20 +144,22 @@ def existing_ids(engine: Engine) -> dict[str, set[str]]:
         }
 
 
-def apply_document(engine: Engine, doc: Document, *, dry_run: bool = False) -> Report:
+def apply_document(
+    engine: Engine, doc: Document, *, dry_run: bool = False, prune: bool = False
+) -> Report:
     report = Report()
     with Session(engine) as session:
 
         def sync(model: type[M], label: str, wanted: Mapping[Any, Mapping[str, Any]],
                  ident: Callable[[M], Any] = _ident, **phase: Any) -> None:  # fmt: skip
-            _sync(session, report, model, label, wanted, ident, **phase)
+            _sync(session, report, model, label, wanted, ident, prune=prune, **phase)
 
         realm = _sync_domain(session, report, doc)
         keys = _wanted_keys(session, doc)
         campaigns = {c.id: {"id": c.id} for c in doc.campaigns or ()}
         publishers = {
             p.id: {"id": p.id, "name": p.name, "require_tls": p.require_tls,
-                   "require_srtp": p.require_srtp}
+                   "require_srtp": p.require_srtp, "managed_by": _FILE}
             for p in doc.publishers or ()
         }  # fmt: skip
         # Order matters for the foreign keys: keys leave before the publishers and campaigns
@@ -149,11 +175,11 @@ def apply_document(engine: Engine, doc: Document, *, dry_run: bool = False) -> R
             sync(DidNumber, "DID", dids, lambda r: r.number)
         if doc.publishers is not None:
             sync(Publisher, "publisher", publishers, remove=False)
-            _sync_publisher_children(session, report, doc, realm)
+            _sync_publisher_children(session, report, doc, realm, prune)
         if keys is not None:
             sync(PostbackKey, "key", keys[0], show=keys[1].__getitem__, remove=False)
         # Before the removals below: the foreign keys would otherwise refuse them first.
-        _check_references(session, doc)
+        _check_references(session, doc, prune)
         if doc.campaigns is not None:
             sync(Campaign, "campaign", campaigns, upsert=False)
         if doc.publishers is not None:
@@ -245,7 +271,9 @@ def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
     }
 
 
-def _sync_publisher_children(session: Session, report: Report, doc: Document, realm: str) -> None:
+def _sync_publisher_children(
+    session: Session, report: Report, doc: Document, realm: str, prune: bool
+) -> None:
     assert doc.publishers is not None
     ips = {
         (p.id, ip.cidr): {
@@ -253,10 +281,13 @@ def _sync_publisher_children(session: Session, report: Report, doc: Document, re
             "cidr": ip.cidr,
             "note": ip.note,
             "expires_at": ip.expires_at,
+            "allow_overlap": ip.allow_overlap,
+            "managed_by": _FILE,
         }
         for p in doc.publishers
         for ip in p.ips
     }
+    before = {(r.publisher_id, r.cidr): r.expires_at for r in session.exec(select(AllowlistEntry))}
     creds = {
         c.username: {
             "publisher_id": p.id,
@@ -264,6 +295,7 @@ def _sync_publisher_children(session: Session, report: Report, doc: Document, re
             "realm": realm,
             "ha1_md5": ha1(c.username, realm, c.password, "MD5"),
             "ha1_sha256": ha1(c.username, realm, c.password, "SHA-256"),
+            "managed_by": _FILE,
         }
         for p in doc.publishers
         for c in p.credentials
@@ -276,8 +308,44 @@ def _sync_publisher_children(session: Session, report: Report, doc: Document, re
         ips,
         lambda r: (r.publisher_id, r.cidr),
         show=lambda k: f"{k[1]} of {k[0]}",
+        prune=prune,
     )
-    _sync(session, report, SipCredential, "SIP credential", creds, lambda r: r.username)
+    _check_new_entries(session, doc, before)
+    _sync(session, report, SipCredential, "SIP credential", creds, lambda r: r.username,
+          prune=prune)  # fmt: skip
+
+
+def _check_new_entries(
+    session: Session, doc: Document, before: Mapping[tuple[str, str], Any]
+) -> None:
+    """The admin API's two rules for the entries this run creates or re-times (those it
+    leaves as they were stay, so an entry that lapsed does not make the file unappliable):
+    an expiry must be ahead, and an overlap with another publisher's live entry (from the
+    file or made outside it, as stored after this run) needs ``allow_overlap`` on one side."""
+    assert doc.publishers is not None
+    now = utcnow()
+    stored = [Claim(e.publisher_id, e.cidr, e.expires_at, e.allow_overlap)
+              for e in session.exec(select(AllowlistEntry))]  # fmt: skip
+    problems = []
+    for i, p in enumerate(doc.publishers):
+        for j, ip in enumerate(p.ips):
+            key, path = (p.id, ip.cidr), f"publishers[{i}].ips[{j}]"
+            if key in before and before[key] == ip.expires_at:
+                continue
+            problem = expiry_problem(ip.expires_at, now)
+            if problem is not None:
+                problems.append(f"{path}.{problem}")
+            if key in before:
+                continue  # only re-timed: its network was accepted already
+            refused = unacknowledged(ip.allow_overlap, overlapping(p.id, ip.cidr, stored, now))
+            if refused:
+                problems.append(
+                    f"{path}: {overlap_message(ip.cidr, refused)}; set allow_overlap = true "
+                    "on the entry to accept it (the longest prefix wins)"
+                )
+    if problems:
+        session.rollback()
+        raise ConfigError(problems)
 
 
 def _wanted_keys(
@@ -298,6 +366,7 @@ def _wanted_keys(
             "auto_confirm": k.auto_confirm,
             "response_root": k.response_root,
             "paused": k.paused,
+            "managed_by": _FILE,
         }
         for k in doc.keys
     }
@@ -306,20 +375,37 @@ def _wanted_keys(
     return wanted, hints
 
 
-def _check_references(session: Session, doc: Document) -> None:
+def _check_references(session: Session, doc: Document, prune: bool) -> None:
     """Refuse a file whose removals would orphan rows it did not mention (e.g. a campaign
-    removed while a key the file leaves alone still points at it)."""
+    removed while a key the file leaves alone still points at it, or a publisher removed
+    while an allowlist entry made outside the file is kept)."""
     problems = []
     campaigns = (
         {c.id for c in doc.campaigns}
         if doc.campaigns is not None
         else set(session.exec(select(Campaign.id)))
     )
-    publishers = (
-        {p.id for p in doc.publishers}
-        if doc.publishers is not None
-        else set(session.exec(select(Publisher.id)))
-    )
+    publishers = set(session.exec(select(Publisher.id)))
+    if doc.publishers is not None:  # those it lists, and those kept: made outside it
+        kept = (
+            set()
+            if prune
+            else set(session.exec(select(Publisher.id).where(Publisher.managed_by != _FILE)))
+        )
+        publishers = {p.id for p in doc.publishers} | kept
+    held = [
+        (e.publisher_id, f"allowlist entry {e.cidr}") for e in session.exec(select(AllowlistEntry))
+    ]
+    held += [
+        (c.publisher_id, f"SIP credential {c.username}")
+        for c in session.exec(select(SipCredential))
+    ]
+    for owner, what in held:
+        if owner not in publishers:
+            problems.append(
+                f"publishers: publisher {owner!r} is no longer in the file but keeps {what}, "
+                "made outside it; remove that first or use --prune"
+            )
     for key in session.exec(select(PostbackKey)):
         if key.campaign_id not in campaigns:
             problems.append(f"keys: key {key.hint} still uses removed campaign {key.campaign_id!r}")
@@ -341,6 +427,6 @@ def _check_references(session: Session, doc: Document) -> None:
         raise ConfigError(problems)
 
 
-def apply_file(engine: Engine, path: Any, *, dry_run: bool = False) -> Report:
+def apply_file(engine: Engine, path: Any, *, dry_run: bool = False, prune: bool = False) -> Report:
     doc = load_file(path, existing=existing_ids(engine))
-    return apply_document(engine, doc, dry_run=dry_run)
+    return apply_document(engine, doc, dry_run=dry_run, prune=prune)

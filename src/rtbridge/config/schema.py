@@ -63,6 +63,8 @@ class IpSpec:
     cidr: str
     note: str | None = None
     expires_at: datetime | None = None
+    # Accept a network that overlaps another publisher's (issue 12): see config/overlaps.py.
+    allow_overlap: bool = False
 
 
 @dataclass(frozen=True)
@@ -276,13 +278,17 @@ def _ip(value: Any) -> IpSpec:
     if isinstance(value, str):
         return IpSpec(f.cidr(value))
     if isinstance(value, dict):
-        unknown = set(value) - {"cidr", "note", "expires_at"}
+        unknown = set(value) - {"cidr", "note", "expires_at", "allow_overlap"}
         if unknown:
             raise f.FieldError(f"unknown field {sorted(unknown)[0]!r}")
         note = f.string(value["note"]) if "note" in value else None
         expires = f.timestamp(value["expires_at"]) if "expires_at" in value else None
-        return IpSpec(f.cidr(value.get("cidr")), note, expires)
-    raise f.FieldError('must be a CIDR string or { cidr = "...", note = "...", expires_at = ... }')
+        allow = f.boolean(value["allow_overlap"]) if "allow_overlap" in value else False
+        return IpSpec(f.cidr(value.get("cidr")), note, expires, allow)
+    raise f.FieldError(
+        'must be a CIDR string or { cidr = "...", note = "...", expires_at = ..., '
+        "allow_overlap = true }"
+    )
 
 
 def _credential(value: Any) -> CredentialSpec:

@@ -125,8 +125,14 @@ async def list_ips(request: Request) -> Response:
 
 
 async def add_ip(request: Request) -> Response:
+    """One entry (an object or a CIDR string: 201 or an error), or a JSON array of them:
+    200 with a verdict per item, each added or refused on its own."""
     raw = await _body(request)
     pid = _path(request, "publisher")
+    if isinstance(raw, list):
+        results = await _write(request, publishers.add_ips, publisher_id=pid, items=raw)
+        added = sum(1 for r in results if "added" in r)
+        return json_response({"added": added, "refused": len(results) - added, "results": results})
     return json_response(
         await _write(request, publishers.add_ip, publisher_id=pid, raw=raw), status=201
     )

@@ -36,7 +36,18 @@ _PASSWORD: _S = {
     "stored only as digest HA1, never returned",
 }
 
-IP = _obj(["cidr"], cidr=_CIDR, note=_STR, expires_at=_TIME)
+IP = _obj(
+    ["cidr"], cidr=_CIDR, note=_STR,
+    expires_at={**_TIME, "description": "ISO 8601 with an offset; must be in the future"},
+    allow_overlap={"type": "boolean", "description": "accept a network that overlaps another "
+                   "publisher's live entry (the longest prefix wins; audited, shown by check)"},
+)  # fmt: skip
+IP_BULK: _S = {
+    "type": "array", "minItems": 1, "maxItems": 1000, "items": {"oneOf": [_CIDR, IP]},
+    "description": "each item is added or refused on its own; the answer (200) is "
+    '{"added": n, "refused": n, "results": [{"item", "added": entry} | {"item", "error", '
+    '"status"}]} in the order given',
+}  # fmt: skip
 CREDENTIAL = _obj(["username", "password"], username=_STR, password=_PASSWORD)
 PUBLISHER = _obj(
     ["id"], id=_STR, name=_STR,
@@ -106,6 +117,13 @@ def _op(summary: str, *, body: _S | None = None, ok: int = 200, params: list[_S]
     return op
 
 
+def _bulk(op: _S) -> _S:
+    """The array form of a POST answers 200 with a verdict per item."""
+    verdicts = {"description": "an array was sent: a verdict per item",
+                "content": {"application/json": {}}}  # fmt: skip
+    return {**op, "responses": {"200": verdicts, **op["responses"]}}
+
+
 def _q(name: str, description: str) -> _S:
     return {
         "name": name,
@@ -138,7 +156,15 @@ OPERATIONS: dict[str, dict[str, _S]] = {
     "/admin/ips": {"get": _op("Every publisher's allowlist entries")},
     "/admin/publishers/{publisher}/ips": {
         "get": _op("A publisher's allowlist entries (expired ones flagged)"),
-        "post": _op("Add an allowlist entry", body=IP, ok=201),
+        "post": _bulk(
+            _op(
+                "Add an allowlist entry (201), or a JSON array of them (200, a verdict per item). "
+                "409 when the network overlaps another publisher's live entry, unless "
+                "allow_overlap; 422 when expires_at is not in the future",
+                body={"oneOf": [IP, _CIDR, IP_BULK]},
+                ok=201,
+            )
+        ),
     },
     "/admin/publishers/{publisher}/ips/{entry}": {
         "patch": _op("Change an entry's cidr, note or expires_at", body=PATCH),

@@ -39,6 +39,9 @@ class Publisher(SQLModel, table=True):
     name: str | None = Field(default=None, max_length=256)
     require_tls: bool = False  # INVITEs must arrive over TLS (else 403)
     require_srtp: bool = False  # the SDP offer must ask for SRTP (else 488)
+    # "file" when `rtbridge apply` made it (a later apply may remove it), "admin" when the
+    # admin API, CLI or console did: apply keeps those unless asked to --prune (issue 12).
+    managed_by: str = Field(default="admin", max_length=8)
 
 
 class AllowlistEntry(SQLModel, table=True):
@@ -50,6 +53,9 @@ class AllowlistEntry(SQLModel, table=True):
     cidr: str = Field(max_length=64)
     note: str | None = Field(default=None, max_length=256)
     expires_at: datetime | None = None
+    # Accepted although it overlaps another publisher's entry (config/overlaps.py).
+    allow_overlap: bool = False
+    managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
 
 
 class SipCredential(SQLModel, table=True):
@@ -62,6 +68,7 @@ class SipCredential(SQLModel, table=True):
     realm: str = Field(max_length=256)
     ha1_md5: str = Field(max_length=32)
     ha1_sha256: str = Field(max_length=64)
+    managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
 
 
 class Campaign(SQLModel, table=True):
@@ -122,6 +129,7 @@ class PostbackKey(SQLModel, table=True):
     auto_confirm: bool = False
     response_root: str | None = Field(default=None, max_length=16)
     paused: bool = False
+    managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
 
 
 class Reservation(SQLModel, table=True):

@@ -180,6 +180,8 @@ def _ip_raw(values: dict[str, str]) -> dict[str, Any]:
         raw["note"] = values["note"]
     if values.get("expires_at"):
         raw["expires_at"] = values["expires_at"]
+    if values.get("allow_overlap") == "on":
+        raw["allow_overlap"] = True
     return raw
 
 
@@ -204,34 +206,33 @@ async def add_ip(request: Request) -> Response:
 
 async def add_ips_bulk(request: Request) -> Response:
     """One entry per line (``CIDR [note…]``; ``#`` starts a comment), each added on its own
-    so one bad line costs only itself; the answer gives every line its verdict."""
+    by the service's bulk add (the API's and the CLI's too) so one bad line costs only
+    itself; the answer gives every line its verdict."""
     pid = str(request.path_params["publisher"])
     values = await forms.read(request)
     expires = forms.utc_time(values.get("expires_at"))
     errors = Errors()
     if expires:
         _precheck({"expires_at": expires}, {"expires_at": f.timestamp}, errors)
-    lines = [line.strip() for line in values.get("lines", "").splitlines()]
-    lines = [line for line in lines if line and not line.startswith("#")]
+    lines = publishers.parse_lines(values.get("lines", ""))
     if not lines:
         errors.fields.setdefault("lines", []).append("paste at least one CIDR, one per line")
-    if len(lines) > 1000:
-        errors.fields.setdefault("lines", []).append("at most 1000 lines at a time")
+    if len(lines) > publishers.MAX_BULK:
+        errors.fields.setdefault("lines", []).append(
+            f"at most {publishers.MAX_BULK} lines at a time"
+        )
     if errors:
         return await publisher_page(request, forms_={"bulk": Form(values, errors)}, status=422)
+    items = [{**item, "expires_at": expires} if expires else item for _, item in lines]
+    results = await service.write(request, publishers.add_ips, publisher_id=pid, items=items,
+                                  allow_overlap=values.get("allow_overlap") == "on")  # fmt: skip
     verdicts = []
-    for line in lines:
-        cidr, _, note = line.partition(" ")
-        raw: dict[str, Any] = {"cidr": cidr}
-        if note.strip():
-            raw["note"] = note.strip()
-        if expires:
-            raw["expires_at"] = expires
-        try:
-            added = await service.write(request, publishers.add_ip, publisher_id=pid, raw=raw)
-            verdicts.append({"line": line, "ok": "yes", "verdict": f"added as {added['cidr']}"})
-        except RtbError as exc:
-            verdicts.append({"line": line, "ok": "", "verdict": exc.message.split(": ", 1)[-1]})
+    for (line, _), result in zip(lines, results, strict=True):
+        if "added" in result:
+            verdict = f"added as {result['added']['cidr']}"
+            verdicts.append({"line": line, "ok": "yes", "verdict": verdict})
+        else:
+            verdicts.append({"line": line, "ok": "", "verdict": result["error"].split(": ", 1)[-1]})
     return await publisher_page(request, bulk=verdicts)
 
 

@@ -1,0 +1,102 @@
+"""The two safety rules of an allowlist entry (issue 12), in one place for the admin API, the
+CLI, the console and ``apply``:
+
+- a network that overlaps a live entry of *another* publisher (contains it, sits inside it,
+  or equals it) is refused unless the caller says ``allow_overlap``: the agent picks the
+  longest prefix, so a nested entry silently takes those sources away from the other
+  publisher (SPEC §4.2);
+- an expiry that is not after now is refused: the entry would never let anyone in.
+
+Pure functions over plain values; the callers read the rows and decide what to do."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One allowlist entry as the rules see it."""
+
+    publisher: str
+    cidr: str
+    expires_at: datetime | None = None
+    allow_overlap: bool = False  # accepted knowing it overlaps (acknowledges its pairs)
+
+    @cached_property  # parsed once: a bulk add compares every item with every entry
+    def network(self) -> Network:
+        return ipaddress.ip_network(self.cidr)
+
+    @cached_property
+    def span(self) -> tuple[int, int, int]:
+        """(IP version, first address, last address) as integers: cheap to compare."""
+        net = self.network
+        return net.version, int(net.network_address), int(net.broadcast_address)
+
+    def live(self, now: datetime) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+def _overlap(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
+    return a[0] == b[0] and a[1] <= b[2] and b[1] <= a[2]
+
+
+def overlapping(publisher: str, cidr: str, claims: Iterable[Claim], now: datetime) -> list[Claim]:
+    """The live entries of other publishers that overlap ``cidr``, narrowest first."""
+    span = Claim(publisher, cidr).span
+    found = [
+        c for c in claims if c.publisher != publisher and c.live(now) and _overlap(span, c.span)
+    ]
+    return sorted(found, key=lambda c: (-c.network.prefixlen, c.publisher, c.cidr))
+
+
+def unacknowledged(allow_overlap: bool, others: list[Claim]) -> list[Claim]:
+    """The overlaps that refuse an entry: none when it carries ``allow_overlap``; else those
+    with an entry that does not carry it either (a pair is accepted once, by either side)."""
+    return [] if allow_overlap else [o for o in others if not o.allow_overlap]
+
+
+def overlap_message(cidr: str, others: list[Claim]) -> str:
+    """Why ``cidr`` is refused (or, when accepted with the flag, what the audit records)."""
+    network = ipaddress.ip_network(cidr)
+    parts = []
+    for other in others:
+        if network == other.network:
+            how = "is the same network as"
+        elif network.prefixlen > other.network.prefixlen:
+            how = "sits inside (and by longest prefix takes those sources from)"
+        else:
+            how = "contains (and is shadowed by)"
+        parts.append(f"{cidr} {how} {other.publisher}'s {other.cidr}")
+    return "; ".join(parts)
+
+
+def shadow_warnings(
+    address: Address, winner: Claim, claims: Iterable[Claim], now: datetime
+) -> list[str]:
+    """For the dry-run check: other publishers' live entries that also contain ``address``
+    but lose to the winning rule by longest prefix."""
+    out = []
+    for c in sorted(claims, key=lambda c: (-c.network.prefixlen, c.publisher, c.cidr)):
+        if c.publisher == winner.publisher or not c.live(now):
+            continue
+        if c.network.version == address.version and address in c.network:
+            out.append(f"also matches {c.publisher}'s {c.cidr} (shadowed by longest prefix)")
+    return out
+
+
+def expiry_problem(expires_at: datetime | None, now: datetime) -> str | None:
+    """``None`` when the expiry is absent or still ahead."""
+    if expires_at is not None and expires_at <= now:
+        return (
+            f"expires_at: {expires_at.isoformat(timespec='seconds')} is not in the future "
+            "(the entry would never match); give a later time or none"
+        )
+    return None
