@@ -3,9 +3,19 @@ past expiries, bulk add with a verdict per item, and what the audit trail and ch
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
+
+from rtbridge.admin.changes import write_session
+from rtbridge.admin.publishers import add_ip, create_publisher
+from rtbridge.config.apply import apply_file
+from rtbridge.domain.errors import Conflict
+from rtbridge.storage.engine import open_database
+from tests.conftest import DEMO
 
 PAST = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 
@@ -101,3 +111,36 @@ def test_openapi_documents_the_bulk_form(admin: TestClient) -> None:
     schemas = post["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
     assert any(s.get("type") == "array" for s in schemas)
     assert any("allow_overlap" in s.get("properties", {}) for s in schemas)
+
+
+@pytest.mark.postgres
+def test_concurrent_overlapping_adds_on_postgres_one_wins(postgres_url: str, tmp_path: Path) -> None:
+    """Two admins add overlapping networks to two publishers at the same moment: the check
+    reads, then the add writes, so without serialising admin changes both could pass. One
+    is added, the other refused with 409 — never both, never a 500."""
+    engine = open_database(postgres_url)
+    apply_file(engine, DEMO)
+    with write_session(engine) as session:
+        create_publisher(session, actor="t", raw={"id": "pub-race"})  # commits
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def add(publisher: str, cidr: str) -> None:
+        with write_session(engine) as session:
+            barrier.wait()
+            try:
+                add_ip(session, actor="t", publisher_id=publisher, raw={"cidr": cidr})  # commits
+                outcomes.append("added")
+            except Conflict:
+                outcomes.append("409")
+
+    for _ in range(5):
+        outcomes.clear()
+        cidrs = [("pub-1", f"10.{_}.0.0/16"), ("pub-race", f"10.{_}.1.0/24")]
+        threads = [threading.Thread(target=add, args=args) for args in cidrs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["409", "added"], outcomes
+    engine.dispose()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
 from rtbridge.config.schema import ConfigError
@@ -14,12 +14,25 @@ from rtbridge.domain.errors import InvalidInput
 from rtbridge.storage.catalog import bump_version
 from rtbridge.storage.engine import IMMEDIATE
 
+# pg_advisory_xact_lock key of admin changes ("rtb-admin" as a number)
+_ADMIN_LOCK = 0x7274622D61646D
+_ADMIN_LOCK_SQL = text(f"SELECT pg_advisory_xact_lock({_ADMIN_LOCK})")
+
 
 def write_session(engine: Engine) -> Session:
-    """A session whose transaction takes SQLite's write lock at BEGIN: an admin change reads
-    (does it exist?) then writes, and must not lose a race with a ping's write in between
-    (a deferred transaction would fail with SQLITE_BUSY_SNAPSHOT instead of waiting)."""
-    return Session(engine.execution_options(**{IMMEDIATE: True}))
+    """A session whose transaction is the only admin change running. An admin change reads
+    (does it exist? does it overlap another publisher's CIDR?) then writes, and two of them
+    must not both pass the check. SQLite: the write lock at BEGIN (a deferred transaction
+    would also fail with SQLITE_BUSY_SNAPSHOT against a ping's write instead of waiting).
+    PostgreSQL: a transaction-scoped advisory lock — pings never take it."""
+    session = Session(engine.execution_options(**{IMMEDIATE: True}))
+    if engine.dialect.name == "postgresql":
+        event.listen(session, "after_begin", _take_admin_lock)
+    return session
+
+
+def _take_admin_lock(session: Session, transaction: Any, connection: Any) -> None:
+    connection.execute(_ADMIN_LOCK_SQL)
 
 
 def read_session(engine: Engine) -> Session:
