@@ -87,3 +87,13 @@ def test_a_router_backlog_is_refused_before_it_grows() -> None:
     assert refusal is not None and refusal.reason == "backlog" and refusal.code == 503
     assert gate.refused["backlog"] == 1
     assert gate.check("192.0.2.1", active=5, draining=False, routing=3) is None
+
+
+def test_no_call_slot_left_for_the_buyer_leg_is_capacity() -> None:
+    """Legs that belong to no bridge (503s waiting for their ACK, BYEs to gone peers) hold
+    call slots: with none left for the buyer leg the INVITE gets 503 at once instead of a
+    bridge that cannot dial."""
+    gate = admission(FakeClock(), rate=0.0)
+    assert gate.check("192.0.2.1", active=1, draining=False, free_slots=1) is None
+    refusal = gate.check("192.0.2.1", active=1, draining=False, free_slots=0)
+    assert refusal is not None and refusal.reason == "capacity"

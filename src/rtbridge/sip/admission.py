@@ -81,16 +81,20 @@ class Admission:
         }
 
     def check(
-        self, source_ip: str, *, active: int, draining: bool, routing: int = 0
-    ) -> Refusal | None:
+        self, source_ip: str, *, active: int, draining: bool, routing: int = 0,
+        free_slots: int = 1,
+    ) -> Refusal | None:  # fmt: skip
         """None to admit; otherwise why not. ``active``: bridges alive now; ``routing``:
-        INVITEs of them still waiting for the router's answer."""
+        INVITEs of them still waiting for the router's answer; ``free_slots``: pjsua call
+        slots left for this call's buyer leg — legs that are no bridge's any more (a 503
+        waiting for its ACK, a BYE being retransmitted to a gone peer) hold slots too, and
+        a bridge admitted without one would fail to dial (PJ_ETOOMANY, 500)."""
         refusal: Refusal | None = None
         if draining:
             refusal = Refusal("draining")
         elif not self._take_token(source_ip):
             refusal = Refusal("rate")
-        elif active >= self.bridges:
+        elif active >= self.bridges or free_slots < 1:
             refusal = Refusal("capacity")
         elif routing >= self.max_routing:
             refusal = Refusal("backlog")

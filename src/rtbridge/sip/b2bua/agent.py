@@ -568,6 +568,9 @@ class Agent:
             active=len(self._bridges),
             draining=self._draining.is_set() or self._stop_requested.is_set(),
             routing=self._routing,
+            # every leg holds a slot (this INVITE's included); each INVITE being routed
+            # will take one more for its buyer
+            free_slots=self.capacity.call_slots - len(self._legs) - self._routing,
         )
         if refusal is not None:
             # Before route(): a 503 here leaves the reservation unclaimed for a retry.
