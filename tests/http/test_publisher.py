@@ -370,3 +370,17 @@ def test_sweeper_writes_expired_and_history_keeps_the_transitions(
     assert [tuple(h) for h in history] == [
         (cancelled["uuid"], "cancelled", "cancelled by publisher")
     ]
+
+
+def test_metrics_say_why_pings_got_no_target(make_client: ClientFactory) -> None:
+    """Issue 12: /metrics carries the no-target reason, so "why are pings not reserving?"
+    has an answer without reading logs."""
+    client = make_client(one_buyer_config(buyer="concurrency = 1"))
+    assert ping(client, key=KEY_OPEN, caller_number="+12025550111")["status"] == "reserved"
+    assert ping(client, key=KEY_OPEN, caller_number="+12025550112")["status"] == "no-target"
+    text = client.get("/metrics").text
+    assert 'rtbridge_reservations_total{status="reserved",ping_shield="false"} 1' in text
+    assert (
+        'rtbridge_reservations_total{status="no-target",ping_shield="false",'
+        'reason="concurrency-cap-reached"} 1'
+    ) in text

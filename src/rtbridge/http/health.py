@@ -55,13 +55,14 @@ async def metrics(request: Request) -> Response:
 
     live = await state.run(live_counts)
     lines = [
-        "# HELP rtbridge_reservations_total Ping and update answers by status.",
+        "# HELP rtbridge_reservations_total Ping and update answers by status (no-target: why).",
         "# TYPE rtbridge_reservations_total counter",
     ]
-    for (status, shielded), n in sorted(state.metrics.reservations.items()):
-        lines.append(
-            f'rtbridge_reservations_total{{status="{status}",ping_shield="{str(shielded).lower()}"}} {n}'
-        )
+    for (status, shielded, reason), n in sorted(state.metrics.reservations.items()):
+        labels = f'status="{status}",ping_shield="{str(shielded).lower()}"'
+        if reason:
+            labels += f',reason="{reason}"'
+        lines.append(f"rtbridge_reservations_total{{{labels}}} {n}")
     lines += [
         "# HELP rtbridge_reservations_expired_total Reservations the sweeper expired.",
         "# TYPE rtbridge_reservations_expired_total counter",

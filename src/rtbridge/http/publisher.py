@@ -25,7 +25,7 @@ def _uuid(request: Request) -> str:
 
 
 def _respond(state: AppState, outcome: Outcome) -> Response:
-    state.metrics.count_reservation(outcome.status, outcome.ping_shield)
+    state.metrics.count_reservation(outcome.status, outcome.ping_shield, outcome.reason)
     return json_response(reservation_body(outcome))
 
 

@@ -24,11 +24,12 @@ T = TypeVar("T")
 class Metrics:
     """In-process counters rendered in the Prometheus text format by ``/metrics``."""
 
-    reservations: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    # (status, ping shield hit, reason: why no-target, "" otherwise)
+    reservations: Counter[tuple[str, bool, str]] = field(default_factory=Counter)
     expired: int = 0
 
-    def count_reservation(self, status: str, shielded: bool) -> None:
-        self.reservations[(status, shielded)] += 1
+    def count_reservation(self, status: str, shielded: bool, reason: str | None = None) -> None:
+        self.reservations[(status, shielded, reason or "")] += 1
 
 
 @dataclass
