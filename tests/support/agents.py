@@ -66,7 +66,10 @@ class AgentProcess:
             )  # fmt: skip
         try:
             wait_for_port("127.0.0.1", self.status_port, timeout=30)
-        except TimeoutError:
+            # the port answering is not enough: make sure it is this agent, on its SIP port
+            if self.status().get("port") != self.port:
+                raise TimeoutError
+        except (TimeoutError, OSError, KeyError, ValueError):
             raise RuntimeError(f"agent did not start:\n{self.log_text()}") from None
         return self
 
