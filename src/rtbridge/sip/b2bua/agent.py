@@ -42,7 +42,7 @@ from typing import Any
 import pjsua2 as pj
 
 from rtbridge.sip.admission import Admission
-from rtbridge.sip.b2bua.bridge import Bridge, Leg, LegOwner, respond
+from rtbridge.sip.b2bua.bridge import Bridge, Leg, LegOwner, error_text, respond
 from rtbridge.sip.b2bua.endpoint import Endpoint, account_config, start_endpoint
 from rtbridge.sip.b2bua.library import Library, linked_library
 from rtbridge.sip.capacity import Capacity, ensure_open_files, plan
@@ -236,7 +236,7 @@ class Agent:
             self._thread.join()
             self._thread = None
             raise RuntimeError(
-                f"SIP agent failed to start: {_why(self._startup_error)}"
+                f"SIP agent failed to start: {error_text(self._startup_error)}"
             ) from self._startup_error
 
     def stop(self, timeout: float | None = None) -> None:
@@ -267,7 +267,7 @@ class Agent:
         self._main()
         if self._startup_error is not None:
             raise RuntimeError(
-                f"SIP agent failed to start: {_why(self._startup_error)}"
+                f"SIP agent failed to start: {error_text(self._startup_error)}"
             ) from self._startup_error
 
     def _begin_drain(self) -> None:
@@ -353,7 +353,9 @@ class Agent:
             self._answers[code] += 1
         if bridge.answer_at is not None:
             self._setup.observe((bridge.answer_at - bridge.invite_at).total_seconds())
-        if bridge.plan is not None:  # a claimed reservation: the router logged the claim
+        # a claimed reservation (the router logged the claim); the fields are built only when
+        # the line is wanted: this runs on the pjsua2 thread for every call
+        if bridge.plan is not None and log.isEnabledFor(logging.INFO):
             log.info("call ended", extra={
                 "uuid": bridge.plan.reservation_uuid, "call_id": bridge.invite.call_id,
                 "code": code, "buyer_code": bridge.buyer_code, "hangup_by": bridge.hangup_by,
@@ -657,12 +659,6 @@ class _RefusalLog:
                 "top_sources": dict(sources.most_common(5))})  # fmt: skip
         self._counts.clear()
         self._since = now
-
-
-def _why(exc: BaseException) -> str:
-    """What went wrong, in words: pjsua2's errors carry their text in ``info()``."""
-    info = getattr(exc, "info", None)
-    return str(info()) if callable(info) else str(exc) or type(exc).__name__
 
 
 def _ipv6_transport_kind(uri: str) -> str | None:

@@ -210,21 +210,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _active_audio(leg: Leg) -> Any | None:
-    """The leg's first active audio stream as an AudioMedia, or None."""
+def _audio_index(leg: Leg, statuses: tuple[int, ...]) -> int | None:
+    """Index of the leg's first audio stream whose status is one of ``statuses``, or None.
+    The CallInfo stays referenced while its media are read: SWIG's ``info.media`` points
+    into it, and reading it through a temporary is a use-after-free."""
     if leg.disconnected:
         return None
+    info = leg.getInfo()
+    for media in info.media:
+        if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in statuses:
+            return int(media.index)
+    return None
+
+
+_CARRIES_AUDIO = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
+
+
+def _active_audio(leg: Leg) -> Any | None:
+    """The leg's first active (or remotely held) audio stream as an AudioMedia, or None."""
     try:
-        info = leg.getInfo()
-        for media in info.media:
-            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in (
-                pj.PJSUA_CALL_MEDIA_ACTIVE,
-                pj.PJSUA_CALL_MEDIA_REMOTE_HOLD,
-            ):
-                return leg.getAudioMedia(media.index)
+        index = _audio_index(leg, _CARRIES_AUDIO)
+        return None if index is None else leg.getAudioMedia(index)
     except pj.Error:
         return None
-    return None
 
 
 class Bridge:
@@ -298,7 +306,7 @@ class Bridge:
             self.outbound = leg
             leg.makeCall(plan.target_uri, prm)
         except (pj.Error, ValueError) as exc:
-            log.error("cannot dial %s: %s", plan.target_uri, _error_text(exc))
+            log.error("cannot dial %s: %s", plan.target_uri, error_text(exc))
             if leg is not None:
                 leg.disconnected = True
                 leg.owner = None
@@ -543,23 +551,21 @@ class Bridge:
 
 
 def _rx_packets(leg: Leg) -> int | None:
-    """RTP packets received on the leg's active audio stream, None without one."""
-    if leg.disconnected:
-        return None
+    """RTP packets received on the leg's active audio stream, None without one (on hold)."""
     try:
-        info = leg.getInfo()  # keep it referenced: info.media points into it (SWIG)
-        for media in info.media:
-            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                stat = leg.getStreamStat(media.index)  # referenced while its parts are read
-                return int(stat.rtcp.rxStat.pkt)
+        index = _audio_index(leg, (pj.PJSUA_CALL_MEDIA_ACTIVE,))
+        if index is None:
+            return None
+        stat = leg.getStreamStat(index)  # referenced while its parts are read (SWIG)
+        return int(stat.rtcp.rxStat.pkt)
     except pj.Error:
         return None
-    return None
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
+    """What went wrong, in words: pjsua2's errors carry their text in ``info()``."""
     info = getattr(exc, "info", None)
-    return str(info()) if callable(info) else str(exc)
+    return str(info()) if callable(info) else str(exc) or type(exc).__name__
 
 
 def _sip_user(caller_id: str) -> str:
