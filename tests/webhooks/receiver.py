@@ -46,7 +46,9 @@ class Receiver:
             if len(ok) >= count:
                 return ok
             time.sleep(0.05)
-        raise AssertionError(f"{len(self.ids())} deliveries of {count} within {timeout}s: {self.got}")
+        raise AssertionError(
+            f"{len(self.ids())} deliveries of {count} within {timeout}s: {self.got}"
+        )
 
 
 @contextmanager

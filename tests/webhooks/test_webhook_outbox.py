@@ -74,7 +74,9 @@ def test_claims_lease_and_outcomes_settle_their_own_attempt(
         assert first.attempts == 1 and first.webhook_id == hook["id"]
         assert outbox.claim(engine, now=now, limit=8, lease_until=lease) == []  # leased
         # the lease ran out (sender killed): taken again, a second attempt
-        (second,) = outbox.claim(engine, now=lease, limit=8, lease_until=lease + timedelta(seconds=30))
+        (second,) = outbox.claim(
+            engine, now=lease, limit=8, lease_until=lease + timedelta(seconds=30)
+        )
         assert second.id == first.id and second.attempts == 2
         # the first sender's late failure must not overwrite the second attempt
         outbox.settle(engine, [outbox.Result(first, ok=False, code=500, retry_at=now)], now=now)
@@ -100,7 +102,10 @@ def test_a_disabled_webhook_keeps_its_deliveries_waiting(make_app: AppFactory, d
     engine = make_engine(db_url)
     try:
         assert outbox.dispatch(engine, now=utcnow()) == 1
-        assert client.patch(f"/admin/webhooks/{hook['id']}", json={"enabled": False}).status_code == 200
+        assert (
+            client.patch(f"/admin/webhooks/{hook['id']}", json={"enabled": False}).status_code
+            == 200
+        )
         far = utcnow() + timedelta(hours=1)
         assert outbox.claim(engine, now=far, limit=8, lease_until=far) == []
         ping(client, caller_number="+12025550103")  # no deliveries while disabled

@@ -192,9 +192,7 @@ class ReservationEvent(SQLModel, table=True):
     """Status history: one row per transition, with what caused it. Written in the
     transaction of the transition, so it is also the webhooks' outbox (webhooks/outbox.py)."""
 
-    __table_args__ = (
-        _partial("ix_reservationevent_webhook_pending", "id", where=WEBHOOK_PENDING),
-    )
+    __table_args__ = (_partial("ix_reservationevent_webhook_pending", "id", where=WEBHOOK_PENDING),)
     id: int | None = Field(default=None, primary_key=True)
     reservation_uuid: str = Field(foreign_key="reservation.uuid", index=True, max_length=36)
     status: str = Field(max_length=16)
