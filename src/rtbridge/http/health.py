@@ -115,9 +115,7 @@ def sip_metrics(status: AgentStatus) -> list[str]:
         "# HELP rtbridge_sip_answers_total Final responses sent to publishers' INVITEs, by code.",
         "# TYPE rtbridge_sip_answers_total counter",
     ]
-    lines += [
-        f'rtbridge_sip_answers_total{{code="{c}"}} {n}' for c, n in sorted(status.answers.items())
-    ]
+    lines += [f'rtbridge_sip_answers_total{{code="{c}"}} {n}' for c, n in sorted(status.answers.items())]
     if status.setup is not None:
         lines += [
             "# HELP rtbridge_sip_setup_seconds INVITE received to 200 sent (buyer ringing included).",

@@ -53,6 +53,7 @@ class AgentStatus:
     answers: dict[int, int] = field(default_factory=dict)  # final codes sent to publishers
     setup: SetupTimes | None = None  # INVITE received -> 200 sent, answered calls
 
+
     @property
     def bridges_alive(self) -> int:
         return sum(self.bridges.values())
