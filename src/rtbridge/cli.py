@@ -52,6 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sip_enabled=not sip_off,
         sip=None if sip_off else args.sip,
         sip_config=args.sip_config,
+        webhooks=args.webhooks == "on",
     )
     host, port = settings.http_address
     setup_logging(args.log_level)
@@ -190,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--sip", help="HOST:PORT for SIP, or 'off' (default: the agent file's, 0.0.0.0:5060)"
     )
     p.add_argument("--sip-config", help=sip_config_help)
+    p.add_argument(
+        "--webhooks", choices=["on", "off"], default="on",
+        help="run the webhook sender in this process (default on; see `rtbridge webhooks run`)",
+    )  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
 
@@ -205,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_admin_verbs(
         sub, common
     )  # admin-token, publishers, ips, credentials, check, audit, export
+    from rtbridge.webhooks_cli import register as register_webhook_verbs
+
+    register_webhook_verbs(sub, common)
     return parser
 
 

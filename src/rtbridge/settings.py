@@ -35,12 +35,16 @@ class Settings:
     sweep_interval: float = 0.25  # seconds between expiry sweeps (each bounded, see expire_due)
     catalog_recheck: float = 1.0  # seconds between configuration version checks
     max_body: int = 64 * 1024
+    webhooks: bool = True  # run the webhook sender in `serve` (serve --webhooks off: False)
+    webhook_key: str | None = None  # $RTBRIDGE_WEBHOOK_KEY: signing secrets derive from it
 
     @classmethod
     def from_env(cls, *, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
         if overrides.get("db_url") is None:
             overrides["db_url"] = env.get("RTBRIDGE_DB", DEFAULT_DB)
+        if overrides.get("webhook_key") is None:
+            overrides["webhook_key"] = env.get("RTBRIDGE_WEBHOOK_KEY") or None
         return replace(cls(), **overrides)
 
     @property

@@ -9,6 +9,13 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from rtbridge.config.apply import apply_file
+from rtbridge.http.app import create_app
+from rtbridge.settings import Settings
+from rtbridge.storage.engine import open_database
+from tests.admin.conftest import make_token
+from tests.conftest import DEMO
+
 BOUNDARY = "rtbridge-test-boundary"
 
 
@@ -155,3 +162,22 @@ def test_other_content_types_are_415_and_change_nothing(admin: TestClient) -> No
     typed = admin.post("/admin/publishers", content=b'{"id": "pub-v"}',
                        headers={"Content-Type": "application/vnd.api+json"})  # fmt: skip
     assert typed.status_code == 201, typed.text
+
+
+def test_webhook_events_and_enabled_from_a_form(sqlite_url: str) -> None:
+    """The webhook resource's list (``events``) and boolean (``enabled``) read from a form."""
+    engine = open_database(sqlite_url)
+    apply_file(engine, DEMO)
+    engine.dispose()
+    settings = Settings(db_url=sqlite_url, sip_enabled=False, sweep_interval=3600, webhooks=False,
+                        webhook_key="test-master-key-0123456789abcdefghijklmnop")  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {make_token(sqlite_url)}"
+        made = client.post("/admin/webhooks", data={
+            "buyer": "acme", "url": "https://hooks.example.com/x",
+            "events": ["failed", "answered"], "enabled": "false"})  # fmt: skip
+        assert made.status_code == 201, made.text
+        hook = made.json()
+        assert hook["events"] == ["answered", "failed"] and hook["enabled"] is False
+        patched = client.patch(f"/admin/webhooks/{hook['id']}", data={"enabled": "1"})
+        assert patched.status_code == 200 and patched.json()["enabled"] is True

@@ -24,6 +24,7 @@ from rtbridge.http.admin_openapi import openapi_document
 from rtbridge.http.bodies import admin_body
 from rtbridge.http.responses import json_response
 from rtbridge.http.state import AppState
+from rtbridge.webhooks import subscriptions
 
 T = TypeVar("T")
 
@@ -288,6 +289,66 @@ async def export_kamailio(request: Request) -> Response:
     return Response(text, media_type="text/plain; charset=utf-8")
 
 
+# -- webhooks (rtbridge/webhooks/subscriptions.py) --------------------------------------------
+
+
+def _master(request: Request) -> str | None:
+    return _state(request).settings.webhook_key
+
+
+async def list_webhooks(request: Request) -> Response:
+    return json_response({"webhooks": await _read(request, subscriptions.list_webhooks)})
+
+
+async def create_webhook(request: Request) -> Response:
+    raw = await _body(request)
+    result = await _write(request, subscriptions.create_webhook, raw=raw, master=_master(request))
+    return json_response(result, status=201)
+
+
+async def get_webhook(request: Request) -> Response:
+    return json_response(await _read(request, subscriptions.get_webhook, _path(request, "webhook")))
+
+
+async def update_webhook(request: Request) -> Response:
+    raw = await _body(request)
+    wid = _path(request, "webhook")
+    return json_response(
+        await _write(request, subscriptions.update_webhook, webhook_id=wid, raw=raw)
+    )
+
+
+async def delete_webhook(request: Request) -> Response:
+    await _write(request, subscriptions.delete_webhook, webhook_id=_path(request, "webhook"))
+    return _no_content()
+
+
+async def rotate_webhook(request: Request) -> Response:
+    wid, master = _path(request, "webhook"), _master(request)
+    return json_response(
+        await _write(request, subscriptions.rotate_secret, webhook_id=wid, master=master)
+    )
+
+
+async def list_deliveries(request: Request) -> Response:
+    q = request.query_params
+    with validating():
+        limit = read_field(
+            "limit", lambda v: f.integer(v, minimum=1, maximum=1000),
+            int(q["limit"]) if q.get("limit", "").isdigit() else q.get("limit", 100),
+        )  # fmt: skip
+    found = await _read(request, subscriptions.list_deliveries, _path(request, "webhook"),
+                        status=q.get("status"), limit=limit)  # fmt: skip
+    return json_response({"deliveries": found})
+
+
+async def redeliver(request: Request) -> Response:
+    wid, did = _path(request, "webhook"), _path(request, "delivery")
+    return json_response(
+        await _write(request, subscriptions.redeliver, webhook_id=wid, delivery_id=did)
+    )
+
+
 async def openapi(request: Request) -> Response:
     return json_response(openapi_document())
 
@@ -322,6 +383,14 @@ routes: list[BaseRoute] = [
     Route("/export/kamailio-permissions", export_kamailio, methods=["GET"]),
     Route("/rtbs", admin_logs.list_rtbs, methods=["GET"]),
     Route("/calls", admin_logs.list_calls, methods=["GET"]),
+    Route("/webhooks", list_webhooks, methods=["GET"]),
+    Route("/webhooks", create_webhook, methods=["POST"]),
+    Route("/webhooks/{webhook}", get_webhook, methods=["GET"]),
+    Route("/webhooks/{webhook}", update_webhook, methods=["PATCH"]),
+    Route("/webhooks/{webhook}", delete_webhook, methods=["DELETE"]),
+    Route("/webhooks/{webhook}/rotate", rotate_webhook, methods=["POST"]),
+    Route("/webhooks/{webhook}/deliveries", list_deliveries, methods=["GET"]),
+    Route("/webhooks/{webhook}/deliveries/{delivery}/redeliver", redeliver, methods=["POST"]),
 ]
 
 mount = Mount("/admin", routes=routes, middleware=[Middleware(AdminAuth)])

@@ -85,6 +85,17 @@ TRUNK = _obj(["id", "uri"], id=_STR, ips={"type": "array", "items": _CIDR},
              uri={"type": "string", "example": "sip:{number}@198.51.100.10:5060"},
              username=_STR, password={"type": "string", "writeOnly": True}, realm=_STR)  # fmt: skip
 CHECK = _obj([], ip=_STR, username=_STR, password={"type": "string", "writeOnly": True})
+_EVENTS: _S = {
+    "type": "array", "minItems": 1,
+    "items": {"type": "string", "enum": ["reserved", "no-target", "confirmed", "cancelled",
+              "claimed", "answered", "completed", "converted", "failed"]},
+    "description": "default: all of them",
+}  # fmt: skip
+_URL: _S = {"type": "string", "format": "uri", "description": "http:// or https://"}
+WEBHOOK = _obj(["url"], publisher={**_STR, "description": "the owner: a publisher, or"},
+               buyer={**_STR, "description": "a buyer (exactly one)"}, url=_URL, events=_EVENTS,
+               enabled=_BOOL)  # fmt: skip
+WEBHOOK_PATCH = _obj([], url=_URL, events=_EVENTS, enabled=_BOOL)
 PATCH: _S = {"type": "object", "description": "fields to change; null resets one to its default"}
 
 _ERROR = {
@@ -371,6 +382,32 @@ OPERATIONS: dict[str, dict[str, _S]] = {
                 _qs("via", {"type": "string", "enum": ["sip", "pstn"]}, "how the call arrived"),
             ],
         )
+    },
+    "/admin/webhooks": {
+        "get": _op("List webhooks (never their secrets)"),
+        "post": _op(
+            "Create a webhook for a publisher's or a buyer's events; the answer holds its "
+            "signing secret, once (409 while RTBRIDGE_WEBHOOK_KEY is not set)",
+            body=WEBHOOK,
+            ok=201,
+        ),
+    },
+    "/admin/webhooks/{webhook}": {
+        "get": _op("A webhook"),
+        "patch": _op("Change a webhook's url, events or enabled", body=WEBHOOK_PATCH),
+        "delete": _op("Delete a webhook and its deliveries", ok=204),
+    },
+    "/admin/webhooks/{webhook}/rotate": {
+        "post": _op("A new signing secret, shown once (the old one stops at once)")
+    },
+    "/admin/webhooks/{webhook}/deliveries": {
+        "get": _op(
+            "Recent deliveries, newest first: status, attempts, last code and error",
+            params=[_q("status", "pending, delivered or failed"), _q("limit", "1-1000 (100)")],
+        )
+    },
+    "/admin/webhooks/{webhook}/deliveries/{delivery}/redeliver": {
+        "post": _op("Send a delivery again now (same body and webhook-id)")
     },
 }
 

@@ -1,4 +1,5 @@
-"""The ASGI application and its lifespan: the engine, the catalog, the expiry sweeper."""
+"""The ASGI application and its lifespan: the engine, the catalog, the expiry sweeper, the
+webhook sender."""
 
 from __future__ import annotations
 
@@ -81,6 +82,12 @@ def create_app(settings: Settings, *, api: bool = True, **reservation_options: A
                 raise
             state.sip = agent.status
         sweeper = asyncio.create_task(_sweep(state)) if api else None
+        webhooks = None
+        if api and settings.webhooks:  # rtbridge/webhooks/sender.py: its own thread
+            from rtbridge.webhooks.sender import Sender
+
+            webhooks = state.webhooks = Sender(state.engine, settings.webhook_key)
+            webhooks.start()
         checkpointer = WalCheckpointer(state.engine) if state.inline_db else None
         if checkpointer is not None:
             checkpointer.start()
@@ -91,6 +98,8 @@ def create_app(settings: Settings, *, api: bool = True, **reservation_options: A
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            if webhooks is not None:
+                await asyncio.to_thread(webhooks.stop)
             if agent is not None:
                 # SIGTERM: no new calls; live ones may run to their end (drain_timeout).
                 await asyncio.to_thread(agent.drain)

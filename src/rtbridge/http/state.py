@@ -16,6 +16,7 @@ from rtbridge.settings import Settings
 from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.reservations import Outcome, Reservations
+from rtbridge.webhooks.sender import Sender
 
 T = TypeVar("T")
 
@@ -41,6 +42,7 @@ class AppState:
     metrics: Metrics
     inline_db: bool  # SQLite: run DB work on the event loop (µs-scale, serialised anyway)
     sip: Callable[[], AgentStatus] | None = None  # the SIP agent in this process, if any
+    webhooks: Sender | None = None  # the webhook sender in this process (its .stats), if any
     pings: PingBatcher = field(init=False)
 
     def __post_init__(self) -> None:

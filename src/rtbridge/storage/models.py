@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text, true
 from sqlmodel import Field, SQLModel
 
 # Partial indexes hold only the rows the hot paths look for, so their size follows the live
@@ -19,6 +19,9 @@ from sqlmodel import Field, SQLModel
 # terms: SQLite uses a partial index only when the query's WHERE contains its condition.
 LIVE_ROWS = "status IN ('reserved', 'confirmed', 'claimed', 'connected')"
 UNCLAIMED_ROWS = "status IN ('reserved', 'confirmed')"
+# Rows whose webhook events the dispatcher has not turned into deliveries yet
+# (rtbridge/webhooks/outbox.py): the index holds only those, a few at any time.
+WEBHOOK_PENDING = "webhook_pending"
 
 
 def _partial(name: str, *columns: str, where: str) -> Index:
@@ -142,6 +145,8 @@ class Reservation(SQLModel, table=True):
         # a buyer's unclaimed reservations by TTL: the expiry sweeper (buyer by buyer) and a
         # full buyer's relief (storage/expiry.py)
         _partial("ix_reservation_unclaimed_buyer", "buyer_id", "expires_at", where=UNCLAIMED_ROWS),
+        # new reservations whose creation no webhook dispatcher has seen yet
+        _partial("ix_reservation_webhook_pending", "uuid", where=WEBHOOK_PENDING),
     )
     uuid: str = Field(primary_key=True, max_length=36)
     key_id: str = Field(max_length=64)  # no index: nothing looks reservations up by key
@@ -160,6 +165,9 @@ class Reservation(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime | None = None
     updated_at: datetime
+    # A column default, so the ping writes nothing more: the webhook dispatcher clears it
+    # when it has turned the creation into deliveries (webhooks/outbox.py).
+    webhook_pending: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 
 class BuyerLive(SQLModel, table=True):
@@ -181,13 +189,16 @@ class BuyerDay(SQLModel, table=True):
 
 
 class ReservationEvent(SQLModel, table=True):
-    """Status history: one row per transition, with what caused it."""
+    """Status history: one row per transition, with what caused it. Written in the
+    transaction of the transition, so it is also the webhooks' outbox (webhooks/outbox.py)."""
 
+    __table_args__ = (_partial("ix_reservationevent_webhook_pending", "id", where=WEBHOOK_PENDING),)
     id: int | None = Field(default=None, primary_key=True)
     reservation_uuid: str = Field(foreign_key="reservation.uuid", index=True, max_length=36)
     status: str = Field(max_length=16)
     at: datetime
     detail: str | None = Field(default=None, max_length=256)
+    webhook_pending: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 
 class CallRecord(SQLModel, table=True):
@@ -260,3 +271,42 @@ class ConsoleSession(SQLModel, table=True):
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime  # absolute end, whatever the activity
+
+
+class Webhook(SQLModel, table=True):
+    """A subscription: a publisher's or a buyer's reservation events POSTed to ``url``.
+
+    The signing secret is not stored: it is derived from the master key in the settings and
+    ``salt`` (``webhooks/signing.py``), so a copy of the database cannot sign or forge."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_kind: str = Field(max_length=16)  # "publisher" | "buyer"
+    owner_id: str = Field(max_length=64)
+    url: str = Field(max_length=2048)
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    enabled: bool = True
+    salt: str = Field(max_length=64)  # random; a new one rotates the secret
+    created_at: datetime
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription: the body is fixed when the event is dispatched, so
+    every attempt sends the same bytes under the same ``webhook-id`` (the ``id``)."""
+
+    __table_args__ = (
+        # what the sender claims: pending deliveries by due time
+        _partial("ix_webhookdelivery_due", "next_at", where="status = 'pending'"),
+        Index("ix_webhookdelivery_webhook", "webhook_id", "created_at"),
+    )
+    id: str = Field(primary_key=True, max_length=36)  # uuid7: the webhook-id header
+    webhook_id: int
+    event_type: str = Field(max_length=32)
+    reservation_uuid: str = Field(max_length=36)
+    body: str
+    status: str = Field(max_length=16)  # pending | delivered | failed
+    attempts: int = 0
+    next_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None = None
+    last_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=256)

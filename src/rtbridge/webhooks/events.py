@@ -1,0 +1,92 @@
+"""Event names and bodies. A subscription lists short names (``answered``); a body says the
+full type (``call.answered``). Bodies carry the reservation as the publisher API's look-up
+shows it, read when the event is dispatched; ``data.status`` is the event's own status.
+
+``converted`` is derived, not stored: dispatching a ``completed`` event whose call record says
+``converted`` emits ``call.converted`` too (the call's end is one history row; a second row
+would only repeat it)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+# short name -> type in the body
+TYPES: Final = {
+    "reserved": "reservation.reserved",
+    "no-target": "reservation.no-target",
+    "confirmed": "reservation.confirmed",
+    "cancelled": "reservation.cancelled",
+    "claimed": "call.claimed",
+    "answered": "call.answered",
+    "completed": "call.completed",
+    "converted": "call.converted",
+    "failed": "call.failed",
+}
+NAMES: Final = tuple(TYPES)
+# reservationevent.status -> short name (statuses without webhooks are left out)
+FROM_HISTORY: Final = {
+    "confirmed": "confirmed",
+    "cancelled": "cancelled",
+    "claimed": "claimed",
+    "connected": "answered",
+    "completed": "completed",
+    "failed": "failed",
+}
+# short name -> the status the reservation had at that event
+STATUS: Final = {
+    "reserved": "reserved", "no-target": "no-target", "confirmed": "confirmed",
+    "cancelled": "cancelled", "claimed": "claimed", "answered": "connected",
+    "completed": "completed", "converted": "completed", "failed": "failed",
+}  # fmt: skip
+
+
+def utc_text(value: datetime | None) -> str | None:
+    """``YYYY-MM-DDTHH:MM:SS(.ffffff)Z``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def reservation_data(row: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The ``data`` of a body from a reservation row joined with its call record (the
+    keys ``outbox`` selects; times already read as datetimes)."""
+    data: dict[str, Any] = {
+        "uuid": row["uuid"],
+        "status": STATUS[name],
+        "publisher": row["publisher_id"],
+        "campaign": row["campaign_id"],
+        "buyer": row["buyer_id"],
+        "reason": row["reason"],
+        "payout": row["payout"],
+        "seconds": row["seconds"],
+        "inbound_number": row["inbound_number"],
+        "caller_number": row["caller_number"],
+        "tags": row["tags"] or {},
+        "created_at": utc_text(row["created_at"]),
+        "expires_at": utc_text(row["expires_at"]),
+    }
+    if row["invite_at"] is not None:
+        converted = None if row["converted"] is None else bool(row["converted"])
+        data["duration"] = row["duration"]
+        data["converted"] = converted
+        data["call"] = {
+            "invite_at": utc_text(row["invite_at"]),
+            "answered_at": utc_text(row["answer_at"]),
+            "ended_at": utc_text(row["end_at"]),
+            "duration": row["duration"],
+            "converted": converted,
+            "payout": row["call_payout"],
+            "sip_code": row["publisher_code"],
+            "buyer_sip_code": row["buyer_code"],
+            "hangup_by": row["hangup_by"],
+        }
+    return data
+
+
+def body(msg_id: str, name: str, at: datetime, data: Mapping[str, Any]) -> str:
+    """The exact text sent (and signed) on every attempt."""
+    message = {"id": msg_id, "type": TYPES[name], "at": utc_text(at), "data": data}
+    return json.dumps(message, separators=(",", ":"), sort_keys=False)

@@ -1,0 +1,105 @@
+"""``rtbridge webhooks``: subscriptions from a terminal (same service layer and audit trail as
+the admin API, actor ``cli:<unix user>``), and ``run``, the sender alone, for sites that
+run it in its own process (``rtbridge serve --webhooks off`` elsewhere)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+from rtbridge.admin_cli import _guard, _read, _write, table
+from rtbridge.settings import Settings
+from rtbridge.webhooks import events, subscriptions
+
+
+def _key() -> str | None:
+    return Settings.from_env().webhook_key
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    if args.action == "run":
+        return _run(args)
+    if args.action == "list":
+        rows = _read(args, subscriptions.list_webhooks)
+        for r in rows:
+            r["owner"] = (
+                f"publisher/{r['publisher']}" if "publisher" in r else f"buyer/{r['buyer']}"
+            )
+            r["events"] = ",".join(r["events"])
+        print(table(rows, ["id", "owner", "url", "events", "enabled"]))
+    elif args.action == "add":
+        raw: dict[str, Any] = {"url": args.url, args.owner_kind: args.owner}
+        if args.events:
+            raw["events"] = [e.strip() for e in args.events.split(",") if e.strip()]
+        made = _write(args, subscriptions.create_webhook, raw=raw, master=_key())
+        print(f"webhook {made['id']} created; its signing secret (shown once): {made['secret']}")
+    elif args.action == "remove":
+        _write(args, subscriptions.delete_webhook, webhook_id=args.id)
+        print(f"webhook {args.id} removed")
+    elif args.action == "rotate":
+        made = _write(args, subscriptions.rotate_secret, webhook_id=args.id, master=_key())
+        print(f"webhook {made['id']}: new signing secret (shown once): {made['secret']}")
+    elif args.action == "deliveries":
+        found = _read(args, lambda s: subscriptions.list_deliveries(
+            s, args.id, status=args.status, limit=args.limit))  # fmt: skip
+        print(table(found, ["id", "type", "reservation", "status", "attempts", "last_code",
+                            "last_error", "created_at"]))  # fmt: skip
+    elif args.action == "redeliver":
+        _write(args, subscriptions.redeliver, webhook_id=args.id, delivery_id=args.delivery)
+        print(f"delivery {args.delivery} queued again")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The sender in the foreground until SIGINT/SIGTERM."""
+    from rtbridge.logs import setup_logging
+    from rtbridge.storage.engine import open_database
+    from rtbridge.webhooks.sender import Sender, SenderOptions
+
+    settings = Settings.from_env(db_url=getattr(args, "db", None))
+    setup_logging(args.log_level)
+    if settings.webhook_key is None:
+        print("rtbridge: RTBRIDGE_WEBHOOK_KEY is not set; deliveries will wait", file=sys.stderr)
+    engine = open_database(settings.db_url)
+    options = SenderOptions(timeout=args.timeout, retry_min=args.retry_min, batch=args.batch)
+    sender = Sender(engine, settings.webhook_key, options)
+    signal.signal(signal.SIGTERM, lambda *_: sender.stop_soon())
+    try:
+        sender.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``rtbridge webhooks ...`` (``cli.build_parser`` calls this)."""
+    parser = sub.add_parser(
+        "webhooks", parents=[common], help="publishers' and buyers' event webhooks"
+    )
+    parser.set_defaults(func=_guard(cmd_webhooks))
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="list webhooks")
+    p = actions.add_parser("add", help="subscribe a URL; prints the signing secret once")
+    p.add_argument("owner_kind", choices=subscriptions.OWNERS)
+    p.add_argument("owner", help="the publisher's or buyer's id")
+    p.add_argument("url", help="http:// or https:// URL")
+    p.add_argument("--events", help=f"comma-separated, default all: {','.join(events.NAMES)}")
+    actions.add_parser("remove", help="remove a webhook and its deliveries").add_argument("id")
+    actions.add_parser("rotate", help="new signing secret, printed once").add_argument("id")
+    p = actions.add_parser("deliveries", help="a webhook's recent deliveries, newest first")
+    p.add_argument("id")
+    p.add_argument("--status", choices=subscriptions.STATUSES)
+    p.add_argument("--limit", type=int, default=50)
+    p = actions.add_parser("redeliver", help="send a delivery again now")
+    p.add_argument("id")
+    p.add_argument("delivery")
+    p = actions.add_parser("run", help="run the sender alone (until SIGTERM)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per POST (default 5)")
+    p.add_argument("--retry-min", type=float, default=5.0,
+                   help="first retry delay in seconds, doubling up to an hour (default 5)")  # fmt: skip
+    p.add_argument("--batch", type=int, default=8, help="POSTs in flight (default 8)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

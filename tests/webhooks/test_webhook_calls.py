@@ -1,0 +1,68 @@
+"""End to end as deployed: ``rtbridge serve`` (HTTP + SIP agent + webhook sender), SIPp as
+the publisher's SBC and the buyer, a live receiver — a call's events arrive signed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from rtbridge.admin.changes import write_session
+from rtbridge.storage.engine import open_database
+from rtbridge.webhooks import subscriptions
+from tests.sip.test_service import Service, service  # noqa: F401  (the fixture)
+from tests.webhooks.conftest import MASTER
+from tests.webhooks.receiver import Receiver, receiver
+
+pytestmark = [pytest.mark.sip, pytest.mark.live]
+
+
+@pytest.fixture(autouse=True)
+def _master_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RTBRIDGE_WEBHOOK_KEY", MASTER)  # before the service fixture starts serve
+
+
+@pytest.fixture
+def hooks(sqlite_url: str, service: Service) -> Iterator[Receiver]:  # noqa: F811
+    with receiver() as box:
+        engine = open_database(sqlite_url)
+        with write_session(engine) as session:
+            made = subscriptions.create_webhook(
+                session, actor="test", raw={"publisher": "p1", "url": box.url}, master=MASTER
+            )
+        engine.dispose()
+        box.secret = made["secret"]
+        yield box
+
+
+def _types(box: Receiver, count: int) -> list[str]:
+    got = box.wait_for(count)
+    assert all(r.verified for r in box.got), "a signature did not verify"
+    return [r.body["type"] for r in sorted(got, key=lambda r: r.body["at"])]
+
+
+def test_a_converted_call_sends_every_event(service: Service, hooks: Receiver) -> None:  # noqa: F811
+    uuid = service.ping(caller_number="+12025550102")
+    publisher = service.dial(uuid, duration_ms=1500).wait()
+    assert publisher.returncode == 0, publisher.log
+    assert service.wait_for(uuid, "completed")["status"] == "completed"
+    types = _types(hooks, 5)
+    assert types[:3] == ["reservation.reserved", "call.claimed", "call.answered"]
+    assert sorted(types[3:]) == ["call.completed", "call.converted"]
+    last = {r.body["type"]: r.body["data"] for r in hooks.got}
+    assert all(d["uuid"] == uuid for d in last.values())
+    done = last["call.completed"]
+    assert done["converted"] is True and done["duration"] >= 1.0 and done["payout"] == 12.5
+    assert done["call"]["hangup_by"] == "publisher" and done["call"]["sip_code"] == 200
+    assert last["call.answered"]["status"] == "connected"
+
+
+@pytest.mark.parametrize("service", ["uas_reject.xml"], indirect=True)
+def test_a_busy_buyer_sends_failed(service: Service, hooks: Receiver) -> None:  # noqa: F811
+    uuid = service.ping()
+    publisher = service.dial(uuid, "uac_failure.xml").wait()
+    assert publisher.statuses()[-1] == 486
+    types = _types(hooks, 3)
+    assert types == ["reservation.reserved", "call.claimed", "call.failed"]
+    failed = next(r.body["data"] for r in hooks.got if r.body["type"] == "call.failed")
+    assert failed["status"] == "failed" and failed["call"]["buyer_sip_code"] == 486
