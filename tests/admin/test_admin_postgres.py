@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from tests.admin import test_admin_audit as audit
 from tests.admin import test_admin_export as export
+from tests.admin import test_admin_listings as listings
 from tests.admin import test_admin_resources as resources
 from tests.admin.conftest import make_token
 from tests.conftest import ClientFactory
@@ -24,6 +25,10 @@ CASES: list[Callable[[TestClient], None]] = [
     resources.test_trunk_round_trip,
     audit.test_audit_filters,
     export.test_kamailio_permissions_export,
+    listings.test_rtb_log_pages_newest_first_and_is_stable_under_inserts,
+    listings.test_rtb_log_filters,
+    listings.test_call_log_filters_and_pages,
+    listings.test_csv_streams_every_row_in_keyset_pages,
 ]
 
 

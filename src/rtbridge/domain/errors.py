@@ -28,6 +28,12 @@ class MissingCallerNumber(RtbError):
         super().__init__("FAILED must include caller_number (string)")
 
 
+class UnsupportedMediaType(RtbError):
+    """A body in a content type the endpoint does not read (the admin API: JSON or forms)."""
+
+    status = 415
+
+
 class UnknownKey(RtbError):
     status = 401
 

@@ -3,7 +3,6 @@ then thin handlers over :mod:`rtbridge.admin`, which the CLI verbs use too."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,9 +19,9 @@ from rtbridge.admin.check import check
 from rtbridge.config import fields as f
 from rtbridge.config.schema import read_field
 from rtbridge.domain.errors import InvalidInput
-from rtbridge.http import service
+from rtbridge.http import admin_logs, service
 from rtbridge.http.admin_openapi import openapi_document
-from rtbridge.http.params import read_body, request_params
+from rtbridge.http.bodies import admin_body
 from rtbridge.http.responses import json_response
 from rtbridge.http.state import AppState
 from rtbridge.webhooks import subscriptions
@@ -68,13 +67,8 @@ _write = service.write
 
 
 async def _body(request: Request) -> Any:
-    raw = await read_body(request, _state(request).settings.max_body)
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"body: not valid JSON ({exc})") from None
+    """JSON, or a form read into the object it stands for (http/bodies.py); else 415."""
+    return await admin_body(request, _state(request).settings.max_body)
 
 
 def _path(request: Request, name: str) -> str:
@@ -243,7 +237,10 @@ async def check_access(request: Request) -> Response:
     which access logs and browser histories keep)."""
     state = _state(request)
     if request.method == "POST":
-        params = await request_params(request, state.settings.max_body)
+        body = await _body(request)
+        if not isinstance(body, dict):
+            raise InvalidInput("body: must be an object of ip, or username and password")
+        params = {**request.query_params, **body}
     else:
         params = dict(request.query_params)
     unknown = sorted(set(params) - {"ip", "username", "password"})
@@ -384,6 +381,8 @@ routes: list[BaseRoute] = [
     Route("/check", check_access, methods=["GET", "POST"]),
     Route("/audit", list_audit, methods=["GET"]),
     Route("/export/kamailio-permissions", export_kamailio, methods=["GET"]),
+    Route("/rtbs", admin_logs.list_rtbs, methods=["GET"]),
+    Route("/calls", admin_logs.list_calls, methods=["GET"]),
     Route("/webhooks", list_webhooks, methods=["GET"]),
     Route("/webhooks", create_webhook, methods=["POST"]),
     Route("/webhooks/{webhook}", get_webhook, methods=["GET"]),

@@ -104,8 +104,20 @@ _ERROR = {
 }
 
 
+def _form(body: _S) -> _S:
+    """A body's form spelling (http/bodies.py): the object alternative, without the fields
+    only JSON can hold (lists of objects; ``filters`` is sent as ``filters.<tag>`` keys)."""
+    objects = [s for s in body.get("oneOf", [body]) if s.get("type") == "object"]
+    if not objects:
+        return body
+    props = {k: v for k, v in objects[0].get("properties", {}).items()
+             if k not in ("credentials", "buyers", "filters")}  # fmt: skip
+    required = [r for r in objects[0].get("required", []) if r in props]
+    return {**objects[0], "properties": props, "required": required}
+
+
 def _op(summary: str, *, body: _S | None = None, ok: int = 200, params: list[_S] | None = None,
-        text: bool = False, form: bool = False) -> _S:  # fmt: skip
+        text: bool = False, form: bool = True) -> _S:  # fmt: skip
     content_type = "text/plain" if text else "application/json"
     op: _S = {
         "summary": summary,
@@ -120,9 +132,11 @@ def _op(summary: str, *, body: _S | None = None, ok: int = 200, params: list[_S]
     }  # fmt: skip
     if body is not None:
         content = {"application/json": {"schema": body}}
-        if form:
-            content["application/x-www-form-urlencoded"] = {"schema": body}
+        if form:  # repeated keys for lists, true/false/1/0, numbers as text
+            content["application/x-www-form-urlencoded"] = {"schema": _form(body)}
+            content["multipart/form-data"] = {"schema": _form(body)}
         op["requestBody"] = {"required": True, "content": content}
+        op["responses"]["415"] = {**_ERROR, "description": "a body neither JSON nor a form"}
     if params:
         op["parameters"] = params
     return op
@@ -143,6 +157,59 @@ def _q(name: str, description: str) -> _S:
         "schema": _STR,
         "description": description,
     }
+
+
+def _qs(name: str, schema: _S, description: str) -> _S:
+    return {**_q(name, description), "schema": schema}
+
+
+_PAGING = [
+    _qs("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size (default 100)"),
+    _q("cursor", "the previous answer's next: the page after it (keyset, stable under inserts)"),
+    _qs("format", {"type": "string", "enum": ["json", "csv"]}, "csv (or Accept: text/csv): "
+        "every matching row from the cursor on, streamed, limit not applied"),
+    _q("since", "ISO 8601 time with an offset, inclusive"),
+    _q("until", "ISO 8601 time with an offset, exclusive"),
+    _q("publisher", "publisher id"), _q("campaign", "campaign id"), _q("buyer", "buyer id"),
+    _q("uuid", "one reservation"),
+]  # fmt: skip
+_NULL_STR: _S = {"type": ["string", "null"]}
+_NULL_NUM: _S = {"type": ["number", "null"]}
+_NULL_INT: _S = {"type": ["integer", "null"]}
+_NULL_TIME: _S = {"type": ["string", "null"], "format": "date-time"}
+_RTB_ITEM = _obj(
+    ["uuid", "created_at", "status"], uuid=_STR, created_at={**_TIME, "description": "...Z"},
+    key_id={**_STR, "description": "the key's id, as GET /admin/keys lists it"},
+    publisher=_STR, campaign=_STR, buyer=_NULL_STR,
+    status={"type": "string", "description": "as readers see it: an unclaimed reservation past "
+            "its TTL is expired"},
+    reason={**_NULL_STR, "description": "no-target only"}, caller_number=_NULL_STR,
+    inbound_number=_NULL_STR, payout=_NULL_NUM, seconds=_NULL_INT, expires_at=_NULL_TIME,
+    source_id=_NULL_STR, tags={"type": "object"},
+)  # fmt: skip
+_CALL_ITEM = _obj(
+    ["id", "uuid", "invite_at"], id=_INT, uuid=_STR, publisher=_STR, campaign=_STR, buyer=_NULL_STR,
+    caller_number=_NULL_STR, via={"type": "string", "enum": ["sip", "pstn"]}, source=_NULL_STR,
+    agent=_NULL_STR, invite_at=_TIME, answer_at=_NULL_TIME, end_at=_NULL_TIME,
+    publisher_code=_NULL_INT, buyer_code=_NULL_INT, hangup_by=_NULL_STR, duration=_NULL_NUM,
+    converted={"type": ["boolean", "null"]}, payout=_NULL_NUM, status=_STR,
+)  # fmt: skip
+
+
+def _listing(summary: str, item: _S, params: list[_S]) -> _S:
+    """A page as JSON, or every matching row as a CSV download."""
+    op = _op(summary, params=[*_PAGING, *params])
+    page = _obj(["items", "next"], items={"type": "array", "items": item},
+                next={"type": ["string", "null"], "description": "cursor of the next (older) "
+                      "page; null on the last"})  # fmt: skip
+    op["responses"]["200"] = {
+        "description": "newest first",
+        "content": {"application/json": {"schema": page},
+                    "text/csv": {"schema": {"type": "string"}}},
+        "headers": {"Content-Disposition": {"schema": _STR,
+                    "description": "CSV only: attachment; filename=rtbridge-...csv"}},
+    }  # fmt: skip
+    return op
 
 
 def _p(name: str, schema: _S = _STR) -> _S:
@@ -244,7 +311,6 @@ OPERATIONS: dict[str, dict[str, _S]] = {
             "The same check with the values in a JSON or form body (keeps the password "
             "out of URLs)",
             body=CHECK,
-            form=True,
         ),
     },
     "/admin/audit": {
@@ -260,6 +326,62 @@ OPERATIONS: dict[str, dict[str, _S]] = {
     },
     "/admin/export/kamailio-permissions": {
         "get": _op("The allowlist as a Kamailio permissions address file", text=True)
+    },
+    "/admin/rtbs": {
+        "get": _listing(
+            "The RTB log: every ping's reservation (no-target ones too), newest first",
+            _RTB_ITEM,
+            [
+                _q("key", "key id (GET /admin/keys)"),
+                _qs(
+                    "status",
+                    {
+                        "type": "string",
+                        "enum": [
+                            "reserved",
+                            "confirmed",
+                            "claimed",
+                            "connected",
+                            "completed",
+                            "expired",
+                            "cancelled",
+                            "failed",
+                            "no-target",
+                        ],
+                    },
+                    "as readers see it (expired: past its TTL, unclaimed)",
+                ),
+                _q("reason", "no-target reason, e.g. concurrency-cap-reached"),
+                _q("caller_number", "E.164, normalised as in a ping"),
+            ],
+        )
+    },
+    "/admin/calls": {
+        "get": _listing(
+            "The call log: call records with their reservation, newest first",
+            _CALL_ITEM,
+            [
+                _qs(
+                    "status",
+                    {"type": "string", "enum": ["claimed", "connected", "completed", "failed"]},
+                    "the reservation's status",
+                ),
+                _qs("converted", {"type": "boolean"}, "true/false (1/0)"),
+                _q("hangup_by", "publisher, buyer, agent, timeout, fault, media-timeout"),
+                _qs(
+                    "publisher_code",
+                    {"type": "integer", "minimum": 100, "maximum": 699},
+                    "final SIP code sent to the publisher",
+                ),
+                _qs(
+                    "buyer_code",
+                    {"type": "integer", "minimum": 100, "maximum": 699},
+                    "the buyer's final SIP code",
+                ),
+                _qs("min_duration", {"type": "number", "minimum": 0}, "seconds, at least"),
+                _qs("via", {"type": "string", "enum": ["sip", "pstn"]}, "how the call arrived"),
+            ],
+        )
     },
     "/admin/webhooks": {
         "get": _op("List webhooks (never their secrets)"),

@@ -6,7 +6,12 @@ one shown", which walks the primary key's B-tree from that row, so the hundredth
 million rows costs what the first does. Reservations page by ``uuid`` (version 7: ordered by
 creation time, see ``uuids.py``), calls by their integer ``id``. No index is added to the
 reservation table for these screens: every index there is written by every ping, and the
-filters (key, publisher, status, time) are applied while walking the key, newest first."""
+filters (key, publisher, status, time, ...) are applied while walking the key, newest first.
+
+The same functions serve the console's pages and the admin API's ``/admin/rtbs`` and
+``/admin/calls`` (JSON and CSV), so a filter means one thing wherever it is used.
+New rows never move a page: they arrive at the newest end (a later uuid, a higher id), so
+walking older from a cursor sees neither duplicates nor gaps while pings keep coming."""
 
 from __future__ import annotations
 
@@ -21,7 +26,15 @@ from rtbridge.domain import lifecycle as st
 from rtbridge.storage.models import LIVE_ROWS, CallRecord, Reservation, SipAgent
 from rtbridge.storage.transactions import utcnow
 
-MAX_PAGE = 500
+MAX_PAGE = 1000
+
+# The columns of each view, in the order CSV exports write them (http/csvfile.py).
+RTB_COLUMNS = ["created_at", "uuid", "key_id", "publisher", "campaign", "buyer", "status",
+               "reason", "caller_number", "inbound_number", "payout", "seconds", "expires_at",
+               "source_id", "tags"]  # fmt: skip
+CALL_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campaign", "buyer",
+                "caller_number", "via", "source", "publisher_code", "buyer_code", "hangup_by",
+                "duration", "converted", "payout", "status"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,10 @@ def _reservation_view(row: Reservation, now: datetime) -> dict[str, Any]:
         "caller_number": row.caller_number,
         "inbound_number": row.inbound_number,
         "payout": row.payout,
+        "seconds": row.seconds,
+        "expires_at": row.expires_at,
         "source_id": row.source_id,
+        "tags": row.tags,
     }
 
 
@@ -56,16 +72,22 @@ def rtb_log(
     *,
     key_id: str | None = None,
     publisher: str | None = None,
+    campaign: str | None = None,
+    buyer: str | None = None,
     status: str | None = None,
+    reason: str | None = None,
+    caller_number: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     uuid: str | None = None,
     before: str | None = None,
     limit: int = 50,
+    now: datetime | None = None,
 ) -> Page:
     """Reservations newest first. ``status`` is the status a reader sees (``expired``
-    includes unclaimed ones past their TTL not yet swept); ``uuid`` finds one."""
-    now = utcnow()
+    includes unclaimed ones past their TTL not yet swept) at ``now`` (the clock the
+    publisher API answers by); ``uuid`` finds one."""
+    now = now or utcnow()
     limit = _limit(limit)
     query = select(Reservation)
     if uuid:
@@ -74,6 +96,14 @@ def rtb_log(
         query = query.where(col(Reservation.key_id) == key_id)
     if publisher:
         query = query.where(col(Reservation.publisher_id) == publisher)
+    if campaign:
+        query = query.where(col(Reservation.campaign_id) == campaign)
+    if buyer:
+        query = query.where(col(Reservation.buyer_id) == buyer)
+    if reason:
+        query = query.where(col(Reservation.reason) == reason)
+    if caller_number:
+        query = query.where(col(Reservation.caller_number) == caller_number)
     if status == st.EXPIRED:
         query = query.where(
             (col(Reservation.status) == st.EXPIRED)
@@ -123,8 +153,15 @@ def call_log(
     session: Session,
     *,
     publisher: str | None = None,
+    campaign: str | None = None,
     buyer: str | None = None,
+    status: str | None = None,
     converted: bool | None = None,
+    hangup_by: str | None = None,
+    publisher_code: int | None = None,
+    buyer_code: int | None = None,
+    min_duration: float | None = None,
+    via: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     uuid: str | None = None,
@@ -133,7 +170,7 @@ def call_log(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Call records newest first, with their reservation's publisher, buyer and status; the
     second value is the ``before`` of the next page (None: this is the last one)."""
-    limit = _limit(limit) if limit <= MAX_PAGE else limit  # the CSV export takes bigger runs
+    limit = _limit(limit)
     query = select(CallRecord, Reservation).join(
         Reservation, col(Reservation.uuid) == col(CallRecord.reservation_uuid)
     )
@@ -141,10 +178,24 @@ def call_log(
         query = query.where(col(CallRecord.reservation_uuid) == uuid.strip().lower())
     if publisher:
         query = query.where(col(Reservation.publisher_id) == publisher)
+    if campaign:
+        query = query.where(col(Reservation.campaign_id) == campaign)
     if buyer:
         query = query.where(col(Reservation.buyer_id) == buyer)
+    if status:
+        query = query.where(col(Reservation.status) == status)
     if converted is not None:
         query = query.where(col(CallRecord.converted).is_(converted))
+    if hangup_by:
+        query = query.where(col(CallRecord.hangup_by) == hangup_by)
+    if publisher_code is not None:
+        query = query.where(col(CallRecord.publisher_code) == publisher_code)
+    if buyer_code is not None:
+        query = query.where(col(CallRecord.buyer_code) == buyer_code)
+    if min_duration is not None:
+        query = query.where(col(CallRecord.duration) >= min_duration)
+    if via:
+        query = query.where(col(CallRecord.via) == via)
     if since is not None:
         query = query.where(col(CallRecord.invite_at) >= since)
     if until is not None:

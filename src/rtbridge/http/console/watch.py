@@ -4,8 +4,6 @@ capacity and health, the audit trail. Read-only; every list pages by keyset
 
 from __future__ import annotations
 
-import csv
-import io
 import urllib.parse
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -14,14 +12,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from rtbridge import __version__
 from rtbridge.admin import audit, offers, publishers
 from rtbridge.config import fields as f
 from rtbridge.config.schema import ConfigError, read_field
 from rtbridge.domain import lifecycle as st
-from rtbridge.http import service
+from rtbridge.http import csvfile, service
 from rtbridge.http.console import forms
 from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import render
@@ -118,19 +116,6 @@ async def call_log(request: Request) -> Response:
                   next_query=_query(request, before=next_before) if next_before else None)  # fmt: skip
 
 
-CSV_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campaign", "buyer",
-               "caller_number", "via", "source", "publisher_code", "buyer_code", "hangup_by",
-               "duration", "converted", "payout", "status"]  # fmt: skip
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value  # a spreadsheet must not run a caller number as a formula
-    return value
-
-
 async def call_log_csv(request: Request) -> Response:
     """Every call matching the filters (not just one page), streamed in batches of 1000."""
     errors = Errors()
@@ -138,26 +123,17 @@ async def call_log_csv(request: Request) -> Response:
     if errors:
         return await call_log(request)
 
-    async def rows() -> AsyncIterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(CSV_COLUMNS)
+    async def pages() -> AsyncIterator[list[dict[str, Any]]]:
         before: int | None = None
         while True:
             batch, before = await service.read(
-                request, listings.call_log, **filters, before=before, limit=1000
+                request, listings.call_log, **filters, before=before, limit=listings.MAX_PAGE
             )
-            for row in batch:
-                writer.writerow([_csv_value(row[c]) for c in CSV_COLUMNS])
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
+            yield batch
             if before is None:
                 return
 
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    headers = {"Content-Disposition": f'attachment; filename="rtbridge-calls-{stamp}.csv"'}
-    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)
+    return csvfile.download("calls", listings.CALL_COLUMNS, pages())
 
 
 async def agent(request: Request) -> Response:

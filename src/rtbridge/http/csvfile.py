@@ -1,0 +1,62 @@
+"""CSV downloads of the listings (the console's call log, the admin API's ``/admin/rtbs`` and
+``/admin/calls``): one header row, then every matching row, written page by page as the keyset
+walk yields them, so an export of a million calls never sits in memory.
+
+Cells are made safe for spreadsheets: a text cell starting with ``=``, ``+``, ``-``, ``@``
+(or a tab or carriage return, which some spreadsheets skip before reading a formula) is
+prefixed with ``'`` — a caller number ``+12025550123`` or a tag value typed by a publisher
+must never run as a formula on an analyst's machine (OWASP "CSV injection")."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from rtbridge.http.responses import iso_utc
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+def cell(value: Any) -> Any:
+    """One value as a CSV cell: times as the API writes them (``...Z``), tags as compact JSON,
+    and no text a spreadsheet would evaluate."""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, dict | list):
+        value = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+async def lines(
+    columns: Sequence[str], pages: AsyncIterator[list[dict[str, Any]]]
+) -> AsyncIterator[str]:
+    """The header row, then one chunk of text per page of rows."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    async for rows in pages:
+        for row in rows:
+            writer.writerow([cell(row[c]) for c in columns])
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    if out.tell():  # nothing matched: the header alone
+        yield out.getvalue()
+
+
+def download(
+    name: str, columns: Sequence[str], pages: AsyncIterator[list[dict[str, Any]]]
+) -> StreamingResponse:
+    """``rtbridge-<name>-<UTC time>.csv`` as an attachment, streamed."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    headers = {"Content-Disposition": f'attachment; filename="rtbridge-{name}-{stamp}.csv"'}
+    return StreamingResponse(lines(columns, pages), media_type=MEDIA_TYPE, headers=headers)
