@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx2
 import pytest
 
-from rtbridge.admin.changes import write_session
-from rtbridge.storage.engine import open_database
-from rtbridge.webhooks import subscriptions
+from tests.admin.conftest import make_token
 from tests.sip.test_service import Service, service  # noqa: F401  (the fixture)
 from tests.webhooks.conftest import MASTER
 from tests.webhooks.receiver import Receiver, receiver
@@ -24,14 +23,14 @@ def _master_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def hooks(sqlite_url: str, service: Service) -> Iterator[Receiver]:  # noqa: F811
+    """A webhook of p1, made through the running service's admin API: the write reloads
+    that process's catalog at once, so the very next ping is an event it gets."""
     with receiver() as box:
-        engine = open_database(sqlite_url)
-        with write_session(engine) as session:
-            made = subscriptions.create_webhook(
-                session, actor="test", raw={"publisher": "p1", "url": box.url}, master=MASTER
-            )
-        engine.dispose()
-        box.secret = made["secret"]
+        admin = {"Authorization": f"Bearer {make_token(sqlite_url)}"}
+        made = httpx2.post(f"{service.base}/admin/webhooks", headers=admin,
+                           json={"publisher": "p1", "url": box.url})  # fmt: skip
+        assert made.status_code == 201, made.text
+        box.secret = made.json()["secret"]
         yield box
 
 

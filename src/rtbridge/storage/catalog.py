@@ -1,5 +1,6 @@
 """An immutable snapshot of the configuration the hot paths read (keys, campaigns, buyers,
-DID pools, the SIP domain), loaded in one go and refreshed when ``config.version`` moves.
+DID pools, the SIP domain, who has webhooks), loaded in one go and refreshed when
+``config.version`` moves.
 
 Reading it from memory instead of the database keeps a ping to the statements that must be
 transactional (usage counts and the insert)."""
@@ -15,11 +16,19 @@ from functools import cached_property
 
 from sqlalchemy import Engine, text, update
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from rtbridge.domain.hours import parse_hours
 from rtbridge.domain.selection import BuyerRule
-from rtbridge.storage.models import Buyer, Campaign, DidNumber, PostbackKey, Setting, Trunk
+from rtbridge.storage.models import (
+    Buyer,
+    Campaign,
+    DidNumber,
+    PostbackKey,
+    Setting,
+    Trunk,
+    Webhook,
+)
 
 DEFAULT_SIP_DOMAIN = "localhost"
 VERSION_SETTING = "config.version"
@@ -97,6 +106,8 @@ class Catalog:
     keys: Mapping[str, KeyInfo] = field(default_factory=dict)  # by sha256
     campaigns: Mapping[str, CampaignInfo] = field(default_factory=dict)
     trunks: Mapping[str, Trunk] = field(default_factory=dict)
+    # (owner kind, owner id, event) of every enabled webhook (webhooks/subscriptions.py)
+    subscribed: frozenset[tuple[str, str, str]] = frozenset()
     # raw key -> key, for keys that exist: a ping hashes its key once per snapshot, not each time
     _known: dict[str, KeyInfo] = field(default_factory=dict, compare=False, repr=False)
 
@@ -107,6 +118,20 @@ class Catalog:
             if found is not None:  # only real keys: random ones must not fill memory
                 self._known[raw_key] = found
         return found
+
+    def wants_creation(self, publisher_id: str, buyer_id: str | None) -> bool:
+        """Is a new reservation of this publisher (with this buyer, or None: no target) an
+        event some enabled webhook subscribes to? A ping writes the row's ``webhook_pending``
+        from this, so rows nobody wants never enter the outbox's partial index. A webhook
+        made in another process counts once this snapshot has it (the recheck interval)."""
+        if not self.subscribed:
+            return False  # the common case: no webhooks at all
+        if buyer_id is None:
+            return ("publisher", publisher_id, "no-target") in self.subscribed
+        wanted = self.subscribed
+        return ("publisher", publisher_id, "reserved") in wanted or (
+            ("buyer", buyer_id, "reserved") in wanted
+        )
 
 
 def read_version(conn: Connection) -> int:
@@ -155,6 +180,11 @@ def load_catalog(engine: Engine) -> Catalog:
         }
         keys = {k.id: KeyInfo.of(k) for k in session.exec(select(PostbackKey))}
         trunks = {t.id: t for t in session.exec(select(Trunk))}
+        subscribed = frozenset(
+            (w.owner_kind, w.owner_id, event)
+            for w in session.exec(select(Webhook).where(col(Webhook.enabled)))
+            for event in w.events or ()
+        )
         session.expunge_all()
     return Catalog(
         version=version,
@@ -162,6 +192,7 @@ def load_catalog(engine: Engine) -> Catalog:
         keys=keys,
         campaigns=campaigns,
         trunks=trunks,
+        subscribed=subscribed,
     )
 
 

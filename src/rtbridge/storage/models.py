@@ -165,8 +165,11 @@ class Reservation(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime | None = None
     updated_at: datetime
-    # A column default, so the ping writes nothing more: the webhook dispatcher clears it
-    # when it has turned the creation into deliveries (webhooks/outbox.py).
+    # The ping writes it: true only when an enabled webhook wants the creation (the
+    # catalog's subscriptions), so without webhooks no row enters the partial index. The
+    # webhook dispatcher clears it when it has turned the creation into deliveries
+    # (webhooks/outbox.py). The server default stays true: a writer that leaves it out
+    # errs on the side of an event the dispatcher then drops, not of one lost.
     webhook_pending: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 

@@ -58,9 +58,10 @@ _COLUMNS = (
 _INSERT = (
     "INSERT INTO reservation (uuid, key_id, publisher_id, campaign_id, buyer_id, status, reason, "
     "caller_number, inbound_number, source_publisher_id, source_id, tags, payout, seconds, "
-    "created_at, expires_at, updated_at) VALUES (:uuid, :key_id, :publisher_id, :campaign_id, "
-    ":buyer_id, :status, :reason, :caller_number, :inbound_number, :source_publisher_id, "
-    ":source_id, :tags, :payout, :seconds, :created_at, :expires_at, :created_at)"
+    "created_at, expires_at, updated_at, webhook_pending) VALUES (:uuid, :key_id, :publisher_id, "
+    ":campaign_id, :buyer_id, :status, :reason, :caller_number, :inbound_number, "
+    ":source_publisher_id, :source_id, :tags, :payout, :seconds, :created_at, :expires_at, "
+    ":created_at, :webhook_pending)"
 )
 _EVENT = (
     "INSERT INTO reservationevent (reservation_uuid, status, at, detail) "
@@ -220,7 +221,8 @@ class Reservations:
     ) -> Outcome:  # fmt: skip
         """One ping: shield, choose, and a row for the batch to insert. The reservation row is
         the whole record of its creation (time, buyer, or the no-target reason): no history
-        row is written for it."""
+        row is written for it. It is pending for the webhook outbox only when a webhook in
+        the catalog wants its event (``Catalog.wants_creation``)."""
         now = self.clock()
         at = db.ts(now)
         taken: set[str] = set()
@@ -256,6 +258,7 @@ class Reservations:
         batch.inserts.append(row)
         if isinstance(choice, NoTarget):
             row["reason"] = choice.reason
+            row["webhook_pending"] = catalog.wants_creation(key.publisher_id, None)
             return Outcome(
                 uuid, st.NO_TARGET, catalog.sip_domain, key.response_root, reason=choice.reason
             )
@@ -264,7 +267,8 @@ class Reservations:
         status = st.CONFIRMED if key.auto_confirm else st.RESERVED
         expires = now + timedelta(seconds=key.ttl_seconds)
         row.update(status=status, buyer_id=buyer.rule.id, inbound_number=inbound,
-                   payout=buyer.payout, seconds=buyer.seconds, expires_at=db.ts(expires))  # fmt: skip
+                   payout=buyer.payout, seconds=buyer.seconds, expires_at=db.ts(expires),
+                   webhook_pending=catalog.wants_creation(key.publisher_id, buyer.rule.id))  # fmt: skip
         if req.caller_number is not None:
             row["expires"] = expires  # for the shield of later pings in the batch
             batch.live.setdefault(req.caller_number, []).append(row)

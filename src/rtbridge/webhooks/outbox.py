@@ -5,8 +5,10 @@ comes back when its lease runs out.
 
 Where events come from: ``reservationevent`` rows, written in the transaction of the status
 change they record, and new ``reservation`` rows (a ping writes no history row). Both carry
-``webhook_pending`` (a column default: nothing more on the ping path), and a partial index
-holds only the pending rows. A flag, not an "id > last seen" cursor: PostgreSQL hands out
+``webhook_pending``, and a partial index holds only the pending rows. History rows are
+pending by the column default (one per call event: not the hot path); a ping sets its row
+pending only when the catalog says an enabled webhook wants it (``Catalog.wants_creation``),
+so pings pay for the index only where someone subscribes. A flag, not an "id > last seen" cursor: PostgreSQL hands out
 sequence values before commit, so a smaller id can become visible after a larger one, and a
 cursor would skip it. On PostgreSQL the pending rows are taken ``FOR UPDATE SKIP LOCKED``:
 any number of processes may dispatch and send, each taking rows no other holds."""

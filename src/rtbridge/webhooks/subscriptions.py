@@ -1,6 +1,10 @@
 """Webhook subscriptions and their deliveries: the service layer the admin API and the CLI
 share (same rules, same words, same audit trail). A secret is shown once, in the answer to
-create and rotate; the row keeps only the salt it is derived from (``signing``)."""
+create and rotate; the row keeps only the salt it is derived from (``signing``).
+
+Creating, deleting, enabling or disabling a webhook, or changing its events, bumps the
+configuration version (``changes.commit``): the catalog holds who subscribes to what, and a
+ping marks its reservation for the outbox only when someone does (``Catalog.wants_creation``)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, delete, select
 
 from rtbridge.admin import audit
-from rtbridge.admin.changes import body
+from rtbridge.admin.changes import body, commit
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
 from rtbridge.storage.models import Buyer, Publisher, Webhook, WebhookDelivery
 from rtbridge.storage.transactions import utcnow
@@ -152,7 +156,7 @@ def create_webhook(session: Session, *, actor: str, raw: Any, master: str | None
     view = webhook_view(row)
     audit.record(session, actor=actor, action="create", resource=f"webhook/{row.id}", new=view)
     secret = _secret(master, row)
-    session.commit()
+    commit(session)
     return {**view, "secret": secret}
 
 
@@ -177,7 +181,10 @@ def update_webhook(
         session.add(row)
         audit.record(session, actor=actor, action="update", resource=f"webhook/{row.id}",
                      old=old, new=new)  # fmt: skip
-        session.commit()
+        if (new["events"], new["enabled"]) != (old["events"], old["enabled"]):
+            commit(session)  # the catalog's subscriptions changed
+        else:
+            session.commit()
     return new
 
 
@@ -188,7 +195,7 @@ def delete_webhook(session: Session, *, actor: str, webhook_id: int | str) -> No
                  old=webhook_view(row))  # fmt: skip
     session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.webhook_id) == row.id))
     session.delete(row)
-    session.commit()
+    commit(session)
 
 
 def rotate_secret(

@@ -5,8 +5,9 @@ Revises: 0007
 Create Date: 2026-12-02 08:45:00.000000
 
 ``reservation.webhook_pending`` and ``reservationevent.webhook_pending`` mark rows the
-webhook dispatcher has not seen (a column default: the ping writes nothing more). Rows from
-before this revision are set seen, so subscriptions start with the events that follow them.
+webhook dispatcher has not seen (server default true; a ping writes its row's value, true
+only when a webhook wants it). Rows from before this revision are set seen, so
+subscriptions start with the events that follow them.
 """
 
 from __future__ import annotations
