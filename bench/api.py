@@ -193,7 +193,8 @@ def database(url: str, caps: str, work: Path) -> Engine:
 def prefill(engine: Engine, count: int) -> float:
     """``count`` reservations of the bench key, written by one bulk statement per table: 1%
     live (reserved for an hour, claimed, connected), the rest history spread over 30 days
-    (expired, completed, failed, cancelled, no-target). Counters repaired to match."""
+    (expired, completed, failed, cancelled, no-target). Counters repaired to match. History is
+    not webhook news: its rows are written already dispatched (``webhook_pending`` false)."""
     started = time.monotonic()
     uuid = (
         "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || "
@@ -213,7 +214,7 @@ def prefill(engine: Engine, count: int) -> float:
     reservations = f"""
             INSERT INTO reservation (uuid, key_id, publisher_id, campaign_id, buyer_id, status,
                 reason, caller_number, inbound_number, tags, payout, seconds, created_at,
-                expires_at, updated_at)
+                expires_at, updated_at, webhook_pending)
             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count),
             rows AS (SELECT i, {uuid} AS uuid, {status} AS status, {created} AS created FROM n)
             SELECT uuid, :key_id, 'pub', 'bench',
@@ -226,13 +227,13 @@ def prefill(engine: Engine, count: int) -> float:
                 CASE WHEN status = 'no-target' THEN NULL WHEN status = 'reserved'
                      THEN strftime('%Y-%m-%d %H:%M:%f000', 'now', '+1 hour')
                      ELSE strftime('%Y-%m-%d %H:%M:%f000', created, '+60 seconds') END,
-                created
+                created, false
             FROM rows"""  # noqa: S608  (module constants only; values are bound)
     with engine.begin() as conn:
         conn.execute(text(reservations), {"count": count, "key_id": hash_key(KEY)})
         conn.execute(text("""
-            INSERT INTO reservationevent (reservation_uuid, status, at, detail)
-            SELECT uuid, status, updated_at, 'prefill' FROM reservation"""))  # fmt: skip
+            INSERT INTO reservationevent (reservation_uuid, status, at, detail, webhook_pending)
+            SELECT uuid, status, updated_at, 'prefill', false FROM reservation"""))  # fmt: skip
     check_counters(engine, repair=True)
     return time.monotonic() - started
 
