@@ -35,6 +35,7 @@ class Settings:
     sweep_interval: float = 0.25  # seconds between expiry sweeps (each bounded, see expire_due)
     catalog_recheck: float = 1.0  # seconds between configuration version checks
     max_body: int = 64 * 1024
+    access_log: bool = False  # one JSON line per HTTP request (--access-log; http/access_log.py)
 
     @classmethod
     def from_env(cls, *, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
