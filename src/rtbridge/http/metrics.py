@@ -36,6 +36,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 
 from rtbridge import __version__
 from rtbridge.domain import lifecycle as st
+from rtbridge.sip.auth.authenticator import CAUSES
+from rtbridge.sip.routing import POLICY_CAUSES
 from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.reservations import LIVE
 from rtbridge.storage.sql import transaction
@@ -50,6 +52,8 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format every Prometheus read
 # Upper bounds (seconds) of the ping latency histogram: a ping is 1-100 ms (group commit,
 # SQLite on the loop or PostgreSQL round trips); the last two catch a locked database.
 PING_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 1.0)
+# rtbridge_sip_auth_failures_total{reason}: the authenticator's causes and the routing policy's
+AUTH_FAILURE_REASONS = (*CAUSES, *POLICY_CAUSES)
 
 
 class PingSeconds:
@@ -181,9 +185,12 @@ def sip_families(status: AgentStatus) -> Iterator[Metric]:
     yield _labelled(CounterMetricFamily, "rtbridge_sip_answers",
                     "Final responses sent to publishers' INVITEs, by code.", "code",
                     {str(code): n for code, n in status.answers.items()})  # fmt: skip
+    # Every reason from the start (0 until it happens), so rate() and alerts see a series
+    # before the first failure of its kind.
+    failures = dict.fromkeys(AUTH_FAILURE_REASONS, 0) | status.auth_failures
     yield _labelled(CounterMetricFamily, "rtbridge_sip_auth_failures",
                     "INVITEs refused by authentication (challenges included), by reason.",
-                    "reason", status.auth_failures)  # fmt: skip
+                    "reason", failures)  # fmt: skip
     if status.setup is not None:
         cumulative = status.setup.cumulative()
         yield HistogramMetricFamily(
