@@ -92,6 +92,17 @@ def test_ping_latency_histogram_counts_each_outcome(make_client: ClientFactory) 
     assert after == counts
 
 
+@pytest.mark.postgres
+def test_scrape_on_postgresql(make_client: ClientFactory, postgres_url: str) -> None:
+    """On PostgreSQL the scrape (its live-count query included) runs in a worker thread
+    while pings go on on the loop."""
+    client = make_client(one_buyer_config(), url=postgres_url)
+    client.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": "+12025550111"})
+    metrics = scrape(client)
+    assert metrics.value("rtbridge_reservations_live", status="reserved") == 1
+    assert metrics.value("rtbridge_ping_seconds_count", status="reserved") == 1
+
+
 def test_each_app_has_its_own_registry(make_client: ClientFactory) -> None:
     """Two apps in one process (tests, tools): neither refuses the other's metric names,
     and neither sees the other's pings."""
