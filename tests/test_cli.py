@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -102,3 +103,45 @@ def test_the_sip_agent_logs_json_only(sqlite_url: str) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert any("SIP agent listening" in line for line in lines), err
     assert all(line.startswith("{") for line in lines), err
+
+
+@pytest.mark.live
+@pytest.mark.sip
+def test_sip_http_serves_health_metrics_and_an_access_log(sqlite_url: str) -> None:
+    """``rtbridge sip --http --access-log``: the agent's process kind has /health and
+    /metrics of its own, and logs one JSON line per request without the secrets in it."""
+    from tests.support.metrics import Exposition
+    from tests.support.net import free_port, wait_for_port
+
+    assert rtbridge("apply", str(DEMO), db=sqlite_url).returncode == 0
+    sip, http = free_port(), free_port()
+    env = {**os.environ, "RTBRIDGE_DB": sqlite_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtbridge", "sip", "--sip", f"127.0.0.1:{sip}",
+         "--http", f"127.0.0.1:{http}", "--access-log", "--log-level", "warning"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_port("127.0.0.1", http, timeout=30)
+        base = f"http://127.0.0.1:{http}"
+        assert httpx2.get(f"{base}/health").json()["sip"]["port"] == sip
+        metrics = Exposition(httpx2.get(f"{base}/metrics", params={"token": "hush-123"}).text)
+        (info,) = metrics.families["rtbridge_build_info"].samples
+        assert info.labels["pjproject"] == "2.17" and info.value == 1
+        assert metrics.value("rtbridge_sip_auth_failures_total", reason="wrong-password") == 0
+        assert httpx2.post(f"{base}/rtbs.json", data={"key": "k-secret"}).status_code == 404
+    finally:
+        proc.send_signal(15)  # SIGTERM: uvicorn stops the agent cleanly
+        out, err = proc.communicate(timeout=20)
+    assert out == "", out
+    access = [json.loads(line) for line in err.splitlines() if "rtbridge.http.access" in line]
+    assert [(a["method"], a["path"], a["status"]) for a in access] == [
+        ("GET", "/health", 200), ("GET", "/metrics", 200), ("POST", "/rtbs.json", 404),
+    ]  # fmt: skip
+    assert access[1]["query"] == "token=%5Bredacted%5D"
+    assert "hush-123" not in err and "k-secret" not in err
+
+
+def test_access_log_of_the_sip_agent_needs_http(sqlite_url: str) -> None:
+    result = rtbridge("sip", "--access-log", db=sqlite_url)
+    assert result.returncode == 2 and "--access-log" in result.stderr and "--http" in result.stderr

@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sip=None if sip_off else args.sip,
         sip_config=args.sip_config,
         webhooks=args.webhooks == "on",
+        access_log=args.access_log,
     )
     host, port = settings.http_address
     setup_logging(args.log_level)
@@ -89,8 +90,11 @@ def cmd_sip(args: argparse.Namespace) -> int:
     from rtbridge.storage.engine import open_database
 
     settings = _settings(
-        args, sip=args.sip, sip_config=args.sip_config, http=args.http or DEFAULT_HTTP
-    )
+        args, sip=args.sip, sip_config=args.sip_config, http=args.http or DEFAULT_HTTP,
+        access_log=args.access_log,
+    )  # fmt: skip
+    if args.access_log and not args.http:
+        raise ValueError("--access-log logs HTTP requests: it needs --http HOST:PORT")
     setup_logging(args.log_level)
     if args.http:
         import uvicorn
@@ -161,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
     sub = parser.add_subparsers(dest="command", required=True)
+    access_log_help = (
+        "log one JSON line per HTTP request (method, path, status, duration_ms, client; "
+        "secrets redacted); off by default"
+    )
     sip_config_help = (
         "SIP agent options file (default: $RTBRIDGE_SIP_CONFIG, else built-in defaults; "
         "sip_config/agent.toml documents every option)"
@@ -196,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the webhook sender in this process (default on; see `rtbridge webhooks run`)",
     )  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--access-log", action="store_true", help=access_log_help)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("sip", parents=[common], help="run the SIP agent alone")
@@ -203,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sip-config", help=sip_config_help)
     p.add_argument("--http", help="HOST:PORT to serve /health and /metrics on (default: none)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--access-log", action="store_true", help=access_log_help)
     p.set_defaults(func=cmd_sip)
 
     from rtbridge.admin_cli import register as register_admin_verbs

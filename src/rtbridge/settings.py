@@ -37,6 +37,7 @@ class Settings:
     max_body: int = 64 * 1024
     webhooks: bool = True  # run the webhook sender in `serve` (serve --webhooks off: False)
     webhook_key: str | None = None  # $RTBRIDGE_WEBHOOK_KEY: signing secrets derive from it
+    access_log: bool = False  # one JSON line per HTTP request (--access-log; http/access_log.py)
 
     @classmethod
     def from_env(cls, *, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -42,11 +42,15 @@ def test_header_believed_from_a_trusted_proxy_only() -> None:
     assert source_of(spoof, "10.0.0.2:5060", PROXIES, "X-RTB-Source") == Source(
         "203.0.113.7", 5070, "TLS", via_proxy="10.0.0.2"
     )
-    # From anywhere else the header is a claim: the packet's source stands.
+    # From anywhere else the header is a claim: the packet's source stands, and the claim is
+    # kept for the decision log (auth failure "untrusted-proxy-header").
+    claim = "203.0.113.7:5070;transport=tls"
     assert source_of(spoof, "198.51.100.9:5060", PROXIES, "X-RTB-Source") == Source(
-        "198.51.100.9", 5060, "UDP"
+        "198.51.100.9", 5060, "UDP", untrusted=claim
     )
-    assert source_of(spoof, "10.0.0.2:5060", (), "X-RTB-Source").ip == "10.0.0.2"
+    assert source_of(spoof, "10.0.0.2:5060", (), "X-RTB-Source") == Source(
+        "10.0.0.2", 5060, "UDP", untrusted=claim
+    )
 
 
 def test_trusted_proxy_without_a_usable_header_is_the_sender() -> None:

@@ -322,6 +322,7 @@ def test_publisher_tls_and_srtp_requirements(world: World, tmp_path: Path) -> No
     assert isinstance(plain, Reject) and (plain.code, "TLS" in plain.reason) == (403, True)
     no_srtp = world.invite(uuid, transport="TLS")
     assert isinstance(no_srtp, Reject) and (no_srtp.code, "SRTP" in no_srtp.reason) == (488, True)
+    assert (plain.auth_failure, no_srtp.auth_failure) == ("tls-required", "srtp-required")
     assert _status(world, uuid)["status"] == "reserved"  # refusals claimed nothing
     ok = world.invite(uuid, transport="TLS", offer_srtp=True)
     assert isinstance(ok, BridgeTo) and ok.srtp == "required"
@@ -372,3 +373,30 @@ def test_every_decision_is_logged_once_with_why(
     assert gone.reason.startswith("Gone") and gone.source == "203.0.113.7"  # type: ignore[attr-defined]
     assert gone.publisher == "p1" and gone.ruri_user == uuid  # type: ignore[attr-defined]
     assert challenged.source == "192.0.2.99" and not hasattr(challenged, "publisher")
+    assert challenged.auth_failure == "missing-credentials"  # type: ignore[attr-defined]
+    assert not hasattr(gone, "auth_failure")  # refused by the claim, not by authentication
+
+
+def test_auth_failures_are_named_in_the_answer_and_the_log_line(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log line's auth_failure is the Reject's, which the agent counts in
+    rtbridge_sip_auth_failures_total{reason}: logs and metrics say the same thing."""
+    caplog.set_level(logging.INFO, logger="rtbridge.sip")
+    uuid = world.ping()
+    wrong = _answer(world, uuid, "not-the-password")  # a challenge, then a wrong password
+    unknown = world.router.route(IncomingInvite(
+        call_id="c-2", source_ip="192.0.2.98", source_port=5060, transport="UDP",
+        request_uri=f"sip:{uuid}@{DOMAIN}", ruri_user=uuid, from_user="12025550102",
+        from_display="", authorization=None, untrusted_source="203.0.113.7:5060",
+    ))  # fmt: skip
+    assert isinstance(wrong, Reject) and isinstance(unknown, Reject)
+    assert (wrong.code, wrong.auth_failure) == (403, "wrong-password")
+    # a source header from a host that is not a trusted proxy: named, and still ignored
+    assert (unknown.code, unknown.auth_failure) == (401, "untrusted-proxy-header")
+    lines = [r for r in caplog.records if r.getMessage() == "INVITE refused"]
+    assert [getattr(r, "auth_failure", None) for r in lines] == [
+        "missing-credentials", "wrong-password", "untrusted-proxy-header",
+    ]  # fmt: skip
+    assert lines[-1].untrusted_source == "203.0.113.7:5060"  # type: ignore[attr-defined]
+    assert _status(world, uuid)["status"] == "reserved"

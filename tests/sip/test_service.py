@@ -15,10 +15,13 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from rtbridge import __version__
 from rtbridge.config.apply import apply_file
+from rtbridge.http.metrics import AUTH_FAILURE_REASONS
 from rtbridge.storage.engine import open_database
 from tests.conftest import write_config
 from tests.sip.sipp import Sipp, hostport
+from tests.support.metrics import Exposition
 from tests.support.net import free_port
 from tests.support.server import serve
 
@@ -249,14 +252,45 @@ def test_health_and_metrics_show_the_build_and_the_bridges(service: Service) -> 
     assert sip["call_slots"] == 16 and sip["bridge_capacity"] == 7  # max_calls = 16 above
     assert sip["bridges"] == 0 and sip["draining"] is False
     service.dial(service.ping(), duration_ms=300).wait()
-    metrics = httpx2.get(f"{service.base}/metrics").text
-    assert 'rtbridge_sip_build_info{pjproject="2.17"' in metrics
-    assert "rtbridge_sip_bridge_capacity 7" in metrics
-    assert 'rtbridge_sip_bridges{phase="connected"}' in metrics
-    invites = next(
-        line for line in metrics.splitlines() if line.startswith("rtbridge_sip_invites_total")
-    )
-    assert int(invites.split()[-1]) >= 1
+    metrics = Exposition(httpx2.get(f"{service.base}/metrics").text)
+    (build,) = metrics.families["rtbridge_sip_build_info"].samples
+    assert build.labels["pjproject"] == "2.17" and build.value == 1
+    (info,) = metrics.families["rtbridge_build_info"].samples
+    assert info.labels["pjproject"] == "2.17" and info.labels["version"] == __version__
+    assert metrics.value("rtbridge_sip_bridge_capacity") == 7
+    assert set(metrics.labelled("rtbridge_sip_bridges", "phase")) == {
+        "routing", "dialing", "connected"
+    }  # fmt: skip
+    assert (metrics.value("rtbridge_sip_invites_total") or 0) >= 1
+    assert metrics.value("rtbridge_sip_setup_seconds_count") == 1
+    assert metrics.families["rtbridge_ping_seconds"].type == "histogram"
+
+
+def test_auth_failures_are_counted_by_reason_after_real_calls(service: Service) -> None:
+    """Issue 12: "why was this call refused?" from /metrics — real SIPp publishers refused
+    by authentication, each counted under the reason the decision log line names."""
+    uuid = service.ping(KEY2)
+    digest = "uac_digest_call.xml"
+    # not allowlisted, no credentials: 401 challenge
+    bare = service.dial(uuid, "uac_failure.xml", host="127.0.0.3").wait()
+    # challenged, then a wrong password: 401 then 403
+    wrong = service.dial(uuid, digest, host="127.0.0.2", duration_ms=100,
+                         rewrite={"USERNAME": "pub2", "PASSWORD": "not-it"}).wait()  # fmt: skip
+    # challenged, then a username nobody has: 401 then 401 again
+    nobody = service.dial(uuid, digest, host="127.0.0.5", duration_ms=100,
+                          rewrite={"USERNAME": "nobody", "PASSWORD": "x"}).wait()  # fmt: skip
+    assert bare.statuses()[-1] == 401
+    assert [c for c in wrong.statuses() if c >= 400] == [401, 403]
+    assert [c for c in nobody.statuses() if c >= 400][:2] == [401, 401]
+    metrics = Exposition(httpx2.get(f"{service.base}/metrics").text)
+    failures = metrics.labelled("rtbridge_sip_auth_failures_total", "reason")
+    assert set(failures) == set(AUTH_FAILURE_REASONS)  # every reason, 0 until it happens
+    seen = {reason: n for reason, n in failures.items() if n}
+    assert seen == {"missing-credentials": 3, "wrong-password": 1, "unknown-user": 1}
+    assert metrics.value("rtbridge_sip_answers_total", code="403") == 1
+    health = httpx2.get(f"{service.base}/health").json()
+    assert health["sip"]["auth_failures"] == seen
+    assert service.lookup(uuid, KEY2)["status"] == "reserved"  # refusals claimed nothing
 
 
 def test_agent_refuses_a_configuration_its_build_cannot_hold(

@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
-from rtbridge.http import admin, health, publisher
+from rtbridge.http import admin, health, metrics, publisher
+from rtbridge.http.access_log import AccessLog
 from rtbridge.http.console.routes import mount as console
 from rtbridge.http.errors import HANDLERS
 from rtbridge.http.state import AppState, Metrics
@@ -50,7 +52,7 @@ async def _sweep(state: AppState, batch: int = 250) -> None:
 def build_state(settings: Settings, **reservation_options: Any) -> AppState:
     engine = open_database(settings.db_url, background_checkpoint=True)
     catalog = CatalogCache(engine, recheck=settings.catalog_recheck)
-    return AppState(
+    state = AppState(
         settings=settings,
         engine=engine,
         catalog=catalog,
@@ -58,6 +60,8 @@ def build_state(settings: Settings, **reservation_options: Any) -> AppState:
         metrics=Metrics(),
         inline_db=is_sqlite(engine),
     )
+    metrics.watch(state)
+    return state
 
 
 def create_app(settings: Settings, *, api: bool = True, **reservation_options: Any) -> Starlette:
@@ -113,4 +117,5 @@ def create_app(settings: Settings, *, api: bool = True, **reservation_options: A
         routes=routes,
         exception_handlers=HANDLERS,
         lifespan=lifespan,
+        middleware=[Middleware(AccessLog)] if settings.access_log else None,
     )

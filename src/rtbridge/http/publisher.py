@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -31,10 +32,16 @@ def _respond(state: AppState, outcome: Outcome) -> Response:
 
 async def ping(request: Request) -> Response:
     state: AppState = request.state.app
-    params = await request_params(request, state.settings.max_body)
-    ping_request = parse_ping(params)
-    outcome = await state.ping(ping_request)
-    return _respond(state, outcome)
+    started = time.perf_counter()
+    status = "error"  # any refusal (401, 403, 422, 503) raised on the way
+    try:
+        params = await request_params(request, state.settings.max_body)
+        ping_request = parse_ping(params)
+        outcome = await state.ping(ping_request)
+        status = outcome.status
+        return _respond(state, outcome)
+    finally:  # rtbridge_ping_seconds: one observe per ping (http.metrics.PingSeconds)
+        state.metrics.ping_seconds.observe(status, time.perf_counter() - started)
 
 
 async def lookup(request: Request) -> Response:

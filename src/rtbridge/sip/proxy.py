@@ -31,6 +31,7 @@ class Source:
     port: int
     transport: str
     via_proxy: str | None = None
+    untrusted: str | None = None  # the header's value from a sender not trusted: ignored
 
 
 def source_of(msg: ParsedRequest, src_address: str, proxies: Networks, header: str) -> Source:
@@ -38,11 +39,17 @@ def source_of(msg: ParsedRequest, src_address: str, proxies: Networks, header: s
     (SPEC §4.2: the address the allowlist must see is the publisher's, not the proxy's)."""
     ip, port = split_host_port(src_address)
     transport = via_transport(msg.first("via"))
+    claim = msg.first(header.lower())
+    if claim is None:
+        return Source(ip, port, transport)
     if proxies and in_networks(ip, proxies):
-        named = parse_source(msg.first(header.lower()))
+        named = parse_source(claim)
         if named is not None:
             return Source(named[0], named[1], named[2] or transport, via_proxy=ip)
-    return Source(ip, port, transport)
+        return Source(ip, port, transport)
+    # Kept for the decision log and the auth-failure reason: either a misconfigured
+    # trusted_proxies or a host posing as a proxy.
+    return Source(ip, port, transport, untrusted=claim)
 
 
 def in_networks(ip: str, nets: Networks) -> bool:

@@ -43,15 +43,21 @@ class IncomingInvite:
     headers: Mapping[str, str] = field(default_factory=dict)  # other headers, lower-cased names
     offer_srtp: bool = False  # the SDP offer asks for SRTP (RTP/SAVP or a=crypto)
     via_proxy: str | None = None  # the trusted proxy's address when one relayed the INVITE
+    # the source header's value when a sender that is not a trusted proxy sent one (ignored)
+    untrusted_source: str | None = None
 
 
 @dataclass(frozen=True)
 class Reject:
-    """Answer the INVITE with a final non-2xx response, e.g. 401 + WWW-Authenticate."""
+    """Answer the INVITE with a final non-2xx response, e.g. 401 + WWW-Authenticate.
+
+    ``auth_failure`` names why authentication refused it (``authenticator.CAUSES``, or
+    ``routing.POLICY_CAUSES``); the agent counts it (rtbridge_sip_auth_failures_total)."""
 
     code: int
     reason: str
     headers: tuple[tuple[str, str], ...] = ()
+    auth_failure: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,12 @@ from sqlmodel import Session, select
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.domain.numbers import normalise_e164
 from rtbridge.sip.auth.allowlist import AllowRule, Credential, Directory, parse_cidr
-from rtbridge.sip.auth.authenticator import Accepted, Authenticator, Challenge
+from rtbridge.sip.auth.authenticator import (
+    MISSING_CREDENTIALS,
+    Accepted,
+    Authenticator,
+    Challenge,
+)
 from rtbridge.sip.auth.digest import ALGORITHMS
 from rtbridge.sip.router import (
     BridgeTo,
@@ -44,6 +49,14 @@ log = logging.getLogger("rtbridge.sip")
 _HEADER_NAME = re.compile(r"[^A-Za-z0-9_.\-]")  # RFC 3261 token chars we allow
 _HEADER_VALUE = re.compile(r"[\x00-\x1f\x7f]")
 _EVENT_BATCH = 500  # call events per transaction when a backlog is written
+# Authentication failures decided here rather than in the authenticator (the Reject's
+# auth_failure, like authenticator.CAUSES): the publisher's policy, and a source header
+# from a sender that is not a trusted proxy (named instead of missing-credentials: a proxy
+# missing from trusted_proxies is the likelier story than a publisher without credentials).
+TLS_REQUIRED = "tls-required"
+SRTP_REQUIRED = "srtp-required"
+UNTRUSTED_PROXY_HEADER = "untrusted-proxy-header"
+POLICY_CAUSES = (TLS_REQUIRED, SRTP_REQUIRED, UNTRUSTED_PROXY_HEADER)
 
 
 @dataclass(frozen=True)
@@ -68,9 +81,11 @@ class Policy:
         """Checked after authentication and before the claim, so a refused INVITE leaves
         the reservation usable for a retry that meets the policy."""
         if self.require_tls and invite.transport != "TLS":
-            return Reject(403, "Forbidden (this publisher must call over TLS)")
+            return Reject(403, "Forbidden (this publisher must call over TLS)",
+                          auth_failure=TLS_REQUIRED)  # fmt: skip
         if self.require_srtp and not invite.offer_srtp:
-            return Reject(488, "Not Acceptable Here (this publisher must offer SRTP)")
+            return Reject(488, "Not Acceptable Here (this publisher must offer SRTP)",
+                          auth_failure=SRTP_REQUIRED)  # fmt: skip
         return None
 
 
@@ -189,10 +204,13 @@ class ReservationRouter:
             method="INVITE", source_ip=invite.source_ip, authorization=invite.authorization,
             directory=access.directory,
         )  # fmt: skip
-        if isinstance(decision, Challenge):
-            return Reject(401, "Unauthorized", decision.headers)
         if not isinstance(decision, Accepted):
-            return Reject(decision.code, decision.reason, decision.headers)
+            cause = decision.cause
+            if invite.untrusted_source is not None and cause == MISSING_CREDENTIALS:
+                cause = UNTRUSTED_PROXY_HEADER
+            if isinstance(decision, Challenge):
+                return Reject(401, "Unauthorized", decision.headers, auth_failure=cause)
+            return Reject(decision.code, decision.reason, decision.headers, auth_failure=cause)
         who.update(publisher=decision.publisher_id, rule=decision.rule)
         if not _is_uuid(invite.ruri_user):
             return Reject(404, "Not Found")
@@ -368,11 +386,15 @@ def _log_decision(invite: IncomingInvite, result: Reject | BridgeTo, who: dict[s
     }  # fmt: skip
     if invite.via_proxy:
         fields["via_proxy"] = invite.via_proxy
+    if invite.untrusted_source:
+        fields["untrusted_source"] = invite.untrusted_source[:64]
     if isinstance(result, BridgeTo):
         log.info("INVITE claimed its reservation; dialling the buyer",
                  extra={**fields, "code": 100, "uuid": result.reservation_uuid,
                         "target": result.target_uri})  # fmt: skip
     else:
+        if result.auth_failure:  # the label of rtbridge_sip_auth_failures_total it counts in
+            fields["auth_failure"] = result.auth_failure
         log.info("INVITE refused", extra={**fields, "code": result.code, "reason": result.reason})
 
 

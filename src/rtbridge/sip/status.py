@@ -52,7 +52,7 @@ class AgentStatus:
     dtmf_relayed: int = 0  # DTMF digits relayed between legs since start
     answers: dict[int, int] = field(default_factory=dict)  # final codes sent to publishers
     setup: SetupTimes | None = None  # INVITE received -> 200 sent, answered calls
-
+    auth_failures: dict[str, int] = field(default_factory=dict)  # refused by auth, by reason
 
     @property
     def bridges_alive(self) -> int:
@@ -70,5 +70,6 @@ class AgentStatus:
             "refused": dict(self.refused),
             "invites": self.invites,
             "answers": {str(code): n for code, n in sorted(self.answers.items())},
+            "auth_failures": dict(sorted(self.auth_failures.items())),
             "dtmf_relayed": self.dtmf_relayed,
         }

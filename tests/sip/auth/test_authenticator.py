@@ -8,7 +8,14 @@ import pytest
 
 from rtbridge.sip.auth import digest
 from rtbridge.sip.auth.allowlist import AllowRule, Credential, Directory, parse_cidr
-from rtbridge.sip.auth.authenticator import Accepted, Authenticator, Challenge, Decision, Refused
+from rtbridge.sip.auth.authenticator import (
+    CAUSES,
+    Accepted,
+    Authenticator,
+    Challenge,
+    Decision,
+    Refused,
+)
 
 REALM = "sip.rtb.example.com"
 SECRET = b"test-secret-shared-by-all-agents"
@@ -501,3 +508,55 @@ def test_odd_unicode_in_admin_input_never_raises(auth: Authenticator) -> None:
     ) == Refused(403, "Forbidden")
     unknown = auth.check_password(username="\udcff", password="\udcff", directory=directory)
     assert isinstance(unknown, Challenge)
+
+
+# --- causes (rtbridge_sip_auth_failures_total{reason}, the decision log's auth_failure) ----
+
+
+def test_every_refusal_names_its_cause(
+    auth: Authenticator, directory: Directory, clock: Clock
+) -> None:
+    """Each way authentication says no carries the cause the agent counts and logs."""
+
+    def cause(decision: Decision) -> str:
+        assert isinstance(decision, Challenge | Refused), decision
+        return decision.cause
+
+    def raw(header: str | None, method: str = "INVITE") -> Decision:
+        return auth.authenticate(
+            method=method, source_ip=SOURCE, authorization=header, directory=directory
+        )
+
+    good = digest.build_authorization(
+        username="pub1", password=PASSWORD, realm=REALM, nonce=_nonce(auth.challenge()),
+        method="INVITE", uri=R_URI, algorithm="MD5", nc=1,
+    )  # fmt: skip
+    md5_only = Authenticator(realm=REALM, secret=SECRET, clock=clock, algorithms=("MD5",))
+    stranger = Authenticator(realm=REALM, secret=b"some-other-deployment-secret", clock=clock)
+    causes = [
+        cause(raw(None)),
+        cause(raw("Digest nonsense")),
+        cause(raw(good.partition(", qop=auth")[0])),  # RFC 2069: no qop, nc, cnonce
+        cause(raw(good.replace("qop=auth", "qop=auth-int"))),
+        cause(raw(good, method="IN VITE")),
+        cause(_login(auth, directory, realm="other.example.com")),
+        cause(_login(md5_only, directory, algorithm="SHA-256")),
+        cause(_login(auth, directory, nonce=_nonce(stranger.challenge()))),
+        cause(_login(auth, directory, username="nobody")),
+        cause(_login(auth, directory, password="wrong")),
+    ]
+    assert causes == [
+        "missing-credentials", "malformed-credentials", "missing-qop", "unsupported-qop",
+        "bad-method", "wrong-realm", "unsupported-algorithm", "bad-nonce", "unknown-user",
+        "wrong-password",
+    ]  # fmt: skip
+    # the third failure from SOURCE (max_failures = 3; unknown-user counted too), then blocked
+    assert cause(_login(auth, directory, password="wrong")) == "throttled"
+    assert cause(raw(None)) == "throttled"  # refused before any hashing
+    clock.now += 60
+    nonce = _nonce(auth.challenge())
+    assert isinstance(_login(auth, directory, nonce=nonce), Accepted)
+    assert cause(_login(auth, directory, nonce=nonce)) == "nonce-count-reused"
+    clock.now += 301
+    assert cause(_login(auth, directory, nonce=nonce, nc=2)) == "stale-nonce"
+    assert set(causes) | {"throttled", "nonce-count-reused", "stale-nonce"} == set(CAUSES)

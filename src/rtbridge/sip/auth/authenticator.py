@@ -34,7 +34,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rtbridge.sip.auth import digest
 from rtbridge.sip.auth.allowlist import Directory
@@ -42,6 +42,28 @@ from rtbridge.sip.auth.nonce import NonceCounter, NonceSigner, NonceState
 from rtbridge.sip.auth.throttle import FailureThrottle, source_key
 
 WWW_AUTHENTICATE = "WWW-Authenticate"
+
+# Why an INVITE was not accepted: one name per outcome below, the same string in the decision
+# log line ("auth_failure") and in /metrics (rtbridge_sip_auth_failures_total{reason}), so
+# the two agree. The README's metrics table explains each.
+MISSING_CREDENTIALS = "missing-credentials"  # not allowlisted, no Authorization: 401
+THROTTLED = "throttled"  # the source failed max_failures times: 403 for the cooldown
+BAD_METHOD = "bad-method"  # a method that is not a SIP token: 400
+MALFORMED_CREDENTIALS = "malformed-credentials"  # unparseable Authorization: 400
+MISSING_QOP = "missing-qop"  # RFC 2069 response without qop: 400
+UNSUPPORTED_QOP = "unsupported-qop"  # qop other than "auth": 400
+WRONG_REALM = "wrong-realm"  # credentials for another realm: 401
+UNSUPPORTED_ALGORITHM = "unsupported-algorithm"  # an algorithm we did not offer: 401
+BAD_NONCE = "bad-nonce"  # a nonce we did not sign (forged, another deployment's): 401
+UNKNOWN_USER = "unknown-user"  # no such username: 401 (SPEC §4.5)
+WRONG_PASSWORD = "wrong-password"  # noqa: S105  # known username, wrong response: 403
+STALE_NONCE = "stale-nonce"  # right response, expired nonce: 401 stale=true
+NONCE_COUNT_REUSED = "nonce-count-reused"  # right response, nc not above the last: 401 stale
+CAUSES = (
+    MISSING_CREDENTIALS, THROTTLED, BAD_METHOD, MALFORMED_CREDENTIALS, MISSING_QOP,
+    UNSUPPORTED_QOP, WRONG_REALM, UNSUPPORTED_ALGORITHM, BAD_NONCE, UNKNOWN_USER,
+    WRONG_PASSWORD, STALE_NONCE, NONCE_COUNT_REUSED,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +79,7 @@ class Challenge:
     """Answer 401 with these headers (one ``WWW-Authenticate`` per offered algorithm)."""
 
     headers: tuple[tuple[str, str], ...]
+    cause: str = field(default=MISSING_CREDENTIALS, compare=False)  # why: a CAUSES name
 
     @property
     def code(self) -> int:
@@ -71,6 +94,7 @@ class Refused:
     code: int
     reason: str
     headers: tuple[tuple[str, str], ...] = ()
+    cause: str = field(default=WRONG_PASSWORD, compare=False)  # why: a CAUSES name
 
 
 Decision = Accepted | Challenge | Refused
@@ -121,8 +145,9 @@ class Authenticator:
             a: digest.ha1("-", realm, dummy, a) for a in digest.ALGORITHMS
         }
 
-    def challenge(self, *, stale: bool = False) -> Challenge:
-        """A 401 challenge with a fresh nonce offering every configured algorithm."""
+    def challenge(self, *, stale: bool = False, cause: str = MISSING_CREDENTIALS) -> Challenge:
+        """A 401 challenge with a fresh nonce offering every configured algorithm; ``cause``
+        says why it is sent (one of :data:`CAUSES`)."""
         nonce = self._nonces.issue()
         return Challenge(
             tuple(
@@ -133,7 +158,8 @@ class Authenticator:
                     ),
                 )
                 for algorithm in self.algorithms
-            )
+            ),
+            cause,
         )
 
     def authenticate(
@@ -153,24 +179,28 @@ class Authenticator:
             return Accepted(rule.publisher_id, rule.describe())
         source = source_key(source_ip)
         if self._throttle.blocked(source):
-            return Refused(403, TOO_MANY_FAILURES)
+            return Refused(403, TOO_MANY_FAILURES, cause=THROTTLED)
         if authorization is None or not authorization.strip():
             return self.challenge()
         if not digest.is_token(method):  # HA2 hashes it; pjsip would not pass a bad one
-            return Refused(400, "Bad request method")
+            return Refused(400, "Bad request method", cause=BAD_METHOD)
         try:
             credentials = digest.parse_authorization(authorization)
         except digest.DigestSyntaxError as exc:
-            return Refused(400, str(exc))
+            return Refused(400, str(exc), cause=MALFORMED_CREDENTIALS)
         if credentials.qop is None:
-            return Refused(400, 'Digest response without qop; qop="auth" is required')
+            return Refused(
+                400, 'Digest response without qop; qop="auth" is required', cause=MISSING_QOP
+            )
         if credentials.qop.lower() != "auth":
-            return Refused(400, 'Only qop="auth" is supported')
-        if credentials.realm != self.realm or credentials.algorithm not in self.algorithms:
-            return self.challenge()
+            return Refused(400, 'Only qop="auth" is supported', cause=UNSUPPORTED_QOP)
+        if credentials.realm != self.realm:
+            return self.challenge(cause=WRONG_REALM)
+        if credentials.algorithm not in self.algorithms:
+            return self.challenge(cause=UNSUPPORTED_ALGORITHM)
         nonce = self._nonces.check(credentials.nonce)
         if nonce.state is NonceState.INVALID:
-            return self.challenge()
+            return self.challenge(cause=BAD_NONCE)
 
         credential = directory.credential(credentials.username)
         ha1_hex = (
@@ -181,15 +211,17 @@ class Authenticator:
         right = digest.verify_response(credentials, ha1_hex=ha1_hex, method=method)
         if credential is None or not right:
             if self._throttle.record_failure(source):
-                return Refused(403, TOO_MANY_FAILURES)
-            return self.challenge() if credential is None else Refused(403, FORBIDDEN)
+                return Refused(403, TOO_MANY_FAILURES, cause=THROTTLED)
+            if credential is None:
+                return self.challenge(cause=UNKNOWN_USER)
+            return Refused(403, FORBIDDEN, cause=WRONG_PASSWORD)
 
         if nonce.state is NonceState.STALE:
-            return self.challenge(stale=True)
+            return self.challenge(stale=True, cause=STALE_NONCE)
         count = credentials.nonce_count
         assert count is not None  # qop present ⇒ nc present (parse_authorization)
         if not self._counts.accept(credentials.nonce, count, expires_at=nonce.expires_at, now=now):
-            return self.challenge(stale=True)
+            return self.challenge(stale=True, cause=NONCE_COUNT_REUSED)
         self._throttle.record_success(source)
         return Accepted(
             credential.publisher_id,
@@ -213,7 +245,7 @@ class Authenticator:
             if digest.same_digest(candidate, stored):
                 matches.append(algorithm)
         if credential is None:
-            return self.challenge()
+            return self.challenge(cause=UNKNOWN_USER)
         if len(matches) == len(digest.ALGORITHMS):
             return Accepted(
                 credential.publisher_id,

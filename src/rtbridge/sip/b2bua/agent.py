@@ -94,6 +94,7 @@ def read_invite(
         headers=headers,
         offer_srtp=offers_srtp(whole_msg),
         via_proxy=source.via_proxy,
+        untrusted_source=source.untrusted,
     )
 
 
@@ -179,6 +180,7 @@ class Agent:
         self._invites = 0
         self._routing = 0  # INVITEs waiting for the router (agent thread only)
         self._answers: collections.Counter[int] = collections.Counter()  # final codes sent
+        self._auth_failures: collections.Counter[str] = collections.Counter()  # by reason
         self._setup = SetupTimes()
         self._refusal_log = _RefusalLog()
         self.dtmf_relayed = 0
@@ -220,6 +222,7 @@ class Agent:
             invites=self._invites,
             dtmf_relayed=self.dtmf_relayed,
             answers=dict(self._answers),
+            auth_failures=dict(self._auth_failures),
             setup=self._setup,
         )
 
@@ -606,6 +609,10 @@ class Agent:
 
     def _route_answered(self, bridge: Bridge, future: Future[Reject | BridgeTo]) -> None:
         self._routing -= 1
+        if future.exception() is None:
+            result = future.result()
+            if isinstance(result, Reject) and result.auth_failure:
+                self._auth_failures[result.auth_failure] += 1  # this thread only: no lock
         _deliver_route(bridge, future)
 
     def _leg_disconnected(self, leg: Leg) -> None:

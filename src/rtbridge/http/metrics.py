@@ -1,0 +1,226 @@
+"""``/metrics`` through ``prometheus_client``: one registry per app, read at scrape time.
+
+Why no multiprocess mode: it exists for pre-fork servers (gunicorn workers) whose processes
+share one port, so one scrape must add up every worker's counters through files in
+``PROMETHEUS_MULTIPROC_DIR``. rtbridge runs one uvicorn worker per process, and each process
+(``rtbridge serve``; ``rtbridge sip --http``) serves its own ``/metrics`` on its own port and
+is scraped as its own target — Prometheus adds them up with ``sum by``. So every process
+keeps plain in-memory metrics.
+
+Why a registry per app and not ``prometheus_client.REGISTRY``: tests build several apps in
+one process, and each app's series must be its own (a global registry refuses the second
+app's metric names as duplicates).
+
+Why a custom collector: the counters already exist as plain snapshots — ``AppState.metrics``
+(written on the event loop) and the SIP agent's ``AgentStatus`` (counters written by the
+pjsua2 thread only, lock-free on its hot path). :class:`AppCollector` turns them into metric
+families when Prometheus scrapes, so nothing on the call path pays for the exposition. Only
+the ping latency is a native ``Histogram`` (one ``observe`` per ping: a lock, a few
+comparisons).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+from rtbridge import __version__
+from rtbridge.domain import lifecycle as st
+from rtbridge.sip.auth.authenticator import CAUSES
+from rtbridge.sip.routing import POLICY_CAUSES
+from rtbridge.sip.status import AgentStatus
+from rtbridge.storage.reservations import LIVE
+from rtbridge.storage.sql import transaction
+from rtbridge.storage.transactions import utcnow
+
+if TYPE_CHECKING:
+    from rtbridge.http.state import AppState
+
+__all__ = ["CONTENT_TYPE", "AppCollector", "PingSeconds", "scrape", "watch"]
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format every Prometheus reads
+# Upper bounds (seconds) of the ping latency histogram: a ping is 1-100 ms (group commit,
+# SQLite on the loop or PostgreSQL round trips); the last two catch a locked database.
+PING_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 1.0)
+# rtbridge_sip_auth_failures_total{reason}: the authenticator's causes and the routing policy's
+AUTH_FAILURE_REASONS = (*CAUSES, *POLICY_CAUSES)
+
+
+class PingSeconds:
+    """``rtbridge_ping_seconds{status}``: ``POST /rtbs.json`` handler time by outcome.
+
+    The labelled child of each status is looked up once and kept, so a ping pays one
+    ``observe`` (a lock and a bucket search), not a label lookup as well."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._histogram = Histogram(
+            "rtbridge_ping_seconds",
+            "POST /rtbs.json handler time by outcome status (reserved, no-target, error).",
+            ["status"],
+            buckets=PING_BUCKETS,
+            registry=registry,
+        )
+        self._children: dict[str, Histogram] = {}
+
+    def observe(self, status: str, seconds: float) -> None:
+        child = self._children.get(status)
+        if child is None:
+            child = self._children[status] = self._histogram.labels(status)
+        child.observe(seconds)
+
+
+class AppCollector:
+    """Reads the app's and the SIP agent's snapshots at scrape time (see the module doc).
+
+    Live reservations by status are one query, so the registry is collected through
+    ``AppState.run`` (inline on SQLite, a worker thread on PostgreSQL): see :func:`scrape`.
+    """
+
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state
+        status = state.sip() if state.sip is not None else None
+        yield build_info(status)
+        yield from reservation_families(
+            dict(state.metrics.reservations), state.metrics.expired, live_reservations(state)
+        )
+        if status is not None:
+            yield from sip_families(status)
+
+
+def watch(state: AppState) -> None:
+    """Register the snapshot collector in the app's registry (``state.metrics.registry``,
+    which already holds the ping histogram)."""
+    state.metrics.registry.register(AppCollector(state))
+
+
+async def scrape(state: AppState) -> bytes:
+    """The app's registry in the Prometheus text format (0.0.4)."""
+    return await state.run(generate_latest, state.metrics.registry)
+
+
+def live_reservations(state: AppState) -> dict[str, int]:
+    with transaction(state.engine, write=False) as db:
+        rows = db.rows(
+            f"SELECT status, count(*) AS n FROM reservation WHERE {LIVE} GROUP BY status",
+            {"now": db.ts(utcnow())},
+        )
+    return {r["status"]: r["n"] for r in rows}
+
+
+def build_info(status: AgentStatus | None) -> GaugeMetricFamily:
+    """``rtbridge_build_info`` (always 1): which rtbridge on which Python, and which
+    pjproject when the SIP agent runs in this process — the first thing to compare when two
+    processes disagree."""
+    labels = {"version": __version__, "python": platform.python_version()}
+    if status is not None:
+        labels["pjproject"] = str(status.library.get("pjproject", ""))
+    family = GaugeMetricFamily(
+        "rtbridge_build_info", "rtbridge, Python and (with the SIP agent) pjproject versions."
+    )
+    family.add_sample("rtbridge_build_info", labels, 1)
+    return family
+
+
+def reservation_families(
+    reservations: Mapping[tuple[str, bool, str], int], expired: int, live: Mapping[str, int]
+) -> Iterator[Metric]:
+    answers = CounterMetricFamily(
+        "rtbridge_reservations", "Ping and update answers by status (no-target: why)."
+    )
+    for (status, shielded, reason), n in sorted(reservations.items()):
+        labels = {"status": status, "ping_shield": str(shielded).lower()}
+        if reason:  # only no-target answers carry one
+            labels["reason"] = reason
+        answers.add_sample("rtbridge_reservations_total", labels, n)
+    yield answers
+    yield CounterMetricFamily(
+        "rtbridge_reservations_expired", "Reservations the sweeper expired.", value=expired
+    )
+    gauge = GaugeMetricFamily(
+        "rtbridge_reservations_live", "Reservations holding a buyer now, by status.",
+        labels=["status"],
+    )  # fmt: skip
+    for status in (*st.UNCLAIMED, *st.IN_CALL):
+        gauge.add_metric([status], live.get(status, 0))
+    yield gauge
+
+
+def sip_families(status: AgentStatus) -> Iterator[Metric]:
+    """The SIP agent's series: what the build holds, what is bridged, what was refused."""
+    lib = status.library
+    info = GaugeMetricFamily("rtbridge_sip_build_info", "The linked pjsua2 build (always 1).")
+    info.add_sample(
+        "rtbridge_sip_build_info",
+        {name: _label(lib.get(name, "")) for name in ("pjproject", "wheel", "rtbridge_build")},
+        1,
+    )
+    yield info
+    yield GaugeMetricFamily(
+        "rtbridge_sip_call_slots", "pjsua call slots of this agent (2 per bridge).",
+        value=status.call_slots,
+    )  # fmt: skip
+    yield GaugeMetricFamily(
+        "rtbridge_sip_bridge_capacity", "Bridged calls admitted at once.",
+        value=status.bridge_capacity,
+    )  # fmt: skip
+    yield _labelled(GaugeMetricFamily, "rtbridge_sip_bridges", "Bridges alive now, by phase.",
+                    "phase", status.bridges)  # fmt: skip
+    yield CounterMetricFamily("rtbridge_sip_invites", "New INVITEs seen.", value=status.invites)
+    yield _labelled(CounterMetricFamily, "rtbridge_sip_refused",
+                    "INVITEs answered 503 before routing, by reason.", "reason",
+                    status.refused)  # fmt: skip
+    yield _labelled(CounterMetricFamily, "rtbridge_sip_answers",
+                    "Final responses sent to publishers' INVITEs, by code.", "code",
+                    {str(code): n for code, n in status.answers.items()})  # fmt: skip
+    # Every reason from the start (0 until it happens), so rate() and alerts see a series
+    # before the first failure of its kind.
+    failures = dict.fromkeys(AUTH_FAILURE_REASONS, 0) | status.auth_failures
+    yield _labelled(CounterMetricFamily, "rtbridge_sip_auth_failures",
+                    "INVITEs refused by authentication (challenges included), by reason.",
+                    "reason", failures)  # fmt: skip
+    if status.setup is not None:
+        cumulative = status.setup.cumulative()
+        yield HistogramMetricFamily(
+            "rtbridge_sip_setup_seconds",
+            "INVITE received to 200 sent (buyer ringing included).",
+            buckets=[(le, float(n)) for le, n in cumulative],
+            sum_value=status.setup.sum,
+        )
+    yield CounterMetricFamily(
+        "rtbridge_sip_dtmf_relayed", "DTMF digits relayed between legs.",
+        value=status.dtmf_relayed,
+    )  # fmt: skip
+    yield GaugeMetricFamily(
+        "rtbridge_sip_draining", "1 while the agent is stopping (new INVITEs get 503).",
+        value=int(status.draining),
+    )  # fmt: skip
+
+
+def _labelled(
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    label: str,
+    values: Mapping[str, int],
+) -> Metric:
+    family = kind(name, documentation, labels=[label])
+    for value, n in sorted(values.items()):
+        family.add_metric([value], n)
+    return family
+
+
+def _label(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

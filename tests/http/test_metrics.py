@@ -1,0 +1,191 @@
+"""``/metrics`` on prometheus_client (``http/metrics.py``), read back with its parser, and the
+access log (``http/access_log.py``), through the real ASGI app on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from rtbridge import __version__
+from rtbridge.config.apply import apply_file
+from rtbridge.http.app import create_app
+from rtbridge.http.metrics import PING_BUCKETS
+from rtbridge.logs import JsonFormatter
+from rtbridge.settings import Settings
+from rtbridge.storage.engine import open_database
+from tests.conftest import ClientFactory, write_config
+from tests.support.demo import KEY_OPEN, one_buyer_config
+from tests.support.metrics import Exposition
+
+ADMIN_SECRET = "not-a-real-admin-token-0123456789"
+
+
+def scrape(client: TestClient) -> Exposition:
+    answer = client.get("/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return Exposition(answer.text)
+
+
+def test_every_family_is_exposed_with_its_type(client: TestClient) -> None:
+    families = scrape(client).families
+    expected = {
+        "rtbridge_build_info": "gauge",
+        "rtbridge_reservations": "counter",
+        "rtbridge_reservations_expired": "counter",
+        "rtbridge_reservations_live": "gauge",
+        "rtbridge_ping_seconds": "histogram",
+    }
+    assert {name: families[name].type for name in expected} == expected
+    # no SIP agent in this process: no rtbridge_sip_* series at all
+    assert not [name for name in families if name.startswith("rtbridge_sip")]
+
+
+def test_build_info_names_this_rtbridge_and_python(client: TestClient) -> None:
+    info = scrape(client).families["rtbridge_build_info"].samples
+    assert [(s.labels, s.value) for s in info] == [
+        ({"version": __version__, "python": platform.python_version()}, 1.0)
+    ]
+
+
+def test_live_reservations_and_answers_count_real_pings(make_client: ClientFactory) -> None:
+    client = make_client(one_buyer_config(buyer="concurrency = 1"))
+    for caller in ("+12025550111", "+12025550112"):
+        client.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": caller})
+    metrics = scrape(client)
+    assert metrics.labelled("rtbridge_reservations_live", "status") == {
+        "reserved": 1, "confirmed": 0, "claimed": 0, "connected": 0,
+    }  # fmt: skip
+    assert metrics.value("rtbridge_reservations_expired_total") == 0
+    assert metrics.value("rtbridge_reservations_total", status="reserved", ping_shield="false") == 1
+
+
+def test_ping_latency_histogram_counts_each_outcome(make_client: ClientFactory) -> None:
+    client = make_client(one_buyer_config(buyer="concurrency = 1"))
+    outcomes = [
+        client.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": "+12025550111"}),
+        client.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": "+12025550112"}),
+        client.post("/rtbs.json", data={"key": "no-such-key"}),
+        client.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": "+12025550113"}),
+    ]
+    assert [r.status_code for r in outcomes] == [200, 200, 401, 200]
+    metrics = scrape(client)
+    counts = metrics.labelled("rtbridge_ping_seconds_count", "status")
+    assert counts == {"reserved": 1, "no-target": 2, "error": 1}
+    for status, n in counts.items():
+        buckets = {
+            float(labels["le"]): value
+            for (labels, value) in _buckets(metrics, "rtbridge_ping_seconds", status)
+        }
+        assert sorted(buckets)[:-1] == list(PING_BUCKETS) and buckets[float("inf")] == n
+        assert list(buckets.values()) == sorted(buckets.values())  # cumulative
+        assert 0 < (metrics.value("rtbridge_ping_seconds_sum", status=status) or 0) < 5 * n
+    # updates and lookups are not pings
+    uuid = outcomes[0].json()["uuid"]
+    client.put(f"/rtbs/{uuid}.json", data={"key": KEY_OPEN, "status": "confirmed"})
+    after = scrape(client).labelled("rtbridge_ping_seconds_count", "status")
+    assert after == counts
+
+
+@pytest.mark.postgres
+def test_scrape_on_postgresql(make_client: ClientFactory, postgres_url: str) -> None:
+    """On PostgreSQL the scrape (its live-count query included) runs in a worker thread
+    while pings go on on the loop."""
+    client = make_client(one_buyer_config(), url=postgres_url)
+    client.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": "+12025550111"})
+    metrics = scrape(client)
+    assert metrics.value("rtbridge_reservations_live", status="reserved") == 1
+    assert metrics.value("rtbridge_ping_seconds_count", status="reserved") == 1
+
+
+def test_each_app_has_its_own_registry(make_client: ClientFactory) -> None:
+    """Two apps in one process (tests, tools): neither refuses the other's metric names,
+    and neither sees the other's pings."""
+    first = make_client(one_buyer_config())
+    second = make_client(one_buyer_config())
+    first.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": "+12025550111"})
+    assert scrape(first).value("rtbridge_ping_seconds_count", status="reserved") == 1
+    assert scrape(second).value("rtbridge_ping_seconds_count", status="reserved") is None
+
+
+def test_sip_http_process_kind_serves_health_and_metrics(sqlite_url: str, tmp_path: Path) -> None:
+    """``api=False`` is ``rtbridge sip --http``'s app without the agent: /health and /metrics
+    only (the agent's series are tested with it running, tests/sip/test_service.py)."""
+    _apply(sqlite_url, tmp_path)
+    settings = Settings(db_url=sqlite_url, sip_enabled=False, sweep_interval=3600)
+    with TestClient(create_app(settings, api=False)) as client:
+        assert client.get("/health").json()["status"] == "ok"
+        assert scrape(client).value("rtbridge_build_info", version=__version__,
+                                    python=platform.python_version()) == 1  # fmt: skip
+        assert client.post("/rtbs.json", data={"key": KEY_OPEN}).status_code == 404
+
+
+def test_access_log_is_off_by_default(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    client.post("/rtbs.json", data={"key": KEY_OPEN})
+    assert not [r for r in caplog.records if r.name == "rtbridge.http.access"]
+
+
+def test_access_log_has_one_line_per_request_and_no_secret(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _apply(sqlite_url, tmp_path)
+    settings = Settings(db_url=sqlite_url, sip_enabled=False, sweep_interval=3600,
+                        access_log=True)  # fmt: skip
+    caplog.set_level(logging.WARNING)  # --log-level warning: the access log still speaks
+    caplog.handler.setLevel(logging.NOTSET)  # (as our JSON handler: no level of its own)
+    with TestClient(create_app(settings)) as client:
+        reserved = client.post(
+            f"/rtbs.json?key={KEY_OPEN}&caller_number=%2B12025550111&zip=10001"
+        ).json()
+        client.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": "+12025550112"})
+        client.get(f"/rtbs/{reserved['uuid']}.json", params={"key": KEY_OPEN})
+        client.get("/admin/publishers", headers={"Authorization": f"Bearer {ADMIN_SECRET}"})
+        client.post(f"/console/keys/{KEY_OPEN}/pause", data={"csrf": "c-s-r-f-value"})
+        client.post("/rtbs.json", data={"key": "no-such-key"})
+    lines = [r for r in caplog.records if r.name == "rtbridge.http.access"]
+    formatted = [json.loads(JsonFormatter().format(r)) for r in lines]
+    assert [(e["method"], e["path"], e["status"]) for e in formatted] == [
+        ("POST", "/rtbs.json", 200),
+        ("POST", "/rtbs.json", 200),
+        ("GET", f"/rtbs/{reserved['uuid']}.json", 200),
+        ("GET", "/admin/publishers", 401),
+        ("POST", "/console/keys/{key}/pause", formatted[4]["status"]),
+        ("POST", "/rtbs.json", 401),
+    ]
+    assert formatted[0]["query"] == "key=%5Bredacted%5D&caller_number=%2B12025550111&zip=10001"
+    assert formatted[2]["query"] == "key=%5Bredacted%5D"
+    for entry in formatted:
+        assert entry["level"] == "info" and entry["msg"] == "http request"
+        assert 0 <= entry["duration_ms"] < 5000 and entry["client"].startswith("testclient:")
+    text = "\n".join(JsonFormatter().format(r) for r in lines)
+    for secret in (KEY_OPEN, ADMIN_SECRET, "c-s-r-f-value", "no-such-key"):
+        assert secret not in text
+
+
+def _apply(url: str, tmp_path: Path) -> None:
+    engine = open_database(url)
+    apply_file(engine, write_config(tmp_path, one_buyer_config()))
+    engine.dispose()
+
+
+def _buckets(metrics: Exposition, name: str, status: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (s.labels, s.value)
+        for s in metrics.families[name].samples
+        if s.name == f"{name}_bucket" and s.labels["status"] == status
+    ]
+
+
+def test_keys_in_paths_are_redacted_routed_or_not() -> None:
+    from rtbridge.http.access_log import redact_path
+
+    assert redact_path(f"/admin/keys/{KEY_OPEN}", {"key": KEY_OPEN}) == "/admin/keys/{key}"
+    assert redact_path(f"/console/keys/{KEY_OPEN}/nope", {}) == "/console/keys/{key}/nope"
+    assert redact_path("/admin/keys", {}) == "/admin/keys"
+    assert redact_path("/rtbs/abc.json", {"uuid": "abc"}) == "/rtbs/abc.json"
