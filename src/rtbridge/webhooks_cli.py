@@ -62,8 +62,21 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     if settings.webhook_key is None:
         print("rtbridge: RTBRIDGE_WEBHOOK_KEY is not set; deliveries will wait", file=sys.stderr)
-    engine = open_database(settings.db_url)
     options = SenderOptions(timeout=args.timeout, retry_min=args.retry_min, batch=args.batch)
+    if args.http:  # /health and /metrics beside the sender; uvicorn turns SIGTERM into a stop
+        import uvicorn
+
+        from rtbridge.http.app import create_app
+
+        served = Settings.from_env(db_url=getattr(args, "db", None), http=args.http,
+                                   access_log=args.access_log, sip_enabled=False)  # fmt: skip
+        host, port = served.http_address
+        uvicorn.run(create_app(served, api=False, sender=options), host=host, port=port,
+                    log_level=args.log_level, access_log=False, lifespan="on", log_config=None)  # fmt: skip
+        return 0
+    if args.access_log:
+        raise ValueError("--access-log logs HTTP requests: it needs --http HOST:PORT")
+    engine = open_database(settings.db_url)
     sender = Sender(engine, settings.webhook_key, options)
     signal.signal(signal.SIGTERM, lambda *_: sender.stop_soon())
     try:
@@ -102,4 +115,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-min", type=float, default=5.0,
                    help="first retry delay in seconds, doubling up to an hour (default 5)")  # fmt: skip
     p.add_argument("--batch", type=int, default=8, help="POSTs in flight (default 8)")
+    p.add_argument("--http", help="HOST:PORT to serve /health and /metrics on (default: none)")
+    p.add_argument("--access-log", action="store_true",
+                   help="one JSON line per HTTP request (needs --http)")  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

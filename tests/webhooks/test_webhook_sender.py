@@ -5,6 +5,7 @@ SIGKILL while events flow — every event arrives, duplicates only within the in
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -12,10 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from starlette.testclient import TestClient
 
+from rtbridge import __version__
 from rtbridge.storage.engine import make_engine
 from rtbridge.webhooks.sender import Sender, SenderOptions
+from tests.support.metrics import Exposition
+from tests.support.net import free_port, wait_for_port
 from tests.webhooks.conftest import KEY, MASTER, AppFactory, ping
 from tests.webhooks.receiver import receiver
 
@@ -136,3 +141,45 @@ def test_sigkill_of_the_sender_loses_no_event(
     duplicates = len(ids) - len(distinct)
     assert duplicates <= batch, (duplicates, seen_at_kill)
     print(f"kill -9 after {seen_at_kill} of 80: {duplicates} duplicate(s), bound {batch}")
+
+
+@pytest.mark.live
+def test_the_sender_alone_serves_health_and_metrics(
+    make_app: AppFactory, sqlite_url: str, tmp_path: Path
+) -> None:
+    """``rtbridge webhooks run --http``: a process kind of its own, so it answers /health and
+    /metrics like the others, and its delivery counters count what the receiver saw."""
+    client = make_app(sqlite_url)
+    port = free_port()
+    env = {**os.environ, "RTBRIDGE_DB": sqlite_url, "RTBRIDGE_WEBHOOK_KEY": MASTER}
+    args = [sys.executable, "-m", "rtbridge", "webhooks", "run", "--retry-min", "0.2",
+            "--http", f"127.0.0.1:{port}", "--log-level", "warning"]  # fmt: skip
+    with receiver(script=[500]) as hooks, (tmp_path / "sender.log").open("wb") as log:
+        hooks.secret = _hook(client, hooks.url, events=["reserved"])["secret"]
+        sender = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port("127.0.0.1", port)
+            base = f"http://127.0.0.1:{port}"
+            assert requests.get(f"{base}/health", timeout=5).json()["status"] == "ok"
+            assert requests.post(f"{base}/rtbs.json", timeout=5).status_code == 404  # no API
+            ping(client)
+            hooks.wait_for(1)
+            deadline = time.monotonic() + 10
+            while True:  # the 2xx is counted once the POST settles, just after the receiver
+                scrape = Exposition(requests.get(f"{base}/metrics", timeout=5).text)
+                delivered = scrape.value("rtbridge_webhook_deliveries_total", result="delivered")
+                if delivered == 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        finally:
+            sender.send_signal(signal.SIGTERM)
+            # uvicorn stops cleanly, then re-raises the signal it caught
+            assert sender.wait(timeout=15) in (0, -signal.SIGTERM)
+    assert b"Traceback" not in (tmp_path / "sender.log").read_bytes()
+    assert delivered == 1
+    assert scrape.value("rtbridge_webhook_deliveries_total", result="retried") == 1
+    assert scrape.value("rtbridge_webhook_events_dispatched_total") == 1
+    assert scrape.value("rtbridge_webhook_pending") == 0
+    assert scrape.value("rtbridge_build_info", version=__version__,
+                        python=platform.python_version()) == 1  # fmt: skip  (no SIP agent)
+    assert not [name for name in scrape.families if name.startswith("rtbridge_sip")]

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,6 +23,9 @@ from rtbridge.storage.checkpoint import WalCheckpointer
 from rtbridge.storage.engine import is_sqlite, open_database
 from rtbridge.storage.outage import is_outage
 from rtbridge.storage.reservations import Reservations
+
+if TYPE_CHECKING:
+    from rtbridge.webhooks.sender import SenderOptions
 
 log = logging.getLogger("rtbridge.http")
 
@@ -64,10 +67,15 @@ def build_state(settings: Settings, **reservation_options: Any) -> AppState:
     return state
 
 
-def create_app(settings: Settings, *, api: bool = True, **reservation_options: Any) -> Starlette:
+def create_app(
+    settings: Settings, *, api: bool = True, sender: SenderOptions | None = None,
+    **reservation_options: Any,
+) -> Starlette:  # fmt: skip
     """``api=False``: only /health and /metrics (``rtbridge sip --http``: an agent's status,
-    no publisher or admin routes, no expiry sweeper). ``reservation_options`` (``clock``,
-    ``rng``) let tests control time and chance."""
+    no publisher or admin routes, no expiry sweeper). ``sender``: the webhook sender's
+    options; with ``api=False`` it is what the process runs (``rtbridge webhooks run
+    --http``). ``reservation_options`` (``clock``, ``rng``) let tests control time and
+    chance."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -87,10 +95,10 @@ def create_app(settings: Settings, *, api: bool = True, **reservation_options: A
             state.sip = agent.status
         sweeper = asyncio.create_task(_sweep(state)) if api else None
         webhooks = None
-        if api and settings.webhooks:  # rtbridge/webhooks/sender.py: its own thread
+        if settings.webhooks and (api or sender is not None):  # webhooks/sender.py: a thread
             from rtbridge.webhooks.sender import Sender
 
-            webhooks = state.webhooks = Sender(state.engine, settings.webhook_key)
+            webhooks = state.webhooks = Sender(state.engine, settings.webhook_key, sender)
             webhooks.start()
         checkpointer = WalCheckpointer(state.engine) if state.inline_db else None
         if checkpointer is not None:

@@ -42,6 +42,8 @@ from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.reservations import LIVE
 from rtbridge.storage.sql import transaction
 from rtbridge.storage.transactions import utcnow
+from rtbridge.webhooks.outbox import pending_count as pending_deliveries
+from rtbridge.webhooks.sender import Stats
 
 if TYPE_CHECKING:
     from rtbridge.http.state import AppState
@@ -98,6 +100,8 @@ class AppCollector:
         )
         if status is not None:
             yield from sip_families(status)
+        if state.webhooks is not None:
+            yield from webhook_families(state.webhooks.stats, pending_deliveries(state.engine))
 
 
 def watch(state: AppState) -> None:
@@ -224,3 +228,22 @@ def _labelled(
 
 def _label(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def webhook_families(stats: Stats, pending: int) -> Iterator[Metric]:
+    """The webhook sender of this process: what it delivered, retried and gave up on, and
+    how many deliveries wait (site-wide: the outbox is shared by every sender)."""
+    results = CounterMetricFamily(
+        "rtbridge_webhook_deliveries", "Webhook POSTs by result (retried: will be tried again; "
+        "failed: attempts exhausted).", labels=["result"],
+    )  # fmt: skip
+    for result in ("delivered", "retried", "failed"):
+        results.add_metric([result], getattr(stats, result))
+    yield results
+    yield CounterMetricFamily(
+        "rtbridge_webhook_events_dispatched",
+        "Reservation events this process turned into deliveries.", value=stats.dispatched,
+    )  # fmt: skip
+    yield GaugeMetricFamily(
+        "rtbridge_webhook_pending", "Deliveries waiting for a 2xx (all senders).", value=pending
+    )
