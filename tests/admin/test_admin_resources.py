@@ -39,7 +39,10 @@ def test_publisher_round_trip(admin: TestClient) -> None:
     listed = {"id": "pub-2", "name": "Second", "require_tls": False, "require_srtp": False}
     assert listed in admin.get("/admin/publishers").json()["publishers"]
     r = admin.patch("/admin/publishers/pub-2", json={"require_tls": True, "require_srtp": True})
-    assert r.status_code == 200 and (r.json()["require_tls"], r.json()["require_srtp"]) == (True, True)
+    assert r.status_code == 200 and (r.json()["require_tls"], r.json()["require_srtp"]) == (
+        True,
+        True,
+    )
     r = admin.patch("/admin/publishers/pub-2", json={"require_tls": "yes"})
     assert r.status_code == 422 and "require_tls: must be true or false" in r.json()["error"]
     r = admin.patch("/admin/publishers/pub-2", json={"name": "Renamed"})
@@ -267,7 +270,7 @@ def test_buyer_validation_matches_the_file(admin: TestClient) -> None:
 def test_password_policy_and_cidr_messages(admin: TestClient) -> None:
     r = admin.put("/admin/publishers/pub-1/credentials/weak", json={"password": "password"})
     assert r.status_code == 422
-    assert r.json()["error"] == ("credentials: password too weak: use at least 12 characters mixing three of "
+    assert r.json()["error"] == ("password: too weak: use at least 12 characters mixing three of "
                                  "lower case, upper case, digits and symbols")  # fmt: skip
     r = admin.post("/admin/publishers/pub-1/ips", json={"cidr": "203.0.113.5/24"})
     assert r.status_code == 422 and "has host bits set" in r.json()["error"]

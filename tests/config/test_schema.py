@@ -193,8 +193,8 @@ id = "p"
 ips = [{ cidr = "10.0.0.0/8", colour = "x" }]
 credentials = [{ username = "u", password = "s3cret-Pass-123", realm = "x" }]
 """)
-    assert "publishers[0].ips: [0] unknown field 'colour'" in errors
-    assert "publishers[0].credentials: [0] unknown field 'realm'" in errors
+    assert "publishers[0].ips[0].colour: unknown field" in errors
+    assert "publishers[0].credentials[0].realm: unknown field" in errors
 
 
 def test_required_fields() -> None:
@@ -320,10 +320,11 @@ password = "x"
     assert (
         "trunks[0].id: must be 1-64 characters of A-Z a-z 0-9 _ . - (starting alphanumeric)"
     ) in errors
-    assert any(e.startswith("trunks[0].ips: [0] not a CIDR network") for e in errors)
+    assert any(e.startswith("trunks[0].ips[0]: not a CIDR network") for e in errors)
     assert "trunks[0].uri: must be a sip: URI template containing {number}" in errors
     assert any(
-        e.startswith("trunks[0]: username and realm are required with password") for e in errors
+        e.startswith("trunks[0].password: username and realm are required with password")
+        for e in errors
     )
 
 
@@ -339,10 +340,8 @@ credentials = [{ username = "u u", password = "s3cret-Pass-123" }]
 """)
     assert "sip.domain: not a host name (e.g. sip.rtb.example.com)" in errors
     assert "publishers[0].name: must be a non-empty string of at most 256 characters" in errors
-    assert any(e.startswith("publishers[0].ips: [0] not a CIDR network") for e in errors)
-    assert any(
-        e.startswith("publishers[0].credentials: [0] username must be 1-128") for e in errors
-    )
+    assert any(e.startswith("publishers[0].ips[0]: not a CIDR network") for e in errors)
+    assert any(e.startswith("publishers[0].credentials[0].username: must be 1-128") for e in errors)
 
 
 def test_password_policy_message() -> None:
@@ -352,7 +351,7 @@ id = "p"
 credentials = [{ username = "u", password = "password" }]
 """)
     assert errors == [
-        "publishers[0].credentials: [0] password too weak: use at least 12 characters mixing "
+        "publishers[0].credentials[0].password: too weak: use at least 12 characters mixing "
         "three of lower case, upper case, digits and symbols"
     ]
 
@@ -522,10 +521,10 @@ ttl_seconds = -5
     paths = {e.partition(": ")[0] for e in errors}
     assert paths == {
         "sip.domain",
-        "campaigns[0].numbers",
+        "campaigns[0].numbers[0]",
         "campaigns[0].buyers[0].destination",
         "campaigns[0].buyers[0].payout",
-        "publishers[0].credentials",
+        "publishers[0].credentials[0].password",
         "keys[0].ttl_seconds",
         "keys[0].campaign",
     }
