@@ -600,3 +600,74 @@ filters = { "caller state" = ["CA"] }
     assert errors_of(text) == [
         "campaigns[0].buyers[0].filters: 'caller state': tag names are 1-64 of A-Z a-z 0-9 _ . -"
     ]
+
+
+def test_nested_list_items_have_their_own_path() -> None:
+    """pydantic's loc ``('campaigns', 0, 'buyers', 1, 'payout')`` is written as a path, down to
+    an item inside an inline array, one error per problem."""
+    errors = errors_of(f'''
+[[campaigns]]
+id = "c"
+numbers = ["+18339510260", "12345"]
+[[campaigns.buyers]]
+id = "ok"
+destination = "sip:q@h"
+payout = 1
+seconds = 1
+[[campaigns.buyers]]
+id = "b"
+destination = "sip:q@h"
+payout = -1
+seconds = "60"
+[[publishers]]
+id = "p"
+ips = ["10.0.0.0/8", {{ cidr = "10.1.0.0/16", expires_at = "soon" }}, 7]
+credentials = [{{ username = "u", password = "s3cret-Pass-123" }}, {{ username = "v" }}]
+[[keys]]
+key = "{KEY}"
+publisher = "p"
+campaign = "c"
+[[keys]]
+key = "{KEY2}"
+publisher = "p"
+campaign = "c"
+[[keys]]
+key = "{KEY2}x"
+publisher = "p"
+campaign = "c"
+inbound_number = "8005551234"
+''')
+    assert sorted(errors) == sorted(
+        [
+            "campaigns[0].numbers[1]: not an E.164 number (e.g. +18005551234)",
+            "campaigns[0].buyers[1].payout: must be >= 0",
+            "campaigns[0].buyers[1].seconds: must be an integer",
+            "publishers[0].ips[1].expires_at: not an ISO 8601 time (e.g. 2026-12-31T23:59:00Z)",
+            'publishers[0].ips[2]: must be a CIDR string or { cidr = "...", note = "...", '
+            "expires_at = ..., allow_overlap = true }",
+            "publishers[0].credentials[1].password: required",
+            "keys[2].inbound_number: not an E.164 number (e.g. +18005551234)",
+        ]
+    )
+
+
+def test_one_bad_entry_does_not_hide_duplicates_or_break_references() -> None:
+    """Entries that validate alone are still checked against each other, and a reference to
+    an entry with a field error is not reported as a missing one."""
+    errors = errors_of(f'''
+[[campaigns]]
+id = "c"
+numbers = ["bad"]
+[[publishers]]
+id = "p"
+[[publishers]]
+id = "p"
+[[keys]]
+key = "{KEY}"
+publisher = "p"
+campaign = "c"
+''')
+    assert sorted(errors) == [
+        "campaigns[0].numbers[0]: not an E.164 number (e.g. +18005551234)",
+        "publishers[1].id: duplicate publisher id 'p' (also publishers[0].id)",
+    ]
