@@ -33,131 +33,90 @@ class AgentConfig(BaseModel):
     documentation (:data:`SUPPORTED_OPTIONS`, ``sip_config/agent.toml``)."""
 
     # Strict: a TOML "5060" for a port is refused, not coerced; lists may stay lists.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
+    )
 
-    domain: str = Field(
-        default="sip.rtb.example.com",
-        description="SIP domain: realm of challenges, host of the agent's own URIs",
-    )
-    hosts: tuple[str, ...] = Field(
-        default=("0.0.0.0",),
-        description="IP literals to listen on (IPv4 and/or IPv6); UDP+TCP on each",
-        strict=False,
-    )
-    port: int = Field(
-        default=5060,
-        description="SIP port for every host and transport; 0 = pick a free one (tests)",
-    )
-    udp: bool = Field(default=True, description="listen on UDP")
-    tcp: bool = Field(default=True, description="listen on TCP")
-    tls: bool = Field(
-        default=False, description="listen on TLS too (needs tls_cert_file and tls_key_file)"
-    )
-    tls_port: int = Field(
-        default=5061, description="TLS port on every host; 0 = pick a free one (tests)"
-    )
-    tls_cert_file: str = Field(
-        default="", description="PEM certificate (chain) the TLS listener presents"
-    )
-    tls_key_file: str = Field(default="", description="PEM private key of tls_cert_file")
-    tls_ca_file: str = Field(
-        default="", description="PEM CA bundle to verify TLS peers (buyers); '' = system default"
-    )
-    tls_verify_server: bool = Field(
-        default=True, description="refuse a buyer's TLS certificate that does not verify"
-    )
-    public_address: str = Field(
-        default="", description="address written in Contact/Via/SDP when behind NAT; '' = none"
-    )
-    media_address: str = Field(
-        default="", description="IPv4 address RTP binds to and SDP advertises; '' = any"
-    )
-    media_address6: str = Field(
-        default="", description="IPv6 address RTP binds to for IPv6 calls; '' = any"
-    )
+    domain: str = "sip.rtb.example.com"
+    """SIP domain: realm of challenges, host of the agent's own URIs"""
+    hosts: tuple[str, ...] = Field(default=("0.0.0.0",), strict=False)
+    """IP literals to listen on (IPv4 and/or IPv6); UDP+TCP on each"""
+    port: int = 5060
+    """SIP port for every host and transport; 0 = pick a free one (tests)"""
+    udp: bool = True
+    """listen on UDP"""
+    tcp: bool = True
+    """listen on TCP"""
+    tls: bool = False
+    """listen on TLS too (needs tls_cert_file and tls_key_file)"""
+    tls_port: int = 5061
+    """TLS port on every host; 0 = pick a free one (tests)"""
+    tls_cert_file: str = ""
+    """PEM certificate (chain) the TLS listener presents"""
+    tls_key_file: str = ""
+    """PEM private key of tls_cert_file"""
+    tls_ca_file: str = ""
+    """PEM CA bundle to verify TLS peers (buyers); '' = system default"""
+    tls_verify_server: bool = True
+    """refuse a buyer's TLS certificate that does not verify"""
+    public_address: str = ""
+    """address written in Contact/Via/SDP when behind NAT; '' = none"""
+    media_address: str = ""
+    """IPv4 address RTP binds to and SDP advertises; '' = any"""
+    media_address6: str = ""
+    """IPv6 address RTP binds to for IPv6 calls; '' = any"""
     codecs: tuple[str, ...] = Field(
-        default=("PCMU/8000", "PCMA/8000", "G722/16000", "G729/8000"),
-        description="codec ids offered/accepted, in order, e.g. 'PCMU/8000'; others off",
-        strict=False,
+        default=("PCMU/8000", "PCMA/8000", "G722/16000", "G729/8000"), strict=False
     )
-    srtp: str = Field(
-        default="optional",
-        description="publisher SRTP (SDES) offers: 'optional' = accept RTP or SRTP, 'off'",
-    )
-    rtp_port_min: int = Field(
-        default=10000, description="first RTP port; each call leg takes 2 (RTP+RTCP)"
-    )
-    rtp_port_max: int = Field(default=20000, description="last RTP port (exclusive)")
-    max_calls: int = Field(
-        default=0, description="pjsua call slots; 0 = all the linked build has (PJSUA_MAX_CALLS)"
-    )
-    max_bridges: int = Field(
-        default=0, description="bridged calls admitted at once; 0 = what the call slots allow"
-    )
-    ring_timeout: float = Field(
-        default=30.0, description="seconds the buyer may ring before the call fails with 408"
-    )
-    session_expires: int = Field(
-        default=1800,
-        description="RFC 4028 session interval offered on both legs; a leg whose refresh fails is ended",
-    )
-    min_se: int = Field(
-        default=90, description="RFC 4028 Min-SE: the shortest session interval accepted (>= 90)"
-    )
-    rtp_timeout: float = Field(
-        default=60.0,
-        description="seconds a connected leg that has sent RTP may go silent before the call is ended; 0 = off",
-    )
-    heartbeat_interval: float = Field(
-        default=2.0,
-        description="seconds between the agent's heartbeats in the database (crash recovery ends calls there)",
-    )
-    digest_algorithms: tuple[str, ...] = Field(
-        default=("MD5", "SHA-256"),
-        description="WWW-Authenticate algorithms offered, preferred first (MD5, SHA-256)",
-        strict=False,
-    )
-    retry_after: int = Field(
-        default=5, description="Retry-After seconds on every 503 (capacity, rate limit, draining)"
-    )
-    invite_rate: float = Field(
-        default=500.0, description="new INVITEs per second admitted from one source; 0 = no limit"
-    )
-    invite_burst: int = Field(
-        default=1000, description="INVITEs one source may send at once above invite_rate"
-    )
-    rate_limit_exempt: tuple[str, ...] = Field(
-        default=(), description="CIDRs the INVITE rate limit does not apply to", strict=False
-    )
-    trusted_proxies: tuple[str, ...] = Field(
-        default=(),
-        description="CIDRs of SIP proxies (Kamailio) whose source_header names the real sender",
-        strict=False,
-    )
-    source_header: str = Field(
-        default="X-RTB-Source", description="header a trusted proxy puts the sender's address in"
-    )
-    router_workers: int = Field(
-        default=4, description="threads that run Router.route (database work)"
-    )
-    max_routing: int = Field(
-        default=0,
-        description="INVITEs waiting for the router at once, beyond which 503; 0 = 32 per router worker",
-    )
-    clock_rate: int = Field(
-        default=8000, description="conference bridge clock in Hz; 8000 suits G.711 and costs least"
-    )
-    poll_ms: int = Field(
-        default=1, description="longest wait of one libHandleEvents call on the agent thread"
-    )
-    drain_timeout: float = Field(
-        default=60.0,
-        description="on SIGTERM: seconds live calls may run on (no new ones) before they are hung up",
-    )
-    log_level: int = Field(
-        default=1, description="pjsip log level (0-6) forwarded to the 'rtbridge.pjsip' logger"
-    )
-    user_agent: str = Field(default="rtbridge", description="User-Agent / Server header value")
+    """codec ids offered/accepted, in order, e.g. 'PCMU/8000'; others off"""
+    srtp: str = "optional"
+    """publisher SRTP (SDES) offers: 'optional' = accept RTP or SRTP, 'off'"""
+    rtp_port_min: int = 10000
+    """first RTP port; each call leg takes 2 (RTP+RTCP)"""
+    rtp_port_max: int = 20000
+    """last RTP port (exclusive)"""
+    max_calls: int = 0
+    """pjsua call slots; 0 = all the linked build has (PJSUA_MAX_CALLS)"""
+    max_bridges: int = 0
+    """bridged calls admitted at once; 0 = what the call slots allow"""
+    ring_timeout: float = 30.0
+    """seconds the buyer may ring before the call fails with 408"""
+    session_expires: int = 1800
+    """RFC 4028 session interval offered on both legs; a leg whose refresh fails is ended"""
+    min_se: int = 90
+    """RFC 4028 Min-SE: the shortest session interval accepted (>= 90)"""
+    rtp_timeout: float = 60.0
+    """seconds a connected leg that has sent RTP may go silent before the call is ended; 0 = off"""
+    heartbeat_interval: float = 2.0
+    """seconds between the agent's heartbeats in the database (crash recovery ends calls there)"""
+    digest_algorithms: tuple[str, ...] = Field(default=("MD5", "SHA-256"), strict=False)
+    """WWW-Authenticate algorithms offered, preferred first (MD5, SHA-256)"""
+    retry_after: int = 5
+    """Retry-After seconds on every 503 (capacity, rate limit, draining)"""
+    invite_rate: float = 500.0
+    """new INVITEs per second admitted from one source; 0 = no limit"""
+    invite_burst: int = 1000
+    """INVITEs one source may send at once above invite_rate"""
+    rate_limit_exempt: tuple[str, ...] = Field(default=(), strict=False)
+    """CIDRs the INVITE rate limit does not apply to"""
+    trusted_proxies: tuple[str, ...] = Field(default=(), strict=False)
+    """CIDRs of SIP proxies (Kamailio) whose source_header names the real sender"""
+    source_header: str = "X-RTB-Source"
+    """header a trusted proxy puts the sender's address in"""
+    router_workers: int = 4
+    """threads that run Router.route (database work)"""
+    max_routing: int = 0
+    """INVITEs waiting for the router at once, beyond which 503; 0 = 32 per router worker"""
+    clock_rate: int = 8000
+    """conference bridge clock in Hz; 8000 suits G.711 and costs least"""
+    poll_ms: int = 1
+    """longest wait of one libHandleEvents call on the agent thread"""
+    drain_timeout: float = 60.0
+    """on SIGTERM: seconds live calls may run on (no new ones) before they are hung up"""
+    log_level: int = 1
+    """pjsip log level (0-6) forwarded to the 'rtbridge.pjsip' logger"""
+    user_agent: str = "rtbridge"
+    """User-Agent / Server header value"""
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> AgentConfig:
