@@ -49,6 +49,12 @@ def test_request_bodies_and_answers_are_components() -> None:
     )  # refused, so not offered
 
 
+def test_every_ref_names_a_component() -> None:
+    doc = openapi_document()
+    refs = set(re.findall(r"'\$ref': '#/components/schemas/([^']+)'", str(doc)))
+    assert refs and refs == set(doc["components"]["schemas"])
+
+
 def _operation(doc: dict[str, Any], method: str, path: str) -> dict[str, Any]:
     """The documented operation a concrete path belongs to."""
     for template, item in doc["paths"].items():

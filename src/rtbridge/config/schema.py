@@ -397,50 +397,21 @@ def _unique_ids(
     keys: tuple[KeySpec, ...] | None,
 ) -> None:
     """What one entry cannot see alone: the same id, number, username or network twice."""
-    if trunks is not None:
-        _unique(errors, "trunk id", [(f"trunks[{i}].id", t.id) for i, t in enumerate(trunks)])
-    if campaigns is not None:
-        _unique(
-            errors, "campaign id", [(f"campaigns[{i}].id", c.id) for i, c in enumerate(campaigns)]
-        )
-        _unique(
-            errors,
-            "DID",
-            [(f"campaigns[{i}].numbers", n) for i, c in enumerate(campaigns) for n in c.numbers],
-        )
-        _unique(
-            errors,
-            "buyer id",
-            [
-                (f"campaigns[{i}].buyers[{j}].id", b.id)
-                for i, c in enumerate(campaigns)
-                for j, b in enumerate(c.buyers)
-            ],
-        )
-    if publishers is not None:
-        _unique(
-            errors,
-            "publisher id",
-            [(f"publishers[{i}].id", p.id) for i, p in enumerate(publishers)],
-        )
-        _unique(
-            errors,
-            "SIP username",
-            [
-                (f"publishers[{i}].credentials", c.username)
-                for i, p in enumerate(publishers)
-                for c in p.credentials
-            ],
-        )
-        # Across publishers too: one network on two publishers would make "which publisher
-        # is this source?" a coin toss (the admin API refuses it with 409 as well).
-        _unique(
-            errors,
-            "CIDR",
-            [(f"publishers[{i}].ips", ip.cidr) for i, p in enumerate(publishers) for ip in p.ips],
-        )
-    if keys is not None:
-        _unique(errors, "key", [(f"keys[{i}].key", k.key) for i, k in enumerate(keys)])
+    t, c, p, k = trunks or (), campaigns or (), publishers or (), keys or ()
+    _unique(errors, "trunk id", [(f"trunks[{i}].id", x.id) for i, x in enumerate(t)])
+    _unique(errors, "campaign id", [(f"campaigns[{i}].id", x.id) for i, x in enumerate(c)])
+    _unique(errors, "DID", [(f"campaigns[{i}].numbers", n) for i, x in enumerate(c)
+                            for n in x.numbers])  # fmt: skip
+    _unique(errors, "buyer id", [(f"campaigns[{i}].buyers[{j}].id", b.id)
+                                 for i, x in enumerate(c) for j, b in enumerate(x.buyers)])  # fmt: skip
+    _unique(errors, "publisher id", [(f"publishers[{i}].id", x.id) for i, x in enumerate(p)])
+    _unique(errors, "SIP username", [(f"publishers[{i}].credentials", cred.username)
+                                     for i, x in enumerate(p) for cred in x.credentials])  # fmt: skip
+    # Across publishers too: one network on two publishers would make "which publisher is
+    # this source?" a coin toss (the admin API refuses it with 409 as well).
+    _unique(errors, "CIDR", [(f"publishers[{i}].ips", ip.cidr) for i, x in enumerate(p)
+                             for ip in x.ips])  # fmt: skip
+    _unique(errors, "key", [(f"keys[{i}].key", x.key) for i, x in enumerate(k)])
 
 
 def load_file(path: Path, *, existing: Mapping[str, set[str]] | None = None) -> Document:

@@ -220,37 +220,18 @@ class AuditEntryPublic(_Public):
     new: dict[str, Any] | None
 
 
-class PublisherList(_Public):
-    publishers: list[PublisherPublic]
+def _listing(name: str, field: str, item: type[BaseModel]) -> Any:
+    """``{"publishers": [...]}``: how every GET of a collection answers."""
+    fields: dict[str, Any] = {field: (list[item], ...)}  # type: ignore[valid-type]
+    return create_model(name, __base__=_Public, **fields)
 
 
-class IpList(_Public):
-    ips: list[IpPublic]
-
-
-class CredentialList(_Public):
-    credentials: list[CredentialPublic]
-
-
-class CampaignList(_Public):
-    campaigns: list[CampaignPublic]
-
-
-class BuyerList(_Public):
-    buyers: list[BuyerPublic]
-
-
-class DidList(_Public):
-    dids: list[DidPublic]
-
-
-class KeyList(_Public):
-    keys: list[KeyPublic]
-
-
-class TrunkList(_Public):
-    trunks: list[TrunkPublic]
-
-
-class AuditList(_Public):
-    entries: list[AuditEntryPublic]
+PublisherList = _listing("PublisherList", "publishers", PublisherPublic)
+IpList = _listing("IpList", "ips", IpPublic)
+CredentialList = _listing("CredentialList", "credentials", CredentialPublic)
+CampaignList = _listing("CampaignList", "campaigns", CampaignPublic)
+BuyerList = _listing("BuyerList", "buyers", BuyerPublic)
+DidList = _listing("DidList", "dids", DidPublic)
+KeyList = _listing("KeyList", "keys", KeyPublic)
+TrunkList = _listing("TrunkList", "trunks", TrunkPublic)
+AuditList = _listing("AuditList", "entries", AuditEntryPublic)

@@ -268,36 +268,22 @@ def _operation_id(method: str, path: str) -> str:
     return f"{method}_{re.sub(r'[^A-Za-z0-9_]+', '_', words)}"
 
 
-def _models(value: Any, mode: JsonSchemaMode, found: set[tuple[type[BaseModel], Any]]) -> None:
+def _resolve(value: Any, mode: JsonSchemaMode, found: dict[type[BaseModel], Any]) -> Any:
+    """A copy with each model class replaced by its $ref; ``found`` collects the classes and
+    the mode their schema is for (answers: serialization; request bodies: validation)."""
     if isinstance(value, type) and issubclass(value, BaseModel):
-        found.add((value, mode))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _models(item, "serialization" if key == "responses" else mode, found)
-    elif isinstance(value, list):
-        for item in value:
-            _models(item, mode, found)
-
-
-def _resolve(value: Any, mode: JsonSchemaMode, refs: dict[tuple[Any, Any], Any]) -> Any:
-    """A copy with each model class replaced by its $ref."""
-    if isinstance(value, type) and issubclass(value, BaseModel):
-        return refs[(value, mode)]
+        found[value] = mode
+        return {"$ref": f"#/components/schemas/{value.__name__}"}
     if isinstance(value, dict):
-        return {k: _resolve(v, "serialization" if k == "responses" else mode, refs)
+        return {k: _resolve(v, "serialization" if k == "responses" else mode, found)
                 for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
-        return [_resolve(v, mode, refs) for v in value]
+        return [_resolve(v, mode, found) for v in value]
     return value
 
 
 def openapi_document() -> dict[str, Any]:
-    found: set[tuple[type[BaseModel], Any]] = set()
-    _models(OPERATIONS, "validation", found)
-    refs, components = models_json_schema(
-        sorted(found, key=lambda pair: (pair[0].__name__, pair[1])),
-        ref_template="#/components/schemas/{model}",
-    )
+    found: dict[type[BaseModel], Any] = {}
     paths: dict[str, Any] = {}
     for path, ops in OPERATIONS.items():
         names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
@@ -305,7 +291,7 @@ def openapi_document() -> dict[str, Any]:
         for method, op in ops.items():
             item[method] = {
                 "operationId": _operation_id(method, path),
-                **_resolve(op, "validation", refs),
+                **_resolve(op, "validation", found),
                 "security": [{"bearer": []}],
             }
             if names:
@@ -313,6 +299,10 @@ def openapi_document() -> dict[str, Any]:
                     _p(n, _PATH_PARAMS.get(n, _STR)) for n in names
                 ] + list(op.get("parameters", []))
         paths[path] = item
+    _, components = models_json_schema(
+        sorted(found.items(), key=lambda pair: pair[0].__name__),
+        ref_template="#/components/schemas/{model}",
+    )
     return {
         "openapi": "3.1.0",
         "info": {
