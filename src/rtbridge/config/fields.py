@@ -203,8 +203,6 @@ class Rule:
         if "anyOf" in out and len(options) == 1:
             del out["anyOf"]
             out.update(options[0])
-        if out.get("default", 0) is None:
-            del out["default"]
         out.update(self.schema)
         return out
 
