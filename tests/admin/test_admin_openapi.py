@@ -11,7 +11,7 @@ import jsonschema_rs
 import pytest
 from starlette.testclient import TestClient
 
-from rtbridge.http.admin_openapi import openapi_document
+from rtbridge.http.admin_openapi import OPERATIONS, _obj, _op, openapi_document
 from tests.conftest import ClientFactory
 
 KEY = "0123456789abcdef-openapi"
@@ -47,6 +47,19 @@ def test_request_bodies_and_answers_are_components() -> None:
     assert "null" not in str(
         schemas["TrunkSpec"]["properties"]["username"]
     )  # refused, so not offered
+
+
+def test_a_hand_written_entry_sits_beside_generated_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operation described with plain JSON Schema dicts still gets its operationId and
+    security, next to the model-generated ones."""
+    things = _op("List things", answer=_obj(["things"], things={"type": "array"}))
+    monkeypatch.setitem(OPERATIONS, "/admin/things/{thing}", {"get": things})
+    op = openapi_document()["paths"]["/admin/things/{thing}"]["get"]
+    assert op["operationId"] == "get_things_by_thing" and op["security"] == [{"bearer": []}]
+    assert op["responses"]["200"]["content"]["application/json"]["schema"]["required"] == ["things"]
+    assert op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorPublic"
+    )
 
 
 def test_every_ref_names_a_component() -> None:

@@ -19,8 +19,18 @@ from rtbridge.http import admin_models as m
 
 _S = dict[str, Any]
 
+
+def _obj(required: list[str], **props: _S) -> _S:
+    """A hand-written object schema, for an entry that has no model (yet)."""
+    return {"type": "object", "required": required, "properties": props,
+            "additionalProperties": False}  # fmt: skip
+
+
 _STR: _S = {"type": "string"}
 _INT: _S = {"type": "integer"}
+_BOOL: _S = {"type": "boolean"}
+_NUM: _S = {"type": "number"}
+_TIME: _S = {"type": "string", "format": "date-time", "description": "ISO 8601 with an offset"}
 _CIDR: _S = {
     "type": "string",
     "description": "v4 or v6 network, e.g. 203.0.113.0/24 or 2001:db8::/32",
