@@ -70,7 +70,7 @@ def test_credentials_and_check(db: str) -> None:
     assert run("publishers", "add", "pub-9", "--name", "Nine", db=db).returncode == 0
     assert "pub-9" in run("publishers", "list", db=db).stdout
     weak = run("credentials", "set", "pub-9", "nine", "--password-stdin", db=db, stdin="weak\n")
-    assert weak.returncode == 1 and "password too weak" in weak.stderr
+    assert weak.returncode == 1 and "password: too weak" in weak.stderr
     no_tty = run("credentials", "set", "pub-9", "nine", db=db, stdin="")
     assert no_tty.returncode == 1 and "--password-stdin" in no_tty.stderr
     ok = run(

@@ -267,7 +267,7 @@ def test_buyer_validation_matches_the_file(admin: TestClient) -> None:
 def test_password_policy_and_cidr_messages(admin: TestClient) -> None:
     r = admin.put("/admin/publishers/pub-1/credentials/weak", json={"password": "password"})
     assert r.status_code == 422
-    assert r.json()["error"] == ("credentials: password too weak: use at least 12 characters mixing three of "
+    assert r.json()["error"] == ("password: too weak: use at least 12 characters mixing three of "
                                  "lower case, upper case, digits and symbols")  # fmt: skip
     r = admin.post("/admin/publishers/pub-1/ips", json={"cidr": "203.0.113.5/24"})
     assert r.status_code == 422 and "has host bits set" in r.json()["error"]

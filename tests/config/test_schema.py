@@ -193,8 +193,8 @@ id = "p"
 ips = [{ cidr = "10.0.0.0/8", colour = "x" }]
 credentials = [{ username = "u", password = "s3cret-Pass-123", realm = "x" }]
 """)
-    assert "publishers[0].ips: [0] unknown field 'colour'" in errors
-    assert "publishers[0].credentials: [0] unknown field 'realm'" in errors
+    assert "publishers[0].ips[0].colour: unknown field" in errors
+    assert "publishers[0].credentials[0].realm: unknown field" in errors
 
 
 def test_required_fields() -> None:
@@ -320,10 +320,11 @@ password = "x"
     assert (
         "trunks[0].id: must be 1-64 characters of A-Z a-z 0-9 _ . - (starting alphanumeric)"
     ) in errors
-    assert any(e.startswith("trunks[0].ips: [0] not a CIDR network") for e in errors)
+    assert any(e.startswith("trunks[0].ips[0]: not a CIDR network") for e in errors)
     assert "trunks[0].uri: must be a sip: URI template containing {number}" in errors
     assert any(
-        e.startswith("trunks[0]: username and realm are required with password") for e in errors
+        e.startswith("trunks[0].password: username and realm are required with password")
+        for e in errors
     )
 
 
@@ -339,10 +340,8 @@ credentials = [{ username = "u u", password = "s3cret-Pass-123" }]
 """)
     assert "sip.domain: not a host name (e.g. sip.rtb.example.com)" in errors
     assert "publishers[0].name: must be a non-empty string of at most 256 characters" in errors
-    assert any(e.startswith("publishers[0].ips: [0] not a CIDR network") for e in errors)
-    assert any(
-        e.startswith("publishers[0].credentials: [0] username must be 1-128") for e in errors
-    )
+    assert any(e.startswith("publishers[0].ips[0]: not a CIDR network") for e in errors)
+    assert any(e.startswith("publishers[0].credentials[0].username: must be 1-128") for e in errors)
 
 
 def test_password_policy_message() -> None:
@@ -352,7 +351,7 @@ id = "p"
 credentials = [{ username = "u", password = "password" }]
 """)
     assert errors == [
-        "publishers[0].credentials: [0] password too weak: use at least 12 characters mixing "
+        "publishers[0].credentials[0].password: too weak: use at least 12 characters mixing "
         "three of lower case, upper case, digits and symbols"
     ]
 
@@ -522,10 +521,10 @@ ttl_seconds = -5
     paths = {e.partition(": ")[0] for e in errors}
     assert paths == {
         "sip.domain",
-        "campaigns[0].numbers",
+        "campaigns[0].numbers[0]",
         "campaigns[0].buyers[0].destination",
         "campaigns[0].buyers[0].payout",
-        "publishers[0].credentials",
+        "publishers[0].credentials[0].password",
         "keys[0].ttl_seconds",
         "keys[0].campaign",
     }
@@ -600,4 +599,75 @@ filters = { "caller state" = ["CA"] }
 """
     assert errors_of(text) == [
         "campaigns[0].buyers[0].filters: 'caller state': tag names are 1-64 of A-Z a-z 0-9 _ . -"
+    ]
+
+
+def test_nested_list_items_have_their_own_path() -> None:
+    """pydantic's loc ``('campaigns', 0, 'buyers', 1, 'payout')`` is written as a path, down to
+    an item inside an inline array, one error per problem."""
+    errors = errors_of(f'''
+[[campaigns]]
+id = "c"
+numbers = ["+18339510260", "12345"]
+[[campaigns.buyers]]
+id = "ok"
+destination = "sip:q@h"
+payout = 1
+seconds = 1
+[[campaigns.buyers]]
+id = "b"
+destination = "sip:q@h"
+payout = -1
+seconds = "60"
+[[publishers]]
+id = "p"
+ips = ["10.0.0.0/8", {{ cidr = "10.1.0.0/16", expires_at = "soon" }}, 7]
+credentials = [{{ username = "u", password = "s3cret-Pass-123" }}, {{ username = "v" }}]
+[[keys]]
+key = "{KEY}"
+publisher = "p"
+campaign = "c"
+[[keys]]
+key = "{KEY2}"
+publisher = "p"
+campaign = "c"
+[[keys]]
+key = "{KEY2}x"
+publisher = "p"
+campaign = "c"
+inbound_number = "8005551234"
+''')
+    assert sorted(errors) == sorted(
+        [
+            "campaigns[0].numbers[1]: not an E.164 number (e.g. +18005551234)",
+            "campaigns[0].buyers[1].payout: must be >= 0",
+            "campaigns[0].buyers[1].seconds: must be an integer",
+            "publishers[0].ips[1].expires_at: not an ISO 8601 time (e.g. 2026-12-31T23:59:00Z)",
+            'publishers[0].ips[2]: must be a CIDR string or { cidr = "...", note = "...", '
+            "expires_at = ..., allow_overlap = true }",
+            "publishers[0].credentials[1].password: required",
+            "keys[2].inbound_number: not an E.164 number (e.g. +18005551234)",
+        ]
+    )
+
+
+def test_one_bad_entry_does_not_hide_duplicates_or_break_references() -> None:
+    """Entries that validate alone are still checked against each other, and a reference to
+    an entry with a field error is not reported as a missing one."""
+    errors = errors_of(f'''
+[[campaigns]]
+id = "c"
+numbers = ["bad"]
+[[publishers]]
+id = "p"
+[[publishers]]
+id = "p"
+[[keys]]
+key = "{KEY}"
+publisher = "p"
+campaign = "c"
+''')
+    assert sorted(errors) == [
+        "campaigns[0].numbers[0]: not an E.164 number (e.g. +18005551234)",
+        "publishers[1].id: duplicate publisher id 'p' (also publishers[0].id)",
     ]

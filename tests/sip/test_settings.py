@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -24,7 +23,7 @@ def test_documented_file_is_the_defaults() -> None:
 
 
 def test_every_option_documented_once() -> None:
-    names = [f.name for f in dataclasses.fields(AgentConfig)]
+    names = list(AgentConfig.model_fields)
     assert sorted(SUPPORTED_OPTIONS) == sorted(names)
     keys = re.findall(r"^([a-z_0-9]+) =", AGENT_TOML.read_text(), re.MULTILINE)
     assert sorted(keys) == sorted(names)
@@ -91,3 +90,23 @@ def test_unsafe_values_refused(options: dict[str, object]) -> None:
 def test_unknown_key_refused() -> None:
     with pytest.raises(ValueError, match="prot"):
         AgentConfig.from_mapping({"prot": 5060})
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"port": "5060"}, "port: Input should be a valid integer"),
+        ({"tls": 1}, "tls: Input should be a valid boolean"),
+        ({"hosts": ["example.com"]}, "hosts: 'example.com' is not an IP address"),
+    ],
+)
+def test_toml_types_are_not_coerced(options: dict[str, object], words: str) -> None:
+    """A quoted number or 1 for true is a mistake in the file, refused with the option's name."""
+    with pytest.raises(ValueError) as info:
+        AgentConfig.from_mapping(options)
+    assert str(info.value) == words
+
+
+def test_lists_from_toml_become_tuples() -> None:
+    config = AgentConfig.from_mapping({"hosts": ["127.0.0.1", "::1"], "codecs": ["PCMU/8000"]})
+    assert config.hosts == ("127.0.0.1", "::1") and config.codecs == ("PCMU/8000",)

@@ -1,12 +1,23 @@
-"""Validation of single values, shared by ``apply`` and (later) the admin API and CLI verbs, so
-one rule gives one message wherever the value comes from."""
+"""Validation of single values, shared by ``apply``, the admin API, the console and the CLI
+verbs, so one rule gives one message wherever the value comes from.
+
+Each rule is a plain function (``identifier(value) -> str``, raising :class:`FieldError`) and,
+wrapped in :class:`Rule`, pydantic metadata: the models of :mod:`rtbridge.config.schema` run
+the function (its words become the error) and publish the JSON Schema keywords beside it in
+OpenAPI, so the check and its description sit together."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from rtbridge.domain.hours import HoursError, parse_hours
 from rtbridge.domain.numbers import is_e164
@@ -161,3 +172,75 @@ def srtp_mode(value: Any) -> str:
     if value not in SRTP_MODES:
         raise FieldError('must be "off", "optional" or "required"')
     return str(value)
+
+
+# -- the rules as pydantic metadata -----------------------------------------------------------
+
+
+class Rule:
+    """``Annotated[str, Rule(identifier, pattern=...)]``: ``check`` validates before pydantic's
+    own type check (so ``"5"`` for an integer gets this module's words, not a coercion), and
+    ``schema`` adds JSON Schema keywords that describe the same rule."""
+
+    __slots__ = ("check", "schema")
+
+    def __init__(self, check: Callable[[Any], Any], **schema: Any) -> None:
+        self.check = check
+        self.schema = schema
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        # The check refuses null (an optional field is left out, not sent as null), so the
+        # description does not offer it either.
+        options = [o for o in out.get("anyOf", ()) if o != {"type": "null"}]
+        if "anyOf" in out and len(options) == 1:
+            del out["anyOf"]
+            out.update(options[0])
+        out.update(self.schema)
+        return out
+
+
+def integer_rule(minimum: int, maximum: int | None = None) -> Rule:
+    bounds = {"minimum": minimum} | ({"maximum": maximum} if maximum is not None else {})
+    return Rule(partial(integer, minimum=minimum, maximum=maximum), **bounds)
+
+
+def number_rule(minimum: float) -> Rule:
+    return Rule(partial(number, minimum=minimum), minimum=minimum)
+
+
+def string_rule(max_len: int = 256) -> Rule:
+    return Rule(partial(string, max_len=max_len), minLength=1, maxLength=max_len)
+
+
+IDENTIFIER = Rule(identifier, pattern=f"^{_ID.pattern}$", minLength=1, maxLength=64)
+STRING = string_rule()
+BOOLEAN = Rule(boolean)
+E164 = Rule(e164, pattern=r"^\+[1-9][0-9]{6,14}$", examples=["+18005551234"])
+DESTINATION = Rule(
+    destination,
+    description="a SIP URI (sip:queue@buyer.example.net) or an E.164 number (via a trunk)",
+)
+DOMAIN = Rule(domain, description="a host name", examples=["sip.rtb.example.com"])
+CIDR = Rule(cidr, description="a v4 or v6 network (a bare address is a /32 or /128)",
+            examples=["203.0.113.0/24", "2001:db8::/32"])  # fmt: skip
+TIMESTAMP = Rule(timestamp, description="ISO 8601 with a time zone offset")
+HOURS = Rule(hours, examples=["Mon-Fri 09:00-17:00 America/New_York"])
+USERNAME = Rule(username, pattern=f"^{_USERNAME.pattern}$")
+PASSWORD = Rule(
+    password,
+    writeOnly=True,
+    minLength=MIN_PASSWORD,
+    maxLength=256,
+    description=f"at least {MIN_PASSWORD} characters mixing three of lower, upper, digits, "
+    "symbols; stored only as digest HA1, never returned",
+)
+RESPONSE_ROOT = Rule(response_root)
+SRTP_MODE = Rule(srtp_mode)

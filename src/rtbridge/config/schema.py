@@ -1,21 +1,39 @@
-"""Read and validate the whole configuration file before anything is written (SPEC §5).
+"""The configuration file, and every resource of the admin API, as pydantic models (SPEC §5).
+
+The models are the one description of each resource: ``rtbridge apply`` validates the file
+with them, the admin API and CLI validate one resource with them (``read_*``), and
+:mod:`rtbridge.http.admin_openapi` publishes their JSON Schema. Each field's check is a rule of
+:mod:`rtbridge.config.fields`, so a value is refused with the same words everywhere.
 
 Every problem is collected, each with its path (``keys[2].inbound_number: not an E.164
 number``), so one run shows the admin everything to fix."""
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from rtbridge.config import fields as f
 from rtbridge.domain.ping import TAG_NAME
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -24,155 +42,93 @@ class ConfigError(ValueError):
         self.errors = errors
 
 
-@dataclass(frozen=True)
-class TrunkSpec:
-    id: str
-    ips: tuple[str, ...]
-    uri: str
-    username: str | None = None
-    password: str | None = None
-    realm: str | None = None
+# -- error messages ---------------------------------------------------------------------------
+
+# pydantic's own error types in the words the rules use; a rule's FieldError keeps its text.
+_WORDS = {
+    "missing": "required",
+    "extra_forbidden": "unknown field",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "dict_type": "must be a table",
+    "list_type": "must be an array",
+    "tuple_type": "must be an array",
+}
 
 
-@dataclass(frozen=True)
-class BuyerSpec:
-    id: str
-    campaign: str
-    destination: str
-    payout: float
-    seconds: int
-    concurrency: int | None
-    daily_cap: int | None
-    priority: int
-    weight: int
-    hours: str | None
-    filters: dict[str, list[str]]
-    trunk: str | None
-    srtp: str = "off"
+def error_messages(exc: ValidationError, *, root: str = "body", top: str = "") -> list[str]:
+    """``path: message`` per problem: the loc ``('keys', 2, 'inbound_number')`` becomes
+    ``keys[2].inbound_number``; ``root`` names the whole value (an empty loc); ``top`` replaces
+    "unknown field" for a key of the outermost table (the file's sections)."""
+    out = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = error["loc"]
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        kind = error["type"]
+        if kind in ("value_error", "assertion_error"):
+            message = str(error.get("ctx", {}).get("error", error["msg"]))
+        elif kind == "extra_forbidden" and top and len(loc) == 1:
+            message = top
+        else:
+            message = _WORDS.get(kind, error["msg"])
+        out.append(f"{path or root}: {message}")
+    return out
 
 
-@dataclass(frozen=True)
-class CampaignSpec:
-    id: str
-    numbers: tuple[str, ...]
-    buyers: tuple[BuyerSpec, ...]
+def _refs(info: ValidationInfo) -> Mapping[str, set[str]] | None:
+    """The ids a file's references may name (``apply``); None for one API resource, whose
+    references the admin checks against the database instead."""
+    context = info.context
+    return context if isinstance(context, Mapping) else None
 
 
-@dataclass(frozen=True)
-class IpSpec:
-    cidr: str
-    note: str | None = None
-    expires_at: datetime | None = None
-    # Accept a network that overlaps another publisher's (issue 12): see config/overlaps.py.
-    allow_overlap: bool = False
+class _Model(BaseModel):
+    # Unknown keys are refused so a typo is not silently ignored; specs never change.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass(frozen=True)
-class CredentialSpec:
-    username: str
-    password: str
+Identifier = Annotated[str, f.IDENTIFIER]
+Text = Annotated[str | None, f.STRING]
+Flag = Annotated[bool, f.BOOLEAN]
+Cidr = Annotated[str, f.CIDR]
 
 
-@dataclass(frozen=True)
-class PublisherSpec:
-    id: str
-    name: str | None
-    ips: tuple[IpSpec, ...]
-    credentials: tuple[CredentialSpec, ...]
-    require_tls: bool = False
-    require_srtp: bool = False
+# -- sections ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeySpec:
-    key: str
-    publisher: str
-    campaign: str
-    allow_missing_caller_number: bool
-    inbound_number: str | None
-    ttl_seconds: int
-    auto_confirm: bool
-    response_root: str | None
-    paused: bool
+class SipSection(_Model):
+    """``[sip]``: the SIP domain (realm of digest challenges)."""
+
+    domain: Annotated[str, f.DOMAIN]
 
 
-@dataclass(frozen=True)
-class Document:
-    """The validated file. A section left out of the file is None: that resource type is left
-    as it is in the database; a section present (even empty) is the whole truth for it."""
-
-    sip_domain: str | None = None
-    trunks: tuple[TrunkSpec, ...] | None = None
-    campaigns: tuple[CampaignSpec, ...] | None = None
-    publishers: tuple[PublisherSpec, ...] | None = None
-    keys: tuple[KeySpec, ...] | None = None
-    buyers: tuple[BuyerSpec, ...] = field(default=())
+def _uri_template(value: Any) -> str:
+    uri = f.string(value)
+    if "{number}" not in uri or not uri.startswith(("sip:", "sips:")):
+        raise f.FieldError("must be a sip: URI template containing {number}")
+    return uri
 
 
-def _at(path: str, name: str) -> str:
-    """``keys[2].inbound_number`` in a file; just ``inbound_number`` for one API resource."""
-    return f"{path}.{name}" if path else name
+class TrunkSpec(_Model):
+    """``[[trunks]]``: a carrier, trusted by IP for PSTN arrivals, and its URI for numbers out."""
 
+    id: Identifier
+    ips: tuple[Cidr, ...] = ()
+    uri: Annotated[str, f.Rule(_uri_template, examples=["sip:{number}@198.51.100.10:5060"])]
+    username: Annotated[str | None, f.USERNAME] = None
+    realm: Text = None
+    # After username and realm: its check reads them (outbound digest is stored as HA1).
+    password: Annotated[str | None, f.Rule(f.string, writeOnly=True, maxLength=256)] = None
 
-class _Reader:
-    """Walks one table of the file, recording errors instead of stopping at the first."""
-
-    def __init__(self, errors: list[str], path: str, table: Any) -> None:
-        self.errors = errors
-        self.path = path
-        self.ok = isinstance(table, dict)
-        self.table: Mapping[str, Any] = table if isinstance(table, dict) else {}
-        if not self.ok:
-            errors.append(f"{path or 'body'}: must be a table")
-        self.seen: set[str] = set()
-
-    def get(
-        self,
-        name: str,
-        check: Callable[[Any], T],
-        default: T | None = None,
-        *,
-        required: bool = False,
-    ) -> T | None:
-        self.seen.add(name)
-        if name not in self.table:
-            if required and self.ok:
-                self.errors.append(f"{_at(self.path, name)}: required")
-            return default
-        try:
-            return check(self.table[name])
-        except f.FieldError as exc:
-            self.errors.append(f"{_at(self.path, name)}: {exc}")
-            return default
-
-    def done(self, *extra_known: str) -> None:
-        for name in self.table:
-            if name not in self.seen and name not in extra_known:
-                self.errors.append(f"{_at(self.path, name)}: unknown field")
-
-
-def _array(errors: list[str], path: str, value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        errors.append(f"{path}: must be an array")
-        return []
-    return value
-
-
-def _list_of(check: Callable[[Any], T]) -> Callable[[Any], tuple[T, ...]]:
-    def run(value: Any) -> tuple[T, ...]:
-        if not isinstance(value, list):
-            raise f.FieldError("must be an array")
-        out = []
-        for i, item in enumerate(value):
-            try:
-                out.append(check(item))
-            except f.FieldError as exc:
-                raise f.FieldError(f"[{i}] {exc}") from None
-        return tuple(out)
-
-    return run
+    @field_validator("password")
+    @classmethod
+    def _needs_realm(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (info.data.get("username") is None or not info.data.get("realm")):
+            raise f.FieldError(
+                "username and realm are required with password "
+                "(outbound digest is stored as HA1 for that realm)"
+            )
+        return value
 
 
 def _filters(value: Any) -> dict[str, list[str]]:
@@ -195,6 +151,234 @@ def _filters(value: Any) -> dict[str, list[str]]:
     return out
 
 
+class Buyer(_Model):
+    """``[[campaigns.buyers]]``: who calls go to, at what payout, how many, when."""
+
+    id: Identifier
+    # Before destination: a phone-number destination needs a trunk (checked there).
+    trunk: Annotated[str | None, f.IDENTIFIER] = None
+    destination: Annotated[str, f.DESTINATION]
+    payout: Annotated[float, f.number_rule(0)]
+    seconds: Annotated[int, f.integer_rule(0, 86400)]
+    concurrency: Annotated[int | None, f.integer_rule(1)] = None
+    daily_cap: Annotated[int | None, f.integer_rule(1)] = None
+    priority: Annotated[int, f.integer_rule(0)] = 1
+    weight: Annotated[int, f.integer_rule(1)] = 1
+    hours: Annotated[str | None, f.HOURS] = None
+    filters: Annotated[
+        dict[str, list[str]],
+        f.Rule(_filters, examples=[{"caller_state": ["CA", "NY"]}]),
+    ] = Field(default_factory=dict)
+    srtp: Annotated[Literal["off", "optional", "required"], f.SRTP_MODE] = "off"
+
+    @field_validator("trunk")
+    @classmethod
+    def _known_trunk(cls, value: str | None, info: ValidationInfo) -> str | None:
+        refs = _refs(info)
+        if refs is not None and value is not None and value not in refs["trunks"]:
+            raise f.FieldError(f"no trunk {value!r}")
+        return value
+
+    @field_validator("destination")
+    @classmethod
+    def _number_needs_trunk(cls, value: str, info: ValidationInfo) -> str:
+        refs = _refs(info)
+        if (
+            refs is not None
+            and not value.startswith("sip")
+            and info.data.get("trunk") is None
+            and not refs["trunks"]
+        ):
+            raise f.FieldError("a phone number needs a trunk; add [[trunks]]")
+        return value
+
+
+class BuyerSpec(Buyer):
+    """A buyer with the campaign it belongs to (the table it sits under, or the API's field)."""
+
+    campaign: Identifier
+
+    @classmethod
+    def of(cls, buyer: Buyer, campaign: str) -> BuyerSpec:
+        return cls.model_construct(**dict(buyer), campaign=campaign)
+
+
+class Campaign(_Model):
+    """``[[campaigns]]``: a DID pool and the buyers its calls are offered to."""
+
+    id: Identifier
+    numbers: tuple[Annotated[str, f.E164], ...] = ()
+    buyers: tuple[Buyer, ...] = ()
+
+
+class CampaignSpec(Campaign):
+    buyers: tuple[BuyerSpec, ...] = ()
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> CampaignSpec:
+        buyers = tuple(BuyerSpec.of(b, campaign.id) for b in campaign.buyers)
+        return cls.model_construct(id=campaign.id, numbers=campaign.numbers, buyers=buyers)
+
+
+class IpSpec(_Model):
+    """An allowlist entry; in a file or a request, a bare CIDR string stands for ``{cidr}``."""
+
+    cidr: Cidr
+    note: Text = None
+    expires_at: Annotated[datetime | None, f.TIMESTAMP] = None
+    # Accept a network that overlaps another publisher's (issue 12): see config/overlaps.py.
+    allow_overlap: Flag = False
+
+
+def _ip_shorthand(value: Any) -> Any:
+    if isinstance(value, str):  # checked here, so its error sits at ips[i], not ips[i].cidr
+        return IpSpec.model_construct(cidr=f.cidr(value))
+    if isinstance(value, dict):
+        return value
+    raise f.FieldError(
+        'must be a CIDR string or { cidr = "...", note = "...", expires_at = ..., '
+        "allow_overlap = true }"
+    )
+
+
+IpEntry = Annotated[IpSpec, BeforeValidator(_ip_shorthand, json_schema_input_type=Cidr | IpSpec)]
+
+
+class CredentialSpec(_Model):
+    """A SIP digest credential; the password is hashed to HA1 on arrival and never kept."""
+
+    username: Annotated[str, f.USERNAME]
+    password: Annotated[str, f.PASSWORD]
+
+
+class PublisherSpec(_Model):
+    """``[[publishers]]``: who may send calls, by source IP or by digest credentials."""
+
+    id: Identifier
+    name: Text = None
+    ips: tuple[IpEntry, ...] = ()
+    credentials: tuple[CredentialSpec, ...] = ()
+    require_tls: Annotated[bool, f.BOOLEAN, Field(description="INVITEs must arrive over TLS")] = (
+        False
+    )
+    require_srtp: Annotated[
+        bool, f.BOOLEAN, Field(description="the SDP offer must ask for SRTP (else 488)")
+    ] = False
+
+
+def _secret(value: Any) -> str:
+    key = f.string(value, max_len=128)
+    if len(key) < 16:
+        raise f.FieldError("too short (at least 16 characters; it is a secret)")
+    return key
+
+
+class KeySpec(_Model):
+    """``[[keys]]``: the postback key a publisher pings with, and how its pings are answered."""
+
+    key: Annotated[str, f.Rule(_secret, minLength=16, maxLength=128)]
+    publisher: Identifier
+    campaign: Identifier
+    allow_missing_caller_number: Flag = False
+    inbound_number: Annotated[str | None, f.E164] = None
+    ttl_seconds: Annotated[int, f.integer_rule(1, 86400)] = 60
+    auto_confirm: Flag = False
+    response_root: Annotated[Literal["rtb"] | None, f.RESPONSE_ROOT] = None
+    paused: Flag = False
+
+    @field_validator("publisher", "campaign")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str:
+        refs = _refs(info)
+        section = f"{info.field_name}s"
+        if refs is not None and value not in refs[section]:
+            raise f.FieldError(f"no {info.field_name} {value!r}")
+        return value
+
+
+class ConfigFile(_Model):
+    """The file as written. A section left out is None: that resource type is left as it is
+    in the database; a section present (even empty) is the whole truth for it."""
+
+    sip: SipSection | None = None
+    trunks: tuple[TrunkSpec, ...] | None = None
+    campaigns: tuple[Campaign, ...] | None = None
+    publishers: tuple[PublisherSpec, ...] | None = None
+    keys: tuple[KeySpec, ...] | None = None
+
+
+_SECTIONS = tuple(ConfigFile.model_fields)
+_UNKNOWN_SECTION = f"unknown section (expected one of {', '.join(_SECTIONS)})"
+_ENTRIES: dict[str, type[BaseModel]] = {
+    "trunks": TrunkSpec,
+    "campaigns": Campaign,
+    "publishers": PublisherSpec,
+    "keys": KeySpec,
+}
+
+
+@dataclass(frozen=True)
+class Document:
+    """The validated file, as ``apply`` uses it (None: the section was left out)."""
+
+    sip_domain: str | None = None
+    trunks: tuple[TrunkSpec, ...] | None = None
+    campaigns: tuple[CampaignSpec, ...] | None = None
+    publishers: tuple[PublisherSpec, ...] | None = None
+    keys: tuple[KeySpec, ...] | None = None
+    buyers: tuple[BuyerSpec, ...] = field(default=())
+
+
+def _ids(data: Mapping[str, Any], section: str, existing: Mapping[str, set[str]]) -> set[str]:
+    """Ids a reference may name: the section's own (valid entries or not, so one broken
+    entry does not also break every reference to it), else what the database holds."""
+    if section not in data:
+        return existing.get(section, set())
+    entries = data[section] if isinstance(data[section], list) else []
+    return {e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)}
+
+
+def _valid_parts(data: Mapping[str, Any], refs: Mapping[str, set[str]]) -> ConfigFile:
+    """The entries that validate on their own, so that duplicates are reported in the same
+    run as the field errors that made the whole file fail."""
+    parts: dict[str, Any] = {}
+    for name, model in _ENTRIES.items():
+        if name in data:
+            valid = []
+            for raw in data[name] if isinstance(data[name], list) else []:
+                with contextlib.suppress(ValidationError):  # already reported
+                    valid.append(model.model_validate(raw, context=refs))
+            parts[name] = tuple(valid)
+    return ConfigFile.model_construct(**parts)
+
+
+def parse_document(
+    data: Mapping[str, Any], *, existing: Mapping[str, set[str]] | None = None
+) -> Document:
+    """Validate a parsed TOML document. ``existing`` holds ids already in the database
+    (``publishers``, ``campaigns``, ``trunks``) for references to sections the file omits."""
+    existing = existing or {}
+    refs = {name: _ids(data, name, existing) for name in ("trunks", "campaigns", "publishers")}
+    errors: list[str] = []
+    try:
+        file = ConfigFile.model_validate(data, context=refs)
+    except ValidationError as exc:
+        errors = error_messages(exc, top=_UNKNOWN_SECTION)
+        file = _valid_parts(data, refs)
+    campaigns = None if file.campaigns is None else tuple(map(CampaignSpec.of, file.campaigns))
+    _unique_ids(errors, file.trunks, campaigns, file.publishers, file.keys)
+    if errors:
+        raise ConfigError(errors)
+    return Document(
+        sip_domain=file.sip.domain if file.sip is not None else None,
+        trunks=file.trunks,
+        campaigns=campaigns,
+        publishers=file.publishers,
+        keys=file.keys,
+        buyers=tuple(b for c in campaigns or () for b in c.buyers),
+    )
+
+
 def _unique(errors: list[str], what: str, items: list[tuple[str, str]]) -> None:
     """``items`` are (path, value); report every value seen twice."""
     first: dict[str, str] = {}
@@ -205,263 +389,29 @@ def _unique(errors: list[str], what: str, items: list[tuple[str, str]]) -> None:
             first[value] = path
 
 
-def _trunk(errors: list[str], path: str, raw: Any) -> TrunkSpec | None:
-    r = _Reader(errors, path, raw)
-    tid = r.get("id", f.identifier, required=True)
-    ips = r.get("ips", _list_of(f.cidr)) or ()
-    uri = r.get("uri", f.string, required=True)
-    if uri is not None and ("{number}" not in uri or not uri.startswith(("sip:", "sips:"))):
-        errors.append(f"{_at(path, 'uri')}: must be a sip: URI template containing {{number}}")
-    username = r.get("username", f.username)
-    password = r.get("password", lambda v: f.string(v, max_len=256))
-    realm = r.get("realm", f.string)
-    if password is not None and (username is None or realm is None):
-        errors.append(
-            f"{path or 'trunk'}: username and realm are required with password "
-            "(outbound digest is stored as HA1 for that realm)"
-        )
-    r.done()
-    if tid is None or uri is None:
-        return None
-    return TrunkSpec(tid, ips or (), uri, username, password, realm)
-
-
-def _buyer(errors: list[str], path: str, campaign: str, raw: Any) -> BuyerSpec | None:
-    r = _Reader(errors, path, raw)
-    bid = r.get("id", f.identifier, required=True)
-    dest = r.get("destination", f.destination, required=True)
-    payout = r.get("payout", lambda v: f.number(v, minimum=0), required=True)
-    seconds = r.get("seconds", lambda v: f.integer(v, minimum=0, maximum=86400), required=True)
-    concurrency = r.get("concurrency", lambda v: f.integer(v, minimum=1))
-    daily_cap = r.get("daily_cap", lambda v: f.integer(v, minimum=1))
-    priority = r.get("priority", lambda v: f.integer(v, minimum=0), 1)
-    weight = r.get("weight", lambda v: f.integer(v, minimum=1), 1)
-    hours = r.get("hours", f.hours)
-    filters: dict[str, list[str]] = r.get("filters", _filters) or {}
-    trunk = r.get("trunk", f.identifier)
-    srtp = r.get("srtp", f.srtp_mode, "off")
-    r.done()
-    if bid is None or dest is None or payout is None or seconds is None:
-        return None
-    return BuyerSpec(
-        bid,
-        campaign,
-        dest,
-        payout,
-        seconds,
-        concurrency,
-        daily_cap,
-        priority or 0,
-        weight or 1,
-        hours,
-        filters or {},
-        trunk,
-        srtp or "off",
-    )
-
-
-def _campaign(errors: list[str], path: str, raw: Any) -> CampaignSpec | None:
-    r = _Reader(errors, path, raw)
-    cid = r.get("id", f.identifier, required=True)
-    numbers = r.get("numbers", _list_of(f.e164)) or ()
-    buyers = [
-        _buyer(errors, f"{_at(path, 'buyers')}[{j}]", cid or "?", b)
-        for j, b in enumerate(_array(errors, _at(path, "buyers"), r.table.get("buyers")))
-    ]
-    r.done("buyers")
-    if cid is None:
-        return None
-    return CampaignSpec(cid, numbers or (), tuple(b for b in buyers if b is not None))
-
-
-def _ip(value: Any) -> IpSpec:
-    if isinstance(value, str):
-        return IpSpec(f.cidr(value))
-    if isinstance(value, dict):
-        unknown = set(value) - {"cidr", "note", "expires_at", "allow_overlap"}
-        if unknown:
-            raise f.FieldError(f"unknown field {sorted(unknown)[0]!r}")
-        note = f.string(value["note"]) if "note" in value else None
-        expires = f.timestamp(value["expires_at"]) if "expires_at" in value else None
-        allow = f.boolean(value["allow_overlap"]) if "allow_overlap" in value else False
-        return IpSpec(f.cidr(value.get("cidr")), note, expires, allow)
-    raise f.FieldError(
-        'must be a CIDR string or { cidr = "...", note = "...", expires_at = ..., '
-        "allow_overlap = true }"
-    )
-
-
-def _credential(value: Any) -> CredentialSpec:
-    if not isinstance(value, dict):
-        raise f.FieldError('must be { username = "...", password = "..." }')
-    unknown = set(value) - {"username", "password"}
-    if unknown:
-        raise f.FieldError(f"unknown field {sorted(unknown)[0]!r}")
-    try:
-        user = f.username(value.get("username"))
-    except f.FieldError as exc:
-        raise f.FieldError(f"username {exc}") from None
-    try:
-        pwd = f.password(value.get("password"))
-    except f.FieldError as exc:
-        raise f.FieldError(f"password {exc}") from None
-    return CredentialSpec(user, pwd)
-
-
-def _publisher(errors: list[str], path: str, raw: Any) -> PublisherSpec | None:
-    r = _Reader(errors, path, raw)
-    pid = r.get("id", f.identifier, required=True)
-    name = r.get("name", f.string)
-    ips = r.get("ips", _list_of(_ip)) or ()
-    creds = r.get("credentials", _list_of(_credential)) or ()
-    require_tls = r.get("require_tls", f.boolean, False)
-    require_srtp = r.get("require_srtp", f.boolean, False)
-    r.done()
-    if pid is None:
-        return None
-    return PublisherSpec(pid, name, ips or (), creds or (), bool(require_tls), bool(require_srtp))
-
-
-def _key(errors: list[str], path: str, raw: Any) -> KeySpec | None:
-    r = _Reader(errors, path, raw)
-    key = r.get("key", lambda v: f.string(v, max_len=128), required=True)
-    if key is not None and len(key) < 16:
-        errors.append(f"{_at(path, 'key')}: too short (at least 16 characters; it is a secret)")
-    publisher = r.get("publisher", f.identifier, required=True)
-    campaign = r.get("campaign", f.identifier, required=True)
-    allow = r.get("allow_missing_caller_number", f.boolean, False)
-    inbound = r.get("inbound_number", f.e164)
-    ttl = r.get("ttl_seconds", lambda v: f.integer(v, minimum=1, maximum=86400), 60)
-    auto = r.get("auto_confirm", f.boolean, False)
-    root = r.get("response_root", f.response_root)
-    paused = r.get("paused", f.boolean, False)
-    r.done()
-    if key is None or publisher is None or campaign is None:
-        return None
-    return KeySpec(
-        key, publisher, campaign, bool(allow), inbound, ttl or 60, bool(auto), root, bool(paused)
-    )
-
-
-def _section(
-    errors: list[str],
-    data: Mapping[str, Any],
-    name: str,
-    read: Callable[[list[str], str, Any], T | None],
-) -> tuple[T, ...] | None:
-    """Every entry of an array-of-tables section, or None when the file leaves it out."""
-    if name not in data:
-        return None
-    entries = (
-        read(errors, f"{name}[{i}]", raw) for i, raw in enumerate(_array(errors, name, data[name]))
-    )
-    return tuple(e for e in entries if e is not None)
-
-
-_SECTIONS = ("sip", "trunks", "campaigns", "publishers", "keys")
-
-
-def parse_document(
-    data: Mapping[str, Any], *, existing: Mapping[str, set[str]] | None = None
-) -> Document:
-    """Validate a parsed TOML document. ``existing`` holds ids already in the database
-    (``publishers``, ``campaigns``, ``trunks``) for references to sections the file omits."""
-    errors: list[str] = []
-    existing = existing or {}
-    for name in data:
-        if name not in _SECTIONS:
-            errors.append(f"{name}: unknown section (expected one of {', '.join(_SECTIONS)})")
-    domain = None
-    if "sip" in data:
-        r = _Reader(errors, "sip", data["sip"])
-        domain = r.get("domain", f.domain, required=True)
-        r.done()
-    trunks = _section(errors, data, "trunks", _trunk)
-    campaigns = _section(errors, data, "campaigns", _campaign)
-    publishers = _section(errors, data, "publishers", _publisher)
-    keys = _section(errors, data, "keys", _key)
-
-    _cross_check(errors, trunks, campaigns, publishers, keys, existing)
-    if errors:
-        raise ConfigError(errors)
-    buyers = tuple(b for c in campaigns or () for b in c.buyers)
-    return Document(domain, trunks, campaigns, publishers, keys, buyers)
-
-
-def _cross_check(
+def _unique_ids(
     errors: list[str],
     trunks: tuple[TrunkSpec, ...] | None,
     campaigns: tuple[CampaignSpec, ...] | None,
     publishers: tuple[PublisherSpec, ...] | None,
     keys: tuple[KeySpec, ...] | None,
-    existing: Mapping[str, set[str]],
 ) -> None:
-    """Uniqueness and references between sections."""
-    if trunks is not None:
-        _unique(errors, "trunk id", [(f"trunks[{i}].id", t.id) for i, t in enumerate(trunks)])
-    trunk_ids = {t.id for t in trunks} if trunks is not None else existing.get("trunks", set())
-    if campaigns is not None:
-        _unique(
-            errors, "campaign id", [(f"campaigns[{i}].id", c.id) for i, c in enumerate(campaigns)]
-        )
-        _unique(
-            errors,
-            "DID",
-            [(f"campaigns[{i}].numbers", n) for i, c in enumerate(campaigns) for n in c.numbers],
-        )
-        _unique(
-            errors,
-            "buyer id",
-            [
-                (f"campaigns[{i}].buyers[{j}].id", b.id)
-                for i, c in enumerate(campaigns)
-                for j, b in enumerate(c.buyers)
-            ],
-        )
-        for i, c in enumerate(campaigns):
-            for j, b in enumerate(c.buyers):
-                path = f"campaigns[{i}].buyers[{j}]"
-                if b.trunk is not None and b.trunk not in trunk_ids:
-                    errors.append(f"{path}.trunk: no trunk {b.trunk!r}")
-                if not b.destination.startswith("sip") and b.trunk is None and not trunk_ids:
-                    errors.append(
-                        f"{path}.destination: a phone number needs a trunk; add [[trunks]]"
-                    )
-    campaign_ids = (
-        {c.id for c in campaigns} if campaigns is not None else existing.get("campaigns", set())
-    )
-    if publishers is not None:
-        _unique(
-            errors,
-            "publisher id",
-            [(f"publishers[{i}].id", p.id) for i, p in enumerate(publishers)],
-        )
-        _unique(
-            errors,
-            "SIP username",
-            [
-                (f"publishers[{i}].credentials", c.username)
-                for i, p in enumerate(publishers)
-                for c in p.credentials
-            ],
-        )
-        # Across publishers too: one network on two publishers would make "which publisher
-        # is this source?" a coin toss (the admin API refuses it with 409 as well).
-        _unique(
-            errors,
-            "CIDR",
-            [(f"publishers[{i}].ips", ip.cidr) for i, p in enumerate(publishers) for ip in p.ips],
-        )
-    publisher_ids = (
-        {p.id for p in publishers} if publishers is not None else existing.get("publishers", set())
-    )
-    if keys is not None:
-        _unique(errors, "key", [(f"keys[{i}].key", k.key) for i, k in enumerate(keys)])
-        for i, k in enumerate(keys):
-            if k.publisher not in publisher_ids:
-                errors.append(f"keys[{i}].publisher: no publisher {k.publisher!r}")
-            if k.campaign not in campaign_ids:
-                errors.append(f"keys[{i}].campaign: no campaign {k.campaign!r}")
+    """What one entry cannot see alone: the same id, number, username or network twice."""
+    t, c, p, k = trunks or (), campaigns or (), publishers or (), keys or ()
+    _unique(errors, "trunk id", [(f"trunks[{i}].id", x.id) for i, x in enumerate(t)])
+    _unique(errors, "campaign id", [(f"campaigns[{i}].id", x.id) for i, x in enumerate(c)])
+    _unique(errors, "DID", [(f"campaigns[{i}].numbers", n) for i, x in enumerate(c)
+                            for n in x.numbers])  # fmt: skip
+    _unique(errors, "buyer id", [(f"campaigns[{i}].buyers[{j}].id", b.id)
+                                 for i, x in enumerate(c) for j, b in enumerate(x.buyers)])  # fmt: skip
+    _unique(errors, "publisher id", [(f"publishers[{i}].id", x.id) for i, x in enumerate(p)])
+    _unique(errors, "SIP username", [(f"publishers[{i}].credentials", cred.username)
+                                     for i, x in enumerate(p) for cred in x.credentials])  # fmt: skip
+    # Across publishers too: one network on two publishers would make "which publisher is
+    # this source?" a coin toss (the admin API refuses it with 409 as well).
+    _unique(errors, "CIDR", [(f"publishers[{i}].ips", ip.cidr) for i, x in enumerate(p)
+                             for ip in x.ips])  # fmt: skip
+    _unique(errors, "key", [(f"keys[{i}].key", x.key) for i, x in enumerate(k)])
 
 
 def load_file(path: Path, *, existing: Mapping[str, set[str]] | None = None) -> Document:
@@ -476,37 +426,36 @@ def load_file(path: Path, *, existing: Mapping[str, set[str]] | None = None) -> 
     return parse_document(data, existing=existing)
 
 
-# -- one resource at a time: the admin API and CLI validate with the readers above, so a
-# value refused by `rtbridge apply` is refused with the same words everywhere. The path is
-# the field name alone (``payout: must be >= 0``) instead of ``campaigns[0].buyers[1].payout``.
+# -- one resource at a time: the admin API and CLI validate with the same models, so a value
+# refused by `rtbridge apply` is refused with the same words everywhere. The path starts at
+# the resource (``payout: must be >= 0``) instead of ``campaigns[0].buyers[1].payout``.
 
 
-def _one(read: Callable[[list[str], str, Any], T | None], raw: Any) -> T:
-    errors: list[str] = []
-    spec = read(errors, "", raw)
-    if errors or spec is None:
-        raise ConfigError(errors or ["body: invalid"])
-    return spec
+def _one(model: type[M], raw: Any, *, root: str = "body") -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(error_messages(exc, root=root)) from None
 
 
 def read_trunk(raw: Any) -> TrunkSpec:
-    return _one(_trunk, raw)
+    return _one(TrunkSpec, raw)
 
 
 def read_campaign(raw: Any) -> CampaignSpec:
-    return _one(_campaign, raw)
+    return CampaignSpec.of(_one(Campaign, raw))
 
 
 def read_buyer(raw: Any, *, campaign: str) -> BuyerSpec:
-    return _one(lambda errors, path, value: _buyer(errors, path, campaign, value), raw)
+    return BuyerSpec.of(_one(Buyer, raw), campaign)
 
 
 def read_publisher(raw: Any) -> PublisherSpec:
-    return _one(_publisher, raw)
+    return _one(PublisherSpec, raw)
 
 
 def read_key(raw: Any) -> KeySpec:
-    return _one(_key, raw)
+    return _one(KeySpec, raw)
 
 
 def read_field(name: str, check: Callable[[Any], T], raw: Any) -> T:
@@ -517,11 +466,17 @@ def read_field(name: str, check: Callable[[Any], T], raw: Any) -> T:
         raise ConfigError([f"{name}: {exc}"]) from None
 
 
+_IP = TypeAdapter(IpEntry)
+
+
 def read_ip(raw: Any) -> IpSpec:
     """An allowlist entry: a CIDR string or ``{cidr, note, expires_at}``, as in ``ips``."""
-    return read_field("ips", _ip, raw)
+    try:
+        return _IP.validate_python(raw)
+    except ValidationError as exc:
+        raise ConfigError(error_messages(exc, root="ips")) from None
 
 
 def read_credential(raw: Any) -> CredentialSpec:
     """``{username, password}`` with the password policy of ``credentials``."""
-    return read_field("credentials", _credential, raw)
+    return _one(CredentialSpec, raw, root="credentials")

@@ -394,3 +394,6 @@ routes: list[BaseRoute] = [
 ]
 
 mount = Mount("/admin", routes=routes, middleware=[Middleware(AdminAuth)])
+# The description without a token, beside the publisher API's /openapi.json: it holds no data,
+# and client generators and API gateways read it before anyone has a token.
+public = Route("/openapi/admin.json", openapi, methods=["GET"])

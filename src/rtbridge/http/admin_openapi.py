@@ -1,22 +1,29 @@
-"""The OpenAPI 3.1 description of the admin API, served at ``/admin/openapi.json``.
+"""The OpenAPI 3.1 description of the admin API: public at ``/openapi/admin.json`` (beside the
+publisher API's ``/openapi.json``), and at ``/admin/openapi.json`` with a token.
 
-Hand-built from one table of operations; ``tests/admin/test_admin_openapi.py`` checks that
-it lists exactly the routes the app serves, so it cannot silently fall behind."""
+One table of operations; request and answer schemas are the pydantic models (request bodies
+in validation mode, answers in serialization mode), collected under components/schemas.
+``tests/admin/test_admin_openapi.py`` checks that it lists exactly the routes the app serves
+and that real answers match their schemas, so it cannot silently fall behind."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from rtbridge.config.schema import BuyerSpec, Campaign, IpSpec, PublisherSpec, TrunkSpec
+from rtbridge.http import admin_models as m
 
 _S = dict[str, Any]
 
 
 def _obj(required: list[str], **props: _S) -> _S:
-    return {
-        "type": "object",
-        "required": required,
-        "properties": props,
-        "additionalProperties": False,
-    }
+    """A hand-written object schema, for an entry that has no model (yet)."""
+    return {"type": "object", "required": required, "properties": props,
+            "additionalProperties": False}  # fmt: skip
 
 
 _STR: _S = {"type": "string"}
@@ -28,63 +35,16 @@ _CIDR: _S = {
     "type": "string",
     "description": "v4 or v6 network, e.g. 203.0.113.0/24 or 2001:db8::/32",
 }
-_PASSWORD: _S = {
-    "type": "string",
-    "writeOnly": True,
-    "minLength": 12,
-    "description": "at least 12 characters mixing three of lower, upper, digits, symbols; "
-    "stored only as digest HA1, never returned",
-}
 
-IP = _obj(
-    ["cidr"], cidr=_CIDR, note=_STR,
-    expires_at={**_TIME, "description": "ISO 8601 with an offset; must be in the future"},
-    allow_overlap={"type": "boolean", "description": "accept a network that overlaps another "
-                   "publisher's live entry (the longest prefix wins; audited, shown by check)"},
-)  # fmt: skip
+# Request bodies are the models `rtbridge apply` validates with (config/schema.py); answers are
+# the "Public" models of http/admin_models.py. A model class may stand anywhere in an entry
+# below: openapi_document() turns it into a $ref under components/schemas. A hand-written
+# JSON Schema dict works beside it.
 IP_BULK: _S = {
-    "type": "array", "minItems": 1, "maxItems": 1000, "items": {"oneOf": [_CIDR, IP]},
-    "description": "each item is added or refused on its own; the answer (200) is "
-    '{"added": n, "refused": n, "results": [{"item", "added": entry} | {"item", "error", '
-    '"status"}]} in the order given',
+    "type": "array", "minItems": 1, "maxItems": 1000, "items": {"oneOf": [_CIDR, IpSpec]},
+    "description": "each item is added or refused on its own; the answer (200) holds a "
+    "verdict per item, in the order given",
 }  # fmt: skip
-CREDENTIAL = _obj(["username", "password"], username=_STR, password=_PASSWORD)
-PUBLISHER = _obj(
-    ["id"], id=_STR, name=_STR,
-    ips={"type": "array", "items": {"oneOf": [_CIDR, IP]}},
-    credentials={"type": "array", "items": CREDENTIAL},
-    require_tls={"type": "boolean", "description": "INVITEs must arrive over TLS (else 403)"},
-    require_srtp={"type": "boolean", "description": "the SDP offer must ask for SRTP (else 488)"},
-)  # fmt: skip
-BUYER = _obj(
-    ["id", "destination", "payout", "seconds"], id=_STR,
-    destination={"type": "string", "description": "sip: URI or E.164 number (via a trunk)"},
-    payout=_NUM, seconds=_INT, concurrency=_INT, daily_cap=_INT, priority=_INT, weight=_INT,
-    hours={"type": "string", "example": "Mon-Fri 09:00-17:00 America/New_York"},
-    filters={"type": "object", "additionalProperties": {"type": "array", "items": _STR}},
-    trunk=_STR,
-    srtp={"type": "string", "enum": ["off", "optional", "required"],
-          "description": "SDES-SRTP on the leg to this buyer (TLS: a sips: or ;transport=tls URI)"},
-)  # fmt: skip
-NEW_BUYER = {**BUYER, "required": ["campaign", *BUYER["required"]],
-             "properties": {"campaign": _STR, **BUYER["properties"]}}  # fmt: skip
-CAMPAIGN = _obj(["id"], id=_STR, numbers={"type": "array", "items": _STR},
-                buyers={"type": "array", "items": BUYER})  # fmt: skip
-DID = _obj(
-    ["number", "campaign"], number={"type": "string", "example": "+18005551234"}, campaign=_STR
-)
-_KEY_SETTINGS: dict[str, _S] = {
-    "publisher": _STR, "campaign": _STR, "allow_missing_caller_number": _BOOL,
-    "inbound_number": _STR, "ttl_seconds": _INT, "auto_confirm": _BOOL,
-    "response_root": {"type": "string", "enum": ["rtb"]}, "paused": _BOOL,
-}  # fmt: skip
-KEY = _obj(["publisher", "campaign"], key={"type": "string", "minLength": 16,
-           "description": "optional; a random one is made when left out"}, **_KEY_SETTINGS)  # fmt: skip
-KEY_PATCH = _obj([], **_KEY_SETTINGS)
-TRUNK = _obj(["id", "uri"], id=_STR, ips={"type": "array", "items": _CIDR},
-             uri={"type": "string", "example": "sip:{number}@198.51.100.10:5060"},
-             username=_STR, password={"type": "string", "writeOnly": True}, realm=_STR)  # fmt: skip
-CHECK = _obj([], ip=_STR, username=_STR, password={"type": "string", "writeOnly": True})
 _EVENTS: _S = {
     "type": "array", "minItems": 1,
     "items": {"type": "string", "enum": ["reserved", "no-target", "confirmed", "cancelled",
@@ -97,17 +57,21 @@ WEBHOOK = _obj(["url"], publisher={**_STR, "description": "the owner: a publishe
                enabled=_BOOL)  # fmt: skip
 WEBHOOK_PATCH = _obj([], url=_URL, events=_EVENTS, enabled=_BOOL)
 PATCH: _S = {"type": "object", "description": "fields to change; null resets one to its default"}
-
-_ERROR = {
-    "description": "error",
-    "content": {"application/json": {"schema": _obj(["error"], error=_STR)}},
-}
+_ERROR = {"description": "error", "content": {"application/json": {"schema": m.ErrorPublic}}}
 
 
-def _form(body: _S) -> _S:
+_Schema = _S | type[BaseModel]
+
+
+def _form(body: _Schema) -> _Schema:
     """A body's form spelling (http/bodies.py): the object alternative, without the fields
-    only JSON can hold (lists of objects; ``filters`` is sent as ``filters.<tag>`` keys)."""
-    objects = [s for s in body.get("oneOf", [body]) if s.get("type") == "object"]
+    only JSON can hold (lists of objects; ``filters`` is sent as ``filters.<tag>`` keys). A
+    model keeps its own schema: such fields in a form are refused (422) by the same rules."""
+    if not isinstance(body, dict):
+        return body
+    objects = [
+        s for s in body.get("oneOf", [body]) if isinstance(s, dict) and s.get("type") == "object"
+    ]
     if not objects:
         return body
     props = {k: v for k, v in objects[0].get("properties", {}).items()
@@ -116,14 +80,19 @@ def _form(body: _S) -> _S:
     return {**objects[0], "properties": props, "required": required}
 
 
-def _op(summary: str, *, body: _S | None = None, ok: int = 200, params: list[_S] | None = None,
-        text: bool = False, form: bool = True) -> _S:  # fmt: skip
+def _op(summary: str, *, body: _Schema | None = None, ok: int = 200, answer: _Schema | None = None,
+        params: list[_S] | None = None, text: bool = False, form: bool = True,
+        operation_id: str | None = None) -> _S:  # fmt: skip
+    """One operation. ``answer``: the success body's schema (text/plain when ``text``);
+    ``operation_id`` defaults to the method and path (set in openapi_document)."""
     content_type = "text/plain" if text else "application/json"
+    success: _S = {"description": "success"}
+    if ok != 204:
+        success["content"] = {content_type: {"schema": answer} if answer is not None else {}}
     op: _S = {
         "summary": summary,
         "responses": {
-            str(ok): {"description": "success"} if ok == 204
-            else {"description": "success", "content": {content_type: {}}},
+            str(ok): success,
             "401": {**_ERROR, "description": "no, unknown or revoked token (no data)"},
             "404": {**_ERROR, "description": "no such resource"},
             "409": {**_ERROR, "description": "conflicts with existing data"},
@@ -139,14 +108,23 @@ def _op(summary: str, *, body: _S | None = None, ok: int = 200, params: list[_S]
         op["responses"]["415"] = {**_ERROR, "description": "a body neither JSON nor a form"}
     if params:
         op["parameters"] = params
+    if operation_id:
+        op["operationId"] = operation_id
     return op
 
 
 def _bulk(op: _S) -> _S:
     """The array form of a POST answers 200 with a verdict per item."""
     verdicts = {"description": "an array was sent: a verdict per item",
-                "content": {"application/json": {}}}  # fmt: skip
+                "content": {"application/json": {"schema": m.IpBulkPublic}}}  # fmt: skip
     return {**op, "responses": {"200": verdicts, **op["responses"]}}
+
+
+def _also(op: _S, status: int, description: str) -> _S:
+    """A second success status with the same body (PUT: 201 created, 200 replaced)."""
+    ok = next(v for k, v in op["responses"].items() if k.startswith("2"))
+    return {**op, "responses": {str(status): {**ok, "description": description},
+                                **op["responses"]}}  # fmt: skip
 
 
 def _q(name: str, description: str) -> _S:
@@ -157,6 +135,10 @@ def _q(name: str, description: str) -> _S:
         "schema": _STR,
         "description": description,
     }
+
+
+def _p(name: str, schema: _S = _STR) -> _S:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def _qs(name: str, schema: _S, description: str) -> _S:
@@ -212,90 +194,123 @@ def _listing(summary: str, item: _S, params: list[_S]) -> _S:
     return op
 
 
-def _p(name: str, schema: _S = _STR) -> _S:
-    return {"name": name, "in": "path", "required": True, "schema": schema}
-
-
 OPERATIONS: dict[str, dict[str, _S]] = {
-    "/admin/openapi.json": {"get": _op("This description")},
+    "/admin/openapi.json": {
+        "get": _op("This description (public at /openapi/admin.json)", answer={"type": "object"})
+    },
     "/admin/publishers": {
-        "get": _op("List publishers"),
+        "get": _op("List publishers", answer=m.PublisherList),
         "post": _op(
-            "Create a publisher (optionally with ips and credentials)", body=PUBLISHER, ok=201
+            "Create a publisher (optionally with ips and credentials)",
+            body=PublisherSpec,
+            ok=201,
+            answer=m.PublisherDetail,
         ),
     },
     "/admin/publishers/{publisher}": {
-        "get": _op("A publisher with its allowlist, usernames and key hints"),
-        "patch": _op("Change a publisher's name", body=PATCH),
+        "get": _op(
+            "A publisher with its allowlist, usernames and key hints", answer=m.PublisherDetail
+        ),
+        "patch": _op(
+            "Change a publisher's name or TLS/SRTP requirements",
+            body=m.PublisherPatch,
+            answer=m.PublisherDetail,
+        ),
         "delete": _op(
             "Delete a publisher, its allowlist and credentials (409 while keys use it)", ok=204
         ),
     },
-    "/admin/ips": {"get": _op("Every publisher's allowlist entries")},
+    "/admin/ips": {"get": _op("Every publisher's allowlist entries", answer=m.IpList)},
     "/admin/publishers/{publisher}/ips": {
-        "get": _op("A publisher's allowlist entries (expired ones flagged)"),
+        "get": _op("A publisher's allowlist entries (expired ones flagged)", answer=m.IpList),
         "post": _bulk(
             _op(
                 "Add an allowlist entry (201), or a JSON array of them (200, a verdict per item). "
                 "409 when the network overlaps another publisher's live entry, unless "
                 "allow_overlap; 422 when expires_at is not in the future",
-                body={"oneOf": [IP, _CIDR, IP_BULK]},
+                body={"oneOf": [IpSpec, _CIDR, IP_BULK]},
                 ok=201,
+                answer=m.IpPublic,
             )
         ),
     },
     "/admin/publishers/{publisher}/ips/{entry}": {
-        "patch": _op("Change an entry's cidr, note or expires_at", body=PATCH),
+        "patch": _op(
+            "Change an entry's cidr, note or expires_at", body=m.IpPatch, answer=m.IpPublic
+        ),
         "delete": _op("Remove an allowlist entry", ok=204),
     },
-    "/admin/publishers/{publisher}/credentials": {"get": _op("A publisher's SIP usernames")},
+    "/admin/publishers/{publisher}/credentials": {
+        "get": _op("A publisher's SIP usernames", answer=m.CredentialList)
+    },
     "/admin/publishers/{publisher}/credentials/{username}": {
-        "put": _op(
-            "Set or rotate a password (201 created, 200 rotated)",
-            body=_obj(["password"], password=_PASSWORD),
+        "put": _also(
+            _op(
+                "Set or rotate a password (201 created, 200 rotated)",
+                body=m.PasswordSet,
+                answer=m.CredentialSetPublic,
+            ),
+            201,
+            "a new credential",
         ),
         "delete": _op("Remove a SIP credential", ok=204),
     },
     "/admin/campaigns": {
-        "get": _op("List campaigns with their DIDs and buyer ids"),
+        "get": _op("List campaigns with their DIDs and buyer ids", answer=m.CampaignList),
         "post": _op(
-            "Create a campaign (optionally with numbers and buyers)", body=CAMPAIGN, ok=201
+            "Create a campaign (optionally with numbers and buyers)",
+            body=Campaign,
+            ok=201,
+            answer=m.CampaignPublic,
         ),
     },
     "/admin/campaigns/{campaign}": {
-        "get": _op("A campaign"),
+        "get": _op("A campaign", answer=m.CampaignPublic),
         "delete": _op("Delete a campaign, its buyers and DIDs (409 while keys use it)", ok=204),
     },
     "/admin/buyers": {
-        "get": _op("List buyers", params=[_q("campaign", "only this campaign's")]),
-        "post": _op("Create a buyer", body=NEW_BUYER, ok=201),
+        "get": _op(
+            "List buyers", params=[_q("campaign", "only this campaign's")], answer=m.BuyerList
+        ),
+        "post": _op("Create a buyer", body=BuyerSpec, ok=201, answer=m.BuyerPublic),
     },
     "/admin/buyers/{buyer}": {
-        "get": _op("A buyer"),
-        "patch": _op("Change a buyer (campaign included)", body=PATCH),
+        "get": _op("A buyer", answer=m.BuyerPublic),
+        "patch": _op("Change a buyer (campaign included)", body=m.BuyerPatch, answer=m.BuyerPublic),
         "delete": _op("Delete a buyer", ok=204),
     },
     "/admin/dids": {
-        "get": _op("List DID numbers", params=[_q("campaign", "only this campaign's pool")]),
-        "post": _op("Add a number to a campaign's pool", body=DID, ok=201),
+        "get": _op(
+            "List DID numbers",
+            params=[_q("campaign", "only this campaign's pool")],
+            answer=m.DidList,
+        ),
+        "post": _op(
+            "Add a number to a campaign's pool", body=m.DidCreate, ok=201, answer=m.DidPublic
+        ),
     },
     "/admin/dids/{number}": {"delete": _op("Remove a DID", ok=204)},
     "/admin/keys": {
-        "get": _op("List keys by hint (never the key)"),
-        "post": _op("Create a key; the answer holds the key in clear, once", body=KEY, ok=201),
+        "get": _op("List keys by hint (never the key)", answer=m.KeyList),
+        "post": _op(
+            "Create a key; the answer holds the key in clear, once",
+            body=m.KeyCreate,
+            ok=201,
+            answer=m.KeyCreated,
+        ),
     },
     "/admin/keys/{key}": {
-        "get": _op("A key's settings"),
-        "patch": _op("Change a key's settings (not the key)", body=KEY_PATCH),
+        "get": _op("A key's settings", answer=m.KeyPublic),
+        "patch": _op("Change a key's settings (not the key)", body=m.KeyPatch, answer=m.KeyPublic),
         "delete": _op("Delete a key", ok=204),
     },
     "/admin/trunks": {
-        "get": _op("List trunks (never the password)"),
-        "post": _op("Create a trunk", body=TRUNK, ok=201),
+        "get": _op("List trunks (never the password)", answer=m.TrunkList),
+        "post": _op("Create a trunk", body=TrunkSpec, ok=201, answer=m.TrunkPublic),
     },
     "/admin/trunks/{trunk}": {
-        "get": _op("A trunk"),
-        "patch": _op("Change a trunk", body=PATCH),
+        "get": _op("A trunk", answer=m.TrunkPublic),
+        "patch": _op("Change a trunk", body=m.TrunkPatch, answer=m.TrunkPublic),
         "delete": _op("Delete a trunk (409 while buyers need it)", ok=204),
     },
     "/admin/check": {
@@ -306,11 +321,13 @@ OPERATIONS: dict[str, dict[str, _S]] = {
                 _q("username", "SIP username"),
                 _q("password", "avoid: URLs end up in logs; use POST"),
             ],
+            answer=m.CheckAnswer,
         ),
         "post": _op(
             "The same check with the values in a JSON or form body (keeps the password "
             "out of URLs)",
-            body=CHECK,
+            body=m.CheckQuery,
+            answer=m.CheckAnswer,
         ),
     },
     "/admin/audit": {
@@ -322,10 +339,15 @@ OPERATIONS: dict[str, dict[str, _S]] = {
                 _q("resource", "a type (publisher) or type/id (publisher/pub-1)"),
                 _q("limit", "at most this many (default 1000)"),
             ],
+            answer=m.AuditList,
         ),
     },
     "/admin/export/kamailio-permissions": {
-        "get": _op("The allowlist as a Kamailio permissions address file", text=True)
+        "get": _op(
+            "The allowlist as a Kamailio permissions address file",
+            text=True,
+            answer={"type": "string"},
+        )
     },
     "/admin/rtbs": {
         "get": _listing(
@@ -414,18 +436,47 @@ OPERATIONS: dict[str, dict[str, _S]] = {
 _PATH_PARAMS = {"entry": _INT}
 
 
+def _operation_id(method: str, path: str) -> str:
+    """``get /admin/publishers/{publisher}/ips`` -> ``get_publishers_by_publisher_ips``."""
+    words = re.sub(r"\{(\w+)\}", r"by_\1", path.removeprefix("/admin/")).replace("-", "_")
+    return f"{method}_{re.sub(r'[^A-Za-z0-9_]+', '_', words)}"
+
+
+def _resolve(value: Any, mode: JsonSchemaMode, found: dict[type[BaseModel], Any]) -> Any:
+    """A copy with each model class replaced by its $ref; ``found`` collects the classes and
+    the mode their schema is for (answers: serialization; request bodies: validation)."""
+    if isinstance(value, type) and issubclass(value, BaseModel):
+        found[value] = mode
+        return {"$ref": f"#/components/schemas/{value.__name__}"}
+    if isinstance(value, dict):
+        return {k: _resolve(v, "serialization" if k == "responses" else mode, found)
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(value, list):
+        return [_resolve(v, mode, found) for v in value]
+    return value
+
+
 def openapi_document() -> dict[str, Any]:
+    found: dict[type[BaseModel], Any] = {}
     paths: dict[str, Any] = {}
     for path, ops in OPERATIONS.items():
         names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
         item: dict[str, Any] = {}
         for method, op in ops.items():
-            item[method] = {**op, "security": [{"bearer": []}]}
+            item[method] = {
+                "operationId": _operation_id(method, path),
+                **_resolve(op, "validation", found),
+                "security": [{"bearer": []}],
+            }
             if names:
                 item[method]["parameters"] = [
                     _p(n, _PATH_PARAMS.get(n, _STR)) for n in names
                 ] + list(op.get("parameters", []))
         paths[path] = item
+    _, components = models_json_schema(
+        sorted(found.items(), key=lambda pair: pair[0].__name__),
+        ref_template="#/components/schemas/{model}",
+    )
     return {
         "openapi": "3.1.0",
         "info": {
@@ -436,6 +487,9 @@ def openapi_document() -> dict[str, Any]:
             "(rtbridge admin-token create NAME). Every change is audited and reaches the "
             "running SIP agents within about a second.",
         },
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": components.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
         "paths": paths,
     }

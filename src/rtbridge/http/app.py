@@ -120,7 +120,11 @@ def create_app(
                 checkpointer.stop()
             state.engine.dispose()
 
-    routes = [*publisher.routes, *health.routes, admin.mount, console] if api else health.routes
+    routes = (
+        [*publisher.routes, *health.routes, admin.public, admin.mount, console]
+        if api
+        else health.routes
+    )
     return Starlette(
         routes=routes,
         exception_handlers=HANDLERS,

@@ -4,7 +4,6 @@ router, crash recovery."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import socket
@@ -32,7 +31,7 @@ def agent_config(settings: Settings, sip_domain: str) -> AgentConfig:
     if settings.sip:
         host, port = parse_hostport(settings.sip, what="--sip")
         changes.update(hosts=(host,), port=port)
-    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+    return AgentConfig.model_validate({**dict(config), **changes})
 
 
 def nonce_secret() -> bytes:

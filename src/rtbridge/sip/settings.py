@@ -1,10 +1,11 @@
 """Settings of the SIP agent: one typed object, built from TOML or a mapping, passed in.
 
-Every key is documented once, in :data:`SUPPORTED_OPTIONS` (type, default, meaning), and
-mirrored in ``sip_config/agent.toml``. Unknown keys and unsafe values are refused at load
-time rather than discovered by pjsua2 later, where they would surface as an opaque
-``pj.Error`` on the agent thread. Limits that depend on the linked pjsua2 build (call
-slots, sockets) are checked against it by :mod:`rtbridge.sip.capacity` at start.
+Every key is documented once, as a field of :class:`AgentConfig` (type, default, meaning;
+:data:`SUPPORTED_OPTIONS` lists them), and mirrored in ``sip_config/agent.toml``. Unknown
+keys and unsafe values are refused at load time rather than discovered by pjsua2 later,
+where they would surface as an opaque ``pj.Error`` on the agent thread. Limits that depend
+on the linked pjsua2 build (call slots, sockets) are checked against it by
+:mod:`rtbridge.sip.capacity` at start.
 
 Where the file comes from (:func:`config_path`): ``--sip-config``, else
 ``RTBRIDGE_SIP_CONFIG``, else none — the defaults below. Nothing is read implicitly from
@@ -18,122 +19,108 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_ENV = "RTBRIDGE_SIP_CONFIG"
 SRTP_MODES = ("off", "optional", "required")
 
-SUPPORTED_OPTIONS: dict[str, tuple[str, str]] = {
-    "domain": ("str", "SIP domain: realm of challenges, host of the agent's own URIs"),
-    "hosts": ("list[str]", "IP literals to listen on (IPv4 and/or IPv6); UDP+TCP on each"),
-    "port": ("int", "SIP port for every host and transport; 0 = pick a free one (tests)"),
-    "udp": ("bool", "listen on UDP"),
-    "tcp": ("bool", "listen on TCP"),
-    "tls": ("bool", "listen on TLS too (needs tls_cert_file and tls_key_file)"),
-    "tls_port": ("int", "TLS port on every host; 0 = pick a free one (tests)"),
-    "tls_cert_file": ("str", "PEM certificate (chain) the TLS listener presents"),
-    "tls_key_file": ("str", "PEM private key of tls_cert_file"),
-    "tls_ca_file": ("str", "PEM CA bundle to verify TLS peers (buyers); '' = system default"),
-    "tls_verify_server": ("bool", "refuse a buyer's TLS certificate that does not verify"),
-    "public_address": ("str", "address written in Contact/Via/SDP when behind NAT; '' = none"),
-    "media_address": ("str", "IPv4 address RTP binds to and SDP advertises; '' = any"),
-    "media_address6": ("str", "IPv6 address RTP binds to for IPv6 calls; '' = any"),
-    "codecs": ("list[str]", "codec ids offered/accepted, in order, e.g. 'PCMU/8000'; others off"),
-    "srtp": ("str", "publisher SRTP (SDES) offers: 'optional' = accept RTP or SRTP, 'off'"),
-    "rtp_port_min": ("int", "first RTP port; each call leg takes 2 (RTP+RTCP)"),
-    "rtp_port_max": ("int", "last RTP port (exclusive)"),
-    "max_calls": ("int", "pjsua call slots; 0 = all the linked build has (PJSUA_MAX_CALLS)"),
-    "max_bridges": ("int", "bridged calls admitted at once; 0 = what the call slots allow"),
-    "ring_timeout": ("float", "seconds the buyer may ring before the call fails with 408"),
-    "session_expires": (
-        "int",
-        "RFC 4028 session interval offered on both legs; a leg whose refresh fails is ended",
-    ),
-    "min_se": ("int", "RFC 4028 Min-SE: the shortest session interval accepted (>= 90)"),
-    "rtp_timeout": (
-        "float",
-        "seconds a connected leg that has sent RTP may go silent before the call is ended; 0 = off",
-    ),
-    "heartbeat_interval": (
-        "float",
-        "seconds between the agent's heartbeats in the database (crash recovery ends calls there)",
-    ),
-    "digest_algorithms": (
-        "list[str]",
-        "WWW-Authenticate algorithms offered, preferred first (MD5, SHA-256)",
-    ),
-    "retry_after": ("int", "Retry-After seconds on every 503 (capacity, rate limit, draining)"),
-    "invite_rate": ("float", "new INVITEs per second admitted from one source; 0 = no limit"),
-    "invite_burst": ("int", "INVITEs one source may send at once above invite_rate"),
-    "rate_limit_exempt": ("list[str]", "CIDRs the INVITE rate limit does not apply to"),
-    "trusted_proxies": (
-        "list[str]",
-        "CIDRs of SIP proxies (Kamailio) whose source_header names the real sender",
-    ),
-    "source_header": ("str", "header a trusted proxy puts the sender's address in"),
-    "router_workers": ("int", "threads that run Router.route (database work)"),
-    "max_routing": (
-        "int",
-        "INVITEs waiting for the router at once, beyond which 503; 0 = 32 per router worker",
-    ),
-    "clock_rate": ("int", "conference bridge clock in Hz; 8000 suits G.711 and costs least"),
-    "poll_ms": ("int", "longest wait of one libHandleEvents call on the agent thread"),
-    "drain_timeout": (
-        "float",
-        "on SIGTERM: seconds live calls may run on (no new ones) before they are hung up",
-    ),
-    "log_level": ("int", "pjsip log level (0-6) forwarded to the 'rtbridge.pjsip' logger"),
-    "user_agent": ("str", "User-Agent / Server header value"),
-}
 
+class AgentConfig(BaseModel):
+    """How the SIP agent listens and how much it may carry: each field's description is its
+    documentation (:data:`SUPPORTED_OPTIONS`, ``sip_config/agent.toml``)."""
 
-@dataclass(frozen=True)
-class AgentConfig:
-    """How the SIP agent listens and how much it may carry. See SUPPORTED_OPTIONS."""
+    # Strict: a TOML "5060" for a port is refused, not coerced; lists may stay lists.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
+    )
 
     domain: str = "sip.rtb.example.com"
-    hosts: tuple[str, ...] = ("0.0.0.0",)
+    """SIP domain: realm of challenges, host of the agent's own URIs"""
+    hosts: tuple[str, ...] = Field(default=("0.0.0.0",), strict=False)
+    """IP literals to listen on (IPv4 and/or IPv6); UDP+TCP on each"""
     port: int = 5060
+    """SIP port for every host and transport; 0 = pick a free one (tests)"""
     udp: bool = True
+    """listen on UDP"""
     tcp: bool = True
+    """listen on TCP"""
     tls: bool = False
+    """listen on TLS too (needs tls_cert_file and tls_key_file)"""
     tls_port: int = 5061
+    """TLS port on every host; 0 = pick a free one (tests)"""
     tls_cert_file: str = ""
+    """PEM certificate (chain) the TLS listener presents"""
     tls_key_file: str = ""
+    """PEM private key of tls_cert_file"""
     tls_ca_file: str = ""
+    """PEM CA bundle to verify TLS peers (buyers); '' = system default"""
     tls_verify_server: bool = True
+    """refuse a buyer's TLS certificate that does not verify"""
     public_address: str = ""
+    """address written in Contact/Via/SDP when behind NAT; '' = none"""
     media_address: str = ""
+    """IPv4 address RTP binds to and SDP advertises; '' = any"""
     media_address6: str = ""
-    codecs: tuple[str, ...] = ("PCMU/8000", "PCMA/8000", "G722/16000", "G729/8000")
+    """IPv6 address RTP binds to for IPv6 calls; '' = any"""
+    codecs: tuple[str, ...] = Field(
+        default=("PCMU/8000", "PCMA/8000", "G722/16000", "G729/8000"), strict=False
+    )
+    """codec ids offered/accepted, in order, e.g. 'PCMU/8000'; others off"""
     srtp: str = "optional"
+    """publisher SRTP (SDES) offers: 'optional' = accept RTP or SRTP, 'off'"""
     rtp_port_min: int = 10000
+    """first RTP port; each call leg takes 2 (RTP+RTCP)"""
     rtp_port_max: int = 20000
+    """last RTP port (exclusive)"""
     max_calls: int = 0
+    """pjsua call slots; 0 = all the linked build has (PJSUA_MAX_CALLS)"""
     max_bridges: int = 0
+    """bridged calls admitted at once; 0 = what the call slots allow"""
     ring_timeout: float = 30.0
+    """seconds the buyer may ring before the call fails with 408"""
     session_expires: int = 1800
+    """RFC 4028 session interval offered on both legs; a leg whose refresh fails is ended"""
     min_se: int = 90
+    """RFC 4028 Min-SE: the shortest session interval accepted (>= 90)"""
     rtp_timeout: float = 60.0
+    """seconds a connected leg that has sent RTP may go silent before the call is ended; 0 = off"""
     heartbeat_interval: float = 2.0
-    digest_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
+    """seconds between the agent's heartbeats in the database (crash recovery ends calls there)"""
+    digest_algorithms: tuple[str, ...] = Field(default=("MD5", "SHA-256"), strict=False)
+    """WWW-Authenticate algorithms offered, preferred first (MD5, SHA-256)"""
     retry_after: int = 5
+    """Retry-After seconds on every 503 (capacity, rate limit, draining)"""
     invite_rate: float = 500.0
+    """new INVITEs per second admitted from one source; 0 = no limit"""
     invite_burst: int = 1000
-    rate_limit_exempt: tuple[str, ...] = ()
-    trusted_proxies: tuple[str, ...] = ()
+    """INVITEs one source may send at once above invite_rate"""
+    rate_limit_exempt: tuple[str, ...] = Field(default=(), strict=False)
+    """CIDRs the INVITE rate limit does not apply to"""
+    trusted_proxies: tuple[str, ...] = Field(default=(), strict=False)
+    """CIDRs of SIP proxies (Kamailio) whose source_header names the real sender"""
     source_header: str = "X-RTB-Source"
+    """header a trusted proxy puts the sender's address in"""
     router_workers: int = 4
+    """threads that run Router.route (database work)"""
     max_routing: int = 0
+    """INVITEs waiting for the router at once, beyond which 503; 0 = 32 per router worker"""
     clock_rate: int = 8000
+    """conference bridge clock in Hz; 8000 suits G.711 and costs least"""
     poll_ms: int = 1
+    """longest wait of one libHandleEvents call on the agent thread"""
     drain_timeout: float = 60.0
+    """on SIGTERM: seconds live calls may run on (no new ones) before they are hung up"""
     log_level: int = 1
+    """pjsip log level (0-6) forwarded to the 'rtbridge.pjsip' logger"""
     user_agent: str = "rtbridge"
+    """User-Agent / Server header value"""
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> AgentConfig:
+        """Refused at load time rather than discovered by pjsua2 as an opaque pj.Error."""
         if not self.hosts:
             raise ValueError("hosts: at least one address to listen on")
         for host in self.hosts:
@@ -192,19 +179,38 @@ class AgentConfig:
             raise ValueError('digest_algorithms: a non-empty list of "MD5" and/or "SHA-256"')
         if not 0 <= self.log_level <= 6:
             raise ValueError("log_level: 0..6")
+        return self
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> AgentConfig:
         """Build from a TOML table; refuses unknown keys so a typo is not silently ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - set(cls.model_fields))
         if unknown:
             raise ValueError(f"unknown SIP agent option(s): {', '.join(unknown)}")
-        values = dict(data)
-        for key in ("hosts", "codecs", "digest_algorithms", "rate_limit_exempt", "trusted_proxies"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ValueError("; ".join(_problems(exc))) from None
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """The checks' own words (``hosts: ...``), or ``name: pydantic's`` for a wrong type."""
+    out = []
+    for error in exc.errors(include_url=False, include_input=False):
+        if error["type"] == "value_error":
+            out.append(str(error.get("ctx", {}).get("error", error["msg"])))
+        else:
+            out.append(f"{'.'.join(map(str, error['loc']))}: {error['msg']}")
+    return out
+
+
+_TYPE_NAMES = {str: "str", int: "int", bool: "bool", float: "float"}
+
+# name -> (type, meaning): what sip_config/agent.toml documents for each option.
+SUPPORTED_OPTIONS: dict[str, tuple[str, str]] = {
+    name: (_TYPE_NAMES.get(info.annotation, "list[str]"), info.description or "")  # type: ignore[arg-type]
+    for name, info in AgentConfig.model_fields.items()
+}
 
 
 def _check_address(name: str, value: str, kind: type) -> None:

@@ -1,0 +1,237 @@
+"""What the admin API answers, as pydantic models: the "Public" shapes beside the request
+models of :mod:`rtbridge.config.schema` (SQLModel's "multiple models" pattern).
+
+Handlers still build plain dicts (``admin/*.py`` views); these models describe them in
+``/openapi/admin.json``, and ``tests/admin/test_admin_openapi.py`` validates real answers
+against that description, so a view and its model cannot drift apart unnoticed. Request-only
+shapes that no file section has (a password on its own, a DID, the dry-run check) are here
+too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from rtbridge.config import fields as f
+from rtbridge.config.schema import BuyerSpec, IpSpec, KeySpec, PublisherSpec, TrunkSpec
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+class KeyCreate(KeySpec):
+    """``POST /admin/keys``: ``[[keys]]``, where a key left out is made at random."""
+
+    key: Annotated[str | None, f.Rule(f.string, minLength=16, maxLength=128)] = Field(  # type: ignore[assignment]
+        default=None, description="optional; a random one is made when left out"
+    )
+
+
+def _patch_of(model: type[BaseModel], name: str, *, leave_out: tuple[str, ...] = ()) -> Any:
+    """``PATCH`` bodies: the resource's own fields and rules, none required (the handler
+    merges them over the stored resource and validates the whole again)."""
+    optional: dict[str, Any] = {}
+    for field, info in model.model_fields.items():
+        if field not in leave_out:
+            kind: Any = info.annotation | None  # type: ignore[operator]
+            optional[field] = (Annotated[(kind, *info.metadata)] if info.metadata else kind, None)
+    return create_model(name, __base__=_Public, __doc__=f"Fields of {model.__name__} to change",
+                        **optional)  # fmt: skip
+
+
+PublisherPatch = _patch_of(PublisherSpec, "PublisherPatch", leave_out=("ips", "credentials"))
+IpPatch = _patch_of(IpSpec, "IpPatch")
+BuyerPatch = _patch_of(BuyerSpec, "BuyerPatch")
+KeyPatch = _patch_of(KeySpec, "KeyPatch", leave_out=("key",))
+TrunkPatch = _patch_of(TrunkSpec, "TrunkPatch")
+
+
+class PasswordSet(_Public):
+    """``PUT .../credentials/{username}``: set or rotate one SIP password."""
+
+    password: Annotated[str, f.PASSWORD]
+
+
+class DidCreate(_Public):
+    """``POST /admin/dids``: one more number in a campaign's pool."""
+
+    number: Annotated[str, f.E164]
+    campaign: Annotated[str, f.IDENTIFIER]
+
+
+class CheckQuery(_Public):
+    """``POST /admin/check``: an IP, or a username and password (kept out of URLs)."""
+
+    ip: str | None = None
+    username: str | None = None
+    password: Annotated[str | None, Field(json_schema_extra={"writeOnly": True})] = None
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+class ErrorPublic(_Public):
+    error: str
+
+
+class PublisherPublic(_Public):
+    """A publisher's own settings (its allowlist, credentials and keys live elsewhere)."""
+
+    id: str
+    name: str | None
+    require_tls: bool
+    require_srtp: bool
+
+
+class IpPublic(_Public):
+    """An allowlist entry; ``expired`` entries stay listed until removed."""
+
+    id: int
+    publisher: str
+    cidr: str
+    note: str | None
+    expires_at: datetime | None
+    expired: bool
+    allow_overlap: bool
+    managed_by: str | None
+    overlaps: str | None = None  # a change that overlaps another publisher's entry says so
+
+
+class CredentialPublic(_Public):
+    """A SIP username and the realm its HA1 was computed for; never a password or a hash."""
+
+    username: str
+    publisher: str
+    realm: str
+
+
+class KeyHint(_Public):
+    id: str
+    hint: str
+    campaign: str
+
+
+class PublisherDetail(PublisherPublic):
+    ips: list[IpPublic]
+    credentials: list[CredentialPublic]
+    keys: list[KeyHint]
+
+
+class CredentialSetPublic(_Public):
+    username: str
+    publisher: str
+    created: bool
+
+
+class IpVerdict(_Public):
+    """One item of a bulk add: added, or refused with the status it would have had alone."""
+
+    item: Any
+    added: IpPublic | None = None
+    error: str | None = None
+    status: int | None = None
+
+
+class IpBulkPublic(_Public):
+    added: int
+    refused: int
+    results: list[IpVerdict]
+
+
+class CampaignPublic(_Public):
+    id: str
+    numbers: list[str]
+    buyers: list[str] = Field(description="buyer ids")
+
+
+class BuyerPublic(_Public):
+    id: str
+    campaign: str
+    destination: str
+    payout: float
+    seconds: int
+    concurrency: int | None
+    daily_cap: int | None
+    priority: int
+    weight: int
+    hours: str | None
+    filters: dict[str, list[str]]
+    trunk: str | None
+    srtp: str
+
+
+class DidPublic(_Public):
+    number: str
+    campaign: str
+
+
+class KeyPublic(_Public):
+    """A key by its id (SHA-256) and hint; the key itself is shown once, when created."""
+
+    id: str
+    hint: str
+    publisher: str
+    campaign: str
+    allow_missing_caller_number: bool
+    inbound_number: str | None
+    ttl_seconds: int
+    auto_confirm: bool
+    response_root: str | None
+    paused: bool
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="the key in clear: this answer is the only place it appears")
+
+
+class TrunkPublic(_Public):
+    id: str
+    ips: list[str]
+    uri: str
+    username: str | None
+    realm: str | None
+    has_password: bool
+
+
+class CheckAnswer(_Public):
+    """Would the agent accept this source or credential, and as which publisher?"""
+
+    accepted: bool
+    publisher: str | None = None
+    rule: str | None = None
+    warnings: list[str] | None = None
+    reason: str | None = None
+    trunk: str | None = None
+
+
+class AuditEntryPublic(_Public):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    resource: str
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+
+
+def _listing(name: str, field: str, item: type[BaseModel]) -> Any:
+    """``{"publishers": [...]}``: how every GET of a collection answers."""
+    fields: dict[str, Any] = {field: (list[item], ...)}  # type: ignore[valid-type]
+    return create_model(name, __base__=_Public, **fields)
+
+
+PublisherList = _listing("PublisherList", "publishers", PublisherPublic)
+IpList = _listing("IpList", "ips", IpPublic)
+CredentialList = _listing("CredentialList", "credentials", CredentialPublic)
+CampaignList = _listing("CampaignList", "campaigns", CampaignPublic)
+BuyerList = _listing("BuyerList", "buyers", BuyerPublic)
+DidList = _listing("DidList", "dids", DidPublic)
+KeyList = _listing("KeyList", "keys", KeyPublic)
+TrunkList = _listing("TrunkList", "trunks", TrunkPublic)
+AuditList = _listing("AuditList", "entries", AuditEntryPublic)
