@@ -3,13 +3,16 @@ with the field named and nothing stored, changes audited."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from rtbridge.webhooks import signing
-from tests.webhooks.conftest import MASTER, AppFactory
+from rtbridge.http.admin_openapi import openapi_document
+from rtbridge.webhooks import outbox, signing
+from tests.admin.test_admin_openapi import _conforms
+from tests.webhooks.conftest import MASTER, AppFactory, ping
 
 
 @pytest.fixture
@@ -114,3 +117,34 @@ def test_the_secret_is_the_derived_one(admin: TestClient) -> None:
         row = session.get(Webhook, made["id"])
         assert row is not None
         assert signing.derive_secret(MASTER, made["id"], row.salt) == made["secret"]
+
+
+def test_webhook_and_log_answers_match_the_declared_schemas(admin: TestClient) -> None:
+    """The webhook routes and the RTB/call logs answer what /openapi/admin.json declares."""
+    doc = openapi_document()
+    r = admin.post("/admin/webhooks", json={"publisher": "pub-1", "url": "http://127.0.0.1:9/x",
+                                             "events": ["reserved"]})  # fmt: skip
+    hook = r.json()["id"]
+    answers = [r, admin.get("/admin/webhooks"), admin.get(f"/admin/webhooks/{hook}")]
+    answers.append(admin.patch(f"/admin/webhooks/{hook}", json={"enabled": False}))
+    answers.append(admin.post(f"/admin/webhooks/{hook}/rotate"))
+    admin.patch(f"/admin/webhooks/{hook}", json={"enabled": True})
+    ping(admin)
+    app_state = admin.app.state.rtbridge  # type: ignore[attr-defined]
+    outbox.dispatch(app_state.engine, now=datetime.now(UTC))
+    deliveries = admin.get(f"/admin/webhooks/{hook}/deliveries")
+    (delivery,) = deliveries.json()["deliveries"]
+    answers += [
+        deliveries,
+        admin.post(f"/admin/webhooks/{hook}/deliveries/{delivery['id']}/redeliver"),
+    ]
+    answers += [
+        admin.get("/admin/rtbs"),
+        admin.get("/admin/calls"),
+        admin.get("/admin/rtbs?limit=0"),
+    ]
+    answers.append(admin.get("/admin/webhooks/999"))
+    for answer in answers:
+        assert answer.status_code < 500, answer.text
+        _conforms(doc, answer)
+    assert {a.status_code for a in answers} == {200, 201, 404, 422}

@@ -220,6 +220,44 @@ class AuditEntryPublic(_Public):
     new: dict[str, Any] | None
 
 
+class WebhookPublic(_Public):
+    """A subscription (webhooks/subscriptions.py ``webhook_view``): its owner is a publisher
+    or a buyer, never both; its signing secret is never shown again."""
+
+    id: int
+    publisher: str | None = None
+    buyer: str | None = None
+    url: str
+    events: list[str]
+    enabled: bool
+    created_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str = Field(description="whsec_...: the signing secret, shown this once")
+
+
+class SecretRotated(_Public):
+    id: int
+    secret: str = Field(description="the new signing secret, shown this once")
+
+
+class DeliveryPublic(_Public):
+    """One POST of one event to one webhook, with its retry state."""
+
+    id: str = Field(description="the webhook-id header: receivers dedupe by it")
+    webhook: int
+    type: str
+    reservation: str
+    status: str = Field(description="pending, delivered or failed")
+    attempts: int
+    next_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+    last_code: int | None
+    last_error: str | None
+
+
 def _listing(name: str, field: str, item: type[BaseModel]) -> Any:
     """``{"publishers": [...]}``: how every GET of a collection answers."""
     fields: dict[str, Any] = {field: (list[item], ...)}  # type: ignore[valid-type]
@@ -235,3 +273,5 @@ DidList = _listing("DidList", "dids", DidPublic)
 KeyList = _listing("KeyList", "keys", KeyPublic)
 TrunkList = _listing("TrunkList", "trunks", TrunkPublic)
 AuditList = _listing("AuditList", "entries", AuditEntryPublic)
+WebhookList = _listing("WebhookList", "webhooks", WebhookPublic)
+DeliveryList = _listing("DeliveryList", "deliveries", DeliveryPublic)

@@ -406,30 +406,36 @@ OPERATIONS: dict[str, dict[str, _S]] = {
         )
     },
     "/admin/webhooks": {
-        "get": _op("List webhooks (never their secrets)"),
+        "get": _op("List webhooks (never their secrets)", answer=m.WebhookList),
         "post": _op(
             "Create a webhook for a publisher's or a buyer's events; the answer holds its "
             "signing secret, once (409 while RTBRIDGE_WEBHOOK_KEY is not set)",
             body=WEBHOOK,
             ok=201,
+            answer=m.WebhookCreated,
         ),
     },
     "/admin/webhooks/{webhook}": {
-        "get": _op("A webhook"),
-        "patch": _op("Change a webhook's url, events or enabled", body=WEBHOOK_PATCH),
+        "get": _op("A webhook", answer=m.WebhookPublic),
+        "patch": _op(
+            "Change a webhook's url, events or enabled", body=WEBHOOK_PATCH, answer=m.WebhookPublic
+        ),
         "delete": _op("Delete a webhook and its deliveries", ok=204),
     },
     "/admin/webhooks/{webhook}/rotate": {
-        "post": _op("A new signing secret, shown once (the old one stops at once)")
+        "post": _op(
+            "A new signing secret, shown once (the old one stops at once)", answer=m.SecretRotated
+        )
     },
     "/admin/webhooks/{webhook}/deliveries": {
         "get": _op(
             "Recent deliveries, newest first: status, attempts, last code and error",
             params=[_q("status", "pending, delivered or failed"), _q("limit", "1-1000 (100)")],
+            answer=m.DeliveryList,
         )
     },
     "/admin/webhooks/{webhook}/deliveries/{delivery}/redeliver": {
-        "post": _op("Send a delivery again now (same body and webhook-id)")
+        "post": _op("Send a delivery again now (same body and webhook-id)", answer=m.DeliveryPublic)
     },
 }
 
