@@ -181,3 +181,16 @@ def test_webhook_events_and_enabled_from_a_form(sqlite_url: str) -> None:
         assert hook["events"] == ["answered", "failed"] and hook["enabled"] is False
         patched = client.patch(f"/admin/webhooks/{hook['id']}", data={"enabled": "1"})
         assert patched.status_code == 200 and patched.json()["enabled"] is True
+
+
+def test_an_infinite_payout_is_refused_in_json_and_forms(admin: TestClient) -> None:
+    """JSON's ``1e999`` reads as infinity: not an amount to pay (a form's ``inf`` is not a
+    number at all)."""
+    raw = '{"campaign": "auto", "id": "b-inf", "destination": "+18005550100", "payout": 1e999, "seconds": 10}'
+    r = admin.post("/admin/buyers", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "payout: must be a finite number"
+    r = admin.post("/admin/buyers", data={"campaign": "auto", "id": "b-inf", "payout": "inf",
+                                          "destination": "+18005550100", "seconds": "10"})  # fmt: skip
+    assert r.status_code == 422 and r.json()["error"].startswith("payout: "), r.text
+    assert admin.get("/admin/buyers/b-inf").status_code == 404

@@ -53,7 +53,8 @@ def test_integer() -> None:
 def test_number() -> None:
     assert f.number(3, minimum=0) == 3.0
     assert isinstance(f.number(3, minimum=0), float)
-    assert refuses(lambda v: f.number(v, minimum=0), float("nan")) == "must be a number"
+    assert refuses(lambda v: f.number(v, minimum=0), float("nan")) == "must be a finite number"
+    assert refuses(lambda v: f.number(v, minimum=0), float("inf")) == "must be a finite number"
     assert refuses(lambda v: f.number(v, minimum=0), True) == "must be a number"
     assert refuses(lambda v: f.number(v, minimum=0), "1") == "must be a number"
     assert refuses(lambda v: f.number(v, minimum=0), -0.5) == "must be >= 0"

@@ -9,6 +9,7 @@ OpenAPI, so the check and its description sit together."""
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -62,8 +63,10 @@ def integer(value: Any, *, minimum: int, maximum: int | None = None) -> int:
 
 
 def number(value: Any, *, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise FieldError("must be a number")
+    if not math.isfinite(value):  # JSON's 1e999 reads as inf: a payout must be a real amount
+        raise FieldError("must be a finite number")
     if value < minimum:
         raise FieldError(f"must be >= {minimum}")
     return float(value)
