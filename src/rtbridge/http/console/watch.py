@@ -27,6 +27,7 @@ from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import render
 from rtbridge.storage import listings
 from rtbridge.storage.catalog import read_version
+from rtbridge.timestamps import iso_utc
 
 PAGE = 50
 # An agent writes a heartbeat every 2 s by default (heartbeat_interval, at most 60): one not
@@ -125,7 +126,7 @@ CSV_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campaig
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return iso_utc(value)
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
         return "'" + value  # a spreadsheet must not run a caller number as a formula
     return value
