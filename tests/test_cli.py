@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
 
+from rtbridge.cli import build_parser
 from tests.conftest import DEMO
 from tests.support.server import serve
 
@@ -40,13 +43,13 @@ def test_dry_run_changes_nothing(sqlite_url: str) -> None:
     assert "13 created" in real.stdout
 
 
-def test_invalid_file_lists_every_error_and_exits_1(sqlite_url: str, tmp_path: Path) -> None:
+def test_invalid_file_lists_every_error_and_exits_2(sqlite_url: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(
         '[[keys]]\nkey = "short"\npublisher = "nobody"\ncampaign = "none"\ninbound_number = "12"\n'
     )
     result = rtbridge("apply", str(bad), db=sqlite_url)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "nothing changed" in result.stderr
     for expected in ("keys[0].key: too short", "keys[0].inbound_number: not an E.164 number",
                      "keys[0].publisher: no publisher 'nobody'", "keys[0].campaign: no campaign 'none'"):  # fmt: skip
@@ -78,8 +81,39 @@ def test_version_and_help_speak_to_users() -> None:
     version = subprocess.run([*run, "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("rtbridge 0.1.0; pjsua2 2.17+rtbridge.1"), version.stdout
     for command in ([], ["apply"], ["serve"], ["sip"]):
-        shown = subprocess.run([*run, *command, "--help"], capture_output=True, text=True, check=True)
+        shown = subprocess.run(
+            [*run, *command, "--help"], capture_output=True, text=True, check=True
+        )
         assert "SPEC" not in shown.stdout, (command, shown.stdout)
+
+
+def _every_action(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ("rtbridge",)
+) -> Iterator[tuple[str, str | None]]:
+    """(where, help text) of every argument, command and action below ``parser``, and the
+    parser's own description."""
+    yield " ".join(path), parser.description
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, child in action.choices.items():
+                yield " ".join((*path, name)), helps.get(name)
+                yield from _every_action(child, (*path, name))
+        else:
+            yield f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}", action.help
+
+
+def test_every_command_and_argument_has_help_in_users_words() -> None:
+    """What ``--help`` shows anywhere in the tree: a help string for each command, action and
+    argument, none pointing at internal documents (SPEC sections are for us)."""
+    seen = list(_every_action(build_parser()))
+    assert len(seen) > 150  # the walk reached the actions of every command
+    missing = [where for where, text in seen if not text or text == argparse.SUPPRESS]
+    assert missing == []
+    internal = [(where, text) for where, text in seen if text and ("SPEC" in text or "§" in text)]
+    assert internal == []
+    commands = {where.split()[1] for where, _ in seen if len(where.split()) > 1}
+    assert {"campaigns", "buyers", "dids", "keys", "trunks", "publishers", "ips"} <= commands
 
 
 def test_the_sip_agent_logs_json_only(sqlite_url: str) -> None:

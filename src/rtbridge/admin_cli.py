@@ -1,4 +1,4 @@
-"""Terminal verbs for network admins (SPEC §5): tokens, publishers, allowlists, credentials,
+"""Terminal verbs for network admins: tokens, publishers, allowlists, credentials,
 the dry-run check, the audit trail and the Kamailio export. Same service layer as the admin
 API (:mod:`rtbridge.admin`); the audit trail names the actor ``cli:<unix user>``.
 
@@ -25,6 +25,7 @@ from rtbridge.config import fields as f
 from rtbridge.config.schema import read_field
 from rtbridge.domain.errors import InvalidInput, RtbError
 from rtbridge.settings import Settings
+from rtbridge.timestamps import iso_utc
 
 T = TypeVar("T")
 
@@ -48,12 +49,14 @@ def _engine(args: argparse.Namespace) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _write(args: argparse.Namespace, fn: Callable[..., T], **kwargs: Any) -> T:
+def write(args: argparse.Namespace, fn: Callable[..., T], **kwargs: Any) -> T:
+    """``fn(session, actor=..., **kwargs)`` in one admin transaction (see admin.changes)."""
     with _engine(args) as engine, write_session(engine) as session:
         return fn(session, actor=actor(), **kwargs)
 
 
-def _read(args: argparse.Namespace, fn: Callable[..., T], *fn_args: Any) -> T:
+def read(args: argparse.Namespace, fn: Callable[..., T], *fn_args: Any) -> T:
+    """``fn(session, *fn_args)`` on a read-only session."""
     with _engine(args) as engine, read_session(engine) as session:
         return fn(session, *fn_args)
 
@@ -62,9 +65,13 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return iso_utc(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "-"
+    if isinstance(value, dict):  # a buyer's filters: caller_state=CA,NY; source=web
+        return "; ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
     return str(value)
 
 
@@ -96,14 +103,14 @@ def _password(args: argparse.Namespace, *, confirm: bool) -> str:
 
 def cmd_token(args: argparse.Namespace) -> int:
     if args.action == "create":
-        token = _write(args, tokens.create, name=args.name)
+        token = write(args, tokens.create, name=args.name)
         print(token)
         print(f"admin token {args.name!r} created; it is shown only this once", file=sys.stderr)
     elif args.action == "revoke":
-        _write(args, tokens.revoke, name=args.name)
+        write(args, tokens.revoke, name=args.name)
         print(f"admin token {args.name!r} revoked")
     else:
-        print(table(_read(args, tokens.listing), ["name", "hint", "created_at", "revoked_at"]))
+        print(table(read(args, tokens.listing), ["name", "hint", "created_at", "revoked_at"]))
     return 0
 
 
@@ -113,19 +120,19 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_publishers(args: argparse.Namespace) -> int:
     if args.action == "add":
         raw = {"id": args.id, **({"name": args.name} if args.name else {})}
-        _write(args, publishers.create_publisher, raw=raw)
+        write(args, publishers.create_publisher, raw=raw)
         print(f"publisher {args.id} created")
     elif args.action == "remove":
-        _write(args, publishers.delete_publisher, publisher_id=args.id)
+        write(args, publishers.delete_publisher, publisher_id=args.id)
         print(f"publisher {args.id} removed")
     else:
-        print(table(_read(args, publishers.list_publishers), ["id", "name"]))
+        print(table(read(args, publishers.list_publishers), ["id", "name"]))
     return 0
 
 
 def _add_ips_from_file(args: argparse.Namespace) -> int:
     """``--file F`` (``-``: stdin), the console's paste format; exit 0 when every line was
-    added, 3 when some were refused (each added or refused on its own), 1 on an error."""
+    added, 3 when some were refused (each added or refused on its own), 1 or 2 on an error."""
     if args.cidr is not None or args.note:
         raise InvalidInput("--file: give the CIDRs (and notes) in the file, not as arguments")
     if args.file == "-":
@@ -138,7 +145,7 @@ def _add_ips_from_file(args: argparse.Namespace) -> int:
             raise InvalidInput(f"--file: cannot read {args.file} ({exc})") from None
     lines = publishers.parse_lines(text)
     items = [{**item, "expires_at": args.expires} if args.expires else item for _, item in lines]
-    results = _write(args, publishers.add_ips, publisher_id=args.publisher, items=items,
+    results = write(args, publishers.add_ips, publisher_id=args.publisher, items=items,
                      allow_overlap=args.allow_overlap)  # fmt: skip
     for (line, _), result in zip(lines, results, strict=True):
         if "added" in result:
@@ -163,14 +170,14 @@ def cmd_ips(args: argparse.Namespace) -> int:
             raw["expires_at"] = args.expires
         if args.allow_overlap:
             raw["allow_overlap"] = True
-        entry = _write(args, publishers.add_ip, publisher_id=args.publisher, raw=raw)
+        entry = write(args, publishers.add_ip, publisher_id=args.publisher, raw=raw)
         print(f"added {entry['cidr']} to {args.publisher} (rule {entry['id']})")
     elif args.action == "remove":
         target: int | str = int(args.entry) if args.entry.isdigit() else args.entry
-        entry = _write(args, publishers.remove_ip, publisher_id=args.publisher, entry=target)
+        entry = write(args, publishers.remove_ip, publisher_id=args.publisher, entry=target)
         print(f"removed {entry['cidr']} from {args.publisher} (rule {entry['id']})")
     else:
-        rows = _read(args, publishers.list_ips, args.publisher)
+        rows = read(args, publishers.list_ips, args.publisher)
         print(table(rows, ["id", "publisher", "cidr", "note", "expires_at", "expired"]))
     return 0
 
@@ -178,20 +185,20 @@ def cmd_ips(args: argparse.Namespace) -> int:
 def cmd_credentials(args: argparse.Namespace) -> int:
     if args.action == "set":
         password = _password(args, confirm=True)
-        created = _write(args, publishers.set_password, publisher_id=args.publisher,
+        created = write(args, publishers.set_password, publisher_id=args.publisher,
                          username=args.username, password=password)  # fmt: skip
         print(
             f"{'created' if created else 'rotated'} SIP credential {args.username} of {args.publisher}"
         )
     elif args.action == "remove":
-        _write(
+        write(
             args, publishers.remove_credential, publisher_id=args.publisher, username=args.username
         )
         print(f"removed SIP credential {args.username} of {args.publisher}")
     else:
         print(
             table(
-                _read(args, publishers.list_credentials, args.publisher),
+                read(args, publishers.list_credentials, args.publisher),
                 ["username", "publisher", "realm"],
             )
         )
@@ -202,7 +209,7 @@ def cmd_credentials(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Exit 0 when accepted, 3 when refused (so scripts can branch), 1 on an error."""
+    """Exit 0 when accepted, 3 when refused (so scripts can branch), 2 on bad input."""
     from rtbridge.storage.catalog import load_catalog
 
     if args.counters:
@@ -255,14 +262,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     def work(session: Session) -> list[dict[str, Any]]:
         return [audit.view(e) for e in audit.entries(session, **query)]
 
-    rows = _read(args, work)
+    rows = read(args, work)
     for row in rows:
-        row["change"] = _change(row["old"], row["new"])
+        row["change"] = change_text(row["old"], row["new"])
     print(table(rows, ["at", "actor", "action", "resource", "change"]))
     return 0
 
 
-def _change(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
+def change_text(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
     if old and new:
         diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
         return "; ".join(diff) or "(secret changed)"
@@ -271,7 +278,7 @@ def _change(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    text = _read(args, export.kamailio_permissions)
+    text = read(args, export.kamailio_permissions)
     if args.output and args.output != "-":
         with open(args.output, "w", encoding="utf-8") as out:
             out.write(text)
@@ -280,46 +287,78 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+# Exit statuses of every admin verb: 0 done, 1 refused by what is in the database (not found,
+# conflict), 2 bad input (a value the rules refuse, as argparse does for a bad flag), 3 a check
+# or a batch that ran but said no to something.
+EXIT_REFUSED = 1
+EXIT_BAD_INPUT = 2
+
+
+def guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The service's message on stderr, and the exit status for its kind of error."""
+
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)
+        except InvalidInput as exc:
+            print(f"rtbridge: {exc.message}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         except RtbError as exc:
             print(f"rtbridge: {exc.message}", file=sys.stderr)
-            return 1
+            return EXIT_REFUSED
 
     return run
 
 
+def verb(
+    sub: Any,
+    common: argparse.ArgumentParser,
+    name: str,
+    help_: str,
+    fn: Callable[[argparse.Namespace], int],
+) -> Any:
+    """A command with actions (``rtbridge NAME list|add|...``); returns their subparsers."""
+    parser = sub.add_parser(name, parents=[common], help=help_, description=help_)
+    parser.set_defaults(func=guarded(fn))
+    return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def action(actions: Any, name: str, help_: str) -> argparse.ArgumentParser:
+    """One action of a command, its help shown in the command's list and its own --help."""
+    parser: argparse.ArgumentParser = actions.add_parser(name, help=help_, description=help_)
+    return parser
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the admin verbs to the ``rtbridge`` parser (``cli.build_parser`` calls this)."""
+    actions = verb(sub, common, "admin-token", "create, revoke or list admin API tokens",
+                   cmd_token)  # fmt: skip
+    p = action(actions, "create", "create a token; it is printed once, only its hash is kept")
+    p.add_argument("name", help="a name for the token; the audit trail shows it as the actor")
+    p = action(actions, "revoke", "revoke a token: requests with it get 401 from then on")
+    p.add_argument("name", help="the token's name")
+    action(actions, "list", "list tokens: names, hints, when created and revoked")
 
-    def verb(name: str, help_: str, fn: Callable[[argparse.Namespace], int]) -> Any:
-        parser = sub.add_parser(name, parents=[common], help=help_)
-        parser.set_defaults(func=_guard(fn))
-        return parser.add_subparsers(dest="action", required=True)
+    actions = verb(sub, common, "publishers", "list, add or remove publishers", cmd_publishers)
+    action(actions, "list", "list publishers")
+    p = action(actions, "add", "add a publisher")
+    p.add_argument("id", help="the publisher's id (letters, digits, _ . -), used by keys")
+    p.add_argument("--name", help="a readable name")
+    p = action(actions, "remove", "remove a publisher with its allowlist and SIP credentials")
+    p.add_argument("id", help="the publisher's id")
 
-    actions = verb("admin-token", "create, revoke or list admin API tokens", cmd_token)
-    actions.add_parser("create", help="create a token; printed once").add_argument("name")
-    actions.add_parser("revoke", help="revoke a token").add_argument("name")
-    actions.add_parser("list", help="list tokens (names and hints)")
-
-    actions = verb("publishers", "list, add or remove publishers", cmd_publishers)
-    actions.add_parser("list")
-    p = actions.add_parser("add")
-    p.add_argument("id")
-    p.add_argument("--name")
-    actions.add_parser("remove", help="also removes its allowlist and credentials").add_argument(
-        "id"
-    )
-
-    actions = verb("ips", "a publisher's IP allowlist", cmd_ips)
-    actions.add_parser("list").add_argument("publisher", nargs="?")
-    p = actions.add_parser("add")
-    p.add_argument("publisher")
+    actions = verb(sub, common, "ips", "a publisher's IP allowlist (where its SBCs call from)",
+                   cmd_ips)  # fmt: skip
+    p = action(actions, "list", "list allowlist entries")
+    p.add_argument("publisher", nargs="?", help="only this publisher's (default: all)")
+    p = action(actions, "add", "allow calls from a network (or from every line of --file)")
+    p.add_argument("publisher", help="the publisher the calls are from")
     p.add_argument("cidr", nargs="?", help="203.0.113.0/24, 2001:db8::/32 or one address")
-    p.add_argument("--note")
-    p.add_argument("--expires", help="ISO 8601 time with offset, e.g. 2026-12-31T23:59:00Z")
+    p.add_argument("--note", help="a note for people, e.g. 'NYC office SBC'")
+    p.add_argument(
+        "--expires",
+        help="stop matching at this ISO 8601 time with offset, e.g. 2026-12-31T23:59:00Z",
+    )
     p.add_argument(
         "--file", help="many entries, one 'CIDR [note]' per line ('-': stdin); '#' comments"
     )
@@ -327,27 +366,29 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--allow-overlap", action="store_true",
         help="accept a network overlapping another publisher's (the longest prefix wins)",
     )  # fmt: skip
-    p = actions.add_parser("remove")
-    p.add_argument("publisher")
+    p = action(actions, "remove", "remove an allowlist entry")
+    p.add_argument("publisher", help="the publisher it belongs to")
     p.add_argument("entry", help="the CIDR or the rule id")
 
-    actions = verb("credentials", "a publisher's SIP digest credentials", cmd_credentials)
-    actions.add_parser("list").add_argument("publisher", nargs="?")
-    p = actions.add_parser("set", help="create, or rotate the password")
-    p.add_argument("publisher")
-    p.add_argument("username")
+    actions = verb(sub, common, "credentials", "a publisher's SIP digest credentials",
+                   cmd_credentials)  # fmt: skip
+    p = action(actions, "list", "list SIP usernames (passwords are never shown)")
+    p.add_argument("publisher", nargs="?", help="only this publisher's (default: all)")
+    p = action(actions, "set", "create a credential, or rotate its password (asked at a prompt)")
+    p.add_argument("publisher", help="the publisher the credential belongs to")
+    p.add_argument("username", help="the SIP digest username")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    p = actions.add_parser("remove")
-    p.add_argument("publisher")
-    p.add_argument("username")
+    p = action(actions, "remove", "remove a SIP credential")
+    p.add_argument("publisher", help="the publisher the credential belongs to")
+    p.add_argument("username", help="the SIP digest username")
 
-    p = sub.add_parser(
-        "check", parents=[common],
-        help="would this IP / credential be accepted? or: do the buyer counters agree?",
-    )  # fmt: skip
+    check_help = "would this IP / credential be accepted? or: do the buyer counters agree?"
+    p = sub.add_parser("check", parents=[common], help=check_help, description=check_help)
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--ip")
-    who.add_argument("--username")
+    who.add_argument("--ip", help="a source address: which publisher would its calls be from?")
+    who.add_argument(
+        "--username", help="a SIP username: does the password (asked at a prompt) authenticate?"
+    )
     who.add_argument(
         "--counters", action="store_true",
         help="recount every buyer counter from the reservations and report differences",
@@ -356,16 +397,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--repair", action="store_true", help="with --counters: rewrite those that differ"
     )
-    p.set_defaults(func=_guard(cmd_check))
+    p.set_defaults(func=guarded(cmd_check))
 
-    p = sub.add_parser("audit", parents=[common], help="who changed what, newest first")
-    p.add_argument("--since", help="ISO 8601 time with offset")
-    p.add_argument("--actor", help="token name, cli:<user> or apply")
+    audit_help = "who changed what, newest first"
+    p = sub.add_parser("audit", parents=[common], help=audit_help, description=audit_help)
+    p.add_argument("--since", help="only changes at or after this ISO 8601 time with offset")
+    p.add_argument("--actor", help="only this actor: a token name, cli:<user> or apply")
     p.add_argument("--resource", help="a type (publisher) or type/id (publisher/pub-1)")
-    p.add_argument("--limit", type=int, default=100)
-    p.set_defaults(func=_guard(cmd_audit))
+    p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    p.set_defaults(func=guarded(cmd_audit))
 
-    p = sub.add_parser("export", parents=[common], help="export the allowlist for other software")
-    p.add_argument("format", choices=["kamailio-permissions"])
+    export_help = "export the allowlist for other software"
+    p = sub.add_parser("export", parents=[common], help=export_help, description=export_help)
+    p.add_argument("format", choices=["kamailio-permissions"],
+                   help="kamailio-permissions: a Kamailio permissions address file")  # fmt: skip
     p.add_argument("-o", "--output", help="file to write (default stdout)")
-    p.set_defaults(func=_guard(cmd_export))
+    p.set_defaults(func=guarded(cmd_export))

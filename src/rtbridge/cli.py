@@ -1,4 +1,5 @@
-"""The ``rtbridge`` console script (SPEC §6)."""
+"""The ``rtbridge`` console script: serving, applying the configuration file, and the admin
+verbs (:mod:`rtbridge.admin_cli` and its ``admin_cli_*`` neighbours)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(f"{args.file}: {len(exc.errors)} error(s), nothing changed:", file=sys.stderr)
         for line in exc.errors:
             print(f"  {line}", file=sys.stderr)
-        return 1
+        return 2  # bad input, as for the admin verbs (admin_cli.EXIT_BAD_INPUT)
     finally:
         engine.dispose()
     for line in report.lines():
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     # absent flag there from overwriting one given before the command.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     access_log_help = (
         "log one JSON line per HTTP request (method, path, status, duration_ms, client; "
         "secrets redacted); off by default"
@@ -178,8 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
         "apply",
         parents=[common],
         help="apply a configuration file (campaigns, buyers, publishers, keys) to the database",
+        description="Validate the whole file, then apply it in one transaction and report "
+        "what was created, updated and removed.",
     )
-    p.add_argument("file", help="TOML file")
+    p.add_argument("file", help="the TOML file (deploy/demo.toml is an example)")
     p.add_argument("--dry-run", action="store_true", help="validate and report, change nothing")
     p.add_argument(
         "--prune", action="store_true",
@@ -189,9 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser(
-        "serve", parents=[common], help="serve the publisher API (and the SIP agent)"
-    )
+    serve_help = "serve the publisher API (and the SIP agent)"
+    p = sub.add_parser("serve", parents=[common], help=serve_help, description=serve_help)
     p.add_argument(
         "--http", default=DEFAULT_HTTP, help=f"HOST:PORT for HTTP (default {DEFAULT_HTTP})"
     )
@@ -203,23 +205,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhooks", choices=["on", "off"], default="on",
         help="run the webhook sender in this process (default on; see `rtbridge webhooks run`)",
     )  # fmt: skip
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("sip", parents=[common], help="run the SIP agent alone")
+    sip_help = "run the SIP agent alone (several can share one database)"
+    p = sub.add_parser("sip", parents=[common], help=sip_help, description=sip_help)
     p.add_argument("--sip", help="HOST:PORT for SIP (default: the agent file's, 0.0.0.0:5060)")
     p.add_argument("--sip-config", help=sip_config_help)
     p.add_argument("--http", help="HOST:PORT to serve /health and /metrics on (default: none)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
     p.set_defaults(func=cmd_sip)
 
-    from rtbridge.admin_cli import register as register_admin_verbs
+    from rtbridge import admin_cli, admin_cli_offers, admin_cli_trunks
 
-    register_admin_verbs(
-        sub, common
-    )  # admin-token, publishers, ips, credentials, check, audit, export
+    # admin-token, publishers, ips, credentials, check, audit, export
+    admin_cli.register(sub, common)
+    admin_cli_offers.register(sub, common)  # campaigns, buyers, dids, keys
+    admin_cli_trunks.register(sub, common)  # trunks
     from rtbridge.webhooks_cli import register as register_webhook_verbs
 
     register_webhook_verbs(sub, common)

@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Any
 
-from rtbridge.admin_cli import _guard, _read, _write, table
+from rtbridge.admin_cli import guarded, read, table, write
 from rtbridge.settings import Settings
 from rtbridge.webhooks import events, subscriptions
 
@@ -22,7 +22,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     if args.action == "run":
         return _run(args)
     if args.action == "list":
-        rows = _read(args, subscriptions.list_webhooks)
+        rows = read(args, subscriptions.list_webhooks)
         for r in rows:
             r["owner"] = (
                 f"publisher/{r['publisher']}" if "publisher" in r else f"buyer/{r['buyer']}"
@@ -33,21 +33,21 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
         raw: dict[str, Any] = {"url": args.url, args.owner_kind: args.owner}
         if args.events:
             raw["events"] = [e.strip() for e in args.events.split(",") if e.strip()]
-        made = _write(args, subscriptions.create_webhook, raw=raw, master=_key())
+        made = write(args, subscriptions.create_webhook, raw=raw, master=_key())
         print(f"webhook {made['id']} created; its signing secret (shown once): {made['secret']}")
     elif args.action == "remove":
-        _write(args, subscriptions.delete_webhook, webhook_id=args.id)
+        write(args, subscriptions.delete_webhook, webhook_id=args.id)
         print(f"webhook {args.id} removed")
     elif args.action == "rotate":
-        made = _write(args, subscriptions.rotate_secret, webhook_id=args.id, master=_key())
+        made = write(args, subscriptions.rotate_secret, webhook_id=args.id, master=_key())
         print(f"webhook {made['id']}: new signing secret (shown once): {made['secret']}")
     elif args.action == "deliveries":
-        found = _read(args, lambda s: subscriptions.list_deliveries(
+        found = read(args, lambda s: subscriptions.list_deliveries(
             s, args.id, status=args.status, limit=args.limit))  # fmt: skip
         print(table(found, ["id", "type", "reservation", "status", "attempts", "last_code",
                             "last_error", "created_at"]))  # fmt: skip
     elif args.action == "redeliver":
-        _write(args, subscriptions.redeliver, webhook_id=args.id, delivery_id=args.delivery)
+        write(args, subscriptions.redeliver, webhook_id=args.id, delivery_id=args.delivery)
         print(f"delivery {args.delivery} queued again")
     return 0
 
@@ -90,27 +90,37 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``rtbridge webhooks ...`` (``cli.build_parser`` calls this)."""
-    parser = sub.add_parser(
-        "webhooks", parents=[common], help="publishers' and buyers' event webhooks"
-    )
-    parser.set_defaults(func=_guard(cmd_webhooks))
-    actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="list webhooks")
-    p = actions.add_parser("add", help="subscribe a URL; prints the signing secret once")
-    p.add_argument("owner_kind", choices=subscriptions.OWNERS)
+    about = "publishers' and buyers' event webhooks: subscriptions, deliveries, the sender"
+    parser = sub.add_parser("webhooks", parents=[common], help=about, description=about)
+    parser.set_defaults(func=guarded(cmd_webhooks))
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, text: str) -> argparse.ArgumentParser:
+        made: argparse.ArgumentParser = actions.add_parser(name, help=text, description=text)
+        return made
+
+    action("list", "list webhooks (never their secrets)")
+    p = action("add", "subscribe a URL to a publisher's or a buyer's events; prints the signing "
+               "secret once")  # fmt: skip
+    p.add_argument("owner_kind", choices=subscriptions.OWNERS,
+                   help="whose events: a publisher's or a buyer's")  # fmt: skip
     p.add_argument("owner", help="the publisher's or buyer's id")
-    p.add_argument("url", help="http:// or https:// URL")
+    p.add_argument("url", help="http:// or https:// URL that receives the signed POSTs")
     p.add_argument("--events", help=f"comma-separated, default all: {','.join(events.NAMES)}")
-    actions.add_parser("remove", help="remove a webhook and its deliveries").add_argument("id")
-    actions.add_parser("rotate", help="new signing secret, printed once").add_argument("id")
-    p = actions.add_parser("deliveries", help="a webhook's recent deliveries, newest first")
-    p.add_argument("id")
-    p.add_argument("--status", choices=subscriptions.STATUSES)
-    p.add_argument("--limit", type=int, default=50)
-    p = actions.add_parser("redeliver", help="send a delivery again now")
-    p.add_argument("id")
-    p.add_argument("delivery")
-    p = actions.add_parser("run", help="run the sender alone (until SIGTERM)")
+    action("remove", "remove a webhook and its deliveries").add_argument(
+        "id", help="the webhook's id (webhooks list)"
+    )
+    action("rotate", "a new signing secret, printed once (the old one stops at once)").add_argument(
+        "id", help="the webhook's id (webhooks list)"
+    )
+    p = action("deliveries", "a webhook's recent deliveries, newest first")
+    p.add_argument("id", help="the webhook's id (webhooks list)")
+    p.add_argument("--status", choices=subscriptions.STATUSES, help="only deliveries in this state")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p = action("redeliver", "send a delivery again now (same body and webhook-id)")
+    p.add_argument("id", help="the webhook's id (webhooks list)")
+    p.add_argument("delivery", help="the delivery's id (webhooks deliveries ID)")
+    p = action("run", "run the sender alone, until SIGTERM (serve --webhooks off elsewhere)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per POST (default 5)")
     p.add_argument("--retry-min", type=float, default=5.0,
                    help="first retry delay in seconds, doubling up to an hour (default 5)")  # fmt: skip
@@ -118,4 +128,5 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--http", help="HOST:PORT to serve /health and /metrics on (default: none)")
     p.add_argument("--access-log", action="store_true",
                    help="one JSON line per HTTP request (needs --http)")  # fmt: skip
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="least severe log lines written (default info)")  # fmt: skip

@@ -101,3 +101,13 @@ def test_apply_records_its_changes(admin: TestClient, sqlite_url: str, tmp_path:
     latest = admin.get("/admin/audit?actor=apply&limit=1").json()["entries"][0]
     assert (latest["action"], latest["resource"]) == ("delete", "ip/pub-1/::1/128")
     assert latest["old"]["cidr"] == "::1/128"
+
+
+def test_times_read_as_the_api_writes_them(admin: TestClient) -> None:
+    """``at`` and any time inside old/new are UTC with ``Z``, as ``expires_at`` of a
+    reservation (not ``+00:00``), whatever offset the request used."""
+    admin.post("/admin/publishers/pub-1/ips",
+               json={"cidr": "192.0.2.0/24", "expires_at": "2099-06-30T20:00:00-04:00"})  # fmt: skip
+    entry = admin.get("/admin/audit?resource=ip&limit=1").json()["entries"][0]
+    assert entry["new"]["expires_at"] == "2099-07-01T00:00:00.000Z"
+    assert entry["at"].endswith("Z") and len(entry["at"]) == len("2026-01-01T00:00:00.000Z")

@@ -37,7 +37,7 @@ def test_admin_token_create_list_revoke(db: str) -> None:
     assert token not in listed.stdout and token[:9] in listed.stdout
     assert run("admin-token", "revoke", "alice", db=db).returncode == 0
     assert run("admin-token", "revoke", "alice", db=db).returncode == 1
-    assert run("admin-token", "create", "bad name", db=db).returncode == 1
+    assert run("admin-token", "create", "bad name", db=db).returncode == 2  # bad input
 
 
 def test_ips_add_list_remove(db: str) -> None:
@@ -58,7 +58,7 @@ def test_ips_add_list_remove(db: str) -> None:
     assert listed[0].split() == ["ID", "PUBLISHER", "CIDR", "NOTE", "EXPIRES_AT", "EXPIRED"]
     assert any("2001:db8::/32" in line and "v6 office" in line for line in listed)
     bad = run("ips", "add", "pub-1", "10.0.0.5/8", db=db)
-    assert bad.returncode == 1 and "not a CIDR network (10.0.0.5/8 has host bits set)" in bad.stderr
+    assert bad.returncode == 2 and "not a CIDR network (10.0.0.5/8 has host bits set)" in bad.stderr
     assert run("ips", "add", "nobody", "10.0.0.0/8", db=db).returncode == 1
     removed = run("ips", "remove", "pub-1", "2001:db8::/32", db=db)
     assert removed.returncode == 0 and "removed 2001:db8::/32" in removed.stdout
@@ -70,9 +70,9 @@ def test_credentials_and_check(db: str) -> None:
     assert run("publishers", "add", "pub-9", "--name", "Nine", db=db).returncode == 0
     assert "pub-9" in run("publishers", "list", db=db).stdout
     weak = run("credentials", "set", "pub-9", "nine", "--password-stdin", db=db, stdin="weak\n")
-    assert weak.returncode == 1 and "password: too weak" in weak.stderr
+    assert weak.returncode == 2 and "password: too weak" in weak.stderr
     no_tty = run("credentials", "set", "pub-9", "nine", db=db, stdin="")
-    assert no_tty.returncode == 1 and "--password-stdin" in no_tty.stderr
+    assert no_tty.returncode == 2 and "--password-stdin" in no_tty.stderr
     ok = run(
         "credentials", "set", "pub-9", "nine", "--password-stdin", db=db, stdin="Nine-Lives-999\n"
     )
@@ -88,7 +88,7 @@ def test_credentials_and_check(db: str) -> None:
         "accepted as publisher pub-1 by ip 127.0.0.1/32"
     )
     assert run("check", "--ip", "203.0.113.1", db=db).returncode == 3
-    assert run("check", "--ip", "nonsense", db=db).returncode == 1
+    assert run("check", "--ip", "nonsense", db=db).returncode == 2
     assert "nine" in run("credentials", "list", "pub-9", db=db).stdout
     assert run("credentials", "remove", "pub-9", "nine", db=db).returncode == 0
     assert (
@@ -113,7 +113,7 @@ def test_audit_and_export(db: str, tmp_path: Path) -> None:
     assert "ip/pub-1/192.0.2.0/24" in lines[2]
     assert "Extra-Pass" not in audit.stdout
     assert "apply" in run("audit", "--resource", "credential/pub1", db=db).stdout
-    assert run("audit", "--since", "yesterday", db=db).returncode == 1
+    assert run("audit", "--since", "yesterday", db=db).returncode == 2
     out = tmp_path / "address.list"
     assert run("export", "kamailio-permissions", "-o", str(out), db=db).returncode == 0
     assert "1 192.0.2.0 24 0 pub-1" in out.read_text().splitlines()
@@ -140,7 +140,7 @@ def test_check_counters_reports_then_repairs(db: str) -> None:
     assert repaired.returncode == 0 and "repaired 1 of 1" in repaired.stdout
     clean = run("check", "--counters", db=db)
     assert clean.returncode == 0 and clean.stdout == "counters: all 1 agree with the reservations\n"
-    assert run("check", "--ip", "127.0.0.1", "--repair", db=db).returncode == 1
+    assert run("check", "--ip", "127.0.0.1", "--repair", db=db).returncode == 2
     assert run("check", "--counters", "--ip", "127.0.0.1", db=db).returncode == 2
 
 
@@ -157,7 +157,7 @@ def test_ips_add_overlap_needs_the_flag_and_check_warns(db: str) -> None:
         "warning: also matches pub-1's 127.0.0.0/24 (shadowed by longest prefix)",
     ]
     past = run("ips", "add", "pub-3", "10.0.0.0/8", "--expires", "2020-01-01T00:00:00Z", db=db)
-    assert past.returncode == 1 and "expires_at: 2020-01-01" in past.stderr
+    assert past.returncode == 2 and "expires_at: 2020-01-01" in past.stderr
 
 
 def test_ips_add_file_gives_a_verdict_per_line(db: str, tmp_path: Path) -> None:
@@ -177,4 +177,4 @@ def test_ips_add_file_gives_a_verdict_per_line(db: str, tmp_path: Path) -> None:
     listed = run("ips", "list", "pub-1", db=db).stdout
     assert "203.0.113.0/24" in listed and "2099-01-01" in listed
     both = run("ips", "add", "pub-1", "10.9.0.0/16", "--file", str(path), db=db)
-    assert both.returncode == 1 and "--file" in both.stderr
+    assert both.returncode == 2 and "--file" in both.stderr

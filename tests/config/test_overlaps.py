@@ -67,4 +67,4 @@ def test_expiry_must_be_ahead() -> None:
     assert expiry_problem(None, NOW) is None
     assert expiry_problem(NOW + timedelta(seconds=1), NOW) is None
     problem = expiry_problem(NOW, NOW)
-    assert problem is not None and problem.startswith("expires_at: 2026-12-02T07:00:00+00:00 ")
+    assert problem is not None and problem.startswith("expires_at: 2026-12-02T07:00:00.000Z ")

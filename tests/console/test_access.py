@@ -40,7 +40,7 @@ def test_allowlist_entry_with_expiry_and_note(console: Console) -> None:
                           note="v6 SBC", expires_at="2030-01-01T12:30")  # fmt: skip
     assert answer.status_code == 303
     page = console.client.get("/console/publishers/pub-1").text
-    assert "2001:db8:42::/48" in page and "v6 SBC" in page and "2030-01-01 12:30:00" in page
+    assert "2001:db8:42::/48" in page and "v6 SBC" in page and "2030-01-01T12:30:00.000Z" in page
     bad = console.post("/console/publishers/pub-1/ips", cidr="2001:db8:42::/48",
                        expires_at="tomorrow")  # fmt: skip
     errors = _field_errors(bad.text)

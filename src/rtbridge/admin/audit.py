@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from rtbridge.storage.models import AuditEntry
 from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import iso_utc
 
 REDACTED = "***"
 # Values replaced by "***" (that a secret was set or changed is worth recording).
@@ -24,7 +25,9 @@ _DROPPED = frozenset({"ha1_md5", "ha1_sha256", "auth_ha1_md5", "token_hash"})
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        return iso_utc(value)  # as the API and the CLI show times, so a reader can compare
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
         return str(value)

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from rtbridge.storage.models import AllowlistEntry, Trunk
 from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import iso_utc
 
 PUBLISHER_GROUP = 1
 TRUNK_GROUP = 2
@@ -38,7 +39,7 @@ def kamailio_permissions(session: Session, *, now: datetime | None = None) -> st
     now = now or utcnow()
     lines = [
         "# rtbridge allowlist for the Kamailio permissions module (address_file)",
-        f"# generated {now.isoformat(timespec='seconds')}; expired entries left out",
+        f"# generated {iso_utc(now)}; expired entries left out",
         "# grp ip_addr mask port tag",
     ]
     query = select(AllowlistEntry).order_by(

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 
+from rtbridge.timestamps import iso_utc
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -96,7 +98,7 @@ def expiry_problem(expires_at: datetime | None, now: datetime) -> str | None:
     """``None`` when the expiry is absent or still ahead."""
     if expires_at is not None and expires_at <= now:
         return (
-            f"expires_at: {expires_at.isoformat(timespec='seconds')} is not in the future "
+            f"expires_at: {iso_utc(expires_at)} is not in the future "
             "(the entry would never match); give a later time or none"
         )
     return None

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from rtbridge.http.responses import iso_utc
+from rtbridge.timestamps import iso_utc
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MEDIA_TYPE = "text/csv; charset=utf-8"

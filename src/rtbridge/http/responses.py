@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.responses import Response
@@ -12,13 +12,7 @@ from starlette.responses import Response
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.inbound import sip_address
 from rtbridge.storage.reservations import Outcome
-
-
-def iso_utc(value: datetime) -> str:
-    """``2026-06-17T14:32:05.000Z``: UTC, milliseconds, ``Z`` (SPEC §3.1)."""
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+from rtbridge.timestamps import iso_utc
 
 
 def _default(value: Any) -> Any:

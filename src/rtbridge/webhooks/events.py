@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
+
+from rtbridge.timestamps import iso_utc
 
 # short name -> type in the body
 TYPES: Final = {
@@ -44,10 +46,8 @@ STATUS: Final = {
 
 
 def utc_text(value: datetime | None) -> str | None:
-    """``YYYY-MM-DDTHH:MM:SS(.ffffff)Z``."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    """The API's format (:func:`rtbridge.timestamps.iso_utc`), or None."""
+    return None if value is None else iso_utc(value)
 
 
 def reservation_data(row: Mapping[str, Any], name: str) -> dict[str, Any]:

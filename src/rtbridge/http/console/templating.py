@@ -11,10 +11,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from rtbridge.http.console import csrf
+from rtbridge.timestamps import iso_utc
 
 
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+    return iso_utc(value) if value is not None else ""
 
 
 def _seconds(value: float | None) -> str:

@@ -1,0 +1,328 @@
+"""Terminal verbs for the buyer side and the keys publishers ping with: ``rtbridge campaigns``,
+``buyers``, ``dids`` and ``keys``. Each action calls the function the admin API calls
+(:mod:`rtbridge.admin.offers`), so the values refused, the audit entries written (actor
+``cli:<unix user>``) and the PostgreSQL advisory lock taken are the same.
+
+A postback key is a secret: a chosen one is read from stdin (``--key-stdin``), never from the
+command line where ``ps`` and shell history would keep it; a random one is printed once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from sqlmodel import Session
+
+from rtbridge.admin import offers
+from rtbridge.admin_cli import action, change_text, read, table, verb, write
+from rtbridge.admin_cli_fields import Field, add_options, body_of
+from rtbridge.domain.errors import InvalidInput, NotFound
+
+# -- campaigns --------------------------------------------------------------------------------
+
+
+def cmd_campaigns(args: argparse.Namespace) -> int:
+    if args.action == "add":
+        raw: dict[str, Any] = {"id": args.id}
+        if args.numbers:
+            raw["numbers"] = [n.strip() for text in args.numbers for n in text.split(",")]
+        made = write(args, offers.create_campaign, raw=raw)
+        print(f"campaign {made['id']} created with {len(made['numbers'])} number(s)")
+    elif args.action == "remove":
+        write(args, offers.delete_campaign, campaign_id=args.id)
+        print(f"campaign {args.id} removed, with its buyers and numbers")
+    else:
+        print(table(read(args, offers.list_campaigns), ["id", "numbers", "buyers"]))
+    return 0
+
+
+# -- buyers -----------------------------------------------------------------------------------
+
+BUYER_FIELDS = (
+    Field("campaign", "the campaign whose calls the buyer takes", required=True, metavar="ID"),
+    Field(
+        "destination",
+        "where calls go: a SIP URI (sip:queue@buyer.example.net) or an E.164 "
+        "number dialled through a trunk",
+        required=True,
+        metavar="URI|NUMBER",
+    ),
+    Field("payout", "what the buyer pays per qualified call", "number", required=True),
+    Field(
+        "seconds", "call length in seconds that qualifies for the payout", "integer", required=True
+    ),
+    Field(
+        "concurrency",
+        "at most this many calls at once (default: no limit)",
+        "integer",
+        resettable=True,
+        metavar="N",
+    ),
+    Field(
+        "daily_cap",
+        "at most this many calls per UTC day (default: no limit)",
+        "integer",
+        resettable=True,
+        metavar="N",
+    ),
+    Field("priority", "lower is tried first (default 1)", "integer", resettable=True, metavar="N"),
+    Field(
+        "weight",
+        "share among buyers of equal priority (default 1)",
+        "integer",
+        resettable=True,
+        metavar="N",
+    ),
+    Field(
+        "hours",
+        "when the buyer takes calls, e.g. 'Mon-Fri 09:00-17:00 America/New_York' (default: always)",
+        resettable=True,
+    ),
+    Field(
+        "filters",
+        "only pings whose tag has one of these values, e.g. caller_state=CA,NY "
+        "(repeatable; on update the given filters replace all)",
+        "filters",
+        resettable=True,
+        metavar="TAG=VALUE[,VALUE]",
+        option="--filter",
+    ),
+    Field(
+        "trunk",
+        "the trunk that dials a number destination (default: the first trunk)",
+        resettable=True,
+        metavar="ID",
+    ),
+    Field(
+        "srtp",
+        "encrypt media to the buyer: off (default), optional or required",
+        resettable=True,
+        metavar="off|optional|required",
+    ),
+)
+_BUYER_COLUMNS = ["id", "campaign", "destination", "payout", "seconds", "concurrency",
+                  "daily_cap", "priority", "weight", "hours", "filters", "trunk", "srtp"]  # fmt: skip
+
+
+def cmd_buyers(args: argparse.Namespace) -> int:
+    if args.action in ("add", "update"):
+        raw = body_of(args, BUYER_FIELDS)
+    if args.action == "add":
+        made = write(args, offers.create_buyer, raw={"id": args.id, **raw})
+        print(f"buyer {made['id']} created in campaign {made['campaign']}")
+    elif args.action == "update":
+        _update_buyer(args, raw)
+    elif args.action == "remove":
+        write(args, offers.delete_buyer, buyer_id=args.id)
+        print(f"buyer {args.id} removed")
+    elif args.action == "show":
+        print(_vertical(read(args, offers.get_buyer, args.id)))
+    else:
+        print(table(read(args, offers.list_buyers, args.campaign), _BUYER_COLUMNS))
+    return 0
+
+
+def _update_buyer(args: argparse.Namespace, raw: dict[str, Any]) -> None:
+    """Read the buyer and change it in one transaction, then say what changed."""
+    if not raw:
+        raise InvalidInput("nothing to change: give at least one field option (see --help)")
+
+    def change(session: Session, *, actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        old = offers.get_buyer(session, args.id)
+        return old, offers.update_buyer(session, actor=actor, buyer_id=args.id, raw=raw)
+
+    old, new = write(args, change)
+    if old == new:
+        print(f"buyer {args.id}: no changes")
+    else:
+        print(f"buyer {args.id} updated: {change_text(old, new)}")
+
+
+def _vertical(view: dict[str, Any]) -> str:
+    """One field per line, for ``show``."""
+    return table([{"field": k, "value": v} for k, v in view.items()], ["field", "value"])
+
+
+# -- DIDs -------------------------------------------------------------------------------------
+
+
+def cmd_dids(args: argparse.Namespace) -> int:
+    if args.action == "add":
+        added = write(args, offers.add_did, raw={"number": args.number, "campaign": args.campaign})
+        print(f"DID {added['number']} added to campaign {added['campaign']}")
+    elif args.action == "remove":
+        write(args, offers.remove_did, number=args.number)
+        print(f"DID {args.number} removed")
+    else:
+        print(table(read(args, offers.list_dids, args.campaign), ["number", "campaign"]))
+    return 0
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+KEY_FIELDS = (
+    Field("publisher", "the publisher that pings with the key", required=True, metavar="ID"),
+    Field("campaign", "the campaign its pings reserve calls in", required=True, metavar="ID"),
+    Field(
+        "allow_missing_caller_number", "accept pings without caller_number (default: no)", "flag"
+    ),
+    Field(
+        "inbound_number",
+        "the E.164 number answered to pings without caller_number (default: none, they get "
+        "the reservation's SIP address)",
+        resettable=True,
+        metavar="NUMBER",
+    ),
+    Field(
+        "ttl_seconds",
+        "how long a reservation lives, in seconds (default 60)",
+        "integer",
+        resettable=True,
+        metavar="N",
+    ),
+    Field("auto_confirm", "reservations start confirmed instead of reserved (default: no)", "flag"),
+    Field(
+        "response_root",
+        "'rtb' wraps answers in {\"rtb\": ...} (default: none)",
+        resettable=True,
+        metavar="rtb",
+    ),
+    Field("paused", "pings with a paused key are refused (default: no)", "flag"),
+)
+_KEY_COLUMNS = ["id", "hint", "publisher", "campaign", "allow_missing_caller_number",
+                "inbound_number", "ttl_seconds", "auto_confirm", "response_root", "paused"]  # fmt: skip
+_SHORT_ID = 12  # characters of the key id (a SHA-256) shown in tables
+
+
+def resolve_key(session: Session, ref: str) -> str:
+    """The key id for what an admin typed: the whole id, a prefix of it (at least 8
+    characters, as the table shows 12), or the hint (``f38240dd`` or ``f38240dd…``)."""
+    text = ref.strip().rstrip("…").rstrip(".")
+    if len(text) < 8:
+        raise InvalidInput("key: give the ID or the HINT that `rtbridge keys list` shows")
+    found: set[str] = {k["id"] for k in offers.list_keys(session)
+             if k["id"].startswith(text) or k["hint"].rstrip("…") == text}  # fmt: skip
+    if not found:
+        raise NotFound(f"no key {ref!r} (see `rtbridge keys list`)")
+    if len(found) > 1:
+        shown = ", ".join(sorted(k[:_SHORT_ID] for k in found))
+        raise InvalidInput(f"key: {ref!r} matches {len(found)} keys ({shown}); give more of the id")
+    return found.pop()
+
+
+def _read_key(args: argparse.Namespace) -> str | None:
+    if not args.key_stdin:
+        return None
+    line = sys.stdin.readline()
+    return line[:-1] if line.endswith("\n") else line
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    if args.action == "add":
+        return _add_key(args)
+    if args.action in ("update", "pause", "resume"):
+        raw = body_of(args, KEY_FIELDS) if args.action == "update" else {
+            "paused": args.action == "pause"}  # fmt: skip
+        if not raw:
+            raise InvalidInput("nothing to change: give at least one field option (see --help)")
+
+        def change(session: Session, *, actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
+            key_id = resolve_key(session, args.key)
+            old = offers.get_key(session, key_id)
+            return old, offers.update_key(session, actor=actor, key_id=key_id, raw=raw)
+
+        old, new = write(args, change)
+        what = f"key {new['hint']} ({new['publisher']}, {new['campaign']})"
+        print(f"{what} updated: {change_text(old, new)}" if old != new else f"{what}: no changes")
+    elif args.action == "remove":
+
+        def remove(session: Session, *, actor: str) -> str:
+            key_id = resolve_key(session, args.key)
+            hint: str = offers.get_key(session, key_id)["hint"]
+            offers.delete_key(session, actor=actor, key_id=key_id)
+            return hint
+
+        print(f"key {write(args, remove)} removed")
+    elif args.action == "show":
+        view = read(args, lambda s: offers.get_key(s, resolve_key(s, args.key)))
+        print(_vertical(view))
+    else:
+        rows = [{**k, "id": k["id"][:_SHORT_ID]} for k in read(args, offers.list_keys)]
+        print(table(rows, _KEY_COLUMNS))
+    return 0
+
+
+def _add_key(args: argparse.Namespace) -> int:
+    raw = body_of(args, KEY_FIELDS)
+    chosen = _read_key(args)
+    if chosen is not None:
+        raw["key"] = chosen
+    made = write(args, offers.create_key, raw=raw)
+    about = (f"key {made['hint']} created for {made['publisher']} in campaign "
+             f"{made['campaign']} (id {made['id'][:_SHORT_ID]})")  # fmt: skip
+    if chosen is None:  # random: this is the only time anyone sees it
+        print(made["key"])
+        print(f"{about}; the key is shown only this once", file=sys.stderr)
+    else:
+        print(about)
+    return 0
+
+
+# -- the parser -------------------------------------------------------------------------------
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``campaigns``, ``buyers``, ``dids`` and ``keys`` (``cli.build_parser`` calls this)."""
+    actions = verb(sub, common, "campaigns", "list, add or remove campaigns", cmd_campaigns)
+    action(actions, "list", "list campaigns with their numbers and buyers")
+    p = action(actions, "add", "add a campaign (add its buyers with `rtbridge buyers add`)")
+    p.add_argument("--id", required=True, help="the campaign's id (letters, digits, _ . -)")
+    p.add_argument("--numbers", action="append", metavar="NUMBER[,NUMBER]",
+                   help="its DID pool: E.164 numbers, comma-separated or repeated")  # fmt: skip
+    p = action(actions, "remove", "remove a campaign with its buyers and numbers (refused "
+               "while keys use it)")  # fmt: skip
+    p.add_argument("id", help="the campaign's id")
+
+    actions = verb(sub, common, "buyers", "list, show, add, update or remove buyers", cmd_buyers)
+    p = action(actions, "list", "list buyers")
+    p.add_argument("--campaign", help="only this campaign's buyers")
+    p = action(actions, "show", "show every field of one buyer")
+    p.add_argument("id", help="the buyer's id")
+    p = action(actions, "add", "add a buyer to a campaign")
+    p.add_argument("--id", required=True, help="the buyer's id (letters, digits, _ . -)")
+    add_options(p, BUYER_FIELDS, adding=True)
+    p = action(actions, "update", "change some of a buyer's fields")
+    p.add_argument("id", help="the buyer's id (it cannot change)")
+    add_options(p, BUYER_FIELDS, adding=False)
+    p = action(actions, "remove", "remove a buyer")
+    p.add_argument("id", help="the buyer's id")
+
+    actions = verb(sub, common, "dids", "a campaign's pool of inbound numbers (DIDs)", cmd_dids)
+    p = action(actions, "list", "list numbers and their campaigns")
+    p.add_argument("--campaign", help="only this campaign's numbers")
+    p = action(actions, "add", "add a number to a campaign's pool")
+    p.add_argument("--number", required=True, help="an E.164 number, e.g. +18005551234")
+    p.add_argument("--campaign", required=True, help="the campaign whose pool it joins")
+    p = action(actions, "remove", "remove a number from its pool")
+    p.add_argument("number", help="the E.164 number")
+
+    actions = verb(sub, common, "keys", "the postback keys publishers ping with", cmd_keys)
+    action(actions, "list", "list keys by id and hint (the keys themselves are not stored)")
+    key_help = "the key's ID or HINT as `rtbridge keys list` shows them"
+    p = action(actions, "show", "show every setting of one key")
+    p.add_argument("key", help=key_help)
+    p = action(actions, "add", "add a key; a random one is printed once unless --key-stdin")
+    p.add_argument("--key-stdin", action="store_true",
+                   help="read the key from stdin (at least 16 characters) instead of a random "
+                   "one")  # fmt: skip
+    add_options(p, KEY_FIELDS, adding=True)
+    p = action(actions, "update", "change some of a key's settings (the key itself cannot "
+               "change: add a new one, then remove this one)")  # fmt: skip
+    p.add_argument("key", help=key_help)
+    add_options(p, KEY_FIELDS, adding=False)
+    for name, help_ in (("pause", "refuse pings with this key until resumed"),
+                        ("resume", "accept pings with this key again")):  # fmt: skip
+        action(actions, name, help_).add_argument("key", help=key_help)
+    p = action(actions, "remove", "remove a key: pings with it are refused from then on")
+    p.add_argument("key", help=key_help)

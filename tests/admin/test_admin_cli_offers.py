@@ -1,0 +1,210 @@
+"""``rtbridge campaigns|buyers|dids|keys`` on a real SQLite file: ``cli.main`` in this process
+(stdout and stderr captured), and the console script itself where its output is the point."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.admin.test_admin_audit import db_bytes
+from tests.support.terminal import ACTOR, STAMP, Terminal
+
+
+def test_buyers_add_show_update_remove(rtb: Terminal) -> None:
+    status, out, err = rtb(
+        "buyers", "add", "--campaign", "auto", "--id", "zed", "--destination",
+        "sip:queue@127.0.0.1:5080", "--payout", "90", "--seconds", "120", "--concurrency", "5",
+        "--daily-cap", "500", "--hours", "Mon-Fri 09:00-17:00 America/New_York",
+        "--filter", "caller_state=CA,NY", "--filter", "source=web", "--srtp", "optional",
+    )  # fmt: skip
+    assert (status, out, err) == (0, "buyer zed created in campaign auto\n", "")
+    listed = rtb("buyers", "list", "--campaign", "auto")[1].splitlines()
+    assert listed[0].split()[:5] == ["ID", "CAMPAIGN", "DESTINATION", "PAYOUT", "SECONDS"]
+    assert [line.split()[0] for line in listed[1:]] == ["acme", "zed"]
+    shown = dict(line.split(None, 1) for line in rtb("buyers", "show", "zed")[1].splitlines())
+    assert shown["payout"] == "90.0" and shown["concurrency"] == "5"
+    assert shown["filters"] == "caller_state=CA,NY; source=web" and shown["srtp"] == "optional"
+
+    status, out, err = rtb("buyers", "update", "zed", "--payout", "95.5", "--reset", "hours",
+                           "--reset", "filters")  # fmt: skip
+    assert status == 0, err
+    assert out == (
+        "buyer zed updated: payout: 90.0 -> 95.5; "
+        "hours: 'Mon-Fri 09:00-17:00 America/New_York' -> None; "
+        "filters: {'caller_state': ['CA', 'NY'], 'source': ['web']} -> {}\n"
+    )
+    shown = dict(line.split(None, 1) for line in rtb("buyers", "show", "zed")[1].splitlines())
+    assert shown["payout"] == "95.5" and shown["hours"] == "-" and shown["filters"] == "-"
+    assert rtb("buyers", "update", "zed", "--payout", "95.5")[1] == "buyer zed: no changes\n"
+
+    assert rtb("buyers", "remove", "zed")[:2] == (0, "buyer zed removed\n")
+    assert "zed" not in rtb("buyers", "list")[1]
+    trail = rtb.audit("--resource", "buyer/zed")
+    assert [line.split()[2] for line in trail] == ["delete", "update", "create"]
+    assert all(line.split()[1] == ACTOR for line in trail)
+
+
+def test_bad_buyer_input_is_refused_with_the_services_words_and_changes_nothing(
+    rtb: Terminal,
+) -> None:
+    before = rtb("buyers", "show", "acme")[1]
+    trail = rtb("audit")[1]
+    base = ["--campaign", "auto", "--destination", "sip:q@127.0.0.1", "--seconds", "60"]
+    for args, status, message in [
+        (["buyers", "add", "--id", "b2", *base, "--payout", "lots"], 2, "payout: must be a number"),
+        (["buyers", "add", "--id", "b2", *base, "--payout", "-1"], 2, "payout: must be >= 0"),
+        (["buyers", "add", "--id", "b2", *base, "--payout", "1", "--filter", "caller_state"], 2,
+         "filters: expected TAG=VALUE[,VALUE...], got 'caller_state'"),
+        (["buyers", "add", "--id", "b2", *base, "--payout", "1", "--hours", "sometimes"], 2,
+         "hours: "),
+        (["buyers", "add", "--id", "acme", *base, "--payout", "1"], 1, "id: buyer 'acme' exists"),
+        (["buyers", "add", "--id", "b2", "--campaign", "none", "--destination", "sip:q@x",
+          "--payout", "1", "--seconds", "1"], 2, "campaign: no campaign 'none'"),
+        (["buyers", "add", "--id", "b2", *base], 2, "the following arguments are required: --payout"),
+        (["buyers", "update", "acme", "--seconds", "1.5"], 2, "seconds: must be an integer"),
+        (["buyers", "update", "acme", "--trunk", "nowhere"], 2, "trunk: no trunk 'nowhere'"),
+        (["buyers", "update", "acme", "--weight", "2", "--reset", "weight"], 2,
+         "weight: give --weight or --reset weight, not both"),
+        (["buyers", "update", "acme"], 2, "nothing to change"),
+        (["buyers", "update", "nobody", "--payout", "1"], 1, "no buyer 'nobody'"),
+        (["buyers", "remove", "nobody"], 1, "no buyer 'nobody'"),
+    ]:  # fmt: skip
+        got, out, err = rtb(*args)
+        assert (got, out) == (status, ""), (args, got, out, err)
+        assert message in err, (args, err)
+    assert rtb("buyers", "show", "acme")[1] == before
+    assert rtb("buyers", "list")[1].count("\n") == 2  # header and acme
+    assert rtb("audit")[1] == trail
+
+
+def test_campaigns_and_their_number_pools(rtb: Terminal) -> None:
+    status, out, _ = rtb(
+        "campaigns", "add", "--id", "home", "--numbers", "+18005550001,+18005550002"
+    )
+    assert (status, out) == (0, "campaign home created with 2 number(s)\n")
+    listed = rtb("campaigns", "list")[1].splitlines()
+    assert listed[0].split() == ["ID", "NUMBERS", "BUYERS"]
+    assert listed[2].split() == ["home", "+18005550001,+18005550002", "-"]
+    assert rtb("dids", "add", "--number", "+18005550003", "--campaign", "home")[:2] == (
+        0, "DID +18005550003 added to campaign home\n")  # fmt: skip
+    taken = rtb("dids", "add", "--number", "+18005550003", "--campaign", "auto")
+    assert taken[0] == 1 and "DID +18005550003 is in campaign 'home''s pool" in taken[2]
+    bad = rtb("dids", "add", "--number", "555-0100", "--campaign", "home")
+    assert bad[0] == 2 and "number: not an E.164 number" in bad[2]
+    pool = rtb("dids", "list", "--campaign", "home")[1].splitlines()
+    assert pool == ["NUMBER        CAMPAIGN", "+18005550001  home", "+18005550002  home",
+                    "+18005550003  home"]  # fmt: skip
+    assert rtb("dids", "remove", "+18005550003")[:2] == (0, "DID +18005550003 removed\n")
+    assert rtb("dids", "remove", "+18005550003")[0] == 1
+    in_use = rtb("campaigns", "remove", "auto")
+    assert in_use[0] == 1 and "campaign 'auto' still has 3 key(s)" in in_use[2]
+    assert rtb("campaigns", "add", "--id", "home")[0] == 1
+    assert rtb("campaigns", "add", "--id", "bad id")[0] == 2
+    assert rtb("campaigns", "remove", "home")[:2] == (0, "campaign home removed, with its buyers "
+                                                         "and numbers\n")  # fmt: skip
+    assert "home" not in rtb("dids", "list")[1] + rtb("campaigns", "list")[1]
+    resources = [line.split()[3] for line in rtb.audit()]
+    assert resources[:3] == ["campaign/home", "did/+18005550002", "did/+18005550001"]
+    assert "did/+18005550003" in resources
+
+
+def test_keys_add_pause_update_remove(rtb: Terminal, sqlite_url: str) -> None:
+    status, out, err = rtb("keys", "add", "--publisher", "pub-1", "--campaign", "auto",
+                           "--ttl-seconds", "30", "--auto-confirm")  # fmt: skip
+    assert status == 0, err
+    key = out.strip()
+    assert len(key) == 36 and "shown only this once" in err
+    hint = key[:8]
+    row = next(line for line in rtb("keys", "list")[1].splitlines() if f"{hint}…" in line)
+    assert row.split()[2:] == ["pub-1", "auto", "no", "-", "30", "yes", "-", "no"]
+    assert key not in rtb("keys", "list")[1] + "\n".join(rtb.audit())
+    assert key.encode() not in db_bytes(sqlite_url)
+
+    assert (
+        rtb("keys", "pause", hint)[1]
+        == f"key {hint}… (pub-1, auto) updated: paused: False -> True\n"
+    )
+    assert rtb("keys", "pause", f"{hint}…")[1] == f"key {hint}… (pub-1, auto): no changes\n"
+    assert rtb("keys", "resume", hint)[0] == 0
+    key_id = row.split()[0]  # a 12-character prefix of the id also names it
+    status, out, err = rtb("keys", "update", key_id, "--inbound-number", "+18005551234",
+                           "--no-auto-confirm", "--response-root", "rtb")  # fmt: skip
+    assert status == 0, err
+    shown = dict(line.split(None, 1) for line in rtb("keys", "show", hint)[1].splitlines())
+    assert shown["id"].startswith(key_id) and len(shown["id"]) == 64
+    assert (shown["inbound_number"], shown["auto_confirm"], shown["response_root"]) == (
+        "+18005551234", "no", "rtb")  # fmt: skip
+    assert rtb("keys", "update", hint, "--reset", "inbound_number")[0] == 0
+    assert "inbound_number               -" in rtb("keys", "show", hint)[1]
+
+    for args, status, message in [
+        (["keys", "update", hint, "--ttl-seconds", "0"], 2, "ttl_seconds: must be between 1 and"),
+        (["keys", "update", hint, "--publisher", "nobody"], 2, "publisher: no publisher 'nobody'"),
+        (["keys", "pause", "abc"], 2, "give the ID or the HINT"),
+        (["keys", "pause", "ffffffffffff"], 1, "no key 'ffffffffffff'"),
+        (["keys", "add", "--publisher", "pub-1"], 2, "required: --campaign"),
+    ]:  # fmt: skip
+        got, out, err = rtb(*args)
+        assert (got, out) == (status, ""), (args, got, out, err)
+        assert message in err, (args, err)
+    short = rtb("keys", "add", "--key-stdin", "--publisher", "pub-1", "--campaign", "auto",
+                stdin="short\n")  # fmt: skip
+    assert short[0] == 2 and "key: too short (at least 16 characters" in short[2]
+
+    assert rtb("keys", "remove", hint)[:2] == (0, f"key {hint}… removed\n")
+    assert rtb("keys", "remove", hint)[0] == 1
+    actions = [line.split()[2:4] for line in rtb.audit("--resource", "key")]
+    assert actions == [["delete", f"key/{hint}…"]] + [["update", f"key/{hint}…"]] * 4 + [
+        ["create", f"key/{hint}…"]]  # fmt: skip
+
+
+def test_a_chosen_key_comes_from_stdin_and_is_not_echoed(rtb: Terminal) -> None:
+    chosen = "partner-key-0123456789abcdef"
+    status, out, err = rtb("keys", "add", "--key-stdin", "--publisher", "pub-1", "--campaign",
+                           "auto", "--allow-missing-caller-number", stdin=chosen + "\n")  # fmt: skip
+    assert status == 0, err
+    assert out.startswith("key partner-… created for pub-1 in campaign auto (id ")
+    assert chosen not in out + err + "\n".join(rtb.audit())
+    again = rtb("keys", "add", "--key-stdin", "--publisher", "pub-1", "--campaign", "auto",
+                stdin=chosen)  # fmt: skip
+    assert again[0] == 1 and "key: this key exists" in again[2]
+    twin = "partner-key-ffffffffffffffff"
+    assert rtb("keys", "add", "--key-stdin", "--publisher", "pub-1", "--campaign", "auto",
+               stdin=twin)[0] == 0  # fmt: skip
+    both = rtb("keys", "pause", "partner-")
+    assert both[0] == 2 and "key: 'partner-' matches 2 keys (" in both[2]
+    assert "give more of the id" in both[2]
+
+
+def test_the_console_script_prints_a_new_key_once_and_exits_2_on_bad_input(
+    rtb: Terminal, sqlite_url: str
+) -> None:
+    env = {**os.environ, "RTBRIDGE_DB": sqlite_url}
+
+    def script(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "rtbridge", *args], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    made = script("keys", "add", "--publisher", "pub-1", "--campaign", "auto")
+    assert made.returncode == 0 and len(made.stdout.strip()) == 36
+    assert made.stdout.strip() not in made.stderr
+    bad = script("buyers", "update", "acme", "--payout", "-5")
+    assert (bad.returncode, bad.stdout, bad.stderr) == (2, "", "rtbridge: payout: must be >= 0\n")
+    gone = script("keys", "remove", "0000000000000000")
+    assert gone.returncode == 1 and gone.stderr.startswith("rtbridge: no key")
+
+
+def test_audit_lines_carry_the_actor_and_utc_times_with_z(rtb: Terminal) -> None:
+    rtb("dids", "add", "--number", "+18005550009", "--campaign", "auto")
+    rtb("ips", "add", "pub-1", "192.0.2.0/24", "--expires", "2099-06-30T20:00:00-04:00")
+    trail = rtb.audit()
+    assert [line.split()[3] for line in trail[:2]] == ["ip/pub-1/192.0.2.0/24", "did/+18005550009"]
+    for line in trail:
+        at, actor = line.split()[:2]
+        assert STAMP.match(at) and actor == ACTOR, line
+    assert "expires_at=2099-07-01T00:00:00.000Z" in trail[0]
+    listed = rtb("ips", "list", "pub-1")[1]
+    assert "2099-07-01T00:00:00.000Z" in listed and "+00:00" not in listed
+    since = trail[1].split()[0]  # a time copied from the output is a valid --since
+    assert len(rtb.audit("--since", since)) == 2
