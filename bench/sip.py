@@ -366,8 +366,10 @@ def bench_soak(bench: Bench, agent: Proc, total: int, rate: float) -> None:
             return
     warm = samples[1:] if len(samples) > 2 else samples
     low, high = min(r for _, r in warm), max(r for _, r in warm)
-    print(f"    after warm-up RSS {low:.0f}..{high:.0f} MB: {(high - low) / low:.1%} "
-          "(goal: within 10%)")
+    print(
+        f"    after warm-up RSS {low:.0f}..{high:.0f} MB: {(high - low) / low:.1%} "
+        "(goal: within 10%)"
+    )
 
 
 def bench_flood(bench: Bench, agent: Proc, rate: int, seconds: int = 10) -> None:
@@ -392,12 +394,15 @@ def bench_flood(bench: Bench, agent: Proc, rate: int, seconds: int = 10) -> None
           f"{total - codes.get(200, 0)} lost")  # fmt: skip
     if alive:
         _, msg = bench.calls(1, rate=1)
-        print(f"    next call after the flood: {'bridged' if final_codes(msg).get(200) else 'FAILED'}")
+        print(
+            f"    next call after the flood: {'bridged' if final_codes(msg).get(200) else 'FAILED'}"
+        )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=200, help="calls for the set-up comparison")
     parser.add_argument("--seconds", type=int, default=60, help="length of each rate trial")
     parser.add_argument("--rates", default="100,200,300,400", help="calls/s ladder for (b)")
@@ -406,8 +411,13 @@ def main() -> int:
     parser.add_argument("--soak-rate", type=float, default=300)
     parser.add_argument("--flood-rate", type=int, default=1000)
     parser.add_argument("--only", default="a,b,c,d,e", help="which measurements to run")
-    parser.add_argument("--agent", action="append", default=[], metavar="'KEY = VALUE'",
-                        help="an extra [agent] line for the agent's options (repeatable)")
+    parser.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="'KEY = VALUE'",
+        help="an extra [agent] line for the agent's options (repeatable)",
+    )
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp is missing: apt-get install sip-tester", file=sys.stderr)

@@ -39,7 +39,10 @@ def test_publisher_round_trip(admin: TestClient) -> None:
     listed = {"id": "pub-2", "name": "Second", "require_tls": False, "require_srtp": False}
     assert listed in admin.get("/admin/publishers").json()["publishers"]
     r = admin.patch("/admin/publishers/pub-2", json={"require_tls": True, "require_srtp": True})
-    assert r.status_code == 200 and (r.json()["require_tls"], r.json()["require_srtp"]) == (True, True)
+    assert r.status_code == 200 and (r.json()["require_tls"], r.json()["require_srtp"]) == (
+        True,
+        True,
+    )
     r = admin.patch("/admin/publishers/pub-2", json={"require_tls": "yes"})
     assert r.status_code == 422 and "require_tls: must be true or false" in r.json()["error"]
     r = admin.patch("/admin/publishers/pub-2", json={"name": "Renamed"})

@@ -116,7 +116,9 @@ def test_openapi_documents_the_bulk_form(admin: TestClient) -> None:
 
 
 @pytest.mark.postgres
-def test_concurrent_overlapping_adds_on_postgres_one_wins(postgres_url: str, tmp_path: Path) -> None:
+def test_concurrent_overlapping_adds_on_postgres_one_wins(
+    postgres_url: str, tmp_path: Path
+) -> None:
     """Two admins add overlapping networks to two publishers at the same moment: the check
     reads, then the add writes, so without serialising admin changes both could pass. One
     is added, the other refused with 409 — never both, never a 500."""

@@ -54,7 +54,9 @@ def test_allowlist_entry_with_expiry_and_note(console: Console) -> None:
 def test_credentials_policy_rotate_and_remove(console: Console) -> None:
     weak = console.post("/console/publishers/pub-1/credentials", username="sbc-2", password="Tiny!")
     assert weak.status_code == 422 and "too weak" in _field_errors(weak.text)["password"]
-    assert 'value="sbc-2"' in weak.text and "Tiny!" not in re.sub(r"<style.*?</style>", "", weak.text)
+    assert 'value="sbc-2"' in weak.text and "Tiny!" not in re.sub(
+        r"<style.*?</style>", "", weak.text
+    )
     chosen = console.post("/console/publishers/pub-1/credentials", username="sbc-2",
                           password="Chosen-Pass-1234")  # fmt: skip
     assert chosen.status_code == 200 and "&#39;sbc-2&#39; created" in chosen.text

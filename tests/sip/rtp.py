@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 ULAW_SILENCE = {0xFF, 0x7F}
 PCMU = 0
 TELEPHONE_EVENT = 101  # the payload type our scenarios' SDP gives telephone-event
-_EVENT_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11, "A": 12, "B": 13, "C": 14, "D": 15}
+_EVENT_CODES = {
+    **{str(d): d for d in range(10)},
+    "*": 10,
+    "#": 11,
+    "A": 12,
+    "B": 13,
+    "C": 14,
+    "D": 15,
+}
 _EVENT_DIGITS = {code: digit for digit, code in _EVENT_CODES.items()}
 
 
@@ -128,4 +136,3 @@ class RtpPeer:
             if (ts, code) not in self._seen_events and code in _EVENT_DIGITS:
                 self._seen_events.add((ts, code))
                 self.events.append((_EVENT_DIGITS[code], duration // 8))
-

@@ -44,7 +44,9 @@ def kamailio(
     """Kamailio on ``host`` (UDP and TCP, a free port) dispatching to ``agents`` (HOST:PORT)."""
     binary = kamailio_binary()
     if binary is None:
-        raise RuntimeError("kamailio is missing: scripts/system-deps test installs Debian's kamailio")
+        raise RuntimeError(
+            "kamailio is missing: scripts/system-deps test installs Debian's kamailio"
+        )
     run = workdir / "kamailio"
     run.mkdir(exist_ok=True)
     agents_list = run / "agents.list"

@@ -24,11 +24,20 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("publisher") as batch:
-        batch.add_column(sa.Column("require_tls", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch.add_column(sa.Column("require_srtp", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(
+            sa.Column("require_tls", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch.add_column(
+            sa.Column("require_srtp", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     with op.batch_alter_table("buyer") as batch:
         batch.add_column(
-            sa.Column("srtp", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False, server_default="off")
+            sa.Column(
+                "srtp",
+                sqlmodel.sql.sqltypes.AutoString(length=8),
+                nullable=False,
+                server_default="off",
+            )
         )
 
 
