@@ -309,7 +309,8 @@ def close_orphans(
             "AND invite_at < :before",
             {"agent": agent, "before": db.ts(settled_before)},
         )
-    lost = sorted({r["reservation_uuid"] for r in rows} - set(carried))[:_ORPHANS_PER_SWEEP]
+    lost = sorted(r["reservation_uuid"] for r in rows if r["reservation_uuid"] not in carried)
+    lost = lost[:_ORPHANS_PER_SWEEP]
     if not lost:
         return []
     closed: list[Orphan] = []
