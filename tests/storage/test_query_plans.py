@@ -93,3 +93,48 @@ def test_metrics_read_only_the_live_rows(sqlite_url: str) -> None:
         ]
     assert any("USING INDEX ix_reservation_live_caller" in p for p in plan), plan
     engine.dispose()
+
+
+def test_the_orphan_sweep_reads_only_the_index_of_open_calls(
+    sqlite_url: str, tmp_path: Path, clock: Clock
+) -> None:
+    """The running agent sweeps for orphans every heartbeat: with nothing to close that is
+    one read, answered from the partial index of open calls without a table row; closing
+    one, and crash recovery, find the calls through it too — never a scan of
+    ``callrecord``, which keeps every call ever made."""
+    engine = open_database(sqlite_url)
+    apply_file(engine, write_config(tmp_path, one_buyer_config()))
+    ops = Reservations(engine, CatalogCache(engine, recheck=0), clock=clock)
+    uuids = [ops.ping(PingRequest(key=KEY_OPEN, caller_number=f"+1202555010{i}",
+                                  inbound_number=None)).uuid for i in range(2)]  # fmt: skip
+    for uuid in uuids:
+        calls.claim(engine, uuid=uuid, publisher_id="p1", now=clock(), agent="a", source="x")
+    traced: list[str] = []
+
+    @event.listens_for(engine, "connect")
+    def _trace(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.set_trace_callback(traced.append)
+
+    engine.dispose()
+    clock.advance(5)
+    carried = calls.close_orphans(engine, agent="a", now=clock(), settled_before=clock(),
+                                  carried=uuids)  # fmt: skip
+    assert carried == []
+    (sweep,) = [s for s in traced if "callrecord" in s]
+    closed = calls.close_orphans(engine, agent="a", now=clock(), settled_before=clock(),
+                                 carried=uuids[:1])  # fmt: skip
+    assert [o.uuid for o in closed] == uuids[1:]
+    assert calls.recover(engine, agent="a", now=clock()).closed == 1
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + sweep)]
+        assert plan == ["SEARCH callrecord USING COVERING INDEX ix_callrecord_open "
+                        "(agent=? AND invite_at<?)"], plan  # fmt: skip
+        reads = [s for s in traced if s.lstrip().startswith("SELECT") and "callrecord c" in s]
+        assert len(reads) == 2, traced  # the sweep closing one, and recovery
+        for sql in reads:  # closing orphans goes by their uuids; recovery by the index
+            plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + sql)]
+            assert not [p for p in plan if p.startswith("SCAN ")], (sql, plan)
+        assert any("ix_callrecord_open" in p for p in plan), plan
+    engine.dispose()

@@ -22,7 +22,9 @@ from typing import Literal, Protocol
 
 EventKind = Literal["ringing", "answered", "ended"]
 # "timeout": the buyer rang past ring_timeout; "media-timeout": a connected leg stopped
-# sending RTP (its far end vanished); "fault": the agent died during the call (recovery).
+# sending RTP (its far end vanished); "fault": the agent died during the call (recovery),
+# or the running agent found the call open in the database but carried by none of its
+# bridges (the orphan sweep).
 HangupBy = Literal["publisher", "buyer", "agent", "timeout", "media-timeout", "fault"]
 SrtpMode = Literal["off", "optional", "required"]
 
@@ -117,6 +119,18 @@ class CallEvent:
     dialogs: Mapping[str, Mapping[str, object]] | None = None
 
 
+@dataclass(frozen=True)
+class Carried:
+    """What the agent's pjsua2 thread holds at a heartbeat, for the orphan sweep: every
+    reservation it claimed with an INVITE from before ``settled_before`` and still carries
+    is in ``uuids``. Later claims may still be on their way from the router (routing) and
+    are not described; ``settled_before`` is the oldest routing INVITE's time, or the
+    heartbeat's, less a grace for wall-clock steps."""
+
+    uuids: frozenset[str]
+    settled_before: datetime
+
+
 class Router(Protocol):
     """Decides what to do with INVITEs and records what happened to bridged calls."""
 
@@ -133,8 +147,9 @@ class Router(Protocol):
         write them in one transaction. If it raises, the agent retries them one by one."""
         ...
 
-    def heartbeat(self, at: datetime) -> None:
+    def heartbeat(self, at: datetime, carried: Carried) -> None:
         """The agent's pjsua2 thread was working at ``at`` (every ``heartbeat_interval``
         seconds, on the event thread after the events before it): a crash recovery ends
-        the calls that were up at the last heartbeat."""
+        the calls that were up at the last heartbeat. ``carried`` is what it held then: a
+        router may close its own open calls missing from it (the orphan sweep)."""
         ...

@@ -31,6 +31,7 @@ from rtbridge.sip.auth.digest import ALGORITHMS
 from rtbridge.sip.router import (
     BridgeTo,
     CallEvent,
+    Carried,
     IncomingInvite,
     OutboundAuth,
     Reject,
@@ -352,15 +353,45 @@ class ReservationRouter:
                 self._record(db, tally, event)
             tally.flush()
 
-    def heartbeat(self, at: datetime) -> None:
-        """Skipped while the database is unavailable (the outage is logged once by the call
-        events; a crash during it is billed up to the last heartbeat that got through)."""
+    def heartbeat(self, at: datetime, carried: Carried) -> None:
+        """Write the heartbeat, then sweep for orphans. Both are skipped while the database
+        is unavailable (the outage is logged once by the call events; a crash during it is
+        billed up to the last heartbeat that got through)."""
         try:
             calls.heartbeat(self.engine, agent=self.agent_id, at=at)
         except Exception as exc:
             if not is_outage(exc):
                 raise
             log.debug("heartbeat not written: database unavailable")
+            return
+        self._sweep_orphans(carried)
+
+    def _sweep_orphans(self, carried: Carried) -> None:
+        """Close this agent's open calls that none of its bridges holds (``calls.
+        close_orphans``): a claim whose commit the router never heard of, an end of call
+        whose record was lost. Only with no call event waiting: a held "ended" closes its
+        call properly once written, and the events lock is not free while the retry thread
+        writes them (then the database is failing anyway; the next heartbeat tries)."""
+        if not self._events_lock.acquire(blocking=False):
+            return
+        try:
+            if self._backlog:
+                return
+            closed = calls.close_orphans(
+                self.engine, agent=self.agent_id, now=self.clock(),
+                settled_before=carried.settled_before, carried=carried.uuids,
+            )  # fmt: skip
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.debug("orphan sweep skipped: database unavailable")
+            return
+        finally:
+            self._events_lock.release()
+        for orphan in closed:
+            log.warning("closed a call no bridge of this agent carries",
+                        extra={"uuid": orphan.uuid, "status": orphan.status, "hangup_by": "fault",
+                               "why": orphan.why, "agent": self.agent_id})  # fmt: skip
 
     def _record(self, db: Db, tally: Tally, event: CallEvent) -> None:
         if event.kind == "answered" and event.answer_at is not None:

@@ -8,7 +8,7 @@ reservation closed twice (the agent's report racing recovery) moves its counter 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -194,6 +194,47 @@ def heartbeat(engine: Engine, *, agent: str, at: datetime) -> None:
         )
 
 
+# A call this agent has open: the partial index ``ix_callrecord_open`` (models.py) holds
+# exactly these rows, by agent and INVITE time, so neither recovery nor the orphan sweep
+# reads a closed call.
+_OPEN_CALLS = (
+    "SELECT r.uuid, r.status, r.buyer_id, r.created_at, r.seconds, r.payout, "
+    "c.invite_at, c.answer_at, c.dialogs FROM callrecord c "
+    "JOIN reservation r ON r.uuid = c.reservation_uuid "
+    "WHERE c.agent = :agent AND c.end_at IS NULL AND r.status IN ('claimed', 'connected')"
+)
+
+
+def _close_as_fault(
+    db: Db, tally: Tally, row: Mapping[str, Any], *, last_seen: datetime | None, now: datetime,
+    why: str,
+) -> str | None:  # fmt: skip
+    """Close one open call its agent no longer carries, as of ``last_seen`` (when the agent
+    was last known to carry it; ``now`` without one): ``completed`` up to then when it was
+    answered — duration, conversion and payout kept — else ``failed``; ``hangup_by =
+    "fault"``, the buyer's counters moved in ``tally``, a history row saying ``why``. The
+    status written, or None when another transaction closed it first."""
+    answer_at = db.read_ts(row["answer_at"])
+    invite_at = db.read_ts(row["invite_at"]) or now
+    end_at = min(now, max(last_seen or now, answer_at or invite_at))
+    status = st.COMPLETED if answer_at is not None else st.FAILED
+    if db.execute(_CLOSE, {"u": row["uuid"], "s": status, "at": db.ts(end_at)}).rowcount != 1:
+        return None
+    tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
+    duration = (end_at - answer_at).total_seconds() if answer_at is not None else 0.0
+    converted = answer_at is not None and duration >= (row["seconds"] or 0)
+    db.execute(
+        "UPDATE callrecord SET end_at = :at, hangup_by = 'fault', duration = :d, "
+        "converted = :cv, payout = :pay, publisher_code = COALESCE(publisher_code, :pc) "
+        "WHERE reservation_uuid = :u AND end_at IS NULL",
+        {"u": row["uuid"], "at": db.ts(end_at), "d": round(duration, 3), "cv": converted,
+         "pay": (row["payout"] or 0.0) if converted else 0.0,
+         "pc": 200 if answer_at is not None else 500},
+    )  # fmt: skip
+    record_event(db, row["uuid"], status, end_at, f"{status}: {why}"[:256])
+    return status
+
+
 @dataclass(frozen=True)
 class Recovery:
     """What :func:`recover` closed, and the dialogs of the legs still to be sent a BYE:
@@ -216,44 +257,13 @@ def recover(engine: Engine, *, agent: str, now: datetime) -> Recovery:
     with transaction(engine, write=True) as db:
         beat = db.one("SELECT seen_at FROM sipagent WHERE name = :a", {"a": agent})
         last_seen = db.read_ts(beat["seen_at"]) if beat is not None else None
+        seen = "its last heartbeat" if last_seen is not None else "its restart"
         tally = Tally(db)
-        rows = db.rows(
-            "SELECT r.uuid, r.status, r.buyer_id, r.created_at, r.seconds, r.payout, "
-            "c.invite_at, c.answer_at, c.dialogs FROM reservation r "
-            "JOIN callrecord c ON c.reservation_uuid = r.uuid "
-            "WHERE c.agent = :agent AND r.status IN ('claimed', 'connected')",
-            {"agent": agent},
-        )
-        for row in rows:
-            answer_at = db.read_ts(row["answer_at"])
-            invite_at = db.read_ts(row["invite_at"]) or now
-            end_at = min(now, max(last_seen or now, answer_at or invite_at))
-            status = st.COMPLETED if answer_at is not None else st.FAILED
-            if (
-                db.execute(_CLOSE, {"u": row["uuid"], "s": status, "at": db.ts(end_at)}).rowcount
-                != 1
-            ):
+        for row in db.rows(_OPEN_CALLS, {"agent": agent}):
+            why = f"agent died during the call; ended at {seen}"
+            if _close_as_fault(db, tally, row, last_seen=last_seen, now=now, why=why) is None:
                 continue
             closed += 1
-            tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
-            duration = (end_at - answer_at).total_seconds() if answer_at is not None else 0.0
-            converted = answer_at is not None and duration >= (row["seconds"] or 0)
-            db.execute(
-                "UPDATE callrecord SET end_at = :at, hangup_by = 'fault', duration = :d, "
-                "converted = :cv, payout = :pay, publisher_code = COALESCE(publisher_code, :pc) "
-                "WHERE reservation_uuid = :u AND end_at IS NULL",
-                {"u": row["uuid"], "at": db.ts(end_at), "d": round(duration, 3), "cv": converted,
-                 "pay": (row["payout"] or 0.0) if converted else 0.0,
-                 "pc": 200 if answer_at is not None else 500},
-            )  # fmt: skip
-            seen = "its last heartbeat" if last_seen is not None else "its restart"
-            record_event(
-                db,
-                row["uuid"],
-                status,
-                end_at,
-                f"{status}: agent died during the call; ended at {seen}",
-            )
             dialogs = db.read_js(row["dialogs"])
             if dialogs:
                 legs.append(dialogs)
@@ -264,3 +274,54 @@ def recover(engine: Engine, *, agent: str, now: datetime) -> Recovery:
             {"a": agent, "now": db.ts(now)},
         )
     return Recovery(closed, legs, last_seen)
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A call :func:`close_orphans` closed: its reservation, the status written, and why."""
+
+    uuid: str
+    status: str
+    why: str
+
+
+_ORPHANS_PER_SWEEP = 500  # bound one sweep's write transaction; the rest go next heartbeat
+ORPHAN_CLAIMED = "claimed, but no bridge of the agent holds it (the claim's answer was lost)"
+ORPHAN_ANSWERED = "answered, but no bridge of the agent holds it (its end was never recorded)"
+
+
+def close_orphans(
+    engine: Engine, *, agent: str, now: datetime, settled_before: datetime,
+    carried: Collection[str],
+) -> list[Orphan]:  # fmt: skip
+    """While the agent runs: close its open calls that no bridge of it carries — a claim
+    committed whose answer the agent never got (the connection dropped after COMMIT), an
+    end of call whose record was lost — exactly as :func:`recover` closes a dead run's
+    (``hangup_by = "fault"``, counters moved, a history row), ended at ``now``.
+
+    Only calls invited before ``settled_before`` are looked at: the agent promises that
+    every claim of its own from before then that it still carries is in ``carried``
+    (``Carried`` in sip/router.py). The common case, nothing to close, is one read of the
+    partial index of open calls (agent, invite_at) that never touches a table row."""
+    with transaction(engine, write=False) as db:
+        rows = db.rows(
+            "SELECT reservation_uuid FROM callrecord WHERE agent = :agent AND end_at IS NULL "
+            "AND invite_at < :before",
+            {"agent": agent, "before": db.ts(settled_before)},
+        )
+    lost = sorted(r["reservation_uuid"] for r in rows if r["reservation_uuid"] not in carried)
+    lost = lost[:_ORPHANS_PER_SWEEP]
+    if not lost:
+        return []
+    closed: list[Orphan] = []
+    with transaction(engine, write=True) as db:
+        tally = Tally(db)
+        names = ", ".join(f":u{i}" for i in range(len(lost)))
+        params: dict[str, Any] = {"agent": agent, **{f"u{i}": u for i, u in enumerate(lost)}}
+        for row in db.rows(f"{_OPEN_CALLS} AND r.uuid IN ({names})", params):
+            why = ORPHAN_ANSWERED if row["answer_at"] is not None else ORPHAN_CLAIMED
+            status = _close_as_fault(db, tally, row, last_seen=now, now=now, why=why)
+            if status is not None:
+                closed.append(Orphan(row["uuid"], status, why))
+        tally.flush()
+    return closed

@@ -22,6 +22,9 @@ UNCLAIMED_ROWS = "status IN ('reserved', 'confirmed')"
 # Rows whose webhook events the dispatcher has not turned into deliveries yet
 # (rtbridge/webhooks/outbox.py): the index holds only those, a few at any time.
 WEBHOOK_PENDING = "webhook_pending"
+# Calls not ended yet (callrecord): a running agent's live calls, and the ones a crash left.
+OPEN_CALLS = "end_at IS NULL"
+_OPEN_CALL_KEYS = ("agent", "invite_at", "reservation_uuid", "end_at")
 
 
 def _partial(name: str, *columns: str, where: str) -> Index:
@@ -206,6 +209,13 @@ class ReservationEvent(SQLModel, table=True):
 
 class CallRecord(SQLModel, table=True):
     """What happened to the call that claimed a reservation (SPEC §3.7, §4.4)."""
+
+    __table_args__ = (
+        # an agent's open calls by INVITE time, uuid included: crash recovery, and the
+        # running agent's orphan sweep every heartbeat, read them without a table row
+        # (end_at, always NULL here, makes it covering: SQLite 3.40 wants every column)
+        _partial("ix_callrecord_open", *_OPEN_CALL_KEYS, where=OPEN_CALLS),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     reservation_uuid: str = Field(foreign_key="reservation.uuid", unique=True, max_length=36)

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rtbridge.sip.b2bua.agent import Agent
-from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, Reject, SrtpMode
+from rtbridge.sip.router import BridgeTo, CallEvent, Carried, IncomingInvite, Reject, SrtpMode
 from tests.sip.sipp import Sipp, hostport
 
 UUID = "0c4d6f2a-1b3e-4a9d-8c7f-9e2b1a6d4f30"
@@ -30,6 +30,7 @@ class ScriptedRouter:
     invites: list[IncomingInvite] = field(default_factory=list)
     events: list[CallEvent] = field(default_factory=list)
     heartbeats: list[datetime] = field(default_factory=list)
+    carried: list[Carried] = field(default_factory=list)  # what each heartbeat said was held
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     def route(self, invite: IncomingInvite) -> Reject | BridgeTo:
@@ -49,9 +50,10 @@ class ScriptedRouter:
             self.events.append(event)
             self._cond.notify_all()
 
-    def heartbeat(self, at: datetime) -> None:
+    def heartbeat(self, at: datetime, carried: Carried) -> None:
         with self._cond:
             self.heartbeats.append(at)
+            self.carried.append(carried)
             self._cond.notify_all()
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pjsua2 as pj
@@ -59,6 +59,7 @@ from rtbridge.sip.proxy import Networks, Source, networks, source_of
 from rtbridge.sip.router import (
     BridgeTo,
     CallEvent,
+    Carried,
     IncomingInvite,
     OutboundAuth,
     Reject,
@@ -433,7 +434,28 @@ class Agent:
         """From the pjsua2 thread, so a heartbeat means calls were being carried; written
         on the event thread, after the events before it."""
         if self._event_pool is not None:
-            self._event_pool.submit(self._deliver_heartbeat, datetime.now(UTC))
+            at = datetime.now(UTC)
+            self._event_pool.submit(self._deliver_heartbeat, at, self._carried(at))
+
+    def _carried(self, at: datetime) -> Carried:
+        """The reservations this agent's bridges hold now, for the router's orphan sweep.
+
+        A bridge knows its uuid once the router's answer reached this thread; until then
+        (routing) its claim may already be committed. The sweep must never close such a
+        call, so the snapshot describes only claims made before the oldest routing
+        bridge's INVITE: the router claims after the bridge exists, on the same wall clock.
+        The grace (two heartbeats) covers a clock stepped back meanwhile. A bridge that
+        ended is gone from ``_bridges`` only after its "ended" event was queued, and that
+        event reaches the event thread before this heartbeat does."""
+        uuids: set[str] = set()
+        oldest = at
+        for bridge in self._bridges:
+            if bridge.plan is not None:
+                uuids.add(bridge.plan.reservation_uuid)
+            elif bridge.phase == "routing" and bridge.invite_at < oldest:
+                oldest = bridge.invite_at
+        grace = timedelta(seconds=2 * self.config.heartbeat_interval)
+        return Carried(frozenset(uuids), oldest - grace)
 
     def _check_media(self, now: float) -> None:
         """RTP inactivity (Bridge.check_media), a slice of the bridges per tick so that each
@@ -627,9 +649,9 @@ class Agent:
             for event in events:
                 self._deliver(event)
 
-    def _deliver_heartbeat(self, at: datetime) -> None:
+    def _deliver_heartbeat(self, at: datetime, carried: Carried) -> None:
         try:
-            self._router.heartbeat(at)
+            self._router.heartbeat(at, carried)
         except Exception:
             log.exception("router.heartbeat failed")
 
