@@ -10,7 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlmodel import Session
 from starlette.testclient import TestClient
 
 from rtbridge.config.apply import apply_file
@@ -18,8 +19,9 @@ from rtbridge.domain.ping import PingRequest
 from rtbridge.sip.auth.digest import build_authorization, parse_params
 from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, Reject
 from rtbridge.sip.routing import ReservationRouter
-from rtbridge.storage.catalog import CatalogCache
+from rtbridge.storage.catalog import CatalogCache, bump_version
 from rtbridge.storage.engine import open_database
+from rtbridge.storage.recount import check_counters
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import Clock, write_config
 
@@ -230,6 +232,23 @@ def test_number_buyer_goes_through_the_trunk_template(world: World) -> None:
     decision = world.invite(uuid, ip="198.51.100.20")
     assert isinstance(decision, BridgeTo)
     assert decision.target_uri == "sip:+18005550100@192.0.2.10:5060"
+
+
+def test_a_trunk_gone_since_the_ping_ends_the_claim_at_once(world: World) -> None:
+    """The buyer's number needs a trunk that another process removed between the ping and the
+    INVITE: 503, and the claim is closed now (the buyer's unit back), not left to the sweep."""
+    uuid = world.ping(key=KEY2, caller=None)
+    with Session(world.engine) as session:
+        session.execute(text("DELETE FROM trunk"))  # no admin path allows it: a race stands in
+        bump_version(session)
+        session.commit()
+    decision = world.invite(uuid, ip="198.51.100.20")
+    assert isinstance(decision, Reject) and decision.code == 503
+    assert decision.reason == "Service Unavailable (no trunk for the buyer's number)"
+    looked = world.reservations.lookup(uuid, KEY2)
+    assert looked.status == "failed"
+    assert looked.details["call"]["sip_code"] == 503
+    assert check_counters(world.engine).ok
 
 
 def _event(uuid: str, kind: str, world: World, **kw: object) -> CallEvent:

@@ -256,17 +256,16 @@ class ReservationRouter:
             None,
         )
         if buyer is None:  # removed since the ping: end the claim cleanly
-            now = self.clock()
-            calls.ended(self.engine, uuid=claimed.uuid, answer_at=None, end_at=now, publisher_code=480,
-                        buyer_code=None, hangup_by="agent", duration=0.0, detail="buyer removed")  # fmt: skip
-            return Reject(480, "Temporarily Unavailable (buyer removed)")
+            return self._unroutable(claimed.uuid, 480, "Temporarily Unavailable", "buyer removed")
         target, auth = buyer.destination, None
         if not target.startswith("sip"):
             trunk = catalog.trunks.get(buyer.trunk_id or "") or next(
                 iter(catalog.trunks.values()), None
             )
-            if trunk is None:
-                return Reject(503, "Service Unavailable (no trunk for the buyer's number)")
+            if trunk is None:  # removed since the ping, like the buyer above
+                return self._unroutable(
+                    claimed.uuid, 503, "Service Unavailable", "no trunk for the buyer's number"
+                )
             target = trunk.uri.replace("{number}", target)
             if trunk.auth_username and trunk.auth_ha1_md5:
                 auth = OutboundAuth(
@@ -278,6 +277,14 @@ class ReservationRouter:
         caller_id = claimed.caller_number or invite.from_user or None
         return BridgeTo(claimed.uuid, target, caller_id, tuple(headers), self.ring_timeout, auth,
                         srtp=_srtp(buyer.srtp))  # fmt: skip
+
+    def _unroutable(self, uuid: str, code: int, phrase: str, why: str) -> Reject:
+        """A claim that cannot reach a buyer any more ends at once, recorded with the code
+        the publisher hears, so the buyer's unit is given back now (not by the orphan sweep)."""
+        calls.ended(self.engine, uuid=uuid, answer_at=None, end_at=self.clock(),
+                    publisher_code=code, buyer_code=None, hangup_by="agent", duration=0.0,
+                    detail=why)  # fmt: skip
+        return Reject(code, f"{phrase} ({why})")
 
     def on_event(self, event: CallEvent) -> None:
         self.on_events([event])
