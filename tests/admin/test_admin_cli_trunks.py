@@ -79,7 +79,7 @@ def test_bad_trunk_input_is_refused_and_changes_nothing(rtb: Terminal, tmp_path:
          "username and realm are required with password"),
         (["trunks", "add", "--id", "t3", "--uri", "sip:203.0.113.9"], "", 2,
          "uri: must be a sip: URI template containing {number}"),
-        ([*add, "--ips", "10.0.0.5/8"], "", 2, "ips: [0] not a CIDR network (10.0.0.5/8 has host bits set)"),
+        ([*add, "--ips", "10.0.0.5/8"], "", 2, "ips[0]: not a CIDR network (10.0.0.5/8 has host bits set)"),
         ([*add, "--password-file", str(tmp_path / "missing")], "", 2,
          "password: cannot read"),
         (["trunks", "add", "--id", "carrier", "--uri", "sip:{number}@x"], "", 1,

@@ -114,6 +114,7 @@ def test_pages_walk_the_primary_keys(sqlite_url: str) -> None:
         assert "TEMP B-TREE" not in plan, plan  # no sort: the key's own order
     assert "SEARCH reservation USING" in plans[0], plans[0]
     assert "SEARCH callrecord USING INTEGER PRIMARY KEY" in plans[1], plans[1]
-    # live calls: only the small partial index of live reservations is read (and sorted)
-    assert "ix_reservation_live_caller" in plans[2], plans[2]
+    # live calls: only a small partial index is read (and sorted): live reservations, or
+    # open call records (the orphan sweep's index), whichever the planner prefers
+    assert "ix_reservation_live_caller" in plans[2] or "ix_callrecord_open" in plans[2], plans[2]
     engine.dispose()
