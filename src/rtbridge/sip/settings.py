@@ -88,7 +88,8 @@ class AgentConfig(BaseModel):
     rtp_timeout: float = 60.0
     """seconds a connected leg that has sent RTP may go silent before the call is ended; 0 = off"""
     heartbeat_interval: float = 2.0
-    """seconds between the agent's heartbeats in the database (crash recovery ends calls there)"""
+    """seconds between the agent's heartbeats in the database: crash recovery ends calls there,
+    and each heartbeat sweeps open calls no bridge carries (closed after 2 heartbeats)"""
     digest_algorithms: tuple[str, ...] = Field(default=("MD5", "SHA-256"), strict=False)
     """WWW-Authenticate algorithms offered, preferred first (MD5, SHA-256)"""
     retry_after: int = 5
