@@ -14,6 +14,7 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from rtbridge.domain import lifecycle as st
 from rtbridge.http import health, publisher
 from rtbridge.http.publisher_openapi import openapi_document
 from rtbridge.storage import calls
@@ -100,6 +101,8 @@ def test_parameters_bodies_and_answers_are_the_models() -> None:
     sip_address = schemas["ReservationPublic"]["properties"]["sip_address"]
     assert sip_address["type"] == "string" and "default" not in sip_address
     assert "sip_address" not in schemas["ReservationPublic"]["required"]
+    statuses = set(schemas["ReservationPublic"]["properties"]["status"]["enum"])
+    assert statuses | {"no-target"} == {*st.UNCLAIMED, *st.IN_CALL, *st.TERMINAL}
     refs = set(re.findall(r"'\$ref': '#/components/schemas/([^']+)'", str(doc)))
     assert refs | {"CallPublic"} == set(schemas)  # CallPublic is reached from ReservationPublic
 

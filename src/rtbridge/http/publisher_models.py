@@ -8,7 +8,8 @@ become ``/openapi.json``'s components (``publisher_openapi.py``), and
 handlers and this description cannot drift apart unnoticed.
 
 A field that only some answers carry (``sip_address``, ``reason``, the look-up's details)
-is typed ``X | Absent = None``: left out when it does not apply, never ``null``."""
+is typed ``X | Absent = None``: left out when it does not apply, never ``null``; one that
+may also be ``null`` when present is ``X | None = None``."""
 
 from __future__ import annotations
 
@@ -141,11 +142,11 @@ class ReservationPublic(_Public):
         description="only when true: an earlier live reservation for this caller and key, again",
     )
     # The look-up adds these.
-    caller_number: str | None | Absent = Field(default=None, description="look-up only; E.164")
+    caller_number: str | None = Field(default=None, description="look-up only; E.164")
     tags: dict[str, str] | Absent = Field(default=None, description="look-up only")
     created_at: datetime | Absent = Field(default=None, description=f"look-up only; {_TIME}")
-    duration: float | None | Absent = Field(default=None, description="look-up, once called")
-    converted: bool | None | Absent = Field(default=None, description="look-up, once called")
+    duration: float | None = Field(default=None, description="look-up, once called")
+    converted: bool | None = Field(default=None, description="look-up, once called")
     call: CallPublic | Absent = Field(default=None, description="look-up, once called")
 
 
