@@ -7,7 +7,7 @@ become ``/openapi.json``'s components (``publisher_openapi.py``), and
 ``tests/http/test_publisher_openapi.py`` validates real answers against them, so the
 handlers and this description cannot drift apart unnoticed.
 
-A field that only some answers carry (``sip_address``, ``reason``, the look-up's details)
+A field that only some answers carry (``sip_address``, ``ping_shield``, the look-up's details)
 is typed ``X | Absent = None``: left out when it does not apply, never ``null``; one that
 may also be ``null`` when present is ``X | None = None``."""
 
