@@ -12,10 +12,10 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from rtbridge.config.schema import BuyerSpec, Campaign, IpSpec, PublisherSpec, TrunkSpec
 from rtbridge.http import admin_models as m
+from rtbridge.http.openapi_models import Found, component_schemas, resolve
 
 _S = dict[str, Any]
 
@@ -448,22 +448,8 @@ def _operation_id(method: str, path: str) -> str:
     return f"{method}_{re.sub(r'[^A-Za-z0-9_]+', '_', words)}"
 
 
-def _resolve(value: Any, mode: JsonSchemaMode, found: dict[type[BaseModel], Any]) -> Any:
-    """A copy with each model class replaced by its $ref; ``found`` collects the classes and
-    the mode their schema is for (answers: serialization; request bodies: validation)."""
-    if isinstance(value, type) and issubclass(value, BaseModel):
-        found[value] = mode
-        return {"$ref": f"#/components/schemas/{value.__name__}"}
-    if isinstance(value, dict):
-        return {k: _resolve(v, "serialization" if k == "responses" else mode, found)
-                for k, v in value.items()}  # fmt: skip
-    if isinstance(value, list):
-        return [_resolve(v, mode, found) for v in value]
-    return value
-
-
 def openapi_document() -> dict[str, Any]:
-    found: dict[type[BaseModel], Any] = {}
+    found: Found = {}
     paths: dict[str, Any] = {}
     for path, ops in OPERATIONS.items():
         names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
@@ -471,7 +457,7 @@ def openapi_document() -> dict[str, Any]:
         for method, op in ops.items():
             item[method] = {
                 "operationId": _operation_id(method, path),
-                **_resolve(op, "validation", found),
+                **resolve(op, "validation", found),
                 "security": [{"bearer": []}],
             }
             if names:
@@ -479,10 +465,6 @@ def openapi_document() -> dict[str, Any]:
                     _p(n, _PATH_PARAMS.get(n, _STR)) for n in names
                 ] + list(op.get("parameters", []))
         paths[path] = item
-    _, components = models_json_schema(
-        sorted(found.items(), key=lambda pair: pair[0].__name__),
-        ref_template="#/components/schemas/{model}",
-    )
     return {
         "openapi": "3.1.0",
         "info": {
@@ -494,7 +476,7 @@ def openapi_document() -> dict[str, Any]:
             "running SIP agents within about a second.",
         },
         "components": {
-            "schemas": components.get("$defs", {}),
+            "schemas": component_schemas(found),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": paths,
