@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from rtbridge.http.admin_openapi import OPERATIONS, _obj, _op, openapi_document
 from tests.conftest import ClientFactory
+from tests.support.openapi import conforms, operation
 
 KEY = "0123456789abcdef-openapi"
 
@@ -66,30 +67,6 @@ def test_every_ref_names_a_component() -> None:
     doc = openapi_document()
     refs = set(re.findall(r"'\$ref': '#/components/schemas/([^']+)'", str(doc)))
     assert refs and refs == set(doc["components"]["schemas"])
-
-
-def _operation(doc: dict[str, Any], method: str, path: str) -> dict[str, Any]:
-    """The documented operation a concrete path belongs to."""
-    for template, item in doc["paths"].items():
-        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
-        if re.fullmatch(pattern, path) and method.lower() in item:
-            return item[method.lower()]  # type: ignore[no-any-return]
-    raise AssertionError(f"{method} {path} is not documented")
-
-
-def _conforms(doc: dict[str, Any], response: Any) -> None:
-    request = response.request
-    op = _operation(doc, request.method, request.url.path)
-    declared = op["responses"].get(str(response.status_code))
-    assert declared is not None, f"{request.method} {request.url.path}: {response.status_code}"
-    media = declared.get("content", {})
-    if response.status_code == 204:
-        assert not media and not response.content
-        return
-    schema = media["application/json"]["schema"]
-    validator = jsonschema_rs.validator_for({**schema, "components": doc["components"]})
-    errors = [e.message for e in validator.iter_errors(response.json())]
-    assert not errors, f"{request.method} {request.url.path} {response.status_code}: {errors}"
 
 
 def test_real_answers_match_the_declared_schemas(admin: TestClient) -> None:
@@ -148,7 +125,7 @@ def test_real_answers_match_the_declared_schemas(admin: TestClient) -> None:
             else admin.request(method, path)
         )
         assert r.status_code < 500, (method, path, r.text)
-        _conforms(doc, r)
+        conforms(doc, r)
         statuses.add(r.status_code)
     # the key made at random, a key's settings, an entry's change: answers read back too
     keys = admin.get("/admin/keys").json()["keys"]
@@ -158,7 +135,7 @@ def test_real_answers_match_the_declared_schemas(admin: TestClient) -> None:
               admin.patch(f"/admin/publishers/pub-9/ips/{admin.get('/admin/publishers/pub-9/ips').json()['ips'][0]['id']}",
                           json={"note": "renamed"})):  # fmt: skip
         assert r.status_code == 200, r.text
-        _conforms(doc, r)
+        conforms(doc, r)
     assert {200, 201, 204, 404, 409, 422} <= statuses
 
 
@@ -172,6 +149,6 @@ def test_real_answers_match_the_declared_schemas(admin: TestClient) -> None:
 def test_a_wrong_answer_would_be_caught(path: str, answer: dict[str, Any]) -> None:
     """The conformance check can fail: answers the models do not allow are refused."""
     doc = openapi_document()
-    schema = _operation(doc, "GET", path)["responses"]["200"]["content"]["application/json"]
+    schema = operation(doc, "GET", path)["responses"]["200"]["content"]["application/json"]
     validator = jsonschema_rs.validator_for({**schema["schema"], "components": doc["components"]})
     assert not validator.is_valid(answer)

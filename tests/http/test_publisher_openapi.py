@@ -18,9 +18,9 @@ from rtbridge.domain import lifecycle as st
 from rtbridge.http import health, publisher
 from rtbridge.http.publisher_openapi import openapi_document
 from rtbridge.storage import calls
-from tests.admin.test_admin_openapi import _conforms, _operation
 from tests.conftest import ClientFactory, Clock
 from tests.support.demo import KEY_OPEN, one_buyer_config
+from tests.support.openapi import conforms, operation
 
 
 def _served() -> set[tuple[str, str]]:
@@ -130,7 +130,7 @@ def test_real_answers_match_the_declared_schemas(make_client: ClientFactory, clo
     seen: list[tuple[int, dict[str, Any]]] = []
 
     def check(r: Any) -> dict[str, Any]:
-        _conforms(doc, r)
+        conforms(doc, r)
         body: dict[str, Any] = r.json()
         seen.append((r.status_code, body))
         return body.get("rtb", body)  # type: ignore[no-any-return]
@@ -206,7 +206,7 @@ def test_a_wrong_answer_would_be_caught(answer: dict[str, Any]) -> None:
     """The conformance check can fail: answers the models do not allow are refused."""
     doc = openapi_document()
     for method, path in (("POST", "/rtbs.json"), ("GET", "/rtbs/x.json")):
-        media = _operation(doc, method, path)["responses"]["200"]["content"]["application/json"]
+        media = operation(doc, method, path)["responses"]["200"]["content"]["application/json"]
         validator = jsonschema_rs.validator_for(
             {**media["schema"], "components": doc["components"]}
         )

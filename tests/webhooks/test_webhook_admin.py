@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from rtbridge.http.admin_openapi import openapi_document
 from rtbridge.webhooks import outbox, signing
-from tests.admin.test_admin_openapi import _conforms
+from tests.support.openapi import conforms
 from tests.webhooks.conftest import MASTER, AppFactory, ping
 
 
@@ -146,5 +146,5 @@ def test_webhook_and_log_answers_match_the_declared_schemas(admin: TestClient) -
     answers.append(admin.get("/admin/webhooks/999"))
     for answer in answers:
         assert answer.status_code < 500, answer.text
-        _conforms(doc, answer)
+        conforms(doc, answer)
     assert {a.status_code for a in answers} == {200, 201, 404, 422}
