@@ -20,8 +20,8 @@ reservation row and a history row.
     was due, duplicates, and the signatures of a sample checked with the README's code.
 (b) the sender's ceiling against the transport's: a backlog made with the sender off,
     drained by ``rtbridge webhooks run`` (first to last arrival), beside the same receiver
-    fed by plain urllib POSTs (``sender.post``, signed alike) from a thread pool of the
-    sender's batch size (8) — what the sender could do if the outbox cost nothing.
+    fed by plain POSTs (``transport.post``, signed alike) from a thread pool of the
+    sender's POSTs in flight (8) — what the sender could do if the outbox cost nothing.
 (c) ping throughput cost: ``wrk`` at ``--connections`` (closed loop, as fast as it goes)
     against ``serve`` with the sender on, off, and off beside ``webhooks run``, in
     alternating trials; ratios to ``off``.
@@ -72,7 +72,8 @@ from bench.api import UVICORN, server  # noqa: E402
 from rtbridge.config.apply import apply_file  # noqa: E402
 from rtbridge.storage.engine import open_database  # noqa: E402
 from rtbridge.webhooks import signing, subscriptions  # noqa: E402
-from rtbridge.webhooks.sender import SenderOptions, post  # noqa: E402
+from rtbridge.webhooks.sender import SenderOptions  # noqa: E402
+from rtbridge.webhooks.transport import post  # noqa: E402
 
 T0 = 0.0
 DEMO = ROOT / "deploy" / "demo.toml"
@@ -81,7 +82,7 @@ PUBLISHER = "pub-1"
 MASTER = "bench-webhook-site-key-0123456789abcdef"  # RTBRIDGE_WEBHOOK_KEY (>= 32 characters)
 CANCEL_EVERY = 4
 LOAD_CONNECTIONS = 64
-BATCH = SenderOptions().batch
+BATCH = SenderOptions().posts  # POSTs in flight: the transport baseline's threads
 SETUPS_ON, SETUPS_OFF = "serve (sender in process)", "serve --webhooks off"
 SETUPS = {
     "serve (sender in process)": ("on", False),
@@ -555,11 +556,11 @@ def main() -> int:
     if ceiling is not None:
         ratio = ceiling.sender_rate / ceiling.baseline_rate
         print(f"\n(b) ceiling: a backlog of {ceiling.backlog} deliveries drained by "
-              f"`rtbridge webhooks run` against {BATCH} urllib threads posting to the same "
+              f"`rtbridge webhooks run` against {BATCH} threads of plain POSTs to the same "
               "receiver")  # fmt: skip
         print(f"{'sender':<44}{'deliveries/s':>14}")
         print(f"{'rtbridge webhooks run (outbox + POSTs)':<44}{ceiling.sender_rate:>14.0f}")
-        print(f"{f'urllib, {BATCH} threads (the transport alone)':<44}"
+        print(f"{f'transport.post, {BATCH} threads (the transport alone)':<44}"
               f"{ceiling.baseline_rate:>14.0f}")  # fmt: skip
         print(f"sender / transport = {ratio:.2f}")
     if cost:
