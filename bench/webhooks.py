@@ -24,7 +24,8 @@ reservation row and a history row.
     sender's POSTs in flight (8) — what the sender could do if the outbox cost nothing.
 (c) ping throughput cost: ``wrk`` at ``--connections`` (closed loop, as fast as it goes)
     against ``serve`` with the sender on, off, and off beside ``webhooks run``, in
-    alternating trials; ratios to ``off``.
+    alternating trials, each after the senders have drained the trials before it (up to
+    60 s); ratios to ``off``.
 
     .venv/bin/python bench/webhooks.py [--seconds 20] [--rates 200,500] [--quick]
                                        [--only a,b,c]
@@ -440,16 +441,26 @@ def run_ceiling(work: Path, rx: Receiver, pings: int, baseline_seconds: float, t
 # -- (c) the pings' throughput with and without the sender ---------------------------------------
 
 
+def quiet(sites: list[Site], limit: float = 60.0) -> None:
+    """Wait until the senders have drained the last trial's events: a sender still working
+    through them would take the CPU from the next trial, whichever set-up it measures."""
+    deadline = time.monotonic() + limit
+    while any(site.backlog() for site in sites) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def run_cost(
     work: Path, rx: Receiver, setups: list[str], seconds: float, trials: int, connections: int,
     warm_up: bool,
 ) -> dict[str, list[float]]:  # fmt: skip
     rates: dict[str, list[float]] = {name: [] for name in setups}
     with contextlib.ExitStack() as stack:
-        bases = {}
+        bases, sending = {}, []
         for n, name in enumerate(setups):
             webhooks, separate = SETUPS[name]
             site = make_site(work, f"cost-{n}", rx.hook)
+            if webhooks == "on" or separate:
+                sending.append(site)
             bases[name] = stack.enter_context(server(*serve(site, webhooks)))
             if separate:
                 stack.enter_context(process(sender_process(), env(site.url)))
@@ -460,6 +471,7 @@ def run_cost(
         for trial in range(trials):
             for name in names[trial % len(names) :] + names[: trial % len(names)]:
                 run += 1
+                quiet(sending)
                 rates[name].append(wrk_pings(bases[name], seconds, connections, run, work)[0])
     return rates
 

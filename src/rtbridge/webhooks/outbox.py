@@ -12,8 +12,10 @@ pending by the column default (one per call event: not the hot path); a ping set
 pending only when the catalog says an enabled webhook wants it (``Catalog.wants_creation``),
 so pings pay for the index only where someone subscribes. A flag, not an "id > last seen" cursor: PostgreSQL hands out
 sequence values before commit, so a smaller id can become visible after a larger one, and a
-cursor would skip it. On PostgreSQL the pending rows are taken ``FOR UPDATE SKIP LOCKED``:
-any number of processes may dispatch and send, each taking rows no other holds."""
+cursor would skip it. A sender inserts deliveries only for the rows its own write marked
+(``UPDATE ... RETURNING``; on PostgreSQL ``FOR UPDATE SKIP LOCKED``), and claims
+deliveries the same way: any number of processes may dispatch and send, each taking rows
+no other holds."""
 
 from __future__ import annotations
 
