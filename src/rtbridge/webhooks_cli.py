@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     if settings.webhook_key is None:
         print("rtbridge: RTBRIDGE_WEBHOOK_KEY is not set; deliveries will wait", file=sys.stderr)
     options = SenderOptions(timeout=args.timeout, retry_min=args.retry_min, batch=args.batch,
-                            posts=args.posts)  # fmt: skip
+                            posts=args.posts, duty=1.0)  # alone: no pings to yield to  # fmt: skip
     if args.http:  # /health and /metrics beside the sender; uvicorn turns SIGTERM into a stop
         import uvicorn
 

@@ -44,6 +44,9 @@ class SenderOptions:
     timeout: float = 5.0  # per POST
     batch: int = 64  # deliveries claimed per round (also the duplicate bound per kill)
     posts: int = 8  # POSTs in flight at once (at most ``batch``)
+    # Share of the time a backlog may take: in ``serve`` the sender's Python shares the GIL
+    # with the pings' event loop, so there it rests as long again as a full round took.
+    duty: float = 0.5
     retry_min: float = 5.0
     retry_max: float = 3600.0
     max_attempts: int = 32  # with the defaults: about 21 hours of retries
@@ -164,6 +167,7 @@ class Sender:
         o, idle = self.options, self.options.pause
         try:
             while not self._stop.is_set():
+                began = time.monotonic()
                 try:
                     done = self.round()
                 except Exception as exc:
@@ -175,6 +179,8 @@ class Sender:
                     continue
                 if done >= o.batch:
                     idle = o.pause
+                    if o.duty < 1:
+                        self._stop.wait((time.monotonic() - began) * (1 / max(o.duty, 0.05) - 1))
                     continue
                 if done >= 0:
                     idle = o.pause
