@@ -522,8 +522,8 @@ def main() -> int:
     global T0
     T0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="rtbridge-bench-webhooks-"))
-    print(f"rtbridge webhooks, SQLite, demo configuration (caps out of reach), sender batch "
-          f"{BATCH}; load, servers and receiver on the same machine ({os.cpu_count()} cores, "
+    print(f"rtbridge webhooks, SQLite, demo configuration (caps out of reach), sender POSTs "
+          f"{BATCH} at a time; load, servers and receiver on the same machine ({os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at the start)")  # fmt: skip
     failures: list[str] = []
     steady_results: list[Steady] = []
