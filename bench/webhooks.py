@@ -20,11 +20,12 @@ reservation row and a history row.
     was due, duplicates, and the signatures of a sample checked with the README's code.
 (b) the sender's ceiling against the transport's: a backlog made with the sender off,
     drained by ``rtbridge webhooks run`` (first to last arrival), beside the same receiver
-    fed by plain urllib POSTs (``sender.post``, signed alike) from a thread pool of the
-    sender's batch size (8) — what the sender could do if the outbox cost nothing.
+    fed by plain POSTs (``transport.post``, signed alike) from a thread pool of the
+    sender's POSTs in flight (8) — what the sender could do if the outbox cost nothing.
 (c) ping throughput cost: ``wrk`` at ``--connections`` (closed loop, as fast as it goes)
     against ``serve`` with the sender on, off, and off beside ``webhooks run``, in
-    alternating trials; ratios to ``off``.
+    alternating trials, each after the senders have drained the trials before it (up to
+    60 s); ratios to ``off``.
 
     .venv/bin/python bench/webhooks.py [--seconds 20] [--rates 200,500] [--quick]
                                        [--only a,b,c]
@@ -72,7 +73,8 @@ from bench.api import UVICORN, server  # noqa: E402
 from rtbridge.config.apply import apply_file  # noqa: E402
 from rtbridge.storage.engine import open_database  # noqa: E402
 from rtbridge.webhooks import signing, subscriptions  # noqa: E402
-from rtbridge.webhooks.sender import SenderOptions, post  # noqa: E402
+from rtbridge.webhooks.sender import SenderOptions  # noqa: E402
+from rtbridge.webhooks.transport import post  # noqa: E402
 
 T0 = 0.0
 DEMO = ROOT / "deploy" / "demo.toml"
@@ -81,7 +83,7 @@ PUBLISHER = "pub-1"
 MASTER = "bench-webhook-site-key-0123456789abcdef"  # RTBRIDGE_WEBHOOK_KEY (>= 32 characters)
 CANCEL_EVERY = 4
 LOAD_CONNECTIONS = 64
-BATCH = SenderOptions().batch
+BATCH = SenderOptions().posts  # POSTs in flight: the transport baseline's threads
 SETUPS_ON, SETUPS_OFF = "serve (sender in process)", "serve --webhooks off"
 SETUPS = {
     "serve (sender in process)": ("on", False),
@@ -439,16 +441,26 @@ def run_ceiling(work: Path, rx: Receiver, pings: int, baseline_seconds: float, t
 # -- (c) the pings' throughput with and without the sender ---------------------------------------
 
 
+def quiet(sites: list[Site], limit: float = 60.0) -> None:
+    """Wait until the senders have drained the last trial's events: a sender still working
+    through them would take the CPU from the next trial, whichever set-up it measures."""
+    deadline = time.monotonic() + limit
+    while any(site.backlog() for site in sites) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def run_cost(
     work: Path, rx: Receiver, setups: list[str], seconds: float, trials: int, connections: int,
     warm_up: bool,
 ) -> dict[str, list[float]]:  # fmt: skip
     rates: dict[str, list[float]] = {name: [] for name in setups}
     with contextlib.ExitStack() as stack:
-        bases = {}
+        bases, sending = {}, []
         for n, name in enumerate(setups):
             webhooks, separate = SETUPS[name]
             site = make_site(work, f"cost-{n}", rx.hook)
+            if webhooks == "on" or separate:
+                sending.append(site)
             bases[name] = stack.enter_context(server(*serve(site, webhooks)))
             if separate:
                 stack.enter_context(process(sender_process(), env(site.url)))
@@ -459,6 +471,7 @@ def run_cost(
         for trial in range(trials):
             for name in names[trial % len(names) :] + names[: trial % len(names)]:
                 run += 1
+                quiet(sending)
                 rates[name].append(wrk_pings(bases[name], seconds, connections, run, work)[0])
     return rates
 
@@ -509,8 +522,8 @@ def main() -> int:
     global T0
     T0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="rtbridge-bench-webhooks-"))
-    print(f"rtbridge webhooks, SQLite, demo configuration (caps out of reach), sender batch "
-          f"{BATCH}; load, servers and receiver on the same machine ({os.cpu_count()} cores, "
+    print(f"rtbridge webhooks, SQLite, demo configuration (caps out of reach), sender POSTs "
+          f"{BATCH} at a time; load, servers and receiver on the same machine ({os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at the start)")  # fmt: skip
     failures: list[str] = []
     steady_results: list[Steady] = []
@@ -555,11 +568,11 @@ def main() -> int:
     if ceiling is not None:
         ratio = ceiling.sender_rate / ceiling.baseline_rate
         print(f"\n(b) ceiling: a backlog of {ceiling.backlog} deliveries drained by "
-              f"`rtbridge webhooks run` against {BATCH} urllib threads posting to the same "
+              f"`rtbridge webhooks run` against {BATCH} threads of plain POSTs to the same "
               "receiver")  # fmt: skip
         print(f"{'sender':<44}{'deliveries/s':>14}")
         print(f"{'rtbridge webhooks run (outbox + POSTs)':<44}{ceiling.sender_rate:>14.0f}")
-        print(f"{f'urllib, {BATCH} threads (the transport alone)':<44}"
+        print(f"{f'transport.post, {BATCH} threads (the transport alone)':<44}"
               f"{ceiling.baseline_rate:>14.0f}")  # fmt: skip
         print(f"sender / transport = {ratio:.2f}")
     if cost:

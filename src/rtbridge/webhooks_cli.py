@@ -62,7 +62,8 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     if settings.webhook_key is None:
         print("rtbridge: RTBRIDGE_WEBHOOK_KEY is not set; deliveries will wait", file=sys.stderr)
-    options = SenderOptions(timeout=args.timeout, retry_min=args.retry_min, batch=args.batch)
+    options = SenderOptions(timeout=args.timeout, retry_min=args.retry_min, batch=args.batch,
+                            posts=args.posts, duty=1.0)  # alone: no pings to yield to  # fmt: skip
     if args.http:  # /health and /metrics beside the sender; uvicorn turns SIGTERM into a stop
         import uvicorn
 
@@ -124,7 +125,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per POST (default 5)")
     p.add_argument("--retry-min", type=float, default=5.0,
                    help="first retry delay in seconds, doubling up to an hour (default 5)")  # fmt: skip
-    p.add_argument("--batch", type=int, default=8, help="POSTs in flight (default 8)")
+    p.add_argument("--batch", type=int, default=64,
+                   help="deliveries taken per round: the most sent twice if killed (default 64)")  # fmt: skip
+    p.add_argument("--posts", type=int, default=8, help="POSTs in flight (default 8)")
     p.add_argument("--http", help="HOST:PORT to serve /health and /metrics on (default: none)")
     p.add_argument("--access-log", action="store_true",
                    help="one JSON line per HTTP request (needs --http)")  # fmt: skip

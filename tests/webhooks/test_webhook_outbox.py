@@ -1,5 +1,6 @@
 """The outbox on both databases: events become deliveries once, for the subscriptions that
-match and existed then; claims lease; outcomes settle only their own attempt."""
+match and existed then (once even when two senders read them); claims lease; outcomes
+settle only their own attempt."""
 
 from __future__ import annotations
 
@@ -112,5 +113,36 @@ def test_a_disabled_webhook_keeps_its_deliveries_waiting(make_app: AppFactory, d
         assert outbox.dispatch(engine, now=utcnow()) == 0
         client.patch(f"/admin/webhooks/{hook['id']}", json={"enabled": True})
         assert len(outbox.claim(engine, now=far, limit=8, lease_until=far)) == 1
+    finally:
+        engine.dispose()
+
+
+def test_two_senders_reading_the_same_events_make_their_deliveries_once(
+    make_app: AppFactory, db_url: str
+) -> None:
+    """Bodies are built before the write transaction, so two senders can read the same
+    pending rows; only the one whose write marks them inserts their deliveries."""
+    client = make_app(db_url)
+    hook = _create(client, publisher="pub-1", events=["reserved", "cancelled"])
+    engine = make_engine(db_url)
+    try:
+        uuid = ping(client)
+        client.put(f"/rtbs/{uuid}.json", params={"key": KEY, "status": "cancelled"})
+        now = utcnow()
+        first = outbox.prepare(engine, now=now, due=True)
+        second = outbox.prepare(engine, now=now, due=True)
+        assert len(first.inserts) == len(second.inserts) == 2 and not first.due
+        lease = now + timedelta(seconds=30)
+        made, claims = outbox.exchange(engine, first, [], now=now, limit=8, lease_until=lease)
+        assert made == 2 and {c.webhook_id for c in claims} == {hook["id"]} and len(claims) == 2
+        made, again = outbox.exchange(engine, second, [], now=now, limit=8, lease_until=lease)
+        assert made == 0 and again == []  # marked by the first; its claims are leased
+        # the outcomes ride on the next round's transaction
+        results = [outbox.Result(c, ok=True, code=200) for c in claims]
+        outbox.exchange(engine, outbox.prepare(engine, now=now), results, now=now, limit=0,
+                        lease_until=lease)  # fmt: skip
+        assert outbox.pending_count(engine) == 0
+        idle = outbox.prepare(engine, now=utcnow(), due=True)
+        assert not idle.events and not idle.due
     finally:
         engine.dispose()

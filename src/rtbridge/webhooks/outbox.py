@@ -1,7 +1,9 @@
 """The webhooks' outbox in the database: events become deliveries, deliveries are claimed,
-sent and settled. Every step is one short transaction, so a process killed at any point
-loses nothing: an event is either still pending or has its deliveries, a claimed delivery
-comes back when its lease runs out.
+sent and settled. Events are read and their bodies built in a read-only transaction; one
+short write transaction then marks them, inserts their deliveries, settles the last
+outcomes and claims the next (:func:`exchange`), so a process killed at any point loses
+nothing: an event is either still pending or has its deliveries, a claimed delivery comes
+back when its lease runs out.
 
 Where events come from: ``reservationevent`` rows, written in the transaction of the status
 change they record, and new ``reservation`` rows (a ping writes no history row). Both carry
@@ -10,8 +12,10 @@ pending by the column default (one per call event: not the hot path); a ping set
 pending only when the catalog says an enabled webhook wants it (``Catalog.wants_creation``),
 so pings pay for the index only where someone subscribes. A flag, not an "id > last seen" cursor: PostgreSQL hands out
 sequence values before commit, so a smaller id can become visible after a larger one, and a
-cursor would skip it. On PostgreSQL the pending rows are taken ``FOR UPDATE SKIP LOCKED``:
-any number of processes may dispatch and send, each taking rows no other holds."""
+cursor would skip it. A sender inserts deliveries only for the rows its own write marked
+(``UPDATE ... RETURNING``; on PostgreSQL ``FOR UPDATE SKIP LOCKED``), and claims
+deliveries the same way: any number of processes may dispatch and send, each taking rows
+no other holds."""
 
 from __future__ import annotations
 
@@ -83,15 +87,6 @@ def _skip_locked(db: Db) -> str:
     return "" if db.sqlite else " FOR UPDATE SKIP LOCKED"
 
 
-def has_pending(engine: Engine) -> bool:
-    """One read through each partial index: the common idle case takes no write lock."""
-    with transaction(engine, write=False) as db:
-        return any(
-            db.one(f"SELECT {key} FROM {table} WHERE {WEBHOOK_PENDING} LIMIT 1") is not None
-            for table, key in (("reservation", "uuid"), ("reservationevent", "id"))
-        )
-
-
 def _subscriptions(db: Db) -> list[Subscription]:
     rows = db.rows("SELECT id, owner_kind, owner_id, events, created_at FROM webhook WHERE enabled")
     return [
@@ -113,53 +108,110 @@ def _reservations(db: Db, uuids: set[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def dispatch(engine: Engine, *, now: datetime, limit: int = 500) -> int:
-    """Turn up to ``limit`` pending reservations and history rows into deliveries (one per
-    matching subscription) and mark them seen, in one transaction. Returns deliveries made."""
-    if not has_pending(engine):
-        return 0
-    with transaction(engine, write=True) as db:
-        lock, params = _skip_locked(db), {"n": limit}
+@dataclass(frozen=True)
+class Dispatch:
+    """Pending events read and turned into delivery rows outside any write transaction
+    (bodies built and ids drawn there), so the write that follows holds the lock only for
+    the marks and the inserts. ``due``: some delivery of an enabled webhook is due now."""
+
+    created: tuple[str, ...] = ()  # reservation uuids read as pending
+    history: tuple[int, ...] = ()  # reservationevent ids read as pending
+    inserts: tuple[tuple[str, Any, dict[str, Any]], ...] = ()  # (table, key, row)
+    due: bool = False
+
+    @property
+    def events(self) -> bool:
+        return bool(self.created or self.history)
+
+
+def prepare(engine: Engine, *, now: datetime, limit: int = 500, due: bool = False) -> Dispatch:
+    """Read up to ``limit`` pending reservations and history rows and build their deliveries
+    (one per matching subscription), in a read-only transaction: the common idle case, and
+    all of the body building, take no write lock. ``due``: also look whether a delivery is
+    due, so an idle sender opens no write transaction at all."""
+    with transaction(engine, write=False) as db:
+        params = {"n": limit}
         created = db.rows(
             f"SELECT uuid, buyer_id, created_at FROM reservation WHERE {WEBHOOK_PENDING} "
-            f"ORDER BY uuid LIMIT :n{lock}",
+            "ORDER BY uuid LIMIT :n",
             params,
         )
         history = db.rows(
-            f"SELECT id, reservation_uuid, status, at FROM reservationevent "
-            f"WHERE {WEBHOOK_PENDING} ORDER BY id LIMIT :n{lock}",
+            "SELECT id, reservation_uuid, status, at FROM reservationevent "
+            f"WHERE {WEBHOOK_PENDING} ORDER BY id LIMIT :n",
             params,
         )
-        found: list[tuple[str, str, datetime]] = [
-            (r["uuid"], "reserved" if r["buyer_id"] else "no-target", db.read_ts(r["created_at"]))  # type: ignore[misc]
+        found: list[tuple[str, Any, str, str, datetime]] = [
+            ("reservation", r["uuid"], r["uuid"], "reserved" if r["buyer_id"] else "no-target",
+             db.read_ts(r["created_at"]))  # type: ignore[misc]
             for r in created
         ]  # fmt: skip
         found += [
-            (e["reservation_uuid"], events.FROM_HISTORY[e["status"]], db.read_ts(e["at"]))  # type: ignore[misc]
+            ("reservationevent", e["id"], e["reservation_uuid"], events.FROM_HISTORY[e["status"]],
+             db.read_ts(e["at"]))  # type: ignore[misc]
             for e in history
             if e["status"] in events.FROM_HISTORY
         ]  # fmt: skip
-        made = _deliver(db, found, now)
-        for table, key, rows in (
-            ("reservation", "uuid", created),
-            ("reservationevent", "id", history),
-        ):
-            if rows:
-                marks: dict[str, Any] = {}
-                names = db.in_list("k", [r[key] for r in rows], marks)
-                db.execute(
-                    f"UPDATE {table} SET webhook_pending = false WHERE {key} IN {names}", marks
-                )
-        return made
+        inserts = _deliveries(db, found, now)
+        is_due = due and (
+            db.one(
+                "SELECT id FROM webhookdelivery WHERE status = 'pending' AND next_at <= :now "
+                "AND webhook_id IN (SELECT id FROM webhook WHERE enabled) LIMIT 1",
+                {"now": db.ts(now)},
+            )
+            is not None
+        )
+    return Dispatch(
+        tuple(r["uuid"] for r in created), tuple(e["id"] for e in history), tuple(inserts), is_due
+    )
 
 
-def _deliver(db: Db, found: Sequence[tuple[str, str, datetime]], now: datetime) -> int:
+def dispatch(engine: Engine, *, now: datetime, limit: int = 500) -> int:
+    """Turn up to ``limit`` pending reservations and history rows into deliveries and mark
+    them seen (:func:`prepare`, then one write transaction). Returns deliveries made."""
+    work = prepare(engine, now=now, limit=limit)
+    if not work.events:
+        return 0
+    with transaction(engine, write=True) as db:
+        return record(db, work)
+
+
+def record(db: Db, work: Dispatch) -> int:
+    """Inside a write transaction: mark the rows ``work`` read as seen and insert the
+    deliveries of those this transaction marked. A row another sender marked since it was
+    read (or holds, PostgreSQL: SKIP LOCKED) gets no delivery from here, so two senders
+    never make one event's deliveries twice; one it holds stays pending for a later round."""
+    marked: set[tuple[str, Any]] = set()
+    for table, key, keys in (
+        ("reservation", "uuid", work.created),
+        ("reservationevent", "id", work.history),
+    ):
+        if not keys:
+            continue
+        params: dict[str, Any] = {}
+        names = db.in_list("k", list(keys), params)
+        where = f"{key} IN {names} AND {WEBHOOK_PENDING}"
+        if not db.sqlite:
+            where = f"{key} IN (SELECT {key} FROM {table} WHERE {where} FOR UPDATE SKIP LOCKED)"
+        rows = db.rows(
+            f"UPDATE {table} SET webhook_pending = false WHERE {where} RETURNING {key}", params
+        )
+        marked.update((table, r[key]) for r in rows)
+    inserts = [row for table, key, row in work.inserts if (table, key) in marked]
+    if inserts:
+        db.execute_many(_DELIVERY, [{**row, "now": db.ts(row["now"])} for row in inserts])
+    return len(inserts)
+
+
+def _deliveries(
+    db: Db, found: Sequence[tuple[str, Any, str, str, datetime]], now: datetime
+) -> list[tuple[str, Any, dict[str, Any]]]:
     subscriptions = _subscriptions(db) if found else []
     if not subscriptions:
-        return 0
-    rows = _reservations(db, {uuid for uuid, _, _ in found})
-    inserts: list[dict[str, Any]] = []
-    for uuid, name, at in found:
+        return []
+    rows = _reservations(db, {uuid for _, _, uuid, _, _ in found})
+    inserts: list[tuple[str, Any, dict[str, Any]]] = []
+    for table, key, uuid, name, at in found:
         row = rows.get(uuid)
         if row is None:
             continue
@@ -171,13 +223,11 @@ def _deliver(db: Db, found: Sequence[tuple[str, str, datetime]], now: datetime) 
                     continue
                 data = data or events.reservation_data(row, event)
                 msg_id = uuid7()
-                inserts.append({
+                inserts.append((table, key, {
                     "id": msg_id, "webhook_id": sub.id, "event_type": events.TYPES[event],
-                    "uuid": uuid, "body": events.body(msg_id, event, at, data), "now": db.ts(now),
-                })  # fmt: skip
-    if inserts:
-        db.execute_many(_DELIVERY, inserts)
-    return len(inserts)
+                    "uuid": uuid, "body": events.body(msg_id, event, at, data), "now": now,
+                }))  # fmt: skip
+    return inserts
 
 
 def claim(engine: Engine, *, now: datetime, limit: int, lease_until: datetime) -> list[Claim]:
@@ -185,22 +235,27 @@ def claim(engine: Engine, *, now: datetime, limit: int, lease_until: datetime) -
     lease is ``next_at``: a sender killed before settling them leaves them due again then
     (so on the wire it is at least once; the receiver dedupes by ``webhook-id``)."""
     with transaction(engine, write=True) as db:
-        rows = db.rows(
-            "UPDATE webhookdelivery SET attempts = attempts + 1, next_at = :lease WHERE id IN "
-            "(SELECT id FROM webhookdelivery WHERE status = 'pending' AND next_at <= :now "
-            "AND webhook_id IN (SELECT id FROM webhook WHERE enabled) "
-            f"ORDER BY next_at LIMIT :n{_skip_locked(db)}) AND status = 'pending' "
-            "RETURNING id, webhook_id, body, attempts",
-            {"now": db.ts(now), "lease": db.ts(lease_until), "n": limit},
-        )
-        if not rows:
-            return []
-        params: dict[str, Any] = {}
-        names = db.in_list("w", sorted({r["webhook_id"] for r in rows}), params)
-        hooks = {
-            h["id"]: h
-            for h in db.rows(f"SELECT id, url, salt FROM webhook WHERE id IN {names}", params)
-        }
+        return take(db, now=now, limit=limit, lease_until=lease_until)
+
+
+def take(db: Db, *, now: datetime, limit: int, lease_until: datetime) -> list[Claim]:
+    """:func:`claim` inside a write transaction the caller holds."""
+    rows = db.rows(
+        "UPDATE webhookdelivery SET attempts = attempts + 1, next_at = :lease WHERE id IN "
+        "(SELECT id FROM webhookdelivery WHERE status = 'pending' AND next_at <= :now "
+        "AND webhook_id IN (SELECT id FROM webhook WHERE enabled) "
+        f"ORDER BY next_at LIMIT :n{_skip_locked(db)}) AND status = 'pending' "
+        "RETURNING id, webhook_id, body, attempts",
+        {"now": db.ts(now), "lease": db.ts(lease_until), "n": limit},
+    )
+    if not rows:
+        return []
+    params: dict[str, Any] = {}
+    names = db.in_list("w", sorted({r["webhook_id"] for r in rows}), params)
+    hooks = {
+        h["id"]: h
+        for h in db.rows(f"SELECT id, url, salt FROM webhook WHERE id IN {names}", params)
+    }
     rows.sort(key=lambda r: str(r["id"]))  # uuid7: creation order
     claims = []
     for r in rows:
@@ -213,28 +268,46 @@ def claim(engine: Engine, *, now: datetime, limit: int, lease_until: datetime) -
 
 
 def settle(engine: Engine, results: Sequence[Result], *, now: datetime) -> None:
+    """Write the attempts' outcomes in one transaction (:func:`write_results`)."""
+    with transaction(engine, write=True) as db:
+        write_results(db, results, now=now)
+
+
+def write_results(db: Db, results: Sequence[Result], *, now: datetime) -> None:
     """Write the attempts' outcomes. A failure is written only over the attempt it belongs
     to (``attempts`` unchanged): a sender whose lease ran out must not undo a later one."""
+    delivered = [{"id": r.claim.id, "code": r.code, "now": db.ts(now)} for r in results if r.ok]
+    if delivered:
+        db.execute_many(
+            "UPDATE webhookdelivery SET status = 'delivered', delivered_at = :now, "
+            "last_code = :code, last_error = NULL WHERE id = :id AND status = 'pending'",
+            delivered,
+        )
+    for r in results:
+        if r.ok:
+            continue
+        status, at = ("pending", r.retry_at) if r.retry_at is not None else ("failed", now)
+        db.execute(
+            f"UPDATE webhookdelivery SET status = '{status}', next_at = :next, "
+            "last_code = :code, last_error = :err "
+            "WHERE id = :id AND status = 'pending' AND attempts = :n",
+            {"id": r.claim.id, "code": r.code, "next": db.ts(at),
+             "err": (r.error or "")[:256] or None, "n": r.claim.attempts},
+        )  # fmt: skip
+
+
+def exchange(
+    engine: Engine, work: Dispatch, results: Sequence[Result], *, now: datetime, limit: int,
+    lease_until: datetime,
+) -> tuple[int, list[Claim]]:  # fmt: skip
+    """One sender round's only write transaction: settle the last round's outcomes, record
+    the events ``work`` read, and claim up to ``limit`` due deliveries (none with 0).
+    Returns (deliveries made, claims)."""
     with transaction(engine, write=True) as db:
-        for r in results:
-            params: dict[str, Any] = {"id": r.claim.id, "code": r.code, "now": db.ts(now),
-                                      "err": (r.error or "")[:256] or None, "n": r.claim.attempts}  # fmt: skip
-            if r.ok:
-                db.execute(
-                    "UPDATE webhookdelivery SET status = 'delivered', delivered_at = :now, "
-                    "last_code = :code, last_error = NULL WHERE id = :id AND status = 'pending'",
-                    params,
-                )
-                continue
-            status, params["next"] = (
-                ("pending", db.ts(r.retry_at)) if r.retry_at is not None else ("failed", db.ts(now))
-            )
-            db.execute(
-                f"UPDATE webhookdelivery SET status = '{status}', next_at = :next, "
-                "last_code = :code, last_error = :err "
-                "WHERE id = :id AND status = 'pending' AND attempts = :n",
-                params,
-            )
+        write_results(db, results, now=now)
+        made = record(db, work) if work.events else 0
+        claims = take(db, now=now, limit=limit, lease_until=lease_until) if limit > 0 else []
+    return made, claims
 
 
 def pending_count(engine: Engine) -> int:

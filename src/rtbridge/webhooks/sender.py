@@ -4,8 +4,14 @@ due ones, POST them concurrently, settle the outcomes — then again. It runs as
 may share one database (``outbox`` takes rows with SKIP LOCKED on PostgreSQL).
 
 At least once: a delivery is marked delivered only after a 2xx, in a transaction after the
-POST. A process killed in between sends it again when its lease ends, under the same
-``webhook-id`` — at most ``batch`` duplicates per kill. Retries back off exponentially with
+POST (the next round's one write transaction, or the last one when the loop stops). A
+process killed in between sends it again when its lease ends, under the same
+``webhook-id`` — at most ``batch`` (the deliveries claimed per round) duplicates per kill.
+
+Cheap for the pings beside it: a round reads pending events and builds their bodies
+outside any write transaction, then writes once (``outbox.exchange``) through the same
+in-process writer queue the pings use; an idle round writes nothing, and the pause between
+rounds is short while there is work and grows to ``interval`` when there is none. Retries back off exponentially with
 jitter (``retry_min`` doubling up to ``retry_max``) and give up after ``max_attempts``
 (about a day with the defaults): the delivery is then ``failed``, listed, and can be sent
 again by hand (``redeliver``)."""
@@ -16,37 +22,41 @@ import logging
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Engine
 
 from rtbridge.storage.outage import is_outage
 from rtbridge.storage.transactions import utcnow
 from rtbridge.webhooks import outbox, signing
+from rtbridge.webhooks.transport import post
 
 log = logging.getLogger("rtbridge.webhooks")
 
 
 @dataclass(frozen=True)
 class SenderOptions:
-    interval: float = 0.25  # seconds between rounds when there was nothing to do
+    interval: float = 0.25  # longest pause between rounds, reached when idle
+    pause: float = 0.02  # pause after a round that found work (lets events gather)
     timeout: float = 5.0  # per POST
-    batch: int = 8  # deliveries in flight per process (also the duplicate bound per kill)
+    batch: int = 64  # deliveries claimed per round (also the duplicate bound per kill)
+    posts: int = 8  # POSTs in flight at once (at most ``batch``)
+    # Share of the time a backlog may take: in ``serve`` the sender's Python shares the GIL
+    # with the pings' event loop, so there it rests as long again as a full round took.
+    duty: float = 0.5
     retry_min: float = 5.0
     retry_max: float = 3600.0
     max_attempts: int = 32  # with the defaults: about 21 hours of retries
 
     @property
     def lease(self) -> float:
-        """How long a claimed delivery stays taken: the POSTs of one batch run side by side,
-        so one timeout plus a margin for settling."""
-        return 2 * self.timeout + 5
+        """How long a claimed delivery stays taken: the batch is POSTed ``posts`` at a time,
+        so one timeout per wave plus a margin for settling."""
+        waves = -(-self.batch // max(1, min(self.posts, self.batch)))
+        return waves * self.timeout + self.timeout + 5
 
 
 @dataclass
@@ -61,39 +71,6 @@ class Stats:
 
     def count(self, result: str) -> None:
         setattr(self, result, getattr(self, result) + 1)
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not a 2xx: following it would turn the POST into a GET."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-# Direct connections: an environment proxy must not see (or break) signed event bodies.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
-
-
-def post(
-    url: str, body: bytes, headers: dict[str, str], timeout: float
-) -> tuple[int | None, str | None]:
-    """(HTTP status, error text); the status is None when no answer came."""
-    # the scheme is http or https: subscriptions.read_url refuses anything else
-    request = urllib.request.Request(  # noqa: S310
-        url,
-        data=body,
-        method="POST",
-        headers={**headers, "content-type": "application/json", "user-agent": "rtbridge-webhooks"},
-    )
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            response.read(65536)
-            return int(response.status), None
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return None, f"{type(exc).__name__}: {reason}"[:256]
 
 
 class Sender:
@@ -112,28 +89,53 @@ class Sender:
         self.stats = Stats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pool = ThreadPoolExecutor(self.options.batch, thread_name_prefix="webhook-post")
+        self._pool = ThreadPoolExecutor(
+            max(1, min(self.options.posts, self.options.batch)), thread_name_prefix="webhook-post"
+        )
         self._warned = False
+        self._results: list[outbox.Result] = []  # POSTed, not yet written
 
     # -- one round ---------------------------------------------------------------------------
     def round(self) -> int:
-        """Dispatch, then send one batch; returns how many deliveries were attempted."""
-        self.stats.dispatched += outbox.dispatch(self.engine, now=self.clock())
-        if self.master_key is None or len(self.master_key) < signing.MIN_MASTER_KEY:
+        """Read and build new events, then one write: settle the last round's outcomes, record
+        the events, claim a batch; POST it. Returns deliveries attempted, or -1 when there
+        was nothing at all to do (nothing written)."""
+        sending = self.master_key is not None and len(self.master_key) >= signing.MIN_MASTER_KEY
+        now = self.clock()
+        # small stretches of Python per round: the GIL is shared with the event loop
+        work = outbox.prepare(self.engine, now=now, limit=2 * self.options.batch, due=sending)
+        results = self._results
+        if not (work.events or work.due or results):
+            return -1
+        lease = now + timedelta(seconds=self.options.lease)
+        limit = self.options.batch if sending else 0
+        self._results = []
+        try:
+            made, claims = outbox.exchange(self.engine, work, results, now=now, limit=limit,
+                                           lease_until=lease)  # fmt: skip
+        except BaseException:
+            self._results = results  # written with the next round's transaction
+            raise
+        self._count(results)
+        self.stats.dispatched += made
+        if not sending:
             if not self._warned and outbox.pending_count(self.engine):
                 log.error("webhook deliveries wait: RTBRIDGE_WEBHOOK_KEY is not set (or too short)")
                 self._warned = True
             return 0
-        now = self.clock()
-        lease = now + timedelta(seconds=self.options.lease)
-        claims = outbox.claim(self.engine, now=now, limit=self.options.batch, lease_until=lease)
-        if not claims:
-            return 0
-        results = list(self._pool.map(self._attempt, claims))
-        outbox.settle(self.engine, results, now=self.clock())
+        self._results = list(self._pool.map(self._attempt, claims))
+        return len(claims)
+
+    def flush(self) -> None:
+        """Write outcomes POSTed but not yet written (when the loop ends)."""
+        if self._results:
+            outbox.settle(self.engine, self._results, now=self.clock())
+            self._count(self._results)
+            self._results = []
+
+    def _count(self, results: list[outbox.Result]) -> None:
         for r in results:
             self.stats.count("delivered" if r.ok else "retried" if r.retry_at else "failed")
-        return len(claims)
 
     def _attempt(self, claim: outbox.Claim) -> outbox.Result:
         secret = signing.derive_secret(self.master_key, claim.webhook_id, claim.salt)
@@ -159,19 +161,38 @@ class Sender:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
-        """Until :meth:`stop`. A database outage pauses it (1 s), nothing else ends it."""
-        while not self._stop.is_set():
+        """Until :meth:`stop`. A database outage pauses it (1 s), nothing else ends it. The
+        pause: none after a full batch (a backlog), ``pause`` after a round with work,
+        doubling from there up to ``interval`` while idle."""
+        o, idle = self.options, self.options.pause
+        try:
+            while not self._stop.is_set():
+                began = time.monotonic()
+                try:
+                    done = self.round()
+                except Exception as exc:
+                    if is_outage(exc):
+                        log.warning("webhooks: database unavailable; retrying: %s", exc)
+                    else:
+                        log.exception("webhooks: round failed; retrying")
+                    self._stop.wait(1.0)
+                    continue
+                if done >= o.batch:
+                    idle = o.pause
+                    if o.duty < 1:
+                        self._stop.wait((time.monotonic() - began) * (1 / max(o.duty, 0.05) - 1))
+                    continue
+                if done >= 0:
+                    idle = o.pause
+                    self._stop.wait(o.pause)
+                    continue
+                self._stop.wait(idle)
+                idle = min(o.interval, max(idle, 0.001) * 2)
+        finally:
             try:
-                busy = self.round()
-            except Exception as exc:
-                if is_outage(exc):
-                    log.warning("webhooks: database unavailable; retrying: %s", exc)
-                else:
-                    log.exception("webhooks: round failed; retrying")
-                self._stop.wait(1.0)
-                continue
-            if not busy:
-                self._stop.wait(self.options.interval)
+                self.flush()
+            except Exception:
+                log.exception("webhooks: outcomes not written; they are sent again")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="webhooks", daemon=True)
