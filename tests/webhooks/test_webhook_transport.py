@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rtbridge.webhooks import transport
 from rtbridge.webhooks.transport import post
 
 _OK = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
@@ -58,12 +59,14 @@ def _server(answers_per_connection: int) -> Iterator[tuple[str, list[int]]]:
 def test_posts_share_one_connection() -> None:
     with _server(100) as (url, counts):
         assert [post(url, b"{}", {}, 2.0) for _ in range(3)] == [(204, None)] * 3
+        transport.close_idle()
     assert counts == [3]
 
 
 def test_a_connection_closed_while_idle_is_retried_on_a_new_one() -> None:
     with _server(1) as (url, counts):
         assert [post(url, b"{}", {}, 2.0) for _ in range(3)] == [(204, None)] * 3
+        transport.close_idle()
     assert counts == [1, 1, 1]
 
 
@@ -72,3 +75,16 @@ def test_no_answer_is_an_error_not_a_status() -> None:
         port = s.getsockname()[1]
     code, error = post(f"http://127.0.0.1:{port}/", b"{}", {}, 1.0)
     assert code is None and error is not None and "Refused" in error
+
+
+def test_a_stopping_sender_closes_the_kept_connections() -> None:
+    """``close_idle`` (Sender.stop's last step): no kept socket is left for the collector,
+    where it would be an unclosed-socket ResourceWarning in whatever runs next."""
+    with _server(100) as (url, _):
+        assert post(url, b"{}", {}, 2.0) == (204, None)
+        kept = list(transport._idle)
+        assert kept and all(conn.sock is not None for conn in kept)
+        transport.close_idle()
+        assert transport._idle == set() and all(conn.sock is None for conn in kept)
+        assert post(url, b"{}", {}, 2.0) == (204, None)  # the thread's table reconnects
+        transport.close_idle()

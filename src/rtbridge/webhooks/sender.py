@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 
 from rtbridge.storage.outage import is_outage
 from rtbridge.storage.transactions import utcnow
-from rtbridge.webhooks import outbox, signing
+from rtbridge.webhooks import outbox, signing, transport
 from rtbridge.webhooks.transport import post
 
 log = logging.getLogger("rtbridge.webhooks")
@@ -207,3 +207,4 @@ class Sender:
         if self._thread is not None:
             self._thread.join(timeout=self.options.timeout + 5)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        transport.close_idle()

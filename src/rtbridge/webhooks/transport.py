@@ -18,6 +18,10 @@ _KEPT = 16  # idle connections a thread keeps, one per receiver (host and port)
 _READ = 65536  # of a response body; a longer one is not read to its end (and not kept)
 _local = threading.local()
 _TLS = ssl.create_default_context()
+# Every kept (idle) connection of every thread, so a stopping sender can close them: left to
+# the collector when a pool thread ends, each would be an unclosed-socket ResourceWarning.
+_idle: set[http.client.HTTPConnection] = set()
+_idle_lock = threading.Lock()
 
 Connection = http.client.HTTPConnection
 
@@ -38,8 +42,31 @@ def _connect(scheme: str, host: str, port: int | None, timeout: float) -> Connec
 def _keep(key: tuple[str, str], conn: Connection) -> None:
     kept = _kept()
     kept[key] = conn
+    with _idle_lock:
+        _idle.add(conn)
     while len(kept) > _KEPT:
-        kept.popitem(last=False)[1].close()
+        evicted = kept.popitem(last=False)[1]
+        with _idle_lock:
+            _idle.discard(evicted)
+        evicted.close()
+
+
+def _take(key: tuple[str, str]) -> Connection | None:
+    conn = _kept().pop(key, None)
+    if conn is not None:
+        with _idle_lock:
+            _idle.discard(conn)
+    return conn
+
+
+def close_idle() -> None:
+    """Close every kept connection (a stopping sender's last step). A thread that still
+    holds one of them in its table reconnects on its next POST (http.client does)."""
+    with _idle_lock:
+        idle = list(_idle)
+        _idle.clear()
+    for conn in idle:
+        conn.close()
 
 
 def post(
@@ -59,7 +86,7 @@ def post(
     key = (parts.scheme, parts.netloc)
     head = {**headers, "content-type": "application/json", "user-agent": "rtbridge-webhooks"}
     for _ in range(2):
-        conn = _kept().pop(key, None)
+        conn = _take(key)
         reused = conn is not None
         if conn is None:
             conn = _connect(parts.scheme, host, port, timeout)
