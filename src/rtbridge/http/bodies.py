@@ -22,14 +22,12 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.types import Message
 
 from rtbridge.domain.errors import InvalidInput, UnsupportedMediaType
-from rtbridge.http.params import read_body
+from rtbridge.http.params import form_pairs, multipart_pairs, read_body
 
 LISTS = frozenset({"ips", "numbers", "events"})
 BOOLEANS = frozenset({"allow_overlap", "require_tls", "require_srtp",
@@ -112,36 +110,12 @@ def _json(raw: bytes) -> Any:
         raise InvalidInput(f"body: not valid JSON ({exc})") from None
 
 
-def _urlencoded(raw: bytes) -> list[tuple[str, str]]:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput("body: form data is not UTF-8") from None
-    return parse_qsl(text, keep_blank_values=True)
-
-
 async def _multipart(request: Request, raw: bytes) -> list[tuple[str, str]]:
-    sent = False
-
-    async def replay() -> Message:  # the body was read already (with its size cap)
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    try:
-        form = await Request(request.scope, replay).form()
-    except Exception as exc:  # python-multipart raises several types for broken input
-        raise InvalidInput(f"body: unreadable multipart form ({exc})") from None
     items: list[tuple[str, str]] = []
-    try:
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                raise InvalidInput(f"{name}: a file upload; send the value as a form field")
-            items.append((name, value))
-    finally:
-        await form.close()
+    for name, value in await multipart_pairs(request, raw):
+        if isinstance(value, UploadFile):
+            raise InvalidInput(f"{name}: a file upload; send the value as a form field")
+        items.append((name, value))
     return items
 
 
@@ -155,9 +129,9 @@ async def admin_body(request: Request, limit: int) -> Any:
     if ctype == "application/json" or ctype.endswith("+json"):
         return _json(raw)
     if not ctype:  # as the publisher API: JSON if it looks like JSON, else a form
-        return _json(raw) if raw.lstrip()[:1] in (b"{", b"[") else from_form(_urlencoded(raw))
+        return _json(raw) if raw.lstrip()[:1] in (b"{", b"[") else from_form(form_pairs(raw))
     if ctype == "application/x-www-form-urlencoded":
-        return from_form(_urlencoded(raw))
+        return from_form(form_pairs(raw))
     if ctype == "multipart/form-data":
         return from_form(await _multipart(request, raw))
     raise UnsupportedMediaType(UNSUPPORTED.format(ctype))

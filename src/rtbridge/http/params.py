@@ -7,6 +7,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message
 
@@ -38,15 +39,19 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _form(body: bytes) -> dict[str, Any]:
+def form_pairs(body: bytes) -> list[tuple[str, str]]:
+    """An urlencoded body's fields in order, repeated keys kept (the admin API makes lists
+    of them; the publisher API keeps the last)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("body: form data is not UTF-8") from None
-    return dict(parse_qsl(text, keep_blank_values=True))
+    return parse_qsl(text, keep_blank_values=True)
 
 
-async def _multipart(request: Request, body: bytes) -> dict[str, Any]:
+async def multipart_pairs(request: Request, body: bytes) -> list[tuple[str, str | UploadFile]]:
+    """A multipart body's fields in order; ``body`` was read already (with its size cap), so
+    it is replayed to Starlette's parser."""
     sent = False
 
     async def replay() -> Message:
@@ -60,7 +65,10 @@ async def _multipart(request: Request, body: bytes) -> dict[str, Any]:
         form = await Request(request.scope, replay).form()
     except Exception as exc:  # python-multipart raises several types for broken input
         raise InvalidInput(f"body: unreadable multipart form ({exc})") from None
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        return list(form.multi_items())
+    finally:
+        await form.close()
 
 
 async def request_params(request: Request, limit: int) -> dict[str, Any]:
@@ -77,9 +85,10 @@ async def request_params(request: Request, limit: int) -> dict[str, Any]:
     ):
         params.update(_json_object(body))
     elif ctype == "multipart/form-data":
-        params.update(await _multipart(request, body))
+        last = dict(await multipart_pairs(request, body))  # the last value of a key wins
+        params.update({k: v for k, v in last.items() if isinstance(v, str)})
     elif ctype in ("application/x-www-form-urlencoded", ""):
-        params.update(_form(body))
+        params.update(form_pairs(body))
     else:
         raise InvalidInput(f"body: unsupported content type {ctype!r} (use JSON or form data)")
     return params
