@@ -82,12 +82,13 @@ def test_call_log_pages_by_id_and_filters(sqlite_url: str) -> None:
         ids: list[int] = []
         before = None
         while True:
-            rows, before = listings.call_log(session, before=before, limit=250)
+            page = listings.call_log(session, before=before, limit=250)
+            rows, before = page.rows, page.next_before
             ids += [r["id"] for r in rows]
             if before is None:
                 break
         assert ids == sorted(ids, reverse=True) and len(ids) == N // 3
-        rows, _ = listings.call_log(session, converted=True, publisher="p0", limit=500)
+        rows = listings.call_log(session, converted=True, publisher="p0", limit=500).rows
         assert rows and all(r["converted"] and r["publisher"] == "p0" for r in rows)
         assert listings.live_calls(session) == []  # every call here has ended
     engine.dispose()

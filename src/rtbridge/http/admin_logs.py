@@ -13,9 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -201,18 +201,8 @@ async def list_rtbs(request: Request) -> Response:
     limit, csv = _limit(q), _wants_csv(request, q)
     q.done()
     if csv:
-
-        async def pages() -> AsyncIterator[list[dict[str, Any]]]:
-            after = before
-            while True:
-                page = await service.read(request, listings.rtb_log, **filters, before=after,
-                                          limit=listings.MAX_PAGE)  # fmt: skip
-                yield page.rows
-                if page.next_before is None:
-                    return
-                after = page.next_before
-
-        return csvfile.download("rtbs", listings.RTB_COLUMNS, pages())
+        pages = service.pages(request, listings.rtb_log, before=before, **filters)
+        return csvfile.download("rtbs", listings.RTB_COLUMNS, pages)
     page = await service.read(request, listings.rtb_log, **filters, before=before, limit=limit)
     cursor = _cursor("rtbs", page.next_before) if page.next_before else None
     return json_response({"items": page.rows, "next": cursor})
@@ -239,19 +229,8 @@ async def list_calls(request: Request) -> Response:
     limit, csv = _limit(q), _wants_csv(request, q)
     q.done()
     if csv:
-
-        async def pages() -> AsyncIterator[list[dict[str, Any]]]:
-            after = before
-            while True:
-                rows, after = await service.read(request, listings.call_log, **filters,
-                                                 before=after, limit=listings.MAX_PAGE)  # fmt: skip
-                yield rows
-                if after is None:
-                    return
-
-        return csvfile.download("calls", listings.CALL_COLUMNS, pages())
-    rows, next_before = await service.read(
-        request, listings.call_log, **filters, before=before, limit=limit
-    )
-    cursor = _cursor("calls", next_before) if next_before is not None else None
-    return json_response({"items": rows, "next": cursor})
+        pages = service.pages(request, listings.call_log, before=before, **filters)
+        return csvfile.download("calls", listings.CALL_COLUMNS, pages)
+    page = await service.read(request, listings.call_log, **filters, before=before, limit=limit)
+    cursor = _cursor("calls", page.next_before) if page.next_before is not None else None
+    return json_response({"items": page.rows, "next": cursor})

@@ -5,13 +5,15 @@ doors that change the configuration: the JSON admin API and the operator console
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from starlette.requests import Request
 
 from rtbridge.admin.changes import read_session, write_session
 from rtbridge.http.state import AppState
+from rtbridge.storage import listings
+from rtbridge.storage.listings import Page
 
 T = TypeVar("T")
 
@@ -29,6 +31,19 @@ async def read(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any
             return fn(session, *args, **kwargs)
 
     return await state.run(work)
+
+
+async def pages(
+    request: Request, listing: Callable[..., Page], *, before: Any, **filters: Any
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every page of a keyset listing (:mod:`rtbridge.storage.listings`) from ``before`` on,
+    ``MAX_PAGE`` rows at a time: what a CSV export streams, without holding it all."""
+    while True:
+        page = await read(request, listing, **filters, before=before, limit=listings.MAX_PAGE)
+        yield page.rows
+        if page.next_before is None:
+            return
+        before = page.next_before
 
 
 async def write(request: Request, fn: Callable[..., T], **kwargs: Any) -> T:

@@ -40,7 +40,9 @@ CALL_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campai
 @dataclass(frozen=True)
 class Page:
     rows: list[dict[str, Any]]
-    next_before: str | None  # pass as ``before`` for the next (older) page; None: last page
+    # pass as ``before`` for the next (older) page; None: last page. A reservation's uuid in
+    # the RTB log, a call record's id in the call log.
+    next_before: Any
 
 
 def _limit(limit: int) -> int:
@@ -167,9 +169,8 @@ def call_log(
     uuid: str | None = None,
     before: int | None = None,
     limit: int = 50,
-) -> tuple[list[dict[str, Any]], int | None]:
-    """Call records newest first, with their reservation's publisher, buyer and status; the
-    second value is the ``before`` of the next page (None: this is the last one)."""
+) -> Page:
+    """Call records newest first, with their reservation's publisher, buyer and status."""
     limit = _limit(limit)
     query = select(CallRecord, Reservation).join(
         Reservation, col(Reservation.uuid) == col(CallRecord.reservation_uuid)
@@ -205,7 +206,7 @@ def call_log(
     query = query.order_by(col(CallRecord.id).desc()).limit(limit + 1)
     found = list(session.exec(query))
     rows = [_call_view(c, r) for c, r in found[:limit]]
-    return rows, (rows[-1]["id"] if len(found) > limit else None)
+    return Page(rows, rows[-1]["id"] if len(found) > limit else None)
 
 
 def live_calls(session: Session, *, limit: int = 1000) -> list[dict[str, Any]]:

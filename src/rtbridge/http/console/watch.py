@@ -5,7 +5,6 @@ capacity and health, the audit trail. Read-only; every list pages by keyset
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -104,11 +103,12 @@ async def call_log(request: Request) -> Response:
     errors = Errors()
     filters = _call_filters(request, errors)
     before = request.query_params.get("before", "")
-    rows, next_before = await service.read(
+    page = await service.read(
         request, listings.call_log, **filters,
         before=int(before) if before.isdigit() else None, limit=PAGE,
     )  # fmt: skip
-    return render(request, "call_log.html", status=422 if errors else 200, rows=rows,
+    next_before = page.next_before
+    return render(request, "call_log.html", status=422 if errors else 200, rows=page.rows,
                   filters=dict(request.query_params), errors=errors.view(),
                   publishers=await service.read(request, publishers.list_publishers),
                   buyers=await service.read(request, offers.list_buyers),
@@ -122,18 +122,8 @@ async def call_log_csv(request: Request) -> Response:
     filters = _call_filters(request, errors)
     if errors:
         return await call_log(request)
-
-    async def pages() -> AsyncIterator[list[dict[str, Any]]]:
-        before: int | None = None
-        while True:
-            batch, before = await service.read(
-                request, listings.call_log, **filters, before=before, limit=listings.MAX_PAGE
-            )
-            yield batch
-            if before is None:
-                return
-
-    return csvfile.download("calls", listings.CALL_COLUMNS, pages())
+    pages = service.pages(request, listings.call_log, before=None, **filters)
+    return csvfile.download("calls", listings.CALL_COLUMNS, pages)
 
 
 async def agent(request: Request) -> Response:
