@@ -3,7 +3,7 @@
 build.py copies this file into ``pjsip-apps/src/swig/python`` of a configured and built
 pjproject tree, after SWIG has written ``pjsua2.py`` and ``pjsua2_wrap.cpp`` there, and runs
 ``pip wheel`` on that directory. It differs from upstream's setup.py in two ways: the
-version carries rtbridge's local label (``2.17+rtbridge.1``), and the wheel holds one more
+version carries rtbridge's local label (``2.17+rtbridge.2``), and the wheel holds one more
 module, ``pjsua2_rtbridge``, describing the build (source checksum, compile-time limits)
 so the agent can report it and check it at start.
 """
