@@ -70,14 +70,6 @@ def test_capacity_and_draining() -> None:
     assert gate.refused == {"draining": 1, "capacity": 1, "backlog": 0, "rate": 0}
 
 
-def test_sources_bounded() -> None:
-    clock = FakeClock()
-    gate = admission(clock, max_sources=100)
-    for n in range(1000):
-        gate.check(f"198.51.{n // 256}.{n % 256}", active=0, draining=False)
-    assert len(gate._buckets) == 100
-
-
 def test_a_router_backlog_is_refused_before_it_grows() -> None:
     """The database slower than the arrivals: INVITEs beyond max_routing waiting for the
     router get 503 at once; room in the backlog admits again."""

@@ -20,13 +20,11 @@ Pure Python; the agent calls :meth:`Admission.check` on its pjsua2 thread for ev
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from rtbridge.sip.auth.throttle import source_key
-from rtbridge.sip.proxy import in_networks, networks
+from rtbridge.sip.rate import SourceRate
 
 RefusalReason = Literal["draining", "capacity", "backlog", "rate"]
 
@@ -38,20 +36,11 @@ class Refusal:
     phrase: str = "Service Unavailable"
 
 
-class _Bucket:
-    __slots__ = ("stamp", "tokens")
-
-    def __init__(self, tokens: float, stamp: float) -> None:
-        self.tokens = tokens
-        self.stamp = stamp
-
-
 class Admission:
     """Admission control of new INVITEs; not thread-safe (one caller: the agent thread).
 
-    Memory is bounded by ``max_sources`` buckets (IPv4 addresses or IPv6 /64s, as the auth
-    throttle keys them), least recently seen forgotten first: a forgotten source starts
-    with a full bucket again, which errs on the side of admitting.
+    The per-source rate is a :class:`~rtbridge.sip.rate.SourceRate` (IPv4 addresses or IPv6
+    /64s, bounded memory).
     """
 
     def __init__(
@@ -67,12 +56,9 @@ class Admission:
     ) -> None:
         self.bridges = bridges
         self.max_routing = max_routing
-        self._rate = rate
-        self._burst = float(burst)
-        self._exempt = networks(exempt)
-        self._max_sources = max_sources
-        self._clock = clock
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._rate = SourceRate(
+            rate=rate, burst=burst, exempt=exempt, max_sources=max_sources, clock=clock
+        )
         self.refused: dict[RefusalReason, int] = {
             "draining": 0,
             "capacity": 0,
@@ -92,7 +78,7 @@ class Admission:
         refusal: Refusal | None = None
         if draining:
             refusal = Refusal("draining")
-        elif not self._take_token(source_ip):
+        elif not self._rate.take(source_ip):
             refusal = Refusal("rate")
         elif active >= self.bridges or free_slots < 1:
             refusal = Refusal("capacity")
@@ -101,25 +87,3 @@ class Admission:
         if refusal is not None:
             self.refused[refusal.reason] += 1
         return refusal
-
-    def _take_token(self, source_ip: str) -> bool:
-        if not self._rate or self._is_exempt(source_ip):
-            return True
-        key = source_key(source_ip)
-        now = self._clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = _Bucket(self._burst, now)
-            if len(self._buckets) > self._max_sources:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
-            bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.stamp) * self._rate)
-            bucket.stamp = now
-        if bucket.tokens < 1.0:
-            return False
-        bucket.tokens -= 1.0
-        return True
-
-    def _is_exempt(self, source_ip: str) -> bool:
-        return bool(self._exempt) and in_networks(source_ip, self._exempt)
