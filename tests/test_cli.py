@@ -79,7 +79,7 @@ def test_version_and_help_speak_to_users() -> None:
     references (SPEC sections are for us, not for operators)."""
     run = [sys.executable, "-m", "rtbridge"]
     version = subprocess.run([*run, "--version"], capture_output=True, text=True, check=True)
-    assert version.stdout.startswith("rtbridge 0.1.0; pjsua2 2.17+rtbridge.1"), version.stdout
+    assert version.stdout.startswith("rtbridge 0.1.0; pjsua2 2.17+rtbridge.2"), version.stdout
     for command in ([], ["apply"], ["serve"], ["sip"]):
         shown = subprocess.run(
             [*run, *command, "--help"], capture_output=True, text=True, check=True

@@ -248,7 +248,7 @@ def test_health_and_metrics_show_the_build_and_the_bridges(service: Service) -> 
     health = httpx2.get(f"{service.base}/health").json()
     sip = health["sip"]
     assert sip["pjsua2"]["rtbridge_build"] is True
-    assert sip["pjsua2"]["wheel"].endswith("+rtbridge.1")
+    assert sip["pjsua2"]["wheel"].endswith("+rtbridge.2")
     assert sip["call_slots"] == 16 and sip["bridge_capacity"] == 7  # max_calls = 16 above
     assert sip["bridges"] == 0 and sip["draining"] is False
     service.dial(service.ping(), duration_ms=300).wait()

@@ -195,6 +195,21 @@ def sip_families(status: AgentStatus) -> Iterator[Metric]:
     yield _labelled(CounterMetricFamily, "rtbridge_sip_auth_failures",
                     "INVITEs refused by authentication (challenges included), by reason.",
                     "reason", failures)  # fmt: skip
+    screened = CounterMetricFamily(
+        "rtbridge_sip_requests_screened",
+        "SIP requests refused before pjsip's dialogs saw them, by why (method, no-dialog, "
+        "info-body, replaces, rate) and method.", labels=["why", "method"],
+    )  # fmt: skip
+    for (why, method), n in sorted(status.screened.items()):
+        screened.add_metric([why, method], n)
+    yield screened
+    yield _labelled(CounterMetricFamily, "rtbridge_sip_media_moves_refused",
+                    "re-INVITE/UPDATE media moves refused (488) or ended, by party.", "party",
+                    dict.fromkeys(("publisher", "buyer"), 0) | status.media_refused)  # fmt: skip
+    yield CounterMetricFamily(
+        "rtbridge_sip_stray_calls", "pjsua calls no bridge owned, hung up (expected 0).",
+        value=status.stray_calls,
+    )  # fmt: skip
     if status.setup is not None:
         cumulative = status.setup.cumulative()
         yield HistogramMetricFamily(

@@ -91,6 +91,12 @@ class BridgeTo:
     ring_timeout: float  # seconds from dialling to the buyer's answer; then 408 to the publisher
     auth: OutboundAuth | None = None
     srtp: SrtpMode = "off"  # SDES-SRTP on the buyer leg (TLS comes from the target URI)
+    # Where each party's media may move in a re-INVITE/UPDATE besides its signalling
+    # address and its set-up media (sip/media_home.py): CIDRs of the publisher (allowlist,
+    # media_networks; a trunk's CIDRs on the PSTN path) and of the buyer (media_networks,
+    # its trunk's CIDRs).
+    publisher_media: tuple[str, ...] = ()
+    buyer_media: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

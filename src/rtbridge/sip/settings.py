@@ -98,8 +98,14 @@ class AgentConfig(BaseModel):
     """new INVITEs per second admitted from one source; 0 = no limit"""
     invite_burst: int = 1000
     """INVITEs one source may send at once above invite_rate"""
+    request_rate: float = 2000.0
+    """SIP requests of any method per second from one source (INVITEs, ACKs, BYEs... all
+    count); above it out-of-dialog requests are dropped unanswered and in-dialog ones answered
+    503, except ACK/BYE/CANCEL/PRACK; 0 = no limit"""
+    request_burst: int = 4000
+    """requests one source may send at once above request_rate"""
     rate_limit_exempt: tuple[str, ...] = Field(default=(), strict=False)
-    """CIDRs the INVITE rate limit does not apply to"""
+    """CIDRs the INVITE and request rate limits do not apply to"""
     trusted_proxies: tuple[str, ...] = Field(default=(), strict=False)
     """CIDRs of SIP proxies (Kamailio) whose source_header names the real sender"""
     source_header: str = "X-RTB-Source"
@@ -164,6 +170,8 @@ class AgentConfig(BaseModel):
             raise ValueError("retry_after, router_workers and poll_ms must be >= 1")
         if self.invite_rate < 0 or (self.invite_rate and self.invite_burst < 1):
             raise ValueError("invite_rate: >= 0 (0 = off); invite_burst: >= 1")
+        if self.request_rate < 0 or (self.request_rate and self.request_burst < 1):
+            raise ValueError("request_rate: >= 0 (0 = off); request_burst: >= 1")
         if self.clock_rate not in (8000, 16000, 32000, 44100, 48000):
             raise ValueError("clock_rate: one of 8000, 16000, 32000, 44100, 48000")
         if not 0 < self.ring_timeout <= 600:

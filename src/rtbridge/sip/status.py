@@ -53,6 +53,10 @@ class AgentStatus:
     answers: dict[int, int] = field(default_factory=dict)  # final codes sent to publishers
     setup: SetupTimes | None = None  # INVITE received -> 200 sent, answered calls
     auth_failures: dict[str, int] = field(default_factory=dict)  # refused by auth, by reason
+    # requests the screen refused (sip/screen.py), by (why, method label)
+    screened: dict[tuple[str, str], int] = field(default_factory=dict)
+    stray_calls: int = 0  # pjsua calls no bridge owned, hung up
+    media_refused: dict[str, int] = field(default_factory=dict)  # media moves refused, by party
 
     @property
     def bridges_alive(self) -> int:
@@ -71,5 +75,16 @@ class AgentStatus:
             "invites": self.invites,
             "answers": {str(code): n for code, n in sorted(self.answers.items())},
             "auth_failures": dict(sorted(self.auth_failures.items())),
+            "screened": _by_first(self.screened),
+            "media_refused": dict(sorted(self.media_refused.items())),
+            "stray_calls": self.stray_calls,
             "dtmf_relayed": self.dtmf_relayed,
         }
+
+
+def _by_first(counts: dict[tuple[str, str], int]) -> dict[str, int]:
+    """Counts keyed by (why, method) summed by why, for /health."""
+    out: dict[str, int] = {}
+    for (why, _), n in counts.items():
+        out[why] = out.get(why, 0) + n
+    return dict(sorted(out.items()))

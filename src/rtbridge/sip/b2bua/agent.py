@@ -46,6 +46,7 @@ from rtbridge.sip.b2bua.bridge import Bridge, Leg, LegOwner, error_text, respond
 from rtbridge.sip.b2bua.endpoint import Endpoint, account_config, start_endpoint
 from rtbridge.sip.b2bua.library import Library, linked_library
 from rtbridge.sip.capacity import Capacity, ensure_open_files, plan
+from rtbridge.sip.flood_log import FloodLog
 from rtbridge.sip.messages import (
     ParsedRequest,
     offers_srtp,
@@ -55,7 +56,8 @@ from rtbridge.sip.messages import (
     uri_user,
     via_transport,
 )
-from rtbridge.sip.proxy import Networks, Source, networks, source_of
+from rtbridge.sip.proxy import Networks, Source, in_networks, networks, source_of
+from rtbridge.sip.rate import SourceRate
 from rtbridge.sip.router import (
     BridgeTo,
     CallEvent,
@@ -66,6 +68,8 @@ from rtbridge.sip.router import (
     Router,
     SrtpMode,
 )
+from rtbridge.sip.screen import RequestScreen, method_label
+from rtbridge.sip.sdp import body_of
 from rtbridge.sip.settings import AgentConfig
 from rtbridge.sip.status import AgentStatus, SetupTimes
 
@@ -183,7 +187,16 @@ class Agent:
         self._answers: collections.Counter[int] = collections.Counter()  # final codes sent
         self._auth_failures: collections.Counter[str] = collections.Counter()  # by reason
         self._setup = SetupTimes()
-        self._refusal_log = _RefusalLog()
+        self._refusal_log = FloodLog(log, "INVITEs refused with 503 before routing")
+        self._screen = RequestScreen(
+            SourceRate(rate=config.request_rate, burst=config.request_burst,
+                       exempt=config.rate_limit_exempt),
+            retry_after=config.retry_after,
+        )  # fmt: skip
+        self._screened: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._screen_log = FloodLog(log, "SIP requests refused by the screen")
+        self.stray_calls = 0  # pjsua calls no leg owned, hung up (_end_strays)
+        self._media_refused: collections.Counter[str] = collections.Counter()  # by party
         self.dtmf_relayed = 0
         self._next_heartbeat = 0.0
         self._next_media_check = 0.0
@@ -225,6 +238,9 @@ class Agent:
             answers=dict(self._answers),
             auth_failures=dict(self._auth_failures),
             setup=self._setup,
+            screened=dict(self._screened),
+            stray_calls=self.stray_calls,
+            media_refused=dict(self._media_refused),
         )
 
     def start(self, timeout: float = 10.0) -> None:
@@ -334,6 +350,24 @@ class Agent:
                 return
         self.dtmf_relayed += 1
 
+    def dial(self, bridge: Bridge, leg: Leg, prm: Any) -> None:
+        """The one place a call leaves the agent (SPEC §4.6): the buyer leg of a live bridge
+        the router sent to ``bridge.plan`` — its destination, nothing else, once. pjsua's
+        dial gate (endpoint._close_doors) lets only this permitted URI through, so no REFER,
+        redirect or other pjsua path can place a call. Raises ValueError otherwise."""
+        plan = bridge.plan
+        if plan is None or bridge not in self._bridges or bridge.phase != "dialing":
+            raise ValueError("a call leaves only for the buyer of a live bridge")
+        if bridge.outbound is not leg or leg.dialled:
+            raise ValueError("a bridge dials its buyer once")
+        assert self._endpoint is not None
+        leg.dialled = True
+        self._endpoint.ep.utilPermitDial(plan.target_uri)
+        leg.makeCall(plan.target_uri, prm)
+
+    def media_refused(self, party: str) -> None:
+        self._media_refused[party] += 1
+
     def new_leg(self, owner: LegOwner | None, account: Any, call_id: int) -> Leg:
         leg = Leg(owner, account, call_id, self._leg_disconnected)
         self._legs.add(leg)
@@ -383,6 +417,7 @@ class Agent:
                 if transport.ipv6:
                     self.account_for(None, _bound_uri(transport), srtp=self._inbound_srtp)
             self._endpoint.ep.select_account = self._select_account
+            self._endpoint.ep.screen_request = self._screen_request
             self._update_options_status()  # before the first probe can arrive
         except BaseException as exc:
             self._startup_error = exc
@@ -426,6 +461,9 @@ class Agent:
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.config.heartbeat_interval
             self._heartbeat()
+            self._end_strays()
+            self._refusal_log.tick(now)
+            self._screen_log.tick(now)
         if self.config.rtp_timeout and now >= self._next_media_check:
             self._check_media(now)
         self._update_options_status()
@@ -501,6 +539,44 @@ class Agent:
         if account is not None:
             prm.accountIndex = account.getId()
 
+    def _screen_request(self, prm: Any) -> None:
+        """Every new request, before pjsip's dialogs and pjsua's handlers (sip/screen.py).
+        The sender is the packet's source, or the one a trusted proxy names: its message is
+        read only then, the common case costs a string split."""
+        rdata = prm.rdata
+        src = rdata.srcAddress
+        ip, _ = split_host_port(src)
+        if self._proxies and in_networks(ip, self._proxies):
+            msg = parse_request(rdata.wholeMsg)
+            ip = source_of(msg, src, self._proxies, self.config.source_header).ip
+        method = prm.method
+        verdict = self._screen.screen(
+            method, source_ip=ip, in_dialog=prm.inDialog, dialog_found=prm.dialogFound,
+            replaces=prm.hasReplaces, content_type=prm.contentType,
+        )  # fmt: skip
+        if not verdict.code:
+            return
+        prm.code = verdict.code
+        prm.reason = verdict.reason
+        prm.retryAfter = verdict.retry_after
+        prm.addCaps = verdict.caps
+        if verdict.why:
+            self._screened[(verdict.why, method_label(method))] += 1
+            self._screen_log.note(f"{verdict.why} {method_label(method)}", ip)
+
+    def _end_strays(self) -> None:
+        """Hang up every pjsua call no leg of this agent owns (SPEC §4.6: no call that is
+        not a leg of a bridge). The dial gate and the screen leave pjsua no way to make
+        one; this is the net under them, run with each heartbeat."""
+        assert self._endpoint is not None
+        owned = {leg.getId() for leg in self._legs if not leg.disconnected}
+        for call_id in self._endpoint.ep.utilCallIds():
+            if call_id not in owned:
+                self.stray_calls += 1
+                log.error("hanging up a call no bridge owns", extra={"pjsua_call_id": call_id})
+                with contextlib.suppress(pj.Error):
+                    self._endpoint.ep.utilHangupCall(call_id, 503)
+
     def _drain(self) -> None:
         """Hang up everything and keep polling until the calls are gone or time runs out."""
         for bridge in list(self._bridges):
@@ -555,6 +631,7 @@ class Agent:
         if endpoint is not None and endpoint.ep is not None:
             if endpoint.ep is not None:
                 endpoint.ep.select_account = None
+                endpoint.ep.screen_request = None
             endpoint.destroy()
         if self._route_pool is not None:
             self._route_pool.shutdown(wait=False, cancel_futures=True)
@@ -583,7 +660,8 @@ class Agent:
         leg = self.new_leg(None, account, prm.callId)
         self._invites += 1
         try:
-            msg = parse_request(prm.rdata.wholeMsg)
+            whole = prm.rdata.wholeMsg
+            msg = parse_request(whole)
             source = source_of(msg, prm.rdata.srcAddress, self._proxies, self.config.source_header)
         except Exception:
             log.exception("unreadable INVITE")
@@ -605,8 +683,8 @@ class Agent:
             self._refusal_log.note(refusal.reason, source.ip)
             respond(leg, refusal.code, refusal.phrase, self._retry_after)
             return
-        invite = read_invite(prm.callId, msg, prm.rdata.wholeMsg, source)
-        bridge = Bridge(self, leg, invite)
+        invite = read_invite(prm.callId, msg, whole, source)
+        bridge = Bridge(self, leg, invite, body_of(whole))
         self._bridges.add(bridge)
         assert self._route_pool is not None
         self._routing += 1
@@ -660,34 +738,6 @@ class Agent:
             self._router.on_event(event)
         except Exception:
             log.exception("router.on_event failed for %s", event.reservation_uuid)
-
-
-class _RefusalLog:
-    """INVITEs refused before routing, logged as one line per reason and 10 s with the
-    busiest sources — not a line each: a flood must not become a flood of log lines."""
-
-    def __init__(self, every: float = 10.0) -> None:
-        self._every = every
-        self._since = time.monotonic()
-        self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
-
-    def note(self, reason: str, source: str) -> None:
-        self._counts[(reason, source)] += 1
-        now = time.monotonic()
-        if now - self._since >= self._every:
-            self.flush(now)
-
-    def flush(self, now: float) -> None:
-        by_reason: dict[str, collections.Counter[str]] = {}
-        for (reason, source), n in self._counts.items():
-            by_reason.setdefault(reason, collections.Counter())[source] += n
-        for reason, sources in sorted(by_reason.items()):
-            log.warning("INVITEs refused with 503 before routing", extra={
-                "reason": reason, "count": sum(sources.values()),
-                "seconds": round(now - self._since, 1),
-                "top_sources": dict(sources.most_common(5))})  # fmt: skip
-        self._counts.clear()
-        self._since = now
 
 
 def _ipv6_transport_kind(uri: str) -> str | None:

@@ -27,6 +27,7 @@ it after DISCONNECTED; this controller breaks its own leg references when it fin
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -34,7 +35,8 @@ from typing import Any, Literal, Protocol
 import pjsua2 as pj
 
 from rtbridge.sip import dialogs
-from rtbridge.sip.messages import safe_header
+from rtbridge.sip.media_home import MediaHome
+from rtbridge.sip.messages import safe_header, split_host_port
 from rtbridge.sip.router import (
     BridgeTo,
     CallEvent,
@@ -45,6 +47,7 @@ from rtbridge.sip.router import (
     Reject,
     SrtpMode,
 )
+from rtbridge.sip.sdp import media_hosts
 
 log = logging.getLogger("rtbridge.sip.b2bua.bridge")
 
@@ -52,6 +55,7 @@ Role = Literal["inbound", "outbound"]
 # pjmedia/stream.h and pjsua.h constants SWIG does not export.
 _DTMF_IS_END = 1 << 1  # PJMEDIA_STREAM_DTMF_IS_END
 _UNKNOWN_DURATION = 0xFFFFFFFF  # PJSUA_UNKNOWN_DTMF_DURATION, (unsigned)-1
+_RESPONSE_CODE = re.compile(r"Response msg (\d{3})/")
 
 
 class Timer(Protocol):
@@ -68,7 +72,9 @@ class BridgeHost(Protocol):
     ) -> Any: ...
     def relay_dtmf(self, to: Leg, digit: str, duration_ms: int) -> None: ...
     def new_leg(self, owner: LegOwner | None, account: Any, call_id: int) -> Leg: ...
+    def dial(self, bridge: Bridge, leg: Leg, prm: Any) -> None: ...
     def emit(self, event: CallEvent) -> None: ...
+    def media_refused(self, party: str) -> None: ...
     def call_later(self, delay: float, fn: Callable[[], None]) -> Timer: ...
     def finished(self, bridge: Bridge) -> None: ...
 
@@ -77,6 +83,7 @@ class LegOwner(Protocol):
     def on_leg_state(self, leg: Leg, info: Any) -> None: ...
     def on_leg_media(self, leg: Leg) -> None: ...
     def on_leg_dtmf(self, leg: Leg, digit: str, duration_ms: int) -> None: ...
+    def on_leg_offer(self, leg: Leg, sdp: str) -> bool: ...
 
 
 class Leg(pj.Call):  # type: ignore[misc]
@@ -92,7 +99,10 @@ class Leg(pj.Call):  # type: ignore[misc]
         super().__init__(account, call_id)
         self.owner = owner
         self.disconnected = False
+        self.dialled = False  # makeCall was called (Agent.dial: once per buyer leg)
         self.dialog_msg = ""  # our 200 (UAS) or our ACK (UAC): its dialog, for dialogs.py
+        self.peer_ip = ""  # where the far end's first message came from (UAC: the buyer)
+        self.redirect_code = 0  # a 3xx the buyer answered (not followed)
         self._on_disconnected = on_disconnected
 
     def onCallState(self, prm: Any) -> None:
@@ -102,13 +112,47 @@ class Leg(pj.Call):  # type: ignore[misc]
                 self.disconnected = True
             elif info.state in _DIALOG_STATES and not self.dialog_msg:
                 self.dialog_msg = _sent_message(prm.e)
+            if not self.peer_ip:
+                self.peer_ip = _received_from(prm.e)
             if self.owner is not None:
                 self.owner.on_leg_state(self, info)
+            elif info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+                # A call no bridge carries is never left up (SPEC §4.6).
+                log.error("hanging up a connected call no bridge owns")
+                hang_up(self)
             if self.disconnected:
                 self.owner = None
                 self._on_disconnected(self)
         except Exception:
             log.exception("onCallState failed")
+
+    # The screen (sip/screen.py) refuses REFER and INVITE-with-Replaces before pjsua sees
+    # them, and the dial gate refuses any call the agent did not place; these say no again,
+    # in case a request ever reaches pjsua's handlers some other way.
+    def onCallTransferRequest(self, prm: Any) -> None:
+        prm.statusCode = 603
+
+    def onCallReplaceRequest(self, prm: Any) -> None:
+        prm.statusCode = 603
+
+    def onCallRedirected(self, prm: Any) -> int:
+        """A 3xx from the buyer names a destination the catalog did not: never followed
+        (the dial gate would refuse it too). Its code is kept for the call record."""
+        try:
+            self.redirect_code = _status_of(prm.e) or 300
+        except Exception:
+            self.redirect_code = 300
+        return int(pj.PJSIP_REDIRECT_STOP)
+
+    def onCallRxOffer(self, prm: Any) -> None:
+        """A re-INVITE or UPDATE offer: 488 (the call stays as it was) unless its media
+        stays where the party is (SPEC §4.6)."""
+        try:
+            if self.owner is None or not self.owner.on_leg_offer(self, prm.offer.wholeSdp):
+                prm.statusCode = 488
+        except Exception:
+            log.exception("onCallRxOffer failed")
+            prm.statusCode = 488
 
     def onCallMediaState(self, prm: Any) -> None:
         try:
@@ -195,6 +239,31 @@ def _sent_message(event: Any) -> str:
     return ""
 
 
+def _received(event: Any) -> Any | None:
+    """The message received behind a pjsua2 event (SipRxData), None when it is not one."""
+    if event.type == pj.PJSIP_EVENT_RX_MSG:
+        return event.body.rxMsg.rdata
+    tsx = event.body.tsxState
+    if event.type == pj.PJSIP_EVENT_TSX_STATE and tsx.type == pj.PJSIP_EVENT_RX_MSG:
+        return tsx.src.rdata
+    return None
+
+
+def _received_from(event: Any) -> str:
+    """Where the message behind a call-state event came from (on the leg we dialled: the
+    buyer), "" when the event is not a received message."""
+    rdata = _received(event)
+    return split_host_port(str(rdata.srcAddress))[0] if rdata is not None else ""
+
+
+def _status_of(event: Any) -> int:
+    """The status code of the response behind an event (pjsip's "Response msg 302/INVITE…"
+    description of it), 0 when there is none."""
+    rdata = _received(event)
+    found = _RESPONSE_CODE.search(str(rdata.info)) if rdata is not None else None
+    return int(found.group(1)) if found else 0
+
+
 def relay_code(buyer_code: int) -> tuple[int, str]:
     """The final response the publisher gets when the buyer leg fails (SPEC §4.5).
 
@@ -238,7 +307,10 @@ def _active_audio(leg: Leg) -> Any | None:
 class Bridge:
     """Controller of one inbound INVITE and, once routed, its buyer leg."""
 
-    def __init__(self, host: BridgeHost, inbound: Leg, invite: IncomingInvite) -> None:
+    def __init__(
+        self, host: BridgeHost, inbound: Leg, invite: IncomingInvite, offer: str = ""
+    ) -> None:
+        """``offer``: the SDP of the publisher's INVITE (where its media is at set-up)."""
         self.host = host
         self.invite = invite
         self.inbound: Leg | None = inbound
@@ -259,6 +331,13 @@ class Bridge:
         self._finished = False
         # RTP inactivity per leg: (packets received, monotonic time that count was first seen)
         self._rx: dict[Role, tuple[int, float]] = {}
+        # Where each party's media may go (SPEC §4.6): the publisher's from its INVITE on;
+        # the buyer's once it answers (its signalling address, its answer's media).
+        self._homes: dict[Role, MediaHome] = {
+            "inbound": MediaHome((invite.source_ip, *media_hosts(offer))),
+            "outbound": MediaHome(),
+        }
+        self._media_seen: set[Role] = set()
         inbound.owner = self
 
     # -- router answer -------------------------------------------------------------------
@@ -275,6 +354,9 @@ class Bridge:
             self._maybe_finish()
             return
         self.plan = result
+        self._homes["inbound"].add_networks(result.publisher_media)
+        self._homes["outbound"].add_networks(result.buyer_media)
+        self._homes["outbound"].add(_uri_host(result.target_uri))
         if self._inbound_done:  # the publisher gave up (CANCEL) while we were routing
             self.hangup_by = self.hangup_by or "publisher"
             self.publisher_code = self.publisher_code or 487
@@ -304,7 +386,7 @@ class Bridge:
             account = self.host.account_for(plan.auth, plan.target_uri, plan.srtp)
             leg = self.host.new_leg(self, account, pj.PJSUA_INVALID_ID)
             self.outbound = leg
-            leg.makeCall(plan.target_uri, prm)
+            self.host.dial(self, leg, prm)
         except (pj.Error, ValueError) as exc:
             log.error("cannot dial %s: %s", plan.target_uri, error_text(exc))
             if leg is not None:
@@ -329,7 +411,46 @@ class Bridge:
             self._on_outbound_state(info)
 
     def on_leg_media(self, leg: Leg) -> None:
+        if self._media_moved(leg):
+            return
         self._connect_audio()
+
+    def on_leg_offer(self, leg: Leg, sdp: str) -> bool:
+        """A re-INVITE/UPDATE offer of ``leg``'s party: may its media go where it says?"""
+        role: Role = "inbound" if leg is self.inbound else "outbound"
+        refused = self._homes[role].refused(media_hosts(sdp))
+        if refused:
+            self._refuse_media(role, refused)
+        return not refused
+
+    def _media_moved(self, leg: Leg) -> bool:
+        """The first time a leg's media is up, where it is joins the party's home; after
+        that, media that moved out of it ends the call. Offers are checked before they are
+        accepted (on_leg_offer); this catches an *answer* that moves media — a re-INVITE
+        without SDP gets our offer, and the peer's answer in its ACK cannot be refused."""
+        role: Role = "inbound" if leg is self.inbound else "outbound"
+        hosts = _remote_media_hosts(leg)
+        if not hosts:
+            return False
+        home = self._homes[role]
+        if role not in self._media_seen:
+            self._media_seen.add(role)
+            home.add(*hosts, leg.peer_ip)
+            return False
+        refused = home.refused(hosts)
+        if not refused:
+            return False
+        self._refuse_media(role, refused)
+        self.hangup_by = self.hangup_by or "agent"
+        hang_up(self.inbound)
+        hang_up(self.outbound)
+        return True
+
+    def _refuse_media(self, role: Role, hosts: list[str]) -> None:
+        party = "publisher" if role == "inbound" else "buyer"
+        self.host.media_refused(party)
+        log.warning("media move refused: not where the %s is", party,
+                    extra={"call_id": self.invite.call_id, "to": hosts[:4]})  # fmt: skip
 
     def on_leg_dtmf(self, leg: Leg, digit: str, duration_ms: int) -> None:
         """Relay a digit to the other leg once both are connected (SPEC §4.4)."""
@@ -377,6 +498,10 @@ class Bridge:
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._outbound_done = True
             self._cancel_timer()
+            redirected = self.outbound.redirect_code if self.outbound is not None else 0
+            if self.buyer_code is None and redirected:
+                self.buyer_code = redirected
+                self.buyer_reason = "redirect not followed"
             if self.buyer_code is None:
                 self.buyer_code = info.lastStatusCode
                 self.buyer_reason = info.lastReason
@@ -548,6 +673,28 @@ class Bridge:
                 dialogs=legs,
             )
         )
+
+
+def _remote_media_hosts(leg: Leg) -> list[str]:
+    """Where the leg's active audio is sent (RTP and RTCP hosts), [] without one."""
+    try:
+        index = _audio_index(leg, _CARRIES_AUDIO)
+        if index is None:
+            return []
+        info = leg.getStreamInfo(index)  # referenced while its parts are read (SWIG)
+        return [
+            split_host_port(str(a))[0] for a in (info.remoteRtpAddress, info.remoteRtcpAddress) if a
+        ]
+    except pj.Error:
+        return []
+
+
+def _uri_host(uri: str) -> str:
+    """The host of a SIP URI (``sip:user@198.51.100.7:5060;transport=tcp`` → the address),
+    "" when there is none."""
+    rest = uri.partition(":")[2].rpartition("@")[2]
+    hostport = rest.split(";", 1)[0].split("?", 1)[0]
+    return split_host_port(hostport)[0] if hostport else ""
 
 
 def _rx_packets(leg: Leg) -> int | None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from rtbridge.sip import screen
 from rtbridge.sip.messages import split_host_port
 from rtbridge.sip.router import OutboundAuth, SrtpMode
 from rtbridge.sip.settings import AgentConfig
@@ -48,11 +49,13 @@ class _LogWriter(pj.LogWriter):  # type: ignore[misc]
 
 
 class _PjEndpoint(pj.Endpoint):  # type: ignore[misc]
-    """pjsua2's Endpoint with the account-selection hook forwarded to the agent."""
+    """pjsua2's Endpoint with the account-selection and request-screen hooks forwarded to
+    the agent."""
 
     def __init__(self) -> None:
         super().__init__()
         self.select_account: Callable[[Any], None] | None = None
+        self.screen_request: Callable[[Any], None] | None = None
 
     def onSelectAccount(self, prm: Any) -> None:
         try:
@@ -60,6 +63,18 @@ class _PjEndpoint(pj.Endpoint):  # type: ignore[misc]
                 self.select_account(prm)
         except Exception:
             logging.getLogger("rtbridge.sip.b2bua.endpoint").exception("onSelectAccount failed")
+
+    def onRequestScreen(self, prm: Any) -> None:
+        """Every new request (pjproject/patches/0006). Before the agent hooks in (start-up)
+        nothing but OPTIONS can usefully arrive; a request the screen fails on is dropped
+        unless it completes or ends a call: closed is the safe side of a bug here."""
+        try:
+            if self.screen_request is not None:
+                self.screen_request(prm)
+        except Exception:
+            logging.getLogger("rtbridge.sip.b2bua.endpoint").exception("onRequestScreen failed")
+            if prm.method not in ("ACK", "BYE", "CANCEL", "PRACK"):
+                prm.code = -1
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,7 @@ def start_endpoint(config: AgentConfig, call_slots: int) -> Endpoint:
     ep.audDevManager().setNullDev()
     handle = Endpoint(ep=ep, log_writer=writer)
     try:
+        _close_doors(ep)
         _select_codecs(ep, config.codecs)
         _create_transports(handle, config)
         ep.libStart()
@@ -146,6 +162,26 @@ def start_endpoint(config: AgentConfig, call_slots: int) -> Endpoint:
         del ep
         raise
     return handle
+
+
+def _close_doors(ep: Any) -> None:
+    """What the agent serves and dials, and nothing else (SPEC §4.6; sip/screen.py).
+
+    The dial gate: pjsua places a call only to the URI the agent permitted for the buyer
+    leg it is dialling (Agent.dial), so a REFER, a redirect or any pjsua path the agent did
+    not take cannot make it dial. The capability headers: Allow, Accept and Supported say
+    what the screen lets through, not what pjsua's presence, pager and REFER modules could
+    do. A pjsua2 without rtbridge's patch 0006 has neither: the agent must not face the
+    internet on it, so it does not start."""
+    if not hasattr(ep, "utilDialGate"):
+        raise RuntimeError(
+            "the linked pjsua2 lacks rtbridge's request screen and dial gate "
+            "(pjproject/patches/0006): run scripts/install to build it"
+        )
+    ep.utilDialGate(True)
+    ep.utilSetCapability(pj.PJSIP_H_ALLOW, pj.StringVector(screen.ALLOW))
+    ep.utilSetCapability(pj.PJSIP_H_ACCEPT, pj.StringVector(screen.ACCEPT))
+    ep.utilSetCapability(pj.PJSIP_H_SUPPORTED, pj.StringVector(screen.SUPPORTED))
 
 
 def _release_frames(exc: BaseException | None) -> None:

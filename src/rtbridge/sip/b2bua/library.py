@@ -24,7 +24,7 @@ class Library:
     """What the linked pjsua2 can do; ``rtbridge_build`` is False for any other build."""
 
     pjproject: str  # e.g. "2.17"
-    wheel: str  # e.g. "2.17+rtbridge.1"; "unknown" for a pjsua2 rtbridge did not build
+    wheel: str  # e.g. "2.17+rtbridge.2"; "unknown" for a pjsua2 rtbridge did not build
     rtbridge_build: bool
     call_slots: int  # PJSUA_MAX_CALLS
     ioqueue_handles: int  # PJ_IOQUEUE_MAX_HANDLES (sockets, SIP and RTP together)
