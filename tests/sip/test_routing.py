@@ -148,15 +148,18 @@ def test_unknown_source_without_credentials_is_challenged(world: World) -> None:
     assert _status(world, uuid)["status"] == "reserved"  # nothing claimed
 
 
-def _answer(world: World, uuid: str, password: str, algorithm: str = "MD5") -> BridgeTo | Reject:
-    challenge = world.invite(uuid, ip="192.0.2.99")
+def _answer(
+    world: World, uuid: str, password: str, algorithm: str = "MD5", *, username: str = "pub1",
+    ip: str = "192.0.2.99",
+) -> BridgeTo | Reject:  # fmt: skip
+    challenge = world.invite(uuid, ip=ip)
     assert isinstance(challenge, Reject)
     nonce = next(
         parse_params(v)[1]["nonce"] for k, v in challenge.headers if k == "WWW-Authenticate"
     )
-    auth = build_authorization(username="pub1", password=password, realm=DOMAIN, nonce=nonce,
+    auth = build_authorization(username=username, password=password, realm=DOMAIN, nonce=nonce,
                                method="INVITE", uri=f"sip:{uuid}@{DOMAIN}", algorithm=algorithm)  # fmt: skip
-    return world.invite(uuid, ip="192.0.2.99", authorization=auth)
+    return world.invite(uuid, ip=ip, authorization=auth)
 
 
 @pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
@@ -170,6 +173,18 @@ def test_wrong_password_is_403(world: World) -> None:
     decision = _answer(world, uuid, "not-the-password")
     assert isinstance(decision, Reject) and decision.code == 403
     assert _status(world, uuid)["status"] == "reserved"
+
+
+def test_unknown_user_gets_the_answer_of_a_wrong_password(world: World) -> None:
+    """Issue 17 row 8 (SPEC §4.5): one answer for both, no username oracle; the cause the
+    agent counts and logs still tells operators which."""
+    uuid = world.ping()
+    wrong = _answer(world, uuid, "not-the-password")
+    unknown = _answer(world, uuid, "not-the-password", username="nobody", ip="192.0.2.98")
+    assert isinstance(wrong, Reject) and isinstance(unknown, Reject)
+    assert (unknown.code, unknown.reason, unknown.headers) == (wrong.code, wrong.reason, ())
+    assert (wrong.code, wrong.reason) == (403, "Forbidden")
+    assert (wrong.auth_failure, unknown.auth_failure) == ("wrong-password", "unknown-user")
 
 
 @pytest.mark.parametrize("user", ["not-a-uuid", "12345", "0c4d6f2a-1b3e-4a9d-8c7f-9e2b1a6d4f30"])
