@@ -94,9 +94,9 @@ def test_credential_answers_agree_with_the_agent(setup: TestClient) -> None:
         "wrong password"
         in setup.post("/admin/check", data={"username": "two", "password": "x"}).json()["reason"]
     )
-    assert (
-        "unknown SIP username"
-        in setup.get("/admin/check?username=nobody&password=x").json()["reason"]
+    # The agent answers an unknown user as a wrong password (no oracle); the admin is told.
+    assert setup.get("/admin/check?username=nobody&password=x").json()["reason"] == (
+        "unknown SIP username 'nobody': the agent answers 403 Forbidden, as for a wrong password"
     )
     assert (
         setup.get("/admin/check?username=two&password=Second-Pass-222").json()["publisher"]

@@ -84,6 +84,9 @@ def test_credentials_and_check(db: str) -> None:
     )
     wrong = run("check", "--username", "nine", "--password-stdin", db=db, stdin="Nine-Lives-998\n")
     assert wrong.returncode == 3 and wrong.stdout.startswith("refused: wrong password")
+    unknown = run("check", "--username", "nein", "--password-stdin", db=db, stdin="x\n")
+    assert unknown.returncode == 3 and unknown.stdout.startswith("refused: unknown SIP username")
+    assert "the agent answers 403 Forbidden, as for a wrong password" in unknown.stdout
     assert run("check", "--ip", "127.0.0.1", db=db).stdout.startswith(
         "accepted as publisher pub-1 by ip 127.0.0.1/32"
     )

@@ -119,7 +119,10 @@ def test_check_page_answers_as_the_agent_would(console: Console) -> None:
     cred = console.post("/console/check", username="pub1", password="s3cret-Pass-123")
     assert "Accepted as <b>pub-1</b>" in cred.text and "s3cret-Pass-123" not in cred.text
     wrong = console.post("/console/check", username="pub1", password="nope")
-    assert "wrong password" in wrong.text
+    assert "wrong password" in wrong.text and "403 Forbidden" in wrong.text
+    unknown = console.post("/console/check", username="nobody", password="nope")
+    assert "unknown SIP username" in unknown.text  # the admin is told; a publisher is not:
+    assert "403 Forbidden, as for a wrong password" in unknown.text
     bad = console.post("/console/check", ip="not-an-ip")
     assert bad.status_code == 422 and "not an IP address" in _field_errors(bad.text)["ip"]
     both = console.post("/console/check", ip="203.0.113.77", username="pub1")

@@ -17,7 +17,8 @@ from starlette.testclient import TestClient
 from rtbridge.config.apply import apply_file
 from rtbridge.domain.ping import PingRequest
 from rtbridge.sip.auth.digest import build_authorization, parse_params
-from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite, Reject
+from rtbridge.sip.refusal_log import RefusalLog
+from rtbridge.sip.router import BridgeTo, CallEvent, Carried, IncomingInvite, Reject
 from rtbridge.sip.routing import ReservationRouter
 from rtbridge.storage.catalog import CatalogCache, bump_version
 from rtbridge.storage.engine import open_database
@@ -86,9 +87,12 @@ class World:
         self.clock = clock
         catalog = CatalogCache(engine, recheck=0)
         self.reservations = Reservations(engine, catalog, clock=clock)
+        # The refusal log's intervals follow the test's clock.
+        refusals = RefusalLog(logging.getLogger("rtbridge.sip"), clock=lambda: clock().timestamp())
         self.router = ReservationRouter(
-            engine, catalog, secret=b"k" * 32, agent_id="test-agent", ring_timeout=12, clock=clock
-        )
+            engine, catalog, secret=b"k" * 32, agent_id="test-agent", ring_timeout=12, clock=clock,
+            refusal_log=refusals,
+        )  # fmt: skip
 
     def ping(self, key: str = KEY1, caller: str | None = "+12025550102", **tags: str) -> str:
         return self.reservations.ping(
@@ -148,15 +152,18 @@ def test_unknown_source_without_credentials_is_challenged(world: World) -> None:
     assert _status(world, uuid)["status"] == "reserved"  # nothing claimed
 
 
-def _answer(world: World, uuid: str, password: str, algorithm: str = "MD5") -> BridgeTo | Reject:
-    challenge = world.invite(uuid, ip="192.0.2.99")
+def _answer(
+    world: World, uuid: str, password: str, algorithm: str = "MD5", *, username: str = "pub1",
+    ip: str = "192.0.2.99",
+) -> BridgeTo | Reject:  # fmt: skip
+    challenge = world.invite(uuid, ip=ip)
     assert isinstance(challenge, Reject)
     nonce = next(
         parse_params(v)[1]["nonce"] for k, v in challenge.headers if k == "WWW-Authenticate"
     )
-    auth = build_authorization(username="pub1", password=password, realm=DOMAIN, nonce=nonce,
+    auth = build_authorization(username=username, password=password, realm=DOMAIN, nonce=nonce,
                                method="INVITE", uri=f"sip:{uuid}@{DOMAIN}", algorithm=algorithm)  # fmt: skip
-    return world.invite(uuid, ip="192.0.2.99", authorization=auth)
+    return world.invite(uuid, ip=ip, authorization=auth)
 
 
 @pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
@@ -170,6 +177,18 @@ def test_wrong_password_is_403(world: World) -> None:
     decision = _answer(world, uuid, "not-the-password")
     assert isinstance(decision, Reject) and decision.code == 403
     assert _status(world, uuid)["status"] == "reserved"
+
+
+def test_unknown_user_gets_the_answer_of_a_wrong_password(world: World) -> None:
+    """Issue 17 row 8 (SPEC §4.5): one answer for both, no username oracle; the cause the
+    agent counts and logs still tells operators which."""
+    uuid = world.ping()
+    wrong = _answer(world, uuid, "not-the-password")
+    unknown = _answer(world, uuid, "not-the-password", username="nobody", ip="192.0.2.98")
+    assert isinstance(wrong, Reject) and isinstance(unknown, Reject)
+    assert (unknown.code, unknown.reason, unknown.headers) == (wrong.code, wrong.reason, ())
+    assert (wrong.code, wrong.reason) == (403, "Forbidden")
+    assert (wrong.auth_failure, unknown.auth_failure) == ("wrong-password", "unknown-user")
 
 
 @pytest.mark.parametrize("user", ["not-a-uuid", "12345", "0c4d6f2a-1b3e-4a9d-8c7f-9e2b1a6d4f30"])
@@ -418,4 +437,36 @@ def test_auth_failures_are_named_in_the_answer_and_the_log_line(
         "missing-credentials", "wrong-password", "untrusted-proxy-header",
     ]  # fmt: skip
     assert lines[-1].untrusted_source == "203.0.113.7:5060"  # type: ignore[attr-defined]
+    assert _status(world, uuid)["status"] == "reserved"
+
+
+def test_guessing_is_summarised_not_logged_line_by_line(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17 row 12: a scanner's burst of guesses from one source is O(1) log lines — the
+    first refusal of each kind in full (the "why was this call refused?" line), then one
+    summary with the counts once the interval is over (at the next heartbeat)."""
+    caplog.set_level(logging.INFO, logger="rtbridge.sip")
+    uuid = world.ping()
+    for i in range(30):  # a challenge, then a guess: 60 refusals
+        _answer(world, uuid, f"guess-{i}")
+    refused = [r for r in caplog.records if r.getMessage() == "INVITE refused"]
+    assert [(r.code, r.auth_failure) for r in refused] == [  # type: ignore[attr-defined]
+        (401, "missing-credentials"), (403, "wrong-password"), (403, "throttled"),
+    ]  # fmt: skip
+    wrong = refused[1]
+    assert (wrong.source, wrong.username, wrong.call_id) == ("192.0.2.99", "pub1", "c-1")  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if r.getMessage() == "INVITE refusals summarised"]
+    # A publisher's refusals after authentication keep a line each.
+    for _ in range(3):
+        world.invite("not-a-uuid")
+    assert len([r for r in caplog.records if getattr(r, "code", None) == 404]) == 3
+    world.clock.advance(10)
+    world.router.heartbeat(world.clock(), Carried(frozenset(), world.clock()))
+    (summary,) = [r for r in caplog.records if r.getMessage() == "INVITE refusals summarised"]
+    assert summary.source == "192.0.2.99" and summary.refused == 60 and summary.logged == 3  # type: ignore[attr-defined]
+    assert summary.causes == {  # type: ignore[attr-defined]
+        "401 missing-credentials": 30, "403 throttled": 26, "403 wrong-password": 4,
+    }  # fmt: skip
+    assert summary.usernames == {"pub1": 30}  # type: ignore[attr-defined]
     assert _status(world, uuid)["status"] == "reserved"

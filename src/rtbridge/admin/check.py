@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from rtbridge.config.overlaps import Claim, shadow_warnings
 from rtbridge.domain.errors import InvalidInput
-from rtbridge.sip.auth.authenticator import Accepted, Authenticator, Challenge
+from rtbridge.sip.auth.authenticator import UNKNOWN_USER, Accepted, Authenticator, Refused
 from rtbridge.sip.routing import load_access
 from rtbridge.storage.catalog import Catalog
 from rtbridge.storage.models import AllowlistEntry
@@ -80,10 +80,13 @@ def check(
     )
     if isinstance(decision, Accepted):
         return {"accepted": True, "publisher": decision.publisher_id, "rule": decision.rule}
-    if isinstance(decision, Challenge):
+    assert isinstance(decision, Refused)  # a dry run sends no challenge
+    if decision.cause == UNKNOWN_USER:
+        # The agent gives no hint that a username does not exist (SPEC §4.5); the admin may know.
         return {
             "accepted": False,
-            "reason": f"unknown SIP username {username!r}: the agent answers 401 and challenges again",
+            "reason": f"unknown SIP username {username!r}: the agent answers {decision.code} "
+            f"{decision.reason}, as for a wrong password",
         }
     return {
         "accepted": False,

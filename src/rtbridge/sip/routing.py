@@ -28,6 +28,7 @@ from rtbridge.sip.auth.authenticator import (
     Challenge,
 )
 from rtbridge.sip.auth.digest import ALGORITHMS
+from rtbridge.sip.refusal_log import RefusalLog
 from rtbridge.sip.router import (
     BridgeTo,
     CallEvent,
@@ -140,6 +141,7 @@ class ReservationRouter:
         retry_after: int = 5,
         event_retry: float = 1.0,
         max_backlog: int = 100_000,
+        refusal_log: RefusalLog | None = None,
     ) -> None:
         self.engine = engine
         self.catalog = catalog
@@ -151,6 +153,8 @@ class ReservationRouter:
         self.retry_after = retry_after  # seconds, on a 503 while the database is unavailable
         self.event_retry = event_retry  # seconds between tries to write held call events
         self.max_backlog = max_backlog
+        # which refusals by authentication get a log line of their own (_log_decision)
+        self.refusal_log = refusal_log if refusal_log is not None else RefusalLog(log)
         self._lock = threading.Lock()
         self._events_lock = threading.Lock()  # one writer of call events at a time, in order
         self._backlog: deque[CallEvent] = deque()
@@ -180,7 +184,7 @@ class ReservationRouter:
         """Decide, or ``503`` + ``Retry-After`` when the database is down or locked: the
         claim is one transaction, so a failed one leaves the reservation claimable by the
         publisher's retry (here or at another agent)."""
-        who: dict[str, str] = {}  # publisher and the rule that matched, once known
+        who: dict[str, str] = {}  # publisher and the rule that matched, or username tried
         try:
             result = self._route(invite, who)
         except Exception as exc:
@@ -190,7 +194,7 @@ class ReservationRouter:
                         extra={"call_id": invite.call_id})  # fmt: skip
             return Reject(503, "Service Unavailable (database unavailable)",
                           (("Retry-After", str(self.retry_after)),))  # fmt: skip
-        _log_decision(invite, result, who)
+        _log_decision(invite, result, who, self.refusal_log)
         return result
 
     def _route(self, invite: IncomingInvite, who: dict[str, str]) -> Reject | BridgeTo:
@@ -206,6 +210,8 @@ class ReservationRouter:
             directory=access.directory,
         )  # fmt: skip
         if not isinstance(decision, Accepted):
+            if decision.username is not None:
+                who["username"] = decision.username[:64]
             cause = decision.cause
             if invite.untrusted_source is not None and cause == MISSING_CREDENTIALS:
                 cause = UNTRUSTED_PROXY_HEADER
@@ -363,7 +369,9 @@ class ReservationRouter:
     def heartbeat(self, at: datetime, carried: Carried) -> None:
         """Write the heartbeat, then sweep for orphans. Both are skipped while the database
         is unavailable (the outage is logged once by the call events; a crash during it is
-        billed up to the last heartbeat that got through)."""
+        billed up to the last heartbeat that got through). Also the clock of the summarised
+        refusals' log lines (a quiet source's summary is due once its interval is over)."""
+        self.refusal_log.flush()
         try:
             calls.heartbeat(self.engine, agent=self.agent_id, at=at)
         except Exception as exc:
@@ -413,9 +421,15 @@ class ReservationRouter:
             )  # fmt: skip
 
 
-def _log_decision(invite: IncomingInvite, result: Reject | BridgeTo, who: dict[str, str]) -> None:
+def _log_decision(
+    invite: IncomingInvite, result: Reject | BridgeTo, who: dict[str, str], refusals: RefusalLog
+) -> None:
     """One line per routed INVITE: what it was answered, and why (SPEC §4.5) — the line an
-    operator reads to answer "why was this call refused?"."""
+    operator reads to answer "why was this call refused?". Except refusals by authentication,
+    which anyone can cause at will: per source, the first of each code and cause in an
+    interval gets its line, the others are counted in the source's summary line (SPEC §4.6,
+    :mod:`rtbridge.sip.refusal_log`). Refusals of an authenticated publisher (404, 403,
+    410) keep a line each: each is a question about one reservation."""
     if not log.isEnabledFor(logging.INFO):
         return  # the fields cost more than the call when nobody reads them
     fields: dict[str, object] = {
@@ -433,6 +447,9 @@ def _log_decision(invite: IncomingInvite, result: Reject | BridgeTo, who: dict[s
     else:
         if result.auth_failure:  # the label of rtbridge_sip_auth_failures_total it counts in
             fields["auth_failure"] = result.auth_failure
+            if not refusals.note(invite.source_ip, result.code, result.auth_failure,
+                                 who.get("username")):  # fmt: skip
+                return  # in the source's summary line
         log.info("INVITE refused", extra={**fields, "code": result.code, "reason": result.reason})
 
 

@@ -20,6 +20,7 @@ from rtbridge.sip.auth.authenticator import (
 REALM = "sip.rtb.example.com"
 SECRET = b"test-secret-shared-by-all-agents"
 PASSWORD = "s3cret-Pass-123"
+PASSWORD2 = "An0ther-Pass-456"
 R_URI = "sip:0b6f3c2e-6a40-4a57-9d2e-3f1c5d9f0a11@sip.rtb.example.com"
 SOURCE = "198.51.100.20:5060"
 NOW = 1_700_000_000.0
@@ -41,8 +42,9 @@ def clock() -> Clock:
 @pytest.fixture
 def auth(clock: Clock) -> Authenticator:
     return Authenticator(
-        realm=REALM, secret=SECRET, nonce_ttl=300.0, max_failures=3, cooldown=60.0, clock=clock
-    )
+        realm=REALM, secret=SECRET, nonce_ttl=300.0, max_failures=3, source_max_failures=6,
+        username_max_failures=6, cooldown=60.0, clock=clock,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -56,7 +58,10 @@ def directory() -> Directory:
         credentials=[
             Credential.from_password(
                 username="pub1", publisher_id="pub-1", password=PASSWORD, realm=REALM
-            )
+            ),
+            Credential.from_password(
+                username="pub2", publisher_id="pub-2", password=PASSWORD2, realm=REALM
+            ),
         ],
     )
 
@@ -87,7 +92,7 @@ def _login(
     source: str = SOURCE,
 ) -> Decision:
     if nonce is None:
-        nonce = _nonce(auth.challenge())
+        nonce = _nonce(auth.challenge(source_ip=source))
     header = digest.build_authorization(
         username=username,
         password=password,
@@ -161,13 +166,13 @@ def test_no_credentials_get_a_challenge_sha256_first(
 
 
 def test_challenges_carry_fresh_nonces(auth: Authenticator) -> None:
-    assert _nonce(auth.challenge()) != _nonce(auth.challenge())
+    assert _nonce(auth.challenge(source_ip=SOURCE)) != _nonce(auth.challenge(source_ip=SOURCE))
 
 
 def test_algorithm_order_is_configurable() -> None:
     auth = Authenticator(realm=REALM, secret=SECRET, algorithms=("MD5", "SHA-256", "MD5"))
     assert auth.algorithms == ("MD5", "SHA-256")
-    assert "algorithm=MD5" in auth.challenge().headers[0][1]
+    assert "algorithm=MD5" in auth.challenge(source_ip=SOURCE).headers[0][1]
     with pytest.raises(ValueError):
         Authenticator(realm=REALM, secret=SECRET, algorithms=("SHA-512-256",))
     with pytest.raises(ValueError):
@@ -195,7 +200,9 @@ def test_another_agent_with_the_same_secret_accepts_our_nonce(
     auth: Authenticator, directory: Directory, clock: Clock
 ) -> None:
     other = Authenticator(realm=REALM, secret=SECRET, clock=clock)
-    assert isinstance(_login(other, directory, nonce=_nonce(auth.challenge())), Accepted)
+    assert isinstance(
+        _login(other, directory, nonce=_nonce(auth.challenge(source_ip=SOURCE))), Accepted
+    )
 
 
 def test_wrong_password_is_refused_403(auth: Authenticator, directory: Directory) -> None:
@@ -204,12 +211,25 @@ def test_wrong_password_is_refused_403(auth: Authenticator, directory: Directory
 
 
 @pytest.mark.parametrize("algorithm", ["SHA-256", "MD5"])
-def test_unknown_user_is_challenged_not_refused(
+def test_unknown_user_gets_the_answer_of_a_wrong_password(
     auth: Authenticator, directory: Directory, algorithm: str
 ) -> None:
-    decision = _login(auth, directory, username="nobody", algorithm=algorithm)
-    assert isinstance(decision, Challenge)
-    assert not _stale(decision)
+    """Issue 17 row 8 (SPEC §4.5): no username oracle — the same code and reason phrase for
+    both; only the cause, which operators see, differs."""
+    unknown = _login(auth, directory, username="nobody", algorithm=algorithm)
+    wrong = _login(auth, directory, password="wrong", algorithm=algorithm)
+    assert unknown == wrong == Refused(403, "Forbidden")
+    assert isinstance(unknown, Refused) and isinstance(wrong, Refused)
+    assert (unknown.cause, wrong.cause) == ("unknown-user", "wrong-password")
+    assert (unknown.username, wrong.username) == ("nobody", "pub1")
+
+
+def test_unknown_user_with_a_stale_nonce_is_403_too(
+    auth: Authenticator, directory: Directory, clock: Clock
+) -> None:
+    nonce = _nonce(auth.challenge(source_ip=SOURCE))
+    clock.now += 301
+    assert _login(auth, directory, nonce=nonce, username="nobody") == Refused(403, "Forbidden")
 
 
 def test_other_realm_is_challenged(auth: Authenticator, directory: Directory) -> None:
@@ -236,7 +256,7 @@ def test_algorithm_not_offered_is_challenged(clock: Clock, directory: Directory)
 def test_stale_nonce_with_right_password_gets_stale_challenge(
     auth: Authenticator, directory: Directory, clock: Clock
 ) -> None:
-    nonce = _nonce(auth.challenge())
+    nonce = _nonce(auth.challenge(source_ip=SOURCE))
     clock.now += 301
     decision = _login(auth, directory, nonce=nonce)
     assert isinstance(decision, Challenge)
@@ -248,13 +268,13 @@ def test_stale_nonce_with_right_password_gets_stale_challenge(
 def test_stale_nonce_with_wrong_password_is_still_403(
     auth: Authenticator, directory: Directory, clock: Clock
 ) -> None:
-    nonce = _nonce(auth.challenge())
+    nonce = _nonce(auth.challenge(source_ip=SOURCE))
     clock.now += 301
     assert _login(auth, directory, nonce=nonce, password="wrong") == Refused(403, "Forbidden")
 
 
 def test_forged_nonce_gets_a_plain_challenge(auth: Authenticator, directory: Directory) -> None:
-    issued, random_part, _ = _nonce(auth.challenge()).split(".")
+    issued, random_part, _ = _nonce(auth.challenge(source_ip=SOURCE)).split(".")
     for forged in (f"{issued}.{random_part}.{'A' * 22}", "dcd98b7102dd2f0e8b11d0f600bfb0c093"):
         decision = _login(auth, directory, nonce=forged)
         assert isinstance(decision, Challenge)
@@ -265,12 +285,12 @@ def test_nonce_from_another_secret_is_not_ours(
     auth: Authenticator, directory: Directory, clock: Clock
 ) -> None:
     stranger = Authenticator(realm=REALM, secret=b"some-other-deployment-secret", clock=clock)
-    decision = _login(auth, directory, nonce=_nonce(stranger.challenge()))
+    decision = _login(auth, directory, nonce=_nonce(stranger.challenge(source_ip=SOURCE)))
     assert isinstance(decision, Challenge)
 
 
 def test_nonce_count_replay_is_rechallenged(auth: Authenticator, directory: Directory) -> None:
-    nonce = _nonce(auth.challenge())
+    nonce = _nonce(auth.challenge(source_ip=SOURCE))
     assert isinstance(_login(auth, directory, nonce=nonce, nc=1), Accepted)
     replay = _login(auth, directory, nonce=nonce, nc=1)
     assert isinstance(replay, Challenge)
@@ -287,12 +307,19 @@ def test_nc_zero_is_rechallenged(auth: Authenticator, directory: Directory) -> N
 def test_wrong_guess_does_not_burn_the_real_clients_count(
     auth: Authenticator, directory: Directory
 ) -> None:
-    nonce = _nonce(auth.challenge())
+    nonce = _nonce(auth.challenge(source_ip=SOURCE))
     assert _login(auth, directory, nonce=nonce, nc=5, password="guess") == Refused(403, "Forbidden")
     assert isinstance(_login(auth, directory, nonce=nonce, nc=1), Accepted)
 
 
-# --- throttle ------------------------------------------------------------------------------
+# --- throttle (max_failures=3 per source and username, 6 per source, 6 per username) -------
+
+TOO_MANY = Refused(403, "Too many failed attempts")
+
+
+def _cause(decision: Decision) -> str:
+    assert isinstance(decision, Challenge | Refused), decision
+    return decision.cause
 
 
 def test_throttle_then_recovery_after_cooldown(
@@ -300,14 +327,12 @@ def test_throttle_then_recovery_after_cooldown(
 ) -> None:
     assert _login(auth, directory, password="x1") == Refused(403, "Forbidden")
     assert _login(auth, directory, password="x2") == Refused(403, "Forbidden")
-    assert _login(auth, directory, password="x3") == Refused(403, "Too many failed attempts")
-    # While blocked, even the right password and a bare INVITE are refused, cheaply.
-    assert _login(auth, directory) == Refused(403, "Too many failed attempts")
-    blocked = auth.authenticate(
-        method="INVITE", source_ip=SOURCE, authorization=None, directory=directory
-    )
-    assert blocked == Refused(403, "Too many failed attempts")
-    # Another source, and allowlisted sources, are unaffected.
+    assert _login(auth, directory, password="x3") == TOO_MANY
+    # While blocked, even the right password is refused, cheaply.
+    assert _login(auth, directory) == TOO_MANY
+    # The block is this username's from this source: another username from the source,
+    # the username from another source, and allowlisted sources are unaffected.
+    assert isinstance(_login(auth, directory, username="pub2", password=PASSWORD2), Accepted)
     assert isinstance(_login(auth, directory, source="198.51.100.21"), Accepted)
     allowlisted = auth.authenticate(
         method="INVITE", source_ip="203.0.113.1", authorization=None, directory=directory
@@ -320,23 +345,118 @@ def test_throttle_then_recovery_after_cooldown(
 def test_throttle_keys_ipv6_by_64(auth: Authenticator, directory: Directory) -> None:
     for i in range(3):
         _login(auth, directory, password="wrong", source=f"[2001:db9:0:1::{i + 1}]:5060")
-    assert _login(auth, directory, source="2001:db9:0:1::99") == Refused(
-        403, "Too many failed attempts"
-    )
+    assert _login(auth, directory, source="2001:db9:0:1::99") == TOO_MANY
     assert isinstance(_login(auth, directory, source="2001:db9:0:2::1"), Accepted)
 
 
-def test_unknown_usernames_count_as_failures(auth: Authenticator, directory: Directory) -> None:
-    for name in ("alice", "bob"):
-        assert isinstance(_login(auth, directory, username=name), Challenge)
-    assert _login(auth, directory, username="carol") == Refused(403, "Too many failed attempts")
+def test_unknown_usernames_are_throttled_like_known_ones(
+    auth: Authenticator, directory: Directory
+) -> None:
+    """The throttle must not become the oracle the 403 stopped being."""
+    for name in ("pub1", "nobody"):
+        answers = [_login(auth, directory, username=name, password="wrong") for _ in range(4)]
+        assert answers == [Refused(403, "Forbidden")] * 2 + [TOO_MANY] * 2, name
 
 
-def test_success_resets_the_failure_count(auth: Authenticator, directory: Directory) -> None:
-    for _ in range(10):
-        assert _login(auth, directory, password="wrong") == Refused(403, "Forbidden")
-        assert _login(auth, directory, password="wrong") == Refused(403, "Forbidden")
+def test_another_usernames_success_does_not_reset_guessing(
+    auth: Authenticator, directory: Directory, clock: Clock
+) -> None:
+    """Issue 17 row 2: valid pub2 logins between wrong pub1 guesses from one source reset the
+    source's count, so pub1's password could be guessed at full speed. A success clears its
+    own username's failures from its source only."""
+    assert _login(auth, directory, password="guess-1") == Refused(403, "Forbidden")
+    assert isinstance(_login(auth, directory, username="pub2", password=PASSWORD2), Accepted)
+    assert _login(auth, directory, password="guess-2") == Refused(403, "Forbidden")
+    assert isinstance(_login(auth, directory, username="pub2", password=PASSWORD2), Accepted)
+    assert _login(auth, directory, password="guess-3") == TOO_MANY
+    assert _cause(_login(auth, directory)) == "throttled"  # the right password, in the cooldown
+    assert isinstance(_login(auth, directory, username="pub2", password=PASSWORD2), Accepted)
+    clock.now += 60
+    assert isinstance(_login(auth, directory), Accepted)
+
+
+def test_a_success_clears_its_own_failures(auth: Authenticator, directory: Directory) -> None:
+    """A publisher that mistyped twice and then got it right starts again from zero — as
+    long as its source stays under the per-source limit (6 here), which no success clears."""
+    for _ in range(3):
+        assert _login(auth, directory, password="typo") == Refused(403, "Forbidden")
         assert isinstance(_login(auth, directory), Accepted)
+    assert _login(auth, directory, password="typo") == Refused(403, "Forbidden")
+    assert _login(auth, directory, password="typo") == Refused(403, "Forbidden")  # 5th
+    assert _cause(_login(auth, directory, password="typo")) == "throttled-source"  # 6th
+
+
+def test_source_limit_across_usernames(
+    auth: Authenticator, directory: Directory, clock: Clock
+) -> None:
+    """Two guesses per username stay under the per-login limit; the source's limit across
+    usernames (6) still stops the source, successes in between notwithstanding."""
+    causes = []
+    for name in ("a", "a", "b", "b", "c", "c"):
+        causes.append(_cause(_login(auth, directory, username=name, password="guess")))
+        if len(causes) < 6:
+            assert isinstance(_login(auth, directory, username="pub2", password=PASSWORD2),
+                              Accepted)  # fmt: skip
+    assert causes == ["unknown-user"] * 5 + ["throttled-source"]
+    # Now everything from the source is refused before any parsing or hashing.
+    assert _cause(_login(auth, directory, username="pub2", password=PASSWORD2)) == (
+        "throttled-source"
+    )
+    bare = auth.authenticate(
+        method="INVITE", source_ip=SOURCE, authorization=None, directory=directory
+    )
+    assert bare == TOO_MANY and _cause(bare) == "throttled-source"
+    assert isinstance(_login(auth, directory, source="198.51.100.21"), Accepted)
+    clock.now += 60
+    assert isinstance(_login(auth, directory), Accepted)
+
+
+def test_username_limit_across_sources_spares_known_sources(
+    auth: Authenticator, directory: Directory, clock: Clock
+) -> None:
+    """Guessing one password from many sources is slowed (6 failures in all), but cannot
+    lock the publisher out of the address it authenticated from."""
+    assert isinstance(_login(auth, directory), Accepted)  # SOURCE is now known for pub1
+    for i in range(6):
+        decision = _login(auth, directory, password="guess", source=f"192.0.2.{i // 2 + 100}")
+    assert decision == TOO_MANY and _cause(decision) == "throttled-username"
+    fresh = _login(auth, directory, source="192.0.2.200")  # right password, unknown address
+    assert fresh == TOO_MANY and _cause(fresh) == "throttled-username"
+    assert isinstance(_login(auth, directory), Accepted)  # the known source
+    assert isinstance(_login(auth, directory, username="pub2", password=PASSWORD2,
+                             source="192.0.2.200"), Accepted)  # fmt: skip
+    clock.now += 60
+    assert isinstance(_login(auth, directory, source="192.0.2.200"), Accepted)
+
+
+def test_bad_digests_from_another_source_do_not_lock_the_publisher_out(
+    auth: Authenticator, directory: Directory
+) -> None:
+    """Issue 17 row 7: failures from one source are that source's, for that username."""
+    for _ in range(5):
+        _login(auth, directory, password="guess", source="192.0.2.77")
+    assert _cause(_login(auth, directory, source="192.0.2.77")) == "throttled"
+    assert isinstance(_login(auth, directory), Accepted)
+
+
+def test_nonce_is_bound_to_the_source(auth: Authenticator, directory: Directory) -> None:
+    """Issue 17 row 7: a nonce fetched from one source is refused from another with a fresh
+    challenge (bad-nonce, not stale: nobody checked the credentials), and is not counted."""
+    nonce = _nonce(auth.challenge(source_ip=SOURCE))
+    elsewhere = _login(auth, directory, nonce=nonce, source="198.51.100.99:5060")
+    assert isinstance(elsewhere, Challenge) and not _stale(elsewhere)
+    assert elsewhere.cause == "bad-nonce"
+    assert _nonce(elsewhere) != nonce
+    # Its fresh nonce works from there; the first one still works from where it was fetched
+    # (another port of the same address too).
+    assert isinstance(_login(auth, directory, nonce=_nonce(elsewhere),
+                             source="198.51.100.99:5070"), Accepted)  # fmt: skip
+    assert isinstance(_login(auth, directory, nonce=nonce, source="198.51.100.20:5999"), Accepted)
+    # IPv6: bound to the /64, like the throttle.
+    nonce6 = _nonce(auth.challenge(source_ip="[2001:db9:0:1::1]:5060"))
+    assert isinstance(_login(auth, directory, nonce=nonce6, source="2001:db9:0:1::2"), Accepted)
+    assert isinstance(_login(auth, directory, nonce=nonce6, nc=2, source="2001:db9:0:2::1"),
+                      Challenge)  # fmt: skip
 
 
 # --- malformed -----------------------------------------------------------------------------
@@ -372,7 +492,7 @@ def test_rfc2069_response_without_qop_is_400(auth: Authenticator, directory: Dir
         username="pub1",
         password=PASSWORD,
         realm=REALM,
-        nonce=_nonce(auth.challenge()),
+        nonce=_nonce(auth.challenge(source_ip=SOURCE)),
         method="INVITE",
         uri=R_URI,
         qop=None,
@@ -388,7 +508,7 @@ def test_qop_auth_int_is_400(auth: Authenticator, directory: Directory) -> None:
         username="pub1",
         password=PASSWORD,
         realm=REALM,
-        nonce=_nonce(auth.challenge()),
+        nonce=_nonce(auth.challenge(source_ip=SOURCE)),
         method="INVITE",
         uri=R_URI,
         qop="auth-int",
@@ -405,7 +525,7 @@ def test_random_garbage_never_raises(auth: Authenticator, directory: Directory) 
         username="pub1",
         password=PASSWORD,
         realm=REALM,
-        nonce=_nonce(auth.challenge()),
+        nonce=_nonce(auth.challenge(source_ip=SOURCE)),
         method="INVITE",
         uri=R_URI,
         algorithm="SHA-256",
@@ -442,8 +562,9 @@ def test_check_password(auth: Authenticator, directory: Directory) -> None:
     assert auth.check_password(username="pub1", password="nope", directory=directory) == (
         Refused(403, "Forbidden")
     )
+    # The agent's one answer for both; the cause tells the admin which.
     unknown = auth.check_password(username="nobody", password=PASSWORD, directory=directory)
-    assert isinstance(unknown, Challenge)
+    assert unknown == Refused(403, "Forbidden") and _cause(unknown) == "unknown-user"
 
 
 def test_check_password_flags_inconsistent_stored_digests(auth: Authenticator) -> None:
@@ -507,7 +628,7 @@ def test_odd_unicode_in_admin_input_never_raises(auth: Authenticator) -> None:
         username="pub\u00e9", password="other", directory=directory
     ) == Refused(403, "Forbidden")
     unknown = auth.check_password(username="\udcff", password="\udcff", directory=directory)
-    assert isinstance(unknown, Challenge)
+    assert unknown == Refused(403, "Forbidden")
 
 
 # --- causes (rtbridge_sip_auth_failures_total{reason}, the decision log's auth_failure) ----
@@ -518,18 +639,16 @@ def test_every_refusal_names_its_cause(
 ) -> None:
     """Each way authentication says no carries the cause the agent counts and logs."""
 
-    def cause(decision: Decision) -> str:
-        assert isinstance(decision, Challenge | Refused), decision
-        return decision.cause
-
     def raw(header: str | None, method: str = "INVITE") -> Decision:
         return auth.authenticate(
             method=method, source_ip=SOURCE, authorization=header, directory=directory
         )
 
+    cause = _cause
     good = digest.build_authorization(
-        username="pub1", password=PASSWORD, realm=REALM, nonce=_nonce(auth.challenge()),
-        method="INVITE", uri=R_URI, algorithm="MD5", nc=1,
+        username="pub1", password=PASSWORD, realm=REALM,
+        nonce=_nonce(auth.challenge(source_ip=SOURCE)), method="INVITE", uri=R_URI,
+        algorithm="MD5", nc=1,
     )  # fmt: skip
     md5_only = Authenticator(realm=REALM, secret=SECRET, clock=clock, algorithms=("MD5",))
     stranger = Authenticator(realm=REALM, secret=b"some-other-deployment-secret", clock=clock)
@@ -541,7 +660,7 @@ def test_every_refusal_names_its_cause(
         cause(raw(good, method="IN VITE")),
         cause(_login(auth, directory, realm="other.example.com")),
         cause(_login(md5_only, directory, algorithm="SHA-256")),
-        cause(_login(auth, directory, nonce=_nonce(stranger.challenge()))),
+        cause(_login(auth, directory, nonce=_nonce(stranger.challenge(source_ip=SOURCE)))),
         cause(_login(auth, directory, username="nobody")),
         cause(_login(auth, directory, password="wrong")),
     ]
@@ -550,13 +669,26 @@ def test_every_refusal_names_its_cause(
         "bad-method", "wrong-realm", "unsupported-algorithm", "bad-nonce", "unknown-user",
         "wrong-password",
     ]  # fmt: skip
-    # the third failure from SOURCE (max_failures = 3; unknown-user counted too), then blocked
+    # pub1's third failure from SOURCE (max_failures = 3), then this login is blocked
+    assert cause(_login(auth, directory, password="wrong")) == "wrong-password"
     assert cause(_login(auth, directory, password="wrong")) == "throttled"
-    assert cause(raw(None)) == "throttled"  # refused before any hashing
+    assert cause(_login(auth, directory)) == "throttled"
+    # pub1 from other sources: the sixth failure blocks the username for unknown sources
+    for i in range(3):
+        assert cause(_login(auth, directory, password="wrong", source=f"192.0.2.{i}")) == (
+            "wrong-password" if i < 2 else "throttled-username"
+        )
+    assert cause(_login(auth, directory, source="192.0.2.9")) == "throttled-username"
+    # SOURCE's sixth failure across usernames (nobody, pub1 three times, two here) blocks it
+    assert cause(_login(auth, directory, username="x", password="wrong")) == "unknown-user"
+    assert cause(_login(auth, directory, username="y", password="wrong")) == "throttled-source"
+    assert cause(raw(None)) == "throttled-source"  # refused before any parsing or hashing
     clock.now += 60
-    nonce = _nonce(auth.challenge())
+    nonce = _nonce(auth.challenge(source_ip=SOURCE))
     assert isinstance(_login(auth, directory, nonce=nonce), Accepted)
     assert cause(_login(auth, directory, nonce=nonce)) == "nonce-count-reused"
     clock.now += 301
     assert cause(_login(auth, directory, nonce=nonce, nc=2)) == "stale-nonce"
-    assert set(causes) | {"throttled", "nonce-count-reused", "stale-nonce"} == set(CAUSES)
+    assert set(causes) | {
+        "throttled", "throttled-username", "throttled-source", "nonce-count-reused", "stale-nonce"
+    } == set(CAUSES)  # fmt: skip

@@ -9,6 +9,7 @@ import pytest
 from rtbridge.sip.auth.nonce import NonceCheck, NonceCounter, NonceSigner, NonceState
 
 SECRET = b"0123456789abcdef-shared-secret"
+SOURCE = "198.51.100.20"  # a throttle.source_key
 
 
 class Clock:
@@ -26,32 +27,45 @@ def _signer(clock: Clock, *, secret: bytes = SECRET, realm: str = "sip.example.c
 def test_fresh_nonce_checks_and_is_quoted_string_safe() -> None:
     clock = Clock()
     signer = _signer(clock)
-    nonce = signer.issue()
+    nonce = signer.issue(source=SOURCE)
     assert re.fullmatch(r"[0-9A-Za-z._-]+", nonce)
     assert len(nonce) < 64
-    assert signer.check(nonce) == NonceCheck(NonceState.FRESH, 1_700_000_300.0)
+    assert signer.check(nonce, source=SOURCE) == NonceCheck(NonceState.FRESH, 1_700_000_300.0)
 
 
 def test_nonces_are_unique() -> None:
     signer = _signer(Clock())
-    assert len({signer.issue() for _ in range(1000)}) == 1000
+    assert len({signer.issue(source=SOURCE) for _ in range(1000)}) == 1000
 
 
 def test_nonce_goes_stale_at_ttl() -> None:
     clock = Clock()
     signer = _signer(clock)
-    nonce = signer.issue()
+    nonce = signer.issue(source=SOURCE)
     clock.now += 299.5
-    assert signer.check(nonce).state is NonceState.FRESH
+    assert signer.check(nonce, source=SOURCE).state is NonceState.FRESH
     clock.now += 0.5
-    assert signer.check(nonce).state is NonceState.STALE
+    assert signer.check(nonce, source=SOURCE).state is NonceState.STALE
     clock.now += 10_000
-    assert signer.check(nonce).state is NonceState.STALE
+    assert signer.check(nonce, source=SOURCE).state is NonceState.STALE
+
+
+def test_nonce_is_bound_to_its_source() -> None:
+    """SPEC §4.6: a nonce fetched from one source is worthless from another — even to the
+    process that issued it — and forging the binding needs the secret."""
+    clock = Clock()
+    signer = _signer(clock)
+    nonce = signer.issue(source=SOURCE)
+    for other in ("198.51.100.21", "2001:db8:1:2::/64", "", SOURCE + " ", "198.51.100.2"):
+        assert signer.check(nonce, source=other) == NonceCheck(NonceState.INVALID, 0.0), other
+    assert signer.check(nonce, source=SOURCE).state is NonceState.FRESH
+    assert _signer(clock).check(nonce, source=SOURCE).state is NonceState.FRESH  # shared secret
 
 
 def test_other_process_with_same_secret_accepts_it() -> None:
     clock = Clock()
-    assert _signer(clock).check(_signer(clock).issue()).state is NonceState.FRESH
+    nonce = _signer(clock).issue(source=SOURCE)
+    assert _signer(clock).check(nonce, source=SOURCE).state is NonceState.FRESH
 
 
 @pytest.mark.parametrize(
@@ -60,14 +74,17 @@ def test_other_process_with_same_secret_accepts_it() -> None:
 )
 def test_other_secret_or_realm_rejects_it(secret: bytes, realm: str) -> None:
     clock = Clock()
-    nonce = _signer(clock).issue()
-    assert _signer(clock, secret=secret, realm=realm).check(nonce).state is NonceState.INVALID
+    nonce = _signer(clock).issue(source=SOURCE)
+    assert (
+        _signer(clock, secret=secret, realm=realm).check(nonce, source=SOURCE).state
+        is NonceState.INVALID
+    )
 
 
 def test_forged_nonces_are_invalid() -> None:
     clock = Clock()
     signer = _signer(clock)
-    issued, random_part, mac = signer.issue().split(".")
+    issued, random_part, mac = signer.issue(source=SOURCE).split(".")
     flipped = mac[:-1] + ("A" if mac[-1] != "A" else "B")
     forgeries = [
         f"{issued}.{random_part}.{flipped}",  # bad MAC
@@ -81,19 +98,19 @@ def test_forged_nonces_are_invalid() -> None:
         f" {issued}.{random_part}.{mac}",
     ]
     for forged in forgeries:
-        assert signer.check(forged) == NonceCheck(NonceState.INVALID, 0.0), forged
+        assert signer.check(forged, source=SOURCE) == NonceCheck(NonceState.INVALID, 0.0), forged
 
 
 def test_far_future_nonce_is_invalid_small_skew_is_fine() -> None:
     clock = Clock()
     signer = _signer(clock)
     clock.now += 20
-    ahead = signer.issue()
+    ahead = signer.issue(source=SOURCE)
     clock.now += 60
-    far_ahead = signer.issue()
+    far_ahead = signer.issue(source=SOURCE)
     clock.now -= 80
-    assert signer.check(ahead).state is NonceState.FRESH
-    assert signer.check(far_ahead).state is NonceState.INVALID
+    assert signer.check(ahead, source=SOURCE).state is NonceState.FRESH
+    assert signer.check(far_ahead, source=SOURCE).state is NonceState.INVALID
 
 
 def test_refuses_short_secret_and_bad_ttl() -> None:

@@ -1,10 +1,11 @@
-"""Per-source failure throttle, driven by an injected clock."""
+"""Failure throttles — one table (FailureThrottle) and the per source / username / login
+combination the authenticator uses (LoginThrottle) — driven by an injected clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from rtbridge.sip.auth.throttle import FailureThrottle, source_key
+from rtbridge.sip.auth.throttle import FailureThrottle, Limit, LoginThrottle, source_key
 
 
 class Clock:
@@ -107,3 +108,109 @@ def test_refuses_nonsense_limits() -> None:
         FailureThrottle(max_failures=0)
     with pytest.raises(ValueError):
         FailureThrottle(window=0)
+    with pytest.raises(ValueError):
+        LoginThrottle(source_max_failures=0)
+    with pytest.raises(ValueError):
+        LoginThrottle(known_for=-1)
+
+
+# --- LoginThrottle: 3 per (source, username), 6 per source, 6 per username -----------------
+
+
+def _logins(clock: Clock, max_entries: int = 1000) -> LoginThrottle:
+    return LoginThrottle(max_failures=3, source_max_failures=6, username_max_failures=6,
+                         window=60.0, cooldown=30.0, known_for=3600.0, max_entries=max_entries,
+                         clock=clock)  # fmt: skip
+
+
+def _fail(throttle: LoginThrottle, source: str, username: str, times: int) -> list[Limit | None]:
+    return [throttle.record_failure(source, username) for _ in range(times)]
+
+
+def test_success_clears_only_its_own_login() -> None:
+    """Issue 17 row 2: another username's success from the same source, or this username's
+    from another source, does not reset anything."""
+    clock = Clock()
+    throttle = _logins(clock)
+    assert _fail(throttle, "s", "pub1", 2) == [None, None]
+    throttle.record_success("s", "pub2")
+    throttle.record_success("t", "pub1")
+    assert throttle.record_failure("s", "pub1") is Limit.LOGIN
+    assert throttle.blocked("s", "pub1") is Limit.LOGIN
+    assert throttle.blocked("s", "pub2") is None
+    assert throttle.blocked("t", "pub1") is None
+    throttle.record_success("s", "pub1")  # a block runs its cooldown
+    assert throttle.blocked("s", "pub1") is Limit.LOGIN
+    clock.now += 30
+    assert throttle.blocked("s", "pub1") is None
+    # Its own success does clear it: two more failures do not block.
+    throttle.record_success("s", "pub1")
+    assert _fail(throttle, "s", "pub1", 2) == [None, None]
+
+
+def test_source_limit_counts_every_username_and_ignores_successes() -> None:
+    clock = Clock()
+    throttle = _logins(clock)
+    results = []
+    for name in ("a", "b", "c"):
+        results += _fail(throttle, "s", name, 2)
+        throttle.record_success("s", "pub2")
+        throttle.record_success("s", name)
+    assert results == [None] * 5 + [Limit.SOURCE]
+    assert throttle.source_blocked("s")
+    assert throttle.blocked("s", "anyone") is Limit.SOURCE
+    assert not throttle.source_blocked("t")
+    clock.now += 30
+    assert not throttle.source_blocked("s")
+
+
+def test_username_limit_spares_sources_known_for_it() -> None:
+    clock = Clock()
+    throttle = _logins(clock)
+    throttle.record_success("home", "pub1")
+    results = []
+    for source in ("a", "b", "c"):
+        results += _fail(throttle, source, "pub1", 2)
+    assert results == [None] * 5 + [Limit.USERNAME]
+    assert throttle.blocked("d", "pub1") is Limit.USERNAME
+    assert throttle.blocked("home", "pub1") is None  # known
+    assert throttle.blocked("d", "pub2") is None
+    # A known source failing is not told "username" either: its own login limit applies.
+    assert throttle.record_failure("home", "pub1") is None
+    # Known lasts known_for after the last success.
+    clock.now += 3600
+    assert not throttle.known("home", "pub1")
+    for source in ("e", "f", "g"):
+        _fail(throttle, source, "pub1", 2)
+    assert throttle.blocked("home", "pub1") is Limit.USERNAME
+
+
+def test_the_widest_limit_is_named_when_several_are_reached() -> None:
+    clock = Clock()
+    throttle = _logins(clock)
+    _fail(throttle, "s", "a", 3)
+    _fail(throttle, "s", "b", 2)
+    assert _fail(throttle, "s", "b", 1) == [Limit.SOURCE]  # b's third and the source's sixth
+
+
+def test_login_throttle_memory_is_bounded_and_failures_cannot_evict_known_sources() -> None:
+    clock = Clock()
+    throttle = _logins(clock, max_entries=50)
+    throttle.record_success("home", "pub1")
+    for i in range(2000):
+        throttle.record_failure(f"10.0.{i // 256}.{i % 256}", f"user{i}")
+    assert all(len(table) <= 50 for table in (
+        throttle._logins, throttle._sources, throttle._usernames))  # fmt: skip
+    assert throttle.known("home", "pub1")
+    for i in range(2000):
+        throttle.record_success(f"10.1.{i // 256}.{i % 256}", "pub1")
+    assert len(throttle._known) == 50
+
+
+def test_usernames_are_keys_up_to_a_bound() -> None:
+    clock = Clock()
+    throttle = _logins(clock)
+    long = "u" * 10_000
+    assert _fail(throttle, "s", long, 3)[-1] is Limit.LOGIN
+    assert throttle.blocked("s", long + "x") is Limit.LOGIN  # same first 128 characters
+    assert all(len(key[1]) <= 128 for key in throttle._logins._keys)  # type: ignore[index]

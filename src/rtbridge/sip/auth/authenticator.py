@@ -8,20 +8,31 @@ the same object (:meth:`Authenticator.authenticate` with ``authorization=None`` 
 Order of checks, and why:
 
 1. Allowlisted source IP → accepted, no challenge (SPEC §4.2).
-2. Throttled source → 403 before any hashing, so a guessing source costs next to nothing.
-3. No ``Authorization`` → 401 challenge.
+2. A source over its failure limit across usernames → 403 before anything is parsed or
+   hashed, so a guessing source costs next to nothing (:mod:`~rtbridge.sip.auth.throttle`).
+3. No ``Authorization`` → 401 challenge; its nonce is bound to the source
+   (:mod:`~rtbridge.sip.auth.nonce`).
 4. Unparseable ``Authorization``, a ``qop`` other than ``auth``, or no ``qop`` → 400: the
    client is broken, and another 401 would only loop.
-5. Another realm, an algorithm we did not offer, a nonce we did not sign → 401 with a fresh
-   nonce (the client may hold credentials for several realms, RFC 3261 §22.4).
-6. Verify the response against the user's HA1 — or a dummy HA1 for an unknown user.
-   Known user, wrong response → 403 and one failure counted. Unknown user → 401 (SPEC §4.5),
-   also counted as a failure so that probing usernames is throttled like guessing passwords.
-7. Right response, expired nonce → 401 ``stale=true`` (RFC 7616 §3.3).
-8. Right response, nonce-count not above the last one accepted → 401 ``stale=true`` with a
+5. Another realm, an algorithm we did not offer, a nonce we did not sign *for this source*
+   → 401 with a fresh nonce (the client may hold credentials for several realms, RFC 3261
+   §22.4). A nonce fetched from another address is indistinguishable from a forged one (its
+   MAC fails), so it gets a plain challenge (``bad-nonce``), not ``stale=true``: stale
+   promises that the credentials were right, which nobody checked.
+6. This username from this source, or this username from a source not known for it, over
+   its limit → 403 before hashing.
+7. Verify the response against the user's HA1 — or a dummy HA1 for an unknown user, so both
+   cost the same hashing. Either way a response that does not verify → 403 ``Forbidden``,
+   one answer for both (SPEC §4.5: no username oracle), counted once in each throttle table;
+   the answer is ``Too many failed attempts`` instead when that failure reaches a limit. Only
+   the cause (``unknown-user`` / ``wrong-password``), which operators see in logs and
+   metrics, tells them apart.
+8. Right response, expired nonce → 401 ``stale=true`` (RFC 7616 §3.3).
+9. Right response, nonce-count not above the last one accepted → 401 ``stale=true`` with a
    fresh nonce: a replay learns nothing new, and an honest client that reused a count (some
    reuse ``nc=00000001`` with a cached nonce) retries once without asking anyone.
-9. Otherwise accepted as the credential's publisher.
+10. Otherwise accepted as the credential's publisher; this (source, username)'s failures are
+    cleared and the source is remembered as known for the username.
 
 About RFC 2069 (no ``qop``): RFC 3261 §22.4 item 8 makes servers send ``qop`` and says a client
 that received it MUST send it back. Every challenge here carries ``qop="auth"``, so a response
@@ -39,7 +50,7 @@ from dataclasses import dataclass, field
 from rtbridge.sip.auth import digest
 from rtbridge.sip.auth.allowlist import Directory
 from rtbridge.sip.auth.nonce import NonceCounter, NonceSigner, NonceState
-from rtbridge.sip.auth.throttle import FailureThrottle, source_key
+from rtbridge.sip.auth.throttle import Limit, LoginThrottle, source_key
 
 WWW_AUTHENTICATE = "WWW-Authenticate"
 
@@ -47,22 +58,24 @@ WWW_AUTHENTICATE = "WWW-Authenticate"
 # log line ("auth_failure") and in /metrics (rtbridge_sip_auth_failures_total{reason}), so
 # the two agree. The README's metrics table explains each.
 MISSING_CREDENTIALS = "missing-credentials"  # not allowlisted, no Authorization: 401
-THROTTLED = "throttled"  # the source failed max_failures times: 403 for the cooldown
+THROTTLED = "throttled"  # this username from this source failed max_failures times: 403
+THROTTLED_SOURCE = "throttled-source"  # the source failed source_max_failures times: 403
+THROTTLED_USERNAME = "throttled-username"  # the username failed from many sources: 403
 BAD_METHOD = "bad-method"  # a method that is not a SIP token: 400
 MALFORMED_CREDENTIALS = "malformed-credentials"  # unparseable Authorization: 400
 MISSING_QOP = "missing-qop"  # RFC 2069 response without qop: 400
 UNSUPPORTED_QOP = "unsupported-qop"  # qop other than "auth": 400
 WRONG_REALM = "wrong-realm"  # credentials for another realm: 401
 UNSUPPORTED_ALGORITHM = "unsupported-algorithm"  # an algorithm we did not offer: 401
-BAD_NONCE = "bad-nonce"  # a nonce we did not sign (forged, another deployment's): 401
-UNKNOWN_USER = "unknown-user"  # no such username: 401 (SPEC §4.5)
+BAD_NONCE = "bad-nonce"  # a nonce we did not sign for this source (forged, another's): 401
+UNKNOWN_USER = "unknown-user"  # no such username: 403 Forbidden, as a wrong password
 WRONG_PASSWORD = "wrong-password"  # noqa: S105  # known username, wrong response: 403
 STALE_NONCE = "stale-nonce"  # right response, expired nonce: 401 stale=true
 NONCE_COUNT_REUSED = "nonce-count-reused"  # right response, nc not above the last: 401 stale
 CAUSES = (
-    MISSING_CREDENTIALS, THROTTLED, BAD_METHOD, MALFORMED_CREDENTIALS, MISSING_QOP,
-    UNSUPPORTED_QOP, WRONG_REALM, UNSUPPORTED_ALGORITHM, BAD_NONCE, UNKNOWN_USER,
-    WRONG_PASSWORD, STALE_NONCE, NONCE_COUNT_REUSED,
+    MISSING_CREDENTIALS, THROTTLED, THROTTLED_SOURCE, THROTTLED_USERNAME, BAD_METHOD,
+    MALFORMED_CREDENTIALS, MISSING_QOP, UNSUPPORTED_QOP, WRONG_REALM, UNSUPPORTED_ALGORITHM,
+    BAD_NONCE, UNKNOWN_USER, WRONG_PASSWORD, STALE_NONCE, NONCE_COUNT_REUSED,
 )  # fmt: skip
 
 
@@ -80,6 +93,7 @@ class Challenge:
 
     headers: tuple[tuple[str, str], ...]
     cause: str = field(default=MISSING_CREDENTIALS, compare=False)  # why: a CAUSES name
+    username: str | None = field(default=None, compare=False)  # tried, once parsed (for logs)
 
     @property
     def code(self) -> int:
@@ -95,6 +109,7 @@ class Refused:
     reason: str
     headers: tuple[tuple[str, str], ...] = ()
     cause: str = field(default=WRONG_PASSWORD, compare=False)  # why: a CAUSES name
+    username: str | None = field(default=None, compare=False)  # tried, once parsed (for logs)
 
 
 Decision = Accepted | Challenge | Refused
@@ -110,7 +125,10 @@ class Authenticator:
     other's nonces (:mod:`rtbridge.sip.auth.nonce`). ``algorithms`` is the order the challenge
     offers them in; RFC 8760 §2.4 wants the preferred (SHA-256) first. Some older clients
     (SIPp 3.6, for one) only read the first challenge header and know MD5 only — such a
-    deployment can pass ``algorithms=("MD5", "SHA-256")`` or ``("MD5",)``.
+    deployment can pass ``algorithms=("MD5", "SHA-256")`` or ``("MD5",)``. The failure limits
+    are :class:`~rtbridge.sip.auth.throttle.LoginThrottle`'s: ``max_failures`` per (source,
+    username), ``source_max_failures`` per source, ``username_max_failures`` per username,
+    each within ``failure_window`` seconds and then refused for ``cooldown`` seconds.
 
     Thread-safe: the counters it keeps lock themselves; the rest is immutable.
     """
@@ -122,6 +140,8 @@ class Authenticator:
         secret: bytes,
         nonce_ttl: float = 300.0,
         max_failures: int = 5,
+        source_max_failures: int = 20,
+        username_max_failures: int = 20,
         failure_window: float = 60.0,
         cooldown: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -134,9 +154,11 @@ class Authenticator:
         self._clock = clock
         self._nonces = NonceSigner(secret, realm=realm, ttl=nonce_ttl, clock=clock)
         self._counts = NonceCounter()
-        self._throttle = FailureThrottle(
-            max_failures=max_failures, window=failure_window, cooldown=cooldown, clock=clock
-        )
+        self._throttle = LoginThrottle(
+            max_failures=max_failures, source_max_failures=source_max_failures,
+            username_max_failures=username_max_failures, window=failure_window,
+            cooldown=cooldown, clock=clock,
+        )  # fmt: skip
         # HA1 values of a random password nobody knows. An unknown username is verified
         # against these so that it costs the same hashing as a known one; otherwise the time
         # to answer would tell an attacker which usernames exist, whatever the status code.
@@ -145,10 +167,22 @@ class Authenticator:
             a: digest.ha1("-", realm, dummy, a) for a in digest.ALGORITHMS
         }
 
-    def challenge(self, *, stale: bool = False, cause: str = MISSING_CREDENTIALS) -> Challenge:
-        """A 401 challenge with a fresh nonce offering every configured algorithm; ``cause``
-        says why it is sent (one of :data:`CAUSES`)."""
-        nonce = self._nonces.issue()
+    def challenge(
+        self, *, source_ip: str, stale: bool = False, cause: str = MISSING_CREDENTIALS
+    ) -> Challenge:
+        """A 401 challenge with a fresh nonce, valid from ``source_ip`` only, offering every
+        configured algorithm; ``cause`` says why it is sent (one of :data:`CAUSES`)."""
+        return self._challenge(source_key(source_ip), stale=stale, cause=cause)
+
+    def _challenge(
+        self,
+        source: str,
+        *,
+        stale: bool = False,
+        cause: str = MISSING_CREDENTIALS,
+        username: str | None = None,
+    ) -> Challenge:
+        nonce = self._nonces.issue(source=source)
         return Challenge(
             tuple(
                 (
@@ -160,6 +194,7 @@ class Authenticator:
                 for algorithm in self.algorithms
             ),
             cause,
+            username,
         )
 
     def authenticate(
@@ -167,21 +202,22 @@ class Authenticator:
     ) -> Decision:
         """Decide what to answer one request; never raises on any header content.
 
-        ``source_ip`` may carry a port (``1.2.3.4:5060``, ``[2001:db8::1]:5060``).
-        ``authorization`` is the value of the request's ``Authorization`` header (after the
-        colon). If a request carries several, pass the one whose ``realm`` is ours. Call this
-        once per transaction, not per UDP retransmission (pjsip's transaction layer already
-        absorbs those) — a retransmission repeats the nonce-count and would look like a replay.
+        ``source_ip`` may carry a port (``1.2.3.4:5060``, ``[2001:db8::1]:5060``); behind a
+        trusted proxy it is the publisher's address the proxy names. ``authorization`` is the
+        value of the request's ``Authorization`` header (after the colon). If a request
+        carries several, pass the one whose ``realm`` is ours. Call this once per
+        transaction, not per UDP retransmission (pjsip's transaction layer already absorbs
+        those) — a retransmission repeats the nonce-count and would look like a replay.
         """
         now = self._clock()
         rule = directory.match_ip(source_ip, now)
         if rule is not None:
             return Accepted(rule.publisher_id, rule.describe())
         source = source_key(source_ip)
-        if self._throttle.blocked(source):
-            return Refused(403, TOO_MANY_FAILURES, cause=THROTTLED)
+        if self._throttle.source_blocked(source):
+            return Refused(403, TOO_MANY_FAILURES, cause=THROTTLED_SOURCE)
         if authorization is None or not authorization.strip():
-            return self.challenge()
+            return self._challenge(source)
         if not digest.is_token(method):  # HA2 hashes it; pjsip would not pass a bad one
             return Refused(400, "Bad request method", cause=BAD_METHOD)
         try:
@@ -194,15 +230,19 @@ class Authenticator:
             )
         if credentials.qop.lower() != "auth":
             return Refused(400, 'Only qop="auth" is supported', cause=UNSUPPORTED_QOP)
+        username = credentials.username
         if credentials.realm != self.realm:
-            return self.challenge(cause=WRONG_REALM)
+            return self._challenge(source, cause=WRONG_REALM, username=username)
         if credentials.algorithm not in self.algorithms:
-            return self.challenge(cause=UNSUPPORTED_ALGORITHM)
-        nonce = self._nonces.check(credentials.nonce)
+            return self._challenge(source, cause=UNSUPPORTED_ALGORITHM, username=username)
+        nonce = self._nonces.check(credentials.nonce, source=source)
         if nonce.state is NonceState.INVALID:
-            return self.challenge(cause=BAD_NONCE)
+            return self._challenge(source, cause=BAD_NONCE, username=username)
+        limit = self._throttle.blocked(source, username)
+        if limit is not None:
+            return Refused(403, TOO_MANY_FAILURES, cause=_THROTTLED[limit], username=username)
 
-        credential = directory.credential(credentials.username)
+        credential = directory.credential(username)
         ha1_hex = (
             self._dummy_ha1[credentials.algorithm]
             if credential is None
@@ -210,19 +250,19 @@ class Authenticator:
         )
         right = digest.verify_response(credentials, ha1_hex=ha1_hex, method=method)
         if credential is None or not right:
-            if self._throttle.record_failure(source):
-                return Refused(403, TOO_MANY_FAILURES, cause=THROTTLED)
-            if credential is None:
-                return self.challenge(cause=UNKNOWN_USER)
-            return Refused(403, FORBIDDEN, cause=WRONG_PASSWORD)
+            limit = self._throttle.record_failure(source, username)
+            if limit is not None:
+                return Refused(403, TOO_MANY_FAILURES, cause=_THROTTLED[limit], username=username)
+            cause = UNKNOWN_USER if credential is None else WRONG_PASSWORD
+            return Refused(403, FORBIDDEN, cause=cause, username=username)
 
         if nonce.state is NonceState.STALE:
-            return self.challenge(stale=True, cause=STALE_NONCE)
+            return self._challenge(source, stale=True, cause=STALE_NONCE, username=username)
         count = credentials.nonce_count
         assert count is not None  # qop present ⇒ nc present (parse_authorization)
         if not self._counts.accept(credentials.nonce, count, expires_at=nonce.expires_at, now=now):
-            return self.challenge(stale=True, cause=NONCE_COUNT_REUSED)
-        self._throttle.record_success(source)
+            return self._challenge(source, stale=True, cause=NONCE_COUNT_REUSED, username=username)
+        self._throttle.record_success(source, username)
         return Accepted(
             credential.publisher_id,
             f"digest user {credential.username} ({credentials.algorithm})",
@@ -232,10 +272,11 @@ class Authenticator:
         """Admin dry-run: would ``username`` / ``password`` be accepted, as which publisher?
 
         Same lookup, same dummy-HA1 rule and same constant-time comparison as
-        :meth:`authenticate`, without a nonce and without touching the throttle. Unknown user
-        → the :class:`Challenge` the agent would send; wrong password → ``Refused(403)``.
-        Both stored HA1 values must match, since a client may pick either algorithm; if only
-        one does, the stored credential is inconsistent and the refusal says so.
+        :meth:`authenticate`, without a nonce and without touching the throttle. An unknown
+        user and a wrong password are both ``Refused(403, "Forbidden")``, the agent's one
+        answer for both; the cause (``unknown-user`` / ``wrong-password``) tells the admin
+        which. Both stored HA1 values must match, since a client may pick either algorithm;
+        if only one does, the stored credential is inconsistent and the refusal says so.
         """
         credential = directory.credential(username)
         matches: list[str] = []
@@ -245,7 +286,7 @@ class Authenticator:
             if digest.same_digest(candidate, stored):
                 matches.append(algorithm)
         if credential is None:
-            return self.challenge(cause=UNKNOWN_USER)
+            return Refused(403, FORBIDDEN, cause=UNKNOWN_USER, username=username)
         if len(matches) == len(digest.ALGORITHMS):
             return Accepted(
                 credential.publisher_id,
@@ -254,3 +295,11 @@ class Authenticator:
         if matches:
             return Refused(403, f"Password matches only the stored {matches[0]} digest")
         return Refused(403, FORBIDDEN)
+
+
+# The cause a refusal by each throttle limit is counted and logged under.
+_THROTTLED = {
+    Limit.LOGIN: THROTTLED,
+    Limit.SOURCE: THROTTLED_SOURCE,
+    Limit.USERNAME: THROTTLED_USERNAME,
+}

@@ -1,11 +1,20 @@
 """Stateless signed nonces and a bounded nonce-count replay tracker.
 
 A nonce is ``<issued>.<random>.<mac>``: ``issued`` the Unix time in whole seconds, ``random``
-96 bits from :mod:`secrets`, ``mac`` the first 128 bits of HMAC-SHA256 over both under a key
-derived from the shared secret and the realm. RFC 7616 §3.3 suggests exactly this shape
-(``time-stamp H(time-stamp ":" ETag ":" secret-data)``): the server keeps no table of issued
-nonces, so any agent process holding the same secret accepts a nonce another one issued —
-the retried INVITE may reach a different worker behind a SIP load balancer (SPEC §6).
+96 bits from :mod:`secrets`, ``mac`` the first 128 bits of HMAC-SHA256 over both and the
+requester's source under a key derived from the shared secret and the realm. RFC 7616 §3.3
+suggests exactly this shape (``time-stamp H(time-stamp ":" ETag ":" secret-data)``, with the
+client's IP address as a possible input): the server keeps no table of issued nonces, so any
+agent process holding the same secret accepts a nonce another one issued — the retried INVITE
+may reach a different worker behind a SIP load balancer (SPEC §6).
+
+The source (SPEC §4.6: "nonces are bound to the source address") is the throttle's key of the
+address the request came from (:func:`~rtbridge.sip.auth.throttle.source_key`: IPv4 address,
+IPv6 /64; behind a trusted proxy the publisher's address the proxy names, which every agent
+sees alike). A nonce presented from another source fails its MAC like a forged one, so a
+captured ``Authorization`` cannot be replayed from elsewhere — not even at another worker,
+whose :class:`NonceCounter` never saw it — and nonces fetched at one address are worthless
+to the other addresses of a guessing botnet.
 
 All characters are ``[0-9A-Za-z._-]``, safe inside a quoted-string.
 
@@ -47,7 +56,7 @@ class NonceState(enum.Enum):
 
     FRESH = "fresh"  # ours, within its lifetime
     STALE = "stale"  # ours, expired: challenge again with stale=true (RFC 7616 §3.3)
-    INVALID = "invalid"  # not ours (bad MAC, other realm, garbage, from the far future)
+    INVALID = "invalid"  # not ours for this source (bad MAC, garbage, from the far future)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,22 +94,24 @@ class NonceSigner:
         self._max_skew = max_skew
         self._clock = clock
 
-    def _mac(self, body: str) -> str:
-        digest = hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest()
-        return _b64(digest[:_MAC_BYTES])
+    def _mac(self, body: str, source: str) -> str:
+        # NUL cannot occur in the body, so (body, source) pairs map to distinct inputs.
+        signed = body.encode("ascii") + b"\0" + source.encode("utf-8", "surrogatepass")
+        return _b64(hmac.new(self._key, signed, hashlib.sha256).digest()[:_MAC_BYTES])
 
-    def issue(self) -> str:
-        """A fresh nonce stamped with the current time."""
+    def issue(self, *, source: str) -> str:
+        """A fresh nonce stamped with the current time, valid from ``source`` only."""
         body = f"{int(self._clock())}.{_b64(secrets.token_bytes(_RANDOM_BYTES))}"
-        return f"{body}.{self._mac(body)}"
+        return f"{body}.{self._mac(body, source)}"
 
-    def check(self, nonce: str) -> NonceCheck:
-        """Authenticity first (constant-time MAC comparison), then age."""
+    def check(self, nonce: str, *, source: str) -> NonceCheck:
+        """Authenticity for ``source`` first (constant-time MAC comparison), then age. A nonce
+        issued to another source is :attr:`NonceState.INVALID`, as a forged one."""
         match = _NONCE_RE.fullmatch(nonce)
         if match is None:
             return NonceCheck(NonceState.INVALID, 0.0)
         issued_text, random_text, mac = match.groups()
-        if not hmac.compare_digest(self._mac(f"{issued_text}.{random_text}"), mac):
+        if not hmac.compare_digest(self._mac(f"{issued_text}.{random_text}", source), mac):
             return NonceCheck(NonceState.INVALID, 0.0)
         issued = float(issued_text)
         now = self._clock()
