@@ -70,6 +70,9 @@ class AccessSnapshot:
     directory: Directory
     trunks: Directory  # rule publisher_id = trunk id
     policies: dict[str, Policy] = field(default_factory=dict)  # per publisher, when not default
+    # Where each publisher's media may move in a call (sip/media_home.py): its allowlisted
+    # CIDRs and media_networks
+    media: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,12 +97,14 @@ class Policy:
 def load_access(engine: Engine, catalog: Catalog) -> AccessSnapshot:
     rules: list[AllowRule] = []
     creds: list[Credential] = []
+    media: dict[str, list[str]] = {}
     with Session(engine) as session:
         for entry in session.exec(select(AllowlistEntry)):
             expires = entry.expires_at.timestamp() if entry.expires_at else None
             rules.append(
                 AllowRule(parse_cidr(entry.cidr), entry.publisher_id, entry.id or 0, expires)
             )
+            media.setdefault(entry.publisher_id, []).append(entry.cidr)
         for c in session.exec(select(SipCredential)):
             creds.append(Credential(c.username, c.publisher_id, c.ha1_md5, c.ha1_sha256))
         policies = {
@@ -113,8 +118,9 @@ def load_access(engine: Engine, catalog: Catalog) -> AccessSnapshot:
         for cidr in trunk.ips
     ]
     return AccessSnapshot(
-        catalog.version, Directory(rules, creds), Directory(trunk_rules), policies
-    )
+        catalog.version, Directory(rules, creds), Directory(trunk_rules), policies,
+        {publisher: tuple(cidrs) for publisher, cidrs in media.items()},
+    )  # fmt: skip
 
 
 def _header_name(tag: str) -> str:
@@ -231,7 +237,7 @@ class ReservationRouter:
         )  # fmt: skip
         if isinstance(result, calls.NotClaimed):
             return Reject(result.code, result.reason)
-        return self._bridge(result, invite)
+        return self._bridge(result, invite, access.media.get(decision.publisher_id, ()))
 
     def _route_pstn(
         self, invite: IncomingInvite, trunk_id: str, now: datetime, source: str
@@ -248,9 +254,14 @@ class ReservationRouter:
                              source=f"{source} trunk {trunk_id}", via="pstn")  # fmt: skip
         if isinstance(result, calls.NotClaimed):
             return Reject(result.code, result.reason)
-        return self._bridge(result, invite)
+        trunk = self.catalog.get().trunks.get(trunk_id)
+        return self._bridge(result, invite, tuple(trunk.ips) if trunk is not None else ())
 
-    def _bridge(self, claimed: calls.Claimed, invite: IncomingInvite) -> BridgeTo | Reject:
+    def _bridge(
+        self, claimed: calls.Claimed, invite: IncomingInvite, publisher_media: tuple[str, ...]
+    ) -> BridgeTo | Reject:
+        """``publisher_media``: the CIDRs the caller's side may move its media to (its
+        allowlist and media_networks, or the carrier trunk's CIDRs on the PSTN path)."""
         catalog = self.catalog.get()
         buyer = next(
             (
@@ -263,7 +274,7 @@ class ReservationRouter:
         )
         if buyer is None:  # removed since the ping: end the claim cleanly
             return self._unroutable(claimed.uuid, 480, "Temporarily Unavailable", "buyer removed")
-        target, auth = buyer.destination, None
+        target, auth, buyer_media = buyer.destination, None, buyer.media_networks
         if not target.startswith("sip"):
             trunk = catalog.trunks.get(buyer.trunk_id or "") or next(
                 iter(catalog.trunks.values()), None
@@ -273,6 +284,7 @@ class ReservationRouter:
                     claimed.uuid, 503, "Service Unavailable", "no trunk for the buyer's number"
                 )
             target = trunk.uri.replace("{number}", target)
+            buyer_media = (*buyer_media, *trunk.ips)
             if trunk.auth_username and trunk.auth_ha1_md5:
                 auth = OutboundAuth(
                     trunk.auth_username, trunk.auth_ha1_md5, trunk.auth_realm or "*", hashed=True
@@ -282,7 +294,8 @@ class ReservationRouter:
         # Caller id = the reservation's caller number when the ping gave one (§4.4).
         caller_id = claimed.caller_number or invite.from_user or None
         return BridgeTo(claimed.uuid, target, caller_id, tuple(headers), self.ring_timeout, auth,
-                        srtp=_srtp(buyer.srtp))  # fmt: skip
+                        srtp=_srtp(buyer.srtp), publisher_media=publisher_media,
+                        buyer_media=buyer_media)  # fmt: skip
 
     def _unroutable(self, uuid: str, code: int, phrase: str, why: str) -> Reject:
         """A claim that cannot reach a buyer any more ends at once, recorded with the code

@@ -48,6 +48,7 @@ class BuyerInfo:
     seconds: int
     trunk_id: str | None
     srtp: str = "off"  # SDES-SRTP on the leg to this buyer
+    media_networks: tuple[str, ...] = ()  # CIDRs its media may move to (sip/media_home.py)
 
 
 @dataclass(frozen=True)
