@@ -43,7 +43,9 @@ class Settings:
     catalog_recheck: float = 1.0  # seconds between configuration version checks
     max_body: int = 64 * 1024
     webhooks: bool = True  # run the webhook sender in `serve` (serve --webhooks off: False)
-    webhook_key: str | None = None  # $RTBRIDGE_WEBHOOK_KEY: signing secrets derive from it
+    # $RTBRIDGE_WEBHOOK_KEY, else $RTBRIDGE_SITE_KEY: webhook signing secrets derive from it
+    # (the site key's other uses read it where the database is opened: storage/sitekey.py)
+    webhook_key: str | None = None
     access_log: bool = False  # one JSON line per HTTP request (--access-log; http/access_log.py)
     # $RTBRIDGE_STATUS_NETWORKS: sources shown versions and builds in /health and /metrics
     status_networks: tuple[str, ...] = DEFAULT_STATUS_NETWORKS
@@ -57,7 +59,9 @@ class Settings:
         if overrides.get("db_url") is None:
             overrides["db_url"] = env.get("RTBRIDGE_DB", DEFAULT_DB)
         if overrides.get("webhook_key") is None:
-            overrides["webhook_key"] = env.get("RTBRIDGE_WEBHOOK_KEY") or None
+            overrides["webhook_key"] = (
+                env.get("RTBRIDGE_WEBHOOK_KEY") or env.get("RTBRIDGE_SITE_KEY") or None
+            )
         if overrides.get("status_networks") is None and "RTBRIDGE_STATUS_NETWORKS" in env:
             listed = env["RTBRIDGE_STATUS_NETWORKS"].replace(",", " ").split()
             overrides["status_networks"] = tuple(listed)
