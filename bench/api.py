@@ -332,6 +332,8 @@ def main() -> int:
 
         if "postgres" in groups:
             url = stack.enter_context(postgres.cluster())
+            # PostgreSQL has no key file: the site key comes from the environment (README)
+            os.environ.setdefault("RTBRIDGE_SITE_KEY", "bench-site-key-0123456789abcdefghijkl")
             pg = database(url, CAPS, work)
             urls = {"rtbridge capped (PG)": stack.enter_context(server(*rtbridge_server(url)))}
             if not bare:

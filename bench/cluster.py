@@ -225,6 +225,8 @@ def main() -> int:
     only = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="rtbridge-cluster-"))
     with postgres.cluster() as db_url:
+        # PostgreSQL has no key file: the site key comes from the environment (README)
+        os.environ.setdefault("RTBRIDGE_SITE_KEY", "bench-site-key-0123456789abcdefghijkl")
         site = Site(work, db_url)
         try:
             for agent in site.agents:

@@ -47,11 +47,17 @@ def postgres_cluster() -> Iterator[str]:
         yield url
 
 
+# PostgreSQL needs the site key in every process (storage/sitekey.py: no key file there).
+SITE_KEY = "test-site-key-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
 @pytest.fixture
-def postgres_url(postgres_cluster: str) -> Iterator[str]:
-    """A fresh schema per test: drop everything the previous test created."""
+def postgres_url(postgres_cluster: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh schema per test: drop everything the previous test created. The site key is
+    in the environment for the test and the processes it starts."""
     from sqlalchemy import create_engine, text
 
+    monkeypatch.setenv("RTBRIDGE_SITE_KEY", SITE_KEY)
     engine = create_engine(postgres_cluster.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))

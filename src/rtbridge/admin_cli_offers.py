@@ -192,17 +192,18 @@ KEY_FIELDS = (
 )
 _KEY_COLUMNS = ["id", "hint", "publisher", "campaign", "allow_missing_caller_number",
                 "inbound_number", "ttl_seconds", "auto_confirm", "response_root", "paused"]  # fmt: skip
-_SHORT_ID = 12  # characters of the key id (a SHA-256) shown in tables
+_SHORT_ID = 12  # characters of the key id (a digest) shown in tables
 
 
 def resolve_key(session: Session, ref: str) -> str:
     """The key id for what an admin typed: the whole id, a prefix of it (at least 8
-    characters, as the table shows 12), or the hint (``f38240dd`` or ``f38240dd…``)."""
+    characters, as the table shows 12), or the hint (``f382`` or ``f382…``)."""
     text = ref.strip().rstrip("…").rstrip(".")
-    if len(text) < 8:
+    if len(text) < 4:
         raise InvalidInput("key: give the ID or the HINT that `rtbridge keys list` shows")
     found: set[str] = {k["id"] for k in offers.list_keys(session)
-             if k["id"].startswith(text) or k["hint"].rstrip("…") == text}  # fmt: skip
+             if (len(text) >= 8 and k["id"].startswith(text))
+             or k["hint"].rstrip("…") == text}  # fmt: skip
     if not found:
         raise NotFound(f"no key {ref!r} (see `rtbridge keys list`)")
     if len(found) > 1:

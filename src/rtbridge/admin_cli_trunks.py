@@ -40,8 +40,14 @@ TRUNK_FIELDS = (
         resettable=True,
     ),
     Field("realm", "the carrier's digest realm (needed with --username)", resettable=True),
+    Field(
+        "allow_overlap",
+        "accept networks overlapping a publisher's allowlist (a source in both is trusted as "
+        "the carrier for calls to DIDs and as the publisher for reservation uuids)",
+        "flag",
+    ),
 )
-_COLUMNS = ["id", "ips", "uri", "username", "realm", "has_password"]
+_COLUMNS = ["id", "ips", "uri", "username", "realm", "has_password", "allow_overlap"]
 
 
 def _password(args: argparse.Namespace, *, wanted: bool) -> str | None:

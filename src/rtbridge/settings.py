@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 DEFAULT_DB = "sqlite:///rtbridge.db"
 DEFAULT_HTTP = "127.0.0.1:8080"
+# Who sees versions and library builds in /health and /metrics without an admin token
+# (http/health.py): this host only. A scraper elsewhere is a network to name on purpose.
+DEFAULT_STATUS_NETWORKS = ("127.0.0.0/8", "::1/128")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_hostport(value: str, *, what: str) -> tuple[str, int]:
@@ -36,8 +43,15 @@ class Settings:
     catalog_recheck: float = 1.0  # seconds between configuration version checks
     max_body: int = 64 * 1024
     webhooks: bool = True  # run the webhook sender in `serve` (serve --webhooks off: False)
-    webhook_key: str | None = None  # $RTBRIDGE_WEBHOOK_KEY: signing secrets derive from it
+    # $RTBRIDGE_WEBHOOK_KEY, else $RTBRIDGE_SITE_KEY: webhook signing secrets derive from it
+    # (the site key's other uses read it where the database is opened: storage/sitekey.py)
+    webhook_key: str | None = None
     access_log: bool = False  # one JSON line per HTTP request (--access-log; http/access_log.py)
+    # $RTBRIDGE_STATUS_NETWORKS: sources shown versions and builds in /health and /metrics
+    status_networks: tuple[str, ...] = DEFAULT_STATUS_NETWORKS
+
+    def __post_init__(self) -> None:
+        self.status_nets  # noqa: B018 -- refuse a bad network when the settings are built
 
     @classmethod
     def from_env(cls, *, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -45,8 +59,27 @@ class Settings:
         if overrides.get("db_url") is None:
             overrides["db_url"] = env.get("RTBRIDGE_DB", DEFAULT_DB)
         if overrides.get("webhook_key") is None:
-            overrides["webhook_key"] = env.get("RTBRIDGE_WEBHOOK_KEY") or None
+            overrides["webhook_key"] = (
+                env.get("RTBRIDGE_WEBHOOK_KEY") or env.get("RTBRIDGE_SITE_KEY") or None
+            )
+        if overrides.get("status_networks") is None and "RTBRIDGE_STATUS_NETWORKS" in env:
+            listed = env["RTBRIDGE_STATUS_NETWORKS"].replace(",", " ").split()
+            overrides["status_networks"] = tuple(listed)
         return replace(cls(), **overrides)
+
+    @cached_property
+    def status_nets(self) -> tuple[Network, ...]:
+        """``status_networks`` parsed (a bare address is its own /32 or /128)."""
+        nets = []
+        for value in self.status_networks:
+            try:
+                nets.append(ipaddress.ip_network(value.strip(), strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"RTBRIDGE_STATUS_NETWORKS: {value!r} is not a network (e.g. 10.0.0.0/8, "
+                    "2001:db8::/32 or one address; separate them with commas)"
+                ) from None
+        return tuple(nets)
 
     @property
     def http_address(self) -> tuple[str, int]:

@@ -61,7 +61,10 @@ def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(db_url=getattr(args, "db", None))
     setup_logging(args.log_level)
     if settings.webhook_key is None:
-        print("rtbridge: RTBRIDGE_WEBHOOK_KEY is not set; deliveries will wait", file=sys.stderr)
+        print(
+            "rtbridge: RTBRIDGE_SITE_KEY (or RTBRIDGE_WEBHOOK_KEY) is not set; deliveries will wait",
+            file=sys.stderr,
+        )
     options = SenderOptions(timeout=args.timeout, retry_min=args.retry_min, batch=args.batch,
                             posts=args.posts, duty=1.0)  # alone: no pings to yield to  # fmt: skip
     if args.http:  # /health and /metrics beside the sender; uvicorn turns SIGTERM into a stop

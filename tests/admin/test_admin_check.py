@@ -20,7 +20,8 @@ SOON_PAST = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 @pytest.fixture
 def setup(admin: TestClient) -> TestClient:
     made = admin.post("/admin/publishers", json={"id": "pub-2", "ips": [
-        "198.51.100.0/24", {"cidr": "2001:db8:1::/48", "note": "v6"},
+        {"cidr": "198.51.100.0/24", "allow_overlap": True},  # the carrier's 198.51.100.10 too
+        {"cidr": "2001:db8:1::/48", "note": "v6"},
         {"cidr": "10.20.0.0/16", "expires_at": "2099-01-01T00:00:00Z"}],
         "credentials": [{"username": "two", "password": "Second-Pass-222"}]})  # fmt: skip
     assert made.status_code == 201, made.text
@@ -67,7 +68,11 @@ def test_ip_answers_agree_with_the_agent(setup: TestClient) -> None:
     assert setup.get("/admin/check?ip=2001:db8:1::5").json()["publisher"] == "pub-2"
     assert setup.get("/admin/check?ip=192.0.2.10").json()["accepted"] is False  # expired
     trunk = setup.get("/admin/check?ip=198.51.100.10").json()
-    assert trunk["accepted"] is True  # pub-2's /24 covers the carrier's address too
+    assert trunk["accepted"] is True  # pub-2's /24 covers the carrier's address too (issue 17)
+    assert trunk["warnings"] == [
+        "also inside trunk carrier's 198.51.100.10/32: a call from here to a number that is not "
+        "a reservation uuid is taken as the carrier's PSTN arrival"
+    ]
     refused = setup.get("/admin/check?ip=203.0.113.1").json()
     assert refused["accepted"] is False and "401" in refused["reason"]
 

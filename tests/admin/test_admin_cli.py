@@ -164,11 +164,11 @@ def test_ips_add_overlap_needs_the_flag_and_check_warns(db: str) -> None:
 
 
 def test_ips_add_file_gives_a_verdict_per_line(db: str, tmp_path: Path) -> None:
-    lines = "# partner offices\n198.51.100.0/24 office\n10.0.0.5/8\n\n2001:db8:7::/48\n"
+    lines = "# partner offices\n192.0.2.0/24 office\n10.0.0.5/8\n\n2001:db8:7::/48\n"
     from_stdin = run("ips", "add", "pub-1", "--file", "-", db=db, stdin=lines)
     assert from_stdin.returncode == 3, from_stdin.stderr  # one line refused
     out = from_stdin.stdout.splitlines()
-    assert out[0].startswith("added    198.51.100.0/24 office  (rule ")
+    assert out[0].startswith("added    192.0.2.0/24 office  (rule ")
     assert out[1].startswith("refused  10.0.0.5/8  (") and "host bits" in out[1]
     assert out[2].startswith("added    2001:db8:7::/48")
     assert out[3] == "2 added, 1 refused"

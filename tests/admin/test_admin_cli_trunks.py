@@ -35,9 +35,11 @@ def test_trunks_add_show_update_remove(rtb: Terminal, sqlite_url: str, tmp_path:
     row = _stored(sqlite_url, "t2")
     assert row is not None and row.auth_ha1_md5 == ha1("acct", "carrier.example", PASSWORD, "MD5")
     listed = rtb("trunks", "list")[1].splitlines()
-    assert listed[0].split() == ["ID", "IPS", "URI", "USERNAME", "REALM", "HAS_PASSWORD"]
+    assert listed[0].split() == ["ID", "IPS", "URI", "USERNAME", "REALM", "HAS_PASSWORD",
+                                 "ALLOW_OVERLAP"]  # fmt: skip
     assert listed[2].split() == ["t2", "203.0.113.5/32,203.0.113.6/32",
-                                 "sip:{number}@203.0.113.5:5060", "acct", "carrier.example", "yes"]  # fmt: skip
+                                 "sip:{number}@203.0.113.5:5060", "acct", "carrier.example", "yes",
+                                 "no"]  # fmt: skip
 
     secret = tmp_path / "carrier.pw"
     secret.write_text("Rotated-Pass-2027\nignored second line\n", encoding="utf-8")
@@ -105,3 +107,25 @@ def test_a_trunk_buyers_dial_through_cannot_be_removed(rtb: Terminal) -> None:
     assert used[0] == 1 and "trunk 'carrier' is used by buyer(s) pstn; change them first" in used[2]
     changed = rtb("trunks", "update", "carrier", "--username", "acct", "--realm", "carrier.example")
     assert changed[0] == 0, changed[2]  # no password stored yet: nothing to re-bind
+
+
+def test_a_trunk_over_a_publishers_network_needs_allow_overlap(rtb: Terminal) -> None:
+    """Issue 17: the carrier's networks and a publisher's allowlist are two trust boundaries;
+    the demo's pub-1 is 127.0.0.1/32 and ::1/128."""
+    add = ["trunks", "add", "--id", "lab", "--uri", "sip:{number}@127.0.0.9", "--ips"]
+    status, out, err = rtb(*add, "127.0.0.0/24")
+    assert (status, out) == (1, "")
+    assert err.startswith("rtbridge: ips: 127.0.0.0/24 overlaps pub-1's 127.0.0.1/32 (a source ")
+    assert "--allow-overlap" in rtb("trunks", "add", "--help")[1]
+    assert "lab" not in rtb("trunks", "list")[1]  # nothing made
+    status, out, err = rtb(*add, "127.0.0.0/24", "--allow-overlap")
+    assert (status, out, err) == (0, "trunk lab created\n", "")
+    shown = dict(line.split(None, 1) for line in rtb("trunks", "show", "lab")[1].splitlines())
+    assert shown["allow_overlap"] == "yes"
+    status, out, _ = rtb("check", "--ip", "127.0.0.1")  # the agent's answer, and the overlap
+    accepted, warning = out.splitlines()
+    assert status == 0 and accepted.startswith("accepted as publisher pub-1 by ip 127.0.0.1/32")
+    assert warning == (
+        "warning: also inside trunk lab's 127.0.0.0/24: a call from here to a number that is "
+        "not a reservation uuid is taken as the carrier's PSTN arrival"
+    )

@@ -44,11 +44,11 @@ def test_form_bodies_make_what_json_bodies_make(admin: TestClient) -> None:
         "id": "pub-j", "name": "Nine", "ips": ["203.0.113.0/24", "2001:db8::/32"],
         "require_tls": True})  # fmt: skip
     as_form = admin.post("/admin/publishers", data={
-        "id": "pub-f", "name": "Nine", "ips": ["198.51.100.0/24", "2001:db9::/32"],
+        "id": "pub-f", "name": "Nine", "ips": ["192.0.2.0/24", "2001:db9::/32"],
         "require_tls": "true"})  # fmt: skip
     assert as_json.status_code == as_form.status_code == 201, as_form.text
     j, f = admin.get("/admin/publishers/pub-j").json(), admin.get("/admin/publishers/pub-f").json()
-    assert [e["cidr"] for e in f["ips"]] == ["198.51.100.0/24", "2001:db9::/32"]
+    assert [e["cidr"] for e in f["ips"]] == ["192.0.2.0/24", "2001:db9::/32"]
     assert _without(j, "id", "ips") == _without(f, "id", "ips") and f["require_tls"] is True
 
     buyer = {"campaign": "auto", "destination": "sip:q@192.0.2.9", "payout": 12.5,
@@ -88,9 +88,9 @@ def test_form_bodies_make_what_json_bodies_make(admin: TestClient) -> None:
     assert password.status_code == 201 and password.json()["created"] is True
     check = admin.post("/admin/check", data={"username": "nine", "password": "Form-Body-Pass-1"})
     assert check.json()["accepted"] is True and check.json()["publisher"] == "pub-f"
-    trunk = admin.post("/admin/trunks", data={"id": "t2", "uri": "sip:{number}@192.0.2.1",
-                                              "ips": "192.0.2.1/32"})  # fmt: skip
-    assert trunk.status_code == 201 and trunk.json()["ips"] == ["192.0.2.1/32"]
+    trunk = admin.post("/admin/trunks", data={"id": "t2", "uri": "sip:{number}@198.51.100.20",
+                                              "ips": "198.51.100.20/32"})  # fmt: skip
+    assert trunk.status_code == 201 and trunk.json()["ips"] == ["198.51.100.20/32"]
     did = admin.post("/admin/dids", data={"number": "+18005550199", "campaign": "auto"})
     assert did.status_code == 201, did.text
 

@@ -15,10 +15,10 @@ from sqlmodel import Session
 from starlette.testclient import TestClient
 
 from rtbridge.storage import calls, listings
-from rtbridge.storage.catalog import hash_key
 from rtbridge.storage.models import CallRecord, Reservation
 from rtbridge.storage.uuids import uuid7
 from tests.support.demo import KEY_INBOUND, KEY_OPEN
+from tests.support.keys import key_id
 
 ACME_CONCURRENCY = 10  # deploy/demo.toml: past it, pings are no-target
 
@@ -97,7 +97,7 @@ def test_rtb_log_filters(admin: TestClient) -> None:
     assert uuids(status="no-target") == [inbound, *made[ACME_CONCURRENCY:][::-1]]
     assert uuids(reason="concurrency-cap-reached") == uuids(status="no-target")
     assert uuids(buyer="acme") == uuids(status="reserved")
-    assert uuids(key=hash_key(KEY_INBOUND)) == [inbound]
+    assert uuids(key=key_id(admin, KEY_INBOUND)) == [inbound]
     assert uuids(campaign="auto", publisher="pub-1") == [inbound, *made[::-1]]
     assert uuids(publisher="nobody") == [] and uuids(campaign="nothing") == []
     # a caller number is read as in a ping: 11 NANP digits are +1...

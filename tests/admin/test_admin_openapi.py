@@ -73,7 +73,7 @@ def test_real_answers_match_the_declared_schemas(admin: TestClient) -> None:
     doc = openapi_document()
     calls: list[tuple[str, str, Any]] = [
         ("GET", "/admin/publishers", None),
-        ("POST", "/admin/publishers", {"id": "pub-9", "name": "Nine", "ips": ["198.51.100.0/28",
+        ("POST", "/admin/publishers", {"id": "pub-9", "name": "Nine", "ips": ["203.0.113.64/28",
          {"cidr": "2001:db8:9::/48", "note": "v6", "expires_at": "2099-01-01T00:00:00Z"}],
          "credentials": [{"username": "nine", "password": "s3cret-Pass-999"}]}),
         ("GET", "/admin/publishers/pub-9", None),
@@ -105,8 +105,8 @@ def test_real_answers_match_the_declared_schemas(admin: TestClient) -> None:
                                  "inbound_number": "+18005550199", "response_root": "rtb"}),
         ("POST", "/admin/keys", {"publisher": "pub-9", "campaign": "c9", "ttl_seconds": "60"}),
         ("GET", "/admin/trunks", None),
-        ("POST", "/admin/trunks", {"id": "t9", "uri": "sip:{number}@192.0.2.9", "ips":
-         ["192.0.2.9/32"], "username": "u9", "realm": "carrier.example", "password": "pw"}),
+        ("POST", "/admin/trunks", {"id": "t9", "uri": "sip:{number}@203.0.113.9", "ips":
+         ["203.0.113.9/32"], "username": "u9", "realm": "carrier.example", "password": "pw"}),
         ("PATCH", "/admin/trunks/t9", {"uri": "sips:{number}@192.0.2.9"}),
         ("GET", "/admin/trunks/t9", None),
         ("GET", "/admin/check?ip=198.51.100.1", None),

@@ -25,12 +25,12 @@ def version(client: TestClient) -> int:
 def test_publisher_round_trip(admin: TestClient) -> None:
     before = version(admin)
     cred = {"username": "pub2", "password": "An0ther-Pass-99"}
-    r = admin.post("/admin/publishers", json={"id": "pub-2", "name": "Second", "ips": ["198.51.100.0/24"],
+    r = admin.post("/admin/publishers", json={"id": "pub-2", "name": "Second", "ips": ["192.0.2.0/24"],
                                              "credentials": [cred]})  # fmt: skip
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["id"] == "pub-2" and body["name"] == "Second"
-    assert [ip["cidr"] for ip in body["ips"]] == ["198.51.100.0/24"]
+    assert [ip["cidr"] for ip in body["ips"]] == ["192.0.2.0/24"]
     assert body["credentials"] == [
         {"username": "pub2", "publisher": "pub-2", "realm": "sip.rtb.example.com"}
     ]
@@ -157,7 +157,7 @@ def test_key_round_trip_shows_the_key_once(admin: TestClient) -> None:
     assert r.status_code == 201, r.text
     created = r.json()
     key, key_id = created["key"], created["id"]
-    assert len(key) == 36 and created["hint"] == key[:8] + "…"
+    assert len(key) == 36 and created["hint"] == key[:4] + "…"
     listed = admin.get("/admin/keys")
     assert key not in listed.text and any(k["id"] == key_id for k in listed.json()["keys"])
     ping = admin.post("/rtbs.json", data={"key": key})
@@ -179,7 +179,8 @@ def test_trunk_round_trip(admin: TestClient) -> None:
                                          "uri": "sip:{number}@192.0.2.1", **auth})  # fmt: skip
     assert r.status_code == 201, r.text
     assert r.json() == {"id": "carrier2", "ips": ["192.0.2.0/28"], "uri": "sip:{number}@192.0.2.1",
-                        "username": "acct", "realm": "carrier.example", "has_password": True}  # fmt: skip
+                        "username": "acct", "realm": "carrier.example", "has_password": True,
+                        "allow_overlap": False}  # fmt: skip
     r = admin.patch("/admin/trunks/carrier2", json={"realm": "other.example"})
     assert r.status_code == 422 and r.json()["error"].startswith(
         "password: required when username or realm changes"

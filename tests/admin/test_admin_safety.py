@@ -77,13 +77,13 @@ def test_past_expiry_is_refused_naming_the_field(admin: TestClient) -> None:
 def test_bulk_add_gives_a_verdict_per_item(admin: TestClient) -> None:
     _pub3(admin)
     items = [
-        "198.51.100.0/24",
+        "192.0.2.0/24",
         {"cidr": "2001:db8:5::/48", "note": "v6"},
         "10.0.0.5/8",  # host bits
         {"cidr": "10.3.0.0/16", "expires_at": PAST},
         "127.0.0.64/26",  # inside pub-1's /24
         {"cidr": "127.0.0.128/26", "allow_overlap": True},
-        "198.51.100.0/24",  # a duplicate of the first
+        "192.0.2.0/24",  # a duplicate of the first
     ]
     r = admin.post("/admin/publishers/pub-3/ips", json=items)
     assert r.status_code == 200, r.text
@@ -97,7 +97,7 @@ def test_bulk_add_gives_a_verdict_per_item(admin: TestClient) -> None:
     assert results[4]["status"] == 409 and "pub-1's 127.0.0.0/24" in results[4]["error"]
     assert "already on pub-3's allowlist" in results[6]["error"]
     stored = [e["cidr"] for e in admin.get("/admin/publishers/pub-3/ips").json()["ips"]]
-    assert sorted(stored) == ["127.0.0.128/26", "198.51.100.0/24", "2001:db8:5::/48"]
+    assert sorted(stored) == ["127.0.0.128/26", "192.0.2.0/24", "2001:db8:5::/48"]
     assert admin.post("/admin/publishers/pub-3/ips", json=[]).status_code == 422
     assert admin.post("/admin/publishers/nobody/ips", json=["10.0.0.0/8"]).status_code == 404
     too_many = admin.post("/admin/publishers/pub-3/ips", json=["10.0.0.0/8"] * 1001)
@@ -148,3 +148,65 @@ def test_concurrent_overlapping_adds_on_postgres_one_wins(
             thread.join()
         assert sorted(outcomes) == ["409", "added"], outcomes
     engine.dispose()
+
+
+# Issue 17: a carrier trunk's networks and the allowlists are two trust boundaries. The demo's
+# trunk is 198.51.100.10/32, pub-1's entries 127.0.0.1/32 and ::1/128.
+LAB = {"id": "lab", "uri": "sip:{number}@127.0.0.9", "ips": ["127.0.0.0/24"]}
+MIXED = "(a source in both is trusted without a challenge as the carrier for calls to pool DIDs"
+
+
+def test_a_trunk_over_a_publishers_entry_is_refused_unless_accepted(admin: TestClient) -> None:
+    r = admin.post("/admin/trunks", json=LAB)
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == (
+        f"ips: 127.0.0.0/24 overlaps pub-1's 127.0.0.1/32 {MIXED} and as the publisher for "
+        "reservation uuids); send allow_overlap: true to accept it anyway"
+    )
+    assert admin.get("/admin/trunks/lab").status_code == 404  # nothing made
+    made = admin.post("/admin/trunks", json={**LAB, "allow_overlap": True})
+    assert made.status_code == 201 and made.json()["allow_overlap"] is True, made.text
+    [entry] = admin.get("/admin/audit", params={"resource": "trunk/lab"}).json()["entries"]
+    assert entry["new"]["overlaps"] == "pub-1's 127.0.0.1/32"
+    check = admin.get("/admin/check", params={"ip": "127.0.0.1"}).json()
+    assert check["publisher"] == "pub-1" and check["warnings"] == [
+        "also inside trunk lab's 127.0.0.0/24: a call from here to a number that is not a "
+        "reservation uuid is taken as the carrier's PSTN arrival"
+    ]
+    # a change that adds no network keeps the acceptance; taking it back is refused
+    assert (
+        admin.patch("/admin/trunks/lab", json={"uri": "sips:{number}@127.0.0.9"}).json()[
+            "allow_overlap"
+        ]
+        is True
+    )
+    back = admin.patch("/admin/trunks/lab", json={"allow_overlap": False})
+    assert back.status_code == 409 and "pub-1's 127.0.0.1/32" in back.json()["error"]
+
+
+def test_a_network_a_trunk_gains_over_an_entry_is_refused(admin: TestClient) -> None:
+    grown = admin.patch("/admin/trunks/carrier", json={"ips": ["198.51.100.10/32", "::1/128"]})
+    assert grown.status_code == 409 and grown.json()["error"].startswith(
+        f"ips: ::1/128 overlaps pub-1's ::1/128 {MIXED}"
+    )
+    assert admin.get("/admin/trunks/carrier").json()["ips"] == ["198.51.100.10/32"]
+    other = admin.patch("/admin/trunks/carrier", json={"ips": ["198.51.100.10/32", "10.9.0.0/16"]})
+    assert other.status_code == 200 and other.json()["allow_overlap"] is False
+
+
+def test_an_entry_over_a_trunks_network_is_refused_unless_accepted(admin: TestClient) -> None:
+    r = admin.post("/admin/publishers/pub-1/ips", json={"cidr": "198.51.100.0/24"})
+    assert r.status_code == 409
+    assert r.json()["error"] == (
+        f"cidr: 198.51.100.0/24 overlaps trunk carrier's 198.51.100.10/32 {MIXED} and as the "
+        "publisher for reservation uuids); send allow_overlap: true to accept it anyway"
+    )  # no "longest prefix" here: a trunk is not chosen by prefix
+    made = admin.post("/admin/publishers", json={"id": "pub-4", "ips": ["198.51.100.0/28"]})
+    assert made.status_code == 409 and "trunk carrier's" in made.json()["error"]
+    bulk = admin.post("/admin/publishers/pub-1/ips", json=["198.51.100.8/29", "10.7.0.0/16"])
+    assert [("added" in x) for x in bulk.json()["results"]] == [False, True]
+    ok = admin.post("/admin/publishers/pub-1/ips",
+                    json={"cidr": "198.51.100.0/24", "allow_overlap": True})  # fmt: skip
+    assert ok.status_code == 201 and ok.json()["allow_overlap"] is True
+    trail = admin.get("/admin/audit", params={"resource": "ip/pub-1/198.51.100.0/24"}).json()
+    assert "trunk carrier's 198.51.100.10/32" in trail["entries"][0]["new"]["overlaps"]

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from rtbridge.config.apply import Report, apply_document, apply_file
 from rtbridge.config.schema import ConfigError, load_file
-from rtbridge.storage.catalog import hash_key, load_catalog
+from rtbridge.storage.catalog import load_catalog
 from rtbridge.storage.engine import open_database
 from rtbridge.storage.models import (
     AllowlistEntry,
@@ -26,6 +26,7 @@ from rtbridge.storage.models import (
     SipCredential,
     Trunk,
 )
+from tests.support.keys import key_id
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "deploy" / "demo.toml"
@@ -97,9 +98,9 @@ def test_first_run_creates_everything_then_no_changes(engine: Engine) -> None:
         "allowlist entry 127.0.0.1/32 of pub-1",
         "allowlist entry ::1/128 of pub-1",
         "SIP credential pub1",
-        "key f38240dd…",
-        "key 6b1f0c1e…",
-        "key 0a7d3c55…",
+        "key f382…",
+        "key 6b1f…",
+        "key 0a7d…",
     ]
     assert report.updated == [] and report.removed == []
     assert report.summary() == "13 created, 0 updated, 0 removed"
@@ -127,11 +128,11 @@ def test_rows_hold_the_file(engine: Engine) -> None:
             buyer.concurrency,
             buyer.daily_cap,
         ) == ("auto", "sip:queue@127.0.0.1:5070", 90.0, 120, 10, 500)
-        key = s.get(PostbackKey, hash_key(KEYS[1]))
+        key = s.get(PostbackKey, key_id(engine, KEYS[1]))
         assert key is not None
         assert key.inbound_number == "+18339510260" and key.allow_missing_caller_number
-        assert key.hint == "6b1f0c1e…"
-        assert s.get(PostbackKey, hash_key(KEYS[2])).response_root == "rtb"  # type: ignore[union-attr]
+        assert key.hint == "6b1f…"
+        assert s.get(PostbackKey, key_id(engine, KEYS[2])).response_root == "rtb"  # type: ignore[union-attr]
         setting = s.get(Setting, "sip.domain")
         assert setting is not None and setting.value == "sip.rtb.example.com"
     catalog = load_catalog(engine)
@@ -194,7 +195,7 @@ def test_update_reports_old_and_new(engine: Engine, write: Files) -> None:
 def test_key_update_names_the_hint_not_the_key(engine: Engine, write: Files) -> None:
     apply_file(engine, DEMO)
     report = apply_file(engine, write(demo_with("ttl_seconds = 60", "ttl_seconds = 90")))
-    assert report.updated == ["key f38240dd… (ttl_seconds 60 -> 90)"]
+    assert report.updated == ["key f382… (ttl_seconds 60 -> 90)"]
     assert not any(KEYS[0] in line for line in report.lines())
 
 
@@ -220,8 +221,8 @@ allow_missing_caller_number = true
     report = apply_file(engine, smaller)
     assert sorted(report.removed) == sorted(
         [
-            "key 6b1f0c1e…",
-            "key 0a7d3c55…",
+            "key 6b1f…",
+            "key 0a7d…",
             "buyer acme",
             "DID +18334583385",
             "allowlist entry ::1/128 of pub-1",
@@ -237,7 +238,7 @@ allow_missing_caller_number = true
 def test_remove_whole_tree_children_before_parents(engine: Engine, write: Files) -> None:
     apply_file(engine, DEMO)
     report = apply_file(engine, write("trunks = []\ncampaigns = []\npublishers = []\nkeys = []\n"))
-    assert report.removed[:3] == ["key f38240dd…", "key 6b1f0c1e…", "key 0a7d3c55…"]
+    assert report.removed[:3] == ["key f382…", "key 6b1f…", "key 0a7d…"]
     assert report.removed[-2:] == ["campaign auto", "publisher pub-1"]
     assert len(report.removed) == 13 - 1  # everything but sip.domain
     for model in (
@@ -275,7 +276,7 @@ campaign = "home"
         "campaign home",
         "DID +18005550001",
         "publisher pub-2",
-        "key kkkkkkkk…",
+        "key kkkk…",
     ]
 
 
@@ -301,12 +302,12 @@ def test_removal_orphaning_a_key_is_refused_and_changes_nothing(
     with pytest.raises(ConfigError) as info:
         apply_file(engine, write('[[campaigns]]\nid = "other"\n'))
     assert info.value.errors == [
-        f"keys: key {k[:8]}… still uses removed campaign 'auto'" for k in KEYS
+        f"keys: key {k[:4]}… still uses removed campaign 'auto'" for k in KEYS
     ]
     with pytest.raises(ConfigError) as info:
         apply_file(engine, write("publishers = []\n"), dry_run=True)
     assert info.value.errors == [
-        f"keys: key {k[:8]}… still uses removed publisher 'pub-1'" for k in KEYS
+        f"keys: key {k[:4]}… still uses removed publisher 'pub-1'" for k in KEYS
     ]
     with pytest.raises(ConfigError):
         apply_file(engine, write("publishers = []\n"))
@@ -454,8 +455,8 @@ def test_apply_file_checks_references_against_the_database(engine: Engine, write
     apply_file(engine, DEMO)
     key_only = write(f'[[keys]]\nkey = "{KEYS[0]}"\npublisher = "pub-1"\ncampaign = "auto"\n')
     report = apply_file(engine, key_only)  # publisher and campaign exist in the database
-    assert sorted(report.removed) == ["key 0a7d3c55…", "key 6b1f0c1e…"]
-    assert report.updated == ["key f38240dd… (allow_missing_caller_number True -> False)"]
+    assert sorted(report.removed) == ["key 0a7d…", "key 6b1f…"]
+    assert report.updated == ["key f382… (allow_missing_caller_number True -> False)"]
     with pytest.raises(ConfigError) as info:
         apply_file(
             engine, write(f'[[keys]]\nkey = "{KEYS[0]}"\npublisher = "nobody"\ncampaign = "auto"\n')

@@ -16,7 +16,13 @@ from rtbridge.admin.changes import write_session
 from rtbridge.config.apply import apply_file
 from rtbridge.config.schema import ConfigError
 from rtbridge.storage.engine import open_database
-from rtbridge.storage.models import AllowlistEntry, PostbackKey, Publisher, SipCredential
+from rtbridge.storage.models import (
+    AllowlistEntry,
+    PostbackKey,
+    Publisher,
+    SipCredential,
+    Trunk,
+)
 from tests.config.test_apply import DEMO, Files, demo_with
 
 PASSWORD = "Admin-Made-Pass-1"
@@ -60,7 +66,7 @@ def test_apply_keeps_what_was_made_outside_the_file(engine: Engine) -> None:
     assert report.removed == [] and not report.changed
     assert sorted(report.kept) == sorted([
         "allowlist entry 192.0.2.0/24 of pub-1", "allowlist entry 203.0.113.0/24 of pub-7",
-        "SIP credential extra", "key 77777777…", "publisher pub-7",
+        "SIP credential extra", "key 7777…", "publisher pub-7",
     ])  # fmt: skip
     assert any(line.startswith("kept publisher pub-7 (") and "--prune" in line
                for line in report.lines())  # fmt: skip
@@ -101,7 +107,7 @@ def test_the_file_adopts_an_entry_it_lists(engine: Engine, write: Files) -> None
 def test_removing_a_publisher_that_keeps_outside_entries_is_refused(
     engine: Engine, write: Files
 ) -> None:
-    two = DEMO.read_text() + '\n[[publishers]]\nid = "pub-2"\nips = ["198.51.100.0/24"]\n'
+    two = DEMO.read_text() + '\n[[publishers]]\nid = "pub-2"\nips = ["203.0.113.0/24"]\n'
     apply_file(engine, write(two))
     with write_session(engine) as s:
         publishers.add_ip(s, actor="ops", publisher_id="pub-2", raw="192.0.2.0/24")
@@ -111,7 +117,7 @@ def test_removing_a_publisher_that_keeps_outside_entries_is_refused(
         "publishers: publisher 'pub-2' is no longer in the file but keeps allowlist entry "
         "192.0.2.0/24, made outside it; remove that first or use --prune"
     ]
-    assert ("pub-2", "198.51.100.0/24") in _cidrs(engine)  # nothing changed
+    assert ("pub-2", "203.0.113.0/24") in _cidrs(engine)  # nothing changed
     report = apply_file(engine, DEMO, prune=True)
     assert "publisher pub-2" in report.removed and ("pub-2", "192.0.2.0/24") not in _cidrs(engine)
 
@@ -213,3 +219,48 @@ def test_the_demo_keeps_what_the_admin_added(tmp_path: Path, make_client: object
     dry = demo_apply("--prune", "--dry-run").stdout
     assert "removed allowlist entry 192.0.2.0/24 of pub-1" in dry
     assert dry.endswith("dry run, nothing written: 0 created, 0 updated, 1 removed\n")
+
+
+# The demo's trunk is 198.51.100.10/32; pub-1's entries are 127.0.0.1/32 and ::1/128.
+DEMO_TRUNK = 'ips = ["198.51.100.10/32"]'
+
+
+def _trunk(engine: Engine) -> Trunk:
+    with Session(engine) as s:
+        return s.exec(select(Trunk).where(Trunk.id == "carrier")).one()
+
+
+def test_a_trunk_overlapping_an_entry_in_the_same_file_is_refused(
+    engine: Engine, write: Files
+) -> None:
+    """Issue 17: both are new in this file; the entry's side names the trunk once."""
+    over = demo_with(DEMO_TRUNK, 'ips = ["127.0.0.0/24"]')
+    with pytest.raises(ConfigError) as refused:
+        apply_file(engine, write(over))
+    assert refused.value.errors == [
+        "publishers[0].ips[0]: 127.0.0.1/32 overlaps trunk carrier's 127.0.0.0/24 (a source in "
+        "both is trusted without a challenge as the carrier for calls to pool DIDs and as the "
+        "publisher for reservation uuids); set allow_overlap = true on the entry to accept it"
+    ]
+    assert _cidrs(engine) == set()  # nothing written
+    apply_file(
+        engine, write(over.replace('["127.0.0.0/24"]', '["127.0.0.0/24"]\nallow_overlap = true'))
+    )
+    assert _trunk(engine).allow_overlap and _trunk(engine).ips == ["127.0.0.0/24"]
+    assert not apply_file(engine, write(over.replace(
+        '["127.0.0.0/24"]', '["127.0.0.0/24"]\nallow_overlap = true'))).changed  # fmt: skip
+
+
+def test_a_trunk_network_added_over_a_kept_entry_is_refused(engine: Engine, write: Files) -> None:
+    apply_file(engine, DEMO)
+    with write_session(engine) as s:  # made outside the file: the file keeps it
+        publishers.create_publisher(s, actor="ops", raw={"id": "pub-8", "ips": ["10.8.0.0/16"]})
+    grown = demo_with(DEMO_TRUNK, 'ips = ["198.51.100.10/32", "10.8.7.0/24"]')
+    with pytest.raises(ConfigError) as refused:
+        apply_file(engine, write(grown))
+    (error,) = refused.value.errors
+    assert error.startswith("trunks[0].ips[1]: 10.8.7.0/24 overlaps pub-8's 10.8.0.0/16 (")
+    assert error.endswith("set allow_overlap = true on the trunk to accept it")
+    assert _trunk(engine).ips == ["198.51.100.10/32"]  # nothing written
+    # the network it had stays acceptable: an unchanged file still applies
+    assert not apply_file(engine, DEMO).changed

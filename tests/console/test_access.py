@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from rtbridge.storage.catalog import hash_key
 from tests.console.conftest import Console
 from tests.support.demo import KEY_OPEN
+from tests.support.keys import key_id
 
 
 def _field_errors(html: str) -> dict[str, str]:
@@ -89,7 +89,7 @@ def test_keys_created_once_and_paused(console: Console) -> None:
     assert ping.status_code == 200 and ping.json()["status"] in ("reserved", "no-target")
     page = console.client.get("/console/publishers/pub-1").text
     assert key.group(1) not in page
-    open_id = hash_key(KEY_OPEN)
+    open_id = key_id(console.client, KEY_OPEN)
     assert f"/keys/{open_id}/pause" in page
     paused = console.post(f"/console/keys/{open_id}/pause", paused="1")
     assert paused.status_code == 303 and paused.headers["location"].endswith("notice=key-paused")
@@ -168,7 +168,7 @@ def test_overlap_needs_the_checkbox_and_the_check_page_warns(console: Console) -
 
 def test_bulk_paste_overlaps_only_with_the_checkbox(console: Console) -> None:
     console.post("/console/publishers", id="pub-3")
-    lines = "127.0.0.0/30 inside pub-1's /32? no: around it\n198.51.100.0/24"
+    lines = "127.0.0.0/30 inside pub-1's /32? no: around it\n203.0.113.0/24"
     answer = console.post("/console/publishers/pub-3/ips/bulk", lines=lines)
     verdicts = re.findall(r'<tr class="(ok|bad)"><td><code>[^<]*</code></td><td>([^<]*)</td>',
                           answer.text)  # fmt: skip

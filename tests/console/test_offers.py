@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from rtbridge.storage.catalog import hash_key
 from tests.console.conftest import Console
 from tests.support.demo import KEY_OPEN
+from tests.support.keys import key_id as id_of
 
 
 def _field_errors(html: str) -> dict[str, str]:
@@ -87,8 +87,25 @@ def test_trunks(console: Console) -> None:
     assert "trunk:carrier" in export.text and "192.0.2.2" not in export.text
 
 
+def test_a_trunk_over_a_publishers_network_needs_the_checkbox(console: Console) -> None:
+    """Issue 17, as the API: the demo's pub-1 is 127.0.0.1/32."""
+    refused = console.post("/console/trunks", id="lab", uri="sip:{number}@127.0.0.9",
+                           ips="127.0.0.0/24")  # fmt: skip
+    assert refused.status_code == 409
+    assert "overlaps pub-1&#39;s 127.0.0.1/32" in _field_errors(refused.text)["ips"]
+    assert 'name="allow_overlap"' in refused.text
+    made = console.post("/console/trunks", id="lab", uri="sip:{number}@127.0.0.9",
+                        ips="127.0.0.0/24", allow_overlap="on")  # fmt: skip
+    assert made.status_code == 303
+    page = console.client.get("/console/trunks").text
+    section = page[page.index('id="trunk-lab"') :]
+    assert "overlap accepted" in section[: section.index("</h2>")]
+    kept = console.post("/console/trunks/lab", uri="sips:{number}@127.0.0.9", ips="127.0.0.0/24")
+    assert kept.status_code == 303  # an edit that adds no network keeps the acceptance
+
+
 def test_keys_page_pause_and_delete(console: Console) -> None:
-    key_id = hash_key(KEY_OPEN)
+    key_id = id_of(console.client, KEY_OPEN)
     page = console.client.get("/console/keys").text
     assert f"/keys/{key_id}/delete" in page
     paused = console.post(f"/console/keys/{key_id}/pause", paused="1", back="keys")

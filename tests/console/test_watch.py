@@ -10,9 +10,9 @@ import re
 from datetime import timedelta
 
 from rtbridge.storage import calls
-from rtbridge.storage.catalog import hash_key
 from tests.console.conftest import Console
 from tests.support.demo import KEY_OPEN
+from tests.support.keys import key_id
 
 
 def _uuids(page: str) -> list[str]:
@@ -26,7 +26,7 @@ def test_rtb_log_pages_and_filters(console: Console) -> None:
                                      "caller_number": f"+1202555{i:04d}"})  # fmt: skip
         made.append(answer.json()["uuid"])
     seen: list[str] = []
-    url = "/console/rtb?" + f"key={hash_key(KEY_OPEN)}"
+    url = "/console/rtb?" + f"key={key_id(console.client, KEY_OPEN)}"
     while True:
         page = console.client.get(url).text
         seen += _uuids(page)
@@ -34,7 +34,7 @@ def test_rtb_log_pages_and_filters(console: Console) -> None:
         if more is None:
             break
         url = "/console/rtb?" + html.unescape(more.group(1))
-        assert f"key={hash_key(KEY_OPEN)}" in url  # the filters travel with the pages
+        assert f"key={key_id(console.client, KEY_OPEN)}" in url  # the filters travel with the pages
     assert seen == made[::-1]
     reserved = console.client.get("/console/rtb", params={"status": "reserved"}).text
     assert len(_uuids(reserved)) == 10  # acme's concurrency; the rest were no-target

@@ -18,6 +18,7 @@ from rtbridge.http.metrics import PING_BUCKETS
 from rtbridge.logs import JsonFormatter
 from rtbridge.settings import Settings
 from rtbridge.storage.engine import open_database
+from tests.admin.conftest import make_token
 from tests.conftest import ClientFactory, write_config
 from tests.support.demo import KEY_OPEN, one_buyer_config
 from tests.support.metrics import Exposition
@@ -32,8 +33,15 @@ def scrape(client: TestClient) -> Exposition:
     return Exposition(answer.text)
 
 
-def test_every_family_is_exposed_with_its_type(client: TestClient) -> None:
-    families = scrape(client).families
+def insider(client: TestClient, url: str) -> TestClient:
+    """``client`` sending an admin token: shown the build series (tests/http/test_health.py
+    has who else is)."""
+    client.headers["Authorization"] = f"Bearer {make_token(url)}"
+    return client
+
+
+def test_every_family_is_exposed_with_its_type(client: TestClient, sqlite_url: str) -> None:
+    families = scrape(insider(client, sqlite_url)).families
     expected = {
         "rtbridge_build_info": "gauge",
         "rtbridge_reservations": "counter",
@@ -46,8 +54,8 @@ def test_every_family_is_exposed_with_its_type(client: TestClient) -> None:
     assert not [name for name in families if name.startswith("rtbridge_sip")]
 
 
-def test_build_info_names_this_rtbridge_and_python(client: TestClient) -> None:
-    info = scrape(client).families["rtbridge_build_info"].samples
+def test_build_info_names_this_rtbridge_and_python(client: TestClient, sqlite_url: str) -> None:
+    info = scrape(insider(client, sqlite_url)).families["rtbridge_build_info"].samples
     assert [(s.labels, s.value) for s in info] == [
         ({"version": __version__, "python": platform.python_version()}, 1.0)
     ]
@@ -118,7 +126,7 @@ def test_sip_http_process_kind_serves_health_and_metrics(sqlite_url: str, tmp_pa
     only (the agent's series are tested with it running, tests/sip/test_service.py)."""
     _apply(sqlite_url, tmp_path)
     settings = Settings(db_url=sqlite_url, sip_enabled=False, sweep_interval=3600)
-    with TestClient(create_app(settings, api=False)) as client:
+    with TestClient(create_app(settings, api=False), client=("127.0.0.1", 40000)) as client:
         assert client.get("/health").json()["status"] == "ok"
         assert scrape(client).value("rtbridge_build_info", version=__version__,
                                     python=platform.python_version()) == 1  # fmt: skip

@@ -23,7 +23,7 @@ import pytest
 from rtbridge.config.apply import apply_file
 from rtbridge.storage.engine import make_engine, open_database
 from rtbridge.storage.recount import check_counters
-from tests.conftest import write_config
+from tests.conftest import SITE_KEY, write_config
 from tests.sip.sipp import Sipp, hostport
 from tests.support import postgres
 from tests.support.net import free_port
@@ -86,9 +86,10 @@ class PingLoad:
 
 
 @pytest.fixture
-def cluster() -> Iterator[postgres.Cluster]:
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[postgres.Cluster]:
     if postgres.find_bin() is None:
         pytest.fail("PostgreSQL is missing: scripts/system-deps installs Debian's postgresql")
+    monkeypatch.setenv("RTBRIDGE_SITE_KEY", SITE_KEY)  # PostgreSQL: no key file (sitekey.py)
     with postgres.controlled_cluster(unix_socket=True) as running:
         yield running
 

@@ -72,6 +72,7 @@ def test_without_the_master_key_nothing_is_made(
     rtb: Terminal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("RTBRIDGE_WEBHOOK_KEY", raising=False)
+    monkeypatch.delenv("RTBRIDGE_SITE_KEY", raising=False)  # it would serve as the master key
     status, out, err = rtb("webhooks", "add", "publisher", "pub-1", "https://h.example.com/")
     assert status != 0 and "RTBRIDGE_WEBHOOK_KEY" in err and out == ""
     assert rtb("webhooks", "list")[1].splitlines()[1:] == []

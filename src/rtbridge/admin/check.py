@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from rtbridge.config.overlaps import Claim, shadow_warnings
+from rtbridge.config.overlaps import Claim, shadow_warnings, trunk_claims
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.sip.auth.authenticator import UNKNOWN_USER, Accepted, Authenticator, Refused
 from rtbridge.sip.routing import load_access
@@ -40,7 +40,8 @@ def check(
 ) -> dict[str, Any]:
     """``{"accepted": true, "publisher", "rule", "warnings"}`` or ``{"accepted": false,
     "reason"}``. ``warnings`` names the other publishers' entries that also contain the IP
-    and lose to the matching rule by longest prefix (accepted with ``allow_overlap``)."""
+    and lose to the matching rule by longest prefix (accepted with ``allow_overlap``), and the
+    trunks whose networks contain it (its calls to a number would be the carrier's)."""
     if (ip is None) == (username is None):
         raise InvalidInput("give ip, or username and password (one of the two)")
     access = load_access(engine, catalog)
@@ -57,6 +58,7 @@ def check(
             with Session(engine) as session:
                 stored = [Claim(e.publisher_id, e.cidr, e.expires_at)
                           for e in session.exec(select(AllowlistEntry))]  # fmt: skip
+            stored += trunk_claims((t.id, t.ips, t.allow_overlap) for t in catalog.trunks.values())
             warnings = shadow_warnings(address, winner, stored, datetime.fromtimestamp(when, UTC))
             return {"accepted": True, "publisher": rule.publisher_id, "rule": rule.describe(),
                     "warnings": warnings}  # fmt: skip

@@ -1,7 +1,8 @@
 """The buyer side and the keys publishers ping with: campaigns, buyers, DID pools, keys.
 
-A postback key is a bearer secret: stored as SHA-256, shown in clear once (in the answer
-that creates it), listed by its 8-character hint."""
+A postback key is a bearer secret: stored as its digest under the site key
+(``storage/sitekey.py``), shown in clear once (in the answer that creates it), listed by its
+4-character hint."""
 
 from __future__ import annotations
 
@@ -13,9 +14,16 @@ from sqlmodel import Session, col, select
 from rtbridge.admin import audit
 from rtbridge.admin.changes import body, commit, merge, validating
 from rtbridge.config import fields as f
-from rtbridge.config.schema import BuyerSpec, read_buyer, read_campaign, read_field, read_key
+from rtbridge.config.schema import (
+    BuyerSpec,
+    key_hint,
+    read_buyer,
+    read_campaign,
+    read_field,
+    read_key,
+)
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
-from rtbridge.storage.catalog import hash_key
+from rtbridge.storage import sitekey
 from rtbridge.storage.models import Buyer, Campaign, DidNumber, PostbackKey, Publisher, Trunk
 
 # -- campaigns --------------------------------------------------------------------------------
@@ -312,10 +320,10 @@ def create_key(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
     fields_ = dict(body(raw))
     key = fields_.setdefault("key", str(uuid.uuid4()))
     values = _key_values(session, fields_)
-    key_id = hash_key(str(key))
+    key_id = sitekey.of(session).digest(sitekey.KEY, str(key))
     if session.get(PostbackKey, key_id) is not None:
         raise Conflict("key: this key exists")
-    row = PostbackKey(id=key_id, hint=str(key)[:8] + "…", **values)
+    row = PostbackKey(id=key_id, hint=key_hint(str(key)), **values)
     session.add(row)
     audit.record(session, actor=actor, action="create", resource=f"key/{row.hint}",
                  new={**key_view(row), "key": key})  # fmt: skip

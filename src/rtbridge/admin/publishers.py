@@ -13,10 +13,12 @@ from sqlmodel import Session, col, select
 from rtbridge.admin import audit
 from rtbridge.admin.changes import body, commit, merge, validating
 from rtbridge.config.overlaps import (
+    PUBLISHER,
     Claim,
     expiry_problem,
     overlap_message,
     overlapping,
+    trunk_claims,
     unacknowledged,
 )
 from rtbridge.config.schema import IpSpec, read_credential, read_ip, read_publisher
@@ -29,6 +31,7 @@ from rtbridge.storage.models import (
     Publisher,
     Setting,
     SipCredential,
+    Trunk,
 )
 from rtbridge.storage.transactions import utcnow
 
@@ -195,12 +198,15 @@ def _check_cidr_free(
 
 
 def claims(session: Session, *, skip: int | None = None) -> list[Claim]:
-    """Every stored entry as :mod:`rtbridge.config.overlaps` sees it."""
-    return [
+    """Every stored entry and trunk network as :mod:`rtbridge.config.overlaps` sees it."""
+    entries = [
         Claim(e.publisher_id, e.cidr, e.expires_at, e.allow_overlap)
         for e in session.exec(select(AllowlistEntry))
         if e.id != skip
     ]
+    return entries + trunk_claims(
+        (t.id, t.ips, t.allow_overlap) for t in session.exec(select(Trunk))
+    )
 
 
 def _check_overlap(
@@ -210,16 +216,17 @@ def _check_overlap(
     entry_id: int | None = None,
     known: list[Claim] | None = None,
 ) -> list[Claim]:
-    """The other publishers' live entries ``spec`` overlaps: refused (409) unless
-    acknowledged by ``allow_overlap``; returned so the entry and the audit trail can say so.
-    ``known``: the stored entries, read once by a caller adding many."""
+    """The other publishers' live entries and the trunks' networks ``spec`` overlaps: refused
+    (409) unless acknowledged by ``allow_overlap``; returned so the entry and the audit trail
+    can say so. ``known``: the stored claims, read once by a caller adding many."""
     stored = known if known is not None else claims(session, skip=entry_id)
     others = overlapping(publisher_id, spec.cidr, stored, utcnow())
     refused = unacknowledged(spec.allow_overlap, others)
     if refused:
+        wins = " (the longest prefix wins)" if all(o.kind == PUBLISHER for o in refused) else ""
         raise Conflict(
             f"cidr: {overlap_message(spec.cidr, refused)}; send allow_overlap: true to accept "
-            "it anyway (the longest prefix wins)"
+            f"it anyway{wins}"
         )
     return others
 

@@ -1,14 +1,14 @@
 """Operator console sessions: signing in with an admin token, who a cookie is, signing out.
 
-The cookie carries 256 random bits; the database keeps only their SHA-256 (as for tokens), so
-neither a database dump nor a log line can be turned into a session. A session acts as its
+The cookie carries 256 random bits; the database keeps only their digest under the site key
+(as for tokens), so neither a database dump nor a log line can be turned into a session. A session acts as its
 token's name, and ends with the token's revocation, on sign-out, after ``IDLE`` without a
 request, or ``LIFETIME`` after signing in, whichever comes first. Nothing here needs a
-server-side secret, so any number of API processes share the sessions through the database."""
+server-side secret but the site key every process has, so any number of API processes share
+the sessions through the database."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from rtbridge.admin import audit, tokens
 from rtbridge.admin.changes import write_session
+from rtbridge.storage import sitekey
 from rtbridge.storage.models import AdminToken, ConsoleSession
 from rtbridge.storage.transactions import utcnow
 
@@ -33,8 +34,8 @@ class Operator:
     session_id: int
 
 
-def _hash(cookie: str) -> str:
-    return hashlib.sha256(cookie.encode()).hexdigest()
+def _hash(engine: Engine, cookie: str) -> str:
+    return sitekey.for_engine(engine).digest(sitekey.SESSION, cookie)
 
 
 def sign_in(engine: Engine, token: str, *, now: datetime | None = None) -> tuple[str, str] | None:
@@ -50,7 +51,7 @@ def sign_in(engine: Engine, token: str, *, now: datetime | None = None) -> tuple
         cookie = secrets.token_urlsafe(32)
         session.add(
             ConsoleSession(
-                session_hash=_hash(cookie), token_id=row.id, actor=row.name, created_at=now,
+                session_hash=_hash(engine, cookie), token_id=row.id, actor=row.name, created_at=now,
                 last_seen_at=now, expires_at=now + LIFETIME,
             )
         )  # fmt: skip
@@ -69,7 +70,7 @@ def resolve(engine: Engine, cookie: str | None, *, now: datetime | None = None) 
         found = session.exec(
             select(ConsoleSession, AdminToken)
             .join(AdminToken, col(AdminToken.id) == col(ConsoleSession.token_id))
-            .where(ConsoleSession.session_hash == _hash(cookie))
+            .where(ConsoleSession.session_hash == _hash(engine, cookie))
         ).first()
         if found is None:
             return None
@@ -93,7 +94,7 @@ def sign_out(engine: Engine, cookie: str | None) -> None:
         return
     with write_session(engine) as session:
         row = session.exec(
-            select(ConsoleSession).where(ConsoleSession.session_hash == _hash(cookie))
+            select(ConsoleSession).where(ConsoleSession.session_hash == _hash(engine, cookie))
         ).first()
         if row is None:
             return

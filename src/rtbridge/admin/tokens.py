@@ -1,12 +1,12 @@
-"""Admin API bearer tokens: created and revoked from the terminal, stored as SHA-256.
+"""Admin API bearer tokens: created and revoked from the terminal, stored as a digest under
+the site key (``storage/sitekey.py``).
 
-A token is 256 random bits, so a plain SHA-256 (no salt, no slow hash) is enough to make the
-stored value useless to someone who reads the database; a slow hash would only slow down
+A token is 256 random bits, so a fast keyed digest (no salt, no slow hash) is enough to make
+the stored value useless to someone who reads the database; a slow hash would only slow down
 every API request."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
@@ -18,14 +18,15 @@ from rtbridge.admin.changes import commit, validating
 from rtbridge.config import fields as f
 from rtbridge.config.schema import ConfigError
 from rtbridge.domain.errors import Conflict, NotFound
+from rtbridge.storage import sitekey
 from rtbridge.storage.models import AdminToken
 from rtbridge.storage.transactions import utcnow
 
 PREFIX = "rtba_"
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def hash_token(session: Session, token: str) -> str:
+    return sitekey.of(session).digest(sitekey.TOKEN, token)
 
 
 def _name(value: Any) -> str:
@@ -46,7 +47,7 @@ def create(session: Session, *, actor: str, name: str) -> str:
         raise Conflict(f"name: a token named {name!r} exists; revoke it first")
     token = PREFIX + secrets.token_urlsafe(32)
     row = AdminToken(
-        name=name, token_hash=hash_token(token), hint=token[: len(PREFIX) + 4] + "…",
+        name=name, token_hash=hash_token(session, token), hint=token[: len(PREFIX) + 4] + "…",
         created_at=utcnow(),
     )  # fmt: skip
     session.add(row)
@@ -99,6 +100,7 @@ def find(session: Session, token: str) -> AdminToken | None:
         return None
     return session.exec(
         select(AdminToken).where(
-            AdminToken.token_hash == hash_token(token), col(AdminToken.revoked_at).is_(None)
+            AdminToken.token_hash == hash_token(session, token),
+            col(AdminToken.revoked_at).is_(None),
         )
     ).first()

@@ -1,20 +1,31 @@
 """Carrier trunks: trusted by IP for PSTN arrivals, and the URI template for numbers out.
 
 The outbound digest password is kept as HA1 for the carrier's realm, like ``apply`` does, so
-changing the username or realm needs the password again."""
+changing the username or realm needs the password again. A network overlapping a publisher's
+allowlist entry is refused unless ``allow_overlap`` (config/overlaps.py), as an entry
+overlapping a trunk's network is (admin/publishers.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from rtbridge.admin import audit
 from rtbridge.admin.changes import body, commit, merge, validating
+from rtbridge.config.overlaps import (
+    TRUNK,
+    Claim,
+    overlap_message,
+    overlapping,
+    unacknowledged,
+)
 from rtbridge.config.schema import TrunkSpec, read_trunk
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
 from rtbridge.sip.auth.digest import ha1
-from rtbridge.storage.models import Buyer, Trunk
+from rtbridge.storage.models import AllowlistEntry, Buyer, Trunk
+from rtbridge.storage.transactions import utcnow
 
 
 def trunk_view(row: Trunk) -> dict[str, Any]:
@@ -25,6 +36,7 @@ def trunk_view(row: Trunk) -> dict[str, Any]:
         "username": row.auth_username,
         "realm": row.auth_realm,
         "has_password": row.auth_ha1_md5 is not None,
+        "allow_overlap": row.allow_overlap,
     }
 
 
@@ -43,6 +55,24 @@ def get_trunk(session: Session, trunk_id: str) -> dict[str, Any]:
     return trunk_view(_trunk(session, trunk_id))
 
 
+def _check_overlaps(session: Session, spec: TrunkSpec, checked: Collection[str]) -> list[Claim]:
+    """The publishers' live entries the trunk's networks overlap, returned for the stored
+    flag and the audit trail; those of the ``checked`` networks are refused (409) unless
+    acknowledged by ``allow_overlap`` on either side."""
+    entries = [Claim(e.publisher_id, e.cidr, e.expires_at, e.allow_overlap)
+               for e in session.exec(select(AllowlistEntry))]  # fmt: skip
+    now, found, problems = utcnow(), [], []
+    for cidr in spec.ips:
+        others = overlapping(spec.id, cidr, entries, now, kind=TRUNK)
+        refused = unacknowledged(spec.allow_overlap, others) if cidr in checked else []
+        if refused:
+            problems.append(overlap_message(cidr, refused, kind=TRUNK))
+        found += others
+    if problems:
+        raise Conflict(f"ips: {'; '.join(problems)}; send allow_overlap: true to accept it anyway")
+    return found
+
+
 def _apply(row: Trunk, spec: TrunkSpec) -> None:
     row.ips = list(spec.ips)
     row.uri = spec.uri
@@ -59,10 +89,13 @@ def create_trunk(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
         spec = read_trunk(fields_)
     if session.get(Trunk, spec.id) is not None:
         raise Conflict(f"id: trunk {spec.id!r} exists")
-    row = Trunk(id=spec.id, uri=spec.uri)
+    overlaps = _check_overlaps(session, spec, spec.ips)
+    row = Trunk(id=spec.id, uri=spec.uri, allow_overlap=spec.allow_overlap and bool(overlaps))
     _apply(row, spec)
     session.add(row)
     new = {**trunk_view(row), "password": spec.password}
+    if overlaps:
+        new["overlaps"] = _described(overlaps)
     audit.record(session, actor=actor, action="create", resource=f"trunk/{row.id}", new=new)
     commit(session)
     return trunk_view(row)
@@ -75,9 +108,15 @@ def update_trunk(session: Session, *, actor: str, trunk_id: str, raw: Any) -> di
     if patch.get("id", row.id) != row.id:
         raise InvalidInput("id: a trunk's id cannot change (buyers use it)")
     current = {"id": row.id, "ips": list(row.ips), "uri": row.uri,
-               "username": row.auth_username, "realm": row.auth_realm}  # fmt: skip
+               "username": row.auth_username, "realm": row.auth_realm,
+               "allow_overlap": row.allow_overlap}  # fmt: skip
     with validating():
         spec = read_trunk(merge(current, patch))
+    # The networks it did not have: an overlap accepted (or older than the rule) stays,
+    # unless the acceptance itself is taken back.
+    checked = spec.ips if "allow_overlap" in patch else [c for c in spec.ips if c not in row.ips]
+    overlaps = _check_overlaps(session, spec, checked)
+    row.allow_overlap = spec.allow_overlap and bool(overlaps)
     rebinds = (spec.username, spec.realm) != (row.auth_username, row.auth_realm)
     if spec.password is None and rebinds:
         if spec.username is None:
@@ -90,10 +129,17 @@ def update_trunk(session: Session, *, actor: str, trunk_id: str, raw: Any) -> di
     session.add(row)
     new = trunk_view(row)
     if new != old or spec.password is not None:
+        recorded: dict[str, Any] = {**new, "password": spec.password}
+        if overlaps:
+            recorded["overlaps"] = _described(overlaps)
         audit.record(session, actor=actor, action="update", resource=f"trunk/{row.id}", old=old,
-                     new={**new, "password": spec.password})  # fmt: skip
+                     new=recorded)  # fmt: skip
         commit(session)
     return new
+
+
+def _described(overlaps: list[Claim]) -> str:
+    return "; ".join(f"{c.owner}'s {c.cidr}" for c in overlaps)
 
 
 def delete_trunk(session: Session, *, actor: str, trunk_id: str) -> None:

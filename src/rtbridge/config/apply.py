@@ -19,15 +19,26 @@ from sqlmodel import Session, SQLModel, select
 
 from rtbridge.admin import audit
 from rtbridge.config.overlaps import (
+    PUBLISHER,
+    TRUNK,
     Claim,
     expiry_problem,
     overlap_message,
     overlapping,
+    trunk_claims,
     unacknowledged,
 )
-from rtbridge.config.schema import BuyerSpec, ConfigError, Document, TrunkSpec, load_file
+from rtbridge.config.schema import (
+    BuyerSpec,
+    ConfigError,
+    Document,
+    TrunkSpec,
+    key_hint,
+    load_file,
+)
 from rtbridge.sip.auth.digest import ha1
-from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version, hash_key
+from rtbridge.storage import sitekey
+from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version
 from rtbridge.storage.models import (
     AllowlistEntry,
     Buyer,
@@ -156,6 +167,8 @@ def apply_document(
 
         realm = _sync_domain(session, report, doc)
         keys = _wanted_keys(session, doc)
+        trunks_before = {t.id: set(t.ips) for t in session.exec(select(Trunk))}
+        entries_before = {(e.publisher_id, e.cidr) for e in session.exec(select(AllowlistEntry))}
         campaigns = {c.id: {"id": c.id} for c in doc.campaigns or ()}
         publishers = {
             p.id: {"id": p.id, "name": p.name, "require_tls": p.require_tls,
@@ -176,6 +189,8 @@ def apply_document(
         if doc.publishers is not None:
             sync(Publisher, "publisher", publishers, remove=False)
             _sync_publisher_children(session, report, doc, realm, prune)
+        if doc.trunks is not None:  # after the entries: it sees those the file keeps
+            _check_new_trunk_networks(session, doc, trunks_before, entries_before)
         if keys is not None:
             sync(PostbackKey, "key", keys[0], show=keys[1].__getitem__, remove=False)
         # Before the removals below: the foreign keys would otherwise refuse them first.
@@ -250,6 +265,7 @@ def _trunk_row(t: TrunkSpec) -> dict[str, Any]:
         "auth_username": t.username,
         "auth_realm": t.realm,
         "auth_ha1_md5": ha1_md5,
+        "allow_overlap": t.allow_overlap,
     }
 
 
@@ -321,11 +337,13 @@ def _check_new_entries(
     """The admin API's two rules for the entries this run creates or re-times (those it
     leaves as they were stay, so an entry that lapsed does not make the file unappliable):
     an expiry must be ahead, and an overlap with another publisher's live entry (from the
-    file or made outside it, as stored after this run) needs ``allow_overlap`` on one side."""
+    file or made outside it, as stored after this run) or with a trunk's network needs
+    ``allow_overlap`` on one side."""
     assert doc.publishers is not None
     now = utcnow()
     stored = [Claim(e.publisher_id, e.cidr, e.expires_at, e.allow_overlap)
               for e in session.exec(select(AllowlistEntry))]  # fmt: skip
+    stored += trunk_claims((t.id, t.ips, t.allow_overlap) for t in session.exec(select(Trunk)))
     problems = []
     for i, p in enumerate(doc.publishers):
         for j, ip in enumerate(p.ips):
@@ -339,9 +357,41 @@ def _check_new_entries(
                 continue  # only re-timed: its network was accepted already
             refused = unacknowledged(ip.allow_overlap, overlapping(p.id, ip.cidr, stored, now))
             if refused:
+                wins = all(o.kind == PUBLISHER for o in refused)
                 problems.append(
                     f"{path}: {overlap_message(ip.cidr, refused)}; set allow_overlap = true "
-                    "on the entry to accept it (the longest prefix wins)"
+                    f"on the entry to accept it{' (the longest prefix wins)' if wins else ''}"
+                )
+    if problems:
+        session.rollback()
+        raise ConfigError(problems)
+
+
+def _check_new_trunk_networks(
+    session: Session,
+    doc: Document,
+    before: Mapping[str, set[str]],
+    entries_before: set[tuple[str, str]],
+) -> None:
+    """A network a trunk gains in this run that overlaps a publisher's live entry needs
+    ``allow_overlap`` on one side. Entries this run creates were checked against the trunks
+    already (:func:`_check_new_entries`); those it keeps are checked here."""
+    assert doc.trunks is not None
+    now = utcnow()
+    entries = [Claim(e.publisher_id, e.cidr, e.expires_at, e.allow_overlap)
+               for e in session.exec(select(AllowlistEntry))
+               if (e.publisher_id, e.cidr) in entries_before]  # fmt: skip
+    problems = []
+    for i, t in enumerate(doc.trunks):
+        for j, cidr in enumerate(t.ips):
+            if cidr in before.get(t.id, ()):
+                continue  # it had that network: an overlap accepted or older than the rule
+            others = overlapping(t.id, cidr, entries, now, kind=TRUNK)
+            refused = unacknowledged(t.allow_overlap, others)
+            if refused:
+                problems.append(
+                    f"trunks[{i}].ips[{j}]: {overlap_message(cidr, refused, kind=TRUNK)}; set "
+                    "allow_overlap = true on the trunk to accept it"
                 )
     if problems:
         session.rollback()
@@ -351,13 +401,16 @@ def _check_new_entries(
 def _wanted_keys(
     session: Session, doc: Document
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]] | None:
-    """Key rows by SHA-256, and the display hint of every key old or new (for the report)."""
+    """Key rows by id (the key's digest under the site key), and the display hint of every key
+    old or new (for the report)."""
     if doc.keys is None:
         return None
+    site = sitekey.of(session)
+    ids = {k.key: site.digest(sitekey.KEY, k.key) for k in doc.keys}
     wanted = {
-        hash_key(k.key): {
-            "id": hash_key(k.key),
-            "hint": k.key[:8] + "…",
+        ids[k.key]: {
+            "id": ids[k.key],
+            "hint": key_hint(k.key),
             "publisher_id": k.publisher,
             "campaign_id": k.campaign,
             "allow_missing_caller_number": k.allow_missing_caller_number,

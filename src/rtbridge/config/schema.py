@@ -119,6 +119,8 @@ class TrunkSpec(_Model):
     realm: Text = None
     # After username and realm: its check reads them (outbound digest is stored as HA1).
     password: Annotated[str | None, f.Rule(f.string, writeOnly=True, maxLength=256)] = None
+    # Accept networks overlapping a publisher's allowlist (issue 17): config/overlaps.py.
+    allow_overlap: Flag = False
 
     @field_validator("password")
     @classmethod
@@ -271,6 +273,12 @@ def _secret(value: Any) -> str:
     if len(key) < 16:
         raise f.FieldError("too short (at least 16 characters; it is a secret)")
     return key
+
+
+def key_hint(key: str) -> str:
+    """How a key is shown once stored: its first 4 characters. Eight were half of a
+    16-character key; four tell a handful of keys apart and leave the rest to guess."""
+    return key[:4] + "…"
 
 
 class KeySpec(_Model):

@@ -172,7 +172,8 @@ class DidPublic(_Public):
 
 
 class KeyPublic(_Public):
-    """A key by its id (SHA-256) and hint; the key itself is shown once, when created."""
+    """A key by its id (its digest under the site key) and hint; the key itself is shown once,
+    when created."""
 
     id: str
     hint: str
@@ -197,6 +198,7 @@ class TrunkPublic(_Public):
     username: str | None
     realm: str | None
     has_password: bool
+    allow_overlap: bool  # accepted although a network overlaps a publisher's allowlist
 
 
 class CheckAnswer(_Public):

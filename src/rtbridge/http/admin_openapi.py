@@ -306,11 +306,22 @@ OPERATIONS: dict[str, dict[str, _S]] = {
     },
     "/admin/trunks": {
         "get": _op("List trunks (never the password)", answer=m.TrunkList),
-        "post": _op("Create a trunk", body=TrunkSpec, ok=201, answer=m.TrunkPublic),
+        "post": _op(
+            "Create a trunk (409 when a network overlaps a publisher's live allowlist entry, "
+            "unless allow_overlap)",
+            body=TrunkSpec,
+            ok=201,
+            answer=m.TrunkPublic,
+        ),
     },
     "/admin/trunks/{trunk}": {
         "get": _op("A trunk", answer=m.TrunkPublic),
-        "patch": _op("Change a trunk", body=m.TrunkPatch, answer=m.TrunkPublic),
+        "patch": _op(
+            "Change a trunk (409 when a network it gains overlaps a publisher's live allowlist "
+            "entry, unless allow_overlap)",
+            body=m.TrunkPatch,
+            answer=m.TrunkPublic,
+        ),
         "delete": _op("Delete a trunk (409 while buyers need it)", ok=204),
     },
     "/admin/check": {
@@ -409,7 +420,7 @@ OPERATIONS: dict[str, dict[str, _S]] = {
         "get": _op("List webhooks (never their secrets)", answer=m.WebhookList),
         "post": _op(
             "Create a webhook for a publisher's or a buyer's events; the answer holds its "
-            "signing secret, once (409 while RTBRIDGE_WEBHOOK_KEY is not set)",
+            "signing secret, once (409 while neither RTBRIDGE_SITE_KEY nor RTBRIDGE_WEBHOOK_KEY is set)",
             body=WEBHOOK,
             ok=201,
             answer=m.WebhookCreated,

@@ -18,6 +18,7 @@ from rtbridge.http.console.routes import mount as console
 from rtbridge.http.errors import HANDLERS
 from rtbridge.http.state import AppState, Metrics
 from rtbridge.settings import Settings
+from rtbridge.storage import sitekey
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.checkpoint import WalCheckpointer
 from rtbridge.storage.engine import is_sqlite, open_database
@@ -80,6 +81,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         state = build_state(settings, **reservation_options)
+        if api:  # keys, tokens and sessions are looked up by their digests: refuse at start
+            try:
+                sitekey.for_engine(state.engine)
+            except sitekey.SiteKeyError as exc:
+                log.error("cannot serve the API: %s", exc)
+                state.engine.dispose()
+                raise
         app.state.rtbridge = state  # for tests and tools holding the app, not for handlers
         agent = None
         if settings.sip_enabled:  # the SIP agent shares this process: its own pjsua2 thread

@@ -33,6 +33,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.registry import Collector
 
 from rtbridge import __version__
 from rtbridge.domain import lifecycle as st
@@ -48,7 +49,7 @@ from rtbridge.webhooks.sender import Stats
 if TYPE_CHECKING:
     from rtbridge.http.state import AppState
 
-__all__ = ["CONTENT_TYPE", "AppCollector", "PingSeconds", "scrape", "watch"]
+__all__ = ["CONTENT_TYPE", "DETAILS", "AppCollector", "PingSeconds", "scrape", "watch"]
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format every Prometheus reads
 # Upper bounds (seconds) of the ping latency histogram: a ping is 1-100 ms (group commit,
@@ -110,9 +111,28 @@ def watch(state: AppState) -> None:
     state.metrics.registry.register(AppCollector(state))
 
 
-async def scrape(state: AppState) -> bytes:
-    """The app's registry in the Prometheus text format (0.0.4)."""
-    return await state.run(generate_latest, state.metrics.registry)
+# What a stranger's scrape leaves out (http/health.py): which rtbridge, Python and pjproject
+# builds run here. The series go whole rather than losing their labels: a build_info without
+# them says nothing, and a dashboard should not mistake it for an answer.
+DETAILS = frozenset({"rtbridge_build_info", "rtbridge_sip_build_info"})
+
+
+class _Public(Collector):
+    """A registry's families less :data:`DETAILS`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        return (m for m in self._registry.collect() if m.name not in DETAILS)
+
+
+async def scrape(state: AppState, *, details: bool = True) -> bytes:
+    """The app's registry in the Prometheus text format (0.0.4); without ``details``, less
+    the build series (:data:`DETAILS`)."""
+    registry = state.metrics.registry
+    source = registry if details else _Public(registry)
+    return await state.run(generate_latest, source)
 
 
 def live_reservations(state: AppState) -> dict[str, int]:

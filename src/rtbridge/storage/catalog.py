@@ -7,12 +7,11 @@ transactional (usage counts and the insert)."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 
 from sqlalchemy import Engine, text, update
 from sqlalchemy.engine import Connection
@@ -20,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from rtbridge.domain.hours import parse_hours
 from rtbridge.domain.selection import BuyerRule
+from rtbridge.storage import sitekey
 from rtbridge.storage.models import (
     Buyer,
     Campaign,
@@ -33,11 +33,6 @@ from rtbridge.storage.models import (
 DEFAULT_SIP_DOMAIN = "localhost"
 VERSION_SETTING = "config.version"
 DOMAIN_SETTING = "sip.domain"
-
-
-def hash_key(key: str) -> str:
-    """Postback keys are stored and looked up by SHA-256 (they are bearer secrets)."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -83,7 +78,7 @@ class KeyInfo:
     """A postback key's settings (SPEC §3.4) as plain values: read on every ping, where an
     ORM instance's instrumented attributes cost more than the rule that reads them."""
 
-    id: str  # sha256 hex of the key
+    id: str  # the key's digest under the site key (storage/sitekey.py)
     publisher_id: str
     campaign_id: str
     allow_missing_caller_number: bool
@@ -104,18 +99,21 @@ class KeyInfo:
 class Catalog:
     version: int
     sip_domain: str
-    keys: Mapping[str, KeyInfo] = field(default_factory=dict)  # by sha256
+    keys: Mapping[str, KeyInfo] = field(default_factory=dict)  # by id
     campaigns: Mapping[str, CampaignInfo] = field(default_factory=dict)
     trunks: Mapping[str, Trunk] = field(default_factory=dict)
     # (owner kind, owner id, event) of every enabled webhook (webhooks/subscriptions.py)
     subscribed: frozenset[tuple[str, str, str]] = frozenset()
+    # the database's site key, asked for only when a key is looked up: a process that never
+    # does (the SIP agent) runs without one on PostgreSQL
+    site: Callable[[], sitekey.SiteKey] | None = field(default=None, compare=False, repr=False)
     # raw key -> key, for keys that exist: a ping hashes its key once per snapshot, not each time
     _known: dict[str, KeyInfo] = field(default_factory=dict, compare=False, repr=False)
 
     def key(self, raw_key: str) -> KeyInfo | None:
         found = self._known.get(raw_key)
-        if found is None:
-            found = self.keys.get(hash_key(raw_key))
+        if found is None and self.site is not None:
+            found = self.keys.get(self.site().digest(sitekey.KEY, raw_key))
             if found is not None:  # only real keys: random ones must not fill memory
                 self._known[raw_key] = found
         return found
@@ -194,6 +192,7 @@ def load_catalog(engine: Engine) -> Catalog:
         campaigns=campaigns,
         trunks=trunks,
         subscribed=subscribed,
+        site=partial(sitekey.for_engine, engine),
     )
 
 

@@ -112,9 +112,17 @@ def migrate(engine: Engine) -> None:
 
 
 def open_database(url: str, **kwargs: Any) -> Engine:
-    """Create the engine and migrate: what every command does before touching data."""
+    """Create the engine, migrate, and adopt the site key when there is one
+    (``storage/sitekey.py``): what every command does before touching data."""
+    from rtbridge.storage import sitekey  # it imports this module
+
     engine = make_engine(url, **kwargs)
-    migrate(engine)
+    try:
+        migrate(engine)
+        sitekey.prepare(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 

@@ -1,8 +1,9 @@
 """Tables. Times are aware UTC datetimes (SQLModel's ``UTCDateTime``: ``timestamptz`` on
 PostgreSQL, UTC text on SQLite), rendered as ``...Z`` strings only at the HTTP edge.
 
-Secrets are never stored: postback keys by SHA-256, SIP passwords as digest HA1 values
-(RFC 7616 needs ``H(user:realm:password)``, nothing more), admin tokens by SHA-256.
+Secrets are never stored: postback keys, admin tokens and console sessions by their digest
+under the site key (``storage/sitekey.py``: HMAC-SHA256, the key outside the database), SIP
+passwords as digest HA1 values (RFC 7616 needs ``H(user:realm:password)``, nothing more).
 """
 
 from __future__ import annotations
@@ -120,12 +121,14 @@ class Trunk(SQLModel, table=True):
     auth_username: str | None = Field(default=None, max_length=128)
     auth_realm: str | None = Field(default=None, max_length=256)
     auth_ha1_md5: str | None = Field(default=None, max_length=32)
+    # Accepted although its networks overlap a publisher's allowlist (config/overlaps.py).
+    allow_overlap: bool = False
 
 
 class PostbackKey(SQLModel, table=True):
-    """A publisher's token for one campaign, stored as SHA-256; ``hint`` is for display."""
+    """A publisher's token for one campaign, stored as its digest; ``hint`` is for display."""
 
-    id: str = Field(primary_key=True, max_length=64)  # sha256 hex of the key
+    id: str = Field(primary_key=True, max_length=64)  # the key's digest (storage/sitekey.py)
     hint: str = Field(max_length=16)
     publisher_id: str = Field(foreign_key="publisher.id", index=True, max_length=64)
     campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=64)
@@ -246,7 +249,7 @@ class SipAgent(SQLModel, table=True):
 
 
 class AdminToken(SQLModel, table=True):
-    """A bearer token of the admin API, stored as SHA-256; ``name`` is who it is in the audit
+    """A bearer token of the admin API, stored as its digest; ``name`` is who it is in the audit
     trail. Revoked tokens stay (with ``revoked_at``) so old audit rows keep their meaning."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -273,7 +276,7 @@ class AuditEntry(SQLModel, table=True):
 
 class ConsoleSession(SQLModel, table=True):
     """A signed-in operator console: the cookie holds 256 random bits, the row only their
-    SHA-256 (a database reader cannot sign in with it). It acts as its admin token's name and
+    digest under the site key (a database reader cannot sign in with it). It acts as its admin token's name and
     dies with the token's revocation, on sign-out, after ``idle`` without use or at
     ``expires_at``."""
 

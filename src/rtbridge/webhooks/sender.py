@@ -74,7 +74,7 @@ class Stats:
 
 
 class Sender:
-    """One delivering loop over one database. ``master_key``: RTBRIDGE_WEBHOOK_KEY (without
+    """One delivering loop over one database. ``master_key``: Settings.webhook_key (without
     it events are still dispatched, so nothing piles up, but nothing is sent)."""
 
     def __init__(
@@ -120,7 +120,8 @@ class Sender:
         self.stats.dispatched += made
         if not sending:
             if not self._warned and outbox.pending_count(self.engine):
-                log.error("webhook deliveries wait: RTBRIDGE_WEBHOOK_KEY is not set (or too short)")
+                log.error("webhook deliveries wait: RTBRIDGE_SITE_KEY (or RTBRIDGE_WEBHOOK_KEY) "
+                          "is not set (or too short)")  # fmt: skip
                 self._warned = True
             return 0
         self._results = list(self._pool.map(self._attempt, claims))

@@ -28,11 +28,14 @@ def check_master_key(master: str | None) -> bytes:
     """The master key as bytes, or a clear refusal (it must be set and long enough)."""
     if not master:
         raise MissingKey(
-            "webhooks need a master key: set RTBRIDGE_WEBHOOK_KEY to at least "
-            f"{MIN_MASTER_KEY} random characters (e.g. `openssl rand -base64 32`)"
+            "webhooks need a master key: set RTBRIDGE_SITE_KEY (or RTBRIDGE_WEBHOOK_KEY, which "
+            f"wins for webhooks) to at least {MIN_MASTER_KEY} random characters (e.g. "
+            "`openssl rand -base64 32`)"
         )
     if len(master) < MIN_MASTER_KEY:
-        raise MissingKey(f"RTBRIDGE_WEBHOOK_KEY: at least {MIN_MASTER_KEY} characters")
+        raise MissingKey(
+            f"RTBRIDGE_WEBHOOK_KEY / RTBRIDGE_SITE_KEY: at least {MIN_MASTER_KEY} characters"
+        )
     return master.encode()
 
 

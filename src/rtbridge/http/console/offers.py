@@ -210,7 +210,7 @@ async def delete_buyer(request: Request) -> Response:
 
 # -- trunks -----------------------------------------------------------------------------------
 
-TRUNK_FIELDS = ("id", "ips", "uri", "username", "password", "realm")
+TRUNK_FIELDS = ("id", "ips", "uri", "username", "password", "realm", "allow_overlap")
 
 
 async def trunks_page(
@@ -231,6 +231,8 @@ async def save_trunk(request: Request) -> Response:
         "ips": [line.strip() for line in values.get("ips", "").splitlines() if line.strip()],
         "uri": values.get("uri", ""),
     }
+    if values.get("allow_overlap") == "on":  # unticked: as stored (an update checks new ips)
+        raw["allow_overlap"] = True
     for name in ("username", "realm", "password"):
         if values.get(name):
             raw[name] = values[name]
