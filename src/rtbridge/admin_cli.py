@@ -119,7 +119,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_publishers(args: argparse.Namespace) -> int:
     if args.action == "add":
-        raw = {"id": args.id, **({"name": args.name} if args.name else {})}
+        raw = {"id": args.id, **({"name": args.name} if args.name else {}),
+               **({"media_networks": args.media_networks} if args.media_networks else {})}  # fmt: skip
         write(args, publishers.create_publisher, raw=raw)
         print(f"publisher {args.id} created")
     elif args.action == "remove":
@@ -344,6 +345,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = action(actions, "add", "add a publisher")
     p.add_argument("id", help="the publisher's id (letters, digits, _ . -), used by keys")
     p.add_argument("--name", help="a readable name")
+    p.add_argument("--media-network", dest="media_networks", action="append", metavar="CIDR",
+                   help="a network beside its allowlist where a re-INVITE may move its calls' "
+                        "media (repeatable)")  # fmt: skip
     p = action(actions, "remove", "remove a publisher with its allowlist and SIP credentials")
     p.add_argument("id", help="the publisher's id")
 

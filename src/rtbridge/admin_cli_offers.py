@@ -100,6 +100,15 @@ BUYER_FIELDS = (
         resettable=True,
         metavar="off|optional|required",
     ),
+    Field(
+        "media_networks",
+        "a network (CIDR) beside the destination's address where a re-INVITE may move the "
+        "buyer's media (repeatable; on update the given ones replace all)",
+        "list",
+        resettable=True,
+        metavar="CIDR",
+        option="--media-network",
+    ),
 )
 _BUYER_COLUMNS = ["id", "campaign", "destination", "payout", "seconds", "concurrency",
                   "daily_cap", "priority", "weight", "hours", "filters", "trunk", "srtp"]  # fmt: skip

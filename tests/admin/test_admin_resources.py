@@ -36,7 +36,8 @@ def test_publisher_round_trip(admin: TestClient) -> None:
     ]
     assert "An0ther" not in r.text
     assert version(admin) > before  # every change bumps the version, seen here at once
-    listed = {"id": "pub-2", "name": "Second", "require_tls": False, "require_srtp": False}
+    listed = {"id": "pub-2", "name": "Second", "require_tls": False, "require_srtp": False,
+              "media_networks": []}  # fmt: skip
     assert listed in admin.get("/admin/publishers").json()["publishers"]
     r = admin.patch("/admin/publishers/pub-2", json={"require_tls": True, "require_srtp": True})
     assert r.status_code == 200 and (r.json()["require_tls"], r.json()["require_srtp"]) == (
@@ -242,6 +243,26 @@ def test_buyer_srtp(admin: TestClient) -> None:
     assert r.status_code == 422
     assert 'srtp: must be "off", "optional" or "required"' in r.json()["error"]
     assert admin.patch("/admin/buyers/secure", json={"srtp": None}).json()["srtp"] == "off"
+
+
+def test_media_networks_of_publishers_and_buyers(admin: TestClient) -> None:
+    """Where a re-INVITE may move a party's media (SPEC §4.6): CIDRs, checked like the
+    allowlist's; a bad one changes nothing."""
+    r = admin.post("/admin/publishers", json={"id": "pub-m", "media_networks": ["100.64.0.0/24"]})
+    assert r.status_code == 201 and r.json()["media_networks"] == ["100.64.0.0/24"], r.text
+    r = admin.patch("/admin/publishers/pub-m", json={"media_networks": ["100.64.0.0/24", "nope"]})
+    assert r.status_code == 422 and "media_networks[1]: not a CIDR" in r.json()["error"], r.text
+    assert admin.get("/admin/publishers/pub-m").json()["media_networks"] == ["100.64.0.0/24"]
+    r = admin.patch("/admin/publishers/pub-m", json={"media_networks": ["2001:db8:9::/48"]})
+    assert r.json()["media_networks"] == ["2001:db8:9::/48"]
+    r = admin.post("/admin/buyers", json={"campaign": "auto", "id": "moves", "payout": 1, "seconds": 1,
+                                          "destination": "sip:q@buyer.example.net",
+                                          "media_networks": ["198.18.0.0/15"]})  # fmt: skip
+    assert r.status_code == 201 and r.json()["media_networks"] == ["198.18.0.0/15"], r.text
+    r = admin.patch("/admin/buyers/moves", json={"media_networks": "198.18.0.0/15"})
+    assert r.status_code == 422, r.text
+    assert admin.patch("/admin/buyers/moves", json={"media_networks": None}).json()[
+        "media_networks"] == []  # fmt: skip
 
 
 def test_buyer_validation_matches_the_file(admin: TestClient) -> None:

@@ -369,6 +369,28 @@ def test_publisher_tls_and_srtp_requirements(world: World, tmp_path: Path) -> No
     assert isinstance(other, BridgeTo) and other.srtp == "off"
 
 
+def test_where_each_partys_media_may_move(world: World, tmp_path: Path) -> None:
+    """SPEC §4.6: the plan names the networks a re-INVITE may move media to — the
+    publisher's allowlist and media_networks, the buyer's media_networks and its trunk's
+    CIDRs; on the PSTN path the caller's side is the carrier trunk."""
+    apply_file(world.engine, write_config(tmp_path, CONFIG.replace(
+        'ips = ["203.0.113.0/24", "2001:db8::/32"]',
+        'ips = ["203.0.113.0/24", "2001:db8::/32"]\nmedia_networks = ["100.64.0.0/24"]',
+    ).replace('seconds = 90\n', 'seconds = 90\nmedia_networks = ["100.64.9.0/24"]\n', 1)))  # fmt: skip
+    sip = world.invite(world.ping())
+    assert isinstance(sip, BridgeTo)
+    assert sorted(sip.publisher_media) == ["100.64.0.0/24", "2001:db8::/32", "203.0.113.0/24"]
+    assert sip.buyer_media == ()  # a SIP URI buyer: its own host only (the agent adds it)
+    number = world.invite(world.ping(key=KEY2, caller=None), ip="198.51.100.20")
+    assert isinstance(number, BridgeTo)
+    assert number.publisher_media == ("198.51.100.0/24",)
+    assert number.buyer_media == ("100.64.9.0/24", "192.0.2.10/32")
+    uuid = world.ping(caller="+12025550199")
+    did = world.reservations.lookup(uuid, KEY1).inbound_number
+    pstn = world.invite(did.lstrip("+"), ip="192.0.2.10", from_user="+12025550199")  # type: ignore[union-attr]
+    assert isinstance(pstn, BridgeTo) and pstn.publisher_media == ("192.0.2.10/32",)
+
+
 def test_lookup_over_http_shows_the_outcome(world: World, sqlite_url: str) -> None:
     from rtbridge.http.app import create_app
     from rtbridge.settings import Settings

@@ -29,7 +29,6 @@ from rtbridge.storage.engine import alembic_config, make_engine, open_database
 from rtbridge.storage.models import (
     AdminToken,
     AuditEntry,
-    Buyer,
     Campaign,
     ConsoleSession,
     DidNumber,
@@ -82,12 +81,17 @@ def legacy_database(url: str) -> None:
         command.upgrade(cfg, "0009")
     now = datetime.now(UTC)
     with Session(engine) as s:
-        s.add(Publisher(id="pub-1"))
+        # Tables whose models grew columns since 0009: their rows as 0009 had them.
+        s.execute(text("INSERT INTO publisher (id, require_tls, require_srtp, managed_by) "
+                       "VALUES ('pub-1', false, false, 'admin')"))  # fmt: skip
         s.add(Campaign(id="auto"))
         s.flush()  # no relationships: the session does not order the rows by foreign key
         s.add(DidNumber(number="+18339510260", campaign_id="auto"))
-        s.add(Buyer(id="acme", campaign_id="auto", destination="sip:q@127.0.0.1:5070",
-                    payout=90.0, seconds=120))  # fmt: skip
+        s.execute(text(
+            "INSERT INTO buyer (id, campaign_id, destination, payout, seconds, priority, weight, "
+            "filters, srtp) VALUES ('acme', 'auto', 'sip:q@127.0.0.1:5070', 90.0, 120, 1, 1, "
+            "'{}', 'off')"
+        ))  # fmt: skip
         s.flush()
         s.add(PostbackKey(id=sha256(KEY), hint=KEY[:8] + "…", publisher_id="pub-1",
                           campaign_id="auto", allow_missing_caller_number=True))  # fmt: skip

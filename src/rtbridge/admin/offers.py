@@ -122,6 +122,7 @@ def buyer_view(row: Buyer) -> dict[str, Any]:
         "payout": row.payout, "seconds": row.seconds, "concurrency": row.concurrency,
         "daily_cap": row.daily_cap, "priority": row.priority, "weight": row.weight,
         "hours": row.hours, "filters": row.filters, "trunk": row.trunk_id, "srtp": row.srtp,
+        "media_networks": list(row.media_networks),
     }  # fmt: skip
 
 
@@ -130,7 +131,7 @@ def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
         "id": b.id, "campaign_id": b.campaign, "destination": b.destination, "payout": b.payout,
         "seconds": b.seconds, "concurrency": b.concurrency, "daily_cap": b.daily_cap,
         "priority": b.priority, "weight": b.weight, "hours": b.hours, "filters": b.filters,
-        "trunk_id": b.trunk, "srtp": b.srtp,
+        "trunk_id": b.trunk, "srtp": b.srtp, "media_networks": list(b.media_networks),
     }  # fmt: skip
 
 

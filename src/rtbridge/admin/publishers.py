@@ -69,7 +69,7 @@ def _publisher_row(session: Session, publisher_id: str) -> Publisher:
 def _settings(row: Publisher) -> dict[str, Any]:
     """The publisher's own fields (its entries, credentials and keys live elsewhere)."""
     return {"id": row.id, "name": row.name, "require_tls": row.require_tls,
-            "require_srtp": row.require_srtp}  # fmt: skip
+            "require_srtp": row.require_srtp, "media_networks": list(row.media_networks)}  # fmt: skip
 
 
 def list_publishers(session: Session) -> list[dict[str, Any]]:
@@ -102,7 +102,7 @@ def create_publisher(session: Session, *, actor: str, raw: Any) -> dict[str, Any
             raise InvalidInput(f"credentials: duplicate SIP username {c.username!r}")
         seen.add(c.username)
     row = Publisher(id=spec.id, name=spec.name, require_tls=spec.require_tls,
-                    require_srtp=spec.require_srtp)  # fmt: skip
+                    require_srtp=spec.require_srtp, media_networks=list(spec.media_networks))  # fmt: skip
     session.add(row)
     audit.record(session, actor=actor, action="create", resource=f"publisher/{spec.id}",
                  new=_settings(row))  # fmt: skip
@@ -130,6 +130,7 @@ def update_publisher(
     with validating():
         spec = read_publisher(merge(old, patch))
     row.name, row.require_tls, row.require_srtp = spec.name, spec.require_tls, spec.require_srtp
+    row.media_networks = list(spec.media_networks)
     if _settings(row) != old:
         session.add(row)
         audit.record(session, actor=actor, action="update", resource=f"publisher/{row.id}",

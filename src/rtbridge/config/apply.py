@@ -172,7 +172,8 @@ def apply_document(
         campaigns = {c.id: {"id": c.id} for c in doc.campaigns or ()}
         publishers = {
             p.id: {"id": p.id, "name": p.name, "require_tls": p.require_tls,
-                   "require_srtp": p.require_srtp, "managed_by": _FILE}
+                   "require_srtp": p.require_srtp, "media_networks": list(p.media_networks),
+                   "managed_by": _FILE}
             for p in doc.publishers or ()
         }  # fmt: skip
         # Order matters for the foreign keys: keys leave before the publishers and campaigns
@@ -284,6 +285,7 @@ def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
         "filters": b.filters,
         "trunk_id": b.trunk,
         "srtp": b.srtp,
+        "media_networks": list(b.media_networks),
     }
 
 

@@ -172,6 +172,12 @@ class Buyer(_Model):
         f.Rule(_filters, examples=[{"caller_state": ["CA", "NY"]}]),
     ] = Field(default_factory=dict)
     srtp: Annotated[Literal["off", "optional", "required"], f.SRTP_MODE] = "off"
+    media_networks: Annotated[
+        tuple[Cidr, ...],
+        Field(
+            description="networks (CIDR) beside its own address where a re-INVITE or UPDATE may move its media (its destination host is always allowed)"
+        ),
+    ] = ()
 
     @field_validator("trunk")
     @classmethod
@@ -266,6 +272,12 @@ class PublisherSpec(_Model):
     require_srtp: Annotated[
         bool, f.BOOLEAN, Field(description="the SDP offer must ask for SRTP (else 488)")
     ] = False
+    media_networks: Annotated[
+        tuple[Cidr, ...],
+        Field(
+            description="networks (CIDR) beside its own address where a re-INVITE or UPDATE may move its media (its allowlisted networks always are)"
+        ),
+    ] = ()
 
 
 def _secret(value: Any) -> str:

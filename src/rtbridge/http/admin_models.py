@@ -87,6 +87,9 @@ class PublisherPublic(_Public):
     name: str | None
     require_tls: bool
     require_srtp: bool
+    media_networks: list[str] = Field(
+        description="networks beside the allowlist where its calls' media may move"
+    )
 
 
 class IpPublic(_Public):
@@ -164,6 +167,9 @@ class BuyerPublic(_Public):
     filters: dict[str, list[str]]
     trunk: str | None
     srtp: str
+    media_networks: list[str] = Field(
+        description="networks beside its destination where its media may move"
+    )
 
 
 class DidPublic(_Public):

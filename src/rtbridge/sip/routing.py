@@ -107,11 +107,11 @@ def load_access(engine: Engine, catalog: Catalog) -> AccessSnapshot:
             media.setdefault(entry.publisher_id, []).append(entry.cidr)
         for c in session.exec(select(SipCredential)):
             creds.append(Credential(c.username, c.publisher_id, c.ha1_md5, c.ha1_sha256))
-        policies = {
-            p.id: Policy(p.require_tls, p.require_srtp)
-            for p in session.exec(select(Publisher))
-            if p.require_tls or p.require_srtp
-        }
+        policies: dict[str, Policy] = {}
+        for p in session.exec(select(Publisher)):
+            if p.require_tls or p.require_srtp:
+                policies[p.id] = Policy(p.require_tls, p.require_srtp)
+            media.setdefault(p.id, []).extend(p.media_networks or ())
     trunk_rules = [
         AllowRule(parse_cidr(cidr), trunk.id, f"trunk {trunk.id}")
         for trunk in catalog.trunks.values()

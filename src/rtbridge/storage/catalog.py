@@ -171,7 +171,15 @@ def load_catalog(engine: Engine) -> Catalog:
                 hours=parse_hours(b.hours) if b.hours else None,
                 filters={k: frozenset(v.casefold() for v in vs) for k, vs in b.filters.items()},
             )
-            info = BuyerInfo(rule, b.destination, b.payout, b.seconds, b.trunk_id, b.srtp)
+            info = BuyerInfo(
+                rule,
+                b.destination,
+                b.payout,
+                b.seconds,
+                b.trunk_id,
+                b.srtp,
+                tuple(b.media_networks or ()),
+            )
             buyers.setdefault(b.campaign_id, []).append(info)
         campaigns = {
             c.id: CampaignInfo(c.id, tuple(buyers.get(c.id, ())), tuple(pools.get(c.id, ())))

@@ -46,6 +46,8 @@ class Publisher(SQLModel, table=True):
     name: str | None = Field(default=None, max_length=256)
     require_tls: bool = False  # INVITEs must arrive over TLS (else 403)
     require_srtp: bool = False  # the SDP offer must ask for SRTP (else 488)
+    # CIDRs beside its allowlist where a re-INVITE/UPDATE may move its calls' media (SPEC §4.6)
+    media_networks: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     # "file" when `rtbridge apply` made it (a later apply may remove it), "admin" when the
     # admin API, CLI or console did: apply keeps those unless asked to --prune (issue 12).
     managed_by: str = Field(default="admin", max_length=8)
@@ -107,6 +109,8 @@ class Buyer(SQLModel, table=True):
     filters: dict[str, list[str]] = Field(default_factory=dict, sa_column=Column(JSON))
     trunk_id: str | None = Field(default=None, max_length=64)
     srtp: str = Field(default="off", max_length=8)  # SDES-SRTP on the leg to this buyer
+    # CIDRs beside its destination where a re-INVITE/UPDATE may move its media (SPEC §4.6)
+    media_networks: list[str] = Field(default_factory=list, sa_column=Column(JSON))
 
 
 class Trunk(SQLModel, table=True):

@@ -23,7 +23,7 @@ from tests.sip.rawsip import SipPeer
 
 pytestmark = pytest.mark.sip
 
-PASSWORD = "s3cret-Pass-123"  # noqa: S105
+PASSWORD = "s3cret-Pass-123"
 LISTED = "127.0.0.2"
 
 
