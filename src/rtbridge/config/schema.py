@@ -175,7 +175,8 @@ class Buyer(_Model):
     media_networks: Annotated[
         tuple[Cidr, ...],
         Field(
-            description="networks (CIDR) beside its own address where a re-INVITE or UPDATE may move its media (its destination host is always allowed)"
+            description="networks (CIDR) beside its destination host where a re-INVITE or "
+            "UPDATE may move its media"
         ),
     ] = ()
 
@@ -275,7 +276,8 @@ class PublisherSpec(_Model):
     media_networks: Annotated[
         tuple[Cidr, ...],
         Field(
-            description="networks (CIDR) beside its own address where a re-INVITE or UPDATE may move its media (its allowlisted networks always are)"
+            description="networks (CIDR) beside its allowlist where a re-INVITE or UPDATE may "
+            "move its calls' media"
         ),
     ] = ()
 
