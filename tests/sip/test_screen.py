@@ -48,10 +48,16 @@ def test_in_dialog_call_methods_go_on(method: str) -> None:
     assert screen().screen(method, source_ip=SRC, in_dialog=True, dialog_found=True).code == 0
 
 
-@pytest.mark.parametrize("method", ["REFER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH", "FOO"])
-def test_in_dialog_refer_and_others_are_405(method: str) -> None:
+@pytest.mark.parametrize("method", ["SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH", "FOO"])
+def test_in_dialog_others_are_405(method: str) -> None:
     verdict = screen().screen(method, source_ip=SRC, in_dialog=True, dialog_found=True)
     assert (verdict.code, verdict.why) == (405, "method")
+
+
+def test_in_dialog_refer_is_403_with_allow() -> None:
+    verdict = screen().screen("REFER", source_ip=SRC, in_dialog=True, dialog_found=True)
+    assert (verdict.code, verdict.why, verdict.caps) == (403, "method", ADD_ALLOW)
+    assert "transfer" in verdict.reason
 
 
 def test_info_carries_dtmf_only() -> None:

@@ -12,7 +12,9 @@ Out of dialog (no To tag): INVITE, ACK, CANCEL and OPTIONS go on; BYE → ``481`
 method → ``405`` with ``Allow``. In dialog: re-INVITE, UPDATE, BYE, ACK, CANCEL, PRACK go on;
 INFO goes on when it carries DTMF (``application/dtmf-relay`` or ``application/dtmf``), else
 ``415`` with ``Accept``; OPTIONS is answered ``200`` (SBCs use it as a keep-alive; RFC 3261
-§11); anything else → ``405``; a request naming a dialog that does not exist → ``481``. An
+§11); REFER → ``403`` (a transfer is refused, not merely unsupported: the publisher's SBC
+should not try another way to make the agent dial elsewhere); anything else → ``405``; a
+request naming a dialog that does not exist → ``481``. An
 INVITE carrying ``Replaces`` (RFC 3891) → ``403``: it would let whoever knows a dialog's
 identifiers take over that call.
 
@@ -75,6 +77,7 @@ _NO_DIALOG = Verdict(481, "Call/Transaction Does Not Exist", "no-dialog")
 _NOT_DTMF = Verdict(415, "Unsupported Media Type (INFO carries DTMF only)", "info-body",
                     caps=ADD_ACCEPT)  # fmt: skip
 _REPLACES = Verdict(403, "Forbidden (Replaces is not accepted)", "replaces")
+_NO_TRANSFER = Verdict(403, "Forbidden (transfers are not accepted)", "method", caps=ADD_ALLOW)
 _DROP = Verdict(-1, why="rate")
 
 
@@ -119,4 +122,4 @@ class RequestScreen:
             return PASS if content_type in DTMF_TYPES else _NOT_DTMF
         if method == "OPTIONS":
             return _KEEPALIVE
-        return _NOT_ALLOWED
+        return _NO_TRANSFER if method == "REFER" else _NOT_ALLOWED

@@ -112,7 +112,7 @@ class Leg(pj.Call):  # type: ignore[misc]
                 self.disconnected = True
             elif info.state in _DIALOG_STATES and not self.dialog_msg:
                 self.dialog_msg = _sent_message(prm.e)
-            if not self.peer_ip:
+            if self.dialled and not self.peer_ip:  # the buyer's address, for its media home
                 self.peer_ip = _received_from(prm.e)
             if self.owner is not None:
                 self.owner.on_leg_state(self, info)
