@@ -235,7 +235,9 @@ def test_every_slot_taken_503_not_486(make_agent: AgentFactory, tmp_path: Path) 
     assert_ok(third)
     assert third.statuses()[-1] == 503, third.statuses()
     assert third.response(503).header("Retry-After") == "5"
-    assert agent.status().invites == 2  # refused inside pjsua, not by the agent
+    status = agent.status()
+    assert status.invites == 2  # refused inside pjsua, not by the agent...
+    assert status.refused["capacity"] == 1 and status.answers[503] == 1  # ...and counted
     assert_ok(held.wait(), uas.wait())
 
 

@@ -418,6 +418,7 @@ class Agent:
                     self.account_for(None, _bound_uri(transport), srtp=self._inbound_srtp)
             self._endpoint.ep.select_account = self._select_account
             self._endpoint.ep.screen_request = self._screen_request
+            self._endpoint.ep.rejected_call = self._rejected_call
             self._update_options_status()  # before the first probe can arrive
         except BaseException as exc:
             self._startup_error = exc
@@ -564,6 +565,15 @@ class Agent:
             self._screened[(verdict.why, method_label(method))] += 1
             self._screen_log.note(f"{verdict.why} {method_label(method)}", ip)
 
+    def _rejected_call(self, prm: Any) -> None:
+        """pjsua answered an INVITE before the agent saw it: with every call slot taken, 503
+        (counted as capacity, like the agent's own 503s), or a request it could not take."""
+        code = int(prm.statusCode)
+        self._answers[code] += 1
+        if code == 503:
+            self._admission.refused["capacity"] += 1
+            self._refusal_log.note("capacity", split_host_port(prm.rdata.srcAddress)[0])
+
     def _end_strays(self) -> None:
         """Hang up every pjsua call no leg of this agent owns (SPEC §4.6: no call that is
         not a leg of a bridge). The dial gate and the screen leave pjsua no way to make
@@ -632,6 +642,7 @@ class Agent:
             if endpoint.ep is not None:
                 endpoint.ep.select_account = None
                 endpoint.ep.screen_request = None
+                endpoint.ep.rejected_call = None
             endpoint.destroy()
         if self._route_pool is not None:
             self._route_pool.shutdown(wait=False, cancel_futures=True)

@@ -56,6 +56,7 @@ class _PjEndpoint(pj.Endpoint):  # type: ignore[misc]
         super().__init__()
         self.select_account: Callable[[Any], None] | None = None
         self.screen_request: Callable[[Any], None] | None = None
+        self.rejected_call: Callable[[Any], None] | None = None
 
     def onSelectAccount(self, prm: Any) -> None:
         try:
@@ -63,6 +64,14 @@ class _PjEndpoint(pj.Endpoint):  # type: ignore[misc]
                 self.select_account(prm)
         except Exception:
             logging.getLogger("rtbridge.sip.b2bua.endpoint").exception("onSelectAccount failed")
+
+    def onRejectedIncomingCall(self, prm: Any) -> None:
+        """An INVITE pjsua answered by itself (every call slot taken: 503, patch 0001)."""
+        try:
+            if self.rejected_call is not None:
+                self.rejected_call(prm)
+        except Exception:
+            logging.getLogger("rtbridge.sip.b2bua.endpoint").exception("onRejectedIncomingCall")
 
     def onRequestScreen(self, prm: Any) -> None:
         """Every new request (pjproject/patches/0006). Before the agent hooks in (start-up)
