@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rtbridge.numerals import as_int
+
 DEFAULT_DB = "sqlite:///rtbridge.db"
 DEFAULT_HTTP = "127.0.0.1:8080"
 
@@ -14,7 +16,8 @@ DEFAULT_HTTP = "127.0.0.1:8080"
 def parse_hostport(value: str, *, what: str) -> tuple[str, int]:
     """``HOST:PORT`` with IPv6 in brackets (``[::1]:5060``); refuses anything else clearly."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+    number = as_int(port)
+    if not sep or number is None or number > 65535 or not host:
         raise ValueError(
             f"{what}: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:5060), got {value!r}"
         )
@@ -22,7 +25,7 @@ def parse_hostport(value: str, *, what: str) -> tuple[str, int]:
         host = host[1:-1]
     elif ":" in host:
         raise ValueError(f"{what}: put an IPv6 address in brackets, e.g. [{host}]:{port}")
-    return host, int(port)
+    return host, number
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,14 @@ async def rtb_error(_request: Request, exc: Exception) -> Response:
     return json_response({"error": exc.message}, status=exc.status)
 
 
+async def nested_too_deeply(request: Request, exc: Exception) -> Response:
+    """Input nested deeper than Python's stack, wherever it was parsed: bad input like any
+    other, in one log line instead of a 500 with a traceback of thousands of frames. (JSON
+    bodies are refused before this, by their depth: ``params.json_body``.)"""
+    log.warning("input nested too deeply on %s %s: %s", request.method, request.url.path, exc)
+    return json_response({"error": "input nested too deeply"}, status=422)
+
+
 async def http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return json_response({"error": exc.detail}, status=exc.status_code, headers=exc.headers)
@@ -54,6 +62,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 HANDLERS = {
     RtbError: rtb_error,
+    RecursionError: nested_too_deeply,
     HTTPException: http_error,
     DatabaseUnavailable: database_unavailable,
     sa.OperationalError: database_unavailable,
