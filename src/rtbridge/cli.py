@@ -18,6 +18,54 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings.from_env(db_url=args.db, **extra)
 
 
+def _positive(kind: type[int] | type[float], *, least: float = 0, zero: bool = False) -> Any:
+    """An argparse type: a number greater than 0 (or 0 too, with ``zero``), at least
+    ``least``."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (value >= 0 if zero else value > 0):
+            wanted = "0 or more" if zero else "greater than 0"
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least:g}, got {text}")
+        return value
+
+    return parse
+
+
+def add_http_limits(parser: argparse.ArgumentParser) -> None:
+    """The flags bounding what one HTTP client can hold, on every command that serves HTTP
+    (``serve``, ``sip --http``, ``webhooks run --http``); README "Limits"."""
+    d = Settings()
+    group = parser.add_argument_group("HTTP limits")
+    group.add_argument("--http-max-head", type=_positive(int, least=1024), default=d.http_max_head,
+                       metavar="BYTES", help="largest request line and headers together; "
+                       f"larger: 431 (default {d.http_max_head})")  # fmt: skip
+    group.add_argument("--http-head-timeout", type=_positive(float), metavar="SECONDS",
+                       default=d.http_head_timeout, help="time a client has to send a whole "
+                       f"request head; after it: 408 and closed (default {d.http_head_timeout:g})")  # fmt: skip
+    group.add_argument("--http-keep-alive", type=_positive(int), metavar="SECONDS",
+                       default=d.http_keep_alive, help="idle time a kept-alive connection "
+                       f"is held between requests (default {d.http_keep_alive})")  # fmt: skip
+    group.add_argument("--http-concurrency", type=_positive(int), metavar="N",
+                       default=d.http_concurrency, help="open connections or requests in "
+                       f"progress before requests get 503 (default {d.http_concurrency})")  # fmt: skip
+    group.add_argument("--http-max-connections", type=_positive(int), metavar="N",
+                       default=d.http_max_connections, help="open connections; one more is "
+                       f"closed at once (default {d.http_max_connections})")  # fmt: skip
+
+
+def http_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`add_http_limits` flags as :class:`Settings` fields."""
+    names = ("http_max_head", "http_head_timeout", "http_keep_alive", "http_concurrency",
+             "http_max_connections")  # fmt: skip
+    return {name: getattr(args, name) for name in names}
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from rtbridge.config.apply import apply_file
     from rtbridge.config.schema import ConfigError
@@ -41,9 +89,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from rtbridge.http.app import create_app
+    from rtbridge.http.server import serve
     from rtbridge.logs import setup_logging
 
     sip_off = args.sip == "off"
@@ -55,6 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sip_config=args.sip_config,
         webhooks=args.webhooks == "on",
         access_log=args.access_log,
+        **http_limits(args),
     )
     host, port = settings.http_address
     setup_logging(args.log_level)
@@ -66,17 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "serving the publisher API",
         extra={"http": f"{host}:{port}", "db": _redact(settings.db_url)},
     )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=args.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_config=None,  # uvicorn's loggers go to our JSON handler (logs.setup_logging)
-    )
+    serve(app, settings, log_level=args.log_level)
     return 0
 
 
@@ -92,21 +130,18 @@ def cmd_sip(args: argparse.Namespace) -> int:
 
     settings = _settings(
         args, sip=args.sip, sip_config=args.sip_config, http=args.http or DEFAULT_HTTP,
-        access_log=args.access_log,
+        access_log=args.access_log, **http_limits(args),
     )  # fmt: skip
     if args.access_log and not args.http:
         raise ValueError("--access-log logs HTTP requests: it needs --http HOST:PORT")
     setup_logging(args.log_level)
     if args.http:
-        import uvicorn
-
         from rtbridge.http.app import create_app
+        from rtbridge.http.server import serve
 
         host, port = settings.http_address
         log.info("serving SIP agent status", extra={"http": f"{host}:{port}"})
-        uvicorn.run(create_app(settings, api=False), host=host, port=port, log_level=args.log_level,
-                    access_log=False, loop="uvloop", http="httptools", lifespan="on",
-                    log_config=None)  # fmt: skip
+        serve(create_app(settings, api=False), settings, log_level=args.log_level)
         return 0
     engine = open_database(settings.db_url)
     try:
@@ -208,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
+    add_http_limits(p)
     p.set_defaults(func=cmd_serve)
 
     sip_help = "run the SIP agent alone (several can share one database)"
@@ -218,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
+    add_http_limits(p)
     p.set_defaults(func=cmd_sip)
 
     from rtbridge import admin_cli, admin_cli_offers, admin_cli_trunks

@@ -41,6 +41,24 @@ class Settings:
     webhooks: bool = True  # run the webhook sender in `serve` (serve --webhooks off: False)
     webhook_key: str | None = None  # $RTBRIDGE_WEBHOOK_KEY: signing secrets derive from it
     access_log: bool = False  # one JSON line per HTTP request (--access-log; http/access_log.py)
+    # What one HTTP client can hold (http/server.py; README "Limits"):
+    http_max_head: int = 16 * 1024  # bytes of a request line and headers; 431 beyond
+    http_head_timeout: float = 10.0  # seconds to send a whole request head; 408 after
+    http_keep_alive: int = 5  # seconds a kept-alive connection may idle between requests
+    http_concurrency: int = 1000  # open connections or requests in progress; 503 beyond
+    http_max_connections: int = 2000  # open connections; one more is closed at once
+
+    def __post_init__(self) -> None:
+        positive = {
+            "http_max_head": self.http_max_head, "http_head_timeout": self.http_head_timeout,
+            "http_keep_alive": self.http_keep_alive, "http_concurrency": self.http_concurrency,
+            "http_max_connections": self.http_max_connections,
+        }  # fmt: skip
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name}: must be greater than 0, got {value}")
+        if self.http_max_head < 1024:
+            raise ValueError(f"http_max_head: at least 1024 bytes, got {self.http_max_head}")
 
     @classmethod
     def from_env(cls, *, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
