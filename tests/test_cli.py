@@ -74,6 +74,8 @@ def test_db_flag_after_the_command_and_bad_addresses(tmp_path: Path) -> None:
         ("--http-keep-alive", "0", "must be greater than 0"),
         ("--http-concurrency", "x", "not a number"),
         ("--http-max-connections", "1.5", "not a number"),
+        ("--auth-failures", "-1", "must be 0 or more"),
+        ("--auth-cooldown", "0", "must be greater than 0"),
     ],
 )
 def test_bad_http_limits_are_refused_by_name(flag: str, value: str, says: str) -> None:

@@ -40,23 +40,24 @@ def _positive(kind: type[int] | type[float], *, least: float = 0, zero: bool = F
 def add_http_limits(parser: argparse.ArgumentParser) -> None:
     """The flags bounding what one HTTP client can hold, on every command that serves HTTP
     (``serve``, ``sip --http``, ``webhooks run --http``); README "Limits"."""
-    d = Settings()
     group = parser.add_argument_group("HTTP limits")
-    group.add_argument("--http-max-head", type=_positive(int, least=1024), default=d.http_max_head,
-                       metavar="BYTES", help="largest request line and headers together; "
-                       f"larger: 431 (default {d.http_max_head})")  # fmt: skip
-    group.add_argument("--http-head-timeout", type=_positive(float), metavar="SECONDS",
-                       default=d.http_head_timeout, help="time a client has to send a whole "
-                       f"request head; after it: 408 and closed (default {d.http_head_timeout:g})")  # fmt: skip
-    group.add_argument("--http-keep-alive", type=_positive(int), metavar="SECONDS",
-                       default=d.http_keep_alive, help="idle time a kept-alive connection "
-                       f"is held between requests (default {d.http_keep_alive})")  # fmt: skip
-    group.add_argument("--http-concurrency", type=_positive(int), metavar="N",
-                       default=d.http_concurrency, help="open connections or requests in "
-                       f"progress before requests get 503 (default {d.http_concurrency})")  # fmt: skip
-    group.add_argument("--http-max-connections", type=_positive(int), metavar="N",
-                       default=d.http_max_connections, help="open connections; one more is "
-                       f"closed at once (default {d.http_max_connections})")  # fmt: skip
+
+    def flag(name: str, kind: Any, metavar: str, text: str) -> None:
+        default = getattr(Settings(), name.removeprefix("--").replace("-", "_"))
+        group.add_argument(name, type=kind, metavar=metavar, default=default,
+                           help=f"{text} (default {default:g})")  # fmt: skip
+
+    flag("--http-max-head", _positive(int, least=1024), "BYTES",
+         "largest request line and headers together; larger: 431")  # fmt: skip
+    flag("--http-head-timeout", _positive(float), "SECONDS",
+         "time a client has to send a whole request head; after it: 408 and closed")  # fmt: skip
+    flag("--http-keep-alive", _positive(int), "SECONDS",
+         "idle time a kept-alive connection is held between requests")  # fmt: skip
+    flag("--http-concurrency", _positive(int), "N",
+         "open connections (the request's own counted) or requests in progress at which "
+         "requests get 503")  # fmt: skip
+    flag("--http-max-connections", _positive(int), "N",
+         "open connections; one more is closed at once")  # fmt: skip
 
 
 def http_limits(args: argparse.Namespace) -> dict[str, Any]:
@@ -102,6 +103,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sip_config=args.sip_config,
         webhooks=args.webhooks == "on",
         access_log=args.access_log,
+        auth_failures=args.auth_failures,
+        auth_cooldown=args.auth_cooldown,
         **http_limits(args),
     )
     host, port = settings.http_address
@@ -243,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
+    d = Settings()
+    p.add_argument("--auth-failures", type=_positive(int, zero=True), default=d.auth_failures,
+                   metavar="N",
+                   help="failed authentications (admin tokens, console sign-ins, postback keys) "
+                   f"one source address may make in {d.auth_window:g} s before every request of "
+                   f"that kind from it gets 429; 0: no limit (default {d.auth_failures})")  # fmt: skip
+    p.add_argument("--auth-cooldown", type=_positive(float), default=d.auth_cooldown,
+                   metavar="SECONDS", help="how long such a source gets 429 "
+                   f"(default {d.auth_cooldown:g})")  # fmt: skip
     add_http_limits(p)
     p.set_defaults(func=cmd_serve)
 

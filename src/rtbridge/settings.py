@@ -47,18 +47,26 @@ class Settings:
     http_keep_alive: int = 5  # seconds a kept-alive connection may idle between requests
     http_concurrency: int = 1000  # open connections or requests in progress; 503 beyond
     http_max_connections: int = 2000  # open connections; one more is closed at once
+    # Failed authentications (admin tokens, console sign-ins, postback keys) per source
+    # address (IPv6: per /64) in a sliding window; past it, 429 for the cooldown (http/lockout.py).
+    auth_failures: int = 20  # 0: no limit
+    auth_window: float = 60.0
+    auth_cooldown: float = 60.0
 
     def __post_init__(self) -> None:
         positive = {
             "http_max_head": self.http_max_head, "http_head_timeout": self.http_head_timeout,
             "http_keep_alive": self.http_keep_alive, "http_concurrency": self.http_concurrency,
-            "http_max_connections": self.http_max_connections,
+            "http_max_connections": self.http_max_connections, "auth_window": self.auth_window,
+            "auth_cooldown": self.auth_cooldown,
         }  # fmt: skip
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"{name}: must be greater than 0, got {value}")
         if self.http_max_head < 1024:
             raise ValueError(f"http_max_head: at least 1024 bytes, got {self.http_max_head}")
+        if self.auth_failures < 0:
+            raise ValueError(f"auth_failures: 0 (no limit) or more, got {self.auth_failures}")
 
     @classmethod
     def from_env(cls, *, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

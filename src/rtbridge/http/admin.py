@@ -34,7 +34,8 @@ UNAUTHORIZED = "missing, unknown or revoked admin token (send Authorization: Bea
 
 class AdminAuth:
     """Refuses every request under ``/admin`` without a valid token — unknown paths included,
-    so not even the shape of the API leaks — and records the token's name as the actor."""
+    so not even the shape of the API leaks — and records the token's name as the actor.
+    Each refusal counts against the source's limit (``http/lockout.py``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -45,9 +46,12 @@ class AdminAuth:
             return
         request = Request(scope)
         state: AppState = request.state.app
+        lockout = state.lockouts.admin
+        lockout.check(scope)  # 429 while this source is locked out, before any lookup
         header = request.headers.get("authorization")
         name = await state.run(tokens.authenticate, state.engine, header)
         if name is None:
+            lockout.failed(scope)
             response = json_response(
                 {"error": UNAUTHORIZED},
                 status=401,

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rtbridge.domain.errors import RtbError
+from rtbridge.domain.errors import RtbError, TooManyFailures
 from rtbridge.http.responses import json_response
 from rtbridge.storage.outage import DatabaseUnavailable, is_outage
 
@@ -20,7 +20,8 @@ log = logging.getLogger("rtbridge.http")
 
 async def rtb_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RtbError)
-    return json_response({"error": exc.message}, status=exc.status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyFailures) else None
+    return json_response({"error": exc.message}, status=exc.status, headers=headers)
 
 
 async def nested_too_deeply(request: Request, exc: Exception) -> Response:
