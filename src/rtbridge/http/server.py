@@ -8,8 +8,10 @@ middleware runs after the head is parsed, too late for both, so the bounds live 
 of the protocol:
 
 - a request head (request line and headers) larger than ``http_max_head`` bytes: ``431``,
-  connection closed. Bytes are counted as they arrive, so memory stays within the cap plus one
-  socket read; trailers of a chunked body and chunk framing count against the same cap;
+  connection closed. Socket reads in which the parser makes no progress (a head, trailers of
+  a chunked body, chunk framing still arriving) add up against the cap, so memory stays
+  within it plus one read; a head that completes is measured exactly (URL, header names and
+  values) when the reads since it began pass the cap;
 - a head not complete ``http_head_timeout`` seconds after the connection opened (or after the
   next request's first bytes on a kept-alive connection): ``408``, connection closed;
 - more than ``http_max_connections`` open connections: the new one is closed at once, so HTTP
@@ -61,12 +63,16 @@ class BoundedProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self._head_size = 0  # URL, header names and values of the current message
-        self._unparsed = 0  # bytes fed since the parser last reported progress
+        self._unparsed = 0  # bytes of earlier reads in which the parser made no progress
+        self._reading = 0  # bytes of the read being parsed
         self._progress = 0  # parser events that consume bytes: head end, body, message end
         self._in_head = False  # between a message's first byte and the end of its head
         self._head_timer: TimerHandle | None = None
         self._refused = False
+
+    # Every request passes through the methods below: they count, compare and call the base
+    # class directly (no super(), no helper calls), and the exact head size is computed only
+    # when the bytes read could exceed the cap.
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -86,65 +92,55 @@ class BoundedProtocol(HttpToolsProtocol):
         if self._refused:
             return
         progress = self._progress
-        super().data_received(data)
-        if self._refused or self.transport.is_closing():
+        self._reading = len(data)
+        HttpToolsProtocol.data_received(self, data)
+        if self._refused:
             return
         if self._progress == progress:  # all of it is head, trailers or chunk framing
             self._unparsed += len(data)
-            if self._unparsed > self.max_head:
+            if self._unparsed > self.max_head and not self.transport.is_closing():
                 self._refuse_head()
                 return
+        else:
+            self._unparsed = 0
         if self._in_head and self._head_timer is None:  # a kept-alive connection's next head
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
 
     # -- parser callbacks ---------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)
         self._in_head = True
-        self._head_size = 0
-
-    def on_url(self, url: bytes) -> None:
-        if self._refused:
-            return
-        self._head_size += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._refused:
-            return
-        self._head_size += len(name) + len(value)
-        if self._head_size > self.max_head:
-            self._refuse_head()
-            return
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._progressed()
+        self._progress += 1
         self._in_head = False
-        self._cancel_head_timer()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         if self._refused:
             return
-        if self._head_size > self.max_head:
+        # The head is within the bytes read since it began: count exactly only beyond the cap.
+        if self._unparsed + self._reading > self.max_head and self._head_size() > self.max_head:
             self._refuse_head()
             return
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_body(self, body: bytes) -> None:
-        self._progressed()
+        self._progress += 1
         if not self._refused:
-            super().on_body(body)
+            HttpToolsProtocol.on_body(self, body)
 
     def on_message_complete(self) -> None:
-        self._progressed()
+        self._progress += 1
         if not self._refused:
-            super().on_message_complete()
+            HttpToolsProtocol.on_message_complete(self)
 
     # -- refusals -----------------------------------------------------------------------------
 
-    def _progressed(self) -> None:
-        self._progress += 1
-        self._unparsed = 0
+    def _head_size(self) -> int:
+        """Bytes of the URL and the header names and values (separators not counted)."""
+        return len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
