@@ -3,9 +3,10 @@ app driven through Starlette's TestClient with its lifespan running."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -81,17 +82,23 @@ ClientFactory = Callable[..., TestClient]
 
 @pytest.fixture
 def make_client(sqlite_url: str, tmp_path: Path, clock: Clock) -> Iterator[ClientFactory]:
-    """``make_client(config_text=None)``: apply the demo file or ``config_text``, start the app."""
+    """``make_client(config_text=None)``: apply the demo file or ``config_text``, start the app
+    (``settings``: Settings fields to change, ``options``: create_app's)."""
     clients: list[TestClient] = []
 
     def factory(
-        config_text: str | None = None, *, url: str = sqlite_url, **options: object
-    ) -> TestClient:
+        config_text: str | None = None, *, url: str = sqlite_url,
+        settings: Mapping[str, Any] | None = None, **options: object,
+    ) -> TestClient:  # fmt: skip
         engine = open_database(url)
         apply_file(engine, DEMO if config_text is None else write_config(tmp_path, config_text))
         engine.dispose()
-        settings = Settings(db_url=url, sip_enabled=False, sweep_interval=3600)
-        client = TestClient(create_app(settings, clock=clock, **options))
+        changed = dict(settings or {})
+        app = create_app(
+            Settings(db_url=url, sip_enabled=False, sweep_interval=3600, **changed),
+            clock=clock, **options,
+        )  # fmt: skip
+        client = TestClient(app)
         client.__enter__()
         clients.append(client)
         return client

@@ -66,6 +66,31 @@ def test_db_flag_after_the_command_and_bad_addresses(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--http-max-head", "100", "must be at least 1024"),
+        ("--http-head-timeout", "-1", "must be greater than 0"),
+        ("--http-keep-alive", "0", "must be greater than 0"),
+        ("--http-concurrency", "x", "not a number"),
+        ("--http-max-connections", "1.5", "not a number"),
+        ("--auth-failures", "-1", "must be 0 or more"),
+        ("--auth-cooldown", "0", "must be greater than 0"),
+    ],
+)
+def test_bad_http_limits_are_refused_by_name(flag: str, value: str, says: str) -> None:
+    result = rtbridge("serve", "--sip", "off", flag, value, db="sqlite://")
+    assert result.returncode == 2 and flag in result.stderr and says in result.stderr, result
+
+
+@pytest.mark.parametrize("command", [["sip"], ["webhooks", "run"]])
+def test_every_command_serving_http_takes_the_limits(command: list[str]) -> None:
+    result = rtbridge(*command, "--http-max-head", "100", db="sqlite://")
+    assert result.returncode == 2 and "--http-max-head: must be at least 1024" in result.stderr
+    helped = rtbridge(*command, "--help", db="sqlite://")
+    assert "HTTP limits:" in helped.stdout and "--http-head-timeout" in helped.stdout
+
+
 def test_serve_answers_health_and_a_ping(sqlite_url: str) -> None:
     rtbridge("apply", str(DEMO), db=sqlite_url)
     with serve(sqlite_url) as base:
@@ -164,6 +189,9 @@ def test_sip_http_serves_health_metrics_and_an_access_log(sqlite_url: str) -> No
         assert info.labels["pjproject"] == "2.17" and info.value == 1
         assert metrics.value("rtbridge_sip_auth_failures_total", reason="wrong-password") == 0
         assert httpx2.post(f"{base}/rtbs.json", data={"key": "k-secret"}).status_code == 404
+        # the HTTP limits of every process kind (tests/http/test_server.py has them all)
+        big = httpx2.get(f"{base}/health", headers={"x-big": "b" * 20_000})
+        assert big.status_code == 431
     finally:
         proc.send_signal(15)  # SIGTERM: uvicorn stops the agent cleanly
         out, err = proc.communicate(timeout=20)

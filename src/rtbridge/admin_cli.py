@@ -24,6 +24,7 @@ from rtbridge.admin.check import check
 from rtbridge.config import fields as f
 from rtbridge.config.schema import read_field
 from rtbridge.domain.errors import InvalidInput, RtbError
+from rtbridge.numerals import int_or_text
 from rtbridge.settings import Settings
 from rtbridge.timestamps import iso_utc
 
@@ -174,7 +175,7 @@ def cmd_ips(args: argparse.Namespace) -> int:
         entry = write(args, publishers.add_ip, publisher_id=args.publisher, raw=raw)
         print(f"added {entry['cidr']} to {args.publisher} (rule {entry['id']})")
     elif args.action == "remove":
-        target: int | str = int(args.entry) if args.entry.isdigit() else args.entry
+        target: int | str = int_or_text(args.entry)
         entry = write(args, publishers.remove_ip, publisher_id=args.publisher, entry=target)
         print(f"removed {entry['cidr']} from {args.publisher} (rule {entry['id']})")
     else:

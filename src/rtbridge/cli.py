@@ -18,6 +18,55 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings.from_env(db_url=args.db, **extra)
 
 
+def _positive(kind: type[int] | type[float], *, least: float = 0, zero: bool = False) -> Any:
+    """An argparse type: a number greater than 0 (or 0 too, with ``zero``), at least
+    ``least``."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (value >= 0 if zero else value > 0):
+            wanted = "0 or more" if zero else "greater than 0"
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least:g}, got {text}")
+        return value
+
+    return parse
+
+
+def add_http_limits(parser: argparse.ArgumentParser) -> None:
+    """The flags bounding what one HTTP client can hold, on every command that serves HTTP
+    (``serve``, ``sip --http``, ``webhooks run --http``); README "Limits"."""
+    group = parser.add_argument_group("HTTP limits")
+
+    def flag(name: str, kind: Any, metavar: str, text: str) -> None:
+        default = getattr(Settings(), name.removeprefix("--").replace("-", "_"))
+        group.add_argument(name, type=kind, metavar=metavar, default=default,
+                           help=f"{text} (default {default:g})")  # fmt: skip
+
+    flag("--http-max-head", _positive(int, least=1024), "BYTES",
+         "largest request line and headers together; larger: 431")  # fmt: skip
+    flag("--http-head-timeout", _positive(float), "SECONDS",
+         "time a client has to send a whole request head; after it: 408 and closed")  # fmt: skip
+    flag("--http-keep-alive", _positive(int), "SECONDS",
+         "idle time a kept-alive connection is held between requests")  # fmt: skip
+    flag("--http-concurrency", _positive(int), "N",
+         "open connections (the request's own counted) or requests in progress at which "
+         "requests get 503")  # fmt: skip
+    flag("--http-max-connections", _positive(int), "N",
+         "open connections; one more is closed at once")  # fmt: skip
+
+
+def http_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`add_http_limits` flags as :class:`Settings` fields."""
+    names = ("http_max_head", "http_head_timeout", "http_keep_alive", "http_concurrency",
+             "http_max_connections")  # fmt: skip
+    return {name: getattr(args, name) for name in names}
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from rtbridge.config.apply import apply_file
     from rtbridge.config.schema import ConfigError
@@ -41,9 +90,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from rtbridge.http.app import create_app
+    from rtbridge.http.server import serve
     from rtbridge.logs import setup_logging
 
     sip_off = args.sip == "off"
@@ -55,6 +103,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sip_config=args.sip_config,
         webhooks=args.webhooks == "on",
         access_log=args.access_log,
+        auth_failures=args.auth_failures,
+        auth_cooldown=args.auth_cooldown,
+        **http_limits(args),
     )
     host, port = settings.http_address
     setup_logging(args.log_level)
@@ -66,17 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "serving the publisher API",
         extra={"http": f"{host}:{port}", "db": _redact(settings.db_url)},
     )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=args.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_config=None,  # uvicorn's loggers go to our JSON handler (logs.setup_logging)
-    )
+    serve(app, settings, log_level=args.log_level)
     return 0
 
 
@@ -92,21 +133,18 @@ def cmd_sip(args: argparse.Namespace) -> int:
 
     settings = _settings(
         args, sip=args.sip, sip_config=args.sip_config, http=args.http or DEFAULT_HTTP,
-        access_log=args.access_log,
+        access_log=args.access_log, **http_limits(args),
     )  # fmt: skip
     if args.access_log and not args.http:
         raise ValueError("--access-log logs HTTP requests: it needs --http HOST:PORT")
     setup_logging(args.log_level)
     if args.http:
-        import uvicorn
-
         from rtbridge.http.app import create_app
+        from rtbridge.http.server import serve
 
         host, port = settings.http_address
         log.info("serving SIP agent status", extra={"http": f"{host}:{port}"})
-        uvicorn.run(create_app(settings, api=False), host=host, port=port, log_level=args.log_level,
-                    access_log=False, loop="uvloop", http="httptools", lifespan="on",
-                    log_config=None)  # fmt: skip
+        serve(create_app(settings, api=False), settings, log_level=args.log_level)
         return 0
     engine = open_database(settings.db_url)
     try:
@@ -208,6 +246,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
+    d = Settings()
+    p.add_argument("--auth-failures", type=_positive(int, zero=True), default=d.auth_failures,
+                   metavar="N",
+                   help="failed authentications (admin tokens, console sign-ins, postback keys) "
+                   f"one source address may make in {d.auth_window:g} s before every request of "
+                   f"that kind from it gets 429; 0: no limit (default {d.auth_failures})")  # fmt: skip
+    p.add_argument("--auth-cooldown", type=_positive(float), default=d.auth_cooldown,
+                   metavar="SECONDS", help="how long such a source gets 429 "
+                   f"(default {d.auth_cooldown:g})")  # fmt: skip
+    add_http_limits(p)
     p.set_defaults(func=cmd_serve)
 
     sip_help = "run the SIP agent alone (several can share one database)"
@@ -218,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
+    add_http_limits(p)
     p.set_defaults(func=cmd_sip)
 
     from rtbridge import admin_cli, admin_cli_offers, admin_cli_trunks

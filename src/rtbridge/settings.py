@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
+from rtbridge.numerals import as_int
+
 DEFAULT_DB = "sqlite:///rtbridge.db"
 DEFAULT_HTTP = "127.0.0.1:8080"
 # Who sees versions and library builds in /health and /metrics without an admin token
@@ -21,7 +23,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 def parse_hostport(value: str, *, what: str) -> tuple[str, int]:
     """``HOST:PORT`` with IPv6 in brackets (``[::1]:5060``); refuses anything else clearly."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+    number = as_int(port)
+    if not sep or number is None or number > 65535 or not host:
         raise ValueError(
             f"{what}: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:5060), got {value!r}"
         )
@@ -29,7 +32,7 @@ def parse_hostport(value: str, *, what: str) -> tuple[str, int]:
         host = host[1:-1]
     elif ":" in host:
         raise ValueError(f"{what}: put an IPv6 address in brackets, e.g. [{host}]:{port}")
-    return host, int(port)
+    return host, number
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,33 @@ class Settings:
     # $RTBRIDGE_STATUS_NETWORKS: sources shown versions and builds in /health and /metrics
     status_networks: tuple[str, ...] = DEFAULT_STATUS_NETWORKS
 
+    # What one HTTP client can hold (http/server.py; README "Limits"):
+    http_max_head: int = 16 * 1024  # bytes of a request line and headers; 431 beyond
+    http_head_timeout: float = 10.0  # seconds to send a whole request head; 408 after
+    http_keep_alive: int = 5  # seconds a kept-alive connection may idle between requests
+    http_concurrency: int = 1000  # open connections or requests in progress; 503 beyond
+    http_max_connections: int = 2000  # open connections; one more is closed at once
+    # Failed authentications (admin tokens, console sign-ins, postback keys) per source
+    # address (IPv6: per /64) in a sliding window; past it, 429 for the cooldown (http/lockout.py).
+    auth_failures: int = 20  # 0: no limit
+    auth_window: float = 60.0
+    auth_cooldown: float = 60.0
+
     def __post_init__(self) -> None:
         self.status_nets  # noqa: B018 -- refuse a bad network when the settings are built
+        positive = {
+            "http_max_head": self.http_max_head, "http_head_timeout": self.http_head_timeout,
+            "http_keep_alive": self.http_keep_alive, "http_concurrency": self.http_concurrency,
+            "http_max_connections": self.http_max_connections, "auth_window": self.auth_window,
+            "auth_cooldown": self.auth_cooldown,
+        }  # fmt: skip
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name}: must be greater than 0, got {value}")
+        if self.http_max_head < 1024:
+            raise ValueError(f"http_max_head: at least 1024 bytes, got {self.http_max_head}")
+        if self.auth_failures < 0:
+            raise ValueError(f"auth_failures: 0 (no limit) or more, got {self.auth_failures}")
 
     @classmethod
     def from_env(cls, *, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

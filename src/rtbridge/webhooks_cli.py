@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from rtbridge.admin_cli import guarded, read, table, write
+from rtbridge.cli import add_http_limits, http_limits
 from rtbridge.settings import Settings
 from rtbridge.webhooks import events, subscriptions
 
@@ -68,15 +69,13 @@ def _run(args: argparse.Namespace) -> int:
     options = SenderOptions(timeout=args.timeout, retry_min=args.retry_min, batch=args.batch,
                             posts=args.posts, duty=1.0)  # alone: no pings to yield to  # fmt: skip
     if args.http:  # /health and /metrics beside the sender; uvicorn turns SIGTERM into a stop
-        import uvicorn
-
         from rtbridge.http.app import create_app
+        from rtbridge.http.server import serve
 
         served = Settings.from_env(db_url=getattr(args, "db", None), http=args.http,
-                                   access_log=args.access_log, sip_enabled=False)  # fmt: skip
-        host, port = served.http_address
-        uvicorn.run(create_app(served, api=False, sender=options), host=host, port=port,
-                    log_level=args.log_level, access_log=False, lifespan="on", log_config=None)  # fmt: skip
+                                   access_log=args.access_log, sip_enabled=False,
+                                   **http_limits(args))  # fmt: skip
+        serve(create_app(served, api=False, sender=options), served, log_level=args.log_level)
         return 0
     if args.access_log:
         raise ValueError("--access-log logs HTTP requests: it needs --http HOST:PORT")
@@ -136,3 +135,4 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="one JSON line per HTTP request (needs --http)")  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="least severe log lines written (default info)")  # fmt: skip
+    add_http_limits(p)

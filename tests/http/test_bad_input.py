@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import func, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from rtbridge.http.errors import HANDLERS
 from rtbridge.storage.models import Reservation, ReservationEvent
 from tests.support.demo import KEY_OPEN, KEY_STRICT
 
@@ -78,6 +85,29 @@ CASES = [
         id="json-list-tag",
     ),
     pytest.param({"json": {"key": [KEY_OPEN]}}, 422, "key: must be a string", id="json-list-key"),
+    pytest.param(
+        {"content": b"[" * 30_000 + b"]" * 30_000, "headers": {"content-type": "application/json"}},
+        422,
+        "body: JSON nested deeper than 32 levels",
+        id="json-30000-deep",
+    ),
+    pytest.param(
+        {"content": b'{"key": ' + b"[" * 33 + b"]" * 33 + b"}"},  # no content type: sniffed
+        422,
+        "body: JSON nested deeper than 32 levels",
+        id="json-33-deep",
+    ),
+    # UTF-16, which json.loads reads too, with an escaped quote: the byte scan sees the
+    # brackets inside a string, json.loads recurses into them (RecursionError, caught).
+    pytest.param(
+        {
+            "content": ('["\\"", ' + "[" * 5000 + "]" * 5000 + ', ""]').encode("utf-16-le"),
+            "headers": {"content-type": "application/json"},
+        },
+        422,
+        "body: JSON nested deeper than 32 levels",
+        id="json-utf16-deep",
+    ),
     pytest.param(
         {"params": {"key": KEY_OPEN, "bad tag!": "x"}}, 422, "tag 'bad tag!'", id="bad-tag-name"
     ),
@@ -196,3 +226,39 @@ def test_garbage_never_500s(client: TestClient) -> None:
             headers={"content-type": ctype} if ctype else {},
         )
         assert r.status_code < 500, (blob, ctype, r.text)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(client: TestClient) -> None:
+    r = client.post("/rtbs.json", json={"key": KEY_OPEN, "caller_number": "+12025550102",
+                                        "note": "[{" * 100})  # fmt: skip
+    assert r.status_code == 200, r.text
+
+
+def test_deep_input_is_one_log_line_not_a_traceback(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep = b"[" * 30_000 + b"]" * 30_000
+    r = client.post("/rtbs.json", content=deep, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert not [rec for rec in caplog.records if rec.exc_info or rec.levelno >= logging.ERROR]
+
+
+def test_a_recursion_error_anywhere_is_a_422_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever input made Python's stack run out (JSON is refused before: see above), the
+    answer is bad input and the log holds one line, not thousands of frames."""
+
+    def nest(depth: int) -> int:
+        return nest(depth + 1) + 1
+
+    async def deep(_request: Request) -> Response:
+        return Response(str(nest(0)))
+
+    app = Starlette(routes=[Route("/deep", deep)], exception_handlers=HANDLERS)
+    with TestClient(app) as plain:
+        r = plain.get("/deep")
+    assert r.status_code == 422 and r.json() == {"error": "input nested too deeply"}
+    lines = [rec for rec in caplog.records if rec.name == "rtbridge.http"]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert "nested too deeply on GET /deep" in lines[0].getMessage()

@@ -9,14 +9,41 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from tests.support.net import free_port, wait_for_port
+
+
+@dataclass(frozen=True)
+class Served:
+    base: str  # http://127.0.0.1:PORT
+    pid: int
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.base.removeprefix("http://").split(":")
+        return host, int(port)
+
+    def rss(self) -> int:
+        """The server's resident memory now, in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(f"no VmRSS for process {self.pid}")
 
 
 @contextmanager
 def serve(db_url: str, *extra: str, sip: str | None = "off") -> Iterator[str]:
     """Yield the base URL of a live server; stop it (SIGTERM) afterwards. ``sip=None``
     leaves where SIP listens to the agent file (``--sip-config`` in ``extra``)."""
+    with serving(db_url, *extra, sip=sip) as served:
+        yield served.base
+
+
+@contextmanager
+def serving(db_url: str, *extra: str, sip: str | None = "off") -> Iterator[Served]:
+    """:func:`serve`, yielding the process id too."""
     port = free_port()
     env = {**os.environ, "RTBRIDGE_DB": db_url}
     sip_args = [] if sip is None else ["--sip", sip]
@@ -28,7 +55,7 @@ def serve(db_url: str, *extra: str, sip: str | None = "off") -> Iterator[str]:
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_for_port("127.0.0.1", port)
-            yield f"http://127.0.0.1:{port}"
+            yield Served(f"http://127.0.0.1:{port}", proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:

@@ -162,6 +162,8 @@ def test_the_sender_alone_serves_health_and_metrics(
             base = f"http://127.0.0.1:{port}"
             assert requests.get(f"{base}/health", timeout=5).json()["status"] == "ok"
             assert requests.post(f"{base}/rtbs.json", timeout=5).status_code == 404  # no API
+            big = requests.get(f"{base}/health", headers={"x-big": "b" * 20_000}, timeout=5)
+            assert big.status_code == 431  # the HTTP limits of every process kind
             ping(client)
             hooks.wait_for(1)
             deadline = time.monotonic() + 10

@@ -42,6 +42,19 @@ class PausedKey(RtbError):
     status = 403
 
 
+class TooManyFailures(RtbError):
+    """Too many failed authentications from one source address: everything of that kind
+    from it is refused, right secrets too, for ``retry_after`` seconds (``http/lockout.py``)."""
+
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many failed authentications from this address; retry after {retry_after} seconds"
+        )
+        self.retry_after = retry_after
+
+
 class NotFound(RtbError):
     status = 404
 

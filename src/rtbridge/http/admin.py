@@ -24,6 +24,7 @@ from rtbridge.http.admin_openapi import openapi_document
 from rtbridge.http.bodies import admin_body
 from rtbridge.http.responses import json_response
 from rtbridge.http.state import AppState
+from rtbridge.numerals import int_or_text
 from rtbridge.webhooks import subscriptions
 
 T = TypeVar("T")
@@ -33,7 +34,8 @@ UNAUTHORIZED = "missing, unknown or revoked admin token (send Authorization: Bea
 
 class AdminAuth:
     """Refuses every request under ``/admin`` without a valid token — unknown paths included,
-    so not even the shape of the API leaks — and records the token's name as the actor."""
+    so not even the shape of the API leaks — and records the token's name as the actor.
+    Each refusal counts against the source's limit (``http/lockout.py``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,9 +46,12 @@ class AdminAuth:
             return
         request = Request(scope)
         state: AppState = request.state.app
+        lockout = state.lockouts.admin
+        lockout.check(scope)  # 429 while this source is locked out, before any lookup
         header = request.headers.get("authorization")
         name = await state.run(tokens.authenticate, state.engine, header)
         if name is None:
+            lockout.failed(scope)
             response = json_response(
                 {"error": UNAUTHORIZED},
                 status=401,
@@ -135,13 +140,13 @@ async def add_ip(request: Request) -> Response:
 
 async def update_ip(request: Request) -> Response:
     raw = await _body(request)
-    pid, entry = _path(request, "publisher"), int(request.path_params["entry"])
+    pid, entry = _path(request, "publisher"), service.entry_id(request)
     result = await _write(request, publishers.update_ip, publisher_id=pid, entry=entry, raw=raw)
     return json_response(result)
 
 
 async def remove_ip(request: Request) -> Response:
-    pid, entry = _path(request, "publisher"), int(request.path_params["entry"])
+    pid, entry = _path(request, "publisher"), service.entry_id(request)
     await _write(request, publishers.remove_ip, publisher_id=pid, entry=entry)
     return _no_content()
 
@@ -267,10 +272,8 @@ def _audit_query(request: Request) -> dict[str, Any]:
         if "since" in q:
             out["since"] = read_field("since", f.timestamp, q["since"])
         if "limit" in q:
-            digits = q["limit"]
-            value = int(digits) if digits.isdigit() else digits
             out["limit"] = read_field(
-                "limit", lambda v: f.integer(v, minimum=1, maximum=10000), value
+                "limit", lambda v: f.integer(v, minimum=1, maximum=10000), int_or_text(q["limit"])
             )
     return out
 
@@ -335,7 +338,7 @@ async def list_deliveries(request: Request) -> Response:
     with validating():
         limit = read_field(
             "limit", lambda v: f.integer(v, minimum=1, maximum=1000),
-            int(q["limit"]) if q.get("limit", "").isdigit() else q.get("limit", 100),
+            int_or_text(q["limit"]) if "limit" in q else 100,
         )  # fmt: skip
     found = await _read(request, subscriptions.list_deliveries, _path(request, "webhook"),
                         status=q.get("status"), limit=limit)  # fmt: skip
@@ -363,8 +366,8 @@ routes: list[BaseRoute] = [
     Route("/ips", list_all_ips, methods=["GET"]),
     Route("/publishers/{publisher}/ips", list_ips, methods=["GET"]),
     Route("/publishers/{publisher}/ips", add_ip, methods=["POST"]),
-    Route("/publishers/{publisher}/ips/{entry:int}", update_ip, methods=["PATCH"]),
-    Route("/publishers/{publisher}/ips/{entry:int}", remove_ip, methods=["DELETE"]),
+    Route("/publishers/{publisher}/ips/{entry}", update_ip, methods=["PATCH"]),
+    Route("/publishers/{publisher}/ips/{entry}", remove_ip, methods=["DELETE"]),
     Route("/publishers/{publisher}/credentials", list_credentials, methods=["GET"]),
     Route("/publishers/{publisher}/credentials/{username}", set_credential, methods=["PUT"]),
     Route("/publishers/{publisher}/credentials/{username}", remove_credential, methods=["DELETE"]),

@@ -27,6 +27,7 @@ from rtbridge.domain.numbers import normalise_e164
 from rtbridge.http import csvfile, service
 from rtbridge.http.bodies import boolean
 from rtbridge.http.responses import json_response
+from rtbridge.numerals import as_int, int_or_text
 from rtbridge.storage import listings
 
 T = TypeVar("T")
@@ -37,7 +38,6 @@ CALL_STATUSES = (*st.IN_CALL, st.COMPLETED, st.FAILED)
 VIA = ("sip", "pstn")
 FORMATS = ("json", "csv")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_INTEGER = re.compile(r"[+-]?\d{1,9}")
 _TOKEN = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 # "...T10:00:00 02:00": an unescaped "+" of the offset arrives as a space in a query string
 _SPACED_OFFSET = re.compile(r"(T[\d:.]+) (\d\d:?\d\d)$")
@@ -109,8 +109,7 @@ def _time(value: str) -> datetime:
 
 def _integer(minimum: int, maximum: int) -> Callable[[str], int]:
     def check(value: str) -> int:
-        parsed = int(value) if _INTEGER.fullmatch(value) else value
-        return f.integer(parsed, minimum=minimum, maximum=maximum)
+        return f.integer(int_or_text(value, signed=True), minimum=minimum, maximum=maximum)
 
     return check
 
@@ -156,9 +155,10 @@ def _cursor_key(listing: str, check: Callable[[str], T]) -> Callable[[str], T]:
 
 
 def _call_id(key: str) -> int:
-    if not key.isdigit():
+    value = as_int(key)
+    if value is None:
         raise ValueError(key)
-    return int(key)
+    return value
 
 
 def _rtb_key(key: str) -> str:

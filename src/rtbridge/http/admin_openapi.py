@@ -97,6 +97,10 @@ def _op(summary: str, *, body: _Schema | None = None, ok: int = 200, answer: _Sc
             "404": {**_ERROR, "description": "no such resource"},
             "409": {**_ERROR, "description": "conflicts with existing data"},
             "422": {**_ERROR, "description": "invalid input; the message names the field"},
+            "429": {**_ERROR, "description": "too many refused tokens from this address: every "
+                    "request from it is refused until Retry-After seconds have passed",
+                    "headers": {"Retry-After": {"required": True,
+                                                "schema": {"type": "integer", "minimum": 1}}}},
         },
     }  # fmt: skip
     if body is not None:

@@ -16,6 +16,7 @@ from rtbridge.http import admin, health, metrics, publisher
 from rtbridge.http.access_log import AccessLog
 from rtbridge.http.console.routes import mount as console
 from rtbridge.http.errors import HANDLERS
+from rtbridge.http.lockout import Lockouts
 from rtbridge.http.state import AppState, Metrics
 from rtbridge.settings import Settings
 from rtbridge.storage import sitekey
@@ -63,6 +64,7 @@ def build_state(settings: Settings, **reservation_options: Any) -> AppState:
         reservations=Reservations(engine, catalog, **reservation_options),
         metrics=Metrics(),
         inline_db=is_sqlite(engine),
+        lockouts=Lockouts.from_settings(settings),
     )
     metrics.watch(state)
     return state

@@ -19,7 +19,6 @@ words. The turning is by field name: a name means one kind of value in every adm
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -27,7 +26,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from rtbridge.domain.errors import InvalidInput, UnsupportedMediaType
-from rtbridge.http.params import form_pairs, multipart_pairs, read_body
+from rtbridge.http.params import form_pairs, json_body, multipart_pairs, read_body
+from rtbridge.numerals import as_int
 
 LISTS = frozenset({"ips", "numbers", "events"})
 BOOLEANS = frozenset({"allow_overlap", "require_tls", "require_srtp",
@@ -39,8 +39,7 @@ JSON_ONLY = frozenset({"credentials", "buyers"})  # lists of objects: no form sp
 
 _TRUE = frozenset({"true", "1", "on", "yes"})
 _FALSE = frozenset({"false", "0", "off", "no"})
-_INTEGER = re.compile(r"[+-]?\d{1,18}")
-_DECIMAL = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]{1,4})?")
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 UNSUPPORTED = (
@@ -62,8 +61,9 @@ def boolean(value: str) -> bool | str:
 def number(value: str) -> int | float | str:
     """An integer or a decimal; anything else as given, for the field's rule to refuse."""
     text = value.strip()
-    if _INTEGER.fullmatch(text):
-        return int(text)
+    whole = as_int(text, signed=True)
+    if whole is not None:
+        return whole
     if _DECIMAL.fullmatch(text):
         return float(text)
     return value
@@ -103,13 +103,6 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"body: not valid JSON ({exc})") from None
-
-
 async def _multipart(request: Request, raw: bytes) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     for name, value in await multipart_pairs(request, raw):
@@ -127,9 +120,9 @@ async def admin_body(request: Request, limit: int) -> Any:
         return {}
     ctype = media_type(request)
     if ctype == "application/json" or ctype.endswith("+json"):
-        return _json(raw)
+        return json_body(raw)
     if not ctype:  # as the publisher API: JSON if it looks like JSON, else a form
-        return _json(raw) if raw.lstrip()[:1] in (b"{", b"[") else from_form(form_pairs(raw))
+        return json_body(raw) if raw.lstrip()[:1] in (b"{", b"[") else from_form(form_pairs(raw))
     if ctype == "application/x-www-form-urlencoded":
         return from_form(form_pairs(raw))
     if ctype == "multipart/form-data":

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rtbridge.domain.errors import RtbError
+from rtbridge.domain.errors import RtbError, TooManyFailures
 from rtbridge.http.responses import json_response
 from rtbridge.storage.outage import DatabaseUnavailable, is_outage
 
@@ -20,7 +20,16 @@ log = logging.getLogger("rtbridge.http")
 
 async def rtb_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RtbError)
-    return json_response({"error": exc.message}, status=exc.status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyFailures) else None
+    return json_response({"error": exc.message}, status=exc.status, headers=headers)
+
+
+async def nested_too_deeply(request: Request, exc: Exception) -> Response:
+    """Input nested deeper than Python's stack, wherever it was parsed: bad input like any
+    other, in one log line instead of a 500 with a traceback of thousands of frames. (JSON
+    bodies are refused before this, by their depth: ``params.json_body``.)"""
+    log.warning("input nested too deeply on %s %s: %s", request.method, request.url.path, exc)
+    return json_response({"error": "input nested too deeply"}, status=422)
 
 
 async def http_error(_request: Request, exc: Exception) -> Response:
@@ -54,6 +63,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 HANDLERS = {
     RtbError: rtb_error,
+    RecursionError: nested_too_deeply,
     HTTPException: http_error,
     DatabaseUnavailable: database_unavailable,
     sa.OperationalError: database_unavailable,

@@ -4,6 +4,7 @@ body winning on conflict (SPEC §3.1), with the body size capped while it is rea
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -12,12 +13,19 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from rtbridge.domain.errors import InvalidInput
+from rtbridge.numerals import as_int
+
+# The deepest a body may nest: every admin resource fits in 4 levels (a campaign's buyers'
+# filters' values), a ping in 2.
+MAX_DEPTH = 32
+# A JSON string (skipped whole), or one bracket.
+_STRUCTURE = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused as soon as it passes ``limit`` bytes (chunked bodies included)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = as_int(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise InvalidInput(f"body: larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
@@ -29,11 +37,40 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def _nested_deeper(body: bytes, limit: int) -> bool:
+    """Whether a JSON text opens more than ``limit`` arrays or objects inside each other.
+    Brackets inside strings do not count; possessive quantifiers keep the scan linear even
+    for an unterminated string. A body with at most ``limit`` brackets in all (every ping)
+    cannot be deeper, so it costs two ``bytes.count`` calls and no scan."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    for token in _STRUCTURE.findall(body):
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def json_body(body: bytes) -> Any:
+    """A JSON body, refused with a message naming the problem: not JSON, or nested deeper
+    than :data:`MAX_DEPTH` (refused before ``json.loads`` would recurse into it: at ~1000
+    levels that was a RecursionError and a 500)."""
+    if _nested_deeper(body, MAX_DEPTH):
+        raise InvalidInput(f"body: JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"body: not valid JSON ({exc})") from None
+    except RecursionError:  # a UTF-16/32 body, which the byte scan does not read as text
+        raise InvalidInput(f"body: JSON nested deeper than {MAX_DEPTH} levels") from None
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    data = json_body(body)
     if not isinstance(data, dict):
         raise InvalidInput("body: JSON must be an object of parameters, not " + type(data).__name__)
     return data

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rtbridge.domain.errors import InvalidInput
+from rtbridge.domain.errors import InvalidInput, UnknownKey
 from rtbridge.domain.ping import parse_key, parse_ping
 from rtbridge.http.params import request_params
 from rtbridge.http.publisher_openapi import openapi_document
@@ -30,37 +30,59 @@ def _respond(state: AppState, outcome: Outcome) -> Response:
     return json_response(reservation_body(outcome))
 
 
+# Every request carrying a postback key is refused (429) while its source is locked out, and
+# counted against that source when the key is missing or unknown (http/lockout.py). A paused
+# key is a right key (403): not a guess, and its publisher keeps being told why.
+
+
 async def ping(request: Request) -> Response:
     state: AppState = request.state.app
     started = time.perf_counter()
-    status = "error"  # any refusal (401, 403, 422, 503) raised on the way
+    status = "error"  # any refusal (401, 403, 422, 429, 503) raised on the way
+    lockout = state.lockouts.keys
     try:
+        lockout.check(request.scope)
         params = await request_params(request, state.settings.max_body)
         ping_request = parse_ping(params)
         outcome = await state.ping(ping_request)
         status = outcome.status
         return _respond(state, outcome)
+    except UnknownKey:
+        lockout.failed(request.scope)
+        raise
     finally:  # rtbridge_ping_seconds: one observe per ping (http.metrics.PingSeconds)
         state.metrics.ping_seconds.observe(status, time.perf_counter() - started)
 
 
 async def lookup(request: Request) -> Response:
     state: AppState = request.state.app
+    lockout = state.lockouts.keys
+    lockout.check(request.scope)
     uuid = _uuid(request)
-    key = parse_key(dict(request.query_params))
-    outcome = await state.run(state.reservations.lookup, uuid, key)
+    try:
+        key = parse_key(dict(request.query_params))
+        outcome = await state.run(state.reservations.lookup, uuid, key)
+    except UnknownKey:
+        lockout.failed(request.scope)
+        raise
     return json_response(reservation_body(outcome))
 
 
 async def update(request: Request) -> Response:
     state: AppState = request.state.app
+    lockout = state.lockouts.keys
+    lockout.check(request.scope)
     uuid = _uuid(request)
     params: dict[str, Any] = await request_params(request, state.settings.max_body)
-    key = parse_key(params)
     status = params.get("status")
-    outcome = await state.run(
-        state.reservations.update, uuid, key, status if isinstance(status, str) else None
-    )
+    try:
+        key = parse_key(params)
+        outcome = await state.run(
+            state.reservations.update, uuid, key, status if isinstance(status, str) else None
+        )
+    except UnknownKey:
+        lockout.failed(request.scope)
+        raise
     return _respond(state, outcome)
 
 

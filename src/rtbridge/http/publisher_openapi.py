@@ -56,10 +56,16 @@ UNAVAILABLE = {
     **_error("the database is locked or unreachable: retry after Retry-After seconds"),
     "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
 }
+LOCKED_OUT = {
+    **_error("too many missing or unknown keys from this address: every request of the "
+             "publisher API from it is refused until Retry-After seconds have passed"),
+    "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
+}  # fmt: skip
 _ERRORS = {
     "401": _error("missing or unknown key"),
     "403": _error("paused key"),
     "422": _error("malformed input; the message names the field"),
+    "429": LOCKED_OUT,
     "503": UNAVAILABLE,
 }
 _NOT_FOUND = _error("no such reservation for this key")

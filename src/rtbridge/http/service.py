@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from rtbridge.admin.changes import read_session, write_session
+from rtbridge.domain.errors import NotFound
 from rtbridge.http.state import AppState
+from rtbridge.numerals import as_int
 from rtbridge.storage import listings
 from rtbridge.storage.listings import Page
 
@@ -21,6 +23,18 @@ T = TypeVar("T")
 def app_state(request: Request) -> AppState:
     state: AppState = request.state.app
     return state
+
+
+def entry_id(request: Request) -> int:
+    """The ``{entry}`` of an allowlist entry's path: its id, 404 for anything else. (Not
+    Starlette's ``{entry:int}``: it reads any number of digits and ``int()`` raises past
+    4300 of them, a 500.)"""
+    text = str(request.path_params["entry"])
+    value = as_int(text)
+    if value is None:
+        publisher = request.path_params.get("publisher")
+        raise NotFound(f"no allowlist entry {text!r} for publisher {publisher!r}")
+    return value
 
 
 async def read(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

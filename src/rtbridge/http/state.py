@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from rtbridge.domain.ping import PingRequest
 from rtbridge.http.batching import PingBatcher
+from rtbridge.http.lockout import Lockouts
 from rtbridge.http.metrics import PingSeconds
 from rtbridge.settings import Settings
 from rtbridge.sip.status import AgentStatus
@@ -49,6 +50,7 @@ class AppState:
     reservations: Reservations
     metrics: Metrics
     inline_db: bool  # SQLite: run DB work on the event loop (µs-scale, serialised anyway)
+    lockouts: Lockouts  # failed authentications per source (http/lockout.py)
     sip: Callable[[], AgentStatus] | None = None  # the SIP agent in this process, if any
     webhooks: Sender | None = None  # the webhook sender in this process (its .stats), if any
     pings: PingBatcher = field(init=False)

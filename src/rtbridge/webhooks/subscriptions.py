@@ -17,6 +17,7 @@ from sqlmodel import Session, col, delete, select
 from rtbridge.admin import audit
 from rtbridge.admin.changes import body, commit
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
+from rtbridge.numerals import as_int
 from rtbridge.storage.models import Buyer, Publisher, Webhook, WebhookDelivery
 from rtbridge.storage.transactions import utcnow
 from rtbridge.webhooks import events, signing
@@ -111,7 +112,8 @@ def _fields(raw: Any) -> dict[str, Any]:
 
 def _webhook(session: Session, webhook_id: int | str) -> Webhook:
     ident = str(webhook_id)
-    row = session.get(Webhook, int(ident)) if ident.isdigit() and len(ident) < 10 else None
+    number = as_int(ident) if len(ident) < 10 else None  # an INTEGER column: 32 bits
+    row = session.get(Webhook, number) if number is not None else None
     if row is None:
         raise NotFound(f"no webhook {webhook_id!r}")
     return row

@@ -26,6 +26,7 @@ from rtbridge.http import service
 from rtbridge.http.console import forms
 from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import base_path, render
+from rtbridge.numerals import int_or_text
 
 # -- plumbing ---------------------------------------------------------------------------------
 
@@ -238,7 +239,7 @@ async def add_ips_bulk(request: Request) -> Response:
 
 async def update_ip(request: Request) -> Response:
     """A new note or expiry for an entry (empty: none); its CIDR and rule number stay."""
-    pid, entry = str(request.path_params["publisher"]), int(request.path_params["entry"])
+    pid, entry = str(request.path_params["publisher"]), service.entry_id(request)
     values = await forms.read(request)
     expires = forms.utc_time(values.get("expires_at"))
     raw = {"note": values.get("note") or None, "expires_at": expires}
@@ -250,7 +251,7 @@ async def update_ip(request: Request) -> Response:
 
 
 async def remove_ip(request: Request) -> Response:
-    pid, entry = str(request.path_params["publisher"]), int(request.path_params["entry"])
+    pid, entry = str(request.path_params["publisher"]), service.entry_id(request)
     await service.write(request, publishers.remove_ip, publisher_id=pid, entry=entry)
     return _back(request, pid, "ip-removed")
 
@@ -314,7 +315,7 @@ async def create_key(request: Request) -> Response:
             raw[name] = values[name]
     if values.get("ttl_seconds"):
         ttl = values["ttl_seconds"]
-        raw["ttl_seconds"] = int(ttl) if ttl.isdigit() else ttl
+        raw["ttl_seconds"] = int_or_text(ttl)
     for flag in ("allow_missing_caller_number", "auto_confirm"):
         raw[flag] = values.get(flag) == "on"
     errors = Errors()

@@ -20,9 +20,9 @@ from rtbridge.http import service
 from rtbridge.http.console import forms
 from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import base_path, render
+from rtbridge.numerals import as_int
 
-_INT = re.compile(r"^-?\d+$")
-_FLOAT = re.compile(r"^-?\d+(\.\d+)?$")
+_FLOAT = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
 
 NOTICES = {
     "campaign-created": "Campaign created.",
@@ -49,9 +49,10 @@ def _to(request: Request, page: str, notice: str) -> Response:
 
 def _number(value: str) -> Any:
     """``"12"`` → 12, ``"12.5"`` → 12.5; anything else stays text for the rule to refuse."""
-    if _INT.match(value):
-        return int(value)
-    if _FLOAT.match(value):
+    whole = as_int(value, signed=True)
+    if whole is not None:
+        return whole
+    if _FLOAT.fullmatch(value):
         return float(value)
     return value
 

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from rtbridge.admin import sessions
+from rtbridge.domain.errors import TooManyFailures
 from rtbridge.http.console import csrf, forms
 from rtbridge.http.console.guard import (
     LOGIN_COOKIE,
@@ -38,11 +39,22 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    """Sign-ins take admin tokens, so their failures count with the admin API's
+    (``http/lockout.py``): while the source is locked out, every sign-in is refused, unread."""
     state: AppState = request.state.app
+    lockout = state.lockouts.admin
+    try:
+        lockout.check(request.scope)
+    except TooManyFailures as exc:
+        response = _form(request, exc.status, "Too many failed sign-ins from this address: "
+                         f"try again in {exc.retry_after} seconds.")  # fmt: skip
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     values = await forms.read(request)
     token = values.get("token", "")
     found = await state.run(sessions.sign_in, state.engine, token) if token else None
     if found is None:
+        lockout.failed(request.scope)
         # One message for every failure: which tokens exist is not for a guesser to learn.
         return _form(request, 401, "That token is unknown or revoked.")
     cookie, _actor = found

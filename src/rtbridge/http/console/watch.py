@@ -22,6 +22,7 @@ from rtbridge.http import csvfile, service
 from rtbridge.http.console import forms
 from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import render
+from rtbridge.numerals import as_int
 from rtbridge.storage import listings
 from rtbridge.storage.catalog import read_version
 
@@ -105,7 +106,7 @@ async def call_log(request: Request) -> Response:
     before = request.query_params.get("before", "")
     page = await service.read(
         request, listings.call_log, **filters,
-        before=int(before) if before.isdigit() else None, limit=PAGE,
+        before=as_int(before), limit=PAGE,
     )  # fmt: skip
     next_before = page.next_before
     return render(request, "call_log.html", status=422 if errors else 200, rows=page.rows,
@@ -155,7 +156,7 @@ async def audit_trail(request: Request) -> Response:
     def work(session: Session) -> list[dict[str, Any]]:
         found = audit.entries(session, since=since, actor=q.get("actor") or None,
                               resource=q.get("resource") or None,
-                              before=int(before) if before.isdigit() else None, limit=PAGE + 1)  # fmt: skip
+                              before=as_int(before), limit=PAGE + 1)  # fmt: skip
         return [audit.view(e) for e in found]
 
     entries = await service.read(request, work)
