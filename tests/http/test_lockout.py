@@ -25,6 +25,7 @@ from tests.admin.conftest import make_token
 from tests.conftest import DEMO, ClientFactory
 from tests.console.conftest import csrf_of
 from tests.support.demo import KEY_INBOUND, KEY_OPEN
+from tests.support.keys import key_id
 from tests.support.server import serve
 
 LIMIT = 3
@@ -130,9 +131,10 @@ def test_lookups_with_unknown_keys_count_too(client: TestClient) -> None:
 def test_a_paused_key_is_not_a_guess(client: TestClient, db: str) -> None:
     """Its publisher keeps being told why (403), however often it pings."""
     admin = _from(OTHER, Authorization=f"Bearer {make_token(db)}")
-    keys = client.get("/admin/keys", headers=admin).json()["keys"]
-    (key_id,) = [k["id"] for k in keys if k["hint"] == KEY_INBOUND[:8] + "…"]
-    paused = client.patch(f"/admin/keys/{key_id}", json={"paused": True}, headers=admin)
+    engine = open_database(db)
+    inbound = key_id(engine, KEY_INBOUND)
+    engine.dispose()
+    paused = client.patch(f"/admin/keys/{inbound}", json={"paused": True}, headers=admin)
     assert paused.status_code == 200, paused.text
     for _ in range(LIMIT * 3):
         r = client.post("/rtbs.json", data={"key": KEY_INBOUND}, headers=_from(GUESSER))
