@@ -539,6 +539,14 @@ def test_bad_toml(tmp_path: Path) -> None:
     assert error.startswith(f"{path}: not valid TOML (")
 
 
+def test_toml_nested_too_deeply_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_file(path)
+    assert info.value.errors == [f"{path}: nested too deeply to be a configuration file"]
+
+
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "absent.toml"
     with pytest.raises(ConfigError) as info:

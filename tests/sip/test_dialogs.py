@@ -58,6 +58,11 @@ def test_buyer_leg_from_the_ack_we_sent() -> None:
     assert next_hop(dialog) == ("192.0.2.1", 5060, "UDP")  # loose routing: the first route
 
 
+def test_a_cseq_that_is_not_ascii_digits_counts_from_one() -> None:
+    dialog = buyer_leg(SENT_ACK.replace("CSeq: 4711 ACK", "CSeq: \u00b2 ACK"))
+    assert dialog is not None and dialog.cseq > 1
+
+
 @pytest.mark.parametrize("message", ["ok", "ack"])
 def test_publisher_leg_from_our_200_or_its_ack_and_the_invite(message: str) -> None:
     text = (

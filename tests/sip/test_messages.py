@@ -65,6 +65,8 @@ def test_name_addr_and_user() -> None:
         ("::1:5070", ("::1", 5070)),  # how pjsua2 prints TransportInfo.localName
         ("2001:db8::5:5060", ("2001:db8::5", 5060)),
         ("10.0.0.1", ("10.0.0.1", 0)),
+        ("10.0.0.1:\u00b2", ("10.0.0.1", 0)),  # '²'.isdigit() is true, int('²') raises
+        ("10.0.0.1:\u0663", ("10.0.0.1", 0)),  # an Arabic-Indic 3 is not a port either
     ],
 )
 def test_split_host_port(address: str, expected: tuple[str, int]) -> None:

@@ -445,6 +445,8 @@ def load_file(path: Path, *, existing: Mapping[str, set[str]] | None = None) -> 
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    except RecursionError:  # tomllib recurses per nested array or table
+        raise ConfigError([f"{path}: nested too deeply to be a configuration file"]) from None
     return parse_document(data, existing=existing)
 
 

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rtbridge.numerals import as_int
 from rtbridge.sip.messages import parse_request, split_host_port, split_name_addr
 
 log = logging.getLogger("rtbridge.sip.dialogs")
@@ -99,7 +100,7 @@ def _tag(value: str) -> str:
 
 def _cseq_number(value: str | None) -> int:
     number = (value or "").split()[0] if value and value.split() else ""
-    return int(number) if number.isdigit() else 1
+    return as_int(number) or 1
 
 
 def buyer_leg(ack: str) -> Dialog | None:
@@ -187,11 +188,12 @@ def _final_status(data: bytes) -> tuple[str, int] | None:
     """(Call-ID, code) of a final response to a BYE, else None."""
     msg = parse_request(data.decode("utf-8", "replace"))
     code, call_id = msg.request_uri, msg.first("call-id")
-    if msg.method != "SIP/2.0" or not code.isdigit() or int(code) < 200 or call_id is None:
+    status = as_int(code)
+    if msg.method != "SIP/2.0" or status is None or status < 200 or call_id is None:
         return None
     if not (msg.first("cseq") or "").upper().endswith("BYE"):
         return None
-    return call_id, int(code)
+    return call_id, status
 
 
 def _bind(family: socket.AddressFamily, hosts: Sequence[str], port: int) -> socket.socket:

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from rtbridge.numerals import as_int
+
 # RFC 3261 §7.3.3 compact header forms.
 _COMPACT = {
     "i": "call-id",
@@ -133,7 +135,7 @@ def split_host_port(address: str) -> tuple[str, int]:
         host, _, port = address.rpartition(":")
         if not host:
             host, port = port, ""
-    return host, int(port) if port.isdigit() else 0
+    return host, as_int(port) or 0
 
 
 def parse_source(value: str | None) -> tuple[str, int, str | None] | None:
