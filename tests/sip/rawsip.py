@@ -201,15 +201,16 @@ class SipPeer:
 
     def invite(
         self, to: tuple[str, int], user: str, *, headers: Iterable[str] = (),
-        domain: str = "sip.rtb.example.com", timeout: float = 15.0,
+        domain: str = "sip.rtb.example.com", timeout: float = 15.0, offer: bool = True,
     ) -> tuple[Dialog, Message]:  # fmt: skip
-        """INVITE ``user@domain`` at the agent; waits for the final answer and ACKs it."""
+        """INVITE ``user@domain`` at the agent; waits for the final answer and ACKs it.
+        ``offer=False``: a delayed offer — no SDP in the INVITE, the answer in the ACK."""
         dialog = Dialog(
             call_id=f"{uuid.uuid4()}@{self.host}", local_uri=f"sip:+12025550102@{self.host}",
             local_tag=uuid.uuid4().hex[:10], remote_uri=f"sip:{user}@{domain}", remote_tag="",
             peer=to,
         )  # fmt: skip
-        body = sdp(self.host, self.rtp_port)
+        body = sdp(self.host, self.rtp_port) if offer else ""
         branch = self._branch()
         ruri = f"sip:{user}@{_hostport(to)}"
         self._send(self._request("INVITE", ruri, dialog, branch, headers, body), to)
@@ -220,7 +221,8 @@ class SipPeer:
         else:
             dialog.remote_media = sdp_media(final.body)
             self.rtp_to = dialog.remote_media
-            self._send(self._request("ACK", ruri, dialog, self._branch(), (), ""), to)
+            answer = "" if offer else sdp(self.host, self.rtp_port)
+            self._send(self._request("ACK", ruri, dialog, self._branch(), (), answer), to)
         return dialog, final
 
     def request(

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.sip.b2bua.support import AgentFactory
-from tests.sip.rawsip import sdp, wait_until
+from tests.sip.b2bua.support import UUID, AgentFactory, bridge_to
+from tests.sip.rawsip import SipPeer, Trap, sdp, wait_until
 from tests.sip.security.calls import Call, bridged
 
 pytestmark = pytest.mark.sip
@@ -93,3 +93,28 @@ def test_an_answer_that_moves_media_ends_the_call(call: Call) -> None:
     time.sleep(1.0)
     assert len(trap.received) <= 2  # at most what left before the BYE
     assert call.agent.status().media_refused == {"publisher": 1}
+
+
+def test_a_delayed_offer_publisher_keeps_its_call(make_agent: AgentFactory) -> None:
+    """An INVITE without SDP (a carrier's delayed offer): the publisher's media is first
+    known from its answer in the ACK, after the call is connected — that is its home, not
+    a move; a later answer that moves it still ends the call."""
+    buyer = SipPeer("127.0.0.1")
+    publisher = SipPeer("127.0.0.1", answer=None)
+    trap = Trap("127.0.0.9")
+    agent, router = make_agent()
+    try:
+        router.decide = bridge_to(f"sip:buyer@127.0.0.1:{buyer.port}")
+        dialog, final = publisher.invite(("127.0.0.1", agent.port), UUID, offer=False)
+        assert final.status == 200 and "m=audio" in final.body
+        assert wait_until(lambda: publisher.rtp_received > 20 and buyer.rtp_received > 20)
+        assert agent.status().media_refused == {}
+        assert not any(e.kind == "ended" for e in router.events)
+        answer = publisher.request(dialog, "INVITE")
+        assert answer is not None and answer.status == 200
+        publisher.request(dialog, "ACK", body=sdp(trap.host, trap.port, version=9))
+        assert router.ended().hangup_by == "agent"
+    finally:
+        for peer in (buyer, publisher):
+            peer.close()
+        trap.close()

@@ -424,16 +424,19 @@ class Bridge:
         return not refused
 
     def _media_moved(self, leg: Leg) -> bool:
-        """The first time a leg's media is up, where it is joins the party's home; after
-        that, media that moved out of it ends the call. Offers are checked before they are
-        accepted (on_leg_offer); this catches an *answer* that moves media — a re-INVITE
-        without SDP gets our offer, and the peer's answer in its ACK cannot be refused."""
+        """Where a leg's media goes while the call is set up joins the party's home: the
+        buyer's early media and its 200's answer (both before we call the call connected),
+        the publisher's first media (its answer in the ACK when its INVITE had no offer).
+        After that, media that moved out of the home ends the call. Offers are checked
+        before they are accepted (on_leg_offer); this catches an *answer* that moves media
+        — a re-INVITE without SDP gets our offer, and the answer in the ACK cannot be
+        refused."""
         role: Role = "inbound" if leg is self.inbound else "outbound"
         hosts = _remote_media_hosts(leg)
         if not hosts:
             return False
         home = self._homes[role]
-        if role not in self._media_seen:
+        if self.phase != "connected" or role not in self._media_seen:
             self._media_seen.add(role)
             home.add(*hosts, leg.peer_ip)
             return False
