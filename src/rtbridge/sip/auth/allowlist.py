@@ -10,6 +10,7 @@ Lookups are longest-prefix-match over hash tables, one per prefix length present
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,8 +24,13 @@ IPNetwork = IPv4Network | IPv6Network
 _V4_MAPPED = IPv6Network("::ffff:0:0/96")
 
 
+@functools.lru_cache(maxsize=16_384)
 def parse_address(text: str) -> IPAddress | None:
     """The IP address in ``text``, or ``None`` if there is none.
+
+    Cached: the SIP agent reads the same few sources for every request (a request's source
+    is screened, rate-limited and authenticated), and ``ipaddress`` parsing costs a few
+    microseconds each time; the results are immutable.
 
     Accepts what SIP stacks report as a source: ``1.2.3.4``, ``1.2.3.4:5060``, ``::1``,
     ``[2001:db8::1]:5060`` (pjsip's ``srcAddress``), ``fe80::1%eth0``. An IPv4-mapped IPv6

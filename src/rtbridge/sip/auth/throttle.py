@@ -30,6 +30,7 @@ IPv6 sources are keyed by their /64: one subscriber or host usually owns a whole
 from __future__ import annotations
 
 import enum
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -44,8 +45,10 @@ from rtbridge.sip.auth.allowlist import parse_address
 MAX_USERNAME: Final = 128
 
 
+@functools.lru_cache(maxsize=16_384)
 def source_key(source: str) -> str:
-    """The throttle key for a source address as the SIP stack reports it.
+    """The throttle key for a source address as the SIP stack reports it (cached, like
+    :func:`parse_address`: every request of the agent's busiest sources asks for it).
 
     IPv4 (also IPv4-mapped IPv6) → the address; IPv6 → its /64; unparseable → the text itself,
     truncated, so garbage is still throttled rather than exempt.

@@ -295,10 +295,17 @@ def _audio_index(leg: Leg, statuses: tuple[int, ...]) -> int | None:
 _CARRIES_AUDIO = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 
 
-def _active_audio(leg: Leg) -> Any | None:
-    """The leg's first active (or remotely held) audio stream as an AudioMedia, or None."""
+def _carried_audio(leg: Leg) -> int | None:
+    """Index of the leg's first active (or remotely held) audio stream, or None."""
     try:
-        index = _audio_index(leg, _CARRIES_AUDIO)
+        return _audio_index(leg, _CARRIES_AUDIO)
+    except pj.Error:
+        return None
+
+
+def _audio_media(leg: Leg, index: int | None) -> Any | None:
+    """The leg's audio stream ``index`` as an AudioMedia, or None."""
+    try:
         return None if index is None else leg.getAudioMedia(index)
     except pj.Error:
         return None
@@ -411,9 +418,10 @@ class Bridge:
             self._on_outbound_state(info)
 
     def on_leg_media(self, leg: Leg) -> None:
-        if self._media_moved(leg):
+        index = _carried_audio(leg)  # read once: getInfo() builds a whole CallInfo
+        if index is not None and self._media_moved(leg, index):
             return
-        self._connect_audio()
+        self._connect_audio((leg, index))
 
     def on_leg_offer(self, leg: Leg, sdp: str) -> bool:
         """A re-INVITE/UPDATE offer of ``leg``'s party: may its media go where it says?"""
@@ -423,7 +431,7 @@ class Bridge:
             self._refuse_media(role, refused)
         return not refused
 
-    def _media_moved(self, leg: Leg) -> bool:
+    def _media_moved(self, leg: Leg, index: int) -> bool:
         """Where a leg's media goes while the call is set up joins the party's home: the
         buyer's early media and its 200's answer (both before we call the call connected),
         the publisher's first media (its answer in the ACK when its INVITE had no offer).
@@ -432,7 +440,7 @@ class Bridge:
         — a re-INVITE without SDP gets our offer, and the answer in the ACK cannot be
         refused."""
         role: Role = "inbound" if leg is self.inbound else "outbound"
-        hosts = _remote_media_hosts(leg)
+        hosts = _remote_media_hosts(leg, index)
         if not hosts:
             return False
         home = self._homes[role]
@@ -602,10 +610,15 @@ class Bridge:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _connect_audio(self) -> None:
+    def _connect_audio(self, known: tuple[Leg, int | None] | None = None) -> None:
+        """Bridge both legs' audio once both have it; ``known``: a leg whose audio index
+        the caller has just read."""
         if self.inbound is None or self.outbound is None:
             return
-        a, b = _active_audio(self.inbound), _active_audio(self.outbound)
+        a, b = (
+            _audio_media(leg, known[1] if known and known[0] is leg else _carried_audio(leg))
+            for leg in (self.inbound, self.outbound)
+        )
         if a is None or b is None:
             return
         try:
@@ -678,12 +691,9 @@ class Bridge:
         )
 
 
-def _remote_media_hosts(leg: Leg) -> list[str]:
-    """Where the leg's active audio is sent (RTP and RTCP hosts), [] without one."""
+def _remote_media_hosts(leg: Leg, index: int) -> list[str]:
+    """Where the leg's audio stream ``index`` is sent (RTP and RTCP hosts)."""
     try:
-        index = _audio_index(leg, _CARRIES_AUDIO)
-        if index is None:
-            return []
         info = leg.getStreamInfo(index)  # referenced while its parts are read (SWIG)
         return [
             split_host_port(str(a))[0] for a in (info.remoteRtpAddress, info.remoteRtcpAddress) if a
