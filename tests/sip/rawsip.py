@@ -202,14 +202,21 @@ class SipPeer:
     def invite(
         self, to: tuple[str, int], user: str, *, headers: Iterable[str] = (),
         domain: str = "sip.rtb.example.com", timeout: float = 15.0, offer: bool = True,
+        retry: Dialog | None = None,
     ) -> tuple[Dialog, Message]:  # fmt: skip
         """INVITE ``user@domain`` at the agent; waits for the final answer and ACKs it.
-        ``offer=False``: a delayed offer — no SDP in the INVITE, the answer in the ACK."""
-        dialog = Dialog(
-            call_id=f"{uuid.uuid4()}@{self.host}", local_uri=f"sip:+12025550102@{self.host}",
-            local_tag=uuid.uuid4().hex[:10], remote_uri=f"sip:{user}@{domain}", remote_tag="",
-            peer=to,
-        )  # fmt: skip
+        ``offer=False``: a delayed offer — no SDP in the INVITE, the answer in the ACK.
+        ``retry``: the INVITE a challenge answered, sent again (same Call-ID, next CSeq)
+        with the ``headers`` given now (an ``Authorization``)."""
+        if retry is None:
+            dialog = Dialog(
+                call_id=f"{uuid.uuid4()}@{self.host}", local_uri=f"sip:+12025550102@{self.host}",
+                local_tag=uuid.uuid4().hex[:10], remote_uri=f"sip:{user}@{domain}",
+                remote_tag="", peer=to,
+            )  # fmt: skip
+        else:
+            dialog, dialog.remote_tag = retry, ""
+            dialog.cseq += 1
         body = sdp(self.host, self.rtp_port) if offer else ""
         branch = self._branch()
         ruri = f"sip:{user}@{_hostport(to)}"

@@ -10,9 +10,7 @@ without any reservation or buyer involved.
 from __future__ import annotations
 
 import logging
-import socket
 import time
-import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from rtbridge.sip.settings import AgentConfig
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.engine import open_database
 from tests.conftest import write_config
+from tests.sip.rawsip import Message, SipPeer
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.sip
@@ -60,90 +59,41 @@ credentials = [{{ username = "pub2", password = "{PASSWORD2}" }}]
 """
 
 
-@dataclass(frozen=True)
-class Answer:
-    code: int
-    reason: str
-    headers: list[tuple[str, str]]
-
-    def nonce(self) -> str:
-        challenge = next(v for k, v in self.headers if k.lower() == "www-authenticate")
-        return digest.parse_params(challenge)[1]["nonce"]
+def nonce_of(challenge: Message) -> str:
+    return digest.parse_params(challenge.header("www-authenticate") or "")[1]["nonce"]
 
 
 class Publisher:
-    """A SIP UAC on one loopback address: INVITEs over UDP, each final answer ACKed. With
-    ``source_header`` it plays the agent's trusted proxy, naming that address as the sender."""
+    """A raw SIP UAC on one loopback address (tests/sip/rawsip.py). With ``source_header`` it
+    plays the agent's trusted proxy, naming that address as the sender."""
 
     def __init__(self, host: str, agent_port: int, *, source_header: str | None = None) -> None:
-        self.host = host
+        self.peer = SipPeer(host, answer=None)
         self.agent = ("127.0.0.1", agent_port)
-        self.source_header = source_header
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
-        self.sock.settimeout(5.0)
-        self.port = self.sock.getsockname()[1]
+        self.headers = [f"X-RTB-Source: {source_header}"] if source_header else []
 
     def close(self) -> None:
-        self.sock.close()
+        self.peer.close()
 
-    def invite(
-        self, authorization: str | None = None, *, call_id: str = "", cseq: int = 1
-    ) -> Answer:
-        call_id = call_id or f"{uuidlib.uuid4().hex}@{self.host}"
-        branch = f"z9hG4bK-{uuidlib.uuid4().hex}"
-        common = [
-            f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={branch};rport",
-            f"From: <sip:+12025550102@{self.host}>;tag=pub-{cseq}",
-            f"Call-ID: {call_id}",
-            "Max-Forwards: 70",
-        ]
-        sdp = (
-            f"v=0\r\no=pub 1 1 IN IP4 {self.host}\r\ns=-\r\nc=IN IP4 {self.host}\r\nt=0 0\r\n"
-            "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-        )
-        lines = [
-            f"INVITE sip:{USER}@{DOMAIN} SIP/2.0", *common, f"To: <sip:{USER}@{DOMAIN}>",
-            f"CSeq: {cseq} INVITE", f"Contact: <sip:pub@{self.host}:{self.port}>",
-            "Content-Type: application/sdp",
-        ]  # fmt: skip
-        if self.source_header is not None:
-            lines.append(f"X-RTB-Source: {self.source_header}")
-        if authorization is not None:
-            lines.append(f"Authorization: {authorization}")
-        lines.append(f"Content-Length: {len(sdp)}")
-        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n" + sdp).encode(), self.agent)
-        while True:
-            data = self.sock.recv(65535).decode(errors="replace")
-            head = data.split("\r\n\r\n", 1)[0].split("\r\n")
-            headers = [(n.strip(), v.strip()) for n, _, v in (h.partition(":") for h in head[1:])]
-            found = dict((n.lower(), v) for n, v in headers)
-            if found.get("call-id") != call_id or found.get("cseq") != f"{cseq} INVITE":
-                continue  # a retransmission of an earlier answer
-            _, code, reason = head[0].split(" ", 2)
-            if int(code) >= 200:
-                break
-        ack = [
-            f"ACK sip:{USER}@{DOMAIN} SIP/2.0", *common, f"To: {found['to']}", f"CSeq: {cseq} ACK",
-            "Content-Length: 0",
-        ]  # fmt: skip
-        self.sock.sendto(("\r\n".join(ack) + "\r\n\r\n").encode(), self.agent)
-        return Answer(int(code), reason, headers)
+    def invite(self) -> Message:
+        return self.peer.invite(self.agent, USER, domain=DOMAIN, headers=self.headers)[1]
 
-    def login(self, username: str, password: str, *, nonce: str | None = None) -> Answer:
+    def login(self, username: str, password: str, *, nonce: str | None = None) -> Message:
         """Challenged (unless given a nonce), then the answer to the challenge — or the first
         answer when it is not a challenge (a blocked source)."""
-        call_id = f"{uuidlib.uuid4().hex}@{self.host}"
+        first = None
         if nonce is None:
-            challenge = self.invite(call_id=call_id)
-            if challenge.code != 401:
+            first, challenge = self.peer.invite(self.agent, USER, domain=DOMAIN,
+                                                headers=self.headers)  # fmt: skip
+            if challenge.status != 401:
                 return challenge
-            nonce = challenge.nonce()
+            nonce = nonce_of(challenge)
         authorization = digest.build_authorization(
             username=username, password=password, realm=DOMAIN, nonce=nonce, method="INVITE",
             uri=f"sip:{USER}@{DOMAIN}",
         )  # fmt: skip
-        return self.invite(authorization, call_id=call_id, cseq=2)
+        headers = [*self.headers, f"Authorization: {authorization}"]
+        return self.peer.invite(self.agent, USER, domain=DOMAIN, headers=headers, retry=first)[1]
 
 
 @dataclass
@@ -201,16 +151,16 @@ def test_a_second_credential_does_not_reset_guessing(running: Running) -> None:
     answers = []
     for i in range(5):
         answers.append(attacker.login("pub1", f"guess-{i}"))
-        assert attacker.login("pub2", PASSWORD2).code == 404  # authenticated as p2
-    assert [(a.code, a.reason) for a in answers] == [(403, "Forbidden")] * 4 + [
+        assert attacker.login("pub2", PASSWORD2).status == 404  # authenticated as p2
+    assert [(a.status, a.reason) for a in answers] == [(403, "Forbidden")] * 4 + [
         (403, "Too many failed attempts")
     ]
     # The right password too is refused during the cooldown; pub2 is not affected.
     found = attacker.login("pub1", PASSWORD1)
-    assert (found.code, found.reason) == (403, "Too many failed attempts")
-    assert attacker.login("pub2", PASSWORD2).code == 404
+    assert (found.status, found.reason) == (403, "Too many failed attempts")
+    assert attacker.login("pub2", PASSWORD2).status == 404
     # From another address pub1's password works: one source's guesses are its own.
-    assert running.publisher("127.0.0.2").login("pub1", PASSWORD1).code == 404
+    assert running.publisher("127.0.0.2").login("pub1", PASSWORD1).status == 404
     failures = running.agent.status().auth_failures
     assert (failures["wrong-password"], failures["throttled"]) == (4, 2)  # metered
 
@@ -219,15 +169,15 @@ def test_a_nonce_is_bound_to_the_source_it_was_sent_to(running: Running) -> None
     """Row 7: a nonce fetched from 127.0.0.1 is not accepted from 127.0.0.2 (a fresh
     challenge instead), and bad digests from 127.0.0.2 do not lock pub1 out of 127.0.0.1."""
     publisher, other = running.publisher("127.0.0.1"), running.publisher("127.0.0.2")
-    nonce = publisher.invite().nonce()
+    nonce = nonce_of(publisher.invite())
     elsewhere = other.login("pub1", PASSWORD1, nonce=nonce)
-    assert elsewhere.code == 401 and elsewhere.nonce() != nonce
-    assert "stale" not in dict(elsewhere.headers)["WWW-Authenticate"]
+    assert elsewhere.status == 401 and nonce_of(elsewhere) != nonce
+    assert "stale" not in (elsewhere.header("www-authenticate") or "")
     assert running.agent.status().auth_failures["bad-nonce"] == 1
-    bad = [other.login("pub1", f"guess-{i}").code for i in range(5)]
+    bad = [other.login("pub1", f"guess-{i}").status for i in range(5)]
     assert bad == [403] * 5
-    assert publisher.login("pub1", PASSWORD1, nonce=nonce).code == 404
-    assert publisher.login("pub1", PASSWORD1).code == 404
+    assert publisher.login("pub1", PASSWORD1, nonce=nonce).status == 404
+    assert publisher.login("pub1", PASSWORD1).status == 404
 
 
 def test_nonces_behind_a_trusted_proxy_are_bound_to_the_publisher_it_names(
@@ -236,9 +186,9 @@ def test_nonces_behind_a_trusted_proxy_are_bound_to_the_publisher_it_names(
     """Every INVITE comes from the proxy's address; the binding is to the sender it names."""
     first = running.publisher(PROXY, source_header="198.51.100.7:5060")
     second = running.publisher(PROXY, source_header="198.51.100.8:5060")
-    nonce = first.invite().nonce()
-    assert second.login("pub1", PASSWORD1, nonce=nonce).code == 401
-    assert first.login("pub1", PASSWORD1, nonce=nonce).code == 404
+    nonce = nonce_of(first.invite())
+    assert second.login("pub1", PASSWORD1, nonce=nonce).status == 401
+    assert first.login("pub1", PASSWORD1, nonce=nonce).status == 404
 
 
 def test_unknown_user_and_wrong_password_get_one_answer(running: Running) -> None:
@@ -247,8 +197,8 @@ def test_unknown_user_and_wrong_password_get_one_answer(running: Running) -> Non
     attacker = running.publisher()
     wrong = attacker.login("pub1", "not-it")
     unknown = attacker.login("nobody", "not-it")
-    assert (wrong.code, wrong.reason) == (unknown.code, unknown.reason) == (403, "Forbidden")
-    assert [n for n, _ in wrong.headers if n.lower() == "www-authenticate"] == []
+    assert (wrong.status, wrong.reason) == (unknown.status, unknown.reason) == (403, "Forbidden")
+    assert wrong.all("www-authenticate") == []
     failures = running.agent.status().auth_failures
     assert (failures["wrong-password"], failures["unknown-user"]) == (1, 1)
 

@@ -49,8 +49,8 @@ class _LogWriter(pj.LogWriter):  # type: ignore[misc]
 
 
 class _PjEndpoint(pj.Endpoint):  # type: ignore[misc]
-    """pjsua2's Endpoint with the account-selection and request-screen hooks forwarded to
-    the agent."""
+    """pjsua2's Endpoint with its callbacks forwarded to the agent's hooks (None: not hooked
+    in yet, during start-up and teardown)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,31 +59,31 @@ class _PjEndpoint(pj.Endpoint):  # type: ignore[misc]
         self.rejected_call: Callable[[Any], None] | None = None
 
     def onSelectAccount(self, prm: Any) -> None:
-        try:
-            if self.select_account is not None:
-                self.select_account(prm)
-        except Exception:
-            logging.getLogger("rtbridge.sip.b2bua.endpoint").exception("onSelectAccount failed")
+        _forward(self.select_account, prm, "onSelectAccount")
 
     def onRejectedIncomingCall(self, prm: Any) -> None:
         """An INVITE pjsua answered by itself (every call slot taken: 503, patch 0001)."""
-        try:
-            if self.rejected_call is not None:
-                self.rejected_call(prm)
-        except Exception:
-            logging.getLogger("rtbridge.sip.b2bua.endpoint").exception("onRejectedIncomingCall")
+        _forward(self.rejected_call, prm, "onRejectedIncomingCall")
 
     def onRequestScreen(self, prm: Any) -> None:
         """Every new request (pjproject/patches/0006). Before the agent hooks in (start-up)
         nothing but OPTIONS can usefully arrive; a request the screen fails on is dropped
         unless it completes or ends a call: closed is the safe side of a bug here."""
-        try:
-            if self.screen_request is not None:
-                self.screen_request(prm)
-        except Exception:
-            logging.getLogger("rtbridge.sip.b2bua.endpoint").exception("onRequestScreen failed")
-            if prm.method not in ("ACK", "BYE", "CANCEL", "PRACK"):
-                prm.code = -1
+        failed = not _forward(self.screen_request, prm, "onRequestScreen")
+        if failed and prm.method not in ("ACK", "BYE", "CANCEL", "PRACK"):
+            prm.code = -1
+
+
+def _forward(hook: Callable[[Any], None] | None, prm: Any, name: str) -> bool:
+    """Run an agent hook from a pjsua2 callback; False when it raised (logged): an exception
+    must never unwind into C."""
+    try:
+        if hook is not None:
+            hook(prm)
+        return True
+    except Exception:
+        logging.getLogger("rtbridge.sip.b2bua.endpoint").exception("%s failed", name)
+        return False
 
 
 @dataclass(frozen=True)
