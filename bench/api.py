@@ -42,9 +42,9 @@ from sqlalchemy import Engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rtbridge.config.apply import apply_file  # noqa: E402
+from rtbridge.admin.apply import apply_file  # noqa: E402
 from rtbridge.storage.catalog import hash_key  # noqa: E402
-from rtbridge.storage.engine import open_database  # noqa: E402
+from rtbridge.storage.database import open_database  # noqa: E402
 from rtbridge.storage.recount import check_counters  # noqa: E402
 from tests.support import postgres  # noqa: E402
 from tests.support.net import free_port, wait_for_port  # noqa: E402

@@ -40,10 +40,10 @@ from sip import (  # noqa: E402
     write_tone,
 )
 
-from rtbridge.config.apply import apply_file  # noqa: E402
+from rtbridge.admin.apply import apply_file  # noqa: E402
 from rtbridge.domain.ping import PingRequest  # noqa: E402
 from rtbridge.storage.catalog import CatalogCache  # noqa: E402
-from rtbridge.storage.engine import open_database  # noqa: E402
+from rtbridge.storage.database import open_database  # noqa: E402
 from rtbridge.storage.reservations import Reservations  # noqa: E402
 from tests.support import postgres  # noqa: E402
 from tests.support.agents import AgentProcess  # noqa: E402

@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.sip import Proc, final_codes  # noqa: E402
 
-from rtbridge.config.apply import apply_file  # noqa: E402
+from rtbridge.admin.apply import apply_file  # noqa: E402
 from rtbridge.domain.ping import PingRequest  # noqa: E402
 from rtbridge.storage.catalog import CatalogCache  # noqa: E402
-from rtbridge.storage.engine import open_database  # noqa: E402
+from rtbridge.storage.database import open_database  # noqa: E402
 from rtbridge.storage.recount import check_counters  # noqa: E402
 from rtbridge.storage.reservations import Reservations  # noqa: E402
 from tests.support.net import free_port, wait_for_port  # noqa: E402

@@ -70,8 +70,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.api import UVICORN, server  # noqa: E402
 
-from rtbridge.config.apply import apply_file  # noqa: E402
-from rtbridge.storage.engine import open_database  # noqa: E402
+from rtbridge.admin.apply import apply_file  # noqa: E402
+from rtbridge.storage.database import open_database  # noqa: E402
 from rtbridge.webhooks import signing, subscriptions  # noqa: E402
 from rtbridge.webhooks.sender import SenderOptions  # noqa: E402
 from rtbridge.webhooks.transport import post  # noqa: E402

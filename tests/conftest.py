@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.http.app import create_app
 from rtbridge.settings import Settings
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.support import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ DEMO = ROOT / "deploy" / "demo.toml"
 
 
 class Clock:
-    """A settable clock for expiry tests (aware UTC, like storage.transactions.utcnow)."""
+    """A settable clock for expiry tests (aware UTC, like timestamps.utcnow)."""
 
     def __init__(self) -> None:
         self.now = datetime.now(UTC)

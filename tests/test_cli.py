@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from rtbridge.cli import build_parser
+from rtbridge.cli.main import build_parser
 from tests.conftest import DEMO
 from tests.support.server import serve
 

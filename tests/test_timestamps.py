@@ -11,7 +11,7 @@ from sqlmodel import Session
 from rtbridge.admin.audit import redact
 from rtbridge.admin.export import kamailio_permissions
 from rtbridge.logs import JsonFormatter
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.timestamps import iso_utc
 
 NEW_YORK_SUMMER = timezone(timedelta(hours=-4))

@@ -1,3 +1,3 @@
-from rtbridge.cli import main
+from rtbridge.cli.main import main
 
 raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""The one way a time is written where users read it: UTC, milliseconds, ``Z``.
+"""The clock (:func:`utcnow`), and the one way a time is written where users read it: UTC,
+milliseconds, ``Z``.
 
 The publisher API's ``expires_at`` set the format (publishers parse it); the admin API, the
 CLI's tables, the audit trail, the console, the export header and the logs use the same
@@ -9,6 +10,11 @@ and compared by eye. Inputs still accept any ISO 8601 time with an offset
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    """Aware UTC, the form every timestamp column takes and returns."""
+    return datetime.now(UTC)
 
 
 def iso_utc(value: datetime) -> str:

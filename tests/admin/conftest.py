@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from rtbridge.admin import tokens
 from rtbridge.admin.changes import write_session
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.conftest import DEMO, ClientFactory
 from tests.support.terminal import Terminal
 

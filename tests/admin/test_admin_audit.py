@@ -8,8 +8,8 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from rtbridge.config.apply import apply_file
-from rtbridge.storage.engine import open_database
+from rtbridge.admin.apply import apply_file
+from rtbridge.storage.database import open_database
 from tests.conftest import write_config
 
 PASSWORD = "Unique-Secret-4711"

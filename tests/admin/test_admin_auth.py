@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from rtbridge.admin import tokens
 from rtbridge.admin.changes import write_session
-from rtbridge.http.admin_openapi import openapi_document
-from rtbridge.storage.engine import open_database
+from rtbridge.http.admin.openapi import openapi_document
+from rtbridge.storage.database import open_database
 from tests.admin.conftest import make_token
 from tests.conftest import ClientFactory
 

@@ -10,7 +10,7 @@ from sqlmodel import Session
 from starlette.testclient import TestClient
 
 from rtbridge.sip.auth.authenticator import Accepted, Authenticator
-from rtbridge.sip.routing import load_access
+from rtbridge.sip.reservation_router import load_access
 from rtbridge.storage.catalog import load_catalog
 from rtbridge.storage.models import AllowlistEntry
 

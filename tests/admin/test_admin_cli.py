@@ -128,7 +128,7 @@ def test_audit_and_export(db: str, tmp_path: Path) -> None:
 def test_check_counters_reports_then_repairs(db: str) -> None:
     from sqlalchemy import text
 
-    from rtbridge.storage.engine import open_database
+    from rtbridge.storage.database import open_database
 
     engine = open_database(db)
     with engine.begin() as conn:  # a counter the reservations do not back

@@ -9,10 +9,10 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.http.app import create_app
 from rtbridge.settings import Settings
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.admin.conftest import make_token
 from tests.conftest import DEMO
 

@@ -11,7 +11,7 @@ import jsonschema_rs
 import pytest
 from starlette.testclient import TestClient
 
-from rtbridge.http.admin_openapi import OPERATIONS, _obj, _op, openapi_document
+from rtbridge.http.admin.openapi import OPERATIONS, _obj, _op, openapi_document
 from tests.conftest import ClientFactory
 from tests.support.openapi import conforms, operation
 

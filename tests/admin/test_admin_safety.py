@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from rtbridge.admin.apply import apply_file
 from rtbridge.admin.changes import write_session
 from rtbridge.admin.publishers import add_ip, create_publisher
-from rtbridge.config.apply import apply_file
 from rtbridge.domain.errors import Conflict
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.conftest import DEMO
 
 PAST = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from rtbridge.config.apply import Report, apply_document, apply_file
+from rtbridge.admin.apply import Report, apply_document, apply_file
 from rtbridge.config.schema import ConfigError, load_file
 from rtbridge.storage.catalog import load_catalog
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.storage.models import (
     AllowlistEntry,
     Buyer,

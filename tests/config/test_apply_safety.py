@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from rtbridge.admin import offers, publishers
+from rtbridge.admin.apply import apply_file
 from rtbridge.admin.changes import write_session
-from rtbridge.config.apply import apply_file
 from rtbridge.config.schema import ConfigError
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.storage.models import (
     AllowlistEntry,
     PostbackKey,

@@ -17,8 +17,8 @@ import httpx2
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from rtbridge.config.apply import apply_file
-from rtbridge.storage.engine import open_database
+from rtbridge.admin.apply import apply_file
+from rtbridge.storage.database import open_database
 from tests.admin.conftest import make_token
 from tests.conftest import ROOT, write_config
 from tests.sip.sipp import Sipp, hostport

@@ -171,7 +171,7 @@ def test_sessions_expire_idle_at_their_end_and_with_their_token(console: Console
     cookie = console.client.cookies.get(SESSION_COOKIE)
     operator = sessions.resolve(state.engine, cookie)
     assert operator is not None and operator.actor == "ops"
-    from rtbridge.storage.transactions import utcnow
+    from rtbridge.timestamps import utcnow
 
     now = utcnow()
     assert sessions.resolve(state.engine, cookie, now=now + sessions.IDLE) is None

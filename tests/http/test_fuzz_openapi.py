@@ -27,9 +27,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from rtbridge.admin import tokens
+from rtbridge.admin.apply import apply_file
 from rtbridge.admin.changes import write_session
-from rtbridge.config.apply import apply_file
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.conftest import DEMO
 from tests.support.demo import KEY_INBOUND, KEY_OPEN, KEY_STRICT
 from tests.support.server import serve

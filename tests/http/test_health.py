@@ -14,12 +14,12 @@ from sqlalchemy import create_engine
 from starlette.testclient import TestClient
 
 from rtbridge import __version__
-from rtbridge.cli import main
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
+from rtbridge.cli.main import main
 from rtbridge.http.app import create_app
 from rtbridge.settings import DEFAULT_STATUS_NETWORKS, Settings
 from rtbridge.sip.status import AgentStatus
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.admin.conftest import make_token
 from tests.conftest import DEMO
 from tests.support.metrics import Exposition

@@ -15,12 +15,12 @@ import pytest
 from starlette.testclient import TestClient
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.domain.errors import TooManyFailures
 from rtbridge.http.app import create_app
 from rtbridge.http.lockout import Lockout
 from rtbridge.settings import Settings
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.admin.conftest import make_token
 from tests.conftest import DEMO, ClientFactory
 from tests.console.conftest import csrf_of

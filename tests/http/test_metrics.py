@@ -12,12 +12,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from rtbridge import __version__
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.http.app import create_app
-from rtbridge.http.metrics import PING_BUCKETS
+from rtbridge.http.instruments import PING_BUCKETS
 from rtbridge.logs import JsonFormatter
 from rtbridge.settings import Settings
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.admin.conftest import make_token
 from tests.conftest import ClientFactory, write_config
 from tests.support.demo import KEY_OPEN, one_buyer_config

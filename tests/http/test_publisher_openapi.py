@@ -1,6 +1,6 @@
 """The publisher API's OpenAPI description is served at /openapi.json, lists exactly the
 routes and methods the app serves (schemathesis fuzzes from it: test_fuzz_openapi.py), is
-generated from the models of http/publisher_models.py, and real answers match the schemas
+generated from the models of http/publisher/models.py, and real answers match the schemas
 it declares (so the handlers' dicts and the models cannot drift apart)."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from rtbridge.domain import lifecycle as st
-from rtbridge.http import health, publisher
-from rtbridge.http.publisher_openapi import openapi_document
+from rtbridge.http import health
+from rtbridge.http.publisher import routes as publisher
+from rtbridge.http.publisher.openapi import openapi_document
 from rtbridge.storage import calls
 from tests.conftest import ClientFactory, Clock
 from tests.support.demo import KEY_OPEN, one_buyer_config

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from rtbridge.config.apply import apply_file
-from rtbridge.storage.engine import open_database
+from rtbridge.admin.apply import apply_file
+from rtbridge.storage.database import open_database
 from tests.conftest import DEMO
 from tests.support.server import Served, serving
 

@@ -7,8 +7,8 @@ import resource
 
 import pytest
 
+from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.capacity import CapacityError, ensure_open_files, plan, spare_slots
-from rtbridge.sip.settings import AgentConfig
 
 BUILD = {"build_slots": 1024, "ioqueue_handles": 8192}
 

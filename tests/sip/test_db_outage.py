@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from rtbridge.config.apply import apply_file
-from rtbridge.storage.engine import make_engine, open_database
+from rtbridge.admin.apply import apply_file
+from rtbridge.storage.database import open_database
+from rtbridge.storage.engine import make_engine
 from rtbridge.storage.recount import check_counters
 from tests.conftest import SITE_KEY, write_config
 from tests.sip.sipp import Sipp, hostport

@@ -14,14 +14,14 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 from starlette.testclient import TestClient
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.domain.ping import PingRequest
 from rtbridge.sip.auth.digest import build_authorization, parse_params
 from rtbridge.sip.refusal_log import RefusalLog
+from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.sip.router import BridgeTo, CallEvent, Carried, IncomingInvite, Reject
-from rtbridge.sip.routing import ReservationRouter
 from rtbridge.storage.catalog import CatalogCache, bump_version
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import Clock, write_config
@@ -329,7 +329,7 @@ def test_writers_on_many_threads_queue_instead_of_failing(sqlite_url: str) -> No
     time out in SQLite's busy handler (storage.sql's in-process writer lock)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from rtbridge.storage.engine import open_database
+    from rtbridge.storage.database import open_database
     from rtbridge.storage.sql import transaction
 
     engine = open_database(sqlite_url)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.sip.router import BridgeTo, Reject
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from tests.conftest import Clock, write_config
 from tests.sip.test_routing import CONFIG, KEY1, World, _event

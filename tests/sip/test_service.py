@@ -16,9 +16,9 @@ import httpx2
 import pytest
 
 from rtbridge import __version__
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.http.metrics import AUTH_FAILURE_REASONS
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.conftest import write_config
 from tests.sip.sipp import Sipp, hostport
 from tests.support.metrics import Exposition

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rtbridge.sip.settings import (
+from rtbridge.sip.agent_config import (
     CONFIG_ENV,
     SUPPORTED_OPTIONS,
     AgentConfig,

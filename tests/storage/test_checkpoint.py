@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from rtbridge.storage.checkpoint import WalCheckpointer
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 
 
 def test_commits_leave_the_wal_to_the_checkpointer(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from rtbridge.config.apply import apply_file
-from rtbridge.storage.engine import open_database
+from rtbridge.admin.apply import apply_file
+from rtbridge.storage.database import open_database
 from tests.conftest import write_config
 from tests.support.demo import KEY_OPEN, one_buyer_config
 from tests.support.server import serve

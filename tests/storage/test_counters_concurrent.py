@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.domain.ping import PingRequest
 from rtbridge.storage import calls
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from rtbridge.storage.reservations import Reservations
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 from tests.conftest import write_config
 from tests.support.allocation import over_allocations
 from tests.support.demo import KEY_OPEN

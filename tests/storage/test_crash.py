@@ -23,8 +23,8 @@ import httpx2
 import pytest
 from sqlalchemy import Engine, text
 
-from rtbridge.config.apply import apply_file
-from rtbridge.storage.engine import open_database
+from rtbridge.admin.apply import apply_file
+from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from tests.conftest import ROOT, write_config
 from tests.sip.sipp import Sipp, hostport, sipp_binary

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
 from rtbridge.storage import listings
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 
 N = 3000
 

@@ -13,7 +13,8 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import rtbridge.storage.models  # noqa: F401  (registers the tables)
-from rtbridge.storage.engine import alembic_config, make_engine, migrate, open_database
+from rtbridge.storage.database import open_database
+from rtbridge.storage.engine import alembic_config, make_engine, migrate
 from rtbridge.storage.recount import check_counters
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.domain.errors import MissingCallerNumber, UnknownKey
 from rtbridge.domain.ping import PingRequest
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import write_config
 from tests.support.demo import KEY_OPEN, one_buyer_config

@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy import event
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.domain.ping import PingRequest
 from rtbridge.storage import calls
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import Clock, write_config
 from tests.support.demo import KEY_OPEN, one_buyer_config

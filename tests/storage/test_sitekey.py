@@ -21,11 +21,12 @@ from starlette.testclient import TestClient
 from rtbridge.admin import sessions
 from rtbridge.admin.changes import write_session
 from rtbridge.admin.offers import create_key
-from rtbridge.cli import main
+from rtbridge.cli.main import main
 from rtbridge.http.app import create_app
 from rtbridge.settings import Settings
 from rtbridge.storage import sitekey
-from rtbridge.storage.engine import alembic_config, make_engine, open_database
+from rtbridge.storage.database import open_database
+from rtbridge.storage.engine import alembic_config, make_engine
 from rtbridge.storage.models import (
     AdminToken,
     AuditEntry,

@@ -51,7 +51,7 @@ class AgentProcess:
 
     @property
     def agent_id(self) -> str:
-        """What this agent writes as ``callrecord.agent`` (sip/service.py)."""
+        """What this agent writes as ``callrecord.agent`` (sip/b2bua/startup.py)."""
         import socket
 
         return f"{socket.gethostname()}:{self.port}"

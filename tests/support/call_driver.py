@@ -16,9 +16,9 @@ import time
 from sqlalchemy import Engine
 
 from rtbridge.storage import calls
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.storage.sql import transaction
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 
 
 def _newest_reserved(engine: Engine) -> str | None:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from rtbridge import cli
+from rtbridge.cli import main as cli
 
 ACTOR = f"cli:{getpass.getuser()}"
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

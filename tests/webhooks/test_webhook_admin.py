@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from rtbridge.http.admin_openapi import openapi_document
+from rtbridge.http.admin.openapi import openapi_document
 from rtbridge.webhooks import outbox, signing
 from tests.support.openapi import conforms
 from tests.webhooks.conftest import MASTER, AppFactory, ping

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from rtbridge.storage.engine import make_engine
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 from rtbridge.webhooks import outbox
 from tests.webhooks.conftest import KEY, AppFactory, ping
 

@@ -9,13 +9,14 @@ from typing import Any
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
+from rtbridge.admin.apply import apply_file
 from rtbridge.admin.changes import write_session
-from rtbridge.config.apply import apply_file
 from rtbridge.domain.ping import PingRequest
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.engine import make_engine, open_database
+from rtbridge.storage.database import open_database
+from rtbridge.storage.engine import make_engine
 from rtbridge.storage.reservations import Reservations
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 from rtbridge.webhooks import outbox, subscriptions
 from tests.conftest import DEMO
 from tests.webhooks.conftest import KEY, MASTER, AppFactory

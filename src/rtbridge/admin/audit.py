@@ -14,8 +14,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from rtbridge.storage.models import AuditEntry
-from rtbridge.storage.transactions import utcnow
-from rtbridge.timestamps import iso_utc
+from rtbridge.timestamps import iso_utc, utcnow
 
 REDACTED = "***"
 # Values replaced by "***" (that a secret was set or changed is worth recording).

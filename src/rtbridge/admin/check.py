@@ -1,7 +1,7 @@
 """The dry-run "would this IP / this credential be accepted, as which publisher?" (SPEC §5).
 
-It builds the same :class:`~rtbridge.sip.routing.AccessSnapshot` the SIP agent builds
-(:func:`~rtbridge.sip.routing.load_access`) and asks the agent's own
+It builds the same :class:`~rtbridge.sip.reservation_router.AccessSnapshot` the SIP agent builds
+(:func:`~rtbridge.sip.reservation_router.load_access`) and asks the agent's own
 :class:`~rtbridge.sip.auth.authenticator.Authenticator`, so the answer cannot drift from what a
 real INVITE gets."""
 
@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from rtbridge.config.overlaps import Claim, shadow_warnings, trunk_claims
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.sip.auth.authenticator import UNKNOWN_USER, Accepted, Authenticator, Refused
-from rtbridge.sip.routing import load_access
+from rtbridge.sip.reservation_router import load_access
 from rtbridge.storage.catalog import Catalog
 from rtbridge.storage.models import AllowlistEntry
 

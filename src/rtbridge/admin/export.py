@@ -20,8 +20,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from rtbridge.storage.models import AllowlistEntry, Trunk
-from rtbridge.storage.transactions import utcnow
-from rtbridge.timestamps import iso_utc
+from rtbridge.timestamps import iso_utc, utcnow
 
 PUBLISHER_GROUP = 1
 TRUNK_GROUP = 2

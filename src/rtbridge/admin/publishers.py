@@ -33,7 +33,7 @@ from rtbridge.storage.models import (
     SipCredential,
     Trunk,
 )
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 
 
 def realm(session: Session) -> str:

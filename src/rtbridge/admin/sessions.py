@@ -20,7 +20,7 @@ from rtbridge.admin import audit, tokens
 from rtbridge.admin.changes import write_session
 from rtbridge.storage import sitekey
 from rtbridge.storage.models import AdminToken, ConsoleSession
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 
 IDLE = timedelta(minutes=30)
 LIFETIME = timedelta(hours=12)

@@ -20,7 +20,7 @@ from rtbridge.config.schema import ConfigError
 from rtbridge.domain.errors import Conflict, NotFound
 from rtbridge.storage import sitekey
 from rtbridge.storage.models import AdminToken
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 
 PREFIX = "rtba_"
 

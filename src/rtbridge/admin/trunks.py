@@ -25,7 +25,7 @@ from rtbridge.config.schema import TrunkSpec, read_trunk
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage.models import AllowlistEntry, Buyer, Trunk
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 
 
 def trunk_view(row: Trunk) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The models are the one description of each resource: ``rtbridge apply`` validates the file
 with them, the admin API and CLI validate one resource with them (``read_*``), and
-:mod:`rtbridge.http.admin_openapi` publishes their JSON Schema. Each field's check is a rule of
+:mod:`rtbridge.http.admin.openapi` publishes their JSON Schema. Each field's check is a rule of
 :mod:`rtbridge.config.fields`, so a value is refused with the same words everywhere.
 
 Every problem is collected, each with its path (``keys[2].inbound_number: not an E.164

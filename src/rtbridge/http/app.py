@@ -12,17 +12,21 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from rtbridge.http import admin, health, metrics, publisher
+from rtbridge.http import health, metrics
 from rtbridge.http.access_log import AccessLog
+from rtbridge.http.admin import routes as admin
 from rtbridge.http.console.routes import mount as console
 from rtbridge.http.errors import HANDLERS
+from rtbridge.http.instruments import Metrics
 from rtbridge.http.lockout import Lockouts
-from rtbridge.http.state import AppState, Metrics
+from rtbridge.http.publisher import routes as publisher
+from rtbridge.http.state import AppState
 from rtbridge.settings import Settings
 from rtbridge.storage import sitekey
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.checkpoint import WalCheckpointer
-from rtbridge.storage.engine import is_sqlite, open_database
+from rtbridge.storage.database import open_database
+from rtbridge.storage.engine import is_sqlite
 from rtbridge.storage.outage import is_outage
 from rtbridge.storage.reservations import Reservations
 
@@ -93,7 +97,7 @@ def create_app(
         app.state.rtbridge = state  # for tests and tools holding the app, not for handlers
         agent = None
         if settings.sip_enabled:  # the SIP agent shares this process: its own pjsua2 thread
-            from rtbridge.sip.service import build_agent  # pjsua2 only when SIP is wanted
+            from rtbridge.sip.b2bua.startup import build_agent  # pjsua2 only when SIP is wanted
 
             try:
                 agent = build_agent(settings, state.engine, state.catalog)

@@ -25,7 +25,7 @@ import platform
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -38,48 +38,22 @@ from prometheus_client.registry import Collector
 from rtbridge import __version__
 from rtbridge.domain import lifecycle as st
 from rtbridge.sip.auth.authenticator import CAUSES
-from rtbridge.sip.routing import POLICY_CAUSES
+from rtbridge.sip.reservation_router import POLICY_CAUSES
 from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.reservations import LIVE
 from rtbridge.storage.sql import transaction
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 from rtbridge.webhooks.outbox import pending_count as pending_deliveries
 from rtbridge.webhooks.sender import Stats
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the state holds the registry this module fills
     from rtbridge.http.state import AppState
 
-__all__ = ["CONTENT_TYPE", "DETAILS", "AppCollector", "PingSeconds", "scrape", "watch"]
+__all__ = ["CONTENT_TYPE", "DETAILS", "AppCollector", "scrape", "watch"]
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format every Prometheus reads
-# Upper bounds (seconds) of the ping latency histogram: a ping is 1-100 ms (group commit,
-# SQLite on the loop or PostgreSQL round trips); the last two catch a locked database.
-PING_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 1.0)
 # rtbridge_sip_auth_failures_total{reason}: the authenticator's causes and the routing policy's
 AUTH_FAILURE_REASONS = (*CAUSES, *POLICY_CAUSES)
-
-
-class PingSeconds:
-    """``rtbridge_ping_seconds{status}``: ``POST /rtbs.json`` handler time by outcome.
-
-    The labelled child of each status is looked up once and kept, so a ping pays one
-    ``observe`` (a lock and a bucket search), not a label lookup as well."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._histogram = Histogram(
-            "rtbridge_ping_seconds",
-            "POST /rtbs.json handler time by outcome status (reserved, no-target, error).",
-            ["status"],
-            buckets=PING_BUCKETS,
-            registry=registry,
-        )
-        self._children: dict[str, Histogram] = {}
-
-    def observe(self, status: str, seconds: float) -> None:
-        child = self._children.get(status)
-        if child is None:
-            child = self._children[status] = self._histogram.labels(status)
-        child.observe(seconds)
 
 
 class AppCollector:

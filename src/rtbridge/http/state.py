@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from rtbridge.domain.ping import PingRequest
 from rtbridge.http.batching import PingBatcher
+from rtbridge.http.instruments import Metrics
 from rtbridge.http.lockout import Lockouts
-from rtbridge.http.metrics import PingSeconds
 from rtbridge.settings import Settings
 from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.catalog import CatalogCache
@@ -22,24 +20,6 @@ from rtbridge.storage.reservations import Outcome, Reservations
 from rtbridge.webhooks.sender import Sender
 
 T = TypeVar("T")
-
-
-@dataclass
-class Metrics:
-    """In-process counters rendered in the Prometheus text format by ``/metrics``
-    (``http.metrics``: read at scrape time), and this app's own registry."""
-
-    # (status, ping shield hit, reason: why no-target, "" otherwise)
-    reservations: Counter[tuple[str, bool, str]] = field(default_factory=Counter)
-    expired: int = 0
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    ping_seconds: PingSeconds = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.ping_seconds = PingSeconds(self.registry)
-
-    def count_reservation(self, status: str, shielded: bool, reason: str | None = None) -> None:
-        self.reservations[(status, shielded, reason or "")] += 1
 
 
 @dataclass

@@ -17,7 +17,7 @@ from __future__ import annotations
 import resource
 from dataclasses import dataclass
 
-from rtbridge.sip.settings import AgentConfig
+from rtbridge.sip.agent_config import AgentConfig
 
 # Sockets beyond the calls' RTP: SIP listeners, TCP/TLS connections, the database, logs.
 _OTHER_SOCKETS = 256

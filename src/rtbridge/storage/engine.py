@@ -111,21 +111,6 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def open_database(url: str, **kwargs: Any) -> Engine:
-    """Create the engine, migrate, and adopt the site key when there is one
-    (``storage/sitekey.py``): what every command does before touching data."""
-    from rtbridge.storage import sitekey  # it imports this module
-
-    engine = make_engine(url, **kwargs)
-    try:
-        migrate(engine)
-        sitekey.prepare(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
-
-
 __all__ = [
     "BUSY",
     "BUSY_TIMEOUT",
@@ -134,5 +119,4 @@ __all__ = [
     "is_sqlite",
     "make_engine",
     "migrate",
-    "open_database",
 ]

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from rtbridge.domain import lifecycle as st
 from rtbridge.storage.models import LIVE_ROWS, CallRecord, Reservation, SipAgent
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 
 MAX_PAGE = 1000
 

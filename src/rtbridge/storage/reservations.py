@@ -41,8 +41,9 @@ from rtbridge.storage.counters import Tally, day_of, units
 from rtbridge.storage.expiry import DUE_ANY, expire
 from rtbridge.storage.models import LIVE_ROWS
 from rtbridge.storage.sql import Db, transaction
-from rtbridge.storage.transactions import lock_campaign, try_lock_sweep, utcnow
+from rtbridge.storage.transactions import lock_campaign, try_lock_sweep
 from rtbridge.storage.uuids import uuid7
+from rtbridge.timestamps import utcnow
 
 REASON_NO_FREE_DID = "no-free-did"
 # How many due reservations of a full buyer one reserving transaction expires at most.

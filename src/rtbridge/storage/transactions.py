@@ -1,19 +1,13 @@
-"""The clock and the cross-process locks that make write transactions safe on both
-databases (SQLite takes its one write lock at BEGIN, see ``storage.sql.transaction``)."""
+"""The cross-process locks that make write transactions safe on both databases (SQLite takes
+its one write lock at BEGIN, see ``storage.sql.transaction``)."""
 
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, datetime
 
 from rtbridge.storage.sql import Db
 
 _LOCK_NAMESPACE = 0x5254  # "RT": first key of the two-int advisory locks, ours alone
-
-
-def utcnow() -> datetime:
-    """Aware UTC, the form every timestamp column takes and returns."""
-    return datetime.now(UTC)
 
 
 def lock_campaign(db: Db, campaign_id: str) -> None:

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from rtbridge.storage.outage import is_outage
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 from rtbridge.webhooks import outbox, signing, transport
 from rtbridge.webhooks.transport import post
 

@@ -19,7 +19,7 @@ from rtbridge.admin.changes import body, commit
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
 from rtbridge.numerals import as_int
 from rtbridge.storage.models import Buyer, Publisher, Webhook, WebhookDelivery
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 from rtbridge.webhooks import events, signing
 
 OWNERS = ("publisher", "buyer")

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
+from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.auth import digest
 from rtbridge.sip.b2bua.agent import Agent
 from rtbridge.sip.refusal_log import RefusalLog
-from rtbridge.sip.routing import ReservationRouter
-from rtbridge.sip.settings import AgentConfig
+from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.conftest import write_config
 from tests.sip.rawsip import Message, SipPeer
 from tests.support.net import free_port

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.b2bua.agent import Agent
-from rtbridge.sip.settings import AgentConfig
 from tests.sip.b2bua.support import AgentFactory, ScriptedRouter, _spawned
 from tests.sip.sipp import sipp_binary
 from tests.support.net import free_port

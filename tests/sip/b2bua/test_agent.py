@@ -19,11 +19,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 
 from rtbridge.http.metrics import sip_families
+from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.sip.b2bua.agent import Agent
 from rtbridge.sip.dialogs import Dialog, next_hop
 from rtbridge.sip.router import BridgeTo, IncomingInvite, OutboundAuth, Reject
-from rtbridge.sip.settings import AgentConfig
 from rtbridge.sip.status import AgentStatus
 from tests.sip.b2bua.support import (
     CALLER,

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.domain.ping import PingRequest
-from rtbridge.sip.routing import ReservationRouter
+from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import write_config
 from tests.sip.b2bua.support import AgentFactory, assert_ok, start_uac, start_uas

@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from rtbridge.config.apply import apply_file
+from rtbridge.admin.apply import apply_file
 from rtbridge.domain.ping import PingRequest
 from rtbridge.logs import JsonFormatter
+from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.sip.router import BridgeTo, CallEvent, Carried, IncomingInvite, Reject
-from rtbridge.sip.routing import ReservationRouter
 from rtbridge.storage import calls
 from rtbridge.storage.calls import ORPHAN_ANSWERED, ORPHAN_CLAIMED
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import write_config

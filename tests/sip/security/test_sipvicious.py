@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from rtbridge.config.apply import apply_file
-from rtbridge.sip.routing import ReservationRouter
+from rtbridge.admin.apply import apply_file
+from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.engine import open_database
+from rtbridge.storage.database import open_database
 from tests.conftest import write_config
 from tests.sip.b2bua.support import AgentFactory
 from tests.sip.rawsip import SipPeer

@@ -22,7 +22,7 @@ from rtbridge.admin.check import check
 from rtbridge.config import fields as f
 from rtbridge.config.schema import ConfigError, read_field
 from rtbridge.domain.errors import InvalidInput, RtbError
-from rtbridge.http import service
+from rtbridge.http import handlers as service
 from rtbridge.http.console import forms
 from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import base_path, render

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from rtbridge.admin import export, offers, trunks
 from rtbridge.domain.errors import RtbError
-from rtbridge.http import service
+from rtbridge.http import handlers as service
 from rtbridge.http.console import forms
 from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import base_path, render

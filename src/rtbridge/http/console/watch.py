@@ -18,7 +18,8 @@ from rtbridge.admin import audit, offers, publishers
 from rtbridge.config import fields as f
 from rtbridge.config.schema import ConfigError, read_field
 from rtbridge.domain import lifecycle as st
-from rtbridge.http import csvfile, service
+from rtbridge.http import csvfile
+from rtbridge.http import handlers as service
 from rtbridge.http.console import forms
 from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import render

@@ -42,6 +42,7 @@ from typing import Any
 import pjsua2 as pj
 
 from rtbridge.sip.admission import Admission
+from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.b2bua.bridge import Bridge, Leg, LegOwner, error_text, respond
 from rtbridge.sip.b2bua.endpoint import Endpoint, account_config, start_endpoint
 from rtbridge.sip.b2bua.library import Library, linked_library
@@ -70,7 +71,6 @@ from rtbridge.sip.router import (
 )
 from rtbridge.sip.screen import RequestScreen, method_label
 from rtbridge.sip.sdp import body_of
-from rtbridge.sip.settings import AgentConfig
 from rtbridge.sip.status import AgentStatus, SetupTimes
 
 log = logging.getLogger("rtbridge.sip.b2bua.agent")

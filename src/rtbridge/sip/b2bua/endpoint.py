@@ -29,9 +29,9 @@ from typing import Any
 import pjsua2 as pj
 
 from rtbridge.sip import screen
+from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.messages import split_host_port
 from rtbridge.sip.router import OutboundAuth, SrtpMode
-from rtbridge.sip.settings import AgentConfig
 
 log = logging.getLogger("rtbridge.sip")
 _pjsip_log = logging.getLogger("rtbridge.pjsip")

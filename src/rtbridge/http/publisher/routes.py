@@ -12,7 +12,7 @@ from starlette.routing import Route
 from rtbridge.domain.errors import InvalidInput, UnknownKey
 from rtbridge.domain.ping import parse_key, parse_ping
 from rtbridge.http.params import request_params
-from rtbridge.http.publisher_openapi import openapi_document
+from rtbridge.http.publisher.openapi import openapi_document
 from rtbridge.http.responses import json_response, reservation_body
 from rtbridge.http.state import AppState
 from rtbridge.storage.reservations import Outcome

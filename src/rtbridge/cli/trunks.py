@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from rtbridge.admin import trunks
-from rtbridge.admin_cli import action, change_text, read, table, verb, write
-from rtbridge.admin_cli_fields import Field, add_options, body_of
+from rtbridge.cli.admin import action, change_text, read, table, verb, write
+from rtbridge.cli.fields import Field, add_options, body_of
 from rtbridge.domain.errors import InvalidInput
 
 TRUNK_FIELDS = (

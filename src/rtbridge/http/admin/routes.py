@@ -19,8 +19,9 @@ from rtbridge.admin.check import check
 from rtbridge.config import fields as f
 from rtbridge.config.schema import read_field
 from rtbridge.domain.errors import InvalidInput
-from rtbridge.http import admin_logs, service
-from rtbridge.http.admin_openapi import openapi_document
+from rtbridge.http import handlers as service
+from rtbridge.http.admin import logs as admin_logs
+from rtbridge.http.admin.openapi import openapi_document
 from rtbridge.http.bodies import admin_body
 from rtbridge.http.responses import json_response
 from rtbridge.http.state import AppState

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from rtbridge.config.schema import BuyerSpec, Campaign, IpSpec, PublisherSpec, TrunkSpec
-from rtbridge.http import admin_models as m
-from rtbridge.http.openapi_models import Found, component_schemas, resolve
+from rtbridge.http.admin import models as m
+from rtbridge.http.openapi import Found, component_schemas, resolve
 
 _S = dict[str, Any]
 
@@ -37,7 +37,7 @@ _CIDR: _S = {
 }
 
 # Request bodies are the models `rtbridge apply` validates with (config/schema.py); answers are
-# the "Public" models of http/admin_models.py. A model class may stand anywhere in an entry
+# the "Public" models of http/admin/models.py. A model class may stand anywhere in an entry
 # below: openapi_document() turns it into a $ref under components/schemas. A hand-written
 # JSON Schema dict works beside it.
 IP_BULK: _S = {

@@ -44,7 +44,7 @@ from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import AllowlistEntry, Publisher, SipCredential
 from rtbridge.storage.outage import is_outage
 from rtbridge.storage.sql import Db, transaction
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 
 log = logging.getLogger("rtbridge.sip")
 

@@ -11,13 +11,13 @@ import socket
 from sqlalchemy import Engine
 
 from rtbridge.settings import Settings, parse_hostport
+from rtbridge.sip.agent_config import AgentConfig, config_path, load_agent_config
 from rtbridge.sip.b2bua.agent import Agent
 from rtbridge.sip.dialogs import Dialog, end_legs
-from rtbridge.sip.routing import ReservationRouter
-from rtbridge.sip.settings import AgentConfig, config_path, load_agent_config
+from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.storage import calls
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 
 log = logging.getLogger("rtbridge.sip")
 

@@ -9,8 +9,8 @@ import signal
 import sys
 from typing import Any
 
-from rtbridge.admin_cli import guarded, read, table, write
-from rtbridge.cli import add_http_limits, http_limits
+from rtbridge.cli.admin import guarded, read, table, write
+from rtbridge.cli.limits import add_http_limits, http_limits
 from rtbridge.settings import Settings
 from rtbridge.webhooks import events, subscriptions
 
@@ -56,7 +56,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The sender in the foreground until SIGINT/SIGTERM."""
     from rtbridge.logs import setup_logging
-    from rtbridge.storage.engine import open_database
+    from rtbridge.storage.database import open_database
     from rtbridge.webhooks.sender import Sender, SenderOptions
 
     settings = Settings.from_env(db_url=getattr(args, "db", None))

@@ -1,5 +1,6 @@
 """The ``rtbridge`` console script: serving, applying the configuration file, and the admin
-verbs (:mod:`rtbridge.admin_cli` and its ``admin_cli_*`` neighbours)."""
+verbs (:mod:`rtbridge.cli.admin`, :mod:`~rtbridge.cli.offers`, :mod:`~rtbridge.cli.trunks`,
+:mod:`~rtbridge.cli.webhooks`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rtbridge.cli.limits import add_http_limits, http_limits, positive
 from rtbridge.settings import DEFAULT_HTTP, Settings, parse_hostport
 
 log = logging.getLogger("rtbridge")
@@ -18,59 +20,10 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings.from_env(db_url=args.db, **extra)
 
 
-def _positive(kind: type[int] | type[float], *, least: float = 0, zero: bool = False) -> Any:
-    """An argparse type: a number greater than 0 (or 0 too, with ``zero``), at least
-    ``least``."""
-
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not (value >= 0 if zero else value > 0):
-            wanted = "0 or more" if zero else "greater than 0"
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
-        if value < least:
-            raise argparse.ArgumentTypeError(f"must be at least {least:g}, got {text}")
-        return value
-
-    return parse
-
-
-def add_http_limits(parser: argparse.ArgumentParser) -> None:
-    """The flags bounding what one HTTP client can hold, on every command that serves HTTP
-    (``serve``, ``sip --http``, ``webhooks run --http``); README "Limits"."""
-    group = parser.add_argument_group("HTTP limits")
-
-    def flag(name: str, kind: Any, metavar: str, text: str) -> None:
-        default = getattr(Settings(), name.removeprefix("--").replace("-", "_"))
-        group.add_argument(name, type=kind, metavar=metavar, default=default,
-                           help=f"{text} (default {default:g})")  # fmt: skip
-
-    flag("--http-max-head", _positive(int, least=1024), "BYTES",
-         "largest request line and headers together; larger: 431")  # fmt: skip
-    flag("--http-head-timeout", _positive(float), "SECONDS",
-         "time a client has to send a whole request head; after it: 408 and closed")  # fmt: skip
-    flag("--http-keep-alive", _positive(int), "SECONDS",
-         "idle time a kept-alive connection is held between requests")  # fmt: skip
-    flag("--http-concurrency", _positive(int), "N",
-         "open connections (the request's own counted) or requests in progress at which "
-         "requests get 503")  # fmt: skip
-    flag("--http-max-connections", _positive(int), "N",
-         "open connections; one more is closed at once")  # fmt: skip
-
-
-def http_limits(args: argparse.Namespace) -> dict[str, Any]:
-    """The :func:`add_http_limits` flags as :class:`Settings` fields."""
-    names = ("http_max_head", "http_head_timeout", "http_keep_alive", "http_concurrency",
-             "http_max_connections")  # fmt: skip
-    return {name: getattr(args, name) for name in names}
-
-
 def cmd_apply(args: argparse.Namespace) -> int:
-    from rtbridge.config.apply import apply_file
+    from rtbridge.admin.apply import apply_file
     from rtbridge.config.schema import ConfigError
-    from rtbridge.storage.engine import open_database
+    from rtbridge.storage.database import open_database
 
     engine = open_database(_settings(args).db_url)
     try:
@@ -127,9 +80,9 @@ def cmd_sip(args: argparse.Namespace) -> int:
     With ``--http``, /health and /metrics are served too (the agent then runs on its own
     thread under uvicorn, which turns SIGTERM into a clean stop)."""
     from rtbridge.logs import setup_logging
-    from rtbridge.sip.service import build_agent
+    from rtbridge.sip.b2bua.startup import build_agent
     from rtbridge.storage.catalog import CatalogCache
-    from rtbridge.storage.engine import open_database
+    from rtbridge.storage.database import open_database
 
     settings = _settings(
         args, sip=args.sip, sip_config=args.sip_config, http=args.http or DEFAULT_HTTP,
@@ -247,12 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
     d = Settings()
-    p.add_argument("--auth-failures", type=_positive(int, zero=True), default=d.auth_failures,
+    p.add_argument("--auth-failures", type=positive(int, zero=True), default=d.auth_failures,
                    metavar="N",
                    help="failed authentications (admin tokens, console sign-ins, postback keys) "
                    f"one source address may make in {d.auth_window:g} s before every request of "
                    f"that kind from it gets 429; 0: no limit (default {d.auth_failures})")  # fmt: skip
-    p.add_argument("--auth-cooldown", type=_positive(float), default=d.auth_cooldown,
+    p.add_argument("--auth-cooldown", type=positive(float), default=d.auth_cooldown,
                    metavar="SECONDS", help="how long such a source gets 429 "
                    f"(default {d.auth_cooldown:g})")  # fmt: skip
     add_http_limits(p)
@@ -269,13 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_http_limits(p)
     p.set_defaults(func=cmd_sip)
 
-    from rtbridge import admin_cli, admin_cli_offers, admin_cli_trunks
+    from rtbridge.cli import admin as admin_cli
+    from rtbridge.cli import offers as admin_cli_offers
+    from rtbridge.cli import trunks as admin_cli_trunks
 
     # admin-token, publishers, ips, credentials, check, audit, export
     admin_cli.register(sub, common)
     admin_cli_offers.register(sub, common)  # campaigns, buyers, dids, keys
     admin_cli_trunks.register(sub, common)  # trunks
-    from rtbridge.webhooks_cli import register as register_webhook_verbs
+    from rtbridge.cli.webhooks import register as register_webhook_verbs
 
     register_webhook_verbs(sub, common)
     return parser

@@ -24,7 +24,8 @@ from rtbridge.config import fields as f
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.domain.numbers import normalise_e164
-from rtbridge.http import csvfile, service
+from rtbridge.http import csvfile
+from rtbridge.http import handlers as service
 from rtbridge.http.bodies import boolean
 from rtbridge.http.responses import json_response
 from rtbridge.numerals import as_int, int_or_text

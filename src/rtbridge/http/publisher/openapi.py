@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rtbridge.http import publisher_models as m
-from rtbridge.http.openapi_models import Found, component_schemas, resolve
+from rtbridge.http.openapi import Found, component_schemas, resolve
+from rtbridge.http.publisher import models as m
 
 _S = dict[str, Any]
 

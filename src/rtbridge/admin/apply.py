@@ -50,7 +50,7 @@ from rtbridge.storage.models import (
     SipCredential,
     Trunk,
 )
-from rtbridge.storage.transactions import utcnow
+from rtbridge.timestamps import utcnow
 
 M = TypeVar("M", bound=SQLModel)
 _FILE = "file"  # managed_by of the rows apply makes (storage/models.py)

@@ -15,8 +15,8 @@ from typing import Any
 from sqlmodel import Session
 
 from rtbridge.admin import offers
-from rtbridge.admin_cli import action, change_text, read, table, verb, write
-from rtbridge.admin_cli_fields import Field, add_options, body_of
+from rtbridge.cli.admin import action, change_text, read, table, verb, write
+from rtbridge.cli.fields import Field, add_options, body_of
 from rtbridge.domain.errors import InvalidInput, NotFound
 
 # -- campaigns --------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def actor() -> str:
 
 @contextmanager
 def _engine(args: argparse.Namespace) -> Iterator[Engine]:
-    from rtbridge.storage.engine import open_database
+    from rtbridge.storage.database import open_database
 
     engine = open_database(Settings.from_env(db_url=getattr(args, "db", None)).db_url)
     try:
