@@ -17,6 +17,8 @@ from rtbridge.http.app import create_app
 from rtbridge.settings import Settings
 from rtbridge.storage.database import open_database
 from tests.support import postgres
+from tests.support.admin import make_token
+from tests.support.terminal import Terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "deploy" / "demo.toml"
@@ -119,3 +121,22 @@ def demo_engine(sqlite_url: str) -> Iterator[Engine]:
     apply_file(engine, DEMO)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def admin(make_client: ClientFactory, sqlite_url: str) -> TestClient:
+    """The app over the demo configuration, sending a valid admin token."""
+    client = make_client()
+    client.headers["Authorization"] = f"Bearer {make_token(sqlite_url)}"
+    return client
+
+
+@pytest.fixture
+def rtb(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Terminal:
+    """The ``rtbridge`` command on the demo configuration (as network admins run it)."""
+    terminal = Terminal(sqlite_url, capsys, monkeypatch)
+    status, _, err = terminal("apply", str(DEMO))
+    assert status == 0, err
+    return terminal

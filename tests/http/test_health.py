@@ -20,8 +20,8 @@ from rtbridge.http.app import create_app
 from rtbridge.settings import DEFAULT_STATUS_NETWORKS, Settings
 from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.database import open_database
-from tests.admin.conftest import make_token
 from tests.conftest import DEMO
+from tests.support.admin import make_token
 from tests.support.metrics import Exposition
 
 LIBRARY = {"pjproject": "2.17", "wheel": "2.17+rtbridge.1", "rtbridge_build": True}

@@ -21,9 +21,9 @@ from rtbridge.http.app import create_app
 from rtbridge.http.lockout import Lockout
 from rtbridge.settings import Settings
 from rtbridge.storage.database import open_database
-from tests.admin.conftest import make_token
 from tests.conftest import DEMO, ClientFactory
-from tests.console.conftest import csrf_of
+from tests.http.console.conftest import csrf_of
+from tests.support.admin import make_token
 from tests.support.demo import KEY_INBOUND, KEY_OPEN
 from tests.support.keys import key_id
 from tests.support.server import serve

@@ -18,8 +18,8 @@ from rtbridge.http.instruments import PING_BUCKETS
 from rtbridge.logs import JsonFormatter
 from rtbridge.settings import Settings
 from rtbridge.storage.database import open_database
-from tests.admin.conftest import make_token
 from tests.conftest import ClientFactory, write_config
+from tests.support.admin import make_token
 from tests.support.demo import KEY_OPEN, one_buyer_config
 from tests.support.metrics import Exposition
 
@@ -123,7 +123,7 @@ def test_each_app_has_its_own_registry(make_client: ClientFactory) -> None:
 
 def test_sip_http_process_kind_serves_health_and_metrics(sqlite_url: str, tmp_path: Path) -> None:
     """``api=False`` is ``rtbridge sip --http``'s app without the agent: /health and /metrics
-    only (the agent's series are tested with it running, tests/sip/test_service.py)."""
+    only (the agent's series are tested with it running, tests/sip/b2bua/test_startup.py)."""
     _apply(sqlite_url, tmp_path)
     settings = Settings(db_url=sqlite_url, sip_enabled=False, sweep_interval=3600)
     with TestClient(create_app(settings, api=False), client=("127.0.0.1", 40000)) as client:

@@ -13,8 +13,8 @@ from rtbridge.admin.apply import apply_file
 from rtbridge.http.app import create_app
 from rtbridge.settings import Settings
 from rtbridge.storage.database import open_database
-from tests.admin.conftest import make_token
 from tests.conftest import DEMO
+from tests.support.admin import make_token
 
 MASTER = "test-master-key-0123456789abcdefghijklmnop"
 KEY = "f38240dd-7f65-4e17-a4d7-2e09ccafad0e"  # demo: publisher pub-1, campaign auto, buyer acme

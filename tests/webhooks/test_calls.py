@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from tests.admin.conftest import make_token
-from tests.sip.test_service import Service, service  # noqa: F401  (the fixture)
+from tests.sip.b2bua.test_startup import Service, service  # noqa: F401  (the fixture)
+from tests.support.admin import make_token
 from tests.webhooks.conftest import MASTER
 from tests.webhooks.receiver import Receiver, receiver
 

@@ -8,12 +8,12 @@ from collections.abc import Callable
 import pytest
 from starlette.testclient import TestClient
 
-from tests.admin import test_admin_audit as audit
-from tests.admin import test_admin_export as export
-from tests.admin import test_admin_listings as listings
-from tests.admin import test_admin_resources as resources
-from tests.admin.conftest import make_token
 from tests.conftest import ClientFactory
+from tests.http.admin import test_audit as audit
+from tests.http.admin import test_export as export
+from tests.http.admin import test_logs as listings
+from tests.http.admin import test_routes as resources
+from tests.support.admin import make_token
 
 # Modules, not imported functions: pytest would collect those here a second time.
 CASES: list[Callable[[TestClient], None]] = [

@@ -10,15 +10,11 @@ from starlette.testclient import TestClient
 
 from rtbridge.admin.apply import apply_file
 from rtbridge.storage.database import open_database
-from tests.conftest import write_config
+from tests.conftest import DEMO, write_config
+from tests.support.admin import db_bytes
 
 PASSWORD = "Unique-Secret-4711"
 KEY = "k-3f9a1c7e5b2d4f6a8c0e"
-
-
-def db_bytes(sqlite_url: str) -> bytes:
-    db = Path(sqlite_url.removeprefix("sqlite:///"))
-    return b"".join(p.read_bytes() for p in sorted(db.parent.glob(db.name + "*")))
 
 
 def test_each_change_is_audited_with_secrets_redacted(admin: TestClient, sqlite_url: str) -> None:
@@ -90,7 +86,7 @@ def test_apply_records_its_changes(admin: TestClient, sqlite_url: str, tmp_path:
     assert ("create", "ip/pub-1/127.0.0.1/32") in {(e["action"], e["resource"]) for e in applied}
     assert "s3cret-Pass-123" not in json.dumps(applied)
     engine = open_database(sqlite_url)
-    config = (Path(__file__).parents[2] / "deploy" / "demo.toml").read_text()
+    config = DEMO.read_text()
     apply_file(
         engine,
         write_config(

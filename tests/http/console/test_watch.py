@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 
 from rtbridge.storage import calls
-from tests.console.conftest import Console
+from tests.http.console.conftest import Console
 from tests.support.demo import KEY_OPEN
 from tests.support.keys import key_id
 

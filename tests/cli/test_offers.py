@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.admin.test_admin_audit import db_bytes
+from tests.support.admin import db_bytes
 from tests.support.terminal import ACTOR, STAMP, Terminal
 
 

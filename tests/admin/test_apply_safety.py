@@ -23,7 +23,7 @@ from rtbridge.storage.models import (
     SipCredential,
     Trunk,
 )
-from tests.config.test_apply import DEMO, Files, demo_with
+from tests.admin.test_apply import DEMO, Files, demo_with
 
 PASSWORD = "Admin-Made-Pass-1"
 
@@ -190,8 +190,8 @@ def test_the_demo_keeps_what_the_admin_added(tmp_path: Path, make_client: object
     import subprocess
     import sys
 
-    from tests.admin.conftest import make_token
     from tests.conftest import ROOT
+    from tests.support.admin import make_token
 
     script = (ROOT / "scripts" / "demo").read_text()
     [step] = [

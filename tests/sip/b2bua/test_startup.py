@@ -210,7 +210,7 @@ def test_admin_changes_reach_the_running_agent_within_2_seconds(
     removal refuses the next one, and an entry that expires stops matching on its own."""
     from datetime import UTC, datetime, timedelta
 
-    from tests.admin.conftest import make_token
+    from tests.support.admin import make_token
 
     admin = {"Authorization": f"Bearer {make_token(sqlite_url)}"}
     ips = f"{service.base}/admin/publishers/p2/ips"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.test_admin_audit import db_bytes
 from tests.conftest import DEMO
+from tests.support.admin import db_bytes
 from tests.support.terminal import Terminal
 from tests.webhooks.conftest import MASTER
 

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.admin.conftest import make_token
 from tests.conftest import ClientFactory
-from tests.console import test_access as access
-from tests.console import test_offers as offers
-from tests.console import test_watch as watch
-from tests.console.conftest import Console, sign_in
+from tests.http.console import test_access as access
+from tests.http.console import test_offers as offers
+from tests.http.console import test_watch as watch
+from tests.http.console.conftest import Console, sign_in
+from tests.support.admin import make_token
 
 # Modules, not imported functions: pytest would collect those here a second time.
 CASES: list[Callable[[Console], None]] = [

@@ -8,8 +8,8 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from tests.admin.conftest import make_token
 from tests.conftest import ClientFactory
+from tests.support.admin import make_token
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

@@ -15,9 +15,9 @@ from rtbridge.http.app import create_app
 from rtbridge.http.console.guard import PUBLIC, SAFE_METHODS, SESSION_COOKIE
 from rtbridge.http.console.routes import routes
 from rtbridge.settings import Settings
-from tests.admin.conftest import make_token
 from tests.conftest import ClientFactory
-from tests.console.conftest import Console, csrf_of
+from tests.http.console.conftest import Console, csrf_of
+from tests.support.admin import make_token
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 

@@ -19,9 +19,9 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 
 from rtbridge.admin.apply import apply_file
 from rtbridge.storage.database import open_database
-from tests.admin.conftest import make_token
 from tests.conftest import ROOT, write_config
 from tests.sip.sipp import Sipp, hostport
+from tests.support.admin import make_token
 from tests.support.net import free_port
 from tests.support.server import serve
 

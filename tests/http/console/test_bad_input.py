@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console.conftest import Console
+from tests.http.console.conftest import Console
 
 ODD = ["²", "\u0663", "9" * 30, "9" * 5000]
 

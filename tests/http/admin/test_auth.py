@@ -15,8 +15,8 @@ from rtbridge.admin import tokens
 from rtbridge.admin.changes import write_session
 from rtbridge.http.admin.openapi import openapi_document
 from rtbridge.storage.database import open_database
-from tests.admin.conftest import make_token
 from tests.conftest import ClientFactory
+from tests.support.admin import make_token
 
 
 def admin_routes(client: TestClient) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from rtbridge.sip.router import BridgeTo, Reject
 from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from tests.conftest import Clock, write_config
-from tests.sip.test_routing import CONFIG, KEY1, World, _event
+from tests.sip.test_reservation_router import CONFIG, KEY1, World, _event
 from tests.support.sqlite_lock import Locker
 
 

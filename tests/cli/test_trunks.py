@@ -10,7 +10,7 @@ from sqlmodel import Session
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage.database import open_database
 from rtbridge.storage.models import Trunk
-from tests.admin.test_admin_audit import db_bytes
+from tests.support.admin import db_bytes
 from tests.support.terminal import ACTOR, Terminal
 
 PASSWORD = "Carrier-Pass-2026"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.console.conftest import Console
+from tests.http.console.conftest import Console
 from tests.support.demo import KEY_OPEN
 from tests.support.keys import key_id
 
