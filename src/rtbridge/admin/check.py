@@ -1,6 +1,6 @@
 """The dry-run "would this IP / this credential be accepted, as which publisher?" (SPEC §5).
 
-It builds the same :class:`~rtbridge.sip.reservation_router.AccessSnapshot` the SIP agent builds
+It builds the same :class:`~rtbridge.sip.auth.access.AccessSnapshot` the SIP agent builds
 (:func:`~rtbridge.sip.reservation_router.load_access`) and asks the agent's own
 :class:`~rtbridge.sip.auth.authenticator.Authenticator`, so the answer cannot drift from what a
 real INVITE gets."""

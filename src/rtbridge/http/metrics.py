@@ -37,8 +37,8 @@ from prometheus_client.registry import Collector
 
 from rtbridge import __version__
 from rtbridge.domain import lifecycle as st
+from rtbridge.sip.auth.access import POLICY_CAUSES
 from rtbridge.sip.auth.authenticator import CAUSES
-from rtbridge.sip.reservation_router import POLICY_CAUSES
 from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.reservations import LIVE
 from rtbridge.storage.sql import transaction

@@ -12,7 +12,6 @@ import time
 import uuid as uuidlib
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -20,6 +19,7 @@ from sqlmodel import Session, select
 
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.domain.numbers import normalise_e164
+from rtbridge.sip.auth.access import UNTRUSTED_PROXY_HEADER, AccessSnapshot, Policy
 from rtbridge.sip.auth.allowlist import AllowRule, Credential, Directory, parse_cidr
 from rtbridge.sip.auth.authenticator import (
     MISSING_CREDENTIALS,
@@ -51,50 +51,11 @@ log = logging.getLogger("rtbridge.sip")
 _HEADER_NAME = re.compile(r"[^A-Za-z0-9_.\-]")  # RFC 3261 token chars we allow
 _HEADER_VALUE = re.compile(r"[\x00-\x1f\x7f]")
 _EVENT_BATCH = 500  # call events per transaction when a backlog is written
-# Authentication failures decided here rather than in the authenticator (the Reject's
-# auth_failure, like authenticator.CAUSES): the publisher's policy, and a source header
-# from a sender that is not a trusted proxy (named instead of missing-credentials: a proxy
-# missing from trusted_proxies is the likelier story than a publisher without credentials).
-TLS_REQUIRED = "tls-required"
-SRTP_REQUIRED = "srtp-required"
-UNTRUSTED_PROXY_HEADER = "untrusted-proxy-header"
-POLICY_CAUSES = (TLS_REQUIRED, SRTP_REQUIRED, UNTRUSTED_PROXY_HEADER)
-
-
-@dataclass(frozen=True)
-class AccessSnapshot:
-    """Who may send calls, as of one configuration version: publishers' allowlists and
-    credentials, and carrier trunks (trusted by IP for the PSTN path)."""
-
-    version: int
-    directory: Directory
-    trunks: Directory  # rule publisher_id = trunk id
-    policies: dict[str, Policy] = field(default_factory=dict)  # per publisher, when not default
-    # Where each publisher's media may move in a call (sip/media_home.py): its allowlisted
-    # CIDRs and media_networks
-    media: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What a publisher's calls must use (SPEC §4.1: TLS and SRTP per publisher)."""
-
-    require_tls: bool = False
-    require_srtp: bool = False
-
-    def refusal(self, invite: IncomingInvite) -> Reject | None:
-        """Checked after authentication and before the claim, so a refused INVITE leaves
-        the reservation usable for a retry that meets the policy."""
-        if self.require_tls and invite.transport != "TLS":
-            return Reject(403, "Forbidden (this publisher must call over TLS)",
-                          auth_failure=TLS_REQUIRED)  # fmt: skip
-        if self.require_srtp and not invite.offer_srtp:
-            return Reject(488, "Not Acceptable Here (this publisher must offer SRTP)",
-                          auth_failure=SRTP_REQUIRED)  # fmt: skip
-        return None
 
 
 def load_access(engine: Engine, catalog: Catalog) -> AccessSnapshot:
+    """Who may send calls as the database says now (the agent's snapshot, and the admin
+    dry-run's: admin/check.py)."""
     rules: list[AllowRule] = []
     creds: list[Credential] = []
     media: dict[str, list[str]] = {}
@@ -228,9 +189,9 @@ class ReservationRouter:
         if not _is_uuid(invite.ruri_user):
             return Reject(404, "Not Found")
         policy = access.policies.get(decision.publisher_id)
-        refusal = policy.refusal(invite) if policy is not None else None
+        refusal = policy.refusal(invite.transport, invite.offer_srtp) if policy else None
         if refusal is not None:
-            return refusal
+            return Reject(refusal.code, refusal.reason, auth_failure=refusal.cause)
         result = calls.claim(
             self.engine, uuid=invite.ruri_user.lower(), publisher_id=decision.publisher_id,
             now=now, agent=self.agent_id, source=source,

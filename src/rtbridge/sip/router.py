@@ -54,7 +54,7 @@ class Reject:
     """Answer the INVITE with a final non-2xx response, e.g. 401 + WWW-Authenticate.
 
     ``auth_failure`` names why authentication refused it (``authenticator.CAUSES``, or
-    ``routing.POLICY_CAUSES``); the agent counts it (rtbridge_sip_auth_failures_total)."""
+    ``auth.access.POLICY_CAUSES``); the agent counts it (rtbridge_sip_auth_failures_total)."""
 
     code: int
     reason: str
