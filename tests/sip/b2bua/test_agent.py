@@ -410,7 +410,7 @@ def test_dtmf_relayed_both_ways(make_agent: AgentFactory, tmp_path: Path) -> Non
     agent, router, peer, _, _ = _call_with_media(make_agent, tmp_path, seconds=4.0, dtmf="19#")
     assert [digit for digit, _ in peer.events] == ["1", "9", "#"], peer.events
     assert all(80 <= duration <= 200 for _, duration in peer.events), peer.events
-    assert agent.dtmf_relayed == 6  # 3 publisher -> buyer, 3 buyer -> publisher
+    assert agent.status().dtmf_relayed == 6  # 3 publisher -> buyer, 3 buyer -> publisher
     assert router.ended().publisher_code == 200
 
 

@@ -35,7 +35,7 @@ def _refer(trap: Trap) -> list[str]:
 
 
 def _pjsua_calls(call: Call) -> int:
-    return len(call.agent._endpoint.ep.utilCallIds())  # type: ignore[union-attr]
+    return len(call.agent.pjsua_calls())
 
 
 def test_refer_from_the_publisher_is_refused_and_nothing_dialled(call: Call) -> None:
@@ -78,7 +78,7 @@ def test_twenty_refers_to_a_busy_target_leave_the_agent_running(make_agent: Agen
             router.wait_for(lambda n=run: sum(e.kind == "ended" for e in router.events) == n + 1)
             call.close()
         assert busy.requests == []  # the busy target never heard from the agent
-        assert agent._thread is not None and agent._thread.is_alive()
+        assert agent.running
     finally:
         busy.close()
 
@@ -152,7 +152,7 @@ def test_odd_requests_in_a_dialog_are_never_500(call: Call) -> None:
         body="Signal=5\r\nDuration=160\r\n",
     )  # fmt: skip
     assert dtmf is not None and dtmf.status == 200
-    assert wait_until(lambda: call.agent.dtmf_relayed == 1)
+    assert wait_until(lambda: call.agent.status().dtmf_relayed == 1)
     # a dialog that does not exist: 481 whatever the method
     ghost = Dialog(call.dialog.call_id, call.dialog.local_uri, call.dialog.local_tag,
                    call.dialog.remote_uri, "no-such-tag", call.dialog.peer, cseq=50)  # fmt: skip

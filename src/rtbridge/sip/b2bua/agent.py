@@ -4,117 +4,52 @@ Threads and why:
 
 - **agent thread** — creates the Endpoint, polls ``libHandleEvents`` (which releases the
   GIL while it waits), runs every pjsua2 callback, every :class:`Bridge` method and the ring
-  timers, and drains ``_inbox``: callables posted by other threads. Nothing else touches
+  timers, and drains the inbox: callables posted by other threads. Nothing else touches
   pjsua2, so there are no pjsua2 locks to reason about from Python.
 - **route workers** (``router_workers``) — run ``Router.route``, which may wait on the
-  database. The answer is posted back to the agent thread through ``_inbox``.
-- **event thread** (one) — runs ``Router.on_event`` in emission order, so a recorder sees
-  ``ringing`` → ``answered`` → ``ended`` for each call.
+  database (:mod:`~rtbridge.sip.b2bua.intake`). The answer is posted back to the agent
+  thread through the inbox.
+- **event thread** (one) — delivers call events and heartbeats to the router in the order
+  they happened (:mod:`~rtbridge.sip.b2bua.delivery`).
 
-Admission (:mod:`rtbridge.sip.admission`): a new INVITE is answered ``503`` +
-``Retry-After`` *before* the router runs — so no reservation is claimed and the publisher
-can retry it elsewhere (SPEC §4.5) — when the agent is draining, when its source exceeds
-the per-source INVITE rate, or when ``capacity.bridges`` bridges are alive (routing,
-dialing or connected). The bridge count comes from the linked build
-(:mod:`rtbridge.sip.capacity`); the build's own last resort when every call slot is taken
-is a stateless ``503`` too (``pjproject/patches/0001-slots-full-503.patch``).
+The agent's parts, each a module of this package: what arrives (``intake``: the request
+screen, admission, routing), the pjsua2 accounts (``accounts``), what it sends the router
+(``delivery``), what it checks between events (``supervision``), one controller per call
+(``bridge``), the library's setup (``endpoint``). This module holds the lifecycle — start,
+drain, stop, the poll loop and its timers — and the one place a call leaves (:meth:`dial`).
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import gc
 import heapq
 import itertools
 import logging
-import math
 import queue
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pjsua2 as pj
 
-from rtbridge.sip.admission import Admission
 from rtbridge.sip.agent_config import AgentConfig
-from rtbridge.sip.b2bua.bridge import Bridge, Leg, LegOwner, error_text, respond
-from rtbridge.sip.b2bua.endpoint import Endpoint, account_config, start_endpoint
+from rtbridge.sip.b2bua.accounts import Accounts
+from rtbridge.sip.b2bua.bridge import Bridge, Leg, LegOwner, error_text, respond, send_dtmf
+from rtbridge.sip.b2bua.delivery import Delivery
+from rtbridge.sip.b2bua.endpoint import start_endpoint
+from rtbridge.sip.b2bua.intake import Intake
 from rtbridge.sip.b2bua.library import Library, linked_library
+from rtbridge.sip.b2bua.state import AgentState
+from rtbridge.sip.b2bua.supervision import Supervision
 from rtbridge.sip.capacity import Capacity, ensure_open_files, plan
-from rtbridge.sip.flood_log import FloodLog
-from rtbridge.sip.messages import (
-    ParsedRequest,
-    offers_srtp,
-    parse_request,
-    split_host_port,
-    split_name_addr,
-    uri_user,
-    via_transport,
-)
-from rtbridge.sip.proxy import Networks, Source, in_networks, networks, source_of
-from rtbridge.sip.rate import SourceRate
-from rtbridge.sip.router import (
-    BridgeTo,
-    CallEvent,
-    Carried,
-    IncomingInvite,
-    OutboundAuth,
-    Reject,
-    Router,
-    SrtpMode,
-)
-from rtbridge.sip.screen import RequestScreen, method_label
-from rtbridge.sip.sdp import body_of
-from rtbridge.sip.status import AgentStatus, SetupTimes
+from rtbridge.sip.router import CallEvent, OutboundAuth, Router, SrtpMode
+from rtbridge.sip.status import AgentStatus
 
 log = logging.getLogger("rtbridge.sip.b2bua.agent")
 # stop(): how long hung-up calls get to exchange their BYEs before pjsua2 is destroyed.
 _HANGUP_WAIT = 2.0
-
-
-def read_invite(
-    call_id_hint: int, msg: ParsedRequest, whole_msg: str, source: Source
-) -> IncomingInvite:
-    """Translate pjsua2's raw INVITE and its sender into an IncomingInvite."""
-    display, from_uri = split_name_addr(msg.first("from") or "")
-    headers = {
-        name: ", ".join(values) for name, values in msg.headers.items() if name != "authorization"
-    }
-    return IncomingInvite(
-        call_id=msg.first("call-id") or f"pjsua-{call_id_hint}",
-        source_ip=source.ip,
-        source_port=source.port,
-        transport=source.transport,
-        request_uri=msg.request_uri,
-        ruri_user=uri_user(msg.request_uri),
-        from_user=uri_user(from_uri),
-        from_display=display,
-        authorization=msg.first("authorization"),
-        headers=headers,
-        offer_srtp=offers_srtp(whole_msg),
-        via_proxy=source.via_proxy,
-        untrusted_source=source.untrusted,
-    )
-
-
-class _Account(pj.Account):  # type: ignore[misc]
-    """The agent's identity; every account (plain or with outbound credentials) is this."""
-
-    def __init__(self, agent: Agent) -> None:
-        super().__init__()
-        self._agent = agent
-
-    def onIncomingCall(self, prm: Any) -> None:
-        try:
-            self._agent._on_incoming(self, prm)
-        except Exception:
-            log.exception("onIncomingCall failed")
 
 
 class _Timer:
@@ -150,57 +85,23 @@ class Agent:
             build_slots=self.library.call_slots,
             ioqueue_handles=self.library.ioqueue_handles,
         )
-        self._admission = Admission(
-            bridges=self.capacity.bridges,
-            max_routing=config.max_routing or config.router_workers * 32,
-            rate=config.invite_rate,
-            burst=config.invite_burst,
-            exempt=config.rate_limit_exempt,
-        )
-        self._router = router
+        self._state = AgentState(config, self.capacity)
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # guards _closed: route workers post while it changes
+        self._closed = False
         self._timers: list[tuple[float, int, _Timer]] = []
         self._seq = itertools.count()
-        self._legs: set[Leg] = set()
-        self._bridges: set[Bridge] = set()
-        # Keyed by (credentials, bound IPv6 transport kind or None, SRTP mode): see
-        # endpoint.account_config. Answering uses (None, None | kind, config.srtp).
-        self._accounts: dict[tuple[OutboundAuth | None, str | None, SrtpMode], _Account] = {}
-        self._lock = threading.Lock()
-        self._closed = False
-        self._endpoint: Endpoint | None = None
-        self._stop_requested = threading.Event()
-        self._draining = threading.Event()  # no new calls; live ones run on (drain())
+        self._delivery = Delivery(router)
+        self._intake = Intake(self._state, router=router, host=self, delivery=self._delivery,
+                              post=self._post)  # fmt: skip
+        self._accounts = Accounts(config, self.library, self._intake.incoming)
+        self._supervision = Supervision(self._state, self._delivery, self._intake.tick)
         self._drain_deadline: float | None = None  # foreground run(): SIGTERM's grace ends
-        self._options_code: int | None = None  # the library's is process-wide: set it at start
-        self._proxies: Networks = networks(config.trusted_proxies)
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        self._route_pool: ThreadPoolExecutor | None = None
-        self._event_pool: ThreadPoolExecutor | None = None
-        self._pending_events: list[CallEvent] = []
         self._port = 0
         self._tls_port = 0
-        self._invites = 0
-        self._routing = 0  # INVITEs waiting for the router (agent thread only)
-        self._answers: collections.Counter[int] = collections.Counter()  # final codes sent
-        self._auth_failures: collections.Counter[str] = collections.Counter()  # by reason
-        self._setup = SetupTimes()
-        self._refusal_log = FloodLog(log, "INVITEs refused with 503 before routing")
-        self._screen = RequestScreen(
-            SourceRate(rate=config.request_rate, burst=config.request_burst,
-                       exempt=config.rate_limit_exempt),
-            retry_after=config.retry_after,
-        )  # fmt: skip
-        self._screened: collections.Counter[tuple[str, str]] = collections.Counter()
-        self._screen_log = FloodLog(log, "SIP requests refused by the screen")
-        self.stray_calls = 0  # pjsua calls no leg owned, hung up (_end_strays)
-        self._media_refused: collections.Counter[str] = collections.Counter()  # by party
-        self.dtmf_relayed = 0
-        self._next_heartbeat = 0.0
-        self._next_media_check = 0.0
-        self._media_round: deque[Bridge] = deque()
 
     # -- public surface --------------------------------------------------------------------
 
@@ -217,30 +118,45 @@ class Agent:
     @property
     def active_bridges(self) -> int:
         """Bridges alive now (routing, dialing or connected)."""
-        return len(self._bridges)
+        return len(self._state.bridges)
+
+    @property
+    def running(self) -> bool:
+        """The agent thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def legs_alive(self) -> int:
+        """pjsua2 calls the agent holds a Call object for (legs not yet disconnected)."""
+        return len(self._state.legs)
+
+    def pjsua_calls(self) -> tuple[int, ...]:
+        """The ids of every call pjsua holds, whoever owns it (a snapshot; for checks)."""
+        endpoint = self._state.endpoint
+        return tuple(endpoint.ep.utilCallIds()) if endpoint is not None else ()
 
     def status(self) -> AgentStatus:
         """A snapshot for /health and /metrics; safe from any thread."""
+        state, counters = self._state, self._state.counters
         phases = {"routing": 0, "dialing": 0, "connected": 0}
-        for bridge in tuple(self._bridges):  # a C-level copy: atomic under the GIL
+        for bridge in tuple(state.bridges):  # a C-level copy: atomic under the GIL
             if bridge.phase in phases:
                 phases[bridge.phase] += 1
         return AgentStatus(
             port=self._port,
-            draining=self._draining.is_set() or self._stop_requested.is_set(),
+            draining=state.stopping,
             library=self.library.describe(),
             call_slots=self.capacity.call_slots,
             bridge_capacity=self.capacity.bridges,
             bridges=phases,
-            refused={reason: n for reason, n in self._admission.refused.items()},
-            invites=self._invites,
-            dtmf_relayed=self.dtmf_relayed,
-            answers=dict(self._answers),
-            auth_failures=dict(self._auth_failures),
-            setup=self._setup,
-            screened=dict(self._screened),
-            stray_calls=self.stray_calls,
-            media_refused=dict(self._media_refused),
+            refused={reason: n for reason, n in self._intake.admission.refused.items()},
+            invites=counters.invites,
+            dtmf_relayed=counters.dtmf_relayed,
+            answers=dict(counters.answers),
+            auth_failures=dict(counters.auth_failures),
+            setup=counters.setup,
+            screened=dict(counters.screened),
+            stray_calls=counters.stray_calls,
+            media_refused=dict(counters.media_refused),
         )
 
     def start(self, timeout: float = 10.0) -> None:
@@ -261,7 +177,7 @@ class Agent:
 
     def stop(self, timeout: float | None = None) -> None:
         """Hang up all calls, destroy pjsua2, deliver pending events; idempotent."""
-        self._stop_requested.set()
+        self._state.stop_requested.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout if timeout is not None else _HANGUP_WAIT + 10)
@@ -271,7 +187,7 @@ class Agent:
         """Stop taking calls (503 to INVITEs and OPTIONS) and wait up to ``timeout``
         (default ``drain_timeout``) for live calls to end on their own; returns how many
         are still up. ``stop()`` then hangs those up."""
-        self._draining.set()
+        self._state.draining.set()
         deadline = time.monotonic() + (self.config.drain_timeout if timeout is None else timeout)
         while self.active_bridges and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -282,7 +198,7 @@ class Agent:
         up to ``drain_timeout``, then stop)."""
         ensure_open_files(self.capacity.open_files)
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, lambda *_: self._stop_requested.set())
+            signal.signal(signal.SIGINT, lambda *_: self._state.stop_requested.set())
             signal.signal(signal.SIGTERM, lambda *_: self._begin_drain())
         self._main()
         if self._startup_error is not None:
@@ -291,10 +207,10 @@ class Agent:
             ) from self._startup_error
 
     def _begin_drain(self) -> None:
-        if self._draining.is_set():  # a second SIGTERM: stop now
-            self._stop_requested.set()
+        if self._state.draining.is_set():  # a second SIGTERM: stop now
+            self._state.stop_requested.set()
             return
-        self._draining.set()
+        self._state.draining.set()
         self._drain_deadline = time.monotonic() + self.config.drain_timeout
         log.info("draining: no new calls", extra={"bridges": self.active_bridges,
                                                   "drain_timeout": self.config.drain_timeout})  # fmt: skip
@@ -311,44 +227,13 @@ class Agent:
     def account_for(
         self, auth: OutboundAuth | None, target_uri: str = "", srtp: SrtpMode = "off"
     ) -> Any:
-        """The account to dial ``target_uri`` with: one per credential set and SRTP mode,
-        and per IPv6 transport for IPv6 targets (see endpoint.account_config)."""
-        ipv6_kind = _ipv6_transport_kind(target_uri)
-        key = (auth, ipv6_kind, srtp)
-        account = self._accounts.get(key)
-        if account is None:
-            assert self._endpoint is not None
-            transport = None
-            if ipv6_kind is not None:
-                transport = self._endpoint.ipv6_transport(ipv6_kind)
-                if transport is None:
-                    raise ValueError(f"no IPv6 {ipv6_kind} listener to reach {target_uri}")
-            account = _Account(self)
-            acfg = account_config(self.config, auth=auth, bound=transport, srtp=srtp,
-                                  ipv6_media=self.library.ipv6)  # fmt: skip
-            account.create(acfg, not self._accounts)
-            self._accounts[key] = account
-        return account
+        """The account to dial ``target_uri`` with (see :mod:`accounts`)."""
+        assert self._state.endpoint is not None
+        return self._accounts.for_target(self._state.endpoint, auth, target_uri, srtp)
 
     def relay_dtmf(self, to: Leg, digit: str, duration_ms: int) -> None:
-        """Send one digit to ``to`` as RFC 4733 telephone-event, SIP INFO when the far end
-        negotiated no telephone-event."""
-        if to.disconnected:
-            return
-        prm = pj.CallSendDtmfParam()
-        prm.digits = digit
-        prm.duration = min(max(duration_ms, 40), 2000) if duration_ms > 0 else 160
-        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
-        try:
-            to.sendDtmf(prm)
-        except pj.Error:
-            prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
-            try:
-                to.sendDtmf(prm)
-            except pj.Error as exc:
-                log.warning("could not relay DTMF %r: %s", digit, exc.info())
-                return
-        self.dtmf_relayed += 1
+        if send_dtmf(to, digit, duration_ms):
+            self._state.counters.dtmf_relayed += 1
 
     def dial(self, bridge: Bridge, leg: Leg, prm: Any) -> None:
         """The one place a call leaves the agent (SPEC §4.6): the buyer leg of a live bridge
@@ -356,27 +241,25 @@ class Agent:
         dial gate (endpoint._close_doors) lets only this permitted URI through, so no REFER,
         redirect or other pjsua path can place a call. Raises ValueError otherwise."""
         plan = bridge.plan
-        if plan is None or bridge not in self._bridges or bridge.phase != "dialing":
+        if plan is None or bridge not in self._state.bridges or bridge.phase != "dialing":
             raise ValueError("a call leaves only for the buyer of a live bridge")
         if bridge.outbound is not leg or leg.dialled:
             raise ValueError("a bridge dials its buyer once")
-        assert self._endpoint is not None
+        assert self._state.endpoint is not None
         leg.dialled = True
-        self._endpoint.ep.utilPermitDial(plan.target_uri)
+        self._state.endpoint.ep.utilPermitDial(plan.target_uri)
         leg.makeCall(plan.target_uri, prm)
 
     def media_refused(self, party: str) -> None:
-        self._media_refused[party] += 1
+        self._state.counters.media_refused[party] += 1
 
     def new_leg(self, owner: LegOwner | None, account: Any, call_id: int) -> Leg:
         leg = Leg(owner, account, call_id, self._leg_disconnected)
-        self._legs.add(leg)
+        self._state.legs.add(leg)
         return leg
 
     def emit(self, event: CallEvent) -> None:
-        # Collected per poll and handed over as one job (_flush_events): each hand-over
-        # wakes the event thread, a futex round trip that costs more than the event.
-        self._pending_events.append(event)
+        self._delivery.emit(event)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> _Timer:
         timer = _Timer(fn)
@@ -385,12 +268,13 @@ class Agent:
 
     def finished(self, bridge: Bridge) -> None:
         """A bridge is over: count its answer to the publisher and log the call once."""
-        self._bridges.discard(bridge)
+        counters = self._state.counters
+        self._state.bridges.discard(bridge)
         code = bridge.publisher_code
         if code is not None:
-            self._answers[code] += 1
+            counters.answers[code] += 1
         if bridge.answer_at is not None:
-            self._setup.observe((bridge.answer_at - bridge.invite_at).total_seconds())
+            counters.setup.observe((bridge.answer_at - bridge.invite_at).total_seconds())
         # a claimed reservation (the router logged the claim); the fields are built only when
         # the line is wanted: this runs on the pjsua2 thread for every call
         if bridge.plan is not None and log.isEnabledFor(logging.INFO):
@@ -402,24 +286,18 @@ class Agent:
     # -- agent thread ----------------------------------------------------------------------
 
     def _main(self) -> None:
-        self._route_pool = ThreadPoolExecutor(
-            self.config.router_workers, thread_name_prefix="rtbridge-route"
-        )
-        self._event_pool = ThreadPoolExecutor(1, thread_name_prefix="rtbridge-events")
+        state = self._state
+        self._intake.start()
+        self._delivery.start()
         try:
-            self._endpoint = start_endpoint(self.config, self.capacity.call_slots)
-            self._port = self._endpoint.port
-            self._tls_port = self._endpoint.tls_port
-            # The default account (the first created) answers IPv4 INVITEs; accounts bound
-            # to the IPv6 transports answer IPv6 ones (_select_account).
-            self.account_for(None, srtp=self._inbound_srtp)
-            for transport in self._endpoint.transports:
-                if transport.ipv6:
-                    self.account_for(None, _bound_uri(transport), srtp=self._inbound_srtp)
-            self._endpoint.ep.select_account = self._select_account
-            self._endpoint.ep.screen_request = self._screen_request
-            self._endpoint.ep.rejected_call = self._rejected_call
-            self._update_options_status()  # before the first probe can arrive
+            endpoint = state.endpoint = start_endpoint(self.config, self.capacity.call_slots)
+            self._port = endpoint.port
+            self._tls_port = endpoint.tls_port
+            self._accounts.open(endpoint)
+            endpoint.ep.select_account = self._accounts.select
+            endpoint.ep.screen_request = self._intake.screen
+            endpoint.ep.rejected_call = self._intake.rejected
+            self._supervision.update_options_status()  # before the first probe can arrive
         except BaseException as exc:
             self._startup_error = exc
             self._teardown()
@@ -433,22 +311,23 @@ class Agent:
         )  # fmt: skip
         self._ready.set()
         try:
-            while not self._stop_requested.is_set():
+            while not state.stop_requested.is_set():
                 self._poll()
                 if self._drain_deadline is not None and (
-                    not self._bridges or time.monotonic() >= self._drain_deadline
+                    not state.bridges or time.monotonic() >= self._drain_deadline
                 ):
-                    self._stop_requested.set()
+                    state.stop_requested.set()
             self._drain()
         finally:
             self._teardown()
 
     def _poll(self) -> None:
-        assert self._endpoint is not None
+        endpoint = self._state.endpoint
+        assert endpoint is not None
         wait = self.config.poll_ms
         if self._timers:
             wait = max(0, min(wait, int((self._timers[0][0] - time.monotonic()) * 1000)))
-        self._endpoint.ep.libHandleEvents(wait)
+        endpoint.ep.libHandleEvents(wait)
         self._run_inbox()
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
@@ -458,147 +337,22 @@ class Agent:
                     timer.fn()
                 except Exception:
                     log.exception("timer failed")
-        self._flush_events()
-        if now >= self._next_heartbeat:
-            self._next_heartbeat = now + self.config.heartbeat_interval
-            self._heartbeat()
-            self._end_strays()
-            self._refusal_log.tick(now)
-            self._screen_log.tick(now)
-        if self.config.rtp_timeout and now >= self._next_media_check:
-            self._check_media(now)
-        self._update_options_status()
-
-    def _heartbeat(self) -> None:
-        """From the pjsua2 thread, so a heartbeat means calls were being carried; written
-        on the event thread, after the events before it."""
-        if self._event_pool is not None:
-            at = datetime.now(UTC)
-            self._event_pool.submit(self._deliver_heartbeat, at, self._carried(at))
-
-    def _carried(self, at: datetime) -> Carried:
-        """The reservations this agent's bridges hold now, for the router's orphan sweep.
-
-        A bridge knows its uuid once the router's answer reached this thread; until then
-        (routing) its claim may already be committed. The sweep must never close such a
-        call, so the snapshot describes only claims made before the oldest routing
-        bridge's INVITE: the router claims after the bridge exists, on the same wall clock.
-        The grace (two heartbeats) covers a clock stepped back meanwhile. A bridge that
-        ended is gone from ``_bridges`` only after its "ended" event was queued, and that
-        event reaches the event thread before this heartbeat does."""
-        uuids: set[str] = set()
-        oldest = at
-        for bridge in self._bridges:
-            if bridge.plan is not None:
-                uuids.add(bridge.plan.reservation_uuid)
-            elif bridge.phase == "routing" and bridge.invite_at < oldest:
-                oldest = bridge.invite_at
-        grace = timedelta(seconds=2 * self.config.heartbeat_interval)
-        return Carried(frozenset(uuids), oldest - grace)
-
-    def _check_media(self, now: float) -> None:
-        """RTP inactivity (Bridge.check_media), a slice of the bridges per tick so that each
-        is looked at every ``rtp_timeout / 4`` s at most — not all of them at once: reading
-        a leg's stream statistics costs a few microseconds per leg."""
-        period = self.config.rtp_timeout / 4
-        tick = min(1.0, period)
-        self._next_media_check = now + tick
-        if not self._media_round:
-            self._media_round.extend(self._bridges)
-        for _ in range(min(len(self._media_round), math.ceil(len(self._bridges) * tick / period))):
-            bridge = self._media_round.popleft()
-            if bridge in self._bridges:
-                bridge.check_media(now, self.config.rtp_timeout)
-
-    def _update_options_status(self) -> None:
-        """What OPTIONS probes hear (pjproject/patches/0004): 503 while no call would be
-        admitted, so a dispatcher stops sending here; 200 again once there is room."""
-        stopping = self._draining.is_set() or self._stop_requested.is_set()
-        code = 503 if stopping or len(self._bridges) >= self.capacity.bridges else 200
-        if code != self._options_code and self._endpoint is not None:  # None: never set
-            self._options_code = code
-            setter = getattr(self._endpoint.ep, "utilSetOptionsStatus", None)
-            if setter is not None:  # a pjsua2 without rtbridge's patches always says 200
-                setter(code, self.config.retry_after)
-
-    def _flush_events(self) -> None:
-        if self._pending_events and self._event_pool is not None:
-            batch, self._pending_events = self._pending_events, []
-            self._event_pool.submit(self._deliver_all, batch)
-
-    @property
-    def _inbound_srtp(self) -> SrtpMode:
-        return "optional" if self.config.srtp == "optional" else "off"
-
-    def _select_account(self, prm: Any) -> None:
-        """IPv6 requests must be handled by the account bound to their IPv6 transport."""
-        host, _ = split_host_port(prm.rdata.srcAddress)
-        if ":" not in host:
-            return
-        transport = via_transport(parse_request(prm.rdata.wholeMsg).first("via"))
-        account = self._accounts.get((None, transport, self._inbound_srtp))
-        if account is not None:
-            prm.accountIndex = account.getId()
-
-    def _screen_request(self, prm: Any) -> None:
-        """Every new request, before pjsip's dialogs and pjsua's handlers (sip/screen.py).
-        The sender is the packet's source, or the one a trusted proxy names: its message is
-        read only then, the common case costs a string split."""
-        rdata = prm.rdata
-        src = rdata.srcAddress
-        ip, _ = split_host_port(src)
-        if self._proxies and in_networks(ip, self._proxies):
-            msg = parse_request(rdata.wholeMsg)
-            ip = source_of(msg, src, self._proxies, self.config.source_header).ip
-        method = prm.method
-        verdict = self._screen.screen(
-            method, source_ip=ip, in_dialog=prm.inDialog, dialog_found=prm.dialogFound,
-            replaces=prm.hasReplaces, content_type=prm.contentType,
-        )  # fmt: skip
-        if not verdict.code:
-            return
-        prm.code = verdict.code
-        prm.reason = verdict.reason
-        prm.retryAfter = verdict.retry_after
-        prm.addCaps = verdict.caps
-        if verdict.why:
-            self._screened[(verdict.why, method_label(method))] += 1
-            self._screen_log.note(f"{verdict.why} {method_label(method)}", ip)
-
-    def _rejected_call(self, prm: Any) -> None:
-        """pjsua answered an INVITE before the agent saw it: with every call slot taken, 503
-        (counted as capacity, like the agent's own 503s), or a request it could not take."""
-        code = int(prm.statusCode)
-        self._answers[code] += 1
-        if code == 503:
-            self._admission.refused["capacity"] += 1
-            self._refusal_log.note("capacity", split_host_port(prm.rdata.srcAddress)[0])
-
-    def _end_strays(self) -> None:
-        """Hang up every pjsua call no leg of this agent owns (SPEC §4.6: no call that is
-        not a leg of a bridge). The dial gate and the screen leave pjsua no way to make
-        one; this is the net under them, run with each heartbeat."""
-        assert self._endpoint is not None
-        owned = {leg.getId() for leg in self._legs if not leg.disconnected}
-        for call_id in self._endpoint.ep.utilCallIds():
-            if call_id not in owned:
-                self.stray_calls += 1
-                log.error("hanging up a call no bridge owns", extra={"pjsua_call_id": call_id})
-                with contextlib.suppress(pj.Error):
-                    self._endpoint.ep.utilHangupCall(call_id, 503)
+        self._delivery.flush()
+        self._supervision.tick(now)
 
     def _drain(self) -> None:
         """Hang up everything and keep polling until the calls are gone or time runs out."""
-        for bridge in list(self._bridges):
+        state = self._state
+        for bridge in list(state.bridges):
             bridge.shut_down()
-        for leg in list(self._legs):
+        for leg in list(state.legs):
             if leg.owner is None:
-                respond(leg, 503, "Service Unavailable", self._retry_after)
+                respond(leg, 503, "Service Unavailable", state.retry_after)
         deadline = time.monotonic() + _HANGUP_WAIT
-        while (self._bridges or self._legs) and time.monotonic() < deadline:
+        while (state.bridges or state.legs) and time.monotonic() < deadline:
             self._poll()
-        if self._bridges or self._legs:
-            log.warning("stop: %d bridges still alive after drain", len(self._bridges))
+        if state.bridges or state.legs:
+            log.warning("stop: %d bridges still alive after drain", len(state.bridges))
 
     def _teardown(self) -> None:
         """Release pjsua2 in the order it needs.
@@ -609,9 +363,10 @@ class Agent:
         last BYEs, detach every leg from its controller, drop all references, collect,
         then shut the accounts and destroy the library.
         """
+        state = self._state
         with self._lock:
             self._closed = True
-        endpoint, self._endpoint = self._endpoint, None
+        endpoint, state.endpoint = state.endpoint, None
         if endpoint is not None and endpoint.ep is not None:
             try:
                 self._run_inbox()
@@ -621,12 +376,12 @@ class Agent:
                 self._run_inbox()
             except pj.Error:
                 pass
-        for bridge in self._bridges:
+        for bridge in state.bridges:
             bridge.detach()
-        self._bridges.clear()
-        for leg in self._legs:
+        state.bridges.clear()
+        for leg in state.legs:
             leg.owner = None
-        self._legs.clear()
+        state.legs.clear()
         self._timers.clear()
         while True:  # drop queued jobs (and the legs their closures hold)
             try:
@@ -634,23 +389,22 @@ class Agent:
             except queue.Empty:
                 break
         gc.collect()
-        for account in self._accounts.values():
-            with contextlib.suppress(pj.Error):
-                account.shutdown()
-        self._accounts.clear()
+        self._accounts.shutdown()
         if endpoint is not None and endpoint.ep is not None:
-            if endpoint.ep is not None:
-                endpoint.ep.select_account = None
-                endpoint.ep.screen_request = None
-                endpoint.ep.rejected_call = None
+            endpoint.ep.select_account = None
+            endpoint.ep.screen_request = None
+            endpoint.ep.rejected_call = None
             endpoint.destroy()
-        if self._route_pool is not None:
-            self._route_pool.shutdown(wait=False, cancel_futures=True)
-        if self._event_pool is not None:
-            # Events are the call records: deliver what is queued before returning.
-            self._flush_events()
-            self._event_pool.shutdown(wait=True)
-        self._event_pool = None
+        self._intake.stop()
+        self._delivery.stop()  # events are the call records: what is queued is delivered
+
+    def _post(self, job: Callable[[], None]) -> bool:
+        """Any thread: run ``job`` on the agent thread; False when the agent has stopped."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._inbox.put(job)
+            return True
 
     def _run_inbox(self) -> None:
         while True:
@@ -663,112 +417,7 @@ class Agent:
             except Exception:
                 log.exception("agent job failed")
 
-    @property
-    def _retry_after(self) -> tuple[tuple[str, str], ...]:
-        return (("Retry-After", str(self.config.retry_after)),)
-
-    def _on_incoming(self, account: _Account, prm: Any) -> None:
-        leg = self.new_leg(None, account, prm.callId)
-        self._invites += 1
-        try:
-            whole = prm.rdata.wholeMsg
-            msg = parse_request(whole)
-            source = source_of(msg, prm.rdata.srcAddress, self._proxies, self.config.source_header)
-        except Exception:
-            log.exception("unreadable INVITE")
-            self._answers[400] += 1
-            respond(leg, 400, "Bad Request")
-            return
-        refusal = self._admission.check(
-            source.ip,
-            active=len(self._bridges),
-            draining=self._draining.is_set() or self._stop_requested.is_set(),
-            routing=self._routing,
-            # every leg holds a slot (this INVITE's included); each INVITE being routed
-            # will take one more for its buyer
-            free_slots=self.capacity.call_slots - len(self._legs) - self._routing,
-        )
-        if refusal is not None:
-            # Before route(): a 503 here leaves the reservation unclaimed for a retry.
-            self._answers[refusal.code] += 1
-            self._refusal_log.note(refusal.reason, source.ip)
-            respond(leg, refusal.code, refusal.phrase, self._retry_after)
-            return
-        invite = read_invite(prm.callId, msg, whole, source)
-        bridge = Bridge(self, leg, invite, body_of(whole))
-        self._bridges.add(bridge)
-        assert self._route_pool is not None
-        self._routing += 1
-        future = self._route_pool.submit(self._router.route, invite)
-        future.add_done_callback(lambda f: self._route_done(bridge, f))
-
-    def _route_done(self, bridge: Bridge, future: Future[Reject | BridgeTo]) -> None:
-        """Worker thread: hand the router's answer to the agent thread.
-
-        If the agent has already stopped, nobody can answer the INVITE any more, but a
-        claimed reservation must still get its "ended" record (SPEC §7: no call without a
-        record), so it is written from here.
-        """
-        with self._lock:
-            if not self._closed:
-                self._inbox.put(lambda: self._route_answered(bridge, future))
-                return
-        if future.exception() is None:
-            result = future.result()
-            if isinstance(result, BridgeTo):
-                self._deliver(bridge.abandoned_event(result))
-
-    def _route_answered(self, bridge: Bridge, future: Future[Reject | BridgeTo]) -> None:
-        self._routing -= 1
-        if future.exception() is None:
-            result = future.result()
-            if isinstance(result, Reject) and result.auth_failure:
-                self._auth_failures[result.auth_failure] += 1  # this thread only: no lock
-        _deliver_route(bridge, future)
-
     def _leg_disconnected(self, leg: Leg) -> None:
+        self._state.ended[leg.getId()] = time.monotonic()  # pjsua may hold it while its BYE goes
         # Drop the last reference only after the callback returned (see bridge.py).
-        self._inbox.put(lambda: self._legs.discard(leg))
-
-    def _deliver_all(self, events: list[CallEvent]) -> None:
-        try:
-            self._router.on_events(events)
-        except Exception:  # one bad event must not lose the others' records
-            log.exception("router.on_events failed; recording one by one")
-            for event in events:
-                self._deliver(event)
-
-    def _deliver_heartbeat(self, at: datetime, carried: Carried) -> None:
-        try:
-            self._router.heartbeat(at, carried)
-        except Exception:
-            log.exception("router.heartbeat failed")
-
-    def _deliver(self, event: CallEvent) -> None:
-        try:
-            self._router.on_event(event)
-        except Exception:
-            log.exception("router.on_event failed for %s", event.reservation_uuid)
-
-
-def _ipv6_transport_kind(uri: str) -> str | None:
-    """Transport ("UDP"/"TCP"/"TLS") when ``uri``'s host is an IPv6 literal, else None."""
-    _, _, rest = uri.partition("@")
-    if not rest.startswith("["):
-        rest = uri.partition(":")[2]
-        if not rest.startswith("["):
-            return None
-    lowered = uri.lower()
-    if ";transport=tls" in lowered or lowered.startswith("sips:"):
-        return "TLS"
-    return "TCP" if ";transport=tcp" in lowered else "UDP"
-
-
-def _bound_uri(transport: Any) -> str:
-    """A URI that selects ``transport``'s account in ``account_for``."""
-    return f"sip:x@[{transport.host}]:{transport.port};transport={transport.kind.lower()}"
-
-
-def _deliver_route(bridge: Bridge, future: Future[Reject | BridgeTo]) -> None:
-    exc = future.exception()
-    bridge.on_route_result(exc if exc is not None else future.result())
+        self._inbox.put(lambda: self._state.legs.discard(leg))

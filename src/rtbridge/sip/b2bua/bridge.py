@@ -214,6 +214,27 @@ def _audio_only(prm: Any) -> None:
     prm.opt.textCount = 0
 
 
+def send_dtmf(to: Leg, digit: str, duration_ms: int) -> bool:
+    """Send one digit to ``to`` as RFC 4733 telephone-event, SIP INFO when the far end
+    negotiated no telephone-event; False when it could not be sent (or the leg is gone)."""
+    if to.disconnected:
+        return False
+    prm = pj.CallSendDtmfParam()
+    prm.digits = digit
+    prm.duration = min(max(duration_ms, 40), 2000) if duration_ms > 0 else 160
+    prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+    try:
+        to.sendDtmf(prm)
+    except pj.Error:
+        prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+        try:
+            to.sendDtmf(prm)
+        except pj.Error as exc:
+            log.warning("could not relay DTMF %r: %s", digit, exc.info())
+            return False
+    return True
+
+
 def hang_up(leg: Leg | None) -> None:
     """BYE (confirmed) or CANCEL (early) a leg; a no-op when it is gone."""
     if leg is None or leg.disconnected:

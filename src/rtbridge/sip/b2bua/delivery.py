@@ -1,0 +1,96 @@
+"""Call events and heartbeats, from the pjsua2 thread to the router, in order.
+
+One thread of its own (the *event thread*) runs ``Router.on_events`` and
+``Router.heartbeat`` in the order the agent produced them, so a recorder sees ``ringing`` →
+``answered`` → ``ended`` for each call, and a heartbeat only after the events before it.
+Events are collected per poll of the agent thread and handed over as one job: each hand-over
+wakes the event thread, a futex round trip that costs more than the event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from rtbridge.sip.b2bua.bridge import Bridge
+from rtbridge.sip.router import CallEvent, Carried, Router
+
+log = logging.getLogger("rtbridge.sip.b2bua.delivery")
+
+
+class Delivery:
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[CallEvent] = []
+
+    def start(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="rtbridge-events")
+
+    def stop(self) -> None:
+        """Deliver what is queued, then return: events are the call records."""
+        if self._pool is not None:
+            self.flush()
+            self._pool.shutdown(wait=True)
+        self._pool = None
+
+    def emit(self, event: CallEvent) -> None:
+        """Agent thread: queue an event for this poll's batch."""
+        self._pending.append(event)
+
+    def flush(self) -> None:
+        """Agent thread, once per poll: hand this poll's events over."""
+        if self._pending and self._pool is not None:
+            batch, self._pending = self._pending, []
+            self._pool.submit(self._deliver_all, batch)
+
+    def heartbeat(self, bridges: Iterable[Bridge], interval: float) -> None:
+        """Agent thread: a heartbeat means calls were being carried at this moment; it is
+        written after the events before it."""
+        if self._pool is not None:
+            at = datetime.now(UTC)
+            self._pool.submit(self._deliver_heartbeat, at, carried(bridges, at, interval))
+
+    def deliver(self, event: CallEvent) -> None:
+        """Record one event now, on the calling thread (a claim answered after the agent
+        stopped: the event thread is gone, the record must still be written)."""
+        try:
+            self._router.on_event(event)
+        except Exception:
+            log.exception("router.on_event failed for %s", event.reservation_uuid)
+
+    def _deliver_all(self, events: list[CallEvent]) -> None:
+        try:
+            self._router.on_events(events)
+        except Exception:  # one bad event must not lose the others' records
+            log.exception("router.on_events failed; recording one by one")
+            for event in events:
+                self.deliver(event)
+
+    def _deliver_heartbeat(self, at: datetime, held: Carried) -> None:
+        try:
+            self._router.heartbeat(at, held)
+        except Exception:
+            log.exception("router.heartbeat failed")
+
+
+def carried(bridges: Iterable[Bridge], at: datetime, interval: float) -> Carried:
+    """The reservations the agent's bridges hold at ``at``, for the router's orphan sweep.
+
+    A bridge knows its uuid once the router's answer reached the agent thread; until then
+    (routing) its claim may already be committed. The sweep must never close such a call, so
+    the snapshot describes only claims made before the oldest routing bridge's INVITE: the
+    router claims after the bridge exists, on the same wall clock. The grace (two heartbeats)
+    covers a clock stepped back meanwhile. A bridge that ended is gone from the agent's set
+    only after its "ended" event was queued, and that event reaches the event thread before
+    this heartbeat does."""
+    uuids: set[str] = set()
+    oldest = at
+    for bridge in bridges:
+        if bridge.plan is not None:
+            uuids.add(bridge.plan.reservation_uuid)
+        elif bridge.phase == "routing" and bridge.invite_at < oldest:
+            oldest = bridge.invite_at
+    return Carried(frozenset(uuids), oldest - timedelta(seconds=2 * interval))
