@@ -36,10 +36,11 @@ import pjsua2 as pj
 
 from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.b2bua.accounts import Accounts
-from rtbridge.sip.b2bua.bridge import Bridge, Leg, LegOwner, error_text, respond, send_dtmf
+from rtbridge.sip.b2bua.bridge import Bridge
 from rtbridge.sip.b2bua.delivery import Delivery
 from rtbridge.sip.b2bua.endpoint import start_endpoint
 from rtbridge.sip.b2bua.intake import Intake
+from rtbridge.sip.b2bua.leg import Leg, LegOwner, error_text, respond, send_dtmf
 from rtbridge.sip.b2bua.library import Library, linked_library
 from rtbridge.sip.b2bua.state import AgentState
 from rtbridge.sip.b2bua.supervision import Supervision

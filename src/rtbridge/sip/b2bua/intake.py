@@ -28,8 +28,9 @@ from typing import Any
 
 from rtbridge.sip.admission import Admission
 from rtbridge.sip.b2bua.accounts import SipAccount
-from rtbridge.sip.b2bua.bridge import Bridge, BridgeHost, respond
+from rtbridge.sip.b2bua.bridge import Bridge, BridgeHost
 from rtbridge.sip.b2bua.delivery import Delivery
+from rtbridge.sip.b2bua.leg import respond
 from rtbridge.sip.b2bua.state import AgentState
 from rtbridge.sip.flood_log import FloodLog
 from rtbridge.sip.messages import (

@@ -12,8 +12,9 @@ import threading
 from dataclasses import dataclass, field
 
 from rtbridge.sip.agent_config import AgentConfig
-from rtbridge.sip.b2bua.bridge import Bridge, Leg
+from rtbridge.sip.b2bua.bridge import Bridge
 from rtbridge.sip.b2bua.endpoint import Endpoint
+from rtbridge.sip.b2bua.leg import Leg
 from rtbridge.sip.capacity import Capacity
 from rtbridge.sip.status import SetupTimes
 
