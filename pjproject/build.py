@@ -235,12 +235,13 @@ def check_prerequisites(config: dict, python: str) -> None:
     prereq = config["prerequisites"]
     missing = [pkg for cmd, pkg in prereq["commands"].items() if shutil.which(cmd) is None]
     missing += [pkg for pkg, path in prereq["headers"] if not Path(path).exists()]
-    include = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
+    include, name = subprocess.run(
+        [python, "-c", "import sys, sysconfig; print(sysconfig.get_paths()['include']); "
+                       "print('python%d.%d' % sys.version_info[:2])"],
         capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    ).stdout.splitlines()  # fmt: skip
     if not Path(include, "Python.h").exists():
-        missing.append("python3.11-dev (Python.h for the interpreter in .venv)")
+        missing.append(f"{name}-dev (Python.h for {python})")
     if missing:
         raise BuildError(
             "cannot build pjsua2, missing: " + ", ".join(sorted(set(missing)))

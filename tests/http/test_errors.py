@@ -97,8 +97,9 @@ CASES = [
         "body: JSON nested deeper than 32 levels",
         id="json-33-deep",
     ),
-    # UTF-16, which json.loads reads too, with an escaped quote: the byte scan sees the
-    # brackets inside a string, json.loads recurses into them (RecursionError, caught).
+    # UTF-16, which json.loads reads too, with an escaped quote (a scan of the raw bytes
+    # would see the brackets inside a string): refused by depth whatever the interpreter's
+    # recursion limit (3.13's json.loads parses this one).
     pytest.param(
         {
             "content": ('["\\"", ' + "[" * 5000 + "]" * 5000 + ', ""]').encode("utf-16-le"),
@@ -107,6 +108,22 @@ CASES = [
         422,
         "body: JSON nested deeper than 32 levels",
         id="json-utf16-deep",
+    ),
+    # ... and one that every interpreter's json.loads parses (40 levels).
+    pytest.param(
+        {
+            "content": ('{"t": ["\\"", ' + "[" * 40 + "]" * 40 + ', ""]}').encode("utf-16-le"),
+            "headers": {"content-type": "application/json"},
+        },
+        422,
+        "body: JSON nested deeper than 32 levels",
+        id="json-utf16-40-deep",
+    ),
+    pytest.param(
+        {"content": b"\xff\xfe\x00", "headers": {"content-type": "application/json"}},
+        422,
+        "body: not valid JSON",
+        id="json-utf16-truncated",
     ),
     pytest.param(
         {"params": {"key": KEY_OPEN, "bad tag!": "x"}}, 422, "tag 'bad tag!'", id="bad-tag-name"
