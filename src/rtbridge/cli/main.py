@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,25 @@ log = logging.getLogger("rtbridge")
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings.from_env(db_url=args.db, **extra)
+
+
+def _require_database(args: argparse.Namespace) -> None:
+    """Only ``apply``, ``serve`` and ``sip`` create a database (``database="create"`` on
+    their parsers). Any other command pointed at a SQLite file that is not there would
+    create an empty one and answer as if the site had no data, so it stops and says where
+    it looked instead."""
+    from rtbridge.storage.database import missing_file
+
+    url = _settings(args).db_url
+    path = missing_file(url)
+    if path is None:
+        return
+    origin = "--db" if args.db else "RTBRIDGE_DB" if "RTBRIDGE_DB" in os.environ else "the default"
+    raise ValueError(
+        f"no database at {path} ({url}, from {origin}); nothing was created. Point at yours "
+        "with --db URL or RTBRIDGE_DB=URL; `rtbridge apply FILE` or `rtbridge serve` makes "
+        "a new one"
+    )
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -181,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         "does not list that were made outside it (admin API, CLI, console); without it they "
         "are kept and reported",
     )  # fmt: skip
-    p.set_defaults(func=cmd_apply)
+    p.set_defaults(func=cmd_apply, database="create")
 
     serve_help = "serve the publisher API (and the SIP agent)"
     p = sub.add_parser("serve", parents=[common], help=serve_help, description=serve_help)
@@ -209,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="SECONDS", help="how long such a source gets 429 "
                    f"(default {d.auth_cooldown:g})")  # fmt: skip
     add_http_limits(p)
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, database="create")
 
     sip_help = "run the SIP agent alone (several can share one database)"
     p = sub.add_parser("sip", parents=[common], help=sip_help, description=sip_help)
@@ -220,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
     add_http_limits(p)
-    p.set_defaults(func=cmd_sip)
+    p.set_defaults(func=cmd_sip, database="create")
 
     from rtbridge.cli import admin as admin_cli
     from rtbridge.cli import offers as admin_cli_offers
@@ -240,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "database", "existing") == "existing":
+            _require_database(args)
         return int(args.func(args))
     except ValueError as exc:  # bad flag values (HOST:PORT, database URL): say so, exit 2
         print(f"rtbridge: {exc}", file=sys.stderr)
