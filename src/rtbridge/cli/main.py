@@ -1,6 +1,6 @@
-"""The ``rtbridge`` console script: serving, applying the configuration file, and the admin
+"""The ``rtbridge`` console script: serving, applying the configuration file, the admin
 verbs (:mod:`rtbridge.cli.admin`, :mod:`~rtbridge.cli.offers`, :mod:`~rtbridge.cli.trunks`,
-:mod:`~rtbridge.cli.webhooks`)."""
+:mod:`~rtbridge.cli.webhooks`), and the demo's buyer."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from rtbridge.cli.limits import add_http_limits, http_limits, positive
 from rtbridge.settings import DEFAULT_HTTP, Settings, parse_hostport
 
 log = logging.getLogger("rtbridge")
+DEMO_BUYER_SIP = "127.0.0.1:5070"  # where deploy/demo.toml's buyer `acme` is dialled
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -130,6 +131,23 @@ def cmd_sip(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_buyer(args: argparse.Namespace) -> int:
+    """A SIP buyer that answers and echoes, for the demo's first call (no database)."""
+    from rtbridge.logs import setup_logging
+    from rtbridge.sip.b2bua.demo_buyer import run
+
+    host, port = parse_hostport(args.sip, what="--sip")
+    if ":" in host:  # IPv6 media needs accounts bound per transport, as the agent has
+        raise ValueError(f"--sip: the demo buyer answers on IPv4 only (e.g. {DEMO_BUYER_SIP})")
+    setup_logging(args.log_level)
+    try:
+        run(host, port)
+    except OSError as exc:  # the address taken or not ours
+        print(f"rtbridge: demo-buyer: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _tune_gc() -> None:
     """Move start-up objects out of the collector's sight and collect young objects less
     often: full collections were the largest latency spikes under load (p99 67 → 30 ms)."""
@@ -241,6 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", action="store_true", help=access_log_help)
     add_http_limits(p)
     p.set_defaults(func=cmd_sip, database="create")
+
+    demo_help = "a SIP buyer for the demo: answers every call and echoes its audio back"
+    p = sub.add_parser(
+        "demo-buyer", help=demo_help,
+        description=f"{demo_help}. A demo tool, not a buyer to deploy; it uses no database.",
+    )  # fmt: skip
+    p.add_argument("--sip", default=DEMO_BUYER_SIP,
+                   help=f"HOST:PORT to answer on, UDP and TCP (default {DEMO_BUYER_SIP}, where "
+                   "deploy/demo.toml's buyer is dialled)")  # fmt: skip
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="least severe log lines written (default info)")  # fmt: skip
+    p.set_defaults(func=cmd_demo_buyer, database="none")
 
     from rtbridge.cli import admin as admin_cli
     from rtbridge.cli import offers as admin_cli_offers
