@@ -6,6 +6,7 @@ crosses the bridge back to the publisher."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.sip.rtp import RtpPeer
+from tests.sip.rtp import RtpPeer, ulaw
 from tests.sip.sipp import Sipp, sipp_binary
 from tests.support.demo import KEY_OPEN
 from tests.support.demo_buyer import DemoBuyer, demo_buyer
@@ -107,3 +108,10 @@ def test_the_demo_buyer_echo_comes_back_across_the_bridge(demo: Demo, tmp_path: 
     assert peer.voiced > peer.sent // 3, f"sent {peer.sent} tone packets, {peer.voiced} back"
     looked_up = httpx2.get(f"{demo.http}/rtbs/{uuid}.json", params={"key": KEY_OPEN}).json()
     assert looked_up["status"] == "completed", looked_up
+
+
+def test_the_shipped_tone_is_what_the_scenarios_say() -> None:
+    """deploy/sipp/tone.ulaw: 1 s of 440 Hz as raw G.711 mu-law, no header (SIPp 3.6 sends
+    a file's bytes as they are), 440 whole periods so it loops without a click."""
+    tone = bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * n / 8000))) for n in range(8000))
+    assert (ROOT / "deploy" / "sipp" / "tone.ulaw").read_bytes() == tone
