@@ -207,3 +207,77 @@ def test_sip_http_serves_health_metrics_and_an_access_log(sqlite_url: str) -> No
 def test_access_log_of_the_sip_agent_needs_http(sqlite_url: str) -> None:
     result = rtbridge("sip", "--access-log", db=sqlite_url)
     assert result.returncode == 2 and "--access-log" in result.stderr and "--http" in result.stderr
+
+
+# Only these create a database; demo-buyer opens none.
+CREATORS = {"apply", "serve", "sip"}
+# A harmless run of every other command: each needs a database that is already there.
+NEEDS_ONE = {
+    "admin-token": ["admin-token", "list"],
+    "publishers": ["publishers", "list"],
+    "ips": ["ips", "list"],
+    "credentials": ["credentials", "list"],
+    "check": ["check", "--ip", "192.0.2.1"],
+    "audit": ["audit"],
+    "export": ["export", "kamailio-permissions"],
+    "campaigns": ["campaigns", "list"],
+    "buyers": ["buyers", "list"],
+    "dids": ["dids", "list"],
+    "keys": ["keys", "list"],
+    "trunks": ["trunks", "list"],
+    "webhooks": ["webhooks", "list"],
+}
+
+
+def _commands() -> set[str]:
+    (sub,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return set(sub.choices)
+
+
+def test_no_command_but_apply_serve_and_sip_creates_a_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run where there is no rtbridge.db, every other command says which file it looked for
+    and how to point at the right one, exits 2, and leaves the directory empty (before,
+    `rtbridge publishers list` made an empty rtbridge.db and listed nothing)."""
+    from rtbridge.cli import main as cli
+
+    assert set(NEEDS_ONE) == _commands() - CREATORS - {"demo-buyer"}, "a new command: add it"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RTBRIDGE_DB", raising=False)
+    for argv in NEEDS_ONE.values():
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"rtbridge: no database at {tmp_path / 'rtbridge.db'} "
+                              "(sqlite:///rtbridge.db, from the default); nothing was created. "
+                              "Point at yours with --db URL or RTBRIDGE_DB=URL"), (argv, err)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("RTBRIDGE_DB", "sqlite:///elsewhere.db")
+    assert cli.main(["keys", "list"]) == 2
+    assert f"{tmp_path / 'elsewhere.db'} (sqlite:///elsewhere.db, from RTBRIDGE_DB)" in (
+        capsys.readouterr().err
+    )
+    missing = tmp_path / "sub" / "site.db"
+    for argv in (["--db", f"sqlite:///{missing}", "trunks", "list"],
+                 ["trunks", "--db", f"sqlite:///{missing}", "list"]):  # fmt: skip
+        assert cli.main(argv) == 2
+        assert (
+            f"no database at {missing} (sqlite:///{missing}, from --db)" in capsys.readouterr().err
+        )
+    assert list(tmp_path.iterdir()) == []
+    assert cli.main(["apply", str(DEMO)]) == 0  # apply makes one; then the others use it
+    assert cli.main(["publishers", "list"]) == 0
+    assert "pub-1" in capsys.readouterr().out
+
+
+def test_the_webhook_sender_alone_needs_a_database_too(tmp_path: Path) -> None:
+    """`webhooks run` (with or without --http) would otherwise run for ever on an empty file."""
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    for extra in ([], ["--http", "127.0.0.1:0"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "rtbridge", "webhooks", "run", *extra],
+            env={**os.environ, "RTBRIDGE_DB": url}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert f"no database at {tmp_path / 'none.db'}" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,11 +1,12 @@
-"""The ``rtbridge`` console script: serving, applying the configuration file, and the admin
+"""The ``rtbridge`` console script: serving, applying the configuration file, the admin
 verbs (:mod:`rtbridge.cli.admin`, :mod:`~rtbridge.cli.offers`, :mod:`~rtbridge.cli.trunks`,
-:mod:`~rtbridge.cli.webhooks`)."""
+:mod:`~rtbridge.cli.webhooks`), and the demo's buyer."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,30 @@ from rtbridge.cli.limits import add_http_limits, http_limits, positive
 from rtbridge.settings import DEFAULT_HTTP, Settings, parse_hostport
 
 log = logging.getLogger("rtbridge")
+DEMO_BUYER_SIP = "127.0.0.1:5070"  # where deploy/demo.toml's buyer `acme` is dialled
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings.from_env(db_url=args.db, **extra)
+
+
+def _require_database(args: argparse.Namespace) -> None:
+    """Only ``apply``, ``serve`` and ``sip`` create a database (``database="create"`` on
+    their parsers). Any other command pointed at a SQLite file that is not there would
+    create an empty one and answer as if the site had no data, so it stops and says where
+    it looked instead."""
+    from rtbridge.storage.database import missing_file
+
+    url = _settings(args).db_url
+    path = missing_file(url)
+    if path is None:
+        return
+    origin = "--db" if args.db else "RTBRIDGE_DB" if "RTBRIDGE_DB" in os.environ else "the default"
+    raise ValueError(
+        f"no database at {path} ({url}, from {origin}); nothing was created. Point at yours "
+        "with --db URL or RTBRIDGE_DB=URL; `rtbridge apply FILE` or `rtbridge serve` makes "
+        "a new one"
+    )
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -110,6 +131,23 @@ def cmd_sip(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_buyer(args: argparse.Namespace) -> int:
+    """A SIP buyer that answers and echoes, for the demo's first call (no database)."""
+    from rtbridge.logs import setup_logging
+    from rtbridge.sip.b2bua.demo_buyer import run
+
+    host, port = parse_hostport(args.sip, what="--sip")
+    if ":" in host:  # IPv6 media needs accounts bound per transport, as the agent has
+        raise ValueError(f"--sip: the demo buyer answers on IPv4 only (e.g. {DEMO_BUYER_SIP})")
+    setup_logging(args.log_level)
+    try:
+        run(host, port)
+    except OSError as exc:  # the address taken or not ours
+        print(f"rtbridge: demo-buyer: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _tune_gc() -> None:
     """Move start-up objects out of the collector's sight and collect young objects less
     often: full collections were the largest latency spikes under load (p99 67 → 30 ms)."""
@@ -181,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "does not list that were made outside it (admin API, CLI, console); without it they "
         "are kept and reported",
     )  # fmt: skip
-    p.set_defaults(func=cmd_apply)
+    p.set_defaults(func=cmd_apply, database="create")
 
     serve_help = "serve the publisher API (and the SIP agent)"
     p = sub.add_parser("serve", parents=[common], help=serve_help, description=serve_help)
@@ -209,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="SECONDS", help="how long such a source gets 429 "
                    f"(default {d.auth_cooldown:g})")  # fmt: skip
     add_http_limits(p)
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, database="create")
 
     sip_help = "run the SIP agent alone (several can share one database)"
     p = sub.add_parser("sip", parents=[common], help=sip_help, description=sip_help)
@@ -220,7 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
     add_http_limits(p)
-    p.set_defaults(func=cmd_sip)
+    p.set_defaults(func=cmd_sip, database="create")
+
+    demo_help = "a SIP buyer for the demo: answers every call and echoes its audio back"
+    p = sub.add_parser(
+        "demo-buyer", help=demo_help,
+        description=f"{demo_help}. A demo tool, not a buyer to deploy; it uses no database.",
+    )  # fmt: skip
+    p.add_argument("--sip", default=DEMO_BUYER_SIP,
+                   help=f"HOST:PORT to answer on, UDP and TCP (default {DEMO_BUYER_SIP}, where "
+                   "deploy/demo.toml's buyer is dialled)")  # fmt: skip
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="least severe log lines written (default info)")  # fmt: skip
+    p.set_defaults(func=cmd_demo_buyer, database="none")
 
     from rtbridge.cli import admin as admin_cli
     from rtbridge.cli import offers as admin_cli_offers
@@ -240,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "database", "existing") == "existing":
+            _require_database(args)
         return int(args.func(args))
     except ValueError as exc:  # bad flag values (HOST:PORT, database URL): say so, exit 2
         print(f"rtbridge: {exc}", file=sys.stderr)
