@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+
 import pytest
 
 from rtbridge.sip.messages import parse_request, parse_source
@@ -40,16 +42,16 @@ PROXIES = networks(["10.0.0.0/29", "fd00::/64"])
 def test_header_believed_from_a_trusted_proxy_only() -> None:
     spoof = parse_request(_invite("X-RTB-Source: 203.0.113.7:5070;transport=tls\r\n"))
     assert source_of(spoof, "10.0.0.2:5060", PROXIES, "X-RTB-Source") == Source(
-        "203.0.113.7", 5070, "TLS", via_proxy="10.0.0.2"
+        ip_address("203.0.113.7"), 5070, "TLS", via_proxy="10.0.0.2"
     )
     # From anywhere else the header is a claim: the packet's source stands, and the claim is
     # kept for the decision log (auth failure "untrusted-proxy-header").
     claim = "203.0.113.7:5070;transport=tls"
     assert source_of(spoof, "198.51.100.9:5060", PROXIES, "X-RTB-Source") == Source(
-        "198.51.100.9", 5060, "UDP", untrusted=claim
+        ip_address("198.51.100.9"), 5060, "UDP", untrusted=claim
     )
     assert source_of(spoof, "10.0.0.2:5060", (), "X-RTB-Source") == Source(
-        "10.0.0.2", 5060, "UDP", untrusted=claim
+        ip_address("10.0.0.2"), 5060, "UDP", untrusted=claim
     )
 
 
@@ -57,11 +59,21 @@ def test_trusted_proxy_without_a_usable_header_is_the_sender() -> None:
     for extra in ("", "X-RTB-Source: not-an-address\r\n"):
         msg = parse_request(_invite(extra))
         assert source_of(msg, "10.0.0.3:5060", PROXIES, "X-RTB-Source") == Source(
-            "10.0.0.3", 5060, "UDP"
+            ip_address("10.0.0.3"), 5060, "UDP"
         )
 
 
 def test_another_header_name_and_ipv6_proxy() -> None:
     msg = parse_request(_invite("X-Real-Source: [2001:db8::5]:5060\r\n"))
     found = source_of(msg, "[fd00::1]:5060", PROXIES, "X-Real-Source")
-    assert (found.ip, found.via_proxy) == ("2001:db8::5", "fd00::1")
+    assert (found.ip, found.via_proxy) == (ip_address("2001:db8::5"), "fd00::1")
+
+
+def test_the_source_is_parsed_once_and_an_unreadable_one_refused() -> None:
+    """Every later reader (admission, rate, trunk match, authenticator) takes the object."""
+    msg = parse_request(_invite())
+    assert source_of(msg, "[::ffff:192.0.2.1]:5060", (), "X-RTB-Source").ip == ip_address(
+        "192.0.2.1"
+    )
+    with pytest.raises(ValueError, match="not an IP address"):
+        source_of(msg, "garbage:5060", (), "X-RTB-Source")

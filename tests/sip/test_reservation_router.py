@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,7 @@ class World:
         from_user: str = "12025550102", transport: str = "UDP", offer_srtp: bool = False,
     ) -> BridgeTo | Reject:  # fmt: skip
         return self.router.route(IncomingInvite(
-            call_id="c-1", source_ip=ip, source_port=5060, transport=transport,
+            call_id="c-1", source_ip=ip_address(ip), source_port=5060, transport=transport,
             request_uri=f"sip:{user}@{DOMAIN}", ruri_user=user, from_user=from_user,
             from_display="", authorization=authorization, offer_srtp=offer_srtp,
         ))  # fmt: skip
@@ -446,7 +447,7 @@ def test_auth_failures_are_named_in_the_answer_and_the_log_line(
     uuid = world.ping()
     wrong = _answer(world, uuid, "not-the-password")  # a challenge, then a wrong password
     unknown = world.router.route(IncomingInvite(
-        call_id="c-2", source_ip="192.0.2.98", source_port=5060, transport="UDP",
+        call_id="c-2", source_ip=ip_address("192.0.2.98"), source_port=5060, transport="UDP",
         request_uri=f"sip:{uuid}@{DOMAIN}", ruri_user=uuid, from_user="12025550102",
         from_display="", authorization=None, untrusted_source="203.0.113.7:5060",
     ))  # fmt: skip

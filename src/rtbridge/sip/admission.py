@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from rtbridge.sip.auth.allowlist import IPAddress
 from rtbridge.sip.rate import SourceRate
 
 RefusalReason = Literal["draining", "capacity", "backlog", "rate"]
@@ -67,7 +68,7 @@ class Admission:
         }
 
     def check(
-        self, source_ip: str, *, active: int, draining: bool, routing: int = 0,
+        self, source_ip: IPAddress | str, *, active: int, draining: bool, routing: int = 0,
         free_slots: int = 1,
     ) -> Refusal | None:  # fmt: skip
         """None to admit; otherwise why not. ``active``: bridges alive now; ``routing``:

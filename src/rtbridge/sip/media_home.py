@@ -22,13 +22,15 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class MediaHome:
     """The addresses and networks one leg's media may be sent to."""
 
-    def __init__(self, addresses: Iterable[str] = (), networks: Iterable[str] = ()) -> None:
+    def __init__(
+        self, addresses: Iterable[str | Address] = (), networks: Iterable[str] = ()
+    ) -> None:
         self._addresses: set[Address] = set()
         self._networks: tuple[Network, ...] = ()
         self.add(*addresses)
         self.add_networks(networks)
 
-    def add(self, *hosts: str) -> None:
+    def add(self, *hosts: str | Address) -> None:
         """Addresses where this party is (its signalling source, its set-up media)."""
         for host in hosts:
             address = parse_address(host)

@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rtbridge.sip.auth.allowlist import parse_address
+from rtbridge.sip.auth.allowlist import IPAddress, parse_address
 from rtbridge.sip.messages import ParsedRequest, parse_source, split_host_port, via_transport
 
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
@@ -27,7 +27,7 @@ def networks(cidrs: Iterable[str]) -> Networks:
 class Source:
     """Who sent an INVITE: the packet's source, or the sender a trusted proxy names."""
 
-    ip: str
+    ip: IPAddress  # parsed once, here: every later reader takes the object
     port: int
     transport: str
     via_proxy: str | None = None
@@ -37,21 +37,25 @@ class Source:
 def source_of(msg: ParsedRequest, src_address: str, proxies: Networks, header: str) -> Source:
     """The packet's source, unless it is a trusted proxy that names the sender in ``header``
     (SPEC §4.2: the address the allowlist must see is the publisher's, not the proxy's)."""
-    ip, port = split_host_port(src_address)
+    host, port = split_host_port(src_address)
+    ip = parse_address(host)
+    if ip is None:
+        raise ValueError(f"not an IP address: {src_address!r}")
     transport = via_transport(msg.first("via"))
     claim = msg.first(header.lower())
     if claim is None:
         return Source(ip, port, transport)
     if proxies and in_networks(ip, proxies):
         named = parse_source(claim)
-        if named is not None:
-            return Source(named[0], named[1], named[2] or transport, via_proxy=ip)
+        named_ip = parse_address(named[0]) if named is not None else None
+        if named is not None and named_ip is not None:
+            return Source(named_ip, named[1], named[2] or transport, via_proxy=str(ip))
         return Source(ip, port, transport)
     # Kept for the decision log and the auth-failure reason: either a misconfigured
     # trusted_proxies or a host posing as a proxy.
     return Source(ip, port, transport, untrusted=claim)
 
 
-def in_networks(ip: str, nets: Networks) -> bool:
+def in_networks(ip: str | IPAddress, nets: Networks) -> bool:
     address = parse_address(ip)
     return address is not None and any(address in net for net in nets)

@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+from rtbridge.sip.auth.allowlist import IPAddress
 from rtbridge.sip.auth.throttle import source_key
 from rtbridge.sip.proxy import in_networks, networks
 
@@ -52,7 +53,7 @@ class SourceRate:
         """Sources remembered now."""
         return len(self._buckets)
 
-    def take(self, source_ip: str) -> bool:
+    def take(self, source_ip: IPAddress | str) -> bool:
         """Spend one token of ``source_ip``'s bucket; False when it has none left."""
         if not self._rate or (self._exempt and in_networks(source_ip, self._exempt)):
             return True

@@ -26,6 +26,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rtbridge.sip.auth.allowlist import IPAddress
 from rtbridge.sip.auth.throttle import source_key
 
 _USERNAME_CHARS = 64  # a username in a log line: the sender chose it
@@ -69,7 +70,9 @@ class RefusalLog:
     def __len__(self) -> int:
         return len(self._open)
 
-    def note(self, source: str, code: int, cause: str, username: str | None = None) -> bool:
+    def note(
+        self, source: str | IPAddress, code: int, cause: str, username: str | None = None
+    ) -> bool:
         """Count one refusal of ``source`` (an address as the router has it); return whether
         it is the first of its (code, cause) from that source this interval — the caller
         logs it in full — or is left to the summary."""

@@ -407,7 +407,7 @@ def _log_decision(
     if not log.isEnabledFor(logging.INFO):
         return  # the fields cost more than the call when nobody reads them
     fields: dict[str, object] = {
-        "call_id": invite.call_id, "source": invite.source_ip, "transport": invite.transport,
+        "call_id": invite.call_id, "source": str(invite.source_ip), "transport": invite.transport,
         "ruri_user": invite.ruri_user[:64], **who,
     }  # fmt: skip
     if invite.via_proxy:

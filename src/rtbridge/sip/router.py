@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from rtbridge.sip.auth.allowlist import IPAddress
+
 EventKind = Literal["ringing", "answered", "ended"]
 # "timeout": the buyer rang past ring_timeout; "media-timeout": a connected leg stopped
 # sending RTP (its far end vanished); "fault": the agent died during the call (recovery),
@@ -34,7 +36,8 @@ class IncomingInvite:
     """What the router may know about a new INVITE (SPEC §4.2-4.3)."""
 
     call_id: str
-    source_ip: str  # the packet's source, or the sender a trusted proxy names; never a claim
+    # the packet's source, or the sender a trusted proxy names (never a claim), parsed once
+    source_ip: IPAddress
     source_port: int
     transport: str  # "UDP", "TCP" or "TLS" of the sender's hop
     request_uri: str

@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from rtbridge.sip.auth.allowlist import IPAddress
 from rtbridge.sip.rate import SourceRate
 
 # What the agent answers, advertised in its Allow / Accept / Supported headers (INVITEs,
@@ -97,7 +98,7 @@ class RequestScreen:
         self,
         method: str,
         *,
-        source_ip: str,
+        source_ip: IPAddress | str,
         in_dialog: bool,
         dialog_found: bool = False,
         replaces: bool = False,

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def test_call_bridged_and_publisher_hangs_up(make_agent: AgentFactory, tmp_path:
     assert invite.ruri_user == UUID
     assert invite.from_user == CALLER and invite.from_display == "Alice"
     assert (invite.source_ip, invite.source_port, invite.transport) == (
-        "127.0.0.1",
+        ip_address("127.0.0.1"),  # parsed once, at intake
         uac.port,
         "UDP",
     )
@@ -392,7 +393,7 @@ def test_ipv6_signalling_and_media(
         make_agent, tmp_path, publisher_host="::1", buyer_host=buyer_host
     )
     invite = router.invites[0]
-    assert invite.source_ip == "::1" and "[::1]" in invite.request_uri
+    assert invite.source_ip == ip_address("::1") and "[::1]" in invite.request_uri
     answer = pub.response(200)
     assert "[::1]" in (answer.header("Contact") or "")
     assert "c=IN IP6 ::1" in answer.text, "the agent's SDP answer must be IPv6"
@@ -429,12 +430,12 @@ def test_sender_named_by_a_trusted_proxy(make_agent: AgentFactory, tmp_path: Pat
         assert_ok(result)
     proxied, spoofed = router.invites
     assert (proxied.source_ip, proxied.source_port, proxied.transport, proxied.via_proxy) == (
-        "198.51.100.7",
+        ip_address("198.51.100.7"),
         5070,
         "TLS",
         "127.0.0.2",
     )
-    assert (spoofed.source_ip, spoofed.via_proxy) == ("127.0.0.3", None)
+    assert (spoofed.source_ip, spoofed.via_proxy) == (ip_address("127.0.0.3"), None)
 
 
 def _options(agent_port: int) -> str:

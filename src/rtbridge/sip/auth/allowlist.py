@@ -24,19 +24,29 @@ IPNetwork = IPv4Network | IPv6Network
 _V4_MAPPED = IPv6Network("::ffff:0:0/96")
 
 
-@functools.lru_cache(maxsize=16_384)
-def parse_address(text: str) -> IPAddress | None:
-    """The IP address in ``text``, or ``None`` if there is none.
+def parse_address(value: str | IPAddress) -> IPAddress | None:
+    """The IP address in ``value``, or ``None`` if there is none; an address given as an
+    ``ipaddress`` object (parsed once where the request arrived) comes back as it is, an
+    IPv4-mapped one as its IPv4 address.
 
-    Cached: the SIP agent reads the same few sources for every request (a request's source
-    is screened, rate-limited and authenticated), and ``ipaddress`` parsing costs a few
-    microseconds each time; the results are immutable.
+    Text is parsed through a cache: the same few sources ask again and again (an SDP's
+    hosts, an admin's dry runs), ``ipaddress`` parsing costs a few microseconds, and the
+    results are immutable.
 
     Accepts what SIP stacks report as a source: ``1.2.3.4``, ``1.2.3.4:5060``, ``::1``,
     ``[2001:db8::1]:5060`` (pjsip's ``srcAddress``), ``fe80::1%eth0``. An IPv4-mapped IPv6
     address (``::ffff:1.2.3.4``, what a dual-stack socket reports for IPv4 peers) is returned as
     the IPv4 address, so IPv4 rules apply to it.
     """
+    if isinstance(value, IPv6Address):
+        return value.ipv4_mapped or value
+    if isinstance(value, IPv4Address):
+        return value
+    return _parse_text(value)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _parse_text(text: str) -> IPAddress | None:
     text = text.strip()
     if len(text) > 64:  # longest real form: bracketed scoped IPv6 with port
         return None

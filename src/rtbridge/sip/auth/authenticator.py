@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rtbridge.sip.auth import digest
-from rtbridge.sip.auth.allowlist import Directory
+from rtbridge.sip.auth.allowlist import Directory, IPAddress
 from rtbridge.sip.auth.nonce import NonceCounter, NonceSigner, NonceState
 from rtbridge.sip.auth.throttle import Limit, LoginThrottle, source_key
 
@@ -168,7 +168,7 @@ class Authenticator:
         }
 
     def challenge(
-        self, *, source_ip: str, stale: bool = False, cause: str = MISSING_CREDENTIALS
+        self, *, source_ip: str | IPAddress, stale: bool = False, cause: str = MISSING_CREDENTIALS
     ) -> Challenge:
         """A 401 challenge with a fresh nonce, valid from ``source_ip`` only, offering every
         configured algorithm; ``cause`` says why it is sent (one of :data:`CAUSES`)."""
@@ -198,7 +198,12 @@ class Authenticator:
         )
 
     def authenticate(
-        self, *, method: str, source_ip: str, authorization: str | None, directory: Directory
+        self,
+        *,
+        method: str,
+        source_ip: str | IPAddress,
+        authorization: str | None,
+        directory: Directory,
     ) -> Decision:
         """Decide what to answer one request; never raises on any header content.
 

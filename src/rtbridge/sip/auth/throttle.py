@@ -39,14 +39,14 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Final
 
-from rtbridge.sip.auth.allowlist import parse_address
+from rtbridge.sip.auth.allowlist import IPAddress, parse_address
 
 #: Usernames are kept (as throttle keys) only this long: they come from the sender.
 MAX_USERNAME: Final = 128
 
 
 @functools.lru_cache(maxsize=16_384)
-def source_key(source: str) -> str:
+def source_key(source: str | IPAddress) -> str:
     """The throttle key for a source address as the SIP stack reports it (cached, like
     :func:`parse_address`: every request of the agent's busiest sources asks for it).
 
@@ -55,7 +55,7 @@ def source_key(source: str) -> str:
     """
     address = parse_address(source)
     if address is None:
-        return "?" + source[:64]
+        return "?" + str(source)[:64]
     if isinstance(address, IPv6Address):
         return str(IPv6Network((address, 64), strict=False))
     return str(address)

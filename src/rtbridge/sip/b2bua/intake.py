@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from rtbridge.sip.admission import Admission
+from rtbridge.sip.auth.allowlist import parse_address
 from rtbridge.sip.b2bua.accounts import SipAccount
 from rtbridge.sip.b2bua.bridge import Bridge, BridgeHost
 from rtbridge.sip.b2bua.delivery import Delivery
@@ -129,7 +130,10 @@ class Intake:
         """pjsua2's request screen hook (pjproject/patches/0006)."""
         rdata = prm.rdata
         src = rdata.srcAddress
-        ip, _ = split_host_port(src)
+        ip = parse_address(src)
+        if ip is None:  # pjsip reports socket addresses: not seen
+            prm.code = -1
+            return
         if self._proxies and in_networks(ip, self._proxies):
             ip = source_of(parse_request(rdata.wholeMsg), src, self._proxies,
                            self._state.config.source_header).ip  # fmt: skip
@@ -146,7 +150,7 @@ class Intake:
         prm.addCaps = verdict.caps
         if verdict.why:
             self._state.counters.screened[(verdict.why, method_label(method))] += 1
-            self._screened.note(f"{verdict.why} {method_label(method)}", ip)
+            self._screened.note(f"{verdict.why} {method_label(method)}", str(ip))
 
     def rejected(self, prm: Any) -> None:
         """pjsua answered an INVITE before the agent saw it: with every call slot taken, 503
@@ -187,7 +191,7 @@ class Intake:
         if refusal is not None:
             # Before route(): a 503 here leaves the reservation unclaimed for a retry.
             counters.answers[refusal.code] += 1
-            self._refusals.note(refusal.reason, source.ip)
+            self._refusals.note(refusal.reason, str(source.ip))
             respond(leg, refusal.code, refusal.phrase, state.retry_after)
             return
         invite = read_invite(prm.callId, msg, whole, source)
