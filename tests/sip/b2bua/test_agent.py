@@ -35,6 +35,7 @@ from tests.sip.b2bua.support import (
     start_uac,
     start_uas,
 )
+from tests.sip.error_watch import ErrorWatch
 from tests.sip.rtp import RtpPeer
 from tests.sip.sipp import SippResult
 from tests.support.metrics import Exposition
@@ -187,6 +188,7 @@ def test_reject_carries_status_and_headers(make_agent: AgentFactory, tmp_path: P
     assert router.events == []  # nothing claimed, nothing to record
 
 
+@pytest.mark.allow_agent_errors("^router failed for ")
 def test_router_exception_answers_500(make_agent: AgentFactory, tmp_path: Path) -> None:
     def boom(_: IncomingInvite) -> Reject:
         raise RuntimeError("database down")
@@ -317,7 +319,7 @@ def test_stop_hangs_up_calls(make_agent: AgentFactory, tmp_path: Path) -> None:
     assert (ended.publisher_code, ended.hangup_by) == (200, "agent")
 
 
-def test_foreground_run_until_stop(sipp: str, tmp_path: Path) -> None:
+def test_foreground_run_until_stop(sipp: str, tmp_path: Path, agent_errors: ErrorWatch) -> None:
     """run() blocks on the calling thread (the CLI's foreground mode) until stop()."""
     router = ScriptedRouter()
     rtp = free_port()
@@ -550,7 +552,7 @@ def test_answered_event_carries_both_dialogs(make_agent: AgentFactory, tmp_path:
     assert next_hop(buyer_leg) == ("127.0.0.1", uas.port, "UDP")
 
 
-def test_a_taken_port_is_named_with_what_to_do(sipp: str) -> None:
+def test_a_taken_port_is_named_with_what_to_do(sipp: str, agent_errors: ErrorWatch) -> None:
     """Another process holds the SIP port: the agent refuses to start with a message that
     names the port and the ways out, not a bare pjsua2 error."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
