@@ -145,14 +145,27 @@ class Trap:
         self.host, self.port = self.sock.getsockname()[:2]
         self.received: list[bytes] = []
         self._stop = threading.Event()
+        self._empty = threading.Event()  # set whenever a read found nothing waiting
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def drained(self, timeout: float = 5.0) -> list[bytes]:
+        """``received`` once everything sent here before this call has been read: the
+        receiving thread found the socket empty after it. A test first makes the agent
+        prove that the moment it watches has passed (it answered what came after, audio
+        flowed on), then asserts on this."""
+        self._empty.clear()
+        assert self._empty.wait(timeout), "the trap's socket never went quiet"
+        return self.received
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 data, _ = self.sock.recvfrom(65535)
-            except (TimeoutError, OSError):
+            except TimeoutError:
+                self._empty.set()
+                continue
+            except OSError:
                 continue
             self.received.append(data)
 

@@ -32,10 +32,12 @@ from tests.sip.b2bua.support import (
     ScriptedRouter,
     assert_ok,
     bridge_to,
+    options,
     start_uac,
     start_uas,
 )
 from tests.sip.error_watch import ErrorWatch
+from tests.sip.rawsip import wait_until
 from tests.sip.rtp import RtpPeer
 from tests.sip.sipp import SippResult
 from tests.support.metrics import Exposition
@@ -81,7 +83,9 @@ def test_call_bridged_and_publisher_hangs_up(make_agent: AgentFactory, tmp_path:
     assert (ended.publisher_code, ended.buyer_code, ended.hangup_by) == (200, 200, "publisher")
     assert ended.answer_at is not None and ended.end_at is not None
     assert ended.invite_at <= ended.answer_at <= ended.end_at
-    assert 0.8 <= ended.duration <= 5.0
+    # from the buyer's answer to the BYE: the publisher held the call 1000 ms after its ACK
+    assert ended.duration == pytest.approx((ended.end_at - ended.answer_at).total_seconds())
+    assert ended.duration >= 1.0
     assert ended.call_id == invite.call_id
     router.wait_for(lambda: agent.active_bridges == 0)
 
@@ -94,7 +98,7 @@ def test_buyer_hangs_up(make_agent: AgentFactory, tmp_path: Path) -> None:
     assert pub.requests("BYE"), "buyer's BYE must reach the publisher"
     ended = router.ended()
     assert (ended.publisher_code, ended.buyer_code, ended.hangup_by) == (200, 200, "buyer")
-    assert 0.5 <= ended.duration <= 5.0
+    assert ended.duration >= 0.8  # the buyer hung up 800 ms after its answer
 
 
 @pytest.mark.parametrize(("code", "reason"), [(486, "Busy Here"), (603, "Decline")])
@@ -123,7 +127,7 @@ def test_ring_timeout_cancels_buyer_and_answers_408(
     assert_ok(pub, buyer)
     assert pub.statuses()[-1] == 408
     assert buyer.requests("CANCEL")
-    assert 0.9 <= time.monotonic() - started < 8
+    assert time.monotonic() - started >= 1.0  # not before the ring timeout (hangup_by below)
     ended = router.ended()
     assert (ended.publisher_code, ended.buyer_code, ended.hangup_by) == (408, 487, "timeout")
 
@@ -365,7 +369,7 @@ def _call_with_media(
     try:
         if dtmf:
             router.wait_for(lambda: any(e.kind == "answered" for e in router.events))
-            time.sleep(0.3)  # media flowing on both legs
+            assert wait_until(lambda: peer.received > 10)  # media flowing on both legs
             peer.send_dtmf(dtmf)
         pub, buyer = uac.wait(), uas.wait()
     finally:
@@ -439,39 +443,23 @@ def test_sender_named_by_a_trusted_proxy(make_agent: AgentFactory, tmp_path: Pat
     assert (spoofed.source_ip, spoofed.via_proxy) == ("127.0.0.3", None)
 
 
-def _options(agent_port: int) -> str:
-    """One OPTIONS probe, as a dispatcher sends it; the agent's first response line."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(2.0)
-        port = sock.getsockname()[1]
-        sock.sendto(
-            (
-                f"OPTIONS sip:127.0.0.1:{agent_port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{time.monotonic_ns()}\r\n"
-                f"From: <sip:probe@127.0.0.1:{port}>;tag=p\r\nTo: <sip:127.0.0.1:{agent_port}>\r\n"
-                f"Call-ID: probe-{time.monotonic_ns()}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-                "Content-Length: 0\r\n\r\n"
-            ).encode(),
-            ("127.0.0.1", agent_port),
-        )
-        return sock.recv(4096).decode(errors="replace")
-
-
 def test_options_and_sigterm_drain(make_agent: AgentFactory, tmp_path: Path) -> None:
     """A dispatcher's OPTIONS probe hears 200 while the agent takes calls and 503 +
     Retry-After once it drains; a draining agent refuses new INVITEs with 503 while the
     live call runs to its end, and drain() returns when it has."""
     uas = start_uas(tmp_path, "uas_answer.xml")
     agent, router = make_agent(ScriptedRouter(bridge_to(uas.uri())))
-    assert _options(agent.port).startswith("SIP/2.0 200")
+    assert options(agent.port).startswith("SIP/2.0 200")
     live = start_uac(tmp_path, agent, "uac_call.xml", duration_ms=2500)
     router.wait_for(lambda: any(e.kind == "answered" for e in router.events))
     drained = []
     drainer = threading.Thread(target=lambda: drained.append(agent.drain(timeout=20)))
     drainer.start()
-    time.sleep(0.3)  # the agent thread publishes the new OPTIONS answer on its next poll
-    probe = _options(agent.port)
+    # the agent thread publishes the new OPTIONS answer on its next poll: probe until then
+    deadline = time.monotonic() + 10
+    while (probe := options(agent.port)).startswith("SIP/2.0 200"):
+        assert time.monotonic() < deadline, "OPTIONS still answered 200 while draining"
+        time.sleep(0.05)  # pacing, not a wait for the answer
     assert probe.startswith("SIP/2.0 503") and "Retry-After: 5" in probe, probe
     refused = start_uac(tmp_path, agent, "uac_failure.xml", service="late").wait()
     assert refused.statuses()[-1] == 503
@@ -512,15 +500,15 @@ def test_silent_leg_ends_the_call(make_agent: AgentFactory, tmp_path: Path) -> N
                     keys={"rtp_port": str(peer.port)})  # fmt: skip
     try:
         router.wait_for(lambda: any(e.kind == "answered" for e in router.events))
-        time.sleep(1.0)  # audio flows both ways, so both legs are being timed
-        assert peer.voiced > 0
+        # audio came back through both legs, so both are being timed
+        assert wait_until(lambda: peer.received > 25)
     finally:
         peer.stop()
     silent_at = time.monotonic()
     ended = router.ended(timeout=10)
     waited = time.monotonic() - silent_at
     assert ended.hangup_by == "media-timeout" and ended.publisher_code == 200, ended
-    assert 1.5 <= waited <= 5.0, f"ended {waited:.1f} s after the RTP stopped (timeout 2 s)"
+    assert waited >= 1.5, f"ended {waited:.1f} s after the RTP stopped (timeout 2 s)"
     assert ended.duration >= 1.0
     pub, buyer = uac.wait(), uas.wait()
     assert_ok(pub, buyer)  # the publisher was waiting for our BYE; the buyer got one too

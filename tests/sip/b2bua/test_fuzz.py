@@ -24,8 +24,7 @@ from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.database import open_database
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import write_config
-from tests.sip.b2bua.support import AgentFactory, assert_ok, start_uac, start_uas
-from tests.sip.b2bua.test_agent import _options
+from tests.sip.b2bua.support import AgentFactory, assert_ok, options, start_uac, start_uas
 from tests.sip.fuzz import Target, messages
 
 pytestmark = pytest.mark.sip
@@ -135,7 +134,7 @@ def test_agent_survives_a_mutation_fuzz_then_bridges(
     assert not server_errors, [
         (r, _request_of(r.encode(), sent_datagrams)) for r in server_errors[:3]
     ]
-    assert _options(agent.port).startswith("SIP/2.0 200")
+    assert options(agent.port).startswith("SIP/2.0 200")
 
     # A normal call still bridges, end to end, and is recorded.
     call = start_uac(tmp_path, agent, "uac_call.xml", host="127.0.0.2", service=uuid,

@@ -5,7 +5,6 @@ the address the peer named (a socket listening there hears nothing)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -38,9 +37,8 @@ def _move(call: Call, method: str, host: str, port: int, *, buyer: bool = False,
 def test_moving_the_publishers_media_to_a_third_party_is_488(call: Call, method: str) -> None:
     trap = call.trap("127.0.0.9")
     assert _move(call, method, trap.host, trap.port) == 488
-    time.sleep(1.5)
-    assert trap.received == []
-    assert call.media_flows()  # still where it was
+    assert call.media_flows()  # still where it was: what the agent sent since went there
+    assert trap.drained() == []
     assert call.agent.status().media_refused == {"publisher": 1}
 
 
@@ -49,15 +47,15 @@ def test_moving_only_rtcp_or_to_a_name_is_488(call: Call) -> None:
     assert _move(call, "INVITE", "127.0.0.1", call.publisher.rtp_port,
                  rtcp=(trap.host, trap.port)) == 488  # fmt: skip
     assert _move(call, "INVITE", "media.attacker.example", 4000) == 488
-    time.sleep(1.0)
-    assert trap.received == [] and call.media_flows()
+    assert call.media_flows()
+    assert trap.drained() == []
 
 
 def test_moving_the_buyers_media_to_a_third_party_is_488(call: Call) -> None:
     trap = call.trap("127.0.0.9")
     assert _move(call, "INVITE", trap.host, trap.port, buyer=True) == 488
-    time.sleep(1.5)
-    assert trap.received == [] and call.media_flows()
+    assert call.media_flows()
+    assert trap.drained() == []
     assert call.agent.status().media_refused == {"buyer": 1}
 
 
@@ -88,10 +86,9 @@ def test_an_answer_that_moves_media_ends_the_call(call: Call) -> None:
     answer = call.publisher.request(dialog, "INVITE")
     assert answer is not None and answer.status == 200 and "m=audio" in answer.body
     call.publisher.request(dialog, "ACK", body=sdp(trap.host, trap.port, version=9))
-    ended = call.router.ended()
+    ended = call.router.ended()  # both legs gone, their media with them
     assert ended.hangup_by == "agent"
-    time.sleep(1.0)
-    assert len(trap.received) <= 2  # at most what left before the BYE
+    assert len(trap.drained()) <= 2  # at most what left before the BYE
     assert call.agent.status().media_refused == {"publisher": 1}
 
 
