@@ -11,7 +11,7 @@ import pytest
 
 from tests.sip.b2bua.support import UUID, AgentFactory, bridge_to
 from tests.sip.rawsip import SipPeer, Trap, sdp, wait_until
-from tests.sip.security.calls import Call, bridged
+from tests.sip.security.calls import BUYER_HZ, PUBLISHER_HZ, Call, both_hear, bridged
 
 pytestmark = pytest.mark.sip
 
@@ -96,15 +96,15 @@ def test_a_delayed_offer_publisher_keeps_its_call(make_agent: AgentFactory) -> N
     """An INVITE without SDP (a carrier's delayed offer): the publisher's media is first
     known from its answer in the ACK, after the call is connected — that is its home, not
     a move; a later answer that moves it still ends the call."""
-    buyer = SipPeer("127.0.0.1")
-    publisher = SipPeer("127.0.0.1", answer=None)
+    buyer = SipPeer("127.0.0.1", tone=BUYER_HZ)
+    publisher = SipPeer("127.0.0.1", answer=None, tone=PUBLISHER_HZ)
     trap = Trap("127.0.0.9")
     agent, router = make_agent()
     try:
         router.decide = bridge_to(f"sip:buyer@127.0.0.1:{buyer.port}")
         dialog, final = publisher.invite(("127.0.0.1", agent.port), UUID, offer=False)
         assert final.status == 200 and "m=audio" in final.body
-        assert wait_until(lambda: publisher.rtp_received > 20 and buyer.rtp_received > 20)
+        assert both_hear(publisher, buyer), "no audio across the bridge"
         assert agent.status().media_refused == {}
         assert not any(e.kind == "ended" for e in router.events)
         answer = publisher.request(dialog, "INVITE")
