@@ -206,6 +206,7 @@ class SipPeer:
         self.requests: list[Message] = []
         self.dialogs: list[Dialog] = []  # INVITEs this peer answered 200
         self.rtp_received = 0
+        self.rtp_sent = 0
         self.ear = Ear()  # the PCMU audio received
         self.tone = tone
         self.answer_headers = tuple(h for h in answer_headers if h)
@@ -413,6 +414,7 @@ class SipPeer:
                 header = bytes([0x80, 0]) + seq.to_bytes(2, "big") + stamp.to_bytes(4, "big")
                 with contextlib.suppress(OSError):
                     self.rtp.sendto(header + ssrc.to_bytes(4, "big") + next(tone), self.rtp_to)
+                    self.rtp_sent += 1
                 seq, stamp = (seq + 1) & 0xFFFF, (stamp + 160) & 0xFFFFFFFF
                 next_send = now + 0.02
 
