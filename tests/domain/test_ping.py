@@ -120,7 +120,10 @@ def test_absent_caller_and_null_caller() -> None:
 
 
 def test_present_caller_passes_the_requirement() -> None:
-    parse_ping({"key": KEY, "caller_number": "2025550102"}).require_caller(False)
+    """What the requirement reads is the normalised number, there even when required."""
+    p = parse_ping({"key": KEY, "caller_number": "2025550102"})
+    assert p.caller_number == "+12025550102"
+    assert p.require_caller(allow_missing=False) is None
 
 
 @pytest.mark.parametrize("name", ["caller state", "tag!", "a" * 65, "", "é", "x=y"])

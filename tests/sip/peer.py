@@ -3,8 +3,9 @@ process, and the agent under test owns this one's).
 
 SIPp 3.6 has no TLS, SRTP or G.729, so the calls that need them are placed and answered by
 this peer. Each side plays a tone of its own frequency into the call and records what it
-hears; the test then looks for the *other* side's tone in the recording, which is there only
-if audio crossed the agent in that direction. Run as a script; prints one JSON object.
+hears; the test then looks for the *other* side's tone in the recording (tests/support/
+tone.py's wav_power), which is there only if audio crossed the agent in that direction. Run
+as a script; prints one JSON object.
 
     python tests/sip/peer.py uas --port P [--tls CERT KEY] [--srtp required] [--codec G729]
     python tests/sip/peer.py uac --to URI [--tls CERT KEY] [--srtp required] [--dtmf 123]
@@ -14,13 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import struct
 import sys
 import threading
 import time
-import wave
-from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
@@ -28,27 +25,6 @@ import pjsua2 as pj
 _SRTP = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
          "required": pj.PJMEDIA_SRTP_MANDATORY}  # fmt: skip
 _PROTO = {pj.PJMEDIA_TP_PROTO_RTP_AVP: "RTP/AVP", pj.PJMEDIA_TP_PROTO_RTP_SAVP: "RTP/SAVP"}
-
-
-def tone_power(path: Path, freq: float) -> float:
-    """Goertzel power of ``freq`` relative to the recording's total power (0..1)."""
-    with wave.open(str(path)) as wav:
-        rate, frames = wav.getframerate(), wav.readframes(wav.getnframes())
-    samples = struct.unpack(f"<{len(frames) // 2}h", frames)
-    if not samples:
-        return 0.0
-    coeff = 2 * math.cos(2 * math.pi * freq / rate)
-    best, block = 0.0, rate // 10  # 100 ms windows: the loudest one counts
-    for start in range(0, len(samples) - block, block):
-        s1 = s2 = 0.0
-        energy = 0.0
-        for x in samples[start : start + block]:
-            s1, s2 = x + coeff * s1 - s2, s1
-            energy += x * x
-        if energy > 0:
-            power = (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (energy * block / 2)
-            best = max(best, power)
-    return best
 
 
 class PeerCall(pj.Call):  # type: ignore[misc]

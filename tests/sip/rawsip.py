@@ -6,8 +6,9 @@ back.
 One :class:`SipPeer` is one UDP socket with a receiving thread. Requests it receives are
 answered by its role's rules (a buyer answers INVITEs 180 + 200 with SDP, everybody answers
 BYE and CANCEL 200); responses wait in a queue for :meth:`SipPeer.request`. Each peer has an
-RTP socket that sends a PCMU packet every 20 ms to where the far end's SDP says, and counts
-what arrives. :class:`Trap` is a socket listening where an attacker points the agent: the
+RTP socket that sends a PCMU tone of its own (20 ms frames) to where the far end's SDP says,
+and keeps the PCMU that arrives (``ear``, tests/support/tone.py): a peer that hears the other
+one's tone got audio that crossed the agent. :class:`Trap` is a socket listening where an attacker points the agent: the
 tests assert it hears nothing.
 """
 
@@ -24,10 +25,11 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from tests.support.tone import Ear, frames
+
 _COMPACT = {"i": "call-id", "m": "contact", "f": "from", "t": "to", "v": "via", "l": "content-length",
             "c": "content-type", "k": "supported", "r": "refer-to"}  # fmt: skip
 _TAG = re.compile(r";\s*tag=([^;>\s]+)", re.IGNORECASE)
-_SILENCE = bytes([0xFF]) * 160
 
 
 @dataclass
@@ -86,8 +88,10 @@ def tag_of(value: str | None) -> str:
     return found.group(1) if found else ""
 
 
-def sdp(host: str, port: int, *, rtcp: tuple[str, int] | None = None, version: int = 1) -> str:
-    """A PCMU + telephone-event offer/answer whose media is at ``host:port``."""
+def sdp(host: str, port: int, *, rtcp: tuple[str, int] | None = None, version: int = 1,
+        direction: str = "sendrecv") -> str:  # fmt: skip
+    """A PCMU + telephone-event offer/answer whose media is at ``host:port`` (``0.0.0.0``:
+    the old way to hold; ``direction="sendonly"``: the current one)."""
     family = "IP6" if ":" in host else "IP4"
     lines = [
         "v=0",
@@ -99,7 +103,7 @@ def sdp(host: str, port: int, *, rtcp: tuple[str, int] | None = None, version: i
         "a=rtpmap:0 PCMU/8000",
         "a=rtpmap:101 telephone-event/8000",
         "a=fmtp:101 0-16",
-        "a=sendrecv",
+        f"a={direction}",
     ]
     if rtcp is not None:
         lines.append(f"a=rtcp:{rtcp[1]} IN {'IP6' if ':' in rtcp[0] else 'IP4'} {rtcp[0]}")
@@ -145,14 +149,27 @@ class Trap:
         self.host, self.port = self.sock.getsockname()[:2]
         self.received: list[bytes] = []
         self._stop = threading.Event()
+        self._empty = threading.Event()  # set whenever a read found nothing waiting
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def drained(self, timeout: float = 5.0) -> list[bytes]:
+        """``received`` once everything sent here before this call has been read: the
+        receiving thread found the socket empty after it. A test first makes the agent
+        prove that the moment it watches has passed (it answered what came after, audio
+        flowed on), then asserts on this."""
+        self._empty.clear()
+        assert self._empty.wait(timeout), "the trap's socket never went quiet"
+        return self.received
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 data, _ = self.sock.recvfrom(65535)
-            except (TimeoutError, OSError):
+            except TimeoutError:
+                self._empty.set()
+                continue
+            except OSError:
                 continue
             self.received.append(data)
 
@@ -166,10 +183,12 @@ class SipPeer:
     """A UDP SIP user agent on ``host`` (its own port), with an RTP socket beside it.
 
     ``answer``: what a new INVITE gets (a buyer: 200 after 180; None: never answered, for a
-    publisher). Requests received are kept in ``requests`` in arrival order."""
+    publisher), with ``answer_headers`` when it is a refusal (a challenge). ``tone``: the
+    frequency it sends. Requests received are kept in ``requests`` in arrival order."""
 
     def __init__(self, host: str = "127.0.0.1", *, answer: int | None = 200,
-                 ring: float = 0.0) -> None:  # fmt: skip
+                 answer_headers: tuple[str, ...] = (), ring: float = 0.0,
+                 tone: int = 440) -> None:  # fmt: skip
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.host = host
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -187,6 +206,10 @@ class SipPeer:
         self.requests: list[Message] = []
         self.dialogs: list[Dialog] = []  # INVITEs this peer answered 200
         self.rtp_received = 0
+        self.rtp_sent = 0
+        self.ear = Ear()  # the PCMU audio received
+        self.tone = tone
+        self.answer_headers = tuple(h for h in answer_headers if h)
         self.rtp_to: tuple[str, int] | None = None  # where this peer sends its RTP
         self._responses: queue.Queue[Message] = queue.Queue()
         self._held: list[Message] = []  # responses _final passed over
@@ -345,7 +368,7 @@ class SipPeer:
             if self.ring:
                 time.sleep(self.ring)
             if self.answer != 200:
-                self._reply(msg, self.answer, "Refused", tag=tag)
+                self._reply(msg, self.answer, "Refused", tag=tag, headers=self.answer_headers)
                 return
             self._reply(msg, 200, "OK", tag=tag, body=sdp(self.host, self.rtp_port))
             dialog = Dialog(
@@ -362,7 +385,7 @@ class SipPeer:
         self._reply(msg, 200, "OK")
 
     def _reply(self, msg: Message, code: int, reason: str, *, tag: str | None = "",
-               body: str = "") -> None:  # fmt: skip
+               body: str = "", headers: tuple[str, ...] = ()) -> None:  # fmt: skip
         to = msg.header("to") or ""
         if tag and not tag_of(to):
             to += f";tag={tag}"
@@ -370,7 +393,7 @@ class SipPeer:
         lines += [f"Via: {v}" for v in msg.all("via")]
         lines += [f"From: {msg.header('from')}", f"To: {to}", f"Call-ID: {msg.call_id}",
                   f"CSeq: {msg.header('cseq')}",
-                  f"Contact: <{self.contact}>"]  # fmt: skip
+                  f"Contact: <{self.contact}>", *headers]  # fmt: skip
         if body:
             lines.append("Content-Type: application/sdp")
         lines.append(f"Content-Length: {len(body.encode())}")
@@ -379,15 +402,19 @@ class SipPeer:
     def _rtp_loop(self) -> None:
         seq, stamp, next_send = 0, 0, time.monotonic()
         ssrc = int(uuid.uuid4().hex[:8], 16)
+        tone = iter(frames(self.tone))
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError, OSError):
-                self.rtp.recvfrom(2048)
+                packet = self.rtp.recv(2048)
                 self.rtp_received += 1
+                if len(packet) > 12 and packet[1] & 0x7F == 0:  # PCMU
+                    self.ear.hear(packet[12:])
             now = time.monotonic()
             if self.rtp_to is not None and now >= next_send:
                 header = bytes([0x80, 0]) + seq.to_bytes(2, "big") + stamp.to_bytes(4, "big")
                 with contextlib.suppress(OSError):
-                    self.rtp.sendto(header + ssrc.to_bytes(4, "big") + _SILENCE, self.rtp_to)
+                    self.rtp.sendto(header + ssrc.to_bytes(4, "big") + next(tone), self.rtp_to)
+                    self.rtp_sent += 1
                 seq, stamp = (seq + 1) & 0xFFFF, (stamp + 160) & 0xFFFFFFFF
                 next_send = now + 0.02
 

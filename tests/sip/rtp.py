@@ -1,23 +1,25 @@
-"""A publisher's media in tests: a real RTP socket that sends a tone and DTMF and records what
-comes back.
+"""A publisher's media in tests: a real RTP socket that sends a 440 Hz tone and DTMF and
+records what comes back.
 
 SIPp sends no audio of its own in our scenarios; the buyer side runs SIPp with
-``-rtp_echo``, which returns every RTP packet it receives. So audio (or a DTMF event) that
-leaves this socket, crosses the agent to the buyer and comes back through the agent proves
-the bridge in both directions: the agent itself only ever generates silence.
+``-rtp_echo``, which returns every RTP packet it receives. So the tone (or a DTMF event)
+found in what comes back left this socket, crossed the agent to the buyer and came back
+through the agent: the bridge carried audio both ways. The agent itself only ever generates
+silence, which has no 440 Hz in it (tests/support/tone.py measures).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
 
-ULAW_SILENCE = {0xFF, 0x7F}
+from tests.support.tone import Ear, frames
+
+TONE_HZ = 440
 PCMU = 0
 TELEPHONE_EVENT = 101  # the payload type our scenarios' SDP gives telephone-event
 _EVENT_CODES = {
@@ -32,27 +34,16 @@ _EVENT_CODES = {
 _EVENT_DIGITS = {code: digit for digit, code in _EVENT_CODES.items()}
 
 
-def ulaw(sample: int) -> int:
-    """G.711 mu-law encode one 16-bit sample."""
-    sign = 0x80 if sample < 0 else 0
-    sample = min(abs(sample), 32635) + 0x84
-    exponent = max(0, sample.bit_length() - 8)
-    mantissa = (sample >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
-
-
-TONE = bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * n / 8000))) for n in range(160))
-
-
 @dataclass
 class RtpPeer:
     """Symmetric RTP on ``host``: sends 20 ms PCMU frames of a 440 Hz tone to whoever sends
-    to it first (the agent), and counts what arrives. ``start()`` runs it on a thread."""
+    to it first (the agent), and keeps what arrives (``ear``). ``start()`` runs it on a
+    thread."""
 
     host: str = "127.0.0.1"
     sent: int = 0
     received: int = 0
-    voiced: int = 0  # PCMU packets that are not silence
+    ear: Ear = field(default_factory=Ear)  # the PCMU audio that came back
     events: list[tuple[str, int]] = field(default_factory=list)  # (digit, duration ms), ends
     _dtmf: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -68,6 +59,11 @@ class RtpPeer:
         self._seq = 0
         self._ts = 0
         self._seen_events: set[tuple[int, int]] = set()
+        self._tone = iter(frames(TONE_HZ))
+
+    def tone_seconds(self, since: int = 0) -> float:
+        """Seconds of the 440 Hz tone that came back (after ``ear.mark()`` ``since``)."""
+        return self.ear.seconds_of(TONE_HZ, since)
 
     def send_dtmf(self, digits: str) -> None:
         """Queue digits, sent as RFC 4733 events (100 ms each) between tone frames."""
@@ -99,7 +95,7 @@ class RtpPeer:
                 if self._dtmf:
                     self._send_event(self._dtmf.pop(0))
                 else:
-                    self._send(PCMU, TONE, marker=False)
+                    self._send(PCMU, next(self._tone), marker=False)
                     self._ts += 160
 
     def _send(self, pt: int, payload: bytes, *, marker: bool, ts: int | None = None) -> None:
@@ -129,8 +125,8 @@ class RtpPeer:
             return
         self.received += 1
         pt, ts, payload = data[1] & 0x7F, struct.unpack("!I", data[4:8])[0], data[12:]
-        if pt == PCMU and set(payload) - ULAW_SILENCE:
-            self.voiced += 1
+        if pt == PCMU:
+            self.ear.hear(payload)
         elif pt not in (PCMU, 8, 13) and len(payload) >= 4 and payload[1] & 0x80:
             code, duration = payload[0], struct.unpack("!H", payload[2:4])[0]
             if (ts, code) not in self._seen_events and code in _EVENT_DIGITS:

@@ -25,6 +25,7 @@ from rtbridge.storage.database import open_database
 from rtbridge.storage.engine import make_engine
 from rtbridge.storage.recount import check_counters
 from tests.conftest import SITE_KEY, write_config
+from tests.sip.rtp import RtpPeer
 from tests.sip.sipp import Sipp, hostport
 from tests.support import postgres
 from tests.support.net import free_port
@@ -134,8 +135,9 @@ def test_postgres_stop_and_start_under_load(cluster: postgres.Cluster, tmp_path:
         with serve(cluster.url, "--sip-config", str(agent_file), sip=None) as base:
             # A call bridged before the outage, hung up by the publisher in the middle of it.
             long_uuid = _ping(base)
+            media = RtpPeer().start()  # its tone crosses the agent, the buyer echoes it
             long_call = dial(long_uuid, "uac_call.xml", duration_ms=int(OUTAGE * 500 + 3000),
-                             timeout=total)  # fmt: skip
+                             timeout=total, keys={"rtp_port": str(media.port)})  # fmt: skip
             assert _wait_status(base, long_uuid, "connected") == "connected"
             refused = [_ping(base) for _ in range(3)]  # dialled while the database is down
 
@@ -146,6 +148,7 @@ def test_postgres_stop_and_start_under_load(cluster: postgres.Cluster, tmp_path:
             try:
                 time.sleep(1.0)
                 stopped_at = time.monotonic()
+                heard_before = media.ear.mark()
                 cluster.stop("fast")
                 time.sleep(1.0)
                 health = httpx2.get(f"{base}/health")
@@ -186,7 +189,13 @@ def test_postgres_stop_and_start_under_load(cluster: postgres.Cluster, tmp_path:
             # The call bridged before the outage lived through it; its record was held and
             # written once the database came back.
             ended = long_call.wait(total)
+            hung_up_at = time.monotonic()
+            media.stop()
             assert ended.returncode == 0, ended.log
+            # ...with its audio: the tone came back through the agent for most of the time
+            # it was up with the database down (at most hung_up_at - stopped_at seconds)
+            heard = media.tone_seconds(heard_before)
+            assert heard >= 0.5 * (hung_up_at - stopped_at - 1.0), (heard, hung_up_at - stopped_at)
             assert _wait_status(base, long_uuid, "completed") == "completed"
 
             # A reservation refused during the outage is still claimable, and bridges.
@@ -210,7 +219,8 @@ def test_postgres_stop_and_start_under_load(cluster: postgres.Cluster, tmp_path:
             engine.dispose()
         print(
             f"outage {OUTAGE:.0f}s: {len(load.answers)} pings, {len(unavailable)} x 503, "
-            f"service back {recovery:.2f}s after the database"
+            f"service back {recovery:.2f}s after the database; the call bridged through it "
+            f"brought {heard:.1f}s of its tone back while the database was down"
         )
     finally:
         buyer.kill()

@@ -41,9 +41,18 @@ def test_parse_request_expands_compact_forms_and_unfolds() -> None:
     assert "v=0" not in str(msg.headers)  # the body is not headers
 
 
-@pytest.mark.parametrize("text", ["", "\x00\xff", "INVITE", "garbage\r\n\r\n", ":\r\n:"])
-def test_parse_request_never_raises(text: str) -> None:
-    parse_request(text)
+@pytest.mark.parametrize(
+    ("text", "method", "headers"),
+    [("", "", {}), ("\x00\xff", "\x00\xff", {}), ("INVITE", "INVITE", {}),
+     ("garbage\r\n\r\n", "garbage", {}), (":\r\n:", ":", {"": [""]})],
+)  # fmt: skip
+def test_garbage_parses_to_a_request_with_nothing_in_it(
+    text: str, method: str, headers: dict[str, list[str]]
+) -> None:
+    """Never an exception: the first word as the method, no URI, nothing the agent reads."""
+    msg = parse_request(text)
+    assert (msg.method, msg.request_uri, msg.headers) == (method, "", headers)
+    assert msg.first("call-id") is None and msg.first("from") is None
 
 
 def test_name_addr_and_user() -> None:

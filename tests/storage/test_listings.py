@@ -3,7 +3,6 @@ newest first, filters applied, each page from the primary key (no sort of the ta
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,7 +51,9 @@ def test_rtb_log_pages_through_every_row_once_newest_first(sqlite_url: str) -> N
     uuids = _fill(engine)
     seen: list[str] = []
     before = None
-    started = time.perf_counter()
+    # How fast a page is, is not asserted here (a timing measures the machine, and fails on
+    # a loaded one): what keeps a page cheap is that it is a search on the key, never a scan
+    # and a sort, and test_pages_walk_the_primary_keys reads that from SQLite's plans.
     with Session(engine) as session:
         while True:
             page = listings.rtb_log(session, before=before, limit=100)
@@ -60,9 +61,7 @@ def test_rtb_log_pages_through_every_row_once_newest_first(sqlite_url: str) -> N
             if page.next_before is None:
                 break
             before = page.next_before
-    per_page = (time.perf_counter() - started) / (N / 100)
     assert seen == uuids[::-1]
-    assert per_page < 0.05, per_page  # a few ms each on the reference machine
     with Session(engine) as session:
         only = listings.rtb_log(session, publisher="p1", status="no-target", key_id="key1",
                                 limit=500).rows  # fmt: skip

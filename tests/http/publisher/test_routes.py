@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid as uuidlib
+from datetime import UTC, datetime
 
 import pytest
 from starlette.testclient import TestClient
@@ -231,11 +232,13 @@ def test_no_target_has_reason_and_no_addresses(make_client: ClientFactory) -> No
     )
 
 
-def test_no_target_pings_are_recorded(make_client: ClientFactory) -> None:
+def test_no_target_pings_are_recorded(make_client: ClientFactory, clock: Clock) -> None:
     client = make_client(one_buyer_config(buyer='hours = "Mon 00:00-00:01 UTC"'))
-    body = ping(client, key=KEY_OPEN)
-    if body["status"] == "reserved":  # the one minute a week the window is open
-        pytest.skip("ran inside the buyer's one-minute window")
+    clock.now = datetime(2026, 6, 1, 0, 0, 30, tzinfo=UTC)  # a Monday, inside the window
+    assert ping(client, key=KEY_OPEN, caller_number="2025550120")["status"] == "reserved"
+    clock.now = datetime(2026, 6, 2, 12, 0, tzinfo=UTC)  # a Tuesday: outside it
+    body = ping(client, key=KEY_OPEN, caller_number="2025550121")
+    assert body["status"] == "no-target"
     looked = client.get(f"/rtbs/{body['uuid']}.json", params={"key": KEY_OPEN})
     assert looked.status_code == 200
     assert looked.json()["status"] == "no-target" and looked.json()["reason"] == "outside-hours"

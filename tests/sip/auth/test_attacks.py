@@ -26,6 +26,7 @@ from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.database import open_database
 from tests.conftest import write_config
+from tests.sip.error_watch import ErrorWatch
 from tests.sip.rawsip import Message, SipPeer
 from tests.support.net import free_port
 
@@ -115,7 +116,7 @@ class Running:
 
 
 @pytest.fixture
-def running(tmp_path: Path, sqlite_url: str) -> Iterator[Running]:
+def running(tmp_path: Path, sqlite_url: str, agent_errors: ErrorWatch) -> Iterator[Running]:
     engine = open_database(sqlite_url)
     apply_file(engine, write_config(tmp_path, CONFIG))
     ticks = Ticks()

@@ -10,6 +10,7 @@ import pytest
 from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.b2bua.agent import Agent
 from tests.sip.b2bua.support import AgentFactory, ScriptedRouter, _spawned
+from tests.sip.error_watch import ErrorWatch
 from tests.sip.sipp import sipp_binary
 from tests.support.net import free_port
 
@@ -23,8 +24,9 @@ def sipp() -> str:
 
 
 @pytest.fixture
-def make_agent(sipp: str) -> Iterator[AgentFactory]:
-    """Start an agent on free loopback ports; stopped (libDestroy) at teardown.
+def make_agent(sipp: str, agent_errors: ErrorWatch) -> Iterator[AgentFactory]:
+    """Start an agent on free loopback ports; stopped (libDestroy) at teardown, after which
+    any error it logged fails the test (``agent_errors``).
 
     One pjsua2 Endpoint exists per process, so each test gets its own agent in turn.
     """

@@ -7,7 +7,9 @@ its own. Everything SIP is real: pjsua2 on loopback sockets, SIPp on the other e
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -113,3 +115,22 @@ def start_uas(tmp_path: Path, scenario: str, **kw: object) -> Sipp:
 def assert_ok(*results: object) -> None:
     for result in results:
         assert result.returncode == 0, result.log  # type: ignore[attr-defined]
+
+
+def options(agent_port: int) -> str:
+    """One OPTIONS probe, as a dispatcher sends it; the agent's first response line."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(2.0)
+        port = sock.getsockname()[1]
+        sock.sendto(
+            (
+                f"OPTIONS sip:127.0.0.1:{agent_port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{time.monotonic_ns()}\r\n"
+                f"From: <sip:probe@127.0.0.1:{port}>;tag=p\r\nTo: <sip:127.0.0.1:{agent_port}>\r\n"
+                f"Call-ID: probe-{time.monotonic_ns()}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode(),
+            ("127.0.0.1", agent_port),
+        )
+        return sock.recv(4096).decode(errors="replace")

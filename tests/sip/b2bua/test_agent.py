@@ -33,9 +33,12 @@ from tests.sip.b2bua.support import (
     ScriptedRouter,
     assert_ok,
     bridge_to,
+    options,
     start_uac,
     start_uas,
 )
+from tests.sip.error_watch import ErrorWatch
+from tests.sip.rawsip import wait_until
 from tests.sip.rtp import RtpPeer
 from tests.sip.sipp import SippResult
 from tests.support.metrics import Exposition
@@ -81,7 +84,9 @@ def test_call_bridged_and_publisher_hangs_up(make_agent: AgentFactory, tmp_path:
     assert (ended.publisher_code, ended.buyer_code, ended.hangup_by) == (200, 200, "publisher")
     assert ended.answer_at is not None and ended.end_at is not None
     assert ended.invite_at <= ended.answer_at <= ended.end_at
-    assert 0.8 <= ended.duration <= 5.0
+    # from the buyer's answer to the BYE: the publisher held the call 1000 ms after its ACK
+    assert ended.duration == pytest.approx((ended.end_at - ended.answer_at).total_seconds())
+    assert ended.duration >= 1.0
     assert ended.call_id == invite.call_id
     router.wait_for(lambda: agent.active_bridges == 0)
 
@@ -94,7 +99,7 @@ def test_buyer_hangs_up(make_agent: AgentFactory, tmp_path: Path) -> None:
     assert pub.requests("BYE"), "buyer's BYE must reach the publisher"
     ended = router.ended()
     assert (ended.publisher_code, ended.buyer_code, ended.hangup_by) == (200, 200, "buyer")
-    assert 0.5 <= ended.duration <= 5.0
+    assert ended.duration >= 0.8  # the buyer hung up 800 ms after its answer
 
 
 @pytest.mark.parametrize(("code", "reason"), [(486, "Busy Here"), (603, "Decline")])
@@ -123,7 +128,7 @@ def test_ring_timeout_cancels_buyer_and_answers_408(
     assert_ok(pub, buyer)
     assert pub.statuses()[-1] == 408
     assert buyer.requests("CANCEL")
-    assert 0.9 <= time.monotonic() - started < 8
+    assert time.monotonic() - started >= 1.0  # not before the ring timeout (hangup_by below)
     ended = router.ended()
     assert (ended.publisher_code, ended.buyer_code, ended.hangup_by) == (408, 487, "timeout")
 
@@ -188,6 +193,7 @@ def test_reject_carries_status_and_headers(make_agent: AgentFactory, tmp_path: P
     assert router.events == []  # nothing claimed, nothing to record
 
 
+@pytest.mark.allow_agent_errors("^router failed for ")
 def test_router_exception_answers_500(make_agent: AgentFactory, tmp_path: Path) -> None:
     def boom(_: IncomingInvite) -> Reject:
         raise RuntimeError("database down")
@@ -318,7 +324,7 @@ def test_stop_hangs_up_calls(make_agent: AgentFactory, tmp_path: Path) -> None:
     assert (ended.publisher_code, ended.hangup_by) == (200, "agent")
 
 
-def test_foreground_run_until_stop(sipp: str, tmp_path: Path) -> None:
+def test_foreground_run_until_stop(sipp: str, tmp_path: Path, agent_errors: ErrorWatch) -> None:
     """run() blocks on the calling thread (the CLI's foreground mode) until stop()."""
     router = ScriptedRouter()
     rtp = free_port()
@@ -364,7 +370,7 @@ def _call_with_media(
     try:
         if dtmf:
             router.wait_for(lambda: any(e.kind == "answered" for e in router.events))
-            time.sleep(0.3)  # media flowing on both legs
+            assert wait_until(lambda: peer.received > 10)  # media flowing on both legs
             peer.send_dtmf(dtmf)
         pub, buyer = uac.wait(), uas.wait()
     finally:
@@ -374,12 +380,12 @@ def _call_with_media(
 
 
 def test_media_bridged_both_ways(make_agent: AgentFactory, tmp_path: Path) -> None:
-    """A tone sent as RTP by the 'publisher' goes through the agent to the buyer, which
-    echoes it (SIPp -rtp_echo), and comes back through the agent. Only bridged audio can
-    come back non-silent: the agent itself generates silence."""
+    """A 440 Hz tone sent as RTP by the 'publisher' goes through the agent to the buyer,
+    which echoes it (SIPp -rtp_echo), and comes back through the agent. Only bridged audio
+    can bring the tone back: the agent itself generates silence."""
     _, router, peer, _, _ = _call_with_media(make_agent, tmp_path)
     assert peer.sent > 50, "the agent never sent RTP to the publisher"
-    assert peer.voiced > peer.sent // 3, f"sent {peer.sent} voiced packets, {peer.voiced} back"
+    assert peer.tone_seconds() >= 1.0, f"{peer.tone_seconds()} s of the 3 s tone came back"
     assert router.ended().publisher_code == 200
 
 
@@ -400,7 +406,7 @@ def test_ipv6_signalling_and_media(
     offer = buyer.requests("INVITE")[0]
     family = "IP6" if ":" in buyer_host else "IP4"
     assert f"c=IN {family} " in offer.text
-    assert peer.voiced > peer.sent // 3, f"sent {peer.sent}, {peer.voiced} voiced back"
+    assert peer.tone_seconds() >= 1.0, f"{peer.tone_seconds()} s of the 3 s tone came back"
     assert router.ended().publisher_code == 200
 
 
@@ -438,39 +444,23 @@ def test_sender_named_by_a_trusted_proxy(make_agent: AgentFactory, tmp_path: Pat
     assert (spoofed.source_ip, spoofed.via_proxy) == (ip_address("127.0.0.3"), None)
 
 
-def _options(agent_port: int) -> str:
-    """One OPTIONS probe, as a dispatcher sends it; the agent's first response line."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(2.0)
-        port = sock.getsockname()[1]
-        sock.sendto(
-            (
-                f"OPTIONS sip:127.0.0.1:{agent_port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{time.monotonic_ns()}\r\n"
-                f"From: <sip:probe@127.0.0.1:{port}>;tag=p\r\nTo: <sip:127.0.0.1:{agent_port}>\r\n"
-                f"Call-ID: probe-{time.monotonic_ns()}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-                "Content-Length: 0\r\n\r\n"
-            ).encode(),
-            ("127.0.0.1", agent_port),
-        )
-        return sock.recv(4096).decode(errors="replace")
-
-
 def test_options_and_sigterm_drain(make_agent: AgentFactory, tmp_path: Path) -> None:
     """A dispatcher's OPTIONS probe hears 200 while the agent takes calls and 503 +
     Retry-After once it drains; a draining agent refuses new INVITEs with 503 while the
     live call runs to its end, and drain() returns when it has."""
     uas = start_uas(tmp_path, "uas_answer.xml")
     agent, router = make_agent(ScriptedRouter(bridge_to(uas.uri())))
-    assert _options(agent.port).startswith("SIP/2.0 200")
+    assert options(agent.port).startswith("SIP/2.0 200")
     live = start_uac(tmp_path, agent, "uac_call.xml", duration_ms=2500)
     router.wait_for(lambda: any(e.kind == "answered" for e in router.events))
     drained = []
     drainer = threading.Thread(target=lambda: drained.append(agent.drain(timeout=20)))
     drainer.start()
-    time.sleep(0.3)  # the agent thread publishes the new OPTIONS answer on its next poll
-    probe = _options(agent.port)
+    # the agent thread publishes the new OPTIONS answer on its next poll: probe until then
+    deadline = time.monotonic() + 10
+    while (probe := options(agent.port)).startswith("SIP/2.0 200"):
+        assert time.monotonic() < deadline, "OPTIONS still answered 200 while draining"
+        time.sleep(0.05)  # pacing, not a wait for the answer
     assert probe.startswith("SIP/2.0 503") and "Retry-After: 5" in probe, probe
     refused = start_uac(tmp_path, agent, "uac_failure.xml", service="late").wait()
     assert refused.statuses()[-1] == 503
@@ -511,15 +501,15 @@ def test_silent_leg_ends_the_call(make_agent: AgentFactory, tmp_path: Path) -> N
                     keys={"rtp_port": str(peer.port)})  # fmt: skip
     try:
         router.wait_for(lambda: any(e.kind == "answered" for e in router.events))
-        time.sleep(1.0)  # audio flows both ways, so both legs are being timed
-        assert peer.voiced > 0
+        # audio came back through both legs, so both are being timed
+        assert wait_until(lambda: peer.received > 25)
     finally:
         peer.stop()
     silent_at = time.monotonic()
     ended = router.ended(timeout=10)
     waited = time.monotonic() - silent_at
     assert ended.hangup_by == "media-timeout" and ended.publisher_code == 200, ended
-    assert 1.5 <= waited <= 5.0, f"ended {waited:.1f} s after the RTP stopped (timeout 2 s)"
+    assert waited >= 1.5, f"ended {waited:.1f} s after the RTP stopped (timeout 2 s)"
     assert ended.duration >= 1.0
     pub, buyer = uac.wait(), uas.wait()
     assert_ok(pub, buyer)  # the publisher was waiting for our BYE; the buyer got one too
@@ -551,7 +541,7 @@ def test_answered_event_carries_both_dialogs(make_agent: AgentFactory, tmp_path:
     assert next_hop(buyer_leg) == ("127.0.0.1", uas.port, "UDP")
 
 
-def test_a_taken_port_is_named_with_what_to_do(sipp: str) -> None:
+def test_a_taken_port_is_named_with_what_to_do(sipp: str, agent_errors: ErrorWatch) -> None:
     """Another process holds the SIP port: the agent refuses to start with a message that
     names the port and the ways out, not a bare pjsua2 error."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:

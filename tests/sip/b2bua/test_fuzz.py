@@ -2,12 +2,12 @@
 (``tests/sip/fuzz.py``) from one address, paced but quick, to an agent with the real
 database-backed router — digest parsing, reservation look-ups and all. Then the agent thread
 is alive, no Python error was logged on any path (a traceback there means an INVITE got a
-500 or no answer), OPTIONS is answered 200, and a normal SIPp call from an allowlisted
+500 or no answer), every answer is one of the codes bad input gets and never a 500, most
+requests got one, OPTIONS is answered 200, and a normal SIPp call from an allowlisted
 publisher bridges to a SIPp buyer and is recorded."""
 
 from __future__ import annotations
 
-import logging
 import re
 import socket
 import threading
@@ -24,9 +24,9 @@ from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.database import open_database
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import write_config
-from tests.sip.b2bua.support import AgentFactory, assert_ok, start_uac, start_uas
-from tests.sip.b2bua.test_agent import _options
+from tests.sip.b2bua.support import AgentFactory, assert_ok, options, start_uac, start_uas
 from tests.sip.fuzz import Target, messages
+from tests.sip.rawsip import wait_until
 
 pytestmark = pytest.mark.sip
 
@@ -37,10 +37,20 @@ KEY = "fuzz-test-key-0000000000001"
 _BRANCH = re.compile(rb"branch=z9hG4bK-fz(\d+)-")  # tests/sip/fuzz.py numbers every request
 
 
-def _request_of(response: bytes, sent: list[bytes]) -> bytes:
-    """The fuzzed request a response answers: its Via branch (echoed back) holds its index."""
-    found = _BRANCH.search(response)
-    return sent[int(found.group(1))] if found and int(found.group(1)) < len(sent) else b""
+MARKER = b"z9hG4bK-end-of-fuzz"
+# What bad input and strangers get: refused as malformed (400), challenged (401), refused
+# (403, 404 unknown reservation, 405 method, 410, 420 extension, 422 session interval, 481
+# no such dialog, 488 media), 200 to the OPTIONS that parse, 503 when the router is busy.
+EXPECTED_CODES = {200, 400, 401, 403, 404, 405, 410, 420, 422, 481, 488, 503}
+
+
+def _marker(t: Target) -> bytes:
+    return (
+        f"OPTIONS sip:{t.host}:{t.port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {t.local_host}:{t.local_port};branch={MARKER.decode()}\r\n"
+        f"From: <sip:fuzz@{t.local_host}>;tag=end\r\nTo: <sip:{t.host}:{t.port}>\r\n"
+        "Call-ID: end-of-fuzz\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
 
 
 def _config(buyer_uri: str) -> str:
@@ -72,7 +82,7 @@ ttl_seconds = 600
 
 
 def test_agent_survives_a_mutation_fuzz_then_bridges(
-    make_agent: AgentFactory, tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+    make_agent: AgentFactory, tmp_path: Path, sqlite_url: str
 ) -> None:
     buyer = start_uas(tmp_path, "uas_answer.xml")
     engine = open_database(sqlite_url)
@@ -84,11 +94,12 @@ def test_agent_survives_a_mutation_fuzz_then_bridges(
     router = ReservationRouter(engine, catalog, secret=b"k" * 32, agent_id="fuzz", ring_timeout=5)
     # No per-source INVITE limit: every fuzzed INVITE should reach the parsing and the router.
     agent, _ = make_agent(router, invite_rate=1e6, invite_burst=10**6)  # type: ignore[arg-type]
-    caplog.set_level(logging.WARNING, logger="rtbridge")
 
-    answers: Counter[str] = Counter()
+    answered: dict[int, set[int]] = {}  # fuzzed request (its index) -> final codes heard
+    provisional: Counter[int] = Counter()
+    unmatched: list[bytes] = []  # answers naming no fuzzed request (its Via was mangled)
     sent_datagrams: list[bytes] = []
-    server_errors: list[str] = []
+    marker_answered = threading.Event()
     stop = threading.Event()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -101,41 +112,66 @@ def test_agent_survives_a_mutation_fuzz_then_bridges(
                     data = sock.recv(70_000)
                 except TimeoutError:
                     continue
-                status = data[:11].decode(errors="replace")
-                answers[status] += 1
-                if status == "SIP/2.0 500":
-                    server_errors.append(data.decode(errors="replace"))
+                if MARKER in data:
+                    marker_answered.set()
+                    continue
+                code = int(data[8:11]) if data[:8] == b"SIP/2.0 " and data[8:11].isdigit() else 0
+                found = _BRANCH.search(data)
+                if found is None or not code:
+                    unmatched.append(data[:200])
+                elif code < 200:
+                    provisional[code] += 1
+                else:
+                    answered.setdefault(int(found.group(1)), set()).add(code)
 
         listener = threading.Thread(target=listen)
         listener.start()
         started = time.monotonic()
-        sent = 0
         try:
             for datagram in messages(target, COUNT, SEED):
                 sock.sendto(datagram, ("127.0.0.1", agent.port))
                 sent_datagrams.append(datagram)
-                sent += 1
-                if sent % BURST == 0:
+                if len(sent_datagrams) % BURST == 0:
                     time.sleep(PAUSE)
             elapsed = time.monotonic() - started
-            time.sleep(2.0)  # answers to the last ones, and the router's queue to drain
+            # Every INVITE routed and answered; then a request of our own, answered after
+            # everything before it, marks the end of what the fuzz got back.
+            assert wait_until(lambda: agent.active_bridges == 0, 30), agent.status()
+            sock.sendto(_marker(target), ("127.0.0.1", agent.port))
+            assert marker_answered.wait(10), "the agent did not answer after the fuzz"
         finally:
             stop.set()
             listener.join(5)
-    print(f"sent {sent} datagrams in {elapsed:.1f}s; answers {dict(answers.most_common())}")
+    codes: Counter[int] = Counter(code for found in answered.values() for code in found)
+    print(f"sent {len(sent_datagrams)} datagrams in {elapsed:.1f}s; {len(answered)} answered, "
+          f"finals {dict(codes.most_common())}, provisional {dict(provisional)}, "
+          f"{len(unmatched)} answers naming no request")  # fmt: skip
 
-    assert sent >= 10_000
+    assert len(sent_datagrams) == COUNT
     assert agent.running
-    # pjsip logs what it rejected (rtbridge.pjsip); errors of our own code are the bugs.
-    errors = [
-        r for r in caplog.records if r.levelno >= logging.ERROR and r.name != "rtbridge.pjsip"
-    ]
-    assert not errors, "\n".join(f"{r.getMessage()}\n{r.exc_text}" for r in errors[:5])
+    # Errors of our own code fail the test through make_agent's agent_errors (a traceback
+    # there means an INVITE got a 500 or no answer); pjsip's reports on what it refused
+    # (rtbridge.pjsip) are not errors.
     # A 500 would be an internal error on some path (pjsip's or ours) for bad input.
-    assert not server_errors, [
-        (r, _request_of(r.encode(), sent_datagrams)) for r in server_errors[:3]
+    server_errors = [i for i, found in answered.items() if 500 in found]
+    assert not server_errors, [sent_datagrams[i][:300] for i in server_errors[:3]]
+    # Each request is answered with one final code (retransmissions repeat it), and only
+    # with the codes bad input and unknown callers get.
+    assert all(len(found) == 1 for found in answered.values()), [
+        (sent_datagrams[i][:200], found) for i, found in answered.items() if len(found) > 1
+    ][:3]
+    bridged = [
+        i
+        for i, found in answered.items()
+        if 200 in found and b"INVITE" in sent_datagrams[i][:6].upper()
     ]
-    assert _options(agent.port).startswith("SIP/2.0 200")
+    assert not bridged, [sent_datagrams[i][:300] for i in bridged[:3]]  # from a stranger
+    assert set(codes) <= EXPECTED_CODES, {c: n for c, n in codes.items() if c not in EXPECTED_CODES}
+    # About a fifth of the broken datagrams still parse as a request that can be answered
+    # (2,482 with this seed); pjsip drops the rest. Far fewer: answers went missing.
+    assert len(answered) >= COUNT // 6, f"only {len(answered)} of {COUNT} requests answered"
+    assert not unmatched, unmatched[:3]
+    assert options(agent.port).startswith("SIP/2.0 200")
 
     # A normal call still bridges, end to end, and is recorded.
     call = start_uac(tmp_path, agent, "uac_call.xml", host="127.0.0.2", service=uuid,

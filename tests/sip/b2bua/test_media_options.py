@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.sip.b2bua.support import UUID, AgentFactory, ScriptedRouter, bridge_to
-from tests.sip.peer import tone_power
 from tests.support.net import free_port
+from tests.support.tone import wav_power
 
 pytestmark = pytest.mark.sip
 
@@ -89,8 +89,8 @@ def test_tls_and_srtp_on_both_legs(
     assert invite.transport == "TLS" and invite.offer_srtp
     assert pub["media"] == {"codec": "PCMU", "proto": "RTP/SAVP"}
     assert buy["media"] == {"codec": "PCMU", "proto": "RTP/SAVP"}
-    assert tone_power(publisher.record, BUYER_HZ) > 0.3, "buyer -> publisher audio"
-    assert tone_power(buyer.record, PUBLISHER_HZ) > 0.3, "publisher -> buyer audio"
+    assert wav_power(publisher.record, BUYER_HZ) > 0.3, "buyer -> publisher audio"
+    assert wav_power(buyer.record, PUBLISHER_HZ) > 0.3, "publisher -> buyer audio"
     assert router.ended().publisher_code == 200
 
 
@@ -110,6 +110,6 @@ def test_transcoded_to_g711(make_agent: AgentFactory, tmp_path: Path, codec: str
     assert pub["media"] == {"codec": "PCMU", "proto": "RTP/AVP"}
     assert buy["media"] == {"codec": codec, "proto": "RTP/AVP"}
     assert buy["digits"] == "42", "DTMF relayed across codecs"
-    assert tone_power(publisher.record, BUYER_HZ) > 0.3, "buyer -> publisher audio"
-    assert tone_power(buyer.record, PUBLISHER_HZ) > 0.3, "publisher -> buyer audio"
+    assert wav_power(publisher.record, BUYER_HZ) > 0.3, "buyer -> publisher audio"
+    assert wav_power(buyer.record, PUBLISHER_HZ) > 0.3, "publisher -> buyer audio"
     assert router.ended().publisher_code == 200

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import write_config
-from tests.sip.b2bua.support import AgentFactory, assert_ok, start_uac, start_uas
+from tests.sip.b2bua.support import AgentFactory, start_uas
+from tests.sip.rawsip import Dialog, Message, SipPeer
 from tests.support.sqlite_lock import Locker
 
 pytestmark = pytest.mark.sip
@@ -156,7 +157,8 @@ def test_a_claim_whose_answer_was_lost_is_closed_and_its_unit_given_back(
     to the sweep, ``hangup_by = "fault"`` — the counters equal their recount, and the
     buyer takes calls again."""
     caplog.set_level(logging.WARNING, logger="rtbridge")
-    make_agent(world.router, heartbeat_interval=BEAT)  # type: ignore[arg-type]
+    router = Watched(world.router)
+    make_agent(router, heartbeat_interval=BEAT)  # type: ignore[arg-type]
     claimed, answered = (world.ping().split()[1] for _ in range(2))
     for uuid in (claimed, answered):
         result = calls.claim(world.engine, uuid=uuid, publisher_id="p1", now=datetime.now(UTC),
@@ -179,7 +181,7 @@ def test_a_claim_whose_answer_was_lost_is_closed_and_its_unit_given_back(
     assert report.ok, report
     assert world.ping().startswith("reserved"), "the live units were given back"
 
-    time.sleep(3 * BEAT)  # more sweeps: closed once, logged once
+    router.wait_sweeps(3)  # more sweeps: closed once, logged once
     lines = _swept(caplog)
     assert sorted((line["uuid"], line["status"]) for line in lines) == sorted(
         [(claimed, "failed"), (answered, "completed")]
@@ -191,19 +193,25 @@ def test_a_claim_whose_answer_was_lost_is_closed_and_its_unit_given_back(
     assert check_counters(world.engine).ok
 
 
-class SlowToAnswer:
-    """The database router, whose answer reaches the agent ``delay`` seconds after the claim
-    committed: the window in which a call is claimed but its bridge (still routing) does
-    not know its uuid — a slow catalog read after the claim, a busy pool."""
+class Watched:
+    """The database router, with the heartbeats it completed counted (each one writes the
+    heartbeat and sweeps), and — ``held`` — its answers to INVITEs held back until the
+    test opens ``gate``: the window in which a call is claimed but its bridge (still
+    routing) does not know its uuid (a slow catalog read after the claim, a busy pool)."""
 
-    def __init__(self, router: ReservationRouter, delay: float) -> None:
-        self.router, self.delay = router, delay
-        self.committed = threading.Event()
+    def __init__(self, router: ReservationRouter, *, held: bool = False) -> None:
+        self.router = router
+        self.committed = threading.Event()  # a claim is in the database
+        self.gate = threading.Event()
+        if not held:
+            self.gate.set()
+        self.sweeps: list[datetime] = []  # the ``at`` of each heartbeat done, in order
+        self._cond = threading.Condition()
 
     def route(self, invite: IncomingInvite) -> Reject | BridgeTo:
         result = self.router.route(invite)
         self.committed.set()
-        time.sleep(self.delay)
+        self.gate.wait(30)
         return result
 
     def on_event(self, event: CallEvent) -> None:
@@ -214,33 +222,66 @@ class SlowToAnswer:
 
     def heartbeat(self, at: datetime, carried: Carried) -> None:
         self.router.heartbeat(at, carried)
+        with self._cond:
+            self.sweeps.append(at)
+            self._cond.notify_all()
+
+    def wait_sweeps(self, count: int, *, after: datetime | None = None) -> None:
+        """Until ``count`` more sweeps are done than now, each of a heartbeat stamped after
+        ``after`` when given: the event that proves the moment a test waits for passed,
+        however slow the machine."""
+        with self._cond:
+            done = len(self.sweeps)
+
+            def enough() -> bool:
+                new = self.sweeps[done:]
+                return sum(after is None or at > after for at in new) >= count
+
+            assert self._cond.wait_for(enough, 30), f"{count} sweeps did not come"
 
 
 def test_a_call_routing_or_bridged_past_the_grace_is_not_touched(
-    make_agent: AgentFactory, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_agent: AgentFactory, world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A real call whose claim is committed 1.5 s (over two graces) before its bridge
-    learns it, then bridged for 3 s (five graces): every heartbeat meanwhile sweeps, and
-    none closes it. It connects, and ends normally when the publisher hangs up."""
+    """A real call whose claim is committed while its bridge waits for the router's answer
+    until two sweeps ran past the grace; then bridged until two more sweeps ran: none
+    closes it. It connects, and ends normally when the publisher hangs up."""
     caplog.set_level(logging.WARNING, logger="rtbridge")
-    router = SlowToAnswer(world.router, delay=1.5)
+    router = Watched(world.router, held=True)
     agent, _ = make_agent(router, heartbeat_interval=BEAT)  # type: ignore[arg-type]
     uuid = world.ping().split()[1]
-    publisher = start_uac(tmp_path, agent, "uac_call.xml", service=uuid, duration_ms=3000,
-                          timeout=30)  # fmt: skip
-    assert router.committed.wait(10)
-    assert world.call(uuid)["status"] == "claimed"
-    time.sleep(1.2)  # still routing, two graces past its INVITE
-    assert world.call(uuid)["status"] == "claimed"
-    connected = world.wait_status(uuid, {"connected", "failed", "completed"}, timeout=5)
-    assert connected["status"] == "connected", connected
-    time.sleep(2.0)  # bridged, past the grace, swept every heartbeat
-    assert world.call(uuid)["status"] == "connected"
-
-    assert_ok(publisher.wait(20))
+    publisher = SipPeer("127.0.0.1", answer=None)
+    answers: list[tuple[Dialog, Message]] = []
+    dialling = threading.Thread(
+        target=lambda: answers.append(publisher.invite(("127.0.0.1", agent.port), uuid))
+    )
+    dialling.start()
+    try:
+        assert router.committed.wait(10)
+        claimed = world.call(uuid)
+        assert claimed["status"] == "claimed"
+        # still routing: two sweeps of heartbeats stamped past the grace of its INVITE
+        router.wait_sweeps(2, after=_ts(claimed["invite_at"]) + timedelta(seconds=GRACE))
+        assert world.call(uuid)["status"] == "claimed"
+        router.gate.set()
+        dialling.join(15)
+        ((dialog, final),) = answers
+        assert final.status == 200, final.first_line
+        connected = world.wait_status(uuid, {"connected", "failed", "completed"}, timeout=5)
+        assert connected["status"] == "connected", connected
+        up_since = time.monotonic()
+        router.wait_sweeps(2)  # bridged, long past the grace: each sweep would close it
+        assert world.call(uuid)["status"] == "connected"
+        held_for = time.monotonic() - up_since
+        bye = publisher.request(dialog, "BYE")
+        assert bye is not None and bye.status == 200
+    finally:
+        router.gate.set()
+        dialling.join(15)
+        publisher.close()
     ended = world.wait_status(uuid, {"completed", "failed"}, timeout=5)
     assert ended["status"] == "completed" and ended["hangup_by"] == "publisher", ended
-    assert ended["duration"] >= 2.5
+    assert ended["duration"] >= held_for  # answered before it was seen connected
     assert _swept(caplog) == []
     assert check_counters(world.engine).ok
 

@@ -203,11 +203,13 @@ def test_ring_timeout_is_408(service: Service) -> None:
 
 
 @pytest.mark.parametrize("service", [("uas_answer.xml", 2)], indirect=True)
-def test_admin_changes_reach_the_running_agent_within_2_seconds(
-    service: Service, sqlite_url: str
-) -> None:
+def test_admin_changes_reach_the_running_agent_at_once(service: Service, sqlite_url: str) -> None:
     """Issue 4 item 3, live: an IP added through the admin API lets the next INVITE in, its
-    removal refuses the next one, and an entry that expires stops matching on its own."""
+    removal refuses the next one, and an entry that expires stops matching on its own.
+
+    ``serve``'s agent shares the HTTP process's catalog, which an admin write reloads before
+    it answers (http/handlers.write): the very next INVITE sees the change, no waiting. (An
+    agent in another process sees it within the catalog's one-second recheck.)"""
     from datetime import UTC, datetime, timedelta
 
     from tests.support.admin import make_token
@@ -224,22 +226,19 @@ def test_admin_changes_reach_the_running_agent_within_2_seconds(
 
     added = httpx2.post(ips, json={"cidr": f"{source}/32", "note": "live test"}, headers=admin)
     assert added.status_code == 201, added.text
-    changed = time.monotonic()
-    time.sleep(1.2)  # the agent rechecks the configuration version every second
     assert dial_from_source("uac_call.xml") == 200
-    assert time.monotonic() - changed < 2.5  # the INVITE went out within ~1.3 s of the change
 
     removed = httpx2.delete(f"{ips}/{added.json()['id']}", headers=admin)
     assert removed.status_code == 204, removed.text
-    time.sleep(1.2)
     assert dial_from_source("uac_failure.xml") == 401
 
-    expires = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
-    added = httpx2.post(ips, json={"cidr": f"{source}/32", "expires_at": expires}, headers=admin)
+    expires_at = datetime.now(UTC) + timedelta(seconds=3)
+    added = httpx2.post(ips, json={"cidr": f"{source}/32", "expires_at": expires_at.isoformat()},
+                        headers=admin)  # fmt: skip
     assert added.status_code == 201, added.text
-    time.sleep(1.2)
     assert dial_from_source("uac_call.xml") == 200
-    time.sleep(2.5)  # past expires_at, with no further change made
+    assert datetime.now(UTC) < expires_at, "the call must be placed before the expiry"
+    time.sleep((expires_at - datetime.now(UTC)).total_seconds() + 0.2)  # no change made
     assert dial_from_source("uac_failure.xml") == 401
 
 

@@ -26,12 +26,9 @@ class Call:
         return self.buyer.dialogs[-1]
 
     def media_flows(self, timeout: float = 5.0) -> bool:
-        """RTP reaches both peers (again) within ``timeout``."""
-        pub, buy = self.publisher.rtp_received, self.buyer.rtp_received
-        return wait_until(
-            lambda: self.publisher.rtp_received > pub + 10 and self.buyer.rtp_received > buy + 10,
-            timeout,
-        )
+        """Each side hears the other's tone (again) within ``timeout``: audio crossed the
+        agent both ways."""
+        return both_hear(self.publisher, self.buyer, timeout)
 
     def trap(self, host: str = "127.0.0.9") -> Trap:
         trap = Trap(host)
@@ -45,17 +42,32 @@ class Call:
             trap.close()
 
 
+PUBLISHER_HZ, BUYER_HZ = 440, 1000
+HEARD_FOR = 0.3  # seconds of the other side's tone that prove audio crossed
+
+
+def both_hear(publisher: SipPeer, buyer: SipPeer, timeout: float = 5.0) -> bool:
+    """Within ``timeout``, from now on, the publisher hears the buyer's tone and the buyer
+    the publisher's."""
+    pub, buy = publisher.ear.mark(), buyer.ear.mark()
+    return wait_until(
+        lambda: publisher.ear.seconds_of(buyer.tone, pub) >= HEARD_FOR
+        and buyer.ear.seconds_of(publisher.tone, buy) >= HEARD_FOR,
+        timeout, step=0.1,
+    )  # fmt: skip
+
+
 def bridged(make_agent: AgentFactory, *, agent: Agent | None = None,
             router: ScriptedRouter | None = None, buyer_answer: int = 200,
             **plan: object) -> Call:  # fmt: skip
     """A connected call, audio flowing both ways. ``plan``: fields of the router's BridgeTo
     (e.g. ``publisher_media=("127.0.0.10/32",)``)."""
-    buyer = SipPeer("127.0.0.1", answer=buyer_answer)
+    buyer = SipPeer("127.0.0.1", answer=buyer_answer, tone=BUYER_HZ)
     if agent is None or router is None:
         agent, router = make_agent()
     decide = bridge_to(f"sip:buyer@127.0.0.1:{buyer.port}")
     router.decide = lambda invite: dataclasses.replace(decide(invite), **plan)  # type: ignore[arg-type]
-    publisher = SipPeer("127.0.0.1", answer=None)
+    publisher = SipPeer("127.0.0.1", answer=None, tone=PUBLISHER_HZ)
     dialog, final = publisher.invite(("127.0.0.1", agent.port), UUID)
     call = Call(agent, router, publisher, buyer, dialog)
     if buyer_answer == 200:
