@@ -356,7 +356,9 @@ def account_config(
     acfg.natConfig.sipOutboundUse = 0  # no RFC 5626 ";ob" Contact: we are not a client
     media = acfg.mediaConfig
     media.transportConfig.port = config.rtp_port_min
-    media.transportConfig.portRange = config.rtp_port_max - config.rtp_port_min
+    # pjsua's cursor gives RTP ports min, min + 2, ... up to min + portRange, each with its
+    # RTCP port next to it: the last pair must end below rtp_port_max (exclusive).
+    media.transportConfig.portRange = config.rtp_port_max - config.rtp_port_min - 2
     bound_media = config.media_address6 if bound is not None else config.media_address
     if bound_media:
         media.transportConfig.boundAddress = bound_media
