@@ -1,6 +1,6 @@
-"""README's "First call", run as written against a live ``rtbridge serve`` and
-``rtbridge demo-buyer``: only the ports (free ones for 8080, 5060 and 5070) and the database
-differ. Then one more call whose media is a real RTP socket, to prove that the buyer's echo
+"""README's "First ping" and "First call", run as written against a live ``rtbridge serve``
+and ``rtbridge demo-buyer``: only the ports (free ones for 8080, 5060 and 5070) and the
+database differ. Then one more call whose media is a real RTP socket, to prove that the buyer's echo
 crosses the bridge back to the publisher."""
 
 from __future__ import annotations
@@ -30,14 +30,19 @@ pytestmark = [pytest.mark.sip, pytest.mark.live]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def readme_block(heading: str, language: str = "sh") -> str:
+    """The first ``language`` code block of the README's ``## heading`` section."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index(f"\n## {heading}\n") :]
+    section = section[: section.index("\n## ", 1)]
+    block = re.search(rf"```{language}\n(.*?)```", section, re.S)
+    assert block is not None, f"no ```{language} block under ## {heading}"
+    return block.group(1)
+
+
 def first_call_commands() -> str:
     """The shell block of README's "First call" section."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("\n## First call\n") :]
-    section = section[: section.index("\n## ", 1)]
-    block = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert block is not None, "no ```sh block under ## First call"
-    return block.group(1)
+    return readme_block("First call")
 
 
 @dataclass
@@ -66,6 +71,33 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         sip = f"127.0.0.1:{free_port()}"
         with serve(db, sip=sip) as base:
             yield Demo(base, sip, buyer)
+
+
+def test_the_readme_first_ping_reserves_the_demo_buyer(demo: Demo) -> None:
+    """The README's curl, as written but for the port, answers what the README shows: the
+    same fields, and the same values where the README gives one (it elides the uuid and
+    the times with "…")."""
+    script = readme_block("First ping")
+    assert "http://127.0.0.1:8080" in script
+    script = script.replace("http://127.0.0.1:8080", demo.http)
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    shown = json.loads(readme_block("First ping", "json"))
+    assert list(answer) == list(shown), answer
+    numbers = re.search(r"^numbers = \[(.*)\]$", (ROOT / "deploy" / "demo.toml").read_text(), re.M)
+    assert numbers is not None
+    pool = re.findall(r'"(\+\d+)"', numbers.group(1))
+    assert answer["inbound_number"] in pool and shown["inbound_number"] in pool, (answer, pool)
+    for field, value in shown.items():
+        if "…" in str(value):
+            tail = str(value).split("…")[1]
+            assert str(answer[field]).endswith(tail) and len(str(answer[field])) > len(tail)
+        elif field != "inbound_number":  # any number of the pool
+            assert answer[field] == value, (field, answer)
+    assert answer["sip_address"] == f"{answer['uuid']}@sip.rtb.example.com"
 
 
 def test_the_readme_first_calls_are_answered_and_completed(demo: Demo) -> None:

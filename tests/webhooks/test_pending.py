@@ -79,7 +79,7 @@ def test_a_webhook_made_by_another_process_counts_once_its_catalog_rechecks(
 ) -> None:
     """The CLI or another API worker makes the webhook: the version it bumps reloads a
     catalog at its next recheck; until then that process's pings are not pending (the lag
-    the README states)."""
+    docs/webhooks.md states)."""
     engine = open_database(db_url)
     apply_file(engine, DEMO)
     other = make_engine(db_url)
