@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import re
 from pathlib import Path
 
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -22,8 +24,11 @@ from tests.conftest import ClientFactory, write_config
 from tests.support.admin import make_token
 from tests.support.demo import KEY_OPEN, one_buyer_config
 from tests.support.metrics import Exposition
+from tests.support.net import free_port
+from tests.support.server import serve
 
 ADMIN_SECRET = "not-a-real-admin-token-0123456789"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def scrape(client: TestClient) -> Exposition:
@@ -174,6 +179,40 @@ def test_access_log_has_one_line_per_request_and_no_secret(
     text = "\n".join(JsonFormatter().format(r) for r in lines)
     for secret in (KEY_OPEN, ADMIN_SECRET, "c-s-r-f-value", "no-such-key"):
         assert secret not in text
+
+
+def documented_families() -> set[str]:
+    """The families docs/metrics.md lists: the backticked names in the first cell of each
+    row of its "Families" table (counters with their ``_total``, as Prometheus shows them)."""
+    doc = (ROOT / "docs" / "metrics.md").read_text()
+    table = doc[doc.index("\n## Families\n") :]
+    table = table[: table.index("\n## ", 1)]
+    cells = [row.split("|")[1] for row in table.splitlines() if row.startswith("| `rtbridge_")]
+    return {name for cell in cells for name in re.findall(r"`(rtbridge_\w+)`", cell)}
+
+
+@pytest.mark.live
+def test_docs_list_exactly_the_families_a_full_process_exposes(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """``rtbridge serve`` with everything in it (the SIP agent, the webhook sender), scraped
+    over HTTP from loopback (an insider: the build series too) after a ping: every family it
+    exposes is documented, and every documented family is exposed."""
+    _apply(sqlite_url, tmp_path)
+    with serve(sqlite_url, sip=f"127.0.0.1:{free_port('127.0.0.1')}") as base:
+        assert httpx2.post(f"{base}/rtbs.json", data={"key": KEY_OPEN}).status_code == 200
+        answer = httpx2.get(f"{base}/metrics")
+    assert answer.status_code == 200
+    exposed = {
+        # Prometheus shows a counter family as its samples' name, ``_total``; the parser
+        # gives the family's own name.
+        f"{name}_total" if family.type == "counter" else name
+        for name, family in Exposition(answer.text).families.items()
+    }
+    documented = documented_families()
+    assert sorted(documented - exposed) == [], "documented but not exposed"
+    assert sorted(exposed - documented) == [], "exposed but not in docs/metrics.md"
+    assert {"rtbridge_webhook_deliveries_total", "rtbridge_webhook_pending"} <= exposed
 
 
 def _apply(url: str, tmp_path: Path) -> None:
