@@ -53,7 +53,7 @@ class Settings:
     # $RTBRIDGE_STATUS_NETWORKS: sources shown versions and builds in /health and /metrics
     status_networks: tuple[str, ...] = DEFAULT_STATUS_NETWORKS
 
-    # What one HTTP client can hold (http/server.py; README "Limits"):
+    # What one HTTP client can hold (http/server.py; docs/operations.md "Limits"):
     http_max_head: int = 16 * 1024  # bytes of a request line and headers; 431 beyond
     http_head_timeout: float = 10.0  # seconds to send a whole request head; 408 after
     http_keep_alive: int = 5  # seconds a kept-alive connection may idle between requests

@@ -30,7 +30,7 @@ def positive(kind: type[int] | type[float], *, least: float = 0, zero: bool = Fa
 
 def add_http_limits(parser: argparse.ArgumentParser) -> None:
     """The flags bounding what one HTTP client can hold, on every command that serves HTTP
-    (``serve``, ``sip --http``, ``webhooks run --http``); README "Limits"."""
+    (``serve``, ``sip --http``, ``webhooks run --http``); docs/operations.md "Limits"."""
     group = parser.add_argument_group("HTTP limits")
 
     def flag(name: str, kind: Any, metavar: str, text: str) -> None:

@@ -72,7 +72,7 @@ def headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, 
 def verify(
     secret: str, head: Mapping[str, str], body: bytes, *, now: int, tolerance: int = TOLERANCE
 ) -> bool:
-    """What a receiver does (the README shows it in five lines): recompute and compare in
+    """What a receiver does (docs/webhooks.md shows it in five lines): recompute and compare in
     constant time, against every ``v1,`` signature listed, inside the replay window."""
     try:
         msg_id, stamp = head["webhook-id"], int(head["webhook-timestamp"])

@@ -56,7 +56,7 @@ WWW_AUTHENTICATE = "WWW-Authenticate"
 
 # Why an INVITE was not accepted: one name per outcome below, the same string in the decision
 # log line ("auth_failure") and in /metrics (rtbridge_sip_auth_failures_total{reason}), so
-# the two agree. The README's metrics table explains each.
+# the two agree. docs/metrics.md explains each.
 MISSING_CREDENTIALS = "missing-credentials"  # not allowlisted, no Authorization: 401
 THROTTLED = "throttled"  # this username from this source failed max_failures times: 403
 THROTTLED_SOURCE = "throttled-source"  # the source failed source_max_failures times: 403
