@@ -69,6 +69,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.api import UVICORN, server  # noqa: E402
+from bench.verdict import Verdict, refuse  # noqa: E402
 
 from rtbridge.admin.apply import apply_file  # noqa: E402
 from rtbridge.storage.database import open_database  # noqa: E402
@@ -517,15 +518,14 @@ def main() -> int:
         setups = setups[:1]
         wrk_seconds, backlog_pings, baseline_seconds, drain_max = 1.0, 400, 1.0, 5.0
     if "c" in parts and shutil.which("wrk") is None:
-        print("wrk is missing: apt-get install wrk", file=sys.stderr)
-        return 2
+        return refuse("bench/webhooks.py", "wrk is missing: apt-get install wrk")
     global T0
     T0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="rtbridge-bench-webhooks-"))
     print(f"rtbridge webhooks, SQLite, demo configuration (caps out of reach), sender POSTs "
           f"{BATCH} at a time; load, servers and receiver on the same machine ({os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at the start)")  # fmt: skip
-    failures: list[str] = []
+    verdict = Verdict("bench/webhooks.py")
     steady_results: list[Steady] = []
     ceiling: Ceiling | None = None
     cost: dict[str, list[float]] = {}
@@ -541,16 +541,21 @@ def main() -> int:
                     steady_results.append(r)
                     print(f"  {setup}, {rate:.0f}/s: {r.delivered}/{r.events} delivered",
                           flush=True)  # fmt: skip
-                    if r.signatures[0] != r.signatures[1]:
-                        failures.append(f"{setup} {rate:.0f}/s: a signature did not verify")
-                    if SETUPS[setup] != ("off", False) and r.delivered != r.events:
-                        failures.append(f"{setup} {rate:.0f}/s: {r.delivered} of {r.events} "
-                                        f"events delivered within {drain_max:.0f} s")  # fmt: skip
+                    verdict.check(f"(a) {setup} {rate:.0f}/s: every ping reserved, every cancel 200",
+                                  r.load.errors == 0,
+                                  f"{r.load.errors} errors in {r.load.pings} pings")  # fmt: skip
+                    verdict.check(f"(a) {setup} {rate:.0f}/s: every sampled signature verifies",
+                                  r.signatures[0] == r.signatures[1],
+                                  f"{r.signatures[1]} of {r.signatures[0]} verified")  # fmt: skip
+                    if SETUPS[setup] != ("off", False):
+                        verdict.check(f"(a) {setup} {rate:.0f}/s: every event delivered within "
+                                      f"{drain_max:.0f} s", r.delivered == r.events,
+                                      f"{r.delivered} of {r.events}")  # fmt: skip
         print(f"  [{time.monotonic() - T0:.1f} s] b", flush=True)
         if "b" in parts:
             ceiling = run_ceiling(work, rx, backlog_pings, baseline_seconds, 120.0)
-            if ceiling.delivered < ceiling.backlog:
-                failures.append(f"ceiling: {ceiling.delivered} of {ceiling.backlog} delivered")
+            verdict.check("(b) the backlog delivered", ceiling.delivered >= ceiling.backlog,
+                          f"{ceiling.delivered} of {ceiling.backlog}")  # fmt: skip
         print(f"  [{time.monotonic() - T0:.1f} s] c", flush=True)
         if "c" in parts:
             cost_setups = [SETUPS_ON, SETUPS_OFF] if args.quick else list(SETUPS)
@@ -584,9 +589,9 @@ def main() -> int:
             median = statistics.median(values)
             print(f"{name:<28}{median:>10.0f}{median / off:>8.2f}")
     shutil.rmtree(work, ignore_errors=True)
-    for failure in failures:
-        print(f"WARNING: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+    if cost:
+        verdict.note("(c) prints ratios only: it has no goal and no check of its own")
+    return verdict.report()
 
 
 if __name__ == "__main__":
