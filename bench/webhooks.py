@@ -364,8 +364,9 @@ def run_steady(
 
 def wrk_pings(
     base: str, seconds: float, connections: int, run: int, work: Path
-) -> tuple[float, int]:
-    """(pings/s, pings) from wrk, closed loop; callers distinct per run (no ping shield)."""
+) -> tuple[float, int, int]:
+    """(pings/s, pings, errors) from wrk, closed loop; callers distinct per run (no ping
+    shield). Errors: non-2xx answers and socket errors."""
     script = work / "ping.lua"
     script.write_text(LUA.replace("RUN", str(run)))
     out = subprocess.run(
@@ -376,9 +377,10 @@ def wrk_pings(
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    if errors:
-        print(f"  wrk: {errors} non-2xx answers", file=sys.stderr)
-    return rps, requests
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if socket_errors:
+        errors += sum(int(x) for x in re.findall(r"\d+", socket_errors.group(1)))
+    return rps, requests, errors
 
 
 LUA = """
@@ -452,8 +454,9 @@ def quiet(sites: list[Site], limit: float = 60.0) -> None:
 
 def run_cost(
     work: Path, rx: Receiver, setups: list[str], seconds: float, trials: int, connections: int,
-    warm_up: bool,
+    warm_up: bool, errors: dict[str, int],
 ) -> dict[str, list[float]]:  # fmt: skip
+    """Pings/s per set-up, trial by trial; wrk's errors per set-up added to ``errors``."""
     rates: dict[str, list[float]] = {name: [] for name in setups}
     with contextlib.ExitStack() as stack:
         bases, sending = {}, []
@@ -473,7 +476,9 @@ def run_cost(
             for name in names[trial % len(names) :] + names[: trial % len(names)]:
                 run += 1
                 quiet(sending)
-                rates[name].append(wrk_pings(bases[name], seconds, connections, run, work)[0])
+                rps, _, failed = wrk_pings(bases[name], seconds, connections, run, work)
+                rates[name].append(rps)
+                errors[name] = errors.get(name, 0) + failed
     return rates
 
 
@@ -529,6 +534,7 @@ def main() -> int:
     steady_results: list[Steady] = []
     ceiling: Ceiling | None = None
     cost: dict[str, list[float]] = {}
+    cost_errors: dict[str, int] = {}
     with server(*receiver()) as rx_base:
         rx = Receiver(rx_base)
         print(f"  [{time.monotonic() - T0:.1f} s] a", flush=True)
@@ -560,7 +566,7 @@ def main() -> int:
         if "c" in parts:
             cost_setups = [SETUPS_ON, SETUPS_OFF] if args.quick else list(SETUPS)
             cost = run_cost(work, rx, cost_setups, wrk_seconds, args.trials, args.connections,
-                            warm_up=not args.quick)  # fmt: skip
+                            warm_up=not args.quick, errors=cost_errors)  # fmt: skip
 
     print(f"  [{time.monotonic() - T0:.1f} s] end; load average {os.getloadavg()[0]:.1f}",
           flush=True)  # fmt: skip
@@ -590,7 +596,10 @@ def main() -> int:
             print(f"{name:<28}{median:>10.0f}{median / off:>8.2f}")
     shutil.rmtree(work, ignore_errors=True)
     if cost:
-        verdict.note("(c) prints ratios only: it has no goal and no check of its own")
+        for name, failed in cost_errors.items():
+            verdict.check(f"(c) {name}: no wrk error, every answer 2xx", failed == 0,
+                          f"{failed} errors")  # fmt: skip
+        verdict.note("(c) prints ratios, with no goal")
     return verdict.report()
 
 
