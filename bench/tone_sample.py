@@ -75,12 +75,6 @@ class ToneSample:
         answers = [(r.invite_answers() or [None])[0] for r in results]
         return Heard(answers, heard.seconds, heard.window)
 
-    def kill(self) -> None:
-        for call in self.calls:
-            call.kill()
-        for peer in self.peers:
-            peer.stop()
-
 
 def judge(verdict: Verdict, label: str, heard: Heard) -> None:
     """Two checks: every sampled call answered 200; every one heard its tone back."""
