@@ -2,12 +2,20 @@
 two ``rtbridge sip`` agents on one PostgreSQL, SIPp as publisher and buyer. In one run:
 
 (a) set-up time, INVITE -> 200 at the publisher: SIPp -> buyer directly, -> one agent
-    directly, -> Kamailio -> agent; what Kamailio adds at p50 (goal: <= 1 ms);
+    directly, -> Kamailio -> agent, the three in two rounds of the same run (the second in
+    the reverse order); what Kamailio adds at p50 over the agent alone (goal: <= 1 ms);
 (b) short calls through Kamailio at a ladder of rates for ``--seconds`` each: the highest
-    with zero failed calls (goal: >= 500/s), and CPU per component at each rate;
-(c) simultaneous bridged calls through Kamailio with full-duplex G.711 (the publisher
-    streams a PCMU tone, the buyer echoes it): how many are up at once (goal: >= 1,000),
+    with zero failed calls (goal: >= 500/s; no baseline, the goal is absolute), and CPU per
+    component at each rate;
+(c) simultaneous bridged calls through Kamailio with full-duplex G.711 (SIPp streams a PCMU
+    tone, the buyer echoes it), a sample of them carrying an RTP peer's tone that must come
+    back: how many are up at once by the agents' own count (goal: >= 1,000; no baseline),
     CPU per component.
+
+Every part also checks its workload: each call answered 200, the sampled calls' tone back,
+both agents alive. Exit 0 when every goal and check passed, 1 when one failed (the verdict
+block at the end names it), 2 when nothing could be judged (a tool missing). Goals are flags,
+``--goal-...``, defaults the issue's.
 
     .venv/bin/python bench/cluster.py [--seconds 30] [--rates 200,300,400,500] [--bridges 1000]
 """
@@ -23,22 +31,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from sip import (  # noqa: E402
+from bench.sip import (  # noqa: E402
     KEY,
     SCENARIOS,
     Proc,
+    answered_all,
     config,
     final_codes,
     pct,
     setup_times,
     write_tone,
 )
+from bench.tone_sample import ToneSample, judge  # noqa: E402
+from bench.verdict import Verdict, refuse  # noqa: E402
 
 from rtbridge.admin.apply import apply_file  # noqa: E402
 from rtbridge.domain.ping import PingRequest  # noqa: E402
@@ -70,9 +81,11 @@ class Cpu:
         return out
 
 
-def kamailio_pids() -> list[int]:
-    found = subprocess.run(["pgrep", "-f", "kamailio -DD -E"], capture_output=True, text=True)
-    return [int(pid) for pid in found.stdout.split()]
+def kamailio_pids(work: Path) -> list[int]:
+    """This run's Kamailio: the main process (its pid file) and the workers it forked."""
+    main = int((work / "kamailio" / "pid").read_text().split()[0])
+    found = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True)
+    return [main, *(int(pid) for pid in found.stdout.split())]
 
 
 class Site:
@@ -97,8 +110,8 @@ class Site:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
-    def reservations(self, n: int) -> Path:
-        rows = []
+    def reserve(self, n: int) -> list[str]:
+        uuids = []
         for start in range(0, n, 500):
             reqs = []
             for _ in range(min(500, n - start)):
@@ -106,10 +119,18 @@ class Site:
                 reqs.append(PingRequest(key=KEY, caller_number=f"+1202{self.callers:07d}",
                                         inbound_number=None))  # fmt: skip
             for outcome in self.ops.ping_many(reqs):
-                rows.append(f"{outcome.uuid};+12025550100;\n")  # type: ignore[union-attr]
+                if getattr(outcome, "status", "") != "reserved":
+                    raise RuntimeError(f"ping did not reserve: {outcome}")
+                uuids.append(outcome.uuid)  # type: ignore[union-attr]
+        return uuids
+
+    def reservations(self, n: int) -> Path:
         path = self.work / f"calls-{time.monotonic_ns()}.csv"
-        path.write_text("SEQUENTIAL\n" + "".join(rows))
+        path.write_text("SEQUENTIAL\n" + "".join(f"{u};+12025550100;\n" for u in self.reserve(n)))
         return path
+
+    def alive(self) -> list[bool]:
+        return [a.proc is not None and a.proc.poll() is None for a in self.agents]
 
     def sipp(self, target: str, n: int, *, rate: float, limit: int, hold_ms: int = 0,
              media: bool = False, inf: Path | None = None,
@@ -134,7 +155,9 @@ class Site:
         self.engine.dispose()
 
 
-def bench_setup(site: Site, proxy: str, calls: int) -> None:
+def bench_setup(site: Site, verdict: Verdict, proxy: str, calls: int, goal_ms: float) -> None:
+    """The three paths in two rounds, the second in the reverse order, so drift of the
+    machine falls on all alike."""
     direct_csv = site.work / "direct.csv"
     direct_csv.write_text("SEQUENTIAL\n" + "buyer;+12025550100;\n" * calls)
     paths = [
@@ -142,19 +165,30 @@ def bench_setup(site: Site, proxy: str, calls: int) -> None:
         ("SIPp -> agent -> buyer", site.agents[0].address, None),
         ("SIPp -> Kamailio -> agent", proxy, None),
     ]
-    print(f"\n(a) call set-up, INVITE -> 200 at the publisher, {calls} calls at 20/s")
+    times: dict[str, list[float]] = {name: [] for name, _, _ in paths}
+    codes: dict[str, Counter[int]] = {name: Counter() for name, _, _ in paths}
+    for n, order in ((calls - calls // 2, paths), (calls // 2, paths[::-1])):
+        for name, target, inf in order:
+            _, msg = site.sipp(target, n, rate=20, limit=1, inf=inf)
+            times[name] += setup_times(msg)
+            codes[name].update(final_codes(msg))
+    print(f"\n(a) call set-up, INVITE -> 200 at the publisher, {calls} calls at 20/s on each path")
     print(f"    {'path':<28}{'answered':>9}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
     p50 = []
-    for name, target, inf in paths:
-        _, msg = site.sipp(target, calls, rate=20, limit=1, inf=inf)
-        times = setup_times(msg)
-        p50.append(pct(times, 0.5))
-        print(f"    {name:<28}{len(times):>9}{pct(times, 0.5):>9.2f}{pct(times, 0.99):>9.2f}"
-              f"{statistics.fmean(times):>9.2f}")  # fmt: skip
-    print(f"    added by Kamailio at p50: {p50[2] - p50[1]:+.2f} ms (goal <= 1 ms)")
+    for name, _, _ in paths:
+        values = times[name] or [float("nan")]
+        p50.append(pct(values, 0.5))
+        print(f"    {name:<28}{len(times[name]):>9}{pct(values, 0.5):>9.2f}"
+              f"{pct(values, 0.99):>9.2f}{statistics.fmean(values):>9.2f}")  # fmt: skip
+        answered_all(verdict, f"(a) {name}", dict(codes[name]), calls)
+    added = p50[2] - p50[1]
+    print(f"    added by Kamailio at p50: {added:+.2f} ms (goal <= {goal_ms:g} ms)")
+    verdict.goal("(a) set-up added by Kamailio at p50", added <= goal_ms,
+                 f"{added:+.2f} ms (goal <= +{goal_ms:g} ms)")  # fmt: skip
 
 
-def bench_rate(site: Site, proxy: str, cpu: Cpu, rates: list[float], seconds: int) -> None:
+def bench_rate(site: Site, verdict: Verdict, proxy: str, cpu: Cpu, rates: list[float],
+               seconds: int, goal: float) -> None:  # fmt: skip
     print(f"\n(b) short calls through Kamailio for {seconds} s at each rate")
     best = 0.0
     for rate in rates:
@@ -168,22 +202,28 @@ def bench_rate(site: Site, proxy: str, cpu: Cpu, rates: list[float], seconds: in
         use = {k: (after[k] - before[k]) / elapsed for k in after}
         codes = final_codes(msg)
         answered = codes.get(200, 0)
-        setup = setup_times(msg)
+        setup = setup_times(msg) or [float("nan")]
         print(f"    {rate:>5.0f}/s: {answered} of {n} answered "
               f"{ {c: k for c, k in sorted(codes.items()) if c != 200} }, set-up p50 "
               f"{pct(setup, 0.5):.1f} ms p99 {pct(setup, 0.99):.1f} ms; CPU "
               + ", ".join(f"{k} {v:.0%}" for k, v in use.items()))  # fmt: skip
-        if answered != n:
+        if answered != n or not all(site.alive()):
             break
         best = rate
-    print(f"    highest rate with zero failed calls: {best:.0f}/s (goal >= 500/s)")
+    print(f"    highest rate with zero failed calls: {best:.0f}/s (goal >= {goal:g}/s)")
+    verdict.goal(f"(b) highest rate with zero failed calls, {seconds} s at each", best >= goal,
+                 f"{best:.0f}/s of the ladder {rates} (goal >= {goal:g}/s)")  # fmt: skip
 
 
-def bench_bridges(site: Site, proxy: str, cpu: Cpu, bridges: int) -> None:
-    print(f"\n(c) {bridges} simultaneous calls through Kamailio, PCMU both ways")
+def bench_bridges(site: Site, verdict: Verdict, proxy: str, cpu: Cpu, bridges: int,
+                  sampled: int, goal: int) -> None:  # fmt: skip
+    print(f"\n(c) {bridges} simultaneous calls through Kamailio, PCMU both ways; {sampled} of "
+          "them with an RTP peer's tone")  # fmt: skip
     ramp = 50.0
     hold = int((bridges / ramp + 20) * 1000)
-    proc, msg = site.sipp(proxy, bridges, rate=ramp, limit=bridges, hold_ms=hold, media=True,
+    sample = ToneSample(site.work, proxy, site.reserve(sampled), hold)
+    bulk = bridges - sampled
+    proc, msg = site.sipp(proxy, bulk, rate=ramp, limit=bulk, hold_ms=hold, media=True,
                           wait=False)  # fmt: skip
     deadline = time.monotonic() + bridges / ramp + 15
     up = 0
@@ -193,19 +233,28 @@ def bench_bridges(site: Site, proxy: str, cpu: Cpu, bridges: int) -> None:
             break
         time.sleep(0.5)
     time.sleep(2)
+    sample.mark()
     before, started = cpu.sample(), time.monotonic()
     time.sleep(10)
     after = cpu.sample()
+    sample.close_window()
     use = {k: (after[k] - before[k]) / (time.monotonic() - started) for k in after}
     per_agent = [int(a.status()["bridges_by_phase"]["connected"]) for a in site.agents]  # type: ignore[index]
     rss = [Proc(a.proc.pid).rss_mb() for a in site.agents if a.proc is not None]
     proc.wait()
+    heard = sample.finish()
     codes = final_codes(msg)
     print(f"    bridged at once: {sum(per_agent)} ({' + '.join(map(str, per_agent))}) of {bridges} "
-          f"(answered {codes.get(200, 0)}; refused { {c: k for c, k in codes.items() if c != 200} }) "
-          "(goal >= 1,000)")  # fmt: skip
+          f"(bulk answered {codes.get(200, 0)} of {bulk}; refused "
+          f"{ {c: k for c, k in codes.items() if c != 200} }) (goal >= {goal})")  # fmt: skip
     print("    CPU: " + ", ".join(f"{k} {v:.0%}" for k, v in use.items())
           + f"; agent RSS {', '.join(f'{r:.0f} MB' for r in rss)}")  # fmt: skip
+    print(f"    tone back on the sampled calls over {heard.window:.1f} s while all were up: "
+          f"{', '.join(f'{s:.1f} s' for s in heard.seconds)}")  # fmt: skip
+    answered_all(verdict, "(c) bulk calls", codes, bulk)
+    judge(verdict, "(c) while all were up", heard)
+    verdict.goal("(c) calls bridged at once (the agents' count)", sum(per_agent) >= goal,
+                 f"{sum(per_agent)} of {bridges} placed (goal >= {goal})")  # fmt: skip
 
 
 def main() -> int:
@@ -216,13 +265,26 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--rates", default="200,300,400,500")
     parser.add_argument("--bridges", type=int, default=1000)
+    parser.add_argument("--sampled", type=int, default=4,
+                        help="calls of (c) whose tone must come back")  # fmt: skip
     parser.add_argument("--only", default="a,b,c")
+    goals = parser.add_argument_group("goals")
+    goals.add_argument("--goal-proxy-ms", type=float, default=1.0, metavar="MS",
+                       help="(a) set-up added by Kamailio at p50, at most")  # fmt: skip
+    goals.add_argument("--goal-rate", type=float, default=500, metavar="CALLS_PER_S",
+                       help="(b) highest rate with no failed call, at least")  # fmt: skip
+    goals.add_argument("--goal-bridges", type=int, default=1000, metavar="N",
+                       help="(c) calls bridged at once, at least")  # fmt: skip
     args = parser.parse_args()
+    bench = "bench/cluster.py"
     for tool in ("sipp", "kamailio"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            print(f"{tool} is missing: scripts/system-deps test", file=sys.stderr)
-            return 2
+            return refuse(bench, f"{tool} is missing: scripts/system-deps test")
     only = set(args.only.split(","))
+    if "c" in only and not 0 < args.sampled < args.bridges:
+        return refuse(bench, f"--sampled {args.sampled} must be 1..{args.bridges - 1}")
+    verdict = Verdict(bench)
+    verdict.goals_from(parser, args)
     work = Path(tempfile.mkdtemp(prefix="rtbridge-cluster-"))
     with postgres.cluster() as db_url:
         # PostgreSQL has no key file: the site key comes from the environment (README)
@@ -232,21 +294,25 @@ def main() -> int:
             for agent in site.agents:
                 agent.start()
             with kamailio(work, [a.address for a in site.agents], host=PROXY) as proxy:
-                cpu = Cpu({"kamailio": kamailio_pids(),
+                cpu = Cpu({"kamailio": kamailio_pids(work),
                            **{f"agent{i + 1}": [a.proc.pid] for i, a in enumerate(site.agents)
                               if a.proc is not None},
                            "buyer SIPp": [site.buyer.pid]})  # fmt: skip
                 print(f"Kamailio + 2 agents on PostgreSQL, {os.cpu_count()} CPUs")
                 if "a" in only:
-                    bench_setup(site, proxy.address, args.calls)
+                    bench_setup(site, verdict, proxy.address, args.calls, args.goal_proxy_ms)
                 if "b" in only:
-                    bench_rate(site, proxy.address, cpu, [float(r) for r in args.rates.split(",")],
-                               args.seconds)  # fmt: skip
+                    bench_rate(site, verdict, proxy.address, cpu,
+                               [float(r) for r in args.rates.split(",")], args.seconds,
+                               args.goal_rate)  # fmt: skip
                 if "c" in only:
-                    bench_bridges(site, proxy.address, cpu, args.bridges)
+                    bench_bridges(site, verdict, proxy.address, cpu, args.bridges, args.sampled,
+                                  args.goal_bridges)  # fmt: skip
+            alive = site.alive()
+            verdict.check("both agents alive at the end", all(alive), f"alive: {alive}")
         finally:
             site.close()
-    return 0
+    return verdict.report()
 
 
 if __name__ == "__main__":

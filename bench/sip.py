@@ -6,16 +6,25 @@ pings on a key whose campaign has a DID pool and a buyer with concurrency and da
 The buyer is a SIPp UAS echoing RTP. In one run:
 
 (a) set-up time, INVITE sent -> 200 received, through the agent against SIPp calling the
-    buyer directly (the baseline); p50/p99 and the difference (goal: <= +3 ms at p50);
+    buyer directly (the baseline), in alternating halves of the same run; p50/p99 and the
+    difference (goal: <= +3 ms at p50);
 (b) short calls at a ladder of rates for ``--seconds`` each: the highest with zero failed
-    calls (goal: >= 300/s for 60 s);
-(c) simultaneous bridged calls with full-duplex G.711: the publisher streams a PCMU tone
-    into every call, the buyer echoes it; agent CPU and RSS while they are all up (goal:
-    >= 500 calls, <= 1 core);
-(d) soak: ``--soak`` short calls in chunks; RSS after each (goal: flat within 10% after
-    warm-up);
+    calls (goal: >= 300/s; the issue's goal is for 60 s trials); no baseline, the goal is
+    absolute;
+(c) simultaneous bridged calls with full-duplex G.711: SIPp streams a PCMU tone into every
+    call, the buyer echoes it, and a sample of calls carries an RTP peer's tone that must come
+    back; agent CPU and RSS while they are all up, against the same agent idle just before
+    (goal: >= 500 calls, <= 1 core);
+(d) soak: ``--soak`` short calls in 4 chunks or more; RSS after each, the first chunk being the
+    warm-up (goal: the others within 10%);
 (e) flood: ``--flood-rate`` INVITEs/s for 10 s of unknown uuids from another address while
-    legitimate calls keep coming: crashes, legitimate calls lost, what the flood got.
+    legitimate calls keep coming and a sample of calls carries a tone: crashes, legitimate
+    calls lost (goal: none), what the flood got, audio during the flood, the next call.
+
+Every part also checks its workload: each call answered as it should (200, or a refusal for
+the flood), the sampled calls' tone back, the agent alive. Exit 0 when every goal and check
+passed, 1 when one failed (the verdict block at the end names it), 2 when nothing could be
+judged (SIPp missing). Goals are flags, ``--goal-...``, defaults the issue's.
 
     .venv/bin/python bench/sip.py [--seconds 60] [--rates 100,200,300,400] [--bridges 500]
                                   [--soak 50000] [--flood-rate 1000] [--only a,b,c,d,e]
@@ -35,11 +44,15 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.tone_sample import ToneSample, judge  # noqa: E402
+from bench.verdict import Verdict, refuse  # noqa: E402
 
 from rtbridge.admin.apply import apply_file  # noqa: E402
 from rtbridge.domain.ping import PingRequest  # noqa: E402
@@ -236,9 +249,10 @@ class Bench:
         self.engine.dispose()
 
     # -- traffic ----------------------------------------------------------------------------
-    def reservations(self, n: int) -> Path:
-        """``n`` real reservations (distinct caller numbers, so each takes a DID), as CSV."""
-        rows: list[str] = []
+    def reserve(self, n: int) -> list[tuple[str, str]]:
+        """``n`` real reservations (distinct caller numbers, so each takes a DID): (uuid,
+        caller number)."""
+        rows: list[tuple[str, str]] = []
         for start in range(0, n, 500):
             reqs = []
             for _ in range(min(500, n - start)):
@@ -249,10 +263,19 @@ class Bench:
                 uuid = getattr(outcome, "uuid", None)
                 if getattr(outcome, "status", "") not in ("reserved", "confirmed") or not uuid:
                     raise RuntimeError(f"ping did not reserve: {outcome}")
-                rows.append(f"{uuid};{req.caller_number};\n")
+                rows.append((uuid, req.caller_number))
+        return rows
+
+    def reservations(self, n: int) -> Path:
+        """``n`` real reservations as SIPp's CSV (-inf)."""
         path = self.work / f"calls-{time.monotonic_ns()}.csv"
-        path.write_text("SEQUENTIAL\n" + "".join(rows))
+        path.write_text("SEQUENTIAL\n" + "".join(f"{u};{c};\n" for u, c in self.reserve(n)))
         return path
+
+    def tone_sample(self, n: int, hold_ms: int) -> ToneSample:
+        """``n`` calls through the agent, each with its own RTP peer's tone."""
+        uuids = [uuid for uuid, _ in self.reserve(n)]
+        return ToneSample(self.work, f"127.0.0.1:{self.agent_port}", uuids, hold_ms)
 
     def sipp(self, target: str, scenario: Path, n: int, *, rate: float, limit: int,
              hold_ms: int = 0, inf: Path | None = None, host: str = "127.0.0.1",
@@ -284,24 +307,49 @@ class Bench:
 # -- the five measurements ---------------------------------------------------------------------
 
 
-def bench_setup(bench: Bench, calls: int) -> None:
+def answered_all(verdict: Verdict, name: str, codes: dict[int, int], n: int) -> bool:
+    others = {c: k for c, k in sorted(codes.items()) if c != 200}
+    return verdict.check(f"{name}: every call answered 200", codes.get(200, 0) == n,
+                         f"{codes.get(200, 0)} of {n} answered 200, others {others}")  # fmt: skip
+
+
+def bench_setup(bench: Bench, verdict: Verdict, calls: int, goal_ms: float) -> None:
+    """Both paths in two alternating halves (direct, agent, agent, direct), so drift of the
+    machine falls on both alike."""
     direct_csv = bench.work / "direct.csv"
     direct_csv.write_text("SEQUENTIAL\n" + "buyer;+12025550100;\n" * calls)
-    _, msg = bench.sipp(f"127.0.0.1:{bench.buyer_port}", SCENARIOS / "uac_bench.xml", calls,
-                        rate=20, limit=1, inf=direct_csv)  # fmt: skip
-    direct = setup_times(msg)
-    _, msg = bench.calls(calls, rate=20)
-    through = setup_times(msg)
-    print(f"\n(a) call set-up, INVITE -> 200 at the publisher, {calls} calls at 20/s")
+    times: dict[str, list[float]] = {"direct": [], "agent": []}
+    codes: dict[str, Counter[int]] = {"direct": Counter(), "agent": Counter()}
+    halves = (calls - calls // 2, calls // 2)
+    for path, n in (("direct", halves[0]), ("agent", halves[0]), ("agent", halves[1]),
+                    ("direct", halves[1])):  # fmt: skip
+        if path == "direct":
+            _, msg = bench.sipp(f"127.0.0.1:{bench.buyer_port}", SCENARIOS / "uac_bench.xml", n,
+                                rate=20, limit=1, inf=direct_csv)  # fmt: skip
+        else:
+            _, msg = bench.calls(n, rate=20)
+        times[path] += setup_times(msg)
+        codes[path].update(final_codes(msg))
+    direct, through = times["direct"], times["agent"]
+    print(f"\n(a) call set-up, INVITE -> 200 at the publisher, {calls} calls at 20/s on each path")
     print(f"    {'path':<24}{'answered':>9}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
     for name, values in (("SIPp -> SIPp (baseline)", direct), ("SIPp -> agent -> SIPp", through)):
-        print(f"    {name:<24}{len(values):>9}{pct(values, 0.5):>9.2f}{pct(values, 0.99):>9.2f}"
-              f"{statistics.fmean(values):>9.2f}")  # fmt: skip
-    print(f"    added by the agent at p50: {pct(through, 0.5) - pct(direct, 0.5):+.2f} ms "
-          "(goal <= +3 ms)")  # fmt: skip
+        if values:
+            print(f"    {name:<24}{len(values):>9}{pct(values, 0.5):>9.2f}"
+                  f"{pct(values, 0.99):>9.2f}{statistics.fmean(values):>9.2f}")  # fmt: skip
+    answered_all(verdict, "(a) SIPp -> SIPp", dict(codes["direct"]), calls)
+    answered_all(verdict, "(a) SIPp -> agent -> SIPp", dict(codes["agent"]), calls)
+    if direct and through:
+        added = pct(through, 0.5) - pct(direct, 0.5)
+        print(f"    added by the agent at p50: {added:+.2f} ms (goal <= +{goal_ms:g} ms)")
+        verdict.goal("(a) set-up added by the agent at p50", added <= goal_ms,
+                     f"{added:+.2f} ms (goal <= +{goal_ms:g} ms)")  # fmt: skip
+    else:
+        verdict.goal("(a) set-up added by the agent at p50", False, "no call answered on a path")
 
 
-def bench_rate(bench: Bench, agent: Proc, rates: list[float], seconds: int) -> None:
+def bench_rate(bench: Bench, verdict: Verdict, agent: Proc, rates: list[float], seconds: int,
+               goal: float) -> None:  # fmt: skip
     print(f"\n(b) short calls (no hold) for {seconds} s at each rate; stop at the first failure")
     best = 0.0
     for rate in rates:
@@ -313,7 +361,7 @@ def bench_rate(bench: Bench, agent: Proc, rates: list[float], seconds: int) -> N
         cpu = (agent.cpu() - cpu0) / elapsed
         codes = final_codes(msg)
         answered = codes.get(200, 0)
-        setup = setup_times(msg)
+        setup = setup_times(msg) or [float("nan")]
         print(f"    {rate:>5.0f}/s offered: {answered} answered, {n - answered} failed "
               f"{ {c: k for c, k in sorted(codes.items()) if c != 200} }, "
               f"{answered / elapsed:.0f}/s achieved, set-up p50 {pct(setup, 0.5):.1f} ms "
@@ -321,15 +369,21 @@ def bench_rate(bench: Bench, agent: Proc, rates: list[float], seconds: int) -> N
         if answered != n or not bench.agent_alive():
             break
         best = rate
-    print(f"    highest rate with zero failed calls: {best:.0f}/s (goal >= 300/s)")
+    print(f"    highest rate with zero failed calls: {best:.0f}/s (goal >= {goal:g}/s)")
+    verdict.goal(f"(b) highest rate with zero failed calls, {seconds} s at each", best >= goal,
+                 f"{best:.0f}/s of the ladder {rates} (goal >= {goal:g}/s)")  # fmt: skip
 
 
-def bench_bridges(bench: Bench, agent: Proc, bridges: int) -> None:
-    print(f"\n(c) {bridges} simultaneous calls, the publisher streaming PCMU, the buyer echoing")
+def bench_bridges(bench: Bench, verdict: Verdict, agent: Proc, bridges: int, sampled: int,
+                  goal: int, goal_cpu: float) -> None:  # fmt: skip
+    print(f"\n(c) {bridges} simultaneous calls, the publisher streaming PCMU, the buyer echoing; "
+          f"{sampled} of them with an RTP peer's tone")  # fmt: skip
     idle_cpu, idle_rss = agent.cpu_over(3), agent.rss_mb()
     ramp = 50.0
     hold_ms = int((bridges / ramp + 25) * 1000)
-    proc, msg = bench.calls(bridges, rate=ramp, hold_ms=hold_ms, media=True, wait=False)
+    sample = bench.tone_sample(sampled, hold_ms)
+    bulk = bridges - sampled
+    proc, msg = bench.calls(bulk, rate=ramp, hold_ms=hold_ms, media=True, wait=False)
     deadline = time.monotonic() + bridges / ramp + 20
     up = 0.0
     while time.monotonic() < deadline:
@@ -338,20 +392,33 @@ def bench_bridges(bench: Bench, agent: Proc, bridges: int) -> None:
             break
         time.sleep(0.5)
     time.sleep(2)
+    sample.mark()
     cpu, rss = agent.cpu_over(10), agent.rss_mb()
+    sample.close_window()
     up = bench.metric('rtbridge_sip_bridges{phase="connected"}')
     proc.wait()
+    heard = sample.finish()
     codes = final_codes(msg)
-    print(f"    bridged at once: {up:.0f} of {bridges} (answered {codes.get(200, 0)}, "
-          f"refused { {c: k for c, k in codes.items() if c != 200} }) (goal >= 500)")  # fmt: skip
-    print(f"    agent CPU {cpu:.0%} of one core (idle {idle_cpu:.0%}; goal <= 100%), "
+    print(f"    bridged at once: {up:.0f} of {bridges} (bulk answered {codes.get(200, 0)} of "
+          f"{bulk}, refused { {c: k for c, k in codes.items() if c != 200} }) "
+          f"(goal >= {goal})")  # fmt: skip
+    print(f"    agent CPU {cpu:.0%} of one core (idle {idle_cpu:.0%}; goal <= {goal_cpu:.0%}), "
           f"{(cpu - idle_cpu) * 100 / max(up, 1):.1%} per 100 calls")  # fmt: skip
     print(f"    agent RSS {rss:.0f} MB (idle {idle_rss:.0f} MB), "
           f"{(rss - idle_rss) / max(up, 1) * 1024:.0f} kB per call")  # fmt: skip
+    print(f"    tone back on the sampled calls over {heard.window:.1f} s while all were up: "
+          f"{', '.join(f'{s:.1f} s' for s in heard.seconds)}")  # fmt: skip
+    answered_all(verdict, "(c) bulk calls", codes, bulk)
+    judge(verdict, "(c) while all were up", heard)
+    verdict.goal("(c) calls bridged at once (the agent's metric)", up >= goal,
+                 f"{up:.0f} of {bridges} placed (goal >= {goal})")  # fmt: skip
+    verdict.goal("(c) agent CPU with all of them up", cpu <= goal_cpu,
+                 f"{cpu:.0%} of one core (goal <= {goal_cpu:.0%})")  # fmt: skip
 
 
-def bench_soak(bench: Bench, agent: Proc, total: int, rate: float) -> None:
-    chunk = 10_000 if total >= 20_000 else max(1, total // 4)
+def bench_soak(bench: Bench, verdict: Verdict, agent: Proc, total: int, rate: float,
+               goal: float) -> None:  # fmt: skip
+    chunk = 10_000 if total >= 40_000 else max(1, total // 4)
     print(f"\n(d) soak: {total} short calls at {rate:.0f}/s, RSS after each {chunk}")
     samples: list[tuple[int, float]] = []
     done = failed = 0
@@ -363,40 +430,64 @@ def bench_soak(bench: Bench, agent: Proc, total: int, rate: float) -> None:
         samples.append((done, agent.rss_mb()))
         print(f"    {done:>7} calls: RSS {samples[-1][1]:.0f} MB, failed so far {failed}")
         if not bench.agent_alive():
-            return
-    warm = samples[1:] if len(samples) > 2 else samples
+            break
+    verdict.check("(d) every soak call answered 200", failed == 0 and done == total,
+                  f"{failed} of {done} failed")  # fmt: skip
+    warm = samples[1:]  # the first chunk warms pjsua's pools up
+    if len(warm) < 3:
+        verdict.goal("(d) RSS flat after warm-up", False,
+                     f"{len(warm)} samples after warm-up, 3 needed: the agent died")  # fmt: skip
+        return
     low, high = min(r for _, r in warm), max(r for _, r in warm)
-    print(
-        f"    after warm-up RSS {low:.0f}..{high:.0f} MB: {(high - low) / low:.1%} "
-        "(goal: within 10%)"
-    )
+    spread = (high - low) / low
+    print(f"    after warm-up RSS {low:.0f}..{high:.0f} MB: {spread:.1%} (goal: within {goal:.0%})")
+    verdict.goal("(d) RSS flat after warm-up", spread <= goal,
+                 f"{low:.0f}..{high:.0f} MB over {len(warm)} samples, {spread:.1%} "
+                 f"(goal <= {goal:.0%})")  # fmt: skip
 
 
-def bench_flood(bench: Bench, agent: Proc, rate: int, seconds: int = 10) -> None:
+def bench_flood(bench: Bench, verdict: Verdict, agent: Proc, rate: int, goal_lost: int,
+                sampled: int, seconds: int = 10) -> None:  # fmt: skip
     print(f"\n(e) flood: {rate} INVITE/s for {seconds} s of unknown uuids from 127.0.0.2, with "
-          "legitimate calls at 20/s from 127.0.0.1")  # fmt: skip
+          f"legitimate calls at 20/s from 127.0.0.1 and {sampled} calls with a tone")  # fmt: skip
+    sample = bench.tone_sample(sampled, (seconds + 8) * 1000)
     legit, legit_msg = bench.calls(20 * (seconds + 4), rate=20, hold_ms=2000, wait=False)
     time.sleep(2)
     cpu0 = agent.cpu()
+    sample.mark()
     flood, flood_msg = bench.sipp(f"127.0.0.1:{bench.agent_port}", FLOOD_SCENARIO, rate * seconds,
                                   rate=rate, limit=rate * 2, host="127.0.0.2",
                                   service="flood", timeout=60, wait=False)  # fmt: skip
     flood.wait()
+    sample.close_window()
     cpu = (agent.cpu() - cpu0) / seconds
     legit.wait()
+    heard = sample.finish()
     alive = bench.agent_alive()
     codes, flood_codes = final_codes(legit_msg), final_codes(flood_msg)
+    total = 20 * (seconds + 4)
+    lost = total - codes.get(200, 0)
     print(f"    agent alive: {alive}; agent CPU during the flood {cpu:.0%}")
     print(f"    flood answered: {dict(sorted(flood_codes.items()))} "
           f"(of {rate * seconds} sent)")  # fmt: skip
-    total = 20 * (seconds + 4)
-    print(f"    legitimate calls: {codes.get(200, 0)} of {total} bridged, "
-          f"{total - codes.get(200, 0)} lost")  # fmt: skip
+    print(f"    legitimate calls: {codes.get(200, 0)} of {total} bridged, {lost} lost "
+          f"{ {c: k for c, k in sorted(codes.items()) if c != 200} }")  # fmt: skip
+    print(f"    tone back on the sampled calls during the flood ({heard.window:.1f} s): "
+          f"{', '.join(f'{s:.1f} s' for s in heard.seconds)}")  # fmt: skip
+    verdict.check("(e) the agent alive after the flood", alive, "alive" if alive else "died")
+    bridged = sum(k for c, k in flood_codes.items() if 200 <= c < 300)
+    verdict.check("(e) no flood INVITE bridged", bridged == 0,
+                  f"{bridged} answered 2xx of {rate * seconds}; answers "
+                  f"{dict(sorted(flood_codes.items()))}")  # fmt: skip
+    judge(verdict, "(e) during the flood", heard)
+    verdict.goal("(e) legitimate calls lost during the flood", lost <= goal_lost,
+                 f"{lost} of {total} (goal <= {goal_lost})")  # fmt: skip
     if alive:
         _, msg = bench.calls(1, rate=1)
-        print(
-            f"    next call after the flood: {'bridged' if final_codes(msg).get(200) else 'FAILED'}"
-        )
+        after = final_codes(msg).get(200, 0) == 1
+        print(f"    next call after the flood: {'bridged' if after else 'FAILED'}")
+        verdict.check("(e) the next call after the flood bridged", after,
+                      f"answers {final_codes(msg)}")  # fmt: skip
 
 
 def main() -> int:
@@ -410,6 +501,8 @@ def main() -> int:
     parser.add_argument("--soak", type=int, default=50_000, help="short calls for (d)")
     parser.add_argument("--soak-rate", type=float, default=300)
     parser.add_argument("--flood-rate", type=int, default=1000)
+    parser.add_argument("--sampled", type=int, default=4,
+                        help="calls of (c) and (e) whose tone must come back")  # fmt: skip
     parser.add_argument("--only", default="a,b,c,d,e", help="which measurements to run")
     parser.add_argument(
         "--agent",
@@ -418,11 +511,27 @@ def main() -> int:
         metavar="'KEY = VALUE'",
         help="an extra [agent] line for the agent's options (repeatable)",
     )
+    goals = parser.add_argument_group("goals")
+    goals.add_argument("--goal-setup-ms", type=float, default=3.0, metavar="MS",
+                       help="(a) set-up added at p50, at most")  # fmt: skip
+    goals.add_argument("--goal-rate", type=float, default=300, metavar="CALLS_PER_S",
+                       help="(b) highest rate with no failed call, at least")  # fmt: skip
+    goals.add_argument("--goal-bridges", type=int, default=500, metavar="N",
+                       help="(c) calls bridged at once, at least")  # fmt: skip
+    goals.add_argument("--goal-cpu", type=float, default=1.0, metavar="CORES",
+                       help="(c) agent CPU with them all up, at most")  # fmt: skip
+    goals.add_argument("--goal-rss-spread", type=float, default=0.10, metavar="SHARE",
+                       help="(d) RSS spread after warm-up, at most")  # fmt: skip
+    goals.add_argument("--goal-flood-lost", type=int, default=0, metavar="N",
+                       help="(e) legitimate calls lost during the flood, at most")  # fmt: skip
     args = parser.parse_args()
     if shutil.which("sipp") is None:
-        print("sipp is missing: apt-get install sip-tester", file=sys.stderr)
-        return 2
+        return refuse("bench/sip.py", "sipp is missing: apt-get install sip-tester")
     only = set(args.only.split(","))
+    if "c" in only and not 0 < args.sampled < args.bridges:
+        return refuse("bench/sip.py", f"--sampled {args.sampled} must be 1..{args.bridges - 1}")
+    verdict = Verdict("bench/sip.py")
+    verdict.goals_from(parser, args)
     bench = Bench(Path(tempfile.mkdtemp(prefix="rtbridge-sipbench-")), args.agent)
     try:
         bench.start_buyer()
@@ -430,18 +539,23 @@ def main() -> int:
         build = urllib.request.urlopen(f"http://127.0.0.1:{bench.status_port}/health").read()
         print(f"rtbridge sip on SQLite, {os.cpu_count()} CPUs; agent: {build.decode()[:400]}")
         if "a" in only:
-            bench_setup(bench, args.calls)
-        if "b" in only:
-            bench_rate(bench, agent, [float(r) for r in args.rates.split(",")], args.seconds)
+            bench_setup(bench, verdict, args.calls, args.goal_setup_ms)
+        if "b" in only and bench.agent_alive():
+            bench_rate(bench, verdict, agent, [float(r) for r in args.rates.split(",")],
+                       args.seconds, args.goal_rate)  # fmt: skip
         if "c" in only and bench.agent_alive():
-            bench_bridges(bench, agent, args.bridges)
+            bench_bridges(bench, verdict, agent, args.bridges, args.sampled, args.goal_bridges,
+                          args.goal_cpu)  # fmt: skip
         if "d" in only and bench.agent_alive():
-            bench_soak(bench, agent, args.soak, args.soak_rate)
+            bench_soak(bench, verdict, agent, args.soak, args.soak_rate, args.goal_rss_spread)
         if "e" in only and bench.agent_alive():
-            bench_flood(bench, agent, args.flood_rate)
-        return 0 if bench.agent_alive() else 1
+            bench_flood(bench, verdict, agent, args.flood_rate, args.goal_flood_lost,
+                        min(args.sampled, 2))  # fmt: skip
+        alive = bench.agent_alive()
+        verdict.check("the agent alive at the end", alive, "alive" if alive else "died")
     finally:
         bench.stop()
+    return verdict.report()
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.api import UVICORN, server  # noqa: E402
+from bench.verdict import Verdict, refuse  # noqa: E402
 
 from rtbridge.admin.apply import apply_file  # noqa: E402
 from rtbridge.storage.database import open_database  # noqa: E402
@@ -363,8 +364,9 @@ def run_steady(
 
 def wrk_pings(
     base: str, seconds: float, connections: int, run: int, work: Path
-) -> tuple[float, int]:
-    """(pings/s, pings) from wrk, closed loop; callers distinct per run (no ping shield)."""
+) -> tuple[float, int, int]:
+    """(pings/s, pings, errors) from wrk, closed loop; callers distinct per run (no ping
+    shield). Errors: non-2xx answers and socket errors."""
     script = work / "ping.lua"
     script.write_text(LUA.replace("RUN", str(run)))
     out = subprocess.run(
@@ -375,9 +377,10 @@ def wrk_pings(
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    if errors:
-        print(f"  wrk: {errors} non-2xx answers", file=sys.stderr)
-    return rps, requests
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if socket_errors:
+        errors += sum(int(x) for x in re.findall(r"\d+", socket_errors.group(1)))
+    return rps, requests, errors
 
 
 LUA = """
@@ -451,8 +454,9 @@ def quiet(sites: list[Site], limit: float = 60.0) -> None:
 
 def run_cost(
     work: Path, rx: Receiver, setups: list[str], seconds: float, trials: int, connections: int,
-    warm_up: bool,
+    warm_up: bool, errors: dict[str, int],
 ) -> dict[str, list[float]]:  # fmt: skip
+    """Pings/s per set-up, trial by trial; wrk's errors per set-up added to ``errors``."""
     rates: dict[str, list[float]] = {name: [] for name in setups}
     with contextlib.ExitStack() as stack:
         bases, sending = {}, []
@@ -472,7 +476,9 @@ def run_cost(
             for name in names[trial % len(names) :] + names[: trial % len(names)]:
                 run += 1
                 quiet(sending)
-                rates[name].append(wrk_pings(bases[name], seconds, connections, run, work)[0])
+                rps, _, failed = wrk_pings(bases[name], seconds, connections, run, work)
+                rates[name].append(rps)
+                errors[name] = errors.get(name, 0) + failed
     return rates
 
 
@@ -517,18 +523,18 @@ def main() -> int:
         setups = setups[:1]
         wrk_seconds, backlog_pings, baseline_seconds, drain_max = 1.0, 400, 1.0, 5.0
     if "c" in parts and shutil.which("wrk") is None:
-        print("wrk is missing: apt-get install wrk", file=sys.stderr)
-        return 2
+        return refuse("bench/webhooks.py", "wrk is missing: apt-get install wrk")
     global T0
     T0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="rtbridge-bench-webhooks-"))
     print(f"rtbridge webhooks, SQLite, demo configuration (caps out of reach), sender POSTs "
           f"{BATCH} at a time; load, servers and receiver on the same machine ({os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at the start)")  # fmt: skip
-    failures: list[str] = []
+    verdict = Verdict("bench/webhooks.py")
     steady_results: list[Steady] = []
     ceiling: Ceiling | None = None
     cost: dict[str, list[float]] = {}
+    cost_errors: dict[str, int] = {}
     with server(*receiver()) as rx_base:
         rx = Receiver(rx_base)
         print(f"  [{time.monotonic() - T0:.1f} s] a", flush=True)
@@ -541,21 +547,26 @@ def main() -> int:
                     steady_results.append(r)
                     print(f"  {setup}, {rate:.0f}/s: {r.delivered}/{r.events} delivered",
                           flush=True)  # fmt: skip
-                    if r.signatures[0] != r.signatures[1]:
-                        failures.append(f"{setup} {rate:.0f}/s: a signature did not verify")
-                    if SETUPS[setup] != ("off", False) and r.delivered != r.events:
-                        failures.append(f"{setup} {rate:.0f}/s: {r.delivered} of {r.events} "
-                                        f"events delivered within {drain_max:.0f} s")  # fmt: skip
+                    verdict.check(f"(a) {setup} {rate:.0f}/s: every ping reserved, every cancel 200",
+                                  r.load.errors == 0,
+                                  f"{r.load.errors} errors in {r.load.pings} pings")  # fmt: skip
+                    verdict.check(f"(a) {setup} {rate:.0f}/s: every sampled signature verifies",
+                                  r.signatures[0] == r.signatures[1],
+                                  f"{r.signatures[1]} of {r.signatures[0]} verified")  # fmt: skip
+                    if SETUPS[setup] != ("off", False):
+                        verdict.check(f"(a) {setup} {rate:.0f}/s: every event delivered within "
+                                      f"{drain_max:.0f} s", r.delivered == r.events,
+                                      f"{r.delivered} of {r.events}")  # fmt: skip
         print(f"  [{time.monotonic() - T0:.1f} s] b", flush=True)
         if "b" in parts:
             ceiling = run_ceiling(work, rx, backlog_pings, baseline_seconds, 120.0)
-            if ceiling.delivered < ceiling.backlog:
-                failures.append(f"ceiling: {ceiling.delivered} of {ceiling.backlog} delivered")
+            verdict.check("(b) the backlog delivered", ceiling.delivered >= ceiling.backlog,
+                          f"{ceiling.delivered} of {ceiling.backlog}")  # fmt: skip
         print(f"  [{time.monotonic() - T0:.1f} s] c", flush=True)
         if "c" in parts:
             cost_setups = [SETUPS_ON, SETUPS_OFF] if args.quick else list(SETUPS)
             cost = run_cost(work, rx, cost_setups, wrk_seconds, args.trials, args.connections,
-                            warm_up=not args.quick)  # fmt: skip
+                            warm_up=not args.quick, errors=cost_errors)  # fmt: skip
 
     print(f"  [{time.monotonic() - T0:.1f} s] end; load average {os.getloadavg()[0]:.1f}",
           flush=True)  # fmt: skip
@@ -584,9 +595,12 @@ def main() -> int:
             median = statistics.median(values)
             print(f"{name:<28}{median:>10.0f}{median / off:>8.2f}")
     shutil.rmtree(work, ignore_errors=True)
-    for failure in failures:
-        print(f"WARNING: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+    if cost:
+        for name, failed in cost_errors.items():
+            verdict.check(f"(c) {name}: no wrk error, every answer 2xx", failed == 0,
+                          f"{failed} errors")  # fmt: skip
+        verdict.note("(c) prints ratios, with no goal")
+    return verdict.report()
 
 
 if __name__ == "__main__":

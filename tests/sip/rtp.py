@@ -69,8 +69,9 @@ class RtpPeer:
         """Queue digits, sent as RFC 4733 events (100 ms each) between tone frames."""
         self._dtmf.extend(digits)
 
-    def start(self) -> RtpPeer:
-        self._thread = threading.Thread(target=self.run, daemon=True)
+    def start(self, seconds: float = 60.0) -> RtpPeer:
+        """Run for at most ``seconds`` (calls longer than a minute: benchmarks)."""
+        self._thread = threading.Thread(target=self.run, args=(seconds,), daemon=True)
         self._thread.start()
         return self
 
