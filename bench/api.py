@@ -424,7 +424,7 @@ def main() -> int:
 
         if "postgres" in groups:
             url = stack.enter_context(postgres.cluster())
-            # PostgreSQL has no key file: the site key comes from the environment (README)
+            # PostgreSQL has no key file: the site key comes from the environment (docs/operations.md)
             os.environ.setdefault("RTBRIDGE_SITE_KEY", "bench-site-key-0123456789abcdefghijkl")
             pg = Site("capped (PG)", database(url, CAPS, work))
             results = run_group("postgres", "PostgreSQL: capped, bare", [pg],

@@ -287,7 +287,7 @@ def main() -> int:
     verdict.goals_from(parser, args)
     work = Path(tempfile.mkdtemp(prefix="rtbridge-cluster-"))
     with postgres.cluster() as db_url:
-        # PostgreSQL has no key file: the site key comes from the environment (README)
+        # PostgreSQL has no key file: the site key comes from the environment (docs/operations.md)
         os.environ.setdefault("RTBRIDGE_SITE_KEY", "bench-site-key-0123456789abcdefghijkl")
         site = Site(work, db_url)
         try:

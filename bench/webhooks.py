@@ -17,7 +17,7 @@ reservation row and a history row.
     the load, event-to-delivery latency p50/p99 (the body's ``at``, which for ``reserved`` is
     the reservation's ``created_at``, to the receiver's arrival), the backlog when the load
     stops and how long it takes to drain, ping latency p50/p99 counted from when each ping
-    was due, duplicates, and the signatures of a sample checked with the README's code.
+    was due, duplicates, and the signatures of a sample checked with the code in docs/webhooks.md.
 (b) the sender's ceiling against the transport's: a backlog made with the sender off,
     drained by ``rtbridge webhooks run`` (first to last arrival), beside the same receiver
     fed by plain POSTs (``transport.post``, signed alike) from a thread pool of the
@@ -214,7 +214,7 @@ def receiver() -> tuple[list[str], dict[str, str]]:
 
 
 def readme_verify(secret: str, a: Arrival) -> bool:
-    """The README's five lines, verbatim in substance: not our signing module."""
+    """docs/webhooks.md's lines, verbatim in substance: not our signing module."""
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{a.msg_id}.{a.stamp}.".encode() + a.body.encode()
     mac = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
