@@ -21,6 +21,7 @@ from rtbridge.domain.hours import parse_hours
 from rtbridge.domain.selection import BuyerRule
 from rtbridge.storage import sitekey
 from rtbridge.storage.models import (
+    FAILOVER_KINDS,
     Buyer,
     Campaign,
     DidNumber,
@@ -31,6 +32,7 @@ from rtbridge.storage.models import (
 )
 
 DEFAULT_SIP_DOMAIN = "localhost"
+DEFAULT_CONNECT_TIMEOUT = 2.0  # seconds a buyer has to send any answer (SPEC §4.4)
 VERSION_SETTING = "config.version"
 DOMAIN_SETTING = "sip.domain"
 
@@ -44,6 +46,8 @@ class BuyerInfo:
     trunk_id: str | None
     srtp: str = "off"  # SDES-SRTP on the leg to this buyer
     media_networks: tuple[str, ...] = ()  # CIDRs its media may move to (sip/media_home.py)
+    ring_timeout: float | None = None  # None: the agent's ring_timeout
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # to a first answer, else "unreachable"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ class CampaignInfo:
     id: str
     buyers: tuple[BuyerInfo, ...]
     pool: tuple[str, ...]
+    # the buyer failures that send a call on to the next buyer, and how many buyers one
+    # call may try (SPEC §4.4 failover)
+    failover: frozenset[str] = frozenset(FAILOVER_KINDS)
+    max_attempts: int = 3
 
     @cached_property
     def rules(self) -> tuple[BuyerRule, ...]:
@@ -179,10 +187,15 @@ def load_catalog(engine: Engine) -> Catalog:
                 b.trunk_id,
                 b.srtp,
                 tuple(b.media_networks or ()),
+                b.ring_timeout,
+                b.connect_timeout if b.connect_timeout is not None else DEFAULT_CONNECT_TIMEOUT,
             )
             buyers.setdefault(b.campaign_id, []).append(info)
         campaigns = {
-            c.id: CampaignInfo(c.id, tuple(buyers.get(c.id, ())), tuple(pools.get(c.id, ())))
+            c.id: CampaignInfo(
+                c.id, tuple(buyers.get(c.id, ())), tuple(pools.get(c.id, ())),
+                frozenset(FAILOVER_KINDS if c.failover is None else c.failover), c.max_attempts,
+            )  # fmt: skip
             for c in session.exec(select(Campaign))
         }
         keys = {k.id: KeyInfo.of(k) for k in session.exec(select(PostbackKey))}

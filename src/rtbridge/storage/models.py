@@ -25,6 +25,8 @@ UNCLAIMED_ROWS = "status IN ('reserved', 'confirmed')"
 WEBHOOK_PENDING = "webhook_pending"
 # Calls not ended yet (callrecord): a running agent's live calls, and the ones a crash left.
 OPEN_CALLS = "end_at IS NULL"
+# How a buyer may fail a call, each of which may send it on to the next buyer (Campaign.failover)
+FAILOVER_KINDS = ("no-answer", "busy", "rejected", "unreachable")
 _OPEN_CALL_KEYS = ("agent", "invite_at", "reservation_uuid", "end_at")
 
 
@@ -84,6 +86,12 @@ class Campaign(SQLModel, table=True):
     """A buyer-side offer: its buyers and its DID pool."""
 
     id: str = Field(primary_key=True, max_length=64)
+    # Which failures of a buyer send the call on to the next one (SPEC §4.4 failover):
+    # "no-answer", "busy", "rejected", "unreachable"; [] = off.
+    failover: list[str] = Field(
+        default_factory=lambda: list(FAILOVER_KINDS), sa_column=Column(JSON)
+    )
+    max_attempts: int = 3  # buyers tried for one call, the reservation's own included
 
 
 class DidNumber(SQLModel, table=True):
@@ -111,6 +119,8 @@ class Buyer(SQLModel, table=True):
     srtp: str = Field(default="off", max_length=8)  # SDES-SRTP on the leg to this buyer
     # CIDRs beside its destination where a re-INVITE/UPDATE may move its media (SPEC §4.6)
     media_networks: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    ring_timeout: float | None = None  # seconds it may ring; None: the agent's ring_timeout
+    connect_timeout: float | None = None  # seconds to a first answer (else unreachable); None: 2
 
 
 class Trunk(SQLModel, table=True):
@@ -241,6 +251,26 @@ class CallRecord(SQLModel, table=True):
     # {"publisher": {...}, "buyer": {...}}: each answered leg's dialog (sip/dialogs.py), so a
     # restarted agent can BYE the legs a crashed process left up
     dialogs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class CallAttempt(SQLModel, table=True):
+    """One buyer dialled for a call (SPEC §4.4 failover): the reservation's buyer first,
+    then each buyer the call failed over to. ``kind`` is how it ended: "answered", a
+    failure kind (``FAILOVER_KINDS``), or "cancelled" (the publisher gave up, or the agent
+    stopped) while it rang."""
+
+    __table_args__ = (UniqueConstraint("reservation_uuid", "n"),)
+    id: int | None = Field(default=None, primary_key=True)
+    reservation_uuid: str = Field(foreign_key="reservation.uuid", index=True, max_length=36)
+    n: int  # 1 for the reservation's own buyer, then 2, 3, ...
+    buyer_id: str = Field(max_length=64)
+    destination: str = Field(max_length=512)
+    started_at: datetime  # INVITE sent
+    provisional_at: datetime | None = None  # its first provisional answer (100-199)
+    final_code: int | None = None  # its final answer; 408 when we stopped it ringing
+    reason: str | None = Field(default=None, max_length=256)
+    kind: str | None = Field(default=None, max_length=16)
+    ended_at: datetime | None = None
 
 
 class SipAgent(SQLModel, table=True):
