@@ -193,9 +193,12 @@ def load_catalog(engine: Engine) -> Catalog:
             buyers.setdefault(b.campaign_id, []).append(info)
         campaigns = {
             c.id: CampaignInfo(
-                c.id, tuple(buyers.get(c.id, ())), tuple(pools.get(c.id, ())),
-                frozenset(FAILOVER_KINDS if c.failover is None else c.failover), c.max_attempts,
-            )  # fmt: skip
+                c.id,
+                tuple(buyers.get(c.id, ())),
+                tuple(pools.get(c.id, ())),
+                frozenset(FAILOVER_KINDS if c.failover is None else c.failover),
+                c.max_attempts,
+            )
             for c in session.exec(select(Campaign))
         }
         keys = {k.id: KeyInfo.of(k) for k in session.exec(select(PostbackKey))}

@@ -37,8 +37,12 @@ def upgrade() -> None:
     op.create_table(
         "callattempt",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("reservation_uuid", AutoString(length=36), sa.ForeignKey("reservation.uuid"),
-                  nullable=False),  # fmt: skip
+        sa.Column(
+            "reservation_uuid",
+            AutoString(length=36),
+            sa.ForeignKey("reservation.uuid"),
+            nullable=False,
+        ),
         sa.Column("n", sa.Integer(), nullable=False),
         sa.Column("buyer_id", AutoString(length=64), nullable=False),
         sa.Column("destination", AutoString(length=512), nullable=False),
