@@ -8,7 +8,7 @@ reservation closed twice (the agent's report racing recovery) moves its counter 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from rtbridge.domain import lifecycle as st
+from rtbridge.domain.failover import Attempt
+from rtbridge.storage.attempts import record as record_attempts
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import LIVE_ROWS, UNCLAIMED_ROWS
 from rtbridge.storage.reservations import record_event
@@ -138,22 +140,26 @@ def mark_answered(
 def ended(
     engine: Engine, *, uuid: str, answer_at: datetime | None, end_at: datetime, publisher_code: int | None,
     buyer_code: int | None, hangup_by: str | None, duration: float, detail: str = "",
+    attempts: Sequence[Attempt] = (),
 ) -> None:  # fmt: skip
     with transaction(engine, write=True) as db:
         tally = Tally(db)
         mark_ended(db, tally, uuid=uuid, answer_at=answer_at, end_at=end_at,
                    publisher_code=publisher_code, buyer_code=buyer_code, hangup_by=hangup_by,
-                   duration=duration, detail=detail)  # fmt: skip
+                   duration=duration, detail=detail, attempts=attempts)  # fmt: skip
         tally.flush()
 
 
 def mark_ended(
     db: Db, tally: Tally, *, uuid: str, answer_at: datetime | None, end_at: datetime,
     publisher_code: int | None, buyer_code: int | None, hangup_by: str | None, duration: float,
-    detail: str = "",
+    detail: str = "", attempts: Sequence[Attempt] = (),
 ) -> None:  # fmt: skip
     """Close the call: ``completed`` with duration and ``converted`` (duration ≥ the
-    reservation's seconds) when the buyer answered, else ``failed`` keeping the SIP code.
+    reservation's seconds: its buyer's, the one that answered) when the buyer answered, else
+    ``failed`` keeping the SIP code. ``attempts``: the call's attempts not recorded yet (its
+    last, and any whose failover could not be written), recorded with the close only, so a
+    replayed event adds none twice.
     The buyer's counters move in ``tally``, which the caller flushes once per transaction
     (one fixed order of counter rows per transaction: no deadlocks between agents)."""
     row = db.one(
@@ -167,6 +173,7 @@ def mark_ended(
     if db.execute(_CLOSE, {"s": status, "at": db.ts(end_at), "u": uuid}).rowcount != 1:
         return  # closed by another transaction since the read
     tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
+    record_attempts(db, uuid, attempts)
     db.execute(
         "UPDATE callrecord SET answer_at = :ans, end_at = :at, publisher_code = :pc, buyer_code = :bc, "
         "hangup_by = :hb, duration = :d, converted = :cv, payout = :pay WHERE reservation_uuid = :u",

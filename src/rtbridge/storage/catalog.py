@@ -17,11 +17,11 @@ from sqlalchemy import Engine, text, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
+from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.domain.hours import parse_hours
 from rtbridge.domain.selection import BuyerRule
 from rtbridge.storage import sitekey
 from rtbridge.storage.models import (
-    FAILOVER_KINDS,
     Buyer,
     Campaign,
     DidNumber,

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text, true
 from sqlmodel import Field, SQLModel
 
+from rtbridge.domain.failover import FAILOVER_KINDS
+
 # Partial indexes hold only the rows the hot paths look for, so their size follows the live
 # reservations, not the table (a ping costs the same with 10^2 or 10^6 rows behind it), and
 # there are two, since every index is written by every ping. The queries repeat these exact
@@ -25,8 +27,6 @@ UNCLAIMED_ROWS = "status IN ('reserved', 'confirmed')"
 WEBHOOK_PENDING = "webhook_pending"
 # Calls not ended yet (callrecord): a running agent's live calls, and the ones a crash left.
 OPEN_CALLS = "end_at IS NULL"
-# How a buyer may fail a call, each of which may send it on to the next buyer (Campaign.failover)
-FAILOVER_KINDS = ("no-answer", "busy", "rejected", "unreachable")
 _OPEN_CALL_KEYS = ("agent", "invite_at", "reservation_uuid", "end_at")
 
 
@@ -256,7 +256,7 @@ class CallRecord(SQLModel, table=True):
 class CallAttempt(SQLModel, table=True):
     """One buyer dialled for a call (SPEC §4.4 failover): the reservation's buyer first,
     then each buyer the call failed over to. ``kind`` is how it ended: "answered", a
-    failure kind (``FAILOVER_KINDS``), or "cancelled" (the publisher gave up, or the agent
+    failure kind (``domain/failover.py``), or "cancelled" (the publisher gave up, or the agent
     stopped) while it rang."""
 
     __table_args__ = (UniqueConstraint("reservation_uuid", "n"),)
