@@ -312,7 +312,8 @@ class Site:
     def judge(self, verdict: Verdict, group: str, results: list[Result], connections: int) -> None:
         """Every request wrk counted wrote its row, of the kind it should; no error; the
         counters equal their recount. A server may finish up to one request per connection
-        and run that wrk stopped waiting for, so rows may exceed wrk's count by that much."""
+        and run that wrk stopped waiting for (the warm-up's too: its last requests may land
+        after :meth:`start` counted), so rows may exceed wrk's count by that much."""
         now = self.rows()
         reserved, refused, other = (a - b for a, b in zip(now, self.before, strict=True))
         requests = sum(r.requests for r in results)
@@ -320,7 +321,7 @@ class Site:
         name = f"{group}: {self.name}"
         verdict.check(f"{name}: no wrk error, every answer 2xx", errors == 0,
                       f"{errors} errors in {requests} requests")  # fmt: skip
-        slack = connections * len(results)
+        slack = connections * (len(results) + 1)  # + 1: the warm-up
         written = reserved + refused
         unexpected = reserved if self.refuses else refused
         kind = "no-target at the cap" if self.refuses else "reserved"
