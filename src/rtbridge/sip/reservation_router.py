@@ -12,12 +12,15 @@ import time
 import uuid as uuidlib
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from rtbridge.domain.errors import InvalidInput
+from rtbridge.domain.failover import Attempt
 from rtbridge.domain.numbers import normalise_e164
 from rtbridge.sip.auth.access import UNTRUSTED_PROXY_HEADER, AccessSnapshot, Policy
 from rtbridge.sip.auth.allowlist import AllowRule, Credential, Directory, parse_cidr
@@ -33,13 +36,14 @@ from rtbridge.sip.router import (
     BridgeTo,
     CallEvent,
     Carried,
+    Failover,
     IncomingInvite,
     OutboundAuth,
     Reject,
     SrtpMode,
 )
-from rtbridge.storage import calls
-from rtbridge.storage.catalog import Catalog, CatalogCache
+from rtbridge.storage import attempts, calls
+from rtbridge.storage.catalog import BuyerInfo, Catalog, CatalogCache
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import AllowlistEntry, Publisher, SipCredential
 from rtbridge.storage.outage import is_outage
@@ -224,39 +228,84 @@ class ReservationRouter:
         """``publisher_media``: the CIDRs the caller's side may move its media to (its
         allowlist and media_networks, or the carrier trunk's CIDRs on the PSTN path)."""
         catalog = self.catalog.get()
-        buyer = next(
+        found = next(
             (
-                b
+                (c, b)
                 for c in catalog.campaigns.values()
                 for b in c.buyers
                 if b.rule.id == claimed.buyer_id
             ),
             None,
         )
-        if buyer is None:  # removed since the ping: end the claim cleanly
+        if found is None:  # removed since the ping: end the claim cleanly
             return self._unroutable(claimed.uuid, 480, "Temporarily Unavailable", "buyer removed")
+        campaign, buyer = found
+        leg = self._buyer_leg(buyer, catalog)
+        if leg is None:  # its trunk removed since the ping, like the buyer above
+            return self._unroutable(
+                claimed.uuid, 503, "Service Unavailable", "no trunk for the buyer's number"
+            )
+        headers = [("X-RTB-UUID", claimed.uuid)]
+        headers += [(_header_name(k), _header_value(v)) for k, v in sorted(claimed.tags.items())]
+        # Caller id = the reservation's caller number when the ping gave one (§4.4).
+        caller_id = claimed.caller_number or invite.from_user or None
+        plan = BridgeTo(claimed.uuid, "", caller_id, tuple(headers), self.ring_timeout,
+                        publisher_media=publisher_media,
+                        failover=campaign.failover, max_attempts=campaign.max_attempts)  # fmt: skip
+        return replace(plan, **leg)
+
+    def _buyer_leg(self, buyer: BuyerInfo, catalog: Catalog) -> dict[str, Any] | None:
+        """What a plan says about dialling ``buyer`` (the ``BridgeTo`` fields of the buyer
+        leg), None when its number has no trunk to go out by."""
         target, auth, buyer_media = buyer.destination, None, buyer.media_networks
         if not target.startswith("sip"):
             trunk = catalog.trunks.get(buyer.trunk_id or "") or next(
                 iter(catalog.trunks.values()), None
             )
-            if trunk is None:  # removed since the ping, like the buyer above
-                return self._unroutable(
-                    claimed.uuid, 503, "Service Unavailable", "no trunk for the buyer's number"
-                )
+            if trunk is None:
+                return None
             target = trunk.uri.replace("{number}", target)
             buyer_media = (*buyer_media, *trunk.ips)
             if trunk.auth_username and trunk.auth_ha1_md5:
                 auth = OutboundAuth(
                     trunk.auth_username, trunk.auth_ha1_md5, trunk.auth_realm or "*", hashed=True
                 )
-        headers = [("X-RTB-UUID", claimed.uuid)]
-        headers += [(_header_name(k), _header_value(v)) for k, v in sorted(claimed.tags.items())]
-        # Caller id = the reservation's caller number when the ping gave one (§4.4).
-        caller_id = claimed.caller_number or invite.from_user or None
-        return BridgeTo(claimed.uuid, target, caller_id, tuple(headers), self.ring_timeout, auth,
-                        srtp=_srtp(buyer.srtp), publisher_media=publisher_media,
-                        buyer_media=buyer_media)  # fmt: skip
+        return {
+            "target_uri": target, "auth": auth, "srtp": _srtp(buyer.srtp),
+            "buyer_media": buyer_media, "buyer_id": buyer.rule.id,
+            "ring_timeout": buyer.ring_timeout or self.ring_timeout,
+            "connect_timeout": buyer.connect_timeout,
+        }  # fmt: skip
+
+    def next_buyer(self, plan: BridgeTo, failed: Attempt, tried: Sequence[str]) -> Failover:
+        """Failover (SPEC §4.4): ``storage.attempts.fail_over`` records the attempt and moves
+        the reservation in one transaction; the plan for the next buyer keeps the call's
+        headers and caller id. While the database is unavailable the call fails (its end
+        brings the attempt to the record once the database is back)."""
+        catalog = self.catalog.get()
+        fields = {"uuid": plan.reservation_uuid, "failed": failed.buyer_id, "kind": failed.kind,
+                  "code": failed.final_code}  # fmt: skip
+        try:
+            moved = attempts.fail_over(
+                self.engine, catalog, uuid=plan.reservation_uuid, failed=failed, tried=tried,
+                now=self.clock(),
+            )  # fmt: skip
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("database unavailable; no failover", extra={**fields, "error": str(exc)})
+            return Failover(recorded=False)
+        if moved.buyer is None:
+            log.info("buyer failed the call; no failover", extra={**fields, "why": moved.why})
+            return Failover(recorded=True)
+        leg = self._buyer_leg(moved.buyer, catalog)
+        if leg is None:
+            log.warning("next buyer has no trunk; no failover",
+                        extra={**fields, "buyer": moved.buyer.rule.id})  # fmt: skip
+            return Failover(recorded=True)
+        log.info("buyer failed the call; dialling the next",
+                 extra={**fields, "buyer": moved.buyer.rule.id, "target": leg["target_uri"]})  # fmt: skip
+        return Failover(recorded=True, next=replace(plan, **leg))
 
     def _unroutable(self, uuid: str, code: int, phrase: str, why: str) -> Reject:
         """A claim that cannot reach a buyer any more ends at once, recorded with the code
@@ -391,7 +440,7 @@ class ReservationRouter:
                 db, tally, uuid=event.reservation_uuid, answer_at=event.answer_at,
                 end_at=event.end_at or self.clock(), publisher_code=event.publisher_code,
                 buyer_code=event.buyer_code, hangup_by=event.hangup_by, duration=event.duration,
-                detail=event.buyer_reason,
+                detail=event.buyer_reason, attempts=event.attempts,
             )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from rtbridge.domain.failover import Attempt
 from rtbridge.sip.auth.allowlist import IPAddress
 
 EventKind = Literal["ringing", "answered", "ended"]
@@ -100,6 +101,23 @@ class BridgeTo:
     # its trunk's CIDRs).
     publisher_media: tuple[str, ...] = ()
     buyer_media: tuple[str, ...] = ()
+    # Failover (SPEC §4.4): the buyer this plan dials, the seconds it has to send any answer
+    # (else "unreachable"), the failure kinds that move the call on to the next buyer
+    # (``domain/failover.py``; empty: none) and how many buyers the call may try in all.
+    buyer_id: str = ""
+    connect_timeout: float = 2.0
+    failover: frozenset[str] = frozenset()
+    max_attempts: int = 1
+
+
+@dataclass(frozen=True)
+class Failover:
+    """The router's answer when a buyer failed a call: ``next`` is the plan for the next
+    buyer (the reservation is now that buyer's), None when the call must fail.
+    ``recorded``: the failed attempt is in the call's record (else the end of call brings it)."""
+
+    recorded: bool
+    next: BridgeTo | None = None
 
 
 @dataclass(frozen=True)
@@ -107,9 +125,11 @@ class CallEvent:
     """Progress of a bridged call, as the storage layer records it (SPEC §3.7, §4.4).
 
     ``publisher_code`` is the final status sent to the publisher (200 once answered);
-    ``buyer_code`` the final status of the buyer leg (200, 486, … 487 when we cancelled it,
-    ``None`` when the buyer was never dialled). ``duration`` counts seconds from the buyer's
-    answer to the end, 0 for calls never answered.
+    ``buyer_code`` the final status of the (last) buyer leg (200, 486, … 487 when the
+    publisher cancelled it, 408 when we stopped waiting for its answer, ``None`` when no
+    buyer was dialled). ``duration`` counts seconds from the buyer's answer to the end, 0
+    for calls never answered. ``attempts``: the buyers dialled whose attempt is not in the
+    call's record yet, in order ("ended" only; ``Router.next_buyer`` recorded the others).
     """
 
     reservation_uuid: str
@@ -126,6 +146,7 @@ class CallEvent:
     # "answered" only: each leg's dialog (sip/dialogs.Dialog.to_json) under "publisher" and
     # "buyer", stored so the legs can be ended after a crash
     dialogs: Mapping[str, Mapping[str, object]] | None = None
+    attempts: tuple[Attempt, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +166,12 @@ class Router(Protocol):
 
     def route(self, invite: IncomingInvite) -> Reject | BridgeTo:
         """Authenticate, find and claim the reservation; may block."""
+        ...
+
+    def next_buyer(self, plan: BridgeTo, failed: Attempt, tried: Sequence[str]) -> Failover:
+        """``plan``'s buyer failed the call (``failed``, a kind ``plan.failover`` lists):
+        record the attempt, and give the reservation to the next eligible buyer paying at
+        least its quoted payout, if any; ``tried``: the buyers dialled so far. May block."""
         ...
 
     def on_event(self, event: CallEvent) -> None:

@@ -15,8 +15,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from rtbridge.domain.failover import Attempt
 from rtbridge.sip.b2bua.agent import Agent
-from rtbridge.sip.router import BridgeTo, CallEvent, Carried, IncomingInvite, Reject, SrtpMode
+from rtbridge.sip.router import (
+    BridgeTo,
+    CallEvent,
+    Carried,
+    Failover,
+    IncomingInvite,
+    Reject,
+    SrtpMode,
+)
 from tests.sip.sipp import Sipp, hostport
 
 UUID = "0c4d6f2a-1b3e-4a9d-8c7f-9e2b1a6d4f30"
@@ -42,6 +51,11 @@ class ScriptedRouter:
         if self.gate is not None:
             self.gate.wait(15)
         return self.decide(invite)
+
+    def next_buyer(self, plan: BridgeTo, failed: Attempt, tried: Sequence[str]) -> Failover:
+        """No failover here (plans from ``bridge_to`` list no failure kinds); the database
+        router's is tested in test_failover.py."""
+        return Failover(recorded=False)
 
     def on_events(self, events: Sequence[CallEvent]) -> None:
         for event in events:

@@ -34,6 +34,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from rtbridge.domain.failover import Attempt
 from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.b2bua.accounts import Accounts
 from rtbridge.sip.b2bua.bridge import Bridge
@@ -45,7 +46,7 @@ from rtbridge.sip.b2bua.library import Library, linked_library
 from rtbridge.sip.b2bua.state import AgentState
 from rtbridge.sip.b2bua.supervision import Supervision
 from rtbridge.sip.capacity import Capacity, ensure_open_files, plan
-from rtbridge.sip.router import CallEvent, OutboundAuth, Router, SrtpMode
+from rtbridge.sip.router import BridgeTo, CallEvent, OutboundAuth, Router, SrtpMode
 from rtbridge.sip.status import AgentStatus
 
 log = logging.getLogger("rtbridge.sip.b2bua.agent")
@@ -250,6 +251,12 @@ class Agent:
         leg.dialled = True
         self._state.endpoint.ep.utilPermitDial(plan.target_uri)
         leg.makeCall(plan.target_uri, prm)
+
+    def fail_over(
+        self, bridge: Bridge, plan: BridgeTo, failed: Attempt, tried: tuple[str, ...]
+    ) -> None:
+        """Ask the router for the next buyer, off this thread (see :mod:`intake`)."""
+        self._intake.fail_over(bridge, plan, failed, tried)
 
     def media_refused(self, party: str) -> None:
         self._state.counters.media_refused[party] += 1

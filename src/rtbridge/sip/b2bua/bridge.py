@@ -11,12 +11,18 @@ Lifecycle (SPEC §4.4)::
        │ BridgeTo
        ▼
     dialing ──buyer 18x──▶ relay 180/183 to the publisher
-       │  ├─buyer final failure ─▶ relay the code ─▶ ended(hangup_by="buyer")
-       │  ├─ring timeout ─▶ CANCEL buyer, 408 to publisher ─▶ ended(hangup_by="timeout")
+       │  ├─the buyer fails: a final failure (busy, rejected), its ring timeout (no-answer:
+       │  │  CANCEL it), no answer at all within connect_timeout (unreachable: CANCEL it)
+       │  │    ├─a kind the campaign fails over on, attempts left ─▶ Router.next_buyer
+       │  │    │    (a worker thread) ─▶ dial the next buyer; the publisher keeps ringing
+       │  │    └─otherwise ─▶ the best final answer of all attempts ─▶ ended
        │  └─publisher CANCEL ─▶ CANCEL buyer ─▶ ended(hangup_by="publisher")
        │ buyer 200
        ▼
     connected ──either BYE──▶ BYE the other ─▶ ended
+
+A buyer leg given up on is detached at once (no owner): if its 200 still comes, the leg
+ACKs and BYEs it by itself (leg.py), so no buyer is left up unbilled.
 
 Each leg is a :class:`~rtbridge.sip.b2bua.leg.Leg` (its pjsua2 Call and what is done to it);
 this controller breaks its own leg references when it finishes (see leg.py for why).
@@ -26,11 +32,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import pjsua2 as pj
 
+from rtbridge.domain.failover import (
+    ANSWERED,
+    CANCELLED,
+    NO_ANSWER,
+    TIMED_OUT,
+    UNREACHABLE,
+    Attempt,
+    AttemptKind,
+    best_answer,
+    failure_kind,
+    publisher_code,
+)
 from rtbridge.sip import dialogs
 from rtbridge.sip.b2bua.leg import (
     Leg,
@@ -50,6 +69,7 @@ from rtbridge.sip.router import (
     BridgeTo,
     CallEvent,
     EventKind,
+    Failover,
     HangupBy,
     IncomingInvite,
     OutboundAuth,
@@ -78,25 +98,29 @@ class BridgeHost(Protocol):
     def relay_dtmf(self, to: Leg, digit: str, duration_ms: int) -> None: ...
     def new_leg(self, owner: LegOwner | None, account: Any, call_id: int) -> Leg: ...
     def dial(self, bridge: Bridge, leg: Leg, prm: Any) -> None: ...
+    def fail_over(
+        self, bridge: Bridge, plan: BridgeTo, failed: Attempt, tried: tuple[str, ...]
+    ) -> None: ...
     def emit(self, event: CallEvent) -> None: ...
     def media_refused(self, party: str) -> None: ...
     def call_later(self, delay: float, fn: Callable[[], None]) -> Timer: ...
     def finished(self, bridge: Bridge) -> None: ...
 
 
-def relay_code(buyer_code: int) -> tuple[int, str]:
-    """The final response the publisher gets when the buyer leg fails (SPEC §4.5).
-
-    The buyer's own code is relayed, except where it describes *our* leg to the buyer
-    rather than the buyer: an auth challenge we could not satisfy, or no final code at all.
-    """
-    if buyer_code in (401, 407) or not 400 <= buyer_code <= 699:
-        return 480, "Temporarily Unavailable"
-    return buyer_code, ""
+_PHRASES = {408: "Request Timeout", 480: "Temporarily Unavailable"}
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class _Dialled:
+    """The attempt in progress: the buyer dialled, and when."""
+
+    buyer_id: str
+    destination: str
+    started_at: datetime
 
 
 class Bridge:
@@ -122,8 +146,17 @@ class Bridge:
         self._outbound_done = False
         self._relayed = 0
         self._ringing_sent = False
-        self._timer: Timer | None = None
+        self._timer: Timer | None = None  # the ring timeout
+        self._connect_timer: Timer | None = None  # connect_timeout: any answer, or unreachable
         self._finished = False
+        # Failover: every attempt that ended, how many of them the call's record has
+        # (Router.next_buyer wrote them), the one in progress, the buyers dialled so far,
+        # and whether the router is choosing the next buyer now.
+        self.attempts: list[Attempt] = []
+        self._recorded = 0
+        self._dialled: _Dialled | None = None
+        self._tried: list[str] = []
+        self._awaiting_next = False
         # RTP inactivity per leg: (packets received, monotonic time that count was first seen)
         self._rx: dict[Role, tuple[int, float]] = {}
         # Where each party's media may go (SPEC §4.6): the publisher's from its INVITE on;
@@ -150,8 +183,6 @@ class Bridge:
             return
         self.plan = result
         self._homes["inbound"].add_networks(result.publisher_media)
-        self._homes["outbound"].add_networks(result.buyer_media)
-        self._homes["outbound"].add(_uri_host(result.target_uri))
         if self._inbound_done:  # the publisher gave up (CANCEL) while we were routing
             self.hangup_by = self.hangup_by or "publisher"
             self.publisher_code = self.publisher_code or 487
@@ -162,6 +193,15 @@ class Bridge:
         self._dial(result)
 
     def _dial(self, plan: BridgeTo) -> None:
+        """Start an attempt: dial ``plan``'s buyer, with its ring and connect timers."""
+        self.plan = plan
+        self.buyer_code = None
+        self.buyer_reason = ""
+        self._tried.append(plan.buyer_id)
+        self._dialled = _Dialled(plan.buyer_id, plan.target_uri, _now())
+        self._homes["outbound"] = MediaHome()  # where this buyer's media may go
+        self._homes["outbound"].add_networks(plan.buyer_media)
+        self._homes["outbound"].add(_uri_host(plan.target_uri))
         prm = pj.CallOpParam(True)
         audio_only(prm)
         if plan.caller_id:
@@ -186,16 +226,31 @@ class Bridge:
             log.error("cannot dial %s: %s", plan.target_uri, error_text(exc))
             if leg is not None:
                 leg.disconnected = True
-                leg.owner = None
-            self._outbound_done = True
-            self.hangup_by = "agent"
-            self.publisher_code = 500
-            if self.inbound is not None:
-                respond(self.inbound, 500, "Cannot Reach Buyer")
-            self.phase = "ended"
-            self._maybe_finish()
+            self._attempt_failed(UNREACHABLE, 500, "Cannot Reach Buyer")
             return
         self._timer = self.host.call_later(plan.ring_timeout, self._on_ring_timeout)
+        if 0 < plan.connect_timeout < plan.ring_timeout:
+            self._connect_timer = self.host.call_later(
+                plan.connect_timeout, self._on_connect_timeout
+            )
+
+    def on_failover_result(self, result: Failover | BaseException) -> None:
+        """The router's answer to :meth:`_attempt_failed`'s question (agent thread)."""
+        self._awaiting_next = False
+        if isinstance(result, BaseException):
+            log.error("failover failed for %s", self.invite.call_id, exc_info=result)
+            result = Failover(recorded=False)
+        if result.recorded:
+            self._recorded = len(self.attempts)
+        if self._inbound_done or self.inbound is None:
+            # The publisher gave up (or the agent stopped) meanwhile: the end of call closes
+            # the reservation, whichever buyer it now belongs to.
+            self._maybe_finish()
+            return
+        if result.next is None:
+            self._fail_call()
+            return
+        self._dial(result.next)
 
     # -- pjsua2 callbacks ------------------------------------------------------------------
 
@@ -283,7 +338,7 @@ class Bridge:
                 self._relayed = code
                 respond(self.inbound, code)
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and self.phase == "dialing":
-            self._cancel_timer()
+            self._cancel_timers()
             self.phase = "connected"
             self.answer_at = _now()
             self.buyer_code = 200
@@ -296,35 +351,100 @@ class Bridge:
             self._connect_audio()
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._outbound_done = True
-            self._cancel_timer()
-            redirected = self.outbound.redirect_code if self.outbound is not None else 0
+            self._cancel_timers()
+            leg = self.outbound
+            redirected = leg.redirect_code if leg is not None else 0
             if self.buyer_code is None and redirected:
                 self.buyer_code = redirected
                 self.buyer_reason = "redirect not followed"
             if self.buyer_code is None:
                 self.buyer_code = info.lastStatusCode
                 self.buyer_reason = info.lastReason
-            if self.phase == "dialing":
-                self.hangup_by = self.hangup_by or "buyer"
-                if self.hangup_by == "buyer" and self.inbound is not None:
-                    code, reason = relay_code(self.buyer_code or 0)
-                    reason = reason or self.buyer_reason
-                    self.publisher_code = code
-                    respond(self.inbound, code, reason)
-            elif self.phase == "connected":
+            if self.phase == "dialing" and self.hangup_by is None:
+                # The buyer ended its attempt (we did not): busy or rejected when it said
+                # so; when it never answered at all (a transport error), unreachable.
+                heard = leg is not None and leg.heard
+                kind = failure_kind(self.buyer_code or 0) if heard else UNREACHABLE
+                self._attempt_failed(kind, self.buyer_code, self.buyer_reason)
+                return
+            if self.phase == "connected":
                 self.hangup_by = self.hangup_by or "buyer"
                 hang_up(self.inbound)
             self._maybe_finish()
 
     def _on_ring_timeout(self) -> None:
         self._timer = None
-        if self.phase != "dialing":
+        if self.phase == "dialing" and self.outbound is not None:
+            self._give_up(NO_ANSWER, "rang past its ring timeout")
+
+    def _on_connect_timeout(self) -> None:
+        self._connect_timer = None
+        leg = self.outbound
+        if self.phase == "dialing" and leg is not None and not leg.heard:
+            self._give_up(UNREACHABLE, "no answer within its connect timeout")
+
+    def _give_up(self, kind: AttemptKind, why: str) -> None:
+        """Stop waiting for the buyer: count the attempt failed and CANCEL it (pjsip sends
+        the CANCEL once the buyer has answered provisionally)."""
+        self._attempt_failed(kind, TIMED_OUT, why, cancel=True)
+
+    # -- failover ---------------------------------------------------------------------------
+
+    def _attempt_failed(
+        self, kind: AttemptKind, code: int | None, reason: str, *, cancel: bool = False
+    ) -> None:
+        """The buyer dialled failed the call: detach its leg (``cancel``: and hang it up),
+        then the next buyer when the campaign fails over on ``kind`` and attempts are
+        left, else the call fails."""
+        self._cancel_timers()
+        failed = self._end_attempt(kind, code, reason)
+        leg, self.outbound = self.outbound, None
+        self._outbound_done = True
+        if leg is not None:
+            # Detached before the hangup, which may run the leg's DISCONNECTED callback
+            # inside it; a late 200 is ACKed and BYEd by the leg itself (leg.py).
+            leg.owner = None
+            if cancel:
+                hang_up(leg)
+        plan = self.plan
+        if (
+            plan is not None
+            and not self._inbound_done
+            and kind in plan.failover
+            and len(self._tried) < plan.max_attempts
+        ):
+            self._awaiting_next = True
+            self.host.fail_over(self, plan, failed, tuple(self._tried))
             return
-        self.hangup_by = "timeout"
-        self.publisher_code = 408
+        self._fail_call()
+
+    def _fail_call(self) -> None:
+        """Every attempt failed: the publisher gets the best final answer among them."""
+        last = self.attempts[-1] if self.attempts else None
+        timed_out = last is not None and last.kind in (NO_ANSWER, UNREACHABLE)
+        self.hangup_by = self.hangup_by or ("timeout" if timed_out else "buyer")
+        code = best_answer(self.attempts)
+        source = next((a for a in reversed(self.attempts) if publisher_code(a) == code), None)
+        reason = _PHRASES.get(code, "")
+        if source is not None and source.final_code == code and source.reason:
+            reason = source.reason
+        self.publisher_code = code
         if self.inbound is not None:
-            respond(self.inbound, 408, "Request Timeout")
-        hang_up(self.outbound)
+            respond(self.inbound, code, reason)
+        self._maybe_finish()
+
+    def _end_attempt(self, kind: AttemptKind, code: int | None, reason: str) -> Attempt:
+        """Close the attempt in progress as ``kind``."""
+        dialled = self._dialled or _Dialled("", "", _now())
+        self._dialled = None
+        leg = self.outbound
+        attempt = Attempt(
+            buyer_id=dialled.buyer_id, destination=dialled.destination,
+            started_at=dialled.started_at, ended_at=_now(), kind=kind, final_code=code,
+            reason=reason or "", provisional_at=leg.provisional_at if leg is not None else None,
+        )  # fmt: skip
+        self.attempts.append(attempt)
+        return attempt
 
     # -- dead peers ------------------------------------------------------------------------
 
@@ -371,7 +491,7 @@ class Bridge:
 
     def detach(self) -> None:
         """Agent teardown: forget both legs so their Call objects can be freed now."""
-        self._cancel_timer()
+        self._cancel_timers()
         for leg in (self.inbound, self.outbound):
             if leg is not None:
                 leg.owner = None
@@ -415,23 +535,29 @@ class Bridge:
         except pj.Error as exc:
             log.error("cannot bridge audio: %s", exc.info())
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _cancel_timers(self) -> None:
+        for timer in (self._timer, self._connect_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._connect_timer = None
 
     def _maybe_finish(self) -> None:
         # Re-entrancy: pjsua2 may run the other leg's DISCONNECTED callback *inside* our
         # hangup() call, so this can be reached twice for one end of call.
         if self._finished or self.phase == "routing" or not self._inbound_done:
             return
+        if self._awaiting_next:  # its answer finishes the call (on_failover_result)
+            return
         if self.outbound is not None and not self._outbound_done:
             return
         self._finished = True
         self.phase = "ended"
+        if self._dialled is not None:  # the last attempt: answered, or the publisher gave up
+            kind: AttemptKind = ANSWERED if self.answer_at is not None else CANCELLED
+            self._end_attempt(kind, self.buyer_code, self.buyer_reason)
         if self.plan is not None:  # a claimed reservation always gets its "ended" record
             self._emit("ended")
-        self._cancel_timer()
+        self._cancel_timers()
         # Break leg <-> controller references so call ids can be reused safely.
         for leg in (self.inbound, self.outbound):
             if leg is not None:
@@ -475,6 +601,7 @@ class Bridge:
                 hangup_by=self.hangup_by if kind == "ended" else None,
                 duration=duration,
                 dialogs=legs,
+                attempts=tuple(self.attempts[self._recorded :]) if kind == "ended" else (),
             )
         )
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from rtbridge.domain.failover import Attempt
 from rtbridge.sip.admission import Admission
 from rtbridge.sip.auth.allowlist import parse_address
 from rtbridge.sip.b2bua.accounts import SipAccount
@@ -44,7 +45,7 @@ from rtbridge.sip.messages import (
 )
 from rtbridge.sip.proxy import Source, in_networks, networks, source_of
 from rtbridge.sip.rate import SourceRate
-from rtbridge.sip.router import BridgeTo, IncomingInvite, Reject, Router
+from rtbridge.sip.router import BridgeTo, Failover, IncomingInvite, Reject, Router
 from rtbridge.sip.screen import RequestScreen, method_label
 from rtbridge.sip.sdp import body_of
 
@@ -223,3 +224,25 @@ class Intake:
             if isinstance(result, Reject) and result.auth_failure:
                 self._state.counters.auth_failures[result.auth_failure] += 1
         bridge.on_route_result(exc if exc is not None else future.result())
+
+    # -- failover ---------------------------------------------------------------------------
+
+    def fail_over(
+        self, bridge: Bridge, plan: BridgeTo, failed: Attempt, tried: tuple[str, ...]
+    ) -> None:
+        """A buyer failed ``bridge``'s call: ``Router.next_buyer`` on a route worker (it
+        writes to the database), its answer back to the agent thread."""
+        self._state.counters.failovers[failed.kind] += 1
+        assert self._pool is not None
+        future = self._pool.submit(self._router.next_buyer, plan, failed, tried)
+        future.add_done_callback(lambda f: self._failover_done(bridge, f))
+
+    def _failover_done(self, bridge: Bridge, future: Future[Failover]) -> None:
+        """Route worker. If the agent has stopped, the call's end is written from here, as
+        for a claim (the reservation may now be the next buyer's: its end gives that
+        buyer's unit back)."""
+        exc = future.exception()
+        if self._post(lambda: bridge.on_failover_result(exc or future.result())):
+            return
+        if bridge.plan is not None:
+            self._delivery.deliver(bridge.abandoned_event(bridge.plan))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pjsua2 as pj
@@ -51,6 +52,10 @@ class Leg(pj.Call):  # type: ignore[misc]
         self.dialog_msg = ""  # our 200 (UAS) or our ACK (UAC): its dialog, for dialogs.py
         self.peer_ip = ""  # where the far end's first message came from (UAC: the buyer)
         self.redirect_code = 0  # a 3xx the buyer answered (not followed)
+        # UAC: the far end has answered the INVITE at all (100 Trying included), and when it
+        # first answered provisionally: a buyer that says nothing is "unreachable" (failover)
+        self.heard = False
+        self.provisional_at: datetime | None = None
         self._on_disconnected = on_disconnected
 
     def onCallState(self, prm: Any) -> None:
@@ -73,6 +78,25 @@ class Leg(pj.Call):  # type: ignore[misc]
                 self._on_disconnected(self)
         except Exception:
             log.exception("onCallState failed")
+
+    def onCallTsxState(self, prm: Any) -> None:
+        """A transaction of the call moved: on a leg we dialled, the first response to our
+        INVITE received (onCallState does not report a 100 Trying)."""
+        if not self.dialled or self.heard:
+            return
+        try:
+            event = prm.e
+            if event.type != pj.PJSIP_EVENT_TSX_STATE:
+                return
+            change = event.body.tsxState
+            tsx = change.tsx
+            if change.type != pj.PJSIP_EVENT_RX_MSG or tsx.method != "INVITE":
+                return
+            self.heard = True
+            if 100 <= tsx.statusCode < 200:
+                self.provisional_at = datetime.now(UTC)
+        except Exception:
+            log.exception("onCallTsxState failed")
 
     # The screen (sip/screen.py) refuses REFER and INVITE-with-Replaces before pjsua sees
     # them, and the dial gate refuses any call the agent did not place; these say no again,

@@ -31,6 +31,7 @@ class Counters:
     # requests the screen refused (sip/screen.py), by (why, method label)
     screened: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
     media_refused: collections.Counter[str] = field(default_factory=collections.Counter)  # party
+    failovers: collections.Counter[str] = field(default_factory=collections.Counter)  # by kind
     stray_calls: int = 0  # pjsua calls no leg owned, hung up
     dtmf_relayed: int = 0
 
