@@ -50,13 +50,15 @@ def failure_kind(code: int) -> AttemptKind:
 def publisher_code(attempt: Attempt) -> int:
     """What this attempt alone would have told the publisher (SPEC §4.5): the buyer's code,
     but 480 for an auth challenge we could not meet or a redirect we do not follow (they
-    describe our leg to the buyer, not the buyer), 408 for a buyer we stopped waiting for."""
+    describe our leg to the buyer, not the buyer), 408 for a buyer we stopped waiting for,
+    and 500 for a buyer's 503 (RFC 3261 §16.7): a 503 from us means "this agent cannot take
+    the call, try another", and Kamailio or an SBC would retry the used reservation there."""
     code = attempt.final_code or 0
-    if attempt.kind in (NO_ANSWER, UNREACHABLE):
+    if attempt.kind == NO_ANSWER or (attempt.kind == UNREACHABLE and code in (0, TIMED_OUT)):
         return TIMED_OUT
     if code in (401, 407) or not 400 <= code <= 699:
         return 480
-    return code
+    return 500 if code == 503 else code
 
 
 def best_answer(attempts: Sequence[Attempt]) -> int:

@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 
 from rtbridge import __version__
 from rtbridge.domain import lifecycle as st
+from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.sip.auth.access import POLICY_CAUSES
 from rtbridge.sip.auth.authenticator import CAUSES
 from rtbridge.sip.status import AgentStatus
@@ -200,6 +201,9 @@ def sip_families(status: AgentStatus) -> Iterator[Metric]:
     yield _labelled(CounterMetricFamily, "rtbridge_sip_media_moves_refused",
                     "re-INVITE/UPDATE media moves refused (488) or ended, by party.", "party",
                     dict.fromkeys(("publisher", "buyer"), 0) | status.media_refused)  # fmt: skip
+    yield _labelled(CounterMetricFamily, "rtbridge_sip_failovers",
+                    "Buyer failures that asked for the next buyer of the campaign, by kind.",
+                    "kind", dict.fromkeys(FAILOVER_KINDS, 0) | status.failovers)  # fmt: skip
     yield CounterMetricFamily(
         "rtbridge_sip_stray_calls", "pjsua calls no bridge owned, hung up (expected 0).",
         value=status.stray_calls,

@@ -57,6 +57,9 @@ class AgentStatus:
     screened: dict[tuple[str, str], int] = field(default_factory=dict)
     stray_calls: int = 0  # pjsua calls no bridge owned, hung up
     media_refused: dict[str, int] = field(default_factory=dict)  # media moves refused, by party
+    failovers: dict[str, int] = field(
+        default_factory=dict
+    )  # calls moved to the next buyer, by kind
 
     @property
     def bridges_alive(self) -> int:
@@ -77,6 +80,7 @@ class AgentStatus:
             "auth_failures": dict(sorted(self.auth_failures.items())),
             "screened": _by_first(self.screened),
             "media_refused": dict(sorted(self.media_refused.items())),
+            "failovers": dict(sorted(self.failovers.items())),
             "stray_calls": self.stray_calls,
             "dtmf_relayed": self.dtmf_relayed,
         }

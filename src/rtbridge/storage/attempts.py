@@ -29,10 +29,11 @@ from rtbridge.storage.transactions import lock_campaign
 
 # the history row of a failed attempt: not a status (the reservation stays claimed)
 ATTEMPT_FAILED = "attempt-failed"
+# (:same is :u again: PostgreSQL types each parameter once, and the two uses differ)
 _INSERT = (
     "INSERT INTO callattempt (reservation_uuid, n, buyer_id, destination, started_at, "
     "provisional_at, final_code, reason, kind, ended_at) VALUES (:u, "
-    "(SELECT COALESCE(MAX(n), 0) + 1 FROM callattempt WHERE reservation_uuid = :u), :buyer, "
+    "(SELECT COALESCE(MAX(n), 0) + 1 FROM callattempt WHERE reservation_uuid = :same), :buyer, "
     ":dest, :started, :prov, :code, :reason, :kind, :ended)"
 )
 COLUMNS = (
@@ -46,7 +47,7 @@ def record(db: Db, uuid: str, attempts: Iterable[Attempt]) -> None:
     history row too."""
     for a in attempts:
         db.execute(_INSERT, {
-            "u": uuid, "buyer": a.buyer_id, "dest": a.destination[:512],
+            "u": uuid, "same": uuid, "buyer": a.buyer_id, "dest": a.destination[:512],
             "started": db.ts(a.started_at), "prov": db.ts(a.provisional_at),
             "code": a.final_code, "reason": a.reason[:256] or None, "kind": a.kind,
             "ended": db.ts(a.ended_at),

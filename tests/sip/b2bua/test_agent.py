@@ -130,7 +130,9 @@ def test_ring_timeout_cancels_buyer_and_answers_408(
     assert buyer.requests("CANCEL")
     assert time.monotonic() - started >= 1.0  # not before the ring timeout (hangup_by below)
     ended = router.ended()
-    assert (ended.publisher_code, ended.buyer_code, ended.hangup_by) == (408, 487, "timeout")
+    # buyer_code 408: we stopped waiting (the buyer's 487 to our CANCEL is not its answer)
+    assert (ended.publisher_code, ended.buyer_code, ended.hangup_by) == (408, 408, "timeout")
+    assert [(a.kind, a.final_code) for a in ended.attempts] == [("no-answer", 408)]
 
 
 def test_publisher_cancel_cancels_buyer(make_agent: AgentFactory, tmp_path: Path) -> None:

@@ -159,6 +159,7 @@ class Agent:
             screened=dict(counters.screened),
             stray_calls=counters.stray_calls,
             media_refused=dict(counters.media_refused),
+            failovers=dict(counters.failovers),
         )
 
     def start(self, timeout: float = 10.0) -> None:
