@@ -85,16 +85,9 @@ def test_caps_hold_when_two_agents_fail_calls_over_at_once(
     ports = [free_port(), free_port()]
     buyers = [_uas(port) for port in ports]
     engine = open_database(postgres_url)
-    agents = [
-        AgentProcess(
-            postgres_url,
-            tmp_path,
-            f'trusted_proxies = ["{PROXY}/32"]\n',
-            max_calls=0,
-            rtp_ports=2000,
-        )  # fmt: skip
-        for _ in range(2)
-    ]
+    options = f'trusted_proxies = ["{PROXY}/32"]\n'
+    agents = [AgentProcess(postgres_url, tmp_path, options, max_calls=0, rtp_ports=2000)
+              for _ in range(2)]  # fmt: skip
     try:
         apply_file(engine, write_config(tmp_path, _config(busy.uri(), ports)))
         pings = Reservations(engine, CatalogCache(engine))
