@@ -421,6 +421,8 @@ class Bridge:
     def _fail_call(self) -> None:
         """Every attempt failed: the publisher gets the best final answer among them."""
         last = self.attempts[-1] if self.attempts else None
+        if last is not None:  # the call record's buyer code: the last buyer's
+            self.buyer_code, self.buyer_reason = last.final_code, last.reason
         timed_out = last is not None and last.kind in (NO_ANSWER, UNREACHABLE)
         self.hangup_by = self.hangup_by or ("timeout" if timed_out else "buyer")
         code = best_answer(self.attempts)
