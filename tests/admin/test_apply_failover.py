@@ -135,7 +135,7 @@ def test_changes_and_removals_are_reported(engine: Engine, write: Files) -> None
         ("connect_timeout = 1.5", "connect_timeout = 0",
          "campaigns[0].buyers[0].connect_timeout: must be more than 0 and at most 60 seconds"),
         ("connect_timeout = 1.5", "connect_timeout = 30",
-         "campaigns[0].buyers[0].connect_timeout: 30 s is not less than ring_timeout (20 s); "
+         "campaigns[0].buyers[0].connect_timeout: 30 s is not less than ring_timeout (20 s): "
          "the connect timeout must be shorter than the ring timeout"),
     ],
 )  # fmt: skip

@@ -265,7 +265,7 @@ def test_bad_failover_settings_are_refused_and_change_nothing(rtb: Terminal) -> 
         (["buyers", "update", "acme", "--connect-timeout", "61"], 2,
          "connect_timeout: must be more than 0 and at most 60 seconds"),
         (["buyers", "update", "acme", "--connect-timeout", "25"], 2,
-         "connect_timeout: 25 s is not less than ring_timeout (20 s); the connect timeout "
+         "connect_timeout: 25 s is not less than ring_timeout (20 s): the connect timeout "
          "must be shorter than the ring timeout"),
     ]:  # fmt: skip
         got, out, err = rtb(*args)

@@ -172,6 +172,6 @@ def test_failover() -> None:
     assert refuses(f.failover, ["busy", "no-answer", "busy"]) == "'busy' is listed twice"
     for bad in ("busy", None, {"busy": True}, 1):
         assert refuses(f.failover, bad) == (
-            "must be an array of failure kinds (no-answer, busy, rejected, unreachable); "
-            "[] turns failover off"
+            "must be an array of failure kinds (no-answer, busy, rejected, unreachable), "
+            "or [] for no failover"
         )

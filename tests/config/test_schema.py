@@ -321,9 +321,9 @@ ALLOWED_KINDS = "(allowed: no-answer, busy, rejected, unreachable)"
          f"campaigns[0].failover: 'voicemail' is not a failure kind {ALLOWED_KINDS}"),
         ('failover = ["busy", "busy"]', "campaigns[0].failover: 'busy' is listed twice"),
         ('failover = "busy"', "campaigns[0].failover: must be an array of failure kinds "
-         "(no-answer, busy, rejected, unreachable); [] turns failover off"),
+         "(no-answer, busy, rejected, unreachable), or [] for no failover"),
         ("failover = false", "campaigns[0].failover: must be an array of failure kinds "
-         "(no-answer, busy, rejected, unreachable); [] turns failover off"),
+         "(no-answer, busy, rejected, unreachable), or [] for no failover"),
         ("max_attempts = 0", "campaigns[0].max_attempts: must be between 1 and 10"),
         ("max_attempts = 11", "campaigns[0].max_attempts: must be between 1 and 10"),
         ("max_attempts = 2.5", "campaigns[0].max_attempts: must be an integer"),
@@ -346,10 +346,10 @@ def test_campaign_failover_errors(line: str, expected: str) -> None:
         ("connect_timeout = 61", "connect_timeout: must be more than 0 and at most 60 seconds"),
         ("connect_timeout = true", "connect_timeout: must be a number of seconds"),
         ("ring_timeout = 20\nconnect_timeout = 20",
-         "connect_timeout: 20 s is not less than ring_timeout (20 s); the connect timeout must "
+         "connect_timeout: 20 s is not less than ring_timeout (20 s): the connect timeout must "
          "be shorter than the ring timeout"),
         ("ring_timeout = 2.5\nconnect_timeout = 30",
-         "connect_timeout: 30 s is not less than ring_timeout (2.5 s); the connect timeout "
+         "connect_timeout: 30 s is not less than ring_timeout (2.5 s): the connect timeout "
          "must be shorter than the ring timeout"),
     ],
 )  # fmt: skip

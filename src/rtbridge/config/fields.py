@@ -193,7 +193,7 @@ def failover(value: Any) -> tuple[str, ...]:
     kinds listed in another order are no change (``apply``, the audit trail)."""
     allowed = ", ".join(FAILOVER_KINDS)
     if not isinstance(value, list | tuple):
-        raise FieldError(f"must be an array of failure kinds ({allowed}); [] turns failover off")
+        raise FieldError(f"must be an array of failure kinds ({allowed}), or [] for no failover")
     seen: list[str] = []
     for item in value:
         if item not in FAILOVER_KINDS:

@@ -202,7 +202,7 @@ class Buyer(_Model):
         if value is not None and ring is not None and value >= ring:
             # It would never apply: the ring timeout ends the attempt first.
             raise f.FieldError(
-                f"{value:g} s is not less than ring_timeout ({ring:g} s); the connect timeout "
+                f"{value:g} s is not less than ring_timeout ({ring:g} s): the connect timeout "
                 "must be shorter than the ring timeout"
             )
         return value

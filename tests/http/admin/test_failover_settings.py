@@ -141,9 +141,9 @@ def test_buyer_timeouts_created_changed_and_reset(admin: TestClient) -> None:
         ({"connect_timeout": -1}, "connect_timeout: must be more than 0 and at most 60 seconds"),
         ({"connect_timeout": 61}, "connect_timeout: must be more than 0 and at most 60 seconds"),
         # against the stored ring_timeout (20): lowering either side is checked
-        ({"connect_timeout": 20}, "connect_timeout: 20 s is not less than ring_timeout (20 s); "
+        ({"connect_timeout": 20}, "connect_timeout: 20 s is not less than ring_timeout (20 s): "
          "the connect timeout must be shorter than the ring timeout"),
-        ({"ring_timeout": 1}, "connect_timeout: 1.5 s is not less than ring_timeout (1 s); "
+        ({"ring_timeout": 1}, "connect_timeout: 1.5 s is not less than ring_timeout (1 s): "
          "the connect timeout must be shorter than the ring timeout"),
     ],
 )  # fmt: skip
