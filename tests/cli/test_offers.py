@@ -84,8 +84,9 @@ def test_campaigns_and_their_number_pools(rtb: Terminal) -> None:
     )
     assert (status, out) == (0, "campaign home created with 2 number(s)\n")
     listed = rtb("campaigns", "list")[1].splitlines()
-    assert listed[0].split() == ["ID", "NUMBERS", "BUYERS"]
-    assert listed[2].split() == ["home", "+18005550001,+18005550002", "-"]
+    assert listed[0].split() == ["ID", "NUMBERS", "BUYERS", "FAILOVER", "MAX_ATTEMPTS"]
+    assert listed[2].split() == ["home", "+18005550001,+18005550002", "-",
+                                 "no-answer,busy,rejected,unreachable", "3"]  # fmt: skip
     assert rtb("dids", "add", "--number", "+18005550003", "--campaign", "home")[:2] == (
         0, "DID +18005550003 added to campaign home\n")  # fmt: skip
     taken = rtb("dids", "add", "--number", "+18005550003", "--campaign", "auto")
@@ -208,3 +209,102 @@ def test_audit_lines_carry_the_actor_and_utc_times_with_z(rtb: Terminal) -> None
     assert "2099-07-01T00:00:00.000Z" in listed and "+00:00" not in listed
     since = trail[1].split()[0]  # a time copied from the output is a valid --since
     assert len(rtb.audit("--since", since)) == 2
+
+
+def _shown(rtb: Terminal, *args: str) -> dict[str, str]:
+    return dict(line.split(None, 1) for line in rtb(*args)[1].splitlines())
+
+
+def test_campaign_failover_settings(rtb: Terminal) -> None:
+    status, out, err = rtb("campaigns", "add", "--id", "solar", "--failover", "unreachable,busy",
+                           "--max-attempts", "4")  # fmt: skip
+    assert (status, out) == (0, "campaign solar created with 0 number(s)\n"), err
+    shown = _shown(rtb, "campaigns", "show", "solar")
+    assert (shown["failover"], shown["max_attempts"]) == ("busy,unreachable", "4")
+    assert rtb("campaigns", "update", "solar", "--failover", "none")[1] == (
+        "campaign solar updated: failover: ['busy', 'unreachable'] -> []\n")  # fmt: skip
+    assert _shown(rtb, "campaigns", "show", "solar")["failover"] == "-"
+    status, out, err = rtb("campaigns", "update", "solar", "--reset", "failover",
+                           "--failover", "busy", "--failover", "no-answer")  # fmt: skip
+    assert status == 2 and "failover: give --failover or --reset failover, not both" in err
+    assert rtb("campaigns", "update", "solar", "--failover", "busy", "--failover", "no-answer",
+               "--reset", "max_attempts")[1] == (
+        "campaign solar updated: failover: [] -> ['no-answer', 'busy']; max_attempts: 4 -> 3\n"
+    )  # fmt: skip
+    assert rtb("campaigns", "update", "solar", "--max-attempts", "3")[1] == (
+        "campaign solar: no changes\n")  # fmt: skip
+    row = next(r for r in rtb("campaigns", "list")[1].splitlines() if r.startswith("solar"))
+    assert row.split() == ["solar", "-", "-", "no-answer,busy", "3"]
+    trail = rtb.audit("--resource", "campaign/solar")
+    assert [line.split()[2] for line in trail] == ["update", "update", "create"]
+
+
+def test_bad_failover_settings_are_refused_and_change_nothing(rtb: Terminal) -> None:
+    rtb("buyers", "update", "acme", "--ring-timeout", "20", "--connect-timeout", "1.5")
+    before = rtb("campaigns", "show", "auto")[1], rtb("buyers", "show", "acme")[1]
+    trail = rtb("audit")[1]
+    allowed = "(allowed: no-answer, busy, rejected, unreachable)"
+    for args, status, message in [
+        (["campaigns", "update", "auto", "--failover", "busy,voicemail"], 2,
+         f"failover: 'voicemail' is not a failure kind {allowed}"),
+        (["campaigns", "update", "auto", "--failover", "busy", "--failover", "busy"], 2,
+         "failover: 'busy' is listed twice"),
+        (["campaigns", "update", "auto", "--max-attempts", "11"], 2,
+         "max_attempts: must be between 1 and 10"),
+        (["campaigns", "update", "auto", "--max-attempts", "three"], 2,
+         "max_attempts: must be an integer"),
+        (["campaigns", "update", "auto"], 2, "nothing to change"),
+        (["campaigns", "update", "ghost", "--max-attempts", "2"], 1, "no campaign 'ghost'"),
+        (["campaigns", "add", "--id", "c2", "--max-attempts", "0"], 2,
+         "max_attempts: must be between 1 and 10"),
+        (["campaigns", "show", "ghost"], 1, "no campaign 'ghost'"),
+        (["buyers", "update", "acme", "--ring-timeout", "0"], 2,
+         "ring_timeout: must be more than 0 and at most 600 seconds"),
+        (["buyers", "update", "acme", "--ring-timeout", "soon"], 2,
+         "ring_timeout: must be a number of seconds"),
+        (["buyers", "update", "acme", "--connect-timeout", "61"], 2,
+         "connect_timeout: must be more than 0 and at most 60 seconds"),
+        (["buyers", "update", "acme", "--connect-timeout", "25"], 2,
+         "connect_timeout: 25 s is not less than ring_timeout (20 s): the connect timeout "
+         "must be shorter than the ring timeout"),
+    ]:  # fmt: skip
+        got, out, err = rtb(*args)
+        assert (got, out) == (status, ""), (args, got, out, err)
+        assert message in err, (args, err)
+    assert (rtb("campaigns", "show", "auto")[1], rtb("buyers", "show", "acme")[1]) == before
+    assert rtb("audit")[1] == trail
+    assert "c2" not in rtb("campaigns", "list")[1]
+
+
+def test_buyer_timeouts(rtb: Terminal) -> None:
+    status, out, err = rtb(
+        "buyers", "add", "--campaign", "auto", "--id", "zed", "--destination",
+        "sip:queue@127.0.0.1:5080", "--payout", "90", "--seconds", "120",
+        "--ring-timeout", "20", "--connect-timeout", "1.5",
+    )  # fmt: skip
+    assert (status, out) == (0, "buyer zed created in campaign auto\n"), err
+    shown = _shown(rtb, "buyers", "show", "zed")
+    assert (shown["ring_timeout"], shown["connect_timeout"]) == ("20.0", "1.5")
+    assert rtb("buyers", "update", "zed", "--reset", "connect_timeout", "--ring-timeout", "25")[
+        1] == "buyer zed updated: ring_timeout: 20.0 -> 25.0; connect_timeout: 1.5 -> None\n"  # fmt: skip
+    shown = _shown(rtb, "buyers", "show", "zed")
+    assert (shown["ring_timeout"], shown["connect_timeout"]) == ("25.0", "-")
+
+
+def test_the_console_script_sets_failover(rtb: Terminal, sqlite_url: str) -> None:
+    env = {**os.environ, "RTBRIDGE_DB": sqlite_url}
+
+    def script(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "rtbridge", *args], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    done = script(
+        "campaigns", "update", "auto", "--failover", "busy,rejected", "--max-attempts", "2"
+    )
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout == ("campaign auto updated: failover: ['no-answer', 'busy', 'rejected', "
+                           "'unreachable'] -> ['busy', 'rejected']; max_attempts: 3 -> 2\n")  # fmt: skip
+    bad = script("campaigns", "update", "auto", "--failover", "ringing")
+    assert (bad.returncode, bad.stdout, bad.stderr) == (
+        2, "", "rtbridge: failover: 'ringing' is not a failure kind (allowed: no-answer, busy, "
+        "rejected, unreachable)\n")  # fmt: skip

@@ -144,3 +144,34 @@ def test_response_root() -> None:
     assert f.response_root("") is None
     assert f.response_root("none") is None
     assert refuses(f.response_root, "data") == 'must be "rtb" or absent'
+
+
+def test_seconds() -> None:
+    assert f.seconds(20, maximum=600) == 20.0
+    assert isinstance(f.seconds(20, maximum=600), float)
+    assert f.seconds(0.5, maximum=60) == 0.5
+    assert f.seconds(600, maximum=600) == 600.0
+    for bad in (0, -1, 600.5, float("inf"), float("nan")):
+        assert refuses(lambda v: f.seconds(v, maximum=600), bad) == (
+            "must be more than 0 and at most 600 seconds"
+        )
+    for bad in ("20", True, None, [20]):
+        assert refuses(lambda v: f.seconds(v, maximum=600), bad) == "must be a number of seconds"
+
+
+def test_failover() -> None:
+    """The kinds come back in one order, so a set has one spelling; [] is off."""
+    assert f.failover(["no-answer", "busy", "rejected", "unreachable"]) == (
+        "no-answer", "busy", "rejected", "unreachable")  # fmt: skip
+    assert f.failover(["unreachable", "busy"]) == ("busy", "unreachable")
+    assert f.failover([]) == ()
+    allowed = "is not a failure kind (allowed: no-answer, busy, rejected, unreachable)"
+    assert refuses(f.failover, ["busy", "voicemail"]) == f"'voicemail' {allowed}"
+    assert refuses(f.failover, ["Busy"]) == f"'Busy' {allowed}"
+    assert refuses(f.failover, [486]) == f"486 {allowed}"
+    assert refuses(f.failover, ["busy", "no-answer", "busy"]) == "'busy' is listed twice"
+    for bad in ("busy", None, {"busy": True}, 1):
+        assert refuses(f.failover, bad) == (
+            "must be an array of failure kinds (no-answer, busy, rejected, unreachable), "
+            "or [] for no failover"
+        )

@@ -272,6 +272,100 @@ def test_buyer_type_errors(field: str, value: str, expected: str) -> None:
     assert errors_of(f'[[campaigns]]\nid = "c"\n[[campaigns.buyers]]\n{body}\n') == [expected]
 
 
+FAILOVER_FILE = """
+[[campaigns]]
+id = "auto"
+failover = ["busy", "no-answer"]
+max_attempts = 5
+[[campaigns.buyers]]
+id = "acme"
+destination = "sip:q@h"
+payout = 1
+seconds = 1
+ring_timeout = 20
+connect_timeout = 1.5
+[[campaigns.buyers]]
+id = "zen"
+destination = "sip:z@h"
+payout = 1
+seconds = 1
+[[campaigns]]
+id = "quiet"
+failover = []
+"""
+
+
+def test_failover_settings() -> None:
+    """Given values are read (the kinds in their one order); left out, the defaults: every
+    kind, 3 buyers, and the timeouts left to the agent (None)."""
+    doc = parse(FAILOVER_FILE)
+    assert doc.campaigns is not None
+    auto, quiet = doc.campaigns
+    assert (auto.failover, auto.max_attempts) == (("no-answer", "busy"), 5)
+    assert (quiet.failover, quiet.max_attempts) == ((), 3)
+    acme, zen = doc.buyers
+    assert (acme.ring_timeout, acme.connect_timeout) == (20.0, 1.5)
+    assert (zen.ring_timeout, zen.connect_timeout) == (None, None)
+    (plain,) = parse('[[campaigns]]\nid = "c"\n').campaigns or ()
+    assert plain.failover == ("no-answer", "busy", "rejected", "unreachable")
+    assert plain.max_attempts == 3
+
+
+ALLOWED_KINDS = "(allowed: no-answer, busy, rejected, unreachable)"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('failover = ["busy", "voicemail"]',
+         f"campaigns[0].failover: 'voicemail' is not a failure kind {ALLOWED_KINDS}"),
+        ('failover = ["busy", "busy"]', "campaigns[0].failover: 'busy' is listed twice"),
+        ('failover = "busy"', "campaigns[0].failover: must be an array of failure kinds "
+         "(no-answer, busy, rejected, unreachable), or [] for no failover"),
+        ("failover = false", "campaigns[0].failover: must be an array of failure kinds "
+         "(no-answer, busy, rejected, unreachable), or [] for no failover"),
+        ("max_attempts = 0", "campaigns[0].max_attempts: must be between 1 and 10"),
+        ("max_attempts = 11", "campaigns[0].max_attempts: must be between 1 and 10"),
+        ("max_attempts = 2.5", "campaigns[0].max_attempts: must be an integer"),
+        ('max_attempts = "3"', "campaigns[0].max_attempts: must be an integer"),
+    ],
+)  # fmt: skip
+def test_campaign_failover_errors(line: str, expected: str) -> None:
+    assert errors_of(f'[[campaigns]]\nid = "c"\n{line}\n') == [expected]
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ("ring_timeout = 0", "ring_timeout: must be more than 0 and at most 600 seconds"),
+        ("ring_timeout = -5", "ring_timeout: must be more than 0 and at most 600 seconds"),
+        ("ring_timeout = 601", "ring_timeout: must be more than 0 and at most 600 seconds"),
+        ('ring_timeout = "20"', "ring_timeout: must be a number of seconds"),
+        ("ring_timeout = inf", "ring_timeout: must be more than 0 and at most 600 seconds"),
+        ("connect_timeout = 0", "connect_timeout: must be more than 0 and at most 60 seconds"),
+        ("connect_timeout = 61", "connect_timeout: must be more than 0 and at most 60 seconds"),
+        ("connect_timeout = true", "connect_timeout: must be a number of seconds"),
+        ("ring_timeout = 20\nconnect_timeout = 20",
+         "connect_timeout: 20 s is not less than ring_timeout (20 s): the connect timeout must "
+         "be shorter than the ring timeout"),
+        ("ring_timeout = 2.5\nconnect_timeout = 30",
+         "connect_timeout: 30 s is not less than ring_timeout (2.5 s): the connect timeout "
+         "must be shorter than the ring timeout"),
+    ],
+)  # fmt: skip
+def test_buyer_timeout_errors(lines: str, expected: str) -> None:
+    text = (f'[[campaigns]]\nid = "c"\n[[campaigns.buyers]]\nid = "b"\n'
+            f'destination = "sip:q@h"\npayout = 1\nseconds = 1\n{lines}\n')  # fmt: skip
+    assert errors_of(text) == [f"campaigns[0].buyers[0].{expected}"]
+
+
+def test_connect_timeout_alone_is_not_compared() -> None:
+    """Without ring_timeout the agent's own ring timeout applies, unknown to the file."""
+    doc = parse('[[campaigns]]\nid = "c"\n[[campaigns.buyers]]\nid = "b"\n'
+                'destination = "sip:q@h"\npayout = 1\nseconds = 1\nconnect_timeout = 45\n')  # fmt: skip
+    assert doc.buyers[0].connect_timeout == 45.0
+
+
 def test_filter_single_string_is_a_list() -> None:
     doc = parse(
         '[[campaigns]]\nid = "c"\n[[campaigns.buyers]]\nid = "b"\n'

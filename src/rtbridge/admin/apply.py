@@ -30,6 +30,7 @@ from rtbridge.config.overlaps import (
 )
 from rtbridge.config.schema import (
     BuyerSpec,
+    CampaignSpec,
     ConfigError,
     Document,
     TrunkSpec,
@@ -169,7 +170,7 @@ def apply_document(
         keys = _wanted_keys(session, doc)
         trunks_before = {t.id: set(t.ips) for t in session.exec(select(Trunk))}
         entries_before = {(e.publisher_id, e.cidr) for e in session.exec(select(AllowlistEntry))}
-        campaigns = {c.id: {"id": c.id} for c in doc.campaigns or ()}
+        campaigns = {c.id: _campaign_row(c) for c in doc.campaigns or ()}
         publishers = {
             p.id: {"id": p.id, "name": p.name, "require_tls": p.require_tls,
                    "require_srtp": p.require_srtp, "media_networks": list(p.media_networks),
@@ -270,6 +271,10 @@ def _trunk_row(t: TrunkSpec) -> dict[str, Any]:
     }
 
 
+def _campaign_row(c: CampaignSpec) -> dict[str, Any]:
+    return {"id": c.id, "failover": list(c.failover), "max_attempts": c.max_attempts}
+
+
 def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
     return {
         "id": b.id,
@@ -286,6 +291,8 @@ def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
         "trunk_id": b.trunk,
         "srtp": b.srtp,
         "media_networks": list(b.media_networks),
+        "ring_timeout": b.ring_timeout,
+        "connect_timeout": b.connect_timeout,
     }
 
 

@@ -16,6 +16,7 @@ from rtbridge.admin.changes import body, commit, merge, validating
 from rtbridge.config import fields as f
 from rtbridge.config.schema import (
     BuyerSpec,
+    CampaignSpec,
     key_hint,
     read_buyer,
     read_campaign,
@@ -23,6 +24,7 @@ from rtbridge.config.schema import (
     read_key,
 )
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
+from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.storage import sitekey
 from rtbridge.storage.models import Buyer, Campaign, DidNumber, PostbackKey, Publisher, Trunk
 
@@ -43,6 +45,13 @@ def list_campaigns(session: Session) -> list[dict[str, Any]]:
     ]
 
 
+def campaign_settings(row: Campaign) -> dict[str, Any]:
+    """A campaign's own fields (its pool and buyers are rows of their own). A row stored
+    without failover (NULL) has the default, all four kinds, as the catalog reads it."""
+    failover = list(FAILOVER_KINDS) if row.failover is None else list(row.failover)
+    return {"id": row.id, "failover": failover, "max_attempts": row.max_attempts}
+
+
 def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
     row = _campaign_row(session, campaign_id)
     numbers = session.exec(
@@ -53,19 +62,24 @@ def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
     buyers = session.exec(
         select(Buyer.id).where(Buyer.campaign_id == row.id).order_by(col(Buyer.id))
     )
-    return {"id": row.id, "numbers": list(numbers), "buyers": list(buyers)}
+    return {**campaign_settings(row), "numbers": list(numbers), "buyers": list(buyers)}
+
+
+def _campaign_values(spec: CampaignSpec) -> dict[str, Any]:
+    return {"failover": list(spec.failover), "max_attempts": spec.max_attempts}
 
 
 def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
-    """``{id, numbers?, buyers?}`` — the ``[[campaigns]]`` table of the file."""
+    """``{id, numbers?, failover?, max_attempts?, buyers?}`` — the ``[[campaigns]]`` table of
+    the file."""
     with validating():
         spec = read_campaign(body(raw))
     if session.get(Campaign, spec.id) is not None:
         raise Conflict(f"id: campaign {spec.id!r} exists")
-    session.add(Campaign(id=spec.id))
-    audit.record(
-        session, actor=actor, action="create", resource=f"campaign/{spec.id}", new={"id": spec.id}
-    )
+    row = Campaign(id=spec.id, **_campaign_values(spec))
+    session.add(row)
+    audit.record(session, actor=actor, action="create", resource=f"campaign/{spec.id}",
+                 new=campaign_settings(row))  # fmt: skip
     session.flush()
     for number in spec.numbers:
         _add_did(session, actor, spec.id, number)
@@ -81,6 +95,30 @@ def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]
         )
     commit(session)
     return get_campaign(session, spec.id)
+
+
+def update_campaign(session: Session, *, actor: str, campaign_id: str, raw: Any) -> dict[str, Any]:
+    """``{failover?, max_attempts?}``: the campaign's own settings; ``null`` resets one. Its
+    pool and its buyers have their own routes (``/admin/dids``, ``/admin/buyers``)."""
+    row = _campaign_row(session, campaign_id)
+    patch = dict(body(raw))
+    if patch.get("id", row.id) != row.id:
+        raise InvalidInput("id: a campaign's id cannot change (keys and reservations use it)")
+    for name, route in (("numbers", "/admin/dids"), ("buyers", "/admin/buyers")):
+        if name in patch:
+            raise InvalidInput(f"{name}: not changed here; use {route}")
+    old = campaign_settings(row)
+    with validating():
+        spec = read_campaign(merge(old, patch))
+    for name, value in _campaign_values(spec).items():
+        setattr(row, name, value)
+    session.add(row)
+    new = campaign_settings(row)
+    if new != old:
+        audit.record(session, actor=actor, action="update", resource=f"campaign/{row.id}",
+                     old=old, new=new)  # fmt: skip
+        commit(session)
+    return get_campaign(session, row.id)
 
 
 def delete_campaign(session: Session, *, actor: str, campaign_id: str) -> None:
@@ -106,9 +144,8 @@ def delete_campaign(session: Session, *, actor: str, campaign_id: str) -> None:
                      old={"number": did.number, "campaign": row.id})  # fmt: skip
         session.delete(did)
     session.flush()
-    audit.record(
-        session, actor=actor, action="delete", resource=f"campaign/{row.id}", old={"id": row.id}
-    )
+    audit.record(session, actor=actor, action="delete", resource=f"campaign/{row.id}",
+                 old=campaign_settings(row))  # fmt: skip
     session.delete(row)
     commit(session)
 
@@ -122,7 +159,8 @@ def buyer_view(row: Buyer) -> dict[str, Any]:
         "payout": row.payout, "seconds": row.seconds, "concurrency": row.concurrency,
         "daily_cap": row.daily_cap, "priority": row.priority, "weight": row.weight,
         "hours": row.hours, "filters": row.filters, "trunk": row.trunk_id, "srtp": row.srtp,
-        "media_networks": list(row.media_networks),
+        "media_networks": list(row.media_networks), "ring_timeout": row.ring_timeout,
+        "connect_timeout": row.connect_timeout,
     }  # fmt: skip
 
 
@@ -132,6 +170,7 @@ def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
         "seconds": b.seconds, "concurrency": b.concurrency, "daily_cap": b.daily_cap,
         "priority": b.priority, "weight": b.weight, "hours": b.hours, "filters": b.filters,
         "trunk_id": b.trunk, "srtp": b.srtp, "media_networks": list(b.media_networks),
+        "ring_timeout": b.ring_timeout, "connect_timeout": b.connect_timeout,
     }  # fmt: skip
 
 

@@ -22,19 +22,66 @@ from rtbridge.domain.errors import InvalidInput, NotFound
 # -- campaigns --------------------------------------------------------------------------------
 
 
+CAMPAIGN_FIELDS = (
+    Field(
+        "failover",
+        "the buyer failures that send a call on to the next buyer: no-answer, busy, rejected, "
+        "unreachable (comma-separated or repeated; default: all four; 'none' turns failover "
+        "off; on update the given ones replace all)",
+        "list",
+        resettable=True,
+        metavar="KIND[,KIND]",
+    ),
+    Field(
+        "max_attempts",
+        "buyers tried for one call, the reservation's own included (1-10, default 3)",
+        "integer",
+        resettable=True,
+        metavar="N",
+    ),
+)
+_CAMPAIGN_COLUMNS = ["id", "numbers", "buyers", "failover", "max_attempts"]
+
+
+def _campaign_body(args: argparse.Namespace) -> dict[str, Any]:
+    raw = body_of(args, CAMPAIGN_FIELDS)
+    if raw.get("failover") == ["none"]:  # a word for [], which an option cannot spell
+        raw["failover"] = []
+    return raw
+
+
 def cmd_campaigns(args: argparse.Namespace) -> int:
     if args.action == "add":
-        raw: dict[str, Any] = {"id": args.id}
+        raw: dict[str, Any] = {"id": args.id, **_campaign_body(args)}
         if args.numbers:
             raw["numbers"] = [n.strip() for text in args.numbers for n in text.split(",")]
         made = write(args, offers.create_campaign, raw=raw)
         print(f"campaign {made['id']} created with {len(made['numbers'])} number(s)")
+    elif args.action == "update":
+        _update_campaign(args, _campaign_body(args))
     elif args.action == "remove":
         write(args, offers.delete_campaign, campaign_id=args.id)
         print(f"campaign {args.id} removed, with its buyers and numbers")
+    elif args.action == "show":
+        print(_vertical(read(args, offers.get_campaign, args.id)))
     else:
-        print(table(read(args, offers.list_campaigns), ["id", "numbers", "buyers"]))
+        print(table(read(args, offers.list_campaigns), _CAMPAIGN_COLUMNS))
     return 0
+
+
+def _update_campaign(args: argparse.Namespace, raw: dict[str, Any]) -> None:
+    if not raw:
+        raise InvalidInput("nothing to change: give at least one field option (see --help)")
+
+    def change(session: Session, *, actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        old = offers.get_campaign(session, args.id)
+        return old, offers.update_campaign(session, actor=actor, campaign_id=args.id, raw=raw)
+
+    old, new = write(args, change)
+    if old == new:
+        print(f"campaign {args.id}: no changes")
+    else:
+        print(f"campaign {args.id} updated: {change_text(old, new)}")
 
 
 # -- buyers -----------------------------------------------------------------------------------
@@ -108,6 +155,22 @@ BUYER_FIELDS = (
         resettable=True,
         metavar="CIDR",
         option="--media-network",
+    ),
+    Field(
+        "ring_timeout",
+        "seconds the buyer may ring before the call moves on (at most 600; default: the SIP "
+        "agent's ring_timeout)",
+        "number",
+        resettable=True,
+        metavar="SECONDS",
+    ),
+    Field(
+        "connect_timeout",
+        "seconds to the buyer's first answer (any 1xx) before it counts as unreachable "
+        "(at most 60, less than the ring timeout; default 2)",
+        "number",
+        resettable=True,
+        metavar="SECONDS",
     ),
 )
 _BUYER_COLUMNS = ["id", "campaign", "destination", "payout", "seconds", "concurrency",
@@ -284,12 +347,20 @@ def _add_key(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``campaigns``, ``buyers``, ``dids`` and ``keys`` (``cli.build_parser`` calls this)."""
-    actions = verb(sub, common, "campaigns", "list, add or remove campaigns", cmd_campaigns)
-    action(actions, "list", "list campaigns with their numbers and buyers")
+    actions = verb(sub, common, "campaigns", "list, show, add, update or remove campaigns",
+                   cmd_campaigns)  # fmt: skip
+    action(actions, "list", "list campaigns with their numbers, buyers and failover")
+    p = action(actions, "show", "show every field of one campaign")
+    p.add_argument("id", help="the campaign's id")
     p = action(actions, "add", "add a campaign (add its buyers with `rtbridge buyers add`)")
     p.add_argument("--id", required=True, help="the campaign's id (letters, digits, _ . -)")
     p.add_argument("--numbers", action="append", metavar="NUMBER[,NUMBER]",
                    help="its DID pool: E.164 numbers, comma-separated or repeated")  # fmt: skip
+    add_options(p, CAMPAIGN_FIELDS, adding=True)
+    p = action(actions, "update", "change a campaign's failover settings (its numbers: "
+               "`rtbridge dids`; its buyers: `rtbridge buyers`)")  # fmt: skip
+    p.add_argument("id", help="the campaign's id (it cannot change)")
+    add_options(p, CAMPAIGN_FIELDS, adding=False)
     p = action(actions, "remove", "remove a campaign with its buyers and numbers (refused "
                "while keys use it)")  # fmt: skip
     p.add_argument("id", help="the campaign's id")

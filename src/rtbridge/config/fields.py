@@ -20,6 +20,7 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.domain.hours import HoursError, parse_hours
 from rtbridge.domain.numbers import is_e164
 
@@ -69,6 +70,15 @@ def number(value: Any, *, minimum: float) -> float:
         raise FieldError("must be a finite number")
     if value < minimum:
         raise FieldError(f"must be >= {minimum}")
+    return float(value)
+
+
+def seconds(value: Any, *, maximum: float) -> float:
+    """A timeout: more than 0 seconds (0 would give up at once) and at most ``maximum``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FieldError("must be a number of seconds")
+    if not math.isfinite(value) or not 0 < value <= maximum:
+        raise FieldError(f"must be more than 0 and at most {maximum:g} seconds")
     return float(value)
 
 
@@ -177,6 +187,23 @@ def srtp_mode(value: Any) -> str:
     return str(value)
 
 
+def failover(value: Any) -> tuple[str, ...]:
+    """The buyer failures that send a call on to the next buyer; ``[]`` turns failover off.
+    Returned in the one order of :data:`FAILOVER_KINDS`, so a set has one spelling: the same
+    kinds listed in another order are no change (``apply``, the audit trail)."""
+    allowed = ", ".join(FAILOVER_KINDS)
+    if not isinstance(value, list | tuple):
+        raise FieldError(f"must be an array of failure kinds ({allowed}), or [] for no failover")
+    seen: list[str] = []
+    for item in value:
+        if item not in FAILOVER_KINDS:
+            raise FieldError(f"{item!r} is not a failure kind (allowed: {allowed})")
+        if item in seen:
+            raise FieldError(f"{item!r} is listed twice")
+        seen.append(item)
+    return tuple(k for k in FAILOVER_KINDS if k in seen)
+
+
 # -- the rules as pydantic metadata -----------------------------------------------------------
 
 
@@ -219,6 +246,10 @@ def number_rule(minimum: float) -> Rule:
     return Rule(partial(number, minimum=minimum), minimum=minimum)
 
 
+def seconds_rule(maximum: float) -> Rule:
+    return Rule(partial(seconds, maximum=maximum), exclusiveMinimum=0, maximum=maximum)
+
+
 def string_rule(max_len: int = 256) -> Rule:
     return Rule(partial(string, max_len=max_len), minLength=1, maxLength=max_len)
 
@@ -247,3 +278,11 @@ PASSWORD = Rule(
 )
 RESPONSE_ROOT = Rule(response_root)
 SRTP_MODE = Rule(srtp_mode)
+FAILOVER = Rule(
+    failover,
+    uniqueItems=True,
+    description="the buyer failures that move a call on to the next buyer: no-answer (rang "
+    "past its ring timeout), busy (486 or 600), rejected (any other final answer 300-699), "
+    "unreachable (no answer at all within connect_timeout, or a transport error); [] turns "
+    "failover off",
+)

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from rtbridge.config import fields as f
+from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.domain.ping import TAG_NAME
 
 T = TypeVar("T")
@@ -91,6 +92,7 @@ Identifier = Annotated[str, f.IDENTIFIER]
 Text = Annotated[str | None, f.STRING]
 Flag = Annotated[bool, f.BOOLEAN]
 Cidr = Annotated[str, f.CIDR]
+FailoverKind = Literal["no-answer", "busy", "rejected", "unreachable"]
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -179,6 +181,31 @@ class Buyer(_Model):
             "UPDATE may move its media"
         ),
     ] = ()
+    ring_timeout: Annotated[
+        float | None,
+        f.seconds_rule(600),
+        Field(description="seconds it may ring before the call moves on (default: the SIP "
+              "agent's ring_timeout)"),
+    ] = None  # fmt: skip
+    # After ring_timeout: its check reads it.
+    connect_timeout: Annotated[
+        float | None,
+        f.seconds_rule(60),
+        Field(description="seconds to its first answer (any 1xx) before it counts as "
+              "unreachable (default 2); less than ring_timeout"),
+    ] = None  # fmt: skip
+
+    @field_validator("connect_timeout")
+    @classmethod
+    def _shorter_than_ringing(cls, value: float | None, info: ValidationInfo) -> float | None:
+        ring = info.data.get("ring_timeout")
+        if value is not None and ring is not None and value >= ring:
+            # It would never apply: the ring timeout ends the attempt first.
+            raise f.FieldError(
+                f"{value:g} s is not less than ring_timeout ({ring:g} s): the connect timeout "
+                "must be shorter than the ring timeout"
+            )
+        return value
 
     @field_validator("trunk")
     @classmethod
@@ -217,6 +244,12 @@ class Campaign(_Model):
 
     id: Identifier
     numbers: tuple[Annotated[str, f.E164], ...] = ()
+    failover: Annotated[tuple[FailoverKind, ...], f.FAILOVER] = FAILOVER_KINDS
+    max_attempts: Annotated[
+        int,
+        f.integer_rule(1, 10),
+        Field(description="buyers tried for one call, the reservation's own included"),
+    ] = 3
     buyers: tuple[Buyer, ...] = ()
 
 
@@ -226,7 +259,7 @@ class CampaignSpec(Campaign):
     @classmethod
     def of(cls, campaign: Campaign) -> CampaignSpec:
         buyers = tuple(BuyerSpec.of(b, campaign.id) for b in campaign.buyers)
-        return cls.model_construct(id=campaign.id, numbers=campaign.numbers, buyers=buyers)
+        return cls.model_construct(**{**dict(campaign), "buyers": buyers})
 
 
 class IpSpec(_Model):

@@ -50,6 +50,27 @@ def test_request_bodies_and_answers_are_components() -> None:
     )  # refused, so not offered
 
 
+def test_failover_settings_are_described() -> None:
+    """The campaign's PATCH, and the failover fields with their rules as JSON Schema."""
+    doc = openapi_document()
+    schemas = doc["components"]["schemas"]
+    patch = doc["paths"]["/admin/campaigns/{campaign}"]["patch"]
+    body = patch["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/CampaignPatch"}
+    assert set(schemas["CampaignPatch"]["properties"]) == {"failover", "max_attempts"}
+    failover = schemas["Campaign"]["properties"]["failover"]
+    assert failover["items"]["enum"] == ["no-answer", "busy", "rejected", "unreachable"]
+    assert failover["uniqueItems"] is True and failover["default"] == failover["items"]["enum"]
+    attempts = schemas["Campaign"]["properties"]["max_attempts"]
+    assert (attempts["minimum"], attempts["maximum"], attempts["default"]) == (1, 10, 3)
+    buyer = schemas["BuyerSpec"]["properties"]
+    assert (buyer["ring_timeout"]["exclusiveMinimum"], buyer["ring_timeout"]["maximum"]) == (0, 600)
+    assert (buyer["connect_timeout"]["exclusiveMinimum"], buyer["connect_timeout"]["maximum"]) == (
+        0, 60)  # fmt: skip
+    assert {"ring_timeout", "connect_timeout"} <= set(schemas["BuyerPatch"]["properties"])
+    assert {"failover", "max_attempts"} <= set(schemas["CampaignPublic"]["required"])
+
+
 def test_a_hand_written_entry_sits_beside_generated_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     """An operation described with plain JSON Schema dicts still gets its operationId and
     security, next to the model-generated ones."""
@@ -91,10 +112,13 @@ def test_real_answers_match_the_declared_schemas(admin: TestClient) -> None:
          {"id": "b9", "destination": "sip:q@buyer.example.net", "payout": 2.5, "seconds": 30,
           "filters": {"caller_state": ["CA"]}, "hours": "Mon-Fri 09:00-17:00 UTC"}]}),
         ("GET", "/admin/campaigns/c9", None),
+        ("PATCH", "/admin/campaigns/c9", {"failover": ["busy"], "max_attempts": 2}),
+        ("PATCH", "/admin/campaigns/c9", {"failover": ["ringing"]}),
         ("GET", "/admin/buyers?campaign=c9", None),
         ("POST", "/admin/buyers", {"campaign": "c9", "id": "b10", "destination": "+18005550100",
          "payout": 1, "seconds": 10, "concurrency": 2, "srtp": "optional"}),
-        ("PATCH", "/admin/buyers/b10", {"weight": 3, "daily_cap": None}),
+        ("PATCH", "/admin/buyers/b10", {"weight": 3, "daily_cap": None, "ring_timeout": 15,
+                                         "connect_timeout": 1.5}),
         ("GET", "/admin/buyers/b10", None),
         ("GET", "/admin/dids", None),
         ("POST", "/admin/dids", {"number": "+18005550198", "campaign": "c9"}),

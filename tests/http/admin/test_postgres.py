@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from tests.conftest import ClientFactory
 from tests.http.admin import test_audit as audit
 from tests.http.admin import test_export as export
+from tests.http.admin import test_failover_settings as failover
 from tests.http.admin import test_logs as listings
 from tests.http.admin import test_routes as resources
 from tests.support.admin import make_token
@@ -23,6 +24,8 @@ CASES: list[Callable[[TestClient], None]] = [
     resources.test_campaign_buyer_did_round_trip,
     resources.test_key_round_trip_shows_the_key_once,
     resources.test_trunk_round_trip,
+    failover.test_campaign_failover_created_changed_and_reset,
+    failover.test_buyer_timeouts_created_changed_and_reset,
     audit.test_audit_filters,
     export.test_kamailio_permissions_export,
     listings.test_rtb_log_pages_newest_first_and_is_stable_under_inserts,

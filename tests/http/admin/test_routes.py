@@ -117,7 +117,9 @@ def test_campaign_buyer_did_round_trip(admin: TestClient) -> None:
     r = admin.post("/admin/campaigns", json={"id": "health", "numbers": ["+18005550111"], "buyers": [
         {"id": "clinic", "destination": "sip:q@clinic.example:5060", "payout": 20, "seconds": 90}]})  # fmt: skip
     assert r.status_code == 201, r.text
-    assert r.json() == {"id": "health", "numbers": ["+18005550111"], "buyers": ["clinic"]}
+    assert r.json() == {"id": "health", "numbers": ["+18005550111"], "buyers": ["clinic"],
+                        "failover": ["no-answer", "busy", "rejected", "unreachable"],
+                        "max_attempts": 3}  # fmt: skip
     assert admin.post("/admin/campaigns", json={"id": "health"}).status_code == 409
     r = admin.post("/admin/buyers", json={"campaign": "health", "id": "clinic2", "destination": "+18005550199",
                                          "payout": 5.5, "seconds": 30, "trunk": "carrier",

@@ -13,12 +13,20 @@ ODD = ["²", "\u0663", "9" * 30, "9" * 5000]
 
 @pytest.mark.parametrize("odd", ODD)
 def test_odd_numbers_in_a_buyer_form_are_refused_by_field(console: Console, odd: str) -> None:
-    for field in ("payout", "seconds", "concurrency", "priority"):
+    for field in ("payout", "seconds", "concurrency", "priority", "ring_timeout",
+                  "connect_timeout"):  # fmt: skip
         values = {"id": "beta", "destination": "sip:beta@buyer.example.net", "payout": "75",
                   "seconds": "90", field: odd}  # fmt: skip
         r = console.post("/console/campaigns/auto/buyers", **values)
         assert r.status_code == 422, (field, r.status_code, r.text[:300])
         assert f'id="err-{field}"' in r.text, field
+
+
+@pytest.mark.parametrize("odd", ODD)
+def test_odd_max_attempts_is_refused_by_field(console: Console, odd: str) -> None:
+    r = console.post("/console/campaigns/auto/settings", max_attempts=odd)
+    assert r.status_code == 422, r.text[:300]
+    assert 'id="err-max_attempts"' in r.text
 
 
 @pytest.mark.parametrize("odd", ODD)

@@ -355,6 +355,12 @@ def test_buyer_form_campaigns_trunks_and_keys(page: Page, live: Live) -> None:
     shot(page, "campaigns")
     # the running configuration has it: a ping on that campaign now reserves b2
     assert live.ping(KEY3, caller_state="CA")["status"] == "reserved"
+    page.uncheck("#failover-empty input[name=failover-busy]")
+    page.fill("#failover-empty input[name=max_attempts]", "2")
+    page.click("#failover-empty button")
+    expect(page.locator(".notice")).to_have_text("Campaign saved.")
+    expect(page.locator("#failover-empty input[name=failover-busy]")).not_to_be_checked()
+    expect(page.locator("#failover-empty input[name=max_attempts]")).to_have_value("2")
     page.goto("/console/trunks")
     expect(page.locator("h1")).to_contain_text("Trunks")
     shot(page, "trunks")

@@ -5,6 +5,7 @@ under the token's name, and the running configuration changed (a ping sees it)."
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from tests.http.console.conftest import Console
 from tests.support.demo import KEY_OPEN
@@ -125,3 +126,66 @@ def test_publisher_settings(console: Console) -> None:
     assert 'value="Renamed"' in page and 'name="require_tls" checked' in page
     listing = console.client.get("/console/publishers").text
     assert "Renamed" in listing and "TLS" in listing
+
+
+def _catalog(console: Console) -> Any:
+    return console.client.app.state.rtbridge.catalog.get()  # type: ignore[attr-defined]
+
+
+def _ticked(html: str, campaign: str) -> list[str]:
+    form = html[html.index(f'id="failover-{campaign}"') :]
+    form = form[: form.index("</form>")]
+    return re.findall(r'name="failover-([a-z-]+)" checked', form)
+
+
+def test_campaign_failover_settings(console: Console) -> None:
+    page = console.client.get("/console/campaigns").text
+    assert _ticked(page, "auto") == ["no-answer", "busy", "rejected", "unreachable"]
+    ticks = {"failover-busy": "on", "failover-unreachable": "on"}
+    saved = console.post("/console/campaigns/auto/settings", **ticks, max_attempts="5")
+    assert saved.headers["location"] == "/console/campaigns?notice=campaign-saved"
+    page = console.client.get("/console/campaigns").text
+    assert _ticked(page, "auto") == ["busy", "unreachable"] and "Campaign saved." not in page
+    info = _catalog(console).campaigns["auto"]
+    assert (info.failover, info.max_attempts) == (frozenset({"busy", "unreachable"}), 5)
+
+    bad = console.post("/console/campaigns/auto/settings", **{"failover-busy": "on"},
+                       max_attempts="11")  # fmt: skip
+    assert bad.status_code == 422
+    assert _field_errors(bad.text)["max_attempts"] == "must be between 1 and 10"
+    assert _ticked(bad.text, "auto") == ["busy"] and 'value="11"' in bad.text  # as typed
+    assert _catalog(console).campaigns["auto"].max_attempts == 5  # nothing changed
+
+    off = console.post("/console/campaigns/auto/settings", max_attempts="")  # nothing ticked
+    assert off.status_code == 303
+    info = _catalog(console).campaigns["auto"]
+    assert (info.failover, info.max_attempts) == (frozenset(), 3)  # empty: the default
+    assert _ticked(console.client.get("/console/campaigns").text, "auto") == []
+    trail = console.client.get("/console/audit", params={"resource": "campaign/auto"}).text
+    assert trail.count("<td>update</td>") == 2 and "<td>ops</td>" in trail
+
+
+def test_buyer_timeouts(console: Console) -> None:
+    made = console.post("/console/campaigns/auto/buyers", id="beta",
+                        destination="sip:beta@buyer.example.net", payout="95", seconds="90",
+                        priority="1", weight="1", srtp="off", ring_timeout="20",
+                        connect_timeout="1.5")  # fmt: skip
+    assert made.status_code == 303, made.text[:500]
+    page = console.client.get("/console/buyers/beta").text
+    assert 'name="ring_timeout" value="20.0"' in page
+    assert 'name="connect_timeout" value="1.5"' in page
+    form = {"destination": "sip:beta@buyer.example.net", "payout": "95", "seconds": "90",
+            "priority": "1", "weight": "1", "srtp": "off"}  # fmt: skip
+    bad = console.post("/console/buyers/beta", **form, ring_timeout="20", connect_timeout="30")
+    assert bad.status_code == 422
+    assert _field_errors(bad.text)["connect_timeout"] == (
+        "30 s is not less than ring_timeout (20 s): the connect timeout must be shorter than "
+        "the ring timeout")  # fmt: skip
+    bad = console.post("/console/buyers/beta", **form, ring_timeout="0")
+    assert _field_errors(bad.text)["ring_timeout"] == "must be more than 0 and at most 600 seconds"
+    beta = next(b for b in _catalog(console).campaigns["auto"].buyers if b.rule.id == "beta")
+    assert (beta.ring_timeout, beta.connect_timeout) == (20.0, 1.5)  # nothing changed
+    cleared = console.post("/console/buyers/beta", **form, ring_timeout="", connect_timeout="")
+    assert cleared.status_code == 303  # empty: back to the defaults
+    beta = next(b for b in _catalog(console).campaigns["auto"].buyers if b.rule.id == "beta")
+    assert (beta.ring_timeout, beta.connect_timeout) == (None, 2.0)

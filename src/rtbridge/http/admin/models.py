@@ -15,7 +15,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rtbridge.config import fields as f
-from rtbridge.config.schema import BuyerSpec, IpSpec, KeySpec, PublisherSpec, TrunkSpec
+from rtbridge.config.schema import (
+    BuyerSpec,
+    Campaign,
+    IpSpec,
+    KeySpec,
+    PublisherSpec,
+    TrunkSpec,
+)
 
 
 class _Public(BaseModel):
@@ -47,6 +54,7 @@ def _patch_of(model: type[BaseModel], name: str, *, leave_out: tuple[str, ...] =
 
 PublisherPatch = _patch_of(PublisherSpec, "PublisherPatch", leave_out=("ips", "credentials"))
 IpPatch = _patch_of(IpSpec, "IpPatch")
+CampaignPatch = _patch_of(Campaign, "CampaignPatch", leave_out=("id", "numbers", "buyers"))
 BuyerPatch = _patch_of(BuyerSpec, "BuyerPatch")
 KeyPatch = _patch_of(KeySpec, "KeyPatch", leave_out=("key",))
 TrunkPatch = _patch_of(TrunkSpec, "TrunkPatch")
@@ -149,6 +157,12 @@ class IpBulkPublic(_Public):
 
 class CampaignPublic(_Public):
     id: str
+    failover: list[str] = Field(
+        description="the buyer failures that move a call on to the next buyer (no-answer, "
+        "busy, rejected, unreachable); [] is off"
+    )
+    max_attempts: int = Field(description="buyers tried for one call, the reservation's own "
+                              "included")  # fmt: skip
     numbers: list[str]
     buyers: list[str] = Field(description="buyer ids")
 
@@ -169,6 +183,12 @@ class BuyerPublic(_Public):
     srtp: str
     media_networks: list[str] = Field(
         description="networks beside its destination where its media may move"
+    )
+    ring_timeout: float | None = Field(
+        description="seconds it may ring; null: the SIP agent's ring_timeout"
+    )
+    connect_timeout: float | None = Field(
+        description="seconds to its first answer before it counts as unreachable; null: 2"
     )
 
 

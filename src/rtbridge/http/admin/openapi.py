@@ -270,6 +270,11 @@ OPERATIONS: dict[str, dict[str, _S]] = {
     },
     "/admin/campaigns/{campaign}": {
         "get": _op("A campaign", answer=m.CampaignPublic),
+        "patch": _op(
+            "Change a campaign's failover settings (its DIDs and buyers have their own routes)",
+            body=m.CampaignPatch,
+            answer=m.CampaignPublic,
+        ),
         "delete": _op("Delete a campaign, its buyers and DIDs (409 while keys use it)", ok=204),
     },
     "/admin/buyers": {

@@ -373,7 +373,9 @@ routes: list[BaseRoute] = [
     Route("/publishers/{publisher}/credentials/{username}", set_credential, methods=["PUT"]),
     Route("/publishers/{publisher}/credentials/{username}", remove_credential, methods=["DELETE"]),
     *_collection("campaigns", offers.list_campaigns, offers.create_campaign),
-    *_item("campaigns", "campaign", offers.get_campaign, None, offers.delete_campaign),
+    *_item(
+        "campaigns", "campaign", offers.get_campaign, offers.update_campaign, offers.delete_campaign
+    ),
     *_collection("buyers", offers.list_buyers, offers.create_buyer, by_campaign=True),
     *_item("buyers", "buyer", offers.get_buyer, offers.update_buyer, offers.delete_buyer),
     *_collection("dids", offers.list_dids, offers.add_did, by_campaign=True),

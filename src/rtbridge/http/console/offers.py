@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from rtbridge.admin import export, offers, trunks
 from rtbridge.domain.errors import RtbError
+from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.http import handlers as service
 from rtbridge.http.console import forms
 from rtbridge.http.console.forms import Errors
@@ -26,6 +27,7 @@ _FLOAT = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
 
 NOTICES = {
     "campaign-created": "Campaign created.",
+    "campaign-saved": "Campaign saved.",
     "campaign-deleted": "Campaign deleted with its buyers and DIDs.",
     "did-added": "DID added to the pool.",
     "did-removed": "DID removed from the pool.",
@@ -67,8 +69,10 @@ async def campaigns_page(
     buyers = await service.read(request, offers.list_buyers)
     by_campaign = {c["id"]: [b for b in buyers if b["campaign"] == c["id"]] for c in campaigns}
     form = form or {"name": "", "typed": {}, "errors": Errors().view()}
+    settings = {c["id"]: failover_form(c) for c in campaigns}
     return render(request, "campaigns.html", status=status, campaigns=campaigns,
-                  buyers=by_campaign, form=form, notice=_notice(request))  # fmt: skip
+                  buyers=by_campaign, settings=settings, kinds=FAILOVER_KINDS, form=form,
+                  notice=_notice(request))  # fmt: skip
 
 
 def _form(name: str, values: dict[str, str], errors: Errors) -> dict[str, Any]:
@@ -85,6 +89,30 @@ async def create_campaign(request: Request) -> Response:
         return await campaigns_page(request, form=_form("campaign", values, errors),
                                     status=exc.status)  # fmt: skip
     return _to(request, "campaigns", "campaign-created")
+
+
+def failover_form(campaign: dict[str, Any]) -> dict[str, str]:
+    """A campaign's failover settings as its form shows them: a ticked box per kind."""
+    ticked = {f"failover-{k}": "on" for k in campaign["failover"]}
+    return {**ticked, "max_attempts": str(campaign["max_attempts"])}
+
+
+async def update_campaign(request: Request) -> Response:
+    """The failover settings: the ticked kinds (none ticked: off) and ``max_attempts``."""
+    campaign = str(request.path_params["campaign"])
+    values = await forms.read(request)
+    raw: dict[str, Any] = {
+        "failover": [k for k in FAILOVER_KINDS if values.get(f"failover-{k}") == "on"],
+        "max_attempts": _number(values["max_attempts"]) if values.get("max_attempts") else None,
+    }
+    try:
+        await service.write(request, offers.update_campaign, campaign_id=campaign, raw=raw)
+    except RtbError as exc:
+        errors = Errors()
+        errors.add(exc, {"max_attempts"})
+        return await campaigns_page(request, form=_form(f"failover:{campaign}", values, errors),
+                                    status=exc.status)  # fmt: skip
+    return _to(request, "campaigns", "campaign-saved")
 
 
 async def delete_campaign(request: Request) -> Response:
@@ -119,8 +147,10 @@ async def remove_did(request: Request) -> Response:
 # -- buyers -----------------------------------------------------------------------------------
 
 BUYER_FIELDS = ("id", "destination", "payout", "seconds", "concurrency", "daily_cap",
-                "priority", "weight", "hours", "filters", "trunk", "srtp")  # fmt: skip
-_NUMERIC = {"payout", "seconds", "concurrency", "daily_cap", "priority", "weight"}
+                "priority", "weight", "hours", "filters", "trunk", "srtp", "ring_timeout",
+                "connect_timeout")  # fmt: skip
+_NUMERIC = {"payout", "seconds", "concurrency", "daily_cap", "priority", "weight",
+            "ring_timeout", "connect_timeout"}  # fmt: skip
 
 
 def _filters(text: str, errors: Errors) -> dict[str, list[str]] | None:

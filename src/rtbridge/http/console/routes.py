@@ -50,6 +50,7 @@ routes: list[BaseRoute] = [
     Route("/keys/{key}/delete", access.delete_key, methods=["POST"]),
     Route("/campaigns", offers.campaigns_page, methods=["GET"], name="console_campaigns"),
     Route("/campaigns", offers.create_campaign, methods=["POST"]),
+    Route("/campaigns/{campaign}/settings", offers.update_campaign, methods=["POST"]),
     Route("/campaigns/{campaign}/delete", offers.delete_campaign, methods=["POST"]),
     Route("/campaigns/{campaign}/dids", offers.add_did, methods=["POST"]),
     Route("/dids/{number}/delete", offers.remove_did, methods=["POST"]),
