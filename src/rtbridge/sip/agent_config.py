@@ -80,7 +80,8 @@ class AgentConfig(BaseModel):
     max_bridges: int = 0
     """bridged calls admitted at once; 0 = what the call slots allow"""
     ring_timeout: float = 30.0
-    """seconds the buyer may ring before the call fails with 408"""
+    """seconds a buyer may ring before it is given up on (408, or the next buyer); a buyer's
+    own ring_timeout overrides it"""
     session_expires: int = 1800
     """RFC 4028 session interval offered on both legs; a leg whose refresh fails is ended"""
     min_se: int = 90

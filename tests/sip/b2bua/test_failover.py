@@ -7,6 +7,7 @@ each buyer got, the call's attempts in the database, and the buyers' counters.""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,15 +69,24 @@ def closed_port(id: str, **kw: Any) -> Buyer:
 
 
 def _config(buyers: list[Buyer], failover: list[str] | None, max_attempts: int) -> str:
-    campaign = '[[campaigns]]\nid = "c1"\n'
+    kinds = "" if failover is None else f"failover = {json.dumps(failover)}\n"
     lines = [
         '[sip]\ndomain = "sip.rtb.example.com"\n',
-        campaign,
+        f'[[campaigns]]\nid = "c1"\n{kinds}max_attempts = {max_attempts}\n',
     ]
     for b in buyers:
+        timeouts = "".join(
+            f"{name} = {value}\n"
+            for name, value in (
+                ("ring_timeout", b.ring_timeout),
+                ("connect_timeout", b.connect_timeout),
+            )
+            if value is not None
+        )
         lines.append(
             f'[[campaigns.buyers]]\nid = "{b.id}"\ndestination = "{b.uri}"\n'
             f"payout = {b.payout}\nseconds = 1\nconcurrency = 5\npriority = {b.priority}\n"
+            f"{timeouts}"
         )
     lines.append(
         '[[publishers]]\nid = "p1"\nips = ["127.0.0.1/32"]\n\n'
@@ -95,16 +105,6 @@ class World:
     ) -> None:  # fmt: skip
         self.engine: Engine = open_database(f"sqlite:///{tmp_path / 'failover.db'}")
         apply_file(self.engine, write_config(tmp_path, _config(buyers, failover, max_attempts)))
-        with self.engine.begin() as conn:
-            conn.execute(
-                text("UPDATE campaign SET max_attempts = :n, failover = :f"),
-                {"n": max_attempts, "f": _json(failover)},
-            )
-            for b in buyers:
-                conn.execute(
-                    text("UPDATE buyer SET ring_timeout = :r, connect_timeout = :c WHERE id = :b"),
-                    {"r": b.ring_timeout, "c": b.connect_timeout, "b": b.id},
-                )
         self.catalog = CatalogCache(self.engine)
         self.reservations = Reservations(self.engine, self.catalog)
         self.router = ReservationRouter(
@@ -151,12 +151,6 @@ class World:
         assert report.differences == (), report
         live = self.rows("SELECT buyer_id, units FROM buyerlive WHERE units <> 0")
         assert live == [], f"units still held after every call ended: {live}"
-
-
-def _json(value: list[str] | None) -> str:
-    import json
-
-    return json.dumps(["no-answer", "busy", "rejected", "unreachable"] if value is None else value)
 
 
 @pytest.fixture
