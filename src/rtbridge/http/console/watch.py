@@ -125,7 +125,7 @@ async def call_log_csv(request: Request) -> Response:
     if errors:
         return await call_log(request)
     pages = service.pages(request, listings.call_log, before=None, **filters)
-    return csvfile.download("calls", listings.CALL_COLUMNS, pages)
+    return csvfile.download("calls", listings.CALL_COLUMNS, pages, listings.flat_call)
 
 
 async def agent(request: Request) -> Response:
