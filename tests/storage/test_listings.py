@@ -118,3 +118,46 @@ def test_pages_walk_the_primary_keys(sqlite_url: str) -> None:
     # open call records (the orphan sweep's index), whichever the planner prefers
     assert "ix_reservation_live_caller" in plans[2] or "ix_callrecord_open" in plans[2], plans[2]
     engine.dispose()
+
+
+def test_a_page_of_calls_reads_its_attempts_in_one_indexed_query(sqlite_url: str) -> None:
+    """Every call of a page with its buyer attempts in order, from one statement on
+    ``callattempt`` (traced at the driver: it runs on the session's own connection) that
+    searches an index by reservation instead of scanning every attempt ever made."""
+    engine = open_database(sqlite_url)
+    uuids = _fill(engine)
+    called = uuids[2::3]  # the reservations with a call (_fill)
+    attempts = [
+        {"u": uuid, "n": n, "b": f"b{n}", "t": "2026-12-01 00:00:00.000000",
+         "k": "busy" if n < 3 else "answered", "c": 486 if n < 3 else 200}
+        for i, uuid in enumerate(called) for n in range(1, i % 3 + 2)
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO callattempt (reservation_uuid, n, buyer_id, destination, started_at, "
+            "final_code, kind, ended_at) VALUES (:u, :n, :b, 'sip:x@192.0.2.1', :t, :c, :k, :t)"
+        ), attempts)  # fmt: skip
+    traced: list[str] = []
+
+    @event.listens_for(engine, "connect")
+    def _trace(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.set_trace_callback(traced.append)
+
+    engine.dispose()  # pooled connections reconnect, traced
+    with Session(engine) as session:
+        rows = listings.call_log(session, limit=100).rows
+        reads = [s for s in traced if "FROM callattempt" in s]
+        plan = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + reads[0]).fetchall()
+    assert len(reads) == 1, reads
+    steps = " | ".join(str(p[-1]) for p in plan)
+    assert "SEARCH callattempt USING" in steps and "SCAN callattempt" not in steps, steps
+    by_uuid = {r["uuid"]: r for r in rows}
+    assert len(rows) == 100 and all("attempts" in r for r in rows)
+    for i, uuid in enumerate(called):
+        if uuid in by_uuid:
+            tried = by_uuid[uuid]["attempts"]
+            assert [a["n"] for a in tried] == list(range(1, i % 3 + 2))
+            assert [a["buyer"] for a in tried] == [f"b{n}" for n in range(1, i % 3 + 2)]
+    flat = listings.flat_call(by_uuid[called[-1]])
+    assert flat["attempts_detail"].startswith("1 b1 486 busy")
+    engine.dispose()

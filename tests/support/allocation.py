@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, text
 
 from rtbridge.domain import lifecycle as st
+from rtbridge.storage.attempts import ATTEMPT_FAILED
 
 _END = datetime.max.replace(tzinfo=UTC)
 
@@ -66,7 +67,8 @@ def peaks(
         for e in conn.execute(
             text("SELECT reservation_uuid, status, at FROM reservationevent ORDER BY id")
         ):
-            if e.reservation_uuid in buyers:
+            # a failed buyer attempt is not a status: the call goes on, claimed
+            if e.reservation_uuid in buyers and e.status != ATTEMPT_FAILED:
                 history[e.reservation_uuid].append((e.status, _aware(e.at)))
     live: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     daily: dict[tuple[str, str], list[tuple[datetime, datetime]]] = defaultdict(list)

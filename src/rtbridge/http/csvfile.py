@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,15 +36,21 @@ def cell(value: Any) -> Any:
     return value
 
 
+Row = dict[str, Any]
+
+
 async def lines(
-    columns: Sequence[str], pages: AsyncIterator[list[dict[str, Any]]]
+    columns: Sequence[str],
+    pages: AsyncIterator[list[Row]],
+    flat: Callable[[Row], Row] | None = None,
 ) -> AsyncIterator[str]:
-    """The header row, then one chunk of text per page of rows."""
+    """The header row, then one chunk of text per page of rows (each first through
+    ``flat``, for a listing whose rows nest lists a CSV row cannot hold)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(columns)
     async for rows in pages:
-        for row in rows:
+        for row in map(flat, rows) if flat is not None else rows:
             writer.writerow([cell(row[c]) for c in columns])
         yield out.getvalue()
         out.seek(0)
@@ -54,9 +60,11 @@ async def lines(
 
 
 def download(
-    name: str, columns: Sequence[str], pages: AsyncIterator[list[dict[str, Any]]]
-) -> StreamingResponse:
+    name: str, columns: Sequence[str], pages: AsyncIterator[list[Row]],
+    flat: Callable[[Row], Row] | None = None,
+) -> StreamingResponse:  # fmt: skip
     """``rtbridge-<name>-<UTC time>.csv`` as an attachment, streamed."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     headers = {"Content-Disposition": f'attachment; filename="rtbridge-{name}-{stamp}.csv"'}
-    return StreamingResponse(lines(columns, pages), media_type=MEDIA_TYPE, headers=headers)
+    body = lines(columns, pages, flat)
+    return StreamingResponse(body, media_type=MEDIA_TYPE, headers=headers)

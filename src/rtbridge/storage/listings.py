@@ -23,7 +23,9 @@ from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from rtbridge.domain import lifecycle as st
-from rtbridge.storage.models import LIVE_ROWS, CallRecord, Reservation, SipAgent
+from rtbridge.storage.attempts import ATTEMPT_FAILED, of_calls
+from rtbridge.storage.models import LIVE_ROWS, CallRecord, Reservation, ReservationEvent, SipAgent
+from rtbridge.storage.sql import Db
 from rtbridge.timestamps import utcnow
 
 MAX_PAGE = 1000
@@ -34,7 +36,8 @@ RTB_COLUMNS = ["created_at", "uuid", "key_id", "publisher", "campaign", "buyer",
                "source_id", "tags"]  # fmt: skip
 CALL_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campaign", "buyer",
                 "caller_number", "via", "source", "publisher_code", "buyer_code", "hangup_by",
-                "duration", "converted", "payout", "status"]  # fmt: skip
+                "duration", "converted", "payout", "status", "attempts",
+                "attempts_detail"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,64 @@ def call_log(
     query = query.order_by(col(CallRecord.id).desc()).limit(limit + 1)
     found = list(session.exec(query))
     rows = [_call_view(c, r) for c, r in found[:limit]]
+    _add_attempts(session, rows)
     return Page(rows, rows[-1]["id"] if len(found) > limit else None)
+
+
+def _attempt_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "n": row["n"],
+        "buyer": row["buyer_id"],
+        "destination": row["destination"],
+        "started_at": row["started_at"],
+        "provisional_at": row["provisional_at"],
+        "final_code": row["final_code"],
+        "reason": row["reason"],
+        "kind": row["kind"],
+        "ended_at": row["ended_at"],
+    }
+
+
+def _add_attempts(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Each call's buyer attempts, in order (``storage/attempts.py``): one query for the
+    whole page, in the session's own transaction, so they agree with the calls read."""
+    if not rows:
+        return
+    conn = session.connection()
+    db = Db(conn.connection.driver_connection, conn.dialect.name)
+    try:
+        found = of_calls(db, [r["uuid"] for r in rows])
+    finally:
+        db.cursor.close()
+    for row in rows:
+        row["attempts"] = [_attempt_view(a) for a in found.get(row["uuid"], [])]
+
+
+def flat_call(row: dict[str, Any]) -> dict[str, Any]:
+    """A call log row as CSV writes it (``CALL_COLUMNS``): its attempts as their number and
+    one text, an attempt per ``;`` as n, buyer, final code and kind —
+    ``1 b1 486 busy; 2 b2 200 answered`` (``-`` for what is not known)."""
+    attempts = row["attempts"]
+    detail = "; ".join(
+        f"{a['n']} {a['buyer']} {a['final_code'] or '-'} {a['kind'] or '-'}" for a in attempts
+    )
+    return {**row, "attempts": len(attempts), "attempts_detail": detail}
+
+
+def history(session: Session, uuid: str) -> list[dict[str, Any]]:
+    """A reservation's history rows, oldest first: its status changes, and between them
+    its calls' failed buyer attempts (``attempt-failed``, not a status: the reservation
+    stays claimed while the call goes on to the next buyer)."""
+    query = (
+        select(ReservationEvent)
+        .where(col(ReservationEvent.reservation_uuid) == uuid)
+        .order_by(col(ReservationEvent.id))
+    )
+    return [
+        {"at": e.at, "status": e.status, "detail": e.detail,
+         "attempt": e.status == ATTEMPT_FAILED}
+        for e in session.exec(query)
+    ]  # fmt: skip
 
 
 def live_calls(session: Session, *, limit: int = 1000) -> list[dict[str, Any]]:

@@ -468,6 +468,22 @@ class Reservations:
         )
 
 
+# A call's buyer attempts as its publisher sees them: neither which buyers nor where they
+# were dialled (the publisher API never names the buyer), so those columns are not read.
+_PUBLIC_ATTEMPTS = (
+    "SELECT n, started_at, provisional_at, final_code, kind, ended_at FROM callattempt "
+    "WHERE reservation_uuid = :u ORDER BY n"
+)
+
+
+def _public_attempts(db: Db, uuid: str) -> list[dict[str, Any]]:
+    rows = db.rows(_PUBLIC_ATTEMPTS, {"u": uuid})
+    for row in rows:
+        for name in ("started_at", "provisional_at", "ended_at"):
+            row[name] = db.read_ts(row[name])
+    return rows
+
+
 def _call_details(db: Db, call: Mapping[str, Any]) -> dict[str, Any]:
     converted = call["converted"]
     return {
@@ -483,5 +499,6 @@ def _call_details(db: Db, call: Mapping[str, Any]) -> dict[str, Any]:
             "sip_code": call["publisher_code"],
             "buyer_sip_code": call["buyer_code"],
             "hangup_by": call["hangup_by"],
+            "attempts": _public_attempts(db, call["reservation_uuid"]),
         },
     }

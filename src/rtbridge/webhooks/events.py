@@ -4,15 +4,21 @@ shows it, read when the event is dispatched; ``data.status`` is the event's own 
 
 ``converted`` is derived, not stored: dispatching a ``completed`` event whose call record says
 ``converted`` emits ``call.converted`` too (the call's end is one history row; a second row
-would only repeat it)."""
+would only repeat it).
+
+``attempt_failed`` is a buyer of the call failing (busy, rejected, no answer, unreachable)
+while the reservation stays claimed and the call goes on to the next buyer: its history row
+is not a status, and its body adds the ``attempt``. ``call.attempts`` leaves out the buyers
+and their destinations, as the publisher's look-up does."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from rtbridge.storage.attempts import ATTEMPT_FAILED
 from rtbridge.timestamps import iso_utc
 
 # short name -> type in the body
@@ -22,6 +28,7 @@ TYPES: Final = {
     "confirmed": "reservation.confirmed",
     "cancelled": "reservation.cancelled",
     "claimed": "call.claimed",
+    "attempt_failed": "call.attempt_failed",
     "answered": "call.answered",
     "completed": "call.completed",
     "converted": "call.converted",
@@ -33,6 +40,7 @@ FROM_HISTORY: Final = {
     "confirmed": "confirmed",
     "cancelled": "cancelled",
     "claimed": "claimed",
+    ATTEMPT_FAILED: "attempt_failed",
     "connected": "answered",
     "completed": "completed",
     "failed": "failed",
@@ -40,8 +48,9 @@ FROM_HISTORY: Final = {
 # short name -> the status the reservation had at that event
 STATUS: Final = {
     "reserved": "reserved", "no-target": "no-target", "confirmed": "confirmed",
-    "cancelled": "cancelled", "claimed": "claimed", "answered": "connected",
-    "completed": "completed", "converted": "completed", "failed": "failed",
+    "cancelled": "cancelled", "claimed": "claimed", "attempt_failed": "claimed",
+    "answered": "connected", "completed": "completed", "converted": "completed",
+    "failed": "failed",
 }  # fmt: skip
 
 
@@ -50,9 +59,36 @@ def utc_text(value: datetime | None) -> str | None:
     return None if value is None else iso_utc(value)
 
 
-def reservation_data(row: Mapping[str, Any], name: str) -> dict[str, Any]:
+def attempt_data(attempt: Mapping[str, Any]) -> dict[str, Any]:
+    """A failed attempt (a ``storage.attempts.of_calls`` row) as ``data.attempt``."""
+    return {
+        "n": attempt["n"],
+        "buyer": attempt["buyer_id"],
+        "started_at": utc_text(attempt["started_at"]),
+        "provisional_at": utc_text(attempt["provisional_at"]),
+        "final_code": attempt["final_code"],
+        "reason": attempt["reason"],
+        "kind": attempt["kind"],
+        "ended_at": utc_text(attempt["ended_at"]),
+    }
+
+
+def _public_attempt(attempt: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "n": attempt["n"],
+        "started_at": utc_text(attempt["started_at"]),
+        "provisional_at": utc_text(attempt["provisional_at"]),
+        "final_code": attempt["final_code"],
+        "kind": attempt["kind"],
+        "ended_at": utc_text(attempt["ended_at"]),
+    }
+
+
+def reservation_data(
+    row: Mapping[str, Any], name: str, attempts: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     """The ``data`` of a body from a reservation row joined with its call record (the
-    keys ``outbox`` selects; times already read as datetimes)."""
+    keys ``outbox`` selects; times already read as datetimes) and the call's attempts."""
     data: dict[str, Any] = {
         "uuid": row["uuid"],
         "status": STATUS[name],
@@ -82,6 +118,7 @@ def reservation_data(row: Mapping[str, Any], name: str) -> dict[str, Any]:
             "sip_code": row["publisher_code"],
             "buyer_sip_code": row["buyer_code"],
             "hangup_by": row["hangup_by"],
+            "attempts": [_public_attempt(a) for a in attempts],
         }
     return data
 

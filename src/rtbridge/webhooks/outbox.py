@@ -19,13 +19,15 @@ no other holds."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
+from rtbridge.domain.failover import FAILOVER_KINDS
+from rtbridge.storage.attempts import ATTEMPT_FAILED, of_calls
 from rtbridge.storage.models import WEBHOOK_PENDING
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.uuids import uuid7
@@ -44,6 +46,8 @@ _RESERVATION = (
     "ON c.reservation_uuid = r.uuid WHERE r.uuid IN "
 )
 _TIMES = ("created_at", "expires_at", "invite_at", "answer_at", "end_at")
+Attempt = dict[str, Any]  # a row of storage.attempts.of_calls
+_BEFORE_THE_CALL = ("reserved", "confirmed", "claimed")  # the reservation's own buyer's
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,54 @@ def record(db: Db, work: Dispatch) -> int:
     return len(inserts)
 
 
+def _failed_attempts(
+    db: Db, wanted: Sequence[tuple[int, str, datetime]], attempts: Mapping[str, list[Attempt]]
+) -> dict[int, Attempt]:
+    """The attempt row each ``attempt-failed`` history row (id, reservation, time) records.
+    ``storage.attempts.record`` writes a failed attempt and its history row together, in
+    order, so the k-th such row of a reservation is its k-th failed attempt, which ended at
+    the row's time; when the two disagree, the failed attempt that ended then, if one did
+    (never a guess: the event goes to that attempt's buyer)."""
+    if not wanted:
+        return {}
+    params: dict[str, Any] = {"s": ATTEMPT_FAILED}
+    names = db.in_list("u", sorted({uuid for _, uuid, _ in wanted}), params)
+    order: dict[str, list[int]] = {}
+    for e in db.rows(
+        "SELECT id, reservation_uuid FROM reservationevent "
+        f"WHERE status = :s AND reservation_uuid IN {names} ORDER BY id",
+        params,
+    ):
+        order.setdefault(e["reservation_uuid"], []).append(e["id"])
+    found: dict[int, Attempt] = {}
+    for key, uuid, at in wanted:
+        failed = [a for a in attempts.get(uuid, []) if a["kind"] in FAILOVER_KINDS]
+        ids = order.get(uuid, [])
+        k = ids.index(key) if key in ids else -1
+        in_order = failed[k] if 0 <= k < len(failed) else None
+        if in_order is not None and in_order["ended_at"] == at:
+            found[key] = in_order
+            continue
+        same_time = next((a for a in failed if a["ended_at"] == at), None)
+        if same_time is not None:
+            found[key] = same_time
+    return found
+
+
+def _buyer_then(name: str, row: Mapping[str, Any], tried: Sequence[Attempt],
+                attempt: Attempt | None) -> str | None:  # fmt: skip
+    """The reservation's buyer when the event happened, read after a failover may have
+    moved it on: a failed attempt's is that attempt's buyer (None when it cannot be told),
+    the events up to the claim are the first buyer dialled's, and the call's end is the
+    buyer's it has now (the one that answered, or the last one tried)."""
+    if name == "attempt_failed":
+        return None if attempt is None else str(attempt["buyer_id"])
+    if name in _BEFORE_THE_CALL and tried:
+        return str(tried[0]["buyer_id"])
+    buyer: str | None = row["buyer_id"]
+    return buyer
+
+
 def _deliveries(
     db: Db, found: Sequence[tuple[str, Any, str, str, datetime]], now: datetime
 ) -> list[tuple[str, Any, dict[str, Any]]]:
@@ -210,18 +262,32 @@ def _deliveries(
     if not subscriptions:
         return []
     rows = _reservations(db, {uuid for _, _, uuid, _, _ in found})
+    called = sorted(uuid for uuid, row in rows.items() if row["invite_at"] is not None)
+    attempts = of_calls(db, called)
+    failed = _failed_attempts(
+        db, [(key, uuid, at) for _, key, uuid, name, at in found if name == "attempt_failed"],
+        attempts,
+    )  # fmt: skip
     inserts: list[tuple[str, Any, dict[str, Any]]] = []
     for table, key, uuid, name, at in found:
         row = rows.get(uuid)
         if row is None:
             continue
+        tried = attempts.get(uuid, [])
+        attempt = failed.get(key) if name == "attempt_failed" else None
+        buyer = _buyer_then(name, row, tried, attempt)
+        if buyer != row["buyer_id"]:
+            row = {**row, "buyer_id": buyer}
         names = [name, "converted"] if name == "completed" and row["converted"] else [name]
         for event in names:
             data = None
             for sub in subscriptions:
                 if not sub.wants(event, row, at):
                     continue
-                data = data or events.reservation_data(row, event)
+                if data is None:
+                    data = events.reservation_data(row, event, tried)
+                    if name == "attempt_failed":
+                        data["attempt"] = None if attempt is None else events.attempt_data(attempt)
                 msg_id = uuid7()
                 inserts.append((table, key, {
                     "id": msg_id, "webhook_id": sub.id, "event_type": events.TYPES[event],

@@ -10,11 +10,13 @@ from starlette.testclient import TestClient
 
 from tests.conftest import ClientFactory
 from tests.http.admin import test_audit as audit
+from tests.http.admin import test_call_attempts as attempts
 from tests.http.admin import test_export as export
 from tests.http.admin import test_failover_settings as failover
 from tests.http.admin import test_logs as listings
 from tests.http.admin import test_routes as resources
 from tests.support.admin import make_token
+from tests.support.failover import ATTEMPTS_ON_POSTGRES
 
 # Modules, not imported functions: pytest would collect those here a second time.
 CASES: list[Callable[[TestClient], None]] = [
@@ -46,3 +48,9 @@ def admin_pg(make_client: ClientFactory, postgres_url: str) -> TestClient:
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__.removeprefix("test_") for c in CASES])
 def test_admin_on_postgres(admin_pg: TestClient, case: Callable[[TestClient], None]) -> None:
     case(admin_pg)
+
+
+@pytest.mark.postgres
+@ATTEMPTS_ON_POSTGRES
+def test_call_attempts_on_postgres(admin_pg: TestClient) -> None:
+    attempts.test_the_call_log_lists_every_buyer_attempt(admin_pg)

@@ -48,7 +48,8 @@ def _fill(console: Console, path: str) -> str:
     key = re.search(r"/keys/([0-9a-f]{64})/pause", page)
     values = {"publisher": "pub-1", "username": "pub1", "entry": entry.group(1) if entry else "1",
               "key": key.group(1) if key else "0" * 64, "campaign": "auto", "buyer": "acme",
-              "number": "+18339510260", "trunk": "carrier"}  # fmt: skip
+              "number": "+18339510260", "trunk": "carrier",
+              "uuid": "01a2354e-0000-7000-8000-000000000000"}  # fmt: skip
     return "/console" + _PARAM.sub(lambda m: values[m.group(1)], path)
 
 
@@ -57,7 +58,7 @@ def test_the_router_has_the_pages_the_issue_asks_for() -> None:
     for wanted in ("/login", "/logout", "/publishers", "/publishers/{publisher}/ips",
                    "/publishers/{publisher}/ips/bulk", "/check", "/live", "/rtb", "/calls",
                    "/calls.csv", "/agent", "/audit", "/keys", "/campaigns", "/trunks",
-                   "/buyers/{buyer}", "/export/kamailio-permissions"):  # fmt: skip
+                   "/buyers/{buyer}", "/export/kamailio-permissions", "/calls/{uuid}"):  # fmt: skip
         assert wanted in paths
     assert len(PRIVATE) >= 20 and len(UNSAFE) >= 10
     # the only doors without a session: the sign-in form, its answer, the style sheet

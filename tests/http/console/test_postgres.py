@@ -13,6 +13,7 @@ from tests.http.console import test_offers as offers
 from tests.http.console import test_watch as watch
 from tests.http.console.conftest import Console, sign_in
 from tests.support.admin import make_token
+from tests.support.failover import ATTEMPTS_ON_POSTGRES
 
 # Modules, not imported functions: pytest would collect those here a second time.
 CASES: list[Callable[[Console], None]] = [
@@ -39,3 +40,9 @@ def console_pg(make_client: ClientFactory, postgres_url: str) -> Console:
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__.removeprefix("test_") for c in CASES])
 def test_console_on_postgres(console_pg: Console, case: Callable[[Console], None]) -> None:
     case(console_pg)
+
+
+@pytest.mark.postgres
+@ATTEMPTS_ON_POSTGRES
+def test_call_attempts_on_postgres(console_pg: Console) -> None:
+    watch.test_a_calls_detail_shows_its_buyer_attempts_and_history(console_pg)

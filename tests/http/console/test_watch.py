@@ -1,5 +1,6 @@
-"""Watch pages through the real app: the RTB log pages and filters, the call log's CSV, the
-agent page without an agent in the process, the audit trail's pages."""
+"""Watch pages through the real app: the RTB log pages and filters, the call log's CSV, a
+call's detail with its buyer attempts, the agent page without an agent in the process, the
+audit trail's pages."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import timedelta
 from rtbridge.storage import calls
 from tests.http.console.conftest import Console
 from tests.support.demo import KEY_OPEN
+from tests.support.failover import BUSY, NO_ANSWER, add_backup_buyers, call_with_failover
 from tests.support.keys import key_id
 
 
@@ -110,3 +112,29 @@ def test_audit_pages(console: Console) -> None:
     second = console.client.get("/console/audit?" + html.unescape(more.group(1))).text
     assert second.count("<td>ops</td>") == 11  # 60 entries + the sign-in
     assert "sign-in" in second
+
+
+def test_a_calls_detail_shows_its_buyer_attempts_and_history(console: Console) -> None:
+    state = console.client.app.state.rtbridge  # type: ignore[attr-defined]
+    add_backup_buyers(state.engine)
+    uuid = console.client.post("/rtbs.json", data={"key": KEY_OPEN}).json()["uuid"]
+    call_with_failover(state.engine, uuid=uuid, publisher="pub-1",
+                       now=state.reservations.clock(), failures=[BUSY, NO_ANSWER])  # fmt: skip
+    log = console.client.get("/console/calls", params={"uuid": uuid}).text
+    link = re.search(rf'<a href="(/console/calls/{uuid})"[^>]*>(\d+)</a>', log)
+    assert link is not None and link.group(2) == "3"  # attempts
+    page = console.client.get(link.group(1))
+    assert page.status_code == 200
+    attempts = page.text.split('id="attempts"')[1].split("</table>")[0]
+    rows = re.findall(r'<td class="num">(\d)</td>\s*<td>(\w+)</td>\s*<td><code>([^<]+)</code>',
+                      attempts)  # fmt: skip
+    assert rows == [("1", "acme", "sip:queue@127.0.0.1:5070"),
+                    ("2", "zenith", "sip:zenith@127.0.0.1:5072"),
+                    ("3", "bolt", "sip:bolt@127.0.0.1:5073")]  # fmt: skip
+    assert "Busy Here" in attempts and "no-answer" in attempts and ">answered<" in attempts
+    history = page.text.split('id="history"')[1].split("</table>")[0]
+    events = re.findall(r'<span class="(?:status s-[\w-]+|tag)">([\w -]+)</span>', history)
+    assert events == ["claimed", "attempt failed", "attempt failed", "connected", "completed"]
+    assert "buyer acme: busy, 486 Busy Here" in history
+    missing = console.client.get("/console/calls/01a2354e-0000-7000-8000-000000000000")
+    assert missing.status_code == 404 and "no call for reservation" in missing.text

@@ -231,7 +231,7 @@ async def list_calls(request: Request) -> Response:
     q.done()
     if csv:
         pages = service.pages(request, listings.call_log, before=before, **filters)
-        return csvfile.download("calls", listings.CALL_COLUMNS, pages)
+        return csvfile.download("calls", listings.CALL_COLUMNS, pages, listings.flat_call)
     page = await service.read(request, listings.call_log, **filters, before=before, limit=limit)
     cursor = _cursor("calls", page.next_before) if page.next_before is not None else None
     return json_response({"items": page.rows, "next": cursor})

@@ -9,13 +9,15 @@ and that real answers match their schemas, so it cannot silently fall behind."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 
 from rtbridge.config.schema import BuyerSpec, Campaign, IpSpec, PublisherSpec, TrunkSpec
+from rtbridge.domain.failover import AttemptKind
 from rtbridge.http.admin import models as m
 from rtbridge.http.openapi import Found, component_schemas, resolve
+from rtbridge.webhooks import events
 
 _S = dict[str, Any]
 
@@ -47,8 +49,7 @@ IP_BULK: _S = {
 }  # fmt: skip
 _EVENTS: _S = {
     "type": "array", "minItems": 1,
-    "items": {"type": "string", "enum": ["reserved", "no-target", "confirmed", "cancelled",
-              "claimed", "answered", "completed", "converted", "failed"]},
+    "items": {"type": "string", "enum": list(events.NAMES)},
     "description": "default: all of them",
 }  # fmt: skip
 _URL: _S = {"type": "string", "format": "uri", "description": "http:// or https://"}
@@ -173,12 +174,26 @@ _RTB_ITEM = _obj(
     inbound_number=_NULL_STR, payout=_NULL_NUM, seconds=_NULL_INT, expires_at=_NULL_TIME,
     source_id=_NULL_STR, tags={"type": "object"},
 )  # fmt: skip
+_ATTEMPT_ITEM = _obj(
+    ["n", "buyer", "destination", "started_at", "provisional_at", "final_code", "reason", "kind",
+     "ended_at"],
+    n={**_INT, "description": "1: the reservation's own buyer, then each buyer failed over to"},
+    buyer=_STR, destination=_STR, started_at=_TIME,
+    provisional_at={**_NULL_TIME, "description": "the buyer's first provisional answer"},
+    final_code={**_NULL_INT, "description": "the buyer's final answer; 408 when it was stopped"},
+    reason=_NULL_STR,
+    kind={"type": ["string", "null"], "enum": [*get_args(AttemptKind), None]},
+    ended_at=_NULL_TIME,
+)  # fmt: skip
 _CALL_ITEM = _obj(
-    ["id", "uuid", "invite_at"], id=_INT, uuid=_STR, publisher=_STR, campaign=_STR, buyer=_NULL_STR,
+    ["id", "uuid", "invite_at", "attempts"], id=_INT, uuid=_STR, publisher=_STR, campaign=_STR,
+    buyer={**_NULL_STR, "description": "the buyer that answered, or the last one tried"},
     caller_number=_NULL_STR, via={"type": "string", "enum": ["sip", "pstn"]}, source=_NULL_STR,
     agent=_NULL_STR, invite_at=_TIME, answer_at=_NULL_TIME, end_at=_NULL_TIME,
     publisher_code=_NULL_INT, buyer_code=_NULL_INT, hangup_by=_NULL_STR, duration=_NULL_NUM,
     converted={"type": ["boolean", "null"]}, payout=_NULL_NUM, status=_STR,
+    attempts={"type": "array", "items": _ATTEMPT_ITEM,
+              "description": "every buyer dialled, in order (CSV: attempts, attempts_detail)"},
 )  # fmt: skip
 
 

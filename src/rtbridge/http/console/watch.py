@@ -1,5 +1,5 @@
-"""Watch pages: calls in progress, the RTB log, the call log (and its CSV), the agent's
-capacity and health, the audit trail. Read-only; every list pages by keyset
+"""Watch pages: calls in progress, the RTB log, the call log (and its CSV) and one call's
+detail, the agent's capacity and health, the audit trail. Read-only; every list pages by keyset
 (:mod:`rtbridge.storage.listings`), so the thousandth page is as quick as the first."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rtbridge.admin import audit, offers, publishers
 from rtbridge.config import fields as f
 from rtbridge.config.schema import ConfigError, read_field
 from rtbridge.domain import lifecycle as st
+from rtbridge.domain.errors import NotFound
 from rtbridge.http import csvfile
 from rtbridge.http import handlers as service
 from rtbridge.http.console import forms
@@ -125,7 +126,22 @@ async def call_log_csv(request: Request) -> Response:
     if errors:
         return await call_log(request)
     pages = service.pages(request, listings.call_log, before=None, **filters)
-    return csvfile.download("calls", listings.CALL_COLUMNS, pages)
+    return csvfile.download("calls", listings.CALL_COLUMNS, pages, listings.flat_call)
+
+
+async def call_detail(request: Request) -> Response:
+    """One call: its record, every buyer it was offered to (a failover dials the next one)
+    and its reservation's history."""
+    uuid = str(request.path_params["uuid"]).strip().lower()
+
+    def work(session: Session) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        found = listings.call_log(session, uuid=uuid, limit=1).rows
+        if not found:
+            raise NotFound(f"no call for reservation {uuid[:40]!r}")
+        return found[0], listings.history(session, uuid)
+
+    call, history = await service.read(request, work)
+    return render(request, "call.html", call=call, history=history)
 
 
 async def agent(request: Request) -> Response:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from rtbridge.domain.failover import AttemptKind
 from rtbridge.domain.ping import TAG_NAME
 from rtbridge.sip.router import HangupBy
 
@@ -100,6 +101,25 @@ _UUID = Field(
 _TIME = "UTC, ISO 8601 with milliseconds and Z"
 
 
+class AttemptPublic(_Public):
+    """One buyer dialled for the call: the reservation's own first, then each one the call
+    failed over to when a buyer was busy, refused, did not answer or could not be reached.
+    Which buyer, and where it was dialled, is not shown."""
+
+    n: int = Field(description="1 for the first buyer dialled, then 2, 3, ...")
+    started_at: datetime = Field(description=f"the buyer was dialled; {_TIME}")
+    provisional_at: datetime | None = Field(description="its first provisional answer (ringing)")
+    final_code: int | None = Field(
+        description="the buyer's final SIP code; 408 when it was not answered in time"
+    )
+    kind: AttemptKind | None = Field(
+        description="how it ended: answered; no-answer, busy, rejected, unreachable (the call "
+        "went on to the next buyer, if any); cancelled (the caller gave up, or the call was "
+        "stopped, while it rang)"
+    )
+    ended_at: datetime | None = Field(description=_TIME)
+
+
 class CallPublic(_Public):
     """The call that claimed the reservation, as far as it got (the look-up only)."""
 
@@ -114,6 +134,9 @@ class CallPublic(_Public):
     hangup_by: HangupBy | None = Field(
         description="timeout: the buyer rang too long; media-timeout: a leg stopped sending "
         "RTP; fault: the agent died during the call"
+    )
+    attempts: list[AttemptPublic] = Field(
+        description="the buyers dialled, in order; an attempt is listed once it has ended"
     )
 
 
