@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine
 
 from rtbridge.admin import offers
@@ -17,13 +16,6 @@ from rtbridge.storage import attempts, calls
 from rtbridge.storage.catalog import load_catalog
 
 SOURCE = "198.51.100.7:5060/UDP"
-# On PostgreSQL storage.attempts.record's INSERT is refused: it names :u twice, in VALUES and
-# in the sub-select numbering the attempt, and PostgreSQL deduces two types for it (text,
-# character varying: AmbiguousParameter). Strict: once that is fixed these pass, and the
-# mark goes.
-ATTEMPTS_ON_POSTGRES = pytest.mark.xfail(
-    strict=True, reason="storage.attempts.record's INSERT: AmbiguousParameter on PostgreSQL"
-)
 # deploy/demo.toml's campaign "auto" has acme (priority 1, payout 90); these come after it
 BACKUPS = {"zenith": "sip:zenith@127.0.0.1:5072", "bolt": "sip:bolt@127.0.0.1:5073"}
 

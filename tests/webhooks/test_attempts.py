@@ -20,7 +20,6 @@ from rtbridge.timestamps import iso_utc, utcnow
 from rtbridge.webhooks import outbox
 from rtbridge.webhooks.sender import Sender, SenderOptions
 from tests.support.failover import (
-    ATTEMPTS_ON_POSTGRES,
     BUSY,
     NO_ANSWER,
     add_backup_buyers,
@@ -52,7 +51,7 @@ def _types(bodies: list[dict[str, Any]]) -> list[str]:
 
 @pytest.mark.parametrize(
     "database",
-    ["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, ATTEMPTS_ON_POSTGRES])],
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
 )
 def test_each_failed_attempt_is_an_event_for_the_publisher_and_that_buyer(
     make_app: AppFactory, database: str, request: pytest.FixtureRequest

@@ -16,7 +16,6 @@ from tests.http.admin import test_failover_settings as failover
 from tests.http.admin import test_logs as listings
 from tests.http.admin import test_routes as resources
 from tests.support.admin import make_token
-from tests.support.failover import ATTEMPTS_ON_POSTGRES
 
 # Modules, not imported functions: pytest would collect those here a second time.
 CASES: list[Callable[[TestClient], None]] = [
@@ -51,6 +50,5 @@ def test_admin_on_postgres(admin_pg: TestClient, case: Callable[[TestClient], No
 
 
 @pytest.mark.postgres
-@ATTEMPTS_ON_POSTGRES
 def test_call_attempts_on_postgres(admin_pg: TestClient) -> None:
     attempts.test_the_call_log_lists_every_buyer_attempt(admin_pg)

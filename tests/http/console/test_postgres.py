@@ -13,7 +13,6 @@ from tests.http.console import test_offers as offers
 from tests.http.console import test_watch as watch
 from tests.http.console.conftest import Console, sign_in
 from tests.support.admin import make_token
-from tests.support.failover import ATTEMPTS_ON_POSTGRES
 
 # Modules, not imported functions: pytest would collect those here a second time.
 CASES: list[Callable[[Console], None]] = [
@@ -43,6 +42,5 @@ def test_console_on_postgres(console_pg: Console, case: Callable[[Console], None
 
 
 @pytest.mark.postgres
-@ATTEMPTS_ON_POSTGRES
 def test_call_attempts_on_postgres(console_pg: Console) -> None:
     watch.test_a_calls_detail_shows_its_buyer_attempts_and_history(console_pg)
