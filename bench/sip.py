@@ -190,8 +190,7 @@ class Bench:
         self.status_port = free_port("127.0.0.1")
         self.db_url = f"sqlite:///{work / 'bench.db'}"
         self.engine = open_database(self.db_url)
-        (work / "bench.toml").write_text(config(self.buyer_port))
-        apply_file(self.engine, work / "bench.toml")
+        self.configure()
         self.ops = Reservations(self.engine, CatalogCache(self.engine))
         self.callers = 0
         write_tone(work / "tone.pcmu")
@@ -203,6 +202,11 @@ class Bench:
         self.buyer: subprocess.Popen[bytes] | None = None
         self.agent: subprocess.Popen[bytes] | None = None
         self.extra_env: dict[str, str] = {}
+
+    def configure(self) -> None:
+        """Write and apply the configuration file (before the catalog is read)."""
+        (self.work / "bench.toml").write_text(config(self.buyer_port))
+        apply_file(self.engine, self.work / "bench.toml")
 
     # -- processes --------------------------------------------------------------------------
     def start_buyer(self) -> None:
@@ -249,15 +253,15 @@ class Bench:
         self.engine.dispose()
 
     # -- traffic ----------------------------------------------------------------------------
-    def reserve(self, n: int) -> list[tuple[str, str]]:
-        """``n`` real reservations (distinct caller numbers, so each takes a DID): (uuid,
-        caller number)."""
+    def reserve(self, n: int, key: str = KEY) -> list[tuple[str, str]]:
+        """``n`` real reservations on ``key`` (distinct caller numbers, so each takes a DID):
+        (uuid, caller number)."""
         rows: list[tuple[str, str]] = []
         for start in range(0, n, 500):
             reqs = []
             for _ in range(min(500, n - start)):
                 self.callers += 1
-                reqs.append(PingRequest(key=KEY, caller_number=f"+1202{self.callers:07d}",
+                reqs.append(PingRequest(key=key, caller_number=f"+1202{self.callers:07d}",
                                         inbound_number=None))  # fmt: skip
             for req, outcome in zip(reqs, self.ops.ping_many(reqs), strict=True):
                 uuid = getattr(outcome, "uuid", None)
@@ -266,15 +270,16 @@ class Bench:
                 rows.append((uuid, req.caller_number))
         return rows
 
-    def reservations(self, n: int) -> Path:
+    def reservations(self, n: int, key: str = KEY) -> Path:
         """``n`` real reservations as SIPp's CSV (-inf)."""
         path = self.work / f"calls-{time.monotonic_ns()}.csv"
-        path.write_text("SEQUENTIAL\n" + "".join(f"{u};{c};\n" for u, c in self.reserve(n)))
+        rows = self.reserve(n, key)
+        path.write_text("SEQUENTIAL\n" + "".join(f"{u};{c};\n" for u, c in rows))
         return path
 
-    def tone_sample(self, n: int, hold_ms: int) -> ToneSample:
+    def tone_sample(self, n: int, hold_ms: int, key: str = KEY) -> ToneSample:
         """``n`` calls through the agent, each with its own RTP peer's tone."""
-        uuids = [uuid for uuid, _ in self.reserve(n)]
+        uuids = [uuid for uuid, _ in self.reserve(n, key)]
         return ToneSample(self.work, f"127.0.0.1:{self.agent_port}", uuids, hold_ms)
 
     def sipp(self, target: str, scenario: Path, n: int, *, rate: float, limit: int,
@@ -297,11 +302,15 @@ class Bench:
         return proc, msg
 
     def calls(self, n: int, *, rate: float, hold_ms: int = 0, media: bool = False,
-              wait: bool = True) -> tuple[subprocess.Popen[str], Path]:  # fmt: skip
+              wait: bool = True, key: str = KEY,
+              inf: Path | None = None) -> tuple[subprocess.Popen[str], Path]:  # fmt: skip
+        """``n`` calls through the agent, each on a new reservation of ``key`` (or on the
+        rows of ``inf``, reservations made beforehand)."""
         scenario = SCENARIOS / ("uac_media.xml" if media else "uac_bench.xml")
         limit = n if hold_ms else max(10, int(rate * 2))
         return self.sipp(f"127.0.0.1:{self.agent_port}", scenario, n, rate=rate, limit=limit,
-                         hold_ms=hold_ms, inf=self.reservations(n), wait=wait)  # fmt: skip
+                         hold_ms=hold_ms, inf=inf or self.reservations(n, key),
+                         wait=wait)  # fmt: skip
 
 
 # -- the five measurements ---------------------------------------------------------------------
