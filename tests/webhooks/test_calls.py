@@ -61,7 +61,8 @@ def test_a_busy_buyer_sends_failed(service: Service, hooks: Receiver) -> None:  
     uuid = service.ping()
     publisher = service.dial(uuid, "uac_failure.xml").wait()
     assert publisher.statuses()[-1] == 486
-    types = _types(hooks, 3)
-    assert types == ["reservation.reserved", "call.claimed", "call.failed"]
+    # the buyer's 486 is a failed attempt (its campaign has no other buyer to fail over to)
+    types = _types(hooks, 4)
+    assert types == ["reservation.reserved", "call.claimed", "call.attempt_failed", "call.failed"]
     failed = next(r.body["data"] for r in hooks.got if r.body["type"] == "call.failed")
     assert failed["status"] == "failed" and failed["call"]["buyer_sip_code"] == 486

@@ -102,10 +102,11 @@ class BridgeTo:
     publisher_media: tuple[str, ...] = ()
     buyer_media: tuple[str, ...] = ()
     # Failover (SPEC §4.4): the buyer this plan dials, the seconds it has to send any answer
-    # (else "unreachable"), the failure kinds that move the call on to the next buyer
-    # (``domain/failover.py``; empty: none) and how many buyers the call may try in all.
+    # (else "unreachable"; 0: no such timer — the database router always sets the buyer's),
+    # the failure kinds that move the call on to the next buyer (``domain/failover.py``;
+    # empty: none) and how many buyers the call may try in all.
     buyer_id: str = ""
-    connect_timeout: float = 2.0
+    connect_timeout: float = 0.0
     failover: frozenset[str] = frozenset()
     max_attempts: int = 1
 
