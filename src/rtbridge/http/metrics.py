@@ -193,7 +193,7 @@ def sip_families(status: AgentStatus) -> Iterator[Metric]:
     screened = CounterMetricFamily(
         "rtbridge_sip_requests_screened",
         "SIP requests refused before pjsip's dialogs saw them, by why (method, no-dialog, "
-        "info-body, replaces, rate) and method.", labels=["why", "method"],
+        "info-body, replaces, rate, retransmission) and method.", labels=["why", "method"],
     )  # fmt: skip
     for (why, method), n in sorted(status.screened.items()):
         screened.add_metric([why, method], n)

@@ -101,3 +101,55 @@ def test_rtcp_ports_stay_in_the_range_over_many_calls(
     low, high, _, rtcp = _ports_of_many_calls(make_agent, tmp_path)
     outside = sorted({p for p in rtcp if not low <= p < high})
     assert not outside, f"RTCP ports outside {low}..{high}: {outside}"
+
+
+def _invite(agent_port: int, port: int, call_id: str) -> bytes:
+    """An INVITE from 127.0.0.1:``port``, bytes for bytes the same each time it is sent."""
+    return (
+        f"INVITE sip:{call_id}@127.0.0.1:{agent_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{call_id}\r\n"
+        f"From: <sip:+12025550102@127.0.0.1>;tag=t-{call_id}\r\nTo: <sip:{call_id}@127.0.0.1>\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:pub@127.0.0.1:{port}>\r\n"
+        "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def test_a_retransmission_of_an_invite_refused_for_want_of_slots_stays_refused(
+    make_agent: AgentFactory, tmp_path: Path
+) -> None:
+    """Two calls up take all 4 call slots: pjsua answers a third INVITE 503 with no
+    transaction behind it. Its retransmission, arriving once the calls are over and slots
+    are free, gets 503 again and never reaches the router (it would have become a call its
+    publisher had given up on: claimed, bridged, billed); a new INVITE is routed."""
+    import socket
+
+    uas = start_uas(tmp_path, "uas_answer.xml", calls=2)
+    plan = bridge_to(uas.uri())
+
+    def decide(invite: IncomingInvite) -> BridgeTo | Reject:
+        return Reject(404, "Not Found") if invite.call_id == "new-call" else plan(invite)
+
+    agent, router = make_agent(ScriptedRouter(decide), max_calls=4, max_bridges=2)
+    calls = start_uac(tmp_path, agent, "uac_call.xml", calls=2, rate=20, duration_ms=3000)
+    router.wait_for(lambda: sum(e.kind == "answered" for e in router.events) == 2)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(3.0)
+
+        def ask(data: bytes) -> str:
+            sock.sendto(data, ("127.0.0.1", agent.port))
+            while True:  # the final answer (a 100 may come first)
+                line = sock.recv(65536).decode(errors="replace").split("\r\n", 1)[0]
+                if not line.startswith("SIP/2.0 1"):
+                    return line
+
+        port = sock.getsockname()[1]
+        late = _invite(agent.port, port, "late-retransmission")
+        assert ask(late).startswith("SIP/2.0 503"), "every slot taken: pjsua's own 503"
+        assert_ok(calls.wait(), uas.wait())
+        assert wait_until(lambda: agent.legs_alive() == 0, 10)
+        assert ask(late).startswith("SIP/2.0 503"), "the retransmission became a call"
+        assert ask(_invite(agent.port, port, "new-call")).startswith("SIP/2.0 404")
+    routed = [invite.call_id for invite in router.invites]
+    assert "late-retransmission" not in routed and "new-call" in routed, routed
+    assert agent.status().screened.get(("retransmission", "INVITE")) == 1

@@ -22,6 +22,7 @@ packet comes from a trusted proxy.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -45,6 +46,7 @@ from rtbridge.sip.messages import (
 )
 from rtbridge.sip.proxy import Source, in_networks, networks, source_of
 from rtbridge.sip.rate import SourceRate
+from rtbridge.sip.refused_invites import RefusedInvites, transaction_key
 from rtbridge.sip.router import BridgeTo, Failover, IncomingInvite, Reject, Router
 from rtbridge.sip.screen import RequestScreen, method_label
 from rtbridge.sip.sdp import body_of
@@ -109,6 +111,7 @@ class Intake:
         self._refusals = FloodLog(log, "INVITEs refused with 503 before routing")
         self._screened = FloodLog(log, "SIP requests refused by the screen")
         self._pool: ThreadPoolExecutor | None = None
+        self._refused_invites = RefusedInvites()
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(
@@ -135,6 +138,15 @@ class Intake:
         if ip is None:  # pjsip reports socket addresses: not seen
             prm.code = -1
             return
+        if self._refused_invites and prm.method == "INVITE" and not prm.inDialog:
+            key = transaction_key(rdata.wholeMsg)
+            if key is not None and self._refused_invites.refused(key, time.monotonic()):
+                # a retransmission of an INVITE pjsua refused with no transaction: the same
+                # answer again, never a call (sip/refused_invites.py)
+                prm.code, prm.reason = 503, "Service Unavailable"
+                prm.retryAfter = self._state.config.retry_after
+                self._state.counters.screened[("retransmission", "INVITE")] += 1
+                return
         if self._proxies and in_networks(ip, self._proxies):
             ip = source_of(parse_request(rdata.wholeMsg), src, self._proxies,
                            self._state.config.source_header).ip  # fmt: skip
@@ -161,6 +173,9 @@ class Intake:
         if code == 503:
             self.admission.refused["capacity"] += 1
             self._refusals.note("capacity", split_host_port(prm.rdata.srcAddress)[0])
+            key = transaction_key(prm.rdata.wholeMsg)
+            if key is not None:  # its retransmissions get this 503 again (screen)
+                self._refused_invites.remember(key, time.monotonic())
 
     # -- new INVITEs ------------------------------------------------------------------------
 
