@@ -11,9 +11,7 @@ by a ping. Three campaigns, each with a DID pool and buyers with caps out of rea
 - ``dead``: buyer ``closed`` (priority 1, a UDP port nothing listens on, ``connect_timeout``
   ``--connect-timeout``) and buyer ``rescue`` (priority 2, the answering SIPp).
 
-The failover fields are set by SQL after the configuration file is applied (their TOML
-schema is added on another branch), before the agent starts. Every SIPp writes its message
-trace (-trace_msg: a time stamp to the microsecond on each message, the machine's clock for
+Every SIPp writes its message trace (-trace_msg: a time stamp to the microsecond on each message, the machine's clock for
 all of them); buyer INVITEs are matched to calls by their X-RTB-UUID header, publisher
 INVITEs by their request URI (the reservation's uuid).
 
@@ -95,23 +93,26 @@ EXPECTED = {
 CAPS = "seconds = 30\nconcurrency = 100000\ndaily_cap = 10000000\n"
 
 
-def config(busy: int, good: int, closed: int) -> str:
+def config(busy: int, good: int, closed: int, *, connect_timeout: float, max_attempts: int) -> str:
     """Three campaigns, each with a DID pool; buyers with caps; an allowlisted publisher."""
 
-    def buyer(id: str, port: int, priority: int) -> str:
+    def buyer(id: str, port: int, priority: int, extra: str = "") -> str:
         return (f'[[campaigns.buyers]]\nid = "{id}"\ndestination = "sip:{id}@127.0.0.1:{port}"\n'
-                f"payout = 10.0\npriority = {priority}\n{CAPS}\n")  # fmt: skip
+                f"payout = 10.0\npriority = {priority}\n{CAPS}\n{extra}")  # fmt: skip
 
-    def campaign(id: str, did: int, buyers: str) -> tuple[str, str]:
+    def campaign(id: str, did: int, failover: str, buyers: str) -> tuple[str, str]:
         numbers = ", ".join(f'"+1800555{did}{n:02d}"' for n in range(1, 5))
         key = (f'[[keys]]\nkey = "{KEYS[id]}"\npublisher = "pub"\ncampaign = "{id}"\n'
                "ttl_seconds = 3600\n")  # fmt: skip
-        return f'[[campaigns]]\nid = "{id}"\nnumbers = [{numbers}]\n\n{buyers}', key
+        return (f'[[campaigns]]\nid = "{id}"\nnumbers = [{numbers}]\nfailover = {failover}\n'
+                f"max_attempts = {max_attempts}\n\n{buyers}", key)  # fmt: skip
 
+    every = json.dumps(list(FAILOVER_KINDS))
+    closed_buyer = buyer("closed", closed, 1, f"connect_timeout = {connect_timeout}\n")
     parts = [
-        campaign("fo", 1, buyer("busy", busy, 1) + buyer("good", good, 2)),
-        campaign("plain", 2, buyer("direct", good, 1)),
-        campaign("dead", 3, buyer("closed", closed, 1) + buyer("rescue", good, 2)),
+        campaign("fo", 1, every, buyer("busy", busy, 1) + buyer("good", good, 2)),
+        campaign("plain", 2, "[]", buyer("direct", good, 1)),
+        campaign("dead", 3, every, closed_buyer + buyer("rescue", good, 2)),
     ]
     return (
         '[sip]\ndomain = "sip.rtb.example.com"\n\n'
@@ -281,17 +282,10 @@ class FailoverBench(Bench):
 
     def configure(self) -> None:
         path = self.work / "failover.toml"
-        path.write_text(config(self.busy_port, self.buyer_port, self.closed_port))
+        path.write_text(config(self.busy_port, self.buyer_port, self.closed_port,
+                               connect_timeout=self.connect_timeout,
+                               max_attempts=self.max_attempts))  # fmt: skip
         apply_file(self.engine, path)
-        kinds = json.dumps(list(FAILOVER_KINDS))
-        with self.engine.begin() as conn:
-            for campaign, failover in (("fo", kinds), ("plain", "[]"), ("dead", kinds)):
-                conn.execute(text("UPDATE campaign SET failover = :f, max_attempts = :n "
-                                  "WHERE id = :c"),
-                             {"f": failover, "n": self.max_attempts, "c": campaign})  # fmt: skip
-            conn.execute(text("UPDATE buyer SET ring_timeout = NULL, connect_timeout = NULL"))
-            conn.execute(text("UPDATE buyer SET connect_timeout = :t WHERE id = 'closed'"),
-                         {"t": self.connect_timeout})  # fmt: skip
 
     def start_buyers(self) -> None:
         """The busy buyer (tests' uas_reject.xml) and the answering one, both tracing."""
