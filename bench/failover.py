@@ -11,9 +11,9 @@ by a ping. Three campaigns, each with a DID pool and buyers with caps out of rea
 - ``dead``: buyer ``closed`` (priority 1, a UDP port nothing listens on, ``connect_timeout``
   ``--connect-timeout``) and buyer ``rescue`` (priority 2, the answering SIPp).
 
-Every SIPp writes its message trace (-trace_msg: a time stamp to the microsecond on each message, the machine's clock for
-all of them); buyer INVITEs are matched to calls by their X-RTB-UUID header, publisher
-INVITEs by their request URI (the reservation's uuid).
+Every SIPp writes its message trace (-trace_msg: a time stamp to the microsecond on each
+message, the machine's clock for all of them); buyer INVITEs are matched to calls by their
+X-RTB-UUID header, publisher INVITEs by their request URI (the reservation's uuid).
 
 (a) failover gap: the busy buyer's 486 leaving its SIPp -> the INVITE reaching the next
     buyer, p50/p99 over ``--calls`` calls at ``--rate``/s (goal: <= 5 ms at p50); baseline,
