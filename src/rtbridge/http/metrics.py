@@ -177,6 +177,10 @@ def sip_families(status: AgentStatus) -> Iterator[Metric]:
     )  # fmt: skip
     yield _labelled(GaugeMetricFamily, "rtbridge_sip_bridges", "Bridges alive now, by phase.",
                     "phase", status.bridges)  # fmt: skip
+    yield GaugeMetricFamily(
+        "rtbridge_sip_legs", "pjsua calls held now (call legs), of rtbridge_sip_call_slots.",
+        value=status.legs,
+    )  # fmt: skip
     yield CounterMetricFamily("rtbridge_sip_invites", "New INVITEs seen.", value=status.invites)
     yield _labelled(CounterMetricFamily, "rtbridge_sip_refused",
                     "INVITEs answered 503 before routing, by reason.", "reason",

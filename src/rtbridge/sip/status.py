@@ -57,9 +57,11 @@ class AgentStatus:
     screened: dict[tuple[str, str], int] = field(default_factory=dict)
     stray_calls: int = 0  # pjsua calls no bridge owned, hung up
     media_refused: dict[str, int] = field(default_factory=dict)  # media moves refused, by party
-    failovers: dict[str, int] = field(
-        default_factory=dict
-    )  # calls moved to the next buyer, by kind
+    # buyer failures that asked for the next buyer, by kind
+    failovers: dict[str, int] = field(default_factory=dict)
+    # pjsua calls the agent holds a Call object for: both legs of each bridge, and buyer legs
+    # given up on (failover) until their CANCEL or BYE is through
+    legs: int = 0
 
     @property
     def bridges_alive(self) -> int:
@@ -74,6 +76,7 @@ class AgentStatus:
             "bridge_capacity": self.bridge_capacity,
             "bridges": self.bridges_alive,
             "bridges_by_phase": dict(self.bridges),
+            "legs": self.legs,
             "refused": dict(self.refused),
             "invites": self.invites,
             "answers": {str(code): n for code, n in sorted(self.answers.items())},

@@ -231,7 +231,7 @@ def test_the_call_goes_on_until_a_buyer_answers(
         "SELECT status FROM reservationevent WHERE reservation_uuid = :u ORDER BY id", u=uuid)]  # fmt: skip
     assert history.count("attempt-failed") == 4, history
     world.assert_counters()
-    assert agent.legs_alive() == 0
+    assert agent.legs_alive() == 0 and agent.status().legs == 0
 
 
 def test_every_buyer_failing_relays_the_best_answer(

@@ -150,6 +150,7 @@ class Agent:
             call_slots=self.capacity.call_slots,
             bridge_capacity=self.capacity.bridges,
             bridges=phases,
+            legs=len(state.legs),
             refused={reason: n for reason, n in self._intake.admission.refused.items()},
             invites=counters.invites,
             dtmf_relayed=counters.dtmf_relayed,
