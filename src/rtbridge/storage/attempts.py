@@ -23,7 +23,7 @@ from rtbridge.domain.failover import Attempt
 from rtbridge.domain.selection import Chosen, choose_buyer
 from rtbridge.storage.catalog import BuyerInfo, Catalog
 from rtbridge.storage.counters import Tally, day_of
-from rtbridge.storage.reservations import record_event
+from rtbridge.storage.reservations import capped_usage, record_event
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.transactions import lock_campaign
 
@@ -115,12 +115,8 @@ def fail_over(
             return FailedOver(None, "no other buyer pays the quoted payout")
         lock_campaign(db, campaign.id)
         tally = Tally(db)
-        capped = [
-            b.rule.id
-            for b in candidates
-            if b.rule.concurrency is not None or b.rule.daily_cap is not None
-        ]
-        usage = tally.usage(capped, day_of(now)) if capped else {}
+        capped = [b.rule for b in candidates if b.rule in campaign.capped]
+        usage = capped_usage(db, tally, capped, now, day_of(now)) if capped else {}
         tags = db.read_js(row["tags"]) or {}
         chosen = choose_buyer([b.rule for b in candidates], usage, tags, now, rng)
         if not isinstance(chosen, Chosen):

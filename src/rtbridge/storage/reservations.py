@@ -100,6 +100,39 @@ def record_event(db: Db, uuid: str, status: str, at: datetime, detail: str | Non
     db.execute(_EVENT, {"uuid": uuid, "status": status, "at": db.ts(at), "detail": detail})
 
 
+def capped_usage(
+    db: Db, tally: Tally, buyers: Sequence[BuyerRule], now: datetime, day: str, *,
+    own: Mapping[str, Any] | None = None,
+) -> dict[str, Usage]:  # fmt: skip
+    """Usage of capped ``buyers`` from the counters, as every choice of a buyer reads it (a
+    ping, a confirm, a failover). A buyer the counters call full first gets its due
+    reservations expired here (once per transaction, bounded): the counters still hold those
+    units until written down (see ``storage/counters.py``). ``own`` is a reservation being
+    confirmed, which must not count against itself."""
+    usage = _without(tally.usage([b.id for b in buyers], day), own, day)
+    for rule in buyers:
+        u = usage[rule.id]
+        full = (rule.concurrency is not None and u.live >= rule.concurrency) or (
+            rule.daily_cap is not None and u.today >= rule.daily_cap
+        )
+        if not full or rule.id in tally.relieved:
+            continue
+        tally.relieved.add(rule.id)
+        exclude = None if own is None else str(own["uuid"])
+        if expire(db, tally, now, limit=RELIEF_LIMIT, buyer_id=rule.id, exclude=exclude):
+            usage.update(_without(tally.usage([rule.id], day), own, day))
+    return usage
+
+
+def _without(usage: dict[str, Usage], own: Mapping[str, Any] | None, day: str) -> dict[str, Usage]:
+    if own is None or own["buyer_id"] not in usage:
+        return usage
+    live, used = units(own["status"])
+    today = used if day_of(own["created_at"]) == day else 0
+    u = usage[own["buyer_id"]]
+    return {**usage, own["buyer_id"]: Usage(live=u.live - live, today=u.today - today)}
+
+
 class Reservations:
     """Reservation operations over one database; thread-safe (no state but the catalog)."""
 
@@ -183,39 +216,6 @@ class Reservations:
             found.setdefault(row["caller_number"], []).append(row)
         return found
 
-    def _usage(
-        self, db: Db, tally: Tally, buyers: Sequence[BuyerRule], now: datetime, day: str, *,
-        own: Mapping[str, Any] | None = None,
-    ) -> dict[str, Usage]:  # fmt: skip
-        """Usage of capped ``buyers`` from the counters. A buyer the counters call full first
-        gets its due reservations expired here (once per transaction, bounded): the counters
-        still hold those units until written down (see ``storage/counters.py``). ``own`` is a
-        reservation being confirmed, which must not count against itself."""
-        usage = self._without(tally.usage([b.id for b in buyers], day), own, day)
-        for rule in buyers:
-            u = usage[rule.id]
-            full = (rule.concurrency is not None and u.live >= rule.concurrency) or (
-                rule.daily_cap is not None and u.today >= rule.daily_cap
-            )
-            if not full or rule.id in tally.relieved:
-                continue
-            tally.relieved.add(rule.id)
-            exclude = None if own is None else str(own["uuid"])
-            if expire(db, tally, now, limit=RELIEF_LIMIT, buyer_id=rule.id, exclude=exclude):
-                usage.update(self._without(tally.usage([rule.id], day), own, day))
-        return usage
-
-    @staticmethod
-    def _without(
-        usage: dict[str, Usage], own: Mapping[str, Any] | None, day: str
-    ) -> dict[str, Usage]:
-        if own is None or own["buyer_id"] not in usage:
-            return usage
-        live, used = units(own["status"])
-        today = used if day_of(own["created_at"]) == day else 0
-        u = usage[own["buyer_id"]]
-        return {**usage, own["buyer_id"]: Usage(live=u.live - live, today=u.today - today)}
-
     def _ping(
         self, db: Db, tally: Tally, batch: _Batch, catalog: Catalog, key: KeyInfo,
         campaign: CampaignInfo, req: PingRequest,
@@ -233,7 +233,7 @@ class Reservations:
                 return shielded
         uuid = uuid7()
         day = day_of(now)
-        usage = self._usage(db, tally, campaign.capped, now, day) if campaign.capped else {}
+        usage = capped_usage(db, tally, campaign.capped, now, day) if campaign.capped else {}
         choice = choose_buyer(campaign.rules, usage, req.tags, now, self.rng)
         inbound = None
         if isinstance(choice, Chosen):
@@ -389,7 +389,7 @@ class Reservations:
             reason = "buyer-removed"
             if buyer is not None:
                 tags = db.read_js(row["tags"]) or {}
-                usage = self._usage(db, tally, [buyer.rule], now, day_of(now), own=row)
+                usage = capped_usage(db, tally, [buyer.rule], now, day_of(now), own=row)
                 reason = ineligibility(buyer.rule, usage[buyer.rule.id], tags, now) or ""
             if reason:
                 if row["status"] != st.EXPIRED and not self._transition(
