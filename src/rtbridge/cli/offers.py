@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session
@@ -58,7 +59,9 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
         made = write(args, offers.create_campaign, raw=raw)
         print(f"campaign {made['id']} created with {len(made['numbers'])} number(s)")
     elif args.action == "update":
-        _update_campaign(args, _campaign_body(args))
+        raw = _campaign_body(args)
+        _update_offer(args, "campaign", raw, offers.get_campaign, lambda session, actor: (
+            offers.update_campaign(session, actor=actor, campaign_id=args.id, raw=raw)))  # fmt: skip
     elif args.action == "remove":
         write(args, offers.delete_campaign, campaign_id=args.id)
         print(f"campaign {args.id} removed, with its buyers and numbers")
@@ -69,19 +72,24 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
     return 0
 
 
-def _update_campaign(args: argparse.Namespace, raw: dict[str, Any]) -> None:
+def _update_offer(
+    args: argparse.Namespace, what: str, raw: dict[str, Any],
+    get: Callable[[Session, str], dict[str, Any]],
+    update: Callable[[Session, str], dict[str, Any]],
+) -> None:  # fmt: skip
+    """Read the campaign or buyer and change it in one transaction, then say what changed.
+    ``update(session, actor)`` applies ``raw`` to ``args.id``."""
     if not raw:
         raise InvalidInput("nothing to change: give at least one field option (see --help)")
 
     def change(session: Session, *, actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        old = offers.get_campaign(session, args.id)
-        return old, offers.update_campaign(session, actor=actor, campaign_id=args.id, raw=raw)
+        return get(session, args.id), update(session, actor)
 
     old, new = write(args, change)
     if old == new:
-        print(f"campaign {args.id}: no changes")
+        print(f"{what} {args.id}: no changes")
     else:
-        print(f"campaign {args.id} updated: {change_text(old, new)}")
+        print(f"{what} {args.id} updated: {change_text(old, new)}")
 
 
 # -- buyers -----------------------------------------------------------------------------------
@@ -184,7 +192,8 @@ def cmd_buyers(args: argparse.Namespace) -> int:
         made = write(args, offers.create_buyer, raw={"id": args.id, **raw})
         print(f"buyer {made['id']} created in campaign {made['campaign']}")
     elif args.action == "update":
-        _update_buyer(args, raw)
+        _update_offer(args, "buyer", raw, offers.get_buyer, lambda session, actor: (
+            offers.update_buyer(session, actor=actor, buyer_id=args.id, raw=raw)))  # fmt: skip
     elif args.action == "remove":
         write(args, offers.delete_buyer, buyer_id=args.id)
         print(f"buyer {args.id} removed")
@@ -193,22 +202,6 @@ def cmd_buyers(args: argparse.Namespace) -> int:
     else:
         print(table(read(args, offers.list_buyers, args.campaign), _BUYER_COLUMNS))
     return 0
-
-
-def _update_buyer(args: argparse.Namespace, raw: dict[str, Any]) -> None:
-    """Read the buyer and change it in one transaction, then say what changed."""
-    if not raw:
-        raise InvalidInput("nothing to change: give at least one field option (see --help)")
-
-    def change(session: Session, *, actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        old = offers.get_buyer(session, args.id)
-        return old, offers.update_buyer(session, actor=actor, buyer_id=args.id, raw=raw)
-
-    old, new = write(args, change)
-    if old == new:
-        print(f"buyer {args.id}: no changes")
-    else:
-        print(f"buyer {args.id} updated: {change_text(old, new)}")
 
 
 def _vertical(view: dict[str, Any]) -> str:
