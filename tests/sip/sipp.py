@@ -223,3 +223,13 @@ class Sipp:
             self._out.flush()
         raw = self._screen_file.read_bytes() if self._screen_file.exists() else b""
         return " ".join(self.args) + "\n" + raw.decode(errors="replace")[-3000:]
+
+
+def echo_uas(port: int) -> subprocess.Popen[bytes]:
+    """SIPp's built-in UAS on 127.0.0.1:``port`` as a buyer for many calls: answers at once,
+    echoes RTP, waits for the caller's BYE; no traces (the caller's are checked)."""
+    return subprocess.Popen(
+        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-l", "100000",
+         "-mp", str(free_port(count=2, step=2)), "-rtp_echo"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip

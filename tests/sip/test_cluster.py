@@ -7,7 +7,6 @@ Addresses: Kamailio on 127.0.0.10 (the agents' only trusted proxy), the agents o
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.database import open_database
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import write_config
-from tests.sip.sipp import Sipp, SippResult
+from tests.sip.sipp import Sipp, SippResult, echo_uas
 from tests.support.agents import AgentProcess, wait_until
 from tests.support.kamailio import Kamailio, kamailio, kamailio_binary
 from tests.support.net import free_port
@@ -114,11 +113,7 @@ def site(postgres_url: str, tmp_path: Path) -> Iterator[Site]:
     if kamailio_binary() is None:
         pytest.fail("kamailio is missing: scripts/system-deps test installs Debian's kamailio")
     buyer_port = free_port()
-    buyer = subprocess.Popen(
-        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(buyer_port), "-nostdin", "-l",
-         "100000", "-mp", str(free_port(count=2, step=2)), "-rtp_echo"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    buyer = echo_uas(buyer_port)
     engine = open_database(postgres_url)
     apply_file(engine, write_config(tmp_path, _config(buyer_port)))
     options = f'trusted_proxies = ["{PROXY}/32"]\n'

@@ -6,7 +6,6 @@ equal to its recount, every call ended with its record and attempts."""
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import write_config
-from tests.sip.sipp import Sipp
+from tests.sip.sipp import Sipp, echo_uas
 from tests.support.agents import AgentProcess, wait_until
 from tests.support.kamailio import kamailio, kamailio_binary
 from tests.support.net import free_port
@@ -31,15 +30,6 @@ KEY = "failover-cluster-key-000001"
 PROXY = "127.0.0.10"
 CALLS = 200
 CAP = 60  # each of the two answering buyers
-
-
-def _uas(port: int) -> subprocess.Popen[bytes]:
-    """SIPp's built-in UAS: answers at once, echoes RTP, waits for the caller's BYE."""
-    return subprocess.Popen(
-        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-l", "100000",
-         "-mp", str(free_port(count=2, step=2)), "-rtp_echo"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 def _config(busy_uri: str, ports: list[int]) -> str:
@@ -83,7 +73,7 @@ def test_caps_hold_when_two_agents_fail_calls_over_at_once(
     busy = Sipp("uas_reject.xml", tmp_path, calls=CALLS, timeout=120)
     busy.wait_listening()
     ports = [free_port(), free_port()]
-    buyers = [_uas(port) for port in ports]
+    buyers = [echo_uas(port) for port in ports]
     engine = open_database(postgres_url)
     options = f'trusted_proxies = ["{PROXY}/32"]\n'
     agents = [AgentProcess(postgres_url, tmp_path, options, max_calls=400, rtp_ports=1000)
