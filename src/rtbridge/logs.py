@@ -17,6 +17,15 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 }
 
 
+# Fields every line of this process carries (the SIP agent's ``agent`` id): set_context.
+_context: dict[str, object] = {}
+
+
+def set_context(**fields: object) -> None:
+    """Add fields to every log line of the process from now on (a line's own win)."""
+    _context.update(fields)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -24,6 +33,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            **_context,
         }
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:

@@ -102,6 +102,7 @@ def cmd_sip(args: argparse.Namespace) -> int:
     thread under uvicorn, which turns SIGTERM into a clean stop)."""
     from rtbridge.logs import setup_logging
     from rtbridge.sip.b2bua.startup import build_agent
+    from rtbridge.sip.lease import LeaseRefused
     from rtbridge.storage.catalog import CatalogCache
     from rtbridge.storage.database import open_database
 
@@ -126,6 +127,9 @@ def cmd_sip(args: argparse.Namespace) -> int:
             settings, engine, CatalogCache(engine, recheck=settings.catalog_recheck)
         )
         agent.run()  # until SIGINT/SIGTERM
+    except LeaseRefused as exc:  # another live agent runs under this agent_id
+        print(f"rtbridge: {exc}", file=sys.stderr)
+        return 1
     finally:
         engine.dispose()
     return 0

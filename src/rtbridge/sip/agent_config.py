@@ -37,6 +37,9 @@ class AgentConfig(BaseModel):
         extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
     )
 
+    agent_id: str = ""
+    """this agent's name in the site: its lease, its calls' records, logs, /health; unique per
+    site; empty = hostname:port"""
     domain: str = "sip.rtb.example.com"
     """SIP domain: realm of challenges, host of the agent's own URIs"""
     hosts: tuple[str, ...] = Field(default=("0.0.0.0",), strict=False)
@@ -91,6 +94,9 @@ class AgentConfig(BaseModel):
     heartbeat_interval: float = 2.0
     """seconds between the agent's heartbeats in the database: crash recovery ends calls there,
     and each heartbeat sweeps open calls no bridge carries (closed after 2 heartbeats)"""
+    takeover_after: float = 0.0
+    """seconds of heartbeat silence after which a live peer takes this agent's lease over and
+    closes its calls; 0 = 3 heartbeats"""
     digest_algorithms: tuple[str, ...] = Field(default=("MD5", "SHA-256"), strict=False)
     """WWW-Authenticate algorithms offered, preferred first (MD5, SHA-256)"""
     retry_after: int = 5
@@ -185,11 +191,25 @@ class AgentConfig(BaseModel):
             raise ValueError("rtp_timeout: 0 (off) or seconds, 1..3600")
         if not 0.2 <= self.heartbeat_interval <= 60:
             raise ValueError("heartbeat_interval: seconds, 0.2..60")
+        if self.takeover_after and not (2 * self.heartbeat_interval <= self.takeover_after <= 3600):
+            raise ValueError("takeover_after: 0 (3 heartbeats) or seconds, 2 heartbeats..3600")
+        if self.agent_id and not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9._:@\-\[\]]{0,127}", self.agent_id
+        ):
+            raise ValueError(
+                "agent_id: up to 128 letters, digits and . _ : @ - [ ] (no spaces), "
+                "starting with a letter or digit"
+            )
         if not self.digest_algorithms or not set(self.digest_algorithms) <= {"MD5", "SHA-256"}:
             raise ValueError('digest_algorithms: a non-empty list of "MD5" and/or "SHA-256"')
         if not 0 <= self.log_level <= 6:
             raise ValueError("log_level: 0..6")
         return self
+
+    @property
+    def lease_timeout(self) -> float:
+        """``takeover_after`` in seconds, its default applied."""
+        return self.takeover_after or 3 * self.heartbeat_interval
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> AgentConfig:

@@ -31,6 +31,7 @@ from rtbridge.sip.auth.authenticator import (
     Challenge,
 )
 from rtbridge.sip.auth.digest import ALGORITHMS
+from rtbridge.sip.lease import LeaseKeeper, TakenOver
 from rtbridge.sip.refusal_log import RefusalLog
 from rtbridge.sip.router import (
     BridgeTo,
@@ -113,10 +114,17 @@ class ReservationRouter:
         event_retry: float = 1.0,
         max_backlog: int = 100_000,
         refusal_log: RefusalLog | None = None,
+        lease: LeaseKeeper | None = None,
+        on_takeover: Callable[[TakenOver], None] | None = None,
     ) -> None:
+        """``lease``: the agent's lease (None: heartbeats without one, as in unit tests);
+        ``on_takeover``: what to do with a silent peer's calls once they are closed here
+        (their BYEs), called on the event thread."""
         self.engine = engine
         self.catalog = catalog
         self.agent_id = agent_id
+        self.lease = lease
+        self.on_takeover = on_takeover
         self.ring_timeout = ring_timeout
         self.clock = clock
         self._secret = secret
@@ -198,10 +206,10 @@ class ReservationRouter:
             return Reject(refusal.code, refusal.reason, auth_failure=refusal.cause)
         result = calls.claim(
             self.engine, uuid=invite.ruri_user.lower(), publisher_id=decision.publisher_id,
-            now=now, agent=self.agent_id, source=source,
+            now=now, agent=self.agent_id, source=source, epoch=self._epoch(),
         )  # fmt: skip
         if isinstance(result, calls.NotClaimed):
-            return Reject(result.code, result.reason)
+            return self._not_claimed(result)
         return self._bridge(result, invite, access.media.get(decision.publisher_id, ()))
 
     def _route_pstn(
@@ -216,11 +224,20 @@ class ReservationRouter:
         if uuid is None:
             return Reject(404, "Not Found (no live reservation for this DID and caller)")
         result = calls.claim(self.engine, uuid=uuid, publisher_id=None, now=now, agent=self.agent_id,
-                             source=f"{source} trunk {trunk_id}", via="pstn")  # fmt: skip
+                             source=f"{source} trunk {trunk_id}", via="pstn",
+                             epoch=self._epoch())  # fmt: skip
         if isinstance(result, calls.NotClaimed):
-            return Reject(result.code, result.reason)
+            return self._not_claimed(result)
         trunk = self.catalog.get().trunks.get(trunk_id)
         return self._bridge(result, invite, tuple(trunk.ips) if trunk is not None else ())
+
+    def _epoch(self) -> int | None:
+        return self.lease.epoch if self.lease is not None else None
+
+    def _not_claimed(self, result: calls.NotClaimed) -> Reject:
+        if result is calls.FENCED:  # the next heartbeat fences the agent; retry elsewhere
+            return Reject(result.code, result.reason, (("Retry-After", str(self.retry_after)),))
+        return Reject(result.code, result.reason)
 
     def _bridge(
         self, claimed: calls.Claimed, invite: IncomingInvite, publisher_media: tuple[str, ...]
@@ -389,20 +406,58 @@ class ReservationRouter:
                 self._record(db, tally, event)
             tally.flush()
 
-    def heartbeat(self, at: datetime, carried: Carried) -> None:
-        """Write the heartbeat, then sweep for orphans. Both are skipped while the database
-        is unavailable (the outage is logged once by the call events; a crash during it is
-        billed up to the last heartbeat that got through). Also the clock of the summarised
-        refusals' log lines (a quiet source's summary is due once its interval is over)."""
+    def heartbeat(self, at: datetime, carried: Carried) -> bool:
+        """Write the heartbeat, then sweep for orphans and watch the peers' leases. All
+        skipped while the database is unavailable (the outage is logged once by the call
+        events; a crash during it is billed up to the last heartbeat that got through). Also
+        the clock of the summarised refusals' log lines (a quiet source's summary is due
+        once its interval is over). False: the lease was taken over, the agent is fenced."""
         self.refusal_log.flush()
         try:
-            calls.heartbeat(self.engine, agent=self.agent_id, at=at)
+            if self.lease is None:
+                calls.heartbeat(self.engine, agent=self.agent_id, at=at)
+            elif not self.lease.beat(at):
+                log.error("fenced: this agent's lease was taken over while it was silent; "
+                          "hanging up its calls without recording them, then rejoining",
+                          extra={"agent": self.agent_id, "epoch": self.lease.epoch})  # fmt: skip
+                return False
         except Exception as exc:
             if not is_outage(exc):
                 raise
             log.debug("heartbeat not written: database unavailable")
-            return
+            return True
         self._sweep_orphans(carried)
+        self._take_over_silent_peers()
+        return True
+
+    def rejoin(self) -> None:
+        """After a fence: take the lease again under a new epoch (``LeaseKeeper.rejoin``),
+        dropping the call events held for the old one (its calls were closed by the peer)."""
+        if self.lease is None:
+            return
+        with self._events_lock:
+            self._backlog.clear()
+        recovery = self.lease.rejoin()
+        log.warning("rejoined after a fence", extra={
+            "agent": self.agent_id, "epoch": self.lease.epoch,
+            "calls_closed": recovery.closed})  # fmt: skip
+
+    def _take_over_silent_peers(self) -> None:
+        if self.lease is None:
+            return
+        try:
+            taken = self.lease.take_over_silent()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return
+        for peer in taken:
+            log.warning("took over a silent agent's lease and closed its calls", extra={
+                "agent": self.agent_id, "peer": peer.lease.name, "peer_holder": peer.lease.holder,
+                "last_heartbeat": peer.lease.seen_at, "calls_closed": peer.recovery.closed,
+                "legs_to_end": len(peer.recovery.dialogs)})  # fmt: skip
+            if self.on_takeover is not None:
+                self.on_takeover(peer)
 
     def _sweep_orphans(self, carried: Carried) -> None:
         """Close this agent's open calls that none of its bridges holds (``calls.

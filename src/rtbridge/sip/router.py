@@ -184,9 +184,17 @@ class Router(Protocol):
         write them in one transaction. If it raises, the agent retries them one by one."""
         ...
 
-    def heartbeat(self, at: datetime, carried: Carried) -> None:
+    def heartbeat(self, at: datetime, carried: Carried) -> bool:
         """The agent's pjsua2 thread was working at ``at`` (every ``heartbeat_interval``
         seconds, on the event thread after the events before it): a crash recovery ends
         the calls that were up at the last heartbeat. ``carried`` is what it held then: a
-        router may close its own open calls missing from it (the orphan sweep)."""
+        router may close its own open calls missing from it (the orphan sweep). False: the
+        agent's lease was taken over (storage/leases.py) — it is fenced: it hangs up every
+        call without recording it, then calls :meth:`rejoin`."""
+        ...
+
+    def rejoin(self) -> None:
+        """After a fence, on the event thread: hold the lease again. Raises while the
+        database is unavailable (the agent tries again) and ``LeaseRefused`` when another
+        live agent now holds the id (the agent stops)."""
         ...

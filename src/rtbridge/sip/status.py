@@ -42,7 +42,7 @@ class SetupTimes:
 @dataclass(frozen=True)
 class AgentStatus:
     port: int  # SIP port bound (UDP/TCP)
-    draining: bool  # stopping: new INVITEs get 503
+    draining: bool  # stopping, or fenced: new INVITEs get 503
     library: dict[str, Any]  # the linked pjsua2 (b2bua.library.Library.describe())
     call_slots: int  # pjsua call slots in use by this agent's configuration
     bridge_capacity: int  # bridged calls admitted at once
@@ -62,6 +62,9 @@ class AgentStatus:
     # pjsua calls the agent holds a Call object for: both legs of each bridge, and buyer legs
     # given up on (failover) until their CANCEL or BYE is through
     legs: int = 0
+    agent_id: str = ""  # the agent's name in the site (its lease, its calls' records)
+    epoch: int = 0  # its lease's epoch (storage/leases.py); 0 without one
+    fenced: bool = False  # its lease was taken over: hanging up, then rejoining
 
     @property
     def bridges_alive(self) -> int:
@@ -69,6 +72,9 @@ class AgentStatus:
 
     def describe(self) -> dict[str, Any]:
         return {
+            "agent_id": self.agent_id,
+            "epoch": self.epoch,
+            "fenced": self.fenced,
             "port": self.port,
             "draining": self.draining,
             "pjsua2": self.library,

@@ -67,13 +67,35 @@ def _refusal(db: Db, uuid: str, publisher_id: str | None, now: datetime) -> NotC
     return NotClaimed(410, "Gone (reservation already used)")
 
 
+# The answer of an agent whose lease was taken over (storage/leases.py): a call it took now
+# would be nobody's to close; the proxy in front retries the INVITE on a live agent.
+FENCED = NotClaimed(503, "Service Unavailable (agent's lease taken over)")
+
+
+class _Fenced(Exception):
+    """Rolls the claim back: the claiming agent no longer holds its lease."""
+
+
 def claim(
     engine: Engine, *, uuid: str, publisher_id: str | None, now: datetime, agent: str, source: str,
-    via: str = "sip",
+    via: str = "sip", epoch: int | None = None,
 ) -> Claimed | NotClaimed:  # fmt: skip
     """Take the reservation for a call. The conditional UPDATE is the whole race: of many
     INVITEs for one uuid, in any number of processes, exactly one sees a row change.
-    ``publisher_id`` None means a trusted trunk (PSTN path), which may take any publisher's."""
+    ``publisher_id`` None means a trusted trunk (PSTN path), which may take any publisher's.
+    ``epoch``: the agent's lease; the claim is made only while the agent still holds it
+    (:data:`FENCED` otherwise, nothing written)."""
+    try:
+        return _claim(engine, uuid=uuid, publisher_id=publisher_id, now=now, agent=agent,
+                      source=source, via=via, epoch=epoch)  # fmt: skip
+    except _Fenced:
+        return FENCED
+
+
+def _claim(
+    engine: Engine, *, uuid: str, publisher_id: str | None, now: datetime, agent: str, source: str,
+    via: str, epoch: int | None,
+) -> Claimed | NotClaimed:  # fmt: skip
     with transaction(engine, write=True) as db:
         params: dict[str, Any] = {"u": uuid, "now": db.ts(now), "p": publisher_id}
         owner = "" if publisher_id is None else " AND publisher_id = :p"
@@ -90,11 +112,25 @@ def claim(
         )
         assert row is not None
         record_event(db, uuid, st.CLAIMED, now, f"{via} INVITE from {source} on {agent}")
-        db.execute(
-            "INSERT INTO callrecord (reservation_uuid, agent, source, via, invite_at) "
-            "VALUES (:u, :agent, :source, :via, :now)",
-            {**params, "agent": agent, "source": source[:128], "via": via},
-        )
+        # "lease" repeats "agent": PostgreSQL types a parameter once, and the two uses differ
+        values = {**params, "agent": agent, "source": source[:128], "via": via, "epoch": epoch,
+                  "lease": agent}  # fmt: skip
+        if epoch is None:
+            db.execute(
+                "INSERT INTO callrecord (reservation_uuid, agent, source, via, invite_at) "
+                "VALUES (:u, :agent, :source, :via, :now)",
+                values,
+            )
+        elif (
+            db.execute(
+                "INSERT INTO callrecord (reservation_uuid, agent, source, via, invite_at) "
+                "SELECT :u, :agent, :source, :via, :now WHERE EXISTS "
+                "(SELECT 1 FROM sipagent WHERE name = :lease AND epoch = :epoch)",
+                values,
+            ).rowcount
+            != 1
+        ):
+            raise _Fenced
     return Claimed(uuid, row["publisher_id"], row["buyer_id"], row["caller_number"],
                    db.read_js(row["tags"]) or {}, row["seconds"] or 0, row["payout"] or 0.0)  # fmt: skip
 
@@ -244,43 +280,60 @@ def _close_as_fault(
 
 @dataclass(frozen=True)
 class Recovery:
-    """What :func:`recover` closed, and the dialogs of the legs still to be sent a BYE:
-    ``{"publisher": {...}, "buyer": {...}}`` per answered call (``sip/dialogs.py``)."""
+    """What :func:`recover` (or a lease's takeover) closed, and the dialogs of the legs still
+    to be sent a BYE: ``{"publisher": {...}, "buyer": {...}}`` per answered call
+    (``sip/dialogs.py``)."""
 
     closed: int
     dialogs: list[Mapping[str, Any]]
     last_seen: datetime | None
 
 
-def recover(engine: Engine, *, agent: str, now: datetime) -> Recovery:
-    """On start, close the calls a previous run of this agent left open (crash, kill -9),
-    then register this run. Every reservation ends in a terminal state and its buyer unit
-    is released. A call is taken to have ended at the agent's last heartbeat — the dead
-    process carried it until then at least — so its duration, conversion and payout are
-    kept (``completed`` when it was answered, ``failed`` otherwise), marked
-    ``hangup_by = "fault"``. Without a heartbeat (an agent from before them), at ``now``."""
+def close_calls_of(
+    db: Db, *, agent: str, last_seen: datetime | None, now: datetime, why: str
+) -> Recovery:
+    """Close every open call of ``agent``, a process that is gone, as of ``last_seen`` (its
+    last heartbeat; ``now`` without one) — see :func:`_close_as_fault` — inside the caller's
+    transaction, counters included."""
     closed = 0
     legs: list[Mapping[str, Any]] = []
+    tally = Tally(db)
+    for row in db.rows(_OPEN_CALLS, {"agent": agent}):
+        if _close_as_fault(db, tally, row, last_seen=last_seen, now=now, why=why) is None:
+            continue
+        closed += 1
+        dialogs = db.read_js(row["dialogs"])
+        if dialogs:
+            legs.append(dialogs)
+    tally.flush()
+    return Recovery(closed, legs, last_seen)
+
+
+def recover(engine: Engine, *, agent: str, now: datetime) -> Recovery:
+    """Close the calls a previous run of this agent left open (crash, kill -9), then register
+    this run's heartbeat. Every reservation ends in a terminal state and its buyer unit is
+    released. A call is taken to have ended at the agent's last heartbeat — the dead process
+    carried it until then at least — so its duration, conversion and payout are kept
+    (``completed`` when it was answered, ``failed`` otherwise), marked ``hangup_by =
+    "fault"``. Without a heartbeat (an agent from before them), at ``now``. The SIP agent
+    does this through its lease (``storage/leases.py``), which also fences the old run."""
     with transaction(engine, write=True) as db:
         beat = db.one("SELECT seen_at FROM sipagent WHERE name = :a", {"a": agent})
         last_seen = db.read_ts(beat["seen_at"]) if beat is not None else None
-        seen = "its last heartbeat" if last_seen is not None else "its restart"
-        tally = Tally(db)
-        for row in db.rows(_OPEN_CALLS, {"agent": agent}):
-            why = f"agent died during the call; ended at {seen}"
-            if _close_as_fault(db, tally, row, last_seen=last_seen, now=now, why=why) is None:
-                continue
-            closed += 1
-            dialogs = db.read_js(row["dialogs"])
-            if dialogs:
-                legs.append(dialogs)
-        tally.flush()
+        recovery = close_calls_of(db, agent=agent, last_seen=last_seen, now=now,
+                                  why=died_during_call(last_seen))  # fmt: skip
         db.execute(
             "INSERT INTO sipagent (name, started_at, seen_at) VALUES (:a, :now, :now) "
             "ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at, seen_at = excluded.seen_at",
             {"a": agent, "now": db.ts(now)},
         )
-    return Recovery(closed, legs, last_seen)
+    return recovery
+
+
+def died_during_call(last_seen: datetime | None) -> str:
+    """The history row's words for a call closed because its agent died."""
+    seen = "its last heartbeat" if last_seen is not None else "its restart"
+    return f"agent died during the call; ended at {seen}"
 
 
 @dataclass(frozen=True)

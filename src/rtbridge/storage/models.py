@@ -274,12 +274,20 @@ class CallAttempt(SQLModel, table=True):
 
 
 class SipAgent(SQLModel, table=True):
-    """A SIP agent's heartbeat: when its pjsua2 thread was last seen working. Recovery after
-    a crash ends that agent's open calls at ``seen_at`` (SPEC §7: nothing billable lost)."""
+    """A SIP agent's lease and heartbeat (``storage/leases.py``): when its pjsua2 thread was
+    last seen working. Whoever closes a dead agent's open calls — its restart or a live peer
+    taking the lease over — ends them at ``seen_at`` (SPEC §7: nothing billable lost)."""
 
-    name: str = Field(primary_key=True, max_length=128)
+    name: str = Field(primary_key=True, max_length=128)  # the agent_id
     started_at: datetime
     seen_at: datetime
+    epoch: int = 0  # bumped by each start and each takeover: an older holder is fenced
+    holder: str | None = Field(default=None, max_length=256)  # the process; NULL: released
+    beats: int = 0  # heartbeats under this epoch (a peer waits for them to stand still)
+    takeover_after: float = 6.0  # seconds of silence after which a peer takes the lease
+    taken_by: str | None = Field(default=None, max_length=128)
+    taken_at: datetime | None = None
+    taken_calls: int | None = None  # open calls the takeover closed
 
 
 class AdminToken(SQLModel, table=True):

@@ -42,6 +42,8 @@ class ScriptedRouter:
     events: list[CallEvent] = field(default_factory=list)
     heartbeats: list[datetime] = field(default_factory=list)
     carried: list[Carried] = field(default_factory=list)  # what each heartbeat said was held
+    lease_taken: bool = False  # heartbeats answer "fenced" while set; rejoin() clears it
+    rejoins: int = 0
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     def route(self, invite: IncomingInvite) -> Reject | BridgeTo:
@@ -66,10 +68,18 @@ class ScriptedRouter:
             self.events.append(event)
             self._cond.notify_all()
 
-    def heartbeat(self, at: datetime, carried: Carried) -> None:
+    def heartbeat(self, at: datetime, carried: Carried) -> bool:
+        """False while ``lease_taken`` (a test fences the agent by setting it)."""
         with self._cond:
             self.heartbeats.append(at)
             self.carried.append(carried)
+            self._cond.notify_all()
+            return not self.lease_taken
+
+    def rejoin(self) -> None:
+        with self._cond:
+            self.rejoins += 1
+            self.lease_taken = False
             self._cond.notify_all()
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -220,11 +220,15 @@ class Watched:
     def on_events(self, events: Sequence[CallEvent]) -> None:
         self.router.on_events(events)
 
-    def heartbeat(self, at: datetime, carried: Carried) -> None:
-        self.router.heartbeat(at, carried)
+    def heartbeat(self, at: datetime, carried: Carried) -> bool:
+        held = self.router.heartbeat(at, carried)
         with self._cond:
             self.sweeps.append(at)
             self._cond.notify_all()
+        return held
+
+    def rejoin(self) -> None:
+        self.router.rejoin()
 
     def wait_sweeps(self, count: int, *, after: datetime | None = None) -> None:
         """Until ``count`` more sweeps are done than now, each of a heartbeat stamped after

@@ -46,6 +46,7 @@ from rtbridge.sip.b2bua.library import Library, linked_library
 from rtbridge.sip.b2bua.state import AgentState
 from rtbridge.sip.b2bua.supervision import Supervision
 from rtbridge.sip.capacity import Capacity, ensure_open_files, plan
+from rtbridge.sip.lease import LeaseKeeper
 from rtbridge.sip.router import BridgeTo, CallEvent, OutboundAuth, Router, SrtpMode
 from rtbridge.sip.status import AgentStatus
 
@@ -75,10 +76,13 @@ class Agent:
     """
 
     def __init__(
-        self, config: AgentConfig, router: Router, *, library: Library | None = None
-    ) -> None:
+        self, config: AgentConfig, router: Router, *, library: Library | None = None,
+        lease: LeaseKeeper | None = None,
+    ) -> None:  # fmt: skip
         """Sizes the agent from the linked build; raises CapacityError (a ValueError saying
-        which limit and how to change it) when the configuration asks for more."""
+        which limit and how to change it) when the configuration asks for more. ``lease``:
+        the agent's lease, held already (``startup.py``), released when the agent stops."""
+        self.lease = lease
         self.config = config
         self.domain = config.domain
         self.library = library or linked_library()
@@ -93,11 +97,12 @@ class Agent:
         self._closed = False
         self._timers: list[tuple[float, int, _Timer]] = []
         self._seq = itertools.count()
-        self._delivery = Delivery(router)
+        self._delivery = Delivery(router, self._state.fenced, self._state.stop_requested)
         self._intake = Intake(self._state, router=router, host=self, delivery=self._delivery,
                               post=self._post)  # fmt: skip
         self._accounts = Accounts(config, self.library, self._intake.incoming)
-        self._supervision = Supervision(self._state, self._delivery, self._intake.tick)
+        self._supervision = Supervision(self._state, self._delivery, self._intake.tick,
+                                        self._fence)  # fmt: skip
         self._drain_deadline: float | None = None  # foreground run(): SIGTERM's grace ends
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -161,6 +166,9 @@ class Agent:
             stray_calls=counters.stray_calls,
             media_refused=dict(counters.media_refused),
             failovers=dict(counters.failovers),
+            agent_id=self.lease.name if self.lease is not None else "",
+            epoch=self.lease.epoch if self.lease is not None else 0,
+            fenced=state.fenced.is_set(),
         )
 
     def start(self, timeout: float = 10.0) -> None:
@@ -350,14 +358,26 @@ class Agent:
         self._delivery.flush()
         self._supervision.tick(now)
 
-    def _drain(self) -> None:
-        """Hang up everything and keep polling until the calls are gone or time runs out."""
+    def _fence(self) -> None:
+        """The lease was taken over: every call is a peer's now (closed, its legs sent BYE).
+        Hang all of them up with no event, so nothing is written twice (supervision.py)."""
+        log.error("fenced: hanging up %d calls without recording them", len(self._state.bridges))
+        for bridge in self._state.bridges:
+            bridge.silent = True
+        self._hang_up_all()
+
+    def _hang_up_all(self) -> None:
         state = self._state
         for bridge in list(state.bridges):
             bridge.shut_down()
         for leg in list(state.legs):
             if leg.owner is None:
                 respond(leg, 503, "Service Unavailable", state.retry_after)
+
+    def _drain(self) -> None:
+        """Hang up everything and keep polling until the calls are gone or time runs out."""
+        state = self._state
+        self._hang_up_all()
         deadline = time.monotonic() + _HANGUP_WAIT
         while (state.bridges or state.legs) and time.monotonic() < deadline:
             self._poll()
@@ -407,6 +427,17 @@ class Agent:
             endpoint.destroy()
         self._intake.stop()
         self._delivery.stop()  # events are the call records: what is queued is delivered
+        self._release_lease()
+
+    def _release_lease(self) -> None:
+        """Stopped with every call recorded: free the lease (a restart elsewhere under the
+        same id need not wait for it to go silent). Unless fenced: it is not ours."""
+        if self.lease is None or self._state.fenced.is_set():
+            return
+        try:
+            self.lease.release()
+        except Exception as exc:  # the database is gone: peers will take it over
+            log.warning("lease not released: %s", error_text(exc))
 
     def _post(self, job: Callable[[], None]) -> bool:
         """Any thread: run ``job`` on the agent thread; False when the agent has stopped."""

@@ -142,6 +142,7 @@ class Bridge:
         self.buyer_code: int | None = None
         self.buyer_reason = ""
         self.hangup_by: HangupBy | None = None
+        self.silent = False  # the agent was fenced: this call is no longer its to record
         self._inbound_done = False
         self._outbound_done = False
         self._relayed = 0
@@ -583,7 +584,7 @@ class Bridge:
         self._emit("answered", legs)
 
     def _emit(self, kind: EventKind, legs: dict[str, dict[str, object]] | None = None) -> None:
-        if self.plan is None:
+        if self.plan is None or self.silent:
             return
         end_at = _now() if kind == "ended" else None
         duration = 0.0

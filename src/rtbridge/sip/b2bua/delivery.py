@@ -10,19 +10,25 @@ wakes the event thread, a futex round trip that costs more than the event.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from rtbridge.sip.b2bua.bridge import Bridge
+from rtbridge.sip.lease import LeaseRefused
 from rtbridge.sip.router import CallEvent, Carried, Router
 
 log = logging.getLogger("rtbridge.sip.b2bua.delivery")
 
 
 class Delivery:
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, fenced: threading.Event, stop: threading.Event) -> None:
+        """``fenced``: set when a heartbeat finds the lease taken, cleared once rejoined;
+        ``stop``: set when the agent must stop (its id is now another agent's)."""
         self._router = router
+        self._fenced = fenced
+        self._stop = stop
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[CallEvent] = []
 
@@ -69,11 +75,33 @@ class Delivery:
             for event in events:
                 self.deliver(event)
 
+    def rejoin(self, retry: float) -> None:
+        """Agent thread, once fenced and its calls hung up: take the lease again, off this
+        thread, every ``retry`` s until the database lets it."""
+        if self._pool is not None:
+            self._pool.submit(self._rejoin, retry)
+
     def _deliver_heartbeat(self, at: datetime, held: Carried) -> None:
         try:
-            self._router.heartbeat(at, held)
+            if self._router.heartbeat(at, held) is False:
+                self._fenced.set()
         except Exception:
             log.exception("router.heartbeat failed")
+
+    def _rejoin(self, retry: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self._router.rejoin()
+            except LeaseRefused as exc:
+                log.error("cannot rejoin: %s; stopping", exc)
+                self._stop.set()
+                return
+            except Exception:
+                log.warning("rejoin failed; trying again in %.1f s", retry, exc_info=True)
+                self._stop.wait(retry)
+                continue
+            self._fenced.clear()
+            return
 
 
 def carried(bridges: Iterable[Bridge], at: datetime, interval: float) -> Carried:

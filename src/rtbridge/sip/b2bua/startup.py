@@ -1,6 +1,6 @@
 """Assemble the SIP agent for a deployment: its configuration (``--sip-config`` or
 ``$RTBRIDGE_SIP_CONFIG``, ``--sip`` and the database's SIP domain), the database-backed
-router, crash recovery."""
+router, the lease (crash recovery, takeovers of silent peers)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import socket
 
 from sqlalchemy import Engine
 
+from rtbridge.logs import set_context
 from rtbridge.settings import Settings, parse_hostport
 from rtbridge.sip.agent_config import AgentConfig, config_path, load_agent_config
 from rtbridge.sip.b2bua.agent import Agent
-from rtbridge.sip.dialogs import Dialog, end_legs
+from rtbridge.sip.b2bua.leftover_legs import LeftoverLegs
+from rtbridge.sip.lease import LeaseKeeper
 from rtbridge.sip.reservation_router import ReservationRouter
-from rtbridge.storage import calls
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.timestamps import utcnow
 
 log = logging.getLogger("rtbridge.sip")
 
@@ -47,27 +47,35 @@ def nonce_secret() -> bytes:
     return os.urandom(32)
 
 
+def agent_name(config: AgentConfig) -> str:
+    """The agent's id in the site: ``agent_id``, else hostname:port."""
+    return config.agent_id or f"{socket.gethostname()}:{config.port}"
+
+
 def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Agent:
+    """The agent, holding its lease (``sip/lease.py``): a previous run's open calls closed,
+    their legs sent BYE in the background (the agent takes calls meanwhile). Raises
+    ``LeaseRefused`` when a live agent holds the same id."""
     current = catalog.get()
     config = agent_config(settings, current.sip_domain)
-    agent_id = f"{socket.gethostname()}:{config.port}"
+    name = agent_name(config)
+    set_context(agent=name)
+    lease = LeaseKeeper(engine, name, takeover_after=config.lease_timeout)
+    leftovers = LeftoverLegs(config)
     router = ReservationRouter(
-        engine, catalog, secret=nonce_secret(), agent_id=agent_id,
+        engine, catalog, secret=nonce_secret(), agent_id=name,
         ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
-        retry_after=config.retry_after,
+        retry_after=config.retry_after, lease=lease,
+        on_takeover=lambda peer: leftovers.end(peer.recovery.dialogs, whose=peer.lease.name),
     )  # fmt: skip
-    agent = Agent(config, router)  # refuses a configuration the linked pjsua2 cannot hold
-    recovery = calls.recover(engine, agent=agent_id, now=utcnow())
+    agent = Agent(config, router, lease=lease)  # refuses a configuration pjsua2 cannot hold
+    recovery = lease.acquire()
     if recovery.closed:
         log.warning("closed calls a previous run left open",
-                    extra={"agent": agent_id, "calls": recovery.closed,
-                           "last_heartbeat": recovery.last_seen, "legs_to_end": len(recovery.dialogs)})  # fmt: skip
-    legs = [Dialog.from_json(leg) for call in recovery.dialogs for leg in call.values()]
-    if legs:  # before the agent binds its port: the BYEs go out from it (dialogs.end_legs)
-        answers = end_legs(legs, hosts=config.hosts, port=config.port)
-        log.warning("sent BYE on the legs a previous run left up",
-                    extra={"agent": agent_id, "legs": len(legs),
-                           "answered": sum(code is not None for code in answers.values())})  # fmt: skip
-    log.info("SIP agent configured", extra={"agent": agent_id, "hosts": list(config.hosts), "port": config.port,
-                                            "bridges": agent.capacity.bridges})  # fmt: skip
+                    extra={"calls": recovery.closed, "last_heartbeat": recovery.last_seen,
+                           "legs_to_end": 2 * len(recovery.dialogs)})  # fmt: skip
+    leftovers.end(recovery.dialogs, whose=f"{name} (previous run)")
+    log.info("SIP agent configured", extra={"epoch": lease.epoch, "hosts": list(config.hosts),
+                                            "port": config.port, "bridges": agent.capacity.bridges,
+                                            "takeover_after": config.lease_timeout})  # fmt: skip
     return agent

@@ -49,10 +49,14 @@ class AgentState:
     ended: dict[int, float] = field(default_factory=dict)
     draining: threading.Event = field(default_factory=threading.Event)  # no new calls
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    # set by the event thread when a heartbeat finds the lease taken over, cleared once the
+    # agent rejoined (supervision.py): meanwhile no calls are taken and none is recorded
+    fenced: threading.Event = field(default_factory=threading.Event)
 
     @property
     def stopping(self) -> bool:
-        return self.draining.is_set() or self.stop_requested.is_set()
+        """No new calls now: draining, stopping, or fenced."""
+        return self.draining.is_set() or self.stop_requested.is_set() or self.fenced.is_set()
 
     @property
     def retry_after(self) -> tuple[tuple[str, str], ...]:

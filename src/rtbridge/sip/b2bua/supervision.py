@@ -31,11 +31,15 @@ _BYE_GRACE = 40.0
 
 class Supervision:
     def __init__(
-        self, state: AgentState, delivery: Delivery, tick_logs: Callable[[float], None]
-    ) -> None:
+        self, state: AgentState, delivery: Delivery, tick_logs: Callable[[float], None],
+        fence: Callable[[], None],
+    ) -> None:  # fmt: skip
+        """``fence``: hang up every call without recording it (the lease was taken)."""
         self._state = state
         self._delivery = delivery
         self._tick_logs = tick_logs
+        self._fence = fence
+        self._fenced = False  # this thread's view: fenced, and the rejoin asked for
         self._next_heartbeat = 0.0
         self._next_media_check = 0.0
         self._media_round: deque[Bridge] = deque()
@@ -44,14 +48,29 @@ class Supervision:
     def tick(self, now: float) -> None:
         """Once per poll of the agent thread."""
         config = self._state.config
+        self._check_fence()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + config.heartbeat_interval
-            self._delivery.heartbeat(self._state.bridges, config.heartbeat_interval)
+            if not self._fenced:  # a fenced agent's lease is not its own to beat
+                self._delivery.heartbeat(self._state.bridges, config.heartbeat_interval)
             self.end_strays()
             self._tick_logs(now)
         if config.rtp_timeout and now >= self._next_media_check:
             self._check_media(now)
         self.update_options_status()
+
+    def _check_fence(self) -> None:
+        """A heartbeat found the lease taken over (the agent was paused or cut off from the
+        database past ``takeover_after``, and a peer closed its calls): hang up everything,
+        record nothing, take no call, then rejoin under a new epoch."""
+        fenced = self._state.fenced.is_set()
+        if fenced and not self._fenced:
+            self._fenced = True
+            self._fence()
+            self._delivery.rejoin(self._state.config.heartbeat_interval)
+        elif self._fenced and not fenced:
+            self._fenced = False
+            log.warning("rejoined: taking calls again")
 
     def end_strays(self) -> None:
         """Hang up every pjsua call no leg of this agent owns (SPEC §4.6: no call that is

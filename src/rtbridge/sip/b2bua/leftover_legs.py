@@ -1,0 +1,46 @@
+"""BYE on the legs of calls whose agent is gone — left up by this agent's previous run, or
+by a silent peer whose lease this agent took over — sent in the background.
+
+The calls are already closed in the database when their dialogs arrive here; what is left is
+telling both far ends, who would otherwise keep the call up until a session timer or their
+own media timeout. A far end that never answers costs up to its BYE's retransmissions (about
+32 s): that happens on this module's thread, while the agent takes calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from rtbridge.sip.agent_config import AgentConfig
+from rtbridge.sip.dialogs import Dialog, end_legs
+
+log = logging.getLogger("rtbridge.sip.b2bua.leftover_legs")
+
+
+class LeftoverLegs:
+    def __init__(self, config: AgentConfig) -> None:
+        self._config = config
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="rtbridge-leftover-byes")
+
+    def end(self, calls: Iterable[Mapping[str, Any]], *, whose: str) -> None:
+        """Send BYE on both legs of each call (``callrecord.dialogs`` values); ``whose``: the
+        agent that left them, for the log."""
+        legs = [Dialog.from_json(leg) for call in calls for leg in call.values()]
+        if legs:
+            self._pool.submit(self._end, legs, whose)
+
+    def _end(self, legs: list[Dialog], whose: str) -> None:
+        try:
+            answers = end_legs(legs, hosts=self._config.hosts)
+        except Exception:
+            log.exception("BYEs on the legs %s left up failed", whose)
+            return
+        log.warning("sent BYE on the legs a gone agent left up",
+                    extra={"whose": whose, "legs": len(legs),
+                           "answered": sum(code is not None for code in answers.values())})  # fmt: skip
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=False)

@@ -1,0 +1,206 @@
+"""The SIP agent's side of its lease (``storage/leases.py``): taking it at start, keeping it
+with heartbeats, noticing it was taken (fenced), rejoining, and taking over silent peers.
+
+Who holds a lease is a *process*: host, pid, the pid's start time, the kernel's boot id and
+the pid namespace. A process on this machine (same boot, same pid namespace) can be checked
+for life directly, so a restart after a crash takes its lease at once while a second agent
+started with a live agent's ``agent_id`` is refused at once. A holder elsewhere is judged
+by its heartbeats only: it must stand still for its ``takeover_after``, timed on our own
+monotonic clock (agents' wall clocks need not agree).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from rtbridge.storage import leases
+from rtbridge.storage.calls import Recovery
+from rtbridge.storage.leases import Lease
+from rtbridge.timestamps import utcnow
+
+log = logging.getLogger("rtbridge.sip.lease")
+_ACQUIRE_TRIES = 20  # rows changing under us this often: something else is wrong
+
+
+class LeaseRefused(RuntimeError):
+    """The agent_id is held by a live agent: this one must not run under it."""
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22):
+    with the boot id, it tells a pid reused by another process from the one we knew."""
+    stat = _read(f"/proc/{pid}/stat")
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A process, written into the lease as ``host pid N start T boot B ns S``."""
+
+    host: str
+    pid: int
+    start: str
+    boot: str
+    namespace: str
+
+    @classmethod
+    def this_process(cls) -> Holder:
+        pid = os.getpid()
+        return cls(socket.gethostname(), pid, _start_ticks(pid),
+                   _read("/proc/sys/kernel/random/boot_id")[:8], _pid_namespace())  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.host} pid {self.pid} start {self.start} boot {self.boot} ns {self.namespace}"
+
+    @classmethod
+    def parse(cls, text: str) -> Holder | None:
+        words = text.split()
+        if len(words) != 9 or words[1::2] != ["pid", "start", "boot", "ns"]:
+            return None
+        try:
+            return cls(words[0], int(words[2]), words[4], words[6], words[8])
+        except ValueError:
+            return None
+
+    def alive(self) -> bool | None:
+        """Whether this process still runs, when that can be known from here (same kernel
+        boot and pid namespace); None when it runs elsewhere."""
+        here = Holder.this_process()
+        if not (self.boot and self.namespace and self.start):
+            return None
+        if (self.boot, self.namespace) != (here.boot, here.namespace):
+            return None
+        return _start_ticks(self.pid) == self.start
+
+
+@dataclass
+class _Watch:
+    epoch: int
+    beats: int
+    since: float  # monotonic: when this (epoch, beats) was first seen
+
+
+@dataclass(frozen=True)
+class TakenOver:
+    """A peer's lease this agent took over, and what that closed."""
+
+    lease: Lease
+    recovery: Recovery
+
+
+class LeaseKeeper:
+    """One agent's lease. Thread use: ``acquire`` before the agent starts; ``beat``,
+    ``take_over_silent`` and ``rejoin`` on the agent's event thread; ``epoch`` read by the
+    router's workers (an int: atomic)."""
+
+    def __init__(
+        self, engine: Engine, name: str, *, takeover_after: float, holder: Holder | None = None,
+        clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:  # fmt: skip
+        self.engine = engine
+        self.name = name
+        self.takeover_after = takeover_after
+        self.holder = holder or Holder.this_process()
+        self.epoch = 0  # 0: not held
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._watching: dict[str, _Watch] = {}
+
+    def acquire(self) -> Recovery:
+        """Take the lease, closing what a previous holder left open (its calls' dialogs are
+        returned for their BYEs). Raises :class:`LeaseRefused` while a live process holds
+        it; waits up to its ``takeover_after`` for a holder on another machine to prove
+        itself silent."""
+        watch: _Watch | None = None
+        for _ in range(_ACQUIRE_TRIES):
+            seen = leases.read(self.engine, self.name)
+            if seen is not None and seen.holder and seen.holder != str(self.holder):
+                holder = Holder.parse(seen.holder)
+                alive = holder.alive() if holder is not None else None
+                if alive:
+                    raise LeaseRefused(self._in_use(seen, "it is running on this machine"))
+                if alive is None:  # elsewhere: it must stand still for its takeover_after
+                    now = self._monotonic()
+                    if watch is None:
+                        watch = _Watch(seen.epoch, seen.beats, now)
+                    elif (watch.epoch, watch.beats) != (seen.epoch, seen.beats):
+                        raise LeaseRefused(self._in_use(seen, "its heartbeats go on"))
+                    if now - watch.since < seen.takeover_after:
+                        self._sleep(min(0.25, seen.takeover_after / 8))
+                        continue
+            taken = leases.acquire(self.engine, name=self.name, holder=str(self.holder),
+                                   takeover_after=self.takeover_after, now=self._clock(),
+                                   seen=seen)  # fmt: skip
+            if taken is not None:
+                self.epoch, recovery = taken
+                return recovery
+        raise LeaseRefused(f"agent_id {self.name!r}: its lease kept changing while starting; "
+                           "is another agent starting under the same id?")  # fmt: skip
+
+    def _in_use(self, seen: Lease, why: str) -> str:
+        return (
+            f"agent_id {self.name!r} is held by another agent ({seen.holder}): {why}. Give each "
+            "agent of the site its own agent_id ([agent] agent_id), or stop that one first"
+        )
+
+    def beat(self, at: datetime) -> bool:
+        """Write the heartbeat; False when the lease was taken (this agent is fenced)."""
+        return leases.beat(self.engine, name=self.name, epoch=self.epoch, at=at)
+
+    def release(self) -> None:
+        if self.epoch:
+            leases.release(self.engine, name=self.name, epoch=self.epoch)
+
+    def rejoin(self) -> Recovery:
+        """After being fenced: a new epoch, closing the calls still recorded as this agent's
+        that the peer did not see (claims made while it was being taken over)."""
+        self.epoch = 0
+        return self.acquire()
+
+    def take_over_silent(self) -> list[TakenOver]:
+        """Watch the peers' leases (once per heartbeat) and take over each one that stood
+        still — same epoch, same heartbeat count — for its own ``takeover_after``."""
+        now = self._monotonic()
+        taken: list[TakenOver] = []
+        seen_names = set()
+        for lease in leases.peers(self.engine, me=self.name):
+            seen_names.add(lease.name)
+            watch = self._watching.get(lease.name)
+            if watch is None or (watch.epoch, watch.beats) != (lease.epoch, lease.beats):
+                self._watching[lease.name] = _Watch(lease.epoch, lease.beats, now)
+                continue
+            if now - watch.since < lease.takeover_after:
+                continue
+            recovery = leases.take_over(self.engine, lease, by=self.name, now=self._clock())
+            del self._watching[lease.name]
+            if recovery is not None:
+                taken.append(TakenOver(lease, recovery))
+        for name in set(self._watching) - seen_names:
+            del self._watching[name]
+        return taken
