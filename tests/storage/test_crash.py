@@ -321,8 +321,10 @@ def test_sigkill_mid_call_bills_to_the_heartbeat_and_ends_both_legs(
 
     pub, buy = publisher.wait(15), buyer.wait(15)  # each received a BYE and answered 200
     assert pub.returncode == 0 and buy.returncode == 0, f"{pub.log}\n{buy.log}"
-    (bye,) = pub.requests("BYE")  # answered at once: no retransmission
-    assert "restarted after a fault" in (bye.header("Reason") or "")
+    # SIPp answers where it knows the agent from, not to the Via: the BYE, from an ephemeral
+    # port (sip/dialogs.end_legs), may be retransmitted before SIPp ends
+    byes = pub.requests("BYE")
+    assert byes and all("restarted after a fault" in (bye.header("Reason") or "") for bye in byes)
     assert buy.requests("BYE")
     server.stop()
     assert check_counters(engine).differences == ()

@@ -3,10 +3,11 @@ when the process that owned it is gone.
 
 A crashed agent leaves both legs of its calls up: the publisher's SBC and the buyer keep
 their dialogs until a session timer or their own media timeout fires — minutes, or never.
-pjsua2 cannot send a request in a dialog it did not create, so the restarted agent (or an
-operator's tool) rebuilds the BYE from what was stored while the call was up (RFC 3261
-§12.2.1.1): Request-URI = the remote target, Route = the route set, From/To with both tags,
-the Call-ID, and a CSeq above any the dead process can have used.
+pjsua2 cannot send a request in a dialog it did not create, so the restarted agent (or a
+live one taking over the dead one's calls, or an operator's tool) rebuilds the BYE from what
+was stored while the call was up (RFC 3261 §12.2.1.1): Request-URI = the remote target,
+Route = the route set, From/To with both tags, the Call-ID, and a CSeq above any the dead
+process can have used. :func:`end_legs` sends them beside pjsua2, on sockets of its own.
 
 What is stored comes from the messages pjsua2 hands to ``onCallState``: on the buyer leg
 the ACK we *sent* for its 200, with the CONFIRMED state (our From tag, the buyer's To tag;
@@ -18,17 +19,22 @@ completed by the INVITE's Contact and Record-Route (RFC 3261 §12.1.1).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
-import select
+import selectors
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from rtbridge.numerals import as_int
 from rtbridge.sip.messages import parse_request, split_host_port, split_name_addr
+
+if TYPE_CHECKING:
+    from rtbridge.sip.agent_config import AgentConfig
 
 log = logging.getLogger("rtbridge.sip.dialogs")
 
@@ -37,9 +43,12 @@ log = logging.getLogger("rtbridge.sip.dialogs")
 # margin outlasts any call; RFC 3261 §8.1.1.5 keeps CSeq below 2**31.
 _CSEQ_MARGIN = 100_000
 _CSEQ_MAX = 2**31 - 1
-# Timer E/F of RFC 3261 §17.1.2 for a non-INVITE request over UDP: T1 = 0.5 s doubling to
-# T2 = 4 s, giving up after 64*T1 = 32 s.
-_T1, _T2, _TIMER_F = 0.5, 4.0, 32.0
+# Timer E of RFC 3261 §17.1.2.2 for a non-INVITE request over UDP: T1 = 0.5 s doubling to
+# T2 = 4 s (end_legs gives up at its own deadline, well before Timer F's 32 s).
+_T1, _T2 = 0.5, 4.0
+# What a stream far end may send before its answer: a BYE's is a few hundred bytes, and a
+# peer streaming garbage must not grow the buffer without end.
+_STREAM_BUFFER = 65536
 
 
 @dataclass(frozen=True)
@@ -196,101 +205,294 @@ def _final_status(data: bytes) -> tuple[str, int] | None:
     return call_id, status
 
 
-def _bind(family: socket.AddressFamily, hosts: Sequence[str], port: int) -> socket.socket:
-    """A UDP socket on the agent's own SIP address of that family when it is free (the
-    agent has not bound it yet), else on an ephemeral port."""
-    host = next((h for h in hosts if (":" in h) == (family == socket.AF_INET6)), "")
+def _take_message(buffer: bytearray) -> bytes | None:
+    """The first whole message in a stream's buffer (head and Content-Length body, RFC 3261
+    §18.3), removed from it; None until it has all arrived."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[: end + 4])
+    length = as_int(parse_request(head.decode("utf-8", "replace")).first("content-length") or "")
+    if len(buffer) < end + 4 + (length or 0):
+        return None
+    del buffer[: end + 4 + (length or 0)]
+    return head
+
+
+@dataclass(frozen=True)
+class TlsClient:
+    """How a BYE goes out over TLS: the certificate offered to a far end that asks for one
+    and how the far end's is checked — the agent's own TLS settings (:meth:`from_config`),
+    so the far end meets the client it met during the call."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""  # "" = OpenSSL's default store
+    verify_server: bool = True
+
+    @classmethod
+    def from_config(cls, config: AgentConfig) -> TlsClient:
+        return cls(cert_file=config.tls_cert_file, key_file=config.tls_key_file,
+                   ca_file=config.tls_ca_file, verify_server=config.tls_verify_server)  # fmt: skip
+
+    def context(self) -> ssl.SSLContext:
+        """Raises OSError or ssl.SSLError when a file cannot be read."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2  # as the agent's TLS transport
+        if not self.verify_server:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif self.ca_file:
+            context.load_verify_locations(cafile=self.ca_file)
+        else:
+            context.load_default_certs()
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file or None)
+        return context
+
+
+def _branch() -> str:
+    return "z9hG4bK-rtb-" + os.urandom(8).hex()
+
+
+def _source_host(family: socket.AddressFamily, hosts: Sequence[str]) -> str:
+    """The agent's address of that family ("" = any): BYEs leave from the address the far
+    end knows the agent by, which its allowlist may hold."""
+    return next((h for h in hosts if (":" in h) == (family == socket.AF_INET6)), "")
+
+
+def _resolve(host: str, port: int, kind: socket.SocketKind) -> tuple[socket.AddressFamily, Any]:
+    if not host:  # getaddrinfo would take it for this machine, the agent itself maybe
+        raise ValueError("no host to send the BYE to")
+    (family, _, _, _, address), *_ = socket.getaddrinfo(host, port, type=kind)
+    return family, address
+
+
+def _udp_socket(family: socket.AddressFamily, hosts: Sequence[str]) -> socket.socket:
+    """An ephemeral UDP socket on the agent's host address: never its SIP port, which
+    pjsua2 holds while the agent runs."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
-    for candidate in ((host, port), (host, 0), ("", 0)):
+    try:
         try:
-            sock.bind(candidate)
-            return sock
-        except OSError:
-            continue
+            sock.bind((_source_host(family, hosts), 0))
+        except OSError:  # that address is not this machine's (a peer taking over)
+            sock.bind(("", 0))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
-def end_legs(
-    dialogs: Iterable[Dialog], *, hosts: Sequence[str] = (), port: int = 0, timeout: float = 4.0
-) -> dict[str, int | None]:
-    """Send each leg its BYE and wait up to ``timeout`` s for the answers; Call-ID → final
-    status, None where nobody answered (that far end may be gone as well).
+@dataclass(eq=False)
+class _Stream:
+    """One BYE over a TCP or TLS connection of its own, advanced by ``end_legs``' selector:
+    connect, TLS handshake, send, read until the final answer."""
 
-    UDP legs go out of one socket per address family bound to the agent's own SIP address
-    (``hosts``/``port``) — call this before pjsua2 binds it — so that a far end answering
-    where it knows us from rather than to the Via (SIPp does) still reaches us; RFC 3261
-    Timer E retransmissions, every leg at once. TCP legs get a connection each; TLS legs
-    are not handled (logged): their peers would need the agent's certificate.
+    dialog: Dialog
+    transport: str
+    host: str  # what a TLS certificate must name
+    sock: socket.socket
+    stage: str = "connect"
+    out: bytes = b""
+    received: bytearray = field(default_factory=bytearray)
+    status: int | None = None
+
+    @classmethod
+    def open(cls, dialog: Dialog, host: str, port: int, transport: str,
+             hosts: Sequence[str]) -> _Stream:  # fmt: skip
+        family, address = _resolve(host, port, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            if source := _source_host(family, hosts):
+                with contextlib.suppress(OSError):
+                    sock.bind((source, 0))
+            if (err := sock.connect_ex(address)) not in (0, errno.EINPROGRESS):
+                raise OSError(err, os.strerror(err))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(dialog, transport, host, sock)
+
+    def step(self, tls: ssl.SSLContext | None) -> int:
+        """Go as far as the socket allows: the selector events to wait for next, 0 once
+        answered. Raises OSError (ssl.SSLError among them) when the leg cannot be ended."""
+        if self.stage == "connect":
+            if err := self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                raise OSError(err, os.strerror(err))
+            via_host, via_port = self.sock.getsockname()[:2]
+            self.out = build_bye(self.dialog, via_host, via_port, self.transport, _branch())
+            self.stage = "send"
+            if self.transport == "TLS":
+                if tls is None:
+                    raise OSError("no TLS client context")
+                self.sock = tls.wrap_socket(self.sock, server_hostname=self.host,
+                                            do_handshake_on_connect=False)  # fmt: skip
+                self.stage = "handshake"
+        try:
+            if isinstance(self.sock, ssl.SSLSocket) and self.stage == "handshake":
+                self.sock.do_handshake()
+                self.stage = "send"
+            while self.stage == "send":
+                self.out = self.out[self.sock.send(self.out) :]
+                self.stage = "send" if self.out else "read"
+            while True:
+                data = self.sock.recv(_STREAM_BUFFER)
+                if not data:
+                    raise ConnectionError("closed without a final answer")
+                self.received += data
+                while (message := _take_message(self.received)) is not None:
+                    answer = _final_status(message)
+                    if answer is not None and answer[0] == self.dialog.call_id:
+                        self.status = answer[1]
+                        return 0
+                if len(self.received) > _STREAM_BUFFER:
+                    raise ConnectionError("no SIP message in the first 64 KiB")
+        except ssl.SSLWantReadError:
+            return selectors.EVENT_READ
+        except ssl.SSLWantWriteError:
+            return selectors.EVENT_WRITE
+        except BlockingIOError:
+            return selectors.EVENT_WRITE if self.stage == "send" else selectors.EVENT_READ
+
+
+def end_legs(
+    dialogs: Iterable[Dialog],
+    *,
+    hosts: Sequence[str] = (),
+    tls: TlsClient | None = None,
+    timeout: float = 4.0,
+    port: int = 0,
+) -> dict[str, int | None]:
+    """Send each leg its BYE, every leg at once, and wait up to ``timeout`` s for the
+    answers; Call-ID → final status, None where nobody answered (that far end may be gone
+    as well). Safe from any thread while the agent runs: it binds no port of the agent's.
+
+    UDP legs go out of one ephemeral socket per address family on the agent's address
+    (``hosts``), the Via naming that socket with ``rport``: compliant far ends answer there
+    (RFC 3261 §18.2.2, RFC 3581); Timer E retransmits (§17.1.2.2) until the deadline. TCP
+    and TLS legs get a connection each, answered on it (§18.2.2); TLS as ``tls`` says
+    (:meth:`TlsClient.from_config`; None: no client certificate, the system's CAs). One log
+    line sums up per transport. ``port`` is ignored: the agent's SIP port is pjsua2's (the
+    argument goes once its callers stop passing it).
     """
     deadline = time.monotonic() + timeout
     results: dict[str, int | None] = {}
-    socks: dict[socket.AddressFamily, socket.socket] = {}
-    pending: dict[str, tuple[bytes, tuple[str, int], socket.socket]] = {}
-    tcp: list[Dialog] = []
+    transports: dict[str, str] = {}
+    failures: set[str] = set()
+    udp: dict[socket.AddressFamily, socket.socket] = {}
+    pending: dict[str, tuple[bytes, Any, socket.socket]] = {}  # Call-ID → request, to, from
+    streams: set[_Stream] = set()
+    tls_context: ssl.SSLContext | None = None
+    selector = selectors.DefaultSelector()
     try:
         for dialog in dialogs:
             results[dialog.call_id] = None
             host, hop_port, transport = next_hop(dialog)
-            if transport == "TCP":
-                tcp.append(dialog)
-                continue
-            if transport != "UDP":
-                log.warning("cannot end a %s leg left up by a dead process", transport,
-                            extra={"call_id": dialog.call_id})  # fmt: skip
-                continue
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socks.get(family) or socks.setdefault(family, _bind(family, hosts, port))
-            via_host, via_port = sock.getsockname()[:2]
-            if via_host in ("0.0.0.0", "::"):
-                via_host = _local_address_towards(family, host, hop_port) or via_host
-            branch = "z9hG4bK-rtb-" + os.urandom(8).hex()
-            request = build_bye(dialog, via_host, via_port, "UDP", branch)
-            pending[dialog.call_id] = (request, (host, hop_port), sock)
-        interval, next_send = _T1, 0.0
-        while pending and (now := time.monotonic()) < deadline:
-            if now >= next_send:
-                for request, dest, sock in pending.values():
-                    with contextlib.suppress(OSError):
-                        sock.sendto(request, dest)
-                next_send, interval = now + interval, min(interval * 2, _T2)
-            ready, _, _ = select.select(list(socks.values()), [], [],
-                                        max(0.0, min(next_send, deadline) - time.monotonic()))  # fmt: skip
-            for sock in ready:
-                with contextlib.suppress(OSError):
-                    answer = _final_status(sock.recv(65535))
-                    if answer is not None and answer[0] in pending:
-                        del pending[answer[0]]
-                        results[answer[0]] = answer[1]
+            transports[dialog.call_id] = transport
+            try:
+                if transport == "UDP":
+                    family, address = _resolve(host, hop_port, socket.SOCK_DGRAM)
+                    if family not in udp:
+                        udp[family] = _udp_socket(family, hosts)
+                        selector.register(udp[family], selectors.EVENT_READ, udp[family])
+                    sock = udp[family]
+                    via_host, via_port = sock.getsockname()[:2]
+                    if via_host in ("0.0.0.0", "::"):
+                        via_host = _local_address_towards(family, host, hop_port) or via_host
+                    request = build_bye(dialog, via_host, via_port, "UDP", _branch())
+                    pending[dialog.call_id] = (request, address, sock)
+                elif transport in ("TCP", "TLS"):
+                    if transport == "TLS" and tls_context is None:
+                        tls_context = (tls or TlsClient()).context()
+                    stream = _Stream.open(dialog, host, hop_port, transport, hosts)
+                    streams.add(stream)
+                    # by descriptor: it stays when the TLS handshake wraps the socket
+                    selector.register(stream.sock.fileno(), selectors.EVENT_WRITE, stream)
+                else:
+                    failures.add(f"{transport}: not a transport a BYE can take here")
+            except (OSError, ValueError, OverflowError) as exc:  # a port out of range is both
+                failures.add(f"{transport}: {exc}")
+        _exchange(selector, pending, streams, tls_context, results, failures, deadline)
     finally:
-        for sock in socks.values():
+        for stream in streams:
+            stream.sock.close()
+        for sock in udp.values():
             sock.close()
-    for dialog in tcp:
-        results[dialog.call_id] = send_bye(dialog, timeout=max(0.5, deadline - time.monotonic()))
+        selector.close()
+    _summarise(results, transports, failures)
     return results
 
 
-def send_bye(dialog: Dialog, *, timeout: float = _TIMER_F) -> int | None:
-    """One BYE over TCP (a connection of its own) and its final status, None without."""
-    host, port, _ = next_hop(dialog)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        with socket.create_connection((host, port), timeout=min(5.0, timeout)) as sock:
-            via_host, via_port = sock.getsockname()[:2]
-            branch = "z9hG4bK-rtb-" + os.urandom(8).hex()
-            sock.sendall(build_bye(dialog, via_host, via_port, "TCP", branch))
-            deadline = time.monotonic() + timeout
-            while (left := deadline - time.monotonic()) > 0:
-                sock.settimeout(left)
-                data = sock.recv(65535)
-                if not data:
-                    return None
-                answer = _final_status(data)
-                if answer is not None and answer[0] == dialog.call_id:
-                    return answer[1]
-    except OSError as exc:
-        log.warning("BYE to %s:%d failed: %s", host, port, exc,
-                    extra={"call_id": dialog.call_id, "family": family.name})  # fmt: skip
-    return None
+def _exchange(
+    selector: selectors.BaseSelector,
+    pending: dict[str, tuple[bytes, Any, socket.socket]],
+    streams: set[_Stream],
+    tls: ssl.SSLContext | None,
+    results: dict[str, int | None],
+    failures: set[str],
+    deadline: float,
+) -> None:
+    """Drive every leg until each is answered or failed, or the deadline passes."""
+    interval, next_send = _T1, 0.0
+    while (pending or streams) and (now := time.monotonic()) < deadline:
+        if pending and now >= next_send:
+            for request, address, sock in pending.values():
+                with contextlib.suppress(OSError):
+                    sock.sendto(request, address)
+            next_send, interval = now + interval, min(interval * 2, _T2)
+        wake = min(next_send, deadline) if pending else deadline
+        for key, _ in selector.select(max(0.0, wake - time.monotonic())):
+            if isinstance(key.data, socket.socket):
+                _receive(key.data, pending, results)
+                continue
+            stream = key.data
+            try:
+                events = stream.step(tls)
+            except (OSError, ValueError) as exc:
+                failures.add(f"{stream.transport}: {exc}")
+                events = 0
+            if events:
+                selector.modify(key.fd, events, stream)
+                continue
+            results[stream.dialog.call_id] = stream.status
+            selector.unregister(key.fd)
+            stream.sock.close()
+            streams.discard(stream)
+
+
+def _receive(
+    sock: socket.socket,
+    pending: dict[str, tuple[bytes, Any, socket.socket]],
+    results: dict[str, int | None],
+) -> None:
+    """The datagrams waiting on a UDP socket; a bounded number, so that a far end flooding
+    it cannot hold the loop past its deadline."""
+    for _ in range(64):
+        try:
+            data = sock.recv(65536)
+        except OSError:  # BlockingIOError: drained; others: an ICMP error, say
+            return
+        answer = _final_status(data)
+        if answer is not None and answer[0] in pending:
+            del pending[answer[0]]
+            results[answer[0]] = answer[1]
+
+
+def _summarise(
+    results: Mapping[str, int | None], transports: Mapping[str, str], failures: set[str]
+) -> None:
+    tally: dict[str, dict[str, int]] = {}
+    for call_id, status in results.items():
+        counts = tally.setdefault(transports[call_id], {"answered": 0, "unanswered": 0})
+        counts["answered" if status is not None else "unanswered"] += 1
+    if not tally:
+        return
+    unanswered = sum(counts["unanswered"] for counts in tally.values())
+    log.log(logging.WARNING if unanswered else logging.INFO,
+            "sent BYE on legs a dead agent left up",
+            extra={"legs": tally, "failures": sorted(failures)[:5]})  # fmt: skip
 
 
 def _local_address_towards(family: socket.AddressFamily, host: str, port: int) -> str | None:
