@@ -1,111 +1,22 @@
 """A site beyond one process (issue 9): Debian's Kamailio with deploy/kamailio/kamailio.cfg in
-front of two ``rtbridge sip`` agents sharing one PostgreSQL, SIPp as publisher and buyer.
-
-Addresses: Kamailio on 127.0.0.10 (the agents' only trusted proxy), the agents on
-127.0.0.1, the allowlisted publisher on 127.0.0.1, other senders on 127.0.0.2-3.
-"""
+front of two ``rtbridge sip`` agents sharing one PostgreSQL, SIPp as publisher and buyer
+(tests/support/cluster_site.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
 
-from rtbridge.admin.apply import apply_file
-from rtbridge.domain.ping import PingRequest
-from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.database import open_database
-from rtbridge.storage.reservations import Reservations
-from tests.conftest import write_config
 from tests.sip.sipp import Sipp, SippResult, echo_uas
 from tests.support.agents import AgentProcess, wait_until
-from tests.support.kamailio import Kamailio, kamailio, kamailio_binary
+from tests.support.cluster_site import KEY2, Site, running_site
+from tests.support.kamailio import kamailio_binary
 from tests.support.net import free_port
 
 pytestmark = [pytest.mark.sip, pytest.mark.postgres, pytest.mark.live]
-
-KEY1 = "cluster-key-publisher-one-01"  # p1: allowlisted 127.0.0.1
-KEY2 = "cluster-key-publisher-two-02"  # p2: digest credentials only
-PROXY = "127.0.0.10"
-
-
-def _config(buyer_port: int) -> str:
-    return f"""
-[sip]
-domain = "sip.rtb.example.com"
-
-[[campaigns]]
-id = "c1"
-numbers = ["+18005550101", "+18005550102", "+18005550103", "+18005550104"]
-
-[[campaigns.buyers]]
-id = "b1"
-destination = "sip:buyer@127.0.0.1:{buyer_port}"
-payout = 10.0
-seconds = 1
-concurrency = 100000
-daily_cap = 1000000
-
-[[publishers]]
-id = "p1"
-ips = ["127.0.0.1/32"]
-
-[[publishers]]
-id = "p2"
-credentials = [{{ username = "pub2", password = "s3cret-Pass-456" }}]
-
-[[keys]]
-key = "{KEY1}"
-publisher = "p1"
-campaign = "c1"
-ttl_seconds = 600
-
-[[keys]]
-key = "{KEY2}"
-publisher = "p2"
-campaign = "c1"
-ttl_seconds = 600
-"""
-
-
-@dataclass
-class Site:
-    engine: Engine
-    reservations: Reservations
-    proxy: Kamailio
-    agents: list[AgentProcess]
-    workdir: Path
-    callers: int = 0
-
-    def ping(self, n: int = 1, key: str = KEY1) -> list[str]:
-        uuids = []
-        for _ in range(n):
-            self.callers += 1
-            outcome = self.reservations.ping(
-                PingRequest(key=key, caller_number=f"+1202{self.callers:07d}", inbound_number=None)
-            )
-            assert outcome.status == "reserved", outcome  # type: ignore[union-attr]
-            uuids.append(outcome.uuid)  # type: ignore[union-attr]
-        return uuids
-
-    def calls(self, uuids: list[str], *, rate: float, hold_ms: int, host: str = "127.0.0.1",
-              to: str | None = None, timeout: float = 60) -> Sipp:  # fmt: skip
-        inf = self.workdir / f"calls-{time.monotonic_ns()}.csv"
-        inf.write_text("SEQUENTIAL\n" + "".join(f"{u};\n" for u in uuids))
-        return Sipp("uac_each.xml", self.workdir, host=host, remote=to or self.proxy.address,
-                    calls=len(uuids), rate=rate, duration_ms=hold_ms, inf=inf,
-                    timeout=timeout)  # fmt: skip
-
-    def rows(self, sql: str, **params: object) -> list[dict[str, object]]:
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(text(sql), params)]
-
-    def status(self, uuid: str) -> object:
-        return self.rows("SELECT status FROM reservation WHERE uuid = :u", u=uuid)[0]["status"]
 
 
 @pytest.fixture
@@ -114,21 +25,12 @@ def site(postgres_url: str, tmp_path: Path) -> Iterator[Site]:
         pytest.fail("kamailio is missing: scripts/system-deps test installs Debian's kamailio")
     buyer_port = free_port()
     buyer = echo_uas(buyer_port)
-    engine = open_database(postgres_url)
-    apply_file(engine, write_config(tmp_path, _config(buyer_port)))
-    options = f'trusted_proxies = ["{PROXY}/32"]\n'
-    agents = [AgentProcess(postgres_url, tmp_path, options) for _ in range(2)]
     try:
-        for agent in agents:
-            agent.start()
-        with kamailio(tmp_path, [a.address for a in agents], host=PROXY, failover_ms=500) as proxy:
-            yield Site(engine, Reservations(engine, CatalogCache(engine)), proxy, agents, tmp_path)
+        with running_site(postgres_url, tmp_path, f"sip:buyer@127.0.0.1:{buyer_port}") as running:
+            yield running
     finally:
-        for agent in agents:
-            agent.stop()
         buyer.kill()
         buyer.wait()
-        engine.dispose()
 
 
 def _ok(result: SippResult, site: Site) -> None:
@@ -179,8 +81,9 @@ def test_a_spoofed_source_header_gets_no_allowlist_access(site: Site) -> None:
 def test_kill_9_one_agent_mid_traffic(site: Site) -> None:
     """Calls up on both agents and new ones arriving; one agent is killed -9. New calls all
     complete on the survivor (Kamailio fails over, then probing takes the dead one out);
-    once the killed agent is back, its calls are closed with their records (``hangup_by =
-    "fault"``, billed up to its last heartbeat); no reservation was claimed twice."""
+    the killed agent's calls are closed with their records (``hangup_by = "fault"``, billed
+    up to its last heartbeat) — by the survivor taking its lease over, or by its restart,
+    whichever comes first; no reservation was claimed twice."""
     victim, survivor = site.agents
     long_calls = site.calls(site.ping(6), rate=20, hold_ms=15_000, timeout=40)
     assert wait_until(lambda: len(site.rows(
@@ -226,3 +129,31 @@ def test_kill_9_one_agent_mid_traffic(site: Site) -> None:
         "SELECT count(*) AS n FROM callrecord WHERE agent = :agent", agent=survivor.agent_id
     )[0]["n"]
     assert streamed_by_survivor >= 30  # most of the stream, all of it after the kill
+
+
+def test_recovery_byes_to_silent_far_ends_never_delay_new_calls(site: Site) -> None:
+    """Issue 21: an agent killed with a call up restarts; the BYE to the publisher's leg is
+    never answered (that SIPp is gone), and the restarted agent bridges a new call within
+    1 s of listening all the same: the BYEs go out in the background."""
+    victim = site.agents[0]
+    (old,) = site.ping()
+    publisher = Sipp("uac_remote_bye.xml", site.workdir, remote=victim.address, service=old,
+                     timeout=60)  # fmt: skip
+    assert wait_until(lambda: site.status(old) == "connected", timeout=15)
+    publisher.kill()  # silent from now on
+    victim.kill()
+    (fresh,) = site.ping()
+    spawned = time.monotonic()
+    victim.start()
+    listening = time.monotonic()
+    call = Sipp("uac_call.xml", site.workdir, remote=victim.address, service=fresh,
+                duration_ms=3000, timeout=30)  # fmt: skip
+    assert wait_until(lambda: site.status(fresh) == "connected", timeout=10, step=0.02)
+    connected = time.monotonic()
+    assert connected - listening <= 1.0, f"new call up {connected - listening:.2f} s after start"
+    assert site.status(old) == "completed"  # closed by the restart, its BYEs still going
+    log = victim.log_text()
+    assert "sending BYE on the legs" in log
+    _ok(call.wait(30), site)
+    print(f"spawn -> listening {listening - spawned:.2f} s, listening -> bridged "
+          f"{connected - listening:.2f} s")  # fmt: skip

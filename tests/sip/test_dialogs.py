@@ -264,9 +264,7 @@ def test_end_legs_over_udp_while_the_agent_holds_its_port(drop_first: bool) -> N
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as agent:
         agent.bind(("127.0.0.1", agent_port))
         with udp_far_end(lambda bye, n: [] if drop_first and n == 1 else [_ok(bye)]) as far:
-            # port= as the start-up code still passes it: ignored
-            results = end_legs([_leg("gone-1", far.port)], hosts=("127.0.0.1",),
-                               port=agent_port, timeout=3)  # fmt: skip
+            results = end_legs([_leg("gone-1", far.port)], hosts=("127.0.0.1",), timeout=3)
     assert results == {"gone-1": 200}
     assert len(far.requests) == (2 if drop_first else 1) and len(set(far.requests)) == 1
     via = parse_request(far.requests[0]).first("via") or ""

@@ -324,7 +324,7 @@ def test_sigkill_mid_call_bills_to_the_heartbeat_and_ends_both_legs(
     # SIPp answers where it knows the agent from, not to the Via: the BYE, from an ephemeral
     # port (sip/dialogs.end_legs), may be retransmitted before SIPp ends
     byes = pub.requests("BYE")
-    assert byes and all("restarted after a fault" in (bye.header("Reason") or "") for bye in byes)
+    assert byes and all("after a fault" in (bye.header("Reason") or "") for bye in byes)
     assert buy.requests("BYE")
     server.stop()
     assert check_counters(engine).differences == ()

@@ -51,18 +51,21 @@ class AgentProcess:
 
     @property
     def agent_id(self) -> str:
-        """What this agent writes as ``callrecord.agent`` (sip/b2bua/startup.py)."""
+        """What this agent writes as ``callrecord.agent``: its ``agent_id``, by default
+        hostname:port (sip/b2bua/startup.py)."""
         import socket
 
         return f"{socket.gethostname()}:{self.port}"
 
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "RTBRIDGE_DB": self.db_url, "RTBRIDGE_NONCE_SECRET": NONCE_SECRET}
+
     def start(self) -> AgentProcess:
-        env = {**os.environ, "RTBRIDGE_DB": self.db_url, "RTBRIDGE_NONCE_SECRET": NONCE_SECRET}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "rtbridge", "sip", "--sip-config", str(self.config),
                  "--http", f"127.0.0.1:{self.status_port}", "--log-level", "warning"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
+                env=self.env(), stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:
             wait_for_port("127.0.0.1", self.status_port, timeout=30)

@@ -187,7 +187,7 @@ def build_bye(dialog: Dialog, via_host: str, via_port: int, transport: str, bran
         f"To: {dialog.remote}",
         f"Call-ID: {dialog.call_id}",
         f"CSeq: {min(dialog.cseq, _CSEQ_MAX)} BYE",
-        'Reason: SIP;cause=500;text="rtbridge agent restarted after a fault"',
+        'Reason: SIP;cause=500;text="rtbridge agent lost; call closed after a fault"',
         "Content-Length: 0",
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -363,7 +363,6 @@ def end_legs(
     hosts: Sequence[str] = (),
     tls: TlsClient | None = None,
     timeout: float = 4.0,
-    port: int = 0,
 ) -> dict[str, int | None]:
     """Send each leg its BYE, every leg at once, and wait up to ``timeout`` s for the
     answers; Call-ID → final status, None where nobody answered (that far end may be gone
@@ -374,8 +373,7 @@ def end_legs(
     (RFC 3261 §18.2.2, RFC 3581); Timer E retransmits (§17.1.2.2) until the deadline. TCP
     and TLS legs get a connection each, answered on it (§18.2.2); TLS as ``tls`` says
     (:meth:`TlsClient.from_config`; None: no client certificate, the system's CAs). One log
-    line sums up per transport. ``port`` is ignored: the agent's SIP port is pjsua2's (the
-    argument goes once its callers stop passing it).
+    line sums up per transport.
     """
     deadline = time.monotonic() + timeout
     results: dict[str, int | None] = {}

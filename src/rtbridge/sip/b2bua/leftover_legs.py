@@ -15,14 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rtbridge.sip.agent_config import AgentConfig
-from rtbridge.sip.dialogs import Dialog, end_legs
+from rtbridge.sip.dialogs import Dialog, TlsClient, end_legs
 
 log = logging.getLogger("rtbridge.sip.b2bua.leftover_legs")
 
 
 class LeftoverLegs:
     def __init__(self, config: AgentConfig) -> None:
-        self._config = config
+        self._hosts = config.hosts
+        self._tls = TlsClient.from_config(config)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="rtbridge-leftover-byes")
 
     def end(self, calls: Iterable[Mapping[str, Any]], *, whose: str) -> None:
@@ -33,14 +34,8 @@ class LeftoverLegs:
             self._pool.submit(self._end, legs, whose)
 
     def _end(self, legs: list[Dialog], whose: str) -> None:
+        log.warning("sending BYE on the legs %s left up", whose, extra={"legs": len(legs)})
         try:
-            answers = end_legs(legs, hosts=self._config.hosts)
+            end_legs(legs, hosts=self._hosts, tls=self._tls)  # logs what was answered
         except Exception:
             log.exception("BYEs on the legs %s left up failed", whose)
-            return
-        log.warning("sent BYE on the legs a gone agent left up",
-                    extra={"whose": whose, "legs": len(legs),
-                           "answered": sum(code is not None for code in answers.values())})  # fmt: skip
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=False)
