@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from rtbridge.admin.apply import apply_file
@@ -21,6 +22,7 @@ from tests.sip.sipp import Sipp
 from tests.support.agents import AgentProcess, wait_until
 from tests.support.cluster_site import Site, running_site, site_config
 from tests.support.kamailio import kamailio_binary
+from tests.support.server import serving
 
 pytestmark = [pytest.mark.sip, pytest.mark.postgres, pytest.mark.live]
 
@@ -186,3 +188,34 @@ def test_a_second_agent_under_a_live_agents_id_refuses_to_start(
     again = AgentProcess(postgres_url, tmp_path, 'agent_id = "edge-1"\n').start()
     assert again.status()["epoch"] == 2
     again.stop()
+
+
+@pytest.mark.parametrize("buyer", [1], indirect=True)
+def test_the_api_process_closes_the_calls_of_a_sites_only_agent(
+    postgres_url: str, tmp_path: Path, buyer: Sipp
+) -> None:
+    """A site with one agent and the API in its own process (``serve --sip off``): the agent
+    dies for good; the API takes its lease over, closes its call, and both legs get BYE."""
+    with (
+        running_site(postgres_url, tmp_path, buyer.uri(), options=OPTIONS, agents=1) as site,
+        serving(postgres_url) as api,
+    ):
+        (agent,) = site.agents
+        (uuid,) = site.ping()
+        publisher = Sipp("uac_remote_bye.xml", tmp_path, remote=agent.address, service=uuid,
+                         timeout=60)  # fmt: skip
+        assert wait_until(lambda: site.status(uuid) == "connected", timeout=15)
+        agent.kill()
+        killed_at = time.monotonic()
+        assert wait_until(lambda: site.status(uuid) == "completed", timeout=TAKEOVER + 10)
+        took = time.monotonic() - killed_at
+        assert took <= TAKEOVER + 2, f"closed {took:.1f} s after the kill"
+        (lease,) = site.rows("SELECT taken_by, taken_calls FROM sipagent")
+        assert str(lease["taken_by"]).startswith("api ") and lease["taken_calls"] == 1
+        published, bought = publisher.wait(15), buyer.wait(15)
+        assert published.returncode == 0 and bought.returncode == 0, (
+            f"{published.log}\n{bought.log}"
+        )
+        metrics = httpx2.get(f"{api.base}/metrics").text
+        assert "rtbridge_agent_takeovers_total 1.0" in metrics, metrics
+        assert "rtbridge_agent_takeover_calls_total 1.0" in metrics

@@ -22,6 +22,8 @@ from rtbridge.http.lockout import Lockouts
 from rtbridge.http.publisher import routes as publisher
 from rtbridge.http.state import AppState
 from rtbridge.settings import Settings
+from rtbridge.sip.lease import PeerWatch, api_watcher_name
+from rtbridge.sip.leftover_legs import LeftoverLegs
 from rtbridge.storage import sitekey
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.checkpoint import WalCheckpointer
@@ -56,6 +58,26 @@ async def _sweep(state: AppState, batch: int = 250) -> None:
         state.metrics.expired += expired
         if expired >= batch:
             pause = 0
+
+
+async def _watch_agents(state: AppState, peers: PeerWatch, interval: float = 1.0) -> None:
+    """The API's watch over the SIP agents' leases (sip/lease.py): a site whose only agent
+    died for good has its calls closed by the API process. Agents watch each other too;
+    one watcher wins each takeover."""
+    leftovers = LeftoverLegs()  # from any address of this host; TLS with the system's CAs
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            taken = await state.run(peers.take_over_silent)
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("agent lease watch failed; retrying")
+            continue
+        for peer in taken:
+            log.warning("took over a silent agent's lease and closed its calls", extra={
+                "peer": peer.lease.name, "peer_holder": peer.lease.holder, "by": peers.by,
+                "last_heartbeat": peer.lease.seen_at, "calls_closed": peer.recovery.closed})  # fmt: skip
+            leftovers.end(peer.recovery.dialogs, whose=peer.lease.name)
 
 
 def build_state(settings: Settings, **reservation_options: Any) -> AppState:
@@ -108,6 +130,10 @@ def create_app(
                 raise
             state.sip = agent.status
         sweeper = asyncio.create_task(_sweep(state)) if api else None
+        watcher = None
+        if api and agent is None:  # an agent in this process watches its peers itself
+            state.peers = PeerWatch(state.engine, api_watcher_name())
+            watcher = asyncio.create_task(_watch_agents(state, state.peers))
         webhooks = None
         if settings.webhooks and (api or sender is not None):  # webhooks/sender.py: a thread
             from rtbridge.webhooks.sender import Sender
@@ -120,10 +146,11 @@ def create_app(
         try:
             yield {"app": state}
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+            for task in (sweeper, watcher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if webhooks is not None:
                 await asyncio.to_thread(webhooks.stop)
             if agent is not None:

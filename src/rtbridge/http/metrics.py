@@ -76,6 +76,9 @@ class AppCollector:
         )
         if status is not None:
             yield from sip_families(status)
+            yield from takeover_families(status.takeovers, status.takeover_calls)
+        elif state.peers is not None:
+            yield from takeover_families(state.peers.takeovers, state.peers.calls_closed)
         if state.webhooks is not None:
             yield from webhook_families(state.webhooks.stats, pending_deliveries(state.engine))
 
@@ -157,6 +160,19 @@ def reservation_families(
     yield gauge
 
 
+def takeover_families(takeovers: int, calls: int) -> Iterator[Metric]:
+    """What this process's watch over the agents' leases did (sip/lease.py PeerWatch)."""
+    yield CounterMetricFamily(
+        "rtbridge_agent_takeovers", "Silent SIP agents whose lease this process took over.",
+        value=takeovers,
+    )  # fmt: skip
+    yield CounterMetricFamily(
+        "rtbridge_agent_takeover_calls",
+        "Open calls of silent agents this process closed by taking their lease over.",
+        value=calls,
+    )  # fmt: skip
+
+
 def sip_families(status: AgentStatus) -> Iterator[Metric]:
     """The SIP agent's series: what the build holds, what is bridged, what was refused."""
     lib = status.library
@@ -227,6 +243,11 @@ def sip_families(status: AgentStatus) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "rtbridge_sip_draining", "1 while the agent is stopping (new INVITEs get 503).",
         value=int(status.draining),
+    )  # fmt: skip
+    yield CounterMetricFamily(
+        "rtbridge_sip_fenced",
+        "Times this agent found its lease taken over (it was silent past takeover_after): "
+        "it hung up its calls unrecorded and rejoined.", value=status.fences,
     )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from rtbridge.http.batching import PingBatcher
 from rtbridge.http.instruments import Metrics
 from rtbridge.http.lockout import Lockouts
 from rtbridge.settings import Settings
+from rtbridge.sip.lease import PeerWatch
 from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.reservations import Outcome, Reservations
@@ -32,6 +33,7 @@ class AppState:
     inline_db: bool  # SQLite: run DB work on the event loop (µs-scale, serialised anyway)
     lockouts: Lockouts  # failed authentications per source (http/lockout.py)
     sip: Callable[[], AgentStatus] | None = None  # the SIP agent in this process, if any
+    peers: PeerWatch | None = None  # without one: the API's watch over the agents' leases
     webhooks: Sender | None = None  # the webhook sender in this process (its .stats), if any
     pings: PingBatcher = field(init=False)
 

@@ -112,10 +112,58 @@ class TakenOver:
     recovery: Recovery
 
 
+class PeerWatch:
+    """Watches the other agents' leases and takes over each one that stood still — same
+    epoch, same heartbeat count — for its own ``takeover_after``, timed on this process's
+    monotonic clock. Run by every agent at each heartbeat, and by the API process (an
+    agent's site may lose its only agent). Any number of watchers: one wins each takeover."""
+
+    def __init__(
+        self, engine: Engine, by: str, *, clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        """``by``: who takes over (an agent's id; the API's name), as the lease records it."""
+        self.engine = engine
+        self.by = by
+        self._clock = clock
+        self._monotonic = monotonic
+        self._watching: dict[str, _Watch] = {}
+        self.takeovers = 0  # leases taken over by this process, and the calls that closed
+        self.calls_closed = 0
+
+    def take_over_silent(self) -> list[TakenOver]:
+        """One look at the peers' leases (each heartbeat, or the API's watch interval)."""
+        now = self._monotonic()
+        taken: list[TakenOver] = []
+        seen_names = set()
+        for lease in leases.peers(self.engine, me=self.by):
+            seen_names.add(lease.name)
+            watch = self._watching.get(lease.name)
+            if watch is None or (watch.epoch, watch.beats) != (lease.epoch, lease.beats):
+                self._watching[lease.name] = _Watch(lease.epoch, lease.beats, now)
+                continue
+            if now - watch.since < lease.takeover_after:
+                continue
+            recovery = leases.take_over(self.engine, lease, by=self.by, now=self._clock())
+            del self._watching[lease.name]
+            if recovery is not None:
+                taken.append(TakenOver(lease, recovery))
+                self.takeovers += 1
+                self.calls_closed += recovery.closed
+        for name in set(self._watching) - seen_names:
+            del self._watching[name]
+        return taken
+
+
+def api_watcher_name() -> str:
+    """How the API process signs the takeovers it makes (``sipagent.taken_by``)."""
+    return f"api {socket.gethostname()} pid {os.getpid()}"[:128]
+
+
 class LeaseKeeper:
-    """One agent's lease. Thread use: ``acquire`` before the agent starts; ``beat``,
-    ``take_over_silent`` and ``rejoin`` on the agent's event thread; ``epoch`` read by the
-    router's workers (an int: atomic)."""
+    """One agent's lease, and its watch over its peers' (:class:`PeerWatch`). Thread use:
+    ``acquire`` before the agent starts; ``beat``, ``take_over_silent`` and ``rejoin`` on the
+    agent's event thread; ``epoch`` read by the router's workers (an int: atomic)."""
 
     def __init__(
         self, engine: Engine, name: str, *, takeover_after: float, holder: Holder | None = None,
@@ -130,7 +178,8 @@ class LeaseKeeper:
         self._clock = clock
         self._monotonic = monotonic
         self._sleep = sleep
-        self._watching: dict[str, _Watch] = {}
+        self.peers = PeerWatch(engine, name, clock=clock, monotonic=monotonic)
+        self.fences = 0  # times this agent found its lease taken and rejoined
 
     def acquire(self) -> Recovery:
         """Take the lease, closing what a previous holder left open (its calls' dialogs are
@@ -181,26 +230,9 @@ class LeaseKeeper:
         """After being fenced: a new epoch, closing the calls still recorded as this agent's
         that the peer did not see (claims made while it was being taken over)."""
         self.epoch = 0
+        self.fences += 1
         return self.acquire()
 
     def take_over_silent(self) -> list[TakenOver]:
-        """Watch the peers' leases (once per heartbeat) and take over each one that stood
-        still — same epoch, same heartbeat count — for its own ``takeover_after``."""
-        now = self._monotonic()
-        taken: list[TakenOver] = []
-        seen_names = set()
-        for lease in leases.peers(self.engine, me=self.name):
-            seen_names.add(lease.name)
-            watch = self._watching.get(lease.name)
-            if watch is None or (watch.epoch, watch.beats) != (lease.epoch, lease.beats):
-                self._watching[lease.name] = _Watch(lease.epoch, lease.beats, now)
-                continue
-            if now - watch.since < lease.takeover_after:
-                continue
-            recovery = leases.take_over(self.engine, lease, by=self.name, now=self._clock())
-            del self._watching[lease.name]
-            if recovery is not None:
-                taken.append(TakenOver(lease, recovery))
-        for name in set(self._watching) - seen_names:
-            del self._watching[name]
-        return taken
+        """Take over the peers that went silent (:class:`PeerWatch`)."""
+        return self.peers.take_over_silent()

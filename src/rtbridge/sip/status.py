@@ -65,6 +65,9 @@ class AgentStatus:
     agent_id: str = ""  # the agent's name in the site (its lease, its calls' records)
     epoch: int = 0  # its lease's epoch (storage/leases.py); 0 without one
     fenced: bool = False  # its lease was taken over: hanging up, then rejoining
+    fences: int = 0  # times it was fenced since start
+    takeovers: int = 0  # silent peers' leases it took over, and the calls that closed
+    takeover_calls: int = 0
 
     @property
     def bridges_alive(self) -> int:
@@ -75,6 +78,7 @@ class AgentStatus:
             "agent_id": self.agent_id,
             "epoch": self.epoch,
             "fenced": self.fenced,
+            "takeovers": self.takeovers,
             "port": self.port,
             "draining": self.draining,
             "pjsua2": self.library,

@@ -169,7 +169,15 @@ class Agent:
             agent_id=self.lease.name if self.lease is not None else "",
             epoch=self.lease.epoch if self.lease is not None else 0,
             fenced=state.fenced.is_set(),
+            **self._lease_counts(),
         )
+
+    def _lease_counts(self) -> dict[str, int]:
+        lease = self.lease
+        if lease is None:
+            return {}
+        return {"fences": lease.fences, "takeovers": lease.peers.takeovers,
+                "takeover_calls": lease.peers.calls_closed}  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the agent thread; returns once it listens, raises if it could not start."""

@@ -14,8 +14,8 @@ from rtbridge.logs import set_context
 from rtbridge.settings import Settings, parse_hostport
 from rtbridge.sip.agent_config import AgentConfig, config_path, load_agent_config
 from rtbridge.sip.b2bua.agent import Agent
-from rtbridge.sip.b2bua.leftover_legs import LeftoverLegs
 from rtbridge.sip.lease import LeaseKeeper
+from rtbridge.sip.leftover_legs import LeftoverLegs
 from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.storage.catalog import CatalogCache
 
@@ -61,7 +61,7 @@ def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Ag
     name = agent_name(config)
     set_context(agent=name)
     lease = LeaseKeeper(engine, name, takeover_after=config.lease_timeout)
-    leftovers = LeftoverLegs(config)
+    leftovers = LeftoverLegs.for_agent(config)
     router = ReservationRouter(
         engine, catalog, secret=nonce_secret(), agent_id=name,
         ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,

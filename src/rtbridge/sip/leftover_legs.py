@@ -10,21 +10,26 @@ own media timeout. A far end that never answers costs up to its BYE's retransmis
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.dialogs import Dialog, TlsClient, end_legs
 
-log = logging.getLogger("rtbridge.sip.b2bua.leftover_legs")
+log = logging.getLogger("rtbridge.sip.leftover_legs")
 
 
 class LeftoverLegs:
-    def __init__(self, config: AgentConfig) -> None:
-        self._hosts = config.hosts
-        self._tls = TlsClient.from_config(config)
+    def __init__(self, hosts: Sequence[str] = (), tls: TlsClient | None = None) -> None:
+        """BYEs from ``hosts`` (the agent's addresses; any when empty), TLS as ``tls``."""
+        self._hosts = tuple(hosts)
+        self._tls = tls
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="rtbridge-leftover-byes")
+
+    @classmethod
+    def for_agent(cls, config: AgentConfig) -> LeftoverLegs:
+        return cls(config.hosts, TlsClient.from_config(config))
 
     def end(self, calls: Iterable[Mapping[str, Any]], *, whose: str) -> None:
         """Send BYE on both legs of each call (``callrecord.dialogs`` values); ``whose``: the
