@@ -197,3 +197,26 @@ def test_heartbeats_never_move_back(engine: Engine, clock: Clock) -> None:
     lease = leases.read(engine, "a1")
     assert lease is not None and lease.seen_at == clock() + timedelta(seconds=5)
     assert lease.beats == 2
+
+
+def test_an_agent_from_before_leases_is_not_taken_over_while_it_beats(
+    engine: Engine, clock: Clock
+) -> None:
+    """A rolling upgrade: an old agent writes seen_at only (no epoch, no beats, no holder)
+    while carrying calls; upgraded peers see it alive for as long as seen_at moves."""
+    mono = Monotonic()
+    calls.heartbeat(engine, agent="old:5060", at=clock())
+    _connected_call(engine, clock, "old:5060", epoch=0)
+    peer = _keeper(engine, "new:5060", clock, mono)
+    peer.acquire()
+    for _ in range(8):
+        assert peer.take_over_silent() == []
+        mono.now += 1.0
+        clock.advance(1.0)
+        calls.heartbeat(engine, agent="old:5060", at=clock())
+    assert peer.take_over_silent() == []  # the last beat seen; then it stops beating
+    mono.now += 5.9
+    assert peer.take_over_silent() == []
+    mono.now += 0.2  # a row from before leases waits the default: 6 s
+    (taken,) = peer.take_over_silent()
+    assert taken.lease.name == "old:5060" and taken.recovery.closed == 1

@@ -99,9 +99,15 @@ class Holder:
 
 @dataclass
 class _Watch:
+    """A lease as last seen, and since when (monotonic) it has looked exactly so."""
+
     epoch: int
     beats: int
-    since: float  # monotonic: when this (epoch, beats) was first seen
+    seen_at: datetime  # an agent from before leases advances only this (rolling upgrades)
+    since: float
+
+    def same(self, lease: Lease) -> bool:
+        return (self.epoch, self.beats, self.seen_at) == (lease.epoch, lease.beats, lease.seen_at)
 
 
 @dataclass(frozen=True)
@@ -139,8 +145,8 @@ class PeerWatch:
         for lease in leases.peers(self.engine, me=self.by):
             seen_names.add(lease.name)
             watch = self._watching.get(lease.name)
-            if watch is None or (watch.epoch, watch.beats) != (lease.epoch, lease.beats):
-                self._watching[lease.name] = _Watch(lease.epoch, lease.beats, now)
+            if watch is None or not watch.same(lease):
+                self._watching[lease.name] = _Watch(lease.epoch, lease.beats, lease.seen_at, now)
                 continue
             if now - watch.since < lease.takeover_after:
                 continue
@@ -197,8 +203,8 @@ class LeaseKeeper:
                 if alive is None:  # elsewhere: it must stand still for its takeover_after
                     now = self._monotonic()
                     if watch is None:
-                        watch = _Watch(seen.epoch, seen.beats, now)
-                    elif (watch.epoch, watch.beats) != (seen.epoch, seen.beats):
+                        watch = _Watch(seen.epoch, seen.beats, seen.seen_at, now)
+                    elif not watch.same(seen):
                         raise LeaseRefused(self._in_use(seen, "its heartbeats go on"))
                     if now - watch.since < seen.takeover_after:
                         self._sleep(min(0.25, seen.takeover_after / 8))
