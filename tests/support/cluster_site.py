@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -108,13 +109,15 @@ class Site:
 
 @contextlib.contextmanager
 def running_site(
-    postgres_url: str, workdir: Path, buyer_uri: str, *, options: str = "", agents: int = 2
-) -> Iterator[Site]:
-    """The site with ``agents`` agents (more ``[agent]`` lines in ``options``), stopped after."""
+    postgres_url: str, workdir: Path, buyer_uri: str, *, options: str = "", agents: int = 2,
+    **agent_kw: Any,
+) -> Iterator[Site]:  # fmt: skip
+    """The site with ``agents`` agents (more ``[agent]`` lines in ``options``, more
+    :class:`AgentProcess` fields in ``agent_kw``), stopped after."""
     engine = open_database(postgres_url)
     apply_file(engine, write_config(workdir, site_config(buyer_uri)))
     options = f'trusted_proxies = ["{PROXY}/32"]\n{options}'
-    processes = [AgentProcess(postgres_url, workdir, options) for _ in range(agents)]
+    processes = [AgentProcess(postgres_url, workdir, options, **agent_kw) for _ in range(agents)]
     try:
         for agent in processes:
             agent.start()
