@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -58,6 +58,12 @@ class Delivery:
         if self._pool is not None:
             at = datetime.now(UTC)
             self._pool.submit(self._deliver_heartbeat, at, carried(bridges, at, interval))
+
+    def run(self, job: Callable[[], None]) -> None:
+        """Agent thread: run ``job`` on the event thread, after the events queued before it:
+        work that may take long enough to stall the agent thread (``malloc_trim``)."""
+        if self._pool is not None:
+            self._pool.submit(job)
 
     def deliver(self, event: CallEvent) -> None:
         """Record one event now, on the calling thread (a claim answered after the agent

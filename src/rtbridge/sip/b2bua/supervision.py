@@ -21,6 +21,7 @@ import pjsua2 as pj
 
 from rtbridge.sip.b2bua.bridge import Bridge
 from rtbridge.sip.b2bua.delivery import Delivery
+from rtbridge.sip.b2bua.memory import MemoryTrim
 from rtbridge.sip.b2bua.state import AgentState
 
 log = logging.getLogger("rtbridge.sip.b2bua.supervision")
@@ -44,6 +45,7 @@ class Supervision:
         self._next_media_check = 0.0
         self._media_round: deque[Bridge] = deque()
         self._options_code: int | None = None  # the library's is process-wide: set at start
+        self._memory = MemoryTrim(delivery.run, enabled=state.config.memory_trim)
 
     def tick(self, now: float) -> None:
         """Once per poll of the agent thread."""
@@ -58,6 +60,7 @@ class Supervision:
         if config.rtp_timeout and now >= self._next_media_check:
             self._check_media(now)
         self.update_options_status()
+        self._memory.tick(now, len(self._state.legs), self._state.counters.invites)
 
     def _check_fence(self) -> None:
         """A heartbeat found the lease taken over (the agent was paused or cut off from the
