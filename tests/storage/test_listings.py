@@ -161,3 +161,41 @@ def test_a_page_of_calls_reads_its_attempts_in_one_indexed_query(sqlite_url: str
     flat = listings.flat_call(by_uuid[called[-1]])
     assert flat["attempts_detail"].startswith("1 b1 486 busy")
     engine.dispose()
+
+
+def test_agents_lease_states_and_the_calls_each_took_over(sqlite_url: str) -> None:
+    """A held lease is live up to its own takeover_after and silent past it; taken over wins
+    over holder; what a peer took over is summed over every lease it took; a holder that is
+    not rtbridge's ``host pid N ...`` is shown as written."""
+    engine = open_database(sqlite_url)
+    now = datetime.now(UTC)
+    full = "edge pid 7 start 1 boot b ns n"
+    agents = [  # name, seen this long ago, takeover_after, holder, taken_by, taken_calls
+        ("a-held", 5.0, 6.0, full, None, None),
+        ("b-quiet", 30.0, 20.0, "odd-holder", None, None),
+        ("c-stopped", 1.0, 6.0, None, None, None),
+        ("d-taken", 60.0, 6.0, None, "a-held", 3),
+        ("e-taken", 60.0, 6.0, None, "a-held", 0),
+        ("f-taken", 60.0, 6.0, None, "b-quiet", 2),
+    ]
+    with engine.begin() as conn:
+        for name, ago, after, holder, by, closed in agents:
+            seen = (now - timedelta(seconds=ago)).replace(tzinfo=None).isoformat(" ")
+            conn.execute(text(
+                "INSERT INTO sipagent (name, started_at, seen_at, epoch, holder, beats, "
+                "takeover_after, taken_by, taken_at, taken_calls) "
+                "VALUES (:n, :s, :s, 1, :h, 0, :t, :by, CASE WHEN :by IS NULL THEN NULL ELSE :s END, :c)"
+            ), {"n": name, "s": seen, "h": holder, "t": after, "by": by, "c": closed})  # fmt: skip
+    with Session(engine) as session:
+        rows = {r["name"]: r for r in listings.agents(session)}
+    assert {n: r["state"] for n, r in rows.items()} == {
+        "a-held": "live", "b-quiet": "silent", "c-stopped": "stopped",
+        "d-taken": "taken over", "e-taken": "taken over", "f-taken": "taken over",
+    }  # fmt: skip
+    assert rows["a-held"]["holder"] == "edge pid 7" and rows["b-quiet"]["holder"] == "odd-holder"
+    assert {n: r["took_over"] for n, r in rows.items()} == {
+        "a-held": 3, "b-quiet": 2, "c-stopped": 0, "d-taken": 0, "e-taken": 0, "f-taken": 0,
+    }  # fmt: skip
+    assert rows["d-taken"]["taken_by"] == "a-held" and rows["d-taken"]["taken_calls"] == 3
+    assert rows["d-taken"]["taken_at"] == rows["d-taken"]["seen_at"]
+    engine.dispose()

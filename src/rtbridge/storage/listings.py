@@ -291,10 +291,37 @@ def live_calls(session: Session, *, limit: int = 1000) -> list[dict[str, Any]]:
     return out
 
 
+# An agent's lease as the agents page names it (storage/leases.py).
+LIVE, SILENT, STOPPED, TAKEN_OVER = "live", "silent", "stopped", "taken over"
+
+
+def _lease_state(agent: SipAgent, silent_for: float) -> str:
+    if agent.taken_by is not None:
+        return TAKEN_OVER
+    if agent.holder is None:
+        return STOPPED  # released by a clean stop
+    # Held, but quiet past its takeover_after: a live peer takes it over at its next heartbeat.
+    # Judged on this process's wall clock against the agent's (peers time it on their own
+    # monotonic clocks): a clock off by more than takeover_after shows a live agent silent.
+    return SILENT if silent_for > agent.takeover_after else LIVE
+
+
+def _holder_shown(holder: str | None) -> str | None:
+    """``host pid N start T boot B ns S`` (sip/lease.py ``Holder``) as ``host pid N``: the
+    rest only tells a reused pid from the one that held the lease."""
+    if holder is None:
+        return None
+    words = holder.split()
+    return " ".join(words[:3]) if len(words) >= 3 and words[1] == "pid" else holder
+
+
 def agents(session: Session) -> list[dict[str, Any]]:
-    """Every SIP agent that has run on this database, with its last heartbeat (written every
-    ``heartbeat_interval``, 2 s by default, while its pjsua2 thread works) and the calls it
-    carries now. A stopped or dead agent keeps its row: its ``seen_at`` just gets old."""
+    """Every SIP agent that has run on this database: its lease (``state``: live, silent,
+    stopped or taken over; who took it over, when, and the open calls that closed), its last
+    heartbeat (written every ``heartbeat_interval``, 2 s by default, while its pjsua2 thread
+    works), the calls it carries now, and ``took_over``: the calls it closed taking over
+    others' leases — counted over the leases still standing as taken by it (a taken agent
+    that starts again clears its row's takeover). A stopped or dead agent keeps its row."""
     now = utcnow()
     carrying = dict(
         session.exec(
@@ -305,13 +332,30 @@ def agents(session: Session) -> list[dict[str, Any]]:
             .group_by(col(CallRecord.agent))
         ).all()
     )
-    return [
-        {
+    took_over: dict[str | None, int] = {
+        peer: int(closed or 0)
+        for peer, closed in session.exec(
+            select(SipAgent.taken_by, func.sum(SipAgent.taken_calls))
+            .where(col(SipAgent.taken_by).is_not(None))
+            .group_by(col(SipAgent.taken_by))
+        )
+    }
+    out = []
+    for a in session.exec(select(SipAgent).order_by(col(SipAgent.name))):
+        silent_for = (now - a.seen_at).total_seconds()
+        out.append({
             "name": a.name,
+            "state": _lease_state(a, silent_for),
+            "epoch": a.epoch,
+            "holder": _holder_shown(a.holder),
             "started_at": a.started_at,
             "seen_at": a.seen_at,
-            "silent_for": (now - a.seen_at).total_seconds(),
+            "silent_for": silent_for,
+            "takeover_after": a.takeover_after,
+            "taken_by": a.taken_by,
+            "taken_at": a.taken_at,
+            "taken_calls": a.taken_calls,
+            "took_over": took_over.get(a.name, 0),
             "calls": carrying.get(a.name, 0),
-        }
-        for a in session.exec(select(SipAgent).order_by(col(SipAgent.name)))
-    ]
+        })  # fmt: skip
+    return out

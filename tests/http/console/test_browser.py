@@ -332,7 +332,7 @@ def test_find_a_ping_in_the_rtb_log_and_a_call_in_the_call_log(page: Page, live:
     expect(page.locator("main")).to_contain_text("taking calls")
     expect(page.locator("main")).to_contain_text("/ 7")  # bridge capacity of 16 slots
     expect(page.locator("#agents tbody tr")).to_have_count(1)
-    expect(page.locator("#agents")).to_contain_text("alive")
+    expect(page.locator("#agents")).to_contain_text("live")
     shot(page, "agent")
 
 

@@ -24,7 +24,7 @@ CASES: list[Callable[[Console], None]] = [
     watch.test_rtb_log_pages_and_filters,
     watch.test_call_log_and_its_csv,
     watch.test_audit_pages,
-    watch.test_agent_page_lists_the_agents_by_heartbeat,
+    watch.test_agent_page_shows_each_agents_lease,
 ]
 
 

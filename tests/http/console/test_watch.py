@@ -1,6 +1,6 @@
 """Watch pages through the real app: the RTB log pages and filters, the call log's CSV, a
-call's detail with its buyer attempts, the agent page without an agent in the process, the
-audit trail's pages."""
+call's detail with its buyer attempts, the agent page without an agent in the process and
+with every state of the agents' leases, the audit trail's pages."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import csv
 import html
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from rtbridge.storage import calls
+from rtbridge.storage import calls, leases
+from rtbridge.timestamps import iso_utc
 from tests.http.console.conftest import Console
 from tests.support.demo import KEY_OPEN
 from tests.support.failover import BUSY, NO_ANSWER, add_backup_buyers, call_with_failover
@@ -87,19 +88,74 @@ def test_agent_page_without_an_agent(console: Console) -> None:
     assert "No SIP agent has run on this database yet." in page
 
 
-def test_agent_page_lists_the_agents_by_heartbeat(console: Console) -> None:
+def _holder(host: str, pid: int) -> str:
+    return f"{host} pid {pid} start 4242 boot 0badc0de ns pid:[4026531836]"
+
+
+def _agent_rows(page: str) -> dict[str, str]:
+    table = page.split('id="agents"')[1].split("</table>")[0]
+    return dict(re.findall(r"<tr[^>]*>\s*<td><code>(sip-\w+)</code></td>(.*?)</tr>", table, re.S))
+
+
+def _text(cell: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", cell)).split())
+
+
+def test_agent_page_shows_each_agents_lease(console: Console) -> None:
+    """All four states of a lease from real rows written by storage/leases.py: live (held,
+    beating), silent (held, quiet past its takeover_after), stopped (released), taken over
+    (by a peer, with the open call that closed, counted on the peer's row too)."""
     state = console.client.app.state.rtbridge  # type: ignore[attr-defined]
+    engine = state.engine
     now = state.reservations.clock()
-    calls.heartbeat(state.engine, agent="sip-a", at=now)
-    calls.heartbeat(state.engine, agent="sip-b", at=now - timedelta(hours=1))
-    uuid = console.client.post("/rtbs.json", data={"key": KEY_OPEN}).json()["uuid"]
-    calls.claim(state.engine, uuid=uuid, publisher_id="pub-1", now=now, agent="sip-a",
-                source="198.51.100.7:5060/UDP")  # fmt: skip
+    hour_ago = now - timedelta(hours=1)
+
+    def acquire(name: str, host: str, pid: int, at: datetime) -> int:
+        taken = leases.acquire(engine, name=name, holder=_holder(host, pid), takeover_after=6.0,
+                               now=at, seen=None)  # fmt: skip
+        assert taken is not None
+        return taken[0]
+
+    live = acquire("sip-live", "edge-1", 101, now)
+    assert leases.beat(engine, name="sip-live", epoch=live, at=now)
+    acquire("sip-silent", "edge-2", 202, hour_ago)
+    stopped = acquire("sip-stopped", "edge-3", 303, hour_ago)
+    leases.release(engine, name="sip-stopped", epoch=stopped)
+    gone = acquire("sip-gone", "edge-4", 404, hour_ago)
+    for agent, epoch in (("sip-gone", gone), ("sip-live", live)):
+        uuid = console.client.post("/rtbs.json", data={"key": KEY_OPEN}).json()["uuid"]
+        claimed = calls.claim(engine, uuid=uuid, publisher_id="pub-1", now=now, agent=agent,
+                              source="198.51.100.7:5060/UDP", epoch=epoch)  # fmt: skip
+        assert isinstance(claimed, calls.Claimed), claimed
+    seen = leases.read(engine, "sip-gone")
+    assert seen is not None
+    recovery = leases.take_over(engine, seen, by="sip-live", now=now)
+    assert recovery is not None and recovery.closed == 1
+
     page = console.client.get("/console/agent").text
-    rows = dict(re.findall(r"<td><code>(sip-[ab])</code></td>\s*<td>(.*?)</td>", page, re.S))
-    assert "alive" in rows["sip-a"] and "silent for 1:00:0" in rows["sip-b"]
-    counts = re.findall(r'<td class="num">(\d+)</td>\s*</tr>', page)
-    assert counts == ["1", "0"]  # sip-a carries the claimed call
+    assert "None" not in page
+    rows = _agent_rows(page)
+    assert list(rows) == ["sip-gone", "sip-live", "sip-silent", "sip-stopped"]
+    cells = {name: re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for name, row in rows.items()}
+    lease, epoch, holder, calls_now, took_over = 0, 1, 2, 5, 6
+    shown = {name: [_text(c) for c in row] for name, row in cells.items()}
+    assert shown["sip-live"][lease] == "live"
+    assert shown["sip-live"][holder] == "edge-1 pid 101"  # the process, readable
+    assert shown["sip-live"][calls_now] == "1"
+    assert shown["sip-live"][took_over] == "took over: 1 call"
+    assert shown["sip-silent"][lease].startswith("silent for 1:00:0")
+    assert shown["sip-silent"][holder] == "edge-2 pid 202"
+    assert shown["sip-stopped"][lease] == "stopped released by a clean stop"
+    assert shown["sip-stopped"][holder] == "—"
+    taken = shown["sip-gone"][lease]
+    assert taken == f"taken over by sip-live at {iso_utc(now)}, 1 call closed", taken
+    assert shown["sip-gone"][epoch] == "2"  # its start, then the takeover
+    assert shown["sip-gone"][holder] == "—" and shown["sip-gone"][calls_now] == "0"
+    for name in ("sip-gone", "sip-silent", "sip-stopped"):
+        assert shown[name][took_over] == "—"
+    badges = dict(re.findall(r'<span class="status (s-[\w-]+)">([\w ]+)</span>', page))
+    assert badges == {"s-live": "live", "s-silent": "silent", "s-stopped": "stopped",
+                      "s-taken-over": "taken over"}  # fmt: skip
 
 
 def test_audit_pages(console: Console) -> None:

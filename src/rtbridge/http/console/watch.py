@@ -29,9 +29,6 @@ from rtbridge.storage import listings
 from rtbridge.storage.catalog import read_version
 
 PAGE = 50
-# An agent writes a heartbeat every 2 s by default (heartbeat_interval, at most 60): one not
-# seen for longer than this is shown as silent (stopped, dead, or cut off from the database).
-SILENT_AFTER = 90.0
 STATUSES = [st.RESERVED, st.CONFIRMED, *st.IN_CALL, *st.TERMINAL]
 
 
@@ -159,7 +156,6 @@ async def agent(request: Request) -> Response:
     live = await service.read(request, listings.live_calls)
     agents = await service.read(request, listings.agents) if database["ok"] else []
     return render(request, "agent.html", sip=sip, database=database, live=len(live), agents=agents,
-                  silent_after=SILENT_AFTER,
                   dialect=state.engine.dialect.name, version=__version__,
                   expired=state.metrics.expired)  # fmt: skip
 
