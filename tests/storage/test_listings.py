@@ -164,9 +164,10 @@ def test_a_page_of_calls_reads_its_attempts_in_one_indexed_query(sqlite_url: str
 
 
 def test_agents_lease_states_and_the_calls_each_took_over(sqlite_url: str) -> None:
-    """A held lease is live up to its own takeover_after and silent past it; taken over wins
-    over holder; what a peer took over is summed over every lease it took; a holder that is
-    not rtbridge's ``host pid N ...`` is shown as written."""
+    """A held lease is live up to its own takeover_after and silent past it; a released one
+    taken over since its start is taken over, else stopped; a lease held again after a
+    takeover is live and keeps who took it last; what a peer took over is summed over every
+    lease it took; a holder that is not rtbridge's ``host pid N ...`` is shown as written."""
     engine = open_database(sqlite_url)
     now = datetime.now(UTC)
     full = "edge pid 7 start 1 boot b ns n"
@@ -177,6 +178,7 @@ def test_agents_lease_states_and_the_calls_each_took_over(sqlite_url: str) -> No
         ("d-taken", 60.0, 6.0, None, "a-held", 3),
         ("e-taken", 60.0, 6.0, None, "a-held", 0),
         ("f-taken", 60.0, 6.0, None, "b-quiet", 2),
+        ("g-rejoined", 1.0, 6.0, full, "b-quiet", 1),
     ]
     with engine.begin() as conn:
         for name, ago, after, holder, by, closed in agents:
@@ -186,15 +188,20 @@ def test_agents_lease_states_and_the_calls_each_took_over(sqlite_url: str) -> No
                 "takeover_after, taken_by, taken_at, taken_calls) "
                 "VALUES (:n, :s, :s, 1, :h, 0, :t, :by, CASE WHEN :by IS NULL THEN NULL ELSE :s END, :c)"
             ), {"n": name, "s": seen, "h": holder, "t": after, "by": by, "c": closed})  # fmt: skip
+        conn.execute(
+            text("UPDATE sipagent SET taken_at = '2026-01-01 00:00:00' WHERE name = 'g-rejoined'")
+        )  # taken over before this run started
     with Session(engine) as session:
         rows = {r["name"]: r for r in listings.agents(session)}
     assert {n: r["state"] for n, r in rows.items()} == {
         "a-held": "live", "b-quiet": "silent", "c-stopped": "stopped",
         "d-taken": "taken over", "e-taken": "taken over", "f-taken": "taken over",
+        "g-rejoined": "live",
     }  # fmt: skip
     assert rows["a-held"]["holder"] == "edge pid 7" and rows["b-quiet"]["holder"] == "odd-holder"
     assert {n: r["took_over"] for n, r in rows.items()} == {
-        "a-held": 3, "b-quiet": 2, "c-stopped": 0, "d-taken": 0, "e-taken": 0, "f-taken": 0,
+        "a-held": 3, "b-quiet": 3, "c-stopped": 0, "d-taken": 0, "e-taken": 0, "f-taken": 0,
+        "g-rejoined": 0,
     }  # fmt: skip
     assert rows["d-taken"]["taken_by"] == "a-held" and rows["d-taken"]["taken_calls"] == 3
     assert rows["d-taken"]["taken_at"] == rows["d-taken"]["seen_at"]

@@ -65,7 +65,8 @@ def acquire(
     """Take ``name``'s lease for this process, which found it as ``seen`` (None: no row),
     and close the open calls a previous holder left (at its last heartbeat). The new epoch
     and what was closed; None when the row changed since it was read (another process
-    started, beat or took it over meanwhile: read it again)."""
+    started, beat or took it over meanwhile: read it again). The last takeover's who, when
+    and how many stay on the row: the history of the lease, not its state."""
     with transaction(engine, write=True) as db:
         params = {"n": name, "h": holder, "t": takeover_after, "now": db.ts(now)}
         if seen is None:
@@ -77,8 +78,7 @@ def acquire(
             return (1, Recovery(0, [], None)) if inserted == 1 else None
         moved = db.execute(
             "UPDATE sipagent SET epoch = epoch + 1, holder = :h, started_at = :now, seen_at = :now, "
-            "beats = 0, takeover_after = :t, taken_by = NULL, taken_at = NULL, taken_calls = NULL "
-            "WHERE name = :n AND epoch = :e AND beats = :b",
+            "beats = 0, takeover_after = :t WHERE name = :n AND epoch = :e AND beats = :b",
             {**params, "e": seen.epoch, "b": seen.beats},
         ).rowcount
         if moved != 1:

@@ -296,10 +296,9 @@ LIVE, SILENT, STOPPED, TAKEN_OVER = "live", "silent", "stopped", "taken over"
 
 
 def _lease_state(agent: SipAgent, silent_for: float) -> str:
-    if agent.taken_by is not None:
-        return TAKEN_OVER
-    if agent.holder is None:
-        return STOPPED  # released by a clean stop
+    if agent.holder is None:  # released: taken over (taken_at after its start), or stopped
+        taken = agent.taken_at is not None and agent.taken_at >= agent.started_at
+        return TAKEN_OVER if taken else STOPPED
     # Held, but quiet past its takeover_after: a live peer takes it over at its next heartbeat.
     # Judged on this process's wall clock against the agent's (peers time it on their own
     # monotonic clocks): a clock off by more than takeover_after shows a live agent silent.
@@ -320,8 +319,8 @@ def agents(session: Session) -> list[dict[str, Any]]:
     stopped or taken over; who took it over, when, and the open calls that closed), its last
     heartbeat (written every ``heartbeat_interval``, 2 s by default, while its pjsua2 thread
     works), the calls it carries now, and ``took_over``: the calls it closed taking over
-    others' leases — counted over the leases still standing as taken by it (a taken agent
-    that starts again clears its row's takeover). A stopped or dead agent keeps its row."""
+    others' leases — counted over each lease's last takeover (a lease keeps who took it last,
+    when, and how many calls that closed). A stopped or dead agent keeps its row."""
     now = utcnow()
     carrying = dict(
         session.exec(

@@ -1,11 +1,14 @@
 """What the agent thread checks between pjsua2 events, on timers of its own.
 
-- every ``heartbeat_interval``: the heartbeat (crash recovery bills a dead agent's calls up
-  to its last one; the router sweeps orphans with it), stray calls (a pjsua call no leg of
-  the agent owns is hung up: SPEC §4.6), and the flood logs' interval lines;
+- every ``heartbeat_interval``: the heartbeat, which keeps the agent's lease (whoever closes
+  a dead agent's calls bills them up to its last one; the router sweeps orphans and watches
+  its peers' leases with it), stray calls (a pjsua call no leg of the agent owns is hung up:
+  SPEC §4.6), and the flood logs' interval lines;
+- every poll: whether a heartbeat found the lease taken over (then: hang up unrecorded,
+  rejoin), what OPTIONS probes hear (503 while no call would be admitted), and whether to
+  give memory back after a burst (:mod:`~rtbridge.sip.b2bua.memory`);
 - every ``rtp_timeout / 4`` s at most: RTP inactivity, a slice of the bridges at a time
-  (:meth:`Bridge.check_media`);
-- every poll: what OPTIONS probes hear (503 while no call would be admitted).
+  (:meth:`Bridge.check_media`).
 """
 
 from __future__ import annotations
