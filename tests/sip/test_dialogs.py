@@ -144,11 +144,12 @@ def test_split_values_keeps_quoted_and_bracketed_commas() -> None:
     ]
 
 
-def _ok(request: str, call_id: str | None = None) -> bytes:
-    """The 200 a far end sends for a BYE (``call_id``: another dialog's, for a stray one)."""
+def _ok(request: str, call_id: str | None = None, status: str = "200 OK") -> bytes:
+    """The 200 a far end sends for a BYE (``call_id``: another dialog's, for a stray one;
+    ``status``: another answer)."""
     msg = parse_request(request)
     return (
-        f"SIP/2.0 200 OK\r\nVia: {msg.first('via')}\r\nFrom: {msg.first('from')}\r\n"
+        f"SIP/2.0 {status}\r\nVia: {msg.first('via')}\r\nFrom: {msg.first('from')}\r\n"
         f"To: {msg.first('to')}\r\nCall-ID: {call_id or msg.first('call-id')}\r\n"
         f"CSeq: {msg.first('cseq')}\r\nContent-Length: 0\r\n\r\n"
     ).encode()
@@ -409,3 +410,21 @@ def test_garbage_and_huge_answers_do_not_end_a_leg() -> None:
 
 def test_end_legs_with_nothing_to_end() -> None:
     assert end_legs([], timeout=5) == {}
+
+
+def test_a_proxys_408_sends_the_bye_again_as_a_new_request() -> None:
+    """A proxy between us and the far end answers 408 when its own transaction timed out (a
+    lost packet, a slow SBC) and 503 when overloaded: the BYE never arrived, so it goes
+    again — a new branch, the next CSeq — until a real answer or the deadline."""
+
+    def reply(bye: str, n: int) -> list[bytes]:
+        return [_ok(bye, status="408 Request Timeout" if n == 1 else "503 Service Unavailable")
+                if n < 3 else _ok(bye)]  # fmt: skip
+
+    with udp_far_end(reply) as far:
+        results = end_legs([_leg("via-proxy", far.port)], hosts=("127.0.0.1",), timeout=5)
+    assert results == {"via-proxy": 200}
+    sent = [parse_request(r) for r in far.requests]
+    assert len(sent) == 3
+    assert len({m.first("via") for m in sent}) == 3  # three transactions
+    assert [m.first("cseq") for m in sent] == ["1 BYE", "2 BYE", "3 BYE"]

@@ -110,14 +110,17 @@ class Site:
 @contextlib.contextmanager
 def running_site(
     postgres_url: str, workdir: Path, buyer_uri: str, *, options: str = "", agents: int = 2,
-    **agent_kw: Any,
+    rtp_bases: tuple[int, ...] = (), **agent_kw: Any,
 ) -> Iterator[Site]:  # fmt: skip
     """The site with ``agents`` agents (more ``[agent]`` lines in ``options``, more
-    :class:`AgentProcess` fields in ``agent_kw``), stopped after."""
+    :class:`AgentProcess` fields in ``agent_kw``, each agent's first RTP port in
+    ``rtp_bases`` when given), stopped after."""
     engine = open_database(postgres_url)
     apply_file(engine, write_config(workdir, site_config(buyer_uri)))
     options = f'trusted_proxies = ["{PROXY}/32"]\n{options}'
-    processes = [AgentProcess(postgres_url, workdir, options, **agent_kw) for _ in range(agents)]
+    bases = rtp_bases or (0,) * agents
+    processes = [AgentProcess(postgres_url, workdir, options, rtp_min=base, **agent_kw)
+                 for base in bases[:agents]]  # fmt: skip
     try:
         for agent in processes:
             agent.start()

@@ -27,7 +27,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from rtbridge.numerals import as_int
@@ -380,7 +380,7 @@ def end_legs(
     transports: dict[str, str] = {}
     failures: set[str] = set()
     udp: dict[socket.AddressFamily, socket.socket] = {}
-    pending: dict[str, tuple[bytes, Any, socket.socket]] = {}  # Call-ID → request, to, from
+    pending: dict[str, _Datagram] = {}  # Call-ID → the BYE still to be answered
     streams: set[_Stream] = set()
     tls_context: ssl.SSLContext | None = None
     selector = selectors.DefaultSelector()
@@ -399,8 +399,7 @@ def end_legs(
                     via_host, via_port = sock.getsockname()[:2]
                     if via_host in ("0.0.0.0", "::"):
                         via_host = _local_address_towards(family, host, hop_port) or via_host
-                    request = build_bye(dialog, via_host, via_port, "UDP", _branch())
-                    pending[dialog.call_id] = (request, address, sock)
+                    pending[dialog.call_id] = _Datagram(dialog, via_host, via_port, address, sock)
                 elif transport in ("TCP", "TLS"):
                     if transport == "TLS" and tls_context is None:
                         tls_context = (tls or TlsClient()).context()
@@ -425,7 +424,7 @@ def end_legs(
 
 def _exchange(
     selector: selectors.BaseSelector,
-    pending: dict[str, tuple[bytes, Any, socket.socket]],
+    pending: dict[str, _Datagram],
     streams: set[_Stream],
     tls: ssl.SSLContext | None,
     results: dict[str, int | None],
@@ -436,9 +435,9 @@ def _exchange(
     interval, next_send = _T1, 0.0
     while (pending or streams) and (now := time.monotonic()) < deadline:
         if pending and now >= next_send:
-            for request, address, sock in pending.values():
+            for leg in pending.values():
                 with contextlib.suppress(OSError):
-                    sock.sendto(request, address)
+                    leg.sock.sendto(leg.request, leg.address)
             next_send, interval = now + interval, min(interval * 2, _T2)
         wake = min(next_send, deadline) if pending else deadline
         for key, _ in selector.select(max(0.0, wake - time.monotonic())):
@@ -460,10 +459,35 @@ def _exchange(
             streams.discard(stream)
 
 
+# A proxy's own answers saying the BYE did not reach the far end (yet): its transaction timed
+# out (a lost packet, a slow SBC) or it is overloaded. The leg is tried again, as a new
+# request, until the deadline.
+_NOT_DELIVERED = frozenset({408, 503})
+
+
+@dataclass
+class _Datagram:
+    """A UDP leg's BYE: what is sent, where, from which socket."""
+
+    dialog: Dialog
+    via_host: str
+    via_port: int
+    address: Any
+    sock: socket.socket
+    request: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.request:
+            self.request = build_bye(self.dialog, self.via_host, self.via_port, "UDP", _branch())
+
+    def renewed(self) -> _Datagram:
+        """The same BYE as a new transaction: a new branch, the next CSeq (§12.2.1.1)."""
+        dialog = replace(self.dialog, cseq=self.dialog.cseq + 1)
+        return _Datagram(dialog, self.via_host, self.via_port, self.address, self.sock)
+
+
 def _receive(
-    sock: socket.socket,
-    pending: dict[str, tuple[bytes, Any, socket.socket]],
-    results: dict[str, int | None],
+    sock: socket.socket, pending: dict[str, _Datagram], results: dict[str, int | None]
 ) -> None:
     """The datagrams waiting on a UDP socket; a bounded number, so that a far end flooding
     it cannot hold the loop past its deadline."""
@@ -473,9 +497,14 @@ def _receive(
         except OSError:  # BlockingIOError: drained; others: an ICMP error, say
             return
         answer = _final_status(data)
-        if answer is not None and answer[0] in pending:
-            del pending[answer[0]]
-            results[answer[0]] = answer[1]
+        if answer is None or answer[0] not in pending:
+            continue
+        call_id, status = answer
+        results[call_id] = status
+        if status in _NOT_DELIVERED:
+            pending[call_id] = pending[call_id].renewed()  # sent again with the next round
+        else:
+            del pending[call_id]
 
 
 def _summarise(
@@ -484,7 +513,8 @@ def _summarise(
     tally: dict[str, dict[str, int]] = {}
     for call_id, status in results.items():
         counts = tally.setdefault(transports[call_id], {"answered": 0, "unanswered": 0})
-        counts["answered" if status is not None else "unanswered"] += 1
+        delivered = status is not None and status not in _NOT_DELIVERED
+        counts["answered" if delivered else "unanswered"] += 1
     if not tally:
         return
     unanswered = sum(counts["unanswered"] for counts in tally.values())
