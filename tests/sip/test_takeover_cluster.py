@@ -154,9 +154,13 @@ def test_a_paused_agent_is_taken_over_then_fences_itself_and_rejoins(
     again = Sipp("uac_each.xml", site.workdir, remote=victim.address, calls=2, rate=10,
                  duration_ms=200, inf=inf, timeout=30).wait(30)  # fmt: skip
     assert again.invite_answers() == [200, 200], again.log
-    mine = {r["uuid"]: r for r in _calls_of(site, victim)}
-    assert all(mine[u]["status"] == "completed" and mine[u]["hangup_by"] == "publisher"
-               for u in fresh)  # fmt: skip
+
+    def recorded() -> bool:
+        mine = {r["uuid"]: r for r in _calls_of(site, victim)}
+        return all(u in mine and mine[u]["status"] == "completed"
+                   and mine[u]["hangup_by"] == "publisher" for u in fresh)  # fmt: skip
+
+    assert wait_until(recorded, timeout=10)  # the end is written just after the BYE
     survivor.stop()
     victim.stop()
     publisher.wait(30)
