@@ -10,12 +10,10 @@ import logging
 import os
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -308,20 +306,6 @@ def test_end_legs_over_tcp() -> None:
     assert results == {"tcp-1": 200}
     via = parse_request(far.requests[0]).first("via") or ""
     assert via.startswith(f"SIP/2.0/TCP 127.0.0.1:{far.sources[0][1]};branch=")
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[str, str]:
-    """A throwaway self-signed certificate for 127.0.0.1 (its own CA), as
-    tests/sip/b2bua/test_media_options.py makes it."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return str(cert), str(key)
 
 
 def _tls_server(cert: str, key: str, *, client_cert: bool) -> ssl.SSLContext:

@@ -53,19 +53,6 @@ class PeerProcess:
         return err[-3000:]
 
 
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[str, str]:
-    """A throwaway self-signed certificate for 127.0.0.1 (its own CA)."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return str(cert), str(key)
-
-
 def test_tls_and_srtp_on_both_legs(
     make_agent: AgentFactory, tmp_path: Path, certificate: tuple[str, str]
 ) -> None:
