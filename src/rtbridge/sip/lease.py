@@ -193,7 +193,8 @@ class LeaseKeeper:
         it; waits up to its ``takeover_after`` for a holder on another machine to prove
         itself silent."""
         watch: _Watch | None = None
-        for _ in range(_ACQUIRE_TRIES):
+        races = 0  # acquisitions lost to a row that changed meanwhile (not waits)
+        while races < _ACQUIRE_TRIES:
             seen = leases.read(self.engine, self.name)
             if seen is not None and seen.holder and seen.holder != str(self.holder):
                 holder = Holder.parse(seen.holder)
@@ -215,6 +216,7 @@ class LeaseKeeper:
             if taken is not None:
                 self.epoch, recovery = taken
                 return recovery
+            races += 1
         raise LeaseRefused(f"agent_id {self.name!r}: its lease kept changing while starting; "
                            "is another agent starting under the same id?")  # fmt: skip
 
