@@ -64,20 +64,13 @@ async def _watch_agents(state: AppState, peers: PeerWatch, interval: float = 1.0
     """The API's watch over the SIP agents' leases (sip/lease.py): a site whose only agent
     died for good has its calls closed by the API process. Agents watch each other too;
     one watcher wins each takeover."""
-    leftovers = LeftoverLegs()  # from any address of this host; TLS with the system's CAs
     while True:
         await asyncio.sleep(interval)
         try:
-            taken = await state.run(peers.take_over_silent)
+            await state.run(peers.take_over_silent)  # logs each takeover, sends the BYEs
         except Exception as exc:
             if not is_outage(exc):
                 log.exception("agent lease watch failed; retrying")
-            continue
-        for peer in taken:
-            log.warning("took over a silent agent's lease and closed its calls", extra={
-                "peer": peer.lease.name, "peer_holder": peer.lease.holder, "by": peers.by,
-                "last_heartbeat": peer.lease.seen_at, "calls_closed": peer.recovery.closed})  # fmt: skip
-            leftovers.end(peer.recovery.dialogs, whose=peer.lease.name)
 
 
 def build_state(settings: Settings, **reservation_options: Any) -> AppState:
@@ -132,7 +125,8 @@ def create_app(
         sweeper = asyncio.create_task(_sweep(state)) if api else None
         watcher = None
         if api and agent is None:  # an agent in this process watches its peers itself
-            state.peers = PeerWatch(state.engine, api_watcher_name())
+            # BYEs from any address of this host; TLS with the system's CAs
+            state.peers = PeerWatch(state.engine, api_watcher_name(), leftovers=LeftoverLegs())
             watcher = asyncio.create_task(_watch_agents(state, state.peers))
         webhooks = None
         if settings.webhooks and (api or sender is not None):  # webhooks/sender.py: a thread

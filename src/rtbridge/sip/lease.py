@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from rtbridge.sip.leftover_legs import LeftoverLegs
 from rtbridge.storage import leases
 from rtbridge.storage.calls import Recovery
 from rtbridge.storage.leases import Lease
@@ -122,15 +123,18 @@ class PeerWatch:
     """Watches the other agents' leases and takes over each one that stood still — same
     epoch, same heartbeat count — for its own ``takeover_after``, timed on this process's
     monotonic clock. Run by every agent at each heartbeat, and by the API process (an
-    agent's site may lose its only agent). Any number of watchers: one wins each takeover."""
+    agent's site may lose its only agent). Any number of watchers: one wins each takeover,
+    logs it and sends BYE on the legs of the calls it closed."""
 
     def __init__(
-        self, engine: Engine, by: str, *, clock: Callable[[], datetime] = utcnow,
-        monotonic: Callable[[], float] = time.monotonic,
+        self, engine: Engine, by: str, *, leftovers: LeftoverLegs | None = None,
+        clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
-        """``by``: who takes over (an agent's id; the API's name), as the lease records it."""
+        """``by``: who takes over (an agent's id; the API's name), as the lease records it;
+        ``leftovers``: where the closed calls' legs get their BYEs (None: nowhere, tests)."""
         self.engine = engine
         self.by = by
+        self._leftovers = leftovers
         self._clock = clock
         self._monotonic = monotonic
         self._watching: dict[str, _Watch] = {}
@@ -154,11 +158,20 @@ class PeerWatch:
             del self._watching[lease.name]
             if recovery is not None:
                 taken.append(TakenOver(lease, recovery))
-                self.takeovers += 1
-                self.calls_closed += recovery.closed
+                self._taken(lease, recovery)
         for name in set(self._watching) - seen_names:
             del self._watching[name]
         return taken
+
+    def _taken(self, lease: Lease, recovery: Recovery) -> None:
+        self.takeovers += 1
+        self.calls_closed += recovery.closed
+        log.warning("took over a silent agent's lease and closed its calls", extra={
+            "by": self.by, "peer": lease.name, "peer_holder": lease.holder,
+            "last_heartbeat": lease.seen_at, "calls_closed": recovery.closed,
+            "legs_to_end": 2 * len(recovery.dialogs)})  # fmt: skip
+        if self._leftovers is not None:
+            self._leftovers.end(recovery.dialogs, whose=lease.name)
 
 
 def api_watcher_name() -> str:
@@ -173,9 +186,10 @@ class LeaseKeeper:
 
     def __init__(
         self, engine: Engine, name: str, *, takeover_after: float, holder: Holder | None = None,
-        clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        leftovers: LeftoverLegs | None = None, clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
     ) -> None:  # fmt: skip
+        """``leftovers``: where the legs of calls it closes (a peer's) get their BYEs."""
         self.engine = engine
         self.name = name
         self.takeover_after = takeover_after
@@ -184,7 +198,7 @@ class LeaseKeeper:
         self._clock = clock
         self._monotonic = monotonic
         self._sleep = sleep
-        self.peers = PeerWatch(engine, name, clock=clock, monotonic=monotonic)
+        self.peers = PeerWatch(engine, name, leftovers=leftovers, clock=clock, monotonic=monotonic)
         self.fences = 0  # times this agent found its lease taken and rejoined
 
     def acquire(self) -> Recovery:

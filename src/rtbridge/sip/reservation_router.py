@@ -31,7 +31,7 @@ from rtbridge.sip.auth.authenticator import (
     Challenge,
 )
 from rtbridge.sip.auth.digest import ALGORITHMS
-from rtbridge.sip.lease import LeaseKeeper, TakenOver
+from rtbridge.sip.lease import LeaseKeeper
 from rtbridge.sip.refusal_log import RefusalLog
 from rtbridge.sip.router import (
     BridgeTo,
@@ -115,16 +115,13 @@ class ReservationRouter:
         max_backlog: int = 100_000,
         refusal_log: RefusalLog | None = None,
         lease: LeaseKeeper | None = None,
-        on_takeover: Callable[[TakenOver], None] | None = None,
     ) -> None:
-        """``lease``: the agent's lease (None: heartbeats without one, as in unit tests);
-        ``on_takeover``: what to do with a silent peer's calls once they are closed here
-        (their BYEs), called on the event thread."""
+        """``lease``: the agent's lease (None: heartbeats without one, as in unit tests); it
+        also takes silent peers over at each heartbeat."""
         self.engine = engine
         self.catalog = catalog
         self.agent_id = agent_id
         self.lease = lease
-        self.on_takeover = on_takeover
         self.ring_timeout = ring_timeout
         self.clock = clock
         self._secret = secret
@@ -446,18 +443,10 @@ class ReservationRouter:
         if self.lease is None:
             return
         try:
-            taken = self.lease.take_over_silent()
+            self.lease.take_over_silent()  # logs each takeover, sends its calls' BYEs
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            return
-        for peer in taken:
-            log.warning("took over a silent agent's lease and closed its calls", extra={
-                "agent": self.agent_id, "peer": peer.lease.name, "peer_holder": peer.lease.holder,
-                "last_heartbeat": peer.lease.seen_at, "calls_closed": peer.recovery.closed,
-                "legs_to_end": len(peer.recovery.dialogs)})  # fmt: skip
-            if self.on_takeover is not None:
-                self.on_takeover(peer)
 
     def _sweep_orphans(self, carried: Carried) -> None:
         """Close this agent's open calls that none of its bridges holds (``calls.

@@ -60,13 +60,12 @@ def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Ag
     config = agent_config(settings, current.sip_domain)
     name = agent_name(config)
     set_context(agent=name)
-    lease = LeaseKeeper(engine, name, takeover_after=config.lease_timeout)
     leftovers = LeftoverLegs.for_agent(config)
+    lease = LeaseKeeper(engine, name, takeover_after=config.lease_timeout, leftovers=leftovers)
     router = ReservationRouter(
         engine, catalog, secret=nonce_secret(), agent_id=name,
         ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
         retry_after=config.retry_after, lease=lease,
-        on_takeover=lambda peer: leftovers.end(peer.recovery.dialogs, whose=peer.lease.name),
     )  # fmt: skip
     agent = Agent(config, router, lease=lease)  # refuses a configuration pjsua2 cannot hold
     recovery = lease.acquire()
