@@ -72,6 +72,9 @@ def _refusal(db: Db, uuid: str, publisher_id: str | None, now: datetime) -> NotC
 FENCED = NotClaimed(503, "Service Unavailable (agent's lease taken over)")
 
 
+_HOLDS_LEASE = " WHERE EXISTS (SELECT 1 FROM sipagent WHERE name = :lease AND epoch = :epoch)"
+
+
 class _Fenced(Exception):
     """Rolls the claim back: the claiming agent no longer holds its lease."""
 
@@ -115,21 +118,13 @@ def _claim(
         # "lease" repeats "agent": PostgreSQL types a parameter once, and the two uses differ
         values = {**params, "agent": agent, "source": source[:128], "via": via, "epoch": epoch,
                   "lease": agent}  # fmt: skip
-        if epoch is None:
-            db.execute(
-                "INSERT INTO callrecord (reservation_uuid, agent, source, via, invite_at) "
-                "VALUES (:u, :agent, :source, :via, :now)",
-                values,
-            )
-        elif (
-            db.execute(
-                "INSERT INTO callrecord (reservation_uuid, agent, source, via, invite_at) "
-                "SELECT :u, :agent, :source, :via, :now WHERE EXISTS "
-                "(SELECT 1 FROM sipagent WHERE name = :lease AND epoch = :epoch)",
-                values,
-            ).rowcount
-            != 1
-        ):
+        held = "" if epoch is None else _HOLDS_LEASE
+        inserted = db.execute(
+            "INSERT INTO callrecord (reservation_uuid, agent, source, via, invite_at) "
+            f"SELECT :u, :agent, :source, :via, :now{held}",
+            values,
+        ).rowcount
+        if inserted != 1:
             raise _Fenced
     return Claimed(uuid, row["publisher_id"], row["buyer_id"], row["caller_number"],
                    db.read_js(row["tags"]) or {}, row["seconds"] or 0, row["payout"] or 0.0)  # fmt: skip
