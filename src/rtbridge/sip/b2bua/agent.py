@@ -166,18 +166,17 @@ class Agent:
             stray_calls=counters.stray_calls,
             media_refused=dict(counters.media_refused),
             failovers=dict(counters.failovers),
-            agent_id=self.lease.name if self.lease is not None else "",
-            epoch=self.lease.epoch if self.lease is not None else 0,
             fenced=state.fenced.is_set(),
-            **self._lease_counts(),
+            **self._lease_status(),
         )
 
-    def _lease_counts(self) -> dict[str, int]:
+    def _lease_status(self) -> dict[str, Any]:
+        """The lease's part of the status; the defaults (no id, epoch 0) without one."""
         lease = self.lease
         if lease is None:
             return {}
-        return {"fences": lease.fences, "takeovers": lease.peers.takeovers,
-                "takeover_calls": lease.peers.calls_closed}  # fmt: skip
+        return {"agent_id": lease.name, "epoch": lease.epoch, "fences": lease.fences,
+                "takeovers": lease.peers.takeovers, "takeover_calls": lease.peers.calls_closed}  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the agent thread; returns once it listens, raises if it could not start."""
