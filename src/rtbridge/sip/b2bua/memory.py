@@ -132,7 +132,8 @@ class MemoryTrim:
         before, started = rss_bytes(), time.perf_counter()
         with contextlib.suppress(OSError):
             trim()
-        took, returned = time.perf_counter() - started, max(0, before - rss_bytes())
+        took, after = time.perf_counter() - started, rss_bytes()
+        returned = max(0, before - after)
         self.returned += returned
         self._last_returned = returned
         mb = returned / 2**20
@@ -140,5 +141,5 @@ class MemoryTrim:
             logging.INFO if mb > _LOG_MB else logging.DEBUG,
             "returned %.0f MB to the OS",
             mb,
-            extra={"malloc_trim_ms": round(took * 1000, 1), "rss_mb": round(rss_bytes() / 2**20)},
+            extra={"malloc_trim_ms": round(took * 1000, 1), "rss_mb": round(after / 2**20)},
         )
