@@ -128,8 +128,8 @@ class AgentConfig(BaseModel):
     drain_timeout: float = 60.0
     """on SIGTERM: seconds live calls may run on (no new ones) before they are hung up"""
     memory_trim: bool = True
-    """give the heap back to the OS (glibc malloc_trim) once the load falls below half its
-    peak, at most every 30 s, off the agent thread"""
+    """give the heap back to the OS (glibc malloc_trim) once the load has stayed below half
+    its peak for 40 s, at most every 40 s, off the agent thread"""
     log_level: int = 1
     """pjsip log level (0-6) forwarded to the 'rtbridge.pjsip' logger"""
     user_agent: str = "rtbridge"
