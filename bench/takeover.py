@@ -47,18 +47,9 @@ HEARTBEAT, TAKEOVER = 2.0, 6.0  # the agent's defaults (sip_config/agent.toml)
 
 def long_calls(site: Site, calls: int, rate: float) -> Sipp:
     """``calls`` calls through Kamailio, each waiting for a BYE; returns once all are up."""
-    uuids = site.ping(calls)
-    inf = site.workdir / f"calls-{time.monotonic_ns()}.csv"
-    inf.write_text("SEQUENTIAL\n" + "".join(f"{u};\n" for u in uuids))
-    publisher = Sipp("uac_remote_bye.xml", site.workdir, remote=site.proxy.address, calls=calls,
-                     rate=rate, inf=inf, rewrite={"[service]": "[field0]"}, timeout=600)  # fmt: skip
-    wait_until(lambda: connected(site) >= calls, timeout=calls / rate + 30, step=0.2)
+    publisher = site.calls_waiting_for_bye(calls, rate=rate, timeout=600)
+    wait_until(lambda: site.connected() >= calls, timeout=calls / rate + 30, step=0.2)
     return publisher
-
-
-def connected(site: Site) -> int:
-    rows = site.rows("SELECT count(*) AS n FROM reservation WHERE status = 'connected'")
-    return int(rows[0]["n"])  # type: ignore[call-overload]
 
 
 def open_calls(site: Site, agent: AgentProcess) -> int:
@@ -139,8 +130,8 @@ def main() -> int:
                 victim, survivor = site.agents
                 # (a) killed for good: its peer closes its calls
                 publisher = long_calls(site, args.calls, args.rate)
-                verdict.check("(a) every call up before the kill", connected(site) == args.calls,
-                              f"{connected(site)}/{args.calls} connected")  # fmt: skip
+                verdict.check("(a) every call up before the kill", site.connected() == args.calls,
+                              f"{site.connected()}/{args.calls} connected")  # fmt: skip
                 carried, took = kill_and_time(site, victim, restart=False)
                 goal = TAKEOVER + args.goal_extra
                 print(f"(a) takeover: {carried} calls of the killed agent closed by its peer "

@@ -50,16 +50,11 @@ def site(postgres_url: str, tmp_path: Path, buyer: Sipp) -> Iterator[Site]:
         yield running
 
 
-def _long_calls(site: Site) -> tuple[Sipp, list[str]]:
+def _long_calls(site: Site) -> Sipp:
     """CALLS calls through Kamailio (round robin over the agents), each waiting for a BYE."""
-    uuids = site.ping(CALLS)
-    inf = site.workdir / f"long-{time.monotonic_ns()}.csv"
-    inf.write_text("SEQUENTIAL\n" + "".join(f"{u};\n" for u in uuids))
-    publisher = Sipp("uac_remote_bye.xml", site.workdir, remote=site.proxy.address, calls=CALLS,
-                     rate=20, inf=inf, rewrite={"[service]": "[field0]"}, timeout=120)  # fmt: skip
-    assert wait_until(lambda: len(site.rows(
-        "SELECT 1 FROM reservation WHERE status = 'connected'")) == CALLS, timeout=20)  # fmt: skip
-    return publisher, uuids
+    publisher = site.calls_waiting_for_bye(CALLS, rate=20)
+    assert wait_until(lambda: site.connected() == CALLS, timeout=20)
+    return publisher
 
 
 def _calls_of(site: Site, agent: AgentProcess) -> list[dict[str, object]]:
@@ -87,7 +82,7 @@ def test_a_killed_agent_never_restarted_has_its_calls_closed_by_its_peer(
     site: Site, buyer: Sipp
 ) -> None:
     victim, survivor = site.agents
-    publisher, _ = _long_calls(site)
+    publisher = _long_calls(site)
     on_victim = _calls_of(site, victim)
     assert 0 < len(on_victim) < CALLS, "round robin puts calls on both agents"
     time.sleep(1.0)  # billed seconds to keep
@@ -106,8 +101,7 @@ def test_a_killed_agent_never_restarted_has_its_calls_closed_by_its_peer(
     assert lease == {"holder": None, "taken_by": survivor.agent_id,
                      "taken_calls": len(victims), "epoch": 2}  # fmt: skip
     # The victim's units are back; the survivor's calls are still up.
-    connected = site.rows("SELECT count(*) AS n FROM reservation WHERE status = 'connected'")
-    assert connected[0]["n"] == CALLS - len(victims)
+    assert site.connected() == CALLS - len(victims)
     assert check_counters(site.engine).differences == ()
 
     survivor.stop()  # its calls end the usual way: now every call of both SIPps got a BYE
@@ -125,7 +119,7 @@ def test_a_paused_agent_is_taken_over_then_fences_itself_and_rejoins(
     site: Site, buyer: Sipp
 ) -> None:
     victim, survivor = site.agents
-    publisher, _ = _long_calls(site)
+    publisher = _long_calls(site)
     assert victim.proc is not None
     victim.proc.send_signal(signal.SIGSTOP)  # a long GC, a stopped VM
     try:
@@ -149,10 +143,7 @@ def test_a_paused_agent_is_taken_over_then_fences_itself_and_rejoins(
 
     # ... and takes new calls: two straight to it, ended by the publisher.
     fresh = site.ping(2)
-    inf = site.workdir / "fresh.csv"
-    inf.write_text("SEQUENTIAL\n" + "".join(f"{u};\n" for u in fresh))
-    again = Sipp("uac_each.xml", site.workdir, remote=victim.address, calls=2, rate=10,
-                 duration_ms=200, inf=inf, timeout=30).wait(30)  # fmt: skip
+    again = site.calls(fresh, rate=10, hold_ms=200, to=victim.address, timeout=30).wait(30)
     assert again.invite_answers() == [200, 200], again.log
 
     def recorded() -> bool:

@@ -91,13 +91,30 @@ class Site:
             uuids.append(outcome.uuid)  # type: ignore[union-attr]
         return uuids
 
-    def calls(self, uuids: list[str], *, rate: float, hold_ms: int, host: str = "127.0.0.1",
-              to: str | None = None, timeout: float = 60) -> Sipp:  # fmt: skip
+    def call_list(self, uuids: list[str]) -> Path:
+        """SIPp's -inf file: one call per reservation, its uuid as [field0]."""
         inf = self.workdir / f"calls-{time.monotonic_ns()}.csv"
         inf.write_text("SEQUENTIAL\n" + "".join(f"{u};\n" for u in uuids))
+        return inf
+
+    def calls(self, uuids: list[str], *, rate: float, hold_ms: int, host: str = "127.0.0.1",
+              to: str | None = None, timeout: float = 60) -> Sipp:  # fmt: skip
+        """A publisher placing one call per uuid, each hung up after ``hold_ms``."""
         return Sipp("uac_each.xml", self.workdir, host=host, remote=to or self.proxy.address,
-                    calls=len(uuids), rate=rate, duration_ms=hold_ms, inf=inf,
+                    calls=len(uuids), rate=rate, duration_ms=hold_ms, inf=self.call_list(uuids),
                     timeout=timeout)  # fmt: skip
+
+    def calls_waiting_for_bye(self, n: int, *, rate: float, timeout: float = 120) -> Sipp:
+        """``n`` new reservations called through Kamailio (round robin over the agents), each
+        call up until the publisher gets a BYE."""
+        return Sipp("uac_remote_bye.xml", self.workdir, remote=self.proxy.address, calls=n,
+                    rate=rate, inf=self.call_list(self.ping(n)),
+                    rewrite={"[service]": "[field0]"}, timeout=timeout)  # fmt: skip
+
+    def connected(self) -> int:
+        """Reservations whose call is up now."""
+        rows = self.rows("SELECT count(*) AS n FROM reservation WHERE status = 'connected'")
+        return int(rows[0]["n"])  # type: ignore[call-overload]
 
     def rows(self, sql: str, **params: object) -> list[dict[str, object]]:
         with self.engine.connect() as conn:
