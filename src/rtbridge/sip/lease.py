@@ -1,9 +1,9 @@
 """The SIP agent's side of its lease (``storage/leases.py``): taking it at start, keeping it
 with heartbeats, noticing it was taken (fenced), rejoining, and taking over silent peers.
 
-Who holds a lease is a *process*: host, pid, the pid's start time, the kernel's boot id and
-the pid namespace. A process on this machine (same boot, same pid namespace) can be checked
-for life directly, so a restart after a crash takes its lease at once while a second agent
+Who holds a lease is a *process* (``storage.leases.Holder``): host, pid, the pid's start
+time, the kernel's boot id and the pid namespace. A process on this machine (same boot, same
+pid namespace) can be checked for life directly, so a restart after a crash takes its lease at once while a second agent
 started with a live agent's ``agent_id`` is refused at once. A holder elsewhere is judged
 by its heartbeats only: it must stand still for its ``takeover_after``, timed on our own
 monotonic clock (agents' wall clocks need not agree).
@@ -18,14 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import Engine
 
 from rtbridge.sip.leftover_legs import LeftoverLegs
 from rtbridge.storage import leases
 from rtbridge.storage.calls import Recovery
-from rtbridge.storage.leases import Lease
+from rtbridge.storage.leases import Holder, Lease
 from rtbridge.timestamps import utcnow
 
 log = logging.getLogger("rtbridge.sip.lease")
@@ -34,68 +33,6 @@ _ACQUIRE_TRIES = 20  # rows changing under us this often: something else is wron
 
 class LeaseRefused(RuntimeError):
     """The agent_id is held by a live agent: this one must not run under it."""
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return ""
-
-
-def _start_ticks(pid: int) -> str:
-    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22):
-    with the boot id, it tells a pid reused by another process from the one we knew."""
-    stat = _read(f"/proc/{pid}/stat")
-    fields = stat.rpartition(")")[2].split()
-    return fields[19] if len(fields) > 19 else ""
-
-
-def _pid_namespace() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-@dataclass(frozen=True)
-class Holder:
-    """A process, written into the lease as ``host pid N start T boot B ns S``."""
-
-    host: str
-    pid: int
-    start: str
-    boot: str
-    namespace: str
-
-    @classmethod
-    def this_process(cls) -> Holder:
-        pid = os.getpid()
-        return cls(socket.gethostname(), pid, _start_ticks(pid),
-                   _read("/proc/sys/kernel/random/boot_id")[:8], _pid_namespace())  # fmt: skip
-
-    def __str__(self) -> str:
-        return f"{self.host} pid {self.pid} start {self.start} boot {self.boot} ns {self.namespace}"
-
-    @classmethod
-    def parse(cls, text: str) -> Holder | None:
-        words = text.split()
-        if len(words) != 9 or words[1::2] != ["pid", "start", "boot", "ns"]:
-            return None
-        try:
-            return cls(words[0], int(words[2]), words[4], words[6], words[8])
-        except ValueError:
-            return None
-
-    def alive(self) -> bool | None:
-        """Whether this process still runs, when that can be known from here (same kernel
-        boot and pid namespace); None when it runs elsewhere."""
-        here = Holder.this_process()
-        if not (self.boot and self.namespace and self.start):
-            return None
-        if (self.boot, self.namespace) != (here.boot, here.namespace):
-            return None
-        return _start_ticks(self.pid) == self.start
 
 
 @dataclass

@@ -11,19 +11,90 @@ finds at its next heartbeat (or claim) that its epoch moved on: it is *fenced*.
 
 Every write of a call is conditional on the call being open, so whoever closes a call first
 (the agent, its restart, a peer) writes it, once; the epoch keeps a fenced agent from taking
-new calls (``calls.claim``), and tells it to hang up what it still carries.
+new calls (``calls.claim``), and tells it to hang up what it still carries. The holder is
+written as a :class:`Holder` (a process, checkable for life from its own machine).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from rtbridge.storage.calls import Recovery, close_calls_of, died_during_call
 from rtbridge.storage.sql import Db, transaction
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22):
+    with the boot id, it tells a pid reused by another process from the one we knew."""
+    stat = _read(f"/proc/{pid}/stat")
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A process, written into the lease as ``host pid N start T boot B ns S``."""
+
+    host: str
+    pid: int
+    start: str
+    boot: str
+    namespace: str
+
+    @classmethod
+    def this_process(cls) -> Holder:
+        pid = os.getpid()
+        return cls(socket.gethostname(), pid, _start_ticks(pid),
+                   _read("/proc/sys/kernel/random/boot_id")[:8], _pid_namespace())  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.host} pid {self.pid} start {self.start} boot {self.boot} ns {self.namespace}"
+
+    @classmethod
+    def parse(cls, text: str) -> Holder | None:
+        words = text.split()
+        if len(words) != 9 or words[1::2] != ["pid", "start", "boot", "ns"]:
+            return None
+        try:
+            return cls(words[0], int(words[2]), words[4], words[6], words[8])
+        except ValueError:
+            return None
+
+    @property
+    def shown(self) -> str:
+        """``host pid N``: the rest only tells a reused pid from the one that held it."""
+        return f"{self.host} pid {self.pid}"
+
+    def alive(self) -> bool | None:
+        """Whether this process still runs, when that can be known from here (same kernel
+        boot and pid namespace); None when it runs elsewhere."""
+        here = Holder.this_process()
+        if not (self.boot and self.namespace and self.start):
+            return None
+        if (self.boot, self.namespace) != (here.boot, here.namespace):
+            return None
+        return _start_ticks(self.pid) == self.start
 
 
 @dataclass(frozen=True)

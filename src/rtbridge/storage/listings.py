@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 
 from rtbridge.domain import lifecycle as st
 from rtbridge.storage.attempts import ATTEMPT_FAILED, of_calls
+from rtbridge.storage.leases import Holder
 from rtbridge.storage.models import LIVE_ROWS, CallRecord, Reservation, ReservationEvent, SipAgent
 from rtbridge.storage.sql import Db
 from rtbridge.timestamps import utcnow
@@ -306,12 +307,10 @@ def _lease_state(agent: SipAgent, silent_for: float) -> str:
 
 
 def _holder_shown(holder: str | None) -> str | None:
-    """``host pid N start T boot B ns S`` (sip/lease.py ``Holder``) as ``host pid N``: the
-    rest only tells a reused pid from the one that held the lease."""
-    if holder is None:
-        return None
-    words = holder.split()
-    return " ".join(words[:3]) if len(words) >= 3 and words[1] == "pid" else holder
+    """The process holding a lease as ``host pid N`` (``Holder.shown``); as written when it is
+    not a holder rtbridge wrote."""
+    parsed = Holder.parse(holder) if holder is not None else None
+    return parsed.shown if parsed is not None else holder
 
 
 def agents(session: Session) -> list[dict[str, Any]]:
