@@ -87,6 +87,26 @@ def test_unsafe_values_refused(options: dict[str, object]) -> None:
         AgentConfig(**options)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"agent_id": "edge 1"}, "agent_id: up to 128"),  # a space
+        ({"agent_id": "-edge"}, "agent_id: up to 128"),
+        ({"agent_id": "e" * 129}, "agent_id: up to 128"),
+        ({"agent_id": "edge\r\nX: 1"}, "agent_id: up to 128"),  # a log or header injection
+        ({"takeover_after": 3.0}, "takeover_after: 0 .3 heartbeats. or seconds, 2 heartbeats"),
+        ({"takeover_after": 5000.0}, "takeover_after"),
+    ],
+)
+def test_lease_options_refused_with_their_name(options: dict[str, object], words: str) -> None:
+    """An agent_id the lease, logs and SIP would carry badly, or a takeover sooner than two
+    heartbeats (a live agent taken over between its beats): refused, saying which option."""
+    with pytest.raises(ValueError, match=words):
+        AgentConfig(**options)  # type: ignore[arg-type]
+    assert AgentConfig(agent_id="edge-1.site:5071", takeover_after=4.0).lease_timeout == 4.0
+    assert AgentConfig(heartbeat_interval=1.5).lease_timeout == 4.5  # 0: three heartbeats
+
+
 def test_unknown_key_refused() -> None:
     with pytest.raises(ValueError, match="prot"):
         AgentConfig.from_mapping({"prot": 5060})
