@@ -25,6 +25,8 @@ def normalise_e164(raw: str, *, field: str) -> str:
     """
     if not isinstance(raw, str):
         raise InvalidInput(f"{field}: must be a string")
+    if raw[:1] == "+" and _E164.fullmatch(raw):  # normalised already: most callers send it so
+        return raw
     if len(raw) > _MAX_RAW:
         raise InvalidInput(f"{field}: not an E.164 number (too long)")
     compact = _SEPARATORS.sub("", raw)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rtbridge.http import health, metrics
 from rtbridge.http.access_log import AccessLog
@@ -20,6 +21,7 @@ from rtbridge.http.errors import HANDLERS
 from rtbridge.http.instruments import Metrics
 from rtbridge.http.lockout import Lockouts
 from rtbridge.http.publisher import routes as publisher
+from rtbridge.http.publisher.ping import ping
 from rtbridge.http.state import AppState
 from rtbridge.settings import Settings
 from rtbridge.sip.lease import PeerWatch, api_watcher_name
@@ -73,6 +75,28 @@ async def _watch_agents(state: AppState, peers: PeerWatch, interval: float = 1.0
                 log.exception("agent lease watch failed; retrying")
 
 
+class App(Starlette):
+    """Starlette, with ``POST /rtbs.json`` handed to its endpoint before the middleware stack
+    and the router (publisher/ping.py says why). The route stays in the router too: other
+    methods get its 405, and a path under a ``root_path`` still reaches it."""
+
+    def __init__(self, *args: Any, ping: ASGIApp | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ping = ping
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self._ping is not None
+            and scope["type"] == "http"
+            and scope["path"] == "/rtbs.json"
+            and scope["method"] == "POST"
+        ):
+            scope["app"] = self
+            await self._ping(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def build_state(settings: Settings, **reservation_options: Any) -> AppState:
     engine = open_database(settings.db_url, background_checkpoint=True)
     catalog = CatalogCache(engine, recheck=settings.catalog_recheck)
@@ -92,7 +116,7 @@ def build_state(settings: Settings, **reservation_options: Any) -> AppState:
 def create_app(
     settings: Settings, *, api: bool = True, sender: SenderOptions | None = None,
     **reservation_options: Any,
-) -> Starlette:  # fmt: skip
+) -> App:  # fmt: skip
     """``api=False``: only /health and /metrics (``rtbridge sip --http``: an agent's status,
     no publisher or admin routes, no expiry sweeper). ``sender``: the webhook sender's
     options; with ``api=False`` it is what the process runs (``rtbridge webhooks run
@@ -160,9 +184,13 @@ def create_app(
         if api
         else health.routes
     )
-    return Starlette(
+    fast_ping = None
+    if api:
+        fast_ping = AccessLog(ping) if settings.access_log else ping
+    return App(
         routes=routes,
         exception_handlers=HANDLERS,
         lifespan=lifespan,
         middleware=[Middleware(AccessLog)] if settings.access_log else None,
+        ping=fast_ping,
     )

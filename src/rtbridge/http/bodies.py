@@ -105,7 +105,7 @@ def media_type(request: Request) -> str:
 
 async def _multipart(request: Request, raw: bytes) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
-    for name, value in await multipart_pairs(request, raw):
+    for name, value in await multipart_pairs(request.scope, raw):
         if isinstance(value, UploadFile):
             raise InvalidInput(f"{name}: a file upload; send the value as a form field")
         items.append((name, value))

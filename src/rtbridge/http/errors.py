@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 
 import psycopg
 from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from rtbridge.domain.errors import RtbError, TooManyFailures
 from rtbridge.http.responses import json_response
@@ -61,7 +63,16 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return json_response({"error": "internal error; it has been logged"}, status=500)
 
 
-HANDLERS = {
+async def answer_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer ``exc`` as Starlette would have, for an endpoint that runs before its
+    middleware (``publisher/ping.py``): the handler of its nearest class in :data:`HANDLERS`.
+    A 500 is logged by :func:`server_error`, not raised on to the server."""
+    handler = next(HANDLERS[cls] for cls in type(exc).__mro__ if cls in HANDLERS)
+    response = await handler(Request(scope, receive), exc)
+    await response(scope, receive, send)
+
+
+HANDLERS: dict[type[BaseException], Callable[[Request, Exception], Awaitable[Response]]] = {
     RtbError: rtb_error,
     RecursionError: nested_too_deeply,
     HTTPException: http_error,

@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 
 from rtbridge.storage.engine import BUSY, BUSY_TIMEOUT
 from rtbridge.storage.outage import DatabaseUnavailable, is_outage
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
-_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps builds one per call otherwise
 
 
 @lru_cache(maxsize=256)
@@ -56,7 +56,7 @@ class Db:
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
     def js(self, value: Any) -> str:
-        return _JSON.encode(value)
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
     def read_js(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value

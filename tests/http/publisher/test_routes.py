@@ -391,3 +391,15 @@ def test_metrics_say_why_pings_got_no_target(make_client: ClientFactory) -> None
         )
         == 1
     )
+
+
+def test_ping_answer_is_json_with_its_length(client: TestClient) -> None:
+    """The ping is answered before Starlette's router (http/publisher/ping.py): its head must
+    still say what the body is, as every other answer's does."""
+    r = client.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": "+12025550177"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    assert int(r.headers["content-length"]) == len(r.content)
+    refused = client.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": "12"})
+    assert refused.status_code == 422 and refused.headers["content-type"] == "application/json"
+    assert refused.json() == {"error": refused.json()["error"]} and "caller_number" in refused.text

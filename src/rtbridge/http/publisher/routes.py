@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -10,9 +9,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rtbridge.domain.errors import InvalidInput, UnknownKey
-from rtbridge.domain.ping import parse_key, parse_ping
+from rtbridge.domain.ping import parse_key
 from rtbridge.http.params import request_params
 from rtbridge.http.publisher.openapi import openapi_document
+from rtbridge.http.publisher.ping import ping
 from rtbridge.http.responses import json_response, reservation_body
 from rtbridge.http.state import AppState
 from rtbridge.storage.reservations import Outcome
@@ -28,30 +28,6 @@ def _uuid(request: Request) -> str:
 def _respond(state: AppState, outcome: Outcome) -> Response:
     state.metrics.count_reservation(outcome.status, outcome.ping_shield, outcome.reason)
     return json_response(reservation_body(outcome))
-
-
-# Every request carrying a postback key is refused (429) while its source is locked out, and
-# counted against that source when the key is missing or unknown (http/lockout.py). A paused
-# key is a right key (403): not a guess, and its publisher keeps being told why.
-
-
-async def ping(request: Request) -> Response:
-    state: AppState = request.state.app
-    started = time.perf_counter()
-    status = "error"  # any refusal (401, 403, 422, 429, 503) raised on the way
-    lockout = state.lockouts.keys
-    try:
-        lockout.check(request.scope)
-        params = await request_params(request, state.settings.max_body)
-        ping_request = parse_ping(params)
-        outcome = await state.ping(ping_request)
-        status = outcome.status
-        return _respond(state, outcome)
-    except UnknownKey:
-        lockout.failed(request.scope)
-        raise
-    finally:  # rtbridge_ping_seconds: one observe per ping (http.metrics.PingSeconds)
-        state.metrics.ping_seconds.observe(status, time.perf_counter() - started)
 
 
 async def lookup(request: Request) -> Response:
@@ -92,7 +68,7 @@ async def openapi(_request: Request) -> Response:
 
 routes = [
     Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/rtbs.json", ping, methods=["POST"]),
+    Route("/rtbs.json", ping, methods=["POST"]),  # answered before the router: ping.py
     Route("/rtbs/{uuid}.json", lookup, methods=["GET"]),
     Route("/rtbs/{uuid}.json", update, methods=["PUT", "PATCH"]),
 ]
