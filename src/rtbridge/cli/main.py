@@ -66,6 +66,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from rtbridge.http.app import create_app
     from rtbridge.http.server import serve
+    from rtbridge.http.workers import MAX_WORKERS, WorkerShare, bind, supervise
     from rtbridge.logs import setup_logging
 
     sip_off = args.sip == "off"
@@ -85,14 +86,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     if settings.sip:
         parse_hostport(settings.sip, what="--sip")
-    app = create_app(settings)
-    _tune_gc()
-    log.info(
-        "serving the publisher API",
-        extra={"http": f"{host}:{port}", "db": _redact(settings.db_url)},
-    )
-    serve(app, settings, log_level=args.log_level)
-    return 0
+    if args.workers > MAX_WORKERS:
+        raise ValueError(f"--workers: at most {MAX_WORKERS}, got {args.workers}")
+    extra = {"http": f"{host}:{port}", "db": _redact(settings.db_url), "workers": args.workers}
+    if args.workers == 1:
+        app = create_app(settings)
+        _tune_gc()
+        log.info("serving the publisher API", extra=extra)
+        serve(app, settings, log_level=args.log_level)
+        return 0
+    sockets = [bind(host, port)]  # before the fork: every worker accepts on it
+
+    def run_worker(share: WorkerShare) -> None:
+        app = create_app(settings, share=share)
+        _tune_gc()
+        serve(app, settings, log_level=args.log_level, sockets=sockets)
+
+    log.info("serving the publisher API", extra=extra)
+    return supervise(args.workers, run_worker)
 
 
 def cmd_sip(args: argparse.Namespace) -> int:
@@ -241,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
+    p.add_argument("--workers", type=positive(int), default=1, metavar="N",
+                   help="processes answering HTTP on the one port (default 1; one per core "
+                   "on PostgreSQL). The first also runs the SIP agent, the expiry sweeper and "
+                   "the webhook sender; the others only HTTP")  # fmt: skip
     d = Settings()
     p.add_argument("--auth-failures", type=positive(int, zero=True), default=d.auth_failures,
                    metavar="N",

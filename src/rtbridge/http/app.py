@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from rtbridge import logs
 from rtbridge.http import health, metrics
 from rtbridge.http.access_log import AccessLog
 from rtbridge.http.admin import routes as admin
@@ -23,6 +24,7 @@ from rtbridge.http.lockout import Lockouts
 from rtbridge.http.publisher import routes as publisher
 from rtbridge.http.publisher.ping import ping
 from rtbridge.http.state import AppState
+from rtbridge.http.workers import PUBLISH_EVERY, WorkerShare
 from rtbridge.settings import Settings
 from rtbridge.sip.lease import PeerWatch, api_watcher_name
 from rtbridge.sip.leftover_legs import LeftoverLegs
@@ -97,6 +99,29 @@ class App(Starlette):
         await super().__call__(scope, receive, send)
 
 
+async def _publish(state: AppState, share: WorkerShare) -> None:
+    """A worker's counts for the other workers' /metrics, once a second and at the end; the
+    primary's also carry what only it can show (http/workers.py)."""
+    try:
+        while True:
+            await asyncio.sleep(PUBLISH_EVERY)
+            try:
+                view = await state.run(_primary_view, state) if share.primary else None
+                share.publish(state.metrics, view)
+            except Exception:  # a full disk must not end the worker: retried next second
+                log.exception("worker %d: cannot publish its counts; retrying", share.index)
+    finally:
+        with contextlib.suppress(Exception):
+            share.publish(state.metrics)
+
+
+def _primary_view(state: AppState) -> dict[str, Any]:
+    view: dict[str, Any] = {"families": metrics.families_json(metrics.own_families(state))}
+    if state.sip is not None:
+        view["sip"] = state.sip().describe()
+    return view
+
+
 def build_state(settings: Settings, **reservation_options: Any) -> AppState:
     engine = open_database(settings.db_url, background_checkpoint=True)
     catalog = CatalogCache(engine, recheck=settings.catalog_recheck)
@@ -115,13 +140,15 @@ def build_state(settings: Settings, **reservation_options: Any) -> AppState:
 
 def create_app(
     settings: Settings, *, api: bool = True, sender: SenderOptions | None = None,
-    **reservation_options: Any,
+    share: WorkerShare | None = None, **reservation_options: Any,
 ) -> App:  # fmt: skip
     """``api=False``: only /health and /metrics (``rtbridge sip --http``: an agent's status,
     no publisher or admin routes, no expiry sweeper). ``sender``: the webhook sender's
     options; with ``api=False`` it is what the process runs (``rtbridge webhooks run
-    --http``). ``reservation_options`` (``clock``, ``rng``) let tests control time and
-    chance."""
+    --http``). ``share``: this process is a worker of ``serve --workers N``; only the
+    primary runs the SIP agent and the once-per-site tasks (http/workers.py).
+    ``reservation_options`` (``clock``, ``rng``) let tests control time and chance."""
+    primary = share is None or share.primary
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -135,7 +162,11 @@ def create_app(
                 raise
         app.state.rtbridge = state  # for tests and tools holding the app, not for handlers
         agent = None
-        if settings.sip_enabled:  # the SIP agent shares this process: its own pjsua2 thread
+        if share is not None:
+            logs.set_context(worker=share.index)
+            share.restore(state.metrics)
+            state.share = share
+        if settings.sip_enabled and primary:  # the agent shares this process: its own thread
             from rtbridge.sip.b2bua.startup import build_agent  # pjsua2 only when SIP is wanted
 
             try:
@@ -146,25 +177,26 @@ def create_app(
                 state.engine.dispose()
                 raise
             state.sip = agent.status
-        sweeper = asyncio.create_task(_sweep(state)) if api else None
+        sweeper = asyncio.create_task(_sweep(state)) if api and primary else None
         watcher = None
-        if api and agent is None:  # an agent in this process watches its peers itself
+        if api and agent is None and primary:  # an agent here watches its peers itself
             # BYEs from any address of this host; TLS with the system's CAs
             state.peers = PeerWatch(state.engine, api_watcher_name(), leftovers=LeftoverLegs())
             watcher = asyncio.create_task(_watch_agents(state, state.peers))
         webhooks = None
-        if settings.webhooks and (api or sender is not None):  # webhooks/sender.py: a thread
+        if settings.webhooks and (api or sender is not None) and primary:  # sender.py: a thread
             from rtbridge.webhooks.sender import Sender
 
             webhooks = state.webhooks = Sender(state.engine, settings.webhook_key, sender)
             webhooks.start()
-        checkpointer = WalCheckpointer(state.engine) if state.inline_db else None
+        checkpointer = WalCheckpointer(state.engine) if state.inline_db and primary else None
         if checkpointer is not None:
             checkpointer.start()
+        publisher = asyncio.create_task(_publish(state, share)) if share is not None else None
         try:
             yield {"app": state}
         finally:
-            for task in (sweeper, watcher):
+            for task in (sweeper, watcher, publisher):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

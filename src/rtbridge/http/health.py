@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+from typing import Any
 
 from sqlalchemy import text
 from starlette.requests import Request
@@ -67,19 +69,33 @@ async def health(request: Request) -> Response:
             status=503,
             headers={"Retry-After": "1"},
         )
+    sip = _sip(state)
     if not await insider(request, state):
         body: dict[str, object] = {"status": "ok", "database": "ok"}
-        if state.sip is not None:
-            body["sip"] = {"draining": state.sip().draining}
+        if sip is not None:
+            body["sip"] = {"draining": sip.get("draining", False)}
         return json_response(body)
     body = {
         "status": "ok",
         "version": __version__,
         "database": state.engine.dialect.name,
     }
-    if state.sip is not None:
-        body["sip"] = state.sip().describe()
+    if state.share is not None:  # serve --workers N
+        body["worker"] = {"index": state.share.index, "of": state.share.count, "pid": os.getpid()}
+    if sip is not None:
+        body["sip"] = sip
     return json_response(body)
+
+
+def _sip(state: AppState) -> dict[str, Any] | None:
+    """The SIP agent's status: this process's, or with ``serve --workers N`` the primary's
+    as it published it last (``http.workers``), whichever worker the request reached."""
+    if state.sip is not None:
+        return state.sip().describe()
+    if state.share is not None and not state.share.primary:
+        sip = state.share.primary_view().get("sip")
+        return sip if isinstance(sip, dict) else None
+    return None
 
 
 async def metrics(request: Request) -> Response:

@@ -15,15 +15,19 @@ Why a custom collector: the counters already exist as plain snapshots — ``AppS
 (written on the event loop) and the SIP agent's ``AgentStatus`` (counters written by the
 pjsua2 thread only, lock-free on its hot path). :class:`AppCollector` turns them into metric
 families when Prometheus scrapes, so nothing on the call path pays for the exposition. Only
-the ping latency is a native ``Histogram`` (one ``observe`` per ping: a lock, a few
-comparisons).
+the ping latency is a histogram, kept as plain lists (``http.instruments.PingSeconds``).
+
+``serve --workers N`` is the exception to "one process, one target": its workers share one
+port, so a scrape reaches any one of them. Each worker writes what it counted to a file
+every second (``http.workers.WorkerShare``), and the one scraped adds the others' files to
+its own counts: one target again, at most a second behind.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -38,6 +42,7 @@ from prometheus_client.registry import Collector
 from rtbridge import __version__
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.failover import FAILOVER_KINDS
+from rtbridge.http.instruments import Metrics
 from rtbridge.sip.auth.access import POLICY_CAUSES
 from rtbridge.sip.auth.authenticator import CAUSES
 from rtbridge.sip.status import AgentStatus
@@ -50,7 +55,15 @@ from rtbridge.webhooks.sender import Stats
 if TYPE_CHECKING:  # the state holds the registry this module fills
     from rtbridge.http.state import AppState
 
-__all__ = ["CONTENT_TYPE", "DETAILS", "AppCollector", "scrape", "watch"]
+__all__ = [
+    "CONTENT_TYPE",
+    "DETAILS",
+    "AppCollector",
+    "families_json",
+    "own_families",
+    "scrape",
+    "watch",
+]
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format every Prometheus reads
 # rtbridge_sip_auth_failures_total{reason}: the authenticator's causes and the routing policy's
@@ -71,21 +84,49 @@ class AppCollector:
         state = self._state
         status = state.sip() if state.sip is not None else None
         yield build_info(status)
+        counted = state.metrics
+        if state.share is not None:  # serve --workers N: add what the other workers counted
+            counted = Metrics.total([counted, *state.share.others()])
         yield from reservation_families(
-            dict(state.metrics.reservations), state.metrics.expired, live_reservations(state)
+            dict(counted.reservations), counted.expired, live_reservations(state)
         )
-        if status is not None:
-            yield from sip_families(status)
-            yield from takeover_families(status.takeovers, status.takeover_calls)
-        elif state.peers is not None:
-            yield from takeover_families(state.peers.takeovers, state.peers.calls_closed)
-        if state.webhooks is not None:
-            yield from webhook_families(state.webhooks.stats, pending_deliveries(state.engine))
+        yield counted.ping_seconds.family()
+        yield from own_families(state)
+        if state.share is not None and not state.share.primary:  # the primary's, a second old
+            yield from families_from(state.share.primary_view().get("families", []))
+
+
+def own_families(state: AppState) -> Iterator[Metric]:
+    """What only this process has: its SIP agent, its watch over the agents' leases, its
+    webhook sender (with ``serve --workers N``, the primary's alone)."""
+    status = state.sip() if state.sip is not None else None
+    if status is not None:
+        yield from sip_families(status)
+        yield from takeover_families(status.takeovers, status.takeover_calls)
+    elif state.peers is not None:
+        yield from takeover_families(state.peers.takeovers, state.peers.calls_closed)
+    if state.webhooks is not None:
+        yield from webhook_families(state.webhooks.stats, pending_deliveries(state.engine))
+
+
+def families_json(families: Iterable[Metric]) -> list[list[Any]]:
+    """Metric families as JSON, for another worker to serve (:func:`families_from`)."""
+    return [
+        [m.name, m.documentation, m.type, [[x.name, x.labels, x.value] for x in m.samples]]
+        for m in families
+    ]
+
+
+def families_from(data: Iterable[list[Any]]) -> Iterator[Metric]:
+    for name, documentation, kind, samples in data:
+        family = Metric(name, documentation, kind)
+        for sample, labels, value in samples:
+            family.add_sample(sample, labels, value)
+        yield family
 
 
 def watch(state: AppState) -> None:
-    """Register the snapshot collector in the app's registry (``state.metrics.registry``,
-    which already holds the ping histogram)."""
+    """Register the snapshot collector in the app's registry (``state.metrics.registry``)."""
     state.metrics.registry.register(AppCollector(state))
 
 

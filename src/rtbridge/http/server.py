@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from asyncio import TimerHandle
 from http import HTTPStatus
 from typing import Any
@@ -176,13 +177,16 @@ def protocol_for(settings: Settings) -> type[BoundedProtocol]:
     return Configured
 
 
-def serve(app: ASGIApp, settings: Settings, *, log_level: str) -> None:
+def serve(
+    app: ASGIApp, settings: Settings, *, log_level: str, sockets: list[socket.socket] | None = None
+) -> None:
     """Run ``app`` on ``settings.http`` until SIGINT/SIGTERM (uvloop, httptools, no
-    WebSocket, no uvicorn access log: ``--access-log`` is ours)."""
+    WebSocket, no uvicorn access log: ``--access-log`` is ours). ``sockets``: listen on
+    these instead, bound already (``serve --workers N``: http/workers.py)."""
     import uvicorn
 
     host, port = settings.http_address
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -196,3 +200,4 @@ def serve(app: ASGIApp, settings: Settings, *, log_level: str) -> None:
         timeout_keep_alive=settings.http_keep_alive,
         limit_concurrency=settings.http_concurrency,
     )
+    uvicorn.Server(config).run(sockets=sockets)

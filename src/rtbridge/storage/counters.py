@@ -31,10 +31,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.selection import Usage
-from rtbridge.storage.sql import Db
+from rtbridge.storage.sql import Db, Pending
 
 _HOLDS = frozenset((*st.UNCLAIMED, *st.IN_CALL))
 _USES = frozenset(st.COUNTS_TODAY)
@@ -77,32 +78,50 @@ class Tally:
         self._days: dict[tuple[str, str], int] = {}
         self._moved_live: Counter[str] = Counter()
         self._moved_days: Counter[tuple[str, str]] = Counter()
+        self._expected: list[tuple[Pending, list[str], str]] = []
+
+    def expect(self, buyer_ids: Iterable[str], day: str) -> None:
+        """Ask now for what :meth:`usage` will want, so that on PostgreSQL the question
+        rides in the same round trip as the statements around it (``Db.pipeline``)."""
+        unread = self._unread(buyer_ids, day)
+        if unread:
+            self._expected.append((self.db.submit(*self._query(unread, day)), unread, day))
 
     def usage(self, buyer_ids: Iterable[str], day: str) -> dict[str, Usage]:
         """Live units and ``day``'s units of each buyer: one statement for those not read
-        yet in this transaction, none for the rest."""
+        yet in this transaction (or not :meth:`expect`-ed), none for the rest."""
         ids = list(buyer_ids)
+        while self._expected:
+            pending, unread, at = self._expected.pop()
+            self._take(pending.rows(), unread, at)
         try:  # read already: the common case of a batch's second and later pings
             return {b: Usage(live=self._live[b], today=self._days[(b, day)]) for b in ids}
         except KeyError:
             pass
-        unread = [b for b in ids if b not in self._live or (b, day) not in self._days]
+        unread = self._unread(ids, day)
         if unread:
-            params: dict[str, object] = {"day": day}
-            names = self.db.in_list("b", unread, params)
-            found: dict[tuple[str, str], int] = {}
-            for row in self.db.rows(
-                f"SELECT 'l' AS k, buyer_id, units FROM buyerlive WHERE buyer_id IN {names} "
-                f"UNION ALL SELECT 'd' AS k, buyer_id, units FROM buyerday "
-                f"WHERE day = :day AND buyer_id IN {names}",
-                params,
-            ):
-                found[(row["k"], row["buyer_id"])] = int(row["units"])
-            for b in unread:
-                # Moves not flushed yet are not in the table: add them to what was read.
-                self._live.setdefault(b, found.get(("l", b), 0) + self._moved_live[b])
-                self._days.setdefault((b, day), found.get(("d", b), 0) + self._moved_days[(b, day)])
+            self._take(self.db.rows(*self._query(unread, day)), unread, day)
         return {b: Usage(live=self._live[b], today=self._days[(b, day)]) for b in ids}
+
+    def _unread(self, buyer_ids: Iterable[str], day: str) -> list[str]:
+        return [b for b in buyer_ids if b not in self._live or (b, day) not in self._days]
+
+    def _query(self, buyer_ids: list[str], day: str) -> tuple[str, dict[str, object]]:
+        params: dict[str, object] = {"day": day}
+        names = self.db.in_list("b", buyer_ids, params)
+        sql = (
+            f"SELECT 'l' AS k, buyer_id, units FROM buyerlive WHERE buyer_id IN {names} "
+            f"UNION ALL SELECT 'd' AS k, buyer_id, units FROM buyerday "
+            f"WHERE day = :day AND buyer_id IN {names}"
+        )
+        return sql, params
+
+    def _take(self, rows: list[dict[str, Any]], buyer_ids: list[str], day: str) -> None:
+        found = {(row["k"], row["buyer_id"]): int(row["units"]) for row in rows}
+        for b in buyer_ids:
+            # Moves not flushed yet are not in the table: add them to what was read.
+            self._live.setdefault(b, found.get(("l", b), 0) + self._moved_live[b])
+            self._days.setdefault((b, day), found.get(("d", b), 0) + self._moved_days[(b, day)])
 
     def move(self, buyer_id: str, day: str, live: int, used: int) -> None:
         if live:

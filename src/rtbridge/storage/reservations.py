@@ -40,7 +40,7 @@ from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache, KeyInf
 from rtbridge.storage.counters import Tally, day_of, units
 from rtbridge.storage.expiry import DUE_ANY, expire
 from rtbridge.storage.models import LIVE_ROWS
-from rtbridge.storage.sql import Db, transaction
+from rtbridge.storage.sql import BulkInsert, Db, Pending, transaction
 from rtbridge.storage.transactions import lock_campaign, try_lock_sweep
 from rtbridge.storage.uuids import uuid7
 from rtbridge.timestamps import utcnow
@@ -56,14 +56,18 @@ _COLUMNS = (
     "uuid, key_id, status, reason, caller_number, inbound_number, tags, payout, "
     "seconds, buyer_id, created_at, expires_at"
 )
-_INSERT = (
-    "INSERT INTO reservation (uuid, key_id, publisher_id, campaign_id, buyer_id, status, reason, "
-    "caller_number, inbound_number, source_publisher_id, source_id, tags, payout, seconds, "
-    "created_at, expires_at, updated_at, webhook_pending) VALUES (:uuid, :key_id, :publisher_id, "
-    ":campaign_id, :buyer_id, :status, :reason, :caller_number, :inbound_number, "
-    ":source_publisher_id, :source_id, :tags, :payout, :seconds, :created_at, :expires_at, "
-    ":created_at, :webhook_pending)"
-)
+_INSERT = BulkInsert(
+    "reservation",
+    [
+        ("uuid", "uuid"), ("key_id", "key_id"), ("publisher_id", "publisher_id"),
+        ("campaign_id", "campaign_id"), ("buyer_id", "buyer_id"), ("status", "status"),
+        ("reason", "reason"), ("caller_number", "caller_number"),
+        ("inbound_number", "inbound_number"), ("source_publisher_id", "source_publisher_id"),
+        ("source_id", "source_id"), ("tags", "tags"), ("payout", "payout"),
+        ("seconds", "seconds"), ("created_at", "created_at"), ("expires_at", "expires_at"),
+        ("updated_at", "created_at"), ("webhook_pending", "webhook_pending"),
+    ],
+)  # fmt: skip
 _EVENT = (
     "INSERT INTO reservationevent (reservation_uuid, status, at, detail) "
     "VALUES (:uuid, :status, :at, :detail)"
@@ -187,32 +191,46 @@ class Reservations:
             accepted.append((i, req, key, self._campaign(catalog, key)))
         if accepted:
             with transaction(self.engine, write=True) as db:
-                # Every lock first, in one order in every process: batches cannot deadlock,
-                # and what is read next is read under all of them.
-                for campaign_id in sorted({item[3].id for item in accepted}):
-                    lock_campaign(db, campaign_id)
                 tally = Tally(db)
                 callers = {req.caller_number for _, req, _, _ in accepted if req.caller_number}
-                batch = _Batch(self._live_by_caller(db, callers))
+                campaigns = {item[3].id: item[3] for item in accepted}
+                # One round trip on PostgreSQL (Db.pipeline): every lock first, in one order in
+                # every process, so batches cannot deadlock; then, each in a statement of its
+                # own and so under all of them, the callers' live reservations and the
+                # buyers' counters.
+                with db.pipeline():
+                    for campaign_id in sorted(campaigns):
+                        lock_campaign(db, campaign_id)
+                    live = self._submit_live(db, callers)
+                    capped = {b.id for c in campaigns.values() for b in c.capped}
+                    tally.expect(capped, day_of(self.clock()))
+                batch = _Batch(self._live_by_caller(db, live))
                 for i, req, key, campaign in accepted:
                     results[i] = self._ping(db, tally, batch, catalog, key, campaign, req)
-                if batch.inserts:
-                    db.execute_many(_INSERT, batch.inserts)
-                tally.flush()
+                with db.pipeline():  # and one for the rows, the counter moves and the commit
+                    if batch.inserts:
+                        _INSERT.run(db, batch.inserts)
+                    tally.flush()
+                    db.commit()
         return [r for r in results if r is not None]
 
-    def _live_by_caller(self, db: Db, callers: set[str]) -> dict[str, list[dict[str, Any]]]:
-        """The live reservations of every caller in a batch, in one statement: what the ping
-        shield and the DID choice need (§3.2, §3.3). Read under the campaign locks; each ping
-        then filters by its own clock, and sees the batch's earlier reservations (_Batch)."""
-        found: dict[str, list[dict[str, Any]]] = {}
+    def _submit_live(self, db: Db, callers: set[str]) -> Pending | None:
+        """Ask for the live reservations of every caller in a batch, in one statement: what
+        the ping shield and the DID choice need (§3.2, §3.3)."""
         if not callers:
-            return found
+            return None
         params: dict[str, Any] = {"now": db.ts(self.clock())}
         names = db.in_list("c", sorted(callers), params)
-        for row in db.rows(
+        return db.submit(
             f"SELECT {_COLUMNS} FROM reservation WHERE caller_number IN {names} AND {LIVE}", params
-        ):
+        )
+
+    def _live_by_caller(self, db: Db, live: Pending | None) -> dict[str, list[dict[str, Any]]]:
+        """The batch's callers' live reservations by caller. Read under the campaign locks;
+        each ping then filters by its own clock, and sees the batch's earlier reservations
+        (_Batch)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in live.rows() if live is not None else ():
             row["expires"] = db.read_ts(row["expires_at"])
             found.setdefault(row["caller_number"], []).append(row)
         return found
