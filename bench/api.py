@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -185,15 +185,24 @@ def server(argv: list[str], env: dict[str, str]) -> Iterator[str]:
             proc.stderr.close()
 
 
-def rtbridge_server(db_url: str) -> tuple[list[str], dict[str, str]]:
+def rtbridge_server(db_url: str, workers: int = 1) -> tuple[list[str], dict[str, str]]:
     argv = [sys.executable, "-m", "rtbridge", "serve", "--sip", "off", "--log-level", "warning",
-            "--http"]  # fmt: skip
+            "--workers", str(workers), "--http"]  # fmt: skip
     return argv, {**os.environ, "RTBRIDGE_DB": db_url}
 
 
 def bare_server() -> tuple[list[str], dict[str, str]]:
     argv = [sys.executable, "-m", "uvicorn", "baseline_app:app", *UVICORN, "--port"]
     return argv, {**os.environ, "PYTHONPATH": str(ROOT / "bench")}
+
+
+def another_database(url: str) -> str:
+    """A second, empty database in the cluster of ``url``: its URL."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("CREATE DATABASE rtbridge_second"))
+    engine.dispose()
+    return url.rsplit("/", 1)[0] + "/rtbridge_second"
 
 
 def database(url: str, caps: str, work: Path) -> Engine:
@@ -292,6 +301,7 @@ class Site:
     name: str
     engine: Engine
     refuses: bool = False
+    workers: int = 1  # rtbridge serve --workers
     before: tuple[int, int, int] = (0, 0, 0)
     started: float = 0.0
 
@@ -358,13 +368,18 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=3, help="alternating runs of each server")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--groups", default="main,postgres,sizes")
-    goals = parser.add_argument_group("goals (issue 8)")
+    goals = parser.add_argument_group("goals (issues 8 and 22)")
     goals.add_argument("--goal-vs-uncapped", type=float, default=0.9, metavar="RATIO",
                        help="capped / uncapped req/s, at least")  # fmt: skip
     goals.add_argument("--goal-vs-bare", type=float, default=0.5, metavar="RATIO",
                        help="capped / bare and at cap / bare req/s, at least")  # fmt: skip
     goals.add_argument("--goal-p99-ms", type=float, default=10.0, metavar="MS",
                        help="p99 of capped and at cap (median of trials), at most")  # fmt: skip
+    goals.add_argument("--goal-pg-vs-sqlite", type=float, default=0.8, metavar="RATIO",
+                       help="PostgreSQL / SQLite req/s (capped, one worker each), at least")  # fmt: skip
+    goals.add_argument("--goal-workers", type=float, default=1.7, metavar="RATIO",
+                       help="PostgreSQL with 2 workers / 1 worker req/s, at least (judged on "
+                       ">= 4 cores)")  # fmt: skip
     goals.add_argument("--goal-size-spread", type=float, default=0.10, metavar="SHARE",
                        help="spread of req/s across table sizes, at most")  # fmt: skip
     args = parser.parse_args()
@@ -386,7 +401,8 @@ def main() -> int:
         """Every site (and the bare endpoint), warmed up, then in alternating trials."""
         urls = {bare_name: base} if bare else {}
         for site in sites:
-            urls[site.name] = stack.enter_context(server(*rtbridge_server(str(site.engine.url))))
+            url = site.engine.url.render_as_string(hide_password=False)
+            urls[site.name] = stack.enter_context(server(*rtbridge_server(url, site.workers)))
         warm_up(wrk, urls)
         for site in sites:
             site.start()
@@ -427,12 +443,37 @@ def main() -> int:
             url = stack.enter_context(postgres.cluster())
             # PostgreSQL has no key file: the site key comes from the environment (docs/operations.md)
             os.environ.setdefault("RTBRIDGE_SITE_KEY", "bench-site-key-0123456789abcdefghijkl")
+            lite = Site("capped (SQLite)", database(f"sqlite:///{work / 'pg-lite.db'}", CAPS, work))
             pg = Site("capped (PG)", database(url, CAPS, work))
-            results = run_group("postgres", "PostgreSQL: capped, bare", [pg],
-                                max(1, args.trials - 1))  # fmt: skip
-            pgr, bare = results["capped (PG)"], results[bare_name]
-            print(f"PostgreSQL capped / bare = {median_rps(pgr) / median_rps(bare):.2f}, "
-                  f"p99 {median_p99(pgr):.2f} ms (no goal)")  # fmt: skip
+            results = run_group("postgres", "PostgreSQL: capped; SQLite: capped; bare",
+                                [lite, pg], args.trials)  # fmt: skip
+            pgr, lr, bare = results["capped (PG)"], results["capped (SQLite)"], results[bare_name]
+            ratio_goal(verdict, "postgres: PG / SQLite", median_rps(pgr) / median_rps(lr),
+                       args.goal_pg_vs_sqlite)  # fmt: skip
+            p99_goal(verdict, "postgres: PG p99", pgr, args.goal_p99_ms)
+            print(f"{'PG / bare':<34}= {median_rps(pgr) / median_rps(bare):.2f}")
+            # 2 workers against 1, alternating in one group, each on a database of its own
+            # in the same cluster (a site's checks count its own rows).
+            pg2 = Site("capped (PG) x2", database(another_database(url), CAPS, work), workers=2)
+            lite2 = Site("capped (SQLite) x2",
+                         database(f"sqlite:///{work / 'pg-lite2.db'}", CAPS, work), workers=2)  # fmt: skip
+            results = run_group("workers", "2 workers and 1: PostgreSQL, SQLite",
+                                [pg2, pg, lite2, lite], args.trials, bare=False)  # fmt: skip
+            gain = median_rps(results[pg2.name]) / median_rps(results[pg.name])
+            lite_gain = median_rps(results[lite2.name]) / median_rps(results[lite.name])
+            cores = os.cpu_count() or 1
+            print(f"{'PG 2 workers / 1 worker':<34}= {gain:.2f}  (goal >= {args.goal_workers:.2f} "
+                  f"on >= 4 cores; {cores} here)")  # fmt: skip
+            print(f"{'SQLite 2 workers / 1 worker':<34}= {lite_gain:.2f}  (no goal)")
+            if cores >= 4:
+                verdict.goal("workers: PG 2 workers / 1 worker", gain >= args.goal_workers,
+                             f"{gain:.2f} (goal >= {args.goal_workers:.2f})")  # fmt: skip
+            else:
+                verdict.note(
+                    f"PG 2 workers / 1 worker = {gain:.2f}, not judged: here {cores} cores run "
+                    "the workers, PostgreSQL and wrk (the goal needs >= 4)"
+                )
+            pg2.engine.dispose()
             pg.engine.dispose()
 
         if "sizes" in groups:
