@@ -222,7 +222,8 @@ class Reservations:
         params: dict[str, Any] = {"now": db.ts(self.clock())}
         names = db.in_list("c", sorted(callers), params)
         return db.submit(
-            f"SELECT {_COLUMNS} FROM reservation WHERE caller_number IN {names} AND {LIVE}", params
+            f"SELECT {_COLUMNS} FROM reservation WHERE caller_number IN {names} AND {LIVE}",
+            params,
         )
 
     def _live_by_caller(self, db: Db, live: Pending | None) -> dict[str, list[dict[str, Any]]]:

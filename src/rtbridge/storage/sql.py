@@ -98,16 +98,33 @@ class Db:
                 self.cursor.execute("BEGIN")
             yield
 
-    def submit(self, sql: str, params: Mapping[str, Any] | None = None) -> Pending:
-        """A statement whose rows are read later (:meth:`pipeline`), on a cursor of its own."""
+    def submit(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, planned_each_time: bool = False
+    ) -> Pending:
+        """A statement whose rows are read later (:meth:`pipeline`), on a cursor of its own.
+
+        ``planned_each_time``: never a server-side prepared statement on PostgreSQL, whose
+        generic plan, once chosen (psycopg prepares a statement on its 5th run), is kept for
+        the connection's life: one chosen while a table was small can scan it whole long
+        after it has grown (bench/api.py saw ping batches go from 1 to 7 ms)."""
         cur = self.raw.cursor()
-        cur.execute(sql if self.sqlite else _pyformat(sql), params or {})
+        if self.sqlite:
+            cur.execute(sql, params or {})
+        else:
+            cur.execute(_pyformat(sql), params or {}, prepare=False if planned_each_time else None)
         return Pending(cur)
 
     def commit(self) -> None:
         """Commit now; inside :meth:`pipeline`, in the same round trip as the statements
-        before it. :func:`transaction` then has nothing left to commit."""
-        self.raw.commit()
+        before it. :func:`transaction` then has nothing left to commit.
+
+        A transaction :meth:`pipeline` began is ended the same way, by a COMMIT statement
+        queued in the pipeline: psycopg's ``commit()`` would wait for its answer, and the
+        pipeline's end then wait once more for nothing."""
+        if not self.sqlite and self.raw.autocommit:
+            self.cursor.execute("COMMIT")
+        else:
+            self.raw.commit()
 
     def one(self, sql: str, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         found = self.rows(sql, params)
