@@ -80,3 +80,32 @@ def test_lifecycle_on_both_databases(db_url: str, tmp_path: Path, clock: Clock) 
     assert calls.recover(engine, agent="crashed", now=clock()).closed == 1
     assert ops.lookup(d.uuid, KEY_OPEN).status == "failed"
     engine.dispose()
+
+
+def test_a_ping_batch_leaves_its_connection_as_it_found_it(db_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL a batch begins and commits its transaction itself, in the pipelines of
+    its two round trips (storage/sql.py Db.pipeline): the pooled connection must come back
+    idle and out of autocommit, and every row the batch wrote must be there — a failed
+    batch included, which writes nothing."""
+    engine = open_database(db_url)
+    apply_file(engine, write_config(tmp_path, one_buyer_config()))
+    ops = Reservations(engine, CatalogCache(engine, recheck=0))
+    requests = [
+        PingRequest(key=KEY_OPEN, caller_number=f"+1202555{i:04d}", inbound_number=None)
+        for i in range(20)
+    ]
+    assert all(not isinstance(r, Exception) for r in ops.ping_many(requests))
+    if not db_url.startswith("sqlite"):  # (SQLite does not hold text to its column's length)
+        with pytest.raises(Exception, match="too long"):  # a caller too long for its column
+            ops.ping_many([*requests[:3], PingRequest(KEY_OPEN, "+1" + "2" * 40, None)])
+    fairy = engine.raw_connection()
+    try:
+        raw = fairy.driver_connection
+        if not db_url.startswith("sqlite"):
+            assert raw.autocommit is False and raw.info.transaction_status.name == "IDLE"
+        cur = raw.cursor()
+        cur.execute("SELECT count(*) FROM reservation")
+        assert cur.fetchone()[0] == 20
+    finally:
+        fairy.close()
+    engine.dispose()
