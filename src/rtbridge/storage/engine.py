@@ -23,6 +23,7 @@ IMMEDIATE = "rtbridge_immediate"
 BUSY = "rtbridge_busy_timeout"
 BUSY_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5  # PostgreSQL: seconds to connect, or to wait for a pooled connection
+DEAD_PEER = 5  # PostgreSQL: seconds of silence from the server that end a connection
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -53,8 +54,20 @@ def make_engine(url: str, *, background_checkpoint: bool = False, **kwargs: Any)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_timeout", CONNECT_TIMEOUT)
-    if "connect_timeout" not in parsed.query:
-        kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT})
+    # A server that vanished without closing its connections (a host gone, a network black
+    # hole) is found out in seconds rather than the kernel's 15 minutes: requests not
+    # acknowledged within DEAD_PEER seconds, or no answer to keepalives on an idle
+    # connection, fail the statement waiting on them. This bounds how long a ping batch,
+    # which waits on the event loop (http/state.py), can hold the loop.
+    wanted = {
+        "connect_timeout": CONNECT_TIMEOUT,
+        "tcp_user_timeout": DEAD_PEER * 1000,
+        "keepalives": 1,
+        "keepalives_idle": DEAD_PEER,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+    }
+    kwargs.setdefault("connect_args", {k: v for k, v in wanted.items() if k not in parsed.query})
     engine = create_engine(parsed, **kwargs)
     _ping_when_idle(engine)
     return engine
