@@ -17,9 +17,10 @@ Runner = Callable[[Sequence[PingRequest]], Awaitable[list[Outcome | RtbError]]]
 
 
 class PingBatcher:
-    def __init__(self, run: Runner, *, max_batch: int = 64) -> None:
+    def __init__(self, run: Runner, *, max_batch: int = 64, turns: int = 1) -> None:
         self._run = run
         self._max = max_batch
+        self._turns = turns
         self._pending: list[tuple[PingRequest, asyncio.Future[Outcome]]] = []
         self._flushing = False
 
@@ -33,8 +34,13 @@ class PingBatcher:
 
     async def _flush(self) -> None:
         try:
-            # One turn of the loop lets requests that arrived with this one join it.
-            await asyncio.sleep(0)
+            # A turn of the loop lets requests that arrived with this one join it. On
+            # PostgreSQL a second turn also takes in those read while the last batch waited
+            # for the database: a batch costs its two round trips however full it is
+            # (bench/api.py: 5,400-5,800 pings/s against 3,400-4,900 with one turn, p99 5 ms
+            # against 6-15). On SQLite, where a batch is CPU alone, it cost 10-25%.
+            for _ in range(self._turns):
+                await asyncio.sleep(0)
             while self._pending:
                 batch, self._pending = self._pending[: self._max], self._pending[self._max :]
                 try:

@@ -45,7 +45,7 @@ class AppState:
     pings_inline: bool = True
 
     def __post_init__(self) -> None:
-        self.pings = PingBatcher(self._ping_batch)
+        self.pings = PingBatcher(self._ping_batch, turns=1 if self.inline_db else 2)
 
     async def ping(self, request: PingRequest) -> Outcome:
         """Group commit on both databases: pings that arrive together share one transaction.
