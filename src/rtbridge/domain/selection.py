@@ -81,24 +81,29 @@ def choose_buyer(
     """Pick among eligible buyers: lowest ``priority`` number first, then by ``weight``."""
     if not buyers:
         return NoTarget(REASON_NO_BUYERS)
-    eligible: list[BuyerRule] = []
+    # One pass: the eligible buyers of the lowest priority number seen so far, and their
+    # total weight (a ping's hot path: no intermediate lists beyond that tier).
+    tier: list[BuyerRule] = []
+    top = 0
+    total = 0
     furthest = -1
     for buyer in buyers:
         reason = ineligibility(buyer, usage.get(buyer.id, _UNUSED), tags, now)
-        if reason is None:
-            eligible.append(buyer)
-        else:
+        if reason is not None:
             furthest = max(furthest, _STAGES.index(reason))
-    if not eligible:
+        elif not tier or buyer.priority < top:
+            tier, top, total = [buyer], buyer.priority, buyer.weight
+        elif buyer.priority == top:
+            tier.append(buyer)
+            total += buyer.weight
+    if not tier:
         return NoTarget(_STAGES[furthest])
-    top = min(b.priority for b in eligible)
-    tier = [b for b in eligible if b.priority == top]
     if len(tier) == 1:
         return Chosen(tier[0])
     # Weights are validated >= 1 when configured, so the total is positive. This is what
     # random.choices(tier, weights) draws (one random() scaled by the total, the first
     # cumulative weight above it), without building its lists on every ping.
-    point = (rng or random).random() * sum(b.weight for b in tier)
+    point = (rng or random).random() * total
     for buyer in tier:
         point -= buyer.weight
         if point < 0:
