@@ -89,6 +89,8 @@ def test_workers_share_the_port_and_metrics_add_up(sqlite_url: str, tmp_path: Pa
 
         # A worker that dies is started again in its slot; the totals do not go down.
         os.kill(pids[2], signal.SIGKILL)
+        # (a connection it accepted in the instant before it died is lost with it)
+        _eventually(lambda: _zombie(pids[2]))
         _eventually(lambda: _workers(served.base, 3)[2]["worker"]["pid"] != pids[2], 20)
         for n in range(60, 70):
             _ping(served.base, n)
@@ -143,3 +145,28 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_a_worker_that_cannot_start_stops_the_group(sqlite_url: str, tmp_path: Path) -> None:
+    """The primary's SIP port is taken: it cannot start, and starting it again would fail
+    again every second. The group stops with exit 1 and says why, and its other workers
+    are gone too."""
+    import socket
+    import subprocess
+    import sys
+
+    _apply(sqlite_url, tmp_path)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    sip = f"127.0.0.1:{taken.getsockname()[1]}"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "rtbridge", "serve", "--workers", "2", "--sip", sip,
+             "--http", f"127.0.0.1:{free_port('127.0.0.1')}"],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "RTBRIDGE_DB": sqlite_url},
+        )  # fmt: skip
+    finally:
+        taken.close()
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "could not start" in result.stderr and "stopping every worker" in result.stderr

@@ -68,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from rtbridge.http.server import serve
     from rtbridge.http.workers import MAX_WORKERS, WorkerShare, bind, supervise
     from rtbridge.logs import setup_logging
+    from rtbridge.storage.database import open_database
 
     sip_off = args.sip == "off"
     settings = _settings(
@@ -95,7 +96,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.info("serving the publisher API", extra=extra)
         serve(app, settings, log_level=args.log_level)
         return 0
-    sockets = [bind(host, port)]  # before the fork: every worker accepts on it
+    # Once, before the fork: the schema migrated and the site key made (N workers would race
+    # for both), and a database that refuses said here, not by N workers.
+    open_database(settings.db_url).dispose()
+    sockets = [bind(host, port)]  # every worker accepts on it
 
     def run_worker(share: WorkerShare) -> None:
         app = create_app(settings, share=share)

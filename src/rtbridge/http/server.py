@@ -24,6 +24,7 @@ while that many connections are open or requests are in progress) and ``timeout_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from asyncio import TimerHandle
@@ -177,6 +178,9 @@ def protocol_for(settings: Settings) -> type[BoundedProtocol]:
     return Configured
 
 
+STARTUP_FAILURE = 3  # uvicorn's exit status when the application cannot start (http/workers.py)
+
+
 def serve(
     app: ASGIApp, settings: Settings, *, log_level: str, sockets: list[socket.socket] | None = None
 ) -> None:
@@ -200,4 +204,8 @@ def serve(
         timeout_keep_alive=settings.http_keep_alive,
         limit_concurrency=settings.http_concurrency,
     )
-    uvicorn.Server(config).run(sockets=sockets)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
+    if not server.started:  # as uvicorn.run: the lifespan refused to start (it logged why)
+        raise SystemExit(STARTUP_FAILURE)

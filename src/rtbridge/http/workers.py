@@ -36,12 +36,16 @@ from typing import Any
 import orjson
 
 from rtbridge.http.instruments import Metrics
+from rtbridge.http.server import STARTUP_FAILURE
 
 log = logging.getLogger("rtbridge.http")
 
 MAX_WORKERS = 64
 PUBLISH_EVERY = 1.0  # seconds between a worker's snapshots of what it counted
 RESTART_PAUSE = 1.0  # seconds before a worker that died is started again
+# A worker whose application could not start (a port taken, the database refused) exits with
+# STARTUP_FAILURE: starting it again would fail again, once a second, forever. The supervisor
+# stops the group instead, with exit status 1.
 
 
 @dataclass(frozen=True)
@@ -107,10 +111,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 def supervise(count: int, run_worker: Callable[[WorkerShare], None]) -> int:
     """Fork ``count`` workers, each running ``run_worker(share)`` until it returns, and keep
-    them running until SIGTERM or SIGINT. Exit status: 0 after a requested stop."""
+    them running until SIGTERM or SIGINT. Exit status: 0 after a requested stop, 1 when a
+    worker could not start (:data:`STARTUP_FAILURE`)."""
     directory = Path(tempfile.mkdtemp(prefix="rtbridge-workers-"))
     children: dict[int, int] = {}  # pid -> slot
     stopping = False
+    failed = False
 
     def spawn(index: int) -> None:
         pid = os.fork()
@@ -120,6 +126,8 @@ def supervise(count: int, run_worker: Callable[[WorkerShare], None]) -> int:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 run_worker(WorkerShare(directory, index, count))
+            except SystemExit as exc:  # uvicorn's "could not start" (it logged why)
+                code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
                 log.exception("worker %d failed", index)
                 code = 1
@@ -146,16 +154,22 @@ def supervise(count: int, run_worker: Callable[[WorkerShare], None]) -> int:
                 pid, status = os.wait()
             except ChildProcessError:
                 break
-            slot = children.pop(pid) if pid in children else None
-            if slot is None or stopping:
+            if pid not in children or stopping:
+                children.pop(pid, None)
                 continue
-            log.error(
-                "worker %d (pid %d) exited with status %d; starting it again",
-                slot, pid, os.waitstatus_to_exitcode(status),
-            )  # fmt: skip
+            slot = children.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if code == STARTUP_FAILURE:
+                log.error("worker %d (pid %d) could not start (exit status %d); stopping "
+                          "every worker", slot, pid, code)  # fmt: skip
+                failed = True
+                stop(signal.SIGTERM, None)
+                continue
+            log.error("worker %d (pid %d) exited with status %d; starting it again",
+                      slot, pid, code)  # fmt: skip
             time.sleep(RESTART_PAUSE)
             if not stopping:
                 spawn(slot)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return 0
+    return 1 if failed else 0
