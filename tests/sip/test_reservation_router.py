@@ -3,6 +3,7 @@ SQLite file: every row of SPEC §4.5 that the router decides, the PSTN path, the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterator
@@ -120,7 +121,7 @@ def world(sqlite_url: str, tmp_path: Path, clock: Clock) -> Iterator[World]:
 
 
 def _status(world: World, uuid: str, key: str = KEY1) -> dict:
-    return world.reservations.lookup(uuid, key).__dict__
+    return dataclasses.asdict(world.reservations.lookup(uuid, key))
 
 
 def test_allowlisted_ip_bridges_with_headers_and_caller_id(world: World) -> None:
