@@ -98,20 +98,10 @@ class Db:
                 self.cursor.execute("BEGIN")
             yield
 
-    def submit(
-        self, sql: str, params: Mapping[str, Any] | None = None, *, planned_each_time: bool = False
-    ) -> Pending:
-        """A statement whose rows are read later (:meth:`pipeline`), on a cursor of its own.
-
-        ``planned_each_time``: never a server-side prepared statement on PostgreSQL, whose
-        generic plan, once chosen (psycopg prepares a statement on its 5th run), is kept for
-        the connection's life: one chosen while a table was small can scan it whole long
-        after it has grown (bench/api.py saw ping batches go from 1 to 7 ms)."""
+    def submit(self, sql: str, params: Mapping[str, Any] | None = None) -> Pending:
+        """A statement whose rows are read later (:meth:`pipeline`), on a cursor of its own."""
         cur = self.raw.cursor()
-        if self.sqlite:
-            cur.execute(sql, params or {})
-        else:
-            cur.execute(_pyformat(sql), params or {}, prepare=False if planned_each_time else None)
+        cur.execute(sql if self.sqlite else _pyformat(sql), params or {})
         return Pending(cur)
 
     def commit(self) -> None:
@@ -246,12 +236,15 @@ def _transaction(engine: Engine, *, write: bool) -> Iterator[Db]:
             # On a dead connection the rollback fails too; the first error is the one to tell.
             with suppress(Exception):
                 db.raw.rollback()
-                if not db.sqlite:
-                    db.raw.autocommit = False
             raise
-        db.raw.commit()
-        if not db.sqlite and db.raw.autocommit:  # Db.pipeline began this one itself
-            db.raw.autocommit = False
+        else:
+            db.raw.commit()
+        finally:
+            # Db.pipeline began this transaction itself, in autocommit: the connection goes
+            # back to the pool as it was lent (a dead one is thrown away below instead).
+            if not db.sqlite and db.raw.autocommit:
+                with suppress(Exception):
+                    db.raw.autocommit = False
     except Exception as exc:
         if not is_outage(exc) or isinstance(exc, DatabaseUnavailable):
             raise
