@@ -170,3 +170,20 @@ def test_a_worker_that_cannot_start_stops_the_group(sqlite_url: str, tmp_path: P
         taken.close()
     assert result.returncode == 1, result.stderr[-3000:]
     assert "could not start" in result.stderr and "stopping every worker" in result.stderr
+
+
+def test_a_stranger_learns_nothing_of_the_workers(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which worker answered and its pid are insiders' (http/health.py): with no status
+    network, a request from loopback is a stranger's, and neither /health nor /metrics
+    names a worker, a pid or the build, whichever worker answers."""
+    _apply(sqlite_url, tmp_path)
+    monkeypatch.setenv("RTBRIDGE_STATUS_NETWORKS", "")
+    with serving(sqlite_url, "--workers", "2") as served:
+        for _ in range(12):
+            body = _health(served.base)
+            assert body == {"status": "ok", "database": "ok"}, body
+            exposed = httpx2.get(f"{served.base}/metrics", headers={"Connection": "close"}).text
+            assert "rtbridge_build_info" not in exposed
+            assert str(served.pid) not in exposed and "worker" not in exposed
