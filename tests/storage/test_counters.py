@@ -38,11 +38,12 @@ class World:
     def ping(self, caller: str | None = None) -> Outcome:
         return self.ops.ping(PingRequest(key=KEY_OPEN, caller_number=caller, inbound_number=None))
 
-    def counters(self, buyer: str = "b1") -> tuple[int, int]:
-        """(live, today's) units of ``buyer`` as stored, after checking they equal the recount."""
+    def counters(self, buyer: str = "b1", on: datetime | None = None) -> tuple[int, int]:
+        """(live, the day's) units of ``buyer`` as stored, after checking they equal the
+        recount; the day is the clock's unless ``on`` names an instant in another."""
         report = check_counters(self.engine)
         assert report.differences == (), report
-        day = self.clock().date().isoformat()
+        day = (on or self.clock()).date().isoformat()
         with self.engine.connect() as conn:
             live = conn.execute(
                 text("SELECT units FROM buyerlive WHERE buyer_id = :b"), {"b": buyer}
@@ -218,9 +219,10 @@ def test_check_reports_and_repair_rewrites_drift(world: World) -> None:
 def test_recovery_bills_answered_calls_up_to_the_last_heartbeat(world: World) -> None:
     """Issue 11: calls a dead agent left open end at its last heartbeat, not at the restart:
     an answered call keeps its duration, conversion (buyer requires 60 s) and payout, with
-    its dialogs returned for the BYEs; one still ringing fails. Counters follow."""
+    its dialogs returned for the BYEs; one still ringing fails. Counters follow. The restart
+    falls on the next day, which must not move the calls' day."""
     w = world
-    t0 = w.clock()
+    w.clock.now = t0 = datetime(2026, 11, 24, 23, 55, 0, tzinfo=UTC)
     long_call, short_call, ringing = w.ping(), w.ping(), w.ping()
     legs = {"publisher": {"call_id": "p", "local": "l", "remote": "r", "target": "sip:x@h"}}
     for reservation in (long_call, short_call, ringing):
@@ -236,7 +238,7 @@ def test_recovery_bills_answered_calls_up_to_the_last_heartbeat(world: World) ->
     recovery = calls.recover(w.engine, agent="crashed", now=w.clock())
     assert recovery.closed == 3 and recovery.dialogs == [legs]
     assert recovery.last_seen == t0 + timedelta(seconds=75)
-    assert w.counters() == (0, 3)  # live units back; the day keeps all three
+    assert w.counters(on=t0) == (0, 3)  # live units back; the calls' day keeps all three
 
     def record(uuid: str) -> tuple[object, ...]:
         with w.engine.connect() as conn:
