@@ -84,7 +84,7 @@ def test_lifecycle_on_both_databases(db_url: str, tmp_path: Path, clock: Clock) 
 
 def test_a_ping_batch_leaves_its_connection_as_it_found_it(db_url: str, tmp_path: Path) -> None:
     """On PostgreSQL a batch begins and commits its transaction itself, in the pipelines of
-    its two round trips (storage/sql.py Db.pipeline): the pooled connection must come back
+    its two round trips (storage/trips.py): the pooled connection must come back
     idle and out of autocommit, and every row the batch wrote must be there — a failed
     batch included, which writes nothing."""
     engine = open_database(db_url)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Engine
 
-from rtbridge.domain.errors import RtbError
 from rtbridge.domain.ping import PingRequest
 from rtbridge.http.batching import PingBatcher
 from rtbridge.http.instruments import Metrics
@@ -20,7 +19,7 @@ from rtbridge.sip.lease import PeerWatch
 from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.outage import is_outage
-from rtbridge.storage.reservations import Outcome, Reservations
+from rtbridge.storage.reservations import Done, Outcome, Reservations, Take
 from rtbridge.webhooks.sender import Sender
 
 T = TypeVar("T")
@@ -40,12 +39,13 @@ class AppState:
     webhooks: Sender | None = None  # the webhook sender in this process (its .stats), if any
     share: WorkerShare | None = None  # serve --workers N: this worker's slot (http/workers.py)
     pings: PingBatcher = field(init=False)
-    # PostgreSQL: ping batches run on the loop while the database answers; after an outage
-    # error, in a worker thread until one succeeds again (_ping_batch).
+    # PostgreSQL: ping batches run on the loop, which serves other requests while the
+    # database answers; after an outage error, in a worker thread until one succeeds again
+    # (_ping_chain).
     pings_inline: bool = True
 
     def __post_init__(self) -> None:
-        self.pings = PingBatcher(self._ping_batch, turns=1 if self.inline_db else 2)
+        self.pings = PingBatcher(self._ping_chain, turns=1 if self.inline_db else 2)
 
     async def ping(self, request: PingRequest) -> Outcome:
         """Group commit on both databases: pings that arrive together share one transaction.
@@ -54,23 +54,30 @@ class AppState:
         once, instead of a batch of threads queueing for it one round trip after another."""
         return await self.pings.submit(request)
 
-    async def _ping_batch(self, requests: Sequence[PingRequest]) -> list[Outcome | RtbError]:
-        """A batch runs on the event loop, PostgreSQL's included: its two round trips
-        (storage/reservations.py) block the loop for less than a worker thread's hand-over
-        costs, which with the loop busy and the GIL between them came to the batch's own
-        time again (bench/api.py: 3,000 against 5,800 pings/s). A database that stops
-        answering must not freeze the loop, though: after an outage error, batches go to a
-        worker thread until one of them succeeds."""
-        if self.inline_db or self.pings_inline:
+    async def _ping_chain(self, take: Take, done: Done) -> None:
+        """Batches run on the event loop, PostgreSQL's included: their round trips are
+        awaited (``Reservations.ping_chain``), the loop serving other requests meanwhile,
+        and their CPU costs less there than a worker thread's hand-over would (with the loop
+        busy and the GIL between them, that came to a batch's own time again: bench/api.py,
+        3,000 against 5,800 pings/s). What is still blocking in them (taking a connection
+        from the pool, opening one) must not freeze the loop when the database stops
+        answering, though: after an outage error, a batch at a time goes to a worker thread
+        until one succeeds."""
+        if self.inline_db:
+            while requests := take():
+                done(self.reservations.ping_many(requests))
+            return
+        if self.pings_inline:
             try:
-                return self.reservations.ping_many(requests)
+                await self.reservations.ping_chain(take, done)
             except Exception as exc:
                 if is_outage(exc):
                     self.pings_inline = False
                 raise
-        results = await anyio.to_thread.run_sync(self.reservations.ping_many, requests)
-        self.pings_inline = True
-        return results
+            return
+        if requests := take():
+            done(await anyio.to_thread.run_sync(self.reservations.ping_many, requests))
+            self.pings_inline = True
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking storage call: inline on SQLite, in a worker thread on PostgreSQL,

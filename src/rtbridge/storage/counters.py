@@ -35,19 +35,20 @@ from typing import Any
 
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.selection import Usage
-from rtbridge.storage.sql import Db, Pending
+from rtbridge.storage.sql import Db
+from rtbridge.storage.trips import BulkInsert, Rows, Trip
 
 _HOLDS = frozenset((*st.UNCLAIMED, *st.IN_CALL))
 _USES = frozenset(st.COUNTS_TODAY)
 
-_MOVE_LIVE = (
-    "INSERT INTO buyerlive (buyer_id, units) VALUES (:b, :n) "
-    "ON CONFLICT (buyer_id) DO UPDATE SET units = buyerlive.units + excluded.units"
-)
-_MOVE_DAY = (
-    "INSERT INTO buyerday (buyer_id, day, units) VALUES (:b, :d, :n) "
-    "ON CONFLICT (buyer_id, day) DO UPDATE SET units = buyerday.units + excluded.units"
-)
+_MOVE_LIVE = BulkInsert(
+    "buyerlive", [("buyer_id", "b"), ("units", "n")],
+    "ON CONFLICT (buyer_id) DO UPDATE SET units = buyerlive.units + excluded.units",
+)  # fmt: skip
+_MOVE_DAY = BulkInsert(
+    "buyerday", [("buyer_id", "b"), ("day", "d"), ("units", "n")],
+    "ON CONFLICT (buyer_id, day) DO UPDATE SET units = buyerday.units + excluded.units",
+)  # fmt: skip
 
 
 def units(status: str) -> tuple[int, int]:
@@ -78,22 +79,22 @@ class Tally:
         self._days: dict[tuple[str, str], int] = {}
         self._moved_live: Counter[str] = Counter()
         self._moved_days: Counter[tuple[str, str]] = Counter()
-        self._expected: list[tuple[Pending, list[str], str]] = []
+        self._expected: list[tuple[Rows, list[str], str]] = []
 
-    def expect(self, buyer_ids: Iterable[str], day: str) -> None:
-        """Ask now for what :meth:`usage` will want, so that on PostgreSQL the question
-        rides in the same round trip as the statements around it (``Db.pipeline``)."""
+    def expect(self, trip: Trip, buyer_ids: Iterable[str], day: str) -> None:
+        """Ask in ``trip`` for what :meth:`usage` will want, so that on PostgreSQL the
+        question rides in the same round trip as the statements around it."""
         unread = self._unread(buyer_ids, day)
         if unread:
-            self._expected.append((self.db.submit(*self._query(unread, day)), unread, day))
+            self._expected.append((trip.query(*self._query(unread, day)), unread, day))
 
     def usage(self, buyer_ids: Iterable[str], day: str) -> dict[str, Usage]:
         """Live units and ``day``'s units of each buyer: one statement for those not read
         yet in this transaction (or not :meth:`expect`-ed), none for the rest."""
         ids = list(buyer_ids)
         while self._expected:
-            pending, unread, at = self._expected.pop()
-            self._take(pending.rows(), unread, at)
+            expected, unread, at = self._expected.pop()
+            self._take(expected.get(), unread, at)
         try:  # read already: the common case of a batch's second and later pings
             return {b: Usage(live=self._live[b], today=self._days[(b, day)]) for b in ids}
         except KeyError:
@@ -143,13 +144,18 @@ class Tally:
         if live_new != live_old or day_new != day_old:
             self.move(buyer_id, day_of(created_at), live_new - live_old, day_new - day_old)
 
-    def flush(self) -> None:
-        """Apply the moves, in the one order every transaction uses."""
+    def flush(self, trip: Trip | None = None) -> None:
+        """Apply the moves, in the one order every transaction uses: one statement for the
+        days and one for live units, in ``trip`` if given, else at once."""
         days = [{"b": b, "d": d, "n": n} for (b, d), n in sorted(self._moved_days.items()) if n]
         live = [{"b": b, "n": n} for b, n in sorted(self._moved_live.items()) if n]
+        now = trip is None
+        trip = trip or Trip(self.db)
         if days:
-            self.db.execute_many(_MOVE_DAY, days)
+            _MOVE_DAY.add(trip, days)
         if live:
-            self.db.execute_many(_MOVE_LIVE, live)
+            _MOVE_LIVE.add(trip, live)
+        if now:
+            trip.run()
         self._moved_days.clear()
         self._moved_live.clear()

@@ -70,6 +70,14 @@ def make_engine(url: str, *, background_checkpoint: bool = False, **kwargs: Any)
     kwargs.setdefault("connect_args", {k: v for k, v in wanted.items() if k not in parsed.query})
     engine = create_engine(parsed, **kwargs)
     _ping_when_idle(engine)
+
+    @event.listens_for(engine, "connect")
+    def _no_automatic_prepare(dbapi_conn: Any, _record: Any) -> None:
+        # psycopg prepares a statement run five times, and at every rollback while it has
+        # some, deallocates all of the session's: the ping batch's own prepared statements
+        # (storage/trips.py) with them, a failed batch each time.
+        dbapi_conn.prepare_threshold = None
+
     return engine
 
 

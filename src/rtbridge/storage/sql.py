@@ -19,14 +19,11 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-import psycopg
-from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine
 
 from rtbridge.storage.engine import BUSY, BUSY_TIMEOUT
 from rtbridge.storage.outage import DatabaseUnavailable, is_outage
 
-_IDLE = TransactionStatus.IDLE
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
@@ -42,6 +39,7 @@ class Db:
         self.raw = raw
         self.sqlite = dialect == "sqlite"
         self.cursor = raw.cursor()
+        self.broken = False  # a Trip was interrupted: the connection cannot be used again
 
     # Values in and out --------------------------------------------------------------------
     def ts(self, value: datetime | None) -> Any:
@@ -75,47 +73,6 @@ class Db:
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return _dicts(self.execute(sql, params))
 
-    # Round trips (PostgreSQL) -------------------------------------------------------------
-    @contextmanager
-    def pipeline(self) -> Iterator[None]:
-        """On PostgreSQL, statements run in here are sent together and answered in one round
-        trip (psycopg's pipeline mode): results are there when a :meth:`submit`'s
-        :meth:`Pending.rows` is read after the block, or when :meth:`commit` ends it. Each
-        statement still runs alone and in order, with its own snapshot. SQLite runs each at
-        once, as outside.
-
-        Opening the transaction, psycopg would send its BEGIN and wait for the answer, a
-        round trip of its own: here BEGIN is our first statement in the pipeline instead
-        (the connection in autocommit mode until :func:`transaction` hands it back)."""
-        if self.sqlite:
-            yield
-            return
-        begin = self.raw.info.transaction_status == _IDLE
-        if begin:
-            self.raw.autocommit = True
-        with self.raw.pipeline():
-            if begin:
-                self.cursor.execute("BEGIN")
-            yield
-
-    def submit(self, sql: str, params: Mapping[str, Any] | None = None) -> Pending:
-        """A statement whose rows are read later (:meth:`pipeline`), on a cursor of its own."""
-        cur = self.raw.cursor()
-        cur.execute(sql if self.sqlite else _pyformat(sql), params or {})
-        return Pending(cur)
-
-    def commit(self) -> None:
-        """Commit now; inside :meth:`pipeline`, in the same round trip as the statements
-        before it. :func:`transaction` then has nothing left to commit.
-
-        A transaction :meth:`pipeline` began is ended the same way, by a COMMIT statement
-        queued in the pipeline: psycopg's ``commit()`` would wait for its answer, and the
-        pipeline's end then wait once more for nothing."""
-        if not self.sqlite and self.raw.autocommit:
-            self.cursor.execute("COMMIT")
-        else:
-            self.raw.commit()
-
     def one(self, sql: str, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         found = self.rows(sql, params)
         return found[0] if found else None
@@ -125,48 +82,6 @@ class Db:
         names = [f"{prefix}{i}" for i in range(len(values))]
         params.update(zip(names, values, strict=True))
         return "(" + ", ".join(f":{n}" for n in names) + ")"
-
-
-class BulkInsert:
-    """One INSERT of many rows: ``executemany`` on SQLite (in-process: a step per row costs
-    nothing more), one multi-row ``VALUES`` statement on PostgreSQL (psycopg's
-    ``executemany`` sends a statement per row, and reading their answers back cost a ping
-    batch more than the inserts did; arrays to ``unnest`` are dumped in Python, slower
-    still). ``columns``: (column, parameter) each; a parameter may fill two columns."""
-
-    def __init__(self, table: str, columns: Sequence[tuple[str, str]]) -> None:
-        self._head = f"INSERT INTO {table} ({', '.join(column for column, _ in columns)}) VALUES "
-        self._params = [param for _, param in columns]
-        self.sqlite = self._head + "(" + ", ".join(f":{param}" for param in self._params) + ")"
-        self._postgres: dict[int, str] = {}  # by number of rows
-
-    def run(self, db: Db, rows: Sequence[Mapping[str, Any]]) -> None:
-        if db.sqlite:
-            db.execute_many(self.sqlite, rows)
-            return
-        sql = self._postgres.get(len(rows))
-        if sql is None:  # $n placeholders, sent as they are (a RawCursor): psycopg parses a
-            # %s query on every execute once it is longer than its cache takes (4 KiB)
-            width = len(self._params)
-            sql = self._postgres[len(rows)] = self._head + ", ".join(
-                "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
-                for r in range(len(rows))
-            )
-        with psycopg.RawCursor(db.raw) as cur:  # (in the transaction Db.pipeline began)
-            cur.execute(sql, [row[param] for row in rows for param in self._params])
-
-
-class Pending:
-    """The rows of a :meth:`Db.submit`, read when asked for."""
-
-    def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
-
-    def rows(self) -> list[dict[str, Any]]:
-        try:
-            return _dicts(self._cursor)
-        finally:
-            self._cursor.close()
 
 
 def _dicts(cur: Any) -> list[dict[str, Any]]:
@@ -224,32 +139,41 @@ def _transaction(engine: Engine, *, write: bool) -> Iterator[Db]:
         if is_outage(exc):
             raise DatabaseUnavailable(f"cannot connect: {_first_line(exc)}") from exc
         raise
+    db: Db | None = None
     try:
         db = Db(fairy.driver_connection, engine.dialect.name)
         if db.sqlite:  # autocommit mode (engine.py): BEGIN is ours
             db.cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        elif db.raw.autocommit:  # left so by a Db.pipeline whose connection then failed
+        elif db.raw.autocommit:  # left so by a Trip whose connection then failed
             db.raw.autocommit = False
         try:
             yield db
         except BaseException:
             # On a dead connection the rollback fails too; the first error is the one to tell.
             with suppress(Exception):
-                db.raw.rollback()
+                if db.broken:  # answers still in flight: nothing more can be said on it
+                    db.raw.close()
+                else:
+                    db.raw.rollback()
             raise
         else:
             db.raw.commit()
         finally:
-            # Db.pipeline began this transaction itself, in autocommit: the connection goes
+            # A Trip began this transaction itself, in autocommit: the connection goes
             # back to the pool as it was lent (a dead one is thrown away below instead).
             if not db.sqlite and db.raw.autocommit:
                 with suppress(Exception):
                     db.raw.autocommit = False
-    except Exception as exc:
-        if not is_outage(exc) or isinstance(exc, DatabaseUnavailable):
+    except BaseException as exc:
+        outage = isinstance(exc, Exception) and is_outage(exc)
+        ours = isinstance(exc, DatabaseUnavailable)  # said already, by whoever raised it
+        # A locked SQLite file leaves the connection fine.
+        if (db is not None and db.broken) or (
+            outage and not ours and engine.dialect.name != "sqlite"
+        ):
+            fairy.invalidate(exc if isinstance(exc, Exception) else None)
+        if not outage or ours:
             raise
-        if engine.dialect.name != "sqlite":  # a locked SQLite file leaves the connection fine
-            fairy.invalidate(exc)
         raise DatabaseUnavailable(_first_line(exc)) from exc
     finally:
         fairy.close()

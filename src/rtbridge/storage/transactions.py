@@ -6,16 +6,18 @@ from __future__ import annotations
 import zlib
 
 from rtbridge.storage.sql import Db
+from rtbridge.storage.trips import Trip
 
 _LOCK_NAMESPACE = 0x5254  # "RT": first key of the two-int advisory locks, ours alone
 
 
-def lock_campaign(db: Db, campaign_id: str) -> None:
+def lock_campaign(db: Db | Trip, campaign_id: str) -> None:
     """Serialise allocations within one campaign until the transaction ends.
 
     SQLite already holds the database write lock (BEGIN IMMEDIATE). On PostgreSQL a
     transaction-scoped advisory lock keyed by the campaign does it without locking rows that
-    readers need; under READ COMMITTED each later statement sees every earlier commit."""
+    readers need; under READ COMMITTED each later statement sees every earlier commit. In a
+    :class:`Trip`, the lock is taken in its round trip."""
     if db.sqlite:
         return
     key = zlib.crc32(campaign_id.encode())  # stable across processes, unlike hash()
