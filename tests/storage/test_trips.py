@@ -5,6 +5,7 @@ statements were dropped, a wait cancelled half way, two transactions in one trip
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -239,3 +240,37 @@ def test_a_failed_batch_in_a_chain_fails_the_batches_not_answered(
     asyncio.run(ops.ping_chain(lambda: again.pop() if again else [], answered.append))
     assert getattr(answered[-1][0], "status", None) == "reserved"
     engine.dispose()
+
+
+@postgres_only
+@pytest.mark.parametrize("waiting", ["blocking", "on the loop"])
+def test_a_server_that_stops_answering_is_an_outage_in_bounded_time(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch, waiting: str
+) -> None:
+    """A server that keeps the connection but does not answer (here: busy for 3 s) fails
+    the trip after ANSWER_WITHIN, as an outage, and its connection is thrown away."""
+    monkeypatch.setattr(trips, "ANSWER_WITHIN", 0.5)
+
+    async def on_loop(trip: Trip) -> None:
+        await trip.run_async()
+
+    started = time.monotonic()
+    with (
+        pytest.raises(DatabaseUnavailable, match=r"did not answer in 0\.5 s"),
+        transaction(pg_engine, write=True) as db,
+    ):
+        trip = Trip(db)
+        trip.execute("INSERT INTO t (k, n) VALUES (:k, 1)", {"k": "a"})
+        trip.execute("SELECT pg_sleep(:s)", {"s": 3})
+        if waiting == "blocking":
+            trip.run()
+        else:
+            asyncio.run(on_loop(trip))
+    assert 0.4 < time.monotonic() - started < 2.5
+    assert pg_engine.pool.checkedout() == 0
+    with transaction(pg_engine, write=True) as db:  # a new connection works
+        trip = Trip(db)
+        trip.execute("INSERT INTO t (k, n) VALUES (:k, 1)", {"k": "b"})
+        trip.run()
+    with transaction(pg_engine, write=False) as db:  # and the silent one's row never was
+        assert db.rows("SELECT k FROM t") == [{"k": "b"}]

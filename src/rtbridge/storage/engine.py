@@ -24,6 +24,11 @@ BUSY = "rtbridge_busy_timeout"
 BUSY_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5  # PostgreSQL: seconds to connect, or to wait for a pooled connection
 DEAD_PEER = 5  # PostgreSQL: seconds of silence from the server that end a connection
+# PostgreSQL: seconds a round trip of storage/trips.py waits for its answers. A server that
+# stops answering while its host still acknowledges (a process frozen, a disk hung) is not
+# one DEAD_PEER finds out; this bounds a ping batch, and the publishers waiting for it, all
+# the same. Far above any lock a batch may wait for behind another process's transaction.
+ANSWER_WITHIN = 10.0
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 import select
+import time
 import weakref
 from collections.abc import Generator, Mapping, Sequence
 from functools import lru_cache
@@ -28,6 +29,7 @@ import psycopg
 from psycopg import errors, pq
 from psycopg.adapt import PyFormat, Transformer
 
+from rtbridge.storage.engine import ANSWER_WITHIN
 from rtbridge.storage.sql import Db
 
 T = TypeVar("T")
@@ -159,13 +161,15 @@ class Trip:
     # Running ------------------------------------------------------------------------------
     def run(self) -> None:
         """Send the statements and wait for their answers, blocking."""
+        deadline = time.monotonic() + ANSWER_WITHIN
         for wait in self._exchange():
-            _wait_blocking(self.db.raw.pgconn.socket, wait)
+            _wait_blocking(self.db.raw.pgconn.socket, wait, deadline)
 
     async def run_async(self) -> None:
         """Send the statements and wait for their answers on the running event loop."""
+        deadline = asyncio.get_running_loop().time() + ANSWER_WITHIN
         for wait in self._exchange():
-            await _wait_on_loop(self.db.raw.pgconn.socket, wait)
+            await _wait_on_loop(self.db.raw.pgconn.socket, wait, deadline)
 
     def _exchange(self) -> Generator[bool, None, None]:
         """Yields whenever it must wait for the socket: True to write, False to read."""
@@ -284,14 +288,18 @@ def _results(pgconn: pq.abc.PGconn, count: int) -> Generator[bool, None, list[pq
         yield False
 
 
-def _wait_blocking(fd: int, write: bool) -> None:
-    if write:
-        select.select([fd], [fd], [])
-    else:
-        select.select([fd], [], [])
+def _silent() -> psycopg.OperationalError:
+    return psycopg.OperationalError(f"the database did not answer in {ANSWER_WITHIN:g} s")
 
 
-async def _wait_on_loop(fd: int, write: bool) -> None:
+def _wait_blocking(fd: int, write: bool, deadline: float) -> None:
+    left = deadline - time.monotonic()
+    ready = select.select([fd], [fd] if write else [], [], max(left, 0))
+    if not any(ready):
+        raise _silent()
+
+
+async def _wait_on_loop(fd: int, write: bool, deadline: float) -> None:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -299,14 +307,18 @@ async def _wait_on_loop(fd: int, write: bool) -> None:
         if not ready.done():
             ready.set_result(None)
 
+    def give_up() -> None:
+        if not ready.done():
+            ready.set_exception(_silent())
+
     if write:
         loop.add_writer(fd, wake)
-        loop.add_reader(fd, wake)  # the server may answer (or fail) before taking it all
-    else:
-        loop.add_reader(fd, wake)
+    loop.add_reader(fd, wake)  # (writing: the server may answer, or fail, before taking all)
+    timer = loop.call_at(deadline, give_up)
     try:
         await ready
     finally:
+        timer.cancel()
         loop.remove_reader(fd)
         if write:
             loop.remove_writer(fd)
