@@ -130,7 +130,8 @@ class Sipp:
         self.host = host
         self.transport = transport
         self.port = free_port(host)
-        self.media_port = free_port(host, count=2, step=2)  # SIPp also echoes video at +2
+        # SIPp also echoes video at +2
+        self.media_port = free_port(host, count=2, step=2, avoid=(self.port,))
         self.name = f"{Path(scenario).stem}-{self.port}"
         self.workdir = workdir
         self._message_file = workdir / f"{self.name}.msg"
@@ -230,6 +231,6 @@ def echo_uas(port: int) -> subprocess.Popen[bytes]:
     echoes RTP, waits for the caller's BYE; no traces (the caller's are checked)."""
     return subprocess.Popen(
         ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-l", "100000",
-         "-mp", str(free_port(count=2, step=2)), "-rtp_echo"],
+         "-mp", str(free_port(count=2, step=2, avoid=(port,))), "-rtp_echo"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

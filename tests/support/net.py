@@ -6,6 +6,7 @@ import contextlib
 import random
 import socket
 import time
+from collections.abc import Iterable
 
 # Below Linux's ephemeral range (32768-60999): a port chosen here and bound a moment later
 # by a server must not be taken meanwhile by some client's outgoing socket (a database
@@ -14,13 +15,20 @@ import time
 _LOW, _HIGH = 20000, 32768
 
 
-def free_port(host: str = "127.0.0.1", *, count: int = 1, step: int = 1) -> int:
+def free_port(
+    host: str = "127.0.0.1", *, count: int = 1, step: int = 1, avoid: Iterable[int] = ()
+) -> int:
     """A port p where p, p+step, … (count ports) are free on UDP and TCP right now (SIP
-    listens on both; SIPp and RTP need runs of ports)."""
+    listens on both; SIPp and RTP need runs of ports), none of them in ``avoid``: ports
+    already chosen for the same process and not bound yet (a SIPp's SIP port, chosen just
+    before its media ports, was once chosen again for them)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    taken = set(avoid)
     for _ in range(200):
         base = random.randrange(_LOW, max(_LOW + 2, _HIGH - count * step), 2)
         ports = [base + i * step for i in range(count)]
+        if taken.intersection(ports):
+            continue
         try:
             with contextlib.ExitStack() as stack:
                 for port in ports:
