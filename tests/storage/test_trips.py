@@ -22,8 +22,8 @@ from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.database import open_database
 from rtbridge.storage.outage import DatabaseUnavailable
 from rtbridge.storage.reservations import Outcome, Reservations
-from rtbridge.storage.sql import transaction
-from rtbridge.storage.trips import Trip, numbered
+from rtbridge.storage.sql import numbered, transaction
+from rtbridge.storage.trips import Trip
 from tests.conftest import write_config
 from tests.support.demo import KEY_OPEN, one_buyer_config
 

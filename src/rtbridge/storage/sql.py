@@ -32,6 +32,20 @@ def _pyformat(sql: str) -> str:
     return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
+@lru_cache(maxsize=256)
+def numbered(sql: str) -> tuple[bytes, tuple[str, ...]]:
+    """``:name`` parameters as libpq's ``$n`` (``storage/trips.py`` sends statements to
+    libpq itself), and the names in the order of ``n``."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return _NAMED.sub(number, sql).encode(), tuple(names)
+
+
 class Db:
     """One driver connection inside one transaction; see :func:`transaction`."""
 

@@ -17,12 +17,10 @@ Steps are written once, as a generator yielding its trips (:data:`Steps`), and d
 from __future__ import annotations
 
 import asyncio
-import re
 import select
 import time
 import weakref
 from collections.abc import Generator, Mapping, Sequence
-from functools import lru_cache
 from typing import Any, TypeVar
 
 import psycopg
@@ -30,12 +28,11 @@ from psycopg import errors, pq
 from psycopg.adapt import PyFormat, Transformer
 
 from rtbridge.storage.engine import ANSWER_WITHIN
-from rtbridge.storage.sql import Db
+from rtbridge.storage.sql import Db, numbered
 
 T = TypeVar("T")
 Steps = Generator["Trip", None, T]
 
-_NAMED = re.compile(r"(?<![:\w]):(\w+)")
 _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 _SYNC = pq.ExecStatus.PIPELINE_SYNC
 _ERROR = (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.PIPELINE_ABORTED)
@@ -69,19 +66,6 @@ class _Session:
 
 
 _sessions: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
-
-
-@lru_cache(maxsize=256)
-def numbered(sql: str) -> tuple[bytes, tuple[str, ...]]:
-    """``:name`` parameters as libpq's ``$n``, and the names in the order of ``n``."""
-    names: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        if match[1] not in names:
-            names.append(match[1])
-        return f"${names.index(match[1]) + 1}"
-
-    return _NAMED.sub(number, sql).encode(), tuple(names)
 
 
 class Rows:
@@ -151,9 +135,10 @@ class Trip:
         self, sql: str, params: Mapping[str, Any], rows: Rows | None, prepare: bool = True
     ) -> None:
         if self.db.sqlite:
-            cursor = self.db.execute(sql, params)
-            if rows is not None:
-                rows._rows = _dicts(cursor.fetchall(), cursor.description)
+            if rows is None:
+                self.db.execute(sql, params)
+            else:
+                rows._rows = self.db.rows(sql, params)
             return
         text, names = numbered(sql)
         self._queued.append((text, [params[name] for name in names], rows, prepare))
@@ -322,11 +307,6 @@ async def _wait_on_loop(fd: int, write: bool, deadline: float) -> None:
         loop.remove_reader(fd)
         if write:
             loop.remove_writer(fd)
-
-
-def _dicts(found: list[Any], description: Any) -> list[dict[str, Any]]:
-    names = [d[0] for d in description]
-    return [dict(zip(names, row, strict=True)) for row in found]
 
 
 def drive(steps: Steps[T]) -> T:
