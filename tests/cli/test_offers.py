@@ -14,28 +14,32 @@ from tests.support.terminal import ACTOR, STAMP, Terminal
 def test_buyers_add_show_update_remove(rtb: Terminal) -> None:
     status, out, err = rtb(
         "buyers", "add", "--campaign", "auto", "--id", "zed", "--destination",
-        "sip:queue@127.0.0.1:5080", "--payout", "90", "--seconds", "120", "--concurrency", "5",
+        "sip:queue@127.0.0.1:5080", "--payout", "90", "--revenue", "110", "--seconds", "120",
+        "--concurrency", "5",
         "--daily-cap", "500", "--hours", "Mon-Fri 09:00-17:00 America/New_York",
         "--filter", "caller_state=CA,NY", "--filter", "source=web", "--srtp", "optional",
     )  # fmt: skip
     assert (status, out, err) == (0, "buyer zed created in campaign auto\n", "")
     listed = rtb("buyers", "list", "--campaign", "auto")[1].splitlines()
-    assert listed[0].split()[:5] == ["ID", "CAMPAIGN", "DESTINATION", "PAYOUT", "SECONDS"]
+    assert listed[0].split()[:6] == ["ID", "CAMPAIGN", "DESTINATION", "PAYOUT", "REVENUE",
+                                     "SECONDS"]  # fmt: skip
     assert [line.split()[0] for line in listed[1:]] == ["acme", "zed"]
     shown = dict(line.split(None, 1) for line in rtb("buyers", "show", "zed")[1].splitlines())
-    assert shown["payout"] == "90.0" and shown["concurrency"] == "5"
+    assert shown["payout"] == "90.0" and shown["revenue"] == "110.0"
+    assert shown["concurrency"] == "5"
     assert shown["filters"] == "caller_state=CA,NY; source=web" and shown["srtp"] == "optional"
 
     status, out, err = rtb("buyers", "update", "zed", "--payout", "95.5", "--reset", "hours",
-                           "--reset", "filters")  # fmt: skip
+                           "--reset", "filters", "--reset", "revenue")  # fmt: skip
     assert status == 0, err
     assert out == (
-        "buyer zed updated: payout: 90.0 -> 95.5; "
+        "buyer zed updated: payout: 90.0 -> 95.5; revenue: 110.0 -> None; "
         "hours: 'Mon-Fri 09:00-17:00 America/New_York' -> None; "
         "filters: {'caller_state': ['CA', 'NY'], 'source': ['web']} -> {}\n"
     )
     shown = dict(line.split(None, 1) for line in rtb("buyers", "show", "zed")[1].splitlines())
     assert shown["payout"] == "95.5" and shown["hours"] == "-" and shown["filters"] == "-"
+    assert shown["revenue"] == "-"  # the payout: a margin of 0
     assert rtb("buyers", "update", "zed", "--payout", "95.5")[1] == "buyer zed: no changes\n"
 
     assert rtb("buyers", "remove", "zed")[:2] == (0, "buyer zed removed\n")
@@ -54,6 +58,10 @@ def test_bad_buyer_input_is_refused_with_the_services_words_and_changes_nothing(
     for args, status, message in [
         (["buyers", "add", "--id", "b2", *base, "--payout", "lots"], 2, "payout: must be a number"),
         (["buyers", "add", "--id", "b2", *base, "--payout", "-1"], 2, "payout: must be >= 0"),
+        (["buyers", "add", "--id", "b2", *base, "--payout", "1", "--revenue", "-1"], 2,
+         "revenue: must be >= 0"),
+        (["buyers", "add", "--id", "b2", *base, "--payout", "1", "--revenue", "inf"], 2,
+         "revenue: "),
         (["buyers", "add", "--id", "b2", *base, "--payout", "1", "--filter", "caller_state"], 2,
          "filters: expected TAG=VALUE[,VALUE...], got 'caller_state'"),
         (["buyers", "add", "--id", "b2", *base, "--payout", "1", "--hours", "sometimes"], 2,

@@ -96,9 +96,12 @@ def legacy_database(url: str) -> None:
         s.add(PostbackKey(id=sha256(KEY), hint=KEY[:8] + "…", publisher_id="pub-1",
                           campaign_id="auto", allow_missing_caller_number=True))  # fmt: skip
         for uuid, key in ((OLD_UUID, KEY), (GONE_UUID, GONE_KEY)):
-            s.add(Reservation(uuid=uuid, key_id=sha256(key), publisher_id="pub-1",
-                              campaign_id="auto", status="completed", created_at=now,
-                              updated_at=now, webhook_pending=False))  # fmt: skip
+            s.execute(
+                text("INSERT INTO reservation (uuid, key_id, publisher_id, campaign_id, status, "
+                     "tags, created_at, updated_at, webhook_pending) VALUES (:u, :k, 'pub-1', "
+                     "'auto', 'completed', '{}', :now, :now, false)"),
+                {"u": uuid, "k": sha256(key), "now": now},
+            )  # fmt: skip
         for key in (KEY, GONE_KEY):
             s.add(AuditEntry(at=now, actor="apply", action="create", resource=f"key/{key[:8]}…",
                              new={"id": sha256(key), "hint": key[:8] + "…"}))  # fmt: skip

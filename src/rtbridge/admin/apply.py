@@ -281,6 +281,7 @@ def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
         "campaign_id": b.campaign,
         "destination": b.destination,
         "payout": b.payout,
+        "revenue": b.revenue,
         "seconds": b.seconds,
         "concurrency": b.concurrency,
         "daily_cap": b.daily_cap,

@@ -156,7 +156,8 @@ def delete_campaign(session: Session, *, actor: str, campaign_id: str) -> None:
 def buyer_view(row: Buyer) -> dict[str, Any]:
     return {
         "id": row.id, "campaign": row.campaign_id, "destination": row.destination,
-        "payout": row.payout, "seconds": row.seconds, "concurrency": row.concurrency,
+        "payout": row.payout, "revenue": row.revenue, "seconds": row.seconds,
+        "concurrency": row.concurrency,
         "daily_cap": row.daily_cap, "priority": row.priority, "weight": row.weight,
         "hours": row.hours, "filters": row.filters, "trunk": row.trunk_id, "srtp": row.srtp,
         "media_networks": list(row.media_networks), "ring_timeout": row.ring_timeout,
@@ -167,7 +168,7 @@ def buyer_view(row: Buyer) -> dict[str, Any]:
 def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
     return {
         "id": b.id, "campaign_id": b.campaign, "destination": b.destination, "payout": b.payout,
-        "seconds": b.seconds, "concurrency": b.concurrency, "daily_cap": b.daily_cap,
+        "revenue": b.revenue, "seconds": b.seconds, "concurrency": b.concurrency, "daily_cap": b.daily_cap,
         "priority": b.priority, "weight": b.weight, "hours": b.hours, "filters": b.filters,
         "trunk_id": b.trunk, "srtp": b.srtp, "media_networks": list(b.media_networks),
         "ring_timeout": b.ring_timeout, "connect_timeout": b.connect_timeout,

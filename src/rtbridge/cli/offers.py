@@ -103,7 +103,13 @@ BUYER_FIELDS = (
         required=True,
         metavar="URI|NUMBER",
     ),
-    Field("payout", "what the buyer pays per qualified call", "number", required=True),
+    Field("payout", "paid to the publisher per converted call", "number", required=True),
+    Field(
+        "revenue",
+        "paid by the buyer per converted call (default: the payout, a margin of 0)",
+        "number",
+        resettable=True,
+    ),
     Field(
         "seconds", "call length in seconds that qualifies for the payout", "integer", required=True
     ),
@@ -181,7 +187,7 @@ BUYER_FIELDS = (
         metavar="SECONDS",
     ),
 )
-_BUYER_COLUMNS = ["id", "campaign", "destination", "payout", "seconds", "concurrency",
+_BUYER_COLUMNS = ["id", "campaign", "destination", "payout", "revenue", "seconds", "concurrency",
                   "daily_cap", "priority", "weight", "hours", "filters", "trunk", "srtp"]  # fmt: skip
 
 

@@ -163,6 +163,12 @@ class Buyer(_Model):
     trunk: Annotated[str | None, f.IDENTIFIER] = None
     destination: Annotated[str, f.DESTINATION]
     payout: Annotated[float, f.number_rule(0)]
+    revenue: Annotated[
+        float | None,
+        f.number_rule(0),
+        Field(description="what the buyer pays per converted call (default: its payout, "
+              "a margin of 0); publishers never see it"),
+    ] = None  # fmt: skip
     seconds: Annotated[int, f.integer_rule(0, 86400)]
     concurrency: Annotated[int | None, f.integer_rule(1)] = None
     daily_cap: Annotated[int | None, f.integer_rule(1)] = None

@@ -32,7 +32,7 @@ from rtbridge.numerals import as_int
 LISTS = frozenset({"ips", "numbers", "events", "failover"})
 BOOLEANS = frozenset({"allow_overlap", "require_tls", "require_srtp",
                       "allow_missing_caller_number", "auto_confirm", "paused", "enabled"})  # fmt: skip
-NUMBERS = frozenset({"payout", "seconds", "concurrency", "daily_cap", "priority", "weight",
+NUMBERS = frozenset({"payout", "revenue", "seconds", "concurrency", "daily_cap", "priority", "weight",
                      "ttl_seconds", "max_attempts", "ring_timeout", "connect_timeout"})  # fmt: skip
 TABLES = frozenset({"filters"})  # filters.<tag>=value, repeated
 JSON_ONLY = frozenset({"credentials", "buyers"})  # lists of objects: no form spelling

@@ -124,10 +124,10 @@ def fail_over(
         buyer = campaign.buyer(chosen.buyer.id)
         assert buyer is not None
         moved = db.execute(
-            "UPDATE reservation SET buyer_id = :new, seconds = :s, updated_at = :now "
-            "WHERE uuid = :u AND status = 'claimed' AND buyer_id = :old",
-            {"new": buyer.rule.id, "s": buyer.seconds, "now": db.ts(now), "u": uuid,
-             "old": failed.buyer_id},
+            "UPDATE reservation SET buyer_id = :new, seconds = :s, revenue = :r, "
+            "updated_at = :now WHERE uuid = :u AND status = 'claimed' AND buyer_id = :old",
+            {"new": buyer.rule.id, "s": buyer.seconds, "r": buyer.asks, "now": db.ts(now),
+             "u": uuid, "old": failed.buyer_id},
         ).rowcount  # fmt: skip
         if moved != 1:
             return FailedOver(None, "reservation ended meanwhile")

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.failover import Attempt
+from rtbridge.domain.money import revenue_or_payout
 from rtbridge.storage.attempts import record as record_attempts
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import LIVE_ROWS, UNCLAIMED_ROWS
@@ -194,7 +195,8 @@ def mark_ended(
     The buyer's counters move in ``tally``, which the caller flushes once per transaction
     (one fixed order of counter rows per transaction: no deadlocks between agents)."""
     row = db.one(
-        "SELECT seconds, payout, status, buyer_id, created_at FROM reservation WHERE uuid = :u",
+        "SELECT seconds, payout, revenue, status, buyer_id, created_at FROM reservation "
+        "WHERE uuid = :u",
         {"u": uuid},
     )
     if row is None or row["status"] not in st.IN_CALL:
@@ -207,10 +209,11 @@ def mark_ended(
     record_attempts(db, uuid, attempts)
     db.execute(
         "UPDATE callrecord SET answer_at = :ans, end_at = :at, publisher_code = :pc, buyer_code = :bc, "
-        "hangup_by = :hb, duration = :d, converted = :cv, payout = :pay WHERE reservation_uuid = :u",
+        "hangup_by = :hb, duration = :d, converted = :cv, payout = :pay, revenue = :rev "
+        "WHERE reservation_uuid = :u",
         {"ans": db.ts(answer_at), "at": db.ts(end_at), "pc": publisher_code, "bc": buyer_code,
-         "hb": hangup_by, "d": round(duration, 3), "cv": converted,
-         "pay": row["payout"] if converted else 0.0, "u": uuid},
+         "hb": hangup_by, "d": round(duration, 3), "cv": converted, **_earned(row, converted),
+         "u": uuid},
     )  # fmt: skip
     what = (
         f"{status}: {hangup_by or '?'} hung up"
@@ -218,6 +221,14 @@ def mark_ended(
         else f"{status}: buyer {buyer_code} {detail}"
     )
     record_event(db, uuid, status, end_at, what.strip()[:256])
+
+
+def _earned(reservation: Mapping[str, Any], converted: bool) -> dict[str, float]:
+    """The call record's money (``pay``, ``rev``): the reservation's on conversion, else 0."""
+    if not converted:
+        return {"pay": 0.0, "rev": 0.0}
+    payout = reservation["payout"] or 0.0
+    return {"pay": payout, "rev": revenue_or_payout(reservation["revenue"], payout) or 0.0}
 
 
 def heartbeat(engine: Engine, *, agent: str, at: datetime) -> None:
@@ -236,7 +247,7 @@ def heartbeat(engine: Engine, *, agent: str, at: datetime) -> None:
 # exactly these rows, by agent and INVITE time, so neither recovery nor the orphan sweep
 # reads a closed call.
 _OPEN_CALLS = (
-    "SELECT r.uuid, r.status, r.buyer_id, r.created_at, r.seconds, r.payout, "
+    "SELECT r.uuid, r.status, r.buyer_id, r.created_at, r.seconds, r.payout, r.revenue, "
     "c.invite_at, c.answer_at, c.dialogs FROM callrecord c "
     "JOIN reservation r ON r.uuid = c.reservation_uuid "
     "WHERE c.agent = :agent AND c.end_at IS NULL AND r.status IN ('claimed', 'connected')"
@@ -263,11 +274,11 @@ def _close_as_fault(
     converted = answer_at is not None and duration >= (row["seconds"] or 0)
     db.execute(
         "UPDATE callrecord SET end_at = :at, hangup_by = 'fault', duration = :d, "
-        "converted = :cv, payout = :pay, publisher_code = COALESCE(publisher_code, :pc) "
+        "converted = :cv, payout = :pay, revenue = :rev, "
+        "publisher_code = COALESCE(publisher_code, :pc) "
         "WHERE reservation_uuid = :u AND end_at IS NULL",
         {"u": row["uuid"], "at": db.ts(end_at), "d": round(duration, 3), "cv": converted,
-         "pay": (row["payout"] or 0.0) if converted else 0.0,
-         "pc": 200 if answer_at is not None else 500},
+         **_earned(row, converted), "pc": 200 if answer_at is not None else 500},
     )  # fmt: skip
     record_event(db, row["uuid"], status, end_at, f"{status}: {why}"[:256])
     return status

@@ -41,13 +41,19 @@ DOMAIN_SETTING = "sip.domain"
 class BuyerInfo:
     rule: BuyerRule
     destination: str
-    payout: float
+    payout: float  # to the publisher
     seconds: int
     trunk_id: str | None
     srtp: str = "off"  # SDES-SRTP on the leg to this buyer
     media_networks: tuple[str, ...] = ()  # CIDRs its media may move to (sip/media_home.py)
     ring_timeout: float | None = None  # None: the agent's ring_timeout
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # to a first answer, else "unreachable"
+    revenue: float | None = None  # from the buyer; None: its payout (see :attr:`asks`)
+
+    @property
+    def asks(self) -> float:
+        """What the buyer pays per converted call (domain/money.py)."""
+        return self.payout if self.revenue is None else self.revenue
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,7 @@ def load_catalog(engine: Engine) -> Catalog:
                 tuple(b.media_networks or ()),
                 b.ring_timeout,
                 b.connect_timeout if b.connect_timeout is not None else DEFAULT_CONNECT_TIMEOUT,
+                b.revenue,
             )
             buyers.setdefault(b.campaign_id, []).append(info)
         campaigns = {

@@ -23,6 +23,7 @@ from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from rtbridge.domain import lifecycle as st
+from rtbridge.domain.money import margin, revenue_or_payout
 from rtbridge.storage.attempts import ATTEMPT_FAILED, of_calls
 from rtbridge.storage.leases import Holder
 from rtbridge.storage.models import LIVE_ROWS, CallRecord, Reservation, ReservationEvent, SipAgent
@@ -33,11 +34,12 @@ MAX_PAGE = 1000
 
 # The columns of each view, in the order CSV exports write them (http/csvfile.py).
 RTB_COLUMNS = ["created_at", "uuid", "key_id", "publisher", "campaign", "buyer", "status",
-               "reason", "caller_number", "inbound_number", "payout", "seconds", "expires_at",
-               "source_id", "tags"]  # fmt: skip
+               "reason", "caller_number", "inbound_number", "payout_offered", "revenue_offered",
+               "seconds", "expires_at", "source_id", "tags"]  # fmt: skip
 CALL_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campaign", "buyer",
                 "caller_number", "via", "source", "publisher_code", "buyer_code", "hangup_by",
-                "duration", "converted", "payout", "status", "attempts",
+                "duration", "converted", "payout_earned", "revenue_earned", "margin_earned",
+                "status", "attempts",
                 "attempts_detail"]  # fmt: skip
 
 
@@ -65,7 +67,9 @@ def _reservation_view(row: Reservation, now: datetime) -> dict[str, Any]:
         "reason": row.reason,
         "caller_number": row.caller_number,
         "inbound_number": row.inbound_number,
-        "payout": row.payout,
+        # offered: what the reservation was made at, earned by the call only on conversion
+        "payout_offered": row.payout,
+        "revenue_offered": revenue_or_payout(row.revenue, row.payout),
         "seconds": row.seconds,
         "expires_at": row.expires_at,
         "source_id": row.source_id,
@@ -150,7 +154,9 @@ def _call_view(call: CallRecord, res: Reservation) -> dict[str, Any]:
         "hangup_by": call.hangup_by,
         "duration": call.duration,
         "converted": call.converted,
-        "payout": call.payout,
+        "payout_earned": call.payout,
+        "revenue_earned": revenue_or_payout(call.revenue, call.payout),
+        "margin_earned": margin(call.revenue, call.payout),
         "status": res.status,
     }
 

@@ -107,7 +107,8 @@ class Buyer(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=64)
     destination: str = Field(max_length=512)
-    payout: float
+    payout: float  # paid to the publisher per converted call
+    revenue: float | None = None  # paid by the buyer per converted call; None: its payout
     seconds: int
     concurrency: int | None = None
     daily_cap: int | None = None
@@ -180,7 +181,10 @@ class Reservation(SQLModel, table=True):
     source_publisher_id: str | None = Field(default=None, max_length=128)
     source_id: str | None = Field(default=None, max_length=128)
     tags: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    payout: float | None = None
+    payout: float | None = None  # offered to the publisher (the buyer's payout then)
+    # asked of the buyer (its revenue then, or that of the buyer a failover moved it to);
+    # None on rows from before revenue existed: read as the payout (domain/money.py)
+    revenue: float | None = None
     seconds: int | None = None
     created_at: datetime
     expires_at: datetime | None = None
@@ -247,7 +251,8 @@ class CallRecord(SQLModel, table=True):
     hangup_by: str | None = Field(default=None, max_length=16)
     duration: float | None = None
     converted: bool | None = None
-    payout: float | None = None
+    payout: float | None = None  # earned by the publisher: the reservation's, if converted
+    revenue: float | None = None  # earned from the buyer, likewise; None as Reservation's
     # {"publisher": {...}, "buyer": {...}}: each answered leg's dialog (sip/dialogs.py), so a
     # restarted agent can BYE the legs a crashed process left up
     dialogs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

@@ -64,7 +64,7 @@ _INSERT = BulkInsert(
         ("campaign_id", "campaign_id"), ("buyer_id", "buyer_id"), ("status", "status"),
         ("reason", "reason"), ("caller_number", "caller_number"),
         ("inbound_number", "inbound_number"), ("source_publisher_id", "source_publisher_id"),
-        ("source_id", "source_id"), ("tags", "tags"), ("payout", "payout"),
+        ("source_id", "source_id"), ("tags", "tags"), ("payout", "payout"), ("revenue", "revenue"),
         ("seconds", "seconds"), ("created_at", "created_at"), ("expires_at", "expires_at"),
         ("updated_at", "created_at"), ("webhook_pending", "webhook_pending"),
     ],
@@ -346,7 +346,7 @@ class Reservations:
             "campaign_id": campaign.id, "caller_number": req.caller_number,
             "source_publisher_id": req.publisher_id, "source_id": req.source_id,
             "tags": db.js(dict(req.tags)), "created_at": at, "status": st.NO_TARGET,
-            "reason": None, "buyer_id": None, "inbound_number": None, "payout": None,
+            "reason": None, "buyer_id": None, "inbound_number": None, "payout": None, "revenue": None,
             "seconds": None, "expires_at": None,
         }  # fmt: skip
         batch.inserts.append(row)
@@ -361,7 +361,8 @@ class Reservations:
         status = st.CONFIRMED if key.auto_confirm else st.RESERVED
         expires = now + timedelta(seconds=key.ttl_seconds)
         row.update(status=status, buyer_id=buyer.rule.id, inbound_number=inbound,
-                   payout=buyer.payout, seconds=buyer.seconds, expires_at=db.ts(expires),
+                   payout=buyer.payout, revenue=buyer.asks, seconds=buyer.seconds,
+                   expires_at=db.ts(expires),
                    webhook_pending=catalog.wants_creation(key.publisher_id, buyer.rule.id))  # fmt: skip
         if req.caller_number is not None:
             row["expires"] = expires  # for the shield of later pings in the batch

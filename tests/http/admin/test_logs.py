@@ -137,7 +137,9 @@ def test_call_log_filters_and_pages(admin: TestClient) -> None:
     assert uuids(until="2000-01-01T00:00:00Z") == []
     row = admin.get("/admin/calls", params={"uuid": done}).json()["items"][0]
     assert row["invite_at"].endswith("Z") and row["end_at"].endswith("Z")
-    assert row["duration"] == 130.0 and row["converted"] is True and row["payout"] == 90.0
+    assert row["duration"] == 130.0 and row["converted"] is True
+    # No revenue in the file: the buyer pays what the publisher is paid, a margin of 0.
+    assert (row["payout_earned"], row["revenue_earned"], row["margin_earned"]) == (90.0, 90.0, 0)
     assert row["caller_number"] == "+12025550100" and row["hangup_by"] == "buyer"
     assert row["status"] == "completed" and row["source"] == "198.51.100.7:5060/UDP"
 

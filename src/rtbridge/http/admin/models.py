@@ -171,7 +171,10 @@ class BuyerPublic(_Public):
     id: str
     campaign: str
     destination: str
-    payout: float
+    payout: float = Field(description="paid to the publisher per converted call")
+    revenue: float | None = Field(
+        description="paid by the buyer per converted call; null: the same as payout"
+    )
     seconds: int
     concurrency: int | None
     daily_cap: int | None

@@ -171,7 +171,10 @@ _RTB_ITEM = _obj(
     status={"type": "string", "description": "as readers see it: an unclaimed reservation past "
             "its TTL is expired"},
     reason={**_NULL_STR, "description": "no-target only"}, caller_number=_NULL_STR,
-    inbound_number=_NULL_STR, payout=_NULL_NUM, seconds=_NULL_INT, expires_at=_NULL_TIME,
+    inbound_number=_NULL_STR,
+    payout_offered={**_NULL_NUM, "description": "to the publisher, if the call converts"},
+    revenue_offered={**_NULL_NUM, "description": "from the buyer, if the call converts"},
+    seconds=_NULL_INT, expires_at=_NULL_TIME,
     source_id=_NULL_STR, tags={"type": "object"},
 )  # fmt: skip
 _ATTEMPT_ITEM = _obj(
@@ -191,7 +194,11 @@ _CALL_ITEM = _obj(
     caller_number=_NULL_STR, via={"type": "string", "enum": ["sip", "pstn"]}, source=_NULL_STR,
     agent=_NULL_STR, invite_at=_TIME, answer_at=_NULL_TIME, end_at=_NULL_TIME,
     publisher_code=_NULL_INT, buyer_code=_NULL_INT, hangup_by=_NULL_STR, duration=_NULL_NUM,
-    converted={"type": ["boolean", "null"]}, payout=_NULL_NUM, status=_STR,
+    converted={"type": ["boolean", "null"]},
+    payout_earned={**_NULL_NUM, "description": "to the publisher: the offer if converted, else 0"},
+    revenue_earned={**_NULL_NUM, "description": "from the buyer: the offer if converted, else 0"},
+    margin_earned={**_NULL_NUM, "description": "revenue_earned - payout_earned"},
+    status=_STR,
     attempts={"type": "array", "items": _ATTEMPT_ITEM,
               "description": "every buyer dialled, in order (CSV: attempts, attempts_detail)"},
 )  # fmt: skip

@@ -146,10 +146,10 @@ async def remove_did(request: Request) -> Response:
 
 # -- buyers -----------------------------------------------------------------------------------
 
-BUYER_FIELDS = ("id", "destination", "payout", "seconds", "concurrency", "daily_cap",
+BUYER_FIELDS = ("id", "destination", "payout", "revenue", "seconds", "concurrency", "daily_cap",
                 "priority", "weight", "hours", "filters", "trunk", "srtp", "ring_timeout",
                 "connect_timeout")  # fmt: skip
-_NUMERIC = {"payout", "seconds", "concurrency", "daily_cap", "priority", "weight",
+_NUMERIC = {"payout", "revenue", "seconds", "concurrency", "daily_cap", "priority", "weight",
             "ring_timeout", "connect_timeout"}  # fmt: skip
 
 
