@@ -147,6 +147,31 @@ def test_check_counters_reports_then_repairs(db: str) -> None:
     assert run("check", "--counters", "--ip", "127.0.0.1", db=db).returncode == 2
 
 
+def test_check_rollups_reports_then_repairs(db: str) -> None:
+    from sqlalchemy import text
+
+    from rtbridge.storage.database import open_database
+
+    engine = open_database(db)
+    with engine.begin() as conn:  # figures no reservation backs
+        conn.execute(text("INSERT INTO rollup VALUES ('2026-01-02 03', 'pub-1', 'auto', 'acme', "
+                          "'', 2, 2, 0, 1, 1, 1, 125.5, 90, 90)"))  # fmt: skip
+    engine.dispose()
+    found = run("check", "--rollups", db=db)
+    assert found.returncode == 3, found.stderr
+    lines = found.stdout.splitlines()
+    assert lines[0].split() == ["HOUR", "PUBLISHER", "CAMPAIGN", "BUYER", "REASON", "FIGURE",
+                                "STORED", "RECOUNTED"]  # fmt: skip
+    assert lines[1].split() == ["2026-01-02", "03", "pub-1", "auto", "acme", "-", "pings", "2",
+                                "0"]  # fmt: skip
+    assert "8 figures of 1 rows differ (--repair rewrites them)" in found.stdout
+    repaired = run("check", "--rollups", "--repair", db=db)
+    assert repaired.returncode == 0 and "repaired 8 figures" in repaired.stdout
+    clean = run("check", "--rollups", db=db)
+    assert clean.returncode == 0 and clean.stdout.startswith("rollups: all 0 rows agree")
+    assert run("check", "--rollups", "--counters", db=db).returncode == 2
+
+
 def test_ips_add_overlap_needs_the_flag_and_check_warns(db: str) -> None:
     assert run("publishers", "add", "pub-3", db=db).returncode == 0
     assert run("ips", "add", "pub-1", "127.0.0.0/24", db=db).returncode == 0

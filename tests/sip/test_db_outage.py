@@ -24,6 +24,7 @@ from rtbridge.admin.apply import apply_file
 from rtbridge.storage.database import open_database
 from rtbridge.storage.engine import make_engine
 from rtbridge.storage.recount import check_counters
+from rtbridge.storage.rollup_recount import check_rollups
 from tests.conftest import SITE_KEY, write_config
 from tests.sip.rtp import RtpPeer
 from tests.sip.sipp import Sipp, hostport
@@ -210,6 +211,8 @@ def test_postgres_stop_and_start_under_load(cluster: postgres.Cluster, tmp_path:
         try:
             report = check_counters(engine)
             assert report.ok, report
+            rollups = check_rollups(engine)
+            assert rollups.differences == (), rollups
             with engine.connect() as conn:
                 open_calls = conn.exec_driver_sql(
                     "SELECT count(*) FROM reservation WHERE status IN ('claimed', 'connected')"

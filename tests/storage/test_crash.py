@@ -26,6 +26,7 @@ from sqlalchemy import Engine, text
 from rtbridge.admin.apply import apply_file
 from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
+from rtbridge.storage.rollup_recount import check_rollups
 from tests.conftest import ROOT, write_config
 from tests.sip.sipp import Sipp, hostport, sipp_binary
 from tests.support.allocation import over_allocations, peaks
@@ -260,6 +261,9 @@ def test_sigkill_mid_storm_and_mid_call_leaves_counters_exact(
     assert open_calls == 0
     report = check_counters(engine)
     assert report.differences == (), report
+    # the business figures too: each moved in its event's transaction (storage/rollups.py)
+    rollups = check_rollups(engine)
+    assert rollups.differences == () and rollups.compared > 0, rollups
     assert over_allocations(engine, TTL, CAPS) == []
     live, daily = peaks(engine, TTL, datetime.now(UTC))
     assert live["b1"] == CAPS["b1"][0] and max(n for (b, _), n in daily.items() if b == "b2") == 3
@@ -328,4 +332,5 @@ def test_sigkill_mid_call_bills_to_the_heartbeat_and_ends_both_legs(
     assert buy.requests("BYE")
     server.stop()
     assert check_counters(engine).differences == ()
+    assert check_rollups(engine).differences == ()  # billed to the heartbeat in both
     engine.dispose()

@@ -216,8 +216,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.counters:
         return _check_counters(args)
+    if args.rollups:
+        return _check_rollups(args)
     if args.repair:
-        raise InvalidInput("--repair: only with --counters")
+        raise InvalidInput("--repair: only with --counters or --rollups")
     password = _password(args, confirm=False) if args.username is not None else None
     with _engine(args) as engine:
         answer = check(
@@ -252,6 +254,30 @@ def _check_counters(args: argparse.Namespace) -> int:
         print(f"counters: repaired {len(rows)} of {report.compared}")
         return 0
     print(f"counters: {len(rows)} of {report.compared} differ (--repair rewrites them)")
+    return 3
+
+
+def _check_rollups(args: argparse.Namespace) -> int:
+    """The business figures against the reservations and calls: exit 0 when they agree
+    (or were repaired), 3 when some differ."""
+    from rtbridge.storage.rollup_recount import check_rollups
+
+    with _engine(args) as engine:
+        report = check_rollups(engine, repair=args.repair)
+    if not report.differences:
+        print(f"rollups: all {report.compared} rows agree with the reservations and calls")
+        return 0
+    rows = [
+        {"hour": d.key[0], "publisher": d.key[1], "campaign": d.key[2], "buyer": d.key[3] or "-",
+         "reason": d.key[4] or "-", "figure": d.measure, "stored": f"{d.stored:g}",
+         "recounted": f"{d.recounted:g}"}
+        for d in report.differences
+    ]  # fmt: skip
+    print(table(rows, list(rows[0])))
+    if report.repaired:
+        print(f"rollups: repaired {len(rows)} figures of {report.compared} rows")
+        return 0
+    print(f"rollups: {len(rows)} figures of {report.compared} rows differ (--repair rewrites them)")
     return 3
 
 
@@ -387,7 +413,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("publisher", help="the publisher the credential belongs to")
     p.add_argument("username", help="the SIP digest username")
 
-    check_help = "would this IP / credential be accepted? or: do the buyer counters agree?"
+    check_help = (
+        "would this IP / credential be accepted? or: do the buyer counters (or the rollups) agree?"
+    )
     p = sub.add_parser("check", parents=[common], help=check_help, description=check_help)
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--ip", help="a source address: which publisher would its calls be from?")
@@ -398,9 +426,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--counters", action="store_true",
         help="recount every buyer counter from the reservations and report differences",
     )  # fmt: skip
+    who.add_argument(
+        "--rollups", action="store_true",
+        help="recount the business figures (GET /admin/stats) from the reservations and calls",
+    )  # fmt: skip
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.add_argument(
-        "--repair", action="store_true", help="with --counters: rewrite those that differ"
+        "--repair",
+        action="store_true",
+        help="with --counters or --rollups: rewrite those that differ",
     )
     p.set_defaults(func=guarded(cmd_check))
 

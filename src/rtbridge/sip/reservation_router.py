@@ -477,7 +477,7 @@ class ReservationRouter:
 
     def _record(self, db: Db, tally: Tally, event: CallEvent) -> None:
         if event.kind == "answered" and event.answer_at is not None:
-            calls.mark_answered(db, uuid=event.reservation_uuid, at=event.answer_at,
+            calls.mark_answered(db, tally, uuid=event.reservation_uuid, at=event.answer_at,
                                 dialogs=event.dialogs)  # fmt: skip
         elif event.kind == "ended":
             calls.mark_ended(

@@ -24,6 +24,7 @@ from rtbridge.domain.selection import Chosen, choose_buyer
 from rtbridge.storage.catalog import BuyerInfo, Catalog
 from rtbridge.storage.counters import Tally, day_of
 from rtbridge.storage.reservations import capped_usage, record_event
+from rtbridge.storage.rollups import key_of
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.transactions import lock_campaign
 
@@ -93,8 +94,8 @@ def fail_over(
     if the call has attempts left (``tried``: the buyers dialled so far, this one included)."""
     with transaction(engine, write=True) as db:
         row = db.one(
-            "SELECT status, campaign_id, buyer_id, payout, tags, created_at FROM reservation "
-            "WHERE uuid = :u",
+            "SELECT status, reason, publisher_id, campaign_id, buyer_id, payout, tags, created_at "
+            "FROM reservation WHERE uuid = :u",
             {"u": uuid},
         )
         if row is None:
@@ -134,5 +135,8 @@ def fail_over(
         day = day_of(row["created_at"])
         tally.move(failed.buyer_id, day, -1, -1)
         tally.move(buyer.rule.id, day, 1, 1)
+        # its reservation and its call count for the buyer that has it now
+        tally.rollup.add(key_of(row), pings=-1, reserved=-1, calls=-1)
+        tally.rollup.add(key_of(row, buyer_id=buyer.rule.id), pings=1, reserved=1, calls=1)
         tally.flush()
     return FailedOver(buyer)

@@ -22,9 +22,12 @@ from rtbridge.storage.attempts import record as record_attempts
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import LIVE_ROWS, UNCLAIMED_ROWS
 from rtbridge.storage.reservations import record_event
+from rtbridge.storage.rollups import key_of
 from rtbridge.storage.sql import Db, transaction
 
 _CLAIMABLE = f"{UNCLAIMED_ROWS} AND expires_at > :now"
+# What a reservation's rollup key is made of (storage/rollups.py key_of)
+_KEY_COLUMNS = "status, reason, buyer_id, publisher_id, campaign_id, created_at"
 _CLOSE = (
     "UPDATE reservation SET status = :s, updated_at = :at "
     "WHERE uuid = :u AND status IN ('claimed', 'connected')"
@@ -111,7 +114,8 @@ def _claim(
         if cur.rowcount != 1:
             return _refusal(db, uuid, publisher_id, now)
         row = db.one(
-            "SELECT publisher_id, buyer_id, caller_number, tags, seconds, payout FROM reservation WHERE uuid = :u",
+            "SELECT publisher_id, campaign_id, buyer_id, caller_number, tags, seconds, payout, "
+            "status, reason, created_at FROM reservation WHERE uuid = :u",
             params,
         )
         assert row is not None
@@ -127,6 +131,9 @@ def _claim(
         ).rowcount
         if inserted != 1:
             raise _Fenced
+        tally = Tally(db)
+        tally.rollup.add(key_of(row), calls=1)
+        tally.flush()
     return Claimed(uuid, row["publisher_id"], row["buyer_id"], row["caller_number"],
                    db.read_js(row["tags"]) or {}, row["seconds"] or 0, row["payout"] or 0.0)  # fmt: skip
 
@@ -148,11 +155,13 @@ def answered(
     engine: Engine, *, uuid: str, at: datetime, dialogs: Mapping[str, Any] | None = None
 ) -> None:
     with transaction(engine, write=True) as db:
-        mark_answered(db, uuid=uuid, at=at, dialogs=dialogs)
+        tally = Tally(db)
+        mark_answered(db, tally, uuid=uuid, at=at, dialogs=dialogs)
+        tally.flush()
 
 
 def mark_answered(
-    db: Db, *, uuid: str, at: datetime, dialogs: Mapping[str, Any] | None = None
+    db: Db, tally: Tally, *, uuid: str, at: datetime, dialogs: Mapping[str, Any] | None = None
 ) -> None:
     """The buyer answered: ``connected``, with the answer time on the call record, and
     the legs' dialogs (``sip/dialogs.py``) that a recovery would end with a BYE."""
@@ -167,6 +176,9 @@ def mark_answered(
         {"u": uuid, "at": db.ts(at), "dialogs": db.js(dialogs) if dialogs else None},
     )
     record_event(db, uuid, st.CONNECTED, at, "buyer answered")
+    row = db.one(f"SELECT {_KEY_COLUMNS} FROM reservation WHERE uuid = :u", {"u": uuid})
+    if row is not None:
+        tally.rollup.add(key_of(row), answered=1)
 
 
 def ended(
@@ -195,8 +207,7 @@ def mark_ended(
     The buyer's counters move in ``tally``, which the caller flushes once per transaction
     (one fixed order of counter rows per transaction: no deadlocks between agents)."""
     row = db.one(
-        "SELECT seconds, payout, revenue, status, buyer_id, created_at FROM reservation "
-        "WHERE uuid = :u",
+        f"SELECT seconds, payout, revenue, {_KEY_COLUMNS} FROM reservation WHERE uuid = :u",
         {"u": uuid},
     )
     if row is None or row["status"] not in st.IN_CALL:
@@ -206,6 +217,7 @@ def mark_ended(
     if db.execute(_CLOSE, {"s": status, "at": db.ts(end_at), "u": uuid}).rowcount != 1:
         return  # closed by another transaction since the read
     tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
+    _count_end(tally, row, answered=answer_at is not None, duration=duration, converted=converted)
     record_attempts(db, uuid, attempts)
     db.execute(
         "UPDATE callrecord SET answer_at = :ans, end_at = :at, publisher_code = :pc, buyer_code = :bc, "
@@ -221,6 +233,19 @@ def mark_ended(
         else f"{status}: buyer {buyer_code} {detail}"
     )
     record_event(db, uuid, status, end_at, what.strip()[:256])
+
+
+def _count_end(
+    tally: Tally, reservation: Mapping[str, Any], *, answered: bool, duration: float,
+    converted: bool,
+) -> None:  # fmt: skip
+    """The end of a call in the rollups (storage/rollups.py)."""
+    earned = _earned(reservation, converted)
+    tally.rollup.add(
+        key_of(reservation), converted=int(converted),
+        talk_seconds=round(duration, 3) if answered else 0.0,
+        payout=earned["pay"], revenue=earned["rev"],
+    )  # fmt: skip
 
 
 def _earned(reservation: Mapping[str, Any], converted: bool) -> dict[str, float]:
@@ -248,6 +273,7 @@ def heartbeat(engine: Engine, *, agent: str, at: datetime) -> None:
 # reads a closed call.
 _OPEN_CALLS = (
     "SELECT r.uuid, r.status, r.buyer_id, r.created_at, r.seconds, r.payout, r.revenue, "
+    "r.publisher_id, r.campaign_id, r.reason, "
     "c.invite_at, c.answer_at, c.dialogs FROM callrecord c "
     "JOIN reservation r ON r.uuid = c.reservation_uuid "
     "WHERE c.agent = :agent AND c.end_at IS NULL AND r.status IN ('claimed', 'connected')"
@@ -272,6 +298,7 @@ def _close_as_fault(
     tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
     duration = (end_at - answer_at).total_seconds() if answer_at is not None else 0.0
     converted = answer_at is not None and duration >= (row["seconds"] or 0)
+    _count_end(tally, row, answered=answer_at is not None, duration=duration, converted=converted)
     db.execute(
         "UPDATE callrecord SET end_at = :at, hangup_by = 'fault', duration = :d, "
         "converted = :cv, payout = :pay, revenue = :rev, "

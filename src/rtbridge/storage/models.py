@@ -215,6 +215,27 @@ class BuyerDay(SQLModel, table=True):
     units: int
 
 
+class Rollup(SQLModel, table=True):
+    """The business per hour x publisher x campaign x buyer (x no-target reason), moved in
+    the transaction of each event (storage/rollups.py): what ``/admin/stats`` and the
+    console's dashboard read, never the reservations themselves."""
+
+    hour: str = Field(primary_key=True, max_length=13)  # "YYYY-MM-DD HH" UTC, of the ping
+    publisher_id: str = Field(primary_key=True, max_length=64)
+    campaign_id: str = Field(primary_key=True, max_length=64)
+    buyer_id: str = Field(primary_key=True, max_length=64)  # "" for no-target pings
+    reason: str = Field(primary_key=True, max_length=64)  # no-target's reason, else ""
+    pings: int = 0
+    reserved: int = 0
+    no_target: int = 0
+    calls: int = 0
+    answered: int = 0
+    converted: int = 0
+    talk_seconds: float = 0.0  # of answered calls
+    payout: float = 0.0  # earned by publishers
+    revenue: float = 0.0  # earned from buyers
+
+
 class ReservationEvent(SQLModel, table=True):
     """Status history: one row per transition, with what caused it. Written in the
     transaction of the transition, so it is also the webhooks' outbox (webhooks/outbox.py)."""

@@ -281,6 +281,8 @@ class Reservations:
         trip = Trip(db)  # and the second: the rows, the counter moves and the commit
         if batch.inserts:
             _INSERT.add(trip, batch.inserts)
+            for row in batch.inserts:
+                tally.rollup.pinged(row)
         tally.flush(trip)
         trip.commit()
         yield trip

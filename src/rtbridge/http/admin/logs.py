@@ -51,7 +51,7 @@ CALL_PARAMS = ("publisher", "campaign", "buyer", "status", "converted", "hangup_
                *COMMON)  # fmt: skip
 
 
-class _Query:
+class Query:
     """The query string read once, every problem collected with its parameter's name."""
 
     def __init__(self, request: Request, known: tuple[str, ...]) -> None:
@@ -83,7 +83,7 @@ class _Query:
             raise InvalidInput("; ".join(self.errors))
 
 
-def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value not in choices:
             raise f.FieldError(f"one of {', '.join(choices)}")
@@ -104,7 +104,7 @@ def _uuid(value: str) -> str:
     return value.lower()
 
 
-def _time(value: str) -> datetime:
+def query_time(value: str) -> datetime:
     return f.timestamp(_SPACED_OFFSET.sub(r"\1+\2", value))
 
 
@@ -171,35 +171,35 @@ def _rtb_key(key: str) -> str:
 # -- answers ----------------------------------------------------------------------------------
 
 
-def _wants_csv(request: Request, q: _Query) -> bool:
-    chosen = q.read("format", _one_of(FORMATS))
+def wants_csv(request: Request, q: Query) -> bool:
+    chosen = q.read("format", one_of(FORMATS))
     if chosen is not None:
         return chosen == "csv"
     accept = request.headers.get("accept", "")
     return any(part.split(";")[0].strip().lower() == "text/csv" for part in accept.split(","))
 
 
-def _limit(q: _Query) -> int:
+def _limit(q: Query) -> int:
     return q.read("limit", _integer(1, listings.MAX_PAGE)) or DEFAULT_LIMIT
 
 
 async def list_rtbs(request: Request) -> Response:
-    q = _Query(request, RTB_PARAMS)
+    q = Query(request, RTB_PARAMS)
     filters = {
         "publisher": q.read("publisher", f.identifier),
         "campaign": q.read("campaign", f.identifier),
         "buyer": q.read("buyer", f.identifier),
         "key_id": q.read("key", _token),
-        "status": q.read("status", _one_of(RTB_STATUSES)),
+        "status": q.read("status", one_of(RTB_STATUSES)),
         "reason": q.read("reason", _token),
         "caller_number": q.read("caller_number", _caller),
         "uuid": q.read("uuid", _uuid),
-        "since": q.read("since", _time),
-        "until": q.read("until", _time),
+        "since": q.read("since", query_time),
+        "until": q.read("until", query_time),
         "now": service.app_state(request).reservations.clock(),
     }
     before = q.read("cursor", _cursor_key("rtbs", _rtb_key))
-    limit, csv = _limit(q), _wants_csv(request, q)
+    limit, csv = _limit(q), wants_csv(request, q)
     q.done()
     if csv:
         pages = service.pages(request, listings.rtb_log, before=before, **filters)
@@ -210,24 +210,24 @@ async def list_rtbs(request: Request) -> Response:
 
 
 async def list_calls(request: Request) -> Response:
-    q = _Query(request, CALL_PARAMS)
+    q = Query(request, CALL_PARAMS)
     filters = {
         "publisher": q.read("publisher", f.identifier),
         "campaign": q.read("campaign", f.identifier),
         "buyer": q.read("buyer", f.identifier),
-        "status": q.read("status", _one_of(CALL_STATUSES)),
+        "status": q.read("status", one_of(CALL_STATUSES)),
         "converted": q.read("converted", _converted),
         "hangup_by": q.read("hangup_by", _token),
         "publisher_code": q.read("publisher_code", _integer(100, 699)),
         "buyer_code": q.read("buyer_code", _integer(100, 699)),
         "min_duration": q.read("min_duration", _duration),
-        "via": q.read("via", _one_of(VIA)),
+        "via": q.read("via", one_of(VIA)),
         "uuid": q.read("uuid", _uuid),
-        "since": q.read("since", _time),
-        "until": q.read("until", _time),
+        "since": q.read("since", query_time),
+        "until": q.read("until", query_time),
     }
     before = q.read("cursor", _cursor_key("calls", _call_id))
-    limit, csv = _limit(q), _wants_csv(request, q)
+    limit, csv = _limit(q), wants_csv(request, q)
     q.done()
     if csv:
         pages = service.pages(request, listings.call_log, before=before, **filters)

@@ -17,6 +17,8 @@ from rtbridge.config.schema import BuyerSpec, Campaign, IpSpec, PublisherSpec, T
 from rtbridge.domain.failover import AttemptKind
 from rtbridge.http.admin import models as m
 from rtbridge.http.openapi import Found, component_schemas, resolve
+from rtbridge.storage.rollups import COUNTS
+from rtbridge.storage.stats import FIGURES
 from rtbridge.webhooks import events
 
 _S = dict[str, Any]
@@ -201,6 +203,32 @@ _CALL_ITEM = _obj(
     status=_STR,
     attempts={"type": "array", "items": _ATTEMPT_ITEM,
               "description": "every buyer dialled, in order (CSV: attempts, attempts_detail)"},
+)  # fmt: skip
+
+
+_FIGURES = _obj(
+    list(FIGURES),
+    **{name: _INT for name in COUNTS},
+    talk_seconds={**_NUM, "description": "of answered calls that ended"},
+    payout={**_NUM, "description": "earned by publishers (converted calls)"},
+    revenue={**_NUM, "description": "earned from buyers (converted calls)"},
+    margin={**_NUM, "description": "revenue - payout"},
+)
+_STATS = _op(
+    "The business in figures, from the rollups kept as events happen: per hour of the ping, "
+    "summed by group_by, with totals",
+    params=[
+        _q("group_by", "comma-separated, of hour, day, publisher, campaign, buyer, reason "
+           "(default day)"),
+        _q("since", "ISO 8601 time with an offset: the hours overlapping [since, until)"),
+        _q("until", "ISO 8601 time with an offset, exclusive"),
+        _q("publisher", "publisher id"), _q("campaign", "campaign id"), _q("buyer", "buyer id"),
+        _qs("format", {"type": "string", "enum": ["json", "csv"]},
+            "csv (or Accept: text/csv): the rows, then a total row"),
+    ],
+    answer=_obj(["rows", "totals"], rows={"type": "array", "items": {
+        "type": "object", "description": "the group_by keys (hour as ...T..:00:00Z, day as "
+        "YYYY-MM-DD; buyer and reason null for none), then the figures"}}, totals=_FIGURES),
 )  # fmt: skip
 
 
@@ -447,6 +475,7 @@ OPERATIONS: dict[str, dict[str, _S]] = {
             ],
         )
     },
+    "/admin/stats": {"get": _STATS},
     "/admin/webhooks": {
         "get": _op("List webhooks (never their secrets)", answer=m.WebhookList),
         "post": _op(

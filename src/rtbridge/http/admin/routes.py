@@ -21,6 +21,7 @@ from rtbridge.config.schema import read_field
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.http import handlers as service
 from rtbridge.http.admin import logs as admin_logs
+from rtbridge.http.admin import stats as admin_stats
 from rtbridge.http.admin.openapi import openapi_document
 from rtbridge.http.bodies import admin_body
 from rtbridge.http.responses import json_response
@@ -389,6 +390,7 @@ routes: list[BaseRoute] = [
     Route("/export/kamailio-permissions", export_kamailio, methods=["GET"]),
     Route("/rtbs", admin_logs.list_rtbs, methods=["GET"]),
     Route("/calls", admin_logs.list_calls, methods=["GET"]),
+    Route("/stats", admin_stats.get_stats, methods=["GET"]),
     Route("/webhooks", list_webhooks, methods=["GET"]),
     Route("/webhooks", create_webhook, methods=["POST"]),
     Route("/webhooks/{webhook}", get_webhook, methods=["GET"]),

@@ -1,4 +1,4 @@
-"""Buyers' revenue beside their payout: what the buyer pays, against what the publisher is paid
+"""Money and rollups: buyers' revenue beside their payout, and the business per hour
 
 Revision ID: 0016
 Revises: 0014
@@ -12,12 +12,17 @@ earned (the reservation's revenue on conversion, else 0), like ``callrecord.payo
 
 Rows written before this revision are not rewritten (a site's reservation table may hold
 millions): their NULL revenue reads as their payout (``domain/money.py``).
+
+``rollup``: pings, reservations, calls and money per hour x publisher x campaign x buyer x
+no-target reason (``storage/rollups.py``), moved by every event from now on. It starts
+empty: ``rtbridge check --rollups --repair`` fills it from the rows already there.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlmodel.sql.sqltypes import AutoString
 
 revision = "0016"
 down_revision = "0014"
@@ -25,15 +30,29 @@ branch_labels = None
 depends_on = None
 
 _TABLES = ("buyer", "reservation", "callrecord")
+_COUNTS = ("pings", "reserved", "no_target", "calls", "answered", "converted")
+_SUMS = ("talk_seconds", "payout", "revenue")
 
 
 def upgrade() -> None:
     for table in _TABLES:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("revenue", sa.Float(), nullable=True))
+    op.create_table(
+        "rollup",
+        sa.Column("hour", AutoString(length=13), nullable=False),
+        sa.Column("publisher_id", AutoString(length=64), nullable=False),
+        sa.Column("campaign_id", AutoString(length=64), nullable=False),
+        sa.Column("buyer_id", AutoString(length=64), nullable=False),
+        sa.Column("reason", AutoString(length=64), nullable=False),
+        *(sa.Column(name, sa.Integer(), nullable=False) for name in _COUNTS),
+        *(sa.Column(name, sa.Float(), nullable=False) for name in _SUMS),
+        sa.PrimaryKeyConstraint("hour", "publisher_id", "campaign_id", "buyer_id", "reason"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("rollup")
     for table in reversed(_TABLES):
         with op.batch_alter_table(table) as batch:
             batch.drop_column("revenue")

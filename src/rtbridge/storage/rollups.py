@@ -1,0 +1,94 @@
+"""The business in figures (SPEC §3.8): pings, reservations, calls and money per hour x
+publisher x campaign x buyer, kept in ``rollup`` as events happen, never by scanning.
+
+**Where each figure moves**, always in the transaction of the event, so a crash can lose
+neither the event nor its figure (and ``rtbridge check --rollups`` recounts them from the
+rows): a ping batch adds ``pings`` and ``reserved`` or ``no_target`` (the reason is part of
+the key); a claim adds ``calls``; a failover moves the ping, ``reserved`` and ``calls`` to
+the new buyer; the buyer's answer adds ``answered``; the end of the call adds
+``converted``, ``talk_seconds`` (answered calls), and what it earned: ``payout`` and
+``revenue``.
+
+**Whose hour:** every figure counts in the hour of its ping (the reservation's
+``created_at``, UTC): a call lives within its reservation's TTL, and one key per
+reservation is what makes the figures recountable from the rows with one ``GROUP BY``.
+A ping answered from the ping shield made no reservation and is not counted again.
+
+**Order of writes:** the moves of one transaction are summed by key and written by one
+statement in key order, through the transaction's :class:`~rtbridge.storage.counters.Tally`,
+before its counter moves: every transaction takes these rows, then the counters' rows, in
+one order (no deadlock between PostgreSQL transactions)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from rtbridge.domain import lifecycle as st
+from rtbridge.storage.trips import BulkInsert, Trip
+
+MEASURES = ("pings", "reserved", "no_target", "calls", "answered", "converted",
+            "talk_seconds", "payout", "revenue")  # fmt: skip
+COUNTS = MEASURES[:6]  # integers; the others are sums of seconds and money
+KEYS = ("hour", "publisher_id", "campaign_id", "buyer_id", "reason")
+Key = tuple[str, str, str, str, str]
+_CHUNK = 1000  # rows per statement: 14 parameters each
+
+_UPSERT = BulkInsert(
+    "rollup",
+    [*((k, k) for k in KEYS), *((m, m) for m in MEASURES)],
+    f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET "
+    + ", ".join(f"{m} = rollup.{m} + excluded.{m}" for m in MEASURES),
+)
+
+
+def hour_of(at: datetime | str) -> str:
+    """``YYYY-MM-DD HH`` (UTC) of a reservation created at ``at``; SQLite hands back its UTC
+    text, which starts with it."""
+    if isinstance(at, str):
+        return at[:13]
+    return (at.astimezone(UTC) if at.utcoffset() else at).strftime("%Y-%m-%d %H")
+
+
+def key_of(reservation: Mapping[str, Any], *, buyer_id: str | None = None) -> Key:
+    """The rollup key of a reservation row (``created_at``, ``publisher_id``,
+    ``campaign_id``, ``buyer_id``, ``status``, ``reason``); ``buyer_id`` overrides its own."""
+    no_target = reservation["status"] == st.NO_TARGET
+    return (
+        hour_of(reservation["created_at"]),
+        reservation["publisher_id"],
+        reservation["campaign_id"],
+        (buyer_id or reservation["buyer_id"] or "") if not no_target else "",
+        (reservation["reason"] or "") if no_target else "",
+    )
+
+
+class Moves:
+    """One transaction's moves of the rollups, summed by key until :meth:`flush`."""
+
+    def __init__(self) -> None:
+        self._moves: dict[Key, dict[str, float]] = {}
+
+    def add(self, key: Key, **measures: float) -> None:
+        moved = self._moves.get(key)
+        if moved is None:
+            moved = self._moves[key] = dict.fromkeys(MEASURES, 0)
+        for name, n in measures.items():
+            moved[name] += n
+
+    def pinged(self, reservation: Mapping[str, Any]) -> None:
+        """A reservation a ping made (``no-target`` ones included)."""
+        made = "no_target" if reservation["status"] == st.NO_TARGET else "reserved"
+        self.add(key_of(reservation), pings=1, **{made: 1})
+
+    def flush(self, trip: Trip) -> None:
+        """Add the moves to ``trip``, in key order: one statement (a repair's many rows go in
+        statements of :data:`_CHUNK`, under PostgreSQL's limit of parameters)."""
+        rows = [
+            {**dict(zip(KEYS, key, strict=True)), **moved}
+            for key, moved in sorted(self._moves.items())
+        ]
+        for start in range(0, len(rows), _CHUNK):
+            _UPSERT.add(trip, rows[start : start + _CHUNK])
+        self._moves.clear()
