@@ -16,15 +16,19 @@ their servers, ``sizes`` compares its three table sizes with one another.
   PostgreSQL (each on a database of its own in the cluster) and on SQLite.
 - ``sizes``: the capped configuration on SQLite with 10^2, 10^4 and 10^6 reservations
   already in the table (1% live, the rest history over 30 days), written by bulk SQL.
+- ``rollups``: the capped configuration on SQLite, this tree against the code of
+  ``--rollups-baseline`` (the last revision without the business rollups of issue 20, its
+  ``src`` unpacked by ``git archive``), each on a database made by its own code.
 
     .venv/bin/python bench/api.py [--seconds 6] [--connections 16] [--trials 3]
-                                  [--groups main,postgres,sizes] [--goal-... N]
+                                  [--groups main,postgres,sizes,rollups] [--goal-... N]
 
 Goals (issues 8 and 22, at 16 connections): capped >= 0.9x uncapped; capped >= 0.5x bare
 with p99 <= 10 ms; the same rate within 10% across table sizes. The at-cap server is held
 to the capped bar (>= 0.5x bare, p99 <= 10 ms). PostgreSQL >= 0.8x SQLite with p99 <= 10
 ms; 2 workers on PostgreSQL >= 1.7x one, judged on 4 cores or more only (on fewer, the
-workers, PostgreSQL and wrk share them: the figure is printed and noted).
+workers, PostgreSQL and wrk share them: the figure is printed and noted). Issue 20: with
+rollups >= 0.95x without, and the rollups equal their recount afterwards.
 
 Checks of the workload: no wrk error or non-2xx answer on any server; every request
 counted by wrk wrote its row (reserved, or no-target at cap, nothing else); the buyer
@@ -60,6 +64,7 @@ from bench.verdict import NOT_JUDGED, Verdict, refuse  # noqa: E402
 from rtbridge.admin.apply import apply_file  # noqa: E402
 from rtbridge.storage.database import open_database  # noqa: E402
 from rtbridge.storage.recount import check_counters  # noqa: E402
+from rtbridge.storage.rollup_recount import check_rollups  # noqa: E402
 from tests.support import postgres  # noqa: E402
 from tests.support.keys import key_id  # noqa: E402
 from tests.support.net import free_port, wait_for_port  # noqa: E402
@@ -200,6 +205,26 @@ def bare_server() -> tuple[list[str], dict[str, str]]:
     return argv, {**os.environ, "PYTHONPATH": str(ROOT / "bench")}
 
 
+def tree_at(rev: str, work: Path) -> Path:
+    """The project's ``src`` as it was at git revision ``rev``, unpacked under ``work``: a
+    server of that revision is the baseline of a change (``rollups`` group)."""
+    tree = work / f"tree-{rev}"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "src"],
+                             check=True, capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree / "src"
+
+
+def database_at(src: Path, url: str, caps: str, work: Path) -> Engine:
+    """Like :func:`database`, by the code in ``src`` (its schema, not this tree's)."""
+    path = work / f"bench-{abs(hash((url, caps, str(src))))}.toml"
+    path.write_text(config(caps))
+    subprocess.run([sys.executable, "-m", "rtbridge", "apply", "--db", url, str(path)],
+                   env={**os.environ, "PYTHONPATH": str(src)}, check=True, capture_output=True)  # fmt: skip
+    return create_engine(url)
+
+
 def another_database(url: str) -> str:
     """A second, empty database in the cluster of ``url``: its URL."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
@@ -306,6 +331,7 @@ class Site:
     engine: Engine
     refuses: bool = False
     workers: int = 1  # rtbridge serve --workers
+    src: Path | None = None  # the code it runs, when not this tree's (a baseline revision)
     before: tuple[int, int, int] = (0, 0, 0)
     started: float = 0.0
 
@@ -371,7 +397,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--trials", type=int, default=3, help="alternating runs of each server")
     parser.add_argument("--wrk-threads", type=int, default=1)
-    parser.add_argument("--groups", default="main,postgres,sizes")
+    parser.add_argument("--groups", default="main,postgres,sizes,rollups")
+    parser.add_argument("--rollups-baseline", default="6ec0b35", metavar="REV",
+                        help="the git revision without rollups the rollups group compares with")  # fmt: skip
     goals = parser.add_argument_group("goals (issues 8 and 22)")
     goals.add_argument("--goal-vs-uncapped", type=float, default=0.9, metavar="RATIO",
                        help="capped / uncapped req/s, at least")  # fmt: skip
@@ -384,6 +412,8 @@ def main() -> int:
     goals.add_argument("--goal-workers", type=float, default=1.7, metavar="RATIO",
                        help="PostgreSQL with 2 workers / 1 worker req/s, at least (judged on "
                        ">= 4 cores)")  # fmt: skip
+    goals.add_argument("--goal-rollups", type=float, default=0.95, metavar="RATIO",
+                       help="with rollups / without (issue 20) req/s, at least")  # fmt: skip
     goals.add_argument("--goal-size-spread", type=float, default=0.10, metavar="SHARE",
                        help="spread of req/s across table sizes, at most")  # fmt: skip
     args = parser.parse_args()
@@ -409,7 +439,10 @@ def main() -> int:
             urls = {bare_name: base} if bare else {}
             for site in sites:
                 url = site.engine.url.render_as_string(hide_password=False)
-                urls[site.name] = servers.enter_context(server(*rtbridge_server(url, site.workers)))
+                argv, env = rtbridge_server(url, site.workers)
+                if site.src is not None:
+                    env["PYTHONPATH"] = str(site.src)
+                urls[site.name] = servers.enter_context(server(argv, env))
             warm_up(wrk, urls)
             for site in sites:
                 site.start()
@@ -499,9 +532,23 @@ def main() -> int:
             verdict.goal("sizes: spread of req/s across 10^2, 10^4, 10^6 rows",
                          spread <= args.goal_size_spread,
                          f"{spread:.1%} (goal <= {args.goal_size_spread:.0%})")  # fmt: skip
+        if "rollups" in groups:
+            src = tree_at(args.rollups_baseline, work)
+            now = Site("with rollups", database(f"sqlite:///{work / 'rollups.db'}", CAPS, work))
+            before = Site(f"without ({args.rollups_baseline})",
+                          database_at(src, f"sqlite:///{work / 'no-rollups.db'}", CAPS, work),
+                          src=src)  # fmt: skip
+            results = run_group("rollups", "SQLite, capped: with rollups and without",
+                                [now, before], args.trials, bare=False)  # fmt: skip
+            ratio_goal(verdict, "rollups: with / without",
+                       median_rps(results[now.name]) / median_rps(results[before.name]),
+                       args.goal_rollups)  # fmt: skip
+            report = check_rollups(now.engine)
+            verdict.check("rollups: the figures equal their recount", report.differences == (),
+                          f"{len(report.differences)} differ")  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
     code = verdict.report()
-    return code if groups & {"main", "postgres", "sizes"} else NOT_JUDGED
+    return code if groups & {"main", "postgres", "sizes", "rollups"} else NOT_JUDGED
 
 
 if __name__ == "__main__":
