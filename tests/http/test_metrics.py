@@ -78,6 +78,33 @@ def test_live_reservations_and_answers_count_real_pings(make_client: ClientFacto
     assert metrics.value("rtbridge_reservations_total", status="reserved", ping_shield="false") == 1
 
 
+def test_money_earned_counts_the_calls_this_process_ended(
+    make_client: ClientFactory, sqlite_url: str
+) -> None:
+    from datetime import timedelta
+
+    from rtbridge.storage import calls
+    from rtbridge.timestamps import utcnow
+
+    client = make_client(one_buyer_config(buyer="revenue = 15.0"))
+    labels = {"campaign": "c1", "buyer": "b1"}
+    names = ("rtbridge_calls_converted_total", "rtbridge_payout_earned_total",
+             "rtbridge_revenue_earned_total")  # fmt: skip
+    before = [scrape(client).value(name, **labels) or 0 for name in names]
+    engine = open_database(sqlite_url)
+    for talked in (90, 5):  # one call converts (60 s), one does not
+        uuid = client.post("/rtbs.json", data={"key": KEY_OPEN}).json()["uuid"]
+        calls.claim(engine, uuid=uuid, publisher_id="p1", now=utcnow(), agent="a", source="t")
+        now = utcnow()
+        calls.answered(engine, uuid=uuid, at=now)
+        calls.ended(engine, uuid=uuid, answer_at=now, end_at=now + timedelta(seconds=talked),
+                    publisher_code=200, buyer_code=200, hangup_by="publisher",
+                    duration=talked)  # fmt: skip
+    engine.dispose()
+    after = [scrape(client).value(name, **labels) for name in names]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 12.5, 15.0]  # type: ignore[operator]
+
+
 def test_ping_latency_histogram_counts_each_outcome(make_client: ClientFactory) -> None:
     client = make_client(one_buyer_config(buyer="concurrency = 1"))
     outcomes = [

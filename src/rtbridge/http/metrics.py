@@ -47,6 +47,7 @@ from rtbridge.sip.auth.access import POLICY_CAUSES
 from rtbridge.sip.auth.authenticator import CAUSES
 from rtbridge.sip.status import AgentStatus
 from rtbridge.storage.reservations import LIVE
+from rtbridge.storage.rollups import EARNED
 from rtbridge.storage.sql import transaction
 from rtbridge.timestamps import utcnow
 from rtbridge.webhooks.outbox import pending_count as pending_deliveries
@@ -107,6 +108,7 @@ def own_families(state: AppState) -> Iterator[Metric]:
         yield from takeover_families(state.peers.takeovers, state.peers.calls_closed)
     if state.webhooks is not None:
         yield from webhook_families(state.webhooks.stats, pending_deliveries(state.engine))
+    yield from earned_families(EARNED.snapshot())
 
 
 def families_json(families: Iterable[Metric]) -> list[list[Any]]:
@@ -326,3 +328,23 @@ def webhook_families(stats: Stats, pending: int) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "rtbridge_webhook_pending", "Deliveries waiting for a 2xx (all senders).", value=pending
     )
+
+
+def earned_families(
+    earned: Mapping[tuple[str, str], tuple[float, float, float]],
+) -> Iterator[Metric]:
+    """What the calls this process ended earned, by campaign and buyer (labels bounded by
+    the catalog): the counters of the business figures (``GET /admin/stats`` has them
+    site-wide, by hour)."""
+    families = (
+        CounterMetricFamily("rtbridge_calls_converted", "Calls that converted (lasted the "
+                            "buyer's seconds).", labels=["campaign", "buyer"]),
+        CounterMetricFamily("rtbridge_payout_earned", "Payout earned by publishers "
+                            "(converted calls).", labels=["campaign", "buyer"]),
+        CounterMetricFamily("rtbridge_revenue_earned", "Revenue earned from buyers "
+                            "(converted calls).", labels=["campaign", "buyer"]),
+    )  # fmt: skip
+    for (campaign, buyer), figures in sorted(earned.items()):
+        for family, value in zip(families, figures, strict=True):
+            family.add_metric([campaign, buyer], value)
+    yield from families

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -22,7 +23,7 @@ from rtbridge.storage.attempts import record as record_attempts
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import LIVE_ROWS, UNCLAIMED_ROWS
 from rtbridge.storage.reservations import record_event
-from rtbridge.storage.rollups import key_of
+from rtbridge.storage.rollups import EARNED, key_of
 from rtbridge.storage.sql import Db, transaction
 
 _CLAIMABLE = f"{UNCLAIMED_ROWS} AND expires_at > :now"
@@ -241,11 +242,14 @@ def _count_end(
 ) -> None:  # fmt: skip
     """The end of a call in the rollups (storage/rollups.py)."""
     earned = _earned(reservation, converted)
+    key = key_of(reservation)
     tally.rollup.add(
-        key_of(reservation), converted=int(converted),
-        talk_seconds=round(duration, 3) if answered else 0.0,
+        key, converted=int(converted), talk_seconds=round(duration, 3) if answered else 0.0,
         payout=earned["pay"], revenue=earned["rev"],
     )  # fmt: skip
+    tally.db.committed.append(
+        partial(EARNED.add, key[2], key[3], int(converted), earned["pay"], earned["rev"])
+    )
 
 
 def _earned(reservation: Mapping[str, Any], converted: bool) -> dict[str, float]:

@@ -21,6 +21,7 @@ one order (no deadlock between PostgreSQL transactions)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -92,3 +93,29 @@ class Moves:
         for start in range(0, len(rows), _CHUNK):
             _UPSERT.add(trip, rows[start : start + _CHUNK])
         self._moves.clear()
+
+
+class Earned:
+    """What the calls this process ended earned, by (campaign, buyer), since it started:
+    the ``rtbridge_*_earned_total`` counters of ``/metrics``, each process its own (it counts
+    what it committed; Prometheus adds the processes up). Written by whichever thread
+    ends a call, read by the scrape."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by: dict[tuple[str, str], list[float]] = {}
+
+    def add(self, campaign: str, buyer: str, converted: int, payout: float, revenue: float) -> None:
+        with self._lock:
+            figures = self._by.setdefault((campaign, buyer), [0, 0.0, 0.0])
+            figures[0] += converted
+            figures[1] += payout
+            figures[2] += revenue
+
+    def snapshot(self) -> dict[tuple[str, str], tuple[float, float, float]]:
+        """(converted, payout, revenue) by (campaign, buyer)."""
+        with self._lock:
+            return {key: (c, p, r) for key, (c, p, r) in self._by.items()}
+
+
+EARNED = Earned()

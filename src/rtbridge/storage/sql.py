@@ -12,7 +12,7 @@ import json
 import re
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -54,6 +54,7 @@ class Db:
         self.sqlite = dialect == "sqlite"
         self.cursor = raw.cursor()
         self.broken = False  # a Trip was interrupted: the connection cannot be used again
+        self.committed: list[Callable[[], None]] = []  # run once the transaction commits
 
     # Values in and out --------------------------------------------------------------------
     def ts(self, value: datetime | None) -> Any:
@@ -172,6 +173,8 @@ def _transaction(engine: Engine, *, write: bool) -> Iterator[Db]:
             raise
         else:
             db.raw.commit()
+            for then in db.committed:
+                then()
         finally:
             # A Trip began this transaction itself, in autocommit: the connection goes
             # back to the pool as it was lent (a dead one is thrown away below instead).
