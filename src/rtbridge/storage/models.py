@@ -381,6 +381,8 @@ class WebhookDelivery(SQLModel, table=True):
         # what the sender claims: pending deliveries by due time
         _partial("ix_webhookdelivery_due", "next_at", where="status = 'pending'"),
         Index("ix_webhookdelivery_webhook", "webhook_id", "created_at"),
+        # a reservation's deliveries: its story (storage/story.py)
+        Index("ix_webhookdelivery_reservation", "reservation_uuid"),
     )
     id: str = Field(primary_key=True, max_length=36)  # uuid7: the webhook-id header
     webhook_id: int

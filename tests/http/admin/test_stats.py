@@ -72,3 +72,35 @@ def test_bad_parameters_are_named_and_nothing_is_read(admin: TestClient) -> None
 
 def test_stats_need_an_admin_token(client: TestClient) -> None:
     assert client.get("/admin/stats").status_code == 401
+
+
+def test_a_reservations_whole_story(admin: TestClient, sqlite_url: str) -> None:
+    """The ping, the history, the call with its attempts, in one answer; unknown and
+    malformed uuids are told apart."""
+    from datetime import timedelta
+
+    from rtbridge.storage import calls
+    from rtbridge.storage.database import open_database
+    from rtbridge.timestamps import utcnow
+
+    uuid = _ping(admin, "+12025550142")["uuid"]
+    engine = open_database(sqlite_url)
+    calls.claim(engine, uuid=uuid, publisher_id="pub-1", now=utcnow(), agent="a", source="t")
+    now = utcnow()
+    calls.answered(engine, uuid=uuid, at=now)
+    calls.ended(engine, uuid=uuid, answer_at=now, end_at=now + timedelta(seconds=200),
+                publisher_code=200, buyer_code=200, hangup_by="buyer", duration=200)  # fmt: skip
+    engine.dispose()
+    answer = admin.get(f"/admin/rtbs/{uuid}")
+    assert answer.status_code == 200, answer.text
+    story = answer.json()
+    assert story["reservation"]["uuid"] == uuid and story["reservation"]["status"] == "completed"
+    assert story["reservation"]["caller_number"] == "+12025550142"
+    assert [h["status"] for h in story["history"]] == ["pinged", "claimed", "connected",
+                                                       "completed"]  # fmt: skip
+    assert story["history"][0]["detail"].startswith("reserved ")
+    assert story["call"]["converted"] is True and story["call"]["payout_earned"] == 90.0
+    assert story["webhooks"] == [] and story["audit"] == []
+    missing = admin.get("/admin/rtbs/00000000-0000-7000-8000-000000000000")
+    assert missing.status_code == 404 and "no reservation" in missing.json()["error"]
+    assert admin.get("/admin/rtbs/not-a-uuid").status_code == 422

@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from rtbridge.config import fields as f
 from rtbridge.domain import lifecycle as st
-from rtbridge.domain.errors import InvalidInput
+from rtbridge.domain.errors import InvalidInput, NotFound
 from rtbridge.domain.numbers import normalise_e164
 from rtbridge.http import csvfile
 from rtbridge.http import handlers as service
@@ -30,6 +30,7 @@ from rtbridge.http.bodies import boolean
 from rtbridge.http.responses import json_response
 from rtbridge.numerals import as_int, int_or_text
 from rtbridge.storage import listings
+from rtbridge.storage.story import story
 
 T = TypeVar("T")
 
@@ -235,3 +236,16 @@ async def list_calls(request: Request) -> Response:
     page = await service.read(request, listings.call_log, **filters, before=before, limit=limit)
     cursor = _cursor("calls", page.next_before) if page.next_before is not None else None
     return json_response({"items": page.rows, "next": cursor})
+
+
+async def get_rtb(request: Request) -> Response:
+    """One reservation's whole story (``storage/story.py``); 404 for an unknown uuid."""
+    try:
+        uuid = _uuid(request.path_params["uuid"])
+    except f.FieldError as exc:
+        raise InvalidInput(f"uuid: {exc}") from None
+    now = service.app_state(request).reservations.clock()
+    found = await service.read(request, story, uuid, now=now)
+    if found is None:
+        raise NotFound(f"no reservation {uuid}")
+    return json_response(found)

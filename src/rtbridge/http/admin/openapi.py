@@ -475,6 +475,29 @@ OPERATIONS: dict[str, dict[str, _S]] = {
             ],
         )
     },
+    "/admin/rtbs/{uuid}": {
+        "get": _op(
+            "A reservation's whole story: the ping, its status history, the call and every buyer "
+            "dialled, the webhook deliveries it caused, the admin actions that touched it",
+            answer=_obj(
+                ["reservation", "history", "call", "webhooks", "audit"],
+                reservation=_RTB_ITEM,
+                history={
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "oldest first: the ping (status pinged), then each "
+                    "change, and failed buyer attempts between them",
+                },
+                call={"oneOf": [_CALL_ITEM, {"type": "null"}]},
+                webhooks={
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "deliveries: webhook, event, status, attempts, codes",
+                },
+                audit={"type": "array", "items": {"type": "object"}},
+            ),
+        )
+    },
     "/admin/stats": {"get": _STATS},
     "/admin/webhooks": {
         "get": _op("List webhooks (never their secrets)", answer=m.WebhookList),

@@ -389,6 +389,7 @@ routes: list[BaseRoute] = [
     Route("/audit", list_audit, methods=["GET"]),
     Route("/export/kamailio-permissions", export_kamailio, methods=["GET"]),
     Route("/rtbs", admin_logs.list_rtbs, methods=["GET"]),
+    Route("/rtbs/{uuid}", admin_logs.get_rtb, methods=["GET"]),
     Route("/calls", admin_logs.list_calls, methods=["GET"]),
     Route("/stats", admin_stats.get_stats, methods=["GET"]),
     Route("/webhooks", list_webhooks, methods=["GET"]),

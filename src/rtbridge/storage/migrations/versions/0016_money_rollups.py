@@ -16,6 +16,9 @@ millions): their NULL revenue reads as their payout (``domain/money.py``).
 ``rollup``: pings, reservations, calls and money per hour x publisher x campaign x buyer x
 no-target reason (``storage/rollups.py``), moved by every event from now on. It starts
 empty: ``rtbridge check --rollups --repair`` fills it from the rows already there.
+
+``ix_webhookdelivery_reservation``: a reservation's webhook deliveries, for its story
+(``GET /admin/rtbs/<uuid>``, ``storage/story.py``).
 """
 
 from __future__ import annotations
@@ -49,9 +52,11 @@ def upgrade() -> None:
         *(sa.Column(name, sa.Float(), nullable=False) for name in _SUMS),
         sa.PrimaryKeyConstraint("hour", "publisher_id", "campaign_id", "buyer_id", "reason"),
     )
+    op.create_index("ix_webhookdelivery_reservation", "webhookdelivery", ["reservation_uuid"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_webhookdelivery_reservation", table_name="webhookdelivery")
     op.drop_table("rollup")
     for table in reversed(_TABLES):
         with op.batch_alter_table(table) as batch:
