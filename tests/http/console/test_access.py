@@ -35,6 +35,15 @@ def test_publisher_create_refuse_and_delete(console: Console) -> None:
     assert trail.count("<td>ops</td>") == 2 and "delete" in trail
 
 
+def test_publishers_page_counts_each_publishers_entries_credentials_and_keys(
+    console: Console,
+) -> None:
+    row = re.search(r'<a href="/console/publishers/pub-1">.*?</tr>', console.client.get(
+        "/console/publishers").text, re.S)  # fmt: skip
+    assert row is not None
+    assert re.findall(r'<td class="num">([^<]*)</td>', row.group(0)) == ["2", "1", "3"]
+
+
 def test_allowlist_entry_with_expiry_and_note(console: Console) -> None:
     answer = console.post("/console/publishers/pub-1/ips", cidr="2001:db8:42::/48",
                           note="v6 SBC", expires_at="2030-01-01T12:30")  # fmt: skip

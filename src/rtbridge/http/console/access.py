@@ -75,6 +75,16 @@ NOTICES = {
 }
 
 
+@dataclass(frozen=True)
+class Counts:
+    """A publisher's row on the publishers page. Not a dict: in a template ``counts.keys``
+    would find the dict's ``keys`` method and print its repr."""
+
+    ips: int
+    credentials: int
+    keys: int
+
+
 @dataclass
 class Form:
     """What a form section of a page re-renders with: the values typed, and the errors."""
@@ -94,11 +104,11 @@ async def publishers_page(
     creds = await service.read(request, publishers.list_credentials)
     keys = await service.read(request, offers.list_keys)
     counts = {
-        p["id"]: {
-            "ips": sum(1 for i in ips if i["publisher"] == p["id"]),
-            "credentials": sum(1 for c in creds if c["publisher"] == p["id"]),
-            "keys": sum(1 for k in keys if k["publisher"] == p["id"]),
-        }
+        p["id"]: Counts(
+            ips=sum(1 for i in ips if i["publisher"] == p["id"]),
+            credentials=sum(1 for c in creds if c["publisher"] == p["id"]),
+            keys=sum(1 for k in keys if k["publisher"] == p["id"]),
+        )
         for p in rows
     }
     form = form or Form({}, Errors())
