@@ -2,9 +2,10 @@
 each same-origin link breadth-first (GET only), so a page added later is walked without
 touching this file. Signed in as an admin, with something on every page (publishers with
 allowlist entries, credentials and keys, campaigns with buyers and DIDs, a trunk, pings and a
-call), each page must answer 200 and show no Python repr where a value belongs
-(``<built-in method keys of dict object at 0x…>`` in the publishers' KEYS column was one).
-Each page is saved as ``walk-<path>.png`` in ``$RTBRIDGE_ARTIFACTS``."""
+call), each page must answer 200, show no Python repr where a value belongs
+(``<built-in method keys of dict object at 0x…>`` in the publishers' KEYS column was one), and
+fit a 1440 px window without scrolling sideways. Each page is saved as ``walk-<path>.png`` in
+``$RTBRIDGE_ARTIFACTS``."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ srtp = "optional"
 
 # Python's reprs, as they would read on a page (the HTML escaping undone by the browser).
 LEAKS = re.compile(r"<built-in|<bound method|<function |<class '| object at 0x[0-9a-f]+")
+WIDTH = 1440  # a laptop's browser window, maximised
 MAX_PAGES = 300  # a walk that finds more is following a loop (a link that makes new links)
 
 
@@ -99,6 +101,19 @@ def _leaks(page: Page) -> list[str]:
     return found
 
 
+def _too_wide(page: Page) -> list[str]:
+    """The page must fit the window's width (1440 px): no sideways scrolling, also with
+    every ``<details>`` (an entry's edit form, the bulk paste) open."""
+    found = []
+    for state in ("as loaded", "with every <details> open"):
+        if state != "as loaded":
+            page.eval_on_selector_all("details", "els => els.forEach(d => { d.open = true })")
+        width: int = page.evaluate("document.documentElement.scrollWidth")
+        if width > WIDTH:
+            found.append(f"{width} px wide {state}")
+    return found
+
+
 def walk(page: Page, origin: str) -> dict[str, list[str]]:
     """Every page reachable from ``/console/``: its problems by URL (none: an empty list)."""
     queue = deque([f"{origin}/console/"])
@@ -119,8 +134,8 @@ def walk(page: Page, origin: str) -> dict[str, list[str]]:
             problems[url] = [] if ok else [f"answered {answer.status} {kind}"]
             continue  # a download (the CSV, the Kamailio file): nothing to read or follow
         page.goto(url)
-        problems[url] = _leaks(page)
         shot(page, _name(url))
+        problems[url] = _leaks(page) + _too_wide(page)
         for link in _links(page, origin):
             if link not in seen:
                 seen.add(link)
@@ -128,8 +143,8 @@ def walk(page: Page, origin: str) -> dict[str, list[str]]:
     return problems
 
 
-def test_every_page_shows_values_not_python_reprs(browser: Browser, live: Live) -> None:
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=live.base)
+def test_every_page_shows_values_and_fits_the_window(browser: Browser, live: Live) -> None:
+    context = browser.new_context(viewport={"width": WIDTH, "height": 900}, base_url=live.base)
     context.set_default_timeout(10_000)
     page = context.new_page()
     try:
