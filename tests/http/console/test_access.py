@@ -149,13 +149,38 @@ def test_allowlist_entry_edit_keeps_its_rule(console: Console) -> None:
                           expires_at="2032-02-02T02:02")  # fmt: skip
     assert edited.headers["location"].endswith("notice=ip-updated")
     page = console.client.get("/console/publishers/pub-1").text
-    assert 'value="new"' in page and 'value="2032-02-02T02:02"' in page
+    assert 'value="new"' in page and 'value="2032-02-02 02:02"' in page  # as its field reads
     cleared = console.post(f"/console/publishers/pub-1/ips/{rule}", note="", expires_at="")
     assert cleared.status_code == 303
     bad = console.post(f"/console/publishers/pub-1/ips/{rule}", expires_at="soon")
     assert bad.status_code == 422 and "ISO 8601" in bad.text
     trail = console.client.get("/console/audit", params={"resource": "ip/pub-1/192.0.2.0/24"})
     assert trail.text.count("<td>update</td>") == 2
+
+
+def test_an_expiry_is_typed_in_utc_and_a_bad_one_changes_nothing(console: Console) -> None:
+    console.post("/console/publishers/pub-1/ips", cidr="192.0.2.0/24", note="n",
+                 expires_at="2031-07-08 09:10")  # fmt: skip
+    page = console.client.get("/console/publishers/pub-1").text
+    assert "2031-07-08T09:10:00.000Z" in page and 'value="2031-07-08 09:10"' in page
+    rule = re.search(r'/ips/(\d+)" class="inline">\s*<input[^>]*>\s*<input[^>]*value="n"', page)
+    assert rule is not None
+    trail = _audit(console, "ip/pub-1/192.0.2.0/24").count("<td>update</td>")
+    for typed in ("07/08/2031 9:10 AM", "2031-07-08", "2031-02-30 09:10", "tomorrow"):
+        bad = console.post(f"/console/publishers/pub-1/ips/{rule.group(1)}", note="changed",
+                           expires_at=typed)  # fmt: skip
+        assert bad.status_code == 422, typed
+        error = re.search(r'<small class="error" id="err-edit-\d+">([^<]*)<', bad.text)
+        assert error is not None and "write YYYY-MM-DD HH:MM" in error.group(1), typed
+        assert f'value="{typed}"' in bad.text  # kept in the field, the row's form open
+    assert _audit(console, "ip/pub-1/192.0.2.0/24").count("<td>update</td>") == trail
+    page = console.client.get("/console/publishers/pub-1").text
+    assert 'value="n"' in page and 'value="2031-07-08 09:10"' in page  # unchanged
+    shown = "2031-07-08T09:10:30.000Z"  # a time as the tables show it, pasted in
+    seconds = console.post(f"/console/publishers/pub-1/ips/{rule.group(1)}", note="n",
+                           expires_at=shown)  # fmt: skip
+    assert seconds.status_code == 303
+    assert 'value="2031-07-08 09:10:30"' in console.client.get("/console/publishers/pub-1").text
 
 
 def test_overlap_needs_the_checkbox_and_the_check_page_warns(console: Console) -> None:

@@ -27,6 +27,7 @@ from rtbridge.http.console import forms
 from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import base_path, render
 from rtbridge.numerals import int_or_text
+from rtbridge.timestamps import iso_utc
 
 # -- plumbing ---------------------------------------------------------------------------------
 
@@ -185,6 +186,17 @@ _IP_RULES: dict[str, Callable[[Any], Any]] = {"cidr": f.cidr, "expires_at": f.ti
                                              "note": f.string}  # fmt: skip
 
 
+def _expiry(values: dict[str, str], errors: Errors) -> str:
+    """The form's ``expires_at`` (typed in UTC) as the service reads times, ``""`` for none;
+    a time it cannot read is an error under the field, and nothing is changed."""
+    try:
+        when = forms.utc_time(values.get("expires_at"))
+    except f.FieldError as exc:
+        errors.fields.setdefault("expires_at", []).append(str(exc))
+        return ""
+    return iso_utc(when) if when else ""
+
+
 def _ip_raw(values: dict[str, str]) -> dict[str, Any]:
     raw: dict[str, Any] = {"cidr": values.get("cidr", "")}
     if values.get("note"):
@@ -199,8 +211,8 @@ def _ip_raw(values: dict[str, str]) -> dict[str, Any]:
 async def add_ip(request: Request) -> Response:
     pid = str(request.path_params["publisher"])
     values = await forms.read(request)  # as typed: what the form shows again on an error
-    entry = {**values, "expires_at": forms.utc_time(values.get("expires_at")) or ""}
     errors = Errors()
+    entry = {**values, "expires_at": _expiry(values, errors)}
     if not entry.get("cidr"):
         errors.fields["cidr"] = ["required, e.g. 203.0.113.0/24 or 2001:db8::/32"]
     _precheck(entry, _IP_RULES, errors)
@@ -221,10 +233,8 @@ async def add_ips_bulk(request: Request) -> Response:
     itself; the answer gives every line its verdict."""
     pid = str(request.path_params["publisher"])
     values = await forms.read(request)
-    expires = forms.utc_time(values.get("expires_at"))
     errors = Errors()
-    if expires:
-        _precheck({"expires_at": expires}, {"expires_at": f.timestamp}, errors)
+    expires = _expiry(values, errors)
     lines = publishers.parse_lines(values.get("lines", ""))
     if not lines:
         errors.fields.setdefault("lines", []).append("paste at least one CIDR, one per line")
@@ -251,13 +261,21 @@ async def update_ip(request: Request) -> Response:
     """A new note or expiry for an entry (empty: none); its CIDR and rule number stay."""
     pid, entry = str(request.path_params["publisher"]), service.entry_id(request)
     values = await forms.read(request)
-    expires = forms.utc_time(values.get("expires_at"))
-    raw = {"note": values.get("note") or None, "expires_at": expires}
-    try:
-        await service.write(request, publishers.update_ip, publisher_id=pid, entry=entry, raw=raw)
-    except RtbError as exc:
-        return await publisher_page(request, problem=exc.message, status=exc.status)
-    return _back(request, pid, "ip-updated")
+    errors = Errors()
+    expires = _expiry(values, errors)
+    status = 422
+    if not errors:
+        raw = {"note": values.get("note") or None, "expires_at": expires or None}
+        try:
+            await service.write(request, publishers.update_ip, publisher_id=pid, entry=entry,
+                                raw=raw)  # fmt: skip
+            return _back(request, pid, "ip-updated")
+        except RtbError as exc:
+            errors.general.append(exc.message)
+            status = exc.status
+    errors.general[:0] = [f"expiry: {m}" for m in errors.fields.pop("expires_at", [])]
+    edit = Form(values, errors)  # shown open in the entry's row, with what was typed
+    return await publisher_page(request, forms_={f"edit-{entry}": edit}, status=status)
 
 
 async def remove_ip(request: Request) -> Response:
