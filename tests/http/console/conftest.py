@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import urllib.parse
 from collections.abc import Iterator
 
 import httpx2
@@ -35,6 +36,12 @@ def sign_in(client: TestClient, token: str) -> str:
     )
     assert answer.status_code == 303, answer.text
     return csrf_of(client.get("/console/publishers").text)
+
+
+def notice_of(answer: httpx2.Response) -> str:
+    """The notice a change's redirect carries to the page it lands on."""
+    query = urllib.parse.urlsplit(answer.headers["location"]).query
+    return urllib.parse.parse_qs(query)["notice"][0]
 
 
 class Console:

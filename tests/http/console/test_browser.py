@@ -56,7 +56,9 @@ def test_allowlist_entry_accepts_then_refuses_a_real_invite(page: Page, live: Li
     form.locator("input[name=cidr]").fill(f"{source}/32")
     form.locator("input[name=note]").fill("browser test SBC")
     form.locator("button").click()
-    expect(page.locator(".notice")).to_have_text("Allowlist entry added.")
+    expect(page.locator(".notice")).to_have_text(
+        re.compile(rf"Added allowlist entry {source}/32 \(rule \d+\) to publisher p2\.")
+    )
     row = page.locator("#allowlist tr", has_text=f"{source}/32")
     expect(row).to_contain_text("browser test SBC")
     shot(page, "publisher")
@@ -65,7 +67,9 @@ def test_allowlist_entry_accepts_then_refuses_a_real_invite(page: Page, live: Li
     assert live.dial(live.ping(KEY2)["uuid"], "uac_call.xml", host=source) == 200
 
     row.locator("button:has-text('Remove')").click()
-    expect(page.locator(".notice")).to_have_text("Allowlist entry removed.")
+    expect(page.locator(".notice")).to_have_text(
+        f"Removed allowlist entry {source}/32 from publisher p2."
+    )
     expect(page.locator("#allowlist")).not_to_contain_text(f"{source}/32")
     assert live.dial(live.ping(KEY2)["uuid"], "uac_failure.xml", host=source) == 401
 
@@ -207,7 +211,7 @@ def test_buyer_form_campaigns_trunks_and_keys(page: Page, live: Live) -> None:
     page.fill("#buyer input[name=payout]", "20")
     page.fill("#buyer textarea[name=filters]", "caller_state = CA, NY")
     page.click("#buyer button")
-    expect(page.locator(".notice")).to_have_text("Buyer saved.")
+    expect(page.locator(".notice")).to_have_text("Added buyer b2 to campaign empty.")
     expect(page.locator("#campaign-empty")).to_contain_text("caller_state: CA, NY")
     shot(page, "campaigns")
     # the running configuration has it: a ping on that campaign now reserves b2
@@ -215,7 +219,10 @@ def test_buyer_form_campaigns_trunks_and_keys(page: Page, live: Live) -> None:
     page.uncheck("#failover-empty input[name=failover-busy]")
     page.fill("#failover-empty input[name=max_attempts]", "2")
     page.click("#failover-empty button")
-    expect(page.locator(".notice")).to_have_text("Campaign saved.")
+    expect(page.locator(".notice")).to_have_text(
+        "Saved campaign empty: failover no-answer, busy, rejected, unreachable → no-answer, "
+        "rejected, unreachable; buyers tried per call 3 → 2."
+    )
     expect(page.locator("#failover-empty input[name=failover-busy]")).not_to_be_checked()
     expect(page.locator("#failover-empty input[name=max_attempts]")).to_have_value("2")
     page.goto("/console/trunks")

@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from rtbridge.http.console import csrf, forms
+from rtbridge.http.console import csrf, forms, notices
 from rtbridge.timestamps import iso_utc
 
 
@@ -65,7 +65,10 @@ def base_path(request: Request) -> str:
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """``template`` as the page, with what every page has: the operator, the CSRF token, and
+    the notice the request came with (:mod:`notices`)."""
     cookie = getattr(request.state, "console_cookie", None)
+    context.setdefault("notice", notices.read(request))
     page = (
         environment()
         .get_template(template)
