@@ -66,7 +66,8 @@ def test_allowlist_entry_accepts_then_refuses_a_real_invite(page: Page, live: Li
     # answers (http/handlers.write): the next INVITE sees the change, no waiting.
     assert live.dial(live.ping(KEY2)["uuid"], "uac_call.xml", host=source) == 200
 
-    row.locator("button:has-text('Remove')").click()
+    row.locator("a:has-text('Remove')").click()  # asks first (test_browser_changes.py)
+    page.click("#confirm button:has-text('Yes, remove it')")
     expect(page.locator(".notice")).to_have_text(
         f"Removed allowlist entry {source}/32 from publisher p2."
     )

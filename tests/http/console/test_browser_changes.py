@@ -1,8 +1,10 @@
 """Changing things in the console with a real browser, as an operator in Los Angeles would:
-times typed in UTC read back as typed, whatever the browser's own zone."""
+every Remove and Delete asks first and the notice names what went; times typed in UTC read
+back as typed, whatever the browser's own zone."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +29,46 @@ def page(browser: Browser, live: Live) -> Iterator[Page]:
     context.set_default_timeout(10_000)
     yield context.new_page()
     context.close()
+
+
+def test_remove_asks_first_and_only_the_answer_removes(page: Page, live: Live) -> None:
+    sign_in(page, live)
+    page.goto("/console/publishers/p1")
+    page.fill("#add-ip input[name=cidr]", "10.0.0.0/8")
+    page.fill("#add-ip input[name=note]", "office")
+    page.click("#add-ip button")
+    row = page.locator("#allowlist tbody tr", has_text="10.0.0.0/8")
+    row.locator("a:has-text('Remove')").click()
+    question = page.locator("#confirm")
+    expect(question.locator("h1")).to_have_text(
+        re.compile(r"Remove allowlist entry 10\.0\.0\.0/8 \(rule \d+\) from publisher p1\?")
+    )
+    expect(question).to_contain_text("then need SIP credentials (401)")
+    shot(page, "confirm-remove")
+    question.locator("a:has-text('Cancel')").click()  # going back removes nothing
+    expect(page).to_have_url(re.compile(r"/console/publishers/p1#allowlist$"))
+    expect(page.locator("#allowlist")).to_contain_text("10.0.0.0/8")
+    page.go_back()  # the question again (a reload, a second tab): asking twice changes nothing
+    page.goto("/console/publishers/p1")
+    expect(page.locator("#allowlist")).to_contain_text("10.0.0.0/8")
+
+    page.locator("#allowlist tbody tr", has_text="10.0.0.0/8").locator(
+        "a:has-text('Remove')"
+    ).click()
+    page.click("#confirm button:has-text('Yes, remove it')")
+    expect(page.locator(".notice")).to_have_text(
+        "Removed allowlist entry 10.0.0.0/8 from publisher p1."
+    )
+    expect(page.locator("#allowlist")).not_to_contain_text("10.0.0.0/8")
+    expect(page.locator("#allowlist")).to_contain_text("127.0.0.1/32")  # only that one went
+    shot(page, "removed-notice")
+
+    page.goto("/console/campaigns")
+    page.click("#campaign-c1 a:has-text('Delete campaign')")
+    expect(page.locator("#confirm")).to_contain_text("Refused while keys use it")
+    page.click("#confirm button:has-text('Yes, delete it')")
+    expect(page.locator(".error-box")).to_contain_text("still has 2 key(s)")  # refused: kept
+    expect(page.locator("#campaign-c1")).to_be_visible()
 
 
 def test_an_expiry_typed_in_utc_reads_back_unchanged(page: Page, live: Live) -> None:
