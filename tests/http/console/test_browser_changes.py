@@ -1,6 +1,6 @@
 """Changing things in the console with a real browser, as an operator in Los Angeles would:
-every Remove and Delete asks first and the notice names what went; times typed in UTC read
-back as typed, whatever the browser's own zone."""
+every Remove and Delete asks first and the notice names what went; a buyer is deleted from its
+own page; times typed in UTC read back as typed, whatever the browser's own zone."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.http.console.browser import Live, running, shot, sign_in
+from tests.http.console.browser import KEY1, Live, running, shot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.sip, pytest.mark.live]
 
@@ -69,6 +69,42 @@ def test_remove_asks_first_and_only_the_answer_removes(page: Page, live: Live) -
     page.click("#confirm button:has-text('Yes, delete it')")
     expect(page.locator(".error-box")).to_contain_text("still has 2 key(s)")  # refused: kept
     expect(page.locator("#campaign-c1")).to_be_visible()
+
+
+def test_a_buyer_is_deleted_from_its_own_page(page: Page, live: Live) -> None:
+    sign_in(page, live)
+    page.goto("/console/campaigns/c1/buyers/new")
+    page.fill("#buyer input[name=id]", "zenith")
+    page.fill("#buyer input[name=destination]", "sip:zenith@127.0.0.1:9")
+    page.fill("#buyer input[name=payout]", "75")
+    page.fill("#buyer input[name=seconds]", "30")
+    page.fill("#buyer input[name=priority]", "0")  # before b1: c1's pings reserve it
+    page.click("#buyer button")
+    expect(page.locator(".notice")).to_have_text("Added buyer zenith to campaign c1.")
+    before = live.ping(KEY1)["uuid"]
+    page.click("#campaign-c1 a:has-text('zenith')")
+    page.fill("#buyer input[name=payout]", "80")
+    page.click("#buyer button")
+    expect(page.locator(".notice")).to_have_text(
+        "Saved buyer zenith of campaign c1: payout 75.0 → 80.0."
+    )
+    page.click("#campaign-c1 a:has-text('zenith')")
+    page.click("a:has-text('Delete zenith')")
+    expect(page.locator("#confirm h1")).to_have_text("Delete buyer zenith of campaign c1?")
+    shot(page, "confirm-buyer-delete")
+    page.click("#confirm button:has-text('Yes, delete it')")
+    expect(page.locator(".notice")).to_have_text("Deleted buyer zenith of campaign c1.")
+    expect(page.locator("#campaign-c1")).not_to_contain_text("zenith")
+    expect(page.locator("#campaign-c1")).to_contain_text("b1")
+    after = live.ping(KEY1)["uuid"]  # the running configuration has lost zenith at once
+    for uuid, buyer in ((before, "zenith"), (after, "b1")):
+        page.goto(f"/console/rtb?uuid={uuid}")
+        expect(page.locator("tbody tr").locator("td").nth(7)).to_have_text(buyer)
+    page.goto("/console/audit?resource=buyer/zenith")
+    expect(page.locator("tbody tr").first).to_contain_text("delete")
+    expect(page.locator("tbody tr").first).to_contain_text("alice")
+    page.goto("/console/buyers/zenith")
+    expect(page.locator("main")).to_contain_text("no buyer 'zenith'")
 
 
 def test_an_expiry_typed_in_utc_reads_back_unchanged(page: Page, live: Live) -> None:

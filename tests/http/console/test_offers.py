@@ -53,6 +53,7 @@ def test_buyer_create_edit_delete(console: Console) -> None:
     assert made.status_code == 303, made.text[:500]
     page = console.client.get("/console/buyers/beta").text
     assert 'value="75.5"' in page and "caller_state = CA, NY" in page
+    assert 'href="/console/buyers/beta/delete">Delete beta</a>' in page  # its page deletes it
     edited = console.post("/console/buyers/beta", destination="sip:beta@buyer.example.net",
                           payout="80", seconds="90", concurrency="", priority="2", weight="1",
                           srtp="off", filters="")  # fmt: skip
