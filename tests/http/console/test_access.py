@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.http.console.conftest import Console
+from tests.http.console.conftest import Console, notice_of
 from tests.support.demo import KEY_OPEN
 from tests.support.keys import key_id
 
@@ -22,7 +22,8 @@ def _audit(console: Console, resource: str) -> str:
 def test_publisher_create_refuse_and_delete(console: Console) -> None:
     created = console.post("/console/publishers", id="pub-9", name="Nine")
     assert created.status_code == 303
-    assert created.headers["location"] == "/console/publishers/pub-9?notice=publisher-created"
+    assert created.headers["location"].startswith("/console/publishers/pub-9?")
+    assert notice_of(created) == "Created publisher pub-9."
     again = console.post("/console/publishers", id="pub-9")
     assert again.status_code == 409 and "publisher &#39;pub-9&#39; exists" in again.text
     bad = console.post("/console/publishers", id="no spaces")
@@ -33,6 +34,15 @@ def test_publisher_create_refuse_and_delete(console: Console) -> None:
     assert console.post("/console/publishers/pub-9/delete").status_code == 303
     trail = _audit(console, "publisher/pub-9")
     assert trail.count("<td>ops</td>") == 2 and "delete" in trail
+
+
+def test_publishers_page_counts_each_publishers_entries_credentials_and_keys(
+    console: Console,
+) -> None:
+    row = re.search(r'<a href="/console/publishers/pub-1">.*?</tr>', console.client.get(
+        "/console/publishers").text, re.S)  # fmt: skip
+    assert row is not None
+    assert re.findall(r'<td class="num">([^<]*)</td>', row.group(0)) == ["2", "1", "3"]
 
 
 def test_allowlist_entry_with_expiry_and_note(console: Console) -> None:
@@ -92,7 +102,9 @@ def test_keys_created_once_and_paused(console: Console) -> None:
     open_id = key_id(console.client, KEY_OPEN)
     assert f"/keys/{open_id}/pause" in page
     paused = console.post(f"/console/keys/{open_id}/pause", paused="1")
-    assert paused.status_code == 303 and paused.headers["location"].endswith("notice=key-paused")
+    assert paused.status_code == 303
+    assert re.fullmatch(r"Paused key \w{4}… of publisher pub-1 \(campaign auto\): its pings now "
+                        r"get 403\.", notice_of(paused))  # fmt: skip
     refused = console.client.post("/rtbs.json", data={"key": KEY_OPEN})
     assert refused.status_code == 403
     assert console.post(f"/console/keys/{open_id}/pause", paused="0").status_code == 303
@@ -138,15 +150,41 @@ def test_allowlist_entry_edit_keeps_its_rule(console: Console) -> None:
     rule = entry.group(1)
     edited = console.post(f"/console/publishers/pub-1/ips/{rule}", note="new",
                           expires_at="2032-02-02T02:02")  # fmt: skip
-    assert edited.headers["location"].endswith("notice=ip-updated")
+    assert notice_of(edited) == ("Saved allowlist entry 192.0.2.0/24 of publisher pub-1: "
+                                 "note old → new; expires none → 2032-02-02T02:02:00.000Z.")  # fmt: skip
     page = console.client.get("/console/publishers/pub-1").text
-    assert 'value="new"' in page and 'value="2032-02-02T02:02"' in page
+    assert 'value="new"' in page and 'value="2032-02-02 02:02"' in page  # as its field reads
     cleared = console.post(f"/console/publishers/pub-1/ips/{rule}", note="", expires_at="")
     assert cleared.status_code == 303
     bad = console.post(f"/console/publishers/pub-1/ips/{rule}", expires_at="soon")
     assert bad.status_code == 422 and "ISO 8601" in bad.text
     trail = console.client.get("/console/audit", params={"resource": "ip/pub-1/192.0.2.0/24"})
     assert trail.text.count("<td>update</td>") == 2
+
+
+def test_an_expiry_is_typed_in_utc_and_a_bad_one_changes_nothing(console: Console) -> None:
+    console.post("/console/publishers/pub-1/ips", cidr="192.0.2.0/24", note="n",
+                 expires_at="2031-07-08 09:10")  # fmt: skip
+    page = console.client.get("/console/publishers/pub-1").text
+    assert "2031-07-08T09:10:00.000Z" in page and 'value="2031-07-08 09:10"' in page
+    rule = re.search(r'/ips/(\d+)" class="inline">\s*<input[^>]*>\s*<input[^>]*value="n"', page)
+    assert rule is not None
+    trail = _audit(console, "ip/pub-1/192.0.2.0/24").count("<td>update</td>")
+    for typed in ("07/08/2031 9:10 AM", "2031-07-08", "2031-02-30 09:10", "tomorrow"):
+        bad = console.post(f"/console/publishers/pub-1/ips/{rule.group(1)}", note="changed",
+                           expires_at=typed)  # fmt: skip
+        assert bad.status_code == 422, typed
+        error = re.search(r'<small class="error" id="err-edit-\d+">([^<]*)<', bad.text)
+        assert error is not None and "write YYYY-MM-DD HH:MM" in error.group(1), typed
+        assert f'value="{typed}"' in bad.text  # kept in the field, the row's form open
+    assert _audit(console, "ip/pub-1/192.0.2.0/24").count("<td>update</td>") == trail
+    page = console.client.get("/console/publishers/pub-1").text
+    assert 'value="n"' in page and 'value="2031-07-08 09:10"' in page  # unchanged
+    shown = "2031-07-08T09:10:30.000Z"  # a time as the tables show it, pasted in
+    seconds = console.post(f"/console/publishers/pub-1/ips/{rule.group(1)}", note="n",
+                           expires_at=shown)  # fmt: skip
+    assert seconds.status_code == 303
+    assert 'value="2031-07-08 09:10:30"' in console.client.get("/console/publishers/pub-1").text
 
 
 def test_overlap_needs_the_checkbox_and_the_check_page_warns(console: Console) -> None:

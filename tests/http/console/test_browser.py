@@ -1,171 +1,28 @@
 """The operator console in a real browser: Debian's chromium, headless, driven by Playwright,
 against ``rtbridge serve`` (HTTP + the SIP agent in one process) on a real SQLite file, with
-SIPp as the publisher's SBC and as the buyer. Each test saves a screenshot of the pages it
-visits in ``$RTBRIDGE_ARTIFACTS`` (default ``tests-artifacts/``)."""
+SIPp as the publisher's SBC and as the buyer (``browser.py``). Each test saves a screenshot of
+the pages it visits in ``$RTBRIDGE_ARTIFACTS`` (default ``tests-artifacts/``)."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx2
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from rtbridge.admin.apply import apply_file
-from rtbridge.storage.database import open_database
-from tests.conftest import ROOT, write_config
+from tests.http.console.browser import KEY1, KEY2, KEY3, PASSWORD, Live, running, shot, sign_in
 from tests.sip.sipp import Sipp, hostport
-from tests.support.admin import make_token
-from tests.support.net import free_port
-from tests.support.server import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.sip, pytest.mark.live]
-
-KEY1 = "one00001-console-key-p1"  # p1: allowlisted 127.0.0.1
-KEY2 = "two00002-console-key-p2"  # p2: digest credentials only
-KEY3 = "nobuyer3-console-key-p1"  # a campaign without buyers: every ping is no-target
-PASSWORD = "s3cret-Pass-456"
-
-
-def _config(buyer_uri: str) -> str:
-    return f"""
-[sip]
-domain = "sip.rtb.example.com"
-
-[[campaigns]]
-id = "c1"
-
-[[campaigns.buyers]]
-id = "b1"
-destination = "{buyer_uri}"
-payout = 12.5
-seconds = 1
-
-[[campaigns]]
-id = "empty"
-
-[[publishers]]
-id = "p1"
-name = "Publisher One"
-ips = [{{ cidr = "127.0.0.1/32", note = "loopback SBC" }}]
-
-[[publishers]]
-id = "p2"
-name = "Publisher Two"
-credentials = [{{ username = "pub2", password = "{PASSWORD}" }}]
-
-[[keys]]
-key = "{KEY1}"
-publisher = "p1"
-campaign = "c1"
-allow_missing_caller_number = true
-
-[[keys]]
-key = "{KEY2}"
-publisher = "p2"
-campaign = "c1"
-allow_missing_caller_number = true
-
-[[keys]]
-key = "{KEY3}"
-publisher = "p1"
-campaign = "empty"
-allow_missing_caller_number = true
-"""
-
-
-@dataclass
-class Live:
-    base: str
-    sip_port: int
-    token: str
-    workdir: Path
-
-    def ping(self, key: str, **params: str) -> dict[str, str]:
-        answer = httpx2.post(f"{self.base}/rtbs.json", data={"key": key, **params})
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
-
-    def dial(self, uuid: str, scenario: str, host: str = "127.0.0.1", talk_ms: int = 200) -> int:
-        """One INVITE for ``uuid`` from ``host``; the final answer's code."""
-        peer = Sipp(scenario, self.workdir, host=host, remote=hostport("127.0.0.1", self.sip_port),
-                    service=uuid, duration_ms=talk_ms)  # fmt: skip
-        result = peer.wait()
-        return result.statuses()[-1]
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    workdir = tmp_path_factory.mktemp("console")
-    buyer = Sipp("uas_answer.xml", workdir, rtp_echo=True, calls=20, timeout=600)
-    buyer.wait_listening()
-    url = f"sqlite:///{workdir / 'rtbridge.db'}"
-    engine = open_database(url)
-    apply_file(engine, write_config(workdir, _config(buyer.uri())))
-    engine.dispose()
-    token = make_token(url, "alice")
-    sip_port, rtp = free_port("127.0.0.1"), free_port("127.0.0.1")
-    agent_file = workdir / "agent.toml"
-    agent_file.write_text(f"""[agent]
-hosts = ["127.0.0.1"]
-port = {sip_port}
-media_address = "127.0.0.1"
-rtp_port_min = {rtp}
-rtp_port_max = {rtp + 40}
-max_calls = 16
-ring_timeout = 3.0
-""")
-    try:
-        with serve(url, "--sip-config", str(agent_file), sip=None) as base:
-            yield Live(base, sip_port, token, workdir)
-    finally:
-        buyer.kill()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is missing: scripts/system-deps test installs Debian's chromium")
-    with sync_playwright() as playwright:
-        yield _launch(playwright, chromium)
-
-
-def _launch(playwright: Playwright, chromium: str) -> Browser:
-    # Playwright's own browser download cannot run here: drive Debian's build.
-    return playwright.chromium.launch(executable_path=chromium, headless=True)
-
-
-@pytest.fixture
-def page(browser: Browser, live: Live) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 800}, base_url=live.base)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-ARTIFACTS = Path(os.environ.get("RTBRIDGE_ARTIFACTS") or ROOT / "tests-artifacts") / "console"
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page: Page, live: Live) -> None:
-    page.goto("/console/")
-    expect(page).to_have_url(f"{live.base}/console/login?next=%2Fconsole%2F")
-    shot(page, "login")
-    page.fill("input[name=token]", live.token)
-    page.click("button:has-text('Sign in')")
-    expect(page.locator("header .who")).to_contain_text("alice")
+    with running(tmp_path_factory.mktemp("console")) as console:
+        yield console
 
 
 def test_sign_in_and_out(page: Page, live: Live) -> None:
@@ -199,7 +56,9 @@ def test_allowlist_entry_accepts_then_refuses_a_real_invite(page: Page, live: Li
     form.locator("input[name=cidr]").fill(f"{source}/32")
     form.locator("input[name=note]").fill("browser test SBC")
     form.locator("button").click()
-    expect(page.locator(".notice")).to_have_text("Allowlist entry added.")
+    expect(page.locator(".notice")).to_have_text(
+        re.compile(rf"Added allowlist entry {source}/32 \(rule \d+\) to publisher p2\.")
+    )
     row = page.locator("#allowlist tr", has_text=f"{source}/32")
     expect(row).to_contain_text("browser test SBC")
     shot(page, "publisher")
@@ -207,8 +66,11 @@ def test_allowlist_entry_accepts_then_refuses_a_real_invite(page: Page, live: Li
     # answers (http/handlers.write): the next INVITE sees the change, no waiting.
     assert live.dial(live.ping(KEY2)["uuid"], "uac_call.xml", host=source) == 200
 
-    row.locator("button:has-text('Remove')").click()
-    expect(page.locator(".notice")).to_have_text("Allowlist entry removed.")
+    row.locator("a:has-text('Remove')").click()  # asks first (test_browser_changes.py)
+    page.click("#confirm button:has-text('Yes, remove it')")
+    expect(page.locator(".notice")).to_have_text(
+        f"Removed allowlist entry {source}/32 from publisher p2."
+    )
     expect(page.locator("#allowlist")).not_to_contain_text(f"{source}/32")
     assert live.dial(live.ping(KEY2)["uuid"], "uac_failure.xml", host=source) == 401
 
@@ -350,7 +212,7 @@ def test_buyer_form_campaigns_trunks_and_keys(page: Page, live: Live) -> None:
     page.fill("#buyer input[name=payout]", "20")
     page.fill("#buyer textarea[name=filters]", "caller_state = CA, NY")
     page.click("#buyer button")
-    expect(page.locator(".notice")).to_have_text("Buyer saved.")
+    expect(page.locator(".notice")).to_have_text("Added buyer b2 to campaign empty.")
     expect(page.locator("#campaign-empty")).to_contain_text("caller_state: CA, NY")
     shot(page, "campaigns")
     # the running configuration has it: a ping on that campaign now reserves b2
@@ -358,7 +220,10 @@ def test_buyer_form_campaigns_trunks_and_keys(page: Page, live: Live) -> None:
     page.uncheck("#failover-empty input[name=failover-busy]")
     page.fill("#failover-empty input[name=max_attempts]", "2")
     page.click("#failover-empty button")
-    expect(page.locator(".notice")).to_have_text("Campaign saved.")
+    expect(page.locator(".notice")).to_have_text(
+        "Saved campaign empty: failover no-answer, busy, rejected, unreachable → no-answer, "
+        "rejected, unreachable; buyers tried per call 3 → 2."
+    )
     expect(page.locator("#failover-empty input[name=failover-busy]")).not_to_be_checked()
     expect(page.locator("#failover-empty input[name=max_attempts]")).to_have_value("2")
     page.goto("/console/trunks")

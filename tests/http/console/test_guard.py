@@ -117,6 +117,18 @@ def test_every_change_needs_the_csrf_token_and_the_same_origin(console: Console)
     assert client.get("/console/publishers/pub-1").status_code == 200
 
 
+def test_an_unknown_item_is_a_console_page_not_the_apis_json(console: Console) -> None:
+    for path, message in (("/console/publishers/nope", "no publisher &#39;nope&#39;"),
+                          ("/console/buyers/nope/delete", "no buyer &#39;nope&#39;"),
+                          ("/console/calls/0000", "no call for reservation")):  # fmt: skip
+        answer = console.client.get(path)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html"), (path, answer.text)
+        assert message in answer.text and "signed in as" in answer.text, path
+    gone = console.post("/console/buyers/nope/delete")
+    assert gone.status_code == 404 and "<h1>Not possible</h1>" in gone.text
+
+
 def test_unknown_paths_need_a_session_too(client: TestClient) -> None:
     answer = client.get("/console/no-such-page", follow_redirects=False)
     assert answer.status_code == 303

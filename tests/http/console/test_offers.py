@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.http.console.conftest import Console
+from tests.http.console.conftest import Console, notice_of
 from tests.support.demo import KEY_OPEN
 from tests.support.keys import key_id as id_of
 
@@ -53,6 +53,7 @@ def test_buyer_create_edit_delete(console: Console) -> None:
     assert made.status_code == 303, made.text[:500]
     page = console.client.get("/console/buyers/beta").text
     assert 'value="75.5"' in page and "caller_state = CA, NY" in page
+    assert 'href="/console/buyers/beta/delete">Delete beta</a>' in page  # its page deletes it
     edited = console.post("/console/buyers/beta", destination="sip:beta@buyer.example.net",
                           payout="80", seconds="90", concurrency="", priority="2", weight="1",
                           srtp="off", filters="")  # fmt: skip
@@ -110,7 +111,8 @@ def test_keys_page_pause_and_delete(console: Console) -> None:
     page = console.client.get("/console/keys").text
     assert f"/keys/{key_id}/delete" in page
     paused = console.post(f"/console/keys/{key_id}/pause", paused="1", back="keys")
-    assert paused.headers["location"] == "/console/keys?notice=key-paused"
+    assert paused.headers["location"].startswith("/console/keys?")
+    assert "its pings now get 403" in notice_of(paused)
     assert console.client.post("/rtbs.json", data={"key": KEY_OPEN}).status_code == 403
     deleted = console.post(f"/console/keys/{key_id}/delete")
     assert deleted.status_code == 303
@@ -143,9 +145,11 @@ def test_campaign_failover_settings(console: Console) -> None:
     assert _ticked(page, "auto") == ["no-answer", "busy", "rejected", "unreachable"]
     ticks = {"failover-busy": "on", "failover-unreachable": "on"}
     saved = console.post("/console/campaigns/auto/settings", **ticks, max_attempts="5")
-    assert saved.headers["location"] == "/console/campaigns?notice=campaign-saved"
+    assert saved.headers["location"].startswith("/console/campaigns?")
+    assert notice_of(saved) == ("Saved campaign auto: failover no-answer, busy, rejected, "
+                                "unreachable → busy, unreachable; buyers tried per call 3 → 5.")  # fmt: skip
     page = console.client.get("/console/campaigns").text
-    assert _ticked(page, "auto") == ["busy", "unreachable"] and "Campaign saved." not in page
+    assert _ticked(page, "auto") == ["busy", "unreachable"] and "Saved campaign" not in page
     info = _catalog(console).campaigns["auto"]
     assert (info.failover, info.max_attempts) == (frozenset({"busy", "unreachable"}), 5)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from rtbridge.admin import offers, publishers
 from rtbridge.admin.check import check
@@ -23,10 +23,12 @@ from rtbridge.config import fields as f
 from rtbridge.config.schema import ConfigError, read_field
 from rtbridge.domain.errors import InvalidInput, RtbError
 from rtbridge.http import handlers as service
-from rtbridge.http.console import forms
+from rtbridge.http.console import forms, notices
 from rtbridge.http.console.forms import Errors
+from rtbridge.http.console.notices import plural
 from rtbridge.http.console.templating import base_path, render
 from rtbridge.numerals import int_or_text
+from rtbridge.timestamps import iso_utc
 
 # -- plumbing ---------------------------------------------------------------------------------
 
@@ -58,21 +60,21 @@ def _password() -> str:
 
 def _back(request: Request, publisher_id: str, notice: str) -> Response:
     url = request.url_for("console_publisher", publisher=publisher_id)
-    return RedirectResponse(f"{url.path}?notice={notice}", status_code=303)
+    return notices.redirect(request, url.path, notice)
 
 
-NOTICES = {
-    "ip-added": "Allowlist entry added.",
-    "ip-removed": "Allowlist entry removed.",
-    "ip-updated": "Allowlist entry updated.",
-    "credential-removed": "SIP credential removed.",
-    "key-paused": "Key paused: its pings now get 403.",
-    "key-resumed": "Key resumed.",
-    "publisher-created": "Publisher created.",
-    "publisher-deleted": "Publisher deleted.",
-    "publisher-saved": "Publisher settings saved.",
-    "key-deleted": "Key deleted: its pings now get 401.",
-}
+def _key_name(key: dict[str, Any]) -> str:
+    return f"key {key['hint']} of publisher {key['publisher']} (campaign {key['campaign']})"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A publisher's row on the publishers page. Not a dict: in a template ``counts.keys``
+    would find the dict's ``keys`` method and print its repr."""
+
+    ips: int
+    credentials: int
+    keys: int
 
 
 @dataclass
@@ -94,17 +96,16 @@ async def publishers_page(
     creds = await service.read(request, publishers.list_credentials)
     keys = await service.read(request, offers.list_keys)
     counts = {
-        p["id"]: {
-            "ips": sum(1 for i in ips if i["publisher"] == p["id"]),
-            "credentials": sum(1 for c in creds if c["publisher"] == p["id"]),
-            "keys": sum(1 for k in keys if k["publisher"] == p["id"]),
-        }
+        p["id"]: Counts(
+            ips=sum(1 for i in ips if i["publisher"] == p["id"]),
+            credentials=sum(1 for c in creds if c["publisher"] == p["id"]),
+            keys=sum(1 for k in keys if k["publisher"] == p["id"]),
+        )
         for p in rows
     }
     form = form or Form({}, Errors())
     return render(request, "publishers.html", status=status, publishers=rows, counts=counts,
-                  form=form, errors=form.errors.view(),
-                  notice=NOTICES.get(request.query_params.get("notice", "")))  # fmt: skip
+                  form=form, errors=form.errors.view())  # fmt: skip
 
 
 async def create_publisher(request: Request) -> Response:
@@ -118,7 +119,7 @@ async def create_publisher(request: Request) -> Response:
     except RtbError as exc:
         errors.add(exc, {"id", "name"})
         return await publishers_page(request, Form(values, errors), status=exc.status)
-    return _back(request, raw["id"], "publisher-created")
+    return _back(request, raw["id"], f"Created publisher {raw['id']}.")
 
 
 async def update_publisher(request: Request) -> Response:
@@ -126,24 +127,28 @@ async def update_publisher(request: Request) -> Response:
     values = await forms.read(request)
     raw = {"name": values.get("name") or None, "require_tls": values.get("require_tls") == "on",
            "require_srtp": values.get("require_srtp") == "on"}  # fmt: skip
+    old = await service.read(request, publishers.get_publisher, pid)
     try:
-        await service.write(request, publishers.update_publisher, publisher_id=pid, raw=raw)
+        new = await service.write(request, publishers.update_publisher, publisher_id=pid, raw=raw)
     except RtbError as exc:
         errors = Errors()
         errors.add(exc, {"name"})
         return await publisher_page(request, forms_={"settings": Form(values, errors)},
                                     status=exc.status)  # fmt: skip
-    return _back(request, pid, "publisher-saved")
+    return _back(request, pid, f"Saved publisher {pid}: {notices.changes(old, new, raw)}.")
 
 
 async def delete_publisher(request: Request) -> Response:
     pid = str(request.path_params["publisher"])
+    old = await service.read(request, publishers.get_publisher, pid)
     try:
         await service.write(request, publishers.delete_publisher, publisher_id=pid)
     except RtbError as exc:
         return await publisher_page(request, problem=exc.message, status=exc.status)
-    url = request.url_for("console_publishers").path
-    return RedirectResponse(f"{url}?notice=publisher-deleted", status_code=303)
+    ips = plural(len(old["ips"]), "allowlist entry", "allowlist entries")
+    creds = plural(len(old["credentials"]), "SIP credential")
+    text = f"Deleted publisher {pid} with its {ips} and {creds}."
+    return notices.redirect(request, request.url_for("console_publishers").path, text)
 
 
 async def publisher_page(
@@ -165,14 +170,24 @@ async def publisher_page(
     sections.update(forms_ or {})
     return render(request, "publisher.html", status=status, publisher=publisher, keys=keys,
                   campaigns=[c["id"] for c in campaigns], forms=sections, secret=secret,
-                  bulk=bulk, problem=problem,
-                  notice=NOTICES.get(request.query_params.get("notice", "")))  # fmt: skip
+                  bulk=bulk, problem=problem)  # fmt: skip
 
 
 # -- allowlist --------------------------------------------------------------------------------
 
 _IP_RULES: dict[str, Callable[[Any], Any]] = {"cidr": f.cidr, "expires_at": f.timestamp,
                                              "note": f.string}  # fmt: skip
+
+
+def _expiry(values: dict[str, str], errors: Errors) -> str:
+    """The form's ``expires_at`` (typed in UTC) as the service reads times, ``""`` for none;
+    a time it cannot read is an error under the field, and nothing is changed."""
+    try:
+        when = forms.utc_time(values.get("expires_at"))
+    except f.FieldError as exc:
+        errors.fields.setdefault("expires_at", []).append(str(exc))
+        return ""
+    return iso_utc(when) if when else ""
 
 
 def _ip_raw(values: dict[str, str]) -> dict[str, Any]:
@@ -189,16 +204,19 @@ def _ip_raw(values: dict[str, str]) -> dict[str, Any]:
 async def add_ip(request: Request) -> Response:
     pid = str(request.path_params["publisher"])
     values = await forms.read(request)  # as typed: what the form shows again on an error
-    entry = {**values, "expires_at": forms.utc_time(values.get("expires_at")) or ""}
     errors = Errors()
+    entry = {**values, "expires_at": _expiry(values, errors)}
     if not entry.get("cidr"):
         errors.fields["cidr"] = ["required, e.g. 203.0.113.0/24 or 2001:db8::/32"]
     _precheck(entry, _IP_RULES, errors)
     status = 422
     if not errors:
         try:
-            await service.write(request, publishers.add_ip, publisher_id=pid, raw=_ip_raw(entry))
-            return _back(request, pid, "ip-added")
+            ip = await service.write(request, publishers.add_ip, publisher_id=pid,
+                                     raw=_ip_raw(entry))  # fmt: skip
+            until = f", expires {notices.shown(ip['expires_at'])}" if ip["expires_at"] else ""
+            return _back(request, pid, f"Added allowlist entry {ip['cidr']} (rule {ip['id']}"
+                         f"{until}) to publisher {pid}.")  # fmt: skip
         except RtbError as exc:
             errors.add(exc, {"cidr", "note", "expires_at"}, {"ips": "cidr"})
             status = exc.status
@@ -211,10 +229,8 @@ async def add_ips_bulk(request: Request) -> Response:
     itself; the answer gives every line its verdict."""
     pid = str(request.path_params["publisher"])
     values = await forms.read(request)
-    expires = forms.utc_time(values.get("expires_at"))
     errors = Errors()
-    if expires:
-        _precheck({"expires_at": expires}, {"expires_at": f.timestamp}, errors)
+    expires = _expiry(values, errors)
     lines = publishers.parse_lines(values.get("lines", ""))
     if not lines:
         errors.fields.setdefault("lines", []).append("paste at least one CIDR, one per line")
@@ -241,19 +257,30 @@ async def update_ip(request: Request) -> Response:
     """A new note or expiry for an entry (empty: none); its CIDR and rule number stay."""
     pid, entry = str(request.path_params["publisher"]), service.entry_id(request)
     values = await forms.read(request)
-    expires = forms.utc_time(values.get("expires_at"))
-    raw = {"note": values.get("note") or None, "expires_at": expires}
-    try:
-        await service.write(request, publishers.update_ip, publisher_id=pid, entry=entry, raw=raw)
-    except RtbError as exc:
-        return await publisher_page(request, problem=exc.message, status=exc.status)
-    return _back(request, pid, "ip-updated")
+    errors = Errors()
+    expires = _expiry(values, errors)
+    status = 422
+    if not errors:
+        raw = {"note": values.get("note") or None, "expires_at": expires or None}
+        old = {i["id"]: i for i in await service.read(request, publishers.list_ips, pid)}
+        try:
+            new = await service.write(request, publishers.update_ip, publisher_id=pid,
+                                      entry=entry, raw=raw)  # fmt: skip
+            moved = notices.changes(old.get(entry, {}), new, ("note", "expires_at"))
+            return _back(request, pid, f"Saved allowlist entry {new['cidr']} of publisher "
+                         f"{pid}: {moved}.")  # fmt: skip
+        except RtbError as exc:
+            errors.general.append(exc.message)
+            status = exc.status
+    errors.general[:0] = [f"expiry: {m}" for m in errors.fields.pop("expires_at", [])]
+    edit = Form(values, errors)  # shown open in the entry's row, with what was typed
+    return await publisher_page(request, forms_={f"edit-{entry}": edit}, status=status)
 
 
 async def remove_ip(request: Request) -> Response:
     pid, entry = str(request.path_params["publisher"]), service.entry_id(request)
-    await service.write(request, publishers.remove_ip, publisher_id=pid, entry=entry)
-    return _back(request, pid, "ip-removed")
+    old = await service.write(request, publishers.remove_ip, publisher_id=pid, entry=entry)
+    return _back(request, pid, f"Removed allowlist entry {old['cidr']} from publisher {pid}.")
 
 
 # -- credentials ------------------------------------------------------------------------------
@@ -297,7 +324,7 @@ async def rotate_credential(request: Request) -> Response:
 async def remove_credential(request: Request) -> Response:
     pid, username = str(request.path_params["publisher"]), str(request.path_params["username"])
     await service.write(request, publishers.remove_credential, publisher_id=pid, username=username)
-    return _back(request, pid, "credential-removed")
+    return _back(request, pid, f"Removed SIP credential {username} from publisher {pid}.")
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -337,17 +364,24 @@ async def pause_key(request: Request) -> Response:
     key_id = str(request.path_params["key"])
     paused = values.get("paused") == "1"
     key = await service.write(request, offers.update_key, key_id=key_id, raw={"paused": paused})
-    notice = "key-paused" if paused else "key-resumed"
+    if paused:
+        notice = f"Paused {_key_name(key)}: its pings now get 403."
+    else:
+        notice = f"Resumed {_key_name(key)}: its pings are answered again."
     if values.get("back") == "keys":
-        return RedirectResponse(f"{base_path(request)}/keys?notice={notice}", status_code=303)
+        return notices.redirect(request, f"{base_path(request)}/keys", notice)
     return _back(request, key["publisher"], notice)
 
 
 async def delete_key(request: Request) -> Response:
     key_id = str(request.path_params["key"])
+    values = await forms.read(request)
     key = await service.read(request, offers.get_key, key_id)
     await service.write(request, offers.delete_key, key_id=key_id)
-    return _back(request, key["publisher"], "key-deleted")
+    notice = f"Deleted {_key_name(key)}: its pings now get 401."
+    if values.get("back") == "keys":
+        return notices.redirect(request, f"{base_path(request)}/keys", notice)
+    return _back(request, key["publisher"], notice)
 
 
 # -- would this be accepted? ------------------------------------------------------------------

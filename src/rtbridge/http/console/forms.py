@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
+from rtbridge.config import fields as f
 from rtbridge.domain.errors import RtbError
 
-_LOCAL_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?$")
+UTC_FORMAT = "YYYY-MM-DD HH:MM"
+_UTC_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+)
+_UTC_SUFFIX = re.compile(r"\s*(Z|UTC)$", re.IGNORECASE)
+_NOT_UTC = f"not an ISO 8601 time in UTC: write {UTC_FORMAT}, e.g. 2026-12-31 23:59"
 _FIELD = re.compile(r"^([a-z_]+)(?:\[\d+\])?(?:\.([a-z_]+))?: ")
 
 
@@ -30,11 +37,23 @@ def optional(values: dict[str, str], name: str) -> str | None:
     return values.get(name) or None
 
 
-def utc_time(value: str | None) -> str | None:
-    """A ``datetime-local`` input has no zone: the console labels such inputs UTC."""
-    if value and _LOCAL_TIME.match(value):
-        return value + "Z"
-    return value or None
+def utc_time(text: str | None) -> datetime | None:
+    """What a UTC time field holds (``2026-12-31 23:59``, seconds optional), read as UTC;
+    ``None`` when empty. Not a ``datetime-local`` input: the browser shows that one in its
+    own locale (``12/31/2026, 11:59 PM``) and sends no zone, so a field labelled UTC would
+    read as local time to whoever types in it. A time copied from a console table
+    (``2026-12-31T23:59:00.000Z``) or any ISO 8601 time with an offset is read too; anything
+    else raises :class:`~rtbridge.config.fields.FieldError` saying how to write it."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    bare = _UTC_SUFFIX.sub("", value)
+    try:
+        if _UTC_TIME.fullmatch(bare):
+            return datetime.fromisoformat(bare.replace(" ", "T")).replace(tzinfo=UTC)
+        return f.timestamp(value)  # an explicit offset: +02:00
+    except (ValueError, f.FieldError):  # 2026-02-30, or no time at all
+        raise f.FieldError(_NOT_UTC) from None
 
 
 @dataclass

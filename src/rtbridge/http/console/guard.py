@@ -165,13 +165,18 @@ class ConsoleGuard:
         await self._run(scope, receive, send)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self.app(scope, receive, send)
-        except RtbError as exc:  # an unknown publisher in a link, a key deleted meanwhile…
-            request = Request(scope)
-            response = render(request, "error.html", status=exc.status, title="Not possible",
-                              message=exc.message)  # fmt: skip
-            await response(scope, receive, send)
+        # Starlette answers a route's exception inside the route, with the app's handlers
+        # (wrap_app_handling_exceptions): the APIs' JSON. Under /console an RtbError (an unknown
+        # publisher in a link, a key deleted meanwhile…) is a page instead.
+        handlers, by_status = scope.get("starlette.exception_handlers", ({}, {}))
+        scope["starlette.exception_handlers"] = ({**handlers, RtbError: _not_possible}, by_status)
+        await self.app(scope, receive, send)
+
+
+async def _not_possible(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RtbError)
+    return render(request, "error.html", status=exc.status, title="Not possible",
+                  message=exc.message)  # fmt: skip
 
 
 def _to_sign_in(request: Request) -> Response:

@@ -12,41 +12,23 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from rtbridge.admin import export, offers, trunks
 from rtbridge.domain.errors import RtbError
 from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.http import handlers as service
-from rtbridge.http.console import forms
+from rtbridge.http.console import forms, notices
 from rtbridge.http.console.forms import Errors
+from rtbridge.http.console.notices import plural
 from rtbridge.http.console.templating import base_path, render
 from rtbridge.numerals import as_int
 
 _FLOAT = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
 
-NOTICES = {
-    "campaign-created": "Campaign created.",
-    "campaign-saved": "Campaign saved.",
-    "campaign-deleted": "Campaign deleted with its buyers and DIDs.",
-    "did-added": "DID added to the pool.",
-    "did-removed": "DID removed from the pool.",
-    "buyer-saved": "Buyer saved.",
-    "buyer-deleted": "Buyer deleted.",
-    "trunk-saved": "Trunk saved.",
-    "trunk-deleted": "Trunk deleted.",
-    "key-deleted": "Key deleted: its pings now get 401.",
-    "key-paused": "Key paused: its pings now get 403.",
-    "key-resumed": "Key resumed.",
-}
-
-
-def _notice(request: Request) -> str | None:
-    return NOTICES.get(request.query_params.get("notice", ""))
-
 
 def _to(request: Request, page: str, notice: str) -> Response:
-    return RedirectResponse(f"{base_path(request)}/{page}?notice={notice}", status_code=303)
+    return notices.redirect(request, f"{base_path(request)}/{page}", notice)
 
 
 def _number(value: str) -> Any:
@@ -71,8 +53,8 @@ async def campaigns_page(
     form = form or {"name": "", "typed": {}, "errors": Errors().view()}
     settings = {c["id"]: failover_form(c) for c in campaigns}
     return render(request, "campaigns.html", status=status, campaigns=campaigns,
-                  buyers=by_campaign, settings=settings, kinds=FAILOVER_KINDS, form=form,
-                  notice=_notice(request))  # fmt: skip
+                  buyers=by_campaign, settings=settings, kinds=FAILOVER_KINDS,
+                  form=form)  # fmt: skip
 
 
 def _form(name: str, values: dict[str, str], errors: Errors) -> dict[str, Any]:
@@ -82,13 +64,14 @@ def _form(name: str, values: dict[str, str], errors: Errors) -> dict[str, Any]:
 async def create_campaign(request: Request) -> Response:
     values = await forms.read(request)
     try:
-        await service.write(request, offers.create_campaign, raw={"id": values.get("id", "")})
+        made = await service.write(request, offers.create_campaign,
+                                   raw={"id": values.get("id", "")})  # fmt: skip
     except RtbError as exc:
         errors = Errors()
         errors.add(exc, {"id"})
         return await campaigns_page(request, form=_form("campaign", values, errors),
                                     status=exc.status)  # fmt: skip
-    return _to(request, "campaigns", "campaign-created")
+    return _to(request, "campaigns", f"Created campaign {made['id']}.")
 
 
 def failover_form(campaign: dict[str, Any]) -> dict[str, str]:
@@ -105,24 +88,29 @@ async def update_campaign(request: Request) -> Response:
         "failover": [k for k in FAILOVER_KINDS if values.get(f"failover-{k}") == "on"],
         "max_attempts": _number(values["max_attempts"]) if values.get("max_attempts") else None,
     }
+    old = await service.read(request, offers.get_campaign, campaign)
     try:
-        await service.write(request, offers.update_campaign, campaign_id=campaign, raw=raw)
+        new = await service.write(request, offers.update_campaign, campaign_id=campaign, raw=raw)
     except RtbError as exc:
         errors = Errors()
         errors.add(exc, {"max_attempts"})
         return await campaigns_page(request, form=_form(f"failover:{campaign}", values, errors),
                                     status=exc.status)  # fmt: skip
-    return _to(request, "campaigns", "campaign-saved")
+    moved = notices.changes(old, new, ("failover", "max_attempts"))
+    return _to(request, "campaigns", f"Saved campaign {campaign}: {moved}.")
 
 
 async def delete_campaign(request: Request) -> Response:
     campaign = str(request.path_params["campaign"])
+    old = await service.read(request, offers.get_campaign, campaign)
     try:
         await service.write(request, offers.delete_campaign, campaign_id=campaign)
     except RtbError as exc:
         errors = Errors(general=[exc.message])
         return await campaigns_page(request, form=_form("delete", {}, errors), status=exc.status)
-    return _to(request, "campaigns", "campaign-deleted")
+    buyers = f" ({', '.join(old['buyers'])})" if old["buyers"] else ""
+    gone = f"{plural(len(old['buyers']), 'buyer')}{buyers} and {plural(len(old['numbers']), 'DID')}"
+    return _to(request, "campaigns", f"Deleted campaign {campaign} with its {gone}.")
 
 
 async def add_did(request: Request) -> Response:
@@ -130,18 +118,20 @@ async def add_did(request: Request) -> Response:
     values = await forms.read(request)
     try:
         raw = {"number": values.get("number", ""), "campaign": campaign}
-        await service.write(request, offers.add_did, raw=raw)
+        added = await service.write(request, offers.add_did, raw=raw)
     except RtbError as exc:
         errors = Errors()
         errors.add(exc, {"number"})
         return await campaigns_page(request, form=_form(f"did:{campaign}", values, errors),
                                     status=exc.status)  # fmt: skip
-    return _to(request, "campaigns", "did-added")
+    return _to(request, "campaigns", f"Added DID {added['number']} to campaign {campaign}.")
 
 
 async def remove_did(request: Request) -> Response:
-    await service.write(request, offers.remove_did, number=str(request.path_params["number"]))
-    return _to(request, "campaigns", "did-removed")
+    number = str(request.path_params["number"])
+    pool = {d["number"]: d["campaign"] for d in await service.read(request, offers.list_dids)}
+    await service.write(request, offers.remove_did, number=number)
+    return _to(request, "campaigns", f"Removed DID {number} from campaign {pool.get(number)}.")
 
 
 # -- buyers -----------------------------------------------------------------------------------
@@ -225,23 +215,33 @@ async def save_buyer(request: Request) -> Response:
     try:
         if buyer_id is None:
             raw["campaign"] = str(request.path_params["campaign"])
-            await service.write(request, offers.create_buyer, raw=raw)
+            made = await service.write(request, offers.create_buyer, raw=raw)
+            notice = f"Added buyer {made['id']} to campaign {made['campaign']}."
         else:
-            await service.write(request, offers.update_buyer, buyer_id=str(buyer_id), raw=raw)
+            old = await service.read(request, offers.get_buyer, str(buyer_id))
+            new = await service.write(request, offers.update_buyer, buyer_id=str(buyer_id),
+                                      raw=raw)  # fmt: skip
+            moved = notices.changes(old, new, BUYER_FIELDS)
+            notice = f"Saved buyer {buyer_id} of campaign {new['campaign']}: {moved}."
     except RtbError as exc:
         errors.add(exc, set(BUYER_FIELDS), {"buyers": "id"})
         return await buyer_page(request, values=values, errors=errors, status=exc.status)
-    return _to(request, "campaigns", "buyer-saved")
+    return _to(request, "campaigns", notice)
 
 
 async def delete_buyer(request: Request) -> Response:
-    await service.write(request, offers.delete_buyer, buyer_id=str(request.path_params["buyer"]))
-    return _to(request, "campaigns", "buyer-deleted")
+    """Read first: the notice names the buyer's campaign."""
+    buyer = await service.read(request, offers.get_buyer, str(request.path_params["buyer"]))
+    await service.write(request, offers.delete_buyer, buyer_id=buyer["id"])
+    return _to(
+        request, "campaigns", f"Deleted buyer {buyer['id']} of campaign {buyer['campaign']}."
+    )
 
 
 # -- trunks -----------------------------------------------------------------------------------
 
 TRUNK_FIELDS = ("id", "ips", "uri", "username", "password", "realm", "allow_overlap")
+_TRUNK_SHOWN = ("ips", "uri", "username", "realm", "has_password", "allow_overlap")
 
 
 async def trunks_page(
@@ -249,8 +249,7 @@ async def trunks_page(
 ) -> Response:
     rows = await service.read(request, trunks.list_trunks)
     form = form or {"name": "", "typed": {}, "errors": Errors().view()}
-    return render(request, "trunks.html", status=status, trunks=rows, form=form,
-                  notice=_notice(request))  # fmt: skip
+    return render(request, "trunks.html", status=status, trunks=rows, form=form)
 
 
 async def save_trunk(request: Request) -> Response:
@@ -272,16 +271,23 @@ async def save_trunk(request: Request) -> Response:
     try:
         if trunk_id is None:
             raw["id"] = values.get("id", "")
-            await service.write(request, trunks.create_trunk, raw=raw)
+            made = await service.write(request, trunks.create_trunk, raw=raw)
+            notice = f"Added trunk {made['id']}."
         else:
-            await service.write(request, trunks.update_trunk, trunk_id=str(trunk_id), raw=raw)
+            old = await service.read(request, trunks.get_trunk, str(trunk_id))
+            new = await service.write(request, trunks.update_trunk, trunk_id=str(trunk_id),
+                                      raw=raw)  # fmt: skip
+            moved = notices.changes(old, new, _TRUNK_SHOWN)
+            if raw.get("password"):  # only its HA1 is kept: "changed", never the value
+                moved = "password replaced" + ("" if moved == "nothing changed" else f"; {moved}")
+            notice = f"Saved trunk {trunk_id}: {moved}."
     except RtbError as exc:
         errors = Errors()
         errors.add(exc, set(TRUNK_FIELDS), {"trunks": "id"})
         kept = {k: v for k, v in values.items() if k != "password"}
         name = f"trunk:{trunk_id}" if trunk_id else "trunk"
         return await trunks_page(request, form=_form(name, kept, errors), status=exc.status)
-    return _to(request, "trunks", "trunk-saved")
+    return _to(request, "trunks", notice)
 
 
 async def delete_trunk(request: Request) -> Response:
@@ -291,7 +297,7 @@ async def delete_trunk(request: Request) -> Response:
     except RtbError as exc:
         errors = Errors(general=[exc.message])
         return await trunks_page(request, form=_form("delete", {}, errors), status=exc.status)
-    return _to(request, "trunks", "trunk-deleted")
+    return _to(request, "trunks", f"Deleted trunk {trunk_id}.")
 
 
 # -- keys and the Kamailio export -------------------------------------------------------------
@@ -299,7 +305,7 @@ async def delete_trunk(request: Request) -> Response:
 
 async def keys_page(request: Request) -> Response:
     rows = await service.read(request, offers.list_keys)
-    return render(request, "keys.html", keys=rows, notice=_notice(request))
+    return render(request, "keys.html", keys=rows)
 
 
 async def kamailio_export(request: Request) -> Response:

@@ -1,4 +1,5 @@
-"""The console's route table, mounted at ``/console`` behind :class:`ConsoleGuard`."""
+"""The console's route table, mounted at ``/console`` behind :class:`ConsoleGuard`. Every
+``…/delete`` answers a GET with its "are you sure?" page (:mod:`confirm`) and a POST by doing it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from rtbridge.http.console import access, offers, signin, watch
+from rtbridge.http.console import access, confirm, offers, signin, watch
 from rtbridge.http.console.guard import ConsoleGuard
 from rtbridge.http.console.templating import base_path
 
@@ -36,32 +37,40 @@ routes: list[BaseRoute] = [
     Route("/publishers", access.create_publisher, methods=["POST"]),
     Route(P, access.publisher_page, methods=["GET"], name="console_publisher"),
     Route(f"{P}/settings", access.update_publisher, methods=["POST"]),
+    Route(f"{P}/delete", confirm.delete_publisher, methods=["GET"]),
     Route(f"{P}/delete", access.delete_publisher, methods=["POST"]),
     Route(f"{P}/ips", access.add_ip, methods=["POST"]),
     Route(f"{P}/ips/bulk", access.add_ips_bulk, methods=["POST"]),
     Route(f"{P}/ips/{{entry}}", access.update_ip, methods=["POST"]),
+    Route(f"{P}/ips/{{entry}}/delete", confirm.remove_ip, methods=["GET"]),
     Route(f"{P}/ips/{{entry}}/delete", access.remove_ip, methods=["POST"]),
     Route(f"{P}/credentials", access.add_credential, methods=["POST"]),
     Route(f"{P}/credentials/{{username}}/rotate", access.rotate_credential, methods=["POST"]),
+    Route(f"{P}/credentials/{{username}}/delete", confirm.remove_credential, methods=["GET"]),
     Route(f"{P}/credentials/{{username}}/delete", access.remove_credential, methods=["POST"]),
     Route(f"{P}/keys", access.create_key, methods=["POST"]),
     Route("/keys", offers.keys_page, methods=["GET"], name="console_keys"),
     Route("/keys/{key}/pause", access.pause_key, methods=["POST"]),
+    Route("/keys/{key}/delete", confirm.delete_key, methods=["GET"]),
     Route("/keys/{key}/delete", access.delete_key, methods=["POST"]),
     Route("/campaigns", offers.campaigns_page, methods=["GET"], name="console_campaigns"),
     Route("/campaigns", offers.create_campaign, methods=["POST"]),
     Route("/campaigns/{campaign}/settings", offers.update_campaign, methods=["POST"]),
+    Route("/campaigns/{campaign}/delete", confirm.delete_campaign, methods=["GET"]),
     Route("/campaigns/{campaign}/delete", offers.delete_campaign, methods=["POST"]),
     Route("/campaigns/{campaign}/dids", offers.add_did, methods=["POST"]),
+    Route("/dids/{number}/delete", confirm.remove_did, methods=["GET"]),
     Route("/dids/{number}/delete", offers.remove_did, methods=["POST"]),
     Route("/campaigns/{campaign}/buyers/new", offers.buyer_page, methods=["GET"]),
     Route("/campaigns/{campaign}/buyers", offers.save_buyer, methods=["POST"]),
     Route("/buyers/{buyer}", offers.buyer_page, methods=["GET"], name="console_buyer"),
     Route("/buyers/{buyer}", offers.save_buyer, methods=["POST"]),
+    Route("/buyers/{buyer}/delete", confirm.delete_buyer, methods=["GET"]),
     Route("/buyers/{buyer}/delete", offers.delete_buyer, methods=["POST"]),
     Route("/trunks", offers.trunks_page, methods=["GET"], name="console_trunks"),
     Route("/trunks", offers.save_trunk, methods=["POST"]),
     Route("/trunks/{trunk}", offers.save_trunk, methods=["POST"]),
+    Route("/trunks/{trunk}/delete", confirm.delete_trunk, methods=["GET"]),
     Route("/trunks/{trunk}/delete", offers.delete_trunk, methods=["POST"]),
     Route("/export/kamailio-permissions", offers.kamailio_export, methods=["GET"]),
     Route("/check", access.check_page, methods=["GET", "POST"], name="console_check"),

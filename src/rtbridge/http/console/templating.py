@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -10,12 +10,25 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from rtbridge.http.console import csrf
+from rtbridge.http.console import csrf, forms, notices
 from rtbridge.timestamps import iso_utc
 
 
 def _when(value: datetime | None) -> str:
     return iso_utc(value) if value is not None else ""
+
+
+def _utc_input(value: datetime | None) -> str:
+    """A time as a UTC field shows it and reads it back (:func:`forms.utc_time`):
+    ``2026-12-31 23:59``, with the seconds only when there are some, so saving a form
+    unchanged leaves the time as it was."""
+    if value is None:
+        return ""
+    value = value.astimezone(UTC) if value.tzinfo else value  # SQLite's are naive UTC
+    text = value.strftime("%Y-%m-%d %H:%M")
+    if value.microsecond:
+        return text + value.strftime(":%S.%f").rstrip("0")
+    return text + value.strftime(":%S") if value.second else text
 
 
 def _seconds(value: float | None) -> str:
@@ -42,7 +55,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, seconds=_seconds, money=_money)
+    env.filters.update(when=_when, seconds=_seconds, money=_money, utc_input=_utc_input)
     return env
 
 
@@ -52,7 +65,10 @@ def base_path(request: Request) -> str:
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """``template`` as the page, with what every page has: the operator, the CSRF token, and
+    the notice the request came with (:mod:`notices`)."""
     cookie = getattr(request.state, "console_cookie", None)
+    context.setdefault("notice", notices.read(request))
     page = (
         environment()
         .get_template(template)
@@ -62,6 +78,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
             csrf_field=csrf.FIELD,
             csrf_token=csrf.for_session(cookie) if cookie else "",
             path=request.url.path,
+            utc_format=forms.UTC_FORMAT,
             **context,
         )
     )

@@ -16,7 +16,6 @@ from starlette.responses import Response
 from rtbridge import __version__
 from rtbridge.admin import audit, offers, publishers
 from rtbridge.config import fields as f
-from rtbridge.config.schema import ConfigError, read_field
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.errors import NotFound
 from rtbridge.http import csvfile
@@ -33,13 +32,10 @@ STATUSES = [st.RESERVED, st.CONFIRMED, *st.IN_CALL, *st.TERMINAL]
 
 
 def _time(request: Request, name: str, errors: Errors) -> datetime | None:
-    value = forms.utc_time(request.query_params.get(name, "").strip())
-    if not value:
-        return None
     try:
-        return read_field(name, f.timestamp, value)
-    except ConfigError as exc:
-        errors.fields.setdefault(name, []).extend(m.split(": ", 1)[-1] for m in exc.errors)
+        return forms.utc_time(request.query_params.get(name))
+    except f.FieldError as exc:
+        errors.fields.setdefault(name, []).append(str(exc))
         return None
 
 
