@@ -120,7 +120,7 @@ def test_every_change_needs_the_csrf_token_and_the_same_origin(console: Console)
 def test_an_unknown_item_is_a_console_page_not_the_apis_json(console: Console) -> None:
     for path, message in (("/console/publishers/nope", "no publisher &#39;nope&#39;"),
                           ("/console/buyers/nope/delete", "no buyer &#39;nope&#39;"),
-                          ("/console/calls/0000", "no call for reservation")):  # fmt: skip
+                          ("/console/calls/0000", "no reservation")):  # fmt: skip
         answer = console.client.get(path)
         assert answer.status_code == 404, path
         assert answer.headers["content-type"].startswith("text/html"), (path, answer.text)

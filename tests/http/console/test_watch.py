@@ -19,7 +19,12 @@ from tests.support.keys import key_id
 
 
 def _uuids(page: str) -> list[str]:
-    return re.findall(r"<td><code>([0-9a-f-]{36})</code></td>", page)
+    """The uuids of a log page, each linked to its reservation's page."""
+    found = re.findall(
+        r'<td><a href="/console/rtbs/([0-9a-f-]{36})"><code>([0-9a-f-]{36})</code></a></td>', page
+    )
+    assert all(link == shown for link, shown in found)
+    return [shown for _, shown in found]
 
 
 def test_rtb_log_pages_and_filters(console: Console) -> None:
@@ -190,7 +195,14 @@ def test_a_calls_detail_shows_its_buyer_attempts_and_history(console: Console) -
     assert "Busy Here" in attempts and "no-answer" in attempts and ">answered<" in attempts
     history = page.text.split('id="history"')[1].split("</table>")[0]
     events = re.findall(r'<span class="(?:status s-[\w-]+|tag)">([\w -]+)</span>', history)
-    assert events == ["claimed", "attempt failed", "attempt failed", "connected", "completed"]
+    assert events == [
+        "pinged",
+        "claimed",
+        "attempt failed",
+        "attempt failed",
+        "connected",
+        "completed",
+    ]
     assert "buyer acme: busy, 486 Busy Here" in history
     missing = console.client.get("/console/calls/01a2354e-0000-7000-8000-000000000000")
-    assert missing.status_code == 404 and "no call for reservation" in missing.text
+    assert missing.status_code == 404 and "no reservation" in missing.text

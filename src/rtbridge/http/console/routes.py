@@ -79,6 +79,7 @@ routes: list[BaseRoute] = [
     Route("/calls", watch.call_log, methods=["GET"], name="console_calls"),
     Route("/calls.csv", watch.call_log_csv, methods=["GET"], name="console_calls_csv"),
     Route("/calls/{uuid}", watch.call_detail, methods=["GET"], name="console_call"),
+    Route("/rtbs/{uuid}", watch.call_detail, methods=["GET"], name="console_rtb"),
     Route("/agent", watch.agent, methods=["GET"], name="console_agent"),
     Route("/audit", watch.audit_trail, methods=["GET"], name="console_audit"),
 ]

@@ -25,6 +25,7 @@ from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import render
 from rtbridge.numerals import as_int
 from rtbridge.storage import listings
+from rtbridge.storage.story import story
 from rtbridge.storage.catalog import read_version
 
 PAGE = 50
@@ -123,18 +124,15 @@ async def call_log_csv(request: Request) -> Response:
 
 
 async def call_detail(request: Request) -> Response:
-    """One call: its record, every buyer it was offered to (a failover dials the next one)
-    and its reservation's history."""
+    """A reservation's whole story (storage/story.py): the ping, its call and every buyer it
+    was offered to (a failover dials the next one), its history, the webhook deliveries it
+    caused and the admin actions that touched it. Every uuid in the logs links here."""
     uuid = str(request.path_params["uuid"]).strip().lower()
-
-    def work(session: Session) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        found = listings.call_log(session, uuid=uuid, limit=1).rows
-        if not found:
-            raise NotFound(f"no call for reservation {uuid[:40]!r}")
-        return found[0], listings.history(session, uuid)
-
-    call, history = await service.read(request, work)
-    return render(request, "call.html", call=call, history=history)
+    now = service.app_state(request).reservations.clock()
+    found = await service.read(request, story, uuid, now=now)
+    if found is None:
+        raise NotFound(f"no reservation {uuid[:40]!r}")
+    return render(request, "call.html", **found)
 
 
 async def agent(request: Request) -> Response:
