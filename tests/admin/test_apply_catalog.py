@@ -67,7 +67,7 @@ def test_what_an_admin_made_survives_apply_unless_pruned(
                        ("/admin/buyers", ZENITH),
                        ("/admin/dids", {"number": "+18005550100", "campaign": "auto"})]:  # fmt: skip
         made = client.post(path, json=body)
-        assert made.status_code == 201, made.text
+        assert made.status_code == 201 and made.json()["managed_by"] == "admin", made.text
     rtb = Terminal(db_url, capsys, monkeypatch)
     assert rtb("dids", "add", "--number", "+18005550101", "--campaign", "spring")[0] == 0
     resources = ["/admin/trunks/backup", "/admin/campaigns/spring", "/admin/buyers/zenith"]
@@ -77,9 +77,11 @@ def test_what_an_admin_made_survives_apply_unless_pruned(
         assert _said(report, "removed") == set() and _said(report, "kept") == set(MADE)
         assert report[-1].endswith("0 created, 0 updated, 0 removed, 5 kept")
     for path in resources:
-        assert client.get(path).status_code == 200
-    assert [d["number"] for d in client.get("/admin/dids").json()["dids"]] == [
-        "+18005550100", "+18005550101", "+18334583385", "+18339510260"]  # fmt: skip
+        assert client.get(path).json()["managed_by"] == "admin"
+    dids = client.get("/admin/dids").json()["dids"]
+    assert {d["number"]: d["managed_by"] for d in dids} == {
+        "+18005550100": "admin", "+18005550101": "admin",
+        "+18334583385": "file", "+18339510260": "file"}  # fmt: skip
 
     dry = _demo_apply(db_url, "--prune", "--dry-run")
     assert _said(dry, "removed") == set(MADE) and _said(dry, "kept") == set()

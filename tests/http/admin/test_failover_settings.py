@@ -35,7 +35,7 @@ def test_campaign_failover_created_changed_and_reset(admin: TestClient) -> None:
                                              "max_attempts": 4})  # fmt: skip
     assert r.status_code == 201, r.text
     assert r.json() == {"id": "solar", "failover": ["busy", "unreachable"], "max_attempts": 4,
-                        "numbers": [], "buyers": []}  # fmt: skip
+                        "numbers": [], "buyers": [], "managed_by": "admin"}  # fmt: skip
     info = catalog_campaign(admin, "solar")
     assert (info.failover, info.max_attempts) == (frozenset({"busy", "unreachable"}), 4)
 
