@@ -122,3 +122,54 @@ def test_managed_by_is_filled_from_the_audit_trail(db_url: str) -> None:
     assert pubs == {"from-file": "file", "from-api": "admin", "unknown": "admin"}
     assert ips == {"10.0.0.0/8": "file", "10.1.0.0/16": "admin"}  # the latest create counts
     engine.dispose()
+
+
+def test_managed_by_of_the_catalog_is_filled_from_the_audit_trail(db_url: str) -> None:
+    """0015, by 0007's rule, for campaigns, buyers, DIDs and trunks: the latest ``create`` by
+    ``apply`` makes a row the file's; an admin's, or none at all, keeps it from removal."""
+    engine = make_engine(db_url)
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0014")
+    now = datetime.now(UTC)
+    at = now if engine.dialect.name != "sqlite" else now.replace(tzinfo=None).isoformat(" ")
+    with engine.begin() as conn:
+        for sql in [
+            "INSERT INTO campaign (id) VALUES ('from-file'), ('from-api')",
+            "INSERT INTO buyer (id, campaign_id, destination, payout, seconds, priority, weight, "
+            "filters, srtp) VALUES ('b-file', 'from-file', 'sip:q@192.0.2.1', 1, 1, 1, 1, '{}', "
+            "'off'), ('b-unknown', 'from-api', 'sip:q@192.0.2.1', 1, 1, 1, 1, '{}', 'off')",
+            "INSERT INTO didnumber (number, campaign_id) VALUES ('+18005550100', 'from-file'), "
+            "('+18005550101', 'from-api')",
+            "INSERT INTO trunk (id, ips, uri) VALUES ('t-file', '[]', 'sip:{number}@192.0.2.1'), "
+            "('t-api', '[]', 'sip:{number}@192.0.2.2')",
+        ]:
+            conn.execute(text(sql))
+        for actor, resource in [("apply", "campaign/from-file"), ("ops", "campaign/from-api"),
+                                ("apply", "buyer/b-file"), ("apply", "did/+18005550100"),
+                                ("cli:ops", "did/+18005550101"), ("apply", "trunk/t-file"),
+                                ("apply", "trunk/t-api"), ("ops", "trunk/t-api")]:  # fmt: skip
+            conn.execute(
+                text("INSERT INTO auditentry (at, actor, action, resource) "
+                     "VALUES (:at, :a, 'create', :r)"),
+                {"at": at, "a": actor, "r": resource},
+            )  # fmt: skip
+    migrate(engine)
+    with engine.connect() as conn:
+        found = {
+            table: dict(conn.execute(text(sql)).all())
+            for table, sql in [
+                ("campaign", "SELECT id, managed_by FROM campaign"),
+                ("buyer", "SELECT id, managed_by FROM buyer"),
+                ("didnumber", "SELECT number, managed_by FROM didnumber"),
+                ("trunk", "SELECT id, managed_by FROM trunk"),
+            ]
+        }
+    assert found == {
+        "campaign": {"from-file": "file", "from-api": "admin"},
+        "buyer": {"b-file": "file", "b-unknown": "admin"},
+        "didnumber": {"+18005550100": "file", "+18005550101": "admin"},
+        "trunk": {"t-file": "file", "t-api": "admin"},  # the latest create counts
+    }
+    engine.dispose()

@@ -32,7 +32,6 @@ from rtbridge.storage.models import (
     AuditEntry,
     Campaign,
     ConsoleSession,
-    DidNumber,
     PostbackKey,
     Publisher,
     Reservation,
@@ -86,7 +85,8 @@ def legacy_database(url: str) -> None:
         s.execute(text("INSERT INTO publisher (id, require_tls, require_srtp, managed_by) "
                        "VALUES ('pub-1', false, false, 'admin')"))  # fmt: skip
         s.execute(text("INSERT INTO campaign (id) VALUES ('auto')"))
-        s.add(DidNumber(number="+18339510260", campaign_id="auto"))
+        s.execute(text("INSERT INTO didnumber (number, campaign_id) "
+                       "VALUES ('+18339510260', 'auto')"))  # fmt: skip
         s.execute(text(
             "INSERT INTO buyer (id, campaign_id, destination, payout, seconds, priority, weight, "
             "filters, srtp) VALUES ('acme', 'auto', 'sip:q@127.0.0.1:5070', 90.0, 120, 1, 1, "

@@ -3,10 +3,12 @@
 One transaction; idempotent (a second run reports no changes); ``dry_run`` computes the same
 report and rolls back. Secrets never appear in the report.
 
-Publishers, allowlist entries, SIP credentials and keys remember who made them
-(``managed_by``): a row the file no longer lists is removed only if ``apply`` made it; one
-made through the admin API, CLI or console is kept — and reported as such — unless
-``prune`` (``--prune``) is given (issue 12). A row the file lists is adopted by it."""
+Every row apply can remove remembers who made it (``managed_by``): publishers, allowlist
+entries, SIP credentials and keys (issue 12), campaigns, buyers, DIDs and trunks (migration
+0015). A row the file no longer lists is removed only if ``apply`` made it; one made through
+the admin API, CLI or console is kept — and reported as such — unless ``prune``
+(``--prune``) is given. A row the file lists is adopted by it, and an admin's edit of a row
+the file manages lasts until the next apply restores the file's values."""
 
 from __future__ import annotations
 
@@ -186,7 +188,8 @@ def apply_document(
         if doc.campaigns is not None:
             sync(Campaign, "campaign", campaigns, remove=False)
             sync(Buyer, "buyer", {b.id: _buyer_row(b) for b in doc.buyers})
-            dids = {n: {"number": n, "campaign_id": c.id} for c in doc.campaigns for n in c.numbers}
+            dids = {n: {"number": n, "campaign_id": c.id, "managed_by": _FILE}
+                    for c in doc.campaigns for n in c.numbers}  # fmt: skip
             sync(DidNumber, "DID", dids, lambda r: r.number)
         if doc.publishers is not None:
             sync(Publisher, "publisher", publishers, remove=False)
@@ -268,11 +271,13 @@ def _trunk_row(t: TrunkSpec) -> dict[str, Any]:
         "auth_realm": t.realm,
         "auth_ha1_md5": ha1_md5,
         "allow_overlap": t.allow_overlap,
+        "managed_by": _FILE,
     }
 
 
 def _campaign_row(c: CampaignSpec) -> dict[str, Any]:
-    return {"id": c.id, "failover": list(c.failover), "max_attempts": c.max_attempts}
+    return {"id": c.id, "failover": list(c.failover), "max_attempts": c.max_attempts,
+            "managed_by": _FILE}  # fmt: skip
 
 
 def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
@@ -294,6 +299,7 @@ def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
         "media_networks": list(b.media_networks),
         "ring_timeout": b.ring_timeout,
         "connect_timeout": b.connect_timeout,
+        "managed_by": _FILE,
     }
 
 
@@ -440,21 +446,16 @@ def _wanted_keys(
 
 def _check_references(session: Session, doc: Document, prune: bool) -> None:
     """Refuse a file whose removals would orphan rows it did not mention (e.g. a campaign
-    removed while a key the file leaves alone still points at it, or a publisher removed
-    while an allowlist entry made outside the file is kept)."""
+    removed while a key the file leaves alone still points at it, or a publisher or campaign
+    removed while an allowlist entry or buyer made outside the file is kept)."""
     problems = []
-    campaigns = (
-        {c.id for c in doc.campaigns}
-        if doc.campaigns is not None
-        else set(session.exec(select(Campaign.id)))
-    )
+    campaigns = set(session.exec(select(Campaign.id)))
+    if doc.campaigns is not None:  # those it lists, and those kept: made outside it
+        kept = set() if prune else _made_outside(session, Campaign)
+        campaigns = {c.id for c in doc.campaigns} | kept
     publishers = set(session.exec(select(Publisher.id)))
-    if doc.publishers is not None:  # those it lists, and those kept: made outside it
-        kept = (
-            set()
-            if prune
-            else set(session.exec(select(Publisher.id).where(Publisher.managed_by != _FILE)))
-        )
+    if doc.publishers is not None:
+        kept = set() if prune else _made_outside(session, Publisher)
         publishers = {p.id for p in doc.publishers} | kept
     held = [
         (e.publisher_id, f"allowlist entry {e.cidr}") for e in session.exec(select(AllowlistEntry))
@@ -467,6 +468,15 @@ def _check_references(session: Session, doc: Document, prune: bool) -> None:
         if owner not in publishers:
             problems.append(
                 f"publishers: publisher {owner!r} is no longer in the file but keeps {what}, "
+                "made outside it; remove that first or use --prune"
+            )
+    # Buyers and DIDs are synced by now: those left that the file does not list were kept.
+    pooled = [(b.campaign_id, f"buyer {b.id}") for b in session.exec(select(Buyer))]
+    pooled += [(d.campaign_id, f"DID {d.number}") for d in session.exec(select(DidNumber))]
+    for owner, what in pooled:
+        if owner not in campaigns:
+            problems.append(
+                f"campaigns: campaign {owner!r} is no longer in the file but keeps {what}, "
                 "made outside it; remove that first or use --prune"
             )
     for key in session.exec(select(PostbackKey)):
@@ -488,6 +498,11 @@ def _check_references(session: Session, doc: Document, prune: bool) -> None:
     if problems:
         session.rollback()
         raise ConfigError(problems)
+
+
+def _made_outside(session: Session, model: type[Campaign] | type[Publisher]) -> set[str]:
+    """Ids of the rows of ``model`` an admin made: a run without ``--prune`` keeps them."""
+    return set(session.exec(select(model.id).where(model.managed_by != _FILE)))
 
 
 def apply_file(engine: Engine, path: Any, *, dry_run: bool = False, prune: bool = False) -> Report:

@@ -61,6 +61,18 @@ def body(raw: Any) -> dict[str, Any]:
     return raw
 
 
+def as_read(patch: dict[str, Any], managed_by: str) -> dict[str, Any]:
+    """``patch`` without ``managed_by``, which a view shows and a client may send back as read
+    (the view is the request's shape). Another value is refused: only ``apply`` changes it,
+    by adopting a row its file lists."""
+    if "managed_by" not in patch:
+        return patch
+    if patch["managed_by"] != managed_by:
+        raise InvalidInput("managed_by: only rtbridge apply changes it (a row its file lists "
+                           "becomes 'file')")  # fmt: skip
+    return {k: v for k, v in patch.items() if k != "managed_by"}
+
+
 def merge(current: dict[str, Any], patch: Any) -> dict[str, Any]:
     """The resource as the file would spell it after ``patch``; ``null`` clears a field
     (back to its default), as leaving it out of the file would."""

@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from rtbridge.admin import audit
-from rtbridge.admin.changes import body, commit, merge, validating
+from rtbridge.admin.changes import as_read, body, commit, merge, validating
 from rtbridge.config import fields as f
 from rtbridge.config.schema import (
     BuyerSpec,
@@ -62,7 +62,8 @@ def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
     buyers = session.exec(
         select(Buyer.id).where(Buyer.campaign_id == row.id).order_by(col(Buyer.id))
     )
-    return {**campaign_settings(row), "numbers": list(numbers), "buyers": list(buyers)}
+    return {**campaign_settings(row), "numbers": list(numbers), "buyers": list(buyers),
+            "managed_by": row.managed_by}  # fmt: skip
 
 
 def _campaign_values(spec: CampaignSpec) -> dict[str, Any]:
@@ -101,7 +102,7 @@ def update_campaign(session: Session, *, actor: str, campaign_id: str, raw: Any)
     """``{failover?, max_attempts?}``: the campaign's own settings; ``null`` resets one. Its
     pool and its buyers have their own routes (``/admin/dids``, ``/admin/buyers``)."""
     row = _campaign_row(session, campaign_id)
-    patch = dict(body(raw))
+    patch = as_read(dict(body(raw)), row.managed_by)
     if patch.get("id", row.id) != row.id:
         raise InvalidInput("id: a campaign's id cannot change (keys and reservations use it)")
     for name, route in (("numbers", "/admin/dids"), ("buyers", "/admin/buyers")):
@@ -161,7 +162,7 @@ def buyer_view(row: Buyer) -> dict[str, Any]:
         "daily_cap": row.daily_cap, "priority": row.priority, "weight": row.weight,
         "hours": row.hours, "filters": row.filters, "trunk": row.trunk_id, "srtp": row.srtp,
         "media_networks": list(row.media_networks), "ring_timeout": row.ring_timeout,
-        "connect_timeout": row.connect_timeout,
+        "connect_timeout": row.connect_timeout, "managed_by": row.managed_by,
     }  # fmt: skip
 
 
@@ -233,10 +234,10 @@ def create_buyer(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
 def update_buyer(session: Session, *, actor: str, buyer_id: str, raw: Any) -> dict[str, Any]:
     row = _buyer(session, buyer_id)
     old = buyer_view(row)
-    current = {k: v for k, v in old.items() if k != "campaign"}
+    current = {k: v for k, v in old.items() if k not in ("campaign", "managed_by")}
     if not current["filters"]:
         current.pop("filters")
-    patch = dict(body(raw))
+    patch = as_read(dict(body(raw)), row.managed_by)
     campaign = _campaign_field(session, patch) if "campaign" in patch else row.campaign_id
     patch.pop("campaign", None)
     if patch.get("id", row.id) != row.id:
@@ -272,16 +273,22 @@ def list_dids(session: Session, campaign_id: str | None = None) -> list[dict[str
     query = select(DidNumber).order_by(col(DidNumber.number))
     if campaign_id is not None:
         query = query.where(DidNumber.campaign_id == campaign_id)
-    return [{"number": d.number, "campaign": d.campaign_id} for d in session.exec(query)]
+    return [did_view(d) for d in session.exec(query)]
 
 
-def _add_did(session: Session, actor: str, campaign_id: str, number: str) -> None:
+def did_view(row: DidNumber) -> dict[str, Any]:
+    return {"number": row.number, "campaign": row.campaign_id, "managed_by": row.managed_by}
+
+
+def _add_did(session: Session, actor: str, campaign_id: str, number: str) -> DidNumber:
     other = session.get(DidNumber, number)
     if other is not None:
         raise Conflict(f"number: DID {number} is in campaign {other.campaign_id!r}'s pool")
-    session.add(DidNumber(number=number, campaign_id=campaign_id))
+    row = DidNumber(number=number, campaign_id=campaign_id)
+    session.add(row)
     audit.record(session, actor=actor, action="create", resource=f"did/{number}",
                  new={"number": number, "campaign": campaign_id})  # fmt: skip
+    return row
 
 
 def add_did(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
@@ -293,9 +300,9 @@ def add_did(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
     with validating():
         number = read_field("number", f.e164, fields_.get("number"))
     campaign = _campaign_field(session, fields_)
-    _add_did(session, actor, campaign, number)
+    row = _add_did(session, actor, campaign, number)
     commit(session)
-    return {"number": number, "campaign": campaign}
+    return did_view(row)
 
 
 def remove_did(session: Session, *, actor: str, number: str) -> None:

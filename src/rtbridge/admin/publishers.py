@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from rtbridge.admin import audit
-from rtbridge.admin.changes import body, commit, merge, validating
+from rtbridge.admin.changes import as_read, body, commit, merge, validating
 from rtbridge.config.overlaps import (
     PUBLISHER,
     Claim,
@@ -73,7 +73,8 @@ def _settings(row: Publisher) -> dict[str, Any]:
 
 
 def list_publishers(session: Session) -> list[dict[str, Any]]:
-    return [_settings(p) for p in session.exec(select(Publisher).order_by(col(Publisher.id)))]
+    return [{**_settings(p), "managed_by": p.managed_by}
+            for p in session.exec(select(Publisher).order_by(col(Publisher.id)))]  # fmt: skip
 
 
 def get_publisher(session: Session, publisher_id: str) -> dict[str, Any]:
@@ -81,6 +82,7 @@ def get_publisher(session: Session, publisher_id: str) -> dict[str, Any]:
     keys = session.exec(select(PostbackKey).where(PostbackKey.publisher_id == row.id))
     return {
         **_settings(row),
+        "managed_by": row.managed_by,
         "ips": list_ips(session, row.id),
         "credentials": list_credentials(session, row.id),
         "keys": [{"id": k.id, "hint": k.hint, "campaign": k.campaign_id} for k in keys],
@@ -120,7 +122,7 @@ def update_publisher(
     session: Session, *, actor: str, publisher_id: str, raw: Any
 ) -> dict[str, Any]:
     row = _publisher_row(session, publisher_id)
-    patch = body(raw)
+    patch = as_read(body(raw), row.managed_by)
     for name in ("ips", "credentials"):
         if name in patch:
             raise InvalidInput(f"{name}: change them with /admin/publishers/{{id}}/{name}")

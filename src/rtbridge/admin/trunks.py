@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from rtbridge.admin import audit
-from rtbridge.admin.changes import body, commit, merge, validating
+from rtbridge.admin.changes import as_read, body, commit, merge, validating
 from rtbridge.config.overlaps import (
     TRUNK,
     Claim,
@@ -37,6 +37,7 @@ def trunk_view(row: Trunk) -> dict[str, Any]:
         "realm": row.auth_realm,
         "has_password": row.auth_ha1_md5 is not None,
         "allow_overlap": row.allow_overlap,
+        "managed_by": row.managed_by,
     }
 
 
@@ -104,7 +105,7 @@ def create_trunk(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
 def update_trunk(session: Session, *, actor: str, trunk_id: str, raw: Any) -> dict[str, Any]:
     row = _trunk(session, trunk_id)
     old = trunk_view(row)
-    patch = body(raw)
+    patch = as_read(body(raw), row.managed_by)
     if patch.get("id", row.id) != row.id:
         raise InvalidInput("id: a trunk's id cannot change (buyers use it)")
     current = {"id": row.id, "ips": list(row.ips), "uri": row.uri,

@@ -92,6 +92,7 @@ class Campaign(SQLModel, table=True):
         default_factory=lambda: list(FAILOVER_KINDS), sa_column=Column(JSON)
     )
     max_attempts: int = 3  # buyers tried for one call, the reservation's own included
+    managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
 
 
 class DidNumber(SQLModel, table=True):
@@ -99,6 +100,7 @@ class DidNumber(SQLModel, table=True):
 
     number: str = Field(primary_key=True, max_length=16)
     campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=64)
+    managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
 
 
 class Buyer(SQLModel, table=True):
@@ -122,6 +124,7 @@ class Buyer(SQLModel, table=True):
     media_networks: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     ring_timeout: float | None = None  # seconds it may ring; None: the agent's ring_timeout
     connect_timeout: float | None = None  # seconds to a first answer (else unreachable); None: 2
+    managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
 
 
 class Trunk(SQLModel, table=True):
@@ -138,6 +141,7 @@ class Trunk(SQLModel, table=True):
     auth_ha1_md5: str | None = Field(default=None, max_length=32)
     # Accepted although its networks overlap a publisher's allowlist (config/overlaps.py).
     allow_overlap: bool = False
+    managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
 
 
 class PostbackKey(SQLModel, table=True):

@@ -35,7 +35,7 @@ def test_campaign_failover_created_changed_and_reset(admin: TestClient) -> None:
                                              "max_attempts": 4})  # fmt: skip
     assert r.status_code == 201, r.text
     assert r.json() == {"id": "solar", "failover": ["busy", "unreachable"], "max_attempts": 4,
-                        "numbers": [], "buyers": []}  # fmt: skip
+                        "numbers": [], "buyers": [], "managed_by": "admin"}  # fmt: skip
     info = catalog_campaign(admin, "solar")
     assert (info.failover, info.max_attempts) == (frozenset({"busy", "unreachable"}), 4)
 
@@ -196,23 +196,27 @@ def _toml(value: Any) -> str:
 def test_the_views_written_back_as_a_file_are_no_change(
     admin: TestClient, sqlite_url: str, tmp_path: Path
 ) -> None:
-    """Every field the API shows is the file's, by the file's name: a campaign and its buyers
-    read back and written out as ``[[campaigns]]`` apply as no change (nothing lost)."""
+    """Every field the API shows is the file's, by the file's name, but who manages the row: a
+    campaign and its buyers read back and written out as ``[[campaigns]]`` apply as no change
+    (nothing lost), the file only adopting the buyer an admin made."""
     admin.patch("/admin/campaigns/auto", json={"failover": ["busy", "rejected"], "max_attempts": 2})
     admin.post("/admin/buyers", json={"campaign": "auto", "id": "zen", **BUYER, "ring_timeout": 20,
                                       "connect_timeout": 1.5, "filters": {"state": ["CA"]}})  # fmt: skip
     campaign = admin.get("/admin/campaigns/auto").json()
     buyers = admin.get("/admin/buyers?campaign=auto").json()["buyers"]
-    lines = ["[[campaigns]]"] + [f"{k} = {_toml(v)}" for k, v in campaign.items() if k != "buyers"]
+    lines = ["[[campaigns]]"] + [f"{k} = {_toml(v)}" for k, v in campaign.items()
+                                 if k not in ("buyers", "managed_by")]  # fmt: skip
     for buyer in buyers:
         lines.append("[[campaigns.buyers]]")
         lines += [f"{k} = {_toml(v)}" for k, v in buyer.items()
-                  if k != "campaign" and v is not None]  # fmt: skip
+                  if k not in ("campaign", "managed_by") and v is not None]  # fmt: skip
     path = tmp_path / "written-back.toml"
     path.write_text("\n".join(lines) + "\n")
     engine = open_database(sqlite_url)
     try:
-        assert apply_file(engine, path).lines() == ["no changes"]
+        assert apply_file(engine, path).lines() == [
+            "updated buyer zen (managed_by 'admin' -> 'file')"
+        ]
     finally:
         engine.dispose()
     assert 'failover = ["busy", "rejected"]' in path.read_text()

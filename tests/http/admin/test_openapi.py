@@ -57,7 +57,8 @@ def test_failover_settings_are_described() -> None:
     patch = doc["paths"]["/admin/campaigns/{campaign}"]["patch"]
     body = patch["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/CampaignPatch"}
-    assert set(schemas["CampaignPatch"]["properties"]) == {"failover", "max_attempts"}
+    # managed_by: the view's, which a body may send back as read
+    assert set(schemas["CampaignPatch"]["properties"]) == {"failover", "max_attempts", "managed_by"}
     failover = schemas["Campaign"]["properties"]["failover"]
     assert failover["items"]["enum"] == ["no-answer", "busy", "rejected", "unreachable"]
     assert failover["uniqueItems"] is True and failover["default"] == failover["items"]["enum"]

@@ -37,8 +37,9 @@ def test_publisher_round_trip(admin: TestClient) -> None:
     assert "An0ther" not in r.text
     assert version(admin) > before  # every change bumps the version, seen here at once
     listed = {"id": "pub-2", "name": "Second", "require_tls": False, "require_srtp": False,
-              "media_networks": []}  # fmt: skip
+              "media_networks": [], "managed_by": "admin"}  # fmt: skip
     assert listed in admin.get("/admin/publishers").json()["publishers"]
+    assert admin.patch("/admin/publishers/pub-2", json=listed).status_code == 200  # as read
     r = admin.patch("/admin/publishers/pub-2", json={"require_tls": True, "require_srtp": True})
     assert r.status_code == 200 and (r.json()["require_tls"], r.json()["require_srtp"]) == (
         True,
@@ -119,7 +120,7 @@ def test_campaign_buyer_did_round_trip(admin: TestClient) -> None:
     assert r.status_code == 201, r.text
     assert r.json() == {"id": "health", "numbers": ["+18005550111"], "buyers": ["clinic"],
                         "failover": ["no-answer", "busy", "rejected", "unreachable"],
-                        "max_attempts": 3}  # fmt: skip
+                        "max_attempts": 3, "managed_by": "admin"}  # fmt: skip
     assert admin.post("/admin/campaigns", json={"id": "health"}).status_code == 409
     r = admin.post("/admin/buyers", json={"campaign": "health", "id": "clinic2", "destination": "+18005550199",
                                          "payout": 5.5, "seconds": 30, "trunk": "carrier",
@@ -139,8 +140,9 @@ def test_campaign_buyer_did_round_trip(admin: TestClient) -> None:
         admin.post("/admin/dids", json={"number": "+18005550112", "campaign": "auto"}).status_code
         == 409
     )
-    assert [d["number"] for d in admin.get("/admin/dids?campaign=health").json()["dids"]] == [
-        "+18005550111", "+18005550112"]  # fmt: skip
+    assert admin.get("/admin/dids?campaign=health").json()["dids"] == [
+        {"number": n, "campaign": "health", "managed_by": "admin"}
+        for n in ("+18005550111", "+18005550112")]  # fmt: skip
     assert admin.delete("/admin/dids/+18005550112").status_code == 204
     assert admin.delete("/admin/buyers/clinic2").status_code == 204
     assert admin.get("/admin/buyers/clinic2").status_code == 404
@@ -183,7 +185,9 @@ def test_trunk_round_trip(admin: TestClient) -> None:
     assert r.status_code == 201, r.text
     assert r.json() == {"id": "carrier2", "ips": ["192.0.2.0/28"], "uri": "sip:{number}@192.0.2.1",
                         "username": "acct", "realm": "carrier.example", "has_password": True,
-                        "allow_overlap": False}  # fmt: skip
+                        "allow_overlap": False, "managed_by": "admin"}  # fmt: skip
+    r = admin.patch("/admin/trunks/carrier2", json={"managed_by": "file"})
+    assert r.status_code == 422 and r.json()["error"].startswith("managed_by: only rtbridge apply")
     r = admin.patch("/admin/trunks/carrier2", json={"realm": "other.example"})
     assert r.status_code == 422 and r.json()["error"].startswith(
         "password: required when username or realm changes"

@@ -193,3 +193,43 @@ def test_buyer_timeouts(console: Console) -> None:
     assert cleared.status_code == 303  # empty: back to the defaults
     beta = next(b for b in _catalog(console).campaigns["auto"].buyers if b.rule.id == "beta")
     assert (beta.ring_timeout, beta.connect_timeout) == (None, 2.0)
+
+
+FROM_FILE = ">from the file</span>"
+
+
+def _marked(html: str, start: str, end: str) -> bool:
+    """Whether the stretch of ``html`` from ``start`` to the next ``end`` carries the tag."""
+    stretch = html[html.index(start) :]
+    return FROM_FILE in stretch[: stretch.index(end)]
+
+
+def test_rows_from_the_file_are_marked(console: Console) -> None:
+    """The demo file's rows carry "from the file" (apply restores or removes them); what an
+    admin makes here carries nothing (apply keeps it unless --prune)."""
+    for path, fields in [
+        ("/console/campaigns", {"id": "solar"}),
+        ("/console/campaigns/solar/dids", {"number": "+18005550111"}),
+        ("/console/campaigns/auto/buyers", {"id": "beta", "destination": "sip:b@192.0.2.1",
+                                            "payout": "5", "seconds": "60"}),
+        ("/console/trunks", {"id": "t2", "uri": "sip:{number}@192.0.2.1", "ips": "192.0.2.1"}),
+        ("/console/publishers", {"id": "pub-2"}),
+    ]:  # fmt: skip
+        assert console.post(path, **fields).status_code == 303, path
+    page = console.client.get("/console/campaigns").text
+    assert _marked(page, 'id="campaign-auto"', "</h2>")
+    assert not _marked(page, 'id="campaign-solar"', "</h2>")
+    assert _marked(page, ">acme</a>", "</td>") and not _marked(page, ">beta</a>", "</td>")
+    assert _marked(page, "<code>+18339510260</code>", "</form>")
+    assert not _marked(page, "<code>+18005550111</code>", "</form>")
+    acme = console.client.get("/console/buyers/acme").text
+    assert _marked(acme, "<h1>", "</h1>") and "Managed by the configuration file" in acme
+    beta = console.client.get("/console/buyers/beta").text
+    assert FROM_FILE not in beta and "Managed by" not in beta
+    page = console.client.get("/console/trunks").text
+    assert _marked(page, 'id="trunk-carrier"', "</h2>")
+    assert not _marked(page, 'id="trunk-t2"', "</h2>")
+    page = console.client.get("/console/publishers").text
+    assert _marked(page, ">pub-1</a>", "</td>") and not _marked(page, ">pub-2</a>", "</td>")
+    page = console.client.get("/console/publishers/pub-1").text
+    assert _marked(page, "<h1>", "</h1>") and _marked(page, "<code>127.0.0.1/32</code>", "</td>")

@@ -29,6 +29,13 @@ class _Public(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_MANAGED_BY = (
+    '"file": rtbridge apply made or adopted it (a later apply restores or removes it); '
+    '"admin": made through the admin API, CLI or console (apply keeps it unless --prune)'
+)
+_AS_READ = "as the resource shows it (ignored); any other value is refused: only apply changes it"
+
+
 # -- requests ---------------------------------------------------------------------------------
 
 
@@ -40,24 +47,31 @@ class KeyCreate(KeySpec):
     )
 
 
-def _patch_of(model: type[BaseModel], name: str, *, leave_out: tuple[str, ...] = ()) -> Any:
+def _patch_of(
+    model: type[BaseModel], name: str, *, leave_out: tuple[str, ...] = (), managed: bool = False
+) -> Any:
     """``PATCH`` bodies: the resource's own fields and rules, none required (the handler
-    merges them over the stored resource and validates the whole again)."""
+    merges them over the stored resource and validates the whole again). A ``managed``
+    resource's view shows ``managed_by``, which a body may send back as read."""
     optional: dict[str, Any] = {}
     for field, info in model.model_fields.items():
         if field not in leave_out:
             kind: Any = info.annotation | None  # type: ignore[operator]
             optional[field] = (Annotated[(kind, *info.metadata)] if info.metadata else kind, None)
+    if managed:
+        optional["managed_by"] = (str | None, Field(default=None, description=_AS_READ))
     return create_model(name, __base__=_Public, __doc__=f"Fields of {model.__name__} to change",
                         **optional)  # fmt: skip
 
 
-PublisherPatch = _patch_of(PublisherSpec, "PublisherPatch", leave_out=("ips", "credentials"))
+PublisherPatch = _patch_of(PublisherSpec, "PublisherPatch", leave_out=("ips", "credentials"),
+                           managed=True)  # fmt: skip
 IpPatch = _patch_of(IpSpec, "IpPatch")
-CampaignPatch = _patch_of(Campaign, "CampaignPatch", leave_out=("id", "numbers", "buyers"))
-BuyerPatch = _patch_of(BuyerSpec, "BuyerPatch")
+CampaignPatch = _patch_of(Campaign, "CampaignPatch", leave_out=("id", "numbers", "buyers"),
+                          managed=True)  # fmt: skip
+BuyerPatch = _patch_of(BuyerSpec, "BuyerPatch", managed=True)
 KeyPatch = _patch_of(KeySpec, "KeyPatch", leave_out=("key",))
-TrunkPatch = _patch_of(TrunkSpec, "TrunkPatch")
+TrunkPatch = _patch_of(TrunkSpec, "TrunkPatch", managed=True)
 
 
 class PasswordSet(_Public):
@@ -98,6 +112,7 @@ class PublisherPublic(_Public):
     media_networks: list[str] = Field(
         description="networks beside the allowlist where its calls' media may move"
     )
+    managed_by: str = Field(description=_MANAGED_BY)
 
 
 class IpPublic(_Public):
@@ -110,7 +125,7 @@ class IpPublic(_Public):
     expires_at: datetime | None
     expired: bool
     allow_overlap: bool
-    managed_by: str | None
+    managed_by: str = Field(description=_MANAGED_BY)
     overlaps: str | None = None  # a change that overlaps another publisher's entry says so
 
 
@@ -165,6 +180,7 @@ class CampaignPublic(_Public):
                               "included")  # fmt: skip
     numbers: list[str]
     buyers: list[str] = Field(description="buyer ids")
+    managed_by: str = Field(description=_MANAGED_BY)
 
 
 class BuyerPublic(_Public):
@@ -193,11 +209,13 @@ class BuyerPublic(_Public):
     connect_timeout: float | None = Field(
         description="seconds to its first answer before it counts as unreachable; null: 2"
     )
+    managed_by: str = Field(description=_MANAGED_BY)
 
 
 class DidPublic(_Public):
     number: str
     campaign: str
+    managed_by: str = Field(description=_MANAGED_BY)
 
 
 class KeyPublic(_Public):
@@ -228,6 +246,7 @@ class TrunkPublic(_Public):
     realm: str | None
     has_password: bool
     allow_overlap: bool  # accepted although a network overlaps a publisher's allowlist
+    managed_by: str = Field(description=_MANAGED_BY)
 
 
 class CheckAnswer(_Public):

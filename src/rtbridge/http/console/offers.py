@@ -49,11 +49,12 @@ async def campaigns_page(
 ) -> Response:
     campaigns = await service.read(request, offers.list_campaigns)
     buyers = await service.read(request, offers.list_buyers)
+    dids = {d["number"]: d for d in await service.read(request, offers.list_dids)}
     by_campaign = {c["id"]: [b for b in buyers if b["campaign"] == c["id"]] for c in campaigns}
     form = form or {"name": "", "typed": {}, "errors": Errors().view()}
     settings = {c["id"]: failover_form(c) for c in campaigns}
     return render(request, "campaigns.html", status=status, campaigns=campaigns,
-                  buyers=by_campaign, settings=settings, kinds=FAILOVER_KINDS,
+                  buyers=by_campaign, dids=dids, settings=settings, kinds=FAILOVER_KINDS,
                   form=form)  # fmt: skip
 
 
@@ -192,9 +193,10 @@ async def buyer_page(
 ) -> Response:
     """``/campaigns/{campaign}/buyers/new`` or ``/buyers/{buyer}``: one form for both."""
     buyer_id = request.path_params.get("buyer")
+    managed_by = None
     if buyer_id is not None:
         buyer = await service.read(request, offers.get_buyer, str(buyer_id))
-        campaign = str(buyer["campaign"])
+        campaign, managed_by = str(buyer["campaign"]), buyer["managed_by"]
         values = values if values is not None else _buyer_values(buyer)
     else:
         campaign = str(request.path_params["campaign"])
@@ -202,7 +204,8 @@ async def buyer_page(
         values = values if values is not None else {"priority": "1", "weight": "1", "srtp": "off"}
     trunk_ids = [t["id"] for t in await service.read(request, trunks.list_trunks)]
     return render(request, "buyer.html", status=status, buyer_id=buyer_id, campaign=campaign,
-                  values=values, errors=(errors or Errors()).view(), trunks=trunk_ids)  # fmt: skip
+                  values=values, errors=(errors or Errors()).view(), trunks=trunk_ids,
+                  managed_by=managed_by)  # fmt: skip
 
 
 async def save_buyer(request: Request) -> Response:

@@ -25,8 +25,8 @@ from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import render
 from rtbridge.numerals import as_int
 from rtbridge.storage import listings
-from rtbridge.storage.story import story
 from rtbridge.storage.catalog import read_version
+from rtbridge.storage.story import story
 
 PAGE = 50
 STATUSES = [st.RESERVED, st.CONFIRMED, *st.IN_CALL, *st.TERMINAL]

@@ -1,7 +1,7 @@
 """Money and rollups: buyers' revenue beside their payout, and the business per hour
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-07 03:10:00.000000
 
 Issue 20 (SPEC §3.8). ``buyer.revenue``: what the buyer pays per converted call; NULL means
@@ -28,7 +28,7 @@ from alembic import op
 from sqlmodel.sql.sqltypes import AutoString
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
