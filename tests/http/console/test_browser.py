@@ -31,6 +31,10 @@ def test_sign_in_and_out(page: Page, live: Live) -> None:
     page.click("button:has-text('Sign in')")
     expect(page.locator("#err-token")).to_contain_text("unknown or revoked")
     sign_in(page, live)
+    expect(page.locator("h1")).to_contain_text("Dashboard — today")  # the console opens on it
+    expect(page.locator("#totals")).to_contain_text("pings")
+    shot(page, "dashboard")
+    page.click("nav a:has-text('Publishers')")
     expect(page.locator("h1")).to_have_text("Publishers")
     expect(page.locator("table")).to_contain_text("Publisher Two")
     shot(page, "publishers")

@@ -7,16 +7,11 @@ from importlib.resources import files
 
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from rtbridge.http.console import access, confirm, offers, signin, watch
+from rtbridge.http.console import access, confirm, dashboard, offers, signin, watch
 from rtbridge.http.console.guard import ConsoleGuard
-from rtbridge.http.console.templating import base_path
-
-
-async def home(request: Request) -> Response:
-    return RedirectResponse(f"{base_path(request)}/publishers", status_code=303)
 
 
 async def stylesheet(request: Request) -> Response:
@@ -32,7 +27,7 @@ routes: list[BaseRoute] = [
     Route("/login", signin.login, methods=["POST"]),
     Route("/logout", signin.logout, methods=["POST"], name="console_logout"),
     Route("/static/console.css", stylesheet, methods=["GET"], name="console_css"),
-    Route("/", home, methods=["GET"], name="console_home"),
+    Route("/", dashboard.dashboard, methods=["GET"], name="console_home"),
     Route("/publishers", access.publishers_page, methods=["GET"], name="console_publishers"),
     Route("/publishers", access.create_publisher, methods=["POST"]),
     Route(P, access.publisher_page, methods=["GET"], name="console_publisher"),
@@ -79,7 +74,7 @@ routes: list[BaseRoute] = [
     Route("/calls", watch.call_log, methods=["GET"], name="console_calls"),
     Route("/calls.csv", watch.call_log_csv, methods=["GET"], name="console_calls_csv"),
     Route("/calls/{uuid}", watch.call_detail, methods=["GET"], name="console_call"),
-    Route("/rtbs/{uuid}", watch.call_detail, methods=["GET"], name="console_rtb"),
+    Route("/rtbs/{uuid}", watch.call_detail, methods=["GET"], name="console_reservation"),
     Route("/agent", watch.agent, methods=["GET"], name="console_agent"),
     Route("/audit", watch.audit_trail, methods=["GET"], name="console_audit"),
 ]

@@ -45,6 +45,11 @@ def _money(value: float | None) -> str:
     return "" if value is None else f"{value:,.2f}"
 
 
+def _rate(value: float | None) -> str:
+    """A share as a percentage; empty when there was nothing to share (no calls)."""
+    return "" if value is None else f"{value:.1%}"
+
+
 @cache
 def environment() -> Environment:
     # Autoescape everything: publisher names, notes and tags come from other people.
@@ -55,7 +60,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, seconds=_seconds, money=_money, utc_input=_utc_input)
+    env.filters.update(when=_when, seconds=_seconds, money=_money, rate=_rate, utc_input=_utc_input)
     return env
 
 

@@ -71,7 +71,9 @@ async def rtb_log(request: Request) -> Response:
         status = None
     page = await service.read(
         request, listings.rtb_log, key_id=q.get("key") or None, uuid=q.get("uuid") or None,
-        publisher=q.get("publisher") or None, status=status, since=since, until=until,
+        publisher=q.get("publisher") or None, campaign=q.get("campaign") or None,
+        buyer=q.get("buyer") or None, reason=q.get("reason") or None, status=status,
+        since=since, until=until,
         before=q.get("before") or None, limit=PAGE,
     )  # fmt: skip
     keys = await service.read(request, offers.list_keys)
