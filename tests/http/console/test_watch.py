@@ -206,3 +206,32 @@ def test_a_calls_detail_shows_its_buyer_attempts_and_history(console: Console) -
     assert "buyer acme: busy, 486 Busy Here" in history
     missing = console.client.get("/console/calls/01a2354e-0000-7000-8000-000000000000")
     assert missing.status_code == 404 and "no reservation" in missing.text
+
+
+def test_the_audit_trail_shows_what_changed_not_json(console: Console) -> None:
+    auth = {"Authorization": f"Bearer {console.token}"}
+    answer = console.client.patch("/admin/buyers/acme", json={"payout": 95, "revenue": 120},
+                                  headers=auth)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    trail = console.client.get("/console/audit", params={"resource": "buyer/acme"}).text
+    row = trail.split("<tbody>")[1].split("</tr>")[0]
+    assert "payout 90.0 → 95" in row and "revenue none → 120" in row, row
+    assert "{&#34;" not in trail and '{"' not in row  # no JSON documents to compare by eye
+
+
+def test_the_rtb_log_shows_tags_and_exports_every_matching_ping(console: Console) -> None:
+    for i in range(3):
+        console.client.post("/rtbs.json", data={"key": KEY_OPEN, "caller_number": f"+1202555{i:04d}",
+                                                "caller_state": "CA", "source_id": f"s-{i}"})  # fmt: skip
+    page = console.client.get("/console/rtb", params={"campaign": "auto"}).text
+    assert '<span class="tag">caller_state=CA</span>' in page and "<td>s-2</td>" in page
+    link = re.search(
+        r'<a href="(/console/rtb\.csv\?[^"]*)" class="button secondary" id="csv">', page
+    )
+    assert link is not None and "campaign=auto" in link.group(1)
+    answer = console.client.get(html.unescape(link.group(1)))
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert sorted(r["source_id"] for r in rows) == ["s-0", "s-1", "s-2"]
+    assert all(r["tags"] == '{"caller_state":"CA"}' and r["payout_offered"] for r in rows)
+    assert "No pings match." in console.client.get("/console/rtb", params={"campaign": "nope"}).text

@@ -70,5 +70,17 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any], names: Iterable[str]
     return "; ".join(moved) if moved else "nothing changed"
 
 
+def audit_change(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
+    """An audit entry as the trail shows it: an update as what moved (``payout 75.0 →
+    80.0``), a creation or a deletion as the values it had (``payout 75.0; seconds 90``),
+    never a whole JSON document to compare by eye."""
+    if old and new:
+        moved = changes(old, new, dict.fromkeys([*old, *new]))
+        return "a secret changed" if moved == "nothing changed" else moved
+    values = new or old or {}
+    return "; ".join(f"{_LABELS.get(k, k.replace('_', ' '))} {shown(v)}"
+                     for k, v in values.items() if shown(v) != "none")  # fmt: skip
+
+
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"

@@ -71,6 +71,7 @@ routes: list[BaseRoute] = [
     Route("/check", access.check_page, methods=["GET", "POST"], name="console_check"),
     Route("/live", watch.live_calls, methods=["GET"], name="console_live"),
     Route("/rtb", watch.rtb_log, methods=["GET"], name="console_rtb"),
+    Route("/rtb.csv", watch.rtb_log_csv, methods=["GET"], name="console_rtb_csv"),
     Route("/calls", watch.call_log, methods=["GET"], name="console_calls"),
     Route("/calls.csv", watch.call_log_csv, methods=["GET"], name="console_calls_csv"),
     Route("/calls/{uuid}", watch.call_detail, methods=["GET"], name="console_call"),

@@ -20,7 +20,7 @@ from rtbridge.domain import lifecycle as st
 from rtbridge.domain.errors import NotFound
 from rtbridge.http import csvfile
 from rtbridge.http import handlers as service
-from rtbridge.http.console import forms
+from rtbridge.http.console import forms, notices
 from rtbridge.http.console.forms import Errors
 from rtbridge.http.console.templating import render
 from rtbridge.numerals import as_int
@@ -61,28 +61,45 @@ def _agent_line(request: Request) -> dict[str, Any] | None:
             "draining": status.draining}  # fmt: skip
 
 
-async def rtb_log(request: Request) -> Response:
+def _rtb_filters(request: Request, errors: Errors) -> dict[str, Any]:
     q = request.query_params
-    errors = Errors()
-    since, until = _time(request, "since", errors), _time(request, "until", errors)
     status = q.get("status") or None
     if status and status not in STATUSES:
         errors.fields["status"] = [f"one of {', '.join(STATUSES)}"]
         status = None
+    return {
+        "key_id": q.get("key") or None, "uuid": q.get("uuid") or None,
+        "publisher": q.get("publisher") or None, "campaign": q.get("campaign") or None,
+        "buyer": q.get("buyer") or None, "reason": q.get("reason") or None, "status": status,
+        "since": _time(request, "since", errors), "until": _time(request, "until", errors),
+    }  # fmt: skip
+
+
+async def rtb_log(request: Request) -> Response:
+    q = request.query_params
+    errors = Errors()
+    filters = _rtb_filters(request, errors)
     page = await service.read(
-        request, listings.rtb_log, key_id=q.get("key") or None, uuid=q.get("uuid") or None,
-        publisher=q.get("publisher") or None, campaign=q.get("campaign") or None,
-        buyer=q.get("buyer") or None, reason=q.get("reason") or None, status=status,
-        since=since, until=until,
-        before=q.get("before") or None, limit=PAGE,
-    )  # fmt: skip
+        request, listings.rtb_log, **filters, before=q.get("before") or None, limit=PAGE
+    )
     keys = await service.read(request, offers.list_keys)
     hints = {k["id"]: k["hint"] for k in keys}
     return render(request, "rtb_log.html", status=422 if errors else 200, rows=page.rows,
                   hints=hints, keys=keys, statuses=STATUSES, filters=dict(q),
                   publishers=await service.read(request, publishers.list_publishers),
-                  errors=errors.view(),
+                  errors=errors.view(), csv_query=_query(request, before=None),
                   next_query=_query(request, before=page.next_before) if page.next_before else None)  # fmt: skip
+
+
+async def rtb_log_csv(request: Request) -> Response:
+    """Every ping matching the filters (not just one page), streamed in batches of 1000:
+    the columns of ``GET /admin/rtbs?format=csv``."""
+    errors = Errors()
+    filters = _rtb_filters(request, errors)
+    if errors:
+        return await rtb_log(request)
+    pages = service.pages(request, listings.rtb_log, before=None, **filters)
+    return csvfile.download("rtbs", listings.RTB_COLUMNS, pages)
 
 
 def _call_filters(request: Request, errors: Errors) -> dict[str, Any]:
@@ -166,7 +183,10 @@ async def audit_trail(request: Request) -> Response:
         found = audit.entries(session, since=since, actor=q.get("actor") or None,
                               resource=q.get("resource") or None,
                               before=as_int(before), limit=PAGE + 1)  # fmt: skip
-        return [audit.view(e) for e in found]
+        return [
+            {**view, "change": notices.audit_change(view["old"], view["new"])}
+            for view in map(audit.view, found)
+        ]
 
     entries = await service.read(request, work)
     more = len(entries) > PAGE
