@@ -494,3 +494,31 @@ def test_guessing_is_summarised_not_logged_line_by_line(
     }  # fmt: skip
     assert summary.usernames == {"pub1": 30}  # type: ignore[attr-defined]
     assert _status(world, uuid)["status"] == "reserved"
+
+
+def test_refused_invites_reach_the_admin_api_with_the_next_heartbeat(world: World) -> None:
+    """An INVITE from an unlisted source and one naming a long, hostile R-URI user: both kept
+    (what the sender chose cut short), written once by the heartbeat, newest first; a flood
+    keeps only the last ones."""
+    from sqlmodel import Session
+
+    from rtbridge.sip.recent_refusals import KEEP
+    from rtbridge.storage import listings
+
+    world.router.heartbeat(world.clock(), Carried(frozenset(), world.clock()))
+    assert isinstance(world.invite(world.ping(), ip="192.0.2.99"), Reject)  # 401
+    hostile = "<script>" + "x" * 300
+    assert isinstance(world.invite(hostile), Reject)  # allowlisted, but no reservation: 404
+    world.router.heartbeat(world.clock(), Carried(frozenset(), world.clock()))
+    with Session(world.engine) as session:
+        (agent,) = listings.agents(session)
+    newest, first = agent["refusals"]
+    assert (first["source"], first["code"], first["cause"]) == ("192.0.2.99", 401,
+                                                                "missing-credentials")  # fmt: skip
+    assert newest["code"] == 404 and newest["ruri_user"] == hostile[:64]
+    assert world.router.recent_refusals.take() is None  # written: nothing new to write
+    for _ in range(KEEP + 10):
+        world.invite("nope", ip="192.0.2.98")
+    refusals = world.router.recent_refusals.take()
+    assert refusals is not None and len(refusals) == KEEP
+    assert all(r["source"] == "192.0.2.98" for r in refusals)

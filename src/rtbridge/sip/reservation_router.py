@@ -32,6 +32,7 @@ from rtbridge.sip.auth.authenticator import (
 )
 from rtbridge.sip.auth.digest import ALGORITHMS
 from rtbridge.sip.lease import LeaseKeeper
+from rtbridge.sip.recent_refusals import RecentRefusals
 from rtbridge.sip.refusal_log import RefusalLog
 from rtbridge.sip.router import (
     BridgeTo,
@@ -43,7 +44,7 @@ from rtbridge.sip.router import (
     Reject,
     SrtpMode,
 )
-from rtbridge.storage import attempts, calls
+from rtbridge.storage import attempts, calls, leases
 from rtbridge.storage.catalog import BuyerInfo, Catalog, CatalogCache
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import AllowlistEntry, Publisher, SipCredential
@@ -131,6 +132,7 @@ class ReservationRouter:
         self.max_backlog = max_backlog
         # which refusals by authentication get a log line of their own (_log_decision)
         self.refusal_log = refusal_log if refusal_log is not None else RefusalLog(log)
+        self.recent_refusals = RecentRefusals()  # written with the heartbeats
         self._lock = threading.Lock()
         self._events_lock = threading.Lock()  # one writer of call events at a time, in order
         self._backlog: deque[CallEvent] = deque()
@@ -171,6 +173,8 @@ class ReservationRouter:
             return Reject(503, "Service Unavailable (database unavailable)",
                           (("Retry-After", str(self.retry_after)),))  # fmt: skip
         _log_decision(invite, result, who, self.refusal_log)
+        if isinstance(result, Reject):
+            self.recent_refusals.note(self.clock(), invite, result, who.get("username"))
         return result
 
     def _route(self, invite: IncomingInvite, who: dict[str, str]) -> Reject | BridgeTo:
@@ -425,7 +429,19 @@ class ReservationRouter:
             return True
         self._sweep_orphans(carried)
         self._take_over_silent_peers()
+        self._write_refusals()
         return True
+
+    def _write_refusals(self) -> None:
+        refusals = self.recent_refusals.take()
+        if refusals is None:
+            return
+        try:
+            leases.note_refusals(self.engine, name=self.agent_id, refusals=refusals)
+        except Exception as exc:
+            self.recent_refusals.changed_again()
+            if not is_outage(exc):
+                raise
 
     def rejoin(self) -> None:
         """After a fence: take the lease again under a new epoch (``LeaseKeeper.rejoin``),

@@ -159,6 +159,15 @@ def acquire(
     return seen.epoch + 1, recovery
 
 
+def note_refusals(engine: Engine, *, name: str, refusals: list[dict[str, Any]]) -> None:
+    """The agent's last refused INVITEs (``sip/recent_refusals.py``), newest first, on its
+    lease row: where ``GET /admin/refusals`` reads them, from any process."""
+    with transaction(engine, write=True) as db:
+        db.execute(
+            "UPDATE sipagent SET refusals = :r WHERE name = :n", {"r": db.js(refusals), "n": name}
+        )
+
+
 def beat(engine: Engine, *, name: str, epoch: int, at: datetime) -> bool:
     """The heartbeat: the agent was carrying its calls at ``at``. False when its lease is no
     longer ``epoch`` (taken over, or started again elsewhere): the agent is fenced."""

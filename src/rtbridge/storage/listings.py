@@ -361,5 +361,6 @@ def agents(session: Session) -> list[dict[str, Any]]:
             "taken_calls": a.taken_calls,
             "took_over": took_over.get(a.name, 0),
             "calls": carrying.get(a.name, 0),
+            "refusals": a.refusals or [],  # its last refused INVITEs, newest first
         })  # fmt: skip
     return out

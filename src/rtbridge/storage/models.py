@@ -318,6 +318,8 @@ class SipAgent(SQLModel, table=True):
     taken_by: str | None = Field(default=None, max_length=128)
     taken_at: datetime | None = None
     taken_calls: int | None = None  # open calls the takeover closed
+    # its last refused INVITEs, newest first (sip/recent_refusals.py), written with heartbeats
+    refusals: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class AdminToken(SQLModel, table=True):

@@ -104,3 +104,27 @@ def test_a_reservations_whole_story(admin: TestClient, sqlite_url: str) -> None:
     missing = admin.get("/admin/rtbs/00000000-0000-7000-8000-000000000000")
     assert missing.status_code == 404 and "no reservation" in missing.json()["error"]
     assert admin.get("/admin/rtbs/not-a-uuid").status_code == 422
+
+
+def test_refusals_per_agent(admin: TestClient, sqlite_url: str) -> None:
+    from sqlalchemy import text
+
+    from rtbridge.storage import leases
+    from rtbridge.storage.database import open_database
+
+    engine = open_database(sqlite_url)
+    with engine.begin() as conn:
+        for name in ("sip-a", "sip-b"):
+            conn.execute(text("INSERT INTO sipagent (name, started_at, seen_at, epoch, beats, "
+                              "takeover_after) VALUES (:n, '2026-12-07 10:00:00', "
+                              "'2026-12-07 10:00:00', 1, 1, 6)"), {"n": name})  # fmt: skip
+    refusal = {"at": "2026-12-07T10:00:01.000Z", "source": "192.0.2.99", "transport": "UDP",
+               "code": 401, "reason": "Unauthorized", "cause": "missing-credentials",
+               "ruri_user": "x", "username": None}  # fmt: skip
+    leases.note_refusals(engine, name="sip-a", refusals=[refusal])
+    engine.dispose()
+    every = admin.get("/admin/refusals").json()["agents"]
+    assert [(a["agent"], a["refusals"]) for a in every] == [("sip-a", [refusal]), ("sip-b", [])]
+    one = admin.get("/admin/refusals", params={"agent": "sip-b"}).json()["agents"]
+    assert [a["agent"] for a in one] == ["sip-b"]
+    assert admin.get("/admin/refusals", params={"agent": "no such!"}).status_code == 422

@@ -76,7 +76,19 @@ def test_allowlist_entry_accepts_then_refuses_a_real_invite(page: Page, live: Li
         f"Removed allowlist entry {source}/32 from publisher p2."
     )
     expect(page.locator("#allowlist")).not_to_contain_text(f"{source}/32")
-    assert live.dial(live.ping(KEY2)["uuid"], "uac_failure.xml", host=source) == 401
+    refused = live.ping(KEY2)["uuid"]
+    assert live.dial(refused, "uac_failure.xml", host=source) == 401
+    # The agent page lists the refusal once the agent's next heartbeat wrote it (2 s).
+    row = page.locator("#refusals tr", has_text=refused)
+    for _ in range(20):
+        page.goto("/console/agent")
+        if row.count():
+            break
+        time.sleep(0.5)
+    expect(row).to_contain_text(source)
+    expect(row).to_contain_text("401")
+    expect(row).to_contain_text("missing-credentials")
+    shot(page, "refusals")
 
     page.goto("/console/audit?resource=ip/p2")
     expect(page.locator("tbody tr").first).to_contain_text("alice")

@@ -249,3 +249,17 @@ async def get_rtb(request: Request) -> Response:
     if found is None:
         raise NotFound(f"no reservation {uuid}")
     return json_response(found)
+
+
+async def list_refusals(request: Request) -> Response:
+    """Each SIP agent's last refused INVITEs, newest first, as of its last heartbeat
+    (``sip/recent_refusals.py``): ``{"agents": [{"agent", "state", "seen_at",
+    "refusals": [...]}]}``; ``agent`` narrows it to one."""
+    q = Query(request, ("agent",))
+    name = q.read("agent", _token)
+    q.done()
+    found = await service.read(request, listings.agents)
+    return json_response({"agents": [
+        {"agent": a["name"], "state": a["state"], "seen_at": a["seen_at"], "refusals": a["refusals"]}
+        for a in found if name is None or a["name"] == name
+    ]})  # fmt: skip

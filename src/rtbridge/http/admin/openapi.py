@@ -499,6 +499,15 @@ OPERATIONS: dict[str, dict[str, _S]] = {
         )
     },
     "/admin/stats": {"get": _STATS},
+    "/admin/refusals": {
+        "get": _op(
+            "Each SIP agent's last refused INVITEs (up to 50), newest first, as of its last "
+            "heartbeat: when, source, code, reason, why (the authentication cause), the R-URI "
+            "user and the username tried",
+            params=[_q("agent", "one agent's (its agent_id)")],
+            answer=_obj(["agents"], agents={"type": "array", "items": {"type": "object"}}),
+        )
+    },
     "/admin/webhooks": {
         "get": _op("List webhooks (never their secrets)", answer=m.WebhookList),
         "post": _op(

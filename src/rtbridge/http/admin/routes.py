@@ -392,6 +392,7 @@ routes: list[BaseRoute] = [
     Route("/rtbs/{uuid}", admin_logs.get_rtb, methods=["GET"]),
     Route("/calls", admin_logs.list_calls, methods=["GET"]),
     Route("/stats", admin_stats.get_stats, methods=["GET"]),
+    Route("/refusals", admin_logs.list_refusals, methods=["GET"]),
     Route("/webhooks", list_webhooks, methods=["GET"]),
     Route("/webhooks", create_webhook, methods=["POST"]),
     Route("/webhooks/{webhook}", get_webhook, methods=["GET"]),

@@ -18,7 +18,8 @@ no-target reason (``storage/rollups.py``), moved by every event from now on. It 
 empty: ``rtbridge check --rollups --repair`` fills it from the rows already there.
 
 ``ix_webhookdelivery_reservation``: a reservation's webhook deliveries, for its story
-(``GET /admin/rtbs/<uuid>``, ``storage/story.py``).
+(``GET /admin/rtbs/<uuid>``, ``storage/story.py``). ``sipagent.refusals``: an agent's last
+refused INVITEs, written with its heartbeats (``sip/recent_refusals.py``).
 """
 
 from __future__ import annotations
@@ -53,9 +54,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("hour", "publisher_id", "campaign_id", "buyer_id", "reason"),
     )
     op.create_index("ix_webhookdelivery_reservation", "webhookdelivery", ["reservation_uuid"])
+    with op.batch_alter_table("sipagent") as batch:
+        batch.add_column(sa.Column("refusals", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sipagent") as batch:
+        batch.drop_column("refusals")
     op.drop_index("ix_webhookdelivery_reservation", table_name="webhookdelivery")
     op.drop_table("rollup")
     for table in reversed(_TABLES):
