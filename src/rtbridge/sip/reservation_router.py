@@ -133,6 +133,7 @@ class ReservationRouter:
         # which refusals by authentication get a log line of their own (_log_decision)
         self.refusal_log = refusal_log if refusal_log is not None else RefusalLog(log)
         self.recent_refusals = RecentRefusals()  # written with the heartbeats
+        self._hangups: frozenset[str] = frozenset()  # asked by an admin, as last read
         self._lock = threading.Lock()
         self._events_lock = threading.Lock()  # one writer of call events at a time, in order
         self._backlog: deque[CallEvent] = deque()
@@ -430,7 +431,18 @@ class ReservationRouter:
         self._sweep_orphans(carried)
         self._take_over_silent_peers()
         self._write_refusals()
+        self._read_hangups()
         return True
+
+    def hangups_asked(self) -> frozenset[str]:
+        return self._hangups
+
+    def _read_hangups(self) -> None:
+        try:
+            self._hangups = frozenset(calls.hangups_asked(self.engine, agent=self.agent_id))
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
 
     def _write_refusals(self) -> None:
         refusals = self.recent_refusals.take()

@@ -15,7 +15,7 @@ No pjsua2 import here, ever.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -28,7 +28,7 @@ EventKind = Literal["ringing", "answered", "ended"]
 # sending RTP (its far end vanished); "fault": the agent died during the call (recovery),
 # or the running agent found the call open in the database but carried by none of its
 # bridges (the orphan sweep).
-HangupBy = Literal["publisher", "buyer", "agent", "timeout", "media-timeout", "fault"]
+HangupBy = Literal["publisher", "buyer", "agent", "timeout", "media-timeout", "fault", "admin"]
 SrtpMode = Literal["off", "optional", "required"]
 
 
@@ -191,6 +191,11 @@ class Router(Protocol):
         router may close its own open calls missing from it (the orphan sweep). False: the
         agent's lease was taken over (storage/leases.py) — it is fenced: it hangs up every
         call without recording it, then calls :meth:`rejoin`."""
+        ...
+
+    def hangups_asked(self) -> Collection[str]:
+        """The reservations of calls this agent carries that an admin asked to hang up,
+        as the last heartbeat found them (``admin/calls.py``)."""
         ...
 
     def rejoin(self) -> None:

@@ -21,7 +21,7 @@ from rtbridge.domain.failover import Attempt
 from rtbridge.domain.money import revenue_or_payout
 from rtbridge.storage.attempts import record as record_attempts
 from rtbridge.storage.counters import Tally
-from rtbridge.storage.models import LIVE_ROWS, UNCLAIMED_ROWS
+from rtbridge.storage.models import HANGUPS_ASKED, LIVE_ROWS, UNCLAIMED_ROWS
 from rtbridge.storage.reservations import record_event
 from rtbridge.storage.rollups import EARNED, key_of
 from rtbridge.storage.sql import Db, transaction
@@ -258,6 +258,17 @@ def _earned(reservation: Mapping[str, Any], converted: bool) -> dict[str, float]
         return {"pay": 0.0, "rev": 0.0}
     payout = reservation["payout"] or 0.0
     return {"pay": payout, "rev": revenue_or_payout(reservation["revenue"], payout) or 0.0}
+
+
+def hangups_asked(engine: Engine, *, agent: str) -> list[str]:
+    """The open calls of ``agent`` an admin asked to hang up (``admin/calls.py``): one read
+    of a partial index that holds only such calls."""
+    with transaction(engine, write=False) as db:
+        rows = db.rows(
+            f"SELECT reservation_uuid FROM callrecord WHERE agent = :a AND {HANGUPS_ASKED}",
+            {"a": agent},
+        )
+    return [str(r["reservation_uuid"]) for r in rows]
 
 
 def heartbeat(engine: Engine, *, agent: str, at: datetime) -> None:

@@ -294,6 +294,7 @@ def live_calls(session: Session, *, limit: int = 1000) -> list[dict[str, Any]]:
         view = _call_view(call, res)
         view["running"] = (now - call.invite_at).total_seconds()
         view["talking"] = (now - call.answer_at).total_seconds() if call.answer_at else None
+        view["hangup_requested_at"] = call.hangup_requested_at
         out.append(view)
     return out
 

@@ -27,6 +27,8 @@ UNCLAIMED_ROWS = "status IN ('reserved', 'confirmed')"
 WEBHOOK_PENDING = "webhook_pending"
 # Calls not ended yet (callrecord): a running agent's live calls, and the ones a crash left.
 OPEN_CALLS = "end_at IS NULL"
+# open calls an admin asked to hang up: what each agent looks for at its heartbeats
+HANGUPS_ASKED = "hangup_requested_at IS NOT NULL AND end_at IS NULL"
 _OPEN_CALL_KEYS = ("agent", "invite_at", "reservation_uuid", "end_at")
 
 
@@ -261,6 +263,8 @@ class CallRecord(SQLModel, table=True):
         # running agent's orphan sweep every heartbeat, read them without a table row
         # (end_at, always NULL here, makes it covering: SQLite 3.40 wants every column)
         _partial("ix_callrecord_open", *_OPEN_CALL_KEYS, where=OPEN_CALLS),
+        # calls an admin asked to hang up, not ended yet, by agent (a heartbeat reads them)
+        _partial("ix_callrecord_hangup", "agent", "reservation_uuid", where=HANGUPS_ASKED),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -276,6 +280,7 @@ class CallRecord(SQLModel, table=True):
     hangup_by: str | None = Field(default=None, max_length=16)
     duration: float | None = None
     converted: bool | None = None
+    hangup_requested_at: datetime | None = None  # an admin asked its agent to hang it up
     payout: float | None = None  # earned by the publisher: the reservation's, if converted
     revenue: float | None = None  # earned from the buyer, likewise; None as Reservation's
     # {"publisher": {...}, "buyer": {...}}: each answered leg's dialog (sip/dialogs.py), so a

@@ -128,3 +128,36 @@ def test_refusals_per_agent(admin: TestClient, sqlite_url: str) -> None:
     one = admin.get("/admin/refusals", params={"agent": "sip-b"}).json()["agents"]
     assert [a["agent"] for a in one] == ["sip-b"]
     assert admin.get("/admin/refusals", params={"agent": "no such!"}).status_code == 422
+
+
+def test_hang_up_a_call_asks_its_agent_once_and_is_audited(
+    admin: TestClient, sqlite_url: str
+) -> None:
+    from datetime import timedelta
+
+    from rtbridge.storage import calls
+    from rtbridge.storage.database import open_database
+    from rtbridge.timestamps import utcnow
+
+    uuid = _ping(admin, "+12025550150")["uuid"]
+    engine = open_database(sqlite_url)
+    calls.claim(engine, uuid=uuid, publisher_id="pub-1", now=utcnow(), agent="sip-a", source="t")
+    assert calls.hangups_asked(engine, agent="sip-a") == []
+    asked = admin.post(f"/admin/calls/{uuid}/hangup")
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["agent"] == "sip-a" and asked.json()["uuid"] == uuid
+    again = admin.post(f"/admin/calls/{uuid}/hangup")  # the same request: nothing new
+    assert again.json()["requested_at"] == asked.json()["requested_at"]
+    assert calls.hangups_asked(engine, agent="sip-a") == [uuid]
+    assert calls.hangups_asked(engine, agent="sip-b") == []
+    trail = admin.get("/admin/audit", params={"resource": f"call/{uuid}"}).json()["entries"]
+    assert [e["action"] for e in trail] == ["hangup"]
+    now = utcnow()
+    calls.ended(engine, uuid=uuid, answer_at=None, end_at=now + timedelta(seconds=1),
+                publisher_code=487, buyer_code=None, hangup_by="admin", duration=0)  # fmt: skip
+    assert calls.hangups_asked(engine, agent="sip-a") == []  # ended: no longer asked
+    engine.dispose()
+    ended = admin.post(f"/admin/calls/{uuid}/hangup")
+    assert ended.status_code == 409 and "ended already" in ended.json()["error"]
+    assert admin.post("/admin/calls/00000000-0000-7000-8000-000000000000/hangup").status_code == 404
+    assert admin.post("/admin/calls/nope/hangup").status_code == 422

@@ -248,3 +248,30 @@ def test_buyer_form_campaigns_trunks_and_keys(page: Page, live: Live) -> None:
     page.goto("/console/keys")
     expect(page.locator("tbody tr")).to_have_count(3)
     shot(page, "keys")
+
+
+def test_hang_up_a_live_call(page: Page, live: Live) -> None:
+    """A real call through the agent, bridged and talking; Hang up on the live calls page
+    asks first; the agent ends both legs at its next heartbeat, recorded as the admin's."""
+    sign_in(page, live)
+    uuid = live.ping(KEY1)["uuid"]
+    publisher = Sipp("uac_remote_bye.xml", live.workdir, remote=hostport("127.0.0.1", live.sip_port),
+                     service=uuid, timeout=60)  # fmt: skip
+    row = page.locator("#live tr", has_text=uuid)
+    for _ in range(40):
+        page.goto("/console/live")
+        if row.count() and "connected" in row.inner_text():
+            break
+        time.sleep(0.25)
+    expect(row).to_contain_text("connected")
+    expect(row).to_contain_text("c1")  # its campaign
+    row.locator("a:has-text('Hang up')").click()
+    expect(page.locator("#confirm h1")).to_contain_text(f"Hang up the call {uuid}")
+    shot(page, "hang-up")
+    page.click("#confirm button:has-text('Yes, hang it up')")
+    expect(page.locator(".notice")).to_contain_text(f"to hang up call {uuid}")
+    ended = publisher.wait(15)  # the agent's BYE reached the publisher, which answered it
+    assert ended.returncode == 0 and ended.requests("BYE")
+    page.goto(f"/console/rtbs/{uuid}")
+    expect(page.locator("#call")).to_contain_text("admin")
+    expect(page.locator("#audit")).to_contain_text("hangup")

@@ -44,6 +44,7 @@ class ScriptedRouter:
     carried: list[Carried] = field(default_factory=list)  # what each heartbeat said was held
     lease_taken: bool = False  # heartbeats answer "fenced" while set; rejoin() clears it
     rejoins: int = 0
+    hangups: set[str] = field(default_factory=set)  # reservations "an admin" asked to hang up
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     def route(self, invite: IncomingInvite) -> Reject | BridgeTo:
@@ -75,6 +76,11 @@ class ScriptedRouter:
             self.carried.append(carried)
             self._cond.notify_all()
             return not self.lease_taken
+
+    def hangups_asked(self) -> frozenset[str]:
+        """The reservations a test asks the agent to hang up (as an admin would)."""
+        with self._cond:
+            return frozenset(self.hangups)
 
     def rejoin(self) -> None:
         with self._cond:

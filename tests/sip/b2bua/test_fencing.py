@@ -67,3 +67,24 @@ def test_while_fenced_invites_and_probes_get_503(make_agent: AgentFactory, tmp_p
     router.rejoin = gate_rejoin  # type: ignore[method-assign]
     assert wait_until(lambda: not agent.status().fenced, 5)
     assert options(agent.port).startswith("SIP/2.0 200")
+
+
+def test_a_call_an_admin_asked_to_hang_up_ends_on_both_legs(
+    make_agent: AgentFactory, tmp_path: Path
+) -> None:
+    """The next heartbeat finds the request (admin/calls.py): BYE to both far ends, the
+    call recorded as hung up by the admin; a request for a call it does not carry, and the
+    same request again, change nothing."""
+    uas = start_uas(tmp_path, "uas_answer.xml")
+    agent, router = make_agent(ScriptedRouter(bridge_to(uas.uri())), heartbeat_interval=0.3)
+    pub = start_uac(tmp_path, agent, "uac_remote_bye.xml")
+    router.wait_for(lambda: any(e.kind == "answered" for e in router.events))
+    with router._cond:
+        router.hangups.update({UUID, "00000000-0000-7000-8000-000000000000"})
+    published, bought = pub.wait(15), uas.wait(15)
+    assert_ok(published, bought)
+    assert published.requests("BYE") and bought.requests("BYE")
+    ended = router.ended()
+    assert (ended.hangup_by, ended.publisher_code, ended.buyer_code) == ("admin", 200, 200)
+    assert wait_until(lambda: agent.active_bridges == 0, 5)
+    assert len([e for e in router.events if e.kind == "ended"]) == 1

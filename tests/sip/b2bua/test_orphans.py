@@ -227,6 +227,9 @@ class Watched:
             self._cond.notify_all()
         return held
 
+    def hangups_asked(self) -> frozenset[str]:
+        return self.router.hangups_asked()
+
     def rejoin(self) -> None:
         self.router.rejoin()
 

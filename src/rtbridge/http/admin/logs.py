@@ -20,6 +20,7 @@ from typing import TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
+from rtbridge.admin import calls as admin_calls
 from rtbridge.config import fields as f
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.errors import InvalidInput, NotFound
@@ -263,3 +264,14 @@ async def list_refusals(request: Request) -> Response:
         {"agent": a["name"], "state": a["state"], "seen_at": a["seen_at"], "refusals": a["refusals"]}
         for a in found if name is None or a["name"] == name
     ]})  # fmt: skip
+
+
+async def hang_up_call(request: Request) -> Response:
+    """Ask the call's agent to hang it up (``admin/calls.py``): 202, as its next heartbeat
+    does it; 404 without such a call, 409 once it ended."""
+    try:
+        uuid = _uuid(request.path_params["uuid"])
+    except f.FieldError as exc:
+        raise InvalidInput(f"uuid: {exc}") from None
+    asked = await service.write(request, admin_calls.request_hangup, uuid=uuid)
+    return json_response(asked, status=202)

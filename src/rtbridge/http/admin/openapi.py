@@ -499,6 +499,17 @@ OPERATIONS: dict[str, dict[str, _S]] = {
         )
     },
     "/admin/stats": {"get": _STATS},
+    "/admin/calls/{uuid}/hangup": {
+        "post": _op(
+            "Ask the agent carrying a call to hang it up: both legs end at its next heartbeat "
+            "(2 s by default), recorded hangup_by admin; audited",
+            ok=202,
+            form=False,
+            answer=_obj(
+                ["uuid", "agent", "requested_at"], uuid=_STR, agent=_NULL_STR, requested_at=_TIME
+            ),
+        )
+    },
     "/admin/refusals": {
         "get": _op(
             "Each SIP agent's last refused INVITEs (up to 50), newest first, as of its last "

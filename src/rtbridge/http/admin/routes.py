@@ -391,6 +391,7 @@ routes: list[BaseRoute] = [
     Route("/rtbs", admin_logs.list_rtbs, methods=["GET"]),
     Route("/rtbs/{uuid}", admin_logs.get_rtb, methods=["GET"]),
     Route("/calls", admin_logs.list_calls, methods=["GET"]),
+    Route("/calls/{uuid}/hangup", admin_logs.hang_up_call, methods=["POST"]),
     Route("/stats", admin_stats.get_stats, methods=["GET"]),
     Route("/refusals", admin_logs.list_refusals, methods=["GET"]),
     Route("/webhooks", list_webhooks, methods=["GET"]),

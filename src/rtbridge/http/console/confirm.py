@@ -17,6 +17,7 @@ from rtbridge.domain.errors import NotFound
 from rtbridge.http import handlers as service
 from rtbridge.http.console.notices import plural
 from rtbridge.http.console.templating import base_path, render
+from rtbridge.storage import listings
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Question:
     back_label: str
     consequences: list[str] = field(default_factory=list)
     hidden: dict[str, str] = field(default_factory=dict)
+    yes: str = ""  # the button's words when "Yes, <verb> it" does not read
 
 
 def _ask(request: Request, q: Question) -> Response:
@@ -188,3 +190,22 @@ async def delete_trunk(request: Request) -> Response:
             ],
         ),
     )
+
+
+async def hang_up_call(request: Request) -> Response:
+    uuid = str(request.path_params["uuid"]).strip().lower()
+    live = [c for c in await service.read(request, listings.live_calls) if c["uuid"] == uuid]
+    if not live:
+        raise NotFound(f"no call in progress for reservation {uuid[:40]!r}")
+    call = live[0]
+    return _ask(
+        request,
+        Question(
+            "Hang up", f"the call {uuid} of publisher {call['publisher']} to buyer {call['buyer']}",
+            "/live", "Live calls",
+            [f"Its agent ({call['agent'] or '?'}) ends both legs at its next heartbeat (2 s by "
+             "default); the call is recorded as hung up by an admin, earning what its duration "
+             "earns."],
+            yes="Yes, hang it up",
+        ),
+    )  # fmt: skip

@@ -70,6 +70,8 @@ routes: list[BaseRoute] = [
     Route("/export/kamailio-permissions", offers.kamailio_export, methods=["GET"]),
     Route("/check", access.check_page, methods=["GET", "POST"], name="console_check"),
     Route("/live", watch.live_calls, methods=["GET"], name="console_live"),
+    Route("/live/{uuid}/hangup", confirm.hang_up_call, methods=["GET"]),
+    Route("/live/{uuid}/hangup", watch.hang_up_call, methods=["POST"]),
     Route("/rtb", watch.rtb_log, methods=["GET"], name="console_rtb"),
     Route("/rtb.csv", watch.rtb_log_csv, methods=["GET"], name="console_rtb_csv"),
     Route("/calls", watch.call_log, methods=["GET"], name="console_calls"),

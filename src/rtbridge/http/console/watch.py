@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from rtbridge import __version__
 from rtbridge.admin import audit, offers, publishers
+from rtbridge.admin import calls as admin_calls
 from rtbridge.config import fields as f
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.errors import NotFound
@@ -22,7 +23,7 @@ from rtbridge.http import csvfile
 from rtbridge.http import handlers as service
 from rtbridge.http.console import forms, notices
 from rtbridge.http.console.forms import Errors
-from rtbridge.http.console.templating import render
+from rtbridge.http.console.templating import base_path, render
 from rtbridge.numerals import as_int
 from rtbridge.storage import listings
 from rtbridge.storage.catalog import read_version
@@ -194,3 +195,13 @@ async def audit_trail(request: Request) -> Response:
     next_query = _query(request, before=entries[-1]["id"]) if more else None
     return render(request, "audit.html", status=422 if errors else 200, entries=entries,
                   filters=dict(q), errors=errors.view(), next_query=next_query)  # fmt: skip
+
+
+async def hang_up_call(request: Request) -> Response:
+    """Ask the call's agent to hang it up (``admin/calls.py``), then back to the live calls."""
+    uuid = str(request.path_params["uuid"]).strip().lower()
+    asked = await service.write(request, admin_calls.request_hangup, uuid=uuid)
+    return notices.redirect(
+        request, f"{base_path(request)}/live",
+        f"Asked agent {asked['agent'] or '?'} to hang up call {uuid}: it ends at its next heartbeat.",
+    )  # fmt: skip

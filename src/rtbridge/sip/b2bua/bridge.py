@@ -484,7 +484,14 @@ class Bridge:
 
     def shut_down(self) -> None:
         """Agent stopping: end both legs (503 to a publisher not yet answered)."""
-        self.hangup_by = self.hangup_by or "agent"
+        self.end_by("agent")
+
+    def end_by(self, who: HangupBy) -> None:
+        """End both legs for ``who`` (the agent stopping, an admin); 503 to a publisher not
+        yet answered. Once: a second ask while the legs hang up changes nothing."""
+        if who == "admin" and self.hangup_by == "admin":
+            return
+        self.hangup_by = self.hangup_by or who
         if self.phase in ("routing", "dialing") and self.inbound is not None:
             if self.publisher_code is None:
                 self.publisher_code = 503

@@ -31,6 +31,15 @@ class Delivery:
         self._stop = stop
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[CallEvent] = []
+        # calls an admin asked to hang up, found by heartbeats, for the agent thread
+        self._hangups: set[str] = set()
+        self._hangups_lock = threading.Lock()
+
+    def take_hangups(self) -> set[str]:
+        """Agent thread: the reservations whose calls an admin asked to hang up, once."""
+        with self._hangups_lock:
+            asked, self._hangups = self._hangups, set()
+        return asked
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="rtbridge-events")
@@ -91,6 +100,9 @@ class Delivery:
         try:
             if self._router.heartbeat(at, held) is False:
                 self._fenced.set()
+            elif asked := self._router.hangups_asked():
+                with self._hangups_lock:
+                    self._hangups.update(asked)
         except Exception:
             log.exception("router.heartbeat failed")
 

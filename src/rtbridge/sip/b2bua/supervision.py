@@ -58,12 +58,25 @@ class Supervision:
             self._next_heartbeat = now + config.heartbeat_interval
             if not self._fenced:  # a fenced agent's lease is not its own to beat
                 self._delivery.heartbeat(self._state.bridges, config.heartbeat_interval)
+            self._hang_up_asked()
             self.end_strays()
             self._tick_logs(now)
         if config.rtp_timeout and now >= self._next_media_check:
             self._check_media(now)
         self.update_options_status()
         self._memory.tick(now, len(self._state.legs), self._state.counters.invites)
+
+    def _hang_up_asked(self) -> None:
+        """End the calls an admin asked to hang up (``admin/calls.py``), as the heartbeats
+        found them: both legs, recorded ``hangup_by = "admin"``."""
+        asked = self._delivery.take_hangups()
+        if not asked:
+            return
+        for bridge in list(self._state.bridges):
+            if bridge.plan is not None and bridge.plan.reservation_uuid in asked:
+                log.warning("hanging up a call, as an admin asked",
+                            extra={"uuid": bridge.plan.reservation_uuid})  # fmt: skip
+                bridge.end_by("admin")
 
     def _check_fence(self) -> None:
         """A heartbeat found the lease taken over (the agent was paused or cut off from the

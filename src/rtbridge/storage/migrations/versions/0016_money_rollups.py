@@ -20,13 +20,15 @@ empty: ``rtbridge check --rollups --repair`` fills it from the rows already ther
 ``ix_webhookdelivery_reservation``: a reservation's webhook deliveries, for its story
 (``GET /admin/rtbs/<uuid>``, ``storage/story.py``). ``sipagent.refusals``: an agent's last
 refused INVITEs, written with its heartbeats (``sip/recent_refusals.py``).
+``callrecord.hangup_requested_at`` and its partial index: calls an admin asked to hang up
+(``POST /admin/calls/<uuid>/hangup``), which their agent reads at each heartbeat.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlmodel.sql.sqltypes import AutoString
+from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
 revision = "0016"
 down_revision = "0015"
@@ -36,6 +38,7 @@ depends_on = None
 _TABLES = ("buyer", "reservation", "callrecord")
 _COUNTS = ("pings", "reserved", "no_target", "calls", "answered", "converted")
 _SUMS = ("talk_seconds", "payout", "revenue")
+_HANGUPS = sa.text("hangup_requested_at IS NOT NULL AND end_at IS NULL")
 
 
 def upgrade() -> None:
@@ -56,9 +59,18 @@ def upgrade() -> None:
     op.create_index("ix_webhookdelivery_reservation", "webhookdelivery", ["reservation_uuid"])
     with op.batch_alter_table("sipagent") as batch:
         batch.add_column(sa.Column("refusals", sa.JSON(), nullable=True))
+    with op.batch_alter_table("callrecord") as batch:
+        batch.add_column(sa.Column("hangup_requested_at", UTCDateTime(), nullable=True))
+    op.create_index(
+        "ix_callrecord_hangup", "callrecord", ["agent", "reservation_uuid"],
+        sqlite_where=_HANGUPS, postgresql_where=_HANGUPS,
+    )  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_index("ix_callrecord_hangup", table_name="callrecord")
+    with op.batch_alter_table("callrecord") as batch:
+        batch.drop_column("hangup_requested_at")
     with op.batch_alter_table("sipagent") as batch:
         batch.drop_column("refusals")
     op.drop_index("ix_webhookdelivery_reservation", table_name="webhookdelivery")
