@@ -169,7 +169,7 @@ def test_find_a_ping_in_the_rtb_log_and_a_call_in_the_call_log(page: Page, live:
     expect(row).to_contain_text("p1")
     expect(row).to_contain_text("b1")
     expect(row).to_contain_text("connected")
-    expect(row.locator("td").nth(7)).to_have_text(re.compile(r"0:0\d"))  # duration so far
+    expect(row.locator("td").nth(8)).to_have_text(re.compile(r"0:0\d"))  # duration so far
     shot(page, "live-calls")
     assert call.wait().statuses()[-1] == 200
 

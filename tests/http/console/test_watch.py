@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 
 from rtbridge.storage import calls, leases
 from rtbridge.timestamps import iso_utc
-from tests.http.console.conftest import Console
+from tests.conftest import ClientFactory
+from tests.http.console.conftest import Console, sign_in
+from tests.support.admin import make_token
 from tests.support.demo import KEY_OPEN
 from tests.support.failover import BUSY, NO_ANSWER, add_backup_buyers, call_with_failover
 from tests.support.keys import key_id
@@ -235,3 +237,56 @@ def test_the_rtb_log_shows_tags_and_exports_every_matching_ping(console: Console
     assert sorted(r["source_id"] for r in rows) == ["s-0", "s-1", "s-2"]
     assert all(r["tags"] == '{"caller_state":"CA"}' and r["payout_offered"] for r in rows)
     assert "No pings match." in console.client.get("/console/rtb", params={"campaign": "nope"}).text
+
+
+def test_admin_tokens_created_once_shown_and_revoked_after_asking(console: Console) -> None:
+    made = console.post("/console/tokens", name="ci-bot")
+    assert made.status_code == 200
+    shown = re.search(r'<code class="reveal" id="secret-value">(rtba_[^<]+)</code>', made.text)
+    assert shown is not None  # once, on this answer only
+    token = shown.group(1)
+    assert (
+        console.client.get(
+            "/admin/publishers", headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+        == 200
+    )
+    listed = console.client.get("/console/tokens").text
+    assert "ci-bot" in listed and token not in listed
+    twice = console.post("/console/tokens", name="ci-bot")
+    assert twice.status_code == 409 and "a token named &#39;ci-bot&#39; exists" in twice.text
+    bad = console.post("/console/tokens", name="bad name!")
+    assert bad.status_code == 422
+    question = console.client.get("/console/tokens/ci-bot/delete")
+    assert question.status_code == 200 and "Revoke admin token ci-bot?" in question.text
+    revoked = console.post("/console/tokens/ci-bot/delete")
+    assert revoked.status_code == 303
+    assert (
+        console.client.get(
+            "/admin/publishers", headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+        == 401
+    )
+    assert console.client.get("/console/tokens/ci-bot/delete").status_code == 404
+
+
+def test_webhooks_are_listed_with_their_backlog_and_deleted_after_asking(
+    make_client: ClientFactory, sqlite_url: str
+) -> None:
+    client = make_client(settings={"webhook_key": "webhook-master-key-0123456789abcdef"})
+    token = make_token(sqlite_url)
+    console = Console(client, sign_in(client, token), token)
+    auth = {"Authorization": f"Bearer {console.token}"}
+    made = console.client.post("/admin/webhooks", json={"publisher": "pub-1", "url": "https://hooks.example.com/rtb",
+                                                        "events": ["reserved", "converted"]}, headers=auth)  # fmt: skip
+    assert made.status_code == 201, made.text
+    wid = made.json()["id"]
+    page = console.client.get("/console/webhooks").text
+    assert "https://hooks.example.com/rtb" in page and ">converted<" in page
+    question = console.client.get(f"/console/webhooks/{wid}/delete")
+    assert (
+        question.status_code == 200
+        and f"Delete webhook {wid} to https://hooks.example.com/rtb?" in question.text
+    )
+    assert console.post(f"/console/webhooks/{wid}/delete").status_code == 303
+    assert "No webhook." in console.client.get("/console/webhooks").text

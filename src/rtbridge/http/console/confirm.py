@@ -12,12 +12,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rtbridge.admin import offers, publishers, trunks
+from rtbridge.admin import offers, publishers, tokens, trunks
 from rtbridge.domain.errors import NotFound
 from rtbridge.http import handlers as service
 from rtbridge.http.console.notices import plural
 from rtbridge.http.console.templating import base_path, render
 from rtbridge.storage import listings
+from rtbridge.webhooks import subscriptions
 
 
 @dataclass
@@ -209,3 +210,25 @@ async def hang_up_call(request: Request) -> Response:
             yes="Yes, hang it up",
         ),
     )  # fmt: skip
+
+
+async def revoke_token(request: Request) -> Response:
+    name = str(request.path_params["name"])
+    if not [t for t in await service.read(request, tokens.listing)
+            if t["name"] == name and t["revoked_at"] is None]:  # fmt: skip
+        raise NotFound(f"no active admin token named {name!r}")
+    return _ask(request, Question(
+        "Revoke", f"admin token {name}", "/tokens", "Admin tokens",
+        ["It stops signing in to the console and the admin API at once; a console session "
+         "signed in with it ends (yours too, if it is the one you used)."],
+    ))  # fmt: skip
+
+
+async def delete_webhook(request: Request) -> Response:
+    wid = str(request.path_params["webhook"])
+    hook = await service.read(request, subscriptions.get_webhook, wid)
+    owner = hook.get("publisher") or hook.get("buyer")
+    return _ask(request, Question(
+        "Delete", f"webhook {hook['id']} to {hook['url']}", "/webhooks", "Webhooks",
+        [f"Events of {owner} stop going there, and its deliveries, waiting or past, go too."],
+    ))  # fmt: skip

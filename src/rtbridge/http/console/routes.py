@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from rtbridge.http.console import access, confirm, dashboard, offers, signin, watch
+from rtbridge.http.console import access, confirm, dashboard, house, offers, signin, watch
 from rtbridge.http.console.guard import ConsoleGuard
 
 
@@ -79,6 +79,13 @@ routes: list[BaseRoute] = [
     Route("/calls/{uuid}", watch.call_detail, methods=["GET"], name="console_call"),
     Route("/rtbs/{uuid}", watch.call_detail, methods=["GET"], name="console_reservation"),
     Route("/agent", watch.agent, methods=["GET"], name="console_agent"),
+    Route("/tokens", house.tokens_page, methods=["GET"], name="console_tokens"),
+    Route("/tokens", house.create_token, methods=["POST"]),
+    Route("/tokens/{name}/delete", confirm.revoke_token, methods=["GET"]),
+    Route("/tokens/{name}/delete", house.revoke_token, methods=["POST"]),
+    Route("/webhooks", house.webhooks_page, methods=["GET"], name="console_webhooks"),
+    Route("/webhooks/{webhook}/delete", confirm.delete_webhook, methods=["GET"]),
+    Route("/webhooks/{webhook}/delete", house.delete_webhook, methods=["POST"]),
     Route("/audit", watch.audit_trail, methods=["GET"], name="console_audit"),
 ]
 
