@@ -181,7 +181,12 @@ def server(argv: list[str], env: dict[str, str]) -> Iterator[str]:
     argv = [*argv, str(port) if argv[-1] == "--port" else f"127.0.0.1:{port}"]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_port("127.0.0.1", port)
+        try:
+            wait_for_port("127.0.0.1", port)
+        except TimeoutError:  # say why: a server that died told its stderr
+            proc.kill()
+            told = proc.communicate()[1].decode(errors="replace")[-1500:]
+            raise TimeoutError(f"{' '.join(argv[-6:])} did not listen:\n{told}") from None
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -225,13 +230,13 @@ def database_at(src: Path, url: str, caps: str, work: Path) -> Engine:
     return create_engine(url)
 
 
-def another_database(url: str) -> str:
-    """A second, empty database in the cluster of ``url``: its URL."""
+def another_database(url: str, name: str = "rtbridge_second") -> str:
+    """Another, empty database ``name`` in the cluster of ``url``: its URL."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text("CREATE DATABASE rtbridge_second"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
     engine.dispose()
-    return url.rsplit("/", 1)[0] + "/rtbridge_second"
+    return url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def database(url: str, caps: str, work: Path) -> Engine:
@@ -533,19 +538,32 @@ def main() -> int:
                          spread <= args.goal_size_spread,
                          f"{spread:.1%} (goal <= {args.goal_size_spread:.0%})")  # fmt: skip
         if "rollups" in groups:
+            pg_here = postgres.find_bin() is not None
+            if pg_here:  # before any database of the group: every process has the same key
+                os.environ.setdefault("RTBRIDGE_SITE_KEY", "bench-site-key-0123456789abcdefghijkl")
             src = tree_at(args.rollups_baseline, work)
             now = Site("with rollups", database(f"sqlite:///{work / 'rollups.db'}", CAPS, work))
             before = Site(f"without ({args.rollups_baseline})",
                           database_at(src, f"sqlite:///{work / 'no-rollups.db'}", CAPS, work),
                           src=src)  # fmt: skip
-            results = run_group("rollups", "SQLite, capped: with rollups and without",
-                                [now, before], args.trials, bare=False)  # fmt: skip
-            ratio_goal(verdict, "rollups: with / without",
-                       median_rps(results[now.name]) / median_rps(results[before.name]),
-                       args.goal_rollups)  # fmt: skip
-            report = check_rollups(now.engine)
-            verdict.check("rollups: the figures equal their recount", report.differences == (),
-                          f"{len(report.differences)} differ")  # fmt: skip
+            sites = [now, before]
+            if pg_here:  # the same on PostgreSQL, each on its own database
+                url = stack.enter_context(postgres.cluster())
+                sites += [
+                    Site("with rollups (PG)", database(another_database(url, "r_with"), CAPS, work)),
+                    Site(f"without ({args.rollups_baseline}, PG)",
+                         database_at(src, another_database(url, "r_without"), CAPS, work), src=src),
+                ]  # fmt: skip
+            results = run_group("rollups", "capped: with rollups and without (SQLite, PostgreSQL)",
+                                sites, args.trials, bare=False)  # fmt: skip
+            for with_, without in zip(sites[::2], sites[1::2], strict=True):
+                db = "PostgreSQL" if "PG" in with_.name else "SQLite"
+                ratio_goal(verdict, f"rollups: with / without, {db}",
+                           median_rps(results[with_.name]) / median_rps(results[without.name]),
+                           args.goal_rollups)  # fmt: skip
+                report = check_rollups(with_.engine)
+                verdict.check(f"rollups: {db}: the figures equal their recount",
+                              report.differences == (), f"{len(report.differences)} differ")  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
     code = verdict.report()
     return code if groups & {"main", "postgres", "sizes", "rollups"} else NOT_JUDGED
