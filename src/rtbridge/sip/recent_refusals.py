@@ -21,6 +21,17 @@ from rtbridge.timestamps import iso_utc
 
 KEEP = 50
 _CHOSEN = 64  # characters of what the sender chose (a username, a R-URI user)
+_CONTROL = dict.fromkeys(range(32), "?")
+
+
+def _chosen(text: str | None) -> str | None:
+    """What a sender chose, safe to store and show: cut short, control characters (NUL
+    too) as ``?``, and bytes that were not UTF-8 (decoded as lone surrogates) escaped, so
+    no hostile INVITE can make the refusals unwritable (the mutation fuzz sends them)."""
+    if text is None:
+        return None
+    cut = text[:_CHOSEN].translate(_CONTROL)
+    return cut.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class RecentRefusals:
@@ -33,9 +44,8 @@ class RecentRefusals:
              username: str | None = None) -> None:  # fmt: skip
         refusal = {
             "at": iso_utc(at), "source": str(invite.source_ip), "transport": invite.transport,
-            "code": reject.code, "reason": reject.reason[:128], "cause": reject.auth_failure,
-            "ruri_user": invite.ruri_user[:_CHOSEN],
-            "username": username[:_CHOSEN] if username else None,
+            "code": reject.code, "reason": _chosen(reject.reason), "cause": reject.auth_failure,
+            "ruri_user": _chosen(invite.ruri_user), "username": _chosen(username),
         }  # fmt: skip
         with self._lock:
             self._kept.append(refusal)
