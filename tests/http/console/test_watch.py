@@ -188,6 +188,7 @@ def test_a_calls_detail_shows_its_buyer_attempts_and_history(console: Console) -
     assert link is not None and link.group(2) == "3"  # attempts
     page = console.client.get(link.group(1))
     assert page.status_code == 200
+    assert f"<title>Reservation {uuid} · rtbridge console</title>" in page.text
     attempts = page.text.split('id="attempts"')[1].split("</table>")[0]
     rows = re.findall(r'<td class="num">(\d)</td>\s*<td>(\w+)</td>\s*<td><code>([^<]+)</code>',
                       attempts)  # fmt: skip
