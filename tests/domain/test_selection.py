@@ -146,6 +146,29 @@ def test_priority_zero_beats_one() -> None:
     assert chosen_id(pick(buyers)) == "zero"
 
 
+def test_verdicts_say_what_selection_made_of_every_buyer() -> None:
+    buyers = [
+        BuyerRule("full", priority=0, concurrency=1),
+        BuyerRule("closed", priority=0, hours=CLOSED),
+        BuyerRule("a", priority=1),
+        BuyerRule("b", priority=1),
+        BuyerRule("later", priority=2),
+    ]
+    verdicts: dict[str, str] = {}
+    got = choose_buyer(buyers, {"full": Usage(live=1)}, {}, NOW, random.Random(0), verdicts)
+    other = "b" if chosen_id(got) == "a" else "a"
+    assert verdicts == {
+        "full": REASON_CONCURRENCY,
+        "closed": REASON_OUTSIDE_HOURS,
+        chosen_id(got): "chosen",
+        other: "not-drawn",
+        "later": "lower-priority",
+    }
+    nobody: dict[str, str] = {}
+    assert reason(choose_buyer(buyers[:2], {"full": Usage(live=1)}, {}, NOW, None, nobody))
+    assert nobody == {"full": REASON_CONCURRENCY, "closed": REASON_OUTSIDE_HOURS}
+
+
 def test_weighted_distribution() -> None:
     buyers = [
         BuyerRule("a", weight=1),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -19,7 +20,10 @@ from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.database import open_database
 from rtbridge.storage.reservations import Reservations
 from rtbridge.storage.rollup_recount import check_rollups
-from rtbridge.storage.stats import hour_range, stats
+from rtbridge.storage.rollups import Moves, hour_of
+from rtbridge.storage.sql import transaction
+from rtbridge.storage.stats import FIGURES, Stats, hour_range, stats
+from rtbridge.storage.trips import Trip
 from rtbridge.timestamps import utcnow
 from tests.conftest import write_config
 
@@ -109,7 +113,7 @@ def test_every_event_moves_its_figures_and_they_equal_the_recount(engine: Engine
         "talk_seconds": 57.5, "payout": 90.0, "revenue": 110.0, "margin": 20.0,
     }  # fmt: skip
     report = check_rollups(engine)
-    assert report.differences == () and report.compared == 2  # first's row, no-target's row
+    assert report.differences == () and report.compared == 4  # first's, no-target's: hour, day
     with Session(engine) as session:
         by = stats(session, group_by=["buyer", "reason"]).rows
     # sorted by key: no buyer (the no-target pings, with their reason) first
@@ -177,9 +181,109 @@ def test_rows_from_before_rollups_are_filled_by_repair(engine: Engine) -> None:
     ops.ping_many([PingRequest(KEY, None, None) for _ in range(2)])
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM rollup"))
+        conn.execute(text("DELETE FROM rollupday"))
     assert _figures(engine)["pings"] == 0
     assert check_rollups(engine, repair=True).repaired
     assert _figures(engine)["pings"] == 2
+
+
+def test_check_finds_a_wrong_day_and_repair_rewrites_it(engine: Engine) -> None:
+    """The days' table is checked against the same recount, summed by day."""
+    ops = Reservations(engine, CatalogCache(engine, recheck=0))
+    ops.ping_many([PingRequest(KEY, None, None) for _ in range(2)])
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE rollupday SET converted = converted + 1"))
+    day = utcnow().strftime("%Y-%m-%d")
+    report = check_rollups(engine)
+    assert {(d.key[0], d.key[3], d.measure, d.stored, d.recounted) for d in report.differences} == {
+        (day, "first", "converted", 1.0, 0.0)
+    }
+    assert check_rollups(engine, repair=True).repaired
+    assert check_rollups(engine).differences == ()
+
+
+def _spread(engine: Engine) -> None:
+    """Figures in every hour of 2026-11-28 .. 2026-12-03 (publisher p1 or p2 by the hour),
+    written as events write them: hours and days alike."""
+    with transaction(engine, write=True) as db:
+        moves = Moves()
+        start = datetime(2026, 11, 28, tzinfo=UTC)
+        for n in range(6 * 24):
+            at = start + timedelta(hours=n)
+            moves.add((hour_of(at), f"p{1 + n % 2}", "c1", "first", ""), pings=1 + n % 5,
+                      calls=n % 3, revenue=0.5 * n)  # fmt: skip
+        trip = Trip(db)
+        moves.flush(trip)
+        trip.run()
+
+
+def _by_hours(engine: Engine, group_by: tuple[str, ...], **query: Any) -> Stats:
+    """The same question asked of the hours alone: each hour's row, added up here."""
+    hours = stats_of(engine, group_by=("hour", *[g for g in group_by if g != "day"]), **query)
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in hours.rows:
+        row = {**row, "day": row["hour"][:10]}
+        key = tuple(row[g] for g in group_by)
+        into = found.setdefault(key, dict.fromkeys(FIGURES, 0))
+        for m in FIGURES:
+            into[m] = round(into[m] + row[m], 3)
+    return Stats([{**dict(zip(group_by, k, strict=True)), **found[k]} for k in sorted(found)],
+                 hours.totals)  # fmt: skip
+
+
+def stats_of(engine: Engine, **query: Any) -> Stats:
+    with Session(engine) as session:
+        return stats(session, **query)
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (None, None),
+        ("2026-11-29T00:00:00Z", "2026-12-02T00:00:00Z"),  # whole days only
+        ("2026-11-28T05:30:00Z", "2026-12-02T17:00:00Z"),  # partial days at both ends
+        ("2026-11-30T03:00:00Z", "2026-11-30T09:00:00Z"),  # within one day
+        ("2026-11-30T22:00:00Z", "2026-12-01T02:00:00Z"),  # across midnight, no whole day
+        (None, "2026-11-30T12:00:00Z"),
+        ("2026-12-01T06:00:00Z", None),
+    ],
+)
+def test_days_and_their_partial_ends_add_up_as_the_hours_do(
+    engine: Engine, since: str | None, until: str | None
+) -> None:
+    """Whole days are read from the days' table, the partial days at either end from the
+    hours': any range, grouped any way, sums as the hours alone do."""
+    _spread(engine)
+    query: dict[str, Any] = {
+        "since": since and datetime.fromisoformat(since),
+        "until": until and datetime.fromisoformat(until),
+    }
+    for group_by in [("day",), ("publisher",), ("day", "publisher", "buyer")]:
+        got = stats_of(engine, group_by=group_by, **query)
+        assert got == _by_hours(engine, group_by, **query), (group_by, since, until)
+        assert got.totals["pings"] > 0
+    got = stats_of(engine, group_by=("publisher",), publisher="p2", **query)
+    assert got == _by_hours(engine, ("publisher",), publisher="p2", **query)
+
+
+def test_whole_days_are_read_from_the_days_table(engine: Engine) -> None:
+    """Shown by a day row made wrong on purpose: whole days see it, the hours do not."""
+    _spread(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE rollupday SET pings = pings + 1000 "
+                "WHERE day = '2026-11-30' AND publisher_id = 'p1'"
+            )
+        )
+    whole = {
+        "since": datetime(2026, 11, 30, tzinfo=UTC),
+        "until": datetime(2026, 12, 1, tzinfo=UTC),
+    }
+    assert (
+        stats_of(engine, **whole).totals["pings"] - 1000
+        == stats_of(engine, group_by=("hour",), **whole).totals["pings"]
+    )
 
 
 def test_ranges_cover_the_hours_they_overlap() -> None:

@@ -18,6 +18,10 @@ REASON_OUTSIDE_HOURS = "outside-hours"
 REASON_DAILY_CAP = "daily-cap-reached"
 REASON_CONCURRENCY = "concurrency-cap-reached"
 _STAGES = (REASON_FILTERED, REASON_OUTSIDE_HOURS, REASON_DAILY_CAP, REASON_CONCURRENCY)
+# A verdict on each buyer (a reservation's story): the reason it was not eligible, or one of
+VERDICT_CHOSEN = "chosen"
+VERDICT_LOWER_PRIORITY = "lower-priority"  # eligible, but a buyer of a lower number was too
+VERDICT_NOT_DRAWN = "not-drawn"  # eligible in the chosen tier; the weighted draw took another
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,33 @@ def choose_buyer(
     tags: Mapping[str, str],
     now: datetime,
     rng: random.Random | None = None,
+    verdicts: dict[str, str] | None = None,
 ) -> Chosen | NoTarget:
-    """Pick among eligible buyers: lowest ``priority`` number first, then by ``weight``."""
+    """Pick among eligible buyers: lowest ``priority`` number first, then by ``weight``.
+    ``verdicts``, when given, receives each buyer's verdict by its id."""
     if not buyers:
         return NoTarget(REASON_NO_BUYERS)
+    choice = _choose(buyers, usage, tags, now, rng, verdicts)
+    if verdicts is not None and isinstance(choice, Chosen):
+        top = choice.buyer.priority
+        for buyer in buyers:
+            if buyer.id not in verdicts:
+                verdicts[buyer.id] = (
+                    VERDICT_CHOSEN if buyer is choice.buyer
+                    else VERDICT_NOT_DRAWN if buyer.priority == top
+                    else VERDICT_LOWER_PRIORITY
+                )  # fmt: skip
+    return choice
+
+
+def _choose(
+    buyers: Sequence[BuyerRule],
+    usage: Mapping[str, Usage],
+    tags: Mapping[str, str],
+    now: datetime,
+    rng: random.Random | None,
+    verdicts: dict[str, str] | None,
+) -> Chosen | NoTarget:
     # One pass: the eligible buyers of the lowest priority number seen so far, and their
     # total weight (a ping's hot path: no intermediate lists beyond that tier).
     tier: list[BuyerRule] = []
@@ -91,6 +118,8 @@ def choose_buyer(
         reason = ineligibility(buyer, usage.get(buyer.id, _UNUSED), tags, now)
         if reason is not None:
             furthest = max(furthest, _STAGES.index(reason))
+            if verdicts is not None:
+                verdicts[buyer.id] = reason
         elif not tier or buyer.priority < top:
             tier, top, total = [buyer], buyer.priority, buyer.weight
         elif buyer.priority == top:

@@ -187,6 +187,9 @@ class Reservation(SQLModel, table=True):
     source_publisher_id: str | None = Field(default=None, max_length=128)
     source_id: str | None = Field(default=None, max_length=128)
     tags: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # what the ping's selection said of each buyer of the campaign, by buyer id
+    # (domain/selection.py: chosen, not-drawn, lower-priority, or why it was not eligible)
+    verdicts: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
     payout: float | None = None  # offered to the publisher (the buyer's payout then)
     # asked of the buyer (its revenue then, or that of the buyer a failover moved it to);
     # None on rows from before revenue existed: read as the payout (domain/money.py)
@@ -221,16 +224,9 @@ class BuyerDay(SQLModel, table=True):
     units: int
 
 
-class Rollup(SQLModel, table=True):
-    """The business per hour x publisher x campaign x buyer (x no-target reason), moved in
-    the transaction of each event (storage/rollups.py): what ``/admin/stats`` and the
-    console's dashboard read, never the reservations themselves."""
+class RollupFigures(SQLModel):
+    """The measures a rollup row holds, hourly or daily (storage/rollups.py)."""
 
-    hour: str = Field(primary_key=True, max_length=13)  # "YYYY-MM-DD HH" UTC, of the ping
-    publisher_id: str = Field(primary_key=True, max_length=64)
-    campaign_id: str = Field(primary_key=True, max_length=64)
-    buyer_id: str = Field(primary_key=True, max_length=64)  # "" for no-target pings
-    reason: str = Field(primary_key=True, max_length=64)  # no-target's reason, else ""
     pings: int = 0
     reserved: int = 0
     no_target: int = 0
@@ -240,6 +236,29 @@ class Rollup(SQLModel, table=True):
     talk_seconds: float = 0.0  # of answered calls
     payout: float = 0.0  # earned by publishers
     revenue: float = 0.0  # earned from buyers
+
+
+class Rollup(RollupFigures, table=True):
+    """The business per hour x publisher x campaign x buyer (x no-target reason), moved in
+    the transaction of each event (storage/rollups.py): what ``/admin/stats`` and the
+    console's dashboard read, never the reservations themselves."""
+
+    hour: str = Field(primary_key=True, max_length=13)  # "YYYY-MM-DD HH" UTC, of the ping
+    publisher_id: str = Field(primary_key=True, max_length=64)
+    campaign_id: str = Field(primary_key=True, max_length=64)
+    buyer_id: str = Field(primary_key=True, max_length=64)  # "" for no-target pings
+    reason: str = Field(primary_key=True, max_length=64)  # no-target's reason, else ""
+
+
+class RollupDay(RollupFigures, table=True):
+    """The same figures per UTC day, moved with ``rollup``'s by the same statements' trip:
+    what ``/admin/stats`` reads for whole days (a month is 30 rows a key, not 720)."""
+
+    day: str = Field(primary_key=True, max_length=10)  # "YYYY-MM-DD" UTC, of the ping
+    publisher_id: str = Field(primary_key=True, max_length=64)
+    campaign_id: str = Field(primary_key=True, max_length=64)
+    buyer_id: str = Field(primary_key=True, max_length=64)
+    reason: str = Field(primary_key=True, max_length=64)
 
 
 class ReservationEvent(SQLModel, table=True):

@@ -64,7 +64,8 @@ _INSERT = BulkInsert(
         ("campaign_id", "campaign_id"), ("buyer_id", "buyer_id"), ("status", "status"),
         ("reason", "reason"), ("caller_number", "caller_number"),
         ("inbound_number", "inbound_number"), ("source_publisher_id", "source_publisher_id"),
-        ("source_id", "source_id"), ("tags", "tags"), ("payout", "payout"), ("revenue", "revenue"),
+        ("source_id", "source_id"), ("tags", "tags"), ("verdicts", "verdicts"),
+        ("payout", "payout"), ("revenue", "revenue"),
         ("seconds", "seconds"), ("created_at", "created_at"), ("expires_at", "expires_at"),
         ("updated_at", "created_at"), ("webhook_pending", "webhook_pending"),
     ],
@@ -329,7 +330,8 @@ class Reservations:
         uuid = uuid7()
         day = day_of(now)
         usage = capped_usage(db, tally, campaign.capped, now, day) if campaign.capped else {}
-        choice = choose_buyer(campaign.rules, usage, req.tags, now, self.rng)
+        verdicts: dict[str, str] = {}
+        choice = choose_buyer(campaign.rules, usage, req.tags, now, self.rng, verdicts)
         inbound = None
         if isinstance(choice, Chosen):
             inbound = choose_inbound(
@@ -342,14 +344,15 @@ class Reservations:
                 key_inbound=key.inbound_number,
             )
             if inbound is None:
+                verdicts[choice.buyer.id] = REASON_NO_FREE_DID
                 choice = NoTarget(REASON_NO_FREE_DID)
         row = {
             "uuid": uuid, "key_id": key.id, "publisher_id": key.publisher_id,
             "campaign_id": campaign.id, "caller_number": req.caller_number,
             "source_publisher_id": req.publisher_id, "source_id": req.source_id,
-            "tags": db.js(dict(req.tags)), "created_at": at, "status": st.NO_TARGET,
-            "reason": None, "buyer_id": None, "inbound_number": None, "payout": None, "revenue": None,
-            "seconds": None, "expires_at": None,
+            "tags": db.js(dict(req.tags)), "verdicts": db.js(verdicts), "created_at": at,
+            "status": st.NO_TARGET, "reason": None, "buyer_id": None, "inbound_number": None,
+            "payout": None, "revenue": None, "seconds": None, "expires_at": None,
         }  # fmt: skip
         batch.inserts.append(row)
         if isinstance(choice, NoTarget):

@@ -5,8 +5,9 @@ request, rewritten (``rtbridge check --rollups [--repair]``). A full scan: an ad
 Like the counters' check (``storage/recount.py``): the check reads in one snapshot, the
 repair first blocks the rollups' writers (SQLite's write lock; ``LOCK TABLE … EXCLUSIVE`` on
 PostgreSQL, which waits for every transaction that has moved a rollup), then rewrites the
-whole table from the recount. It also fills the table on a site that had rows before
-rollups existed (migration 0016)."""
+whole tables from the recount. It also fills them on a site that had rows before rollups
+existed (migration 0016). The days' table (``rollupday``) is checked against the same
+recount summed by day."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from rtbridge.storage.rollups import COUNTS, KEYS, MEASURES, Key, Moves
+from rtbridge.storage.rollups import COUNTS, DAY_KEYS, KEYS, MEASURES, Key, Moves
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.trips import Trip
 
@@ -44,7 +45,7 @@ _TOLERANCE = 0.005  # sums of money and seconds: floating point, compared to the
 
 @dataclass(frozen=True)
 class Difference:
-    key: Key
+    key: Key  # its first part: the hour ("YYYY-MM-DD HH") or, in rollupday, the day
     measure: str
     stored: float
     recounted: float
@@ -52,7 +53,7 @@ class Difference:
 
 @dataclass(frozen=True)
 class RollupReport:
-    compared: int  # rollup rows compared
+    compared: int  # rows compared, of both tables
     differences: tuple[Difference, ...]
     repaired: bool
 
@@ -75,10 +76,25 @@ def stored(db: Db) -> Figures:
     return _figures(db.rows(f"SELECT {', '.join((*KEYS, *MEASURES))} FROM rollup"))
 
 
-def _figures(rows: list[dict[str, Any]]) -> Figures:
+def stored_days(db: Db) -> Figures:
+    columns = ", ".join((*DAY_KEYS, *MEASURES))
+    return _figures(db.rows(f"SELECT {columns} FROM rollupday"), first="day")
+
+
+def by_day(hours: Figures) -> Figures:
+    """The hours' figures summed by day: what ``rollupday`` should hold."""
+    days: Figures = {}
+    for key, figures in hours.items():
+        day = days.setdefault((key[0][:10], *key[1:]), dict.fromkeys(MEASURES, 0))
+        for m, n in figures.items():
+            day[m] += n
+    return days
+
+
+def _figures(rows: list[dict[str, Any]], first: str = "hour") -> Figures:
     figures: Figures = {}
     for row in rows:
-        key: Key = (row["hour"], row["publisher_id"], row["campaign_id"], row["buyer_id"],
+        key: Key = (row[first], row["publisher_id"], row["campaign_id"], row["buyer_id"],
                     row["reason"])  # fmt: skip
         figures[key] = {m: (int if m in COUNTS else float)(row[m] or 0) for m in MEASURES}
     return figures
@@ -94,24 +110,26 @@ def _differences(have: Figures, want: Figures) -> list[Difference]:
 
 
 def check_rollups(engine: Engine, *, repair: bool = False) -> RollupReport:
-    """Compare every rollup row with its recount; with ``repair``, rewrite the table."""
+    """Compare every rollup row, hourly and daily, with its recount; with ``repair``,
+    rewrite both tables."""
     with transaction(engine, write=repair) as db:
         if not db.sqlite:
             db.execute(
-                "LOCK TABLE rollup IN EXCLUSIVE MODE"
+                "LOCK TABLE rollup, rollupday IN EXCLUSIVE MODE"
                 if repair
                 else "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
             )
         have, want = stored(db), recount(db)
-        differences = _differences(have, want)
+        have_days, want_days = stored_days(db), by_day(want)
+        differences = _differences(have, want) + _differences(have_days, want_days)
         if repair and differences:
             db.execute("DELETE FROM rollup")
+            db.execute("DELETE FROM rollupday")
             trip = Trip(db)
             moves = Moves()
             for key, figures in want.items():
                 moves.add(key, **figures)
             moves.flush(trip)
             trip.run()
-    return RollupReport(
-        len(have.keys() | want.keys()), tuple(differences), repaired=repair and bool(differences)
-    )
+    compared = len(have.keys() | want.keys()) + len(have_days.keys() | want_days.keys())
+    return RollupReport(compared, tuple(differences), repaired=repair and bool(differences))

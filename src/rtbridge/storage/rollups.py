@@ -14,10 +14,14 @@ the new buyer; the buyer's answer adds ``answered``; the end of the call adds
 reservation is what makes the figures recountable from the rows with one ``GROUP BY``.
 A ping answered from the ping shield made no reservation and is not counted again.
 
+**By day as well:** every move is also added to the row of its day in ``rollupday``, by the
+same trip: what a range of whole days is read from (``storage/stats.py``).
+
 **Order of writes:** the moves of one transaction are summed by key and written by one
-statement in key order, through the transaction's :class:`~rtbridge.storage.counters.Tally`,
-before its counter moves: every transaction takes these rows, then the counters' rows, in
-one order (no deadlock between PostgreSQL transactions)."""
+statement per table in key order (the hours', then the days'), through the transaction's
+:class:`~rtbridge.storage.counters.Tally`, before its counter moves: every transaction takes
+these rows, then the counters' rows, in one order (no deadlock between PostgreSQL
+transactions)."""
 
 from __future__ import annotations
 
@@ -33,15 +37,22 @@ MEASURES = ("pings", "reserved", "no_target", "calls", "answered", "converted",
             "talk_seconds", "payout", "revenue")  # fmt: skip
 COUNTS = MEASURES[:6]  # integers; the others are sums of seconds and money
 KEYS = ("hour", "publisher_id", "campaign_id", "buyer_id", "reason")
+DAY_KEYS = ("day", *KEYS[1:])  # rollupday's: the same, by day
 Key = tuple[str, str, str, str, str]
 _CHUNK = 1000  # rows per statement: 14 parameters each
 
-_UPSERT = BulkInsert(
-    "rollup",
-    [*((k, k) for k in KEYS), *((m, m) for m in MEASURES)],
-    f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET "
-    + ", ".join(f"{m} = rollup.{m} + excluded.{m}" for m in MEASURES),
-)
+
+def _upsert(table: str, keys: tuple[str, ...]) -> BulkInsert:
+    return BulkInsert(
+        table,
+        [*((k, k) for k in keys), *((m, m) for m in MEASURES)],
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+        + ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in MEASURES),
+    )
+
+
+_HOURS = _upsert("rollup", KEYS)
+_DAYS = _upsert("rollupday", DAY_KEYS)
 
 
 def hour_of(at: datetime | str) -> str:
@@ -84,15 +95,25 @@ class Moves:
         self.add(key_of(reservation), pings=1, **{made: 1})
 
     def flush(self, trip: Trip) -> None:
-        """Add the moves to ``trip``, in key order: one statement (a repair's many rows go in
-        statements of :data:`_CHUNK`, under PostgreSQL's limit of parameters)."""
-        rows = [
-            {**dict(zip(KEYS, key, strict=True)), **moved}
-            for key, moved in sorted(self._moves.items())
-        ]
-        for start in range(0, len(rows), _CHUNK):
-            _UPSERT.add(trip, rows[start : start + _CHUNK])
+        """Add the moves to ``trip``: the hours' rows, then the days', each in key order and
+        in one statement (a repair's many rows go in statements of :data:`_CHUNK`, under
+        PostgreSQL's limit of parameters)."""
+        days: dict[Key, dict[str, float]] = {}
+        for key, moved in self._moves.items():
+            day = days.setdefault((key[0][:10], *key[1:]), dict.fromkeys(MEASURES, 0))
+            for name, n in moved.items():
+                day[name] += n
+        _write(trip, _HOURS, KEYS, self._moves)
+        _write(trip, _DAYS, DAY_KEYS, days)
         self._moves.clear()
+
+
+def _write(
+    trip: Trip, upsert: BulkInsert, keys: tuple[str, ...], moves: Mapping[Key, Mapping[str, float]]
+) -> None:
+    rows = [{**dict(zip(keys, key, strict=True)), **moved} for key, moved in sorted(moves.items())]
+    for start in range(0, len(rows), _CHUNK):
+        upsert.add(trip, rows[start : start + _CHUNK])
 
 
 class Earned:

@@ -1,5 +1,5 @@
 """A reservation's whole story on one page (``GET /admin/rtbs/<uuid>``, the console's call
-page): the ping that made it, its status history, the call and every buyer dialled, the
+page): the ping that made it and its verdict on each buyer, its status history, the call and every buyer dialled, the
 webhook deliveries it caused and the admin actions that touched it. Read in one
 transaction, so the parts agree with one another."""
 
@@ -24,6 +24,7 @@ def story(session: Session, uuid: str, *, now: datetime) -> dict[str, Any] | Non
     assert row is not None
     reservation["source_publisher_id"] = row.source_publisher_id
     reservation["updated_at"] = row.updated_at
+    reservation["verdicts"] = row.verdicts  # each buyer's, by id (domain/selection.py)
     made = f"no-target: {row.reason}" if row.status == "no-target" else f"reserved {row.buyer_id}"
     events = [{"at": row.created_at, "status": "pinged", "detail": made, "attempt": False}]
     calls = call_log(session, uuid=uuid, limit=1).rows

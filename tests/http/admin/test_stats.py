@@ -99,6 +99,8 @@ def test_a_reservations_whole_story(admin: TestClient, sqlite_url: str) -> None:
     assert [h["status"] for h in story["history"]] == ["pinged", "claimed", "connected",
                                                        "completed"]  # fmt: skip
     assert story["history"][0]["detail"].startswith("reserved ")
+    verdicts = story["reservation"]["verdicts"]
+    assert verdicts[story["reservation"]["buyer"]] == "chosen", verdicts
     assert story["call"]["converted"] is True and story["call"]["payout_earned"] == 90.0
     assert story["webhooks"] == [] and story["audit"] == []
     missing = admin.get("/admin/rtbs/00000000-0000-7000-8000-000000000000")

@@ -203,6 +203,9 @@ def test_find_a_ping_in_the_rtb_log_and_a_call_in_the_call_log(page: Page, live:
         page.click("#csv")
     csv_text = Path(download.value.path()).read_text()
     assert csv_text.startswith("invite_at,") and reserved in csv_text
+    row.locator(f"a:has-text('{reserved[:8]}')").first.click()  # the uuid: its story
+    expect(page.locator("#verdicts")).to_contain_text("b1: chosen")
+    expect(page.locator("#call")).to_contain_text("yes")
 
     page.goto("/console/live")
     expect(page.locator("tbody")).to_contain_text("No call in progress.")
