@@ -10,19 +10,15 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
 
-from rtbridge.admin.apply import apply_file
 from rtbridge.domain.failover import Attempt
 from rtbridge.domain.ping import PingRequest
 from rtbridge.storage import attempts, calls
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from rtbridge.storage.reservations import Reservations
 from rtbridge.timestamps import utcnow
-from tests.conftest import write_config
 
 KEY = "attempts-test-key-000000001"
 
@@ -75,13 +71,7 @@ ttl_seconds = 600
 """
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
-    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    made = open_database(str(request.getfixturevalue(name)))
-    apply_file(made, write_config(tmp_path, _config()))
-    request.addfinalizer(made.dispose)
-    return made
+CONFIG = _config()
 
 
 def claimed(engine: Engine, n: int) -> list[str]:

@@ -7,30 +7,20 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
-from rtbridge.admin.apply import apply_file
 from rtbridge.domain.ping import PingRequest
 from rtbridge.sip.lease import Holder, LeaseKeeper, LeaseRefused
 from rtbridge.storage import calls, leases
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from rtbridge.storage.reservations import Reservations
-from tests.conftest import Clock, write_config
+from tests.conftest import Clock
 from tests.support.demo import KEY_OPEN, one_buyer_config
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
-    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    engine = open_database(str(request.getfixturevalue(name)))
-    apply_file(engine, write_config(tmp_path, one_buyer_config(buyer="concurrency = 5")))
-    request.addfinalizer(engine.dispose)
-    return engine
+CONFIG = one_buyer_config(buyer="concurrency = 5")
 
 
 class Monotonic:

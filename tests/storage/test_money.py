@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
@@ -60,13 +59,7 @@ allow_missing_caller_number = true
 """
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
-    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    made = open_database(str(request.getfixturevalue(name)))
-    apply_file(made, write_config(tmp_path, _config()))
-    request.addfinalizer(made.dispose)
-    return made
+CONFIG = _config()
 
 
 def _claimed(engine: Engine) -> str:

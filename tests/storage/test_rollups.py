@@ -17,7 +17,6 @@ from rtbridge.domain.failover import Attempt
 from rtbridge.domain.ping import PingRequest
 from rtbridge.storage import attempts, calls
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.database import open_database
 from rtbridge.storage.reservations import Reservations
 from rtbridge.storage.rollup_recount import check_rollups
 from rtbridge.storage.rollups import Moves, hour_of
@@ -62,15 +61,6 @@ publisher = "p1"
 campaign = "c1"
 allow_missing_caller_number = true
 """
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
-    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    made = open_database(str(request.getfixturevalue(name)))
-    apply_file(made, write_config(tmp_path, CONFIG))
-    request.addfinalizer(made.dispose)
-    return made
 
 
 def _figures(engine: Engine, **query: object) -> dict:

@@ -218,15 +218,15 @@ def mark_ended(
     if db.execute(_CLOSE, {"s": status, "at": db.ts(end_at), "u": uuid}).rowcount != 1:
         return  # closed by another transaction since the read
     tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
-    _count_end(tally, row, answered=answer_at is not None, duration=duration, converted=converted)
+    earned = _count_end(tally, row, answered=answer_at is not None, duration=duration,
+                        converted=converted)  # fmt: skip
     record_attempts(db, uuid, attempts)
     db.execute(
         "UPDATE callrecord SET answer_at = :ans, end_at = :at, publisher_code = :pc, buyer_code = :bc, "
         "hangup_by = :hb, duration = :d, converted = :cv, payout = :pay, revenue = :rev "
         "WHERE reservation_uuid = :u",
         {"ans": db.ts(answer_at), "at": db.ts(end_at), "pc": publisher_code, "bc": buyer_code,
-         "hb": hangup_by, "d": round(duration, 3), "cv": converted, **_earned(row, converted),
-         "u": uuid},
+         "hb": hangup_by, "d": round(duration, 3), "cv": converted, **earned, "u": uuid},
     )  # fmt: skip
     what = (
         f"{status}: {hangup_by or '?'} hung up"
@@ -239,8 +239,9 @@ def mark_ended(
 def _count_end(
     tally: Tally, reservation: Mapping[str, Any], *, answered: bool, duration: float,
     converted: bool,
-) -> None:  # fmt: skip
-    """The end of a call in the rollups (storage/rollups.py)."""
+) -> dict[str, float]:  # fmt: skip
+    """The end of a call in the rollups (storage/rollups.py); what it earned, for its call
+    record (:func:`_earned`)."""
     earned = _earned(reservation, converted)
     key = key_of(reservation)
     tally.rollup.add(
@@ -250,6 +251,7 @@ def _count_end(
     tally.db.committed.append(
         partial(EARNED.add, key[2], key[3], int(converted), earned["pay"], earned["rev"])
     )
+    return earned
 
 
 def _earned(reservation: Mapping[str, Any], converted: bool) -> dict[str, float]:
@@ -313,14 +315,15 @@ def _close_as_fault(
     tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
     duration = (end_at - answer_at).total_seconds() if answer_at is not None else 0.0
     converted = answer_at is not None and duration >= (row["seconds"] or 0)
-    _count_end(tally, row, answered=answer_at is not None, duration=duration, converted=converted)
+    earned = _count_end(tally, row, answered=answer_at is not None, duration=duration,
+                        converted=converted)  # fmt: skip
     db.execute(
         "UPDATE callrecord SET end_at = :at, hangup_by = 'fault', duration = :d, "
         "converted = :cv, payout = :pay, revenue = :rev, "
         "publisher_code = COALESCE(publisher_code, :pc) "
         "WHERE reservation_uuid = :u AND end_at IS NULL",
         {"u": row["uuid"], "at": db.ts(end_at), "d": round(duration, 3), "cv": converted,
-         **_earned(row, converted), "pc": 200 if answer_at is not None else 500},
+         **earned, "pc": 200 if answer_at is not None else 500},
     )  # fmt: skip
     record_event(db, row["uuid"], status, end_at, f"{status}: {why}"[:256])
     return status

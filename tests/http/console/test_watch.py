@@ -52,6 +52,11 @@ def test_rtb_log_pages_and_filters(console: Console) -> None:
     assert "concurrency-cap-reached" in missed
     found = console.client.get("/console/rtb", params={"uuid": made[5].upper()}).text
     assert _uuids(found) == [made[5]]
+    # a caller, however written: (202) 555-0007 is +12025550007, the eighth ping's
+    by_caller = console.client.get("/console/rtb", params={"caller_number": "(202) 555-0007"})
+    assert _uuids(by_caller.text) == [made[7]]
+    wrong = console.client.get("/console/rtb", params={"caller_number": "call me"})
+    assert wrong.status_code == 422 and 'id="err-caller_number"' in wrong.text
     nothing = console.client.get("/console/rtb", params={"publisher": "nobody"}).text
     assert "No pings match." in nothing
     bad = console.client.get("/console/rtb", params={"since": "yesterday", "status": "x"})

@@ -18,7 +18,8 @@ from rtbridge.admin import audit, offers, publishers
 from rtbridge.admin import calls as admin_calls
 from rtbridge.config import fields as f
 from rtbridge.domain import lifecycle as st
-from rtbridge.domain.errors import NotFound
+from rtbridge.domain.errors import InvalidInput, NotFound
+from rtbridge.domain.numbers import normalise_e164
 from rtbridge.http import csvfile
 from rtbridge.http import handlers as service
 from rtbridge.http.console import forms, notices
@@ -62,6 +63,16 @@ def _agent_line(request: Request) -> dict[str, Any] | None:
             "draining": status.draining}  # fmt: skip
 
 
+def _caller(request: Request, errors: Errors) -> str | None:
+    """The caller filter as the API reads it: any way of writing a number, made E.164."""
+    raw = request.query_params.get("caller_number") or None
+    try:
+        return None if raw is None else normalise_e164(raw.strip(), field="caller_number")
+    except InvalidInput as exc:
+        errors.fields["caller_number"] = [str(exc).split(": ", 1)[-1]]
+        return None
+
+
 def _rtb_filters(request: Request, errors: Errors) -> dict[str, Any]:
     q = request.query_params
     status = q.get("status") or None
@@ -69,6 +80,7 @@ def _rtb_filters(request: Request, errors: Errors) -> dict[str, Any]:
         errors.fields["status"] = [f"one of {', '.join(STATUSES)}"]
         status = None
     return {
+        "caller_number": _caller(request, errors),
         "key_id": q.get("key") or None, "uuid": q.get("uuid") or None,
         "publisher": q.get("publisher") or None, "campaign": q.get("campaign") or None,
         "buyer": q.get("buyer") or None, "reason": q.get("reason") or None, "status": status,
