@@ -12,7 +12,7 @@ the file manages lasts until the next apply restores the file's values."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -53,6 +53,7 @@ from rtbridge.storage.models import (
     SipCredential,
     Trunk,
 )
+from rtbridge.storage.sealed import BID_HEADERS, seal_json
 from rtbridge.timestamps import utcnow
 
 M = TypeVar("M", bound=SQLModel)
@@ -187,7 +188,7 @@ def apply_document(
             sync(Trunk, "trunk", {t.id: _trunk_row(t) for t in doc.trunks})
         if doc.campaigns is not None:
             sync(Campaign, "campaign", campaigns, remove=False)
-            sync(Buyer, "buyer", {b.id: _buyer_row(b) for b in doc.buyers})
+            sync(Buyer, "buyer", _buyer_rows(session, doc.buyers))
             dids = {n: {"number": n, "campaign_id": c.id, "managed_by": _FILE}
                     for c in doc.campaigns for n in c.numbers}  # fmt: skip
             sync(DidNumber, "DID", dids, lambda r: r.number)
@@ -277,10 +278,27 @@ def _trunk_row(t: TrunkSpec) -> dict[str, Any]:
 
 def _campaign_row(c: CampaignSpec) -> dict[str, Any]:
     return {"id": c.id, "failover": list(c.failover), "max_attempts": c.max_attempts,
-            "managed_by": _FILE}  # fmt: skip
+            "bid_deadline_ms": c.bid_deadline_ms, "publisher_share": c.publisher_share,
+            "min_bid": c.min_bid, "managed_by": _FILE}  # fmt: skip
+
+
+def _buyer_rows(session: Session, buyers: Iterable[BuyerSpec]) -> dict[str, dict[str, Any]]:
+    """The file's buyers as rows, their bid headers sealed (unchanged ones as they are)."""
+    sealed = {b.id: b.bid_headers for b in session.exec(select(Buyer)) if b.bid_headers}
+    site = sitekey.of(session) if any(b.bid_headers for b in buyers) else None
+    rows = {}
+    for b in buyers:
+        row = _buyer_row(b)
+        if b.bid_headers:
+            assert site is not None
+            row["bid_headers"] = seal_json(site, b.bid_headers, purpose=BID_HEADERS,
+                                           current=sealed.get(b.id))  # fmt: skip
+        rows[b.id] = row
+    return rows
 
 
 def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
+    """A buyer's row, but for its sealed bid headers (:func:`_buyer_rows`)."""
     return {
         "id": b.id,
         "campaign_id": b.campaign,
@@ -299,6 +317,10 @@ def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
         "media_networks": list(b.media_networks),
         "ring_timeout": b.ring_timeout,
         "connect_timeout": b.connect_timeout,
+        "bid_url": b.bid_url,
+        "bid_format": b.bid_format,
+        "bid_headers": None,
+        "hide_caller": b.hide_caller,
         "managed_by": _FILE,
     }
 
@@ -493,7 +515,12 @@ def _check_references(session: Session, doc: Document, prune: bool) -> None:
             problems.append(
                 f"trunks: buyer {buyer.id!r} still uses removed trunk {buyer.trunk_id!r}"
             )
-        elif buyer.trunk_id is None and not buyer.destination.startswith("sip") and not trunks:
+        elif (
+            buyer.trunk_id is None
+            and buyer.destination is not None  # an RTB buyer's: each bid's
+            and not buyer.destination.startswith("sip")
+            and not trunks
+        ):
             problems.append(f"trunks: buyer {buyer.id!r} dials a number and needs a trunk")
     if problems:
         session.rollback()

@@ -18,7 +18,7 @@ from rtbridge.timestamps import iso_utc, utcnow
 
 REDACTED = "***"
 # Values replaced by "***" (that a secret was set or changed is worth recording).
-_SECRET = frozenset({"password", "key", "token"})
+_SECRET = frozenset({"password", "key", "token", "bid_headers"})
 # Values left out altogether: derived from a secret and useless to a reader.
 _DROPPED = frozenset({"ha1_md5", "ha1_sha256", "auth_ha1_md5", "token_hash"})
 

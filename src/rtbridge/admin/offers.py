@@ -191,7 +191,8 @@ def _check_buyer(session: Session, spec: BuyerSpec, current: Buyer | None) -> No
     trunks = set(session.exec(select(Trunk.id)))
     if spec.trunk is not None and spec.trunk not in trunks:
         raise InvalidInput(f"trunk: no trunk {spec.trunk!r}")
-    if not spec.destination.startswith("sip") and spec.trunk is None and not trunks:
+    dials_number = spec.destination is not None and not spec.destination.startswith("sip")
+    if dials_number and spec.trunk is None and not trunks:
         raise InvalidInput("destination: a phone number needs a trunk; add [[trunks]]")
 
 

@@ -155,7 +155,7 @@ def delete_trunk(session: Session, *, actor: str, trunk_id: str) -> None:
         dialers = [
             b.id
             for b in session.exec(select(Buyer).where(col(Buyer.trunk_id).is_(None)))
-            if not b.destination.startswith("sip")
+            if b.destination is not None and not b.destination.startswith("sip")
         ]
         if dialers:
             raise Conflict(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -102,6 +103,60 @@ def destination(value: Any) -> str:
         return sip_uri(value)
     except FieldError:
         raise FieldError("must be a SIP URI (sip:...) or an E.164 number (+1...)") from None
+
+
+def http_url(value: Any) -> str:
+    """An ``http://`` or ``https://`` URL with a host (an RTB buyer's ``bid_url``)."""
+    if not isinstance(value, str) or len(value) > 512 or any(c.isspace() for c in value):
+        raise FieldError("must be an http:// or https:// URL of at most 512 characters")
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FieldError(f"must be an http:// or https:// URL with a host, got {value!r}")
+    try:
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        raise FieldError(f"bad port in {value!r}") from None
+    if parts.username or parts.password:
+        raise FieldError("no credentials in the URL: put them in bid_headers, which are sealed")
+    return value
+
+
+BID_FORMATS = ("rtbridge", "ringba", "retreaver")
+
+
+def bid_format(value: Any) -> str:
+    if value not in BID_FORMATS:
+        raise FieldError(f"must be one of {', '.join(BID_FORMATS)}")
+    return str(value)
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_HOP_BY_HOP = {"host", "content-length", "content-type", "connection", "transfer-encoding",
+               "te", "upgrade", "keep-alive", "proxy-authorization", "trailer"}  # fmt: skip
+
+
+def bid_headers(value: Any) -> dict[str, str]:
+    """Extra headers on every bid request: ``{name = "value"}``, at most 16, each value a
+    printable string of at most 1024 characters. The ones the client sets are refused."""
+    if not isinstance(value, dict) or len(value) > 16:
+        raise FieldError("must be a table of at most 16 header names and string values")
+    for name, text in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise FieldError(f"{name!r}: not an HTTP header name")
+        if name.lower() in _HOP_BY_HOP:
+            raise FieldError(f"{name}: set by rtbridge itself")
+        if not isinstance(text, str) or len(text) > 1024 or not text.isprintable():
+            raise FieldError(f"{name}: must be a printable string of at most 1024 characters")
+    return dict(value)
+
+
+def share(value: Any) -> float:
+    """A fraction in (0, 1]: the publisher's share of a winning bid."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FieldError("must be a number")
+    if not 0 < value <= 1:
+        raise FieldError("must be more than 0 and at most 1")
+    return float(value)
 
 
 def domain(value: Any) -> str:
@@ -262,6 +317,11 @@ DESTINATION = Rule(
     destination,
     description="a SIP URI (sip:queue@buyer.example.net) or an E.164 number (via a trunk)",
 )
+HTTP_URL = Rule(http_url, description="an http:// or https:// URL",
+                examples=["https://bids.buyer.example/rtb"])  # fmt: skip
+BID_FORMAT = Rule(bid_format, enum=list(BID_FORMATS))
+BID_HEADERS = Rule(bid_headers, examples=[{"Authorization": "Bearer …"}])
+SHARE = Rule(share, exclusiveMinimum=0, maximum=1)
 DOMAIN = Rule(domain, description="a host name", examples=["sip.rtb.example.com"])
 CIDR = Rule(cidr, description="a v4 or v6 network (a bare address is a /32 or /128)",
             examples=["203.0.113.0/24", "2001:db8::/32"])  # fmt: skip

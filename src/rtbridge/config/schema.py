@@ -16,18 +16,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from rtbridge.config import fields as f
 from rtbridge.domain.failover import FAILOVER_KINDS
@@ -161,8 +164,9 @@ class Buyer(_Model):
     id: Identifier
     # Before destination: a phone-number destination needs a trunk (checked there).
     trunk: Annotated[str | None, f.IDENTIFIER] = None
-    destination: Annotated[str, f.DESTINATION]
-    payout: Annotated[float, f.number_rule(0)]
+    # An RTB buyer (bid_url) has neither: each bid brings them (checked at the end).
+    destination: Annotated[str | None, f.DESTINATION] = None
+    payout: Annotated[float | None, f.number_rule(0)] = None
     revenue: Annotated[
         float | None,
         f.number_rule(0),
@@ -200,6 +204,25 @@ class Buyer(_Model):
         Field(description="seconds to its first answer (any 1xx) before it counts as "
               "unreachable (default 2); less than ring_timeout"),
     ] = None  # fmt: skip
+    bid_url: Annotated[
+        str | None,
+        f.HTTP_URL,
+        Field(description="makes it an RTB buyer: every ping of its campaign asks this URL "
+              "for a bid, which brings the destination and the price"),
+    ] = None  # fmt: skip
+    bid_format: Annotated[
+        Literal["rtbridge", "ringba", "retreaver"],
+        f.BID_FORMAT,
+        Field(description="the shape of its bid requests and answers"),
+    ] = "rtbridge"
+    bid_headers: Annotated[
+        dict[str, str],
+        f.BID_HEADERS,
+        Field(description="headers sent with every bid request (stored sealed; shown as ***)"),
+    ] = Field(default_factory=dict)
+    hide_caller: Annotated[
+        bool, f.BOOLEAN, Field(description="withhold the caller's number from its bid requests")
+    ] = False
 
     @field_validator("connect_timeout")
     @classmethod
@@ -234,6 +257,36 @@ class Buyer(_Model):
             raise f.FieldError("a phone number needs a trunk; add [[trunks]]")
         return value
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _static_or_bidding(cls, data: Any, handler: ModelWrapValidatorHandler[Buyer]) -> Buyer:
+        """A static buyer says where and at what payout (each missing one is ``required``,
+        beside the other fields' errors); an RTB buyer's bids say both."""
+        missing: list[InitErrorDetails] = []
+        if isinstance(data, Mapping) and data.get("bid_url") is None:
+            missing = [{"type": "missing", "loc": (name,), "input": data}
+                       for name in ("destination", "payout") if data.get(name) is None]  # fmt: skip
+        try:
+            buyer = handler(data)
+        except ValidationError as exc:
+            if not missing:
+                raise
+            found = cast(list[InitErrorDetails], exc.errors())
+            raise ValidationError.from_exception_data(exc.title, [*found, *missing]) from None
+        if missing:
+            raise ValidationError.from_exception_data(cls.__name__, missing)
+        if buyer.bid_url is None:
+            if buyer.bid_headers or buyer.hide_caller:
+                raise ValueError("bid_headers and hide_caller: only for a buyer with bid_url")
+            return buyer
+        given = [n for n in ("destination", "payout", "revenue") if getattr(buyer, n) is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: not for a buyer with bid_url (each bid brings its "
+                "destination, and its amount is the revenue)"
+            )
+        return buyer
+
 
 class BuyerSpec(Buyer):
     """A buyer with the campaign it belongs to (the table it sits under, or the API's field)."""
@@ -256,6 +309,20 @@ class Campaign(_Model):
         f.integer_rule(1, 10),
         Field(description="buyers tried for one call, the reservation's own included"),
     ] = 3
+    bid_deadline_ms: Annotated[
+        int,
+        f.integer_rule(10, 5000),
+        Field(description="how long a ping waits for its RTB buyers' bids, in milliseconds"),
+    ] = 250
+    publisher_share: Annotated[
+        float,
+        f.SHARE,
+        Field(description="the publisher's payout is the winning bid times this, rounded "
+              "down to the cent"),
+    ] = 1.0  # fmt: skip
+    min_bid: Annotated[
+        float, f.number_rule(0.01), Field(description="bids below this are not taken")
+    ] = 0.01
     buyers: tuple[Buyer, ...] = ()
 
 

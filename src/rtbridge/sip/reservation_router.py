@@ -259,7 +259,7 @@ class ReservationRouter:
         if found is None:  # removed since the ping: end the claim cleanly
             return self._unroutable(claimed.uuid, 480, "Temporarily Unavailable", "buyer removed")
         campaign, buyer = found
-        leg = self._buyer_leg(buyer, catalog)
+        leg = self._buyer_leg(buyer, catalog, destination=claimed.destination)
         if leg is None:  # its trunk removed since the ping, like the buyer above
             return self._unroutable(
                 claimed.uuid, 503, "Service Unavailable", "no trunk for the buyer's number"
@@ -273,10 +273,15 @@ class ReservationRouter:
                         failover=campaign.failover, max_attempts=campaign.max_attempts)  # fmt: skip
         return replace(plan, **leg)
 
-    def _buyer_leg(self, buyer: BuyerInfo, catalog: Catalog) -> dict[str, Any] | None:
+    def _buyer_leg(
+        self, buyer: BuyerInfo, catalog: Catalog, *, destination: str | None = None
+    ) -> dict[str, Any] | None:
         """What a plan says about dialling ``buyer`` (the ``BridgeTo`` fields of the buyer
-        leg), None when its number has no trunk to go out by."""
-        target, auth, buyer_media = buyer.destination, None, buyer.media_networks
+        leg) at ``destination`` (a winning bid's) or its own, None when there is nowhere to
+        dial: a number with no trunk to go out by, or an RTB buyer without its bid's."""
+        target, auth, buyer_media = destination or buyer.destination, None, buyer.media_networks
+        if target is None:
+            return None
         if not target.startswith("sip"):
             trunk = catalog.trunks.get(buyer.trunk_id or "") or next(
                 iter(catalog.trunks.values()), None

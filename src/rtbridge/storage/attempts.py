@@ -109,8 +109,10 @@ def fail_over(
         if len(tried) >= campaign.max_attempts:
             return FailedOver(None, f"max_attempts {campaign.max_attempts} reached")
         quoted = row["payout"] or 0.0
+        # static buyers only: an RTB buyer's price and destination came with its bid
         candidates = [
-            b for b in campaign.buyers if b.rule.id not in tried and b.payout >= quoted
+            b for b in campaign.buyers
+            if b.rule.id not in tried and b.payout is not None and b.payout >= quoted
         ]  # fmt: skip
         if not candidates:
             return FailedOver(None, "no other buyer pays the quoted payout")

@@ -44,6 +44,7 @@ class Claimed:
     tags: dict[str, str]
     seconds: int
     payout: float
+    destination: str | None = None  # a winning bid's (an RTB buyer's); None: the buyer's own
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def _claim(
             return _refusal(db, uuid, publisher_id, now)
         row = db.one(
             "SELECT publisher_id, campaign_id, buyer_id, caller_number, tags, seconds, payout, "
-            "status, reason, created_at FROM reservation WHERE uuid = :u",
+            "destination, status, reason, created_at FROM reservation WHERE uuid = :u",
             params,
         )
         assert row is not None
@@ -136,7 +137,8 @@ def _claim(
         tally.rollup.add(key_of(row), calls=1)
         tally.flush()
     return Claimed(uuid, row["publisher_id"], row["buyer_id"], row["caller_number"],
-                   db.read_js(row["tags"]) or {}, row["seconds"] or 0, row["payout"] or 0.0)  # fmt: skip
+                   db.read_js(row["tags"]) or {}, row["seconds"] or 0, row["payout"] or 0.0,
+                   row["destination"])  # fmt: skip
 
 
 def find_pstn(engine: Engine, *, did: str, caller: str, now: datetime) -> str | None:

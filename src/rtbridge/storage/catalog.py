@@ -38,10 +38,30 @@ DOMAIN_SETTING = "sip.domain"
 
 
 @dataclass(frozen=True)
+class Bidder:
+    """How an RTB buyer is asked for its bids (bidding/)."""
+
+    url: str
+    format: str = "rtbridge"
+    headers: str | None = None  # sealed JSON (storage/sealed.py), opened when first asked
+    hide_caller: bool = False
+
+
+@dataclass(frozen=True)
+class Auction:
+    """A campaign some of whose buyers bid: how long a ping waits, the publisher's share of
+    the winning bid, the least bid taken."""
+
+    deadline_ms: int = 250
+    publisher_share: float = 1.0
+    min_bid: float = 0.01
+
+
+@dataclass(frozen=True)
 class BuyerInfo:
     rule: BuyerRule
-    destination: str
-    payout: float  # to the publisher
+    destination: str | None  # None: an RTB buyer's, which each bid brings
+    payout: float | None  # to the publisher; None: an RTB buyer's (a share of its bid)
     seconds: int
     trunk_id: str | None
     srtp: str = "off"  # SDES-SRTP on the leg to this buyer
@@ -49,11 +69,15 @@ class BuyerInfo:
     ring_timeout: float | None = None  # None: the agent's ring_timeout
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # to a first answer, else "unreachable"
     revenue: float | None = None  # from the buyer; None: its payout (see :attr:`asks`)
+    bidder: Bidder | None = None  # an RTB buyer: asked for a bid on every ping
 
     @property
     def asks(self) -> float:
-        """What the buyer pays per converted call (domain/money.py)."""
-        return self.payout if self.revenue is None else self.revenue
+        """What a static buyer pays per converted call (domain/money.py); 0 for an RTB
+        buyer, whose every bid says."""
+        if self.revenue is not None:
+            return self.revenue
+        return self.payout or 0.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,12 @@ class CampaignInfo:
     # call may try (SPEC §4.4 failover)
     failover: frozenset[str] = frozenset(FAILOVER_KINDS)
     max_attempts: int = 3
+    auction: Auction = Auction()  # how its RTB buyers, if any, are asked
+
+    @cached_property
+    def bidders(self) -> tuple[BuyerInfo, ...]:
+        """Its RTB buyers: a ping of the campaign asks them for bids (none: no auction)."""
+        return tuple(b for b in self.buyers if b.bidder is not None)
 
     @cached_property
     def rules(self) -> tuple[BuyerRule, ...]:
@@ -196,6 +226,9 @@ def load_catalog(engine: Engine) -> Catalog:
                 b.ring_timeout,
                 b.connect_timeout if b.connect_timeout is not None else DEFAULT_CONNECT_TIMEOUT,
                 b.revenue,
+                None
+                if b.bid_url is None
+                else Bidder(b.bid_url, b.bid_format, b.bid_headers, b.hide_caller),
             )
             buyers.setdefault(b.campaign_id, []).append(info)
         campaigns = {
@@ -205,6 +238,7 @@ def load_catalog(engine: Engine) -> Catalog:
                 tuple(pools.get(c.id, ())),
                 frozenset(FAILOVER_KINDS if c.failover is None else c.failover),
                 c.max_attempts,
+                Auction(c.bid_deadline_ms, c.publisher_share, c.min_bid),
             )
             for c in session.exec(select(Campaign))
         }

@@ -95,6 +95,11 @@ class Campaign(SQLModel, table=True):
     )
     max_attempts: int = 3  # buyers tried for one call, the reservation's own included
     managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
+    # The auction, when some of its buyers bid in real time (bidding/; SPEC §3.5): how long
+    # a ping waits for bids, the publisher's share of the winning bid, the least bid taken.
+    bid_deadline_ms: int = 250
+    publisher_share: float = 1.0
+    min_bid: float = 0.01
 
 
 class DidNumber(SQLModel, table=True):
@@ -106,12 +111,13 @@ class DidNumber(SQLModel, table=True):
 
 
 class Buyer(SQLModel, table=True):
-    """Where calls go: a SIP URI or an E.164 number (sent through a trunk)."""
+    """Where calls go: a SIP URI or an E.164 number (sent through a trunk); or, for a buyer
+    that bids in real time (``bid_url``), wherever its winning bid says."""
 
     id: str = Field(primary_key=True, max_length=64)
     campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=64)
-    destination: str = Field(max_length=512)
-    payout: float  # paid to the publisher per converted call
+    destination: str | None = Field(default=None, max_length=512)  # None: an RTB buyer's
+    payout: float | None = None  # paid to the publisher per converted call; None: RTB
     revenue: float | None = None  # paid by the buyer per converted call; None: its payout
     seconds: int
     concurrency: int | None = None
@@ -127,6 +133,13 @@ class Buyer(SQLModel, table=True):
     ring_timeout: float | None = None  # seconds it may ring; None: the agent's ring_timeout
     connect_timeout: float | None = None  # seconds to a first answer (else unreachable); None: 2
     managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
+    # Real-time bidding (bidding/): where its bids are asked, in which format, with which
+    # headers (sealed under the site key: storage/sealed.py), and whether the caller's
+    # number is withheld from it.
+    bid_url: str | None = Field(default=None, max_length=512)
+    bid_format: str = Field(default="rtbridge", max_length=16)
+    bid_headers: str | None = Field(default=None, max_length=4096)  # sealed JSON object
+    hide_caller: bool = False
 
 
 class Trunk(SQLModel, table=True):
@@ -191,6 +204,9 @@ class Reservation(SQLModel, table=True):
     # (domain/selection.py: chosen, not-drawn, lower-priority, or why it was not eligible)
     verdicts: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
     payout: float | None = None  # offered to the publisher (the buyer's payout then)
+    # An RTB buyer's winning bid: where the call goes, and the bidder's id for it
+    destination: str | None = Field(default=None, max_length=512)
+    bid_id: str | None = Field(default=None, max_length=128)
     # asked of the buyer (its revenue then, or that of the buyer a failover moved it to);
     # None on rows from before revenue existed: read as the payout (domain/money.py)
     revenue: float | None = None
@@ -259,6 +275,22 @@ class RollupDay(RollupFigures, table=True):
     campaign_id: str = Field(primary_key=True, max_length=64)
     buyer_id: str = Field(primary_key=True, max_length=64)
     reason: str = Field(primary_key=True, max_length=64)
+
+
+class Bid(SQLModel, table=True):
+    """One RTB buyer's answer to one ping's auction (bidding/): kept ``bid_retention_days``
+    and pruned oldest first (storage/bids.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    reservation_uuid: str = Field(index=True, max_length=36)  # the ping's reservation
+    buyer_id: str = Field(max_length=64)
+    at: datetime = Field(index=True)  # when it was asked
+    outcome: str = Field(max_length=16)  # won, lost, no-bid, timeout, error, invalid
+    reason: str | None = Field(default=None, max_length=256)
+    amount: float | None = None  # the bid, when there was one
+    latency_ms: float | None = None  # until its answer (None: no answer)
+    bid_id: str | None = Field(default=None, max_length=128)
+    destination: str | None = Field(default=None, max_length=512)
 
 
 class ReservationEvent(SQLModel, table=True):

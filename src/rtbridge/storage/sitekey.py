@@ -60,13 +60,15 @@ def legacy_digest(secret: str) -> str:
 class SiteKey:
     """Digests under one site key. ``source`` says where it came from, for messages."""
 
-    __slots__ = ("_mac", "check", "source")
+    __slots__ = ("_mac", "check", "sealing", "source")
 
     def __init__(self, secret: bytes, source: str) -> None:
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)
         self.source = source
         # 64 bits of HMAC(key, constant): tells keys apart, tells nothing about a secret
         self.check = hmac.new(secret, b"rtbridge site key check", hashlib.sha256).hexdigest()[:16]
+        # the AES-256-GCM key of the secrets stored to be sent again (storage/sealed.py)
+        self.sealing = hmac.new(secret, b"rtbridge sealing key v1", hashlib.sha256).digest()
 
     def __repr__(self) -> str:
         return f"SiteKey(source={self.source!r})"

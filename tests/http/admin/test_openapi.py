@@ -58,7 +58,9 @@ def test_failover_settings_are_described() -> None:
     body = patch["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/CampaignPatch"}
     # managed_by: the view's, which a body may send back as read
-    assert set(schemas["CampaignPatch"]["properties"]) == {"failover", "max_attempts", "managed_by"}
+    assert set(schemas["CampaignPatch"]["properties"]) == {
+        "failover", "max_attempts", "managed_by", "bid_deadline_ms", "publisher_share", "min_bid"
+    }  # fmt: skip
     failover = schemas["Campaign"]["properties"]["failover"]
     assert failover["items"]["enum"] == ["no-answer", "busy", "rejected", "unreachable"]
     assert failover["uniqueItems"] is True and failover["default"] == failover["items"]["enum"]
