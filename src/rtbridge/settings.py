@@ -46,6 +46,7 @@ class Settings:
     catalog_recheck: float = 1.0  # seconds between configuration version checks
     max_body: int = 64 * 1024
     webhooks: bool = True  # run the webhook sender in `serve` (serve --webhooks off: False)
+    bid_retention_days: int = 30  # RTB buyers' bid rows are kept this long (storage/bids.py)
     # $RTBRIDGE_WEBHOOK_KEY, else $RTBRIDGE_SITE_KEY: webhook signing secrets derive from it
     # (the site key's other uses read it where the database is opened: storage/sitekey.py)
     webhook_key: str | None = None

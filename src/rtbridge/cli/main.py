@@ -78,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sip=None if sip_off else args.sip,
         sip_config=args.sip_config,
         webhooks=args.webhooks == "on",
+        bid_retention_days=args.bid_retention_days,
         access_log=args.access_log,
         auth_failures=args.auth_failures,
         auth_cooldown=args.auth_cooldown,
@@ -256,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="least severe log lines written (default info)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help=access_log_help)
+    p.add_argument("--bid-retention-days", type=positive(int), default=30, metavar="DAYS",
+                   help="RTB buyers' bids are kept this long, then deleted (default 30)")  # fmt: skip
     p.add_argument("--workers", type=positive(int), default=1, metavar="N",
                    help="processes answering HTTP on the one port (default 1; one per core "
                    "on PostgreSQL). The first also runs the SIP agent, the expiry sweeper and "

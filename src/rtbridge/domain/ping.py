@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rtbridge.domain.bids import BidAnswer
 from rtbridge.domain.errors import InvalidInput, MissingCallerNumber, UnknownKey
 from rtbridge.domain.numbers import normalise_e164
 
@@ -24,6 +25,10 @@ class PingRequest:
     publisher_id: str | None = None
     source_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Set by the auction (bidding/) before the ping joins its batch: the reservation's uuid,
+    # which its bid requests named, and each asked RTB buyer's answer by buyer id.
+    uuid: str | None = None
+    bids: Mapping[str, BidAnswer] | None = None
 
     def require_caller(self, allow_missing: bool) -> None:
         """Refuse with the exact text publishers expect when the key needs a caller."""

@@ -138,3 +138,67 @@ def _choose(
         if point < 0:
             return Chosen(buyer)
     return Chosen(tier[-1])  # only if rounding left point at exactly 0
+
+
+# -- auctions (a campaign with RTB buyers) -----------------------------------------------------
+
+REASON_NO_BIDS = "no-bids"  # eligible buyers there were, but none priced the call
+VERDICT_WON = "won"
+VERDICT_OUTBID = "outbid"
+VERDICT_BELOW_MIN = "below-min-bid"
+
+
+def choose_by_price(
+    buyers: Sequence[BuyerRule],
+    usage: Mapping[str, Usage],
+    tags: Mapping[str, str],
+    now: datetime,
+    rng: random.Random | None,
+    *,
+    prices: Mapping[str, float],
+    min_price: float,
+    verdicts: dict[str, str],
+) -> Chosen | NoTarget:
+    """The auction (SPEC §3.5): among eligible buyers with a price (a static buyer's
+    revenue, an RTB buyer's bid) of at least ``min_price``, the highest price wins; ties go
+    to the lowest ``priority`` number, then to the weighted draw. ``verdicts`` receives each
+    buyer's; an RTB buyer without a price should already have its own there (``no-bid``,
+    ``timeout``…) and keeps it."""
+    if not buyers:
+        return NoTarget(REASON_NO_BUYERS)
+    furthest = -1
+    eligible = 0
+    best: list[BuyerRule] = []
+    top_price = 0.0
+    for buyer in buyers:
+        reason = ineligibility(buyer, usage.get(buyer.id, _UNUSED), tags, now)
+        if reason is not None:
+            furthest = max(furthest, _STAGES.index(reason))
+            verdicts[buyer.id] = reason
+            continue
+        eligible += 1
+        price = prices.get(buyer.id)
+        if price is None:
+            verdicts.setdefault(buyer.id, "no-bid")
+        elif price < min_price:
+            verdicts[buyer.id] = VERDICT_BELOW_MIN
+        elif not best or price > top_price:
+            best, top_price = [buyer], price
+        elif price == top_price:
+            best.append(buyer)
+    if not best:
+        return NoTarget(REASON_NO_BIDS if eligible else _STAGES[furthest])
+    first = min(b.priority for b in best)
+    tier = [b for b in best if b.priority == first]
+    total = sum(b.weight for b in tier)
+    point = (rng or random).random() * total
+    winner = tier[-1]
+    for buyer in tier:
+        point -= buyer.weight
+        if point < 0:
+            winner = buyer
+            break
+    for buyer in buyers:
+        if buyer.id in prices and verdicts.get(buyer.id) is None:
+            verdicts[buyer.id] = VERDICT_WON if buyer is winner else VERDICT_OUTBID
+    return Chosen(winner)

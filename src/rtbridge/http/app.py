@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rtbridge import logs
+from rtbridge.bidding.auctioneer import Auctioneer
 from rtbridge.http import health, metrics
 from rtbridge.http.access_log import AccessLog
 from rtbridge.http.admin import routes as admin
@@ -29,6 +30,7 @@ from rtbridge.settings import Settings
 from rtbridge.sip.lease import PeerWatch, api_watcher_name
 from rtbridge.sip.leftover_legs import LeftoverLegs
 from rtbridge.storage import sitekey
+from rtbridge.storage.bids import prune as prune_bids
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.checkpoint import WalCheckpointer
 from rtbridge.storage.database import open_database
@@ -62,6 +64,18 @@ async def _sweep(state: AppState, batch: int = 250) -> None:
         state.metrics.expired += expired
         if expired >= batch:
             pause = 0
+
+
+async def _prune_bids(state: AppState, interval: float = 60.0) -> None:
+    """Delete ``bid`` rows older than ``bid_retention_days``, oldest first, a batch per
+    transaction (storage/bids.py), once a minute."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await state.run(prune_bids, state.engine, state.settings.bid_retention_days)
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("bid pruning failed; retrying")
 
 
 async def _watch_agents(state: AppState, peers: PeerWatch, interval: float = 1.0) -> None:
@@ -125,14 +139,22 @@ def _primary_view(state: AppState) -> dict[str, Any]:
 def build_state(settings: Settings, **reservation_options: Any) -> AppState:
     engine = open_database(settings.db_url, background_checkpoint=True)
     catalog = CatalogCache(engine, recheck=settings.catalog_recheck)
+    reservations = Reservations(engine, catalog, **reservation_options)
+    counted = Metrics()
     state = AppState(
         settings=settings,
         engine=engine,
         catalog=catalog,
-        reservations=Reservations(engine, catalog, **reservation_options),
-        metrics=Metrics(),
+        reservations=reservations,
+        metrics=counted,
         inline_db=is_sqlite(engine),
         lockouts=Lockouts.from_settings(settings),
+        auctioneer=Auctioneer(
+            catalog,
+            reservations.clock,
+            count=counted.count_bid,
+            observe=counted.bid_seconds.observe,
+        ),
     )
     metrics.watch(state)
     return state
@@ -178,6 +200,7 @@ def create_app(
                 raise
             state.sip = agent.status
         sweeper = asyncio.create_task(_sweep(state)) if api and primary else None
+        pruner = asyncio.create_task(_prune_bids(state)) if api and primary else None
         watcher = None
         if api and agent is None and primary:  # an agent here watches its peers itself
             # BYEs from any address of this host; TLS with the system's CAs
@@ -196,11 +219,13 @@ def create_app(
         try:
             yield {"app": state}
         finally:
-            for task in (sweeper, watcher, publisher):
+            for task in (sweeper, pruner, watcher, publisher):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            if state.auctioneer is not None:
+                await state.auctioneer.close()
             if webhooks is not None:
                 await asyncio.to_thread(webhooks.stop)
             if agent is not None:

@@ -15,7 +15,7 @@ Why a custom collector: the counters already exist as plain snapshots — ``AppS
 (written on the event loop) and the SIP agent's ``AgentStatus`` (counters written by the
 pjsua2 thread only, lock-free on its hot path). :class:`AppCollector` turns them into metric
 families when Prometheus scrapes, so nothing on the call path pays for the exposition. Only
-the ping latency is a histogram, kept as plain lists (``http.instruments.PingSeconds``).
+the ping latency is a histogram, kept as plain lists (``http.instruments.Histogram``).
 
 ``serve --workers N`` is the exception to "one process, one target": its workers share one
 port, so a scrape reaches any one of them. Each worker writes what it counted to a file
@@ -92,6 +92,8 @@ class AppCollector:
             dict(counted.reservations), counted.expired, live_reservations(state)
         )
         yield counted.ping_seconds.family()
+        yield bid_family(counted.bids)
+        yield counted.bid_seconds.family()
         yield from own_families(state)
         if state.share is not None and not state.share.primary:  # the primary's, a second old
             yield from families_from(state.share.primary_view().get("families", []))
@@ -328,6 +330,16 @@ def webhook_families(stats: Stats, pending: int) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "rtbridge_webhook_pending", "Deliveries waiting for a 2xx (all senders).", value=pending
     )
+
+
+def bid_family(bids: Mapping[tuple[str, str], int]) -> Metric:
+    """``rtbridge_bids_total{buyer,outcome}``: RTB buyers' answers, by how they ended (won,
+    lost, no-bid, timeout, error, invalid); buyers are the configured ones (bounded)."""
+    family = CounterMetricFamily("rtbridge_bids", "RTB buyers' bid answers by buyer and "
+                                 "outcome.", labels=["buyer", "outcome"])  # fmt: skip
+    for (buyer, outcome), n in sorted(bids.items()):
+        family.add_metric([buyer, outcome], n)
+    return family
 
 
 def earned_families(

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from sqlalchemy import Engine
 
+from rtbridge.bidding.auctioneer import Auctioneer
 from rtbridge.domain.ping import PingRequest
 from rtbridge.http.batching import PingBatcher
 from rtbridge.http.instruments import Metrics
@@ -38,6 +39,8 @@ class AppState:
     peers: PeerWatch | None = None  # without one: the API's watch over the agents' leases
     webhooks: Sender | None = None  # the webhook sender in this process (its .stats), if any
     share: WorkerShare | None = None  # serve --workers N: this worker's slot (http/workers.py)
+    # asks RTB buyers for their bids before a ping of their campaign (bidding/auctioneer.py)
+    auctioneer: Auctioneer | None = None
     pings: PingBatcher = field(init=False)
     # PostgreSQL: ping batches run on the loop, which serves other requests while the
     # database answers; after an outage error, in a worker thread until one succeeds again
@@ -51,8 +54,17 @@ class AppState:
         """Group commit on both databases: pings that arrive together share one transaction.
         Pings of one campaign are serialised by its lock in any case, so one transaction
         holding it for a batch pays the lock, the counter reads and writes and the commit
-        once, instead of a batch of threads queueing for it one round trip after another."""
-        return await self.pings.submit(request)
+        once, instead of a batch of threads queueing for it one round trip after another.
+        A ping of a campaign with RTB buyers first waits for their bids (at most the
+        campaign's bid deadline), outside any transaction."""
+        auctioneer = self.auctioneer
+        if auctioneer is None:
+            return await self.pings.submit(request)
+        request = await auctioneer.prepare(request)
+        outcome = await self.pings.submit(request)
+        if request.bids:
+            auctioneer.settled(request, outcome.uuid, outcome.buyer_id)
+        return outcome
 
     async def _ping_chain(self, take: Take, done: Done) -> None:
         """Batches run on the event loop, PostgreSQL's included: their round trips are

@@ -17,7 +17,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from rtbridge.domain import bids
 from rtbridge.domain import lifecycle as st
+from rtbridge.domain.bids import BidAnswer, publisher_payout
 from rtbridge.domain.errors import (
     Conflict,
     InvalidInput,
@@ -29,11 +31,13 @@ from rtbridge.domain.errors import (
 from rtbridge.domain.inbound import choose_inbound
 from rtbridge.domain.ping import PingRequest
 from rtbridge.domain.selection import (
+    VERDICT_WON,
     BuyerRule,
     Chosen,
     NoTarget,
     Usage,
     choose_buyer,
+    choose_by_price,
     ineligibility,
 )
 from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache, KeyInfo
@@ -55,7 +59,7 @@ RELIEF_LIMIT = 100
 LIVE = f"{LIVE_ROWS} AND (status IN ('claimed', 'connected') OR expires_at > :now)"
 _COLUMNS = (
     "uuid, key_id, status, reason, caller_number, inbound_number, tags, payout, "
-    "seconds, buyer_id, created_at, expires_at"
+    "seconds, buyer_id, created_at, expires_at, bid_id, destination"
 )
 _INSERT = BulkInsert(
     "reservation",
@@ -65,10 +69,17 @@ _INSERT = BulkInsert(
         ("reason", "reason"), ("caller_number", "caller_number"),
         ("inbound_number", "inbound_number"), ("source_publisher_id", "source_publisher_id"),
         ("source_id", "source_id"), ("tags", "tags"), ("verdicts", "verdicts"),
-        ("payout", "payout"), ("revenue", "revenue"),
+        ("payout", "payout"), ("revenue", "revenue"), ("destination", "destination"),
+        ("bid_id", "bid_id"),
         ("seconds", "seconds"), ("created_at", "created_at"), ("expires_at", "expires_at"),
         ("updated_at", "created_at"), ("webhook_pending", "webhook_pending"),
     ],
+)  # fmt: skip
+_BIDS = BulkInsert(
+    "bid",
+    [("reservation_uuid", "u"), ("buyer_id", "buyer"), ("at", "at"), ("outcome", "outcome"),
+     ("reason", "reason"), ("amount", "amount"), ("latency_ms", "latency"),
+     ("bid_id", "bid_id"), ("destination", "dest")],
 )  # fmt: skip
 _EVENT = (
     "INSERT INTO reservationevent (reservation_uuid, status, at, detail) "
@@ -100,6 +111,7 @@ class _Batch:
 
     live: dict[str, list[dict[str, Any]]]
     inserts: list[dict[str, Any]] = field(default_factory=list)
+    bids: list[dict[str, Any]] = field(default_factory=list)  # the auctions' bid rows
 
 
 @dataclass(slots=True)
@@ -118,6 +130,7 @@ class Outcome:
     expires_at: datetime | None = None
     ping_shield: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
+    buyer_id: str | None = None  # not shown to publishers: which buyer won (bid metrics)
 
 
 def record_event(db: Db, uuid: str, status: str, at: datetime, detail: str | None) -> None:
@@ -284,6 +297,8 @@ class Reservations:
             _INSERT.add(trip, batch.inserts)
             for row in batch.inserts:
                 tally.rollup.pinged(row)
+        if batch.bids:
+            _BIDS.add(trip, batch.bids)
         tally.flush(trip)
         trip.commit()
         yield trip
@@ -326,12 +341,24 @@ class Reservations:
         if req.caller_number is not None:
             shielded = self._shield(db, batch, catalog, key, req.caller_number, now, taken)
             if shielded is not None:
+                if req.bids:  # asked in vain: recorded against the reservation answered
+                    batch.bids += _bid_rows(shielded.uuid, at, req.bids, {}, lost="ping-shield")
                 return shielded
-        uuid = uuid7()
+        uuid = req.uuid or uuid7()
         day = day_of(now)
         usage = capped_usage(db, tally, campaign.capped, now, day) if campaign.capped else {}
         verdicts: dict[str, str] = {}
-        choice = choose_buyer(campaign.rules, usage, req.tags, now, self.rng, verdicts)
+        if campaign.bidders:
+            # an RTB buyer without a bid: what it answered instead (timeout, error…)
+            for buyer_id, answer in (req.bids or {}).items():
+                if answer.outcome != bids.BID:
+                    verdicts[buyer_id] = answer.outcome
+            choice = choose_by_price(
+                campaign.rules, usage, req.tags, now, self.rng, prices=_prices(campaign, req),
+                min_price=campaign.auction.min_bid, verdicts=verdicts,
+            )  # fmt: skip
+        else:
+            choice = choose_buyer(campaign.rules, usage, req.tags, now, self.rng, verdicts)
         inbound = None
         if isinstance(choice, Chosen):
             inbound = choose_inbound(
@@ -353,8 +380,11 @@ class Reservations:
             "tags": db.js(dict(req.tags)), "verdicts": db.js(verdicts), "created_at": at,
             "status": st.NO_TARGET, "reason": None, "buyer_id": None, "inbound_number": None,
             "payout": None, "revenue": None, "seconds": None, "expires_at": None,
+            "destination": None, "bid_id": None,
         }  # fmt: skip
         batch.inserts.append(row)
+        if req.bids:
+            batch.bids += _bid_rows(uuid, at, req.bids, verdicts)
         if isinstance(choice, NoTarget):
             row["reason"] = choice.reason
             row["webhook_pending"] = catalog.wants_creation(key.publisher_id, None)
@@ -365,8 +395,18 @@ class Reservations:
         assert buyer is not None
         status = st.CONFIRMED if key.auto_confirm else st.RESERVED
         expires = now + timedelta(seconds=key.ttl_seconds)
+        payout, revenue, seconds = buyer.payout, buyer.asks, buyer.seconds
+        won = req.bids.get(buyer.rule.id) if req.bids and buyer.bidder is not None else None
+        if won is not None:  # an RTB buyer's bid: its price, its destination, its expiry
+            assert won.amount is not None
+            revenue = won.amount
+            payout = publisher_payout(won.amount, campaign.auction.publisher_share)
+            row.update(destination=won.destination, bid_id=won.bid_id)
+            seconds = won.seconds if won.seconds is not None else seconds
+            if won.expires_in is not None:
+                expires = min(expires, now + timedelta(seconds=won.expires_in))
         row.update(status=status, buyer_id=buyer.rule.id, inbound_number=inbound,
-                   payout=buyer.payout, revenue=buyer.asks, seconds=buyer.seconds,
+                   payout=payout, revenue=revenue, seconds=seconds,
                    expires_at=db.ts(expires),
                    webhook_pending=catalog.wants_creation(key.publisher_id, buyer.rule.id))  # fmt: skip
         if req.caller_number is not None:
@@ -378,10 +418,11 @@ class Reservations:
             status,
             catalog.sip_domain,
             key.response_root,
-            payout=buyer.payout,
-            seconds=buyer.seconds,
+            payout=payout,
+            seconds=seconds,
             inbound_number=inbound,
             expires_at=expires,
+            buyer_id=buyer.rule.id,
         )
 
     def _shield(
@@ -482,11 +523,13 @@ class Reservations:
             return self._outcome(db, catalog, key, row, now)
         if current not in (st.RESERVED, st.EXPIRED):
             raise Conflict(f"status: reservation is {current}; only reserved ones can be confirmed")
+        won_by_bid = row["destination"] is not None  # an RTB buyer's bid, with its own expiry
         if current == st.EXPIRED:
-            # The hold lapsed: confirm only if the buyer could be reserved again right now.
+            # The hold lapsed: confirm only if the buyer could be reserved again right now
+            # (never a bid: its price held until its expiry only).
             buyer = campaign.buyer(row["buyer_id"]) if row["buyer_id"] else None
-            reason = "buyer-removed"
-            if buyer is not None:
+            reason = "bid-expired" if won_by_bid else "buyer-removed"
+            if buyer is not None and not won_by_bid:
                 tags = db.read_js(row["tags"]) or {}
                 usage = capped_usage(db, tally, [buyer.rule], now, day_of(now), own=row)
                 reason = ineligibility(buyer.rule, usage[buyer.rule.id], tags, now) or ""
@@ -498,7 +541,8 @@ class Reservations:
                 return Outcome(
                     row["uuid"], st.NO_TARGET, catalog.sip_domain, key.response_root, reason=reason
                 )
-        expires = now + timedelta(seconds=key.ttl_seconds)
+        # a bid's reservation keeps its expiry: the bid's price holds until then only
+        expires = row["expires_at"] if won_by_bid else now + timedelta(seconds=key.ttl_seconds)
         if not self._transition(
             db, tally, row, st.CONFIRMED, now, "confirmed by publisher", expires
         ):
@@ -601,3 +645,32 @@ def _call_details(db: Db, call: Mapping[str, Any]) -> dict[str, Any]:
             "attempts": _public_attempts(db, call["reservation_uuid"]),
         },
     }
+
+
+def _prices(campaign: CampaignInfo, req: PingRequest) -> dict[str, float]:
+    """Each buyer's price in an auction: a static buyer's revenue, an RTB buyer's bid (none
+    when it did not bid, or was not asked)."""
+    prices = {b.rule.id: b.asks for b in campaign.buyers if b.bidder is None}
+    for buyer_id, answer in (req.bids or {}).items():
+        if answer.outcome == bids.BID and answer.amount is not None:
+            prices[buyer_id] = answer.amount
+    return prices
+
+
+def _bid_rows(
+    uuid: str, at: Any, answers: Mapping[str, BidAnswer], verdicts: Mapping[str, str], *,
+    lost: str | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The ``bid`` rows of one auction: a bid is won or lost (the verdict says why, or
+    ``lost`` for all), any other answer keeps its outcome."""
+    rows = []
+    for buyer_id, a in answers.items():
+        outcome, reason = a.outcome, a.reason
+        if outcome == bids.BID:
+            verdict = lost or verdicts.get(buyer_id)
+            outcome = bids.WON if verdict == VERDICT_WON else bids.LOST
+            reason = None if outcome == bids.WON else verdict
+        rows.append({"u": uuid, "buyer": buyer_id, "at": at, "outcome": outcome,
+                     "reason": reason, "amount": a.amount, "latency": a.latency_ms,
+                     "bid_id": a.bid_id, "dest": a.destination})  # fmt: skip
+    return rows

@@ -49,7 +49,7 @@ class PingEndpoint:
                 lockout.failed(scope)
             await answer_error(scope, receive, send, exc)
             return
-        finally:  # rtbridge_ping_seconds: one observe per ping (http.metrics.PingSeconds)
+        finally:  # rtbridge_ping_seconds: one observe per ping (http.instruments.Histogram)
             state.metrics.ping_seconds.observe(status, time.perf_counter() - started)
         length = (b"content-length", str(len(body)).encode())
         await send({"type": "http.response.start", "status": 200, "headers": [_JSON, length]})
