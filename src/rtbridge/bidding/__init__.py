@@ -1,0 +1,1 @@
+"""Real-time bids from RTB buyers: the wire formats (pure) and the HTTP client that asks."""
