@@ -405,6 +405,7 @@ def test_ringba_bid_prefers_the_sip_address_with_a_scheme_added() -> None:
         ({"sipAddress": "", "phoneNumber": None}, "+17733408913"),  # phoneNumberNoPlus
         ({"sipAddress": "bad address@x"}, "+17733408913"),  # a bad SIP URI, a good number
         ({"sipAddress": "sip:q@ringba.example"}, "sip:q@ringba.example"),
+        ({"sipAddress": "18005551234", "phoneNumber": None}, "+18005551234"),  # no @: a number
     ],
 )
 def test_ringba_destination_fallbacks(fields: dict[str, Any], destination: str) -> None:

@@ -372,7 +372,7 @@ def _either(sip: Any, phone: Any) -> str:
 
 def _with_scheme(value: Any) -> Any:
     """``user@host`` as ``sip:user@host`` (Ringba and Retreaver send SIP addresses bare)."""
-    if isinstance(value, str) and value and ":" not in value.split("@", 1)[0]:
+    if isinstance(value, str) and "@" in value and ":" not in value.split("@", 1)[0]:
         return "sip:" + value.strip()
     return value
 
