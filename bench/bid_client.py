@@ -1,6 +1,7 @@
 """Benchmark: the HTTP client that asks RTB buyers for bids (issue 25), httpx against aiohttp
 (and httpx2, the httpx successor the test suite already uses), rtbridge's own ``BidClient``
-built on the one chosen, and a ``floor`` (a bare asyncio protocol: one prebuilt write and
+(kept-alive HTTP/1.1 on asyncio and httptools: what ships, chosen on these figures), and a
+``floor`` (a bare asyncio protocol: one prebuilt write and
 one parse per request, no per-host limit — what any client costs at least), in one run.
 
 A loopback bidder (``bench/bidder.py``: five listening ports in one process of its own, so

@@ -1,46 +1,59 @@
-"""Asking a buyer for a bid over HTTP: one pooled asyncio client for the whole process.
+"""Asking a buyer for a bid over HTTP: kept-alive HTTP/1.1 connections on the event loop,
+answers parsed by httptools (llhttp: the parser uvicorn reads every request with, and Node.js
+its HTTP).
 
-aiohttp, not httpx: on this path (five buyers asked at once per ping, answers in 20 ms,
-kept-alive HTTP/1.1 on one uvloop loop) ``bench/bid_client.py`` measured aiohttp 3.14 at
-about a tenth of the CPU per bid request of httpx 0.29 and of httpx2, whose pools cost more
-the more requests wait in them (encode/httpx#3215, open, carried into httpx2 as its #827):
-at 16 pings in flight httpx lost a fifth of its requests to the deadline, at 64 all of them.
-aiohttp also limits connections *per host*, which httpx's pool cannot (one slow buyer must
-not take the connections the others need). aiohttp still costs ~4x what a bare asyncio
-protocol does (the benchmark's ``floor``); that is the price of a kept, tested HTTP stack.
+Why not a client library: ``bench/bid_client.py`` and ``bench/bids.py`` measured them on this
+path (a ping asks five buyers at once, each answering in 20 ms). httpx's pool slowed down
+the more requests waited in it and missed the deadline under load; aiohttp, the best of
+them, cost 0.15-0.2 ms of CPU per bid request — five per ping, more than the rest of a ping
+together — and held one process under 500 auctioned pings a second with 64 in flight. A bid
+request needs none of what that pays for (cookies, redirects, proxies, compression, streams,
+middlewares): one POST on a connection kept for the next, one answer read. So the client is
+this module, about a quarter of aiohttp's CPU per request, and twice the pings per second.
 
 What every request gets, and why:
 
-- **no redirect**: a 3xx is the buyer's answer (read as an error), not an instruction to
-  POST the caller's number somewhere else;
-- **no environment proxy or .netrc** (``trust_env`` off): bid requests carry caller numbers
-  and buyers' tokens;
-- **TLS verified** for https (the system's trust store, ALPN ``http/1.1``);
-- **no compression** asked or undone: a small gzip body can inflate to megabytes, and a bid
-  is a few hundred bytes;
-- **at most** ``max_body`` **bytes** read: a longer answer is a :class:`BidError`, and its
-  connection is dropped rather than drained;
-- **one retry** when a kept connection turns out closed (the buyer dropped it while idle:
-  aiohttp reports ``ServerDisconnectedError``, or ``ClientOSError`` when the write already
-  failed, and retries only idempotent methods by itself) — a bid request reserves nothing,
-  so asking twice is harmless;
-- idle connections are kept 4 s, under the 5 s after which uvicorn and Node.js servers close
-  theirs, so a kept connection is rarely one the buyer already closed.
+- **no redirect**: a 3xx is the buyer's answer (read as an error), not an instruction to POST
+  the caller's number somewhere else; **no proxy** of the environment;
+- **TLS verified** for https (the system's trust store, loaded once), with SNI;
+- **no compression** asked; our ``Content-Type`` and ``User-Agent`` (a buyer's configured
+  headers cannot replace them, nor ``Host``, ``Content-Length`` or ``Connection``);
+- **at most** ``max_body`` **bytes** of body, and 16 KiB of status line and headers: beyond
+  either, a :class:`BidError`, and the connection is dropped rather than drained;
+- **at most** ``per_host`` **exchanges at once** to one buyer (host, port, TLS): one slow
+  buyer cannot take the connections another needs; the others wait their turn, each until
+  its own deadline;
+- **one retry** when a kept connection turns out to be closed before a byte of its answer
+  came (the buyer closed it while idle) — a bid request reserves nothing, so asking twice is
+  harmless; idle connections are kept 4 s, under the 5 s after which uvicorn and Node.js
+  servers close theirs.
 
-The session binds to the event loop it was made on, so it is made on first use — inside
-uvicorn's loop — and :meth:`BidClient.close` belongs in the lifespan's shutdown."""
+The deadline is one timer per exchange (``loop.call_at``), not ``asyncio.timeout``: that
+costs a task's worth of bookkeeping per request, five per ping."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
+from collections import deque
 from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
+import httptools
 
 from rtbridge import __version__
 
 USER_AGENT = f"rtbridge/{__version__}"
-_KEEPALIVE_S = 4.0
+_KEEPALIVE_S = 4.0  # an idle connection older than this is closed, not re-used
+_MAX_HEAD = 16384  # bytes of an answer's status line and headers
+# Set by the client itself: a buyer's configured headers cannot replace them.
+_OURS = frozenset({"host", "user-agent", "content-type", "content-length", "connection",
+                   "transfer-encoding", "expect"})  # fmt: skip
+_TLS = ssl.create_default_context()  # loaded at import, not on the first ping's dial
+
+Where = tuple[str, int, bool]  # host, port, TLS
 
 
 class BidTimeout(Exception):
@@ -56,16 +69,161 @@ class BidError(Exception):
         self.reason = reason
 
 
+class _Stale(Exception):
+    """A kept connection the buyer had closed: nothing of the answer came; ask again."""
+
+
+class _Connection(asyncio.Protocol):
+    """One connection to a buyer, one exchange at a time."""
+
+    def __init__(self, max_body: int) -> None:
+        self._max_body = max_body
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.reusable = True
+        self.reused = False  # it carried an exchange before this one
+        self.idle_since = 0.0
+        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._body = bytearray()
+        self._received = 0  # bytes of this exchange's answer
+        self._in_body = False
+        self._got = False  # any byte of this exchange's answer
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # bytes nobody asked for: not a buyer speaking HTTP
+            self._close()
+            return
+        self._got = True
+        self._received += len(data)
+        if self._received > _MAX_HEAD + self._max_body:  # headers without end, say
+            self._fail(BidError(f"answer over {self._max_body} bytes"))
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(BidError("malformed HTTP answer: a protocol upgrade"))
+        except httptools.HttpParserError as exc:
+            self._fail(BidError(f"malformed HTTP answer: {exc}"[:120]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.transport = None
+        waiter, self._waiter = self._waiter, None
+        if waiter is None or waiter.done():
+            return
+        if self._in_body and not self._parser.should_keep_alive():
+            # an answer without a length ends with its connection (HTTP/1.0 style)
+            waiter.set_result((self._parser.get_status_code(), bytes(self._body)))
+        elif not self._got and self.reused:
+            waiter.set_exception(_Stale())
+        else:
+            waiter.set_exception(BidError("the buyer disconnected without an answer"))
+
+    # httptools' callbacks
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+        if len(self._body) > self._max_body:
+            self._fail(BidError(f"answer over {self._max_body} bytes"))
+
+    def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status < 200:  # an interim answer (1xx): the real one follows
+            self._reset()
+            return
+        self.reusable = self.reusable and self._parser.should_keep_alive()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((status, bytes(self._body)))
+
+    # the exchange
+    def exchange(self, request: bytes) -> asyncio.Future[tuple[int, bytes]]:
+        assert self.transport is not None
+        self._reset()
+        self._got = False
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self._waiter
+
+    def abandon(self) -> None:
+        """Given up (a timeout, an error, the client closed): never re-used."""
+        self._waiter = None
+        self._close()
+
+    def _reset(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._body = bytearray()
+        self._received = 0
+        self._in_body = False
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self._close()
+
+    def _close(self) -> None:
+        self.reusable = False
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Buyer:
+    """One buyer's connections: the idle ones, and its slots (``per_host`` exchanges at
+    once; the others wait in turn, each until its deadline)."""
+
+    def __init__(self, per_host: int) -> None:
+        self.idle: list[_Connection] = []
+        self.free = per_host
+        self.waiting: deque[asyncio.Future[None]] = deque()
+
+    async def take(self, deadline: float, timeout_s: float) -> None:
+        if self.free > 0:
+            self.free -= 1
+            return
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[None] = loop.create_future()
+        self.waiting.append(turn)
+        timer = loop.call_at(deadline, _expire, turn, timeout_s)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self.give()  # handed a slot just as it gave up: pass it on
+            with contextlib.suppress(ValueError):
+                self.waiting.remove(turn)
+            raise
+        finally:
+            timer.cancel()
+
+    def give(self) -> None:
+        while self.waiting:
+            turn = self.waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot goes to it
+                return
+        self.free += 1
+
+
 class BidClient:
-    """Pooled, kept-alive HTTP/1.1 POSTs to buyers: ``per_host`` connections at most to each
-    buyer (host and port), answers of ``max_body`` bytes at most."""
+    """Pooled, kept-alive HTTP/1.1 POSTs to buyers: ``per_host`` exchanges at most at once
+    with each buyer (host and port), answers of ``max_body`` bytes at most."""
 
     def __init__(self, *, per_host: int = 32, max_body: int = 65536) -> None:
         if per_host < 1 or max_body < 1:
             raise ValueError("per_host and max_body must be positive")
         self._per_host = per_host
         self._max_body = max_body
-        self._session: aiohttp.ClientSession | None = None
+        self._buyers: dict[Where, _Buyer] = {}
+        # (url, headers) -> the request's bytes up to its Content-Length value, and where
+        self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[bytes, Where]] = {}
         self._closed = False
 
     async def ask(
@@ -73,88 +231,111 @@ class BidClient:
     ) -> tuple[int, bytes]:
         """POST ``body`` (JSON) to ``url``; the answer's status and body. Raises
         :class:`BidTimeout` once ``timeout_s`` has passed, :class:`BidError` otherwise."""
-        session = self._session or self._open()
-        head = {**headers, "Content-Type": "application/json", "User-Agent": USER_AGENT}
+        if self._closed:
+            raise BidError("the bid client is closed")
+        head, where = self._head(url, headers)
+        request = b"%b%d\r\n\r\n%b" % (head, len(body), body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        buyer = self._buyers.get(where)
+        if buyer is None:
+            buyer = self._buyers[where] = _Buyer(self._per_host)
+        await buyer.take(deadline, timeout_s)
         try:
-            async with asyncio.timeout(timeout_s):
+            for _ in range(2):  # twice only when a kept connection was found closed
+                conn = await self._connection(buyer, where, deadline)
                 try:
-                    return await self._post(session, url, head, body)
-                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                    if isinstance(exc, aiohttp.ClientConnectorError):
-                        raise  # no connection at all: nothing stale to replace
-                    return await self._post(session, url, head, body)
-        except TimeoutError:
-            raise BidTimeout(f"no answer in {timeout_s * 1000:.0f} ms") from None
-        except aiohttp.ClientError as exc:
-            raise BidError(_reason(exc)) from None
-        except (OSError, ValueError) as exc:  # a bad URL, a socket error aiohttp let through
-            raise BidError(f"{type(exc).__name__}: {exc}"[:120]) from None
+                    return await self._exchange(buyer, conn, request, deadline, timeout_s)
+                except _Stale:
+                    continue
+            raise BidError("the buyer disconnected without an answer")
+        finally:
+            buyer.give()
 
     async def close(self) -> None:
         """Close every connection; later asks raise :class:`BidError`."""
         self._closed = True
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        for buyer in self._buyers.values():
+            for conn in buyer.idle:
+                conn.abandon()
+            buyer.idle.clear()
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise BidError("the bid client is closed")
-        connector = aiohttp.TCPConnector(
-            limit=0,  # no limit in all: per host only
-            limit_per_host=self._per_host,
-            keepalive_timeout=_KEEPALIVE_S,
-            # aiohttp's verified context, made when it is imported: loading the trust store
-            # takes 25-100 ms, which must not land on a ping
-            ssl=True,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            skip_auto_headers=("Accept-Encoding",),
-            raise_for_status=False,
-            timeout=aiohttp.ClientTimeout(total=None),  # the caller's deadline is the timeout
-        )
-        return self._session
+    async def _connection(self, buyer: _Buyer, where: Where, deadline: float) -> _Connection:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while buyer.idle:
+            conn = buyer.idle.pop()  # the most recently used: the least likely closed
+            if not conn.closed and now - conn.idle_since < _KEEPALIVE_S:
+                conn.reused = True
+                return conn
+            conn.abandon()
+        host, port, tls = where
+        try:
+            async with asyncio.timeout_at(deadline):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self._max_body), host, port,
+                    ssl=_TLS if tls else None, server_hostname=host if tls else None,
+                )  # fmt: skip
+        except TimeoutError:
+            raise BidTimeout("no connection within the deadline") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise BidError(f"TLS certificate refused: {exc.verify_message}"[:120]) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise BidError(f"cannot connect: {exc.strerror or exc}"[:120]) from None
+        return conn
 
-    async def _post(
-        self, session: aiohttp.ClientSession, url: str, head: dict[str, str], body: bytes
+    async def _exchange(
+        self, buyer: _Buyer, conn: _Connection, request: bytes, deadline: float, timeout_s: float
     ) -> tuple[int, bytes]:
-        async with session.post(url, data=body, headers=head, allow_redirects=False) as response:
-            length = response.content_length
-            if length is not None and length > self._max_body:
-                raise BidError(f"answer over {self._max_body} bytes")
-            if length is not None:
-                return response.status, await response.read()
-            return response.status, await self._read_capped(response.content)
+        loop = asyncio.get_running_loop()
+        answer = conn.exchange(request)
+        timer = loop.call_at(deadline, _expire, answer, timeout_s)
+        try:
+            found = await answer
+        except BaseException:
+            conn.abandon()
+            raise
+        finally:
+            timer.cancel()
+        if conn.reusable and not conn.closed and not self._closed:
+            conn.idle_since = loop.time()
+            buyer.idle.append(conn)
+        else:
+            conn.abandon()
+        return found
 
-    async def _read_capped(self, content: aiohttp.StreamReader) -> bytes:
-        """A body without Content-Length (chunked, or to the close), up to ``max_body``."""
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await content.read(self._max_body + 1 - size):
-            size += len(chunk)
-            if size > self._max_body:
-                raise BidError(f"answer over {self._max_body} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    def _head(self, url: str, headers: Mapping[str, str]) -> tuple[bytes, Where]:
+        """The request up to its Content-Length value, and where it goes: made once per URL
+        and headers (a buyer's are the same on every ping)."""
+        key = (url, tuple(headers.items()))
+        found = self._heads.get(key)
+        if found is None:
+            found = self._heads[key] = _request_head(url, headers)
+        return found
 
 
-def _reason(exc: aiohttp.ClientError) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return "TLS certificate refused"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return "TLS error"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}"[:120]
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-        return "disconnected before answering"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "answer body cut or malformed"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"malformed HTTP answer: {exc.message}"[:120]
-    if isinstance(exc, aiohttp.InvalidURL):
-        return "not a valid URL"
-    return f"{type(exc).__name__}: {exc}"[:120]
+def _request_head(url: str, headers: Mapping[str, str]) -> tuple[bytes, Where]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise BidError(f"bad URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BidError(f"bad URL {url[:80]!r}: http:// or https:// with a host")
+    tls = parts.scheme == "https"
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [
+        f"POST {target} HTTP/1.1",
+        f"Host: {parts.netloc.rsplit('@', 1)[-1]}",
+        f"User-Agent: {USER_AGENT}",
+        "Content-Type: application/json",
+        *(f"{name}: {value}" for name, value in headers.items() if name.lower() not in _OURS),
+        "Content-Length: ",
+    ]
+    host = parts.hostname.strip("[]")
+    return "\r\n".join(lines).encode("latin-1"), (host, port or (443 if tls else 80), tls)
+
+
+def _expire(waiter: asyncio.Future[Any], timeout_s: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(BidTimeout(f"no answer in {timeout_s * 1000:.0f} ms"))
