@@ -20,6 +20,7 @@ from rtbridge.storage.database import open_database
 ALL = ["no-answer", "busy", "rejected", "unreachable"]
 ALLOWED = "(allowed: no-answer, busy, rejected, unreachable)"
 BUYER = {"destination": "sip:q@buyer.example.net", "payout": 95, "seconds": 60}
+AUCTION = {"bid_deadline_ms": 250, "publisher_share": 1.0, "min_bid": 0.01}  # the defaults
 
 
 def catalog_campaign(client: TestClient, campaign: str) -> CampaignInfo:
@@ -35,7 +36,7 @@ def test_campaign_failover_created_changed_and_reset(admin: TestClient) -> None:
                                              "max_attempts": 4})  # fmt: skip
     assert r.status_code == 201, r.text
     assert r.json() == {"id": "solar", "failover": ["busy", "unreachable"], "max_attempts": 4,
-                        "numbers": [], "buyers": [], "managed_by": "admin"}  # fmt: skip
+                        **AUCTION, "numbers": [], "buyers": [], "managed_by": "admin"}  # fmt: skip
     info = catalog_campaign(admin, "solar")
     assert (info.failover, info.max_attempts) == (frozenset({"busy", "unreachable"}), 4)
 
@@ -56,7 +57,7 @@ def test_campaign_failover_created_changed_and_reset(admin: TestClient) -> None:
     trail = admin.get("/admin/audit?resource=campaign/solar").json()["entries"]
     assert [e["action"] for e in reversed(trail)] == ["create", "update", "update"]
     assert trail[-1]["new"] == {"id": "solar", "failover": ["busy", "unreachable"],
-                                "max_attempts": 4}  # fmt: skip
+                                "max_attempts": 4, **AUCTION}  # fmt: skip
     assert (trail[1]["old"]["failover"], trail[1]["new"]["failover"]) == (
         ["busy", "unreachable"],
         [],
