@@ -51,6 +51,10 @@ CALL_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campai
                 "duration", "converted", "payout_earned", "revenue_earned", "margin_earned",
                 "status", "attempts",
                 "attempts_detail"]  # fmt: skip
+# What became of one bidder's answer (bidding/): the winner, the beaten, a bidder that
+# declined (204 or a bid of 0), one past the deadline, one that failed (a transport error
+# or a 5xx), one whose answer broke its format's rules.
+BID_OUTCOMES = ("won", "lost", "no-bid", "timeout", "error", "invalid")
 BID_COLUMNS = ["at", "id", "rtb", "buyer", "outcome", "amount", "latency_ms", "reason", "bid_id",
                "destination"]  # fmt: skip
 

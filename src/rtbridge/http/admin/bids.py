@@ -30,10 +30,6 @@ from rtbridge.http.admin.logs import (
 from rtbridge.http.responses import json_response
 from rtbridge.storage import listings
 
-# What became of one bidder's answer (bidding/): the winner, the beaten, a bidder that
-# declined (204 or a bid of 0), one past the deadline, one that failed (a transport error
-# or a 5xx), one whose answer broke the format's rules.
-OUTCOMES = ("won", "lost", "no-bid", "timeout", "error", "invalid")
 BID_PARAMS = ("rtb", "buyer", "outcome", "since", "until", *COMMON)
 
 
@@ -42,7 +38,7 @@ async def list_bids(request: Request) -> Response:
     filters = {
         "rtb": q.read("rtb", reservation_uuid),
         "buyer": q.read("buyer", f.identifier),
-        "outcome": q.read("outcome", one_of(OUTCOMES)),
+        "outcome": q.read("outcome", one_of(listings.BID_OUTCOMES)),
         "since": q.read("since", query_time),
         "until": q.read("until", query_time),
     }

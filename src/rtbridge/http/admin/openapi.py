@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from rtbridge.config.schema import BuyerSpec, Campaign, IpSpec, PublisherSpec, TrunkSpec
 from rtbridge.domain.failover import AttemptKind
 from rtbridge.http.admin import models as m
-from rtbridge.http.admin.bids import OUTCOMES
 from rtbridge.http.openapi import Found, component_schemas, resolve
+from rtbridge.storage.listings import BID_OUTCOMES
 from rtbridge.storage.rollups import COUNTS
 from rtbridge.storage.stats import FIGURES
 from rtbridge.webhooks import events
@@ -211,7 +211,7 @@ _BID_ITEM = _obj(
     ["id", "at", "rtb", "buyer", "outcome"], id=_INT,
     at={**_TIME, "description": "when the bidder was asked (...Z)"},
     rtb={**_STR, "description": "the ping's reservation uuid (GET /admin/rtbs/{uuid})"},
-    buyer=_STR, outcome={"type": "string", "enum": list(OUTCOMES)},
+    buyer=_STR, outcome={"type": "string", "enum": list(BID_OUTCOMES)},
     amount={**_NULL_NUM, "description": "the bid, when there was one"},
     latency_ms={**_NULL_NUM, "description": "until its answer; null: none came"},
     reason={**_NULL_STR, "description": "why a bid was not taken (timeout, error, invalid: "
@@ -510,7 +510,7 @@ OPERATIONS: dict[str, dict[str, _S]] = {
             [
                 _q("rtb", "one ping's bids: its reservation uuid"),
                 _q("buyer", "buyer id"),
-                _qs("outcome", {"type": "string", "enum": list(OUTCOMES)}, "what became of it"),
+                _qs("outcome", {"type": "string", "enum": list(BID_OUTCOMES)}, "what became of it"),
             ],
             offers=False,
         )
