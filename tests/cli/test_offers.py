@@ -363,7 +363,7 @@ def test_rtb_buyers_add_show_update(rtb: Terminal, sqlite_url: str) -> None:
 
 def test_a_static_buyer_turns_rtb_and_back(rtb: Terminal) -> None:
     turned = rtb("buyers", "update", "acme", "--bid-url", "https://bids.acme.example/rtb")
-    assert turned[0] == 2 and "send destination: null, payout: null with it" in turned[2]
+    assert turned[0] == 2 and "clear destination and payout in the same change" in turned[2]
     status, out, err = rtb("buyers", "update", "acme", "--bid-url", "https://bids.acme.example/rtb",
                            "--reset", "destination", "--reset", "payout")  # fmt: skip
     assert (status, err) == (0, ""), err

@@ -254,7 +254,7 @@ _BIDDING_ONLY = ("bid_headers", "hide_caller")
 def _check_turn(row: Buyer, merged: dict[str, Any], patch: dict[str, Any]) -> None:
     """A PATCH that makes a static buyer bid, or a bidding one static, clears what only the
     other kind has. The schema would refuse the stored values, which the PATCH did not
-    send, in words about the whole buyer; this names them and how to clear them."""
+    send, in words about the whole buyer; this names them."""
     if row.bid_url is None and merged.get("bid_url") is not None:
         kept = [n for n in _STATIC_ONLY if n not in patch and merged.get(n) is not None]
         why = ("a buyer with bid_url has no destination, payout or revenue (each bid brings "
@@ -264,9 +264,8 @@ def _check_turn(row: Buyer, merged: dict[str, Any], patch: dict[str, Any]) -> No
         why = "a buyer without bid_url has no bid_headers or hide_caller"
     else:
         return
-    if kept:
-        nulls = ", ".join(f"{n}: null" for n in kept)
-        raise InvalidInput(f"bid_url: {why}; send {nulls} with it")
+    if kept:  # in words for every surface: null in the API, --reset in the CLI, a box here
+        raise InvalidInput(f"bid_url: {why}: clear {' and '.join(kept)} in the same change")
 
 
 def _buyer(session: Session, buyer_id: str) -> Buyer:

@@ -162,8 +162,8 @@ def test_turning_static_into_rtb_and_back_says_what_to_clear(admin: TestClient) 
     assert r.status_code == 422
     assert r.json()["error"] == (
         "bid_url: a buyer with bid_url has no destination, payout or revenue (each bid brings "
-        "its destination, and its amount is the revenue); send destination: null, payout: null "
-        "with it"
+        "its destination, and its amount is the revenue): clear destination and payout in the "
+        "same change"
     )
     r = admin.patch("/admin/buyers/acme", json={"bid_url": "https://bids.acme.example/rtb",
                                                  "destination": None, "payout": None,
@@ -176,8 +176,8 @@ def test_turning_static_into_rtb_and_back_says_what_to_clear(admin: TestClient) 
     r = admin.patch("/admin/buyers/acme", json={"bid_url": None, **STATIC})
     assert r.status_code == 422
     assert r.json()["error"] == (
-        "bid_url: a buyer without bid_url has no bid_headers or hide_caller; send "
-        "bid_headers: null with it"
+        "bid_url: a buyer without bid_url has no bid_headers or hide_caller: clear bid_headers "
+        "in the same change"
     )
     r = admin.patch("/admin/buyers/acme", json={"bid_url": None, "bid_headers": None, **STATIC})
     assert r.status_code == 200, r.text
