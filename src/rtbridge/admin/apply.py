@@ -20,7 +20,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, select
 
 from rtbridge.admin import audit
-from rtbridge.admin.offers import buyer_row, seal_headers
+from rtbridge.admin.offers import (
+    MASKED,
+    buyer_row,
+    headers_as_read,
+    opened_headers,
+    seal_headers,
+)
 from rtbridge.config.overlaps import (
     PUBLISHER,
     TRUNK,
@@ -40,6 +46,7 @@ from rtbridge.config.schema import (
     key_hint,
     load_file,
 )
+from rtbridge.domain.errors import InvalidInput
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage import sitekey
 from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version
@@ -284,13 +291,23 @@ def _campaign_row(c: CampaignSpec) -> dict[str, Any]:
 
 def _buyer_rows(session: Session, buyers: Iterable[BuyerSpec]) -> dict[str, dict[str, Any]]:
     """The file's buyers as rows, as the admin API writes them (``offers.buyer_row``), their
-    bid headers sealed (unchanged ones as they are)."""
+    bid headers sealed: unchanged ones keep their seal, and a value written as ``"***"`` (a
+    view of the API written into the file) is the stored one, as in a ``PATCH``."""
     sealed = {b.id: b.bid_headers for b in session.exec(select(Buyer)) if b.bid_headers}
-    return {
-        b.id: {**buyer_row(b, bid_headers=seal_headers(session, b, sealed.get(b.id))),
-               "managed_by": _FILE}
-        for b in buyers
-    }  # fmt: skip
+    rows, problems = {}, []
+    for b in buyers:
+        headers: Any = b.bid_headers
+        if MASKED in headers.values():
+            try:
+                headers = headers_as_read(headers, opened_headers(session, sealed.get(b.id)))
+            except InvalidInput as exc:
+                problems.append(f"buyer {b.id}: {exc.message}")
+                continue
+        row = buyer_row(b, bid_headers=seal_headers(session, headers, sealed.get(b.id)))
+        rows[b.id] = {**row, "managed_by": _FILE}
+    if problems:
+        raise ConfigError(problems)
+    return rows
 
 
 def _sync_publisher_children(

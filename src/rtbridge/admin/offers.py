@@ -12,6 +12,7 @@ value sent back as read keeps the stored one (the view is the request's shape)."
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -96,7 +97,7 @@ def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]
         _add_did(session, actor, spec.id, number)
     for buyer in spec.buyers:
         _check_buyer(session, buyer, None)
-        made = Buyer(**buyer_row(buyer, bid_headers=seal_headers(session, buyer)))
+        made = Buyer(**buyer_row(buyer, bid_headers=seal_headers(session, buyer.bid_headers)))
         session.add(made)
         audit.record(session, actor=actor, action="create", resource=f"buyer/{buyer.id}",
                      new=_audited(buyer_view(session, made)))  # fmt: skip
@@ -172,7 +173,7 @@ def buyer_view(session: Session, row: Buyer) -> dict[str, Any]:
         "media_networks": list(row.media_networks), "ring_timeout": row.ring_timeout,
         "connect_timeout": row.connect_timeout, "bid_url": row.bid_url,
         "bid_format": row.bid_format,
-        "bid_headers": dict.fromkeys(_opened(session, row), MASKED),
+        "bid_headers": dict.fromkeys(opened_headers(session, row.bid_headers), MASKED),
         "hide_caller": row.hide_caller, "managed_by": row.managed_by,
     }  # fmt: skip
 
@@ -199,31 +200,33 @@ MASKED = "***"  # a bid header's value as every view shows it (audit.REDACTED's 
 UNREADABLE = "(unreadable)"
 
 
-def seal_headers(session: Session, spec: BuyerSpec, current: str | None = None) -> str | None:
-    """``spec``'s bid headers sealed under the site key; ``current`` itself when it holds
-    the same headers (a new nonce would look like a change), None when there are none."""
-    if not spec.bid_headers:
+def seal_headers(
+    session: Session, headers: Mapping[str, str], current: str | None = None
+) -> str | None:
+    """Bid headers sealed under the site key; ``current`` itself when it holds the same
+    headers (a new nonce would look like a change), None when there are none."""
+    if not headers:
         return None
     site = sitekey.of(session)
-    return seal_json(site, spec.bid_headers, purpose=BID_HEADERS, current=current)
+    return seal_json(site, dict(headers), purpose=BID_HEADERS, current=current)
 
 
-def _opened(session: Session, row: Buyer) -> dict[str, str]:
-    """The stored bid headers in clear ({} when none), for a view's names and a PATCH's
-    merge; never leaves this module unmasked."""
-    if not row.bid_headers:
+def opened_headers(session: Session, sealed: str | None) -> dict[str, str]:
+    """Stored bid headers in clear ({} when none; ``{UNREADABLE: MASKED}`` when they do not
+    open), for a view's names and a change's merge: never shown unmasked."""
+    if not sealed:
         return {}
     try:
-        opened = unseal_json(sitekey.of(session), row.bid_headers, purpose=BID_HEADERS)
+        opened = unseal_json(sitekey.of(session), sealed, purpose=BID_HEADERS)
     except (SealError, ValueError):
         return {UNREADABLE: MASKED}
     return dict(opened) if isinstance(opened, dict) else {UNREADABLE: MASKED}
 
 
-def _headers_as_read(value: Any, stored: dict[str, str]) -> Any:
-    """A PATCH's ``bid_headers`` with each masked value (``"***"``, as a view shows it) put
-    back to the stored one: a view sent back as read changes nothing. Anything else is left
-    to the schema's rule."""
+def headers_as_read(value: Any, stored: dict[str, str]) -> Any:
+    """``bid_headers`` with each masked value (``"***"``, as a view shows it) put back to
+    the stored one: a view sent back as read — to the API, or written into the file —
+    changes nothing. Anything else is left to the schema's rule."""
     if not isinstance(value, dict):
         return value
     out = dict(value)
@@ -315,11 +318,11 @@ def create_buyer(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
     campaign = _campaign_field(session, fields_)
     fields_.pop("campaign")
     if "bid_headers" in fields_:  # "***" (a view's) stands for a stored value: none yet
-        fields_["bid_headers"] = _headers_as_read(fields_["bid_headers"], {})
+        fields_["bid_headers"] = headers_as_read(fields_["bid_headers"], {})
     with validating():
         spec = read_buyer(fields_, campaign=campaign)
     _check_buyer(session, spec, None)
-    row = Buyer(**buyer_row(spec, bid_headers=seal_headers(session, spec)))
+    row = Buyer(**buyer_row(spec, bid_headers=seal_headers(session, spec.bid_headers)))
     session.add(row)
     audit.record(session, actor=actor, action="create", resource=f"buyer/{spec.id}",
                  new=_audited(buyer_view(session, row)))  # fmt: skip
@@ -333,7 +336,7 @@ def update_buyer(session: Session, *, actor: str, buyer_id: str, raw: Any) -> di
     row = _buyer(session, buyer_id)
     old, sealed = buyer_view(session, row), row.bid_headers
     current = {k: v for k, v in old.items() if k not in ("campaign", "managed_by")}
-    current["bid_headers"] = stored = _opened(session, row)
+    current["bid_headers"] = stored = opened_headers(session, row.bid_headers)
     for name in ("filters", "bid_headers"):
         if not current[name]:
             current.pop(name)
@@ -343,7 +346,7 @@ def update_buyer(session: Session, *, actor: str, buyer_id: str, raw: Any) -> di
     if patch.get("id", row.id) != row.id:
         raise InvalidInput("id: a buyer's id cannot change (reservations use it)")
     if "bid_headers" in patch:
-        patch["bid_headers"] = _headers_as_read(patch["bid_headers"], stored)
+        patch["bid_headers"] = headers_as_read(patch["bid_headers"], stored)
     elif UNREADABLE in stored:
         raise InvalidInput("bid_headers: the stored ones do not open under this site key; "
                            "send them again (or null)")  # fmt: skip
@@ -352,7 +355,7 @@ def update_buyer(session: Session, *, actor: str, buyer_id: str, raw: Any) -> di
     with validating():
         spec = read_buyer(merged, campaign=campaign)
     _check_buyer(session, spec, row)
-    headers = seal_headers(session, spec, current=sealed)  # unchanged: the same seal
+    headers = seal_headers(session, spec.bid_headers, sealed)  # unchanged: the same seal
     for name, value in buyer_row(spec, bid_headers=headers).items():
         setattr(row, name, value)
     session.add(row)

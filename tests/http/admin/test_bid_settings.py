@@ -16,6 +16,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from rtbridge.admin.apply import apply_file
+from rtbridge.config.schema import ConfigError
 from rtbridge.storage import sitekey
 from rtbridge.storage.catalog import CampaignInfo
 from rtbridge.storage.database import open_database
@@ -36,24 +37,19 @@ def version(client: TestClient) -> int:
     return client.app.state.rtbridge.catalog.get().version  # type: ignore[attr-defined, no-any-return]
 
 
-def stored_headers(sqlite_url: str, buyer: str) -> str | None:
-    engine = open_database(sqlite_url)
-    try:
-        with engine.connect() as conn:
-            value = conn.execute(
-                text("SELECT bid_headers FROM buyer WHERE id = :id"), {"id": buyer}
-            ).scalar_one()
-        return str(value) if value is not None else None
-    finally:
-        engine.dispose()
+def stored_headers(client: TestClient, buyer: str) -> str | None:
+    """The buyer's ``bid_headers`` column as stored (SQLite or PostgreSQL)."""
+    engine = client.app.state.rtbridge.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        value = conn.execute(
+            text("SELECT bid_headers FROM buyer WHERE id = :id"), {"id": buyer}
+        ).scalar_one()
+    return str(value) if value is not None else None
 
 
-def opened(sqlite_url: str, sealed: str) -> Any:
-    engine = open_database(sqlite_url)
-    try:
-        return unseal_json(sitekey.for_engine(engine), sealed, purpose=BID_HEADERS)
-    finally:
-        engine.dispose()
+def opened(client: TestClient, sealed: str) -> Any:
+    engine = client.app.state.rtbridge.engine  # type: ignore[attr-defined]
+    return unseal_json(sitekey.for_engine(engine), sealed, purpose=BID_HEADERS)
 
 
 def test_an_rtb_buyer_round_trip(admin: TestClient, sqlite_url: str) -> None:
@@ -78,17 +74,15 @@ def test_an_rtb_buyer_round_trip(admin: TestClient, sqlite_url: str) -> None:
         "https://bids.buyer.example/rtb", "ringba", True)  # fmt: skip
 
     # sealed in the database: the column is not the plaintext, the file holds no token
-    sealed = stored_headers(sqlite_url, "bidder")
+    sealed = stored_headers(admin, "bidder")
     assert sealed is not None and sealed.startswith("v1:") and "Bearer" not in sealed
-    assert opened(sqlite_url, sealed) == {"Authorization": TOKEN}
+    assert opened(admin, sealed) == {"Authorization": TOKEN}
     assert TOKEN.encode() not in db_bytes(sqlite_url)
 
 
-def test_an_unchanged_patch_keeps_the_seal_and_the_version(
-    admin: TestClient, sqlite_url: str
-) -> None:
+def test_an_unchanged_patch_keeps_the_seal_and_the_version(admin: TestClient) -> None:
     assert admin.post("/admin/buyers", json=BIDDER).status_code == 201
-    sealed, before = stored_headers(sqlite_url, "bidder"), version(admin)
+    sealed, before = stored_headers(admin, "bidder"), version(admin)
     trail = admin.get("/admin/audit?resource=buyer/bidder").json()["entries"]
     view = admin.get("/admin/buyers/bidder").json()
     for patch in (
@@ -98,26 +92,26 @@ def test_an_unchanged_patch_keeps_the_seal_and_the_version(
     ):
         r = admin.patch("/admin/buyers/bidder", json=patch)
         assert r.status_code == 200 and r.json() == view, r.text
-    assert stored_headers(sqlite_url, "bidder") == sealed
+    assert stored_headers(admin, "bidder") == sealed
     assert version(admin) == before
     assert admin.get("/admin/audit?resource=buyer/bidder").json()["entries"] == trail
 
 
-def test_headers_kept_replaced_and_cleared(admin: TestClient, sqlite_url: str) -> None:
+def test_headers_kept_replaced_and_cleared(admin: TestClient) -> None:
     assert admin.post("/admin/buyers", json=BIDDER).status_code == 201
-    sealed = stored_headers(sqlite_url, "bidder")
+    sealed = stored_headers(admin, "bidder")
 
     # a PATCH without bid_headers keeps them
     r = admin.patch("/admin/buyers/bidder", json={"bid_format": "retreaver"})
     assert r.status_code == 200 and r.json()["bid_headers"] == {"Authorization": "***"}
-    assert stored_headers(sqlite_url, "bidder") == sealed
+    assert stored_headers(admin, "bidder") == sealed
 
     # a value alone changes: the view is the same, the seal and the audit trail say so
     r = admin.patch("/admin/buyers/bidder", json={"bid_headers": {"Authorization": "Bearer new"}})
     assert r.status_code == 200 and r.json()["bid_headers"] == {"Authorization": "***"}
-    resealed = stored_headers(sqlite_url, "bidder")
+    resealed = stored_headers(admin, "bidder")
     assert resealed is not None and resealed != sealed
-    assert opened(sqlite_url, resealed) == {"Authorization": "Bearer new"}
+    assert opened(admin, resealed) == {"Authorization": "Bearer new"}
     change = admin.get("/admin/audit?resource=buyer/bidder").json()["entries"][0]
     assert change["action"] == "update"
     assert change["old"]["bid_headers"] == change["new"]["bid_headers"] == "***"
@@ -127,27 +121,27 @@ def test_headers_kept_replaced_and_cleared(admin: TestClient, sqlite_url: str) -
     r = admin.patch("/admin/buyers/bidder", json={"bid_headers": {"Authorization": "***",
                                                                   "X-Seat": "42"}})  # fmt: skip
     assert r.json()["bid_headers"] == {"Authorization": "***", "X-Seat": "***"}, r.text
-    sealed = stored_headers(sqlite_url, "bidder")
+    sealed = stored_headers(admin, "bidder")
     assert sealed is not None
-    assert opened(sqlite_url, sealed) == {"Authorization": "Bearer new", "X-Seat": "42"}
+    assert opened(admin, sealed) == {"Authorization": "Bearer new", "X-Seat": "42"}
 
     # null (or {}) clears them
     r = admin.patch("/admin/buyers/bidder", json={"bid_headers": None})
     assert r.status_code == 200 and r.json()["bid_headers"] == {}
-    assert stored_headers(sqlite_url, "bidder") is None
+    assert stored_headers(admin, "bidder") is None
     trail = admin.get("/admin/audit?resource=buyer/bidder").json()["entries"]
     assert (trail[0]["old"]["bid_headers"], trail[0]["new"]["bid_headers"]) == ("***", None)
 
 
-def test_a_form_spells_the_headers(admin: TestClient, sqlite_url: str) -> None:
+def test_a_form_spells_the_headers(admin: TestClient) -> None:
     """``bid_headers.<name>=value``; ``hide_caller`` and the campaign's numbers as text."""
     r = admin.post("/admin/buyers", data={"campaign": "auto", "id": "formed", "seconds": "30",
                                           "bid_url": "http://127.0.0.1:9001/bid",
                                           "bid_headers.X-Api-Key": "k-123", "hide_caller": "on"})  # fmt: skip
     assert r.status_code == 201, r.text
     assert r.json()["bid_headers"] == {"X-Api-Key": "***"} and r.json()["hide_caller"] is True
-    sealed = stored_headers(sqlite_url, "formed")
-    assert sealed is not None and opened(sqlite_url, sealed) == {"X-Api-Key": "k-123"}
+    sealed = stored_headers(admin, "formed")
+    assert sealed is not None and opened(admin, sealed) == {"X-Api-Key": "k-123"}
     r = admin.patch("/admin/buyers/formed", data={"bid_headers": ""})
     assert r.status_code == 200 and r.json()["bid_headers"] == {}
     r = admin.patch("/admin/campaigns/auto", data={"bid_deadline_ms": "300",
@@ -203,16 +197,16 @@ def test_turning_static_into_rtb_and_back_says_what_to_clear(admin: TestClient) 
     ],
 )  # fmt: skip
 def test_a_bad_rtb_buyer_is_refused_and_changes_nothing(
-    admin: TestClient, sqlite_url: str, body: dict[str, Any], error: str
+    admin: TestClient, body: dict[str, Any], error: str
 ) -> None:
     made = admin.post("/admin/buyers", json=BIDDER)
     assert made.status_code == 201, made.text
-    sealed, at = stored_headers(sqlite_url, "bidder"), version(admin)
+    sealed, at = stored_headers(admin, "bidder"), version(admin)
     trail = admin.get("/admin/audit").json()
     r = admin.patch("/admin/buyers/bidder", json=body)
     assert r.status_code == 422 and r.json()["error"].startswith(error), r.text
     assert admin.get("/admin/buyers/bidder").json() == made.json()
-    assert stored_headers(sqlite_url, "bidder") == sealed and version(admin) == at
+    assert stored_headers(admin, "bidder") == sealed and version(admin) == at
     assert admin.get("/admin/audit").json() == trail
     r = admin.post("/admin/buyers", json={**BIDDER, "id": "new", **body})
     assert r.status_code == 422 and r.json()["error"].startswith(error), r.text
@@ -272,20 +266,47 @@ def test_a_bad_auction_setting_is_refused_and_changes_nothing(
     assert admin.get("/admin/campaigns/new").status_code == 404
 
 
-def test_a_campaign_made_with_an_rtb_buyer_seals_its_headers(
-    admin: TestClient, sqlite_url: str
-) -> None:
+def test_a_campaign_made_with_an_rtb_buyer_seals_its_headers(admin: TestClient) -> None:
     bidder = {k: v for k, v in BIDDER.items() if k != "campaign"}
     r = admin.post("/admin/campaigns", json={"id": "solar", "buyers": [bidder]})
     assert r.status_code == 201, r.text
     assert admin.get("/admin/buyers/bidder").json()["bid_headers"] == {"Authorization": "***"}
-    sealed = stored_headers(sqlite_url, "bidder")
-    assert sealed is not None and opened(sqlite_url, sealed) == {"Authorization": TOKEN}
+    sealed = stored_headers(admin, "bidder")
+    assert sealed is not None and opened(admin, sealed) == {"Authorization": TOKEN}
     made = admin.get("/admin/audit?resource=buyer/bidder").json()["entries"][0]
     assert made["new"]["bid_headers"] == "***" and TOKEN not in json.dumps(made)
     assert admin.delete("/admin/campaigns/solar").status_code == 204
     gone = admin.get("/admin/audit?resource=buyer/bidder").json()["entries"][0]
     assert gone["action"] == "delete" and gone["old"]["bid_headers"] == "***"
+
+
+def test_a_masked_header_in_the_file_is_the_stored_one(
+    admin: TestClient, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A view written into the file shows ``"***"``: apply takes it for the stored value, as a
+    PATCH does, and refuses one that has none (changing nothing)."""
+    assert admin.post("/admin/buyers", json=BIDDER).status_code == 201
+    sealed = stored_headers(admin, "bidder")
+    path = tmp_path / "masked.toml"
+    head = ('[[campaigns]]\nid = "auto"\n[[campaigns.buyers]]\nid = "bidder"\n'
+            'bid_url = "https://bids.buyer.example/rtb"\nseconds = 60\n')  # fmt: skip
+    engine = open_database(sqlite_url)
+    try:
+        path.write_text(head + 'bid_headers = { Authorization = "***", X-Seat = "***" }\n')
+        with pytest.raises(ConfigError) as refused:
+            apply_file(engine, path)
+        assert refused.value.errors == [
+            "buyer bidder: bid_headers: X-Seat: *** stands for the stored value, and none is "
+            "stored (or it does not open); send the value"
+        ]
+        assert stored_headers(admin, "bidder") == sealed
+        path.write_text(head + 'bid_headers = { Authorization = "***", X-Seat = "7" }\n')
+        assert any(x.startswith("updated buyer bidder") for x in apply_file(engine, path).lines())
+    finally:
+        engine.dispose()
+    resealed = stored_headers(admin, "bidder")
+    assert resealed is not None and resealed != sealed
+    assert opened(admin, resealed) == {"Authorization": TOKEN, "X-Seat": "7"}
 
 
 def test_apply_of_the_same_headers_keeps_the_api_seal(
@@ -294,7 +315,7 @@ def test_apply_of_the_same_headers_keeps_the_api_seal(
     """One row builder for ``apply`` and the API: a file that lists the buyer an admin made,
     with the same headers, only adopts it — the seal stays."""
     assert admin.post("/admin/buyers", json={**BIDDER, "hide_caller": True}).status_code == 201
-    sealed = stored_headers(sqlite_url, "bidder")
+    sealed = stored_headers(admin, "bidder")
     path = tmp_path / "bidder.toml"
     path.write_text(
         '[[campaigns]]\nid = "auto"\nnumbers = ["+18339510260", "+18334583385"]\n'
@@ -310,4 +331,4 @@ def test_apply_of_the_same_headers_keeps_the_api_seal(
         ]
     finally:
         engine.dispose()
-    assert stored_headers(sqlite_url, "bidder") == sealed
+    assert stored_headers(admin, "bidder") == sealed

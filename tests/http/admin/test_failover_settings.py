@@ -199,10 +199,18 @@ def test_the_views_written_back_as_a_file_are_no_change(
 ) -> None:
     """Every field the API shows is the file's, by the file's name, but who manages the row: a
     campaign and its buyers read back and written out as ``[[campaigns]]`` apply as no change
-    (nothing lost), the file only adopting the buyer an admin made."""
+    (nothing lost), the file only adopting the buyers an admin made. Bid headers, shown as
+    ``"***"``, stand for the stored ones there as in a ``PATCH``."""
     admin.patch("/admin/campaigns/auto", json={"failover": ["busy", "rejected"], "max_attempts": 2})
     admin.post("/admin/buyers", json={"campaign": "auto", "id": "zen", **BUYER, "ring_timeout": 20,
                                       "connect_timeout": 1.5, "filters": {"state": ["CA"]}})  # fmt: skip
+    # an RTB buyer: its headers shown as "***", which the file takes for the stored ones
+    admin.post("/admin/buyers", json={"campaign": "auto", "id": "bidder", "seconds": 60,
+                                      "bid_url": "https://bids.buyer.example/rtb",
+                                      "bid_headers": {"Authorization": "Bearer b1d"},
+                                      "hide_caller": True})  # fmt: skip
+    with admin.app.state.rtbridge.engine.connect() as conn:  # type: ignore[attr-defined]
+        sealed = conn.execute(text("SELECT bid_headers FROM buyer WHERE id = 'bidder'")).scalar()
     campaign = admin.get("/admin/campaigns/auto").json()
     buyers = admin.get("/admin/buyers?campaign=auto").json()["buyers"]
     lines = ["[[campaigns]]"] + [f"{k} = {_toml(v)}" for k, v in campaign.items()
@@ -216,9 +224,14 @@ def test_the_views_written_back_as_a_file_are_no_change(
     engine = open_database(sqlite_url)
     try:
         assert apply_file(engine, path).lines() == [
-            "updated buyer zen (managed_by 'admin' -> 'file')"
+            "updated buyer bidder (managed_by 'admin' -> 'file')",
+            "updated buyer zen (managed_by 'admin' -> 'file')",
         ]
+        with engine.connect() as conn:
+            kept = conn.execute(text("SELECT bid_headers FROM buyer WHERE id = 'bidder'")).scalar()
+        assert kept == sealed  # the stored headers, their seal unchanged
     finally:
         engine.dispose()
     assert 'failover = ["busy", "rejected"]' in path.read_text()
     assert "ring_timeout = 20.0" in path.read_text()
+    assert 'bid_headers = { Authorization = "***" }' in path.read_text()
