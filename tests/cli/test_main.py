@@ -226,6 +226,7 @@ NEEDS_ONE = {
     "keys": ["keys", "list"],
     "trunks": ["trunks", "list"],
     "webhooks": ["webhooks", "list"],
+    "bids": ["bids"],
 }
 
 

@@ -69,7 +69,7 @@ def test_bad_buyer_input_is_refused_with_the_services_words_and_changes_nothing(
         (["buyers", "add", "--id", "acme", *base, "--payout", "1"], 1, "id: buyer 'acme' exists"),
         (["buyers", "add", "--id", "b2", "--campaign", "none", "--destination", "sip:q@x",
           "--payout", "1", "--seconds", "1"], 2, "campaign: no campaign 'none'"),
-        (["buyers", "add", "--id", "b2", *base], 2, "the following arguments are required: --payout"),
+        (["buyers", "add", "--id", "b2", *base], 2, "payout: required"),
         (["buyers", "update", "acme", "--seconds", "1.5"], 2, "seconds: must be an integer"),
         (["buyers", "update", "acme", "--trunk", "nowhere"], 2, "trunk: no trunk 'nowhere'"),
         (["buyers", "update", "acme", "--weight", "2", "--reset", "weight"], 2,
@@ -92,9 +92,11 @@ def test_campaigns_and_their_number_pools(rtb: Terminal) -> None:
     )
     assert (status, out) == (0, "campaign home created with 2 number(s)\n")
     listed = rtb("campaigns", "list")[1].splitlines()
-    assert listed[0].split() == ["ID", "NUMBERS", "BUYERS", "FAILOVER", "MAX_ATTEMPTS"]
+    assert listed[0].split() == ["ID", "NUMBERS", "BUYERS", "FAILOVER", "MAX_ATTEMPTS",
+                                 "BID_DEADLINE_MS", "PUBLISHER_SHARE", "MIN_BID"]  # fmt: skip
     assert listed[2].split() == ["home", "+18005550001,+18005550002", "-",
-                                 "no-answer,busy,rejected,unreachable", "3"]  # fmt: skip
+                                 "no-answer,busy,rejected,unreachable", "3", "250", "1.0",
+                                 "0.01"]  # fmt: skip
     assert rtb("dids", "add", "--number", "+18005550003", "--campaign", "home")[:2] == (
         0, "DID +18005550003 added to campaign home\n")  # fmt: skip
     taken = rtb("dids", "add", "--number", "+18005550003", "--campaign", "auto")
@@ -242,7 +244,7 @@ def test_campaign_failover_settings(rtb: Terminal) -> None:
     assert rtb("campaigns", "update", "solar", "--max-attempts", "3")[1] == (
         "campaign solar: no changes\n")  # fmt: skip
     row = next(r for r in rtb("campaigns", "list")[1].splitlines() if r.startswith("solar"))
-    assert row.split() == ["solar", "-", "-", "no-answer,busy", "3"]
+    assert row.split() == ["solar", "-", "-", "no-answer,busy", "3", "250", "1.0", "0.01"]
     trail = rtb.audit("--resource", "campaign/solar")
     assert [line.split()[2] for line in trail] == ["update", "update", "create"]
 
@@ -316,3 +318,105 @@ def test_the_console_script_sets_failover(rtb: Terminal, sqlite_url: str) -> Non
     assert (bad.returncode, bad.stdout, bad.stderr) == (
         2, "", "rtbridge: failover: 'ringing' is not a failure kind (allowed: no-answer, busy, "
         "rejected, unreachable)\n")  # fmt: skip
+
+
+TOKEN = "Bearer sk-live-0123456789abcdef"
+
+
+def test_rtb_buyers_add_show_update(rtb: Terminal, sqlite_url: str) -> None:
+    """An RTB buyer needs no destination or payout; its headers are never printed, and the
+    ones read from stdin never sit in argv."""
+    status, out, err = rtb(
+        "buyers", "add", "--campaign", "auto", "--id", "bidder", "--seconds", "60",
+        "--bid-url", "https://bids.buyer.example/rtb", "--bid-format", "ringba",
+        "--bid-header", "X-Seat=42", "--hide-caller",
+    )  # fmt: skip
+    assert (status, out, err) == (0, "buyer bidder created in campaign auto\n", "")
+    shown = _shown(rtb, "buyers", "show", "bidder")
+    assert (shown["bid_url"], shown["bid_format"], shown["hide_caller"]) == (
+        "https://bids.buyer.example/rtb", "ringba", "yes")  # fmt: skip
+    assert shown["bid_headers"] == "X-Seat=***" and (shown["destination"], shown["payout"]) == (
+        "-", "-")  # fmt: skip
+    listed = {line.split()[0]: line for line in rtb("buyers", "list")[1].splitlines()[1:]}
+    assert "bids (ringba)" in listed["bidder"] and "sip:queue@127.0.0.1:5070" in listed["acme"]
+
+    status, out, err = rtb("buyers", "update", "bidder", "--bid-headers-stdin",
+                           stdin=f"Authorization: {TOKEN}\n\nX-Seat: 43\n")  # fmt: skip
+    assert (status, err) == (0, ""), err
+    assert out == ("buyer bidder updated: bid_headers: {'X-Seat': '***'} -> "
+                   "{'Authorization': '***', 'X-Seat': '***'}\n")  # fmt: skip
+    assert _shown(rtb, "buyers", "show", "bidder")["bid_headers"] == "Authorization=***; X-Seat=***"
+    assert TOKEN not in rtb("audit")[1] and TOKEN.encode() not in db_bytes(sqlite_url)
+    # the same headers again: no change, the seal kept
+    same = rtb("buyers", "update", "bidder", "--bid-headers-stdin",
+               stdin=f"X-Seat: 43\nAuthorization: {TOKEN}\n")  # fmt: skip
+    assert same[:2] == (0, "buyer bidder: no changes\n"), same
+    # a value alone changes: said as a secret change in the trail, never shown
+    assert rtb("buyers", "update", "bidder", "--bid-header", "X-Seat=44")[0] == 0
+    assert rtb("buyers", "update", "bidder", "--bid-header", "X-Seat=45")[1] == (
+        "buyer bidder: no changes\n")  # the view is the same  # fmt: skip
+    assert rtb.audit("--resource", "buyer/bidder")[0].endswith("(secret changed)")
+    assert rtb("buyers", "update", "bidder", "--reset", "bid_headers", "--no-hide-caller")[1] == (
+        "buyer bidder updated: bid_headers: {'X-Seat': '***'} -> {}; hide_caller: True -> False\n"
+    )  # fmt: skip
+
+
+def test_a_static_buyer_turns_rtb_and_back(rtb: Terminal) -> None:
+    turned = rtb("buyers", "update", "acme", "--bid-url", "https://bids.acme.example/rtb")
+    assert turned[0] == 2 and "clear destination and payout in the same change" in turned[2]
+    status, out, err = rtb("buyers", "update", "acme", "--bid-url", "https://bids.acme.example/rtb",
+                           "--reset", "destination", "--reset", "payout")  # fmt: skip
+    assert (status, err) == (0, ""), err
+    assert out == ("buyer acme updated: destination: 'sip:queue@127.0.0.1:5070' -> None; "
+                   "payout: 90.0 -> None; bid_url: None -> 'https://bids.acme.example/rtb'\n")  # fmt: skip
+    status, _, err = rtb("buyers", "update", "acme", "--reset", "bid_url", "--destination",
+                         "sip:queue@127.0.0.1:5070", "--payout", "90")  # fmt: skip
+    assert (status, err) == (0, ""), err
+    assert _shown(rtb, "buyers", "show", "acme")["bid_url"] == "-"
+
+
+def test_bad_rtb_input_is_refused_and_changes_nothing(rtb: Terminal) -> None:
+    before, trail = rtb("buyers", "show", "acme")[1], rtb("audit")[1]
+    base = ["buyers", "add", "--id", "b2", "--campaign", "auto", "--seconds", "60"]
+    url = ["--bid-url", "https://bids.example/rtb"]
+    for args, stdin, message in [
+        ([*base, "--bid-url", "ftp://bids.example/rtb"], "", "bid_url: must be an http:// or "
+         "https:// URL with a host"),
+        ([*base, *url, "--payout", "5"], "", "payout: not for a buyer with bid_url"),
+        ([*base, *url, "--bid-format", "openrtb"], "", "bid_format: must be one of rtbridge, "
+         "ringba, retreaver"),
+        ([*base, *url, "--bid-header", f"Authorization {TOKEN}"], "",
+         "bid_headers: expected NAME=VALUE (one had no name or no '=')"),
+        ([*base, *url, "--bid-header", "Host=x"], "", "bid_headers: Host: set by rtbridge itself"),
+        ([*base, *url, "--bid-headers-stdin"], f"Authorization {TOKEN}\n",
+         "bid_headers: write one header per line as Name: value"),
+        ([*base, *url, "--bid-header", "A=b", "--bid-headers-stdin"], "A: c\n",
+         "bid_headers: give --bid-header, --bid-headers-stdin or --reset bid_headers"),
+        ([*base, "--destination", "sip:q@x", "--payout", "1", "--hide-caller"], "",
+         "bid_headers and hide_caller: only for a buyer with bid_url"),
+        (["campaigns", "update", "auto", "--publisher-share", "1.5"], "",
+         "publisher_share: must be more than 0 and at most 1"),
+        (["campaigns", "update", "auto", "--bid-deadline-ms", "2"], "",
+         "bid_deadline_ms: must be between 10 and 5000"),
+        (["campaigns", "update", "auto", "--min-bid", "free"], "", "min_bid: must be a number"),
+    ]:  # fmt: skip
+        status, out, err = rtb(*args, stdin=stdin)
+        assert (status, out) == (2, ""), (args, status, out, err)
+        assert message in err and TOKEN not in err, (args, err)
+    assert rtb("buyers", "show", "acme")[1] == before and "b2" not in rtb("buyers", "list")[1]
+    assert rtb("audit")[1] == trail
+
+
+def test_campaign_auction_settings(rtb: Terminal) -> None:
+    status, out, err = rtb("campaigns", "add", "--id", "solar", "--bid-deadline-ms", "400",
+                           "--publisher-share", "0.8", "--min-bid", "5")  # fmt: skip
+    assert (status, out) == (0, "campaign solar created with 0 number(s)\n"), err
+    shown = _shown(rtb, "campaigns", "show", "solar")
+    assert (shown["bid_deadline_ms"], shown["publisher_share"], shown["min_bid"]) == (
+        "400", "0.8", "5.0")  # fmt: skip
+    listed = rtb("campaigns", "list")[1].splitlines()
+    assert listed[0].split()[-3:] == ["BID_DEADLINE_MS", "PUBLISHER_SHARE", "MIN_BID"]
+    out = rtb("campaigns", "update", "solar", "--reset", "publisher_share", "--reset", "min_bid",
+              "--bid-deadline-ms", "300")[1]  # fmt: skip
+    assert out == ("campaign solar updated: bid_deadline_ms: 400 -> 300; publisher_share: 0.8 -> "
+                   "1.0; min_bid: 5.0 -> 0.01\n")  # fmt: skip

@@ -20,6 +20,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, select
 
 from rtbridge.admin import audit
+from rtbridge.admin.offers import (
+    MASKED,
+    buyer_row,
+    headers_as_read,
+    opened_headers,
+    seal_headers,
+)
 from rtbridge.config.overlaps import (
     PUBLISHER,
     TRUNK,
@@ -39,6 +46,7 @@ from rtbridge.config.schema import (
     key_hint,
     load_file,
 )
+from rtbridge.domain.errors import InvalidInput
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage import sitekey
 from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version
@@ -53,12 +61,11 @@ from rtbridge.storage.models import (
     SipCredential,
     Trunk,
 )
-from rtbridge.storage.sealed import BID_HEADERS, seal_json
 from rtbridge.timestamps import utcnow
 
 M = TypeVar("M", bound=SQLModel)
 _FILE = "file"  # managed_by of the rows apply makes (storage/models.py)
-_SECRET_FIELDS = {"ha1_md5", "ha1_sha256", "auth_ha1_md5"}
+_SECRET_FIELDS = {"ha1_md5", "ha1_sha256", "auth_ha1_md5", "bid_headers"}  # bid_headers: sealed
 
 
 @dataclass
@@ -283,46 +290,24 @@ def _campaign_row(c: CampaignSpec) -> dict[str, Any]:
 
 
 def _buyer_rows(session: Session, buyers: Iterable[BuyerSpec]) -> dict[str, dict[str, Any]]:
-    """The file's buyers as rows, their bid headers sealed (unchanged ones as they are)."""
+    """The file's buyers as rows, as the admin API writes them (``offers.buyer_row``), their
+    bid headers sealed: unchanged ones keep their seal, and a value written as ``"***"`` (a
+    view of the API written into the file) is the stored one, as in a ``PATCH``."""
     sealed = {b.id: b.bid_headers for b in session.exec(select(Buyer)) if b.bid_headers}
-    site = sitekey.of(session) if any(b.bid_headers for b in buyers) else None
-    rows = {}
+    rows, problems = {}, []
     for b in buyers:
-        row = _buyer_row(b)
-        if b.bid_headers:
-            assert site is not None
-            row["bid_headers"] = seal_json(site, b.bid_headers, purpose=BID_HEADERS,
-                                           current=sealed.get(b.id))  # fmt: skip
-        rows[b.id] = row
+        headers: Any = b.bid_headers
+        if MASKED in headers.values():
+            try:
+                headers = headers_as_read(headers, opened_headers(session, sealed.get(b.id)))
+            except InvalidInput as exc:
+                problems.append(f"buyer {b.id}: {exc.message}")
+                continue
+        row = buyer_row(b, bid_headers=seal_headers(session, headers, sealed.get(b.id)))
+        rows[b.id] = {**row, "managed_by": _FILE}
+    if problems:
+        raise ConfigError(problems)
     return rows
-
-
-def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
-    """A buyer's row, but for its sealed bid headers (:func:`_buyer_rows`)."""
-    return {
-        "id": b.id,
-        "campaign_id": b.campaign,
-        "destination": b.destination,
-        "payout": b.payout,
-        "revenue": b.revenue,
-        "seconds": b.seconds,
-        "concurrency": b.concurrency,
-        "daily_cap": b.daily_cap,
-        "priority": b.priority,
-        "weight": b.weight,
-        "hours": b.hours,
-        "filters": b.filters,
-        "trunk_id": b.trunk,
-        "srtp": b.srtp,
-        "media_networks": list(b.media_networks),
-        "ring_timeout": b.ring_timeout,
-        "connect_timeout": b.connect_timeout,
-        "bid_url": b.bid_url,
-        "bid_format": b.bid_format,
-        "bid_headers": None,
-        "hide_caller": b.hide_caller,
-        "managed_by": _FILE,
-    }
 
 
 def _sync_publisher_children(

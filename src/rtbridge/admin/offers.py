@@ -2,11 +2,17 @@
 
 A postback key is a bearer secret: stored as its digest under the site key
 (``storage/sitekey.py``), shown in clear once (in the answer that creates it), listed by its
-4-character hint."""
+4-character hint.
+
+An RTB buyer's ``bid_headers`` are secrets rtbridge must send again, so they are sealed under
+the site key instead (``storage/sealed.py``) and write-only: a view names them with their
+values masked (``{"Authorization": "***"}``), a PATCH without them keeps them, and a masked
+value sent back as read keeps the stored one (the view is the request's shape)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -27,6 +33,7 @@ from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
 from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.storage import sitekey
 from rtbridge.storage.models import Buyer, Campaign, DidNumber, PostbackKey, Publisher, Trunk
+from rtbridge.storage.sealed import BID_HEADERS, SealError, seal_json, unseal_json
 
 # -- campaigns --------------------------------------------------------------------------------
 
@@ -49,7 +56,9 @@ def campaign_settings(row: Campaign) -> dict[str, Any]:
     """A campaign's own fields (its pool and buyers are rows of their own). A row stored
     without failover (NULL) has the default, all four kinds, as the catalog reads it."""
     failover = list(FAILOVER_KINDS) if row.failover is None else list(row.failover)
-    return {"id": row.id, "failover": failover, "max_attempts": row.max_attempts}
+    return {"id": row.id, "failover": failover, "max_attempts": row.max_attempts,
+            "bid_deadline_ms": row.bid_deadline_ms, "publisher_share": row.publisher_share,
+            "min_bid": row.min_bid}  # fmt: skip
 
 
 def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
@@ -67,12 +76,14 @@ def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
 
 
 def _campaign_values(spec: CampaignSpec) -> dict[str, Any]:
-    return {"failover": list(spec.failover), "max_attempts": spec.max_attempts}
+    return {"failover": list(spec.failover), "max_attempts": spec.max_attempts,
+            "bid_deadline_ms": spec.bid_deadline_ms, "publisher_share": spec.publisher_share,
+            "min_bid": spec.min_bid}  # fmt: skip
 
 
 def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
-    """``{id, numbers?, failover?, max_attempts?, buyers?}`` — the ``[[campaigns]]`` table of
-    the file."""
+    """``{id, numbers?, failover?, max_attempts?, bid_deadline_ms?, publisher_share?,
+    min_bid?, buyers?}`` — the ``[[campaigns]]`` table of the file."""
     with validating():
         spec = read_campaign(body(raw))
     if session.get(Campaign, spec.id) is not None:
@@ -86,21 +97,18 @@ def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]
         _add_did(session, actor, spec.id, number)
     for buyer in spec.buyers:
         _check_buyer(session, buyer, None)
-        session.add(Buyer(**_buyer_row(buyer)))
-        audit.record(
-            session,
-            actor=actor,
-            action="create",
-            resource=f"buyer/{buyer.id}",
-            new=_buyer_row(buyer),
-        )
+        made = Buyer(**buyer_row(buyer, bid_headers=seal_headers(session, buyer.bid_headers)))
+        session.add(made)
+        audit.record(session, actor=actor, action="create", resource=f"buyer/{buyer.id}",
+                     new=_audited(buyer_view(session, made)))  # fmt: skip
     commit(session)
     return get_campaign(session, spec.id)
 
 
 def update_campaign(session: Session, *, actor: str, campaign_id: str, raw: Any) -> dict[str, Any]:
-    """``{failover?, max_attempts?}``: the campaign's own settings; ``null`` resets one. Its
-    pool and its buyers have their own routes (``/admin/dids``, ``/admin/buyers``)."""
+    """``{failover?, max_attempts?, bid_deadline_ms?, publisher_share?, min_bid?}``: the
+    campaign's own settings; ``null`` resets one. Its pool and its buyers have their own
+    routes (``/admin/dids``, ``/admin/buyers``)."""
     row = _campaign_row(session, campaign_id)
     patch = as_read(dict(body(raw)), row.managed_by)
     if patch.get("id", row.id) != row.id:
@@ -137,7 +145,7 @@ def delete_campaign(session: Session, *, actor: str, campaign_id: str) -> None:
             actor=actor,
             action="delete",
             resource=f"buyer/{buyer.id}",
-            old=buyer_view(buyer),
+            old=_audited(buyer_view(session, buyer)),
         )
         session.delete(buyer)
     for did in session.exec(select(DidNumber).where(DidNumber.campaign_id == row.id)):
@@ -154,7 +162,8 @@ def delete_campaign(session: Session, *, actor: str, campaign_id: str) -> None:
 # -- buyers -----------------------------------------------------------------------------------
 
 
-def buyer_view(row: Buyer) -> dict[str, Any]:
+def buyer_view(session: Session, row: Buyer) -> dict[str, Any]:
+    """A buyer as the API, CLI and console show it: its bid headers by name, values masked."""
     return {
         "id": row.id, "campaign": row.campaign_id, "destination": row.destination,
         "payout": row.payout, "revenue": row.revenue, "seconds": row.seconds,
@@ -162,18 +171,104 @@ def buyer_view(row: Buyer) -> dict[str, Any]:
         "daily_cap": row.daily_cap, "priority": row.priority, "weight": row.weight,
         "hours": row.hours, "filters": row.filters, "trunk": row.trunk_id, "srtp": row.srtp,
         "media_networks": list(row.media_networks), "ring_timeout": row.ring_timeout,
-        "connect_timeout": row.connect_timeout, "managed_by": row.managed_by,
+        "connect_timeout": row.connect_timeout, "bid_url": row.bid_url,
+        "bid_format": row.bid_format,
+        "bid_headers": dict.fromkeys(opened_headers(session, row.bid_headers), MASKED),
+        "hide_caller": row.hide_caller, "managed_by": row.managed_by,
     }  # fmt: skip
 
 
-def _buyer_row(b: BuyerSpec) -> dict[str, Any]:
+def buyer_row(b: BuyerSpec, *, bid_headers: str | None = None) -> dict[str, Any]:
+    """A buyer's row as the file or a request spells it (``apply`` adds ``managed_by``);
+    ``bid_headers`` already sealed (:func:`seal_headers`)."""
     return {
         "id": b.id, "campaign_id": b.campaign, "destination": b.destination, "payout": b.payout,
         "revenue": b.revenue, "seconds": b.seconds, "concurrency": b.concurrency, "daily_cap": b.daily_cap,
         "priority": b.priority, "weight": b.weight, "hours": b.hours, "filters": b.filters,
         "trunk_id": b.trunk, "srtp": b.srtp, "media_networks": list(b.media_networks),
         "ring_timeout": b.ring_timeout, "connect_timeout": b.connect_timeout,
+        "bid_url": b.bid_url, "bid_format": b.bid_format, "bid_headers": bid_headers,
+        "hide_caller": b.hide_caller,
     }  # fmt: skip
+
+
+# -- an RTB buyer's sealed headers ------------------------------------------------------------
+
+MASKED = "***"  # a bid header's value as every view shows it (audit.REDACTED's spelling)
+# A name of a header that is stored but does not open under this site key (a damaged value):
+# shown so that the buyer's page says so; not a header name, so it cannot be sent back.
+UNREADABLE = "(unreadable)"
+
+
+def seal_headers(
+    session: Session, headers: Mapping[str, str], current: str | None = None
+) -> str | None:
+    """Bid headers sealed under the site key; ``current`` itself when it holds the same
+    headers (a new nonce would look like a change), None when there are none."""
+    if not headers:
+        return None
+    site = sitekey.of(session)
+    return seal_json(site, dict(headers), purpose=BID_HEADERS, current=current)
+
+
+def opened_headers(session: Session, sealed: str | None) -> dict[str, str]:
+    """Stored bid headers in clear ({} when none; ``{UNREADABLE: MASKED}`` when they do not
+    open), for a view's names and a change's merge: never shown unmasked."""
+    if not sealed:
+        return {}
+    try:
+        opened = unseal_json(sitekey.of(session), sealed, purpose=BID_HEADERS)
+    except (SealError, ValueError):
+        return {UNREADABLE: MASKED}
+    return dict(opened) if isinstance(opened, dict) else {UNREADABLE: MASKED}
+
+
+def headers_as_read(value: Any, stored: dict[str, str]) -> Any:
+    """``bid_headers`` with each masked value (``"***"``, as a view shows it) put back to
+    the stored one: a view sent back as read — to the API, or written into the file —
+    changes nothing. Anything else is left to the schema's rule."""
+    if not isinstance(value, dict):
+        return value
+    out = dict(value)
+    for name, text in value.items():
+        if text != MASKED:
+            continue
+        if name not in stored or stored[name] == MASKED:
+            raise InvalidInput(
+                f"bid_headers: {name}: {MASKED} stands for the stored value, and none is "
+                "stored (or it does not open); send the value"
+            )
+        out[name] = stored[name]
+    return out
+
+
+def _audited(view: dict[str, Any]) -> dict[str, Any]:
+    """A buyer view for the audit trail: headers redacted there (audit.py), and none as null
+    rather than a "***" that would say a secret was set."""
+    return {**view, "bid_headers": view["bid_headers"] or None}
+
+
+# Fields that one kind of buyer has and the other has not (config/schema.py
+# Buyer._static_or_bidding).
+_STATIC_ONLY = ("destination", "payout", "revenue")
+_BIDDING_ONLY = ("bid_headers", "hide_caller")
+
+
+def _check_turn(row: Buyer, merged: dict[str, Any], patch: dict[str, Any]) -> None:
+    """A PATCH that makes a static buyer bid, or a bidding one static, clears what only the
+    other kind has. The schema would refuse the stored values, which the PATCH did not
+    send, in words about the whole buyer; this names them."""
+    if row.bid_url is None and merged.get("bid_url") is not None:
+        kept = [n for n in _STATIC_ONLY if n not in patch and merged.get(n) is not None]
+        why = ("a buyer with bid_url has no destination, payout or revenue (each bid brings "
+               "its destination, and its amount is the revenue)")  # fmt: skip
+    elif row.bid_url is not None and merged.get("bid_url") is None:
+        kept = [n for n in _BIDDING_ONLY if n not in patch and merged.get(n)]
+        why = "a buyer without bid_url has no bid_headers or hide_caller"
+    else:
+        return
+    if kept:  # in words for every surface: null in the API, --reset in the CLI, a box here
+        raise InvalidInput(f"bid_url: {why}: clear {' and '.join(kept)} in the same change")
 
 
 def _buyer(session: Session, buyer_id: str) -> Buyer:
@@ -200,11 +295,11 @@ def list_buyers(session: Session, campaign_id: str | None = None) -> list[dict[s
     query = select(Buyer).order_by(col(Buyer.id))
     if campaign_id is not None:
         query = query.where(Buyer.campaign_id == campaign_id)
-    return [buyer_view(b) for b in session.exec(query)]
+    return [buyer_view(session, b) for b in session.exec(query)]
 
 
 def get_buyer(session: Session, buyer_id: str) -> dict[str, Any]:
-    return buyer_view(_buyer(session, buyer_id))
+    return buyer_view(session, _buyer(session, buyer_id))
 
 
 def _campaign_field(session: Session, raw: dict[str, Any]) -> str:
@@ -216,53 +311,66 @@ def _campaign_field(session: Session, raw: dict[str, Any]) -> str:
 
 
 def create_buyer(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
-    """``{campaign, id, destination, payout, seconds, ...}`` — ``[[campaigns.buyers]]``."""
+    """``{campaign, id, destination, payout, seconds, ...}`` — ``[[campaigns.buyers]]``; an
+    RTB buyer has ``bid_url`` (and ``bid_format``, ``bid_headers``, ``hide_caller``) instead
+    of ``destination`` and ``payout``."""
     fields_ = dict(body(raw))
     campaign = _campaign_field(session, fields_)
     fields_.pop("campaign")
+    if "bid_headers" in fields_:  # "***" (a view's) stands for a stored value: none yet
+        fields_["bid_headers"] = headers_as_read(fields_["bid_headers"], {})
     with validating():
         spec = read_buyer(fields_, campaign=campaign)
     _check_buyer(session, spec, None)
-    row = Buyer(**_buyer_row(spec))
+    row = Buyer(**buyer_row(spec, bid_headers=seal_headers(session, spec.bid_headers)))
     session.add(row)
-    audit.record(
-        session, actor=actor, action="create", resource=f"buyer/{spec.id}", new=buyer_view(row)
-    )
+    audit.record(session, actor=actor, action="create", resource=f"buyer/{spec.id}",
+                 new=_audited(buyer_view(session, row)))  # fmt: skip
     commit(session)
     return get_buyer(session, spec.id)
 
 
 def update_buyer(session: Session, *, actor: str, buyer_id: str, raw: Any) -> dict[str, Any]:
+    """The fields given, merged over the stored buyer and validated whole; ``null`` resets
+    one. ``bid_headers`` replaces them all (``null``: none); left out, they are kept."""
     row = _buyer(session, buyer_id)
-    old = buyer_view(row)
+    old, sealed = buyer_view(session, row), row.bid_headers
     current = {k: v for k, v in old.items() if k not in ("campaign", "managed_by")}
-    if not current["filters"]:
-        current.pop("filters")
+    current["bid_headers"] = stored = opened_headers(session, row.bid_headers)
+    for name in ("filters", "bid_headers"):
+        if not current[name]:
+            current.pop(name)
     patch = as_read(dict(body(raw)), row.managed_by)
     campaign = _campaign_field(session, patch) if "campaign" in patch else row.campaign_id
     patch.pop("campaign", None)
     if patch.get("id", row.id) != row.id:
         raise InvalidInput("id: a buyer's id cannot change (reservations use it)")
+    if "bid_headers" in patch:
+        patch["bid_headers"] = headers_as_read(patch["bid_headers"], stored)
+    elif UNREADABLE in stored:
+        raise InvalidInput("bid_headers: the stored ones do not open under this site key; "
+                           "send them again (or null)")  # fmt: skip
+    merged = merge(current, patch)
+    _check_turn(row, merged, patch)
     with validating():
-        spec = read_buyer(merge(current, patch), campaign=campaign)
+        spec = read_buyer(merged, campaign=campaign)
     _check_buyer(session, spec, row)
-    for name, value in _buyer_row(spec).items():
+    headers = seal_headers(session, spec.bid_headers, sealed)  # unchanged: the same seal
+    for name, value in buyer_row(spec, bid_headers=headers).items():
         setattr(row, name, value)
     session.add(row)
-    new = buyer_view(row)
-    if new != old:
-        audit.record(
-            session, actor=actor, action="update", resource=f"buyer/{row.id}", old=old, new=new
-        )
+    new = buyer_view(session, row)
+    if new != old or row.bid_headers != sealed:  # a header's value alone: only its seal moved
+        audit.record(session, actor=actor, action="update", resource=f"buyer/{row.id}",
+                     old=_audited(old), new=_audited(new))  # fmt: skip
         commit(session)
     return new
 
 
 def delete_buyer(session: Session, *, actor: str, buyer_id: str) -> None:
     row = _buyer(session, buyer_id)
-    audit.record(
-        session, actor=actor, action="delete", resource=f"buyer/{row.id}", old=buyer_view(row)
-    )
+    audit.record(session, actor=actor, action="delete", resource=f"buyer/{row.id}",
+                 old=_audited(buyer_view(session, row)))  # fmt: skip
     session.delete(row)
     commit(session)
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from rtbridge.domain.errors import InvalidInput
 
-Kind = Literal["text", "integer", "number", "list", "filters", "flag"]
+Kind = Literal["text", "integer", "number", "list", "filters", "headers", "flag"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def add_options(parser: argparse.ArgumentParser, fields: Sequence[Field], *, add
         kwargs: dict[str, Any] = {"dest": field.name, "help": field.help, "default": None}
         if field.kind == "flag":
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif field.kind in ("list", "filters"):
+        elif field.kind in ("list", "filters", "headers"):
             kwargs["action"] = "append"
             kwargs["metavar"] = field.metavar
         else:
@@ -88,6 +88,8 @@ def _convert(field: Field, value: Any) -> Any:
         return [item.strip() for text in value for item in text.split(",") if item.strip()]
     if field.kind == "filters":
         return _filters(value)
+    if field.kind == "headers":
+        return _headers(value)
     return value
 
 
@@ -108,4 +110,20 @@ def _filters(values: Sequence[str]) -> dict[str, list[str]]:
         if not sep or not tag.strip() or not items:
             raise InvalidInput(f"filters: expected TAG=VALUE[,VALUE...], got {text!r}")
         out.setdefault(tag.strip(), []).extend(items)
+    return out
+
+
+def _headers(values: Sequence[str]) -> dict[str, str]:
+    """``--bid-header Authorization='Bearer x' --bid-header X-Seat=42`` → ``{"Authorization":
+    "Bearer x", "X-Seat": "42"}``: split at the first ``=`` (a header name has none, a value
+    may); the names and values are the schema's to judge."""
+    out: dict[str, str] = {}
+    for text in values:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            # not echoed: what was typed may be the secret itself
+            raise InvalidInput("bid_headers: expected NAME=VALUE (one had no name or no '=')")
+        if name.strip() in out:
+            raise InvalidInput(f"bid_headers: {name.strip()} given twice")
+        out[name.strip()] = value.strip()
     return out

@@ -299,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo_buyer, database="none")
 
     from rtbridge.cli import admin as admin_cli
+    from rtbridge.cli import bids as admin_cli_bids
     from rtbridge.cli import offers as admin_cli_offers
     from rtbridge.cli import trunks as admin_cli_trunks
 
@@ -306,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli.register(sub, common)
     admin_cli_offers.register(sub, common)  # campaigns, buyers, dids, keys
     admin_cli_trunks.register(sub, common)  # trunks
+    admin_cli_bids.register(sub, common)  # bids
     from rtbridge.cli.webhooks import register as register_webhook_verbs
 
     register_webhook_verbs(sub, common)

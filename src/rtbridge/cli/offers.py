@@ -4,7 +4,9 @@
 ``cli:<unix user>``) and the PostgreSQL advisory lock taken are the same.
 
 A postback key is a secret: a chosen one is read from stdin (``--key-stdin``), never from the
-command line where ``ps`` and shell history would keep it; a random one is printed once."""
+command line where ``ps`` and shell history would keep it; a random one is printed once. An RTB
+buyer's bid headers may hold one too (an ``Authorization`` token): ``--bid-header NAME=VALUE``
+is there for the harmless ones, ``--bid-headers-stdin`` reads ``Name: value`` lines instead."""
 
 from __future__ import annotations
 
@@ -40,8 +42,31 @@ CAMPAIGN_FIELDS = (
         resettable=True,
         metavar="N",
     ),
+    Field(
+        "bid_deadline_ms",
+        "how long a ping waits for its RTB buyers' bids, in milliseconds (10-5000, default 250)",
+        "integer",
+        resettable=True,
+        metavar="MS",
+    ),
+    Field(
+        "publisher_share",
+        "the publisher's payout is the winning bid times this, rounded down to the cent "
+        "(more than 0, at most 1; default 1)",
+        "number",
+        resettable=True,
+        metavar="FRACTION",
+    ),
+    Field(
+        "min_bid",
+        "bids below this are not taken (at least 0.01, the default)",
+        "number",
+        resettable=True,
+        metavar="AMOUNT",
+    ),
 )
-_CAMPAIGN_COLUMNS = ["id", "numbers", "buyers", "failover", "max_attempts"]
+_CAMPAIGN_COLUMNS = ["id", "numbers", "buyers", "failover", "max_attempts", "bid_deadline_ms",
+                     "publisher_share", "min_bid"]  # fmt: skip
 
 
 def _campaign_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,11 +124,17 @@ BUYER_FIELDS = (
     Field(
         "destination",
         "where calls go: a SIP URI (sip:queue@buyer.example.net) or an E.164 "
-        "number dialled through a trunk",
-        required=True,
+        "number dialled through a trunk (required, but for an RTB buyer: each bid brings it)",
+        resettable=True,
         metavar="URI|NUMBER",
     ),
-    Field("payout", "paid to the publisher per converted call", "number", required=True),
+    Field(
+        "payout",
+        "paid to the publisher per converted call (required, but for an RTB buyer: its "
+        "campaign's publisher_share of the winning bid)",
+        "number",
+        resettable=True,
+    ),
     Field(
         "revenue",
         "paid by the buyer per converted call (default: the payout, a margin of 0)",
@@ -186,14 +217,70 @@ BUYER_FIELDS = (
         resettable=True,
         metavar="SECONDS",
     ),
+    Field(
+        "bid_url",
+        "makes it an RTB buyer: every ping of its campaign asks this http:// or https:// URL "
+        "for a bid, which brings the destination and the price (then leave out, or --reset, "
+        "destination, payout and revenue)",
+        resettable=True,
+        metavar="URL",
+    ),
+    Field(
+        "bid_format",
+        "the shape of its bid requests and answers: rtbridge (default), ringba or retreaver",
+        resettable=True,
+        metavar="rtbridge|ringba|retreaver",
+    ),
+    Field(
+        "bid_headers",
+        "a header sent with every bid request (repeatable; on update the given ones replace "
+        "all). Stored sealed and shown as ***, but a value typed here is seen by ps and kept "
+        "in shell history: use --bid-headers-stdin for a secret",
+        "headers",
+        resettable=True,
+        metavar="NAME=VALUE",
+        option="--bid-header",
+    ),
+    Field(
+        "hide_caller",
+        "withhold the caller's number from its bid requests (default: no)",
+        "flag",
+    ),
 )
 _BUYER_COLUMNS = ["id", "campaign", "destination", "payout", "revenue", "seconds", "concurrency",
                   "daily_cap", "priority", "weight", "hours", "filters", "trunk", "srtp"]  # fmt: skip
 
 
+def _stdin_headers(args: argparse.Namespace, raw: dict[str, Any]) -> None:
+    """``--bid-headers-stdin``: ``Name: value`` lines (blank ones skipped) as ``bid_headers``,
+    kept out of argv where ``ps`` and shell history would show them."""
+    if not args.bid_headers_stdin:
+        return
+    if "bid_headers" in raw:
+        raise InvalidInput("bid_headers: give --bid-header, --bid-headers-stdin or --reset "
+                           "bid_headers, one of them")  # fmt: skip
+    headers: dict[str, str] = {}
+    for line in sys.stdin.read().splitlines():
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():  # not echoed: the line may be the secret itself
+            raise InvalidInput("bid_headers: write one header per line as Name: value")
+        headers[name.strip()] = value.strip()
+    raw["bid_headers"] = headers
+
+
+def _listed(view: dict[str, Any]) -> dict[str, Any]:
+    """A buyer as ``buyers list`` shows it: an RTB buyer's destination is its bids."""
+    if view["bid_url"] is not None:
+        return {**view, "destination": f"bids ({view['bid_format']})"}
+    return view
+
+
 def cmd_buyers(args: argparse.Namespace) -> int:
     if args.action in ("add", "update"):
         raw = body_of(args, BUYER_FIELDS)
+        _stdin_headers(args, raw)
     if args.action == "add":
         made = write(args, offers.create_buyer, raw={"id": args.id, **raw})
         print(f"buyer {made['id']} created in campaign {made['campaign']}")
@@ -206,7 +293,8 @@ def cmd_buyers(args: argparse.Namespace) -> int:
     elif args.action == "show":
         print(_vertical(read(args, offers.get_buyer, args.id)))
     else:
-        print(table(read(args, offers.list_buyers, args.campaign), _BUYER_COLUMNS))
+        rows = [_listed(b) for b in read(args, offers.list_buyers, args.campaign)]
+        print(table(rows, _BUYER_COLUMNS))
     return 0
 
 
@@ -348,7 +436,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``campaigns``, ``buyers``, ``dids`` and ``keys`` (``cli.build_parser`` calls this)."""
     actions = verb(sub, common, "campaigns", "list, show, add, update or remove campaigns",
                    cmd_campaigns)  # fmt: skip
-    action(actions, "list", "list campaigns with their numbers, buyers and failover")
+    action(actions, "list", "list campaigns with their numbers, buyers, failover and auction")
     p = action(actions, "show", "show every field of one campaign")
     p.add_argument("id", help="the campaign's id")
     p = action(actions, "add", "add a campaign (add its buyers with `rtbridge buyers add`)")
@@ -356,8 +444,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--numbers", action="append", metavar="NUMBER[,NUMBER]",
                    help="its DID pool: E.164 numbers, comma-separated or repeated")  # fmt: skip
     add_options(p, CAMPAIGN_FIELDS, adding=True)
-    p = action(actions, "update", "change a campaign's failover settings (its numbers: "
-               "`rtbridge dids`; its buyers: `rtbridge buyers`)")  # fmt: skip
+    p = action(actions, "update", "change a campaign's failover and auction settings (its "
+               "numbers: `rtbridge dids`; its buyers: `rtbridge buyers`)")  # fmt: skip
     p.add_argument("id", help="the campaign's id (it cannot change)")
     add_options(p, CAMPAIGN_FIELDS, adding=False)
     p = action(actions, "remove", "remove a campaign with its buyers and numbers (refused "
@@ -369,12 +457,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--campaign", help="only this campaign's buyers")
     p = action(actions, "show", "show every field of one buyer")
     p.add_argument("id", help="the buyer's id")
-    p = action(actions, "add", "add a buyer to a campaign")
+    stdin_help = ("read its bid headers from stdin, one 'Name: value' per line (on update "
+                  "they replace all; no line: none)")  # fmt: skip
+    p = action(actions, "add", "add a buyer to a campaign: a static one (--destination, "
+               "--payout) or an RTB one (--bid-url)")  # fmt: skip
     p.add_argument("--id", required=True, help="the buyer's id (letters, digits, _ . -)")
     add_options(p, BUYER_FIELDS, adding=True)
+    p.add_argument("--bid-headers-stdin", action="store_true", help=stdin_help)
     p = action(actions, "update", "change some of a buyer's fields")
     p.add_argument("id", help="the buyer's id (it cannot change)")
     add_options(p, BUYER_FIELDS, adding=False)
+    p.add_argument("--bid-headers-stdin", action="store_true", help=stdin_help)
     p = action(actions, "remove", "remove a buyer")
     p.add_argument("id", help="the buyer's id")
 

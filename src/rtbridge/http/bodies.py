@@ -12,6 +12,7 @@ words. The turning is by field name: a name means one kind of value in every adm
   checkboxes and people send them);
 - a number is read as an integer or a decimal, then checked by the field's own rule;
 - ``filters.<tag>`` keys, repeated, make the buyer's ``filters`` table;
+  ``bid_headers.<name>`` keys, once each, its ``bid_headers`` (``bid_headers=`` alone: none);
 - an empty value is ``null`` (a PATCH then resets that field to its default);
 - anything the table does not know stays a string, so an unknown or misspelt field is still
   refused by name. A value that cannot be read as its kind is passed on as given, so the
@@ -31,10 +32,13 @@ from rtbridge.numerals import as_int
 
 LISTS = frozenset({"ips", "numbers", "events", "failover"})
 BOOLEANS = frozenset({"allow_overlap", "require_tls", "require_srtp",
-                      "allow_missing_caller_number", "auto_confirm", "paused", "enabled"})  # fmt: skip
+                      "allow_missing_caller_number", "auto_confirm", "paused", "enabled",
+                      "hide_caller"})  # fmt: skip
 NUMBERS = frozenset({"payout", "revenue", "seconds", "concurrency", "daily_cap", "priority", "weight",
-                     "ttl_seconds", "max_attempts", "ring_timeout", "connect_timeout"})  # fmt: skip
+                     "ttl_seconds", "max_attempts", "ring_timeout", "connect_timeout",
+                     "bid_deadline_ms", "publisher_share", "min_bid"})  # fmt: skip
 TABLES = frozenset({"filters"})  # filters.<tag>=value, repeated
+HEADERS = frozenset({"bid_headers"})  # bid_headers.<name>=value, once each
 JSON_ONLY = frozenset({"credentials", "buyers"})  # lists of objects: no form spelling
 
 _TRUE = frozenset({"true", "1", "on", "yes"})
@@ -80,6 +84,10 @@ def from_form(items: list[tuple[str, str]]) -> dict[str, Any]:
         table, _, tag = name.partition(".")
         if table in TABLES and tag:
             out.setdefault(table, {})[tag] = [v for v in values if v.strip()]
+        elif table in HEADERS and tag:
+            if len(values) > 1:
+                errors.append(f"{name}: given more than once")
+            out.setdefault(table, {})[tag] = values[0]
         elif name in JSON_ONLY:
             errors.append(f"{name}: a list of objects; send it in a JSON body")
         elif name in LISTS:

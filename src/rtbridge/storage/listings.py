@@ -1,5 +1,6 @@
 """Read-only, paged listings for people watching the system: the RTB log (every ping's
-reservation, no-target ones included), the call log, and the calls in progress.
+reservation, no-target ones included), the call log, the bid log (every RTB buyer's answer
+to every ping), and the calls in progress.
 
 Paging is by keyset, never OFFSET: a page is "the next ``limit`` rows older than the last
 one shown", which walks the primary key's B-tree from that row, so the hundredth page of a
@@ -7,9 +8,11 @@ million rows costs what the first does. Reservations page by ``uuid`` (version 7
 creation time, see ``uuids.py``), calls by their integer ``id``. No index is added to the
 reservation table for these screens: every index there is written by every ping, and the
 filters (key, publisher, status, time, ...) are applied while walking the key, newest first.
+Bids page by their integer ``id`` too; one ping's bids are found by the reservation index.
 
-The same functions serve the console's pages and the admin API's ``/admin/rtbs`` and
-``/admin/calls`` (JSON and CSV), so a filter means one thing wherever it is used.
+The same functions serve the console's pages and the admin API's ``/admin/rtbs``,
+``/admin/calls`` and ``/admin/bids`` (JSON and CSV), so a filter means one thing wherever it
+is used.
 New rows never move a page: they arrive at the newest end (a later uuid, a higher id), so
 walking older from a cursor sees neither duplicates nor gaps while pings keep coming."""
 
@@ -26,7 +29,14 @@ from rtbridge.domain import lifecycle as st
 from rtbridge.domain.money import margin, revenue_or_payout
 from rtbridge.storage.attempts import ATTEMPT_FAILED, of_calls
 from rtbridge.storage.leases import Holder
-from rtbridge.storage.models import LIVE_ROWS, CallRecord, Reservation, ReservationEvent, SipAgent
+from rtbridge.storage.models import (
+    LIVE_ROWS,
+    Bid,
+    CallRecord,
+    Reservation,
+    ReservationEvent,
+    SipAgent,
+)
 from rtbridge.storage.sql import Db
 from rtbridge.timestamps import utcnow
 
@@ -41,6 +51,12 @@ CALL_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campai
                 "duration", "converted", "payout_earned", "revenue_earned", "margin_earned",
                 "status", "attempts",
                 "attempts_detail"]  # fmt: skip
+# What became of one bidder's answer (bidding/): the winner, the beaten, a bidder that
+# declined (204 or a bid of 0), one past the deadline, one that failed (a transport error
+# or a 5xx), one whose answer broke its format's rules.
+BID_OUTCOMES = ("won", "lost", "no-bid", "timeout", "error", "invalid")
+BID_COLUMNS = ["at", "id", "rtb", "buyer", "outcome", "amount", "latency_ms", "reason", "bid_id",
+               "destination"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -218,6 +234,64 @@ def call_log(
     rows = [_call_view(c, r) for c, r in found[:limit]]
     _add_attempts(session, rows)
     return Page(rows, rows[-1]["id"] if len(found) > limit else None)
+
+
+def _bid_view(row: Bid) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": row.at,
+        "rtb": row.reservation_uuid,
+        "buyer": row.buyer_id,
+        "outcome": row.outcome,
+        "amount": row.amount,
+        "latency_ms": row.latency_ms,
+        "reason": row.reason,
+        "bid_id": row.bid_id,
+        "destination": row.destination,
+    }
+
+
+def bid_log(
+    session: Session,
+    *,
+    rtb: str | None = None,
+    buyer: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> Page:
+    """Bids newest first (by ``id``, the order they were written); ``rtb`` is one ping's
+    reservation uuid, ``since`` and ``until`` bound when each bidder was asked."""
+    limit = _limit(limit)
+    query = select(Bid)
+    if rtb:
+        query = query.where(col(Bid.reservation_uuid) == rtb.strip().lower())
+    if buyer:
+        query = query.where(col(Bid.buyer_id) == buyer)
+    if outcome:
+        query = query.where(col(Bid.outcome) == outcome)
+    if since is not None:
+        query = query.where(col(Bid.at) >= since)
+    if until is not None:
+        query = query.where(col(Bid.at) < until)
+    if before is not None:
+        query = query.where(col(Bid.id) < before)
+    query = query.order_by(col(Bid.id).desc()).limit(limit + 1)
+    found = list(session.exec(query))
+    rows = [_bid_view(b) for b in found[:limit]]
+    return Page(rows, rows[-1]["id"] if len(found) > limit else None)
+
+
+def bids_of(session: Session, uuid: str) -> list[dict[str, Any]]:
+    """One ping's bids as its story shows them: the winner first, then by amount (highest
+    first, no-bids and failures last), then by how fast each answered."""
+    found = session.exec(select(Bid).where(col(Bid.reservation_uuid) == uuid))
+    rows = [_bid_view(b) for b in found]
+    rows.sort(key=lambda b: (b["outcome"] != "won", b["amount"] is None, -(b["amount"] or 0),
+                             b["latency_ms"] is None, b["latency_ms"] or 0, b["buyer"]))  # fmt: skip
+    return rows
 
 
 def _attempt_view(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """A reservation's whole story on one page (``GET /admin/rtbs/<uuid>``, the console's call
-page): the ping that made it and its verdict on each buyer, its status history, the call and every buyer dialled, the
-webhook deliveries it caused and the admin actions that touched it. Read in one
-transaction, so the parts agree with one another."""
+page): the ping that made it, its verdict on each buyer and its RTB buyers' bids, its status
+history, the call and every buyer dialled, the webhook deliveries it caused and the admin
+actions that touched it. Read in one transaction, so the parts agree with one another."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from rtbridge.storage.listings import call_log, history, rtb_log
+from rtbridge.storage.listings import bids_of, call_log, history, rtb_log
 from rtbridge.storage.models import AuditEntry, Reservation, WebhookDelivery
 
 
@@ -25,6 +25,9 @@ def story(session: Session, uuid: str, *, now: datetime) -> dict[str, Any] | Non
     reservation["source_publisher_id"] = row.source_publisher_id
     reservation["updated_at"] = row.updated_at
     reservation["verdicts"] = row.verdicts  # each buyer's, by id (domain/selection.py)
+    # a winning bid's: where the call goes, and the bidder's id for the bid
+    reservation["destination"] = row.destination
+    reservation["bid_id"] = row.bid_id
     made = f"no-target: {row.reason}" if row.status == "no-target" else f"reserved {row.buyer_id}"
     events = [{"at": row.created_at, "status": "pinged", "detail": made, "attempt": False}]
     calls = call_log(session, uuid=uuid, limit=1).rows
@@ -40,6 +43,7 @@ def story(session: Session, uuid: str, *, now: datetime) -> dict[str, Any] | Non
     )
     return {
         "reservation": reservation,
+        "bids": bids_of(session, reservation["uuid"]),
         "history": [*events, *history(session, reservation["uuid"])],
         "call": calls[0] if calls else None,
         "webhooks": [

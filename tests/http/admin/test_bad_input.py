@@ -70,11 +70,12 @@ def test_the_webhook_routes_of_the_fuzz_finding_answer_404(admin: TestClient) ->
 @pytest.mark.parametrize("odd", ["%C2%B2", "%D9%A3", "9" * 30, "9" * 5000, "-1"])
 def test_odd_numbers_in_queries_are_refused_by_name(admin: TestClient, odd: str) -> None:
     # (the deliveries' limit is read before the webhook is looked up)
-    for path in ["/admin/audit", "/admin/rtbs", "/admin/calls", "/admin/webhooks/1/deliveries"]:
+    for path in ["/admin/audit", "/admin/rtbs", "/admin/calls", "/admin/bids",
+                 "/admin/webhooks/1/deliveries"]:  # fmt: skip
         r = admin.get(f"{path}?limit={odd}")
         assert r.status_code == 422, (path, r.text)
         assert r.json()["error"].startswith("limit: "), r.text
-    for path in ["/admin/rtbs", "/admin/calls"]:
+    for path in ["/admin/rtbs", "/admin/calls", "/admin/bids"]:
         r = admin.get(f"{path}?cursor={odd}")
         assert r.status_code == 422 and r.json()["error"].startswith("cursor: "), r.text
 

@@ -20,6 +20,7 @@ from rtbridge.storage.database import open_database
 ALL = ["no-answer", "busy", "rejected", "unreachable"]
 ALLOWED = "(allowed: no-answer, busy, rejected, unreachable)"
 BUYER = {"destination": "sip:q@buyer.example.net", "payout": 95, "seconds": 60}
+AUCTION = {"bid_deadline_ms": 250, "publisher_share": 1.0, "min_bid": 0.01}  # the defaults
 
 
 def catalog_campaign(client: TestClient, campaign: str) -> CampaignInfo:
@@ -35,7 +36,7 @@ def test_campaign_failover_created_changed_and_reset(admin: TestClient) -> None:
                                              "max_attempts": 4})  # fmt: skip
     assert r.status_code == 201, r.text
     assert r.json() == {"id": "solar", "failover": ["busy", "unreachable"], "max_attempts": 4,
-                        "numbers": [], "buyers": [], "managed_by": "admin"}  # fmt: skip
+                        **AUCTION, "numbers": [], "buyers": [], "managed_by": "admin"}  # fmt: skip
     info = catalog_campaign(admin, "solar")
     assert (info.failover, info.max_attempts) == (frozenset({"busy", "unreachable"}), 4)
 
@@ -56,7 +57,7 @@ def test_campaign_failover_created_changed_and_reset(admin: TestClient) -> None:
     trail = admin.get("/admin/audit?resource=campaign/solar").json()["entries"]
     assert [e["action"] for e in reversed(trail)] == ["create", "update", "update"]
     assert trail[-1]["new"] == {"id": "solar", "failover": ["busy", "unreachable"],
-                                "max_attempts": 4}  # fmt: skip
+                                "max_attempts": 4, **AUCTION}  # fmt: skip
     assert (trail[1]["old"]["failover"], trail[1]["new"]["failover"]) == (
         ["busy", "unreachable"],
         [],
@@ -198,10 +199,18 @@ def test_the_views_written_back_as_a_file_are_no_change(
 ) -> None:
     """Every field the API shows is the file's, by the file's name, but who manages the row: a
     campaign and its buyers read back and written out as ``[[campaigns]]`` apply as no change
-    (nothing lost), the file only adopting the buyer an admin made."""
+    (nothing lost), the file only adopting the buyers an admin made. Bid headers, shown as
+    ``"***"``, stand for the stored ones there as in a ``PATCH``."""
     admin.patch("/admin/campaigns/auto", json={"failover": ["busy", "rejected"], "max_attempts": 2})
     admin.post("/admin/buyers", json={"campaign": "auto", "id": "zen", **BUYER, "ring_timeout": 20,
                                       "connect_timeout": 1.5, "filters": {"state": ["CA"]}})  # fmt: skip
+    # an RTB buyer: its headers shown as "***", which the file takes for the stored ones
+    admin.post("/admin/buyers", json={"campaign": "auto", "id": "bidder", "seconds": 60,
+                                      "bid_url": "https://bids.buyer.example/rtb",
+                                      "bid_headers": {"Authorization": "Bearer b1d"},
+                                      "hide_caller": True})  # fmt: skip
+    with admin.app.state.rtbridge.engine.connect() as conn:  # type: ignore[attr-defined]
+        sealed = conn.execute(text("SELECT bid_headers FROM buyer WHERE id = 'bidder'")).scalar()
     campaign = admin.get("/admin/campaigns/auto").json()
     buyers = admin.get("/admin/buyers?campaign=auto").json()["buyers"]
     lines = ["[[campaigns]]"] + [f"{k} = {_toml(v)}" for k, v in campaign.items()
@@ -215,9 +224,14 @@ def test_the_views_written_back_as_a_file_are_no_change(
     engine = open_database(sqlite_url)
     try:
         assert apply_file(engine, path).lines() == [
-            "updated buyer zen (managed_by 'admin' -> 'file')"
+            "updated buyer bidder (managed_by 'admin' -> 'file')",
+            "updated buyer zen (managed_by 'admin' -> 'file')",
         ]
+        with engine.connect() as conn:
+            kept = conn.execute(text("SELECT bid_headers FROM buyer WHERE id = 'bidder'")).scalar()
+        assert kept == sealed  # the stored headers, their seal unchanged
     finally:
         engine.dispose()
     assert 'failover = ["busy", "rejected"]' in path.read_text()
     assert "ring_timeout = 20.0" in path.read_text()
+    assert 'bid_headers = { Authorization = "***" }' in path.read_text()

@@ -123,6 +123,15 @@ def test_real_answers_match_the_declared_schemas(admin: TestClient) -> None:
         ("PATCH", "/admin/buyers/b10", {"weight": 3, "daily_cap": None, "ring_timeout": 15,
                                          "connect_timeout": 1.5}),
         ("GET", "/admin/buyers/b10", None),
+        ("POST", "/admin/buyers", {"campaign": "c9", "id": "b11", "seconds": 30,
+         "bid_url": "https://bids.buyer.example/rtb", "bid_headers": {"Authorization": "Bearer x"}}),
+        ("PATCH", "/admin/buyers/b11", {"bid_format": "ringba", "hide_caller": True}),
+        ("PATCH", "/admin/buyers/b11", {"payout": 3}),
+        ("GET", "/admin/buyers/b11", None),
+        ("PATCH", "/admin/campaigns/c9", {"bid_deadline_ms": 300, "publisher_share": 0.8,
+                                          "min_bid": 2}),
+        ("GET", "/admin/bids?buyer=b11", None),
+        ("GET", "/admin/bids?outcome=winner", None),
         ("GET", "/admin/dids", None),
         ("POST", "/admin/dids", {"number": "+18005550198", "campaign": "c9"}),
         ("POST", "/admin/dids", {"number": "+18005550198", "campaign": "c9"}),
@@ -164,6 +173,30 @@ def test_real_answers_match_the_declared_schemas(admin: TestClient) -> None:
         assert r.status_code == 200, r.text
         conforms(doc, r)
     assert {200, 201, 204, 404, 409, 422} <= statuses
+
+
+def test_bid_settings_are_described() -> None:
+    """An RTB buyer's fields with their rules, write-only headers, and no destination or
+    payout in its view; the campaign's auction; the bids in a reservation's story."""
+    doc = openapi_document()
+    schemas = doc["components"]["schemas"]
+    spec = schemas["BuyerSpec"]
+    assert {"destination", "payout"}.isdisjoint(spec["required"])
+    assert spec["properties"]["bid_format"]["enum"] == ["rtbridge", "ringba", "retreaver"]
+    assert {"bid_url", "bid_format", "bid_headers", "hide_caller"} <= set(
+        schemas["BuyerPatch"]["properties"]
+    )
+    public = schemas["BuyerPublic"]["properties"]
+    assert "null" in str(public["destination"]) and "null" in str(public["payout"])
+    assert '"***"' in public["bid_headers"]["description"]
+    share = schemas["Campaign"]["properties"]["publisher_share"]
+    assert (share["exclusiveMinimum"], share["maximum"], share["default"]) == (0, 1, 1.0)
+    post = doc["paths"]["/admin/buyers"]["post"]["requestBody"]["content"]
+    assert post["application/x-www-form-urlencoded"]["schema"] == {
+        "$ref": "#/components/schemas/BuyerSpec"
+    }  # a model keeps its own schema: its headers in a form are the bid_headers.<name> keys
+    story = doc["paths"]["/admin/rtbs/{uuid}"]["get"]["responses"]["200"]
+    assert "bids" in story["content"]["application/json"]["schema"]["required"]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ from starlette.testclient import TestClient
 
 from tests.conftest import ClientFactory
 from tests.http.admin import test_audit as audit
+from tests.http.admin import test_bid_settings as bidding
+from tests.http.admin import test_bids as bids
 from tests.http.admin import test_call_attempts as attempts
 from tests.http.admin import test_export as export
 from tests.http.admin import test_failover_settings as failover
@@ -33,6 +35,14 @@ CASES: list[Callable[[TestClient], None]] = [
     listings.test_rtb_log_filters,
     listings.test_call_log_filters_and_pages,
     listings.test_csv_streams_every_row_in_keyset_pages,
+    bidding.test_headers_kept_replaced_and_cleared,
+    bidding.test_an_unchanged_patch_keeps_the_seal_and_the_version,
+    bidding.test_turning_static_into_rtb_and_back_says_what_to_clear,
+    bidding.test_campaign_auction_settings_created_changed_and_reset,
+    bids.test_bids_newest_first_filtered,
+    bids.test_bids_page_by_cursor_across_inserts,
+    bids.test_bids_as_csv,
+    bids.test_the_story_of_a_ping_holds_its_bids,
 ]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import ClientFactory
 from tests.http.console import test_access as access
+from tests.http.console import test_bidding as bidding
 from tests.http.console import test_offers as offers
 from tests.http.console import test_watch as watch
 from tests.http.console.conftest import Console, sign_in
@@ -25,6 +26,8 @@ CASES: list[Callable[[Console], None]] = [
     watch.test_call_log_and_its_csv,
     watch.test_audit_pages,
     watch.test_agent_page_shows_each_agents_lease,
+    bidding.test_an_rtb_buyer_through_its_form,
+    bidding.test_a_reservations_page_lists_its_bids,
 ]
 
 

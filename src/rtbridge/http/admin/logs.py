@@ -1,6 +1,7 @@
 """The RTB log (``GET /admin/rtbs``) and the call log (``GET /admin/calls``) of the admin API:
 the console's listings (:mod:`rtbridge.storage.listings`, the same filters and keyset pages)
-as JSON pages or a streamed CSV download.
+as JSON pages or a streamed CSV download. The query, cursor and CSV pieces are public: the
+bid log (``http/admin/bids.py``) and the figures (``stats.py``) read their queries alike.
 
 A page answers ``{"items": [...], "next": cursor | null}``. The cursor is opaque to clients
 (base64 of the listing's name and the last row's key), so the paging key may change without
@@ -100,7 +101,7 @@ def _token(value: str) -> str:
     return value
 
 
-def _uuid(value: str) -> str:
+def reservation_uuid(value: str) -> str:
     if not _UUID.fullmatch(value.lower()):
         raise f.FieldError("not a reservation uuid (8-4-4-4-12 hex digits)")
     return value.lower()
@@ -139,11 +140,11 @@ def _caller(value: str) -> str:
 # -- cursors ----------------------------------------------------------------------------------
 
 
-def _cursor(listing: str, key: str | int) -> str:
+def next_cursor(listing: str, key: str | int) -> str:
     return base64.urlsafe_b64encode(f"{listing}:{key}".encode()).decode().rstrip("=")
 
 
-def _cursor_key(listing: str, check: Callable[[str], T]) -> Callable[[str], T]:
+def cursor_key(listing: str, check: Callable[[str], T]) -> Callable[[str], T]:
     def read(value: str) -> T:
         try:
             text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
@@ -157,7 +158,7 @@ def _cursor_key(listing: str, check: Callable[[str], T]) -> Callable[[str], T]:
     return read
 
 
-def _call_id(key: str) -> int:
+def integer_key(key: str) -> int:
     value = as_int(key)
     if value is None:
         raise ValueError(key)
@@ -181,7 +182,7 @@ def wants_csv(request: Request, q: Query) -> bool:
     return any(part.split(";")[0].strip().lower() == "text/csv" for part in accept.split(","))
 
 
-def _limit(q: Query) -> int:
+def page_limit(q: Query) -> int:
     return q.read("limit", _integer(1, listings.MAX_PAGE)) or DEFAULT_LIMIT
 
 
@@ -195,19 +196,19 @@ async def list_rtbs(request: Request) -> Response:
         "status": q.read("status", one_of(RTB_STATUSES)),
         "reason": q.read("reason", _token),
         "caller_number": q.read("caller_number", _caller),
-        "uuid": q.read("uuid", _uuid),
+        "uuid": q.read("uuid", reservation_uuid),
         "since": q.read("since", query_time),
         "until": q.read("until", query_time),
         "now": service.app_state(request).reservations.clock(),
     }
-    before = q.read("cursor", _cursor_key("rtbs", _rtb_key))
-    limit, csv = _limit(q), wants_csv(request, q)
+    before = q.read("cursor", cursor_key("rtbs", _rtb_key))
+    limit, csv = page_limit(q), wants_csv(request, q)
     q.done()
     if csv:
         pages = service.pages(request, listings.rtb_log, before=before, **filters)
         return csvfile.download("rtbs", listings.RTB_COLUMNS, pages)
     page = await service.read(request, listings.rtb_log, **filters, before=before, limit=limit)
-    cursor = _cursor("rtbs", page.next_before) if page.next_before else None
+    cursor = next_cursor("rtbs", page.next_before) if page.next_before else None
     return json_response({"items": page.rows, "next": cursor})
 
 
@@ -224,25 +225,25 @@ async def list_calls(request: Request) -> Response:
         "buyer_code": q.read("buyer_code", _integer(100, 699)),
         "min_duration": q.read("min_duration", _duration),
         "via": q.read("via", one_of(VIA)),
-        "uuid": q.read("uuid", _uuid),
+        "uuid": q.read("uuid", reservation_uuid),
         "since": q.read("since", query_time),
         "until": q.read("until", query_time),
     }
-    before = q.read("cursor", _cursor_key("calls", _call_id))
-    limit, csv = _limit(q), wants_csv(request, q)
+    before = q.read("cursor", cursor_key("calls", integer_key))
+    limit, csv = page_limit(q), wants_csv(request, q)
     q.done()
     if csv:
         pages = service.pages(request, listings.call_log, before=before, **filters)
         return csvfile.download("calls", listings.CALL_COLUMNS, pages, listings.flat_call)
     page = await service.read(request, listings.call_log, **filters, before=before, limit=limit)
-    cursor = _cursor("calls", page.next_before) if page.next_before is not None else None
+    cursor = next_cursor("calls", page.next_before) if page.next_before is not None else None
     return json_response({"items": page.rows, "next": cursor})
 
 
 async def get_rtb(request: Request) -> Response:
     """One reservation's whole story (``storage/story.py``); 404 for an unknown uuid."""
     try:
-        uuid = _uuid(request.path_params["uuid"])
+        uuid = reservation_uuid(request.path_params["uuid"])
     except f.FieldError as exc:
         raise InvalidInput(f"uuid: {exc}") from None
     now = service.app_state(request).reservations.clock()
@@ -270,7 +271,7 @@ async def hang_up_call(request: Request) -> Response:
     """Ask the call's agent to hang it up (``admin/calls.py``): 202, as its next heartbeat
     does it; 404 without such a call, 409 once it ended."""
     try:
-        uuid = _uuid(request.path_params["uuid"])
+        uuid = reservation_uuid(request.path_params["uuid"])
     except f.FieldError as exc:
         raise InvalidInput(f"uuid: {exc}") from None
     asked = await service.write(request, admin_calls.request_hangup, uuid=uuid)

@@ -178,16 +178,25 @@ class CampaignPublic(_Public):
     )
     max_attempts: int = Field(description="buyers tried for one call, the reservation's own "
                               "included")  # fmt: skip
+    bid_deadline_ms: int = Field(description="how long a ping waits for its RTB buyers' bids")
+    publisher_share: float = Field(description="the publisher's payout is the winning bid "
+                                   "times this, rounded down to the cent")  # fmt: skip
+    min_bid: float = Field(description="bids below this are not taken")
     numbers: list[str]
     buyers: list[str] = Field(description="buyer ids")
     managed_by: str = Field(description=_MANAGED_BY)
 
 
 class BuyerPublic(_Public):
+    """A static buyer (destination and payout), or an RTB one (bid_url: each bid brings them)."""
+
     id: str
     campaign: str
-    destination: str
-    payout: float = Field(description="paid to the publisher per converted call")
+    destination: str | None = Field(description="null for an RTB buyer: each bid brings it")
+    payout: float | None = Field(
+        description="paid to the publisher per converted call; null for an RTB buyer (its "
+        "campaign's publisher_share of the winning bid)"
+    )
     revenue: float | None = Field(
         description="paid by the buyer per converted call; null: the same as payout"
     )
@@ -209,6 +218,13 @@ class BuyerPublic(_Public):
     connect_timeout: float | None = Field(
         description="seconds to its first answer before it counts as unreachable; null: 2"
     )
+    bid_url: str | None = Field(description="where its bids are asked; null: a static buyer")
+    bid_format: str = Field(description="rtbridge, ringba or retreaver")
+    bid_headers: dict[str, str] = Field(
+        description='sent with its bid requests; write-only: names with values shown as "***" '
+        '(sent back as read, "***" keeps the stored value)'
+    )
+    hide_caller: bool = Field(description="the caller's number is withheld from its bid requests")
     managed_by: str = Field(description=_MANAGED_BY)
 
 

@@ -17,6 +17,7 @@ from rtbridge.config.schema import BuyerSpec, Campaign, IpSpec, PublisherSpec, T
 from rtbridge.domain.failover import AttemptKind
 from rtbridge.http.admin import models as m
 from rtbridge.http.openapi import Found, component_schemas, resolve
+from rtbridge.storage.listings import BID_OUTCOMES
 from rtbridge.storage.rollups import COUNTS
 from rtbridge.storage.stats import FIGURES
 from rtbridge.webhooks import events
@@ -159,9 +160,9 @@ _PAGING = [
         "every matching row from the cursor on, streamed, limit not applied"),
     _q("since", "ISO 8601 time with an offset, inclusive"),
     _q("until", "ISO 8601 time with an offset, exclusive"),
-    _q("publisher", "publisher id"), _q("campaign", "campaign id"), _q("buyer", "buyer id"),
-    _q("uuid", "one reservation"),
 ]  # fmt: skip
+_OFFERS = [_q("publisher", "publisher id"), _q("campaign", "campaign id"),
+           _q("buyer", "buyer id"), _q("uuid", "one reservation")]  # fmt: skip
 _NULL_STR: _S = {"type": ["string", "null"]}
 _NULL_NUM: _S = {"type": ["number", "null"]}
 _NULL_INT: _S = {"type": ["integer", "null"]}
@@ -206,6 +207,32 @@ _CALL_ITEM = _obj(
 )  # fmt: skip
 
 
+_BID_ITEM = _obj(
+    ["id", "at", "rtb", "buyer", "outcome"], id=_INT,
+    at={**_TIME, "description": "when the bidder was asked (...Z)"},
+    rtb={**_STR, "description": "the ping's reservation uuid (GET /admin/rtbs/{uuid})"},
+    buyer=_STR, outcome={"type": "string", "enum": list(BID_OUTCOMES)},
+    amount={**_NULL_NUM, "description": "the bid, when there was one"},
+    latency_ms={**_NULL_NUM, "description": "until its answer; null: none came"},
+    reason={**_NULL_STR, "description": "why a bid was not taken (timeout, error, invalid: "
+            "what was wrong)"},
+    bid_id={**_NULL_STR, "description": "the bidder's own id for its bid"},
+    destination={**_NULL_STR, "description": "where the bid would send the call"},
+)  # fmt: skip
+_STORY_RESERVATION = {
+    **_RTB_ITEM,
+    "properties": {
+        **_RTB_ITEM["properties"],
+        "source_publisher_id": {**_NULL_STR, "description": "the sub-publisher it came through"},
+        "updated_at": _TIME,
+        "verdicts": {"type": ["object", "null"], "additionalProperties": _STR,
+                     "description": "the ping's verdict on each buyer, by id; null: not recorded"},
+        "destination": {**_NULL_STR, "description": "a winning bid's destination"},
+        "bid_id": {**_NULL_STR, "description": "a winning bid's id, as its bidder gave it"},
+    },
+}  # fmt: skip
+
+
 _FIGURES = _obj(
     list(FIGURES),
     **{name: _INT for name in COUNTS},
@@ -232,9 +259,10 @@ _STATS = _op(
 )  # fmt: skip
 
 
-def _listing(summary: str, item: _S, params: list[_S]) -> _S:
-    """A page as JSON, or every matching row as a CSV download."""
-    op = _op(summary, params=[*_PAGING, *params])
+def _listing(summary: str, item: _S, params: list[_S], *, offers: bool = True) -> _S:
+    """A page as JSON, or every matching row as a CSV download; ``offers``: the reservations'
+    filters (publisher, campaign, buyer, uuid) too."""
+    op = _op(summary, params=[*_PAGING, *(_OFFERS if offers else []), *params])
     page = _obj(["items", "next"], items={"type": "array", "items": item},
                 next={"type": ["string", "null"], "description": "cursor of the next (older) "
                       "page; null on the last"})  # fmt: skip
@@ -475,13 +503,31 @@ OPERATIONS: dict[str, dict[str, _S]] = {
             ],
         )
     },
+    "/admin/bids": {
+        "get": _listing(
+            "The bid log: every RTB buyer's answer to every ping, newest first",
+            _BID_ITEM,
+            [
+                _q("rtb", "one ping's bids: its reservation uuid"),
+                _q("buyer", "buyer id"),
+                _qs("outcome", {"type": "string", "enum": list(BID_OUTCOMES)}, "what became of it"),
+            ],
+            offers=False,
+        )
+    },
     "/admin/rtbs/{uuid}": {
         "get": _op(
-            "A reservation's whole story: the ping, its status history, the call and every buyer "
-            "dialled, the webhook deliveries it caused, the admin actions that touched it",
+            "A reservation's whole story: the ping, its verdict on each buyer and its RTB "
+            "buyers' bids, its status history, the call and every buyer dialled, the webhook "
+            "deliveries it caused, the admin actions that touched it",
             answer=_obj(
-                ["reservation", "history", "call", "webhooks", "audit"],
-                reservation=_RTB_ITEM,
+                ["reservation", "bids", "history", "call", "webhooks", "audit"],
+                reservation=_STORY_RESERVATION,
+                bids={
+                    "type": "array",
+                    "items": _BID_ITEM,
+                    "description": "its RTB buyers' answers: the winner first, then by amount",
+                },
                 history={
                     "type": "array",
                     "items": {"type": "object"},

@@ -20,6 +20,7 @@ from rtbridge.config import fields as f
 from rtbridge.config.schema import read_field
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.http import handlers as service
+from rtbridge.http.admin import bids as admin_bids
 from rtbridge.http.admin import logs as admin_logs
 from rtbridge.http.admin import stats as admin_stats
 from rtbridge.http.admin.openapi import openapi_document
@@ -392,6 +393,7 @@ routes: list[BaseRoute] = [
     Route("/rtbs/{uuid}", admin_logs.get_rtb, methods=["GET"]),
     Route("/calls", admin_logs.list_calls, methods=["GET"]),
     Route("/calls/{uuid}/hangup", admin_logs.hang_up_call, methods=["POST"]),
+    Route("/bids", admin_bids.list_bids, methods=["GET"]),
     Route("/stats", admin_stats.get_stats, methods=["GET"]),
     Route("/refusals", admin_logs.list_refusals, methods=["GET"]),
     Route("/webhooks", list_webhooks, methods=["GET"]),

@@ -3,8 +3,13 @@ buyers, carrier trunks, all keys, and the Kamailio export — thin handlers over
 :mod:`rtbridge.admin.offers` and :mod:`rtbridge.admin.trunks`, as the JSON API is.
 
 A form sends text; the only translation here is to the shapes the ``apply`` file has
-(numbers as numbers, one CIDR per line as a list, ``tag = a, b`` lines as filters). Every
-rule stays in the service layer, whose messages land next to the fields they name."""
+(numbers as numbers, one CIDR per line as a list, ``tag = a, b`` lines as filters,
+``Name: value`` lines as an RTB buyer's bid headers). Every rule stays in the service layer,
+whose messages land next to the fields they name.
+
+Bid headers are write-only, as a trunk's password is: the form shows their names with the
+values masked and an empty box; left empty, the stored ones stay; typed, they replace them
+all; "clear" removes them. What was typed is not put back into a page that refuses it."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rtbridge.admin import export, offers, trunks
+from rtbridge.config.fields import BID_FORMATS
 from rtbridge.domain.errors import RtbError
 from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.http import handlers as service
@@ -75,29 +81,35 @@ async def create_campaign(request: Request) -> Response:
     return _to(request, "campaigns", f"Created campaign {made['id']}.")
 
 
+# A campaign's own settings in its form: failover, then the auction of its RTB buyers.
+CAMPAIGN_NUMBERS = ("max_attempts", "bid_deadline_ms", "publisher_share", "min_bid")
+
+
 def failover_form(campaign: dict[str, Any]) -> dict[str, str]:
-    """A campaign's failover settings as its form shows them: a ticked box per kind."""
+    """A campaign's settings as its form shows them: a ticked box per failover kind, the
+    numbers as text."""
     ticked = {f"failover-{k}": "on" for k in campaign["failover"]}
-    return {**ticked, "max_attempts": str(campaign["max_attempts"])}
+    return {**ticked, **{name: str(campaign[name]) for name in CAMPAIGN_NUMBERS}}
 
 
 async def update_campaign(request: Request) -> Response:
-    """The failover settings: the ticked kinds (none ticked: off) and ``max_attempts``."""
+    """The failover settings (the ticked kinds, none ticked: off; ``max_attempts``) and the
+    auction's; an empty number is its default."""
     campaign = str(request.path_params["campaign"])
     values = await forms.read(request)
     raw: dict[str, Any] = {
         "failover": [k for k in FAILOVER_KINDS if values.get(f"failover-{k}") == "on"],
-        "max_attempts": _number(values["max_attempts"]) if values.get("max_attempts") else None,
+        **{n: _number(values[n]) if values.get(n) else None for n in CAMPAIGN_NUMBERS},
     }
     old = await service.read(request, offers.get_campaign, campaign)
     try:
         new = await service.write(request, offers.update_campaign, campaign_id=campaign, raw=raw)
     except RtbError as exc:
         errors = Errors()
-        errors.add(exc, {"max_attempts"})
+        errors.add(exc, set(CAMPAIGN_NUMBERS))
         return await campaigns_page(request, form=_form(f"failover:{campaign}", values, errors),
                                     status=exc.status)  # fmt: skip
-    moved = notices.changes(old, new, ("failover", "max_attempts"))
+    moved = notices.changes(old, new, ("failover", *CAMPAIGN_NUMBERS))
     return _to(request, "campaigns", f"Saved campaign {campaign}: {moved}.")
 
 
@@ -139,7 +151,7 @@ async def remove_did(request: Request) -> Response:
 
 BUYER_FIELDS = ("id", "destination", "payout", "revenue", "seconds", "concurrency", "daily_cap",
                 "priority", "weight", "hours", "filters", "trunk", "srtp", "ring_timeout",
-                "connect_timeout")  # fmt: skip
+                "connect_timeout", "bid_url", "bid_format", "bid_headers", "hide_caller")  # fmt: skip
 _NUMERIC = {"payout", "revenue", "seconds", "concurrency", "daily_cap", "priority", "weight",
             "ring_timeout", "connect_timeout"}  # fmt: skip
 
@@ -160,6 +172,36 @@ def _filters(text: str, errors: Errors) -> dict[str, list[str]] | None:
     return out or None
 
 
+def _headers(text: str, errors: Errors) -> dict[str, str] | None:
+    """``Authorization: Bearer …`` per line → ``{"Authorization": "Bearer …"}``; None when
+    empty (the stored ones stay)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():  # the line is not shown: it may be the secret itself
+            errors.fields.setdefault("bid_headers", []).append(
+                "write one header per line as Name: value"
+            )
+            continue
+        out[name.strip()] = value.strip()
+    return out or None
+
+
+def _bid_headers(values: dict[str, str], errors: Errors, raw: dict[str, Any]) -> None:
+    """Typed headers replace the stored ones, "clear" removes them, neither keeps them."""
+    typed = _headers(values.get("bid_headers", ""), errors)
+    if values.get("bid_headers_clear") == "on":
+        if typed is not None:
+            errors.fields.setdefault("bid_headers", []).append(
+                "type new headers or tick clear, not both"
+            )
+        raw["bid_headers"] = None
+    elif typed is not None:
+        raw["bid_headers"] = typed
+
+
 def _buyer_raw(values: dict[str, str], errors: Errors, *, editing: bool) -> dict[str, Any]:
     """Empty optional fields are ``null`` when editing: back to the default, as in the API."""
     raw: dict[str, Any] = {}
@@ -171,6 +213,10 @@ def _buyer_raw(values: dict[str, str], errors: Errors, *, editing: bool) -> dict
             parsed = _filters(value, errors)
             if parsed is not None or editing:
                 raw[name] = parsed
+        elif name == "bid_headers":
+            _bid_headers(values, errors, raw)
+        elif name == "hide_caller":  # a checkbox: unticked is no
+            raw[name] = value == "on"
         elif value:
             raw[name] = _number(value) if name in _NUMERIC else value
         elif editing:
@@ -181,7 +227,20 @@ def _buyer_raw(values: dict[str, str], errors: Errors, *, editing: bool) -> dict
 def _buyer_values(buyer: dict[str, Any]) -> dict[str, str]:
     values = {k: "" if buyer.get(k) is None else str(buyer[k]) for k in BUYER_FIELDS}
     values["filters"] = "\n".join(f"{t} = {', '.join(v)}" for t, v in buyer["filters"].items())
+    values["bid_headers"] = ""  # write-only: the page lists the stored names beside the box
+    values["hide_caller"] = "on" if buyer["hide_caller"] else ""
     return values
+
+
+_SHOWN = tuple(n for n in BUYER_FIELDS if n != "bid_headers")  # by value in a notice
+
+
+def _headers_notice(raw: dict[str, Any], old: dict[str, Any], moved: str) -> str:
+    """The notice's change list, with what became of the bid headers (never their values)."""
+    if "bid_headers" not in raw or (raw["bid_headers"] is None and not old["bid_headers"]):
+        return moved
+    what = "bid headers cleared" if raw["bid_headers"] is None else "bid headers replaced"
+    return what if moved == "nothing changed" else f"{what}; {moved}"
 
 
 async def buyer_page(
@@ -193,19 +252,22 @@ async def buyer_page(
 ) -> Response:
     """``/campaigns/{campaign}/buyers/new`` or ``/buyers/{buyer}``: one form for both."""
     buyer_id = request.path_params.get("buyer")
-    managed_by = None
+    managed_by, stored = None, {}
     if buyer_id is not None:
         buyer = await service.read(request, offers.get_buyer, str(buyer_id))
         campaign, managed_by = str(buyer["campaign"]), buyer["managed_by"]
+        stored = buyer["bid_headers"]
         values = values if values is not None else _buyer_values(buyer)
     else:
         campaign = str(request.path_params["campaign"])
         await service.read(request, offers.get_campaign, campaign)  # 404 for an unknown one
-        values = values if values is not None else {"priority": "1", "weight": "1", "srtp": "off"}
+        values = values if values is not None else {"priority": "1", "weight": "1", "srtp": "off",
+                                                    "bid_format": "rtbridge"}  # fmt: skip
     trunk_ids = [t["id"] for t in await service.read(request, trunks.list_trunks)]
     return render(request, "buyer.html", status=status, buyer_id=buyer_id, campaign=campaign,
                   values=values, errors=(errors or Errors()).view(), trunks=trunk_ids,
-                  managed_by=managed_by)  # fmt: skip
+                  managed_by=managed_by, stored_headers=stored,
+                  bid_formats=BID_FORMATS)  # fmt: skip
 
 
 async def save_buyer(request: Request) -> Response:
@@ -213,6 +275,7 @@ async def save_buyer(request: Request) -> Response:
     buyer_id = request.path_params.get("buyer")
     errors = Errors()
     raw = _buyer_raw(values, errors, editing=buyer_id is not None)
+    values["bid_headers"] = ""  # typed secrets are not put back into the page
     if errors:
         return await buyer_page(request, values=values, errors=errors, status=422)
     try:
@@ -224,7 +287,7 @@ async def save_buyer(request: Request) -> Response:
             old = await service.read(request, offers.get_buyer, str(buyer_id))
             new = await service.write(request, offers.update_buyer, buyer_id=str(buyer_id),
                                       raw=raw)  # fmt: skip
-            moved = notices.changes(old, new, BUYER_FIELDS)
+            moved = _headers_notice(raw, old, notices.changes(old, new, _SHOWN))
             notice = f"Saved buyer {buyer_id} of campaign {new['campaign']}: {moved}."
     except RtbError as exc:
         errors.add(exc, set(BUYER_FIELDS), {"buyers": "id"})
