@@ -9,6 +9,7 @@ from dataclasses import dataclass
 # An answer's outcome before the auction; the auction makes a "bid" into won or lost.
 BID, NO_BID, TIMEOUT, ERROR, INVALID = "bid", "no-bid", "timeout", "error", "invalid"
 WON, LOST = "won", "lost"
+OUTCOMES = (WON, LOST, NO_BID, TIMEOUT, ERROR, INVALID)  # a bid row's, once the auction is over
 
 
 @dataclass(frozen=True, slots=True)

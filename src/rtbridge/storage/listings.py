@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
+from rtbridge.domain import bids
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.money import margin, revenue_or_payout
 from rtbridge.storage.attempts import ATTEMPT_FAILED, of_calls
@@ -54,7 +55,7 @@ CALL_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campai
 # What became of one bidder's answer (bidding/): the winner, the beaten, a bidder that
 # declined (204 or a bid of 0), one past the deadline, one that failed (a transport error
 # or a 5xx), one whose answer broke its format's rules.
-BID_OUTCOMES = ("won", "lost", "no-bid", "timeout", "error", "invalid")
+BID_OUTCOMES = bids.OUTCOMES
 BID_COLUMNS = ["at", "id", "rtb", "buyer", "outcome", "amount", "latency_ms", "reason", "bid_id",
                "destination"]  # fmt: skip
 
