@@ -160,7 +160,7 @@ def test_check_rollups_reports_then_repairs(db: str) -> None:
     found = run("check", "--rollups", db=db)
     assert found.returncode == 3, found.stderr
     lines = found.stdout.splitlines()
-    assert lines[0].split() == ["HOUR", "PUBLISHER", "CAMPAIGN", "BUYER", "REASON", "FIGURE",
+    assert lines[0].split() == ["HOUR/DAY", "PUBLISHER", "CAMPAIGN", "BUYER", "REASON", "FIGURE",
                                 "STORED", "RECOUNTED"]  # fmt: skip
     assert lines[1].split() == ["2026-01-02", "03", "pub-1", "auto", "acme", "-", "pings", "2",
                                 "0"]  # fmt: skip

@@ -268,7 +268,7 @@ def _check_rollups(args: argparse.Namespace) -> int:
         print(f"rollups: all {report.compared} rows agree with the reservations and calls")
         return 0
     rows = [
-        {"hour or day": d.key[0], "publisher": d.key[1], "campaign": d.key[2], "buyer": d.key[3] or "-",
+        {"hour/day": d.key[0], "publisher": d.key[1], "campaign": d.key[2], "buyer": d.key[3] or "-",
          "reason": d.key[4] or "-", "figure": d.measure, "stored": f"{d.stored:g}",
          "recounted": f"{d.recounted:g}"}
         for d in report.differences
