@@ -76,29 +76,35 @@ def rows(engine_url: str, sql: str, **params: object) -> list[dict]:
         engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
 def test_the_highest_bid_wins_and_a_slow_bidder_times_out(
-    make_client: ClientFactory, bidders: Bidders, sqlite_url: str
+    make_client: ClientFactory, bidders: Bidders, db_url: str
 ) -> None:
+    """On both databases: the bids' rows go in the ping batch's own statements."""
     bidders.answers.update({
         "/low": bid(12.5), "/high": bid(20.0, SIP, bid_id="b-42", expires_in=45),
         "/slow": Answer(body={"bid": 50.0, "destination": SIP}, delay=1.0),
     })  # fmt: skip
     client = make_client(
-        config(bidders, "".join(bidder(bidders, n) for n in ("low", "high", "slow")))
+        config(bidders, "".join(bidder(bidders, n) for n in ("low", "high", "slow"))), url=db_url
     )
     started = time.monotonic()
     got = ping(client)
     took = time.monotonic() - started
     assert took < 0.25 + 0.2, took  # the deadline, not the slow bidder's second
     assert got["status"] == "reserved" and got["retreaver_payout"] == 16.0  # 20.00 x 0.8
-    (reservation,) = rows(sqlite_url, "SELECT * FROM reservation WHERE uuid = :u", u=got["uuid"])
+    (reservation,) = rows(db_url, "SELECT * FROM reservation WHERE uuid = :u", u=got["uuid"])
     assert (reservation["buyer_id"], reservation["revenue"], reservation["payout"]) == (
         "high",
         20.0,
         16.0,
     )
     assert (reservation["destination"], reservation["bid_id"]) == (SIP, "b-42")
-    bids = {r["buyer_id"]: r for r in rows(sqlite_url, "SELECT * FROM bid WHERE reservation_uuid = :u",
+    bids = {r["buyer_id"]: r for r in rows(db_url, "SELECT * FROM bid WHERE reservation_uuid = :u",
                                              u=got["uuid"])}  # fmt: skip
     assert {b: (r["outcome"], r["amount"]) for b, r in bids.items()} == {
         "high": ("won", 20.0), "low": ("lost", 12.5), "slow": ("timeout", None),
