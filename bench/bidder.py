@@ -28,7 +28,7 @@ from typing import cast
 import uvloop
 
 _BID = json.dumps(
-    {"bid": 12.5, "destination": "sip:queue@127.0.0.1:5070", "expires_in": 60, "bid_id": "b-1"}
+    {"bid": 12.5, "destination": "sip:queue@buyer.example.net", "expires_in": 60, "bid_id": "b-1"}
 ).encode()
 _HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 _MAX_HEAD = 16384

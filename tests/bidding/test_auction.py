@@ -18,7 +18,7 @@ from tests.conftest import ClientFactory, Clock
 from tests.support.bidders import Answer, Bidders, bid, serve_bidders
 from tests.support.demo import DOMAIN, KEY_OPEN
 
-SIP = "sip:winner@127.0.0.1:5070"
+SIP = "sip:winner@buyer.example.net:5070"
 
 
 @pytest.fixture
@@ -76,29 +76,35 @@ def rows(engine_url: str, sql: str, **params: object) -> list[dict]:
         engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
 def test_the_highest_bid_wins_and_a_slow_bidder_times_out(
-    make_client: ClientFactory, bidders: Bidders, sqlite_url: str
+    make_client: ClientFactory, bidders: Bidders, db_url: str
 ) -> None:
+    """On both databases: the bids' rows go in the ping batch's own statements."""
     bidders.answers.update({
         "/low": bid(12.5), "/high": bid(20.0, SIP, bid_id="b-42", expires_in=45),
         "/slow": Answer(body={"bid": 50.0, "destination": SIP}, delay=1.0),
     })  # fmt: skip
     client = make_client(
-        config(bidders, "".join(bidder(bidders, n) for n in ("low", "high", "slow")))
+        config(bidders, "".join(bidder(bidders, n) for n in ("low", "high", "slow"))), url=db_url
     )
     started = time.monotonic()
     got = ping(client)
     took = time.monotonic() - started
     assert took < 0.25 + 0.2, took  # the deadline, not the slow bidder's second
     assert got["status"] == "reserved" and got["retreaver_payout"] == 16.0  # 20.00 x 0.8
-    (reservation,) = rows(sqlite_url, "SELECT * FROM reservation WHERE uuid = :u", u=got["uuid"])
+    (reservation,) = rows(db_url, "SELECT * FROM reservation WHERE uuid = :u", u=got["uuid"])
     assert (reservation["buyer_id"], reservation["revenue"], reservation["payout"]) == (
         "high",
         20.0,
         16.0,
     )
     assert (reservation["destination"], reservation["bid_id"]) == (SIP, "b-42")
-    bids = {r["buyer_id"]: r for r in rows(sqlite_url, "SELECT * FROM bid WHERE reservation_uuid = :u",
+    bids = {r["buyer_id"]: r for r in rows(db_url, "SELECT * FROM bid WHERE reservation_uuid = :u",
                                              u=got["uuid"])}  # fmt: skip
     assert {b: (r["outcome"], r["amount"]) for b, r in bids.items()} == {
         "high": ("won", 20.0), "low": ("lost", 12.5), "slow": ("timeout", None),
@@ -137,6 +143,33 @@ def test_hostile_bidders_are_ignored_never_a_5xx(
     for name in ("boom", "redirect", "huge"):
         assert outcomes[name][0] in ("error", "invalid"), outcomes
     assert all(reason for name, (_, reason) in outcomes.items() if name != "honest")
+
+
+def test_a_bid_cannot_send_the_call_into_the_site(
+    make_client: ClientFactory, bidders: Bidders, sqlite_url: str
+) -> None:
+    """Loopback, private, link-local (cloud metadata), CGNAT and v4-mapped addresses, and the
+    site's own SIP domain, are invalid destinations; the buyer's media_networks lift it for
+    theirs. The honest bid wins though it is the lowest."""
+    evil = {
+        "loop": "sip:x@127.0.0.1:5060", "lan": "sip:x@10.1.2.3", "v6": "sips:x@[::1]:5061",
+        "meta": "sip:x@169.254.169.254", "cgnat": "sip:x@100.64.0.1",
+        "mapped": "sip:x@[::ffff:127.0.0.1]", "self": f"sip:x@{DOMAIN}",
+    }  # fmt: skip
+    bidders.answers.update({f"/{n}": bid(50.0, d) for n, d in evil.items()})
+    bidders.answers.update({"/trusted": bid(20.0, "sip:q@10.9.9.9"), "/honest": bid(5.0)})
+    buyers = "".join(bidder(bidders, n) for n in [*evil, "honest"])
+    buyers += bidder(bidders, "trusted", 'media_networks = ["10.9.0.0/16"]')
+    client = make_client(config(bidders, buyers))
+    got = ping(client)
+    assert got["retreaver_payout"] == 16.0  # the trusted buyer's 20.00 x 0.8
+    found = rows(sqlite_url, "SELECT buyer_id, outcome, reason FROM bid WHERE reservation_uuid = :u",
+                 u=got["uuid"])  # fmt: skip
+    outcomes = {r["buyer_id"]: (r["outcome"], r["reason"] or "") for r in found}
+    for name in evil:
+        assert outcomes[name][0] == "invalid", outcomes
+    assert "internal address" in outcomes["loop"][1] and "own SIP domain" in outcomes["self"][1]
+    assert outcomes["trusted"] == ("won", "") and outcomes["honest"][0] == "lost"
 
 
 def test_no_bid_at_all_is_no_target_no_bids(make_client: ClientFactory, bidders: Bidders) -> None:

@@ -20,7 +20,7 @@ class Answer:
     delay: float = 0.0  # seconds before answering
 
 
-def bid(amount: float, destination: str = "sip:buyer@127.0.0.1:5070", **more: Any) -> Answer:
+def bid(amount: float, destination: str = "sip:buyer@buyer.example.net", **more: Any) -> Answer:
     """A bid in the rtbridge format."""
     return Answer(body={"bid": amount, "destination": destination, **more})
 

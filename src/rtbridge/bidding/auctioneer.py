@@ -22,7 +22,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from rtbridge.bidding.client import BidClient, BidError, BidTimeout
-from rtbridge.bidding.formats import BidRequest, NoBid, read_answer, request_body
+from rtbridge.bidding.destinations import refusal
+from rtbridge.bidding.formats import Bid, BidRequest, NoBid, read_answer, request_body
 from rtbridge.domain import bids
 from rtbridge.domain.bids import BidAnswer
 from rtbridge.domain.ping import PingRequest
@@ -129,6 +130,10 @@ class Auctioneer:
         self._observe(buyer_id, took)
         got = read_answer(bidder.format, status, body)
         ms = round(took * 1000, 2)
+        if isinstance(got, Bid):
+            why = refusal(got.destination, buyer.media_networks, self._catalog.get().sip_domain)
+            if why is not None:
+                got = NoBid(bids.INVALID, why)
         if isinstance(got, NoBid):
             if got.outcome != bids.NO_BID:
                 log.info("bid refused", extra={"buyer": buyer_id, "outcome": got.outcome,

@@ -53,6 +53,7 @@ seconds = 1
 id = "rtb"
 bid_url = "{bidders.url("/rtb")}"
 seconds = 1
+media_networks = ["127.0.0.1/32"]  # its bids may send calls to this host's loopback
 
 [[publishers]]
 id = "p1"
