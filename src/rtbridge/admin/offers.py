@@ -58,7 +58,8 @@ def campaign_settings(row: Campaign) -> dict[str, Any]:
     failover = list(FAILOVER_KINDS) if row.failover is None else list(row.failover)
     return {"id": row.id, "failover": failover, "max_attempts": row.max_attempts,
             "bid_deadline_ms": row.bid_deadline_ms, "publisher_share": row.publisher_share,
-            "min_bid": row.min_bid}  # fmt: skip
+            "min_bid": row.min_bid, "duplicate_window": row.duplicate_window,
+            "duplicate_after": row.duplicate_after}  # fmt: skip
 
 
 def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
@@ -78,12 +79,14 @@ def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
 def _campaign_values(spec: CampaignSpec) -> dict[str, Any]:
     return {"failover": list(spec.failover), "max_attempts": spec.max_attempts,
             "bid_deadline_ms": spec.bid_deadline_ms, "publisher_share": spec.publisher_share,
-            "min_bid": spec.min_bid}  # fmt: skip
+            "min_bid": spec.min_bid, "duplicate_window": spec.duplicate_window,
+            "duplicate_after": spec.duplicate_after}  # fmt: skip
 
 
 def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
     """``{id, numbers?, failover?, max_attempts?, bid_deadline_ms?, publisher_share?,
-    min_bid?, buyers?}`` — the ``[[campaigns]]`` table of the file."""
+    min_bid?, duplicate_window?, duplicate_after?, buyers?}`` — the ``[[campaigns]]`` table
+    of the file."""
     with validating():
         spec = read_campaign(body(raw))
     if session.get(Campaign, spec.id) is not None:
@@ -106,7 +109,8 @@ def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]
 
 
 def update_campaign(session: Session, *, actor: str, campaign_id: str, raw: Any) -> dict[str, Any]:
-    """``{failover?, max_attempts?, bid_deadline_ms?, publisher_share?, min_bid?}``: the
+    """``{failover?, max_attempts?, bid_deadline_ms?, publisher_share?, min_bid?,
+    duplicate_window?, duplicate_after?}``: the
     campaign's own settings; ``null`` resets one. Its pool and its buyers have their own
     routes (``/admin/dids``, ``/admin/buyers``)."""
     row = _campaign_row(session, campaign_id)
@@ -174,7 +178,8 @@ def buyer_view(session: Session, row: Buyer) -> dict[str, Any]:
         "connect_timeout": row.connect_timeout, "bid_url": row.bid_url,
         "bid_format": row.bid_format,
         "bid_headers": dict.fromkeys(opened_headers(session, row.bid_headers), MASKED),
-        "hide_caller": row.hide_caller, "managed_by": row.managed_by,
+        "hide_caller": row.hide_caller, "duplicate_window": row.duplicate_window,
+        "duplicate_after": row.duplicate_after, "managed_by": row.managed_by,
     }  # fmt: skip
 
 
@@ -188,7 +193,8 @@ def buyer_row(b: BuyerSpec, *, bid_headers: str | None = None) -> dict[str, Any]
         "trunk_id": b.trunk, "srtp": b.srtp, "media_networks": list(b.media_networks),
         "ring_timeout": b.ring_timeout, "connect_timeout": b.connect_timeout,
         "bid_url": b.bid_url, "bid_format": b.bid_format, "bid_headers": bid_headers,
-        "hide_caller": b.hide_caller,
+        "hide_caller": b.hide_caller, "duplicate_window": b.duplicate_window,
+        "duplicate_after": b.duplicate_after,
     }  # fmt: skip
 
 

@@ -150,6 +150,15 @@ def bid_headers(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+DUPLICATE_POINTS = ("ping", "connected", "converted")
+
+
+def duplicate_after(value: Any) -> str:
+    if value not in DUPLICATE_POINTS:
+        raise FieldError(f"must be one of {', '.join(DUPLICATE_POINTS)}")
+    return str(value)
+
+
 def share(value: Any) -> float:
     """A fraction in (0, 1]: the publisher's share of a winning bid."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -322,6 +331,13 @@ HTTP_URL = Rule(http_url, description="an http:// or https:// URL",
 BID_FORMAT = Rule(bid_format, enum=list(BID_FORMATS))
 BID_HEADERS = Rule(bid_headers, examples=[{"Authorization": "Bearer …"}])
 SHARE = Rule(share, exclusiveMinimum=0, maximum=1)
+DUPLICATE_AFTER = Rule(duplicate_after, enum=list(DUPLICATE_POINTS))
+DUPLICATE_WINDOW = Rule(
+    partial(integer, minimum=0, maximum=366 * 86400),
+    minimum=0,
+    maximum=366 * 86400,
+    description="seconds during which a caller is a duplicate for a buyer; 0: off",
+)
 DOMAIN = Rule(domain, description="a host name", examples=["sip.rtb.example.com"])
 CIDR = Rule(cidr, description="a v4 or v6 network (a bare address is a /32 or /128)",
             examples=["203.0.113.0/24", "2001:db8::/32"])  # fmt: skip

@@ -223,6 +223,13 @@ class Buyer(_Model):
     hide_caller: Annotated[
         bool, f.BOOLEAN, Field(description="withhold the caller's number from its bid requests")
     ] = False
+    duplicate_window: Annotated[int | None, f.DUPLICATE_WINDOW] = None  # None: the campaign's
+    duplicate_after: Annotated[
+        Literal["ping", "connected", "converted"] | None,
+        f.DUPLICATE_AFTER,
+        Field(description="what a caller's earlier call must have reached to be a duplicate "
+              "(default: the campaign's)"),
+    ] = None  # fmt: skip
 
     @field_validator("connect_timeout")
     @classmethod
@@ -323,6 +330,15 @@ class Campaign(_Model):
     min_bid: Annotated[
         float, f.number_rule(0.01), Field(description="bids below this are not taken")
     ] = 0.01
+    duplicate_window: Annotated[int, f.DUPLICATE_WINDOW] = 0
+    duplicate_after: Annotated[
+        Literal["ping", "connected", "converted"],
+        f.DUPLICATE_AFTER,
+        Field(
+            description="what a caller's earlier call with a buyer must have reached for "
+            "it to be a duplicate: its ping, its connection or its conversion"
+        ),
+    ] = "connected"
     buyers: tuple[Buyer, ...] = ()
 
 

@@ -15,9 +15,11 @@ from rtbridge.domain.hours import Hours
 REASON_NO_BUYERS = "no-buyers"
 REASON_FILTERED = "filters-not-matched"
 REASON_OUTSIDE_HOURS = "outside-hours"
+REASON_DUPLICATE = "duplicate-caller"
 REASON_DAILY_CAP = "daily-cap-reached"
 REASON_CONCURRENCY = "concurrency-cap-reached"
-_STAGES = (REASON_FILTERED, REASON_OUTSIDE_HOURS, REASON_DAILY_CAP, REASON_CONCURRENCY)
+_STAGES = (REASON_FILTERED, REASON_OUTSIDE_HOURS, REASON_DUPLICATE, REASON_DAILY_CAP,
+           REASON_CONCURRENCY)  # fmt: skip
 # A verdict on each buyer (a reservation's story): the reason it was not eligible, or one of
 VERDICT_CHOSEN = "chosen"
 VERDICT_LOWER_PRIORITY = "lower-priority"  # eligible, but a buyer of a lower number was too
@@ -35,14 +37,20 @@ class BuyerRule:
     daily_cap: int | None = None
     hours: Hours | None = None
     filters: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Duplicate callers: a caller who reached ``duplicate_after`` ("ping", "connected",
+    # "converted") with this buyer less than ``duplicate_window`` seconds ago is skipped.
+    duplicate_window: int = 0
+    duplicate_after: str = "connected"
 
 
 class Usage(NamedTuple):
-    """Units a buyer holds now (live reservations + calls in progress) and used today. A
-    tuple: every ping makes one per capped buyer, at a third of a frozen dataclass's cost."""
+    """Units a buyer holds now (live reservations + calls in progress) and used today, and
+    when this ping's caller last reached its ``duplicate_after`` point. A tuple: every ping
+    makes one per capped buyer, at a third of a frozen dataclass's cost."""
 
     live: int = 0
     today: int = 0
+    last: datetime | None = None
 
 
 _UNUSED = Usage()
@@ -58,6 +66,12 @@ def ineligibility(
             return REASON_FILTERED
     if buyer.hours is not None and not buyer.hours.is_open(now):
         return REASON_OUTSIDE_HOURS
+    if (
+        usage.last is not None
+        and buyer.duplicate_window
+        and (now - usage.last).total_seconds() < buyer.duplicate_window
+    ):
+        return REASON_DUPLICATE
     if buyer.daily_cap is not None and usage.today >= buyer.daily_cap:
         return REASON_DAILY_CAP
     if buyer.concurrency is not None and usage.live >= buyer.concurrency:

@@ -28,7 +28,7 @@ from rtbridge.storage.sql import Db, transaction
 
 _CLAIMABLE = f"{UNCLAIMED_ROWS} AND expires_at > :now"
 # What a reservation's rollup key is made of (storage/rollups.py key_of)
-_KEY_COLUMNS = "status, reason, buyer_id, publisher_id, campaign_id, created_at"
+_KEY_COLUMNS = "status, reason, buyer_id, publisher_id, campaign_id, created_at, caller_number"
 _CLOSE = (
     "UPDATE reservation SET status = :s, updated_at = :at "
     "WHERE uuid = :u AND status IN ('claimed', 'connected')"
@@ -182,6 +182,7 @@ def mark_answered(
     row = db.one(f"SELECT {_KEY_COLUMNS} FROM reservation WHERE uuid = :u", {"u": uuid})
     if row is not None:
         tally.rollup.add(key_of(row), answered=1)
+        tally.seen.add("connected", row["caller_number"], row["buyer_id"], db.ts(at))
 
 
 def ended(
@@ -221,7 +222,7 @@ def mark_ended(
         return  # closed by another transaction since the read
     tally.transition(row["buyer_id"], row["created_at"], row["status"], status)
     earned = _count_end(tally, row, answered=answer_at is not None, duration=duration,
-                        converted=converted)  # fmt: skip
+                        converted=converted, at=end_at)  # fmt: skip
     record_attempts(db, uuid, attempts)
     db.execute(
         "UPDATE callrecord SET answer_at = :ans, end_at = :at, publisher_code = :pc, buyer_code = :bc, "
@@ -240,11 +241,14 @@ def mark_ended(
 
 def _count_end(
     tally: Tally, reservation: Mapping[str, Any], *, answered: bool, duration: float,
-    converted: bool,
+    converted: bool, at: datetime,
 ) -> dict[str, float]:  # fmt: skip
-    """The end of a call in the rollups (storage/rollups.py); what it earned, for its call
-    record (:func:`_earned`)."""
+    """The end of a call in the rollups (storage/rollups.py) and, converted, in its caller's
+    marks (storage/callers.py); what it earned, for its call record (:func:`_earned`)."""
     earned = _earned(reservation, converted)
+    if converted:
+        tally.seen.add("converted", reservation["caller_number"], reservation["buyer_id"],
+                       tally.db.ts(at))  # fmt: skip
     key = key_of(reservation)
     tally.rollup.add(
         key, converted=int(converted), talk_seconds=round(duration, 3) if answered else 0.0,
@@ -292,7 +296,7 @@ def heartbeat(engine: Engine, *, agent: str, at: datetime) -> None:
 # reads a closed call.
 _OPEN_CALLS = (
     "SELECT r.uuid, r.status, r.buyer_id, r.created_at, r.seconds, r.payout, r.revenue, "
-    "r.publisher_id, r.campaign_id, r.reason, "
+    "r.publisher_id, r.campaign_id, r.reason, r.caller_number, "
     "c.invite_at, c.answer_at, c.dialogs FROM callrecord c "
     "JOIN reservation r ON r.uuid = c.reservation_uuid "
     "WHERE c.agent = :agent AND c.end_at IS NULL AND r.status IN ('claimed', 'connected')"
@@ -318,7 +322,7 @@ def _close_as_fault(
     duration = (end_at - answer_at).total_seconds() if answer_at is not None else 0.0
     converted = answer_at is not None and duration >= (row["seconds"] or 0)
     earned = _count_end(tally, row, answered=answer_at is not None, duration=duration,
-                        converted=converted)  # fmt: skip
+                        converted=converted, at=end_at)  # fmt: skip
     db.execute(
         "UPDATE callrecord SET end_at = :at, hangup_by = 'fault', duration = :d, "
         "converted = :cv, payout = :pay, revenue = :rev, "

@@ -92,6 +92,11 @@ class CampaignInfo:
     auction: Auction = Auction()  # how its RTB buyers, if any, are asked
 
     @cached_property
+    def deduplicating(self) -> tuple[BuyerRule, ...]:
+        """Buyers with a duplicate-caller window: a ping reads its caller's marks for them."""
+        return tuple(b.rule for b in self.buyers if b.rule.duplicate_window)
+
+    @cached_property
     def bidders(self) -> tuple[BuyerInfo, ...]:
         """Its RTB buyers: a ping of the campaign asks them for bids (none: no auction)."""
         return tuple(b for b in self.buyers if b.bidder is not None)
@@ -205,7 +210,13 @@ def load_catalog(engine: Engine) -> Catalog:
         for did in session.exec(select(DidNumber).order_by(DidNumber.number)):
             pools.setdefault(did.campaign_id, []).append(did.number)
         buyers: dict[str, list[BuyerInfo]] = {}
+        defaults = {c.id: c for c in session.exec(select(Campaign))}
         for b in session.exec(select(Buyer).order_by(Buyer.id)):
+            campaign = defaults.get(b.campaign_id)
+            window = b.duplicate_window if b.duplicate_window is not None else (
+                campaign.duplicate_window if campaign is not None else None
+            )  # fmt: skip
+            after = b.duplicate_after or (campaign.duplicate_after if campaign else None)
             rule = BuyerRule(
                 id=b.id,
                 priority=b.priority,
@@ -214,6 +225,8 @@ def load_catalog(engine: Engine) -> Catalog:
                 daily_cap=b.daily_cap,
                 hours=parse_hours(b.hours) if b.hours else None,
                 filters={k: frozenset(v.casefold() for v in vs) for k, vs in b.filters.items()},
+                duplicate_window=window or 0,
+                duplicate_after=after or "connected",
             )
             info = BuyerInfo(
                 rule,
@@ -240,7 +253,7 @@ def load_catalog(engine: Engine) -> Catalog:
                 c.max_attempts,
                 Auction(c.bid_deadline_ms, c.publisher_share, c.min_bid),
             )
-            for c in session.exec(select(Campaign))
+            for c in defaults.values()
         }
         keys = {k.id: KeyInfo.of(k) for k in session.exec(select(PostbackKey))}
         trunks = {t.id: t for t in session.exec(select(Trunk))}

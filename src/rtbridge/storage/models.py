@@ -100,6 +100,11 @@ class Campaign(SQLModel, table=True):
     bid_deadline_ms: int = 250
     publisher_share: float = 1.0
     min_bid: float = 0.01
+    # Duplicate callers, the default of its buyers (storage/callers.py): a caller who reached
+    # duplicate_after ("ping", "connected", "converted") with a buyer within duplicate_window
+    # seconds is skipped by it; 0: off (buyers may set their own)
+    duplicate_window: int = 0
+    duplicate_after: str = Field(default="connected", max_length=16)
 
 
 class DidNumber(SQLModel, table=True):
@@ -140,6 +145,9 @@ class Buyer(SQLModel, table=True):
     bid_format: str = Field(default="rtbridge", max_length=16)
     bid_headers: str | None = Field(default=None, max_length=4096)  # sealed JSON object
     hide_caller: bool = False
+    # Duplicate callers (as Campaign's); None: the campaign's
+    duplicate_window: int | None = None
+    duplicate_after: str | None = Field(default=None, max_length=16)
 
 
 class Trunk(SQLModel, table=True):
@@ -275,6 +283,16 @@ class RollupDay(RollupFigures, table=True):
     campaign_id: str = Field(primary_key=True, max_length=64)
     buyer_id: str = Field(primary_key=True, max_length=64)
     reason: str = Field(primary_key=True, max_length=64)
+
+
+class CallerSeen(SQLModel, table=True):
+    """When a caller last reached a buyer: pinged, connected, converted (storage/callers.py)."""
+
+    caller_number: str = Field(primary_key=True, max_length=16)
+    buyer_id: str = Field(primary_key=True, max_length=64)
+    pinged_at: datetime | None = None
+    connected_at: datetime | None = None
+    converted_at: datetime | None = None
 
 
 class Bid(SQLModel, table=True):

@@ -40,6 +40,9 @@ from rtbridge.domain.selection import (
     choose_by_price,
     ineligibility,
 )
+from rtbridge.storage import callers
+from rtbridge.storage.callers import query as seen_query
+from rtbridge.storage.callers import read as read_seen
 from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache, KeyInfo
 from rtbridge.storage.counters import Tally, day_of, units
 from rtbridge.storage.expiry import DUE_ANY, expire
@@ -112,6 +115,9 @@ class _Batch:
     live: dict[str, list[dict[str, Any]]]
     inserts: list[dict[str, Any]] = field(default_factory=list)
     bids: list[dict[str, Any]] = field(default_factory=list)  # the auctions' bid rows
+    # (caller, buyer) -> when the caller last reached the buyer (storage/callers.py), read for
+    # the batch's callers of campaigns with duplicate rules, and kept up to date by its pings
+    seen: callers.Seen = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -286,10 +292,13 @@ class Reservations:
         for campaign_id in sorted(campaigns):
             lock_campaign(trip, campaign_id)
         live = self._live_query(trip, callers)
+        seen = seen_query(trip, {
+            req.caller_number for _, req, _, c in accepted if req.caller_number and c.deduplicating
+        })  # fmt: skip
         capped = {b.id for c in campaigns.values() for b in c.capped}
         tally.expect(trip, capped, day_of(self.clock()))
         yield trip
-        batch = _Batch(self._live_by_caller(db, live))
+        batch = _Batch(self._live_by_caller(db, live), seen=read_seen(db, seen))
         for i, req, key, campaign in accepted:
             pings.results[i] = self._ping(db, tally, batch, catalog, key, campaign, req)
         trip = Trip(db)  # and the second: the rows, the counter moves and the commit
@@ -347,6 +356,8 @@ class Reservations:
         uuid = req.uuid or uuid7()
         day = day_of(now)
         usage = capped_usage(db, tally, campaign.capped, now, day) if campaign.capped else {}
+        if campaign.deduplicating and req.caller_number is not None:
+            usage = _with_last(usage, campaign.deduplicating, batch.seen, req.caller_number)
         verdicts: dict[str, str] = {}
         if campaign.bidders:
             # an RTB buyer without a bid: what it answered instead (timeout, error…)
@@ -413,6 +424,11 @@ class Reservations:
             row["expires"] = expires  # for the shield of later pings in the batch
             batch.live.setdefault(req.caller_number, []).append(row)
         tally.move(buyer.rule.id, day, 1, 1)
+        if buyer.rule.duplicate_window and buyer.rule.duplicate_after == "ping":
+            tally.seen.add("ping", req.caller_number, buyer.rule.id, at)
+            if req.caller_number is not None:  # later pings of the batch see it
+                mark = batch.seen.setdefault((req.caller_number, buyer.rule.id), _unseen())
+                mark["pinged_at"] = now
         return Outcome(
             uuid,
             status,
@@ -645,6 +661,23 @@ def _call_details(db: Db, call: Mapping[str, Any]) -> dict[str, Any]:
             "attempts": _public_attempts(db, call["reservation_uuid"]),
         },
     }
+
+
+def _with_last(
+    usage: Mapping[str, Usage], rules: Sequence[BuyerRule], seen: callers.Seen, caller: str
+) -> dict[str, Usage]:
+    """``usage`` with, for each buyer with a duplicate rule, when ``caller`` last reached its
+    ``duplicate_after`` point (the selection skips a buyer it reached within the window)."""
+    found = dict(usage)
+    for rule in rules:
+        last = callers.last(seen, caller, rule.id, rule.duplicate_after)
+        if last is not None:
+            found[rule.id] = found.get(rule.id, Usage())._replace(last=last)
+    return found
+
+
+def _unseen() -> dict[str, Any]:
+    return dict.fromkeys(callers.COLUMN.values())
 
 
 def _prices(campaign: CampaignInfo, req: PingRequest) -> dict[str, float]:
