@@ -420,3 +420,17 @@ def test_campaign_auction_settings(rtb: Terminal) -> None:
               "--bid-deadline-ms", "300")[1]  # fmt: skip
     assert out == ("campaign solar updated: bid_deadline_ms: 400 -> 300; publisher_share: 0.8 -> "
                    "1.0; min_bid: 5.0 -> 0.01\n")  # fmt: skip
+
+
+def test_duplicate_caller_rules(rtb: Terminal) -> None:
+    """Issue 23: a campaign's duplicate window and point, a buyer's own over them."""
+    status, _, err = rtb("campaigns", "update", "auto", "--duplicate-window", "86400",
+                         "--duplicate-after", "converted")  # fmt: skip
+    assert status == 0, err
+    shown = _shown(rtb, "campaigns", "show", "auto")
+    assert (shown["duplicate_window"], shown["duplicate_after"]) == ("86400", "converted")
+    status, _, err = rtb("buyers", "update", "acme", "--duplicate-window", "0")
+    assert status == 0, err
+    assert _shown(rtb, "buyers", "show", "acme")["duplicate_window"] == "0"
+    status, _, err = rtb("buyers", "update", "acme", "--duplicate-after", "answered")
+    assert status != 0 and "duplicate_after: must be one of ping, connected, converted" in err

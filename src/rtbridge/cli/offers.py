@@ -64,6 +64,21 @@ CAMPAIGN_FIELDS = (
         resettable=True,
         metavar="AMOUNT",
     ),
+    Field(
+        "duplicate_window",
+        "seconds during which a caller who reached a buyer is a duplicate for it (0, the "
+        "default: off); its buyers' default",
+        "integer",
+        resettable=True,
+        metavar="SECONDS",
+    ),
+    Field(
+        "duplicate_after",
+        "what the caller's earlier call must have reached: ping, connected (default) or "
+        "converted; its buyers' default",
+        resettable=True,
+        metavar="ping|connected|converted",
+    ),
 )
 _CAMPAIGN_COLUMNS = ["id", "numbers", "buyers", "failover", "max_attempts", "bid_deadline_ms",
                      "publisher_share", "min_bid"]  # fmt: skip
@@ -245,6 +260,19 @@ BUYER_FIELDS = (
         "hide_caller",
         "withhold the caller's number from its bid requests (default: no)",
         "flag",
+    ),
+    Field(
+        "duplicate_window",
+        "its own duplicate-caller window in seconds, over the campaign's (0: off for it)",
+        "integer",
+        resettable=True,
+        metavar="SECONDS",
+    ),
+    Field(
+        "duplicate_after",
+        "its own duplicate point over the campaign's: ping, connected or converted",
+        resettable=True,
+        metavar="ping|connected|converted",
     ),
 )
 _BUYER_COLUMNS = ["id", "campaign", "destination", "payout", "revenue", "seconds", "concurrency",

@@ -20,7 +20,13 @@ from rtbridge.storage.database import open_database
 ALL = ["no-answer", "busy", "rejected", "unreachable"]
 ALLOWED = "(allowed: no-answer, busy, rejected, unreachable)"
 BUYER = {"destination": "sip:q@buyer.example.net", "payout": 95, "seconds": 60}
-AUCTION = {"bid_deadline_ms": 250, "publisher_share": 1.0, "min_bid": 0.01}  # the defaults
+AUCTION = {
+    "bid_deadline_ms": 250,
+    "publisher_share": 1.0,
+    "min_bid": 0.01,
+    "duplicate_window": 0,
+    "duplicate_after": "connected",
+}  # the defaults
 
 
 def catalog_campaign(client: TestClient, campaign: str) -> CampaignInfo:

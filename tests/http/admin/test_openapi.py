@@ -59,7 +59,8 @@ def test_failover_settings_are_described() -> None:
     assert body == {"$ref": "#/components/schemas/CampaignPatch"}
     # managed_by: the view's, which a body may send back as read
     assert set(schemas["CampaignPatch"]["properties"]) == {
-        "failover", "max_attempts", "managed_by", "bid_deadline_ms", "publisher_share", "min_bid"
+        "failover", "max_attempts", "managed_by", "bid_deadline_ms", "publisher_share", "min_bid",
+        "duplicate_window", "duplicate_after",
     }  # fmt: skip
     failover = schemas["Campaign"]["properties"]["failover"]
     assert failover["items"]["enum"] == ["no-answer", "busy", "rejected", "unreachable"]

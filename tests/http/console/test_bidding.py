@@ -183,3 +183,18 @@ def test_a_reservations_page_lists_its_bids(console: Console) -> None:
     ]
     assert 'id="verdicts"' in page.text  # beside the selection, as before
     assert 'id="bids"' not in console.client.get(f"/console/rtbs/{quiet}").text  # none asked
+
+
+def test_a_campaigns_and_a_buyers_duplicate_rules(console: Console) -> None:
+    """Issue 23: the campaign's duplicate window and point, a buyer's own over them."""
+    ticks = {f"failover-{k}": "on" for k in ("no-answer", "busy", "rejected", "unreachable")}
+    saved = console.post("/console/campaigns/auto/settings", **ticks, max_attempts="3",
+                         duplicate_window="3600", duplicate_after="converted")  # fmt: skip
+    assert saved.status_code == 303
+    assert "duplicate window 0 → 3600" in notice_of(saved)
+    rules = console.client.app.state.rtbridge.catalog.get().campaigns["auto"].deduplicating  # type: ignore[attr-defined]
+    assert {(r.duplicate_window, r.duplicate_after) for r in rules} == {(3600, "converted")}
+    bad = console.post("/console/campaigns/auto/settings", **ticks, max_attempts="3",
+                       duplicate_after="answered")  # fmt: skip
+    assert bad.status_code == 422
+    assert _field_errors(bad.text)["duplicate_after"] == "must be one of ping, connected, converted"

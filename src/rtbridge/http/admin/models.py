@@ -182,6 +182,10 @@ class CampaignPublic(_Public):
     publisher_share: float = Field(description="the publisher's payout is the winning bid "
                                    "times this, rounded down to the cent")  # fmt: skip
     min_bid: float = Field(description="bids below this are not taken")
+    duplicate_window: int = Field(description="seconds during which a caller who reached a "
+                                  "buyer is a duplicate for it (its buyers' default); 0: off")  # fmt: skip
+    duplicate_after: str = Field(description="what the earlier call must have reached: ping, "
+                                 "connected or converted (its buyers' default)")  # fmt: skip
     numbers: list[str]
     buyers: list[str] = Field(description="buyer ids")
     managed_by: str = Field(description=_MANAGED_BY)
@@ -225,6 +229,10 @@ class BuyerPublic(_Public):
         '(sent back as read, "***" keeps the stored value)'
     )
     hide_caller: bool = Field(description="the caller's number is withheld from its bid requests")
+    duplicate_window: int | None = Field(description="its own duplicate-caller window in "
+                                         "seconds; null: the campaign's")  # fmt: skip
+    duplicate_after: str | None = Field(description="its own duplicate point (ping, connected, "
+                                        "converted); null: the campaign's")  # fmt: skip
     managed_by: str = Field(description=_MANAGED_BY)
 
 

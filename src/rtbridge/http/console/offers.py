@@ -82,14 +82,17 @@ async def create_campaign(request: Request) -> Response:
 
 
 # A campaign's own settings in its form: failover, then the auction of its RTB buyers.
-CAMPAIGN_NUMBERS = ("max_attempts", "bid_deadline_ms", "publisher_share", "min_bid")
+CAMPAIGN_NUMBERS = ("max_attempts", "bid_deadline_ms", "publisher_share", "min_bid",
+                    "duplicate_window")  # fmt: skip
+CAMPAIGN_TEXTS = ("duplicate_after",)
 
 
 def failover_form(campaign: dict[str, Any]) -> dict[str, str]:
     """A campaign's settings as its form shows them: a ticked box per failover kind, the
     numbers as text."""
     ticked = {f"failover-{k}": "on" for k in campaign["failover"]}
-    return {**ticked, **{name: str(campaign[name]) for name in CAMPAIGN_NUMBERS}}
+    shown = (*CAMPAIGN_NUMBERS, *CAMPAIGN_TEXTS)
+    return {**ticked, **{name: str(campaign[name]) for name in shown}}
 
 
 async def update_campaign(request: Request) -> Response:
@@ -100,16 +103,17 @@ async def update_campaign(request: Request) -> Response:
     raw: dict[str, Any] = {
         "failover": [k for k in FAILOVER_KINDS if values.get(f"failover-{k}") == "on"],
         **{n: _number(values[n]) if values.get(n) else None for n in CAMPAIGN_NUMBERS},
+        **{n: values.get(n) or None for n in CAMPAIGN_TEXTS},
     }
     old = await service.read(request, offers.get_campaign, campaign)
     try:
         new = await service.write(request, offers.update_campaign, campaign_id=campaign, raw=raw)
     except RtbError as exc:
         errors = Errors()
-        errors.add(exc, set(CAMPAIGN_NUMBERS))
+        errors.add(exc, {*CAMPAIGN_NUMBERS, *CAMPAIGN_TEXTS})
         return await campaigns_page(request, form=_form(f"failover:{campaign}", values, errors),
                                     status=exc.status)  # fmt: skip
-    moved = notices.changes(old, new, ("failover", *CAMPAIGN_NUMBERS))
+    moved = notices.changes(old, new, ("failover", *CAMPAIGN_NUMBERS, *CAMPAIGN_TEXTS))
     return _to(request, "campaigns", f"Saved campaign {campaign}: {moved}.")
 
 
@@ -151,9 +155,10 @@ async def remove_did(request: Request) -> Response:
 
 BUYER_FIELDS = ("id", "destination", "payout", "revenue", "seconds", "concurrency", "daily_cap",
                 "priority", "weight", "hours", "filters", "trunk", "srtp", "ring_timeout",
-                "connect_timeout", "bid_url", "bid_format", "bid_headers", "hide_caller")  # fmt: skip
+                "connect_timeout", "bid_url", "bid_format", "bid_headers", "hide_caller",
+                "duplicate_window", "duplicate_after")  # fmt: skip
 _NUMERIC = {"payout", "revenue", "seconds", "concurrency", "daily_cap", "priority", "weight",
-            "ring_timeout", "connect_timeout"}  # fmt: skip
+            "ring_timeout", "connect_timeout", "duplicate_window"}  # fmt: skip
 
 
 def _filters(text: str, errors: Errors) -> dict[str, list[str]] | None:
