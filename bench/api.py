@@ -16,6 +16,8 @@ their servers, ``sizes`` compares its three table sizes with one another.
   PostgreSQL (each on a database of its own in the cluster) and on SQLite.
 - ``sizes``: the capped configuration on SQLite with 10^2, 10^4 and 10^6 reservations
   already in the table (1% live, the rest history over 30 days), written by bulk SQL.
+- ``duplicates``: the capped configuration on SQLite with a duplicate-caller rule on both
+  buyers and 10^6 callers already seen (issue 23), against the same without the rule.
 - ``rollups``: the capped configuration on SQLite, this tree against the code of
   ``--rollups-baseline`` (the last revision without the business rollups of issue 20, its
   ``src`` unpacked by ``git archive``), each on a database made by its own code.
@@ -28,7 +30,9 @@ with p99 <= 10 ms; the same rate within 10% across table sizes. The at-cap serve
 to the capped bar (>= 0.5x bare, p99 <= 10 ms). PostgreSQL >= 0.8x SQLite with p99 <= 10
 ms; 2 workers on PostgreSQL >= 1.7x one, judged on 4 cores or more only (on fewer, the
 workers, PostgreSQL and wrk share them: the figure is printed and noted). Issue 20: with
-rollups >= 0.95x without, and the rollups equal their recount afterwards.
+rollups >= 0.95x without, and the rollups equal their recount afterwards. Issue 23: with a
+duplicate-caller rule and 10^6 callers seen >= 0.95x without the rule (``duplicates``, not
+in the default groups).
 
 Checks of the workload: no wrk error or non-2xx answer on any server; every request
 counted by wrk wrote its row (reserved, or no-target at cap, nothing else); the buyer
@@ -295,6 +299,21 @@ def prefill(engine: Engine, count: int) -> float:
     return time.monotonic() - started
 
 
+def prefill_seen(engine: Engine, count: int) -> float:
+    """``count`` callers seen by the bench's buyers within the window, connected 1 s to 30
+    days ago (what a busy month leaves; storage/callers.py), none of them wrk's."""
+    started = time.monotonic()
+    with engine.begin() as conn:
+        conn.execute(text("""
+            INSERT INTO callerseen (caller_number, buyer_id, pinged_at, connected_at)
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
+            SELECT '+1999' || printf('%07d', i), CASE WHEN i % 4 = 0 THEN 'buyer-b' ELSE 'buyer-a' END,
+                strftime('%Y-%m-%d %H:%M:%f000', 'now', '-' || (i % 2592000) || ' seconds'),
+                strftime('%Y-%m-%d %H:%M:%f000', 'now', '-' || (i % 2592000) || ' seconds')
+            FROM n"""), {"count": count})  # fmt: skip
+    return time.monotonic() - started
+
+
 def warm_up(wrk: Wrk, urls: dict[str, str]) -> None:
     for name, url in urls.items():
         wrk.run(f"{name} warm-up", url, 2)
@@ -419,6 +438,9 @@ def main() -> int:
                        ">= 4 cores)")  # fmt: skip
     goals.add_argument("--goal-rollups", type=float, default=0.95, metavar="RATIO",
                        help="with rollups / without (issue 20) req/s, at least")  # fmt: skip
+    goals.add_argument("--goal-duplicates", type=float, default=0.95, metavar="RATIO",
+                       help="buyers with a duplicate-caller rule and 10^6 callers seen / no "
+                       "rule (issue 23) req/s, at least")  # fmt: skip
     goals.add_argument("--goal-size-spread", type=float, default=0.10, metavar="SHARE",
                        help="spread of req/s across table sizes, at most")  # fmt: skip
     args = parser.parse_args()
@@ -537,6 +559,20 @@ def main() -> int:
             verdict.goal("sizes: spread of req/s across 10^2, 10^4, 10^6 rows",
                          spread <= args.goal_size_spread,
                          f"{spread:.1%} (goal <= {args.goal_size_spread:.0%})")  # fmt: skip
+        if "duplicates" in groups:
+            rule = 'duplicate_window = 2592000\nduplicate_after = "connected"'
+            ruled = Site("duplicate rule, 10^6 seen",
+                         database(f"sqlite:///{work / 'dup.db'}", f"{CAPS}\n{rule}", work))  # fmt: skip
+            took = prefill_seen(ruled.engine, 10**6)
+            print(f"pre-filled 10^6 callers seen in {took:.1f} s")
+            plain = Site(
+                "no duplicate rule", database(f"sqlite:///{work / 'nodup.db'}", CAPS, work)
+            )
+            results = run_group("duplicates", "SQLite, capped: duplicate rule with 10^6 callers "
+                                "seen, and none", [ruled, plain], args.trials, bare=False)  # fmt: skip
+            ratio_goal(verdict, "duplicates: with the rule / without",
+                       median_rps(results[ruled.name]) / median_rps(results[plain.name]),
+                       args.goal_duplicates)  # fmt: skip
         if "rollups" in groups:
             pg_here = postgres.find_bin() is not None
             if pg_here:  # before any database of the group: every process has the same key
