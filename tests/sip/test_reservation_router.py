@@ -524,3 +524,51 @@ def test_refused_invites_reach_the_admin_api_with_the_next_heartbeat(world: Worl
     refusals = world.router.recent_refusals.take()
     assert refusals is not None and len(refusals) == KEEP
     assert all(r["source"] == "192.0.2.98" for r in refusals)
+
+
+def _invite_as(
+    world: World, uuid: str, *, from_user: str, asserted: str | None = None
+) -> BridgeTo | Reject:
+    headers = {"p-asserted-identity": asserted} if asserted else {}
+    return world.router.route(IncomingInvite(
+        call_id="c-2", source_ip=ip_address("203.0.113.7"), source_port=5060, transport="UDP",
+        request_uri=f"sip:{uuid}@{DOMAIN}", ruri_user=uuid, from_user=from_user, from_display="",
+        authorization=None, headers=headers,
+    ))  # fmt: skip
+
+
+def test_a_caller_met_at_the_invite_is_recorded_and_a_duplicate_refused(world: World) -> None:
+    """Issue 23: a ping without a caller number; its INVITE's caller (P-Asserted-Identity,
+    else From) is recorded and checked against the buyer's duplicate rule — a duplicate gets
+    403 naming it, the reservation ends failed and its unit goes back."""
+    from rtbridge.storage.callers import Marks
+    from rtbridge.storage.sql import transaction
+    from rtbridge.storage.trips import Trip
+
+    with world.engine.begin() as conn:
+        conn.execute(text("UPDATE campaign SET duplicate_window = 3600 WHERE id = 'c1'"))
+    with Session(world.engine) as session:
+        bump_version(session)
+        session.commit()
+    with transaction(world.engine, write=True) as db:  # +12025550177 reached b1 10 min ago
+        marks, trip = Marks(), Trip(db)
+        marks.add("connected", "+12025550177", "b1", db.ts(world.clock() - timedelta(minutes=10)))
+        marks.flush(trip)
+        trip.run()
+    fresh = world.ping(caller=None)
+    assert isinstance(_invite_as(world, fresh, from_user="12025550188"), BridgeTo)
+    assert _status(world, fresh)["details"]["caller_number"] == "+12025550188"
+    dup = world.ping(caller=None)
+    refused = _invite_as(world, dup, from_user="anonymous",
+                         asserted='"Caller" <sip:+12025550177@carrier.example;user=phone>')  # fmt: skip
+    assert isinstance(refused, Reject) and (refused.code, refused.reason) == (
+        403, "Forbidden (duplicate caller)")  # fmt: skip
+    with world.engine.connect() as conn:
+        row = conn.execute(text("SELECT status, reason, caller_number FROM reservation "
+                                "WHERE uuid = :u"), {"u": dup}).one()  # fmt: skip
+    assert tuple(row) == ("failed", "duplicate-caller", "+12025550177")
+    assert check_counters(world.engine).differences == ()
+    again = _invite_as(world, dup, from_user="12025550177")  # the publisher's retry
+    assert isinstance(again, Reject) and again.code != 200
+    anonymous = world.ping(caller=None)  # no number anywhere: nothing to compare
+    assert isinstance(_invite_as(world, anonymous, from_user="anonymous"), BridgeTo)

@@ -32,6 +32,7 @@ from rtbridge.sip.auth.authenticator import (
 )
 from rtbridge.sip.auth.digest import ALGORITHMS
 from rtbridge.sip.lease import LeaseKeeper
+from rtbridge.sip.messages import split_name_addr, uri_user
 from rtbridge.sip.recent_refusals import RecentRefusals
 from rtbridge.sip.refusal_log import RefusalLog
 from rtbridge.sip.router import (
@@ -206,8 +207,15 @@ class ReservationRouter:
         refusal = policy.refusal(invite.transport, invite.offer_srtp) if policy else None
         if refusal is not None:
             return Reject(refusal.code, refusal.reason, auth_failure=refusal.cause)
+        uuid = invite.ruri_user.lower()
+        caller = invite_caller(invite)
+        if caller is not None:  # a ping without one: the INVITE's, checked as the ping's
+            why = calls.caller_at_invite(self.engine, self.catalog.get(), uuid=uuid,
+                                         caller=caller, now=now)  # fmt: skip
+            if why is not None:
+                return Reject(403, f"Forbidden ({why.replace('-', ' ')})")
         result = calls.claim(
-            self.engine, uuid=invite.ruri_user.lower(), publisher_id=decision.publisher_id,
+            self.engine, uuid=uuid, publisher_id=decision.publisher_id,
             now=now, agent=self.agent_id, source=source, epoch=self._epoch(),
         )  # fmt: skip
         if isinstance(result, calls.NotClaimed):
@@ -558,6 +566,23 @@ def _log_decision(
 
 def _srtp(mode: str) -> SrtpMode:
     return "required" if mode == "required" else "optional" if mode == "optional" else "off"
+
+
+def invite_caller(invite: IncomingInvite) -> str | None:
+    """Who calls, as E.164: the P-Asserted-Identity's number (RFC 3325: what the publisher's
+    network asserts), else the From user's; None when neither is a number (anonymous)."""
+    found = []
+    asserted = invite.headers.get("p-asserted-identity")
+    if asserted:
+        _, uri = split_name_addr(asserted.split(",", 1)[0])
+        found.append(uri[4:].split(";", 1)[0] if uri.lower().startswith("tel:") else uri_user(uri))
+    found.append(invite.from_user)
+    for user in found:
+        try:
+            return normalise_e164(user, field="caller")
+        except InvalidInput:
+            continue
+    return None
 
 
 def _is_uuid(text: str) -> bool:

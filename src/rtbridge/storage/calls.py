@@ -20,6 +20,8 @@ from rtbridge.domain import lifecycle as st
 from rtbridge.domain.failover import Attempt
 from rtbridge.domain.money import revenue_or_payout
 from rtbridge.storage.attempts import record as record_attempts
+from rtbridge.storage.callers import last as last_seen
+from rtbridge.storage.catalog import Catalog
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import HANGUPS_ASKED, LIVE_ROWS, UNCLAIMED_ROWS
 from rtbridge.storage.reservations import record_event
@@ -442,3 +444,60 @@ def close_orphans(
                 closed.append(Orphan(row["uuid"], status, why))
         tally.flush()
     return closed
+
+
+DUPLICATE_CALLER = "duplicate-caller"
+
+
+def caller_at_invite(
+    engine: Engine, catalog: Catalog, *, uuid: str, caller: str, now: datetime
+) -> str | None:
+    """A ping without a caller number meets its INVITE (SPEC §3.5): the INVITE's caller is
+    recorded on the still unclaimed reservation, and checked against its buyer's duplicate
+    rule as the ping would have been. A duplicate ends the reservation ``failed`` with that
+    reason, its unit given back; the reason is returned (the INVITE gets 403). None when the
+    call may go on (and for a reservation that had its caller, or cannot be claimed: the
+    claim answers for those)."""
+    with transaction(engine, write=True) as db:
+        row = db.one(
+            f"SELECT expires_at, {_KEY_COLUMNS} FROM reservation WHERE uuid = :u", {"u": uuid}
+        )
+        if row is None or row["caller_number"] is not None or row["status"] not in st.UNCLAIMED:
+            return None
+        expires = db.read_ts(row["expires_at"])
+        if expires is not None and expires <= now:
+            return None
+        db.execute(
+            "UPDATE reservation SET caller_number = :c WHERE uuid = :u AND caller_number IS NULL",
+            {"c": caller, "u": uuid},
+        )
+        campaign = catalog.campaigns.get(row["campaign_id"])
+        buyer = campaign.buyer(row["buyer_id"]) if campaign and row["buyer_id"] else None
+        if buyer is None or not buyer.rule.duplicate_window:
+            return None
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
+        found = db.one(
+            "SELECT caller_number, buyer_id, pinged_at, connected_at, converted_at FROM callerseen "
+            "WHERE caller_number = :c AND buyer_id = :b",
+            {"c": caller, "b": buyer.rule.id},
+        )
+        if found is not None:
+            for column in ("pinged_at", "connected_at", "converted_at"):
+                found[column] = db.read_ts(found[column])
+            seen[(caller, buyer.rule.id)] = found
+        last = last_seen(seen, caller, buyer.rule.id, buyer.rule.duplicate_after)
+        if last is None or (now - last).total_seconds() >= buyer.rule.duplicate_window:
+            return None
+        moved = db.execute(
+            "UPDATE reservation SET status = :s, reason = :r, updated_at = :now "
+            "WHERE uuid = :u AND status = :old",
+            {"s": st.FAILED, "r": DUPLICATE_CALLER, "now": db.ts(now), "u": uuid,
+             "old": row["status"]},
+        ).rowcount  # fmt: skip
+        if moved != 1:
+            return None
+        tally = Tally(db)
+        tally.transition(row["buyer_id"], row["created_at"], row["status"], st.FAILED)
+        record_event(db, uuid, st.FAILED, now, f"{DUPLICATE_CALLER}: {caller} at the INVITE")
+        tally.flush()
+    return DUPLICATE_CALLER
