@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -572,3 +573,26 @@ def test_a_caller_met_at_the_invite_is_recorded_and_a_duplicate_refused(world: W
     assert isinstance(again, Reject) and again.code != 200
     anonymous = world.ping(caller=None)  # no number anywhere: nothing to compare
     assert isinstance(_invite_as(world, anonymous, from_user="anonymous"), BridgeTo)
+
+
+@pytest.mark.parametrize(
+    "asserted",
+    [
+        "<sip:+1202'; DROP TABLE reservation; --@x>",  # not a number: From's is used
+        "<" + "9" * 5000 + ">",
+        '"\\x00\\r\\nInjected: yes" <tel:+1202555019;phone-context=x>',
+        "<sips:%2B12025550199@evil.example>, <sip:+19005550100@second.example>",
+        "garbage without brackets",
+        "",
+    ],
+)  # fmt: skip
+def test_a_hostile_p_asserted_identity_is_only_a_number_or_nothing(
+    world: World, asserted: str
+) -> None:
+    """The header is the publisher's word: at worst it names another number (the publisher
+    is authenticated: it could send any caller in its ping too), never breaks the route."""
+    uuid = world.ping(caller=None)
+    decision = _invite_as(world, uuid, from_user="12025550166", asserted=asserted)
+    assert isinstance(decision, BridgeTo), decision
+    caller = _status(world, uuid)["details"]["caller_number"]
+    assert re.fullmatch(r"\+[1-9][0-9]{6,14}", caller), caller  # a number, nothing else
