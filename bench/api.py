@@ -422,6 +422,9 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=3, help="alternating runs of each server")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--groups", default="main,postgres,sizes,rollups")
+    parser.add_argument("--duplicate-after", default="connected",
+                        choices=["ping", "connected", "converted"],
+                        help="the duplicates group's rule (ping: every ping writes its mark)")  # fmt: skip
     parser.add_argument("--rollups-baseline", default="6ec0b35", metavar="REV",
                         help="the git revision without rollups the rollups group compares with")  # fmt: skip
     goals = parser.add_argument_group("goals (issues 8 and 22)")
@@ -560,7 +563,7 @@ def main() -> int:
                          spread <= args.goal_size_spread,
                          f"{spread:.1%} (goal <= {args.goal_size_spread:.0%})")  # fmt: skip
         if "duplicates" in groups:
-            rule = 'duplicate_window = 2592000\nduplicate_after = "connected"'
+            rule = f'duplicate_window = 2592000\nduplicate_after = "{args.duplicate_after}"'
             ruled = Site("duplicate rule, 10^6 seen",
                          database(f"sqlite:///{work / 'dup.db'}", f"{CAPS}\n{rule}", work))  # fmt: skip
             took = prefill_seen(ruled.engine, 10**6)
