@@ -66,17 +66,22 @@ def ineligibility(
             return REASON_FILTERED
     if buyer.hours is not None and not buyer.hours.is_open(now):
         return REASON_OUTSIDE_HOURS
-    if (
-        usage.last is not None
-        and buyer.duplicate_window
-        and (now - usage.last).total_seconds() < buyer.duplicate_window
-    ):
+    if is_duplicate(buyer, usage.last, now):
         return REASON_DUPLICATE
     if buyer.daily_cap is not None and usage.today >= buyer.daily_cap:
         return REASON_DAILY_CAP
     if buyer.concurrency is not None and usage.live >= buyer.concurrency:
         return REASON_CONCURRENCY
     return None
+
+
+def is_duplicate(buyer: BuyerRule, last: datetime | None, now: datetime) -> bool:
+    """Did the caller reach ``buyer``'s duplicate point (``last``) within its window?"""
+    return (
+        last is not None
+        and bool(buyer.duplicate_window)
+        and (now - last).total_seconds() < buyer.duplicate_window
+    )
 
 
 @dataclass(frozen=True)

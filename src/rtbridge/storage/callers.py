@@ -61,16 +61,29 @@ def query(trip: Trip, callers: Iterable[str]) -> Rows | None:
     params: dict[str, Any] = {}
     listed = trip.db.in_list("c", names, params)
     return trip.query(
-        "SELECT caller_number, buyer_id, pinged_at, connected_at, converted_at FROM callerseen "
-        f"WHERE caller_number IN {listed}",
+        f"{_SELECT} WHERE caller_number IN {listed}",
         params,
         plan_each_time=True,
     )
 
 
+_SELECT = "SELECT caller_number, buyer_id, pinged_at, connected_at, converted_at FROM callerseen"
+
+
 def read(db: Db, rows: Rows | None) -> Seen:
+    return _seen(db, rows.get() if rows is not None else ())
+
+
+def of(db: Db, caller: str, buyer: str) -> Seen:
+    """One caller's mark for one buyer, read now (an INVITE's check)."""
+    found = db.one(f"{_SELECT} WHERE caller_number = :c AND buyer_id = :b",
+                   {"c": caller, "b": buyer})  # fmt: skip
+    return _seen(db, [found] if found is not None else [])
+
+
+def _seen(db: Db, rows: Iterable[dict[str, Any]]) -> Seen:
     seen: Seen = {}
-    for row in rows.get() if rows is not None else ():
+    for row in rows:
         for column in COLUMN.values():
             row[column] = db.read_ts(row[column])
         seen[(row["caller_number"], row["buyer_id"])] = row

@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.failover import Attempt
 from rtbridge.domain.money import revenue_or_payout
+from rtbridge.domain.selection import is_duplicate
+from rtbridge.storage import callers
 from rtbridge.storage.attempts import record as record_attempts
 from rtbridge.storage.callers import last as last_seen
 from rtbridge.storage.catalog import Catalog
@@ -475,18 +477,9 @@ def caller_at_invite(
         buyer = campaign.buyer(row["buyer_id"]) if campaign and row["buyer_id"] else None
         if buyer is None or not buyer.rule.duplicate_window:
             return None
-        seen: dict[tuple[str, str], dict[str, Any]] = {}
-        found = db.one(
-            "SELECT caller_number, buyer_id, pinged_at, connected_at, converted_at FROM callerseen "
-            "WHERE caller_number = :c AND buyer_id = :b",
-            {"c": caller, "b": buyer.rule.id},
-        )
-        if found is not None:
-            for column in ("pinged_at", "connected_at", "converted_at"):
-                found[column] = db.read_ts(found[column])
-            seen[(caller, buyer.rule.id)] = found
-        last = last_seen(seen, caller, buyer.rule.id, buyer.rule.duplicate_after)
-        if last is None or (now - last).total_seconds() >= buyer.rule.duplicate_window:
+        rule = buyer.rule
+        last = last_seen(callers.of(db, caller, rule.id), caller, rule.id, rule.duplicate_after)
+        if not is_duplicate(rule, last, now):
             return None
         moved = db.execute(
             "UPDATE reservation SET status = :s, reason = :r, updated_at = :now "

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from rtbridge.storage.rollups import COUNTS, DAY_KEYS, KEYS, MEASURES, Key, Moves
+from rtbridge.storage.rollups import COUNTS, DAY_KEYS, KEYS, MEASURES, Key, Moves, by_day
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.storage.trips import Trip
 
@@ -79,16 +79,6 @@ def stored(db: Db) -> Figures:
 def stored_days(db: Db) -> Figures:
     columns = ", ".join((*DAY_KEYS, *MEASURES))
     return _figures(db.rows(f"SELECT {columns} FROM rollupday"), first="day")
-
-
-def by_day(hours: Figures) -> Figures:
-    """The hours' figures summed by day: what ``rollupday`` should hold."""
-    days: Figures = {}
-    for key, figures in hours.items():
-        day = days.setdefault((key[0][:10], *key[1:]), dict.fromkeys(MEASURES, 0))
-        for m, n in figures.items():
-            day[m] += n
-    return days
 
 
 def _figures(rows: list[dict[str, Any]], first: str = "hour") -> Figures:

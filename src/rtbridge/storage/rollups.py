@@ -98,14 +98,19 @@ class Moves:
         """Add the moves to ``trip``: the hours' rows, then the days', each in key order and
         in one statement (a repair's many rows go in statements of :data:`_CHUNK`, under
         PostgreSQL's limit of parameters)."""
-        days: dict[Key, dict[str, float]] = {}
-        for key, moved in self._moves.items():
-            day = days.setdefault((key[0][:10], *key[1:]), dict.fromkeys(MEASURES, 0))
-            for name, n in moved.items():
-                day[name] += n
         _write(trip, _HOURS, KEYS, self._moves)
-        _write(trip, _DAYS, DAY_KEYS, days)
+        _write(trip, _DAYS, DAY_KEYS, by_day(self._moves))
         self._moves.clear()
+
+
+def by_day(hours: Mapping[Key, Mapping[str, float]]) -> dict[Key, dict[str, float]]:
+    """Figures by hour key summed by day key: what ``rollupday`` holds of them."""
+    days: dict[Key, dict[str, float]] = {}
+    for key, figures in hours.items():
+        day = days.setdefault((key[0][:10], *key[1:]), dict.fromkeys(MEASURES, 0))
+        for name, n in figures.items():
+            day[name] += n
+    return days
 
 
 def _write(
