@@ -59,7 +59,7 @@ def campaign_settings(row: Campaign) -> dict[str, Any]:
     return {"id": row.id, "failover": failover, "max_attempts": row.max_attempts,
             "bid_deadline_ms": row.bid_deadline_ms, "publisher_share": row.publisher_share,
             "min_bid": row.min_bid, "duplicate_window": row.duplicate_window,
-            "duplicate_after": row.duplicate_after}  # fmt: skip
+            "duplicate_after": row.duplicate_after, "min_attestation": row.min_attestation}  # fmt: skip
 
 
 def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
@@ -80,12 +80,12 @@ def _campaign_values(spec: CampaignSpec) -> dict[str, Any]:
     return {"failover": list(spec.failover), "max_attempts": spec.max_attempts,
             "bid_deadline_ms": spec.bid_deadline_ms, "publisher_share": spec.publisher_share,
             "min_bid": spec.min_bid, "duplicate_window": spec.duplicate_window,
-            "duplicate_after": spec.duplicate_after}  # fmt: skip
+            "duplicate_after": spec.duplicate_after, "min_attestation": spec.min_attestation}  # fmt: skip
 
 
 def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
     """``{id, numbers?, failover?, max_attempts?, bid_deadline_ms?, publisher_share?,
-    min_bid?, duplicate_window?, duplicate_after?, buyers?}`` — the ``[[campaigns]]`` table
+    min_bid?, duplicate_window?, duplicate_after?, min_attestation?, buyers?}`` — the ``[[campaigns]]`` table
     of the file."""
     with validating():
         spec = read_campaign(body(raw))
@@ -110,7 +110,7 @@ def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]
 
 def update_campaign(session: Session, *, actor: str, campaign_id: str, raw: Any) -> dict[str, Any]:
     """``{failover?, max_attempts?, bid_deadline_ms?, publisher_share?, min_bid?,
-    duplicate_window?, duplicate_after?}``: the
+    duplicate_window?, duplicate_after?, min_attestation?}``: the
     campaign's own settings; ``null`` resets one. Its pool and its buyers have their own
     routes (``/admin/dids``, ``/admin/buyers``)."""
     row = _campaign_row(session, campaign_id)

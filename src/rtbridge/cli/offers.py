@@ -79,6 +79,13 @@ CAMPAIGN_FIELDS = (
         resettable=True,
         metavar="ping|connected|converted",
     ),
+    Field(
+        "min_attestation",
+        "the least STIR/SHAKEN attestation a call needs: A, B or C; lower, unsigned or failing "
+        "calls are refused 403 (default: every call)",
+        resettable=True,
+        metavar="A|B|C",
+    ),
 )
 _CAMPAIGN_COLUMNS = ["id", "numbers", "buyers", "failover", "max_attempts", "bid_deadline_ms",
                      "publisher_share", "min_bid"]  # fmt: skip

@@ -159,6 +159,15 @@ def duplicate_after(value: Any) -> str:
     return str(value)
 
 
+ATTESTATIONS = ("A", "B", "C")  # STIR/SHAKEN levels, strongest first (RFC 8588)
+
+
+def attestation(value: Any) -> str:
+    if value not in ATTESTATIONS:
+        raise FieldError(f"must be one of {', '.join(ATTESTATIONS)} (or absent: any call)")
+    return str(value)
+
+
 def share(value: Any) -> float:
     """A fraction in (0, 1]: the publisher's share of a winning bid."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -332,6 +341,12 @@ BID_FORMAT = Rule(bid_format, enum=list(BID_FORMATS))
 BID_HEADERS = Rule(bid_headers, examples=[{"Authorization": "Bearer …"}])
 SHARE = Rule(share, exclusiveMinimum=0, maximum=1)
 DUPLICATE_AFTER = Rule(duplicate_after, enum=list(DUPLICATE_POINTS))
+ATTESTATION = Rule(
+    attestation,
+    enum=list(ATTESTATIONS),
+    description="the least STIR/SHAKEN attestation a call needs (A > B > C); calls below it, "
+    "unsigned or failing verification included, are refused 403; absent: every call",
+)
 DUPLICATE_WINDOW = Rule(
     partial(integer, minimum=0, maximum=366 * 86400),
     minimum=0,

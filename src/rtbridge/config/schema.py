@@ -339,6 +339,7 @@ class Campaign(_Model):
             "it to be a duplicate: its ping, its connection or its conversion"
         ),
     ] = "connected"
+    min_attestation: Annotated[Literal["A", "B", "C"] | None, f.ATTESTATION] = None
     buyers: tuple[Buyer, ...] = ()
 
 

@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 
 from rtbridge import __version__
 from rtbridge.domain import lifecycle as st
+from rtbridge.domain.attestation import ATTESTATION_LEVELS
 from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.http.instruments import Metrics
 from rtbridge.sip.auth.access import POLICY_CAUSES
@@ -269,6 +270,10 @@ def sip_families(status: AgentStatus) -> Iterator[Metric]:
     yield _labelled(CounterMetricFamily, "rtbridge_sip_failovers",
                     "Buyer failures that asked for the next buyer of the campaign, by kind.",
                     "kind", dict.fromkeys(FAILOVER_KINDS, 0) | status.failovers)  # fmt: skip
+    yield _labelled(CounterMetricFamily, "rtbridge_sip_attestations",
+                    "INVITEs routed, by STIR/SHAKEN attestation (A, B, C; none: unsigned; "
+                    "failed: a signature that did not verify).", "level",
+                    dict.fromkeys(ATTESTATION_LEVELS, 0) | status.attestations)  # fmt: skip
     yield CounterMetricFamily(
         "rtbridge_sip_stray_calls", "pjsua calls no bridge owned, hung up (expected 0).",
         value=status.stray_calls,

@@ -117,6 +117,20 @@ class AgentConfig(BaseModel):
     """CIDRs of SIP proxies (Kamailio) whose source_header names the real sender"""
     source_header: str = "X-RTB-Source"
     """header a trusted proxy puts the sender's address in"""
+    stir_ca_file: str = ""
+    """PEM bundle of the STI-CA roots a PASSporT's certificate must chain to; '' = none, so
+    every signed call is attested 'failed' (no roots)"""
+    stir_https_ca_file: str = ""
+    """PEM CA bundle to verify the HTTPS servers certificates (x5u) are fetched from; '' =
+    system default"""
+    stir_fetch_timeout: float = 2.0
+    """seconds a certificate (x5u) fetch may take in all; a failure is remembered 60 s"""
+    stir_fetch_networks: tuple[str, ...] = Field(default=(), strict=False)
+    """CIDRs of private addresses certificates may be fetched from (none by default: an x5u at
+    a loopback, private or link-local address is refused)"""
+    stir_verstat_sources: tuple[str, ...] = Field(default=(), strict=False)
+    """CIDRs (besides trunks) whose verstat parameter (RFC 8588 verification by an upstream
+    SBC) is believed when the INVITE carries no Identity header"""
     router_workers: int = 4
     """threads that run Router.route (database work)"""
     max_routing: int = 0
@@ -147,7 +161,8 @@ class AgentConfig(BaseModel):
                 raise ValueError(f"hosts: {host!r} is not an IP address") from None
         _check_address("media_address", self.media_address, ipaddress.IPv4Address)
         _check_address("media_address6", self.media_address6, ipaddress.IPv6Address)
-        for name in ("rate_limit_exempt", "trusted_proxies"):
+        for name in ("rate_limit_exempt", "trusted_proxies", "stir_fetch_networks",
+                     "stir_verstat_sources"):  # fmt: skip
             for cidr in getattr(self, name):
                 try:
                     ipaddress.ip_network(cidr, strict=True)
@@ -205,6 +220,8 @@ class AgentConfig(BaseModel):
             )
         if not self.digest_algorithms or not set(self.digest_algorithms) <= {"MD5", "SHA-256"}:
             raise ValueError('digest_algorithms: a non-empty list of "MD5" and/or "SHA-256"')
+        if not 0.1 <= self.stir_fetch_timeout <= 10:
+            raise ValueError("stir_fetch_timeout: seconds, 0.1..10")
         if not 0 <= self.log_level <= 6:
             raise ValueError("log_level: 0..6")
         return self

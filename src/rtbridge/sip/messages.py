@@ -36,6 +36,7 @@ _COMPACT = {
     "r": "refer-to",
     "b": "referred-by",
     "u": "allow-events",
+    "y": "identity",  # RFC 8224 §4.1
 }
 
 # RFC 3261 §25.1 token: what a header name may contain.

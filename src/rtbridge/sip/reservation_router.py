@@ -30,6 +30,7 @@ from rtbridge.sip.auth.authenticator import (
     Authenticator,
     Challenge,
 )
+from rtbridge.sip.attestation import UNSIGNED, Attester, describe
 from rtbridge.sip.auth.digest import ALGORITHMS
 from rtbridge.sip.lease import LeaseKeeper
 from rtbridge.sip.messages import split_name_addr, uri_user
@@ -45,7 +46,8 @@ from rtbridge.sip.router import (
     Reject,
     SrtpMode,
 )
-from rtbridge.storage import attempts, calls, leases
+from rtbridge.sip.stir import Attestation
+from rtbridge.storage import attempts, calls, invite_checks, leases
 from rtbridge.storage.catalog import BuyerInfo, Catalog, CatalogCache
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import AllowlistEntry, Publisher, SipCredential
@@ -117,13 +119,16 @@ class ReservationRouter:
         max_backlog: int = 100_000,
         refusal_log: RefusalLog | None = None,
         lease: LeaseKeeper | None = None,
+        attester: Attester | None = None,
     ) -> None:
         """``lease``: the agent's lease (None: heartbeats without one, as in unit tests); it
-        also takes silent peers over at each heartbeat."""
+        also takes silent peers over at each heartbeat. ``attester``: how INVITEs' callers are
+        attested (STIR/SHAKEN); None: not at all, every call ``none``."""
         self.engine = engine
         self.catalog = catalog
         self.agent_id = agent_id
         self.lease = lease
+        self.attester = attester
         self.ring_timeout = ring_timeout
         self.clock = clock
         self._secret = secret
@@ -209,18 +214,58 @@ class ReservationRouter:
             return Reject(refusal.code, refusal.reason, auth_failure=refusal.cause)
         uuid = invite.ruri_user.lower()
         caller = invite_caller(invite)
-        if caller is not None:  # a ping without one: the INVITE's, checked as the ping's
-            why = calls.caller_at_invite(self.engine, self.catalog.get(), uuid=uuid,
-                                         caller=caller, now=now)  # fmt: skip
-            if why is not None:
-                return Reject(403, f"Forbidden ({why.replace('-', ' ')})")
+        attested = self._attest(invite, caller, lambda: self._called(invite, uuid))
+        who["attestation"] = describe(attested)
+        refusal = self._check(invite, uuid, caller, attested, now)
+        if refusal is not None:
+            return refusal
         result = calls.claim(
             self.engine, uuid=uuid, publisher_id=decision.publisher_id,
             now=now, agent=self.agent_id, source=source, epoch=self._epoch(),
+            attestation=(attested.level, attested.why),
         )  # fmt: skip
         if isinstance(result, calls.NotClaimed):
-            return self._not_claimed(result)
-        return self._bridge(result, invite, access.media.get(decision.publisher_id, ()))
+            return replace(self._not_claimed(result), attestation=attested.level)
+        media = access.media.get(decision.publisher_id, ())
+        return self._bridge(result, invite, media, attested)
+
+    def _called(self, invite: IncomingInvite, uuid: str) -> str | None:
+        """The number a signed call's ``dest`` must match: the reservation's inbound number,
+        else the To header's number (the SBC moved the dialled number there when it
+        addressed the reservation's SIP URI)."""
+        number = calls.called_number(self.engine, uuid)
+        if number is None:
+            _, to_uri = split_name_addr(invite.headers.get("to", ""))
+            try:
+                number = normalise_e164(uri_user(to_uri), field="To")
+            except InvalidInput:
+                return None
+        return number
+
+    def _attest(
+        self, invite: IncomingInvite, caller: str | None, dest: Callable[[], str | None],
+        *, trunk: bool = False,
+    ) -> Attestation:  # fmt: skip
+        if self.attester is None:
+            return UNSIGNED
+        return self.attester.attest(invite, orig=caller, dest=dest, trunk=trunk)
+
+    def _check(
+        self, invite: IncomingInvite, uuid: str, caller: str | None, attested: Attestation,
+        now: datetime,
+    ) -> Reject | None:  # fmt: skip
+        """The INVITE's checks before its claim (``storage/invite_checks.py``): a 403 naming
+        the reason, the reservation failed, or None."""
+        catalog = self.catalog.get()
+        if not invite_checks.needed(catalog, caller):
+            return None
+        why = invite_checks.check_invite(
+            self.engine, catalog, uuid=uuid, caller=caller, attestation=attested.level,
+            attestation_why=attested.why, now=now,
+        )  # fmt: skip
+        if why is None:
+            return None
+        return Reject(403, f"Forbidden ({why.replace('-', ' ')})", attestation=attested.level)
 
     def _route_pstn(
         self, invite: IncomingInvite, trunk_id: str, now: datetime, source: str
@@ -233,13 +278,17 @@ class ReservationRouter:
         uuid = calls.find_pstn(self.engine, did=did, caller=caller, now=now)
         if uuid is None:
             return Reject(404, "Not Found (no live reservation for this DID and caller)")
+        attested = self._attest(invite, caller, lambda: did, trunk=True)
+        refusal = self._check(invite, uuid, None, attested, now)  # the caller matched the ping's
+        if refusal is not None:
+            return refusal
         result = calls.claim(self.engine, uuid=uuid, publisher_id=None, now=now, agent=self.agent_id,
                              source=f"{source} trunk {trunk_id}", via="pstn",
-                             epoch=self._epoch())  # fmt: skip
+                             epoch=self._epoch(), attestation=(attested.level, attested.why))  # fmt: skip
         if isinstance(result, calls.NotClaimed):
-            return self._not_claimed(result)
+            return replace(self._not_claimed(result), attestation=attested.level)
         trunk = self.catalog.get().trunks.get(trunk_id)
-        return self._bridge(result, invite, tuple(trunk.ips) if trunk is not None else ())
+        return self._bridge(result, invite, tuple(trunk.ips) if trunk is not None else (), attested)
 
     def _epoch(self) -> int | None:
         return self.lease.epoch if self.lease is not None else None
@@ -250,10 +299,12 @@ class ReservationRouter:
         return Reject(result.code, result.reason)
 
     def _bridge(
-        self, claimed: calls.Claimed, invite: IncomingInvite, publisher_media: tuple[str, ...]
-    ) -> BridgeTo | Reject:
+        self, claimed: calls.Claimed, invite: IncomingInvite, publisher_media: tuple[str, ...],
+        attested: Attestation = UNSIGNED,
+    ) -> BridgeTo | Reject:  # fmt: skip
         """``publisher_media``: the CIDRs the caller's side may move its media to (its
-        allowlist and media_networks, or the carrier trunk's CIDRs on the PSTN path)."""
+        allowlist and media_networks, or the carrier trunk's CIDRs on the PSTN path). The
+        INVITE's Identity headers go to the buyer as they came, once each (SPEC §4.9)."""
         catalog = self.catalog.get()
         found = next(
             (
@@ -274,11 +325,13 @@ class ReservationRouter:
             )
         headers = [("X-RTB-UUID", claimed.uuid)]
         headers += [(_header_name(k), _header_value(v)) for k, v in sorted(claimed.tags.items())]
+        headers += [("Identity", value) for value in invite.identities if _relayable(value)]
         # Caller id = the reservation's caller number when the ping gave one (§4.4).
         caller_id = claimed.caller_number or invite.from_user or None
         plan = BridgeTo(claimed.uuid, "", caller_id, tuple(headers), self.ring_timeout,
                         publisher_media=publisher_media,
-                        failover=campaign.failover, max_attempts=campaign.max_attempts)  # fmt: skip
+                        failover=campaign.failover, max_attempts=campaign.max_attempts,
+                        attestation=attested.level)  # fmt: skip
         return replace(plan, **leg)
 
     def _buyer_leg(
@@ -562,6 +615,12 @@ def _log_decision(
                                  who.get("username")):  # fmt: skip
                 return  # in the source's summary line
         log.info("INVITE refused", extra={**fields, "code": result.code, "reason": result.reason})
+
+
+def _relayable(value: str) -> bool:
+    """An Identity value fit to write into the buyer's INVITE unchanged: one line, bounded
+    (a signed one is a few hundred bytes; the verifier judged its content already)."""
+    return 0 < len(value) <= 8192 and _HEADER_VALUE.search(value) is None
 
 
 def _srtp(mode: str) -> SrtpMode:

@@ -51,6 +51,7 @@ class IncomingInvite:
     via_proxy: str | None = None  # the trusted proxy's address when one relayed the INVITE
     # the source header's value when a sender that is not a trusted proxy sent one (ignored)
     untrusted_source: str | None = None
+    identities: tuple[str, ...] = ()  # raw Identity header values (RFC 8224), arrival order
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Reject:
     reason: str
     headers: tuple[tuple[str, str], ...] = ()
     auth_failure: str | None = None
+    attestation: str | None = None  # STIR/SHAKEN level, when the INVITE got that far
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class BridgeTo:
     connect_timeout: float = 0.0
     failover: frozenset[str] = frozenset()
     max_attempts: int = 1
+    attestation: str | None = None  # the INVITE's STIR/SHAKEN level (sip/attestation.py)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class AgentStatus:
     media_refused: dict[str, int] = field(default_factory=dict)  # media moves refused, by party
     # buyer failures that asked for the next buyer, by kind
     failovers: dict[str, int] = field(default_factory=dict)
+    attestations: dict[str, int] = field(default_factory=dict)  # routed INVITEs, by level
     # pjsua calls the agent holds a Call object for: both legs of each bridge, and buyer legs
     # given up on (failover) until their CANCEL or BYE is through
     legs: int = 0
@@ -94,6 +95,7 @@ class AgentStatus:
             "screened": _by_first(self.screened),
             "media_refused": dict(sorted(self.media_refused.items())),
             "failovers": dict(sorted(self.failovers.items())),
+            "attestations": dict(sorted(self.attestations.items())),
             "stray_calls": self.stray_calls,
             "dtmf_relayed": self.dtmf_relayed,
         }

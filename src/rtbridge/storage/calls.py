@@ -19,11 +19,8 @@ from sqlalchemy import Engine
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.failover import Attempt
 from rtbridge.domain.money import revenue_or_payout
-from rtbridge.domain.selection import is_duplicate
-from rtbridge.storage import callers
+from rtbridge.domain.numbers import is_e164
 from rtbridge.storage.attempts import record as record_attempts
-from rtbridge.storage.callers import last as last_seen
-from rtbridge.storage.catalog import Catalog
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import HANGUPS_ASKED, LIVE_ROWS, UNCLAIMED_ROWS
 from rtbridge.storage.reservations import record_event
@@ -91,31 +88,34 @@ class _Fenced(Exception):
 
 def claim(
     engine: Engine, *, uuid: str, publisher_id: str | None, now: datetime, agent: str, source: str,
-    via: str = "sip", epoch: int | None = None,
+    via: str = "sip", epoch: int | None = None, attestation: tuple[str, str | None] | None = None,
 ) -> Claimed | NotClaimed:  # fmt: skip
     """Take the reservation for a call. The conditional UPDATE is the whole race: of many
     INVITEs for one uuid, in any number of processes, exactly one sees a row change.
     ``publisher_id`` None means a trusted trunk (PSTN path), which may take any publisher's.
     ``epoch``: the agent's lease; the claim is made only while the agent still holds it
-    (:data:`FENCED` otherwise, nothing written)."""
+    (:data:`FENCED` otherwise, nothing written). ``attestation``: the INVITE's STIR/SHAKEN
+    level and, when it failed, why (``sip/attestation.py``), kept on the reservation."""
     try:
         return _claim(engine, uuid=uuid, publisher_id=publisher_id, now=now, agent=agent,
-                      source=source, via=via, epoch=epoch)  # fmt: skip
+                      source=source, via=via, epoch=epoch,
+                      attestation=attestation or (None, None))  # fmt: skip
     except _Fenced:
         return FENCED
 
 
 def _claim(
     engine: Engine, *, uuid: str, publisher_id: str | None, now: datetime, agent: str, source: str,
-    via: str, epoch: int | None,
+    via: str, epoch: int | None, attestation: tuple[str | None, str | None],
 ) -> Claimed | NotClaimed:  # fmt: skip
     with transaction(engine, write=True) as db:
         params: dict[str, Any] = {"u": uuid, "now": db.ts(now), "p": publisher_id}
         owner = "" if publisher_id is None else " AND publisher_id = :p"
+        level, why = attestation
         cur = db.execute(
-            f"UPDATE reservation SET status = 'claimed', updated_at = :now "
-            f"WHERE uuid = :u AND {_CLAIMABLE}{owner}",
-            params,
+            f"UPDATE reservation SET status = 'claimed', updated_at = :now, attestation = :a, "
+            f"attestation_why = :aw WHERE uuid = :u AND {_CLAIMABLE}{owner}",
+            {**params, "a": level, "aw": None if why is None else why[:128]},
         )
         if cur.rowcount != 1:
             return _refusal(db, uuid, publisher_id, now)
@@ -143,6 +143,15 @@ def _claim(
     return Claimed(uuid, row["publisher_id"], row["buyer_id"], row["caller_number"],
                    db.read_js(row["tags"]) or {}, row["seconds"] or 0, row["payout"] or 0.0,
                    row["destination"])  # fmt: skip
+
+
+def called_number(engine: Engine, uuid: str) -> str | None:
+    """The number the caller dialled: the reservation's inbound number (a DID of its pool or
+    the key's), None when it has none (its SIP address only) or is not there."""
+    with transaction(engine, write=False) as db:
+        row = db.one("SELECT inbound_number FROM reservation WHERE uuid = :u", {"u": uuid})
+    number = None if row is None else row["inbound_number"]
+    return number if number and is_e164(number) else None
 
 
 def find_pstn(engine: Engine, *, did: str, caller: str, now: datetime) -> str | None:
@@ -446,51 +455,3 @@ def close_orphans(
                 closed.append(Orphan(row["uuid"], status, why))
         tally.flush()
     return closed
-
-
-DUPLICATE_CALLER = "duplicate-caller"
-
-
-def caller_at_invite(
-    engine: Engine, catalog: Catalog, *, uuid: str, caller: str, now: datetime
-) -> str | None:
-    """A ping without a caller number meets its INVITE (SPEC §3.5): the INVITE's caller is
-    recorded on the still unclaimed reservation, and checked against its buyer's duplicate
-    rule as the ping would have been. A duplicate ends the reservation ``failed`` with that
-    reason, its unit given back; the reason is returned (the INVITE gets 403). None when the
-    call may go on (and for a reservation that had its caller, or cannot be claimed: the
-    claim answers for those)."""
-    with transaction(engine, write=True) as db:
-        row = db.one(
-            f"SELECT expires_at, {_KEY_COLUMNS} FROM reservation WHERE uuid = :u", {"u": uuid}
-        )
-        if row is None or row["caller_number"] is not None or row["status"] not in st.UNCLAIMED:
-            return None
-        expires = db.read_ts(row["expires_at"])
-        if expires is not None and expires <= now:
-            return None
-        db.execute(
-            "UPDATE reservation SET caller_number = :c WHERE uuid = :u AND caller_number IS NULL",
-            {"c": caller, "u": uuid},
-        )
-        campaign = catalog.campaigns.get(row["campaign_id"])
-        buyer = campaign.buyer(row["buyer_id"]) if campaign and row["buyer_id"] else None
-        if buyer is None or not buyer.rule.duplicate_window:
-            return None
-        rule = buyer.rule
-        last = last_seen(callers.of(db, caller, rule.id), caller, rule.id, rule.duplicate_after)
-        if not is_duplicate(rule, last, now):
-            return None
-        moved = db.execute(
-            "UPDATE reservation SET status = :s, reason = :r, updated_at = :now "
-            "WHERE uuid = :u AND status = :old",
-            {"s": st.FAILED, "r": DUPLICATE_CALLER, "now": db.ts(now), "u": uuid,
-             "old": row["status"]},
-        ).rowcount  # fmt: skip
-        if moved != 1:
-            return None
-        tally = Tally(db)
-        tally.transition(row["buyer_id"], row["created_at"], row["status"], st.FAILED)
-        record_event(db, uuid, st.FAILED, now, f"{DUPLICATE_CALLER}: {caller} at the INVITE")
-        tally.flush()
-    return DUPLICATE_CALLER

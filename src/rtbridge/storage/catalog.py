@@ -90,6 +90,7 @@ class CampaignInfo:
     failover: frozenset[str] = frozenset(FAILOVER_KINDS)
     max_attempts: int = 3
     auction: Auction = Auction()  # how its RTB buyers, if any, are asked
+    min_attestation: str | None = None  # STIR/SHAKEN: calls attested below it are refused
 
     @cached_property
     def deduplicating(self) -> tuple[BuyerRule, ...]:
@@ -252,6 +253,7 @@ def load_catalog(engine: Engine) -> Catalog:
                 frozenset(FAILOVER_KINDS if c.failover is None else c.failover),
                 c.max_attempts,
                 Auction(c.bid_deadline_ms, c.publisher_share, c.min_bid),
+                c.min_attestation,
             )
             for c in defaults.values()
         }

@@ -105,6 +105,9 @@ class Campaign(SQLModel, table=True):
     # seconds is skipped by it; 0: off (buyers may set their own)
     duplicate_window: int = 0
     duplicate_after: str = Field(default="connected", max_length=16)
+    # STIR/SHAKEN (sip/stir/): calls attested below it ("A" > "B" > "C") are refused 403;
+    # None: every call, attested or not
+    min_attestation: str | None = Field(default=None, max_length=1)
 
 
 class DidNumber(SQLModel, table=True):
@@ -219,6 +222,10 @@ class Reservation(SQLModel, table=True):
     # None on rows from before revenue existed: read as the payout (domain/money.py)
     revenue: float | None = None
     seconds: int | None = None
+    # what its INVITE's STIR/SHAKEN said (sip/stir/): "A", "B", "C", "none" (no Identity
+    # header), "failed" (with why); None until an INVITE came
+    attestation: str | None = Field(default=None, max_length=8)
+    attestation_why: str | None = Field(default=None, max_length=128)
     created_at: datetime
     expires_at: datetime | None = None
     updated_at: datetime

@@ -186,6 +186,8 @@ class CampaignPublic(_Public):
                                   "buyer is a duplicate for it (its buyers' default); 0: off")  # fmt: skip
     duplicate_after: str = Field(description="what the earlier call must have reached: ping, "
                                  "connected or converted (its buyers' default)")  # fmt: skip
+    min_attestation: str | None = Field(description="the least STIR/SHAKEN attestation a call "
+                                        "needs (A, B or C); null: every call")  # fmt: skip
     numbers: list[str]
     buyers: list[str] = Field(description="buyer ids")
     managed_by: str = Field(description=_MANAGED_BY)

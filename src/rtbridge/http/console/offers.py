@@ -84,7 +84,7 @@ async def create_campaign(request: Request) -> Response:
 # A campaign's own settings in its form: failover, then the auction of its RTB buyers.
 CAMPAIGN_NUMBERS = ("max_attempts", "bid_deadline_ms", "publisher_share", "min_bid",
                     "duplicate_window")  # fmt: skip
-CAMPAIGN_TEXTS = ("duplicate_after",)
+CAMPAIGN_TEXTS = ("duplicate_after", "min_attestation")
 
 
 def failover_form(campaign: dict[str, Any]) -> dict[str, str]:
@@ -92,7 +92,7 @@ def failover_form(campaign: dict[str, Any]) -> dict[str, str]:
     numbers as text."""
     ticked = {f"failover-{k}": "on" for k in campaign["failover"]}
     shown = (*CAMPAIGN_NUMBERS, *CAMPAIGN_TEXTS)
-    return {**ticked, **{name: str(campaign[name]) for name in shown}}
+    return {**ticked, **{n: "" if campaign[n] is None else str(campaign[n]) for n in shown}}
 
 
 async def update_campaign(request: Request) -> Response:

@@ -166,6 +166,7 @@ class Agent:
             stray_calls=counters.stray_calls,
             media_refused=dict(counters.media_refused),
             failovers=dict(counters.failovers),
+            attestations=dict(counters.attestations),
             fenced=state.fenced.is_set(),
             **self._lease_status(),
         )

@@ -79,6 +79,7 @@ def read_invite(
         offer_srtp=offers_srtp(whole_msg),
         via_proxy=source.via_proxy,
         untrusted_source=source.untrusted,
+        identities=tuple(msg.headers.get("identity", ())),
     )
 
 
@@ -238,6 +239,8 @@ class Intake:
             result = future.result()
             if isinstance(result, Reject) and result.auth_failure:
                 self._state.counters.auth_failures[result.auth_failure] += 1
+            if result.attestation is not None:
+                self._state.counters.attestations[result.attestation] += 1
         bridge.on_route_result(exc if exc is not None else future.result())
 
     # -- failover ---------------------------------------------------------------------------

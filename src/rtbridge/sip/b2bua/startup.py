@@ -13,10 +13,13 @@ from sqlalchemy import Engine
 from rtbridge.logs import set_context
 from rtbridge.settings import Settings, parse_hostport
 from rtbridge.sip.agent_config import AgentConfig, config_path, load_agent_config
+from rtbridge.sip.attestation import Attester
 from rtbridge.sip.b2bua.agent import Agent
 from rtbridge.sip.lease import LeaseKeeper
 from rtbridge.sip.leftover_legs import LeftoverLegs
+from rtbridge.sip.proxy import networks
 from rtbridge.sip.reservation_router import ReservationRouter
+from rtbridge.sip.stir import Verifier
 from rtbridge.storage.catalog import CatalogCache
 
 log = logging.getLogger("rtbridge.sip")
@@ -52,6 +55,15 @@ def agent_name(config: AgentConfig) -> str:
     return config.agent_id or f"{socket.gethostname()}:{config.port}"
 
 
+def attester(config: AgentConfig) -> Attester:
+    """STIR/SHAKEN as the agent's options say (``stir_*``)."""
+    verifier = Verifier(
+        roots_file=config.stir_ca_file or None, https_ca_file=config.stir_https_ca_file or None,
+        fetch_timeout=config.stir_fetch_timeout, allowed_networks=config.stir_fetch_networks,
+    )  # fmt: skip
+    return Attester(verifier, verstat_sources=networks(config.stir_verstat_sources))
+
+
 def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Agent:
     """The agent, holding its lease (``sip/lease.py``): a previous run's open calls closed,
     their legs sent BYE in the background (the agent takes calls meanwhile). Raises
@@ -65,7 +77,7 @@ def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Ag
     router = ReservationRouter(
         engine, catalog, secret=nonce_secret(), agent_id=name,
         ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
-        retry_after=config.retry_after, lease=lease,
+        retry_after=config.retry_after, lease=lease, attester=attester(config),
     )  # fmt: skip
     agent = Agent(config, router, lease=lease)  # refuses a configuration pjsua2 cannot hold
     recovery = lease.acquire()

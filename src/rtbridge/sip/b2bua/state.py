@@ -32,6 +32,8 @@ class Counters:
     screened: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
     media_refused: collections.Counter[str] = field(default_factory=collections.Counter)  # party
     failovers: collections.Counter[str] = field(default_factory=collections.Counter)  # by kind
+    # routed INVITEs by STIR/SHAKEN attestation (A, B, C, none, failed)
+    attestations: collections.Counter[str] = field(default_factory=collections.Counter)
     stray_calls: int = 0  # pjsua calls no leg owned, hung up
     dtmf_relayed: int = 0
 
