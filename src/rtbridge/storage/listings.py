@@ -46,12 +46,13 @@ MAX_PAGE = 1000
 # The columns of each view, in the order CSV exports write them (http/csvfile.py).
 RTB_COLUMNS = ["created_at", "uuid", "key_id", "publisher", "campaign", "buyer", "status",
                "reason", "caller_number", "inbound_number", "payout_offered", "revenue_offered",
-               "seconds", "expires_at", "source_id", "tags"]  # fmt: skip
+               "seconds", "expires_at", "source_id", "tags", "attestation",
+               "attestation_why"]  # fmt: skip
 CALL_COLUMNS = ["invite_at", "answer_at", "end_at", "uuid", "publisher", "campaign", "buyer",
                 "caller_number", "via", "source", "publisher_code", "buyer_code", "hangup_by",
                 "duration", "converted", "payout_earned", "revenue_earned", "margin_earned",
-                "status", "attempts",
-                "attempts_detail"]  # fmt: skip
+                "status", "attempts", "attempts_detail", "attestation",
+                "attestation_why"]  # fmt: skip
 # What became of one bidder's answer (bidding/): the winner, the beaten, a bidder that
 # declined (204 or a bid of 0), one past the deadline, one that failed (a transport error
 # or a 5xx), one whose answer broke its format's rules.
@@ -84,6 +85,8 @@ def _reservation_view(row: Reservation, now: datetime) -> dict[str, Any]:
         "reason": row.reason,
         "caller_number": row.caller_number,
         "inbound_number": row.inbound_number,
+        "attestation": row.attestation,  # its INVITE's STIR/SHAKEN, None before one came
+        "attestation_why": row.attestation_why,
         # offered: what the reservation was made at, earned by the call only on conversion
         "payout_offered": row.payout,
         "revenue_offered": revenue_or_payout(row.revenue, row.payout),
@@ -160,6 +163,8 @@ def _call_view(call: CallRecord, res: Reservation) -> dict[str, Any]:
         "campaign": res.campaign_id,
         "buyer": res.buyer_id,
         "caller_number": res.caller_number,
+        "attestation": res.attestation,
+        "attestation_why": res.attestation_why,
         "via": call.via,
         "source": call.source,
         "agent": call.agent,
@@ -191,6 +196,7 @@ def call_log(
     buyer_code: int | None = None,
     min_duration: float | None = None,
     via: str | None = None,
+    attestation: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     uuid: str | None = None,
@@ -224,6 +230,8 @@ def call_log(
         query = query.where(col(CallRecord.duration) >= min_duration)
     if via:
         query = query.where(col(CallRecord.via) == via)
+    if attestation:
+        query = query.where(col(Reservation.attestation) == attestation)
     if since is not None:
         query = query.where(col(CallRecord.invite_at) >= since)
     if until is not None:

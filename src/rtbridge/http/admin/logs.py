@@ -24,6 +24,7 @@ from starlette.responses import Response
 from rtbridge.admin import calls as admin_calls
 from rtbridge.config import fields as f
 from rtbridge.domain import lifecycle as st
+from rtbridge.domain.attestation import ATTESTATION_LEVELS
 from rtbridge.domain.errors import InvalidInput, NotFound
 from rtbridge.domain.numbers import normalise_e164
 from rtbridge.http import csvfile
@@ -50,7 +51,7 @@ COMMON = ("limit", "cursor", "format")
 RTB_PARAMS = ("publisher", "campaign", "buyer", "key", "status", "reason", "caller_number",
               "uuid", "since", "until", *COMMON)  # fmt: skip
 CALL_PARAMS = ("publisher", "campaign", "buyer", "status", "converted", "hangup_by",
-               "publisher_code", "buyer_code", "min_duration", "via", "uuid", "since", "until",
+               "publisher_code", "buyer_code", "min_duration", "via", "attestation", "uuid", "since", "until",
                *COMMON)  # fmt: skip
 
 
@@ -225,6 +226,7 @@ async def list_calls(request: Request) -> Response:
         "buyer_code": q.read("buyer_code", _integer(100, 699)),
         "min_duration": q.read("min_duration", _duration),
         "via": q.read("via", one_of(VIA)),
+        "attestation": q.read("attestation", one_of(ATTESTATION_LEVELS)),
         "uuid": q.read("uuid", reservation_uuid),
         "since": q.read("since", query_time),
         "until": q.read("until", query_time),

@@ -14,6 +14,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 
 from rtbridge.config.schema import BuyerSpec, Campaign, IpSpec, PublisherSpec, TrunkSpec
+from rtbridge.domain.attestation import ATTESTATION_LEVELS
 from rtbridge.domain.failover import AttemptKind
 from rtbridge.http.admin import models as m
 from rtbridge.http.openapi import Found, component_schemas, resolve
@@ -175,6 +176,9 @@ _RTB_ITEM = _obj(
             "its TTL is expired"},
     reason={**_NULL_STR, "description": "no-target only"}, caller_number=_NULL_STR,
     inbound_number=_NULL_STR,
+    attestation={"type": ["string", "null"], "enum": [*ATTESTATION_LEVELS, None],
+                 "description": "its INVITE's STIR/SHAKEN: A, B, C, none (unsigned), failed"},
+    attestation_why={**_NULL_STR, "description": "why a signature failed"},
     payout_offered={**_NULL_NUM, "description": "to the publisher, if the call converts"},
     revenue_offered={**_NULL_NUM, "description": "from the buyer, if the call converts"},
     seconds=_NULL_INT, expires_at=_NULL_TIME,
@@ -195,6 +199,9 @@ _CALL_ITEM = _obj(
     ["id", "uuid", "invite_at", "attempts"], id=_INT, uuid=_STR, publisher=_STR, campaign=_STR,
     buyer={**_NULL_STR, "description": "the buyer that answered, or the last one tried"},
     caller_number=_NULL_STR, via={"type": "string", "enum": ["sip", "pstn"]}, source=_NULL_STR,
+    attestation={"type": ["string", "null"], "enum": [*ATTESTATION_LEVELS, None],
+                 "description": "its INVITE's STIR/SHAKEN: A, B, C, none (unsigned), failed"},
+    attestation_why={**_NULL_STR, "description": "why a signature failed"},
     agent=_NULL_STR, invite_at=_TIME, answer_at=_NULL_TIME, end_at=_NULL_TIME,
     publisher_code=_NULL_INT, buyer_code=_NULL_INT, hangup_by=_NULL_STR, duration=_NULL_NUM,
     converted={"type": ["boolean", "null"]},
@@ -500,6 +507,8 @@ OPERATIONS: dict[str, dict[str, _S]] = {
                 ),
                 _qs("min_duration", {"type": "number", "minimum": 0}, "seconds, at least"),
                 _qs("via", {"type": "string", "enum": ["sip", "pstn"]}, "how the call arrived"),
+                _qs("attestation", {"type": "string", "enum": list(ATTESTATION_LEVELS)},
+                    "its INVITE's STIR/SHAKEN attestation"),
             ],
         )
     },
