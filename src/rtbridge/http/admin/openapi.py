@@ -507,8 +507,11 @@ OPERATIONS: dict[str, dict[str, _S]] = {
                 ),
                 _qs("min_duration", {"type": "number", "minimum": 0}, "seconds, at least"),
                 _qs("via", {"type": "string", "enum": ["sip", "pstn"]}, "how the call arrived"),
-                _qs("attestation", {"type": "string", "enum": list(ATTESTATION_LEVELS)},
-                    "its INVITE's STIR/SHAKEN attestation"),
+                _qs(
+                    "attestation",
+                    {"type": "string", "enum": list(ATTESTATION_LEVELS)},
+                    "its INVITE's STIR/SHAKEN attestation",
+                ),
             ],
         )
     },
