@@ -168,6 +168,12 @@ class Catalog:
                 self._known[raw_key] = found
         return found
 
+    @cached_property
+    def attesting(self) -> bool:
+        """Does some campaign refuse calls below a STIR/SHAKEN attestation? (If none does,
+        an INVITE's attestation is only recorded, with its claim.)"""
+        return any(c.min_attestation for c in self.campaigns.values())
+
     def wants_creation(self, publisher_id: str, buyer_id: str | None) -> bool:
         """Is a new reservation of this publisher (with this buyer, or None: no target) an
         event some enabled webhook subscribes to? A ping writes the row's ``webhook_pending``

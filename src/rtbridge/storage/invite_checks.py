@@ -33,7 +33,7 @@ _ROW = (
 def needed(catalog: Catalog, caller: str | None) -> bool:
     """Is there anything to check? Not when the INVITE names no caller and no campaign asks
     for an attestation: then the INVITE goes straight to its claim."""
-    return caller is not None or any(c.min_attestation for c in catalog.campaigns.values())
+    return caller is not None or catalog.attesting
 
 
 def check_invite(

@@ -26,6 +26,7 @@ AUCTION = {
     "min_bid": 0.01,
     "duplicate_window": 0,
     "duplicate_after": "connected",
+    "min_attestation": None,
 }  # the defaults
 
 
@@ -220,7 +221,7 @@ def test_the_views_written_back_as_a_file_are_no_change(
     campaign = admin.get("/admin/campaigns/auto").json()
     buyers = admin.get("/admin/buyers?campaign=auto").json()["buyers"]
     lines = ["[[campaigns]]"] + [f"{k} = {_toml(v)}" for k, v in campaign.items()
-                                 if k not in ("buyers", "managed_by")]  # fmt: skip
+                                 if k not in ("buyers", "managed_by") and v is not None]  # fmt: skip
     for buyer in buyers:
         lines.append("[[campaigns.buyers]]")
         lines += [f"{k} = {_toml(v)}" for k, v in buyer.items()
