@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from rtbridge.sip.stir import Verifier
@@ -165,7 +165,9 @@ class Signer:
         claims: dict[str, Any] | None = None,
         params: str | None = None,
     ) -> str:
-        """An Identity header value ``<jws>;info=<x5u>;alg=ES256;ppt=shaken``. ``age``
+        """An Identity header value ``<jws>;info=<x5u>;alg=ES256;ppt=shaken``, signed here
+        (JWS ES256 by hand with ``cryptography``, not with the verifier's PyJWT, and so
+        with any header a hostile signer might write). ``age``
         seconds are taken off ``iat`` (now by default); ``tamper`` flips a bit of the
         signature; ``header``/``claims`` override (a None value drops the field); ``params``
         replaces everything after the JWS."""
@@ -181,10 +183,11 @@ class Signer:
         body.update(claims or {})
         head = {k: v for k, v in head.items() if v is not None}
         body = {k: v for k, v in body.items() if v is not None}
+        encoded = _b64(json.dumps(head).encode()) + "." + _b64(json.dumps(body).encode())
         if isinstance(self.key, ec.EllipticCurvePrivateKey):
-            token = jwt.encode(body, self.key, algorithm="ES256", headers=head)
-        else:  # a key PyJWT will not sign ES256 with: a token the verifier must refuse anyway
-            encoded = _b64(json.dumps(head).encode()) + "." + _b64(json.dumps(body).encode())
+            r, s = decode_dss_signature(self.key.sign(encoded.encode(), ec.ECDSA(hashes.SHA256())))
+            token = encoded + "." + _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+        else:  # no ES256 with this key: a token the verifier must refuse anyway
             token = encoded + "." + _b64(b"\x00" * 64)
         if tamper:
             encoded, _, signature = token.rpartition(".")
@@ -203,14 +206,17 @@ class Answer:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    hang: bool = False
+    hang: bool = False  # hold the request open until the server stops
+    dribble: bool = False  # send the body a byte every 0.1 s
+    delay: float = 0.0  # seconds before answering
 
 
 class X5uServer:
     """HTTPS on 127.0.0.1 in a thread: serves :meth:`serve`'s answers by path, counts the
-    requests for each path in ``fetches``, and holds a ``hang`` path's request open until
-    the server stops. Its TLS certificate names 127.0.0.1, localhost and x5u.test, issued
-    by a CA whose PEM is at ``ca_file`` (the verifier's ``https_ca_file``)."""
+    requests for each path in ``fetches``, holds a ``hang`` path's request open until the
+    server stops and sends a ``dribble`` path's body a byte at a time. Its TLS certificate
+    names 127.0.0.1, localhost and x5u.test, issued by a CA whose PEM is at ``ca_file``
+    (the verifier's ``https_ca_file``)."""
 
     def __init__(self, folder: Path) -> None:
         tls_ca = issue("x5u test TLS CA", ca=True)
@@ -261,7 +267,7 @@ class X5uServer:
                 with server._lock:
                     server.fetches[self.path] += 1
                 answer = server.answers.get(self.path, Answer(status=404))
-                if answer.hang:
+                if answer.hang or server._stop.wait(answer.delay):
                     server._stop.wait(30)
                     return
                 self.send_response(answer.status)
@@ -270,7 +276,13 @@ class X5uServer:
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
                 with contextlib.suppress(OSError):
-                    self.wfile.write(answer.body)
+                    if not answer.dribble:
+                        self.wfile.write(answer.body)
+                    for byte in answer.body if answer.dribble else b"":
+                        if server._stop.wait(0.1):
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -30,20 +30,12 @@ _PARAM = re.compile(
 
 @dataclass(frozen=True)
 class Identity:
-    """One Identity header value, read: its JWS and its parameters (names lowercased)."""
+    """One Identity header value, read: its JWS, the credential URL of its ``info``
+    parameter (without the angle brackets) and all its parameters (names lowercased)."""
 
     jws: str
+    info: str
     params: dict[str, str]
-
-    @property
-    def info(self) -> str:
-        """The credential URL of the ``info`` parameter, without its angle brackets."""
-        value = self.params.get("info")
-        if value is None:
-            raise Failed("Identity has no info parameter")
-        if not (value.startswith("<") and value.endswith(">")):
-            raise Failed("Identity info is not in angle brackets")
-        return value[1:-1].strip()
 
     def ppt(self) -> str | None:
         """The PASSporT type: the ``ppt`` parameter, else the PASSporT header's ``ppt``."""
@@ -77,7 +69,15 @@ def parse(value: str) -> Identity:
     alg = params.get("alg")
     if alg is not None and alg.strip('"') != "ES256":
         raise Failed(f"Identity alg {_short(alg)} is not ES256")
-    return Identity(jws, params)
+    return Identity(jws, _info(params.get("info")), params)
+
+
+def _info(value: str | None) -> str:
+    if value is None:
+        raise Failed("Identity has no info parameter")
+    if not (value.startswith("<") and value.endswith(">")):
+        raise Failed("Identity info is not in angle brackets")
+    return value[1:-1].strip()
 
 
 def choose(values: Sequence[str]) -> Identity:
