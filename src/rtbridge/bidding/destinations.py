@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-_OPEN = ipaddress.ip_network("100.64.0.0/10")  # CGNAT: is_private misses it on 3.11
+from rtbridge.netclass import is_internal, is_trusted
 
 
 def refusal(destination: str, trusted: Iterable[str], sip_domain: str) -> str | None:
@@ -29,21 +29,9 @@ def refusal(destination: str, trusted: Iterable[str], sip_domain: str) -> str | 
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None  # a name
-    if not _internal(address):
-        return None
-    if any(address in ipaddress.ip_network(net, strict=False) for net in trusted):
+    if not is_internal(address) or is_trusted(address, trusted):
         return None
     return f"destination {host} is an internal address (not in the buyer's media_networks)"
-
-
-def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return _internal(address.ipv4_mapped)
-    return (
-        address.is_private or address.is_loopback or address.is_link_local
-        or address.is_multicast or address.is_unspecified or address.is_reserved
-        or (isinstance(address, ipaddress.IPv4Address) and address in _OPEN)
-    )  # fmt: skip
 
 
 def _host(uri: str) -> str:
