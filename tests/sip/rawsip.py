@@ -40,6 +40,7 @@ class Message:
     headers: list[tuple[str, str]]
     body: str
     source: tuple[str, int]
+    size: int = 0  # bytes on the wire
 
     @property
     def status(self) -> int | None:
@@ -80,7 +81,7 @@ def parse(data: bytes, source: tuple[str, int]) -> Message:
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers.append((name.strip(), value.strip()))
-    return Message(lines[0], headers, body, source)
+    return Message(lines[0], headers, body, source, len(data))
 
 
 def tag_of(value: str | None) -> str:
@@ -188,7 +189,7 @@ class SipPeer:
 
     def __init__(self, host: str = "127.0.0.1", *, answer: int | None = 200,
                  answer_headers: tuple[str, ...] = (), ring: float = 0.0,
-                 tone: int = 440) -> None:  # fmt: skip
+                 tone: int = 440, caller: str = "+12025550102") -> None:  # fmt: skip
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.host = host
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -201,6 +202,7 @@ class SipPeer:
         self.rtp.settimeout(0.05)
         self.rtp_port = self.rtp.getsockname()[1]
         self.answer = answer
+        self.caller = caller  # the user of its INVITEs' From
         self.ring = ring
         self.contact = f"sip:peer@{_hostport((host, self.port))}"  # in its answers (a 3xx's target)
         self.requests: list[Message] = []
@@ -233,7 +235,7 @@ class SipPeer:
         with the ``headers`` given now (an ``Authorization``)."""
         if retry is None:
             dialog = Dialog(
-                call_id=f"{uuid.uuid4()}@{self.host}", local_uri=f"sip:+12025550102@{self.host}",
+                call_id=f"{uuid.uuid4()}@{self.host}", local_uri=f"sip:{self.caller}@{self.host}",
                 local_tag=uuid.uuid4().hex[:10], remote_uri=f"sip:{user}@{domain}",
                 remote_tag="", peer=to,
             )  # fmt: skip

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.domain.failover import Attempt
 from rtbridge.domain.numbers import normalise_e164
-from rtbridge.sip.attestation import UNSIGNED, Attester, describe
+from rtbridge.sip.attester import UNSIGNED, Attester, describe
 from rtbridge.sip.auth.access import UNTRUSTED_PROXY_HEADER, AccessSnapshot, Policy
 from rtbridge.sip.auth.allowlist import AllowRule, Credential, Directory, parse_cidr
 from rtbridge.sip.auth.authenticator import (

@@ -111,7 +111,7 @@ class BridgeTo:
     connect_timeout: float = 0.0
     failover: frozenset[str] = frozenset()
     max_attempts: int = 1
-    attestation: str | None = None  # the INVITE's STIR/SHAKEN level (sip/attestation.py)
+    attestation: str | None = None  # the INVITE's STIR/SHAKEN level (sip/attester.py)
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def claim(
     ``publisher_id`` None means a trusted trunk (PSTN path), which may take any publisher's.
     ``epoch``: the agent's lease; the claim is made only while the agent still holds it
     (:data:`FENCED` otherwise, nothing written). ``attestation``: the INVITE's STIR/SHAKEN
-    level and, when it failed, why (``sip/attestation.py``), kept on the reservation."""
+    level and, when it failed, why (``sip/attester.py``), kept on the reservation."""
     try:
         return _claim(engine, uuid=uuid, publisher_id=publisher_id, now=now, agent=agent,
                       source=source, via=via, epoch=epoch,

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from rtbridge.logs import set_context
 from rtbridge.settings import Settings, parse_hostport
 from rtbridge.sip.agent_config import AgentConfig, config_path, load_agent_config
-from rtbridge.sip.attestation import Attester
+from rtbridge.sip.attester import Attester
 from rtbridge.sip.b2bua.agent import Agent
 from rtbridge.sip.lease import LeaseKeeper
 from rtbridge.sip.leftover_legs import LeftoverLegs

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LEVELS = ("A", "B", "C")
+from rtbridge.domain.attestation import LEVELS, UNVERIFIED, meets
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,9 @@ class Attestation:
         """True when this level is ``minimum`` or better (A > B > C > none/failed): every
         Attestation is at least ``none``. An unknown ``minimum`` (a configuration's typo)
         raises ValueError rather than letting every call through or none."""
-        if minimum in ("none", "failed"):
-            return True
-        if minimum not in LEVELS:
+        if minimum not in LEVELS and minimum not in UNVERIFIED:
             raise ValueError(f"unknown attestation level {minimum!r}")
-        return self.level in LEVELS and LEVELS.index(self.level) <= LEVELS.index(minimum)
+        return meets(self.level, minimum if minimum in LEVELS else None)
 
 
 class Failed(Exception):

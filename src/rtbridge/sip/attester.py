@@ -9,6 +9,10 @@ Three sources, in order:
    ``stir_verstat_sources``: anyone else could write it;
 3. otherwise ``none``.
 
+A plain ``TN-Validation-Passed`` says the signature held, not at what level: the level comes
+from the carrier's ``Attestation-Info`` or ``P-Attestation-Indicator`` header when there is
+one, else it counts as ``C`` (never more than the carrier vouched for).
+
 The router asks after authentication only, so an unknown sender never makes the agent
 fetch a certificate."""
 
@@ -44,8 +48,11 @@ class Attester:
         if invite.identities:
             return self.verifier.verify(invite.identities, orig=orig, dest=dest())
         if trunk or in_networks(invite.source_ip, self.verstat_sources):
+            hint = invite.headers.get("attestation-info") or invite.headers.get(
+                "p-attestation-indicator"
+            )
             for name in ("p-asserted-identity", "from"):
-                found = from_verstat(invite.headers.get(name))
+                found = from_verstat(invite.headers.get(name), attest=hint)
                 if found is not None:
                     return found
         return UNSIGNED
