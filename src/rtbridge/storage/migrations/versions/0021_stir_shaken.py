@@ -1,7 +1,7 @@
 """STIR/SHAKEN attestation
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-07 09:10:00.000000
 
 Issue 23 (SPEC §4.9). A campaign's ``min_attestation`` ("A", "B", "C"; NULL: any call) refuses
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlmodel.sql.sqltypes import AutoString
 
-revision = "0020"
-down_revision = "0019"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
