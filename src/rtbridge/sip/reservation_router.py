@@ -209,9 +209,12 @@ class ReservationRouter:
             return Reject(refusal.code, refusal.reason, auth_failure=refusal.cause)
         uuid = invite.ruri_user.lower()
         caller = invite_caller(invite)
-        if caller is not None:  # a ping without one: the INVITE's, checked as the ping's
-            why = calls.caller_at_invite(self.engine, self.catalog.get(), uuid=uuid,
-                                         caller=caller, now=now)  # fmt: skip
+        catalog = self.catalog.get()
+        # A ping without a caller: the INVITE's is checked as the ping's would have been (an
+        # anonymous one only against lists: it is nobody's duplicate).
+        if caller is not None or catalog.lists:
+            why = calls.caller_at_invite(self.engine, catalog, uuid=uuid, caller=caller,
+                                         now=now)  # fmt: skip
             if why is not None:
                 return Reject(403, f"Forbidden ({why.replace('-', ' ')})")
         result = calls.claim(

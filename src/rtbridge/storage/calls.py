@@ -19,8 +19,8 @@ from sqlalchemy import Engine
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.failover import Attempt
 from rtbridge.domain.money import revenue_or_payout
-from rtbridge.domain.selection import is_duplicate
-from rtbridge.storage import callers
+from rtbridge.domain.selection import REASON_BLOCKED, REASON_DUPLICATE, is_duplicate
+from rtbridge.storage import caller_lists, callers
 from rtbridge.storage.attempts import record as record_attempts
 from rtbridge.storage.callers import last as last_seen
 from rtbridge.storage.catalog import Catalog
@@ -248,11 +248,13 @@ def _count_end(
     converted: bool, at: datetime,
 ) -> dict[str, float]:  # fmt: skip
     """The end of a call in the rollups (storage/rollups.py) and, converted, in its caller's
-    marks (storage/callers.py); what it earned, for its call record (:func:`_earned`)."""
+    marks (storage/callers.py) and the auto-blocking lists of its scope
+    (storage/caller_lists.py); what it earned, for its call record (:func:`_earned`)."""
     earned = _earned(reservation, converted)
     if converted:
         tally.seen.add("converted", reservation["caller_number"], reservation["buyer_id"],
                        tally.db.ts(at))  # fmt: skip
+        tally.auto_blocks.add(tally.db, reservation, at)
     key = key_of(reservation)
     tally.rollup.add(
         key, converted=int(converted), talk_seconds=round(duration, 3) if answered else 0.0,
@@ -448,18 +450,15 @@ def close_orphans(
     return closed
 
 
-DUPLICATE_CALLER = "duplicate-caller"
-
-
 def caller_at_invite(
-    engine: Engine, catalog: Catalog, *, uuid: str, caller: str, now: datetime
+    engine: Engine, catalog: Catalog, *, uuid: str, caller: str | None, now: datetime
 ) -> str | None:
-    """A ping without a caller number meets its INVITE (SPEC §3.5): the INVITE's caller is
-    recorded on the still unclaimed reservation, and checked against its buyer's duplicate
-    rule as the ping would have been. A duplicate ends the reservation ``failed`` with that
-    reason, its unit given back; the reason is returned (the INVITE gets 403). None when the
-    call may go on (and for a reservation that had its caller, or cannot be claimed: the
-    claim answers for those)."""
+    """A ping without a caller number meets its INVITE (SPEC §3.10): the INVITE's caller
+    (E.164, or None: anonymous) is recorded on the still unclaimed reservation and checked
+    against the caller rules as the ping would have been — its lists, then its buyer's
+    duplicate rule. A refusal ends the reservation ``failed`` with its reason, its unit given
+    back; the reason is returned (the INVITE gets 403). None when the call may go on (and for
+    a reservation that had its caller, or cannot be claimed: the claim answers for those)."""
     with transaction(engine, write=True) as db:
         row = db.one(
             f"SELECT expires_at, {_KEY_COLUMNS} FROM reservation WHERE uuid = :u", {"u": uuid}
@@ -469,28 +468,59 @@ def caller_at_invite(
         expires = db.read_ts(row["expires_at"])
         if expires is not None and expires <= now:
             return None
-        db.execute(
-            "UPDATE reservation SET caller_number = :c WHERE uuid = :u AND caller_number IS NULL",
-            {"c": caller, "u": uuid},
-        )
-        campaign = catalog.campaigns.get(row["campaign_id"])
-        buyer = campaign.buyer(row["buyer_id"]) if campaign and row["buyer_id"] else None
-        if buyer is None or not buyer.rule.duplicate_window:
+        if caller is not None:
+            db.execute(
+                "UPDATE reservation SET caller_number = :c "
+                "WHERE uuid = :u AND caller_number IS NULL",
+                {"c": caller, "u": uuid},
+            )
+        why = _listed(db, catalog, row, caller, now) or _duplicate(db, catalog, row, caller, now)
+        if why is None or not _fail(db, row, uuid, why, caller, now):
             return None
-        rule = buyer.rule
-        last = last_seen(callers.of(db, caller, rule.id), caller, rule.id, rule.duplicate_after)
-        if not is_duplicate(rule, last, now):
-            return None
-        moved = db.execute(
-            "UPDATE reservation SET status = :s, reason = :r, updated_at = :now "
-            "WHERE uuid = :u AND status = :old",
-            {"s": st.FAILED, "r": DUPLICATE_CALLER, "now": db.ts(now), "u": uuid,
-             "old": row["status"]},
-        ).rowcount  # fmt: skip
-        if moved != 1:
-            return None
-        tally = Tally(db)
-        tally.transition(row["buyer_id"], row["created_at"], row["status"], st.FAILED)
-        record_event(db, uuid, st.FAILED, now, f"{DUPLICATE_CALLER}: {caller} at the INVITE")
-        tally.flush()
-    return DUPLICATE_CALLER
+    return why
+
+
+def _listed(
+    db: Db, catalog: Catalog, row: Mapping[str, Any], caller: str | None, now: datetime
+) -> str | None:
+    """``blocked-caller`` when the caller lists of the reservation's campaign and buyer
+    refuse ``caller``."""
+    lists = catalog.lists
+    if not row["buyer_id"] or not lists.concern(row["campaign_id"]):
+        return None
+    found = caller_lists.matched(caller_lists.of(db, caller), caller, now)
+    refused = lists.refuses_call(found, row["campaign_id"], row["buyer_id"])
+    return REASON_BLOCKED if refused else None
+
+
+def _duplicate(
+    db: Db, catalog: Catalog, row: Mapping[str, Any], caller: str | None, now: datetime
+) -> str | None:
+    """``duplicate-caller`` when ``caller`` reached the reservation's buyer within its
+    duplicate window (an anonymous caller is nobody's duplicate)."""
+    campaign = catalog.campaigns.get(row["campaign_id"])
+    buyer = campaign.buyer(row["buyer_id"]) if campaign and row["buyer_id"] else None
+    if caller is None or buyer is None or not buyer.rule.duplicate_window:
+        return None
+    rule = buyer.rule
+    last = last_seen(callers.of(db, caller, rule.id), caller, rule.id, rule.duplicate_after)
+    return REASON_DUPLICATE if is_duplicate(rule, last, now) else None
+
+
+def _fail(
+    db: Db, row: Mapping[str, Any], uuid: str, why: str, caller: str | None, now: datetime
+) -> bool:
+    """End the unclaimed reservation ``failed`` for ``why``, its unit given back; False when
+    another transaction moved it first."""
+    moved = db.execute(
+        "UPDATE reservation SET status = :s, reason = :r, updated_at = :now "
+        "WHERE uuid = :u AND status = :old",
+        {"s": st.FAILED, "r": why, "now": db.ts(now), "u": uuid, "old": row["status"]},
+    ).rowcount
+    if moved != 1:
+        return False
+    tally = Tally(db)
+    tally.transition(row["buyer_id"], row["created_at"], row["status"], st.FAILED)
+    record_event(db, uuid, st.FAILED, now, f"{why}: {caller or 'anonymous'} at the INVITE")
+    tally.flush()
+    return True
