@@ -18,6 +18,8 @@ their servers, ``sizes`` compares its three table sizes with one another.
   already in the table (1% live, the rest history over 30 days), written by bulk SQL.
 - ``duplicates``: the capped configuration on SQLite with a duplicate-caller rule on both
   buyers and 10^6 callers already seen (issue 23), against the same without the rule.
+- ``lists``: the capped configuration on SQLite with a global block list of 10^6 entries
+  (numbers and prefixes, none of wrk's callers) against the same without lists (issue 23).
 - ``rollups``: the capped configuration on SQLite, this tree against the code of
   ``--rollups-baseline`` (the last revision without the business rollups of issue 20, its
   ``src`` unpacked by ``git archive``), each on a database made by its own code.
@@ -32,7 +34,8 @@ ms; 2 workers on PostgreSQL >= 1.7x one, judged on 4 cores or more only (on fewe
 workers, PostgreSQL and wrk share them: the figure is printed and noted). Issue 20: with
 rollups >= 0.95x without, and the rollups equal their recount afterwards. Issue 23: with a
 duplicate-caller rule and 10^6 callers seen >= 0.95x without the rule (``duplicates``, not
-in the default groups).
+in the default groups); with a 10^6-entry block list >= 0.95x without (``lists``, not in the
+default groups either).
 
 Checks of the workload: no wrk error or non-2xx answer on any server; every request
 counted by wrk wrote its row (reserved, or no-target at cap, nothing else); the buyer
@@ -314,6 +317,22 @@ def prefill_seen(engine: Engine, count: int) -> float:
     return time.monotonic() - started
 
 
+def prefill_block_list(engine: Engine, count: int) -> float:
+    """A global block list of ``count`` entries: 9 in 10 numbers (+1999...), 1 in 10
+    prefixes (+1997...*), none of them matching wrk's callers (+12..)."""
+    started = time.monotonic()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO callerlist (id, kind, managed_by) "
+                          "VALUES ('bench-block', 'block', 'admin')"))  # fmt: skip
+        conn.execute(text("""
+            INSERT INTO callerlistentry (list_id, value, source, created_at)
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
+            SELECT 'bench-block', CASE WHEN i % 10 = 0 THEN '+1997' || printf('%06d', i / 10) || '*'
+                ELSE '+1999' || printf('%07d', i) END, 'admin', strftime('%Y-%m-%d %H:%M:%f000', 'now')
+            FROM n"""), {"count": count})  # fmt: skip
+    return time.monotonic() - started
+
+
 def warm_up(wrk: Wrk, urls: dict[str, str]) -> None:
     for name, url in urls.items():
         wrk.run(f"{name} warm-up", url, 2)
@@ -441,6 +460,13 @@ def main() -> int:
                        ">= 4 cores)")  # fmt: skip
     goals.add_argument("--goal-rollups", type=float, default=0.95, metavar="RATIO",
                        help="with rollups / without (issue 20) req/s, at least")  # fmt: skip
+    goals.add_argument(
+        "--goal-lists",
+        type=float,
+        default=0.95,
+        metavar="RATIO",
+        help="lists: with a 10^6-entry block list / without",
+    )
     goals.add_argument("--goal-duplicates", type=float, default=0.95, metavar="RATIO",
                        help="buyers with a duplicate-caller rule and 10^6 callers seen / no "
                        "rule (issue 23) req/s, at least")  # fmt: skip
@@ -576,6 +602,18 @@ def main() -> int:
             ratio_goal(verdict, "duplicates: with the rule / without",
                        median_rps(results[ruled.name]) / median_rps(results[plain.name]),
                        args.goal_duplicates)  # fmt: skip
+        if "lists" in groups:
+            listed = Site(
+                "block list of 10^6", database(f"sqlite:///{work / 'lists.db'}", CAPS, work)
+            )
+            took = prefill_block_list(listed.engine, 10**6)
+            print(f"pre-filled a block list of 10^6 entries in {took:.1f} s")
+            plain = Site("no lists", database(f"sqlite:///{work / 'nolists.db'}", CAPS, work))
+            results = run_group("lists", "SQLite, capped: a 10^6-entry block list, and none",
+                                [listed, plain], args.trials, bare=False)  # fmt: skip
+            ratio_goal(verdict, "lists: with a 10^6-entry block list / without",
+                       median_rps(results[listed.name]) / median_rps(results[plain.name]),
+                       args.goal_lists)  # fmt: skip
         if "rollups" in groups:
             pg_here = postgres.find_bin() is not None
             if pg_here:  # before any database of the group: every process has the same key

@@ -177,7 +177,7 @@ def test_present_but_empty_sections_are_empty_not_none() -> None:
         ),
         (
             "[admins]\nx = 1\n",
-            "admins: unknown section (expected one of sip, trunks, campaigns, publishers, keys)",
+            "admins: unknown section (expected one of sip, trunks, campaigns, publishers, keys, caller_lists)",
         ),
     ],
 )

@@ -39,7 +39,7 @@ from tests.support.server import serve
 pytestmark = pytest.mark.live
 
 EXAMPLES = 25  # cases per operation and pass (publisher API: 7 operations, 290 cases, ~5 s)
-ADMIN_EXAMPLES = 10  # the admin API has 56 operations: 1,680 cases, ~10 s
+ADMIN_EXAMPLES = 10  # the admin API has 64 operations: 1,920 cases, ~10 s
 KEYS = [KEY_OPEN, KEY_INBOUND, KEY_STRICT]
 CALLERS = ["+12025550102", "12025550103", "+1 202-555-0104", "442071838750"]
 CONFORMANCE = [status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -189,7 +189,7 @@ def test_admin_api_never_answers_5xx(live: tuple[str, str, list[str]]) -> None:
     )  # fmt: skip
     assert not run.failures, "\n".join(run.failures)
     _assert_all_ran(run, ADMIN_EXAMPLES, {}, [])
-    assert len({label for _, label in run.cases}) == 56 and run.cases.total() == 1680
+    assert len({label for _, label in run.cases}) == 64 and run.cases.total() == 1920
 
 
 def _assert_all_ran(

@@ -596,3 +596,66 @@ def test_a_hostile_p_asserted_identity_is_only_a_number_or_nothing(
     assert isinstance(decision, BridgeTo), decision
     caller = _status(world, uuid)["details"]["caller_number"]
     assert re.fullmatch(r"\+[1-9][0-9]{6,14}", caller), caller  # a number, nothing else
+
+
+BLOCKED = "+13125550100"
+
+
+def _with_lists(world: World, tmp_path: Path) -> None:
+    """A global block list (a number, a prefix, anonymous), applied as an admin would."""
+    lists = f"""
+[[caller_lists]]
+id = "blocked"
+kind = "block"
+entries = ["{BLOCKED}", "+1900", "anonymous"]
+"""
+    path = tmp_path / "lists.toml"
+    path.write_text(lists)
+    apply_file(world.engine, path)
+
+
+def test_an_invite_from_a_blocked_caller_gets_403_and_the_unit_back(
+    world: World, tmp_path: Path
+) -> None:
+    """Issue 23: a ping without a caller; its INVITE's caller is on a block list — 403
+    naming it, the reservation failed blocked-caller, its unit back; an anonymous INVITE
+    meets the list's anonymous entry."""
+    _with_lists(world, tmp_path)
+    for from_user, asserted, stored in (
+        ("anonymous", f"<sip:{BLOCKED}@carrier.example;user=phone>", BLOCKED),
+        ("anonymous", None, None),
+        ("19005550100", None, "+19005550100"),
+    ):
+        uuid = world.ping(caller=None)
+        refused = _invite_as(world, uuid, from_user=from_user, asserted=asserted)
+        assert isinstance(refused, Reject)
+        assert (refused.code, refused.reason) == (403, "Forbidden (blocked caller)")
+        status = _status(world, uuid)
+        assert (status["status"], status["reason"]) == ("failed", "blocked-caller")
+        assert status["details"]["caller_number"] == stored
+        assert check_counters(world.engine).differences == ()
+    fine = world.ping(caller=None)
+    assert isinstance(_invite_as(world, fine, from_user="12025550166"), BridgeTo)
+
+
+@pytest.mark.parametrize(
+    "asserted",
+    [
+        "<tel:+1-312-555-0100>",
+        "<tel:+13125550100;phone-context=+1;cpc=ordinary>",
+        '"Spoof" <sip:+1(312)555.0100@evil.example;user=phone>',
+        "<sip:13125550100@evil.example>",
+        "<sip:3125550100@evil.example>",
+        "<sip:+13125550100;isub=1@evil.example>, <sip:+12025550100@second.example>",
+    ],
+)  # fmt: skip
+def test_a_blocked_number_however_written_is_still_blocked(
+    world: World, tmp_path: Path, asserted: str
+) -> None:
+    """The abuse case: a blocked number behind tel:, visual separators, parameters or a
+    second identity never gets through, and nothing crashes."""
+    _with_lists(world, tmp_path)
+    uuid = world.ping(caller=None)
+    refused = _invite_as(world, uuid, from_user="12025550166", asserted=asserted)
+    assert isinstance(refused, Reject) and refused.code == 403, (asserted, refused)
+    assert check_counters(world.engine).differences == ()

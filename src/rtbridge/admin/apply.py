@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, select
+from sqlalchemy import Engine, delete, tuple_
+from sqlmodel import Session, SQLModel, col, select
 
 from rtbridge.admin import audit
 from rtbridge.admin.offers import (
@@ -39,6 +39,7 @@ from rtbridge.config.overlaps import (
 )
 from rtbridge.config.schema import (
     BuyerSpec,
+    CallerListSpec,
     CampaignSpec,
     ConfigError,
     Document,
@@ -53,6 +54,8 @@ from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_ve
 from rtbridge.storage.models import (
     AllowlistEntry,
     Buyer,
+    CallerList,
+    CallerListEntry,
     Campaign,
     DidNumber,
     PostbackKey,
@@ -122,12 +125,15 @@ def _sync(
     upsert: bool = True,
     remove: bool = True,
     prune: bool = False,
+    rows: Iterable[M] | None = None,
 ) -> None:
     """Create/update (``upsert``) and delete (``remove``) rows of ``model`` so that they equal
     ``wanted``, keyed by ``ident``. Split in two phases so parents can be created before
     their children and deleted after them (foreign keys are enforced on both databases).
-    A row with ``managed_by`` other than "file" is deleted only with ``prune``."""
-    current = {ident(row): row for row in session.exec(select(model))}
+    A row with ``managed_by`` other than "file" is deleted only with ``prune``. ``rows``:
+    the rows to compare with, when not the whole table."""
+    found = rows if rows is not None else session.exec(select(model))
+    current = {ident(row): row for row in found}
     if upsert:
         for key, values in wanted.items():
             row = current.get(key)
@@ -212,6 +218,8 @@ def apply_document(
             sync(Campaign, "campaign", campaigns, upsert=False)
         if doc.publishers is not None:
             sync(Publisher, "publisher", publishers, upsert=False)
+        if doc.caller_lists is not None:
+            _sync_caller_lists(session, report, doc.caller_lists, prune)
         if report.changed:
             for action, resource, old, new in report.changes:
                 audit.record(
@@ -225,7 +233,8 @@ def apply_document(
     return report
 
 
-_RESOURCE = {"allowlist entry": "ip", "SIP credential": "credential", "DID": "did"}
+_RESOURCE = {"allowlist entry": "ip", "SIP credential": "credential", "DID": "did",
+             "caller list": "caller-list", "caller list entry": "caller-list-entry"}  # fmt: skip
 
 
 def _resource(label: str, key: Any, show: Callable[[Any], str]) -> str:
@@ -509,6 +518,69 @@ def _check_references(session: Session, doc: Document, prune: bool) -> None:
             and not trunks
         ):
             problems.append(f"trunks: buyer {buyer.id!r} dials a number and needs a trunk")
+    if problems:
+        session.rollback()
+        raise ConfigError(problems)
+
+
+def _sync_caller_lists(
+    session: Session, report: Report, specs: Iterable[CallerListSpec], prune: bool
+) -> None:
+    """The file's caller lists and the entries it lists. Entries an admin or a conversion
+    added to a list the file manages stay (their ``source`` is not "file"), even with
+    ``prune``: they are data, not configuration; a list removed goes with all its entries."""
+    specs = tuple(specs)
+    _check_scopes(session, specs)
+    lists = {x.id: {"id": x.id, "kind": x.kind, "campaign_id": x.campaign, "buyer_id": x.buyer,
+                    "note": x.note, "auto_block_converted": x.auto_block_converted,
+                    "managed_by": _FILE} for x in specs}  # fmt: skip
+    _sync(session, report, CallerList, "caller list", lists, _ident, remove=False)
+    wanted = {(x.id, e.value): {"list_id": x.id, "value": e.value, "expires_at": e.expires,
+                                "note": e.note, "source": _FILE}
+              for x in specs for e in x.entries}  # fmt: skip
+    _sync(session, report, CallerListEntry, "caller list entry", wanted,
+          lambda r: (r.list_id, r.value), show=lambda k: f"{k[1]} of {k[0]}",
+          rows=_file_entries(session, wanted))  # fmt: skip
+    gone = [
+        row.id for row in session.exec(select(CallerList))
+        if row.id not in lists and (prune or row.managed_by == _FILE)
+    ]  # fmt: skip
+    if gone:
+        session.execute(delete(CallerListEntry).where(col(CallerListEntry.list_id).in_(gone)))
+    _sync(session, report, CallerList, "caller list", lists, _ident, upsert=False, prune=prune)
+
+
+def _file_entries(session: Session, wanted: Mapping[tuple[str, str], Any]) -> list[CallerListEntry]:
+    """The entries apply compares with: those it made (of every list), and those of the
+    file's entries someone else made (the file adopts them), asked for in slices; never a
+    list's whole content, which uploads may have made large."""
+    found = list(session.exec(select(CallerListEntry).where(CallerListEntry.source == _FILE)))
+    keys = sorted(wanted)
+    for start in range(0, len(keys), 500):
+        part = keys[start : start + 500]
+        found.extend(
+            session.exec(
+                select(CallerListEntry).where(
+                    CallerListEntry.source != _FILE,
+                    tuple_(col(CallerListEntry.list_id), col(CallerListEntry.value)).in_(part),
+                )
+            )
+        )
+    return found
+
+
+def _check_scopes(session: Session, specs: Iterable[CallerListSpec]) -> None:
+    """A list names a campaign or a buyer that exists (the file's are synced by now)."""
+    campaigns = set(session.exec(select(Campaign.id)))
+    buyers = set(session.exec(select(Buyer.id)))
+    problems = [
+        f"caller_lists[{i}].buyer: no buyer {x.buyer!r}"
+        for i, x in enumerate(specs)
+        if x.buyer is not None and x.buyer not in buyers
+    ]
+    problems += [f"caller_lists[{i}].campaign: no campaign {x.campaign!r}"
+                 for i, x in enumerate(specs)
+                 if x.campaign is not None and x.campaign not in campaigns]  # fmt: skip
     if problems:
         session.rollback()
         raise ConfigError(problems)

@@ -21,6 +21,9 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from rtbridge.domain.caller_lists import KINDS as LIST_KINDS
+from rtbridge.domain.caller_lists import entry_value
+from rtbridge.domain.errors import InvalidInput
 from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.domain.hours import HoursError, parse_hours
 from rtbridge.domain.numbers import is_e164
@@ -165,6 +168,20 @@ ATTESTATIONS = ("A", "B", "C")  # STIR/SHAKEN levels, strongest first (RFC 8588)
 def attestation(value: Any) -> str:
     if value not in ATTESTATIONS:
         raise FieldError(f"must be one of {', '.join(ATTESTATIONS)} (or absent: any call)")
+    return str(value)
+
+
+def list_entry(value: Any, *, prefix: bool = False) -> str:
+    """A caller list's entry (domain/caller_lists.py) in its stored form."""
+    try:
+        return entry_value(value, prefix=prefix)
+    except InvalidInput as exc:
+        raise FieldError(exc.message) from None
+
+
+def list_kind(value: Any) -> str:
+    if value not in LIST_KINDS:
+        raise FieldError(f"must be one of {', '.join(LIST_KINDS)}")
     return str(value)
 
 
@@ -352,6 +369,22 @@ DUPLICATE_WINDOW = Rule(
     minimum=0,
     maximum=366 * 86400,
     description="seconds during which a caller is a duplicate for a buyer; 0: off",
+)
+LIST_ENTRY = Rule(
+    list_entry,
+    description="an E.164 number, a prefix (+ and 1 to 14 digits then *; a bare +1900 of "
+    "at most 6 digits is one too) or anonymous",
+    examples=["+13125550100", "+1900*", "anonymous"],
+)
+LIST_PREFIX = Rule(partial(list_entry, prefix=True), description="+ and 1 to 14 digits",
+                   examples=["+1900555"])  # fmt: skip
+LIST_KIND = Rule(list_kind, enum=list(LIST_KINDS))
+AUTO_BLOCK = Rule(
+    partial(integer, minimum=1, maximum=10 * 366 * 86400),
+    minimum=1,
+    maximum=10 * 366 * 86400,
+    description="a block list's: the caller of each conversion in its scope is added for "
+    "these seconds",
 )
 DOMAIN = Rule(domain, description="a host name", examples=["sip.rtb.example.com"])
 CIDR = Rule(cidr, description="a v4 or v6 network (a bare address is a /32 or /128)",

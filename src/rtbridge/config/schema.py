@@ -441,6 +441,68 @@ class KeySpec(_Model):
         return value
 
 
+class ListEntrySpec(_Model):
+    """One entry of a caller list; in a file or a request a bare string stands for
+    ``{value}``, and ``number`` or ``prefix`` may name the form instead of ``value``."""
+
+    value: Annotated[str, f.LIST_ENTRY]
+    expires: Annotated[datetime | None, f.TIMESTAMP] = None
+    note: Text = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _forms(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"value": data}
+        if not isinstance(data, dict):
+            raise f.FieldError(
+                'must be a string or { value | number | prefix = "...", expires = ..., '
+                'note = "..." }'
+            )
+        forms = [name for name in ("value", "number", "prefix") if name in data]
+        if len(forms) != 1:
+            raise f.FieldError("needs exactly one of value, number, prefix")
+        rest = {k: v for k, v in data.items() if k not in forms}
+        raw = data[forms[0]]
+        if forms[0] == "number":
+            return {**rest, "value": f.e164(raw if not isinstance(raw, str) else raw.strip())}
+        if forms[0] == "prefix":
+            return {**rest, "value": f.list_entry(raw, prefix=True)}
+        return data
+
+
+ListEntry = Annotated[ListEntrySpec, Field(json_schema_extra={"examples": ["+1900*"]})]
+
+
+class CallerListSpec(_Model):
+    """``[[caller_lists]]``: callers blocked, or alone allowed, globally or on a campaign or
+    a buyer (SPEC §3.10; domain/caller_lists.py)."""
+
+    id: Identifier
+    kind: Annotated[Literal["block", "allow"], f.LIST_KIND]
+    campaign: Identifier | None = None
+    buyer: Identifier | None = None
+    note: Text = None
+    auto_block_converted: Annotated[int | None, f.AUTO_BLOCK] = None
+    entries: tuple[ListEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _scope(self) -> CallerListSpec:
+        if self.campaign is not None and self.buyer is not None:
+            raise f.FieldError("a list is global, a campaign's or a buyer's: not both")
+        if self.auto_block_converted is not None and self.kind != "block":
+            raise f.FieldError("auto_block_converted is for block lists only")
+        return self
+
+    @field_validator("campaign")
+    @classmethod
+    def _known(cls, value: str | None, info: ValidationInfo) -> str | None:
+        refs = _refs(info)
+        if refs is not None and value is not None and value not in refs["campaigns"]:
+            raise f.FieldError(f"no campaign {value!r}")
+        return value
+
+
 class ConfigFile(_Model):
     """The file as written. A section left out is None: that resource type is left as it is
     in the database; a section present (even empty) is the whole truth for it."""
@@ -450,6 +512,7 @@ class ConfigFile(_Model):
     campaigns: tuple[Campaign, ...] | None = None
     publishers: tuple[PublisherSpec, ...] | None = None
     keys: tuple[KeySpec, ...] | None = None
+    caller_lists: tuple[CallerListSpec, ...] | None = None
 
 
 _SECTIONS = tuple(ConfigFile.model_fields)
@@ -459,6 +522,7 @@ _ENTRIES: dict[str, type[BaseModel]] = {
     "campaigns": Campaign,
     "publishers": PublisherSpec,
     "keys": KeySpec,
+    "caller_lists": CallerListSpec,
 }
 
 
@@ -472,6 +536,7 @@ class Document:
     publishers: tuple[PublisherSpec, ...] | None = None
     keys: tuple[KeySpec, ...] | None = None
     buyers: tuple[BuyerSpec, ...] = field(default=())
+    caller_lists: tuple[CallerListSpec, ...] | None = None
 
 
 def _ids(data: Mapping[str, Any], section: str, existing: Mapping[str, set[str]]) -> set[str]:
@@ -512,6 +577,7 @@ def parse_document(
         file = _valid_parts(data, refs)
     campaigns = None if file.campaigns is None else tuple(map(CampaignSpec.of, file.campaigns))
     _unique_ids(errors, file.trunks, campaigns, file.publishers, file.keys)
+    _unique_entries(errors, file.caller_lists)
     if errors:
         raise ConfigError(errors)
     return Document(
@@ -521,6 +587,7 @@ def parse_document(
         publishers=file.publishers,
         keys=file.keys,
         buyers=tuple(b for c in campaigns or () for b in c.buyers),
+        caller_lists=file.caller_lists,
     )
 
 
@@ -557,6 +624,16 @@ def _unique_ids(
     _unique(errors, "CIDR", [(f"publishers[{i}].ips", ip.cidr) for i, x in enumerate(p)
                              for ip in x.ips])  # fmt: skip
     _unique(errors, "key", [(f"keys[{i}].key", x.key) for i, x in enumerate(k)])
+
+
+def _unique_entries(errors: list[str], lists: tuple[CallerListSpec, ...] | None) -> None:
+    """A list id twice, or one value twice in a list (``+1900`` and ``+1900*`` are one)."""
+    lists = lists or ()
+    _unique(errors, "caller list id", [(f"caller_lists[{i}].id", x.id)
+                                       for i, x in enumerate(lists)])  # fmt: skip
+    for i, x in enumerate(lists):
+        _unique(errors, "entry", [(f"caller_lists[{i}].entries[{j}]", e.value)
+                                  for j, e in enumerate(x.entries)])  # fmt: skip
 
 
 def load_file(path: Path, *, existing: Mapping[str, set[str]] | None = None) -> Document:
@@ -622,6 +699,14 @@ def read_ip(raw: Any) -> IpSpec:
         return _IP.validate_python(raw)
     except ValidationError as exc:
         raise ConfigError(error_messages(exc, root="ips")) from None
+
+
+def read_caller_list(raw: Any) -> CallerListSpec:
+    return _one(CallerListSpec, raw)
+
+
+def read_list_entry(raw: Any, *, root: str = "body") -> ListEntrySpec:
+    return _one(ListEntrySpec, raw, root=root)
 
 
 def read_credential(raw: Any) -> CredentialSpec:

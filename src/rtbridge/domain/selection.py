@@ -15,11 +15,13 @@ from rtbridge.domain.hours import Hours
 REASON_NO_BUYERS = "no-buyers"
 REASON_FILTERED = "filters-not-matched"
 REASON_OUTSIDE_HOURS = "outside-hours"
+REASON_BLOCKED = "blocked-caller"  # a block list, or allow lists the caller is not on
 REASON_DUPLICATE = "duplicate-caller"
 REASON_DAILY_CAP = "daily-cap-reached"
 REASON_CONCURRENCY = "concurrency-cap-reached"
-_STAGES = (REASON_FILTERED, REASON_OUTSIDE_HOURS, REASON_DUPLICATE, REASON_DAILY_CAP,
-           REASON_CONCURRENCY)  # fmt: skip
+# The caller's lists come before its duplicates: a standing rule before a passing one.
+_STAGES = (REASON_FILTERED, REASON_OUTSIDE_HOURS, REASON_BLOCKED, REASON_DUPLICATE,
+           REASON_DAILY_CAP, REASON_CONCURRENCY)  # fmt: skip
 # A verdict on each buyer (a reservation's story): the reason it was not eligible, or one of
 VERDICT_CHOSEN = "chosen"
 VERDICT_LOWER_PRIORITY = "lower-priority"  # eligible, but a buyer of a lower number was too
@@ -44,13 +46,15 @@ class BuyerRule:
 
 
 class Usage(NamedTuple):
-    """Units a buyer holds now (live reservations + calls in progress) and used today, and
-    when this ping's caller last reached its ``duplicate_after`` point. A tuple: every ping
-    makes one per capped buyer, at a third of a frozen dataclass's cost."""
+    """Units a buyer holds now (live reservations + calls in progress) and used today, when
+    this ping's caller last reached its ``duplicate_after`` point, and whether the buyer's
+    own caller lists refuse the caller. A tuple: every ping makes one per capped buyer, at a
+    third of a frozen dataclass's cost."""
 
     live: int = 0
     today: int = 0
     last: datetime | None = None
+    blocked: bool = False
 
 
 _UNUSED = Usage()
@@ -66,6 +70,8 @@ def ineligibility(
             return REASON_FILTERED
     if buyer.hours is not None and not buyer.hours.is_open(now):
         return REASON_OUTSIDE_HOURS
+    if usage.blocked:
+        return REASON_BLOCKED
     if is_duplicate(buyer, usage.last, now):
         return REASON_DUPLICATE
     if buyer.daily_cap is not None and usage.today >= buyer.daily_cap:

@@ -216,9 +216,9 @@ class ReservationRouter:
         caller = invite_caller(invite)
         attested = self._attest(invite, caller, lambda: self._called(invite, uuid))
         who["attestation"] = describe(attested)
-        refusal = self._check(invite, uuid, caller, attested, now)
-        if refusal is not None:
-            return refusal
+        refused = self._check(invite, uuid, caller, attested, now)
+        if refused is not None:
+            return refused
         result = calls.claim(
             self.engine, uuid=uuid, publisher_id=decision.publisher_id,
             now=now, agent=self.agent_id, source=source, epoch=self._epoch(),
@@ -279,9 +279,9 @@ class ReservationRouter:
         if uuid is None:
             return Reject(404, "Not Found (no live reservation for this DID and caller)")
         attested = self._attest(invite, caller, lambda: did, trunk=True)
-        refusal = self._check(invite, uuid, None, attested, now)  # the caller matched the ping's
-        if refusal is not None:
-            return refusal
+        refused = self._check(invite, uuid, None, attested, now)  # the caller matched the ping's
+        if refused is not None:
+            return refused
         result = calls.claim(self.engine, uuid=uuid, publisher_id=None, now=now, agent=self.agent_id,
                              source=f"{source} trunk {trunk_id}", via="pstn",
                              epoch=self._epoch(), attestation=(attested.level, attested.why))  # fmt: skip

@@ -257,11 +257,13 @@ def _count_end(
     converted: bool, at: datetime,
 ) -> dict[str, float]:  # fmt: skip
     """The end of a call in the rollups (storage/rollups.py) and, converted, in its caller's
-    marks (storage/callers.py); what it earned, for its call record (:func:`_earned`)."""
+    marks (storage/callers.py) and the auto-blocking lists of its scope
+    (storage/caller_lists.py); what it earned, for its call record (:func:`_earned`)."""
     earned = _earned(reservation, converted)
     if converted:
         tally.seen.add("converted", reservation["caller_number"], reservation["buyer_id"],
                        tally.db.ts(at))  # fmt: skip
+        tally.auto_blocks.add(tally.db, reservation, at)
     key = key_of(reservation)
     tally.rollup.add(
         key, converted=int(converted), talk_seconds=round(duration, 3) if answered else 0.0,

@@ -17,12 +17,15 @@ from sqlalchemy import Engine, text, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
+from rtbridge.domain.caller_lists import CallerList as ListRule
+from rtbridge.domain.caller_lists import CallerLists
 from rtbridge.domain.failover import FAILOVER_KINDS
 from rtbridge.domain.hours import parse_hours
 from rtbridge.domain.selection import BuyerRule
 from rtbridge.storage import sitekey
 from rtbridge.storage.models import (
     Buyer,
+    CallerList,
     Campaign,
     DidNumber,
     PostbackKey,
@@ -107,6 +110,10 @@ class CampaignInfo:
         return tuple(b.rule for b in self.buyers)
 
     @cached_property
+    def buyer_ids(self) -> tuple[str, ...]:
+        return tuple(b.rule.id for b in self.buyers)
+
+    @cached_property
     def capped(self) -> tuple[BuyerRule, ...]:
         """Buyers with a concurrency or daily cap: the only ones a ping reads counters for."""
         return tuple(
@@ -154,6 +161,8 @@ class Catalog:
     trunks: Mapping[str, Trunk] = field(default_factory=dict)
     # (owner kind, owner id, event) of every enabled webhook (webhooks/subscriptions.py)
     subscribed: frozenset[tuple[str, str, str]] = frozenset()
+    # the caller lists (their rules; their entries stay in the database: storage/caller_lists)
+    lists: CallerLists = field(default_factory=CallerLists, compare=False)
     # the database's site key, asked for only when a key is looked up: a process that never
     # does (the SIP agent) runs without one on PostgreSQL
     site: Callable[[], sitekey.SiteKey] | None = field(default=None, compare=False, repr=False)
@@ -270,6 +279,11 @@ def load_catalog(engine: Engine) -> Catalog:
             for w in session.exec(select(Webhook).where(col(Webhook.enabled)))
             for event in w.events or ()
         )
+        lists = CallerLists(
+            {r.id: ListRule(r.id, r.kind, r.campaign_id, r.buyer_id, r.auto_block_converted)
+             for r in session.exec(select(CallerList))},
+            {c: [b.rule.id for b in infos] for c, infos in buyers.items()},
+        )  # fmt: skip
         session.expunge_all()
     return Catalog(
         version=version,
@@ -278,6 +292,7 @@ def load_catalog(engine: Engine) -> Catalog:
         campaigns=campaigns,
         trunks=trunks,
         subscribed=subscribed,
+        lists=lists,
         site=partial(sitekey.for_engine, engine),
     )
 

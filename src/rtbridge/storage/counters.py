@@ -35,6 +35,7 @@ from typing import Any
 
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.selection import Usage
+from rtbridge.storage.caller_lists import AutoBlocks
 from rtbridge.storage.callers import Marks
 from rtbridge.storage.rollups import Moves
 from rtbridge.storage.sql import Db
@@ -85,8 +86,10 @@ class Tally:
         # the business figures this transaction moves (storage/rollups.py), written with
         # the counters, before them
         self.rollup = Moves()
-        # when callers reached buyers (storage/callers.py), written first of all
+        # when callers reached buyers (storage/callers.py), written first but for
         self.seen = Marks()
+        # converted callers for auto-blocking lists (storage/caller_lists.py), first of all
+        self.auto_blocks = AutoBlocks()
 
     def expect(self, trip: Trip, buyer_ids: Iterable[str], day: str) -> None:
         """Ask in ``trip`` for what :meth:`usage` will want, so that on PostgreSQL the
@@ -152,13 +155,14 @@ class Tally:
             self.move(buyer_id, day_of(created_at), live_new - live_old, day_new - day_old)
 
     def flush(self, trip: Trip | None = None) -> None:
-        """Apply the moves, in the one order every transaction uses: the callers' marks, the
-        rollups, one for the days and one for live units, in ``trip`` if given, else at
+        """Apply the moves, in the one order every transaction uses: the auto-blocked
+        callers, the callers' marks, the rollups, one for the days and one for live units, in ``trip`` if given, else at
         once."""
         days = [{"b": b, "d": d, "n": n} for (b, d), n in sorted(self._moved_days.items()) if n]
         live = [{"b": b, "n": n} for b, n in sorted(self._moved_live.items()) if n]
         now = trip is None
         trip = trip or Trip(self.db)
+        self.auto_blocks.flush(trip)
         self.seen.flush(trip)
         self.rollup.flush(trip)
         if days:

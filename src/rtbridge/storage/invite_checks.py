@@ -1,6 +1,7 @@
 """What an INVITE must pass before its reservation is claimed (SPEC §3.10, §4.9): the
 campaign's least STIR/SHAKEN attestation, and — for a ping that came without a caller
-number — the caller rules the ping could not apply, with the INVITE's caller.
+number — the caller rules the ping could not apply, with the INVITE's caller: its lists
+(``storage/caller_lists.py``), then its buyer's duplicate rule.
 
 A refusal ends the reservation ``failed`` with the rule's reason, its unit given back, in
 one transaction; the INVITE then gets ``403`` naming the reason. The claim (``calls.claim``)
@@ -17,8 +18,8 @@ from sqlalchemy import Engine
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.attestation import REFUSED as ATTESTATION
 from rtbridge.domain.attestation import meets
-from rtbridge.domain.selection import REASON_DUPLICATE, is_duplicate
-from rtbridge.storage import callers
+from rtbridge.domain.selection import REASON_BLOCKED, REASON_DUPLICATE, is_duplicate
+from rtbridge.storage import caller_lists, callers
 from rtbridge.storage.catalog import CampaignInfo, Catalog
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.reservations import record_event
@@ -31,9 +32,10 @@ _ROW = (
 
 
 def needed(catalog: Catalog, caller: str | None) -> bool:
-    """Is there anything to check? Not when the INVITE names no caller and no campaign asks
-    for an attestation: then the INVITE goes straight to its claim."""
-    return caller is not None or catalog.attesting
+    """Is there anything to check? Not when the INVITE names no caller, no campaign asks
+    for an attestation and there are no caller lists (which an anonymous caller may be on):
+    then the INVITE goes straight to its claim."""
+    return caller is not None or catalog.attesting or bool(catalog.lists)
 
 
 def check_invite(
@@ -62,26 +64,43 @@ def check_invite(
             what = attestation + (f" ({attestation_why})" if attestation_why else "")
             detail = f"{what}, below the campaign's {campaign.min_attestation}"
             return _refuse(db, row, uuid, ATTESTATION, detail, (attestation, attestation_why), now)
-        if caller is None or row["caller_number"] is not None:
-            return None
-        db.execute(
-            "UPDATE reservation SET caller_number = :c WHERE uuid = :u AND caller_number IS NULL",
-            {"c": caller, "u": uuid},
-        )
-        why = _duplicate(db, campaign, row, caller, now)
+        if row["caller_number"] is not None:
+            return None  # the ping had its caller, and applied the rules to it
+        if caller is not None:
+            db.execute(
+                "UPDATE reservation SET caller_number = :c "
+                "WHERE uuid = :u AND caller_number IS NULL",
+                {"c": caller, "u": uuid},
+            )
+        why = _listed(db, catalog, row, caller, now) or _duplicate(db, campaign, row, caller, now)
         if why is None:
             return None
-        return _refuse(db, row, uuid, why, f"{caller} at the INVITE",
+        return _refuse(db, row, uuid, why, f"{caller or 'anonymous'} at the INVITE",
                        (attestation, attestation_why), now)  # fmt: skip
 
 
-def _duplicate(
-    db: Db, campaign: CampaignInfo | None, row: Mapping[str, Any], caller: str, now: datetime
+def _listed(
+    db: Db, catalog: Catalog, row: Mapping[str, Any], caller: str | None, now: datetime
 ) -> str | None:
+    """``blocked-caller`` when the caller lists of the reservation's campaign and buyer
+    refuse ``caller`` (None: anonymous)."""
+    lists = catalog.lists
+    if not row["buyer_id"] or not lists.concern(row["campaign_id"]):
+        return None
+    found = caller_lists.matched(caller_lists.of(db, caller), caller, now)
+    return (
+        REASON_BLOCKED if lists.refuses_call(found, row["campaign_id"], row["buyer_id"]) else None
+    )
+
+
+def _duplicate(
+    db: Db, campaign: CampaignInfo | None, row: Mapping[str, Any], caller: str | None,
+    now: datetime,
+) -> str | None:  # fmt: skip
     """The reservation's buyer's duplicate rule, applied to the INVITE's caller as the ping
-    would have (``storage/callers.py``)."""
+    would have (``storage/callers.py``); an anonymous caller is nobody's duplicate."""
     buyer = campaign.buyer(row["buyer_id"]) if campaign and row["buyer_id"] else None
-    if buyer is None or not buyer.rule.duplicate_window:
+    if caller is None or buyer is None or not buyer.rule.duplicate_window:
         return None
     rule = buyer.rule
     last = callers.last(callers.of(db, caller, rule.id), caller, rule.id, rule.duplicate_after)

@@ -15,6 +15,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint, text, true
 from sqlmodel import Field, SQLModel
 
 from rtbridge.domain.failover import FAILOVER_KINDS
+from rtbridge.timestamps import utcnow
 
 # Partial indexes hold only the rows the hot paths look for, so their size follows the live
 # reservations, not the table (a ping costs the same with 10^2 or 10^6 rows behind it), and
@@ -300,6 +301,36 @@ class CallerSeen(SQLModel, table=True):
     pinged_at: datetime | None = None
     connected_at: datetime | None = None
     converted_at: datetime | None = None
+
+
+class CallerList(SQLModel, table=True):
+    """A block or allow list of callers (SPEC §3.10; domain/caller_lists.py), global or of a
+    campaign or a buyer (at most one of the two ids; no foreign key: a list outlives the
+    campaign or buyer it names, and then applies to nobody)."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=8)  # "block" or "allow"
+    campaign_id: str | None = Field(default=None, max_length=64)
+    buyer_id: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=256)
+    # a block list's: the caller of each conversion in its scope is added for these seconds
+    auto_block_converted: int | None = None
+    managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
+
+
+class CallerListEntry(SQLModel, table=True):
+    """One value of a list: a number, a prefix (``+1900*``) or ``anonymous``. ``source``:
+    "file" (apply manages it), "admin" (API, CSV, CLI, console) or "auto" (a conversion's);
+    apply removes only its own. A caller is looked up by value (``ix_callerlistentry_value``)."""
+
+    __table_args__ = (Index("ix_callerlistentry_value", "value"),)
+
+    list_id: str = Field(primary_key=True, foreign_key="callerlist.id", max_length=64)
+    value: str = Field(primary_key=True, max_length=16)
+    expires_at: datetime | None = None  # never matches from then on
+    note: str | None = Field(default=None, max_length=256)
+    source: str = Field(default="admin", max_length=8)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class Bid(SQLModel, table=True):

@@ -31,6 +31,7 @@ from rtbridge.domain.errors import (
 from rtbridge.domain.inbound import choose_inbound
 from rtbridge.domain.ping import PingRequest
 from rtbridge.domain.selection import (
+    REASON_BLOCKED,
     VERDICT_WON,
     BuyerRule,
     Chosen,
@@ -40,7 +41,7 @@ from rtbridge.domain.selection import (
     choose_by_price,
     ineligibility,
 )
-from rtbridge.storage import callers
+from rtbridge.storage import caller_lists, callers
 from rtbridge.storage.callers import query as seen_query
 from rtbridge.storage.callers import read as read_seen
 from rtbridge.storage.catalog import CampaignInfo, Catalog, CatalogCache, KeyInfo
@@ -118,6 +119,9 @@ class _Batch:
     # (caller, buyer) -> when the caller last reached the buyer (storage/callers.py), read for
     # the batch's callers of campaigns with duplicate rules, and kept up to date by its pings
     seen: callers.Seen = field(default_factory=dict)
+    # the entries of the batch's callers' lists (storage/caller_lists.py), for campaigns
+    # some lists concern
+    listed: caller_lists.Listed = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -295,10 +299,15 @@ class Reservations:
         seen = seen_query(trip, {
             req.caller_number for _, req, _, c in accepted if req.caller_number and c.deduplicating
         })  # fmt: skip
+        listed = caller_lists.query(trip, {
+            req.caller_number for _, req, _, c in accepted
+            if req.caller_number and catalog.lists.concern(c.id)
+        })  # fmt: skip
         capped = {b.id for c in campaigns.values() for b in c.capped}
         tally.expect(trip, capped, day_of(self.clock()))
         yield trip
-        batch = _Batch(self._live_by_caller(db, live), seen=read_seen(db, seen))
+        batch = _Batch(self._live_by_caller(db, live), seen=read_seen(db, seen),
+                       listed=caller_lists.read(db, listed))  # fmt: skip
         for i, req, key, campaign in accepted:
             pings.results[i] = self._ping(db, tally, batch, catalog, key, campaign, req)
         trip = Trip(db)  # and the second: the rows, the counter moves and the commit
@@ -359,7 +368,13 @@ class Reservations:
         if campaign.deduplicating and req.caller_number is not None:
             usage = _with_last(usage, campaign.deduplicating, batch.seen, req.caller_number)
         verdicts: dict[str, str] = {}
-        if campaign.bidders:
+        refused = _refused(catalog, batch, campaign, req.caller_number, now)
+        if refused:
+            usage = {**usage, **{b: usage.get(b, Usage())._replace(blocked=True) for b in refused}}
+        if refused is None:  # the whole campaign's lists refuse the caller
+            verdicts = dict.fromkeys(campaign.buyer_ids, REASON_BLOCKED)
+            choice: Chosen | NoTarget = NoTarget(REASON_BLOCKED)
+        elif campaign.bidders:
             # an RTB buyer without a bid: what it answered instead (timeout, error…)
             for buyer_id, answer in (req.bids or {}).items():
                 if answer.outcome != bids.BID:
@@ -674,6 +689,21 @@ def _with_last(
         if last is not None:
             found[rule.id] = found.get(rule.id, Usage())._replace(last=last)
     return found
+
+
+def _refused(
+    catalog: Catalog, batch: _Batch, campaign: CampaignInfo, caller: str | None, now: datetime
+) -> frozenset[str] | None:
+    """The buyers whose own caller lists refuse this ping's caller; None when the global or
+    the campaign's lists refuse it (every buyer). A ping without a caller is checked at its
+    INVITE instead (storage/invite_checks.py)."""
+    lists = catalog.lists
+    if caller is None or not lists.concern(campaign.id):
+        return frozenset()
+    found = caller_lists.matched(batch.listed, caller, now)
+    if lists.refuses_campaign(found, campaign.id):
+        return None
+    return lists.refused_buyers(found, campaign.buyer_ids)
 
 
 def _unseen() -> dict[str, Any]:

@@ -275,6 +275,51 @@ class TrunkPublic(_Public):
     managed_by: str = Field(description=_MANAGED_BY)
 
 
+class CallerListPublic(_Public):
+    id: str
+    kind: str = Field(description="block: its callers are refused; allow: only its callers "
+                      "are admitted in its scope")  # fmt: skip
+    campaign: str | None = Field(description="its scope: this campaign's callers")
+    buyer: str | None = Field(description="its scope: this buyer's callers")
+    note: str | None
+    auto_block_converted: int | None
+    managed_by: str = Field(description=_MANAGED_BY)
+
+
+class CallerListPatch(_Public):
+    kind: str | None = None
+    campaign: str | None = None
+    buyer: str | None = None
+    note: str | None = None
+    auto_block_converted: int | None = None
+    managed_by: str | None = Field(default=None, description=_AS_READ)
+
+
+class ListEntryPublic(_Public):
+    value: str = Field(description="an E.164 number, a prefix (+1900*) or anonymous")
+    expires: datetime | None
+    note: str | None
+    source: str = Field(description='"file" (apply), "admin" (API, CSV, CLI, console) or '
+                        '"auto" (a conversion\'s)')  # fmt: skip
+    created_at: datetime
+
+
+class ListEntryPage(_Public):
+    entries: list[ListEntryPublic]
+    next_after: str | None = Field(description="the next page: send it as after")
+
+
+class ListEntryVerdict(_Public):
+    line: int = Field(description="the CSV line (from 1) or the array index (from 0)")
+    value: str | None = None
+    verdict: str = Field(description="added, updated, unchanged; on a 422: valid or "
+                         "invalid: why")  # fmt: skip
+
+
+class ListEntryVerdicts(_Public):
+    verdicts: list[ListEntryVerdict]
+
+
 class CheckAnswer(_Public):
     """Would the agent accept this source or credential, and as which publisher?"""
 
@@ -348,6 +393,7 @@ BuyerList = _listing("BuyerList", "buyers", BuyerPublic)
 DidList = _listing("DidList", "dids", DidPublic)
 KeyList = _listing("KeyList", "keys", KeyPublic)
 TrunkList = _listing("TrunkList", "trunks", TrunkPublic)
+CallerListList = _listing("CallerListList", "caller_lists", CallerListPublic)
 AuditList = _listing("AuditList", "entries", AuditEntryPublic)
 WebhookList = _listing("WebhookList", "webhooks", WebhookPublic)
 DeliveryList = _listing("DeliveryList", "deliveries", DeliveryPublic)

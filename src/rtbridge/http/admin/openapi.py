@@ -13,7 +13,15 @@ from typing import Any, get_args
 
 from pydantic import BaseModel
 
-from rtbridge.config.schema import BuyerSpec, Campaign, IpSpec, PublisherSpec, TrunkSpec
+from rtbridge.config.schema import (
+    BuyerSpec,
+    CallerListSpec,
+    Campaign,
+    IpSpec,
+    ListEntrySpec,
+    PublisherSpec,
+    TrunkSpec,
+)
 from rtbridge.domain.attestation import ATTESTATION_LEVELS
 from rtbridge.domain.failover import AttemptKind
 from rtbridge.http.admin import models as m
@@ -119,6 +127,13 @@ def _op(summary: str, *, body: _Schema | None = None, ok: int = 200, answer: _Sc
         op["parameters"] = params
     if operation_id:
         op["operationId"] = operation_id
+    return op
+
+
+def _entries_upload(op: _S) -> _S:
+    """A bulk add of caller list entries: CSV too, and 413 for an upload too large."""
+    op["requestBody"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    op["responses"]["413"] = {**_ERROR, "description": "over 10 MB or 200,000 lines"}
     return op
 
 
@@ -417,6 +432,49 @@ OPERATIONS: dict[str, dict[str, _S]] = {
             answer=m.TrunkPublic,
         ),
         "delete": _op("Delete a trunk (409 while buyers need it)", ok=204),
+    },
+    "/admin/caller-lists": {
+        "get": _op("List caller lists (block and allow)", answer=m.CallerListList),
+        "post": _op(
+            "Create a caller list, with entries if given",
+            body=CallerListSpec,
+            ok=201,
+            answer=m.CallerListPublic,
+        ),
+    },
+    "/admin/caller-lists/{list}": {
+        "get": _op("A caller list's settings", answer=m.CallerListPublic),
+        "patch": _op(
+            "Change a caller list's settings (entries: at .../entries)",
+            body=m.CallerListPatch,
+            answer=m.CallerListPublic,
+        ),
+        "delete": _op("Delete a caller list and every entry of it", ok=204),
+    },
+    "/admin/caller-lists/{list}/entries": {
+        "get": _op(
+            "A page of a caller list's entries, in value order",
+            answer=m.ListEntryPage,
+            params=[
+                _q("value", "only entries starting with this"),
+                _q("after", "the previous page's next_after"),
+                _q("limit", "entries per page (1-1000, default 100)"),
+            ],
+        ),
+        "post": _entries_upload(
+            _op(
+                "Add or update entries, all or none: a JSON array, or CSV lines value,expires,note "
+                "(Content-Type: text/csv; a header line is optional); a verdict per entry. Any "
+                "invalid entry: 422 with the verdicts and nothing changed; over 10 MB or 200,000 "
+                "lines: 413",
+                body={"type": "array", "items": ListEntrySpec.model_json_schema()},
+                answer=m.ListEntryVerdicts,
+                form=False,
+            )
+        ),
+    },
+    "/admin/caller-lists/{list}/entries/{value}": {
+        "delete": _op("Remove one entry (URL-encode its + and *)", ok=204),
     },
     "/admin/check": {
         "get": _op(

@@ -21,6 +21,7 @@ from rtbridge.config.schema import read_field
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.http import handlers as service
 from rtbridge.http.admin import bids as admin_bids
+from rtbridge.http.admin import caller_lists as admin_caller_lists
 from rtbridge.http.admin import logs as admin_logs
 from rtbridge.http.admin import stats as admin_stats
 from rtbridge.http.admin.openapi import openapi_document
@@ -386,6 +387,7 @@ routes: list[BaseRoute] = [
     *_item("keys", "key", offers.get_key, offers.update_key, offers.delete_key),
     *_collection("trunks", trunks.list_trunks, trunks.create_trunk),
     *_item("trunks", "trunk", trunks.get_trunk, trunks.update_trunk, trunks.delete_trunk),
+    *admin_caller_lists.routes,
     Route("/check", check_access, methods=["GET", "POST"]),
     Route("/audit", list_audit, methods=["GET"]),
     Route("/export/kamailio-permissions", export_kamailio, methods=["GET"]),

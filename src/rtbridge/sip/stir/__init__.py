@@ -3,7 +3,8 @@
 configured STI-CA roots; :func:`from_verstat` reads the verdict a carrier that verified it
 for us put in the caller's URI. Both answer an :class:`Attestation`."""
 
-from rtbridge.sip.stir.attestation import LEVELS, Attestation
+from rtbridge.domain.attestation import LEVELS
+from rtbridge.sip.stir.attestation import Attestation
 from rtbridge.sip.stir.verifier import Verifier
 from rtbridge.sip.stir.verstat import from_verstat
 

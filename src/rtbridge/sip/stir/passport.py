@@ -13,7 +13,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from rtbridge.sip.stir.attestation import LEVELS, Failed
+from rtbridge.domain.attestation import LEVELS
+from rtbridge.sip.stir.attestation import Failed
 
 MAX_URL = 2048
 _NOT_DIGIT = re.compile(r"[^0-9]")

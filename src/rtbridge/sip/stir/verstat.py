@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 
-from rtbridge.sip.stir.attestation import LEVELS, Attestation
+from rtbridge.domain.attestation import LEVELS
+from rtbridge.sip.stir.attestation import Attestation
 
 MAX_HEADER = 8 * 1024
 
