@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlmodel import Session
 
+from rtbridge.admin.caller_lists import add_entries, parse_json
 from rtbridge.domain.ping import PingRequest
 from rtbridge.storage import calls
 from rtbridge.storage.catalog import CatalogCache
@@ -196,3 +198,20 @@ def test_a_ping_without_a_caller_is_checked_at_its_invite(
     fine = ops.ping(PingRequest(KEY, None, None))
     assert check_invite(engine, catalog, uuid=fine.uuid, caller="+12025550100",
                         attestation="none", now=clock()) is None  # fmt: skip
+
+
+def test_callers_are_looked_up_by_the_prefix_lengths_entries_have(
+    ops: Reservations, engine: Engine
+) -> None:
+    """The catalog reads which prefix lengths exist (+1900, +1312, +1415: 5 characters), so a
+    caller costs its number and one prefix probe, not fourteen; a prefix of a new length,
+    added by an admin, is looked up once the catalog has it."""
+    lists = ops.catalog.get().lists
+    assert lists.prefix_lengths == {5}  # the file's +1900, +1312, +1415
+    assert lists.candidates("+13125550100") == ("+13125550100", "+1312*")
+    assert _answer(ops, "+16505550100") != "no-target"
+    with Session(engine) as session:
+        add_entries(session, actor="test", list_id="everywhere",
+                    parsed=parse_json([{"value": "+165055*"}]))  # fmt: skip
+    assert ops.catalog.get().lists.prefix_lengths == {5, 7}  # the change moved the version
+    assert _answer(ops, "+16505550101") == "blocked-caller"

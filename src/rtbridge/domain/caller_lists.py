@@ -11,9 +11,9 @@ An entry's value is one of three forms, stored and shown as written here:
   ``*`` (``+1900555*``) or a table's ``prefix = "+1900555"``;
 - ``anonymous`` — matches a caller with no number (withheld, or not a number at all).
 
-A caller is looked up by equality only: its number, each of its prefixes with a ``*`` (at
-most 14) and ``anonymous`` are the values an index is asked for (:func:`candidates`), so a
-list of 10^6 entries costs what a list of ten does."""
+A caller is looked up by equality only: its number, each of its prefixes with a ``*`` of a
+length some prefix entry has (at most 14) and ``anonymous`` are the values an index is
+asked for (:func:`candidates`), so a list of 10^6 entries costs what a list of ten does."""
 
 from __future__ import annotations
 
@@ -63,12 +63,15 @@ def entry_value(raw: object, *, prefix: bool = False) -> str:
         ) from None
 
 
-def candidates(caller: str | None) -> tuple[str, ...]:
-    """Every entry value that matches ``caller`` (E.164, or None: anonymous)."""
+def candidates(caller: str | None, lengths: Iterable[int] | None = None) -> tuple[str, ...]:
+    """Every entry value that matches ``caller`` (E.164, or None: anonymous): its number
+    and its prefixes — of these ``lengths`` only (``+1900``: 5) when the lengths entries
+    have are known, else of every length."""
     if caller is None:
         return (ANONYMOUS,)
     last = min(len(caller), MAX_PREFIX_DIGITS + 1)
-    return (caller, *(caller[:n] + "*" for n in range(2, last + 1)))
+    sizes = range(2, last + 1) if lengths is None else sorted(n for n in lengths if 2 <= n <= last)
+    return (caller, *(caller[:n] + "*" for n in sizes))
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,12 @@ class CallerLists:
         self,
         lists: Mapping[str, CallerList] | None = None,
         buyers_of: Mapping[str, Iterable[str]] | None = None,
+        *,
+        prefix_lengths: Iterable[int] | None = None,
     ) -> None:
+        """``prefix_lengths``: the lengths of the prefix entries there are (None: any)."""
         self.lists: Mapping[str, CallerList] = lists or {}
+        self.prefix_lengths = None if prefix_lengths is None else frozenset(prefix_lengths)
         block: dict[Scope, set[str]] = {}
         allow: dict[Scope, set[str]] = {}
         for rule in self.lists.values():
@@ -124,6 +131,10 @@ class CallerLists:
 
     def __bool__(self) -> bool:
         return bool(self.lists)
+
+    def candidates(self, caller: str | None) -> tuple[str, ...]:
+        """The entry values to look ``caller`` up by (:func:`candidates`)."""
+        return candidates(caller, self.prefix_lengths)
 
     def concern(self, campaign_id: str) -> bool:
         """Do any lists apply to this campaign's callers (its own, global or its buyers')?"""

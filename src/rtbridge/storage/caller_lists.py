@@ -32,9 +32,9 @@ _AUTO_ADD = BulkInsert(
 )  # fmt: skip
 
 
-def query(trip: Trip, callers: Iterable[str]) -> Rows | None:
+def query(trip: Trip, lists: CallerLists, callers: Iterable[str]) -> Rows | None:
     """Ask, in ``trip``, for every entry that matches one of these callers (a batch's)."""
-    values = sorted({value for caller in callers for value in candidates(caller)})
+    values = sorted({value for caller in callers for value in lists.candidates(caller)})
     if not values:
         return None
     params: dict[str, Any] = {}
@@ -46,10 +46,11 @@ def read(db: Db, rows: Rows | None) -> Listed:
     return _listed(db, rows.get() if rows is not None else ())
 
 
-def of(db: Db, caller: str | None) -> Listed:
+def of(db: Db, lists: CallerLists, caller: str | None) -> Listed:
     """One caller's entries (a number, or None: anonymous), read now (an INVITE's check)."""
     params: dict[str, Any] = {}
-    return _listed(db, db.rows(_SELECT + db.in_list("v", candidates(caller), params), params))
+    values = lists.candidates(caller)
+    return _listed(db, db.rows(_SELECT + db.in_list("v", values, params), params))
 
 
 def _listed(db: Db, rows: Iterable[Mapping[str, Any]]) -> Listed:

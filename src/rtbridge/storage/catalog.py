@@ -24,6 +24,7 @@ from rtbridge.domain.hours import parse_hours
 from rtbridge.domain.selection import BuyerRule
 from rtbridge.storage import sitekey
 from rtbridge.storage.models import (
+    PREFIX_ROWS,
     Buyer,
     CallerList,
     Campaign,
@@ -279,11 +280,13 @@ def load_catalog(engine: Engine) -> Catalog:
             for w in session.exec(select(Webhook).where(col(Webhook.enabled)))
             for event in w.events or ()
         )
+        rules = {r.id: ListRule(r.id, r.kind, r.campaign_id, r.buyer_id, r.auto_block_converted)
+                 for r in session.exec(select(CallerList))}  # fmt: skip
         lists = CallerLists(
-            {r.id: ListRule(r.id, r.kind, r.campaign_id, r.buyer_id, r.auto_block_converted)
-             for r in session.exec(select(CallerList))},
+            rules,
             {c: [b.rule.id for b in infos] for c, infos in buyers.items()},
-        )  # fmt: skip
+            prefix_lengths=_prefix_lengths(session) if rules else frozenset(),
+        )
         session.expunge_all()
     return Catalog(
         version=version,
@@ -295,6 +298,16 @@ def load_catalog(engine: Engine) -> Catalog:
         lists=lists,
         site=partial(sitekey.for_engine, engine),
     )
+
+
+def _prefix_lengths(session: Session) -> frozenset[int]:
+    """The lengths of the prefix entries there are (``+1900*``: 5, its ``+1900``), read
+    from their partial index: a caller is looked up by its number and its prefixes of these
+    lengths only, not all fourteen."""
+    found = session.execute(
+        text(f"SELECT DISTINCT length(value) FROM callerlistentry WHERE {PREFIX_ROWS}")
+    )
+    return frozenset(int(n) - 1 for (n,) in found)
 
 
 class CatalogCache:

@@ -87,7 +87,7 @@ def _listed(
     lists = catalog.lists
     if not row["buyer_id"] or not lists.concern(row["campaign_id"]):
         return None
-    found = caller_lists.matched(caller_lists.of(db, caller), caller, now)
+    found = caller_lists.matched(caller_lists.of(db, lists, caller), caller, now)
     return (
         REASON_BLOCKED if lists.refuses_call(found, row["campaign_id"], row["buyer_id"]) else None
     )

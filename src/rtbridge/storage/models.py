@@ -30,6 +30,8 @@ WEBHOOK_PENDING = "webhook_pending"
 OPEN_CALLS = "end_at IS NULL"
 # open calls an admin asked to hang up: what each agent looks for at its heartbeats
 HANGUPS_ASKED = "hangup_requested_at IS NOT NULL AND end_at IS NULL"
+# caller list entries that are prefixes ("+1900*"): the catalog reads which lengths exist
+PREFIX_ROWS = "value LIKE '%*'"
 _OPEN_CALL_KEYS = ("agent", "invite_at", "reservation_uuid", "end_at")
 
 
@@ -323,7 +325,10 @@ class CallerListEntry(SQLModel, table=True):
     "file" (apply manages it), "admin" (API, CSV, CLI, console) or "auto" (a conversion's);
     apply removes only its own. A caller is looked up by value (``ix_callerlistentry_value``)."""
 
-    __table_args__ = (Index("ix_callerlistentry_value", "value"),)
+    __table_args__ = (
+        Index("ix_callerlistentry_value", "value"),
+        _partial("ix_callerlistentry_prefix", "value", where=PREFIX_ROWS),
+    )
 
     list_id: str = Field(primary_key=True, foreign_key="callerlist.id", max_length=64)
     value: str = Field(primary_key=True, max_length=16)

@@ -299,7 +299,7 @@ class Reservations:
         seen = seen_query(trip, {
             req.caller_number for _, req, _, c in accepted if req.caller_number and c.deduplicating
         })  # fmt: skip
-        listed = caller_lists.query(trip, {
+        listed = caller_lists.query(trip, catalog.lists, {
             req.caller_number for _, req, _, c in accepted
             if req.caller_number and catalog.lists.concern(c.id)
         })  # fmt: skip

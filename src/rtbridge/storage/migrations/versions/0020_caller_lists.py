@@ -19,6 +19,7 @@ revision = "0020"
 down_revision = "0019"
 branch_labels = None
 depends_on = None
+PREFIX_ROWS = "value LIKE '%*'"  # as storage/models.py
 
 
 def upgrade() -> None:
@@ -45,9 +46,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("list_id", "value"),
     )
     op.create_index("ix_callerlistentry_value", "callerlistentry", ["value"])
+    op.create_index(  # the prefixes alone: which lengths a caller's lookup must try
+        "ix_callerlistentry_prefix", "callerlistentry", ["value"],
+        sqlite_where=sa.text(PREFIX_ROWS), postgresql_where=sa.text(PREFIX_ROWS),
+    )  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_index("ix_callerlistentry_prefix", table_name="callerlistentry")
     op.drop_index("ix_callerlistentry_value", table_name="callerlistentry")
     op.drop_table("callerlistentry")
     op.drop_table("callerlist")
