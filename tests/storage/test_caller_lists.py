@@ -187,17 +187,16 @@ def test_a_ping_without_a_caller_is_checked_at_its_invite(
     for caller in (None, "+19005550123"):
         held = ops.ping(PingRequest(KEY, None, None))
         assert held.status == "reserved"
-        why = check_invite(engine, catalog, uuid=held.uuid, caller=caller, attestation="none",
-                           now=clock())  # fmt: skip
-        assert why == "blocked-caller"
+        checked = check_invite(engine, catalog, uuid=held.uuid, caller=caller, now=clock())
+        assert checked.why == "blocked-caller"
         with engine.connect() as conn:
             row = conn.execute(text("SELECT status, reason, caller_number FROM reservation "
                                     "WHERE uuid = :u"), {"u": held.uuid}).one()  # fmt: skip
         assert tuple(row) == ("failed", "blocked-caller", caller)
         assert check_counters(engine).differences == ()
     fine = ops.ping(PingRequest(KEY, None, None))
-    assert check_invite(engine, catalog, uuid=fine.uuid, caller="+12025550100",
-                        attestation="none", now=clock()) is None  # fmt: skip
+    checked = check_invite(engine, catalog, uuid=fine.uuid, caller="+12025550100", now=clock())
+    assert checked.why is None
 
 
 def test_callers_are_looked_up_by_the_prefix_lengths_entries_have(

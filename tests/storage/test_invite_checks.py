@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 from rtbridge.domain.ping import PingRequest
 from rtbridge.storage import calls
 from rtbridge.storage.catalog import CatalogCache
-from rtbridge.storage.invite_checks import check_invite, needed
+from rtbridge.storage.invite_checks import attested_below, check_invite, needed
 from rtbridge.storage.recount import check_counters
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import Clock
@@ -79,13 +79,16 @@ def test_the_least_attestation(
     made = Reservations(engine, catalog, clock=clock).ping(
         PingRequest(KEY_STRICT, "+12025550100", None)
     )
-    found = check_invite(engine, catalog.get(), uuid=made.uuid, caller="+12025550100",
-                         attestation=level, attestation_why=why, now=clock())  # fmt: skip
+    checked = check_invite(
+        engine, catalog.get(), uuid=made.uuid, caller="+12025550100", now=clock()
+    )
+    assert (checked.why, checked.minimum) == (None, "B")
+    below = attested_below(engine, uuid=made.uuid, attestation=level, why=why,
+                           minimum=checked.minimum, now=clock())  # fmt: skip
+    assert below is refused
     if refused:
-        assert found == "attestation"
         assert _row(engine, made.uuid) == ("failed", "attestation", level, why)
     else:
-        assert found is None
         claimed = calls.claim(engine, uuid=made.uuid, publisher_id="p1", now=clock(), agent="t",
                               source="x", attestation=(level, why))  # fmt: skip
         assert isinstance(claimed, calls.Claimed)
@@ -98,8 +101,12 @@ def test_a_campaign_without_a_minimum_takes_every_call(engine: Engine, clock: Cl
     made = Reservations(engine, catalog, clock=clock).ping(
         PingRequest(KEY_OPEN, "+12025550101", None)
     )
-    assert check_invite(engine, catalog.get(), uuid=made.uuid, caller="+12025550101",
-                        attestation="failed", attestation_why="unknown CA", now=clock()) is None  # fmt: skip
+    checked = check_invite(
+        engine, catalog.get(), uuid=made.uuid, caller="+12025550101", now=clock()
+    )
+    assert checked.minimum is None and checked.called is None  # no pool: no inbound number
+    assert not attested_below(engine, uuid=made.uuid, attestation="failed", why="unknown CA",
+                              minimum=checked.minimum, now=clock())  # fmt: skip
     claimed = calls.claim(engine, uuid=made.uuid, publisher_id="p1", now=clock(), agent="t",
                           source="x", attestation=("failed", "unknown CA"))  # fmt: skip
     assert isinstance(claimed, calls.Claimed)

@@ -18,8 +18,6 @@ fetch a certificate."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from rtbridge.sip.proxy import Networks, in_networks
 from rtbridge.sip.router import IncomingInvite
 from rtbridge.sip.stir import Attestation, Verifier, from_verstat
@@ -39,14 +37,13 @@ class Attester:
         invite: IncomingInvite,
         *,
         orig: str | None,
-        dest: Callable[[], str | None],
+        dest: str | None,
         trunk: bool = False,
     ) -> Attestation:
-        """``orig``: the caller (E.164) the INVITE names; ``dest``: the number called, asked
-        for only when there is a signature to check it against (it may cost a read);
+        """``orig``: the caller (E.164) the INVITE names; ``dest``: the number called;
         ``trunk``: the INVITE came from a carrier trunk, whose verstat is believed."""
         if invite.identities:
-            return self.verifier.verify(invite.identities, orig=orig, dest=dest())
+            return self.verifier.verify(invite.identities, orig=orig, dest=dest)
         if trunk or in_networks(invite.source_ip, self.verstat_sources):
             hint = invite.headers.get("attestation-info") or invite.headers.get(
                 "p-attestation-indicator"

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from rtbridge.domain.attestation import REFUSED as ATTESTATION
 from rtbridge.domain.errors import InvalidInput
 from rtbridge.domain.failover import Attempt
 from rtbridge.domain.numbers import normalise_e164
@@ -214,11 +215,14 @@ class ReservationRouter:
             return Reject(refusal.code, refusal.reason, auth_failure=refusal.cause)
         uuid = invite.ruri_user.lower()
         caller = invite_caller(invite)
-        attested = self._attest(invite, caller, lambda: self._called(invite, uuid))
+        checked = self._check(uuid, caller, now)
+        if checked.why is not None:
+            return _refused(checked.why)
+        attested = self._attest(invite, caller, checked.called or _to_number(invite))
         who["attestation"] = describe(attested)
-        refused = self._check(invite, uuid, caller, attested, now)
-        if refused is not None:
-            return refused
+        if invite_checks.attested_below(self.engine, uuid=uuid, attestation=attested.level,
+                                        why=attested.why, minimum=checked.minimum, now=now):  # fmt: skip
+            return _refused(ATTESTATION, attested)
         result = calls.claim(
             self.engine, uuid=uuid, publisher_id=decision.publisher_id,
             now=now, agent=self.agent_id, source=source, epoch=self._epoch(),
@@ -229,43 +233,20 @@ class ReservationRouter:
         media = access.media.get(decision.publisher_id, ())
         return self._bridge(result, invite, media, attested)
 
-    def _called(self, invite: IncomingInvite, uuid: str) -> str | None:
-        """The number a signed call's ``dest`` must match: the reservation's inbound number,
-        else the To header's number (the SBC moved the dialled number there when it
-        addressed the reservation's SIP URI)."""
-        number = calls.called_number(self.engine, uuid)
-        if number is None:
-            _, to_uri = split_name_addr(invite.headers.get("to", ""))
-            try:
-                number = normalise_e164(uri_user(to_uri), field="To")
-            except InvalidInput:
-                return None
-        return number
-
-    def _attest(
-        self, invite: IncomingInvite, caller: str | None, dest: Callable[[], str | None],
-        *, trunk: bool = False,
-    ) -> Attestation:  # fmt: skip
-        if self.attester is None:
-            return UNSIGNED
-        return self.attester.attest(invite, orig=caller, dest=dest, trunk=trunk)
-
-    def _check(
-        self, invite: IncomingInvite, uuid: str, caller: str | None, attested: Attestation,
-        now: datetime,
-    ) -> Reject | None:  # fmt: skip
-        """The INVITE's checks before its claim (``storage/invite_checks.py``): a 403 naming
-        the reason, the reservation failed, or None."""
+    def _check(self, uuid: str, caller: str | None, now: datetime) -> invite_checks.Checked:
+        """The INVITE's caller rules before its claim (``storage/invite_checks.py``), when
+        there is anything to check."""
         catalog = self.catalog.get()
         if not invite_checks.needed(catalog, caller):
-            return None
-        why = invite_checks.check_invite(
-            self.engine, catalog, uuid=uuid, caller=caller, attestation=attested.level,
-            attestation_why=attested.why, now=now,
-        )  # fmt: skip
-        if why is None:
-            return None
-        return Reject(403, f"Forbidden ({why.replace('-', ' ')})", attestation=attested.level)
+            return invite_checks.PASSED
+        return invite_checks.check_invite(self.engine, catalog, uuid=uuid, caller=caller, now=now)
+
+    def _attest(
+        self, invite: IncomingInvite, caller: str | None, called: str | None, *, trunk: bool = False
+    ) -> Attestation:
+        if self.attester is None:
+            return UNSIGNED
+        return self.attester.attest(invite, orig=caller, dest=called, trunk=trunk)
 
     def _route_pstn(
         self, invite: IncomingInvite, trunk_id: str, now: datetime, source: str
@@ -278,10 +259,11 @@ class ReservationRouter:
         uuid = calls.find_pstn(self.engine, did=did, caller=caller, now=now)
         if uuid is None:
             return Reject(404, "Not Found (no live reservation for this DID and caller)")
-        attested = self._attest(invite, caller, lambda: did, trunk=True)
-        refused = self._check(invite, uuid, None, attested, now)  # the caller matched the ping's
-        if refused is not None:
-            return refused
+        checked = self._check(uuid, None, now)  # its caller is the ping's: checked then
+        attested = self._attest(invite, caller, did, trunk=True)
+        if invite_checks.attested_below(self.engine, uuid=uuid, attestation=attested.level,
+                                        why=attested.why, minimum=checked.minimum, now=now):  # fmt: skip
+            return _refused(ATTESTATION, attested)
         result = calls.claim(self.engine, uuid=uuid, publisher_id=None, now=now, agent=self.agent_id,
                              source=f"{source} trunk {trunk_id}", via="pstn",
                              epoch=self._epoch(), attestation=(attested.level, attested.why))  # fmt: skip
@@ -615,6 +597,22 @@ def _log_decision(
                                  who.get("username")):  # fmt: skip
                 return  # in the source's summary line
         log.info("INVITE refused", extra={**fields, "code": result.code, "reason": result.reason})
+
+
+def _refused(why: str, attested: Attestation | None = None) -> Reject:
+    """403 naming an INVITE check's reason (SPEC §3.10, §4.9)."""
+    level = attested.level if attested is not None else None
+    return Reject(403, f"Forbidden ({why.replace('-', ' ')})", attestation=level)
+
+
+def _to_number(invite: IncomingInvite) -> str | None:
+    """The To header's number: what a signed call's ``dest`` is held to when its reservation
+    has no inbound number (the SBC dialled the reservation's SIP address alone)."""
+    _, to_uri = split_name_addr(invite.headers.get("to", ""))
+    try:
+        return normalise_e164(uri_user(to_uri), field="To")
+    except InvalidInput:
+        return None
 
 
 def _relayable(value: str) -> bool:

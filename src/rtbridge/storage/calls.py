@@ -19,7 +19,6 @@ from sqlalchemy import Engine
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.failover import Attempt
 from rtbridge.domain.money import revenue_or_payout
-from rtbridge.domain.numbers import is_e164
 from rtbridge.storage.attempts import record as record_attempts
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import HANGUPS_ASKED, LIVE_ROWS, UNCLAIMED_ROWS
@@ -143,15 +142,6 @@ def _claim(
     return Claimed(uuid, row["publisher_id"], row["buyer_id"], row["caller_number"],
                    db.read_js(row["tags"]) or {}, row["seconds"] or 0, row["payout"] or 0.0,
                    row["destination"])  # fmt: skip
-
-
-def called_number(engine: Engine, uuid: str) -> str | None:
-    """The number the caller dialled: the reservation's inbound number (a DID of its pool or
-    the key's), None when it has none (its SIP address only) or is not there."""
-    with transaction(engine, write=False) as db:
-        row = db.one("SELECT inbound_number FROM reservation WHERE uuid = :u", {"u": uuid})
-    number = None if row is None else row["inbound_number"]
-    return number if number and is_e164(number) else None
 
 
 def find_pstn(engine: Engine, *, did: str, caller: str, now: datetime) -> str | None:

@@ -10,6 +10,7 @@ answers for reservations that cannot be claimed any more, so those pass here unt
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.attestation import REFUSED as ATTESTATION
 from rtbridge.domain.attestation import meets
+from rtbridge.domain.numbers import is_e164
 from rtbridge.domain.selection import REASON_BLOCKED, REASON_DUPLICATE, is_duplicate
 from rtbridge.storage import caller_lists, callers
 from rtbridge.storage.catalog import CampaignInfo, Catalog
@@ -26,8 +28,8 @@ from rtbridge.storage.reservations import record_event
 from rtbridge.storage.sql import Db, transaction
 
 _ROW = (
-    "SELECT expires_at, status, buyer_id, campaign_id, created_at, caller_number "
-    "FROM reservation WHERE uuid = :u"
+    "SELECT expires_at, status, buyer_id, campaign_id, created_at, caller_number, "
+    "inbound_number FROM reservation WHERE uuid = :u"
 )
 
 
@@ -38,34 +40,42 @@ def needed(catalog: Catalog, caller: str | None) -> bool:
     return caller is not None or catalog.attesting or bool(catalog.lists)
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What the caller rules said of an INVITE (``why``: the reason it is refused, its
+    reservation failed; None: go on), and what its attestation is then held to: the number
+    called (the reservation's inbound number, when E.164) and the campaign's minimum."""
+
+    why: str | None = None
+    called: str | None = None
+    minimum: str | None = None
+
+
+PASSED = Checked()
+
+
 def check_invite(
-    engine: Engine,
-    catalog: Catalog,
-    *,
-    uuid: str,
-    caller: str | None,
-    attestation: str,
-    attestation_why: str | None = None,
-    now: datetime,
-) -> str | None:
-    """The reason the INVITE of reservation ``uuid`` is refused (``attestation``,
-    ``duplicate-caller``), its reservation failed; None when it may go on to its claim.
-    ``caller``: the INVITE's (E.164, None when anonymous), recorded on a reservation whose
-    ping had none."""
+    engine: Engine, catalog: Catalog, *, uuid: str, caller: str | None, now: datetime
+) -> Checked:
+    """The caller rules for the INVITE of reservation ``uuid``, in the one transaction an
+    INVITE spends before its claim. ``caller``: the INVITE's (E.164, None when anonymous),
+    recorded on a reservation whose ping had none and checked as the ping would have been;
+    a reservation that had its caller was checked at its ping. The reservation's called
+    number and minimum attestation come back for the signature's check (:func:`attested_below`),
+    so that check costs no read of its own."""
     with transaction(engine, write=True) as db:
         row = db.one(_ROW, {"u": uuid})
         if row is None or row["status"] not in st.UNCLAIMED:
-            return None
+            return PASSED
         expires = db.read_ts(row["expires_at"])
         if expires is not None and expires <= now:
-            return None
+            return PASSED
         campaign = catalog.campaigns.get(row["campaign_id"])
-        if campaign is not None and not meets(attestation, campaign.min_attestation):
-            what = attestation + (f" ({attestation_why})" if attestation_why else "")
-            detail = f"{what}, below the campaign's {campaign.min_attestation}"
-            return _refuse(db, row, uuid, ATTESTATION, detail, (attestation, attestation_why), now)
+        number = row["inbound_number"]
+        facts = Checked(None, number if number and is_e164(number) else None,
+                        campaign.min_attestation if campaign else None)  # fmt: skip
         if row["caller_number"] is not None:
-            return None  # the ping had its caller, and applied the rules to it
+            return facts  # the ping had its caller, and applied the rules to it
         if caller is not None:
             db.execute(
                 "UPDATE reservation SET caller_number = :c "
@@ -73,10 +83,29 @@ def check_invite(
                 {"c": caller, "u": uuid},
             )
         why = _listed(db, catalog, row, caller, now) or _duplicate(db, campaign, row, caller, now)
-        if why is None:
-            return None
-        return _refuse(db, row, uuid, why, f"{caller or 'anonymous'} at the INVITE",
-                       (attestation, attestation_why), now)  # fmt: skip
+        detail = f"{caller or 'anonymous'} at the INVITE"
+        if why is None or not _refuse(db, row, uuid, why, detail, now=now):
+            return facts
+        return replace(facts, why=why)
+
+
+def attested_below(
+    engine: Engine, *, uuid: str, attestation: str, why: str | None, minimum: str | None,
+    now: datetime,
+) -> bool:  # fmt: skip
+    """Is the INVITE attested below its campaign's ``minimum``? Then its reservation ends
+    ``failed``, reason ``attestation``, with the attestation (and why it failed) kept, its
+    unit back (True: the INVITE gets 403). False also for a reservation another writer
+    moved meanwhile: its claim answers."""
+    if meets(attestation, minimum):
+        return False
+    with transaction(engine, write=True) as db:
+        row = db.one(_ROW, {"u": uuid})
+        if row is None or row["status"] not in st.UNCLAIMED:
+            return False
+        what = attestation + (f" ({why})" if why else "")
+        return _refuse(db, row, uuid, ATTESTATION, f"{what}, below the campaign's {minimum}",
+                       (attestation, why), now=now)  # fmt: skip
 
 
 def _listed(
@@ -113,10 +142,11 @@ def _refuse(
     uuid: str,
     why: str,
     detail: str,
-    attestation: tuple[str, str | None],
+    attestation: tuple[str | None, str | None] = (None, None),
+    *,
     now: datetime,
-) -> str | None:
-    """End the reservation ``failed`` with reason ``why``, its unit back; None when another
+) -> bool:
+    """End the reservation ``failed`` with reason ``why``, its unit back; False when another
     writer moved it first (its claim then answers)."""
     moved = db.execute(
         "UPDATE reservation SET status = :s, reason = :r, updated_at = :now, attestation = :a, "
@@ -125,12 +155,12 @@ def _refuse(
          "a": attestation[0], "aw": _clip(attestation[1])},
     ).rowcount  # fmt: skip
     if moved != 1:
-        return None
+        return False
     tally = Tally(db)
     tally.transition(row["buyer_id"], row["created_at"], row["status"], st.FAILED)
     record_event(db, uuid, st.FAILED, now, f"{why}: {detail}"[:256])
     tally.flush()
-    return why
+    return True
 
 
 def _clip(why: str | None) -> str | None:

@@ -30,9 +30,22 @@ def load_roots(path: str) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(Path(path).read_bytes())
 
 
+_GOOD_FOR = 3600.0  # seconds a chain's verdict is reused at most (roots may change with a restart)
+_BAD_FOR = 60.0  # a refused chain's, as a failed fetch's
+_MAX_VERDICTS = 1000
+
+Verdict = tuple[float, "ec.EllipticCurvePublicKey | Failed"]  # (good until, key or why not)
+
+
 class Roots:
+    """Thread-safe: the verdicts are a dict written whole (the GIL's), and two threads that
+    race on one chain both compute the same verdict."""
+
     def __init__(self, certificates: list[x509.Certificate]) -> None:
         self._store = verification.Store(certificates) if certificates else None
+        # chain (its certificates' signatures) -> verdict: path building costs ~0.2 ms, more
+        # than the rest of a verification; a chain is the same for every call it signs
+        self._verdicts: dict[tuple[bytes, ...], Verdict] = {}
 
     def check_configured(self) -> None:
         if self._store is None:
@@ -40,8 +53,30 @@ class Roots:
 
     def leaf_key(self, chain: list[x509.Certificate], now: float) -> ec.EllipticCurvePublicKey:
         """The key of ``chain``'s leaf, when the chain leads to a root and the leaf is an
-        STI certificate valid at ``now``; else Failed."""
+        STI certificate valid at ``now``; else Failed. A chain's verdict is kept until its
+        first certificate expires (an hour at most; a refusal a minute)."""
         self.check_configured()
+        memo = tuple(c.signature for c in chain)
+        found = self._verdicts.get(memo)
+        if found is not None and now < found[0]:
+            if isinstance(found[1], Failed):
+                raise found[1]
+            return found[1]
+        try:
+            key = self._leaf_key(chain, now)
+        except Failed as refused:
+            self._keep(memo, (now + _BAD_FOR, refused))
+            raise
+        ends = min(c.not_valid_after_utc for c in chain).timestamp()
+        self._keep(memo, (min(now + _GOOD_FOR, ends), key))
+        return key
+
+    def _keep(self, memo: tuple[bytes, ...], verdict: Verdict) -> None:
+        if len(self._verdicts) >= _MAX_VERDICTS:
+            self._verdicts = {}  # rare: as many chains as a cache holds URLs
+        self._verdicts[memo] = verdict
+
+    def _leaf_key(self, chain: list[x509.Certificate], now: float) -> ec.EllipticCurvePublicKey:
         assert self._store is not None
         leaf, intermediates = chain[0], chain[1:]
         when = datetime.datetime.fromtimestamp(now, datetime.UTC)

@@ -102,6 +102,8 @@ def _split(value: str) -> list[str]:
     """The values a header field joined with commas (a comma inside ``<…>`` is a URL's)."""
     if len(value) > MAX_VALUE:
         raise Failed("Identity header too long")
+    if "," not in value:  # one value per header field: the usual case, no scan
+        return [value] if value.strip() else []
     pieces, start, inside = [], 0, False
     for i, char in enumerate(value):
         if char in "<>":

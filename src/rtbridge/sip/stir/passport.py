@@ -5,26 +5,24 @@ its ES256 signature checked with the key of the certificate its ``x5u`` names.""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from rtbridge.domain.attestation import LEVELS
 from rtbridge.sip.stir.attestation import Failed
 
 MAX_URL = 2048
 _NOT_DIGIT = re.compile(r"[^0-9]")
-# Every registered-claim check of PyJWT's is off: PASSporTs carry none of exp/nbf/aud/iss,
-# and iat is checked here against the verifier's clock, in both directions.
-_SIGNATURE_ONLY: Any = {
-    "verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False,
-    "verify_aud": False, "verify_iss": False, "verify_sub": False, "verify_jti": False,
-    "require": [],
-}  # fmt: skip
+# header.payload.signature, each base64url without padding (RFC 7515 §7.1)
+_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_ES256 = ECAlgorithm(ECAlgorithm.SHA256)
 
 
 @dataclass(frozen=True)
@@ -40,12 +38,10 @@ class Passport:
 
 
 def read(jws: str) -> Passport:
-    """The PASSporT of ``jws``, or Failed naming the first field that is wrong."""
-    try:
-        header = jwt.get_unverified_header(jws)
-        claims = jwt.decode(jws, options={"verify_signature": False})
-    except (jwt.PyJWTError, ValueError, RecursionError):
-        raise Failed("PASSporT not decodable") from None
+    """The PASSporT of ``jws``, or Failed naming the first field that is wrong. Its two JSON
+    parts are read here (base64url and JSON: PyJWT's unverified decode checks each character
+    in Python, at ~0.1 ms a part); the signature is PyJWT's (:func:`check_signature`)."""
+    header, claims = _part(jws, 0), _part(jws, 1)
     if header.get("alg") != "ES256":
         raise Failed("PASSporT alg is not ES256")
     if header.get("typ") != "passport":
@@ -86,12 +82,34 @@ def check_numbers(passport: Passport, orig: str | None, dest: str | None) -> Non
 
 
 def check_signature(jws: str, key: ec.EllipticCurvePublicKey) -> None:
+    """The JWS signature over its first two parts, with PyJWT's ES256 (the raw r||s of RFC
+    7518 §3.4 read into cryptography's ECDSA verification)."""
+    signed, _, signature = jws.rpartition(".")
+    if not _match_segments(jws):
+        raise Failed("PASSporT not decodable")
+    if not _ES256.verify(signed.encode("ascii"), key, _unb64(signature)):
+        raise Failed("bad signature")
+
+
+def _match_segments(jws: str) -> bool:
+    return _JWS.fullmatch(jws) is not None
+
+
+def _part(jws: str, n: int) -> dict[str, Any]:
+    """The ``n``-th part of a compact JWS as a JSON object, or Failed."""
+    if not _match_segments(jws):
+        raise Failed("PASSporT not decodable")
     try:
-        jwt.decode(jws, key, algorithms=["ES256"], options=_SIGNATURE_ONLY)
-    except jwt.InvalidSignatureError:
-        raise Failed("bad signature") from None
-    except (jwt.PyJWTError, ValueError):
+        found = json.loads(_unb64(jws.split(".")[n]))
+    except (ValueError, RecursionError):
         raise Failed("PASSporT not decodable") from None
+    if not isinstance(found, dict):
+        raise Failed("PASSporT not decodable")
+    return found
+
+
+def _unb64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def digits(number: str) -> str:
