@@ -143,3 +143,23 @@ def test_the_cache_keeps_the_most_recently_used(world: Sti) -> None:
     cache.get("a")
     cache.get("b")
     assert fetches == ["a", "b", "c", "d", "b"]
+
+
+def test_a_chains_verdict_is_kept_until_its_leaf_expires(world: Sti) -> None:
+    """Path building runs once per chain (it costs more than the rest of a verification),
+    and its verdict lasts no longer than the chain's first certificate: a leaf that expired
+    since is refused although the chain was good."""
+    leaf = world.ca.leaf(days=(-1, 600 / 86400))  # expires in 10 minutes
+    clock = Clock()
+    verifier = world.verifier(clock=clock)
+    signer = world.publish("/short-lived.pem", leaf)
+    checks = []
+    build = verifier.roots._leaf_key
+    verifier.roots._leaf_key = lambda chain, now: checks.append(now) or build(chain, now)  # type: ignore[method-assign]
+    for _ in range(3):
+        assert verifier.verify([signer.sign(iat=clock.now)], orig=ORIG, dest=DEST).level == "A"
+    assert len(checks) == 1
+    clock.now += 610
+    found = verifier.verify([signer.sign(iat=clock.now)], orig=ORIG, dest=DEST)
+    assert (found.level, found.why) == ("failed", "leaf certificate expired")
+    assert len(checks) == 2
