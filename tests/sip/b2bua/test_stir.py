@@ -6,6 +6,7 @@ well past 1,300 bytes, still over UDP. A campaign's minimum refuses an unsigned 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, text
 from rtbridge.admin.apply import apply_file
 from rtbridge.domain.ping import PingRequest
 from rtbridge.sip.attester import Attester
+from rtbridge.sip.b2bua.agent import Agent
 from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.database import open_database
@@ -71,28 +73,42 @@ campaign = "strict"
 """
 
 
+@dataclass
+class Site:
+    engine: Engine
+    authority: Sti
+    buyer: SipPeer
+    agent: Agent
+    reservations: Reservations
+
+
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[Engine, Sti, SipPeer]]:
+def site(tmp_path: Path, make_agent: AgentFactory) -> Iterator[Site]:
+    """A site file applied, a test STI-CA, a buyer peer, and an agent whose router verifies
+    against that STI-CA."""
     buyer = SipPeer("127.0.0.1")
     with sti(tmp_path) as authority:
         engine = open_database(f"sqlite:///{tmp_path / 'stir.db'}")
         apply_file(engine, write_config(tmp_path, _config(buyer)))
+        catalog = CatalogCache(engine)
+        router = ReservationRouter(engine, catalog, secret=b"k" * 32, agent_id="stir",
+                                   attester=Attester(authority.verifier()))  # fmt: skip
+        agent, _ = make_agent(router)
         try:
-            yield engine, authority, buyer
+            yield Site(engine, authority, buyer, agent, Reservations(engine, catalog))
         finally:
             engine.dispose()
             buyer.close()
 
 
-def test_a_signed_call_is_verified_and_its_identity_relayed_once(
-    make_agent: AgentFactory, site: tuple[Engine, Sti, SipPeer]
-) -> None:
-    engine, authority, buyer = site
-    catalog = CatalogCache(engine)
-    router = ReservationRouter(engine, catalog, secret=b"k" * 32, agent_id="stir",
-                               attester=Attester(authority.verifier()))  # fmt: skip
-    agent, _ = make_agent(router)
-    reservations = Reservations(engine, catalog)
+def test_a_signed_call_is_verified_and_its_identity_relayed_once(site: Site) -> None:
+    engine, authority, buyer, agent, reservations = (
+        site.engine,
+        site.authority,
+        site.buyer,
+        site.agent,
+        site.reservations,
+    )
     publisher = SipPeer("127.0.0.1", answer=None)
     try:
         uuid = reservations.ping(PingRequest(KEY, CALLER, None)).uuid
@@ -124,17 +140,11 @@ def test_a_signed_call_is_verified_and_its_identity_relayed_once(
         publisher.close()
 
 
-def test_an_unsigned_call_to_a_strict_campaign_is_refused_403(
-    make_agent: AgentFactory, site: tuple[Engine, Sti, SipPeer]
-) -> None:
-    engine, authority, buyer = site
-    catalog = CatalogCache(engine)
-    router = ReservationRouter(engine, catalog, secret=b"k" * 32, agent_id="stir",
-                               attester=Attester(authority.verifier()))  # fmt: skip
-    agent, _ = make_agent(router)
+def test_an_unsigned_call_to_a_strict_campaign_is_refused_403(site: Site) -> None:
+    engine, buyer, agent = site.engine, site.buyer, site.agent
     publisher = SipPeer("127.0.0.1", answer=None)
     try:
-        uuid = Reservations(engine, catalog).ping(PingRequest(f"{KEY}-strict", CALLER, None)).uuid
+        uuid = site.reservations.ping(PingRequest(f"{KEY}-strict", CALLER, None)).uuid
         _, final = publisher.invite(("127.0.0.1", agent.port), uuid)
         assert (final.status, final.reason) == (403, "Forbidden (attestation)")
         assert not [r for r in buyer.requests if r.method == "INVITE"], "no buyer dialled"
