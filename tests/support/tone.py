@@ -78,6 +78,21 @@ def wav_power(path: Path, freq: float) -> float:
     return max(powers(samples, freq, rate), default=0.0)
 
 
+def wav_channels(path: Path) -> tuple[int, array[int], array[int]]:
+    """A 16-bit stereo WAV file's rate, left channel and right channel."""
+    with wave.open(str(path)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth()) == (2, 2), "not 16-bit stereo"
+        rate, data = wav.getframerate(), wav.readframes(wav.getnframes())
+    samples = array("h", data)
+    return rate, samples[0::2], samples[1::2]
+
+
+def share_with(samples: Sequence[int], freq: float, rate: int = RATE) -> float:
+    """The share of 100 ms windows in which ``freq`` is the dominant tone (0..1)."""
+    found = powers(samples, freq, rate)
+    return sum(p > HEARD for p in found) / len(found) if found else 0.0
+
+
 class Ear:
     """What one side heard: PCMU payloads decoded to samples, in arrival order."""
 

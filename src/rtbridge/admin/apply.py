@@ -297,7 +297,7 @@ def _campaign_row(c: CampaignSpec) -> dict[str, Any]:
             "bid_deadline_ms": c.bid_deadline_ms, "publisher_share": c.publisher_share,
             "min_bid": c.min_bid, "duplicate_window": c.duplicate_window,
             "duplicate_after": c.duplicate_after, "min_attestation": c.min_attestation,
-            "managed_by": _FILE}  # fmt: skip
+            "record": c.record, "managed_by": _FILE}  # fmt: skip
 
 
 def _buyer_rows(session: Session, buyers: Iterable[BuyerSpec]) -> dict[str, dict[str, Any]]:

@@ -59,7 +59,8 @@ def campaign_settings(row: Campaign) -> dict[str, Any]:
     return {"id": row.id, "failover": failover, "max_attempts": row.max_attempts,
             "bid_deadline_ms": row.bid_deadline_ms, "publisher_share": row.publisher_share,
             "min_bid": row.min_bid, "duplicate_window": row.duplicate_window,
-            "duplicate_after": row.duplicate_after, "min_attestation": row.min_attestation}  # fmt: skip
+            "duplicate_after": row.duplicate_after, "min_attestation": row.min_attestation,
+            "record": row.record}  # fmt: skip
 
 
 def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
@@ -80,12 +81,14 @@ def _campaign_values(spec: CampaignSpec) -> dict[str, Any]:
     return {"failover": list(spec.failover), "max_attempts": spec.max_attempts,
             "bid_deadline_ms": spec.bid_deadline_ms, "publisher_share": spec.publisher_share,
             "min_bid": spec.min_bid, "duplicate_window": spec.duplicate_window,
-            "duplicate_after": spec.duplicate_after, "min_attestation": spec.min_attestation}  # fmt: skip
+            "duplicate_after": spec.duplicate_after, "min_attestation": spec.min_attestation,
+            "record": spec.record}  # fmt: skip
 
 
 def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
     """``{id, numbers?, failover?, max_attempts?, bid_deadline_ms?, publisher_share?,
-    min_bid?, duplicate_window?, duplicate_after?, min_attestation?, buyers?}`` — the ``[[campaigns]]`` table
+    min_bid?, duplicate_window?, duplicate_after?, min_attestation?, record?, buyers?}`` — the
+    ``[[campaigns]]`` table
     of the file."""
     with validating():
         spec = read_campaign(body(raw))
@@ -110,7 +113,7 @@ def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]
 
 def update_campaign(session: Session, *, actor: str, campaign_id: str, raw: Any) -> dict[str, Any]:
     """``{failover?, max_attempts?, bid_deadline_ms?, publisher_share?, min_bid?,
-    duplicate_window?, duplicate_after?, min_attestation?}``: the
+    duplicate_window?, duplicate_after?, min_attestation?, record?}``: the
     campaign's own settings; ``null`` resets one. Its pool and its buyers have their own
     routes (``/admin/dids``, ``/admin/buyers``)."""
     row = _campaign_row(session, campaign_id)
@@ -179,7 +182,8 @@ def buyer_view(session: Session, row: Buyer) -> dict[str, Any]:
         "bid_format": row.bid_format,
         "bid_headers": dict.fromkeys(opened_headers(session, row.bid_headers), MASKED),
         "hide_caller": row.hide_caller, "duplicate_window": row.duplicate_window,
-        "duplicate_after": row.duplicate_after, "managed_by": row.managed_by,
+        "duplicate_after": row.duplicate_after, "record": row.record,
+        "managed_by": row.managed_by,
     }  # fmt: skip
 
 
@@ -194,7 +198,7 @@ def buyer_row(b: BuyerSpec, *, bid_headers: str | None = None) -> dict[str, Any]
         "ring_timeout": b.ring_timeout, "connect_timeout": b.connect_timeout,
         "bid_url": b.bid_url, "bid_format": b.bid_format, "bid_headers": bid_headers,
         "hide_caller": b.hide_caller, "duplicate_window": b.duplicate_window,
-        "duplicate_after": b.duplicate_after,
+        "duplicate_after": b.duplicate_after, "record": b.record,
     }  # fmt: skip
 
 

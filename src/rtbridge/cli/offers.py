@@ -86,6 +86,12 @@ CAMPAIGN_FIELDS = (
         resettable=True,
         metavar="A|B|C",
     ),
+    Field(
+        "record",
+        "record its answered calls, stereo: publisher left, buyer right (default: no); its "
+        "buyers' default",
+        "flag",
+    ),
 )
 _CAMPAIGN_COLUMNS = ["id", "numbers", "buyers", "failover", "max_attempts", "bid_deadline_ms",
                      "publisher_share", "min_bid"]  # fmt: skip
@@ -280,6 +286,12 @@ BUYER_FIELDS = (
         "its own duplicate point over the campaign's: ping, connected or converted",
         resettable=True,
         metavar="ping|connected|converted",
+    ),
+    Field(
+        "record",
+        "record its answered calls, over the campaign's record (--reset record: the campaign's)",
+        "flag",
+        resettable=True,
     ),
 )
 _BUYER_COLUMNS = ["id", "campaign", "destination", "payout", "revenue", "seconds", "concurrency",

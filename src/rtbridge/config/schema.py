@@ -230,6 +230,11 @@ class Buyer(_Model):
         Field(description="what a caller's earlier call must have reached to be a duplicate "
               "(default: the campaign's)"),
     ] = None  # fmt: skip
+    record: Annotated[
+        bool | None,
+        f.BOOLEAN,
+        Field(description="record its answered calls, stereo (default: the campaign's)"),
+    ] = None
 
     @field_validator("connect_timeout")
     @classmethod
@@ -340,6 +345,12 @@ class Campaign(_Model):
         ),
     ] = "connected"
     min_attestation: Annotated[Literal["A", "B", "C"] | None, f.ATTESTATION] = None
+    record: Annotated[
+        bool,
+        f.BOOLEAN,
+        Field(description="record its buyers' answered calls from the answer to the end, "
+              "stereo: the publisher left, the buyer right (a buyer's own record overrides it)"),
+    ] = False  # fmt: skip
     buyers: tuple[Buyer, ...] = ()
 
 

@@ -291,6 +291,19 @@ def sip_families(status: AgentStatus) -> Iterator[Metric]:
         value=status.dtmf_relayed,
     )  # fmt: skip
     yield GaugeMetricFamily(
+        "rtbridge_sip_recordings", "Call recordings in progress (answered, not yet joined).",
+        value=status.recordings,
+    )  # fmt: skip
+    yield CounterMetricFamily(
+        "rtbridge_sip_recording_bytes", "Bytes of finished stereo recordings written.",
+        value=status.recording_bytes,
+    )  # fmt: skip
+    yield CounterMetricFamily(
+        "rtbridge_sip_recording_failures",
+        "Call recordings that failed (directory unwritable, recorder error, disk full); "
+        "their calls went on.", value=status.recording_failures,
+    )  # fmt: skip
+    yield GaugeMetricFamily(
         "rtbridge_sip_draining", "1 while the agent is stopping (new INVITEs get 503).",
         value=int(status.draining),
     )  # fmt: skip

@@ -148,6 +148,9 @@ class AgentConfig(BaseModel):
     """pjsip log level (0-6) forwarded to the 'rtbridge.pjsip' logger"""
     user_agent: str = "rtbridge"
     """User-Agent / Server header value"""
+    recordings_directory: str = ""
+    """where recorded calls go (created 0700); '' = 'recordings' beside the SQLite database
+    file, or in the working directory with PostgreSQL"""
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> AgentConfig:

@@ -53,6 +53,7 @@ from rtbridge.storage.catalog import BuyerInfo, Catalog, CatalogCache
 from rtbridge.storage.counters import Tally
 from rtbridge.storage.models import AllowlistEntry, Publisher, SipCredential
 from rtbridge.storage.outage import is_outage
+from rtbridge.storage.recordings import write_outcome
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.timestamps import utcnow
 
@@ -341,7 +342,7 @@ class ReservationRouter:
             "target_uri": target, "auth": auth, "srtp": _srtp(buyer.srtp),
             "buyer_media": buyer_media, "buyer_id": buyer.rule.id,
             "ring_timeout": buyer.ring_timeout or self.ring_timeout,
-            "connect_timeout": buyer.connect_timeout,
+            "connect_timeout": buyer.connect_timeout, "record": buyer.record,
         }  # fmt: skip
 
     def next_buyer(self, plan: BridgeTo, failed: Attempt, tried: Sequence[str]) -> Failover:
@@ -565,6 +566,8 @@ class ReservationRouter:
                 buyer_code=event.buyer_code, hangup_by=event.hangup_by, duration=event.duration,
                 detail=event.buyer_reason, attempts=event.attempts,
             )  # fmt: skip
+        if event.recording is not None:  # in the event's transaction: the call and its file
+            write_outcome(db, event.reservation_uuid, event.recording)
 
 
 def _log_decision(

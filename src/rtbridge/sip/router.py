@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from rtbridge.domain.failover import Attempt
+from rtbridge.domain.recording import RecordingOutcome
 from rtbridge.sip.auth.allowlist import IPAddress
 
 EventKind = Literal["ringing", "answered", "ended"]
@@ -112,6 +113,9 @@ class BridgeTo:
     failover: frozenset[str] = frozenset()
     max_attempts: int = 1
     attestation: str | None = None  # the INVITE's STIR/SHAKEN level (sip/attester.py)
+    # Record the call from the buyer's answer to its end, stereo (SPEC §4.8): the buyer's own
+    # record, else its campaign's (sip/recordings.py)
+    record: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,9 @@ class CallEvent:
     # "buyer", stored so the legs can be ended after a crash
     dialogs: Mapping[str, Mapping[str, object]] | None = None
     attempts: tuple[Attempt, ...] = ()
+    # The call's recording when its plan records: "answered" says it started ("recording")
+    # or could not ("failed"); "ended" brings the outcome (the stereo file, or why not)
+    recording: RecordingOutcome | None = None
 
 
 @dataclass(frozen=True)

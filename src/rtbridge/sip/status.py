@@ -60,6 +60,15 @@ class AgentStatus:
     # buyer failures that asked for the next buyer, by kind
     failovers: dict[str, int] = field(default_factory=dict)
     attestations: dict[str, int] = field(default_factory=dict)  # routed INVITEs, by level
+    # Call recordings (sip/b2bua/recorder.py): in progress now, stereo bytes written and
+    # failures since start, the latest failure's words, where they go and whether the agent
+    # could write there when it last looked (None: not yet)
+    recordings: int = 0
+    recording_bytes: int = 0
+    recording_failures: int = 0
+    recording_error: str = ""
+    recordings_directory: str = ""
+    recordings_writable: bool | None = None
     # pjsua calls the agent holds a Call object for: both legs of each bridge, and buyer legs
     # given up on (failover) until their CANCEL or BYE is through
     legs: int = 0
@@ -98,7 +107,12 @@ class AgentStatus:
             "attestations": dict(sorted(self.attestations.items())),
             "stray_calls": self.stray_calls,
             "dtmf_relayed": self.dtmf_relayed,
-        }
+            "recordings": {
+                "in_progress": self.recordings, "bytes": self.recording_bytes,
+                "failures": self.recording_failures, "last_error": self.recording_error or None,
+                "directory": self.recordings_directory, "writable": self.recordings_writable,
+            },
+        }  # fmt: skip
 
 
 def _by_first(counts: dict[tuple[str, str], int]) -> dict[str, int]:

@@ -74,6 +74,7 @@ class BuyerInfo:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # to a first answer, else "unreachable"
     revenue: float | None = None  # from the buyer; None: its payout (see :attr:`asks`)
     bidder: Bidder | None = None  # an RTB buyer: asked for a bid on every ping
+    record: bool = False  # its answered calls are recorded (its own, else its campaign's)
 
     @property
     def asks(self) -> float:
@@ -234,6 +235,7 @@ def load_catalog(engine: Engine) -> Catalog:
                 campaign.duplicate_window if campaign is not None else None
             )  # fmt: skip
             after = b.duplicate_after or (campaign.duplicate_after if campaign else None)
+            record = b.record if b.record is not None else bool(campaign and campaign.record)
             rule = BuyerRule(
                 id=b.id,
                 priority=b.priority,
@@ -259,6 +261,7 @@ def load_catalog(engine: Engine) -> Catalog:
                 None
                 if b.bid_url is None
                 else Bidder(b.bid_url, b.bid_format, b.bid_headers, b.hide_caller),
+                record,
             )
             buyers.setdefault(b.campaign_id, []).append(info)
         campaigns = {

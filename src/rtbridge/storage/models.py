@@ -111,6 +111,9 @@ class Campaign(SQLModel, table=True):
     # STIR/SHAKEN (sip/stir/): calls attested below it ("A" > "B" > "C") are refused 403;
     # None: every call, attested or not
     min_attestation: str | None = Field(default=None, max_length=1)
+    # Record its answered calls (stereo: publisher left, buyer right; sip/recordings.py);
+    # its buyers' default
+    record: bool = False
 
 
 class DidNumber(SQLModel, table=True):
@@ -154,6 +157,7 @@ class Buyer(SQLModel, table=True):
     # Duplicate callers (as Campaign's); None: the campaign's
     duplicate_window: int | None = None
     duplicate_after: str | None = Field(default=None, max_length=16)
+    record: bool | None = None  # record its calls; None: the campaign's
 
 
 class Trunk(SQLModel, table=True):
@@ -398,6 +402,16 @@ class CallRecord(SQLModel, table=True):
     # {"publisher": {...}, "buyer": {...}}: each answered leg's dialog (sip/dialogs.py), so a
     # restarted agent can BYE the legs a crashed process left up
     dialogs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # The call's recording (SPEC §4.8, sip/recordings.py), NULL when it was not recorded:
+    # "recording" (in progress, or its agent died: repaired at its next start), "completed",
+    # "failed" (recording_error says why; the call itself went on), "purged" (retention);
+    # the path is relative to the agent's recordings directory (<yyyy>/<mm>/<uuid>.wav)
+    recording_status: str | None = Field(default=None, max_length=16)
+    recording_path: str | None = Field(default=None, max_length=512)
+    recording_error: str | None = Field(default=None, max_length=512)
+    recording_bytes: int | None = None
+    recording_seconds: float | None = None
+    recording_sha256: str | None = Field(default=None, max_length=64)
 
 
 class CallAttempt(SQLModel, table=True):

@@ -27,6 +27,7 @@ AUCTION = {
     "duplicate_window": 0,
     "duplicate_after": "connected",
     "min_attestation": None,
+    "record": False,
 }  # the defaults
 
 

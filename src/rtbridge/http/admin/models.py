@@ -188,6 +188,8 @@ class CampaignPublic(_Public):
                                  "connected or converted (its buyers' default)")  # fmt: skip
     min_attestation: str | None = Field(description="the least STIR/SHAKEN attestation a call "
                                         "needs (A, B or C); null: every call")  # fmt: skip
+    record: bool = Field(description="its answered calls are recorded, stereo: publisher left, "
+                         "buyer right (its buyers' default)")  # fmt: skip
     numbers: list[str]
     buyers: list[str] = Field(description="buyer ids")
     managed_by: str = Field(description=_MANAGED_BY)
@@ -235,6 +237,8 @@ class BuyerPublic(_Public):
                                          "seconds; null: the campaign's")  # fmt: skip
     duplicate_after: str | None = Field(description="its own duplicate point (ping, connected, "
                                         "converted); null: the campaign's")  # fmt: skip
+    record: bool | None = Field(description="whether its answered calls are recorded; null: "
+                                "the campaign's")  # fmt: skip
     managed_by: str = Field(description=_MANAGED_BY)
 
 

@@ -371,8 +371,8 @@ OPERATIONS: dict[str, dict[str, _S]] = {
     "/admin/campaigns/{campaign}": {
         "get": _op("A campaign", answer=m.CampaignPublic),
         "patch": _op(
-            "Change a campaign's own settings: failover, the auction, caller rules (its DIDs "
-            "and buyers have their own routes)",
+            "Change a campaign's own settings: failover, the auction, caller rules, recording "
+            "(its DIDs and buyers have their own routes)",
             body=m.CampaignPatch,
             answer=m.CampaignPublic,
         ),

@@ -85,6 +85,7 @@ async def create_campaign(request: Request) -> Response:
 CAMPAIGN_NUMBERS = ("max_attempts", "bid_deadline_ms", "publisher_share", "min_bid",
                     "duplicate_window")  # fmt: skip
 CAMPAIGN_TEXTS = ("duplicate_after", "min_attestation")
+CAMPAIGN_FLAGS = ("record",)  # checkboxes: unticked is no
 
 
 def failover_form(campaign: dict[str, Any]) -> dict[str, str]:
@@ -92,7 +93,9 @@ def failover_form(campaign: dict[str, Any]) -> dict[str, str]:
     numbers as text."""
     ticked = {f"failover-{k}": "on" for k in campaign["failover"]}
     shown = (*CAMPAIGN_NUMBERS, *CAMPAIGN_TEXTS)
-    return {**ticked, **{n: "" if campaign[n] is None else str(campaign[n]) for n in shown}}
+    flags = {n: "on" for n in CAMPAIGN_FLAGS if campaign[n]}
+    return {**ticked, **flags,
+            **{n: "" if campaign[n] is None else str(campaign[n]) for n in shown}}  # fmt: skip
 
 
 async def update_campaign(request: Request) -> Response:
@@ -104,16 +107,18 @@ async def update_campaign(request: Request) -> Response:
         "failover": [k for k in FAILOVER_KINDS if values.get(f"failover-{k}") == "on"],
         **{n: _number(values[n]) if values.get(n) else None for n in CAMPAIGN_NUMBERS},
         **{n: values.get(n) or None for n in CAMPAIGN_TEXTS},
+        **{n: values.get(n) == "on" for n in CAMPAIGN_FLAGS},
     }
     old = await service.read(request, offers.get_campaign, campaign)
     try:
         new = await service.write(request, offers.update_campaign, campaign_id=campaign, raw=raw)
     except RtbError as exc:
         errors = Errors()
-        errors.add(exc, {*CAMPAIGN_NUMBERS, *CAMPAIGN_TEXTS})
+        errors.add(exc, {*CAMPAIGN_NUMBERS, *CAMPAIGN_TEXTS, *CAMPAIGN_FLAGS})
         return await campaigns_page(request, form=_form(f"failover:{campaign}", values, errors),
                                     status=exc.status)  # fmt: skip
-    moved = notices.changes(old, new, ("failover", *CAMPAIGN_NUMBERS, *CAMPAIGN_TEXTS))
+    moved = notices.changes(old, new, ("failover", *CAMPAIGN_NUMBERS, *CAMPAIGN_TEXTS,
+                                       *CAMPAIGN_FLAGS))  # fmt: skip
     return _to(request, "campaigns", f"Saved campaign {campaign}: {moved}.")
 
 
@@ -156,7 +161,9 @@ async def remove_did(request: Request) -> Response:
 BUYER_FIELDS = ("id", "destination", "payout", "revenue", "seconds", "concurrency", "daily_cap",
                 "priority", "weight", "hours", "filters", "trunk", "srtp", "ring_timeout",
                 "connect_timeout", "bid_url", "bid_format", "bid_headers", "hide_caller",
-                "duplicate_window", "duplicate_after")  # fmt: skip
+                "duplicate_window", "duplicate_after", "record")  # fmt: skip
+# A buyer's record as its form's select spells it: "" is the campaign's (null).
+RECORD_CHOICES = {"yes": True, "no": False}
 _NUMERIC = {"payout", "revenue", "seconds", "concurrency", "daily_cap", "priority", "weight",
             "ring_timeout", "connect_timeout", "duplicate_window"}  # fmt: skip
 
@@ -222,6 +229,9 @@ def _buyer_raw(values: dict[str, str], errors: Errors, *, editing: bool) -> dict
             _bid_headers(values, errors, raw)
         elif name == "hide_caller":  # a checkbox: unticked is no
             raw[name] = value == "on"
+        elif name == "record":  # yes, no, or the campaign's ("": null)
+            if value or editing:
+                raw[name] = RECORD_CHOICES.get(value, value or None)
         elif value:
             raw[name] = _number(value) if name in _NUMERIC else value
         elif editing:
@@ -234,6 +244,7 @@ def _buyer_values(buyer: dict[str, Any]) -> dict[str, str]:
     values["filters"] = "\n".join(f"{t} = {', '.join(v)}" for t, v in buyer["filters"].items())
     values["bid_headers"] = ""  # write-only: the page lists the stored names beside the box
     values["hide_caller"] = "on" if buyer["hide_caller"] else ""
+    values["record"] = {True: "yes", False: "no"}.get(buyer["record"], "")
     return values
 
 

@@ -30,11 +30,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
 
 from rtbridge.domain.failover import Attempt
+from rtbridge.domain.recording import RecordingOutcome
 from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.b2bua.accounts import Accounts
 from rtbridge.sip.b2bua.bridge import Bridge
@@ -43,10 +47,12 @@ from rtbridge.sip.b2bua.endpoint import start_endpoint
 from rtbridge.sip.b2bua.intake import Intake
 from rtbridge.sip.b2bua.leg import Leg, LegOwner, error_text, respond, send_dtmf
 from rtbridge.sip.b2bua.library import Library, linked_library
+from rtbridge.sip.b2bua.recorder import CallRecording, Recordings
 from rtbridge.sip.b2bua.state import AgentState
 from rtbridge.sip.b2bua.supervision import Supervision
 from rtbridge.sip.capacity import Capacity, ensure_open_files, plan
 from rtbridge.sip.lease import LeaseKeeper
+from rtbridge.sip.recordings import directory_for
 from rtbridge.sip.router import BridgeTo, CallEvent, OutboundAuth, Router, SrtpMode
 from rtbridge.sip.status import AgentStatus
 
@@ -77,11 +83,13 @@ class Agent:
 
     def __init__(
         self, config: AgentConfig, router: Router, *, library: Library | None = None,
-        lease: LeaseKeeper | None = None,
+        lease: LeaseKeeper | None = None, recordings: Path | None = None,
     ) -> None:  # fmt: skip
         """Sizes the agent from the linked build; raises CapacityError (a ValueError saying
         which limit and how to change it) when the configuration asks for more. ``lease``:
-        the agent's lease, held already (``startup.py``), released when the agent stops."""
+        the agent's lease, held already (``startup.py``), released when the agent stops.
+        ``recordings``: where recorded calls go (``startup.py`` decides it from the database
+        URL); default: the ``recordings_directory`` option, else ./recordings."""
         self.lease = lease
         self.config = config
         self.domain = config.domain
@@ -92,6 +100,7 @@ class Agent:
             ioqueue_handles=self.library.ioqueue_handles,
         )
         self._state = AgentState(config, self.capacity)
+        self.recordings = Recordings(recordings or directory_for(config.recordings_directory, ""))
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._lock = threading.Lock()  # guards _closed: route workers post while it changes
         self._closed = False
@@ -167,6 +176,12 @@ class Agent:
             media_refused=dict(counters.media_refused),
             failovers=dict(counters.failovers),
             attestations=dict(counters.attestations),
+            recordings=self.recordings.in_progress,
+            recording_bytes=self.recordings.bytes_written,
+            recording_failures=self.recordings.failures,
+            recording_error=self.recordings.last_error,
+            recordings_directory=str(self.recordings.directory),
+            recordings_writable=self.recordings.writable,
             fenced=state.fenced.is_set(),
             **self._lease_status(),
         )
@@ -284,8 +299,11 @@ class Agent:
         self._state.legs.add(leg)
         return leg
 
-    def emit(self, event: CallEvent) -> None:
-        self._delivery.emit(event)
+    def emit(self, event: CallEvent, recording: Future[RecordingOutcome] | None = None) -> None:
+        self._delivery.emit(event, recording)
+
+    def start_recording(self, uuid: str, answered: datetime) -> CallRecording:
+        return self.recordings.start(uuid, answered)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> _Timer:
         timer = _Timer(fn)
@@ -435,6 +453,7 @@ class Agent:
             endpoint.destroy()
         self._intake.stop()
         self._delivery.stop()  # events are the call records: what is queued is delivered
+        self.recordings.stop()
         self._release_lease()
 
     def _release_lease(self) -> None:

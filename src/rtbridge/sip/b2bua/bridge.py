@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -50,6 +51,7 @@ from rtbridge.domain.failover import (
     failure_kind,
     publisher_code,
 )
+from rtbridge.domain.recording import RecordingOutcome
 from rtbridge.sip import dialogs
 from rtbridge.sip.b2bua.leg import (
     Leg,
@@ -63,6 +65,7 @@ from rtbridge.sip.b2bua.leg import (
     respond,
     rx_packets,
 )
+from rtbridge.sip.b2bua.recorder import CallRecording
 from rtbridge.sip.media_home import MediaHome
 from rtbridge.sip.messages import safe_header, split_host_port
 from rtbridge.sip.router import (
@@ -101,7 +104,8 @@ class BridgeHost(Protocol):
     def fail_over(
         self, bridge: Bridge, plan: BridgeTo, failed: Attempt, tried: tuple[str, ...]
     ) -> None: ...
-    def emit(self, event: CallEvent) -> None: ...
+    def emit(self, event: CallEvent, recording: Future[RecordingOutcome] | None = None) -> None: ...
+    def start_recording(self, uuid: str, answered: datetime) -> CallRecording: ...
     def media_refused(self, party: str) -> None: ...
     def call_later(self, delay: float, fn: Callable[[], None]) -> Timer: ...
     def finished(self, bridge: Bridge) -> None: ...
@@ -167,6 +171,7 @@ class Bridge:
             "outbound": MediaHome(),
         }
         self._media_seen: set[Role] = set()
+        self.recording: CallRecording | None = None  # from the answer, when the plan records
         inbound.owner = self
 
     # -- router answer -------------------------------------------------------------------
@@ -348,6 +353,9 @@ class Bridge:
                 hang_up(self.outbound)
                 return
             respond(self.inbound, 200)
+            if self.plan is not None and self.plan.record:
+                self.recording = self.host.start_recording(self.plan.reservation_uuid,
+                                                           self.answer_at)  # fmt: skip
             self._emit_answered()
             self._connect_audio()
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -500,8 +508,12 @@ class Bridge:
         hang_up(self.outbound)
 
     def detach(self) -> None:
-        """Agent teardown: forget both legs so their Call objects can be freed now."""
+        """Agent teardown: forget both legs so their Call objects can be freed now; a
+        recording's parts stay for the repair at the next start."""
         self._cancel_timers()
+        if self.recording is not None:
+            self.recording.abandon()
+            self.recording = None
         for leg in (self.inbound, self.outbound):
             if leg is not None:
                 leg.owner = None
@@ -544,6 +556,8 @@ class Bridge:
             b.startTransmit(a)
         except pj.Error as exc:
             log.error("cannot bridge audio: %s", exc.info())
+        if self.recording is not None:
+            self.recording.connect(a, b)
 
     def _cancel_timers(self) -> None:
         for timer in (self._timer, self._connect_timer):
@@ -565,8 +579,12 @@ class Bridge:
         if self._dialled is not None:  # the last attempt: answered, or the publisher gave up
             kind: AttemptKind = ANSWERED if self.answer_at is not None else CANCELLED
             self._end_attempt(kind, self.buyer_code, self.buyer_reason)
+        # Its files are closed now, with the legs gone; the join runs on a worker thread and
+        # the "ended" record waits for its outcome (delivery.py).
+        joined = self.recording.finish() if self.recording is not None else None
+        self.recording = None
         if self.plan is not None:  # a claimed reservation always gets its "ended" record
-            self._emit("ended")
+            self._emit("ended", joined=joined)
         self._cancel_timers()
         # Break leg <-> controller references so call ids can be reused safely.
         for leg in (self.inbound, self.outbound):
@@ -588,9 +606,15 @@ class Bridge:
             found = dialogs.buyer_leg(self.outbound.dialog_msg)
             if found is not None:
                 legs["buyer"] = found.to_json()
-        self._emit("answered", legs)
+        started = self.recording.started if self.recording is not None else None
+        self._emit("answered", legs, started)
 
-    def _emit(self, kind: EventKind, legs: dict[str, dict[str, object]] | None = None) -> None:
+    def _emit(
+        self, kind: EventKind, legs: dict[str, dict[str, object]] | None = None,
+        recording: RecordingOutcome | None = None, *,
+        joined: Future[RecordingOutcome] | None = None,
+    ) -> None:  # fmt: skip
+        """``recording``: the recording's state now; ``joined``: its outcome, to come."""
         if self.plan is None or self.silent:
             return
         end_at = _now() if kind == "ended" else None
@@ -612,7 +636,9 @@ class Bridge:
                 duration=duration,
                 dialogs=legs,
                 attempts=tuple(self.attempts[self._recorded :]) if kind == "ended" else (),
-            )
+                recording=recording,
+            ),
+            joined,
         )
 
 

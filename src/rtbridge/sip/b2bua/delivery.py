@@ -12,14 +12,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from rtbridge.domain.recording import RecordingOutcome
 from rtbridge.sip.b2bua.bridge import Bridge
 from rtbridge.sip.lease import LeaseRefused
 from rtbridge.sip.router import CallEvent, Carried, Router
 
 log = logging.getLogger("rtbridge.sip.b2bua.delivery")
+# How long the event thread waits for a recording's join before it records the call's end
+# without it (the join of a one-hour call takes well under a second).
+JOIN_WAIT = 60.0
+_Pending = tuple[CallEvent, Future[RecordingOutcome] | None]
 
 
 class Delivery:
@@ -30,7 +37,7 @@ class Delivery:
         self._fenced = fenced
         self._stop = stop
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[CallEvent] = []
+        self._pending: list[_Pending] = []
         # calls an admin asked to hang up, found by heartbeats, for the agent thread
         self._hangups: set[str] = set()
         self._hangups_lock = threading.Lock()
@@ -51,9 +58,10 @@ class Delivery:
             self._pool.shutdown(wait=True)
         self._pool = None
 
-    def emit(self, event: CallEvent) -> None:
-        """Agent thread: queue an event for this poll's batch."""
-        self._pending.append(event)
+    def emit(self, event: CallEvent, recording: Future[RecordingOutcome] | None = None) -> None:
+        """Agent thread: queue an event for this poll's batch; ``recording``: the outcome of
+        the call's recording, still being joined, which the event carries once known."""
+        self._pending.append((event, recording))
 
     def flush(self) -> None:
         """Agent thread, once per poll: hand this poll's events over."""
@@ -82,7 +90,8 @@ class Delivery:
         except Exception:
             log.exception("router.on_event failed for %s", event.reservation_uuid)
 
-    def _deliver_all(self, events: list[CallEvent]) -> None:
+    def _deliver_all(self, batch: list[_Pending]) -> None:
+        events = [_with_recording(event, recording) for event, recording in batch]
         try:
             self._router.on_events(events)
         except Exception:  # one bad event must not lose the others' records
@@ -120,6 +129,21 @@ class Delivery:
                 continue
             self._fenced.clear()
             return
+
+
+def _with_recording(event: CallEvent, recording: Future[RecordingOutcome] | None) -> CallEvent:
+    """The event with its recording's outcome, waited for (event thread: the events after
+    it wait too, which keeps their order)."""
+    if recording is None:
+        return event
+    try:
+        outcome = recording.result(JOIN_WAIT)
+    except FutureTimeout:
+        outcome = RecordingOutcome.failed(f"the join took longer than {JOIN_WAIT:g} s")
+    except Exception as exc:  # a bug in the join: the call is recorded all the same
+        log.exception("recording join failed", extra={"uuid": event.reservation_uuid})
+        outcome = RecordingOutcome.failed(f"join failed: {exc}")
+    return replace(event, recording=outcome)
 
 
 def carried(bridges: Iterable[Bridge], at: datetime, interval: float) -> Carried:

@@ -18,6 +18,8 @@ from rtbridge.sip.b2bua.agent import Agent
 from rtbridge.sip.lease import LeaseKeeper
 from rtbridge.sip.leftover_legs import LeftoverLegs
 from rtbridge.sip.proxy import networks
+from rtbridge.sip.recording_repair import repair_leftovers
+from rtbridge.sip.recordings import directory_for
 from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.sip.stir import Verifier
 from rtbridge.storage.catalog import CatalogCache
@@ -79,13 +81,19 @@ def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Ag
         ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
         retry_after=config.retry_after, lease=lease, attester=attester(config),
     )  # fmt: skip
-    agent = Agent(config, router, lease=lease)  # refuses a configuration pjsua2 cannot hold
+    recordings = directory_for(config.recordings_directory, settings.db_url)
+    # refuses a configuration pjsua2 cannot hold
+    agent = Agent(config, router, lease=lease, recordings=recordings)
     recovery = lease.acquire()
     if recovery.closed:
         log.warning("closed calls a previous run left open",
                     extra={"calls": recovery.closed, "last_heartbeat": recovery.last_seen,
                            "legs_to_end": 2 * len(recovery.dialogs)})  # fmt: skip
     leftovers.end(recovery.dialogs, whose=f"{name} (previous run)")
+    if (why := agent.recordings.check_directory()) is not None:
+        log.warning("recordings directory not writable: recorded calls will fail to record",
+                    extra={"directory": str(recordings), "error": why})  # fmt: skip
+    repair_leftovers(recordings, engine)  # the previous run's calls are closed by now
     log.info("SIP agent configured", extra={"epoch": lease.epoch, "hosts": list(config.hosts),
                                             "port": config.port, "bridges": agent.capacity.bridges,
                                             "takeover_after": config.lease_timeout})  # fmt: skip

@@ -1,0 +1,42 @@
+"""The repair step at the agent's start: recordings a crash left unfinished (SPEC §4.8).
+
+A call whose agent died mid-recording left its two parts in the recordings directory, their
+WAV headers never finished (pjmedia fixes them only when a recorder is closed). Once the
+agent's lease is held — the previous run's open calls closed by then — every part whose call
+is closed is joined (``recordings.join`` reads the data size from the file's size) and the
+call record gets the outcome. Parts of calls still open are left alone: agents sharing the
+directory and the database may be recording them right now.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from rtbridge.sip.recordings import join, leftover_parts, stereo_path
+from rtbridge.storage.recordings import closed_while_recording, save_outcome
+
+log = logging.getLogger("rtbridge.sip.recordings")
+
+
+def repair_leftovers(directory: Path, engine: Engine) -> int:
+    """Join the parts of closed calls in ``directory``; how many calls were repaired."""
+    parts = leftover_parts(directory)
+    if not parts:
+        return 0
+    closed = closed_while_recording(engine, parts.keys())
+    for uuid in sorted(parts.keys() - closed.keys()):
+        log.info("recording parts left alone: the call is open or unknown", extra={"uuid": uuid})
+    for uuid, relative in sorted(closed.items()):
+        if relative is None:  # the crash came before the answer's record: by the part's age
+            made = min(p.stat().st_mtime for p in parts[uuid].values())
+            relative = stereo_path(uuid, datetime.fromtimestamp(made, UTC))
+        outcome = join(directory, uuid, relative, close_wait=0)  # no writer left
+        save_outcome(engine, uuid, outcome)
+        log.warning("recording repaired after a crash", extra={
+            "uuid": uuid, "status": outcome.status, "path": outcome.path,
+            "seconds": outcome.seconds, "error": outcome.error})  # fmt: skip
+    return len(closed)

@@ -1,0 +1,76 @@
+"""A call's recording in its call record (SPEC §4.8): written with the call's events, read by
+whoever serves or repairs the file.
+
+The agent writes ``recording`` with the answer (so a crash leaves a trace to repair) and the
+outcome with the end of the call, in the event's own transaction. The columns are the call
+record's (``storage/models.py`` ``CallRecord.recording_*``); the file's path is relative to
+the agent's recordings directory (``sip/recordings.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy import Engine
+
+from rtbridge.domain.recording import RecordingOutcome
+from rtbridge.storage.sql import Db, transaction
+
+_COLUMNS = (
+    "recording_status, recording_path, recording_error, recording_bytes, recording_seconds, "
+    "recording_sha256"
+)
+
+
+def write_outcome(db: Db, uuid: str, outcome: RecordingOutcome) -> None:
+    """Keep ``outcome`` on the call record of reservation ``uuid`` (every column: a failed
+    recording clears nothing it did not have)."""
+    db.execute(
+        "UPDATE callrecord SET recording_status = :s, recording_path = :p, "
+        "recording_error = :e, recording_bytes = :b, recording_seconds = :sec, "
+        "recording_sha256 = :h WHERE reservation_uuid = :u",
+        {"s": outcome.status, "p": outcome.path, "e": outcome.error, "b": outcome.size,
+         "sec": outcome.seconds, "h": outcome.sha256, "u": uuid},
+    )  # fmt: skip
+
+
+def save_outcome(engine: Engine, uuid: str, outcome: RecordingOutcome) -> None:
+    """:func:`write_outcome` in a transaction of its own (a repair after a crash)."""
+    with transaction(engine, write=True) as db:
+        write_outcome(db, uuid, outcome)
+
+
+def recording_of(engine: Engine, uuid: str) -> RecordingOutcome | None:
+    """The recording of reservation ``uuid``'s call; None when it was not recorded (or there
+    is no such call). The seam for serving the file: join ``path`` to the directory."""
+    with transaction(engine, write=False) as db:
+        row = db.one(f"SELECT {_COLUMNS} FROM callrecord WHERE reservation_uuid = :u", {"u": uuid})
+    if row is None or row["recording_status"] is None:
+        return None
+    return RecordingOutcome(
+        row["recording_status"], path=row["recording_path"], error=row["recording_error"],
+        size=row["recording_bytes"], seconds=row["recording_seconds"],
+        sha256=row["recording_sha256"],
+    )  # fmt: skip
+
+
+def closed_while_recording(engine: Engine, uuids: Collection[str]) -> dict[str, str | None]:
+    """Of ``uuids``, the calls whose recording a crash left unfinished: closed (their agent's
+    restart, or a peer's takeover, ended them) while the recording was in progress, or before
+    it was written at all. Each with the path its answer chose, if written. Calls still open
+    are left out: their agent, perhaps a live peer sharing the directory, is recording them."""
+    if not uuids:
+        return {}
+    params: dict[str, object] = {}
+    with transaction(engine, write=False) as db:
+        where = db.in_list("u", sorted(uuids), params)
+        rows = db.rows(
+            "SELECT reservation_uuid, recording_status, recording_path FROM callrecord "
+            f"WHERE reservation_uuid IN {where} AND end_at IS NOT NULL",
+            params,
+        )
+    return {
+        row["reservation_uuid"]: row["recording_path"]
+        for row in rows
+        if row["recording_status"] in (None, "recording")
+    }

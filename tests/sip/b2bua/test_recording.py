@@ -1,0 +1,117 @@
+"""Recording through the agent (SPEC §4.8, issue 24): real SIP, real RTP, real files.
+
+The publisher sends 440 Hz and the buyer 1 kHz; the stereo file must hold the publisher on
+the left and the buyer on the right (Goertzel, ``tests/support/tone.py``), last as long as
+the talk time (within 0.5 s), and its record must say its size and SHA-256. A directory the
+agent cannot write to fails the recording, never the call."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from rtbridge.sip.b2bua.agent import Agent
+from rtbridge.sip.router import BridgeTo, CallEvent, IncomingInvite
+from tests.sip.b2bua.support import UUID, AgentFactory, ScriptedRouter, bridge_to
+from tests.sip.rawsip import SipPeer, wait_until
+from tests.support.tone import share_with, wav_channels
+
+pytestmark = pytest.mark.sip
+
+PUBLISHER_TONE, BUYER_TONE = 440, 1000
+TALK = 1.5
+
+
+def recording(target: str) -> Callable[[IncomingInvite], BridgeTo]:
+    """``bridge_to``'s plan, recorded."""
+    plan = bridge_to(target)
+    return lambda invite: replace(plan(invite), record=True)
+
+
+@pytest.fixture
+def peers() -> Iterator[tuple[SipPeer, SipPeer]]:
+    publisher = SipPeer("127.0.0.1", answer=None, tone=PUBLISHER_TONE)
+    buyer = SipPeer("127.0.0.1", tone=BUYER_TONE)
+    yield publisher, buyer
+    publisher.close()
+    buyer.close()
+
+
+def _talk(
+    make_agent: AgentFactory, peers: tuple[SipPeer, SipPeer], directory: Path
+) -> tuple[Agent, ScriptedRouter, CallEvent]:
+    """Bridge a recorded call, let both tones cross for a while, and hang up (publisher)."""
+    publisher, buyer = peers
+    router = ScriptedRouter(recording(f"sip:buyer@127.0.0.1:{buyer.port}"))
+    agent, router = make_agent(router, recordings_directory=str(directory))
+    dialog, final = publisher.invite(("127.0.0.1", agent.port), UUID)
+    assert final.status == 200, final.first_line
+    assert wait_until(lambda: publisher.ear.seconds_of(BUYER_TONE) >= TALK, 20), "no buyer audio"
+    assert wait_until(lambda: buyer.ear.seconds_of(PUBLISHER_TONE) >= 1.5, 10), "no caller audio"
+    bye = publisher.request(dialog, "BYE")
+    assert bye is not None and bye.status == 200
+    return agent, router, router.ended()
+
+
+def test_the_publisher_is_left_and_the_buyer_right(
+    make_agent: AgentFactory, peers: tuple[SipPeer, SipPeer], tmp_path: Path
+) -> None:
+    directory = tmp_path / "recordings"
+    agent, router, ended = _talk(make_agent, peers, directory)
+    answered = next(e for e in router.events if e.kind == "answered")
+    assert answered.recording is not None and answered.recording.status == "recording"
+    outcome = ended.recording
+    assert outcome is not None and outcome.status == "completed", outcome
+    assert outcome.path is not None and outcome.path.endswith(f"/{UUID}.wav")
+    path = directory / outcome.path
+    rate, left, right = wav_channels(path)
+    assert rate == 8000
+    assert share_with(left, PUBLISHER_TONE) > 0.6 and share_with(left, BUYER_TONE) < 0.1
+    assert share_with(right, BUYER_TONE) > 0.6 and share_with(right, PUBLISHER_TONE) < 0.1
+    assert outcome.seconds is not None and abs(outcome.seconds - ended.duration) <= 0.5, (
+        outcome.seconds, ended.duration)  # fmt: skip
+    data = path.read_bytes()
+    assert (outcome.size, outcome.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert sorted(p.name for p in directory.iterdir()) == [path.parts[-3]], "parts are gone"
+    assert directory.stat().st_mode & 0o777 == 0o700
+    status = agent.status()
+    assert (status.recordings, status.recording_bytes, status.recording_failures) == (
+        0, len(data), 0)  # fmt: skip
+    assert status.describe()["recordings"]["writable"] is True
+
+
+def test_an_unwritable_directory_fails_the_recording_not_the_call(
+    make_agent: AgentFactory, peers: tuple[SipPeer, SipPeer], tmp_path: Path
+) -> None:
+    """Root writes through permission bits, so the directory sits under a regular file:
+    nothing can be created there, as on a read-only or full disk."""
+    (tmp_path / "not-a-directory").write_text("")
+    directory = tmp_path / "not-a-directory" / "recordings"
+    agent, _, ended = _talk(make_agent, peers, directory)  # both ways heard: bridged
+    assert (ended.publisher_code, ended.buyer_code) == (200, 200)
+    outcome = ended.recording
+    assert outcome is not None and outcome.status == "failed", outcome
+    assert outcome.error and "Not a directory" in outcome.error
+    status = agent.status()
+    assert (status.recordings, status.recording_failures, status.recordings_writable) == (
+        0, 1, False)  # fmt: skip
+    health = status.describe()["recordings"]
+    assert health["writable"] is False and "Not a directory" in health["last_error"]
+
+
+def test_a_plan_without_record_writes_nothing(
+    make_agent: AgentFactory, peers: tuple[SipPeer, SipPeer], tmp_path: Path
+) -> None:
+    publisher, buyer = peers
+    directory = tmp_path / "recordings"
+    agent, router = make_agent(ScriptedRouter(bridge_to(f"sip:buyer@127.0.0.1:{buyer.port}")),
+                               recordings_directory=str(directory))  # fmt: skip
+    dialog, final = publisher.invite(("127.0.0.1", agent.port), UUID)
+    assert final.status == 200
+    publisher.request(dialog, "BYE")
+    assert router.ended().recording is None
+    assert not directory.exists()
