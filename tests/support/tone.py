@@ -87,6 +87,12 @@ def wav_channels(path: Path) -> tuple[int, array[int], array[int]]:
     return rate, samples[0::2], samples[1::2]
 
 
+def wav_samples(path: Path) -> int:
+    """How many samples (all channels) a WAV file holds, as the standard library reads it."""
+    with wave.open(str(path)) as wav:
+        return wav.getnframes() * wav.getnchannels()
+
+
 def share_with(samples: Sequence[int], freq: float, rate: int = RATE) -> float:
     """The share of 100 ms windows in which ``freq`` is the dominant tone (0..1)."""
     found = powers(samples, freq, rate)

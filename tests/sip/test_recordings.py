@@ -1,0 +1,108 @@
+"""The pure side of recordings (``sip/recordings.py``): where files go, a WAV part whose
+header a crash never finished, the join, and a join that cannot write."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from array import array
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rtbridge.sip.recordings import (
+    directory_for,
+    interleave,
+    join,
+    leftover_parts,
+    part_paths,
+    prepare_directory,
+    read_part,
+    stereo_path,
+    wav_header,
+)
+from tests.support.tone import share_with, wav_channels, wav_samples
+
+UUID = "0c4d6f2a-1b3e-4a9d-8c7f-9e2b1a6d4f30"
+
+
+def unfinished_part(path: Path, samples: array[int]) -> None:
+    """A part as pjmedia leaves it when the process dies: header sizes still 0."""
+    path.write_bytes(wav_header(8000, 1, 0)[:4] + b"\0\0\0\0" + wav_header(8000, 1, 0)[8:40]
+                     + b"\0\0\0\0" + samples.tobytes())  # fmt: skip
+
+
+def tone_samples(freq: int, count: int) -> array[int]:
+    return array("h", (int(8000 * math.sin(2 * math.pi * freq * n / 8000)) for n in range(count)))
+
+
+def test_where_recordings_go() -> None:
+    assert directory_for("/srv/rec", "sqlite:////var/lib/rtbridge/rtbridge.db") == Path("/srv/rec")
+    assert directory_for("", "sqlite:////var/lib/rtbridge/rtbridge.db") == Path(
+        "/var/lib/rtbridge/recordings")  # fmt: skip
+    assert directory_for("", "postgresql://db/rtb") == Path.cwd() / "recordings"
+    assert directory_for("", "sqlite:///:memory:") == Path.cwd() / "recordings"
+    answered = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
+    assert stereo_path(UUID, answered) == f"2026/12/{UUID}.wav"
+
+
+def test_the_directory_is_private_and_a_file_in_the_way_is_named(tmp_path: Path) -> None:
+    assert prepare_directory(tmp_path / "a" / "rec") is None
+    assert (tmp_path / "a" / "rec").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "file").write_text("")
+    assert "Not a directory" in (prepare_directory(tmp_path / "file" / "rec") or "")
+
+
+def test_an_unfinished_header_is_read_from_the_file_size(tmp_path: Path) -> None:
+    samples = array("h", range(-800, 800))
+    unfinished_part(tmp_path / "x.wav", samples)
+    part = read_part(tmp_path / "x.wav")
+    assert (part.rate, part.samples, part.repaired) == (8000, samples, True)
+    # a half-written last sample is dropped, not misread
+    with (tmp_path / "x.wav").open("ab") as out:
+        out.write(b"\x01")
+    assert read_part(tmp_path / "x.wav").samples == samples
+
+
+def test_interleave_pads_the_shorter_channel() -> None:
+    assert interleave(array("h", [1, 2, 3]), array("h", [9])) == array("h", [1, 9, 2, 0, 3, 0])
+
+
+def test_join_makes_a_stereo_file_and_removes_the_parts(tmp_path: Path) -> None:
+    left, right = part_paths(tmp_path, UUID)
+    unfinished_part(left, tone_samples(440, 8000))
+    unfinished_part(right, tone_samples(1000, 8000))
+    outcome = join(tmp_path, UUID, f"2026/12/{UUID}.wav", close_wait=0)
+    assert outcome.status == "completed" and outcome.seconds == 1.0
+    data = (tmp_path / f"2026/12/{UUID}.wav").read_bytes()
+    assert (outcome.size, outcome.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    rate, l_ch, r_ch = wav_channels(tmp_path / f"2026/12/{UUID}.wav")
+    assert rate == 8000 and share_with(l_ch, 440) == 1.0 and share_with(r_ch, 1000) == 1.0
+    assert not left.exists() and not right.exists()
+    assert wav_samples(tmp_path / f"2026/12/{UUID}.wav") == 16000
+
+
+def test_a_join_that_cannot_write_keeps_the_parts(tmp_path: Path) -> None:
+    left, right = part_paths(tmp_path, UUID)
+    unfinished_part(left, array("h", [1] * 800))
+    unfinished_part(right, array("h", [2] * 800))
+    (tmp_path / "2026").write_text("")  # where the month's folder would go: no room
+    outcome = join(tmp_path, UUID, f"2026/12/{UUID}.wav", close_wait=0)
+    assert outcome.status == "failed" and outcome.error and "Not a directory" in outcome.error
+    assert left.exists() and right.exists()
+    assert set(leftover_parts(tmp_path)[UUID]) == {"left", "right"}
+
+
+def test_a_part_that_is_not_a_wav_fails_the_join(tmp_path: Path) -> None:
+    left, right = part_paths(tmp_path, UUID)
+    left.write_bytes(b"garbage")
+    unfinished_part(right, array("h", [2] * 800))
+    outcome = join(tmp_path, UUID, f"2026/12/{UUID}.wav", close_wait=0)
+    assert outcome.status == "failed" and "not a WAV file" in (outcome.error or "")
+
+
+def test_a_finished_header_is_trusted(tmp_path: Path) -> None:
+    samples = array("h", [5] * 100)
+    riff = wav_header(8000, 1, 200)
+    (tmp_path / "y.wav").write_bytes(riff + samples.tobytes())
+    part = read_part(tmp_path / "y.wav")
+    assert (part.samples, part.repaired) == (samples, False)
