@@ -40,6 +40,21 @@ def entry_view(row: CallerListEntry) -> dict[str, Any]:
             "source": row.source, "created_at": row.created_at}  # fmt: skip
 
 
+def scope_text(view: dict[str, Any]) -> str:
+    """``global``, ``campaign auto`` or ``buyer acme``: where a list applies, for people."""
+    if view["buyer"] is not None:
+        return f"buyer {view['buyer']}"
+    if view["campaign"] is not None:
+        return f"campaign {view['campaign']}"
+    return "global"
+
+
+def tally(verdicts: Sequence[dict[str, Any]]) -> str:
+    """``2 added, 0 updated, 5 unchanged``: a bulk add's verdicts counted."""
+    counts = {k: sum(1 for v in verdicts if v["verdict"] == k) for k in (ADDED, UPDATED, UNCHANGED)}
+    return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
 def _list(session: Session, list_id: str) -> CallerList:
     row = session.get(CallerList, list_id)
     if row is None:
@@ -57,6 +72,14 @@ def entry_counts(session: Session) -> dict[str, int]:
     for a hot path."""
     query = select(CallerListEntry.list_id, func.count()).group_by(col(CallerListEntry.list_id))
     return {list_id: n for list_id, n in session.exec(query)}
+
+
+def overview(session: Session) -> list[dict[str, Any]]:
+    """The lists as the CLI and the console show them: each with its ``scope`` in words and
+    its number of ``entries``."""
+    counts = entry_counts(session)
+    return [{**v, "scope": scope_text(v), "entries": counts.get(v["id"], 0)}
+            for v in list_lists(session)]  # fmt: skip
 
 
 def get_list(session: Session, list_id: str) -> dict[str, Any]:

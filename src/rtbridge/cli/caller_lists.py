@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from rtbridge.admin import caller_lists as lists
+from rtbridge.admin.caller_lists import scope_text, tally
 from rtbridge.admin.changes import validating
 from rtbridge.cli.admin import (
     EXIT_BAD_INPUT,
@@ -65,32 +66,11 @@ _LIST_COLUMNS = ["id", "kind", "scope", "entries", "auto_block_converted", "note
 _ENTRY_COLUMNS = ["value", "expires", "note", "source", "created_at"]
 
 
-def scope_of(view: dict[str, Any]) -> str:
-    """``global``, ``campaign auto`` or ``buyer acme``: where a list applies."""
-    if view["buyer"] is not None:
-        return f"buyer {view['buyer']}"
-    if view["campaign"] is not None:
-        return f"campaign {view['campaign']}"
-    return "global"
-
-
-def _listing(session: Session) -> list[dict[str, Any]]:
-    counts = lists.entry_counts(session)
-    return [{**v, "scope": scope_of(v), "entries": counts.get(v["id"], 0)}
-            for v in lists.list_lists(session)]  # fmt: skip
-
-
 def print_verdicts(verdicts: Iterable[dict[str, Any]], out: Any) -> None:
     """``line 3  +1900*  added``: one line per CSV line, as the API answers them."""
     for v in verdicts:
         value = f"  {v['value']}" if "value" in v else ""
         print(f"line {v['line']}{value}  {v['verdict']}", file=out)
-
-
-def _summary(verdicts: list[dict[str, Any]]) -> str:
-    counts = {k: sum(1 for v in verdicts if v["verdict"] == k)
-              for k in (lists.ADDED, lists.UPDATED, lists.UNCHANGED)}  # fmt: skip
-    return ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
 def _read_file(path: str) -> bytes:
@@ -113,7 +93,7 @@ def _import(args: argparse.Namespace) -> int:
         print(f"rtbridge: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print_verdicts(verdicts, sys.stdout)
-    print(f"caller list {args.id}: {_summary(verdicts)}")
+    print(f"caller list {args.id}: {tally(verdicts)}")
     return 0
 
 
@@ -168,7 +148,7 @@ def _entries(args: argparse.Namespace) -> int:
 def cmd_caller_lists(args: argparse.Namespace) -> int:
     if args.action == "add":
         made = write(args, lists.create_list, raw={"id": args.id, **body_of(args, LIST_FIELDS)})
-        print(f"{made['kind']} list {made['id']} created ({scope_of(made)})")
+        print(f"{made['kind']} list {made['id']} created ({scope_text(made)})")
     elif args.action == "update":
         raw = body_of(args, LIST_FIELDS)
         if not raw:
@@ -195,7 +175,7 @@ def cmd_caller_lists(args: argparse.Namespace) -> int:
     elif args.action == "export":
         return _export(args)
     else:
-        print(table(read(args, _listing), _LIST_COLUMNS))
+        print(table(read(args, lists.overview), _LIST_COLUMNS))
     return 0
 
 
