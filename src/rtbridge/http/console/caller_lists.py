@@ -7,7 +7,7 @@ An upload is all or nothing, as in the API: the page answers with a verdict per 
 when any line is invalid, with those lines and "nothing changed". It is the console's one
 form with a file (``multipart/form-data``), and the guard lets it send what the API takes,
 10 MB (:data:`rtbridge.http.console.guard.UPLOADS`); every other form stays under
-``--max-body``."""
+the settings' ``max_body`` (64 KiB)."""
 
 from __future__ import annotations
 

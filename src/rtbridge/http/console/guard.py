@@ -32,7 +32,7 @@ LOGIN_COOKIE = "rtbridge_console_login"
 PUBLIC = frozenset({("/login", "GET"), ("/login", "POST"), ("/static/console.css", "GET")})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 # The forms that send a file (multipart/form-data), and the bytes each may send: a caller
-# list's CSV as the admin API takes it. The only bodies over ``--max-body``, read once the
+# list's CSV as the admin API takes it. The only bodies over ``max_body`` (64 KiB), read once the
 # session is known, so nobody signed out can make the console hold 10 MB.
 UPLOADS = ((re.compile(r"/caller-lists/[^/]+/upload"), MAX_UPLOAD),)
 
@@ -108,7 +108,7 @@ def upload_limit(path: str) -> int | None:
 
 
 def body_limit(path: str, max_body: int) -> int:
-    """The most a form to ``path`` may send: ``max_body`` (``--max-body``), or an upload's."""
+    """The most a form to ``path`` may send: ``max_body`` (the settings' 64 KiB), or an upload's."""
     limit = upload_limit(path)
     return max_body if limit is None else max(limit, max_body)
 
