@@ -31,6 +31,7 @@ LOGIN_COOKIE = "rtbridge_console_login"
 # (path inside the mount, method) reachable without a session.
 PUBLIC = frozenset({("/login", "GET"), ("/login", "POST"), ("/static/console.css", "GET")})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+_TOO_LARGE = "The form is too large."
 # The forms that send a file (multipart/form-data), and the bytes each may send: a caller
 # list's CSV as the admin API takes it. The only bodies over ``max_body`` (64 KiB), read once the
 # session is known, so nobody signed out can make the console hold 10 MB.
@@ -102,6 +103,13 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
+async def _taken(receive: Receive, limit: int) -> tuple[bytes, Receive] | None:
+    """The whole body and a ``receive`` that gives it again to the page; None when it is over
+    ``limit`` bytes or the client went away."""
+    body, whole = await _buffer(receive, limit)
+    return (body, _replay(body)) if whole else None
+
+
 def upload_limit(path: str) -> int | None:
     """The bytes a file upload to ``path`` may send (:data:`UPLOADS`); None: no file there."""
     return next((limit for pattern, limit in UPLOADS if pattern.fullmatch(path)), None)
@@ -157,11 +165,11 @@ class ConsoleGuard:
         if (path, method) in PUBLIC:
             body = b""
             if method not in SAFE_METHODS:
-                body, whole = await _buffer(receive, state.settings.max_body)
-                if not whole:
-                    await _refuse(request, 413, "The form is too large.")(scope, receive, send)
+                taken = await _taken(receive, state.settings.max_body)
+                if taken is None:
+                    await _refuse(request, 413, _TOO_LARGE)(scope, receive, send)
                     return
-                receive = _replay(body)
+                body, receive = taken
             if method == "POST" and not csrf.matches(
                 request.cookies.get(LOGIN_COOKIE), await _form_value(request, body)
             ):
@@ -178,11 +186,11 @@ class ConsoleGuard:
             return
         assert cookie is not None
         if method not in SAFE_METHODS:  # the body only now: an upload's size is for operators
-            body, whole = await _buffer(receive, body_limit(path, state.settings.max_body))
-            if not whole:
-                await _refuse(request, 413, "The form is too large.")(scope, receive, send)
+            taken = await _taken(receive, body_limit(path, state.settings.max_body))
+            if taken is None:
+                await _refuse(request, 413, _TOO_LARGE)(scope, receive, send)
                 return
-            receive = _replay(body)
+            body, receive = taken
             if not csrf.matches(csrf.for_session(cookie), await _form_value(request, body)):
                 response = _refuse(request, 403, "Missing or wrong CSRF token: reload the page.")
                 await response(scope, receive, send)
