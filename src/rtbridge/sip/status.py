@@ -60,6 +60,7 @@ class AgentStatus:
     # buyer failures that asked for the next buyer, by kind
     failovers: dict[str, int] = field(default_factory=dict)
     attestations: dict[str, int] = field(default_factory=dict)  # routed INVITEs, by level
+    checks_refused: dict[str, int] = field(default_factory=dict)  # 403s of INVITE checks
     # pjsua calls the agent holds a Call object for: both legs of each bridge, and buyer legs
     # given up on (failover) until their CANCEL or BYE is through
     legs: int = 0
@@ -96,6 +97,7 @@ class AgentStatus:
             "media_refused": dict(sorted(self.media_refused.items())),
             "failovers": dict(sorted(self.failovers.items())),
             "attestations": dict(sorted(self.attestations.items())),
+            "checks_refused": dict(sorted(self.checks_refused.items())),
             "stray_calls": self.stray_calls,
             "dtmf_relayed": self.dtmf_relayed,
         }

@@ -167,6 +167,7 @@ class Agent:
             media_refused=dict(counters.media_refused),
             failovers=dict(counters.failovers),
             attestations=dict(counters.attestations),
+            checks_refused=dict(counters.checks_refused),
             fenced=state.fenced.is_set(),
             **self._lease_status(),
         )
