@@ -227,6 +227,7 @@ NEEDS_ONE = {
     "trunks": ["trunks", "list"],
     "webhooks": ["webhooks", "list"],
     "bids": ["bids"],
+    "caller-lists": ["caller-lists", "list"],
 }
 
 

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, text
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from rtbridge.admin import audit
 from rtbridge.admin.changes import as_read, body, commit, merge, validating
 from rtbridge.config.schema import ConfigError, ListEntrySpec, read_caller_list, read_list_entry
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
 from rtbridge.storage.models import Buyer, CallerList, CallerListEntry, Campaign
-from rtbridge.timestamps import utcnow
+from rtbridge.timestamps import iso_utc, utcnow
 
 MAX_LINES = 200_000  # entries one upload may carry
 # what a CSV export guards with a ' so a spreadsheet does not evaluate it (http/csvfile.py)
@@ -40,6 +40,21 @@ def entry_view(row: CallerListEntry) -> dict[str, Any]:
             "source": row.source, "created_at": row.created_at}  # fmt: skip
 
 
+def scope_text(view: dict[str, Any]) -> str:
+    """``global``, ``campaign auto`` or ``buyer acme``: where a list applies, for people."""
+    if view["buyer"] is not None:
+        return f"buyer {view['buyer']}"
+    if view["campaign"] is not None:
+        return f"campaign {view['campaign']}"
+    return "global"
+
+
+def tally(verdicts: Sequence[dict[str, Any]]) -> str:
+    """``2 added, 0 updated, 5 unchanged``: a bulk add's verdicts counted."""
+    counts = {k: sum(1 for v in verdicts if v["verdict"] == k) for k in (ADDED, UPDATED, UNCHANGED)}
+    return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
 def _list(session: Session, list_id: str) -> CallerList:
     row = session.get(CallerList, list_id)
     if row is None:
@@ -49,6 +64,22 @@ def _list(session: Session, list_id: str) -> CallerList:
 
 def list_lists(session: Session) -> list[dict[str, Any]]:
     return [list_view(r) for r in session.exec(select(CallerList).order_by(col(CallerList.id)))]
+
+
+def entry_counts(session: Session) -> dict[str, int]:
+    """How many entries each list holds (expired ones too), by list id; a list without
+    entries is absent. One scan of the entries' primary key: for pages and the CLI, not
+    for a hot path."""
+    query = select(CallerListEntry.list_id, func.count()).group_by(col(CallerListEntry.list_id))
+    return {list_id: n for list_id, n in session.exec(query)}
+
+
+def overview(session: Session) -> list[dict[str, Any]]:
+    """The lists as the CLI and the console show them: each with its ``scope`` in words and
+    its number of ``entries``."""
+    counts = entry_counts(session)
+    return [{**v, "scope": scope_text(v), "entries": counts.get(v["id"], 0)}
+            for v in list_lists(session)]  # fmt: skip
 
 
 def get_list(session: Session, list_id: str) -> dict[str, Any]:
@@ -145,6 +176,45 @@ def remove_entry(session: Session, *, actor: str, list_id: str, value: str) -> N
     commit(session)
 
 
+def export_csv(session: Session, list_id: str) -> Iterator[str]:
+    """The list's entries as CSV text, a page at a time: a ``value,expires,note`` header, then
+    one line per entry in value order, as :func:`parse_csv` reads them back (the same
+    entries, each ``unchanged``). Cells are guarded as every CSV download is (a ``'`` before
+    ``+``, ``=`` …) so a spreadsheet shows ``+1900*`` instead of evaluating it."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["value", "expires", "note"])
+    after: str | None = None
+    while True:
+        page = list_entries(session, list_id, after=after, limit=MAX_PAGE)
+        for e in page["entries"]:
+            expires = _exported_time(e["expires"])
+            writer.writerow([_guarded(e["value"]), expires, _guarded(e["note"] or "")])
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+        after = page["next_after"]
+        if after is None:
+            return
+
+
+def _exported_time(value: datetime | None) -> str:
+    """An expiry as the API writes times (``...000Z``), with every digit it has: an automatic
+    entry's (a conversion's time plus seconds) has microseconds, which a round trip keeps."""
+    if value is None:
+        return ""
+    if value.microsecond % 1000:
+        value = value.astimezone(UTC) if value.tzinfo else value
+        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return iso_utc(value)
+
+
+def _guarded(cell: str) -> str:
+    """``cell`` as an export writes it, which :func:`_unguarded` undoes: a ``'`` before a
+    formula's first character, and before a ``'`` that a guard would be taken for."""
+    return "'" + cell if _guards(cell) else cell
+
+
 # -- bulk: JSON and CSV ------------------------------------------------------------------------
 
 
@@ -210,9 +280,15 @@ class TooManyLines(InvalidInput):
 
 
 def _unguarded(cell: str) -> str:
-    """A cell as typed: without the ``'`` an export puts before ``+`` (http/csvfile.py)."""
+    """A cell as typed: without the ``'`` an export puts before ``+`` (http/csvfile.py), or
+    before a ``'`` that is itself before one (:func:`_guarded`)."""
     cell = cell.strip()
-    return cell[1:] if cell[:1] == "'" and cell[1:2] in _GUARDED else cell
+    return cell[1:] if cell[:1] == "'" and _guards(cell[1:]) else cell
+
+
+def _guards(cell: str) -> bool:
+    """Would a ``'`` before ``cell`` be read as a guard: a formula start, or a guard?"""
+    return cell[:1] in _GUARDED or (cell[:1] == "'" and cell[1:2] in _GUARDED)
 
 
 def _parse(line: int, item: Any) -> Parsed:

@@ -1,6 +1,6 @@
 """The ``rtbridge`` console script: serving, applying the configuration file, the admin
 verbs (:mod:`rtbridge.cli.admin`, :mod:`~rtbridge.cli.offers`, :mod:`~rtbridge.cli.trunks`,
-:mod:`~rtbridge.cli.webhooks`), and the demo's buyer."""
+:mod:`~rtbridge.cli.caller_lists`, :mod:`~rtbridge.cli.webhooks`), and the demo's buyer."""
 
 from __future__ import annotations
 
@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from rtbridge.cli import admin as admin_cli
     from rtbridge.cli import bids as admin_cli_bids
+    from rtbridge.cli import caller_lists as admin_cli_caller_lists
     from rtbridge.cli import offers as admin_cli_offers
     from rtbridge.cli import trunks as admin_cli_trunks
 
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli_offers.register(sub, common)  # campaigns, buyers, dids, keys
     admin_cli_trunks.register(sub, common)  # trunks
     admin_cli_bids.register(sub, common)  # bids
+    admin_cli_caller_lists.register(sub, common)  # caller-lists
     from rtbridge.cli.webhooks import register as register_webhook_verbs
 
     register_webhook_verbs(sub, common)

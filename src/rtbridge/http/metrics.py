@@ -47,6 +47,7 @@ from rtbridge.http.instruments import Metrics
 from rtbridge.sip.auth.access import POLICY_CAUSES
 from rtbridge.sip.auth.authenticator import CAUSES
 from rtbridge.sip.status import AgentStatus
+from rtbridge.storage.invite_checks import INVITE_CHECKS
 from rtbridge.storage.reservations import LIVE
 from rtbridge.storage.rollups import EARNED
 from rtbridge.storage.sql import transaction
@@ -274,6 +275,10 @@ def sip_families(status: AgentStatus) -> Iterator[Metric]:
                     "INVITEs routed, by STIR/SHAKEN attestation (A, B, C; none: unsigned; "
                     "failed: a signature that did not verify).", "level",
                     dict.fromkeys(ATTESTATION_LEVELS, 0) | status.attestations)  # fmt: skip
+    yield _labelled(CounterMetricFamily, "rtbridge_sip_invite_checks_refused",
+                    "INVITEs refused 403 before their claim, by the check: a caller list "
+                    "(blocked-caller), a duplicate caller, an attestation below the campaign's.",
+                    "reason", dict.fromkeys(INVITE_CHECKS, 0) | status.checks_refused)  # fmt: skip
     yield CounterMetricFamily(
         "rtbridge_sip_stray_calls", "pjsua calls no bridge owned, hung up (expected 0).",
         value=status.stray_calls,

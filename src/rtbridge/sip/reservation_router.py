@@ -605,7 +605,7 @@ def _log_decision(
 def _refused(why: str, attested: Attestation | None = None) -> Reject:
     """403 naming an INVITE check's reason (SPEC §3.10, §4.9)."""
     level = attested.level if attested is not None else None
-    return Reject(403, f"Forbidden ({why.replace('-', ' ')})", attestation=level)
+    return Reject(403, f"Forbidden ({why.replace('-', ' ')})", attestation=level, check=why)
 
 
 def _to_number(invite: IncomingInvite) -> str | None:

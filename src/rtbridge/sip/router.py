@@ -67,6 +67,9 @@ class Reject:
     headers: tuple[tuple[str, str], ...] = ()
     auth_failure: str | None = None
     attestation: str | None = None  # STIR/SHAKEN level, when the INVITE got that far
+    check: str | None = (
+        None  # the INVITE check that refused it: blocked-caller, duplicate-caller, attestation
+    )
 
 
 @dataclass(frozen=True)

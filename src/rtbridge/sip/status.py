@@ -60,6 +60,7 @@ class AgentStatus:
     # buyer failures that asked for the next buyer, by kind
     failovers: dict[str, int] = field(default_factory=dict)
     attestations: dict[str, int] = field(default_factory=dict)  # routed INVITEs, by level
+    checks_refused: dict[str, int] = field(default_factory=dict)  # 403s of INVITE checks
     # Call recordings (sip/b2bua/recorder.py): in progress now, stereo bytes written and
     # failures since start, the latest failure's words, where they go and whether the agent
     # could write there when it last looked (None: not yet)
@@ -105,6 +106,7 @@ class AgentStatus:
             "media_refused": dict(sorted(self.media_refused.items())),
             "failovers": dict(sorted(self.failovers.items())),
             "attestations": dict(sorted(self.attestations.items())),
+            "checks_refused": dict(sorted(self.checks_refused.items())),
             "stray_calls": self.stray_calls,
             "dtmf_relayed": self.dtmf_relayed,
             "recordings": {

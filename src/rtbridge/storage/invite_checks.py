@@ -27,6 +27,9 @@ from rtbridge.storage.counters import Tally
 from rtbridge.storage.reservations import record_event
 from rtbridge.storage.sql import Db, transaction
 
+# the reasons an INVITE is refused here (each a reservation's ``failed`` reason)
+INVITE_CHECKS = (REASON_BLOCKED, REASON_DUPLICATE, ATTESTATION)
+
 _ROW = (
     "SELECT expires_at, status, buyer_id, campaign_id, created_at, caller_number, "
     "inbound_number FROM reservation WHERE uuid = :u"

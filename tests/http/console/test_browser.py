@@ -196,8 +196,9 @@ def test_find_a_ping_in_the_rtb_log_and_a_call_in_the_call_log(page: Page, live:
     row = page.locator("tbody tr", has_text=reserved)
     expect(row).to_contain_text("+12025550199")
     expect(row).to_contain_text("12.50")  # converted: the payout is earned
-    expect(row.locator("td").nth(7)).to_have_text("publisher")  # who hung up
-    expect(row.locator("td").nth(9)).to_have_text("yes")
+    expect(row.locator("td").nth(5)).to_have_text("none")  # attestation: an unsigned call
+    expect(row.locator("td").nth(8)).to_have_text("publisher")  # who hung up
+    expect(row.locator("td").nth(10)).to_have_text("yes")
     shot(page, "call-log")
     with page.expect_download() as download:
         page.click("#csv")

@@ -35,7 +35,8 @@ def test_every_delete_route_has_its_question() -> None:
         assert isinstance(route, Route)
         methods.setdefault(route.path, set()).update(route.methods or ())
     deletes = {path: m for path, m in methods.items() if path.endswith("/delete")}
-    assert len(deletes) == 10  # with an admin token's revoke and a webhook's delete
+    assert len(deletes) == 12  # with an admin token's revoke, a webhook's, a caller list's and
+    # its entries' deletes
     assert [p for p, m in deletes.items() if not {"GET", "POST"} <= m] == []
 
 

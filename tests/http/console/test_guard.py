@@ -49,7 +49,8 @@ def _fill(console: Console, path: str) -> str:
     values = {"publisher": "pub-1", "username": "pub1", "entry": entry.group(1) if entry else "1",
               "key": key.group(1) if key else "0" * 64, "campaign": "auto", "buyer": "acme",
               "number": "+18339510260", "trunk": "carrier",
-              "uuid": "01a2354e-0000-7000-8000-000000000000", "name": "ops", "webhook": "1"}  # fmt: skip
+              "uuid": "01a2354e-0000-7000-8000-000000000000", "name": "ops", "webhook": "1",
+              "list": "complaints", "value": "+1900*"}  # fmt: skip
     return "/console" + _PARAM.sub(lambda m: values[m.group(1)], path)
 
 

@@ -149,6 +149,7 @@ def test_an_unsigned_call_to_a_strict_campaign_is_refused_403(site: Site) -> Non
         assert (final.status, final.reason) == (403, "Forbidden (attestation)")
         assert not [r for r in buyer.requests if r.method == "INVITE"], "no buyer dialled"
         assert agent.status().attestations == {"none": 1}
+        assert agent.status().checks_refused == {"attestation": 1}
         with engine.connect() as conn:
             row = conn.execute(text("SELECT status, reason FROM reservation WHERE uuid = :u"),
                                {"u": uuid}).one()  # fmt: skip

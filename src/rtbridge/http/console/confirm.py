@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rtbridge.admin import offers, publishers, tokens, trunks
+from rtbridge.admin import caller_lists, offers, publishers, tokens, trunks
 from rtbridge.domain.errors import NotFound
 from rtbridge.http import handlers as service
 from rtbridge.http.console.notices import plural
@@ -231,4 +231,30 @@ async def delete_webhook(request: Request) -> Response:
     return _ask(request, Question(
         "Delete", f"webhook {hook['id']} to {hook['url']}", "/webhooks", "Webhooks",
         [f"Events of {owner} stop going there, and its deliveries, waiting or past, go too."],
+    ))  # fmt: skip
+
+
+async def delete_caller_list(request: Request) -> Response:
+    rule = await service.read(request, caller_lists.get_list, str(request.path_params["list"]))
+    count = (await service.read(request, caller_lists.entry_counts)).get(rule["id"], 0)
+    effect = ("its callers are then taken again" if rule["kind"] == "block"
+              else "callers it did not name are then taken again")  # fmt: skip
+    return _ask(request, Question(
+        "Delete", f"{rule['kind']} list {rule['id']} ({caller_lists.scope_text(rule)})",
+        "/caller-lists", "Caller lists",
+        [f"Its {plural(count, 'entry', 'entries')} go with it: {effect}."],
+    ))  # fmt: skip
+
+
+async def remove_list_entry(request: Request) -> Response:
+    list_id, value = str(request.path_params["list"]), str(request.path_params["value"])
+    rule = await service.read(request, caller_lists.get_list, list_id)
+    found = await service.read(request, lambda s: caller_lists.list_entries(
+        s, list_id, value=value, limit=1)["entries"])  # fmt: skip
+    if not found or found[0]["value"] != value:
+        raise NotFound(f"no entry {value!r} in caller list {list_id!r}")
+    effect = "no longer refused by it" if rule["kind"] == "block" else "no longer admitted by it"
+    return _ask(request, Question(
+        "Remove", f"{value} from {rule['kind']} list {list_id}", f"/caller-lists/{list_id}",
+        list_id, [f"Callers it matches are {effect} (other lists still apply)."],
     ))  # fmt: skip

@@ -8,6 +8,7 @@ route table to prove it)."""
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,9 +19,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rtbridge.admin import sessions
-from rtbridge.domain.errors import RtbError
+from rtbridge.domain.errors import InvalidInput, RtbError
+from rtbridge.http.admin.caller_lists import MAX_UPLOAD
 from rtbridge.http.console import csrf
 from rtbridge.http.console.templating import base_path, render
+from rtbridge.http.params import multipart_pairs
 from rtbridge.http.state import AppState
 
 SESSION_COOKIE = "rtbridge_console"
@@ -28,6 +31,11 @@ LOGIN_COOKIE = "rtbridge_console_login"
 # (path inside the mount, method) reachable without a session.
 PUBLIC = frozenset({("/login", "GET"), ("/login", "POST"), ("/static/console.css", "GET")})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+_TOO_LARGE = "The form is too large."
+# The forms that send a file (multipart/form-data), and the bytes each may send: a caller
+# list's CSV as the admin API takes it. The only bodies over ``max_body`` (64 KiB), read once the
+# session is known, so nobody signed out can make the console hold 10 MB.
+UPLOADS = ((re.compile(r"/caller-lists/[^/]+/upload"), MAX_UPLOAD),)
 
 # No script runs on these pages at all; forms post only here; nobody may frame them.
 _HEADERS = {
@@ -95,13 +103,37 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-def _form_value(request: Request, body: bytes) -> str | None:
+async def _taken(receive: Receive, limit: int) -> tuple[bytes, Receive] | None:
+    """The whole body and a ``receive`` that gives it again to the page; None when it is over
+    ``limit`` bytes or the client went away."""
+    body, whole = await _buffer(receive, limit)
+    return (body, _replay(body)) if whole else None
+
+
+def upload_limit(path: str) -> int | None:
+    """The bytes a file upload to ``path`` may send (:data:`UPLOADS`); None: no file there."""
+    return next((limit for pattern, limit in UPLOADS if pattern.fullmatch(path)), None)
+
+
+def body_limit(path: str, max_body: int) -> int:
+    """The most a form to ``path`` may send: ``max_body`` (the settings' 64 KiB), or an upload's."""
+    limit = upload_limit(path)
+    return max_body if limit is None else max(limit, max_body)
+
+
+async def _form_value(request: Request, body: bytes) -> str | None:
     header = request.headers.get(csrf.HEADER)
     if header:
         return header
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data" and upload_limit(route_path(request.scope)) is not None:
+        try:
+            fields = await multipart_pairs(request.scope, body)
+        except InvalidInput:
+            return None
+        return next((v for k, v in fields if k == csrf.FIELD and isinstance(v, str)), None)
     if kind != "application/x-www-form-urlencoded":
-        return None  # the console's forms are all urlencoded; nothing else is accepted
+        return None  # the console's forms are urlencoded, but for its uploads; nothing else
     values = urllib.parse.parse_qs(body.decode("latin-1"), keep_blank_values=True)
     found = values.get(csrf.FIELD)
     return found[0] if found else None
@@ -124,22 +156,22 @@ class ConsoleGuard:
         state: AppState = request.state.app
         method = request.method
         path = route_path(scope)
-        body = b""
-        if method not in SAFE_METHODS:
-            if not _same_origin(request):
-                await _refuse(request, 403, "This form was sent from another site.")(
-                    scope, receive, send
-                )
-                return
-            body, whole = await _buffer(receive, state.settings.max_body)
-            if not whole:
-                await _refuse(request, 413, "The form is too large.")(scope, receive, send)
-                return
-            receive = _replay(body)
+        if method not in SAFE_METHODS and not _same_origin(request):
+            await _refuse(request, 403, "This form was sent from another site.")(
+                scope, receive, send
+            )
+            return
         cookie = request.cookies.get(SESSION_COOKIE)
         if (path, method) in PUBLIC:
+            body = b""
+            if method not in SAFE_METHODS:
+                taken = await _taken(receive, state.settings.max_body)
+                if taken is None:
+                    await _refuse(request, 413, _TOO_LARGE)(scope, receive, send)
+                    return
+                body, receive = taken
             if method == "POST" and not csrf.matches(
-                request.cookies.get(LOGIN_COOKIE), _form_value(request, body)
+                request.cookies.get(LOGIN_COOKIE), await _form_value(request, body)
             ):
                 response = _refuse(
                     request, 403, "The sign-in form expired: reload the page and sign in again."
@@ -153,12 +185,16 @@ class ConsoleGuard:
             await _to_sign_in(request)(scope, receive, send)
             return
         assert cookie is not None
-        if method not in SAFE_METHODS and not csrf.matches(
-            csrf.for_session(cookie), _form_value(request, body)
-        ):
-            response = _refuse(request, 403, "Missing or wrong CSRF token: reload the page.")
-            await response(scope, receive, send)
-            return
+        if method not in SAFE_METHODS:  # the body only now: an upload's size is for operators
+            taken = await _taken(receive, body_limit(path, state.settings.max_body))
+            if taken is None:
+                await _refuse(request, 413, _TOO_LARGE)(scope, receive, send)
+                return
+            body, receive = taken
+            if not csrf.matches(csrf.for_session(cookie), await _form_value(request, body)):
+                response = _refuse(request, 403, "Missing or wrong CSRF token: reload the page.")
+                await response(scope, receive, send)
+                return
         request.state.operator = operator
         request.state.admin = operator.actor  # the audit trail's actor, as in the API
         request.state.console_cookie = cookie

@@ -10,7 +10,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from rtbridge.http.console import access, confirm, dashboard, house, offers, signin, watch
+from rtbridge.http.console import (
+    access,
+    caller_lists,
+    confirm,
+    dashboard,
+    house,
+    offers,
+    signin,
+    watch,
+)
 from rtbridge.http.console.guard import ConsoleGuard
 
 
@@ -21,6 +30,7 @@ async def stylesheet(request: Request) -> Response:
 
 
 P = "/publishers/{publisher}"
+L = "/caller-lists/{list}"
 
 routes: list[BaseRoute] = [
     Route("/login", signin.login_form, methods=["GET"], name="console_login"),
@@ -67,6 +77,15 @@ routes: list[BaseRoute] = [
     Route("/trunks/{trunk}", offers.save_trunk, methods=["POST"]),
     Route("/trunks/{trunk}/delete", confirm.delete_trunk, methods=["GET"]),
     Route("/trunks/{trunk}/delete", offers.delete_trunk, methods=["POST"]),
+    Route("/caller-lists", caller_lists.lists_page, methods=["GET"], name="console_caller_lists"),
+    Route("/caller-lists", caller_lists.create_list, methods=["POST"]),
+    Route(L, caller_lists.list_page, methods=["GET"], name="console_caller_list"),
+    Route(f"{L}/delete", confirm.delete_caller_list, methods=["GET"]),
+    Route(f"{L}/delete", caller_lists.delete_list, methods=["POST"]),
+    Route(f"{L}/entries", caller_lists.add_entry, methods=["POST"]),
+    Route(f"{L}/entries/{{value}}/delete", confirm.remove_list_entry, methods=["GET"]),
+    Route(f"{L}/entries/{{value}}/delete", caller_lists.remove_entry, methods=["POST"]),
+    Route(f"{L}/upload", caller_lists.upload, methods=["POST"]),
     Route("/export/kamailio-permissions", offers.kamailio_export, methods=["GET"]),
     Route("/check", access.check_page, methods=["GET", "POST"], name="console_check"),
     Route("/live", watch.live_calls, methods=["GET"], name="console_live"),

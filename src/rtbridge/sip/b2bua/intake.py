@@ -239,6 +239,8 @@ class Intake:
             result = future.result()
             if isinstance(result, Reject) and result.auth_failure:
                 self._state.counters.auth_failures[result.auth_failure] += 1
+            if isinstance(result, Reject) and result.check:
+                self._state.counters.checks_refused[result.check] += 1
             if result.attestation is not None:
                 self._state.counters.attestations[result.attestation] += 1
         bridge.on_route_result(exc if exc is not None else future.result())

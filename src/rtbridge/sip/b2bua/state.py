@@ -34,6 +34,8 @@ class Counters:
     failovers: collections.Counter[str] = field(default_factory=collections.Counter)  # by kind
     # routed INVITEs by STIR/SHAKEN attestation (A, B, C, none, failed)
     attestations: collections.Counter[str] = field(default_factory=collections.Counter)
+    # INVITEs refused 403 by a check before their claim, by reason (storage/invite_checks.py)
+    checks_refused: collections.Counter[str] = field(default_factory=collections.Counter)
     stray_calls: int = 0  # pjsua calls no leg owned, hung up
     dtmf_relayed: int = 0
 
