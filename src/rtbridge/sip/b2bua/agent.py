@@ -176,16 +176,13 @@ class Agent:
             media_refused=dict(counters.media_refused),
             failovers=dict(counters.failovers),
             attestations=dict(counters.attestations),
-<<<<<<< HEAD
+            checks_refused=dict(counters.checks_refused),
             recordings=self.recordings.in_progress,
             recording_bytes=self.recordings.bytes_written,
             recording_failures=self.recordings.failures,
             recording_error=self.recordings.last_error,
             recordings_directory=str(self.recordings.directory),
             recordings_writable=self.recordings.writable,
-=======
-            checks_refused=dict(counters.checks_refused),
->>>>>>> attest
             fenced=state.fenced.is_set(),
             **self._lease_status(),
         )
