@@ -48,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 LIMITS = (
     "PJSUA_MAX_CALLS",
     "PJSUA_MAX_CONF_PORTS",
+    "PJSUA_MAX_RECORDERS",
     "PJSUA_MAX_ACC",
     "PJ_IOQUEUE_MAX_HANDLES",
     "PJSIP_MAX_TSX_COUNT",

@@ -10,7 +10,12 @@
 /* Call slots: a bridge holds two (publisher leg + buyer leg). */
 #define PJSUA_MAX_CALLS             1024
 
-/* One conference port per leg, plus the null sound device and a margin. */
+/* Call recorders (sip/b2bua/recorder.py): one per leg of a recorded call, so as many as
+ * call slots; pjsua's default of 32 recorded 16 calls at once. */
+#define PJSUA_MAX_RECORDERS         PJSUA_MAX_CALLS
+
+/* One conference port per leg and one per recorder, plus the null sound device and a
+ * margin. */
 #define PJSUA_MAX_CONF_PORTS        (2 * PJSUA_MAX_CALLS + 16)
 
 /* epoll ioqueue (configure --enable-epoll). Each leg opens RTP + RTCP sockets, an INVITE
