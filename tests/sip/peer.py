@@ -158,7 +158,11 @@ class Peer:
         }
         self.calls.clear()
         del call
+        # pjsua2 closes a recorder's file, and writes its WAV header's sizes, on the media
+        # clock's next tick after the object goes: destroying the library at once could
+        # leave a header that says 0 frames (seen once as a silent recording under load)
         self.recorder = None
+        self.poll(0.2)
         self.ep.libDestroy()
         return result
 
