@@ -35,6 +35,17 @@ def parse_hostport(value: str, *, what: str) -> tuple[str, int]:
     return host, number
 
 
+def public_url(value: str) -> str:
+    """``--public-url``: an http(s) origin, perhaps with a path prefix; no trailing slash."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest.strip("/") or "?" in rest:
+        raise ValueError(
+            f"--public-url: expected http(s)://HOST[:PORT][/PREFIX], e.g. "
+            f"https://rtb.example.com, got {value!r}"
+        )
+    return value.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     db_url: str = DEFAULT_DB
@@ -47,6 +58,16 @@ class Settings:
     max_body: int = 64 * 1024
     webhooks: bool = True  # run the webhook sender in `serve` (serve --webhooks off: False)
     bid_retention_days: int = 30  # RTB buyers' bid rows are kept this long (storage/bids.py)
+    # Call recordings (SPEC §4.8): where the files are (--recordings-dir or
+    # $RTBRIDGE_RECORDINGS_DIR; None: the agent file's recordings_directory, else its default:
+    # sip/recordings.py directory_of), how long they are kept (admin/recording_purge.py),
+    # and the signed links webhooks carry (domain/recording_links.py)
+    recordings_dir: str | None = None
+    recording_retention_days: int = 90
+    recording_link_days: int = 7
+    # The address clients reach this service at (--public-url or $RTBRIDGE_PUBLIC_URL, e.g.
+    # https://rtb.example.com): absolute links in webhooks; None: links are paths alone
+    public_url: str | None = None
     # $RTBRIDGE_WEBHOOK_KEY, else $RTBRIDGE_SITE_KEY: webhook signing secrets derive from it
     # (the site key's other uses read it where the database is opened: storage/sitekey.py)
     webhook_key: str | None = None
@@ -73,6 +94,8 @@ class Settings:
             "http_keep_alive": self.http_keep_alive, "http_concurrency": self.http_concurrency,
             "http_max_connections": self.http_max_connections, "auth_window": self.auth_window,
             "auth_cooldown": self.auth_cooldown,
+            "recording_retention_days": self.recording_retention_days,
+            "recording_link_days": self.recording_link_days,
         }  # fmt: skip
         for name, value in positive.items():
             if not value > 0:
@@ -91,6 +114,12 @@ class Settings:
             overrides["webhook_key"] = (
                 env.get("RTBRIDGE_WEBHOOK_KEY") or env.get("RTBRIDGE_SITE_KEY") or None
             )
+        for name, variable in (("recordings_dir", "RTBRIDGE_RECORDINGS_DIR"),
+                               ("public_url", "RTBRIDGE_PUBLIC_URL")):  # fmt: skip
+            if overrides.get(name) is None:
+                overrides[name] = env.get(variable) or None
+        if overrides.get("public_url"):
+            overrides["public_url"] = public_url(overrides["public_url"])
         if overrides.get("status_networks") is None and "RTBRIDGE_STATUS_NETWORKS" in env:
             listed = env["RTBRIDGE_STATUS_NETWORKS"].replace(",", " ").split()
             overrides["status_networks"] = tuple(listed)

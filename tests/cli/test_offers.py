@@ -128,7 +128,7 @@ def test_keys_add_pause_update_remove(rtb: Terminal, sqlite_url: str) -> None:
     assert len(key) == 36 and "shown only this once" in err
     hint = key[:4]
     row = next(line for line in rtb("keys", "list")[1].splitlines() if f"{hint}…" in line)
-    assert row.split()[2:] == ["pub-1", "auto", "no", "-", "30", "yes", "-", "no"]
+    assert row.split()[2:] == ["pub-1", "auto", "no", "-", "30", "yes", "-", "no", "no"]
     assert key not in rtb("keys", "list")[1] + "\n".join(rtb.audit())
     assert key.encode() not in db_bytes(sqlite_url)
 

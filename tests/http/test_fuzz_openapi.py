@@ -38,8 +38,8 @@ from tests.support.server import serve
 
 pytestmark = pytest.mark.live
 
-EXAMPLES = 25  # cases per operation and pass (publisher API: 7 operations, 290 cases, ~5 s)
-ADMIN_EXAMPLES = 10  # the admin API has 64 operations: 1,920 cases, ~10 s
+EXAMPLES = 25  # cases per operation and pass (publisher API: 8 operations, 349 cases, ~5 s)
+ADMIN_EXAMPLES = 10  # the admin API has 65 operations: 1,950 cases, ~10 s
 KEYS = [KEY_OPEN, KEY_INBOUND, KEY_STRICT]
 CALLERS = ["+12025550102", "12025550103", "+1 202-555-0104", "442071838750"]
 CONFORMANCE = [status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -175,9 +175,10 @@ def test_publisher_api_never_answers_5xx(live: tuple[str, str, list[str]]) -> No
     assert not run.failures, "\n".join(run.failures)
     bare = ["GET /health", "GET /metrics", "GET /openapi.json"]  # no parameters: one request
     fewer = {(name, label): 1 for label in bare for name in ("positive", "seeded")}
-    fewer["seeded", "GET /rtbs/{uuid}.json"] = len(KEYS) * len(uuids)  # key x uuid, nothing else
+    for label in ("GET /rtbs/{uuid}.json", "GET /rtbs/{uuid}/recording"):
+        fewer["seeded", label] = len(KEYS) * len(uuids)  # key x uuid, nothing else
     _assert_all_ran(run, EXAMPLES, fewer, bare)
-    assert len({label for _, label in run.cases}) == 7 and run.cases.total() == 290
+    assert len({label for _, label in run.cases}) == 8 and run.cases.total() == 349
 
 
 def test_admin_api_never_answers_5xx(live: tuple[str, str, list[str]]) -> None:
@@ -189,7 +190,7 @@ def test_admin_api_never_answers_5xx(live: tuple[str, str, list[str]]) -> None:
     )  # fmt: skip
     assert not run.failures, "\n".join(run.failures)
     _assert_all_ran(run, ADMIN_EXAMPLES, {}, [])
-    assert len({label for _, label in run.cases}) == 64 and run.cases.total() == 1920
+    assert len({label for _, label in run.cases}) == 65 and run.cases.total() == 1950
 
 
 def _assert_all_ran(

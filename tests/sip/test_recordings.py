@@ -9,8 +9,12 @@ from array import array
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from rtbridge.settings import Settings
 from rtbridge.sip.recordings import (
     directory_for,
+    directory_of,
     interleave,
     join,
     leftover_parts,
@@ -18,6 +22,7 @@ from rtbridge.sip.recordings import (
     prepare_directory,
     read_part,
     stereo_path,
+    stored_file,
     wav_header,
 )
 from tests.support.tone import share_with, wav_channels, wav_samples
@@ -43,6 +48,40 @@ def test_where_recordings_go() -> None:
     assert directory_for("", "sqlite:///:memory:") == Path.cwd() / "recordings"
     answered = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
     assert stereo_path(UUID, answered) == f"2026/12/{UUID}.wav"
+
+
+def test_one_answer_for_the_agent_and_the_http_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--recordings-dir, else the agent file's recordings_directory, else the default."""
+    monkeypatch.delenv("RTBRIDGE_SIP_CONFIG", raising=False)
+    db = f"sqlite:///{tmp_path / 'rtbridge.db'}"
+    assert directory_of(Settings(db_url=db)) == tmp_path / "recordings"
+    agent = tmp_path / "agent.toml"
+    agent.write_text('[agent]\nrecordings_directory = "/srv/rec"\n')
+    from_file = Settings(db_url=db, sip_config=str(agent))
+    assert directory_of(from_file) == Path("/srv/rec")
+    assert directory_of(from_file, "/srv/read") == Path("/srv/read")  # the agent's own reading
+    flag = Settings.from_env(env={"RTBRIDGE_RECORDINGS_DIR": "/mnt/rec"}, db_url=db,
+                             sip_config=str(agent))  # fmt: skip
+    assert directory_of(flag) == Path("/mnt/rec") == directory_of(flag, "/srv/rec")
+
+
+def test_public_url_is_an_origin() -> None:
+    got = Settings.from_env(env={"RTBRIDGE_PUBLIC_URL": "https://rtb.example.com/api/"})
+    assert got.public_url == "https://rtb.example.com/api"
+    for bad in ("rtb.example.com", "ftp://h", "https://", "https://h/?x=1"):
+        with pytest.raises(ValueError, match="--public-url"):
+            Settings.from_env(env={}, public_url=bad)
+
+
+def test_a_stored_path_stays_in_the_directory(tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    (root / "2026" / "12").mkdir(parents=True)
+    (root / "link").symlink_to(tmp_path)
+    assert stored_file(root, f"2026/12/{UUID}.wav") == root.resolve() / f"2026/12/{UUID}.wav"
+    for outside in ("../x.wav", "/etc/passwd", ".", "", "link/x.wav", "2026/../../x.wav"):
+        assert stored_file(root, outside) is None, outside
 
 
 def test_the_directory_is_private_and_a_file_in_the_way_is_named(tmp_path: Path) -> None:

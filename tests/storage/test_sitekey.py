@@ -92,9 +92,12 @@ def legacy_database(url: str) -> None:
             "filters, srtp) VALUES ('acme', 'auto', 'sip:q@127.0.0.1:5070', 90.0, 120, 1, 1, "
             "'{}', 'off')"
         ))  # fmt: skip
-        s.flush()
-        s.add(PostbackKey(id=sha256(KEY), hint=KEY[:8] + "…", publisher_id="pub-1",
-                          campaign_id="auto", allow_missing_caller_number=True))  # fmt: skip
+        s.execute(
+            text("INSERT INTO postbackkey (id, hint, publisher_id, campaign_id, "
+                 "allow_missing_caller_number, ttl_seconds, auto_confirm, paused, managed_by) "
+                 "VALUES (:id, :hint, 'pub-1', 'auto', true, 60, false, false, 'admin')"),
+            {"id": sha256(KEY), "hint": KEY[:8] + "…"},
+        )  # fmt: skip
         for uuid, key in ((OLD_UUID, KEY), (GONE_UUID, GONE_KEY)):
             s.execute(
                 text("INSERT INTO reservation (uuid, key_id, publisher_id, campaign_id, status, "

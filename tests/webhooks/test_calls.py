@@ -3,6 +3,7 @@ the publisher's SBC and the buyer, a live receiver — a call's events arrive si
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import httpx2
@@ -66,3 +67,29 @@ def test_a_busy_buyer_sends_failed(service: Service, hooks: Receiver) -> None:  
     assert types == ["reservation.reserved", "call.claimed", "call.attempt_failed", "call.failed"]
     failed = next(r.body["data"] for r in hooks.got if r.body["type"] == "call.failed")
     assert failed["status"] == "failed" and failed["call"]["buyer_sip_code"] == 486
+
+
+def test_a_recorded_call_sends_a_link_to_its_file(sqlite_url: str, service: Service) -> None:  # noqa: F811
+    """Recording turned on through the admin API, a buyer's webhook for recording.completed:
+    the agent's end-of-call transaction makes the event, and its link opens the file the
+    call record names, without a token."""
+    admin = {"Authorization": f"Bearer {make_token(sqlite_url)}"}
+    on = httpx2.patch(f"{service.base}/admin/campaigns/c1", headers=admin, json={"record": True})
+    assert on.status_code == 200, on.text
+    with receiver() as box:
+        made = httpx2.post(f"{service.base}/admin/webhooks", headers=admin,
+                           json={"buyer": "b1", "url": box.url,
+                                 "events": ["recording_completed"]})  # fmt: skip
+        assert made.status_code == 201, made.text
+        box.secret = made.json()["secret"]
+        uuid = service.ping()
+        assert service.dial(uuid, duration_ms=1500).wait().returncode == 0
+        (event,) = box.wait_for(1)
+    assert event.verified and event.body["type"] == "recording.completed"
+    data = event.body["data"]
+    assert data["uuid"] == uuid and data["buyer"] == "b1" and data["seconds"] >= 1.0
+    got = httpx2.get(f"{service.base}{data['url']}")  # no token
+    assert got.status_code == 200 and got.headers["content-type"] == "audio/wav"
+    assert len(got.content) == data["bytes"] and got.content[:4] == b"RIFF"
+    assert hashlib.sha256(got.content).hexdigest() == data["sha256"]
+    assert httpx2.get(f"{service.base}{data['url']}".replace("sig=", "sig=0")).status_code == 403

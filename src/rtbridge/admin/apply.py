@@ -453,6 +453,7 @@ def _wanted_keys(
             "auto_confirm": k.auto_confirm,
             "response_root": k.response_root,
             "paused": k.paused,
+            "recordings": k.recordings,
             "managed_by": _FILE,
         }
         for k in doc.keys

@@ -447,6 +447,7 @@ def key_view(row: PostbackKey) -> dict[str, Any]:
         "allow_missing_caller_number": row.allow_missing_caller_number,
         "inbound_number": row.inbound_number, "ttl_seconds": row.ttl_seconds,
         "auto_confirm": row.auto_confirm, "response_root": row.response_root, "paused": row.paused,
+        "recordings": row.recordings,
     }  # fmt: skip
 
 
@@ -478,6 +479,7 @@ def _key_values(session: Session, raw: dict[str, Any]) -> dict[str, Any]:
         "allow_missing_caller_number": spec.allow_missing_caller_number,
         "inbound_number": spec.inbound_number, "ttl_seconds": spec.ttl_seconds,
         "auto_confirm": spec.auto_confirm, "response_root": spec.response_root, "paused": spec.paused,
+        "recordings": spec.recordings,
     }  # fmt: skip
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rtbridge.cli import recording_options
 from rtbridge.cli.limits import add_http_limits, http_limits, positive
 from rtbridge.settings import DEFAULT_HTTP, Settings, parse_hostport
 
@@ -83,6 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         auth_failures=args.auth_failures,
         auth_cooldown=args.auth_cooldown,
         **http_limits(args),
+        **recording_options.settings_of(args),
     )
     host, port = settings.http_address
     setup_logging(args.log_level)
@@ -273,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="SECONDS", help="how long such a source gets 429 "
                    f"(default {d.auth_cooldown:g})")  # fmt: skip
     add_http_limits(p)
+    recording_options.add_storage(p)
+    recording_options.add_links(p)
     p.set_defaults(func=cmd_serve, database="create")
 
     sip_help = "run the SIP agent alone (several can share one database)"

@@ -395,9 +395,14 @@ KEY_FIELDS = (
         metavar="rtb",
     ),
     Field("paused", "pings with a paused key are refused (default: no)", "flag"),
+    Field(
+        "recordings",
+        "GET /rtbs/<uuid>/recording works for its publisher's calls (default: no)",
+        "flag",
+    ),
 )
 _KEY_COLUMNS = ["id", "hint", "publisher", "campaign", "allow_missing_caller_number",
-                "inbound_number", "ttl_seconds", "auto_confirm", "response_root", "paused"]  # fmt: skip
+                "inbound_number", "ttl_seconds", "auto_confirm", "response_root", "paused", "recordings"]  # fmt: skip
 _SHORT_ID = 12  # characters of the key id (a digest) shown in tables
 
 

@@ -9,6 +9,7 @@ import signal
 import sys
 from typing import Any
 
+from rtbridge.cli import recording_options
 from rtbridge.cli.admin import guarded, read, table, write
 from rtbridge.cli.limits import add_http_limits, http_limits
 from rtbridge.settings import Settings
@@ -56,10 +57,12 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The sender in the foreground until SIGINT/SIGTERM."""
     from rtbridge.logs import setup_logging
+    from rtbridge.storage import recording_links
     from rtbridge.storage.database import open_database
     from rtbridge.webhooks.sender import Sender, SenderOptions
 
-    settings = Settings.from_env(db_url=getattr(args, "db", None))
+    links = recording_options.settings_of(args)
+    settings = Settings.from_env(db_url=getattr(args, "db", None), **links)
     setup_logging(args.log_level)
     if settings.webhook_key is None:
         print(
@@ -74,13 +77,14 @@ def _run(args: argparse.Namespace) -> int:
 
         served = Settings.from_env(db_url=getattr(args, "db", None), http=args.http,
                                    access_log=args.access_log, sip_enabled=False,
-                                   **http_limits(args))  # fmt: skip
+                                   **http_limits(args), **links)  # fmt: skip
         serve(create_app(served, api=False, sender=options), served, log_level=args.log_level)
         return 0
     if args.access_log:
         raise ValueError("--access-log logs HTTP requests: it needs --http HOST:PORT")
     engine = open_database(settings.db_url)
-    sender = Sender(engine, settings.webhook_key, options)
+    sender = Sender(engine, settings.webhook_key, options,
+                    links=recording_links.for_site(engine, settings))  # fmt: skip
     signal.signal(signal.SIGTERM, lambda *_: sender.stop_soon())
     try:
         sender.run()
@@ -136,3 +140,4 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="least severe log lines written (default info)")  # fmt: skip
     add_http_limits(p)
+    recording_options.add_links(p)

@@ -441,6 +441,7 @@ class KeySpec(_Model):
     auto_confirm: Flag = False
     response_root: Annotated[Literal["rtb"] | None, f.RESPONSE_ROOT] = None
     paused: Flag = False
+    recordings: Flag = False  # GET /rtbs/<uuid>/recording for its publisher's calls
 
     @field_validator("publisher", "campaign")
     @classmethod

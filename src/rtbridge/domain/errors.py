@@ -69,3 +69,10 @@ class Unauthorized(RtbError):
     """No admin token, an unknown one, or a revoked one: the answer carries no data."""
 
     status = 401
+
+
+class Forbidden(RtbError):
+    """A request whose credential is wrong in itself (a recording link's bad or expired
+    signature): no lockout count, nothing to retry with."""
+
+    status = 403

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,9 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rtbridge import logs
+from rtbridge.admin.recording_purge import purge as purge_recordings
 from rtbridge.bidding.auctioneer import Auctioneer
-from rtbridge.http import health, metrics
+from rtbridge.http import health, metrics, recordings
 from rtbridge.http.access_log import AccessLog
 from rtbridge.http.admin import routes as admin
 from rtbridge.http.console.routes import mount as console
@@ -29,7 +31,8 @@ from rtbridge.http.workers import PUBLISH_EVERY, WorkerShare
 from rtbridge.settings import Settings
 from rtbridge.sip.lease import PeerWatch, api_watcher_name
 from rtbridge.sip.leftover_legs import LeftoverLegs
-from rtbridge.storage import sitekey
+from rtbridge.sip.recordings import directory_of
+from rtbridge.storage import recording_links, sitekey
 from rtbridge.storage.bids import prune as prune_bids
 from rtbridge.storage.catalog import CatalogCache
 from rtbridge.storage.checkpoint import WalCheckpointer
@@ -76,6 +79,21 @@ async def _prune_bids(state: AppState, interval: float = 60.0) -> None:
         except Exception as exc:
             if not is_outage(exc):
                 log.exception("bid pruning failed; retrying")
+
+
+async def _purge_recordings(state: AppState, interval: float = 60.0) -> None:
+    """Delete the files of recordings older than ``recording_retention_days``, oldest
+    first, a batch per transaction, audited (admin/recording_purge.py), once a minute."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await state.run(
+                functools.partial(purge_recordings, now=state.reservations.clock()),
+                state.engine, state.recordings, state.settings.recording_retention_days,
+            )  # fmt: skip
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("recording purge failed; retrying")
 
 
 async def _watch_agents(state: AppState, peers: PeerWatch, interval: float = 1.0) -> None:
@@ -149,6 +167,7 @@ def build_state(settings: Settings, **reservation_options: Any) -> AppState:
         metrics=counted,
         inline_db=is_sqlite(engine),
         lockouts=Lockouts.from_settings(settings),
+        recordings=directory_of(settings),
         auctioneer=Auctioneer(
             catalog,
             reservations.clock,
@@ -182,6 +201,7 @@ def create_app(
                 log.error("cannot serve the API: %s", exc)
                 state.engine.dispose()
                 raise
+            state.links = recording_links.for_site(state.engine, settings)
         app.state.rtbridge = state  # for tests and tools holding the app, not for handlers
         agent = None
         if share is not None:
@@ -201,6 +221,7 @@ def create_app(
             state.sip = agent.status
         sweeper = asyncio.create_task(_sweep(state)) if api and primary else None
         pruner = asyncio.create_task(_prune_bids(state)) if api and primary else None
+        purger = asyncio.create_task(_purge_recordings(state)) if api and primary else None
         watcher = None
         if api and agent is None and primary:  # an agent here watches its peers itself
             # BYEs from any address of this host; TLS with the system's CAs
@@ -210,7 +231,10 @@ def create_app(
         if settings.webhooks and (api or sender is not None) and primary:  # sender.py: a thread
             from rtbridge.webhooks.sender import Sender
 
-            webhooks = state.webhooks = Sender(state.engine, settings.webhook_key, sender)
+            webhooks = state.webhooks = Sender(
+                state.engine, settings.webhook_key, sender,
+                links=state.links or recording_links.for_site(state.engine, settings),
+            )  # fmt: skip
             webhooks.start()
         checkpointer = WalCheckpointer(state.engine) if state.inline_db and primary else None
         if checkpointer is not None:
@@ -219,7 +243,7 @@ def create_app(
         try:
             yield {"app": state}
         finally:
-            for task in (sweeper, pruner, watcher, publisher):
+            for task in (sweeper, pruner, purger, watcher, publisher):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -237,7 +261,7 @@ def create_app(
             state.engine.dispose()
 
     routes = (
-        [*publisher.routes, *health.routes, admin.public, admin.mount, console]
+        [*publisher.routes, *recordings.routes, *health.routes, admin.public, admin.mount, console]
         if api
         else health.routes
     )

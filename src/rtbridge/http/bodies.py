@@ -32,7 +32,7 @@ from rtbridge.numerals import as_int
 
 LISTS = frozenset({"ips", "numbers", "events", "failover"})
 BOOLEANS = frozenset({"allow_overlap", "require_tls", "require_srtp",
-                      "allow_missing_caller_number", "auto_confirm", "paused", "enabled",
+                      "allow_missing_caller_number", "auto_confirm", "paused", "enabled", "recordings",
                       "hide_caller"})  # fmt: skip
 NUMBERS = frozenset({"payout", "revenue", "seconds", "concurrency", "daily_cap", "priority", "weight",
                      "ttl_seconds", "max_attempts", "ring_timeout", "connect_timeout",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 
 from rtbridge.bidding.auctioneer import Auctioneer
 from rtbridge.domain.ping import PingRequest
+from rtbridge.domain.recording_links import RecordingLinks
 from rtbridge.http.batching import PingBatcher
 from rtbridge.http.instruments import Metrics
 from rtbridge.http.lockout import Lockouts
@@ -35,6 +37,10 @@ class AppState:
     metrics: Metrics
     inline_db: bool  # SQLite: run DB work on the event loop (µs-scale, serialised anyway)
     lockouts: Lockouts  # failed authentications per source (http/lockout.py)
+    # where the recordings are (sip/recordings.py directory_of: the agent's own answer)
+    recordings: Path
+    # signs and checks recordings' links (storage/recording_links.py); None without a site key
+    links: RecordingLinks | None = None
     sip: Callable[[], AgentStatus] | None = None  # the SIP agent in this process, if any
     peers: PeerWatch | None = None  # without one: the API's watch over the agents' leases
     webhooks: Sender | None = None  # the webhook sender in this process (its .stats), if any

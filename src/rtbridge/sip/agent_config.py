@@ -150,7 +150,7 @@ class AgentConfig(BaseModel):
     """User-Agent / Server header value"""
     recordings_directory: str = ""
     """where recorded calls go (created 0700); '' = 'recordings' beside the SQLite database
-    file, or in the working directory with PostgreSQL"""
+    file, or in the working directory with PostgreSQL; --recordings-dir overrides it"""
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> AgentConfig:

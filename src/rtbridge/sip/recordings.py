@@ -31,8 +31,13 @@ from array import array
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rtbridge.domain.recording import RecordingOutcome
+from rtbridge.sip.agent_config import config_path, load_agent_config
+
+if TYPE_CHECKING:
+    from rtbridge.settings import Settings
 
 LEFT, RIGHT = "left", "right"  # the publisher, the buyer
 _PART = re.compile(r"^(?P<uuid>[0-9a-fA-F-]{36})\.(?P<side>left|right)\.wav$")
@@ -55,6 +60,31 @@ def directory_for(configured: str, database_url: str) -> Path:
         if file and file != ":memory:":
             return Path(file).resolve().parent / "recordings"
     return Path.cwd() / "recordings"
+
+
+def directory_of(settings: Settings, configured: str | None = None) -> Path:
+    """The one answer to "where are the recordings?" for every process of a deployment:
+    the agent that writes them and the HTTP side that serves and purges them.
+    ``--recordings-dir`` (``$RTBRIDGE_RECORDINGS_DIR``) first; else the agent file's
+    ``recordings_directory`` (``configured`` when the caller has read the file, else read
+    here from ``--sip-config``/``$RTBRIDGE_SIP_CONFIG``); else :func:`directory_for`'s
+    default."""
+    if settings.recordings_dir:
+        return Path(settings.recordings_dir)
+    if configured is None:
+        path = config_path(settings.sip_config)
+        configured = load_agent_config(path).recordings_directory if path is not None else ""
+    return directory_for(configured, settings.db_url)
+
+
+def stored_file(directory: Path, relative: str) -> Path | None:
+    """A call record's ``recording_path`` joined to ``directory``, when it resolves inside it
+    (no ``..``, no absolute path, no symlink out of it); else None. Whoever serves or
+    deletes a recording goes through here: a database row is no reason to open, or
+    remove, any file on the host."""
+    root = directory.resolve()
+    target = (root / relative).resolve()
+    return target if target.is_relative_to(root) and target != root else None
 
 
 def prepare_directory(directory: Path) -> str | None:

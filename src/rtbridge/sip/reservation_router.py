@@ -567,7 +567,8 @@ class ReservationRouter:
                 detail=event.buyer_reason, attempts=event.attempts,
             )  # fmt: skip
         if event.recording is not None:  # in the event's transaction: the call and its file
-            write_outcome(db, event.reservation_uuid, event.recording)
+            write_outcome(db, event.reservation_uuid, event.recording,
+                          event.end_at or self.clock())  # fmt: skip
 
 
 def _log_decision(

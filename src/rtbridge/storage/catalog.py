@@ -146,12 +146,13 @@ class KeyInfo:
     auto_confirm: bool
     response_root: str | None
     paused: bool
+    recordings: bool = False  # may fetch its publisher's calls' recordings (issue 24)
 
     @classmethod
     def of(cls, row: PostbackKey) -> KeyInfo:
         return cls(row.id, row.publisher_id, row.campaign_id, row.allow_missing_caller_number,
                    row.inbound_number, row.ttl_seconds, row.auto_confirm, row.response_root,
-                   row.paused)  # fmt: skip
+                   row.paused, row.recordings)  # fmt: skip
 
 
 @dataclass(frozen=True)

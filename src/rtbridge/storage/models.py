@@ -30,6 +30,8 @@ WEBHOOK_PENDING = "webhook_pending"
 OPEN_CALLS = "end_at IS NULL"
 # open calls an admin asked to hang up: what each agent looks for at its heartbeats
 HANGUPS_ASKED = "hangup_requested_at IS NOT NULL AND end_at IS NULL"
+# recordings whose file is kept: what the retention purge reads, oldest call first
+RECORDINGS_KEPT = "recording_status = 'completed'"
 # caller list entries that are prefixes ("+1900*"): the catalog reads which lengths exist
 PREFIX_ROWS = "value LIKE '%*'"
 _OPEN_CALL_KEYS = ("agent", "invite_at", "reservation_uuid", "end_at")
@@ -191,6 +193,8 @@ class PostbackKey(SQLModel, table=True):
     response_root: str | None = Field(default=None, max_length=16)
     paused: bool = False
     managed_by: str = Field(default="admin", max_length=8)  # as Publisher.managed_by
+    # GET /rtbs/<uuid>/recording works for this key's publisher's calls (issue 24)
+    recordings: bool = False
 
 
 class Reservation(SQLModel, table=True):
@@ -381,6 +385,8 @@ class CallRecord(SQLModel, table=True):
         _partial("ix_callrecord_open", *_OPEN_CALL_KEYS, where=OPEN_CALLS),
         # calls an admin asked to hang up, not ended yet, by agent (a heartbeat reads them)
         _partial("ix_callrecord_hangup", "agent", "reservation_uuid", where=HANGUPS_ASKED),
+        # completed recordings by their call's end: the retention purge's batches
+        _partial("ix_callrecord_recording_kept", "end_at", where=RECORDINGS_KEPT),
     )
 
     id: int | None = Field(default=None, primary_key=True)

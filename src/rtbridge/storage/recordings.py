@@ -10,11 +10,19 @@ the agent's recordings directory (``sip/recordings.py``).
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 
 from sqlalchemy import Engine
 
 from rtbridge.domain.recording import RecordingOutcome
+from rtbridge.storage.reservations import record_event
 from rtbridge.storage.sql import Db, transaction
+from rtbridge.timestamps import utcnow
+
+# The history row a completed recording adds (not a status: the reservation stays completed),
+# which makes the ``recording.completed`` webhook (webhooks/events.py), as every call event
+# becomes one: written in the outcome's own transaction, so the outbox misses none.
+RECORDED = "recorded"
 
 _COLUMNS = (
     "recording_status, recording_path, recording_error, recording_bytes, recording_seconds, "
@@ -22,9 +30,10 @@ _COLUMNS = (
 )
 
 
-def write_outcome(db: Db, uuid: str, outcome: RecordingOutcome) -> None:
+def write_outcome(db: Db, uuid: str, outcome: RecordingOutcome, at: datetime) -> None:
     """Keep ``outcome`` on the call record of reservation ``uuid`` (every column: a failed
-    recording clears nothing it did not have)."""
+    recording clears nothing it did not have); a completed one also gets its history row
+    (:data:`RECORDED`) at ``at``."""
     db.execute(
         "UPDATE callrecord SET recording_status = :s, recording_path = :p, "
         "recording_error = :e, recording_bytes = :b, recording_seconds = :sec, "
@@ -32,19 +41,29 @@ def write_outcome(db: Db, uuid: str, outcome: RecordingOutcome) -> None:
         {"s": outcome.status, "p": outcome.path, "e": outcome.error, "b": outcome.size,
          "sec": outcome.seconds, "h": outcome.sha256, "u": uuid},
     )  # fmt: skip
+    if outcome.status == "completed":
+        record_event(db, uuid, RECORDED, at, outcome.path)
 
 
 def save_outcome(engine: Engine, uuid: str, outcome: RecordingOutcome) -> None:
-    """:func:`write_outcome` in a transaction of its own (a repair after a crash)."""
+    """:func:`write_outcome` in a transaction of its own (a repair after a crash), now."""
     with transaction(engine, write=True) as db:
-        write_outcome(db, uuid, outcome)
+        write_outcome(db, uuid, outcome, utcnow())
 
 
-def recording_of(engine: Engine, uuid: str) -> RecordingOutcome | None:
+def recording_of(
+    engine: Engine, uuid: str, publisher: str | None = None
+) -> RecordingOutcome | None:
     """The recording of reservation ``uuid``'s call; None when it was not recorded (or there
-    is no such call). The seam for serving the file: join ``path`` to the directory."""
+    is no such call, or with ``publisher``, none of that publisher's). The seam for serving
+    the file (``http/recordings.py``): join ``path`` to the directory."""
+    query = f"SELECT {_COLUMNS} FROM callrecord WHERE reservation_uuid = :u"
+    params = {"u": uuid}
+    if publisher is not None:  # the reservation's publisher: its key's
+        query += " AND reservation_uuid IN (SELECT uuid FROM reservation WHERE uuid = :u AND publisher_id = :p)"
+        params["p"] = publisher
     with transaction(engine, write=False) as db:
-        row = db.one(f"SELECT {_COLUMNS} FROM callrecord WHERE reservation_uuid = :u", {"u": uuid})
+        row = db.one(query, params)
     if row is None or row["recording_status"] is None:
         return None
     return RecordingOutcome(

@@ -60,7 +60,7 @@ def legacy_digest(secret: str) -> str:
 class SiteKey:
     """Digests under one site key. ``source`` says where it came from, for messages."""
 
-    __slots__ = ("_mac", "check", "sealing", "source")
+    __slots__ = ("_mac", "check", "recording_links", "sealing", "source")
 
     def __init__(self, secret: bytes, source: str) -> None:
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)
@@ -69,6 +69,10 @@ class SiteKey:
         self.check = hmac.new(secret, b"rtbridge site key check", hashlib.sha256).hexdigest()[:16]
         # the AES-256-GCM key of the secrets stored to be sent again (storage/sealed.py)
         self.sealing = hmac.new(secret, b"rtbridge sealing key v1", hashlib.sha256).digest()
+        # the HMAC key of recordings' signed links (domain/recording_links.py)
+        self.recording_links = hmac.new(
+            secret, b"rtbridge recording links v1", hashlib.sha256
+        ).digest()
 
     def __repr__(self) -> str:
         return f"SiteKey(source={self.source!r})"

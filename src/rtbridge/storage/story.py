@@ -1,17 +1,21 @@
 """A reservation's whole story on one page (``GET /admin/rtbs/<uuid>``, the console's call
 page): the ping that made it, its verdict on each buyer and its RTB buyers' bids, its status
-history, the call and every buyer dialled, the webhook deliveries it caused and the admin
-actions that touched it. Read in one transaction, so the parts agree with one another."""
+history, the call and every buyer dialled, its recording, the webhook deliveries it caused
+and the admin actions that touched it. Read in one transaction, so the parts agree with one
+another."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from rtbridge.storage.listings import bids_of, call_log, history, rtb_log
-from rtbridge.storage.models import AuditEntry, Reservation, WebhookDelivery
+from rtbridge.storage.models import AuditEntry, CallRecord, Reservation, WebhookDelivery
+
+PURGE_ACTION = "purge-recording"  # the audit entry of a retention purge (admin/recording_purge.py)
 
 
 def story(session: Session, uuid: str, *, now: datetime) -> dict[str, Any] | None:
@@ -40,12 +44,16 @@ def story(session: Session, uuid: str, *, now: datetime) -> dict[str, Any] | Non
         select(AuditEntry)
         .where(col(AuditEntry.resource).in_([f"call/{uuid}", f"reservation/{uuid}"]))
         .order_by(col(AuditEntry.id))
-    )
+    ).all()
+    record = session.exec(
+        select(CallRecord).where(col(CallRecord.reservation_uuid) == reservation["uuid"])
+    ).first()
     return {
         "reservation": reservation,
         "bids": bids_of(session, reservation["uuid"]),
         "history": [*events, *history(session, reservation["uuid"])],
         "call": calls[0] if calls else None,
+        "recording": _recording(record, audit),
         "webhooks": [
             {
                 "id": d.id,
@@ -71,4 +79,20 @@ def story(session: Session, uuid: str, *, now: datetime) -> dict[str, Any] | Non
             }
             for a in audit
         ],
+    }
+
+
+def _recording(record: CallRecord | None, audit: Sequence[AuditEntry]) -> dict[str, Any] | None:
+    """The call's recording as its record keeps it (None: not recorded); a purged one with
+    when its purge was audited."""
+    if record is None or record.recording_status is None:
+        return None
+    purges = [a.at for a in audit if a.action == PURGE_ACTION]
+    return {
+        "status": record.recording_status,
+        "seconds": record.recording_seconds,
+        "bytes": record.recording_bytes,
+        "sha256": record.recording_sha256,
+        "error": record.recording_error,
+        "purged_at": purges[-1] if purges else None,
     }

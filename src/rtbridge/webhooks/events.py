@@ -9,7 +9,13 @@ would only repeat it).
 ``attempt_failed`` is a buyer of the call failing (busy, rejected, no answer, unreachable)
 while the reservation stays claimed and the call goes on to the next buyer: its history row
 is not a status, and its body adds the ``attempt``. ``call.attempts`` leaves out the buyers
-and their destinations, as the publisher's look-up does."""
+and their destinations, as the publisher's look-up does.
+
+``recording_completed`` is the ``recorded`` history row the call's recording adds when its
+file is complete (``storage/recordings.py``); its body is the file's facts and a signed,
+expiring link to it (``domain/recording_links.py``), never a token. Only a buyer's webhook
+gets the link (``url``; null for a publisher's, whose access is its key's ``recordings``
+setting, ``GET /rtbs/<uuid>/recording``)."""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from rtbridge.storage.attempts import ATTEMPT_FAILED
+from rtbridge.storage.recordings import RECORDED
 from rtbridge.timestamps import iso_utc
 
 # short name -> type in the body
@@ -33,6 +40,7 @@ TYPES: Final = {
     "completed": "call.completed",
     "converted": "call.converted",
     "failed": "call.failed",
+    "recording_completed": "recording.completed",
 }
 NAMES: Final = tuple(TYPES)
 # reservationevent.status -> short name (statuses without webhooks are left out)
@@ -44,13 +52,14 @@ FROM_HISTORY: Final = {
     "connected": "answered",
     "completed": "completed",
     "failed": "failed",
+    RECORDED: "recording_completed",
 }
 # short name -> the status the reservation had at that event
 STATUS: Final = {
     "reserved": "reserved", "no-target": "no-target", "confirmed": "confirmed",
     "cancelled": "cancelled", "claimed": "claimed", "attempt_failed": "claimed",
     "answered": "connected", "completed": "completed", "converted": "completed",
-    "failed": "failed",
+    "failed": "failed", "recording_completed": "completed",
 }  # fmt: skip
 
 
@@ -121,6 +130,21 @@ def reservation_data(
             "attempts": [_public_attempt(a) for a in attempts],
         }
     return data
+
+
+def recording_data(row: Mapping[str, Any], url: str | None) -> dict[str, Any]:
+    """The ``data`` of ``recording.completed``: the file's facts from the call record (the
+    keys ``outbox`` selects) and ``url``, the signed link or None."""
+    return {
+        "uuid": row["uuid"],
+        "publisher": row["publisher_id"],
+        "campaign": row["campaign_id"],
+        "buyer": row["buyer_id"],
+        "seconds": row["recording_seconds"],
+        "bytes": row["recording_bytes"],
+        "sha256": row["recording_sha256"],
+        "url": url,
+    }
 
 
 def body(msg_id: str, name: str, at: datetime, data: Mapping[str, Any]) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from rtbridge.domain.failover import FAILOVER_KINDS
+from rtbridge.domain.recording_links import RecordingLinks
 from rtbridge.storage.attempts import ATTEMPT_FAILED, of_calls
 from rtbridge.storage.models import WEBHOOK_PENDING
 from rtbridge.storage.sql import Db, transaction
@@ -42,7 +43,8 @@ _RESERVATION = (
     "SELECT r.uuid, r.publisher_id, r.campaign_id, r.buyer_id, r.reason, r.payout, r.seconds, "
     "r.inbound_number, r.caller_number, r.tags, r.created_at, r.expires_at, c.invite_at, "
     "c.answer_at, c.end_at, c.duration, c.converted, c.payout AS call_payout, c.publisher_code, "
-    "c.buyer_code, c.hangup_by FROM reservation r LEFT JOIN callrecord c "
+    "c.buyer_code, c.hangup_by, c.recording_bytes, c.recording_seconds, c.recording_sha256 "
+    "FROM reservation r LEFT JOIN callrecord c "
     "ON c.reservation_uuid = r.uuid WHERE r.uuid IN "
 )
 _TIMES = ("created_at", "expires_at", "invite_at", "answer_at", "end_at")
@@ -128,11 +130,15 @@ class Dispatch:
         return bool(self.created or self.history)
 
 
-def prepare(engine: Engine, *, now: datetime, limit: int = 500, due: bool = False) -> Dispatch:
+def prepare(
+    engine: Engine, *, now: datetime, limit: int = 500, due: bool = False,
+    links: RecordingLinks | None = None,
+) -> Dispatch:  # fmt: skip
     """Read up to ``limit`` pending reservations and history rows and build their deliveries
     (one per matching subscription), in a read-only transaction: the common idle case, and
     all of the body building, take no write lock. ``due``: also look whether a delivery is
-    due, so an idle sender opens no write transaction at all."""
+    due, so an idle sender opens no write transaction at all. ``links``: signs the
+    recordings' links (none: ``url`` null)."""
     with transaction(engine, write=False) as db:
         params = {"n": limit}
         created = db.rows(
@@ -156,7 +162,7 @@ def prepare(engine: Engine, *, now: datetime, limit: int = 500, due: bool = Fals
             for e in history
             if e["status"] in events.FROM_HISTORY
         ]  # fmt: skip
-        inserts = _deliveries(db, found, now)
+        inserts = _deliveries(db, found, now, links)
         is_due = due and (
             db.one(
                 "SELECT id FROM webhookdelivery WHERE status = 'pending' AND next_at <= :now "
@@ -170,10 +176,12 @@ def prepare(engine: Engine, *, now: datetime, limit: int = 500, due: bool = Fals
     )
 
 
-def dispatch(engine: Engine, *, now: datetime, limit: int = 500) -> int:
+def dispatch(
+    engine: Engine, *, now: datetime, limit: int = 500, links: RecordingLinks | None = None
+) -> int:
     """Turn up to ``limit`` pending reservations and history rows into deliveries and mark
     them seen (:func:`prepare`, then one write transaction). Returns deliveries made."""
-    work = prepare(engine, now=now, limit=limit)
+    work = prepare(engine, now=now, limit=limit, links=links)
     if not work.events:
         return 0
     with transaction(engine, write=True) as db:
@@ -255,9 +263,24 @@ def _buyer_then(name: str, row: Mapping[str, Any], tried: Sequence[Attempt],
     return buyer
 
 
+def _data(
+    name: str, row: Mapping[str, Any], sub: Subscription, at: datetime, tried: Sequence[Attempt],
+    attempt: Attempt | None, links: RecordingLinks | None,
+) -> dict[str, Any]:  # fmt: skip
+    """One event's ``data`` for ``sub``: a recording's link only for a buyer's webhook."""
+    if name == "recording_completed":
+        signed = links is not None and sub.owner_kind == "buyer"
+        return events.recording_data(row, links.url(row["uuid"], at) if signed and links else None)
+    data = events.reservation_data(row, name, tried)
+    if name == "attempt_failed":
+        data["attempt"] = None if attempt is None else events.attempt_data(attempt)
+    return data
+
+
 def _deliveries(
-    db: Db, found: Sequence[tuple[str, Any, str, str, datetime]], now: datetime
-) -> list[tuple[str, Any, dict[str, Any]]]:
+    db: Db, found: Sequence[tuple[str, Any, str, str, datetime]], now: datetime,
+    links: RecordingLinks | None,
+) -> list[tuple[str, Any, dict[str, Any]]]:  # fmt: skip
     subscriptions = _subscriptions(db) if found else []
     if not subscriptions:
         return []
@@ -280,14 +303,13 @@ def _deliveries(
             row = {**row, "buyer_id": buyer}
         names = [name, "converted"] if name == "completed" and row["converted"] else [name]
         for event in names:
-            data = None
+            shared = None  # built once per event, except a recording's (per owner kind)
             for sub in subscriptions:
                 if not sub.wants(event, row, at):
                     continue
-                if data is None:
-                    data = events.reservation_data(row, event, tried)
-                    if name == "attempt_failed":
-                        data["attempt"] = None if attempt is None else events.attempt_data(attempt)
+                data = shared or _data(event, row, sub, at, tried, attempt, links)
+                if event != "recording_completed":
+                    shared = data
                 msg_id = uuid7()
                 inserts.append((table, key, {
                     "id": msg_id, "webhook_id": sub.id, "event_type": events.TYPES[event],

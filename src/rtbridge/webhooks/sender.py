@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from rtbridge.domain.recording_links import RecordingLinks
 from rtbridge.storage.outage import is_outage
 from rtbridge.timestamps import utcnow
 from rtbridge.webhooks import outbox, signing, transport
@@ -75,13 +76,16 @@ class Stats:
 
 class Sender:
     """One delivering loop over one database. ``master_key``: Settings.webhook_key (without
-    it events are still dispatched, so nothing piles up, but nothing is sent)."""
+    it events are still dispatched, so nothing piles up, but nothing is sent). ``links``:
+    the recordings' signed links (without: ``url`` null)."""
 
     def __init__(
         self, engine: Engine, master_key: str | None, options: SenderOptions | None = None, *,
         clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None,
+        links: RecordingLinks | None = None,
     ) -> None:  # fmt: skip
         self.engine = engine
+        self.links = links  # signs recording.completed's links (storage/recording_links.py)
         self.master_key = master_key
         self.options = options or SenderOptions()
         self.clock = clock
@@ -103,7 +107,8 @@ class Sender:
         sending = self.master_key is not None and len(self.master_key) >= signing.MIN_MASTER_KEY
         now = self.clock()
         # small stretches of Python per round: the GIL is shared with the event loop
-        work = outbox.prepare(self.engine, now=now, limit=2 * self.options.batch, due=sending)
+        work = outbox.prepare(self.engine, now=now, limit=2 * self.options.batch, due=sending,
+                              links=self.links)  # fmt: skip
         results = self._results
         if not (work.events or work.due or results):
             return -1

@@ -27,7 +27,7 @@ from rtbridge.domain import lifecycle as st
 from rtbridge.domain.attestation import ATTESTATION_LEVELS
 from rtbridge.domain.errors import InvalidInput, NotFound
 from rtbridge.domain.numbers import normalise_e164
-from rtbridge.http import csvfile
+from rtbridge.http import csvfile, recordings
 from rtbridge.http import handlers as service
 from rtbridge.http.bodies import boolean
 from rtbridge.http.responses import json_response
@@ -267,6 +267,16 @@ async def list_refusals(request: Request) -> Response:
         {"agent": a["name"], "state": a["state"], "seen_at": a["seen_at"], "refusals": a["refusals"]}
         for a in found if name is None or a["name"] == name
     ]})  # fmt: skip
+
+
+async def get_call_recording(request: Request) -> Response:
+    """The call's recording file (``http/recordings.py``): ``audio/wav`` with ``Range``;
+    404 saying why when there is none (not recorded, in progress, failed, purged, missing)."""
+    try:
+        uuid = reservation_uuid(request.path_params["uuid"])
+    except f.FieldError as exc:
+        raise InvalidInput(f"uuid: {exc}") from None
+    return await recordings.serve(service.app_state(request), uuid)
 
 
 async def hang_up_call(request: Request) -> Response:

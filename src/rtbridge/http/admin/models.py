@@ -262,6 +262,9 @@ class KeyPublic(_Public):
     auto_confirm: bool
     response_root: str | None
     paused: bool
+    recordings: bool = Field(
+        description="GET /rtbs/<uuid>/recording works for its publisher's calls"
+    )
 
 
 class KeyCreated(KeyPublic):

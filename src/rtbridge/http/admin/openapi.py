@@ -24,6 +24,7 @@ from rtbridge.config.schema import (
 )
 from rtbridge.domain.attestation import ATTESTATION_LEVELS
 from rtbridge.domain.failover import AttemptKind
+from rtbridge.domain.recording import RECORDING_STATUSES
 from rtbridge.http.admin import models as m
 from rtbridge.http.openapi import Found, component_schemas, resolve
 from rtbridge.storage.listings import BID_OUTCOMES
@@ -151,6 +152,16 @@ def _also(op: _S, status: int, description: str) -> _S:
                                 **op["responses"]}}  # fmt: skip
 
 
+def _recording(op: _S) -> _S:
+    """A recording's download: the file, part of it, or 416 (http/recordings.py)."""
+    wav = {"schema": {"type": "string", "contentMediaType": "audio/wav"}}
+    op["responses"]["200"] = {"description": "the whole file", "content": {"audio/wav": wav}}
+    op["responses"]["206"] = {"description": "the part the Range header asked for",
+                              "content": {"audio/wav": wav}}  # fmt: skip
+    op["responses"]["416"] = {"description": "Range past the end of the file"}
+    return op
+
+
 def _q(name: str, description: str) -> _S:
     return {
         "name": name,
@@ -226,6 +237,17 @@ _CALL_ITEM = _obj(
     status=_STR,
     attempts={"type": "array", "items": _ATTEMPT_ITEM,
               "description": "every buyer dialled, in order (CSV: attempts, attempts_detail)"},
+)  # fmt: skip
+
+
+_RECORDING_ITEM = _obj(
+    ["status", "seconds", "bytes", "sha256", "error", "purged_at"],
+    status={"type": "string", "enum": list(RECORDING_STATUSES)},
+    seconds={**_NULL_NUM, "description": "its length (kept when purged)"},
+    bytes={**_NULL_INT, "description": "the file's size (cleared when purged)"},
+    sha256={**_NULL_STR, "description": "the file's SHA-256 (kept when purged)"},
+    error={**_NULL_STR, "description": "why it failed"},
+    purged_at={**_NULL_TIME, "description": "when retention deleted the file"},
 )  # fmt: skip
 
 
@@ -592,7 +614,7 @@ OPERATIONS: dict[str, dict[str, _S]] = {
             "buyers' bids, its status history, the call and every buyer dialled, the webhook "
             "deliveries it caused, the admin actions that touched it",
             answer=_obj(
-                ["reservation", "bids", "history", "call", "webhooks", "audit"],
+                ["reservation", "bids", "history", "call", "recording", "webhooks", "audit"],
                 reservation=_STORY_RESERVATION,
                 bids={
                     "type": "array",
@@ -606,6 +628,7 @@ OPERATIONS: dict[str, dict[str, _S]] = {
                     "change, and failed buyer attempts between them",
                 },
                 call={"oneOf": [_CALL_ITEM, {"type": "null"}]},
+                recording={"oneOf": [_RECORDING_ITEM, {"type": "null"}]},
                 webhooks={
                     "type": "array",
                     "items": {"type": "object"},
@@ -625,6 +648,15 @@ OPERATIONS: dict[str, dict[str, _S]] = {
             answer=_obj(
                 ["uuid", "agent", "requested_at"], uuid=_STR, agent=_NULL_STR, requested_at=_TIME
             ),
+        )
+    },
+    "/admin/calls/{uuid}/recording": {
+        "get": _recording(
+            _op(
+                "The call's recording: a stereo WAV (publisher left, buyer right), ETag its SHA-256; "
+                "Range: bytes=a-b, a- or -n answers 206 with Content-Range, past the end 416. 404 "
+                "says why there is none: not recorded, in progress, failed, purged, or file missing",
+            )
         )
     },
     "/admin/refusals": {

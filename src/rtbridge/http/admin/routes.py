@@ -395,6 +395,7 @@ routes: list[BaseRoute] = [
     Route("/rtbs/{uuid}", admin_logs.get_rtb, methods=["GET"]),
     Route("/calls", admin_logs.list_calls, methods=["GET"]),
     Route("/calls/{uuid}/hangup", admin_logs.hang_up_call, methods=["POST"]),
+    Route("/calls/{uuid}/recording", admin_logs.get_call_recording, methods=["GET"]),
     Route("/bids", admin_bids.list_bids, methods=["GET"]),
     Route("/stats", admin_stats.get_stats, methods=["GET"]),
     Route("/refusals", admin_logs.list_refusals, methods=["GET"]),

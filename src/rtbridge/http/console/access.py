@@ -330,7 +330,7 @@ async def remove_credential(request: Request) -> Response:
 # -- keys -------------------------------------------------------------------------------------
 
 _KEY_FIELDS = {"key", "campaign", "inbound_number", "ttl_seconds", "response_root",
-               "allow_missing_caller_number", "auto_confirm"}  # fmt: skip
+               "allow_missing_caller_number", "auto_confirm", "recordings"}  # fmt: skip
 
 
 async def create_key(request: Request) -> Response:
@@ -343,7 +343,7 @@ async def create_key(request: Request) -> Response:
     if values.get("ttl_seconds"):
         ttl = values["ttl_seconds"]
         raw["ttl_seconds"] = int_or_text(ttl)
-    for flag in ("allow_missing_caller_number", "auto_confirm"):
+    for flag in ("allow_missing_caller_number", "auto_confirm", "recordings"):
         raw[flag] = values.get(flag) == "on"
     errors = Errors()
     try:

@@ -96,6 +96,7 @@ routes: list[BaseRoute] = [
     Route("/calls", watch.call_log, methods=["GET"], name="console_calls"),
     Route("/calls.csv", watch.call_log_csv, methods=["GET"], name="console_calls_csv"),
     Route("/calls/{uuid}", watch.call_detail, methods=["GET"], name="console_call"),
+    Route("/calls/{uuid}/recording", watch.call_recording, methods=["GET"]),
     Route("/rtbs/{uuid}", watch.call_detail, methods=["GET"], name="console_reservation"),
     Route("/agent", watch.agent, methods=["GET"], name="console_agent"),
     Route("/tokens", house.tokens_page, methods=["GET"], name="console_tokens"),

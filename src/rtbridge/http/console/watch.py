@@ -20,7 +20,7 @@ from rtbridge.config import fields as f
 from rtbridge.domain import lifecycle as st
 from rtbridge.domain.errors import InvalidInput, NotFound
 from rtbridge.domain.numbers import normalise_e164
-from rtbridge.http import csvfile
+from rtbridge.http import csvfile, recordings
 from rtbridge.http import handlers as service
 from rtbridge.http.console import forms, notices
 from rtbridge.http.console.forms import Errors
@@ -165,6 +165,13 @@ async def call_detail(request: Request) -> Response:
     if found is None:
         raise NotFound(f"no reservation {uuid[:40]!r}")
     return render(request, "call.html", **found)
+
+
+async def call_recording(request: Request) -> Response:
+    """The call page's player's source: the file (Range too, so the player can seek), for a
+    signed-in operator (``http/recordings.py``)."""
+    uuid = str(request.path_params["uuid"]).strip().lower()
+    return await recordings.serve(service.app_state(request), uuid)
 
 
 async def agent(request: Request) -> Response:

@@ -19,6 +19,7 @@ from rtbridge.http.publisher import models as m
 _S = dict[str, Any]
 
 _JSON: _S = {"application/json": {}}
+_WAV: _S = {"audio/wav": {"schema": {"type": "string", "contentMediaType": "audio/wav"}}}
 _UUID: _S = {
     "type": "string",
     "description": "reservation uuid (RFC 9562 version 7)",
@@ -123,6 +124,25 @@ OPERATIONS: dict[str, dict[str, _S]] = {
         },
         "put": _update("put_reservation"),
         "patch": _update("patch_reservation"),
+    },
+    "/rtbs/{uuid}/recording": {
+        "get": {
+            "operationId": "get_recording",
+            "summary": "The call's recording (stereo WAV: publisher left, buyer right), when "
+            "the key says recordings = true and the reservation is its publisher's",
+            "description": "ETag: the file's SHA-256. Range: bytes=a-b, a- or -n answers 206 "
+            "with Content-Range; past the end, 416. 404 says why there is none: the key may "
+            "not fetch recordings, not this publisher's, not recorded, in progress, failed, "
+            "purged, or file missing.",
+            "parameters": [_UUID_PARAM, _KEY_PARAM],
+            "responses": {
+                "200": {"description": "the whole file", "content": _WAV},
+                "206": {"description": "the part the Range header asked for", "content": _WAV},
+                "416": {"description": "Range past the end of the file"},
+                **{k: v for k, v in _ERRORS.items() if k != "403"},
+                "404": _error("no recording file for this key (the message says why)"),
+            },
+        }
     },
     "/health": {
         "get": {

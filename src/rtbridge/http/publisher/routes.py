@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from rtbridge.domain.errors import InvalidInput, UnknownKey
 from rtbridge.domain.ping import parse_key
+from rtbridge.http import recordings
 from rtbridge.http.params import request_params
 from rtbridge.http.publisher.openapi import openapi_document
 from rtbridge.http.publisher.ping import ping
@@ -71,4 +72,5 @@ routes = [
     Route("/rtbs.json", ping, methods=["POST"]),  # answered before the router: ping.py
     Route("/rtbs/{uuid}.json", lookup, methods=["GET"]),
     Route("/rtbs/{uuid}.json", update, methods=["PUT", "PATCH"]),
+    Route("/rtbs/{uuid}/recording", recordings.publishers, methods=["GET"]),
 ]

@@ -19,7 +19,7 @@ from rtbridge.sip.lease import LeaseKeeper
 from rtbridge.sip.leftover_legs import LeftoverLegs
 from rtbridge.sip.proxy import networks
 from rtbridge.sip.recording_repair import repair_leftovers
-from rtbridge.sip.recordings import directory_for
+from rtbridge.sip.recordings import directory_of
 from rtbridge.sip.reservation_router import ReservationRouter
 from rtbridge.sip.stir import Verifier
 from rtbridge.storage.catalog import CatalogCache
@@ -81,7 +81,7 @@ def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Ag
         ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
         retry_after=config.retry_after, lease=lease, attester=attester(config),
     )  # fmt: skip
-    recordings = directory_for(config.recordings_directory, settings.db_url)
+    recordings = directory_of(settings, config.recordings_directory)
     # refuses a configuration pjsua2 cannot hold
     agent = Agent(config, router, lease=lease, recordings=recordings)
     recovery = lease.acquire()
