@@ -14,9 +14,13 @@
  * call slots; pjsua's default of 32 recorded 16 calls at once. */
 #define PJSUA_MAX_RECORDERS         PJSUA_MAX_CALLS
 
-/* One conference port per leg and one per recorder, plus the null sound device and a
- * margin. */
-#define PJSUA_MAX_CONF_PORTS        (2 * PJSUA_MAX_CALLS + 16)
+/* Announcement players (sip/b2bua/announcer.py): one per bridge while its recording notice
+ * plays; pjsua's default of 32 would announce 32 calls at once. */
+#define PJSUA_MAX_PLAYERS           PJSUA_MAX_CALLS
+
+/* One conference port per leg, one per recorder and one per announcing bridge's player,
+ * plus the null sound device and a margin. */
+#define PJSUA_MAX_CONF_PORTS        (3 * PJSUA_MAX_CALLS + 16)
 
 /* epoll ioqueue (configure --enable-epoll). Each leg opens RTP + RTCP sockets, an INVITE
  * refused before routing opens them too, and closed keys come back only after
