@@ -119,6 +119,10 @@ class BridgeTo:
     # Record the call from the buyer's answer to its end, stereo (SPEC §4.8): the buyer's own
     # record, else its campaign's (sip/recordings.py)
     record: bool = False
+    # A recorded call's notice, played to both parties from the answer before their audio
+    # is bridged (an absolute WAV path; "": none): the buyer's own, else its campaign's
+    # (sip/announcements.py)
+    announcement: str = ""
 
 
 @dataclass(frozen=True)
