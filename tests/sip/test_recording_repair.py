@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -66,6 +67,33 @@ def test_a_campaigns_record_reaches_the_plan(site: World, tmp_path: Path) -> Non
     overridden = RECORDED.replace('id = "b1"\n', 'id = "b1"\nrecord = false\n')
     apply_file(world.engine, write_config(tmp_path, overridden))
     assert _plan(world).record is False  # b1's over c1's
+
+
+def test_the_outcome_is_written_by_the_recorded_event_after_the_end(
+    recording_site: World,
+) -> None:
+    """The agent's order: the answer marks it recording; the end leaves it so (the join is
+    under way); "recorded" brings the outcome and the history row of its webhook."""
+    world = recording_site
+    plan = _plan(world)
+    uuid = plan.reservation_uuid
+    start = world.clock()
+    path = f"{start:%Y/%m}/{uuid}.wav"
+    world.router.on_event(_event(world, plan, "answered", answer_at=start,
+                                 recording=RecordingOutcome("recording", path=path)))  # fmt: skip
+    end = start + timedelta(seconds=75)
+    ended = _event(world, plan, "ended", answer_at=start, end_at=end, publisher_code=200,
+                   buyer_code=200, hangup_by="buyer", duration=75.0)  # fmt: skip
+    world.router.on_events([ended])
+    assert recording_of(world.engine, uuid) == RecordingOutcome("recording", path=path)
+    done = RecordingOutcome("completed", path=path, size=1644, seconds=0.2, sha256="ab" * 32)
+    world.router.on_events([replace(ended, kind="recorded", recording=done)])
+    assert recording_of(world.engine, uuid) == done
+    with world.engine.connect() as conn:
+        history = [row[0] for row in conn.exec_driver_sql(
+            "SELECT status FROM reservationevent WHERE reservation_uuid = ? ORDER BY id",
+            (uuid,))]  # fmt: skip
+    assert history[-1] == "recorded" and history.count("recorded") == 1, history
 
 
 def test_the_outcome_is_written_with_the_end_of_call(recording_site: World) -> None:

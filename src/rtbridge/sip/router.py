@@ -24,7 +24,7 @@ from rtbridge.domain.failover import Attempt
 from rtbridge.domain.recording import RecordingOutcome
 from rtbridge.sip.auth.allowlist import IPAddress
 
-EventKind = Literal["ringing", "answered", "ended"]
+EventKind = Literal["ringing", "answered", "ended", "recorded"]
 # "timeout": the buyer rang past ring_timeout; "media-timeout": a connected leg stopped
 # sending RTP (its far end vanished); "fault": the agent died during the call (recovery),
 # or the running agent found the call open in the database but carried by none of its
@@ -163,7 +163,8 @@ class CallEvent:
     dialogs: Mapping[str, Mapping[str, object]] | None = None
     attempts: tuple[Attempt, ...] = ()
     # The call's recording when its plan records: "answered" says it started ("recording")
-    # or could not ("failed"); "ended" brings the outcome (the stereo file, or why not)
+    # or could not ("failed"); "recorded", after "ended", brings the outcome (the stereo
+    # file, or why not) once the parts are joined — the call's end is not kept waiting
     recording: RecordingOutcome | None = None
 
 

@@ -2,9 +2,9 @@
 whoever serves or repairs the file.
 
 The agent writes ``recording`` with the answer (so a crash leaves a trace to repair) and the
-outcome with the end of the call, in the event's own transaction. The columns are the call
-record's (``storage/models.py`` ``CallRecord.recording_*``); the file's path is relative to
-the agent's recordings directory (``sip/recordings.py``).
+outcome with the call's "recorded" event, after its end, in that event's own transaction.
+The columns are the call record's (``storage/models.py`` ``CallRecord.recording_*``); the
+file's path is relative to the agent's recordings directory (``sip/recordings.py``).
 """
 
 from __future__ import annotations

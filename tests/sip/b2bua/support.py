@@ -94,8 +94,15 @@ class ScriptedRouter:
                 raise AssertionError(f"timed out; invites={self.invites} events={self.events}")
 
     def ended(self, timeout: float = 10.0) -> CallEvent:
-        self.wait_for(lambda: any(e.kind == "ended" for e in self.events), timeout)
-        return next(e for e in self.events if e.kind == "ended")
+        return self.first("ended", timeout)
+
+    def recorded(self, timeout: float = 10.0) -> CallEvent:
+        """The recording's outcome, which follows the call's "ended" event."""
+        return self.first("recorded", timeout)
+
+    def first(self, kind: str, timeout: float = 10.0) -> CallEvent:
+        self.wait_for(lambda: any(e.kind == kind for e in self.events), timeout)
+        return next(e for e in self.events if e.kind == kind)
 
 
 def bridge_to(

@@ -41,6 +41,7 @@ from rtbridge.domain.failover import Attempt
 from rtbridge.domain.recording import RecordingOutcome
 from rtbridge.sip.agent_config import AgentConfig
 from rtbridge.sip.b2bua.accounts import Accounts
+from rtbridge.sip.b2bua.announcer import Announcer, Notice
 from rtbridge.sip.b2bua.bridge import Bridge
 from rtbridge.sip.b2bua.delivery import Delivery
 from rtbridge.sip.b2bua.endpoint import start_endpoint
@@ -100,6 +101,7 @@ class Agent:
             ioqueue_handles=self.library.ioqueue_handles,
         )
         self._state = AgentState(config, self.capacity)
+        self._announcer = Announcer()
         self.recordings = Recordings(recordings or directory_for(config.recordings_directory, ""))
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._lock = threading.Lock()  # guards _closed: route workers post while it changes
@@ -305,6 +307,12 @@ class Agent:
 
     def start_recording(self, uuid: str, answered: datetime) -> CallRecording:
         return self.recordings.start(uuid, answered)
+
+    def refuse_recording(self, uuid: str, answered: datetime, why: str) -> CallRecording:
+        return self.recordings.refuse(uuid, answered, why)
+
+    def start_notice(self, path: str) -> Notice | str:
+        return self._announcer.start(path)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> _Timer:
         timer = _Timer(fn)

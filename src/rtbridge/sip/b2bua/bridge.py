@@ -30,6 +30,7 @@ this controller breaks its own leg references when it finishes (see leg.py for w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -53,6 +54,7 @@ from rtbridge.domain.failover import (
 )
 from rtbridge.domain.recording import RecordingOutcome
 from rtbridge.sip import dialogs
+from rtbridge.sip.b2bua.announcer import Notice
 from rtbridge.sip.b2bua.leg import (
     Leg,
     LegOwner,
@@ -106,6 +108,8 @@ class BridgeHost(Protocol):
     ) -> None: ...
     def emit(self, event: CallEvent, recording: Future[RecordingOutcome] | None = None) -> None: ...
     def start_recording(self, uuid: str, answered: datetime) -> CallRecording: ...
+    def refuse_recording(self, uuid: str, answered: datetime, why: str) -> CallRecording: ...
+    def start_notice(self, path: str) -> Notice | str: ...
     def media_refused(self, party: str) -> None: ...
     def call_later(self, delay: float, fn: Callable[[], None]) -> Timer: ...
     def finished(self, bridge: Bridge) -> None: ...
@@ -172,6 +176,10 @@ class Bridge:
         }
         self._media_seen: set[Role] = set()
         self.recording: CallRecording | None = None  # from the answer, when the plan records
+        # The recording notice playing from the answer (announcer.py); the legs' audio is
+        # joined when it has played, or at once when there is none.
+        self.notice: Notice | None = None
+        self._notice_timer: Timer | None = None
         inbound.owner = self
 
     # -- router answer -------------------------------------------------------------------
@@ -352,10 +360,9 @@ class Bridge:
             if self.inbound is None or self._inbound_done:
                 hang_up(self.outbound)
                 return
+            if self.plan is not None and self.plan.record:  # before the 200: its media
+                self._start_recording(self.plan, self.answer_at)  # callback joins the legs
             respond(self.inbound, 200)
-            if self.plan is not None and self.plan.record:
-                self.recording = self.host.start_recording(self.plan.reservation_uuid,
-                                                           self.answer_at)  # fmt: skip
             self._emit_answered()
             self._connect_audio()
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -532,6 +539,28 @@ class Bridge:
             hangup_by="agent",
         )
 
+    def _start_recording(self, plan: BridgeTo, answered: datetime) -> None:
+        """Record from the answer; with a notice in the plan, play it first, and record
+        nothing when it cannot be played (announcer.py says why)."""
+        uuid = plan.reservation_uuid
+        if plan.announcement:
+            notice = self.host.start_notice(plan.announcement)
+            if isinstance(notice, str):
+                why = f"the recording notice cannot be played: {notice}"
+                self.recording = self.host.refuse_recording(uuid, answered, why)
+                return
+            self.notice = notice
+        self.recording = self.host.start_recording(uuid, answered)
+
+    def _notice_played(self) -> None:
+        """Agent thread, the notice's length after it started: join the parties' audio."""
+        self._notice_timer = None
+        if self.notice is not None:
+            self.notice.close()
+            self.notice = None
+        if self.phase == "connected":
+            self._connect_audio()
+
     def duration(self) -> float:
         """Seconds from the buyer's answer to now (or to the end), 0 if never answered."""
         if self.answer_at is None:
@@ -551,19 +580,36 @@ class Bridge:
         )
         if a is None or b is None:
             return
+        if self.recording is not None:
+            self.recording.connect(a, b)
+        if self.notice is not None:  # both parties hear it, and the recording keeps it
+            sinks = (a, b, *(self.recording.sinks() if self.recording is not None else ()))
+            if self._notice_timer is None:  # early media may have joined them already
+                with contextlib.suppress(pj.Error):  # pjsua2: "not connected" is an error
+                    a.stopTransmit(b)
+                    b.stopTransmit(a)
+            try:
+                self.notice.play_to(*sinks)
+            except pj.Error as exc:
+                log.error("cannot play the recording notice: %s", exc.info())
+            if self._notice_timer is None:
+                self._notice_timer = self.host.call_later(self.notice.seconds,
+                                                          self._notice_played)  # fmt: skip
+            return
         try:
             a.startTransmit(b)
             b.startTransmit(a)
         except pj.Error as exc:
             log.error("cannot bridge audio: %s", exc.info())
-        if self.recording is not None:
-            self.recording.connect(a, b)
 
     def _cancel_timers(self) -> None:
-        for timer in (self._timer, self._connect_timer):
+        for timer in (self._timer, self._connect_timer, self._notice_timer):
             if timer is not None:
                 timer.cancel()
-        self._timer = self._connect_timer = None
+        self._timer = self._connect_timer = self._notice_timer = None
+        if self.notice is not None:
+            self.notice.close()
+            self.notice = None
 
     def _maybe_finish(self) -> None:
         # Re-entrancy: pjsua2 may run the other leg's DISCONNECTED callback *inside* our
@@ -580,7 +626,7 @@ class Bridge:
             kind: AttemptKind = ANSWERED if self.answer_at is not None else CANCELLED
             self._end_attempt(kind, self.buyer_code, self.buyer_reason)
         # Its files are closed now, with the legs gone; the join runs on a worker thread and
-        # the "ended" record waits for its outcome (delivery.py).
+        # the outcome follows the "ended" record as a "recorded" event (delivery.py).
         joined = self.recording.finish() if self.recording is not None else None
         self.recording = None
         if self.plan is not None:  # a claimed reservation always gets its "ended" record

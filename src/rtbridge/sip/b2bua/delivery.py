@@ -13,9 +13,9 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from rtbridge.domain.recording import RecordingOutcome
 from rtbridge.sip.b2bua.bridge import Bridge
@@ -23,9 +23,6 @@ from rtbridge.sip.lease import LeaseRefused
 from rtbridge.sip.router import CallEvent, Carried, Router
 
 log = logging.getLogger("rtbridge.sip.b2bua.delivery")
-# How long the event thread waits for a recording's join before it records the call's end
-# without it (the join of a one-hour call takes well under a second).
-JOIN_WAIT = 60.0
 _Pending = tuple[CallEvent, Future[RecordingOutcome] | None]
 
 
@@ -91,13 +88,33 @@ class Delivery:
             log.exception("router.on_event failed for %s", event.reservation_uuid)
 
     def _deliver_all(self, batch: list[_Pending]) -> None:
-        events = [_with_recording(event, recording) for event, recording in batch]
+        self._write([event for event, _ in batch])
+        for event, joined in batch:  # after its "ended": the outcome follows it
+            if joined is not None:
+                joined.add_done_callback(partial(self._joined, event))
+
+    def _write(self, events: list[CallEvent]) -> None:
         try:
             self._router.on_events(events)
         except Exception:  # one bad event must not lose the others' records
             log.exception("router.on_events failed; recording one by one")
             for event in events:
                 self.deliver(event)
+
+    def _joined(self, ended: CallEvent, joined: Future[RecordingOutcome]) -> None:
+        """The join's thread (or this one, when it was done already): queue the call's
+        "recorded" event behind the events handed over so far; written here when the event
+        thread is gone (the agent stopping: its joins are waited for)."""
+        recorded = replace(ended, kind="recorded", recording=_outcome(ended, joined),
+                           dialogs=None, attempts=())  # fmt: skip
+        pool = self._pool
+        try:
+            if pool is not None:
+                pool.submit(self._write, [recorded])
+                return
+        except RuntimeError:  # shut down meanwhile
+            pass
+        self.deliver(recorded)
 
     def rejoin(self, retry: float) -> None:
         """Agent thread, once fenced and its calls hung up: take the lease again, off this
@@ -131,19 +148,12 @@ class Delivery:
             return
 
 
-def _with_recording(event: CallEvent, recording: Future[RecordingOutcome] | None) -> CallEvent:
-    """The event with its recording's outcome, waited for (event thread: the events after
-    it wait too, which keeps their order)."""
-    if recording is None:
-        return event
+def _outcome(ended: CallEvent, joined: Future[RecordingOutcome]) -> RecordingOutcome:
     try:
-        outcome = recording.result(JOIN_WAIT)
-    except FutureTimeout:
-        outcome = RecordingOutcome.failed(f"the join took longer than {JOIN_WAIT:g} s")
-    except Exception as exc:  # a bug in the join: the call is recorded all the same
-        log.exception("recording join failed", extra={"uuid": event.reservation_uuid})
-        outcome = RecordingOutcome.failed(f"join failed: {exc}")
-    return replace(event, recording=outcome)
+        return joined.result()
+    except Exception as exc:  # a bug in the join: the call was recorded all the same
+        log.exception("recording join failed", extra={"uuid": ended.reservation_uuid})
+        return RecordingOutcome.failed(f"join failed: {exc}")
 
 
 def carried(bridges: Iterable[Bridge], at: datetime, interval: float) -> Carried:

@@ -11,12 +11,13 @@ mono: 16 kB a second each) done once, on a worker thread.
 
 Threads: recorders are created, connected and destroyed on the agent thread, like every
 pjsua2 object; the conference's media thread writes their files (pjmedia buffers and writes
-in 4 kB steps, to the page cache). The join (``sip/recordings.py``) runs on one worker thread
-of its own (``rtbridge-recording``); the event thread waits for its outcome before it writes
-the call's "ended" record (``delivery.py``), so the call and its file are recorded in one
-transaction. A recorder object stays referenced by its :class:`CallRecording` until the
-agent thread destroys it (pjsua2's ``~AudioMediaRecorder`` closes the file and fixes its
-WAV header; after ``libDestroy`` it would abort).
+in 4 kB steps, to the page cache). The join (``sip/recordings.py``) runs on one worker
+thread of its own (``rtbridge-recording``); the call's "ended" record does not wait for it,
+its outcome follows as a "recorded" event (``delivery.py``): 500 calls ending together must
+not hold the event thread, and the buyers' concurrency slots, while 500 files are joined. A
+recorder object stays referenced by its :class:`CallRecording` until the agent thread
+destroys it (pjsua2's ``~AudioMediaRecorder`` closes the file and fixes its WAV header;
+after ``libDestroy`` it would abort).
 """
 
 from __future__ import annotations
@@ -85,6 +86,14 @@ class Recordings:
         return CallRecording(self, uuid, RecordingOutcome("recording", path=relative),
                              (recorders[0], recorders[1]))  # fmt: skip
 
+    def refuse(self, uuid: str, answered: datetime, why: str) -> CallRecording:
+        """Agent thread: a call that must not be recorded after all (its notice could not be
+        played): failed with ``why``, and counted."""
+        outcome = RecordingOutcome.failed(why, stereo_path(uuid, answered))
+        self._count(outcome)
+        log.warning("recording refused", extra={"uuid": uuid, "error": why})
+        return CallRecording(self, uuid, outcome)
+
     def stop(self) -> None:
         """Wait for the joins under way (the agent's teardown)."""
         pool, self._pool = self._pool, None
@@ -145,9 +154,13 @@ class CallRecording:
             log.error("cannot connect the recorders: %s", error_text(exc),
                       extra={"uuid": self.uuid})  # fmt: skip
 
+    def sinks(self) -> tuple[Any, ...]:
+        """Agent thread: both recorders (to feed the call's notice into), none once closed."""
+        return self._recorders or ()
+
     def finish(self) -> Future[RecordingOutcome]:
         """Agent thread, at the call's end: close both files, then join them off this
-        thread. The future holds the outcome for the call's "ended" record."""
+        thread. The future holds the outcome for the call's "recorded" event."""
         if self._recorders is None:  # it never started
             done: Future[RecordingOutcome] = Future()
             done.set_result(self.started)
