@@ -21,6 +21,7 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from rtbridge.domain.attestation import LEVELS
 from rtbridge.domain.caller_lists import KINDS as LIST_KINDS
 from rtbridge.domain.caller_lists import entry_value
 from rtbridge.domain.errors import InvalidInput
@@ -162,7 +163,7 @@ def duplicate_after(value: Any) -> str:
     return str(value)
 
 
-ATTESTATIONS = ("A", "B", "C")  # STIR/SHAKEN levels, strongest first (RFC 8588)
+ATTESTATIONS = LEVELS  # STIR/SHAKEN levels, strongest first (RFC 8588)
 
 
 def attestation(value: Any) -> str:

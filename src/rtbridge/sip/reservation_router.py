@@ -612,11 +612,7 @@ def _refused(why: str, attested: Attestation | None = None) -> Reject:
 def _to_number(invite: IncomingInvite) -> str | None:
     """The To header's number: what a signed call's ``dest`` is held to when its reservation
     has no inbound number (the SBC dialled the reservation's SIP address alone)."""
-    _, to_uri = split_name_addr(invite.headers.get("to", ""))
-    try:
-        return normalise_e164(uri_user(to_uri), field="To")
-    except InvalidInput:
-        return None
+    return _number_in(invite.headers.get("to", ""), "To")
 
 
 def _relayable(value: str) -> bool:
@@ -632,18 +628,24 @@ def _srtp(mode: str) -> SrtpMode:
 def invite_caller(invite: IncomingInvite) -> str | None:
     """Who calls, as E.164: the P-Asserted-Identity's number (RFC 3325: what the publisher's
     network asserts), else the From user's; None when neither is a number (anonymous)."""
-    found = []
     asserted = invite.headers.get("p-asserted-identity")
-    if asserted:
-        _, uri = split_name_addr(asserted.split(",", 1)[0])
-        found.append(uri[4:].split(";", 1)[0] if uri.lower().startswith("tel:") else uri_user(uri))
-    found.append(invite.from_user)
-    for user in found:
-        try:
-            return normalise_e164(user, field="caller")
-        except InvalidInput:
-            continue
-    return None
+    if asserted and (number := _number_in(asserted.split(",", 1)[0], "caller")) is not None:
+        return number
+    try:
+        return normalise_e164(invite.from_user, field="caller")
+    except InvalidInput:
+        return None
+
+
+def _number_in(value: str, field: str) -> str | None:
+    """The E.164 number a name-addr header value names (a ``sip:`` URI's user, or a ``tel:``
+    URI), None when it names none."""
+    _, uri = split_name_addr(value)
+    user = uri[4:].split(";", 1)[0] if uri.lower().startswith("tel:") else uri_user(uri)
+    try:
+        return normalise_e164(user, field=field)
+    except InvalidInput:
+        return None
 
 
 def _is_uuid(text: str) -> bool:

@@ -184,3 +184,27 @@ def test_a_notice_that_cannot_be_played_bridges_at_once_and_records_nothing(
         assert outcome.error and "notice" in outcome.error and str(missing) in outcome.error
     assert not directory.exists() or not any(directory.rglob("*.wav"))
     assert agent.status().recording_failures == 1
+
+
+def test_a_call_that_ends_during_the_notice_ends_cleanly(
+    make_agent: AgentFactory, peers: tuple[SipPeer, SipPeer], tmp_path: Path
+) -> None:
+    """A caller who hangs up while the notice plays (as a prank dialer does, again and
+    again): the call ends, its short recording is kept, the parties were never joined, and
+    the agent takes the next call as ever."""
+    publisher, buyer = peers
+    notice = notice_file(tmp_path / "notice.wav")
+    router = ScriptedRouter(recording(f"sip:buyer@127.0.0.1:{buyer.port}", str(notice)))
+    agent, router = make_agent(router, recordings_directory=str(tmp_path / "recordings"))
+    for _ in range(3):
+        router.events.clear()
+        mark = publisher.ear.mark()
+        dialog, final = publisher.invite(("127.0.0.1", agent.port), UUID)
+        assert final.status == 200, final.first_line
+        assert wait_until(lambda m=mark: publisher.ear.seconds_of(NOTICE_TONE, m) >= 0.2, 10)
+        bye = publisher.request(dialog, "BYE")
+        assert bye is not None and bye.status == 200
+        recorded = router.recorded()
+        assert recorded.recording is not None and recorded.recording.status == "completed"
+        assert publisher.ear.seconds_of(BUYER_TONE, mark) == 0.0, "joined during the notice"
+    assert wait_until(lambda: agent.active_bridges == 0, 5)

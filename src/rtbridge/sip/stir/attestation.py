@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtbridge.domain.attestation import LEVELS, UNVERIFIED, meets
-
 
 @dataclass(frozen=True)
 class Attestation:
@@ -16,14 +14,6 @@ class Attestation:
     why: str | None = None  # for "failed": short and human, never a secret
     origid: str | None = None  # the PASSporT's origination identifier (a UUID)
     source: str = "none"  # "identity" (verified here) | "verstat" (a carrier's word) | "none"
-
-    def at_least(self, minimum: str) -> bool:
-        """True when this level is ``minimum`` or better (A > B > C > none/failed): every
-        Attestation is at least ``none``. An unknown ``minimum`` (a configuration's typo)
-        raises ValueError rather than letting every call through or none."""
-        if minimum not in LEVELS and minimum not in UNVERIFIED:
-            raise ValueError(f"unknown attestation level {minimum!r}")
-        return meets(self.level, minimum if minimum in LEVELS else None)
 
 
 class Failed(Exception):
