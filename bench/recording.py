@@ -221,6 +221,8 @@ class Trial:
     window: float = 0.0  # seconds
     cpu: float = 0.0  # cores over the window
     others: float = 0.0  # cores other processes than this run's used over the window
+    machine: float = 0.0  # cores the machine's processes used in all (of os.cpu_count())
+    sipp: float = 0.0  # cores of the publisher's and the buyer's SIPp
     clock: float = 0.0  # cores of the agent's conference clock thread over the window
     media: float = 0.0  # cores of its media (ioqueue) thread
     write_bps: float = 0.0  # /proc/<pid>/io write_bytes over the window, per s
@@ -332,17 +334,22 @@ def run_trial(bench: RecordingBench, agent: Proc, trial: Trial, args: argparse.N
     assert bench.buyer is not None
     ours = [pid, bench.buyer.pid, proc.pid, os.getpid(), *(c.proc.pid for c in sample.calls)]
     sample.mark()
+    sipps = [bench.buyer.pid, proc.pid]
     all0, ours0, threads0 = machine_cpu(), processes_cpu(ours), thread_cpu(pid)
+    sipp0 = processes_cpu(sipps)
     cpu0, wb0, parts0, t0 = agent.cpu(), write_bytes(pid), parts_bytes(directory), time.monotonic()
     time.sleep(max(window, 0.5))
     cpu1, wb1, parts1, t1 = agent.cpu(), write_bytes(pid), parts_bytes(directory), time.monotonic()
     all1, ours1, threads1 = machine_cpu(), processes_cpu(ours), thread_cpu(pid)
+    sipp1 = processes_cpu(sipps)
     sample.close_window()
     trial.window = t1 - t0
     trial.cpu = (cpu1 - cpu0) / trial.window
     trial.clock = used(threads0, threads1, name="clock") / trial.window
     trial.media = used(threads0, threads1, name="media") / trial.window
     trial.others = max(0.0, (all1 - all0) - (ours1 - ours0)) / trial.window
+    trial.machine = (all1 - all0) / trial.window
+    trial.sipp = (sipp1 - sipp0) / trial.window
     trial.write_bps = (wb1 - wb0) / trial.window
     trial.parts_bps = (parts1 - parts0) / trial.window
     # The hang-up: from just before the first BYE until every call's end is recorded.
@@ -384,7 +391,7 @@ def run_trial(bench: RecordingBench, agent: Proc, trial: Trial, args: argparse.N
 COLUMNS = (
     ("trial", "", 5), ("rec", "", 4), ("bridged", "", 8), ("recs", "", 5),
     ("window", "s", 7), ("CPU", "cores", 6), ("clock", "cores", 6), ("media", "cores", 6),
-    ("idle", "cores", 6), ("others", "cores", 6),
+    ("idle", "cores", 6), ("SIPp", "cores", 6), ("others", "cores", 6), ("all", "cores", 6),
     ("write", "MB/s", 7), ("parts", "MB/s", 7), ("set-up", "p50 ms", 7), ("set-up", "p99 ms", 7),
     ("hang-up", "CPU s", 8), ("join", "CPU s", 6), ("ended", "+s", 6), ("hang-up", "write MB", 9),
 )  # fmt: skip
@@ -392,13 +399,14 @@ HEADER = "\n".join(
     "    " + " ".join(f"{label[i]:>{width}}" for *label, width in COLUMNS) + tail
     for i, tail in ((0, "  load"), (1, "  before"))
 ) + (
-    "\n    (window: every call up; CPU and idle (the 3 s before the calls): the agent's, clock"
-    " and media: its threads of\n     that name (the conference bridge's clock, which feeds"
-    " the recorders; RTP in and out);"
-    " others: the machine's CPU in the window\n     (user+system) but this run's processes'"
-    " (a shared machine's disturbance); write: /proc/<pid>/io write_bytes; parts: the\n"
-    "     part files' growth; hang-up: just before the first BYE -> every call's end recorded;"
-    " join: the join thread's share;\n     ended +s: after the publisher SIPp's last BYE)"
+    "\n    (window: every call up. CPU: the agent's; clock, media: its threads so named (the"
+    " conference bridge's clock, which\n     feeds the recorders; RTP in and out); idle: the"
+    " agent's CPU in the 3 s before the calls; SIPp: the publisher's and the\n     buyer's;"
+    " others: the machine's CPU (user+system) but this run's processes' (a shared machine's"
+    " disturbance);\n     all: the machine's. write: /proc/<pid>/io write_bytes; parts: the"
+    " part files' growth. hang-up: just before the first BYE\n     -> every call's end"
+    " recorded; join: the join thread's share of it; ended +s: after the publisher SIPp's"
+    " last BYE)"
 )
 
 
@@ -407,7 +415,7 @@ def row(t: Trial) -> str:
     values = (
         str(t.n or "warm"), t.kind, f"{t.up:.0f}", f"{t.recorders:.0f}", f"{t.window:.1f}",
         f"{t.cpu:.3f}", f"{t.clock:.3f}", f"{t.media:.3f}", f"{t.idle_cpu:.3f}",
-        f"{t.others:.2f}", f"{t.write_bps / 1e6:.2f}",
+        f"{t.sipp:.2f}", f"{t.others:.2f}", f"{t.machine:.2f}", f"{t.write_bps / 1e6:.2f}",
         f"{t.parts_bps / 1e6:.2f}", f"{pct(setup, 0.5):.2f}", f"{pct(setup, 0.99):.2f}",
         f"{t.tail_cpu:.2f}", "-" if t.join_cpu != t.join_cpu else f"{t.join_cpu:.2f}",
         f"{t.after_last_bye:.1f}", f"{t.tail_write / 1e6:.1f}",
@@ -431,18 +439,29 @@ def report(verdict: Verdict, trials: list[Trial], args: argparse.Namespace) -> N
     setups = {k: [ms for t in by[k] for ms in t.setup] or [float("nan")] for k in by}
     p50 = {k: pct(v, 0.5) for k, v in setups.items()}
     p99 = {k: pct(v, 0.99) for k, v in setups.items()}
+    # a trial's calls in the order they were answered: the first with few calls up, the last
+    # with nearly all of them (and, recorded, their recorders)
+    early = {k: pct([ms for t in by[k] for ms in t.setup[:100]] or [float("nan")], 0.5)
+             for k in by}  # fmt: skip
+    late = {k: pct([ms for t in by[k] for ms in t.setup[-100:]] or [float("nan")], 0.5)
+            for k in by}  # fmt: skip
     up = min(t.up for t in judged)
     print(f"\n    {'':<34}{'off':>10}{'on':>10}{'on / off':>10}{'on - off':>10}")
     lines = [
         ("agent CPU, cores (mean)", cpu_off, cpu_on, "{:.3f}"),
         ("  its clock thread", mean("off", "clock"), mean("on", "clock"), "{:.3f}"),
         ("  its media thread", mean("off", "media"), mean("on", "media"), "{:.3f}"),
+        ("SIPp, cores (mean)", mean("off", "sipp"), mean("on", "sipp"), "{:.3f}"),
+        (f"the machine's {os.cpu_count()} CPUs, cores used", mean("off", "machine"),
+         mean("on", "machine"), "{:.3f}"),
         ("write_bytes MB/s (mean)", mean("off", "write_bps") / 1e6,
          mean("on", "write_bps") / 1e6, "{:.2f}"),
         ("part files' growth MB/s (mean)", mean("off", "parts_bps") / 1e6,
          mean("on", "parts_bps") / 1e6, "{:.2f}"),
         ("set-up p50 ms (all calls)", p50["off"], p50["on"], "{:.2f}"),
         ("set-up p99 ms (all calls)", p99["off"], p99["on"], "{:.2f}"),
+        ("set-up p50 ms, first 100 a trial", early["off"], early["on"], "{:.2f}"),
+        ("set-up p50 ms, last 100 a trial", late["off"], late["on"], "{:.2f}"),
         ("hang-up CPU s (mean)", mean("off", "tail_cpu"), mean("on", "tail_cpu"), "{:.2f}"),
         ("hang-up s after the last BYE", mean("off", "after_last_bye"),
          mean("on", "after_last_bye"), "{:.2f}"),
