@@ -191,11 +191,13 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def machine_cpu() -> float:
-    """CPU seconds the machine's cores have run processes (user, nice, system; interrupts
-    aside, which no process is charged for), since boot."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]
-    return sum(int(f) for f in fields) / os.sysconf("SC_CLK_TCK")
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds the machine's cores have been busy since boot (user, nice, system, irq,
+    softirq: this kernel charges the interrupts it serves in a process's context to that
+    process too), and seconds stolen from them by the hypervisor."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum(fields[0:3] + fields[5:7]) / tick, fields[7] / tick
 
 
 def processes_cpu(pids: list[int]) -> float:
@@ -223,6 +225,7 @@ class Trial:
     others: float = 0.0  # cores other processes than this run's used over the window
     machine: float = 0.0  # cores the machine's processes used in all (of os.cpu_count())
     sipp: float = 0.0  # cores of the publisher's and the buyer's SIPp
+    steal: float = 0.0  # cores the hypervisor took from the machine (a VM's disturbance)
     clock: float = 0.0  # cores of the agent's conference clock thread over the window
     media: float = 0.0  # cores of its media (ioqueue) thread
     write_bps: float = 0.0  # /proc/<pid>/io write_bytes over the window, per s
@@ -347,8 +350,9 @@ def run_trial(bench: RecordingBench, agent: Proc, trial: Trial, args: argparse.N
     trial.cpu = (cpu1 - cpu0) / trial.window
     trial.clock = used(threads0, threads1, name="clock") / trial.window
     trial.media = used(threads0, threads1, name="media") / trial.window
-    trial.others = max(0.0, (all1 - all0) - (ours1 - ours0)) / trial.window
-    trial.machine = (all1 - all0) / trial.window
+    trial.others = max(0.0, (all1[0] - all0[0]) - (ours1 - ours0)) / trial.window
+    trial.machine = (all1[0] - all0[0]) / trial.window
+    trial.steal = (all1[1] - all0[1]) / trial.window
     trial.sipp = (sipp1 - sipp0) / trial.window
     trial.write_bps = (wb1 - wb0) / trial.window
     trial.parts_bps = (parts1 - parts0) / trial.window
@@ -392,6 +396,7 @@ COLUMNS = (
     ("trial", "", 5), ("rec", "", 4), ("bridged", "", 8), ("recs", "", 5),
     ("window", "s", 7), ("CPU", "cores", 6), ("clock", "cores", 6), ("media", "cores", 6),
     ("idle", "cores", 6), ("SIPp", "cores", 6), ("others", "cores", 6), ("all", "cores", 6),
+    ("steal", "cores", 6),
     ("write", "MB/s", 7), ("parts", "MB/s", 7), ("set-up", "p50 ms", 7), ("set-up", "p99 ms", 7),
     ("hang-up", "CPU s", 8), ("join", "CPU s", 6), ("ended", "+s", 6), ("hang-up", "write MB", 9),
 )  # fmt: skip
@@ -402,11 +407,11 @@ HEADER = "\n".join(
     "\n    (window: every call up. CPU: the agent's; clock, media: its threads so named (the"
     " conference bridge's clock, which\n     feeds the recorders; RTP in and out); idle: the"
     " agent's CPU in the 3 s before the calls; SIPp: the publisher's and the\n     buyer's;"
-    " others: the machine's CPU (user+system) but this run's processes' (a shared machine's"
-    " disturbance);\n     all: the machine's. write: /proc/<pid>/io write_bytes; parts: the"
-    " part files' growth. hang-up: just before the first BYE\n     -> every call's end"
-    " recorded; join: the join thread's share of it; ended +s: after the publisher SIPp's"
-    " last BYE)"
+    " others: the machine's busy CPU but this run's processes' (a shared machine's"
+    " disturbance); all: the\n     machine's; steal: taken by the hypervisor. write:"
+    " /proc/<pid>/io write_bytes; parts: the part files' growth. hang-up:\n     just before"
+    " the first BYE -> every call's end recorded; join: the join thread's share of it;"
+    " ended +s: after the\n     publisher SIPp's last BYE)"
 )
 
 
@@ -415,7 +420,7 @@ def row(t: Trial) -> str:
     values = (
         str(t.n or "warm"), t.kind, f"{t.up:.0f}", f"{t.recorders:.0f}", f"{t.window:.1f}",
         f"{t.cpu:.3f}", f"{t.clock:.3f}", f"{t.media:.3f}", f"{t.idle_cpu:.3f}",
-        f"{t.sipp:.2f}", f"{t.others:.2f}", f"{t.machine:.2f}", f"{t.write_bps / 1e6:.2f}",
+        f"{t.sipp:.2f}", f"{t.others:.2f}", f"{t.machine:.2f}", f"{t.steal:.2f}", f"{t.write_bps / 1e6:.2f}",
         f"{t.parts_bps / 1e6:.2f}", f"{pct(setup, 0.5):.2f}", f"{pct(setup, 0.99):.2f}",
         f"{t.tail_cpu:.2f}", "-" if t.join_cpu != t.join_cpu else f"{t.join_cpu:.2f}",
         f"{t.after_last_bye:.1f}", f"{t.tail_write / 1e6:.1f}",
@@ -485,9 +490,10 @@ def report(verdict: Verdict, trials: list[Trial], args: argparse.Namespace) -> N
     print(f"    recording {calls} calls costs {extra:+.3f} cores "
           f"({extra / calls * 1000:+.2f} millicores a call, two recorders)")  # fmt: skip
     for t in judged:
-        if t.others > DISTURBED:
+        if t.others > DISTURBED or t.steal > DISTURBED:
             verdict.note(f"trial {t.n} ({t.kind}) shared the machine: other processes used "
-                         f"{t.others:.2f} cores in its window")  # fmt: skip
+                         f"{t.others:.2f} cores in its window, the hypervisor "
+                         f"{t.steal:.2f}")  # fmt: skip
     for t in trials:
         tag = f"trial {t.n}" if t.n else "warm-up"
         if t.problems:
