@@ -27,9 +27,10 @@ first, so neither kind pays for pjsua's pools growing to the size of the run. Ea
   heartbeats, its log) and the growth of the recorders' part files in the recordings
   directory (the part of it that is the recordings);
 - the hang-up, from just before the first BYE to the moment every call of the trial has its
-  end in the database (for a recorded call that record waits for its join, so this is "until
-  every recording is joined"): the agent's CPU seconds, and those of its join worker thread
-  alone (``rtbridge-recording``, found as the one thread the agent starts during the
+  end in the database and no recording of them still says ``recording`` (the end record
+  waits for the join, or, were it written first, the join's outcome follows it: either way
+  "until every recording is joined"): the agent's CPU seconds, and those of its join worker
+  thread alone (``rtbridge-recording``, found as the one thread the agent starts during the
   warm-up's hang-up: the join cost itself);
 - INVITE -> 200 set-up times of the trial's bulk calls at the publisher (SIPp's message
   trace), p50/p99, while the trial's earlier calls already carry audio (and recorders).
@@ -244,6 +245,11 @@ class Trial:
     failures: float = 0.0  # rtbridge_sip_recording_failures_total at the end
 
 
+def settled(rows: list[dict[str, object]]) -> int:
+    """Ended calls whose recording, if any, is no longer in progress (joined, or failed)."""
+    return sum(1 for row in rows if row["recording_status"] != "recording")
+
+
 def ended_records(bench: Bench, uuids: list[str]) -> list[dict[str, object]]:
     """The trial's call records that have an end, as dicts."""
     query = text(
@@ -364,7 +370,7 @@ def run_trial(bench: RecordingBench, agent: Proc, trial: Trial, args: argparse.N
     last_bye = time.monotonic()
     deadline = last_bye + args.join_timeout
     while True:
-        trial.ended = len(ended_records(bench, uuids))
+        trial.ended = settled(ended_records(bench, uuids))
         if trial.ended >= len(uuids) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
