@@ -48,6 +48,7 @@ from rtbridge.config.schema import (
     load_file,
 )
 from rtbridge.domain.errors import InvalidInput
+from rtbridge.sip.announcements import read_announcement
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage import sitekey
 from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version
@@ -175,6 +176,7 @@ def existing_ids(engine: Engine) -> dict[str, set[str]]:
 def apply_document(
     engine: Engine, doc: Document, *, dry_run: bool = False, prune: bool = False
 ) -> Report:
+    _check_announcements(doc)
     report = Report()
     with Session(engine) as session:
 
@@ -276,6 +278,27 @@ def _sync_domain(session: Session, report: Report, doc: Document) -> str:
     return doc.sip_domain
 
 
+def _check_announcements(doc: Document) -> None:
+    """Every recording notice the file names must be one the agent can play (an absolute
+    path by now: the file's relative ones are its directory's), read here as the admin API
+    reads it (``sip/announcements.py``); any that is not refuses the whole file."""
+    problems = []
+    for i, c in enumerate(doc.campaigns or ()):
+        named = [(f"campaigns[{i}].record_announcement", f"campaign {c.id}",
+                  c.record_announcement)]  # fmt: skip
+        named += [(f"campaigns[{i}].buyers[{j}].record_announcement", f"buyer {b.id}",
+                   b.record_announcement) for j, b in enumerate(c.buyers)]  # fmt: skip
+        for where, whose, path in named:
+            if path is None:
+                continue
+            try:
+                read_announcement(path)
+            except ValueError as exc:
+                problems.append(f"{where} ({whose}): {exc}")
+    if problems:
+        raise ConfigError(problems)
+
+
 def _trunk_row(t: TrunkSpec) -> dict[str, Any]:
     ha1_md5 = None
     if t.password and t.username and t.realm:
@@ -297,7 +320,8 @@ def _campaign_row(c: CampaignSpec) -> dict[str, Any]:
             "bid_deadline_ms": c.bid_deadline_ms, "publisher_share": c.publisher_share,
             "min_bid": c.min_bid, "duplicate_window": c.duplicate_window,
             "duplicate_after": c.duplicate_after, "min_attestation": c.min_attestation,
-            "record": c.record, "managed_by": _FILE}  # fmt: skip
+            "record": c.record, "record_announcement": c.record_announcement,
+            "managed_by": _FILE}  # fmt: skip
 
 
 def _buyer_rows(session: Session, buyers: Iterable[BuyerSpec]) -> dict[str, dict[str, Any]]:

@@ -294,6 +294,19 @@ def failover(value: Any) -> tuple[str, ...]:
     return tuple(k for k in FAILOVER_KINDS if k in seen)
 
 
+MAX_PATH = 1024  # characters of a stored file or directory path (storage/models.py)
+
+
+def file_path(value: Any) -> str:
+    """A path on the host (a recording notice). Whether it exists, and what it holds, is
+    judged where it is used; the file resolves a relative one against its own directory
+    (``config/schema.py``)."""
+    path = string(value, max_len=MAX_PATH)
+    if "\0" in path or path != path.strip():
+        raise FieldError("must be a path without NUL or surrounding spaces")
+    return path
+
+
 # -- the rules as pydantic metadata -----------------------------------------------------------
 
 
@@ -402,6 +415,7 @@ PASSWORD = Rule(
 )
 RESPONSE_ROOT = Rule(response_root)
 SRTP_MODE = Rule(srtp_mode)
+FILE_PATH = Rule(file_path, minLength=1, maxLength=MAX_PATH)
 FAILOVER = Rule(
     failover,
     uniqueItems=True,
