@@ -1,6 +1,7 @@
 """``rtbridge apply`` and recordings (issue 24): a campaign's or buyer's
 ``record_announcement`` (a relative path is the file's directory's, stored absolute, read
-as the agent would read it: a bad file refuses the whole file); on both databases."""
+as the agent would read it: a bad file refuses the whole file) and the ``[recordings]``
+section, stored as settings rows; on both databases."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from rtbridge.config.schema import ConfigError
 from rtbridge.storage.catalog import load_catalog
 from rtbridge.storage.database import open_database
 from rtbridge.storage.models import AuditEntry, Buyer, Campaign, Setting
+from rtbridge.storage.recordings import StoredRecordings, stored_recordings
 from tests.support.notices import SHIPPED, write_wav
 from tests.support.terminal import Terminal
 
@@ -141,6 +143,52 @@ def test_a_bad_notice_names_its_campaign_or_buyer_and_changes_nothing(
     assert state(engine) == before
 
 
+def test_the_recordings_section_is_stored_as_settings(engine: Engine, folder: Path) -> None:
+    section = (
+        '\n[recordings]\ndirectory = "../../var/recordings"\nretention_days = 30\nformat = "wav"\n'
+    )
+    directory = str(folder.parent.parent / "var" / "recordings")
+    report = apply_file(engine, write(folder, site(extra=section)))
+    assert report.created[:3] == [f"recordings.directory {directory}",
+                                  "recordings.retention_days 30", "recordings.format wav"]  # fmt: skip
+    assert stored_recordings(engine) == StoredRecordings(directory, 30, "wav")
+    assert apply_file(engine, write(folder, site(extra=section))).lines() == ["no changes"]
+    # left out: kept, as every section left out is
+    assert apply_file(engine, write(folder, site())).lines() == ["no changes"]
+    assert stored_recordings(engine) == StoredRecordings(directory, 30, "wav")
+    # present: the whole truth; a key it leaves out goes back to its default
+    changed = apply_file(engine, write(folder, site(extra="[recordings]\nretention_days = 7\n")))
+    assert changed.lines() == [
+        "updated recordings.retention_days (30 -> 7)",
+        f"removed recordings.directory {directory}",
+        "removed recordings.format wav",
+    ]
+    assert stored_recordings(engine) == StoredRecordings(None, 7, None)
+    with Session(engine) as s:
+        trail = [(e.action, e.resource) for e in s.exec(select(AuditEntry))
+                 if e.resource.startswith("setting/")]  # fmt: skip
+    assert ("update", "setting/recordings.retention_days") in trail
+    assert ("delete", "setting/recordings.directory") in trail
+    emptied = apply_file(engine, write(folder, site(extra="[recordings]\n")))
+    assert emptied.lines() == ["removed recordings.retention_days 7"]
+    assert stored_recordings(engine) == StoredRecordings()
+
+
+def test_bad_recordings_values_change_nothing(engine: Engine, folder: Path) -> None:
+    apply_file(engine, write(folder, site(extra="[recordings]\nretention_days = 30\n")))
+    before = state(engine)
+    for bad, error in [
+        ('format = "mp3"', 'recordings.format: only "wav" (stereo PCM16: publisher left, buyer '
+                           "right) is supported"),
+        ("retention_days = 0", "recordings.retention_days: must be between 1 and 36500"),
+        ("retention_days = 1.5", "recordings.retention_days: must be an integer"),
+    ]:  # fmt: skip
+        with pytest.raises(ConfigError) as info:
+            apply_file(engine, write(folder, site(extra=f"[recordings]\n{bad}\n")))
+        assert info.value.errors == [error]
+    assert state(engine) == before
+
+
 def test_the_command_says_what_is_wrong_and_that_nothing_changed(
     db_url: str, folder: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -154,7 +202,8 @@ def test_the_command_says_what_is_wrong_and_that_nothing_changed(
         f"  campaigns[0].record_announcement (campaign auto): {folder}/sounds/missing.wav: No "
         "such file or directory",
     ]
-    path = write(folder, site('record_announcement = "sounds/shipped.wav"'))
+    path = write(folder, site('record_announcement = "sounds/shipped.wav"',
+                              extra='[recordings]\nformat = "wav"\n'))  # fmt: skip
     status, out, err = rtb("apply", "--dry-run", str(path))
     assert status == 0, err
-    assert "created campaign auto" in out.splitlines()
+    assert "created recordings.format wav" in out.splitlines()

@@ -177,7 +177,8 @@ def test_present_but_empty_sections_are_empty_not_none() -> None:
         ),
         (
             "[admins]\nx = 1\n",
-            "admins: unknown section (expected one of sip, trunks, campaigns, publishers, keys, caller_lists)",
+            "admins: unknown section (expected one of sip, recordings, trunks, campaigns, "
+            "publishers, keys, caller_lists)",
         ),
     ],
 )
@@ -797,12 +798,17 @@ id = "campaigns"
 destination = "sip:q@h"
 payout = 1
 seconds = 1
+
+[recordings]
+directory = "recordings"
+retention_days = 30
+format = "wav"
 """
 
 
 def test_relative_paths_are_the_files_directorys(tmp_path: Path) -> None:
-    """A notice written relative is the file's directory's (an absolute one stays as
-    written); the document holds them absolute, as apply stores them."""
+    """A notice or the recordings directory written relative is the file's directory's (an
+    absolute one stays as written); the document holds them absolute, as apply stores them."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "rtbridge.toml").write_text(NOTICES)
@@ -814,6 +820,9 @@ def test_relative_paths_are_the_files_directorys(tmp_path: Path) -> None:
         str(tmp_path / "elsewhere" / "own.wav"), "/srv/sounds/notice.wav", None]  # fmt: skip
     assert [b.record_announcement for b in doc.buyers] == [
         b.record_announcement for b in campaign.buyers]  # fmt: skip
+    assert doc.recordings is not None
+    assert (doc.recordings.directory, doc.recordings.retention_days, doc.recordings.format) == (
+        str(site / "recordings"), 30, "wav")  # fmt: skip
 
 
 def test_a_document_without_a_file_resolves_against_the_working_directory(
@@ -821,11 +830,28 @@ def test_a_document_without_a_file_resolves_against_the_working_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     doc = parse(NOTICES)
-    assert doc.campaigns is not None
+    assert doc.campaigns is not None and doc.recordings is not None
     assert doc.campaigns[0].record_announcement == str(tmp_path / "sounds" / "notice.wav")
+    assert doc.recordings.directory == str(tmp_path / "recordings")
     based = parse_document(tomllib.loads(NOTICES), base=Path("/etc/rtbridge"))
-    assert based.campaigns is not None
-    assert based.campaigns[0].record_announcement == "/etc/rtbridge/sounds/notice.wav"
+    assert based.recordings is not None and based.recordings.directory == "/etc/rtbridge/recordings"
+
+
+def test_recordings_section_rules() -> None:
+    assert parse("[recordings]\n").recordings is not None  # present, every key its default
+    assert parse('[sip]\ndomain = "h"\n').recordings is None  # left out
+    errors = errors_of(
+        '[recordings]\ndirectory = ""\nretention_days = 0\nformat = "mp3"\ncolor = 1\n'
+    )
+    assert sorted(errors) == [
+        "recordings.color: unknown field",
+        "recordings.directory: must be a non-empty string of at most 1024 characters",
+        'recordings.format: only "wav" (stereo PCM16: publisher left, buyer right) is supported',
+        "recordings.retention_days: must be between 1 and 36500",
+    ]
+    assert errors_of('[recordings]\nretention_days = "90"\n') == [
+        "recordings.retention_days: must be an integer"]  # fmt: skip
+    assert errors_of("recordings = 1\n") == ["recordings: must be a table"]
 
 
 def test_a_notice_path_must_be_a_path() -> None:

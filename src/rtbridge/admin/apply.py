@@ -65,6 +65,7 @@ from rtbridge.storage.models import (
     SipCredential,
     Trunk,
 )
+from rtbridge.storage.recordings import RECORDINGS_SETTINGS
 from rtbridge.timestamps import utcnow
 
 M = TypeVar("M", bound=SQLModel)
@@ -185,6 +186,7 @@ def apply_document(
             _sync(session, report, model, label, wanted, ident, prune=prune, **phase)
 
         realm = _sync_domain(session, report, doc)
+        _sync_recordings(session, report, doc)
         keys = _wanted_keys(session, doc)
         trunks_before = {t.id: set(t.ips) for t in session.exec(select(Trunk))}
         entries_before = {(e.publisher_id, e.cidr) for e in session.exec(select(AllowlistEntry))}
@@ -276,6 +278,33 @@ def _sync_domain(session: Session, report: Report, doc: Document) -> str:
         row.value = doc.sip_domain
         session.add(row)
     return doc.sip_domain
+
+
+def _sync_recordings(session: Session, report: Report, doc: Document) -> None:
+    """Store ``[recordings]``, one setting per key (``recordings.directory``, ...). Like every
+    section, one left out leaves the stored values as they are; present, it is the whole
+    truth: a key it leaves out is removed (back to its default)."""
+    if doc.recordings is None:
+        return
+    given = doc.recordings.model_dump()
+    for key, name in RECORDINGS_SETTINGS.items():
+        value = None if given[key] is None else str(given[key])
+        row = session.get(Setting, name)
+        resource = f"setting/{name}"
+        if row is None and value is not None:
+            session.add(Setting(name=name, value=value))
+            report.created.append(f"{name} {value}")
+            report.changes.append(("create", resource, None, {"value": value}))
+        elif row is not None and value is None:
+            session.delete(row)
+            report.removed.append(f"{name} {row.value}")
+            report.changes.append(("delete", resource, {"value": row.value}, None))
+        elif row is not None and row.value != value:
+            report.updated.append(f"{name} ({row.value} -> {value})")
+            report.changes.append(("update", resource, {"value": row.value}, {"value": value}))
+            row.value = str(value)
+            session.add(row)
+    session.flush()
 
 
 def _check_announcements(doc: Document) -> None:

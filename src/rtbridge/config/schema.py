@@ -108,6 +108,29 @@ class SipSection(_Model):
     domain: Annotated[str, f.DOMAIN]
 
 
+class RecordingsSection(_Model):
+    """``[recordings]``: where call recordings are kept, how long, in which format. Each key
+    left out is its default (a flag or the agent's option may still decide it: see
+    ``sip/recordings.py`` ``directory_of``)."""
+
+    directory: Annotated[
+        str | None,
+        f.FILE_PATH,
+        Field(description="where recordings are written, served and purged (a relative path "
+              "is the file's directory's); default: recordings beside the SQLite file"),
+    ] = None  # fmt: skip
+    retention_days: Annotated[
+        int | None,
+        f.integer_rule(1, 36500),
+        Field(description="completed recordings older than this are deleted (default 90)"),
+    ] = None
+    format: Annotated[
+        Literal["wav"] | None,
+        f.RECORDING_FORMAT,
+        Field(description="the recordings' format: wav, stereo PCM16 (the only one)"),
+    ] = None
+
+
 def _uri_template(value: Any) -> str:
     uri = f.string(value)
     if "{number}" not in uri or not uri.startswith(("sip:", "sips:")):
@@ -537,6 +560,7 @@ class ConfigFile(_Model):
     in the database; a section present (even empty) is the whole truth for it."""
 
     sip: SipSection | None = None
+    recordings: RecordingsSection | None = None
     trunks: tuple[TrunkSpec, ...] | None = None
     campaigns: tuple[Campaign, ...] | None = None
     publishers: tuple[PublisherSpec, ...] | None = None
@@ -560,6 +584,7 @@ class Document:
     """The validated file, as ``apply`` uses it (None: the section was left out)."""
 
     sip_domain: str | None = None
+    recordings: RecordingsSection | None = None  # its paths absolute
     trunks: tuple[TrunkSpec, ...] | None = None
     campaigns: tuple[CampaignSpec, ...] | None = None
     publishers: tuple[PublisherSpec, ...] | None = None
@@ -599,9 +624,9 @@ def parse_document(
 ) -> Document:
     """Validate a parsed TOML document. ``existing`` holds ids already in the database
     (``publishers``, ``campaigns``, ``trunks``) for references to sections the file omits.
-    ``base``: the directory relative paths (``record_announcement``) are resolved against,
-    the file's (:func:`load_file`); None: the working directory. The document holds them
-    absolute."""
+    ``base``: the directory relative paths (``record_announcement``, ``[recordings]
+    directory``) are resolved against, the file's (:func:`load_file`); None: the working
+    directory. The document holds them absolute."""
     existing = existing or {}
     refs = {name: _ids(data, name, existing) for name in ("trunks", "campaigns", "publishers")}
     errors: list[str] = []
@@ -614,13 +639,19 @@ def parse_document(
     campaigns = None
     if file.campaigns is not None:
         campaigns = tuple(CampaignSpec.of(_resolved(c, folder)) for c in file.campaigns)
+    recordings = file.recordings
+    if recordings is not None and recordings.directory is not None:
+        recordings = recordings.model_copy(
+            update={"directory": _absolute(recordings.directory, folder)}
+        )
     _unique_ids(errors, file.trunks, campaigns, file.publishers, file.keys)
     _unique_entries(errors, file.caller_lists)
-    _long_paths(errors, campaigns or ())
+    _long_paths(errors, campaigns or (), recordings)
     if errors:
         raise ConfigError(errors)
     return Document(
         sip_domain=file.sip.domain if file.sip is not None else None,
+        recordings=recordings,
         trunks=file.trunks,
         campaigns=campaigns,
         publishers=file.publishers,
@@ -648,12 +679,16 @@ def _resolved(campaign: Campaign, folder: Path) -> Campaign:
     })  # fmt: skip
 
 
-def _long_paths(errors: list[str], campaigns: tuple[CampaignSpec, ...]) -> None:
+def _long_paths(
+    errors: list[str], campaigns: tuple[CampaignSpec, ...], recordings: RecordingsSection | None
+) -> None:
     """A relative path made absolute may pass the length a stored path can have."""
     paths = [(f"campaigns[{i}].record_announcement", c.record_announcement)
              for i, c in enumerate(campaigns)]  # fmt: skip
     paths += [(f"campaigns[{i}].buyers[{j}].record_announcement", b.record_announcement)
               for i, c in enumerate(campaigns) for j, b in enumerate(c.buyers)]  # fmt: skip
+    if recordings is not None:
+        paths.append(("recordings.directory", recordings.directory))
     for where, path in paths:
         if path is not None and len(path) > f.MAX_PATH:
             errors.append(f"{where}: {len(path)} characters once made absolute; at most "
