@@ -16,6 +16,7 @@ DEFAULT_HTTP = "127.0.0.1:8080"
 # Who sees versions and library builds in /health and /metrics without an admin token
 # (http/health.py): this host only. A scraper elsewhere is a network to name on purpose.
 DEFAULT_STATUS_NETWORKS = ("127.0.0.0/8", "::1/128")
+DEFAULT_RETENTION_DAYS = 90  # recordings', when neither a flag nor [recordings] says
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -59,11 +60,13 @@ class Settings:
     webhooks: bool = True  # run the webhook sender in `serve` (serve --webhooks off: False)
     bid_retention_days: int = 30  # RTB buyers' bid rows are kept this long (storage/bids.py)
     # Call recordings (SPEC §4.8): where the files are (--recordings-dir or
-    # $RTBRIDGE_RECORDINGS_DIR; None: the agent file's recordings_directory, else its default:
-    # sip/recordings.py directory_of), how long they are kept (admin/recording_purge.py),
-    # and the signed links webhooks carry (domain/recording_links.py)
+    # $RTBRIDGE_RECORDINGS_DIR; None: the file's [recordings] directory, else the agent
+    # file's recordings_directory, else its default: sip/recordings.py directory_of), how
+    # many days they are kept (--recording-retention-days; None: the file's [recordings]
+    # retention_days, else DEFAULT_RETENTION_DAYS: admin/recording_purge.py), and the signed
+    # links webhooks carry (domain/recording_links.py)
     recordings_dir: str | None = None
-    recording_retention_days: int = 90
+    recording_retention_days: int | None = None
     recording_link_days: int = 7
     # The address clients reach this service at (--public-url or $RTBRIDGE_PUBLIC_URL, e.g.
     # https://rtb.example.com): absolute links in webhooks; None: links are paths alone
@@ -98,7 +101,7 @@ class Settings:
             "recording_link_days": self.recording_link_days,
         }  # fmt: skip
         for name, value in positive.items():
-            if not value > 0:
+            if value is not None and not value > 0:
                 raise ValueError(f"{name}: must be greater than 0, got {value}")
         if self.http_max_head < 1024:
             raise ValueError(f"http_max_head: at least 1024 bytes, got {self.http_max_head}")

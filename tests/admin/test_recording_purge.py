@@ -5,14 +5,17 @@ each purge audited; newer, failed and already purged ones are left alone."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from rtbridge.admin import recording_purge
-from rtbridge.admin.recording_purge import purge
+from rtbridge.admin.apply import apply_file
+from rtbridge.admin.recording_purge import purge, retention_days
+from rtbridge.http.app import _purge_once
 from rtbridge.storage.recordings import recording_of
-from tests.conftest import Clock
+from tests.conftest import Clock, write_config
 from tests.support.recordings import recorded_call, state_of
 
 DAY = 86400.0
@@ -68,3 +71,26 @@ def test_a_missing_file_is_purged_all_the_same(admin: TestClient, clock: Clock) 
     state.recordings.mkdir()
     assert purge(state.engine, state.recordings, 1, now=later) == 1
     assert recording_of(state.engine, lost.uuid).status == "purged"  # type: ignore[union-attr]
+
+
+def test_the_files_retention_applies_unless_the_flag_says(
+    admin: TestClient, clock: Clock, tmp_path: Path
+) -> None:
+    """The period is --recording-retention-days when given, else the configuration file's
+    [recordings] retention_days (read by each run of the purge: no restart), else 90. The
+    file is applied before any call: apply's transaction starts deferred, and a running
+    service's writes (the webhook sender's) would make it fail with "database is locked"."""
+    state = state_of(admin)
+    assert state.settings.recording_retention_days is None  # no flag
+    assert retention_days(state.engine, None) == 90
+    assert retention_days(state.engine, 5) == 5
+    apply_file(state.engine, write_config(tmp_path, "[recordings]\nretention_days = 30\n"))
+    assert retention_days(state.engine, None) == 30 and retention_days(state.engine, 60) == 60
+    old = recorded_call(admin)
+    clock.advance(29 * DAY)
+    assert _purge_once(state, clock()) == 0  # 29 days: not past the file's 30
+    clock.advance(2 * DAY)
+    assert _purge_once(state, clock()) == 1  # 31 days: past them
+    assert not old.path.exists()
+    entries = admin.get("/admin/audit", params={"resource": f"call/{old.uuid}"}).json()["entries"]
+    assert entries[0]["new"]["retention_days"] == 30

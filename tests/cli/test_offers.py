@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.support.admin import db_bytes
+from tests.support.notices import write_wav
 from tests.support.terminal import ACTOR, STAMP, Terminal
 
 
@@ -434,3 +438,39 @@ def test_duplicate_caller_rules(rtb: Terminal) -> None:
     assert _shown(rtb, "buyers", "show", "acme")["duplicate_window"] == "0"
     status, _, err = rtb("buyers", "update", "acme", "--duplicate-after", "answered")
     assert status != 0 and "duplicate_after: must be one of ping, connected, converted" in err
+
+
+def test_recording_notices(rtb: Terminal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--record-announcement PATH`` on campaigns and buyers: a relative path is the working
+    directory's (as the shell means it), stored absolute, read as the API reads it;
+    ``--reset record_announcement`` clears it (a buyer's: back to the campaign's)."""
+    monkeypatch.chdir(tmp_path)
+    notice = write_wav(tmp_path / "sounds" / "notice.wav")
+    write_wav(tmp_path / "sounds" / "stereo.wav", channels=2)
+    status, out, err = rtb("campaigns", "update", "auto", "--record",
+                           "--record-announcement", "sounds/notice.wav")  # fmt: skip
+    assert (status, err) == (0, "")
+    assert out == (f"campaign auto updated: record: False -> True; record_announcement: None "
+                   f"-> '{notice}'\n")  # fmt: skip
+    shown = dict(line.split(None, 1) for line in rtb("campaigns", "show", "auto")[1].splitlines())
+    assert shown["record_announcement"] == str(notice)
+    status, out, err = rtb("buyers", "update", "acme", "--record-announcement", str(notice))
+    assert (status, out) == (0, f"buyer acme updated: record_announcement: None -> '{notice}'\n")
+    before = rtb("buyers", "show", "acme")[1]
+    for args, message in [
+        (["buyers", "update", "acme", "--record-announcement", "sounds/stereo.wav"],
+         f"record_announcement: {tmp_path}/sounds/stereo.wav: not mono PCM16 (format 1, 2 ch)"),
+        (["campaigns", "update", "auto", "--record-announcement", "missing.wav"],
+         f"record_announcement: {tmp_path}/missing.wav: No such file or directory"),
+        (["buyers", "update", "acme", "--record-announcement", "x.wav", "--reset",
+          "record_announcement"],
+         "record_announcement: give --record-announcement or --reset record_announcement"),
+    ]:  # fmt: skip
+        got, out, err = rtb(*args)
+        assert (got, out) == (2, ""), (args, err)
+        assert message in err, (args, err)
+    assert rtb("buyers", "show", "acme")[1] == before
+    status, out, _ = rtb("buyers", "update", "acme", "--reset", "record_announcement")
+    assert out == f"buyer acme updated: record_announcement: '{notice}' -> None\n"
+    status, out, _ = rtb("campaigns", "update", "auto", "--reset", "record_announcement")
+    assert out == f"campaign auto updated: record_announcement: '{notice}' -> None\n"

@@ -17,7 +17,8 @@ def test_serve_and_the_sender_take_their_flags() -> None:
         "public_url": "https://rtb.example.com", "recording_link_days": 2,
     }  # fmt: skip
     defaults = settings_of(build_parser().parse_args(["serve"]))
-    assert defaults == {"recordings_dir": None, "recording_retention_days": 90,
+    # unset: the file's [recordings] (stored by apply) decides, else the defaults
+    assert defaults == {"recordings_dir": None, "recording_retention_days": None,
                         "public_url": None, "recording_link_days": 7}  # fmt: skip
     sender = build_parser().parse_args(["webhooks", "run", "--public-url", "https://h"])
     assert settings_of(sender) == {"public_url": "https://h", "recording_link_days": 7}

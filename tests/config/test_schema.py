@@ -177,7 +177,8 @@ def test_present_but_empty_sections_are_empty_not_none() -> None:
         ),
         (
             "[admins]\nx = 1\n",
-            "admins: unknown section (expected one of sip, trunks, campaigns, publishers, keys, caller_lists)",
+            "admins: unknown section (expected one of sip, recordings, trunks, campaigns, "
+            "publishers, keys, caller_lists)",
         ),
     ],
 )
@@ -773,3 +774,99 @@ campaign = "c"
         "campaigns[0].numbers[0]: not an E.164 number (e.g. +18005551234)",
         "publishers[1].id: duplicate publisher id 'p' (also publishers[0].id)",
     ]
+
+
+NOTICES = """
+[[campaigns]]
+id = "c"
+record = true
+record_announcement = "sounds/notice.wav"
+[[campaigns.buyers]]
+id = "own"
+destination = "sip:q@h"
+payout = 1
+seconds = 1
+record_announcement = "../shared/../elsewhere/own.wav"
+[[campaigns.buyers]]
+id = "absolute"
+destination = "sip:q@h"
+payout = 1
+seconds = 1
+record_announcement = "/srv/sounds/notice.wav"
+[[campaigns.buyers]]
+id = "campaigns"
+destination = "sip:q@h"
+payout = 1
+seconds = 1
+
+[recordings]
+directory = "recordings"
+retention_days = 30
+format = "wav"
+"""
+
+
+def test_relative_paths_are_the_files_directorys(tmp_path: Path) -> None:
+    """A notice or the recordings directory written relative is the file's directory's (an
+    absolute one stays as written); the document holds them absolute, as apply stores them."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "rtbridge.toml").write_text(NOTICES)
+    doc = load_file(site / "rtbridge.toml")
+    assert doc.campaigns is not None
+    (campaign,) = doc.campaigns
+    assert campaign.record_announcement == str(site / "sounds" / "notice.wav")
+    assert [b.record_announcement for b in campaign.buyers] == [
+        str(tmp_path / "elsewhere" / "own.wav"), "/srv/sounds/notice.wav", None]  # fmt: skip
+    assert [b.record_announcement for b in doc.buyers] == [
+        b.record_announcement for b in campaign.buyers]  # fmt: skip
+    assert doc.recordings is not None
+    assert (doc.recordings.directory, doc.recordings.retention_days, doc.recordings.format) == (
+        str(site / "recordings"), 30, "wav")  # fmt: skip
+
+
+def test_a_document_without_a_file_resolves_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    doc = parse(NOTICES)
+    assert doc.campaigns is not None and doc.recordings is not None
+    assert doc.campaigns[0].record_announcement == str(tmp_path / "sounds" / "notice.wav")
+    assert doc.recordings.directory == str(tmp_path / "recordings")
+    based = parse_document(tomllib.loads(NOTICES), base=Path("/etc/rtbridge"))
+    assert based.recordings is not None and based.recordings.directory == "/etc/rtbridge/recordings"
+
+
+def test_recordings_section_rules() -> None:
+    assert parse("[recordings]\n").recordings is not None  # present, every key its default
+    assert parse('[sip]\ndomain = "h"\n').recordings is None  # left out
+    errors = errors_of(
+        '[recordings]\ndirectory = ""\nretention_days = 0\nformat = "mp3"\ncolor = 1\n'
+    )
+    assert sorted(errors) == [
+        "recordings.color: unknown field",
+        "recordings.directory: must be a non-empty string of at most 1024 characters",
+        'recordings.format: only "wav" (stereo PCM16: publisher left, buyer right) is supported',
+        "recordings.retention_days: must be between 1 and 36500",
+    ]
+    assert errors_of('[recordings]\nretention_days = "90"\n') == [
+        "recordings.retention_days: must be an integer"]  # fmt: skip
+    assert errors_of("recordings = 1\n") == ["recordings: must be a table"]
+
+
+def test_a_notice_path_must_be_a_path() -> None:
+    errors = errors_of(
+        '[[campaigns]]\nid = "c"\nrecord_announcement = 1\n[[campaigns.buyers]]\nid = "b"\n'
+        'destination = "sip:q@h"\npayout = 1\nseconds = 1\nrecord_announcement = " x.wav"\n'
+    )
+    assert sorted(errors) == [
+        "campaigns[0].buyers[0].record_announcement: must be a path without NUL or surrounding "
+        "spaces",
+        "campaigns[0].record_announcement: must be a non-empty string of at most 1024 characters",
+    ]
+    deep = "a/" * 400 + "notice.wav"  # 810 characters as written, 1,116 once absolute
+    with pytest.raises(ConfigError) as info:
+        parse_document(tomllib.loads(f'[[campaigns]]\nid = "c"\nrecord_announcement = "{deep}"\n'),
+                       base=Path("/" + "b" * 304))  # fmt: skip
+    assert info.value.errors == [
+        "campaigns[0].record_announcement: 1116 characters once made absolute; at most 1024"]  # fmt: skip

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rtbridge.admin.apply import apply_file
 from rtbridge.settings import Settings
 from rtbridge.sip.recordings import (
     directory_for,
@@ -25,6 +26,8 @@ from rtbridge.sip.recordings import (
     stored_file,
     wav_header,
 )
+from rtbridge.storage.database import open_database
+from tests.conftest import write_config
 from tests.support.tone import share_with, wav_channels, wav_samples
 
 UUID = "0c4d6f2a-1b3e-4a9d-8c7f-9e2b1a6d4f30"
@@ -65,6 +68,36 @@ def test_one_answer_for_the_agent_and_the_http_side(
     flag = Settings.from_env(env={"RTBRIDGE_RECORDINGS_DIR": "/mnt/rec"}, db_url=db,
                              sip_config=str(agent))  # fmt: skip
     assert directory_of(flag) == Path("/mnt/rec") == directory_of(flag, "/srv/rec")
+
+
+def test_the_files_recordings_section_comes_after_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the database at hand: --recordings-dir (or its variable) first, then the
+    configuration file's [recordings] directory as apply stored it, then the agent file's
+    recordings_directory, then the default; without it (engine None) the file is not seen."""
+    monkeypatch.delenv("RTBRIDGE_SIP_CONFIG", raising=False)
+    db = f"sqlite:///{tmp_path / 'rtbridge.db'}"
+    agent = tmp_path / "agent.toml"
+    agent.write_text('[agent]\nrecordings_directory = "/srv/agent"\n')
+    engine = open_database(db)
+    try:
+        default, from_agent = Settings(db_url=db), Settings(db_url=db, sip_config=str(agent))
+        assert directory_of(default, engine=engine) == tmp_path / "recordings"
+        assert directory_of(from_agent, engine=engine) == Path("/srv/agent")
+        apply_file(engine, write_config(tmp_path, '[recordings]\ndirectory = "stored"\n'))
+        assert directory_of(default, engine=engine) == tmp_path / "stored"
+        assert directory_of(from_agent, engine=engine) == tmp_path / "stored"
+        assert directory_of(from_agent, "/srv/read", engine=engine) == tmp_path / "stored"
+        assert directory_of(from_agent) == Path("/srv/agent")  # no database asked
+        flag = Settings.from_env(env={"RTBRIDGE_RECORDINGS_DIR": "/mnt/rec"}, db_url=db,
+                                 sip_config=str(agent))  # fmt: skip
+        assert directory_of(flag, engine=engine) == Path("/mnt/rec")
+        # the section emptied: its directory gone, the agent's option again
+        apply_file(engine, write_config(tmp_path, "[recordings]\n"))
+        assert directory_of(from_agent, engine=engine) == Path("/srv/agent")
+    finally:
+        engine.dispose()
 
 
 def test_public_url_is_an_origin() -> None:

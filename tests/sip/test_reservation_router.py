@@ -18,6 +18,7 @@ from sqlmodel import Session
 from starlette.testclient import TestClient
 
 from rtbridge.admin.apply import apply_file
+from rtbridge.domain.failover import Attempt
 from rtbridge.domain.ping import PingRequest
 from rtbridge.sip.auth.digest import build_authorization, parse_params
 from rtbridge.sip.refusal_log import RefusalLog
@@ -28,6 +29,7 @@ from rtbridge.storage.database import open_database
 from rtbridge.storage.recount import check_counters
 from rtbridge.storage.reservations import Reservations
 from tests.conftest import Clock, write_config
+from tests.support.notices import write_wav
 
 DOMAIN = "sip.rtb.example.com"
 KEY1 = "key-of-publisher-one-0001"
@@ -659,3 +661,33 @@ def test_a_blocked_number_however_written_is_still_blocked(
     refused = _invite_as(world, uuid, from_user="12025550166", asserted=asserted)
     assert isinstance(refused, Reject) and refused.code == 403, (asserted, refused)
     assert check_counters(world.engine).differences == ()
+
+
+def test_a_recorded_plan_carries_its_buyers_notice_and_failover_the_next_ones(
+    world: World, tmp_path: Path
+) -> None:
+    """Issue 24: the plan's ``record`` and ``announcement`` are the claimed buyer's (its
+    own notice, else its campaign's); a failover's next plan carries the next buyer's."""
+    first, second = write_wav(tmp_path / "b1.wav"), write_wav(tmp_path / "c1.wav")
+    apply_file(world.engine, write_config(tmp_path, CONFIG.replace(
+        'numbers = ["+18339510260", "+18334583385"]\n',
+        f'numbers = ["+18339510260", "+18334583385"]\nrecord = true\n'
+        f'record_announcement = "{second.name}"\n',
+    ).replace(
+        "seconds = 60\n",
+        f'seconds = 60\nrecord_announcement = "{first}"\n\n[[campaigns.buyers]]\nid = "b1b"\n'
+        'destination = "sip:backup@127.0.0.1:5071"\npayout = 12.5\nseconds = 60\npriority = 2\n',
+        1,
+    )))  # fmt: skip
+    uuid = world.ping()
+    plan = world.invite(uuid)
+    assert isinstance(plan, BridgeTo) and plan.buyer_id == "b1"
+    assert (plan.record, plan.announcement) == (True, str(first))
+    now = world.clock()
+    failed = Attempt("b1", plan.target_uri, now, now, "busy", 486, "Busy Here")
+    moved = world.router.next_buyer(plan, failed, ["b1"])
+    assert moved.next is not None and moved.next.buyer_id == "b1b"
+    assert (moved.next.record, moved.next.announcement) == (True, str(second))
+    # the second campaign records nothing: no notice in its plans
+    other = world.invite(world.ping(KEY2), ip="198.51.100.9")
+    assert isinstance(other, BridgeTo) and (other.record, other.announcement) == (False, "")

@@ -48,6 +48,7 @@ from rtbridge.config.schema import (
     load_file,
 )
 from rtbridge.domain.errors import InvalidInput
+from rtbridge.sip.announcements import read_announcement
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage import sitekey
 from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version
@@ -64,6 +65,7 @@ from rtbridge.storage.models import (
     SipCredential,
     Trunk,
 )
+from rtbridge.storage.recordings import RECORDINGS_SETTINGS
 from rtbridge.timestamps import utcnow
 
 M = TypeVar("M", bound=SQLModel)
@@ -175,6 +177,7 @@ def existing_ids(engine: Engine) -> dict[str, set[str]]:
 def apply_document(
     engine: Engine, doc: Document, *, dry_run: bool = False, prune: bool = False
 ) -> Report:
+    _check_announcements(doc)
     report = Report()
     with Session(engine) as session:
 
@@ -183,6 +186,7 @@ def apply_document(
             _sync(session, report, model, label, wanted, ident, prune=prune, **phase)
 
         realm = _sync_domain(session, report, doc)
+        _sync_recordings(session, report, doc)
         keys = _wanted_keys(session, doc)
         trunks_before = {t.id: set(t.ips) for t in session.exec(select(Trunk))}
         entries_before = {(e.publisher_id, e.cidr) for e in session.exec(select(AllowlistEntry))}
@@ -276,6 +280,54 @@ def _sync_domain(session: Session, report: Report, doc: Document) -> str:
     return doc.sip_domain
 
 
+def _sync_recordings(session: Session, report: Report, doc: Document) -> None:
+    """Store ``[recordings]``, one setting per key (``recordings.directory``, ...). Like every
+    section, one left out leaves the stored values as they are; present, it is the whole
+    truth: a key it leaves out is removed (back to its default)."""
+    if doc.recordings is None:
+        return
+    given = doc.recordings.model_dump()
+    for key, name in RECORDINGS_SETTINGS.items():
+        value = None if given[key] is None else str(given[key])
+        row = session.get(Setting, name)
+        resource = f"setting/{name}"
+        if row is None and value is not None:
+            session.add(Setting(name=name, value=value))
+            report.created.append(f"{name} {value}")
+            report.changes.append(("create", resource, None, {"value": value}))
+        elif row is not None and value is None:
+            session.delete(row)
+            report.removed.append(f"{name} {row.value}")
+            report.changes.append(("delete", resource, {"value": row.value}, None))
+        elif row is not None and row.value != value:
+            report.updated.append(f"{name} ({row.value} -> {value})")
+            report.changes.append(("update", resource, {"value": row.value}, {"value": value}))
+            row.value = str(value)
+            session.add(row)
+    session.flush()
+
+
+def _check_announcements(doc: Document) -> None:
+    """Every recording notice the file names must be one the agent can play (an absolute
+    path by now: the file's relative ones are its directory's), read here as the admin API
+    reads it (``sip/announcements.py``); any that is not refuses the whole file."""
+    problems = []
+    for i, c in enumerate(doc.campaigns or ()):
+        named = [(f"campaigns[{i}].record_announcement", f"campaign {c.id}",
+                  c.record_announcement)]  # fmt: skip
+        named += [(f"campaigns[{i}].buyers[{j}].record_announcement", f"buyer {b.id}",
+                   b.record_announcement) for j, b in enumerate(c.buyers)]  # fmt: skip
+        for where, whose, path in named:
+            if path is None:
+                continue
+            try:
+                read_announcement(path)
+            except ValueError as exc:
+                problems.append(f"{where} ({whose}): {exc}")
+    if problems:
+        raise ConfigError(problems)
+
+
 def _trunk_row(t: TrunkSpec) -> dict[str, Any]:
     ha1_md5 = None
     if t.password and t.username and t.realm:
@@ -297,7 +349,8 @@ def _campaign_row(c: CampaignSpec) -> dict[str, Any]:
             "bid_deadline_ms": c.bid_deadline_ms, "publisher_share": c.publisher_share,
             "min_bid": c.min_bid, "duplicate_window": c.duplicate_window,
             "duplicate_after": c.duplicate_after, "min_attestation": c.min_attestation,
-            "record": c.record, "managed_by": _FILE}  # fmt: skip
+            "record": c.record, "record_announcement": c.record_announcement,
+            "managed_by": _FILE}  # fmt: skip
 
 
 def _buyer_rows(session: Session, buyers: Iterable[BuyerSpec]) -> dict[str, dict[str, Any]]:

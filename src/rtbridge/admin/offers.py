@@ -31,6 +31,7 @@ from rtbridge.config.schema import (
 )
 from rtbridge.domain.errors import Conflict, InvalidInput, NotFound
 from rtbridge.domain.failover import FAILOVER_KINDS
+from rtbridge.sip.announcements import read_announcement
 from rtbridge.storage import sitekey
 from rtbridge.storage.models import Buyer, Campaign, DidNumber, PostbackKey, Publisher, Trunk
 from rtbridge.storage.sealed import BID_HEADERS, SealError, seal_json, unseal_json
@@ -60,7 +61,7 @@ def campaign_settings(row: Campaign) -> dict[str, Any]:
             "bid_deadline_ms": row.bid_deadline_ms, "publisher_share": row.publisher_share,
             "min_bid": row.min_bid, "duplicate_window": row.duplicate_window,
             "duplicate_after": row.duplicate_after, "min_attestation": row.min_attestation,
-            "record": row.record}  # fmt: skip
+            "record": row.record, "record_announcement": row.record_announcement}  # fmt: skip
 
 
 def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
@@ -82,18 +83,20 @@ def _campaign_values(spec: CampaignSpec) -> dict[str, Any]:
             "bid_deadline_ms": spec.bid_deadline_ms, "publisher_share": spec.publisher_share,
             "min_bid": spec.min_bid, "duplicate_window": spec.duplicate_window,
             "duplicate_after": spec.duplicate_after, "min_attestation": spec.min_attestation,
-            "record": spec.record}  # fmt: skip
+            "record": spec.record, "record_announcement": spec.record_announcement}  # fmt: skip
 
 
 def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
     """``{id, numbers?, failover?, max_attempts?, bid_deadline_ms?, publisher_share?,
-    min_bid?, duplicate_window?, duplicate_after?, min_attestation?, record?, buyers?}`` — the
-    ``[[campaigns]]`` table
-    of the file."""
+    min_bid?, duplicate_window?, duplicate_after?, min_attestation?, record?,
+    record_announcement?, buyers?}`` — the ``[[campaigns]]`` table of the file."""
     with validating():
         spec = read_campaign(body(raw))
     if session.get(Campaign, spec.id) is not None:
         raise Conflict(f"id: campaign {spec.id!r} exists")
+    check_announcement(spec.record_announcement)
+    for i, buyer in enumerate(spec.buyers):
+        check_announcement(buyer.record_announcement, where=f"buyers[{i}].record_announcement")
     row = Campaign(id=spec.id, **_campaign_values(spec))
     session.add(row)
     audit.record(session, actor=actor, action="create", resource=f"campaign/{spec.id}",
@@ -113,8 +116,8 @@ def create_campaign(session: Session, *, actor: str, raw: Any) -> dict[str, Any]
 
 def update_campaign(session: Session, *, actor: str, campaign_id: str, raw: Any) -> dict[str, Any]:
     """``{failover?, max_attempts?, bid_deadline_ms?, publisher_share?, min_bid?,
-    duplicate_window?, duplicate_after?, min_attestation?, record?}``: the
-    campaign's own settings; ``null`` resets one. Its pool and its buyers have their own
+    duplicate_window?, duplicate_after?, min_attestation?, record?, record_announcement?}``:
+    the campaign's own settings; ``null`` resets one. Its pool and its buyers have their own
     routes (``/admin/dids``, ``/admin/buyers``)."""
     row = _campaign_row(session, campaign_id)
     patch = as_read(dict(body(raw)), row.managed_by)
@@ -126,6 +129,7 @@ def update_campaign(session: Session, *, actor: str, campaign_id: str, raw: Any)
     old = campaign_settings(row)
     with validating():
         spec = read_campaign(merge(old, patch))
+    check_announcement(spec.record_announcement, stored=row.record_announcement)
     for name, value in _campaign_values(spec).items():
         setattr(row, name, value)
     session.add(row)
@@ -183,7 +187,7 @@ def buyer_view(session: Session, row: Buyer) -> dict[str, Any]:
         "bid_headers": dict.fromkeys(opened_headers(session, row.bid_headers), MASKED),
         "hide_caller": row.hide_caller, "duplicate_window": row.duplicate_window,
         "duplicate_after": row.duplicate_after, "record": row.record,
-        "managed_by": row.managed_by,
+        "record_announcement": row.record_announcement, "managed_by": row.managed_by,
     }  # fmt: skip
 
 
@@ -199,7 +203,22 @@ def buyer_row(b: BuyerSpec, *, bid_headers: str | None = None) -> dict[str, Any]
         "bid_url": b.bid_url, "bid_format": b.bid_format, "bid_headers": bid_headers,
         "hide_caller": b.hide_caller, "duplicate_window": b.duplicate_window,
         "duplicate_after": b.duplicate_after, "record": b.record,
+        "record_announcement": b.record_announcement,
     }  # fmt: skip
+
+
+def check_announcement(
+    path: str | None, *, stored: str | None = None, where: str = "record_announcement"
+) -> None:
+    """A recording notice named here must be one the agent can play: an absolute path to a
+    mono PCM16 WAV of at most 30 s (``sip/announcements.py``), else 422 in its words. One
+    left as stored is not read again: the agent checks it each time it plays it."""
+    if path is None or path == stored:
+        return
+    try:
+        read_announcement(path)
+    except ValueError as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
 
 
 # -- an RTB buyer's sealed headers ------------------------------------------------------------
@@ -332,6 +351,7 @@ def create_buyer(session: Session, *, actor: str, raw: Any) -> dict[str, Any]:
     with validating():
         spec = read_buyer(fields_, campaign=campaign)
     _check_buyer(session, spec, None)
+    check_announcement(spec.record_announcement)
     row = Buyer(**buyer_row(spec, bid_headers=seal_headers(session, spec.bid_headers)))
     session.add(row)
     audit.record(session, actor=actor, action="create", resource=f"buyer/{spec.id}",
@@ -365,6 +385,7 @@ def update_buyer(session: Session, *, actor: str, buyer_id: str, raw: Any) -> di
     with validating():
         spec = read_buyer(merged, campaign=campaign)
     _check_buyer(session, spec, row)
+    check_announcement(spec.record_announcement, stored=row.record_announcement)
     headers = seal_headers(session, spec.bid_headers, sealed)  # unchanged: the same seal
     for name, value in buyer_row(spec, bid_headers=headers).items():
         setattr(row, name, value)

@@ -1,6 +1,8 @@
 """Recordings' retention (issue 24): completed recordings whose call ended more than
 ``retention_days`` ago lose their file, oldest first, a bounded batch per transaction, run
 by ``rtbridge serve`` once a minute (``http/app.py``) like the bids' pruning.
+``retention_days`` is ``--recording-retention-days``, else the file's ``[recordings]``
+(:func:`retention_days`).
 
 What a purge keeps: the call record says ``purged`` and keeps ``recording_seconds`` and
 ``recording_sha256`` (what was recorded, and the digest that proves which file it was, for
@@ -25,8 +27,10 @@ from sqlmodel import col, select
 
 from rtbridge.admin import audit
 from rtbridge.admin.changes import write_session
+from rtbridge.settings import DEFAULT_RETENTION_DAYS
 from rtbridge.sip.recordings import stored_file
 from rtbridge.storage.models import CallRecord
+from rtbridge.storage.recordings import stored_recordings
 from rtbridge.storage.story import PURGE_ACTION
 from rtbridge.timestamps import utcnow
 
@@ -34,6 +38,16 @@ log = logging.getLogger("rtbridge.recordings")
 
 ACTOR = "retention"
 BATCH = 100  # recordings per transaction: each is a file deleted while it holds the lock
+
+
+def retention_days(engine: Engine, flag: int | None) -> int:
+    """How many days recordings are kept: ``--recording-retention-days`` when given, else
+    the file's ``[recordings] retention_days`` as ``apply`` stored it (read at every run, so
+    a change applies from the next minute on), else :data:`DEFAULT_RETENTION_DAYS`."""
+    if flag is not None:
+        return flag
+    stored = stored_recordings(engine).retention_days
+    return stored if stored is not None else DEFAULT_RETENTION_DAYS
 
 
 def purge(

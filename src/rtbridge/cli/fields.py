@@ -4,18 +4,20 @@
 The options only shape text into the body's types (``90`` a number, ``CA,NY`` a list); the
 service functions judge the values, so a refused value gets the same words as from the admin
 API or ``apply`` (``payout: must be >= 0``). Text that is not a number is passed on as text,
-for the same reason: the service names the field."""
+for the same reason: the service names the field. A path is made absolute against the working
+directory, as the shell means it (the API takes absolute paths only)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from rtbridge.domain.errors import InvalidInput
 
-Kind = Literal["text", "integer", "number", "list", "filters", "headers", "flag"]
+Kind = Literal["text", "integer", "number", "list", "filters", "headers", "flag", "path"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ def _convert(field: Field, value: Any) -> Any:
         return _filters(value)
     if field.kind == "headers":
         return _headers(value)
+    if field.kind == "path":  # a file on this host, as the shell means it: from here
+        return os.path.abspath(value) if value else value
     return value
 
 

@@ -92,6 +92,15 @@ CAMPAIGN_FIELDS = (
         "buyers' default",
         "flag",
     ),
+    Field(
+        "record_announcement",
+        "the notice its recorded calls play to both parties before they are bridged: a mono "
+        "PCM16 WAV of at most 30 s (a relative path is the working directory's); its buyers' "
+        "default (default: none; --reset record_announcement removes it)",
+        "path",
+        resettable=True,
+        metavar="PATH",
+    ),
 )
 _CAMPAIGN_COLUMNS = ["id", "numbers", "buyers", "failover", "max_attempts", "bid_deadline_ms",
                      "publisher_share", "min_bid"]  # fmt: skip
@@ -292,6 +301,15 @@ BUYER_FIELDS = (
         "record its answered calls, over the campaign's record (--reset record: the campaign's)",
         "flag",
         resettable=True,
+    ),
+    Field(
+        "record_announcement",
+        "its own notice for its recorded calls, over the campaign's: a mono PCM16 WAV of at "
+        "most 30 s (a relative path is the working directory's; --reset record_announcement: "
+        "the campaign's)",
+        "path",
+        resettable=True,
+        metavar="PATH",
     ),
 )
 _BUYER_COLUMNS = ["id", "campaign", "destination", "payout", "revenue", "seconds", "concurrency",

@@ -8,7 +8,7 @@ import argparse
 from typing import Any
 
 from rtbridge.cli.limits import positive
-from rtbridge.settings import Settings
+from rtbridge.settings import DEFAULT_RETENTION_DAYS, Settings
 
 
 def add_links(parser: argparse.ArgumentParser) -> None:
@@ -29,14 +29,16 @@ def add_storage(parser: argparse.ArgumentParser) -> None:
     d = Settings()
     parser.add_argument("--recordings-dir", metavar="DIR",
                         help="where recordings are written, served and purged (or "
-                        "RTBRIDGE_RECORDINGS_DIR; overrides the agent file's "
-                        "recordings_directory; default: that, else 'recordings' beside the "
-                        "SQLite file, else in the working directory)")  # fmt: skip
+                        "RTBRIDGE_RECORDINGS_DIR; overrides the configuration file's "
+                        "[recordings] directory and the agent file's recordings_directory; "
+                        "default: those, in that order, else 'recordings' beside the SQLite "
+                        "file, else in the working directory)")  # fmt: skip
     parser.add_argument("--recording-retention-days", type=positive(int), metavar="DAYS",
                         default=d.recording_retention_days,
                         help="completed recordings older than this are deleted, a batch at a "
-                        f"time, their call records saying purged (default "
-                        f"{d.recording_retention_days})")  # fmt: skip
+                        "time, their call records saying purged (overrides the configuration "
+                        "file's [recordings] retention_days; default: that, else "
+                        f"{DEFAULT_RETENTION_DAYS})")  # fmt: skip
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:

@@ -295,6 +295,28 @@ def failover(value: Any) -> tuple[str, ...]:
     return tuple(k for k in FAILOVER_KINDS if k in seen)
 
 
+MAX_PATH = 1024  # characters of a stored file or directory path (storage/models.py)
+
+
+def file_path(value: Any) -> str:
+    """A path on the host: a file (a recording notice) or a directory (the recordings').
+    Whether it exists, and what it holds, is judged where it is used; the file resolves a
+    relative one against its own directory (``config/schema.py``)."""
+    path = string(value, max_len=MAX_PATH)
+    if "\0" in path or path != path.strip():
+        raise FieldError("must be a path without NUL or surrounding spaces")
+    return path
+
+
+RECORDING_FORMATS = ("wav",)
+
+
+def recording_format(value: Any) -> str:
+    if value not in RECORDING_FORMATS:
+        raise FieldError('only "wav" (stereo PCM16: publisher left, buyer right) is supported')
+    return str(value)
+
+
 # -- the rules as pydantic metadata -----------------------------------------------------------
 
 
@@ -403,6 +425,8 @@ PASSWORD = Rule(
 )
 RESPONSE_ROOT = Rule(response_root)
 SRTP_MODE = Rule(srtp_mode)
+FILE_PATH = Rule(file_path, minLength=1, maxLength=MAX_PATH)
+RECORDING_FORMAT = Rule(recording_format, enum=list(RECORDING_FORMATS))
 FAILOVER = Rule(
     failover,
     uniqueItems=True,

@@ -11,6 +11,7 @@ number``), so one run shows the admin everything to fix."""
 from __future__ import annotations
 
 import contextlib
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -105,6 +106,29 @@ class SipSection(_Model):
     """``[sip]``: the SIP domain (realm of digest challenges)."""
 
     domain: Annotated[str, f.DOMAIN]
+
+
+class RecordingsSection(_Model):
+    """``[recordings]``: where call recordings are kept, how long, in which format. Each key
+    left out is its default (a flag or the agent's option may still decide it: see
+    ``sip/recordings.py`` ``directory_of``)."""
+
+    directory: Annotated[
+        str | None,
+        f.FILE_PATH,
+        Field(description="where recordings are written, served and purged (a relative path "
+              "is the file's directory's); default: recordings beside the SQLite file"),
+    ] = None  # fmt: skip
+    retention_days: Annotated[
+        int | None,
+        f.integer_rule(1, 36500),
+        Field(description="completed recordings older than this are deleted (default 90)"),
+    ] = None
+    format: Annotated[
+        Literal["wav"] | None,
+        f.RECORDING_FORMAT,
+        Field(description="the recordings' format: wav, stereo PCM16 (the only one)"),
+    ] = None
 
 
 def _uri_template(value: Any) -> str:
@@ -235,6 +259,14 @@ class Buyer(_Model):
         f.BOOLEAN,
         Field(description="record its answered calls, stereo (default: the campaign's)"),
     ] = None
+    record_announcement: Annotated[
+        str | None,
+        f.FILE_PATH,
+        Field(description="a recorded call's notice (\"this call may be recorded\"), played to "
+              "both parties from the answer before they are bridged: an absolute path to a "
+              "mono PCM16 WAV file of at most 30 s on the SIP agent's host (in the file, a "
+              "relative path is the file's directory's); default: the campaign's"),
+    ] = None  # fmt: skip
 
     @field_validator("connect_timeout")
     @classmethod
@@ -351,6 +383,14 @@ class Campaign(_Model):
         Field(description="record its buyers' answered calls from the answer to the end, "
               "stereo: the publisher left, the buyer right (a buyer's own record overrides it)"),
     ] = False  # fmt: skip
+    record_announcement: Annotated[
+        str | None,
+        f.FILE_PATH,
+        Field(description="its recorded calls' notice (\"this call may be recorded\"), played "
+              "to both parties from the answer before they are bridged: an absolute path to a "
+              "mono PCM16 WAV file of at most 30 s on the SIP agent's host (in the file, a "
+              "relative path is the file's directory's); its buyers' default; none: no notice"),
+    ] = None  # fmt: skip
     buyers: tuple[Buyer, ...] = ()
 
 
@@ -520,6 +560,7 @@ class ConfigFile(_Model):
     in the database; a section present (even empty) is the whole truth for it."""
 
     sip: SipSection | None = None
+    recordings: RecordingsSection | None = None
     trunks: tuple[TrunkSpec, ...] | None = None
     campaigns: tuple[Campaign, ...] | None = None
     publishers: tuple[PublisherSpec, ...] | None = None
@@ -543,6 +584,7 @@ class Document:
     """The validated file, as ``apply`` uses it (None: the section was left out)."""
 
     sip_domain: str | None = None
+    recordings: RecordingsSection | None = None  # its paths absolute
     trunks: tuple[TrunkSpec, ...] | None = None
     campaigns: tuple[CampaignSpec, ...] | None = None
     publishers: tuple[PublisherSpec, ...] | None = None
@@ -575,10 +617,16 @@ def _valid_parts(data: Mapping[str, Any], refs: Mapping[str, set[str]]) -> Confi
 
 
 def parse_document(
-    data: Mapping[str, Any], *, existing: Mapping[str, set[str]] | None = None
+    data: Mapping[str, Any],
+    *,
+    existing: Mapping[str, set[str]] | None = None,
+    base: Path | None = None,
 ) -> Document:
     """Validate a parsed TOML document. ``existing`` holds ids already in the database
-    (``publishers``, ``campaigns``, ``trunks``) for references to sections the file omits."""
+    (``publishers``, ``campaigns``, ``trunks``) for references to sections the file omits.
+    ``base``: the directory relative paths (``record_announcement``, ``[recordings]
+    directory``) are resolved against, the file's (:func:`load_file`); None: the working
+    directory. The document holds them absolute."""
     existing = existing or {}
     refs = {name: _ids(data, name, existing) for name in ("trunks", "campaigns", "publishers")}
     errors: list[str] = []
@@ -587,13 +635,23 @@ def parse_document(
     except ValidationError as exc:
         errors = error_messages(exc, top=_UNKNOWN_SECTION)
         file = _valid_parts(data, refs)
-    campaigns = None if file.campaigns is None else tuple(map(CampaignSpec.of, file.campaigns))
+    folder = Path.cwd() if base is None else base.absolute()
+    campaigns = None
+    if file.campaigns is not None:
+        campaigns = tuple(CampaignSpec.of(_resolved(c, folder)) for c in file.campaigns)
+    recordings = file.recordings
+    if recordings is not None and recordings.directory is not None:
+        recordings = recordings.model_copy(
+            update={"directory": _absolute(recordings.directory, folder)}
+        )
     _unique_ids(errors, file.trunks, campaigns, file.publishers, file.keys)
     _unique_entries(errors, file.caller_lists)
+    _long_paths(errors, campaigns or (), recordings)
     if errors:
         raise ConfigError(errors)
     return Document(
         sip_domain=file.sip.domain if file.sip is not None else None,
+        recordings=recordings,
         trunks=file.trunks,
         campaigns=campaigns,
         publishers=file.publishers,
@@ -601,6 +659,40 @@ def parse_document(
         buyers=tuple(b for c in campaigns or () for b in c.buyers),
         caller_lists=file.caller_lists,
     )
+
+
+def _absolute(path: str, folder: Path) -> str:
+    """``path`` as the file means it: relative to ``folder`` (the file's directory)."""
+    return os.path.normpath(folder / path)
+
+
+def _resolved(campaign: Campaign, folder: Path) -> Campaign:
+    """The campaign with its and its buyers' notices as absolute paths."""
+    buyers = tuple(
+        b if b.record_announcement is None
+        else b.model_copy(update={"record_announcement": _absolute(b.record_announcement, folder)})
+        for b in campaign.buyers
+    )  # fmt: skip
+    own = campaign.record_announcement
+    return campaign.model_copy(update={
+        "buyers": buyers, "record_announcement": own if own is None else _absolute(own, folder),
+    })  # fmt: skip
+
+
+def _long_paths(
+    errors: list[str], campaigns: tuple[CampaignSpec, ...], recordings: RecordingsSection | None
+) -> None:
+    """A relative path made absolute may pass the length a stored path can have."""
+    paths = [(f"campaigns[{i}].record_announcement", c.record_announcement)
+             for i, c in enumerate(campaigns)]  # fmt: skip
+    paths += [(f"campaigns[{i}].buyers[{j}].record_announcement", b.record_announcement)
+              for i, c in enumerate(campaigns) for j, b in enumerate(c.buyers)]  # fmt: skip
+    if recordings is not None:
+        paths.append(("recordings.directory", recordings.directory))
+    for where, path in paths:
+        if path is not None and len(path) > f.MAX_PATH:
+            errors.append(f"{where}: {len(path)} characters once made absolute; at most "
+                          f"{f.MAX_PATH}")  # fmt: skip
 
 
 def _unique(errors: list[str], what: str, items: list[tuple[str, str]]) -> None:
@@ -659,7 +751,7 @@ def load_file(path: Path, *, existing: Mapping[str, set[str]] | None = None) -> 
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
     except RecursionError:  # tomllib recurses per nested array or table
         raise ConfigError([f"{path}: nested too deeply to be a configuration file"]) from None
-    return parse_document(data, existing=existing)
+    return parse_document(data, existing=existing, base=path.absolute().parent)
 
 
 # -- one resource at a time: the admin API and CLI validate with the same models, so a value

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rtbridge import logs
 from rtbridge.admin.recording_purge import purge as purge_recordings
+from rtbridge.admin.recording_purge import retention_days
 from rtbridge.bidding.auctioneer import Auctioneer
 from rtbridge.http import health, metrics, recordings
 from rtbridge.http.access_log import AccessLog
@@ -82,18 +84,21 @@ async def _prune_bids(state: AppState, interval: float = 60.0) -> None:
 
 
 async def _purge_recordings(state: AppState, interval: float = 60.0) -> None:
-    """Delete the files of recordings older than ``recording_retention_days``, oldest
-    first, a batch per transaction, audited (admin/recording_purge.py), once a minute."""
+    """Delete the files of recordings older than the retention period (the flag, else the
+    file's ``[recordings] retention_days``, read at each run, else 90 days), oldest first, a
+    batch per transaction, audited (admin/recording_purge.py), once a minute."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await state.run(
-                functools.partial(purge_recordings, now=state.reservations.clock()),
-                state.engine, state.recordings, state.settings.recording_retention_days,
-            )  # fmt: skip
+            await state.run(_purge_once, state, state.reservations.clock())
         except Exception as exc:
             if not is_outage(exc):
                 log.exception("recording purge failed; retrying")
+
+
+def _purge_once(state: AppState, now: datetime) -> int:
+    days = retention_days(state.engine, state.settings.recording_retention_days)
+    return purge_recordings(state.engine, state.recordings, days, now=now)
 
 
 async def _watch_agents(state: AppState, peers: PeerWatch, interval: float = 1.0) -> None:
@@ -167,7 +172,7 @@ def build_state(settings: Settings, **reservation_options: Any) -> AppState:
         metrics=counted,
         inline_db=is_sqlite(engine),
         lockouts=Lockouts.from_settings(settings),
-        recordings=directory_of(settings),
+        recordings=directory_of(settings, engine=engine),
         auctioneer=Auctioneer(
             catalog,
             reservations.clock,
@@ -212,7 +217,10 @@ def create_app(
             from rtbridge.sip.b2bua.startup import build_agent  # pjsua2 only when SIP is wanted
 
             try:
-                agent = build_agent(settings, state.engine, state.catalog)
+                # the directory this process serves from: the flag, else [recordings], ...
+                # (decided once, in build_state), so the agent writes where it is served
+                mine = replace(settings, recordings_dir=str(state.recordings))
+                agent = build_agent(mine, state.engine, state.catalog)
                 agent.start()
             except Exception as exc:  # say why in the log, not only in uvicorn's traceback
                 log.error("the SIP agent cannot start: %s", exc)

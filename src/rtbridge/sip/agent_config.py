@@ -150,7 +150,8 @@ class AgentConfig(BaseModel):
     """User-Agent / Server header value"""
     recordings_directory: str = ""
     """where recorded calls go (created 0700); '' = 'recordings' beside the SQLite database
-    file, or in the working directory with PostgreSQL; --recordings-dir overrides it"""
+    file, or in the working directory with PostgreSQL; the configuration file's [recordings]
+    directory overrides it, and --recordings-dir both"""
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> AgentConfig:

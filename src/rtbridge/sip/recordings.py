@@ -35,8 +35,11 @@ from typing import TYPE_CHECKING
 
 from rtbridge.domain.recording import RecordingOutcome
 from rtbridge.sip.agent_config import config_path, load_agent_config
+from rtbridge.storage.recordings import stored_recordings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from rtbridge.settings import Settings
 
 LEFT, RIGHT = "left", "right"  # the publisher, the buyer
@@ -62,15 +65,22 @@ def directory_for(configured: str, database_url: str) -> Path:
     return Path.cwd() / "recordings"
 
 
-def directory_of(settings: Settings, configured: str | None = None) -> Path:
+def directory_of(
+    settings: Settings, configured: str | None = None, *, engine: Engine | None = None
+) -> Path:
     """The one answer to "where are the recordings?" for every process of a deployment:
-    the agent that writes them and the HTTP side that serves and purges them.
-    ``--recordings-dir`` (``$RTBRIDGE_RECORDINGS_DIR``) first; else the agent file's
+    the agent that writes them and the HTTP side that serves and purges them, each asking
+    once, at its start. ``--recordings-dir`` (``$RTBRIDGE_RECORDINGS_DIR``) first; else the
+    configuration file's ``[recordings] directory`` as ``apply`` stored it (read from
+    ``engine``'s database; without one, not consulted); else the agent file's
     ``recordings_directory`` (``configured`` when the caller has read the file, else read
     here from ``--sip-config``/``$RTBRIDGE_SIP_CONFIG``); else :func:`directory_for`'s
     default."""
     if settings.recordings_dir:
         return Path(settings.recordings_dir)
+    stored = stored_recordings(engine).directory if engine is not None else None
+    if stored:
+        return Path(stored)
     if configured is None:
         path = config_path(settings.sip_config)
         configured = load_agent_config(path).recordings_directory if path is not None else ""

@@ -343,6 +343,7 @@ class ReservationRouter:
             "buyer_media": buyer_media, "buyer_id": buyer.rule.id,
             "ring_timeout": buyer.ring_timeout or self.ring_timeout,
             "connect_timeout": buyer.connect_timeout, "record": buyer.record,
+            "announcement": buyer.announcement,
         }  # fmt: skip
 
     def next_buyer(self, plan: BridgeTo, failed: Attempt, tried: Sequence[str]) -> Failover:

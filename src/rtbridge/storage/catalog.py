@@ -75,6 +75,9 @@ class BuyerInfo:
     revenue: float | None = None  # from the buyer; None: its payout (see :attr:`asks`)
     bidder: Bidder | None = None  # an RTB buyer: asked for a bid on every ping
     record: bool = False  # its answered calls are recorded (its own, else its campaign's)
+    # A recorded call's notice (an absolute WAV path: sip/announcements.py), its own else its
+    # campaign's; "" when it records none, or does not record
+    announcement: str = ""
 
     @property
     def asks(self) -> float:
@@ -237,6 +240,7 @@ def load_catalog(engine: Engine) -> Catalog:
             )  # fmt: skip
             after = b.duplicate_after or (campaign.duplicate_after if campaign else None)
             record = b.record if b.record is not None else bool(campaign and campaign.record)
+            notice = b.record_announcement or (campaign.record_announcement if campaign else None)
             rule = BuyerRule(
                 id=b.id,
                 priority=b.priority,
@@ -263,6 +267,7 @@ def load_catalog(engine: Engine) -> Catalog:
                 if b.bid_url is None
                 else Bidder(b.bid_url, b.bid_format, b.bid_headers, b.hide_caller),
                 record,
+                (notice or "") if record else "",
             )
             buyers.setdefault(b.campaign_id, []).append(info)
         campaigns = {

@@ -116,6 +116,10 @@ class Campaign(SQLModel, table=True):
     # Record its answered calls (stereo: publisher left, buyer right; sip/recordings.py);
     # its buyers' default
     record: bool = False
+    # Its recorded calls' notice, played to both parties from the answer before they are
+    # bridged (an absolute path to a mono PCM16 WAV: sip/announcements.py); its buyers'
+    # default; None: none
+    record_announcement: str | None = Field(default=None, max_length=1024)
 
 
 class DidNumber(SQLModel, table=True):
@@ -160,6 +164,7 @@ class Buyer(SQLModel, table=True):
     duplicate_window: int | None = None
     duplicate_after: str | None = Field(default=None, max_length=16)
     record: bool | None = None  # record its calls; None: the campaign's
+    record_announcement: str | None = Field(default=None, max_length=1024)  # None: the campaign's
 
 
 class Trunk(SQLModel, table=True):

@@ -4,17 +4,22 @@ whoever serves or repairs the file.
 The agent writes ``recording`` with the answer (so a crash leaves a trace to repair) and the
 outcome with the call's "recorded" event, after its end, in that event's own transaction.
 The columns are the call record's (``storage/models.py`` ``CallRecord.recording_*``); the
-file's path is relative to the agent's recordings directory (``sip/recordings.py``).
+file's path is relative to the agent's recordings directory (``sip/recordings.py``). The
+configuration file's ``[recordings]`` section is kept here too, as settings rows
+(:func:`stored_recordings`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
 from rtbridge.domain.recording import RecordingOutcome
+from rtbridge.storage.models import Setting
 from rtbridge.storage.reservations import record_event
 from rtbridge.storage.sql import Db, transaction
 from rtbridge.timestamps import utcnow
@@ -23,6 +28,35 @@ from rtbridge.timestamps import utcnow
 # which makes the ``recording.completed`` webhook (webhooks/events.py), as every call event
 # becomes one: written in the outcome's own transaction, so the outbox misses none.
 RECORDED = "recorded"
+
+# The file's ``[recordings]`` as settings rows (storage/models.py Setting), by key: what
+# ``apply`` stores and every process reads (sip/recordings.py directory_of, the purge).
+RECORDINGS_SETTINGS = {
+    "directory": "recordings.directory",
+    "retention_days": "recordings.retention_days",
+    "format": "recordings.format",
+}
+
+
+@dataclass(frozen=True)
+class StoredRecordings:
+    """``[recordings]`` as the database holds it; None: that key is not set."""
+
+    directory: str | None = None
+    retention_days: int | None = None
+    format: str | None = None
+
+
+def stored_recordings(engine: Engine) -> StoredRecordings:
+    """The stored ``[recordings]`` settings (one short read)."""
+    names = {name: key for key, name in RECORDINGS_SETTINGS.items()}
+    with Session(engine) as session:
+        rows = session.exec(select(Setting).where(col(Setting.name).in_(names)))
+        found = {names[row.name]: row.value for row in rows}
+    days = found.get("retention_days")
+    return StoredRecordings(found.get("directory"), int(days) if days else None,
+                            found.get("format"))  # fmt: skip
+
 
 _COLUMNS = (
     "recording_status, recording_path, recording_error, recording_bytes, recording_seconds, "

@@ -28,6 +28,7 @@ AUCTION = {
     "duplicate_after": "connected",
     "min_attestation": None,
     "record": False,
+    "record_announcement": None,
 }  # the defaults
 
 

@@ -60,7 +60,7 @@ def test_failover_settings_are_described() -> None:
     # managed_by: the view's, which a body may send back as read
     assert set(schemas["CampaignPatch"]["properties"]) == {
         "failover", "max_attempts", "managed_by", "bid_deadline_ms", "publisher_share", "min_bid",
-        "duplicate_window", "duplicate_after", "min_attestation", "record",
+        "duplicate_window", "duplicate_after", "min_attestation", "record", "record_announcement",
     }  # fmt: skip
     failover = schemas["Campaign"]["properties"]["failover"]
     assert failover["items"]["enum"] == ["no-answer", "busy", "rejected", "unreachable"]

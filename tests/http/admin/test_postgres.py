@@ -16,6 +16,7 @@ from tests.http.admin import test_call_attempts as attempts
 from tests.http.admin import test_export as export
 from tests.http.admin import test_failover_settings as failover
 from tests.http.admin import test_logs as listings
+from tests.http.admin import test_recording_settings as recording
 from tests.http.admin import test_routes as resources
 from tests.support.admin import make_token
 
@@ -43,6 +44,8 @@ CASES: list[Callable[[TestClient], None]] = [
     bids.test_bids_page_by_cursor_across_inserts,
     bids.test_bids_as_csv,
     bids.test_the_story_of_a_ping_holds_its_bids,
+    recording.test_a_campaigns_record_and_a_buyers_override,
+    recording.test_a_recording_notice_set_checked_overridden_and_cleared,
 ]
 
 

@@ -10,9 +10,14 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from rtbridge.admin.apply import apply_file
 from rtbridge.domain.recording import RecordingOutcome
+from rtbridge.http.app import create_app
+from rtbridge.settings import Settings
+from rtbridge.sip.recordings import directory_of
+from rtbridge.storage.database import open_database
 from rtbridge.storage.recordings import save_outcome
-from tests.conftest import ClientFactory
+from tests.conftest import ROOT, ClientFactory, write_config
 from tests.support.admin import make_token
 from tests.support.recordings import ended_call, recorded_call, state_of
 
@@ -99,3 +104,54 @@ def test_on_postgres(make_client: ClientFactory, postgres_url: str, tmp_path: Pa
     assert client.get(_url(call.uuid)).content == call.data
     part = client.get(_url(call.uuid), headers={"Range": "bytes=-4"})
     assert part.status_code == 206 and part.content == call.data[-4:]
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_served_from_the_files_recordings_directory_unless_the_flag_says(
+    make_client: ClientFactory, tmp_path: Path, request: pytest.FixtureRequest, db: str
+) -> None:
+    """The app asks once, at its start: the flag first, else [recordings] directory as
+    apply stored it (relative: the file's directory's), else the default."""
+    url = str(request.getfixturevalue(f"{db}_url"))
+    section = (ROOT / "deploy" / "demo.toml").read_text() + '\n[recordings]\ndirectory = "kept"\n'
+    client = make_client(section, url=url)
+    client.headers["Authorization"] = f"Bearer {make_token(url)}"
+    assert state_of(client).recordings == tmp_path / "kept"
+    call = recorded_call(client)
+    assert call.path.is_relative_to(tmp_path / "kept")
+    assert client.get(_url(call.uuid)).content == call.data
+    flagged = make_client(section, url=url, settings={"recordings_dir": str(tmp_path / "flag")})
+    assert state_of(flagged).recordings == tmp_path / "flag"
+
+
+def test_the_agent_in_the_process_writes_where_the_app_serves(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` builds its agent with the directory it decided (the stored [recordings]
+    one here, over the agent file's option), so the agent's own ``directory_of`` call in
+    ``sip/b2bua/startup.py`` gets the same answer."""
+    from rtbridge.sip.b2bua import startup
+
+    engine = open_database(sqlite_url)
+    apply_file(engine, write_config(tmp_path, '[recordings]\ndirectory = "stored"\n'))
+    engine.dispose()
+    agent_file = tmp_path / "agent.toml"
+    agent_file.write_text('[agent]\nrecordings_directory = "/srv/agent"\n')
+    seen: list[Path] = []
+
+    class Idle:  # the agent, not started: only where it would write matters here
+        def status(self) -> None: ...
+        def start(self) -> None: ...
+        def drain(self) -> None: ...
+        def stop(self) -> None: ...
+
+    def build(settings: Settings, engine: object, catalog: object) -> Idle:
+        seen.append(directory_of(settings, "/srv/agent"))  # as startup.build_agent asks
+        return Idle()
+
+    monkeypatch.setattr(startup, "build_agent", build)
+    app = create_app(Settings(db_url=sqlite_url, sip_config=str(agent_file), sweep_interval=3600,
+                              webhooks=False))  # fmt: skip
+    with TestClient(app) as client:
+        assert state_of(client).recordings == tmp_path / "stored"
+    assert seen == [tmp_path / "stored"]

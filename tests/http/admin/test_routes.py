@@ -123,7 +123,7 @@ def test_campaign_buyer_did_round_trip(admin: TestClient) -> None:
                         "max_attempts": 3, "bid_deadline_ms": 250, "publisher_share": 1.0,
                         "min_bid": 0.01, "duplicate_window": 0, "duplicate_after": "connected",
                         "min_attestation": None, "record": False,
-                        "managed_by": "admin"}  # fmt: skip
+                        "record_announcement": None, "managed_by": "admin"}  # fmt: skip
     assert admin.post("/admin/campaigns", json={"id": "health"}).status_code == 409
     r = admin.post("/admin/buyers", json={"campaign": "health", "id": "clinic2", "destination": "+18005550199",
                                          "payout": 5.5, "seconds": 30, "trunk": "carrier",

@@ -4,6 +4,7 @@ listings are one code path for both databases, so they run on both."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from tests.conftest import ClientFactory
 from tests.http.console import test_access as access
 from tests.http.console import test_bidding as bidding
 from tests.http.console import test_offers as offers
+from tests.http.console import test_recording_settings as recording
 from tests.http.console import test_watch as watch
 from tests.http.console.conftest import Console, sign_in
 from tests.support.admin import make_token
@@ -47,3 +49,8 @@ def test_console_on_postgres(console_pg: Console, case: Callable[[Console], None
 @pytest.mark.postgres
 def test_call_attempts_on_postgres(console_pg: Console) -> None:
     watch.test_a_calls_detail_shows_its_buyer_attempts_and_history(console_pg)
+
+
+@pytest.mark.postgres
+def test_recording_notices_on_postgres(console_pg: Console, tmp_path: Path) -> None:
+    recording.test_a_recording_notice_on_the_campaign_and_the_buyer_forms(console_pg, tmp_path)

@@ -190,6 +190,11 @@ class CampaignPublic(_Public):
                                         "needs (A, B or C); null: every call")  # fmt: skip
     record: bool = Field(description="its answered calls are recorded, stereo: publisher left, "
                          "buyer right (its buyers' default)")  # fmt: skip
+    record_announcement: str | None = Field(
+        description="the notice its recorded calls play to both parties from the answer before "
+        "they are bridged: an absolute path to a mono PCM16 WAV of at most 30 s, checked when "
+        "set (else 422); its buyers' default; null: none"
+    )
     numbers: list[str]
     buyers: list[str] = Field(description="buyer ids")
     managed_by: str = Field(description=_MANAGED_BY)
@@ -239,6 +244,10 @@ class BuyerPublic(_Public):
                                         "converted); null: the campaign's")  # fmt: skip
     record: bool | None = Field(description="whether its answered calls are recorded; null: "
                                 "the campaign's")  # fmt: skip
+    record_announcement: str | None = Field(
+        description="its own notice for its recorded calls (an absolute path to a mono PCM16 "
+        "WAV of at most 30 s, checked when set, else 422); null: the campaign's"
+    )
     managed_by: str = Field(description=_MANAGED_BY)
 
 

@@ -84,7 +84,7 @@ async def create_campaign(request: Request) -> Response:
 # A campaign's own settings in its form: failover, then the auction of its RTB buyers.
 CAMPAIGN_NUMBERS = ("max_attempts", "bid_deadline_ms", "publisher_share", "min_bid",
                     "duplicate_window")  # fmt: skip
-CAMPAIGN_TEXTS = ("duplicate_after", "min_attestation")
+CAMPAIGN_TEXTS = ("duplicate_after", "min_attestation", "record_announcement")
 CAMPAIGN_FLAGS = ("record",)  # checkboxes: unticked is no
 
 
@@ -161,7 +161,8 @@ async def remove_did(request: Request) -> Response:
 BUYER_FIELDS = ("id", "destination", "payout", "revenue", "seconds", "concurrency", "daily_cap",
                 "priority", "weight", "hours", "filters", "trunk", "srtp", "ring_timeout",
                 "connect_timeout", "bid_url", "bid_format", "bid_headers", "hide_caller",
-                "duplicate_window", "duplicate_after", "record")  # fmt: skip
+                "duplicate_window", "duplicate_after", "record",
+                "record_announcement")  # fmt: skip
 # A buyer's record as its form's select spells it: "" is the campaign's (null).
 RECORD_CHOICES = {"yes": True, "no": False}
 _NUMERIC = {"payout", "revenue", "seconds", "concurrency", "daily_cap", "priority", "weight",
