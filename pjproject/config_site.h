@@ -14,6 +14,12 @@
  * call slots; pjsua's default of 32 recorded 16 calls at once. */
 #define PJSUA_MAX_RECORDERS         PJSUA_MAX_CALLS
 
+/* WAV files' buffer (recorders and players): pjmedia writes a recorder's buffer to its file
+ * when full. 4,000 bytes (its default) is a write() every 250 ms per recorder, 4,000 a
+ * second at 500 recorded calls; 32,000 is one every 2 s per recorder, which is also what a
+ * crash can lose of a recording. Memory: 32 kB per recorder. */
+#define PJMEDIA_FILE_PORT_BUFSIZE   32000
+
 /* Announcement players (sip/b2bua/announcer.py): one per bridge while its recording notice
  * plays; pjsua's default of 32 would announce 32 calls at once. */
 #define PJSUA_MAX_PLAYERS           PJSUA_MAX_CALLS

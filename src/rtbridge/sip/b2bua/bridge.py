@@ -360,9 +360,13 @@ class Bridge:
             if self.inbound is None or self._inbound_done:
                 hang_up(self.outbound)
                 return
-            if self.plan is not None and self.plan.record:  # before the 200: its media
-                self._start_recording(self.plan, self.answer_at)  # callback joins the legs
+            plan = self.plan if self.plan is not None and self.plan.record else None
+            # the notice before the 200, whose media callback would join the legs; the
+            # recorders after it, off the call's set-up
+            unplayable = self._start_notice(plan) if plan is not None else None
             respond(self.inbound, 200)
+            if plan is not None:
+                self._start_recording(plan, self.answer_at, unplayable)
             self._emit_answered()
             self._connect_audio()
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -539,18 +543,26 @@ class Bridge:
             hangup_by="agent",
         )
 
-    def _start_recording(self, plan: BridgeTo, answered: datetime) -> None:
-        """Record from the answer; with a notice in the plan, play it first, and record
-        nothing when it cannot be played (announcer.py says why)."""
+    def _start_notice(self, plan: BridgeTo) -> str | None:
+        """The plan's notice, playing once both legs have audio (:meth:`_connect_audio`);
+        why it cannot be played, when it cannot."""
+        if not plan.announcement:
+            return None
+        notice = self.host.start_notice(plan.announcement)
+        if isinstance(notice, str):
+            return notice
+        self.notice = notice
+        return None
+
+    def _start_recording(self, plan: BridgeTo, answered: datetime, unplayable: str | None) -> None:
+        """Record from the answer; nothing when the plan's notice cannot be played
+        (``unplayable`` says why): a recording nobody was told about is not made."""
         uuid = plan.reservation_uuid
-        if plan.announcement:
-            notice = self.host.start_notice(plan.announcement)
-            if isinstance(notice, str):
-                why = f"the recording notice cannot be played: {notice}"
-                self.recording = self.host.refuse_recording(uuid, answered, why)
-                return
-            self.notice = notice
-        self.recording = self.host.start_recording(uuid, answered)
+        if unplayable is not None:
+            why = f"the recording notice cannot be played: {unplayable}"
+            self.recording = self.host.refuse_recording(uuid, answered, why)
+        else:
+            self.recording = self.host.start_recording(uuid, answered)
 
     def _notice_played(self) -> None:
         """Agent thread, the notice's length after it started: join the parties' audio."""
