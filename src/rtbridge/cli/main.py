@@ -8,7 +8,6 @@ import argparse
 import logging
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +121,6 @@ def cmd_sip(args: argparse.Namespace) -> int:
     from rtbridge.logs import setup_logging
     from rtbridge.sip.b2bua.startup import build_agent
     from rtbridge.sip.lease import LeaseRefused
-    from rtbridge.sip.recordings import directory_of
     from rtbridge.storage.catalog import CatalogCache
     from rtbridge.storage.database import open_database
 
@@ -143,9 +141,6 @@ def cmd_sip(args: argparse.Namespace) -> int:
         return 0
     engine = open_database(settings.db_url)
     try:
-        # where recordings go: the flag, else the file's [recordings], else the agent's option
-        found = directory_of(settings, engine=engine)
-        settings = replace(settings, recordings_dir=str(found))
         agent = build_agent(
             settings, engine, CatalogCache(engine, recheck=settings.catalog_recheck)
         )

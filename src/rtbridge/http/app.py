@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -217,10 +216,7 @@ def create_app(
             from rtbridge.sip.b2bua.startup import build_agent  # pjsua2 only when SIP is wanted
 
             try:
-                # the directory this process serves from: the flag, else [recordings], ...
-                # (decided once, in build_state), so the agent writes where it is served
-                mine = replace(settings, recordings_dir=str(state.recordings))
-                agent = build_agent(mine, state.engine, state.catalog)
+                agent = build_agent(settings, state.engine, state.catalog)  # same directory_of
                 agent.start()
             except Exception as exc:  # say why in the log, not only in uvicorn's traceback
                 log.error("the SIP agent cannot start: %s", exc)

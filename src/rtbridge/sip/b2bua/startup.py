@@ -81,7 +81,7 @@ def build_agent(settings: Settings, engine: Engine, catalog: CatalogCache) -> Ag
         ring_timeout=config.ring_timeout, algorithms=config.digest_algorithms,
         retry_after=config.retry_after, lease=lease, attester=attester(config),
     )  # fmt: skip
-    recordings = directory_of(settings, config.recordings_directory)
+    recordings = directory_of(settings, config.recordings_directory, engine=engine)
     # refuses a configuration pjsua2 cannot hold
     agent = Agent(config, router, lease=lease, recordings=recordings)
     recovery = lease.acquire()
