@@ -6,12 +6,12 @@ while the call is up, ``<dir>/<uuid>.left.wav`` (the publisher) and ``<uuid>.rig
 interleaves them into ``<dir>/<yyyy>/<mm>/<uuid>.wav`` (PCM16 stereo at the conference
 clock, 8 kHz by default), takes its SHA-256, size and length, and deletes the parts.
 
-Crash safety: pjmedia's WAV writer fixes the RIFF and data sizes in its header only when
-the recorder is closed, so a part left by a crash says 0 (or too little) there. The samples
-are all on disk up to the writer's last flush (a few hundred ms), so :func:`read_part` takes
-the data size from the file's size instead, and :func:`repair_leftovers` (the agent's
-start) joins whatever parts a crash left. A crash therefore loses at most the seconds the
-writer had not flushed.
+Crash safety: pjmedia's WAV writer fixes the RIFF and data sizes in its header only when the
+recorder is closed, so a part left by a crash says 0 (or too little) there. The samples are
+all on disk up to the writer's last flush (at most 2 s: pjproject/config_site.h
+PJMEDIA_FILE_PORT_BUFSIZE), so :func:`read_part` takes the data size from the file's size
+instead, and :func:`repair_leftovers` (the agent's start) joins whatever parts a crash left.
+A crash therefore loses at most the seconds the writer had not flushed.
 
 Layout (for whoever serves or purges recordings): the call record's ``recording_path`` is
 relative to the recordings directory; the directory is created 0700 and files are 0600.

@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from rtbridge.admin.apply import apply_file
@@ -127,9 +128,9 @@ def test_served_from_the_files_recordings_directory_unless_the_flag_says(
 def test_the_agent_in_the_process_writes_where_the_app_serves(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``serve`` builds its agent with the directory it decided (the stored [recordings]
-    one here, over the agent file's option), so the agent's own ``directory_of`` call in
-    ``sip/b2bua/startup.py`` gets the same answer."""
+    """``serve`` builds its agent with the settings and database it serves from, so the
+    agent's ``directory_of`` call in ``sip/b2bua/startup.py`` (with its engine) gets the
+    app's answer: the stored [recordings] one here, over the agent file's option."""
     from rtbridge.sip.b2bua import startup
 
     engine = open_database(sqlite_url)
@@ -145,8 +146,8 @@ def test_the_agent_in_the_process_writes_where_the_app_serves(
         def drain(self) -> None: ...
         def stop(self) -> None: ...
 
-    def build(settings: Settings, engine: object, catalog: object) -> Idle:
-        seen.append(directory_of(settings, "/srv/agent"))  # as startup.build_agent asks
+    def build(settings: Settings, engine: Engine, catalog: object) -> Idle:
+        seen.append(directory_of(settings, "/srv/agent", engine=engine))  # as build_agent asks
         return Idle()
 
     monkeypatch.setattr(startup, "build_agent", build)
