@@ -3,9 +3,12 @@ the overlap and expiry rules of the admin API hold for the file's entries too.""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -20,6 +23,7 @@ from rtbridge.storage.models import (
     AllowlistEntry,
     PostbackKey,
     Publisher,
+    Setting,
     SipCredential,
     Trunk,
 )
@@ -264,3 +268,39 @@ def test_a_trunk_network_added_over_a_kept_entry_is_refused(engine: Engine, writ
     assert _trunk(engine).ips == ["198.51.100.10/32"]  # nothing written
     # the network it had stays acceptable: an unchanged file still applies
     assert not apply_file(engine, DEMO).changed
+
+
+def test_a_service_write_during_apply_waits_for_it(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running service writes between apply's first read and its first write (a ping, a
+    heartbeat): it waits for apply's transaction, which does not fail with "database is
+    locked" as a deferred transaction would (its read snapshot is stale by then)."""
+    from rtbridge.admin import apply as apply_module
+
+    database = tmp_path / "t.db"
+    written: list[str] = []
+
+    def service_write() -> None:
+        with sqlite3.connect(database, timeout=10) as conn:
+            conn.execute("INSERT INTO setting (name, value) VALUES ('probe', 'x')")
+        written.append("probe")
+
+    real = apply_module._sync_domain
+
+    def domain_then_a_service_write(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)  # apply has read by now
+        other = threading.Thread(target=service_write)
+        other.start()
+        other.join(0.5)  # it commits now unless apply holds the write lock
+        threads.append(other)
+        return found
+
+    threads: list[threading.Thread] = []
+    monkeypatch.setattr(apply_module, "_sync_domain", domain_then_a_service_write)
+    report = apply_file(engine, DEMO)
+    assert report.created, "apply went through"
+    threads[0].join(10)
+    assert written == ["probe"], "the service's write went through after apply"
+    with Session(engine) as s:
+        assert {p.id for p in s.exec(select(Publisher))} and s.get(Setting, "probe") is not None

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, delete, tuple_
 from sqlmodel import Session, SQLModel, col, select
 
 from rtbridge.admin import audit
+from rtbridge.admin.changes import write_session
 from rtbridge.admin.offers import (
     MASKED,
     buyer_row,
@@ -179,7 +180,9 @@ def apply_document(
 ) -> Report:
     _check_announcements(doc)
     report = Report()
-    with Session(engine) as session:
+    # an admin change's transaction: it reads, then writes, and a service's write between the
+    # two must wait for it, not fail it ("database is locked")
+    with write_session(engine) as session:
 
         def sync(model: type[M], label: str, wanted: Mapping[Any, Mapping[str, Any]],
                  ident: Callable[[M], Any] = _ident, **phase: Any) -> None:  # fmt: skip
