@@ -151,7 +151,33 @@ def test_the_repair_joins_a_closed_calls_parts_and_leaves_open_ones(
     rate, left, right = wav_channels(directory / path)
     assert (rate, set(left), set(right)) == (8000, {100}, {-100})
     assert "recording repaired after a crash" in caplog.messages
+    assert not any(p.exists() for p in part_paths(directory, closed.reservation_uuid))
     # the open call's parts stay for whoever carries it
     assert all(p.exists() for p in part_paths(directory, still_up.reservation_uuid))
     assert recording_of(world.engine, still_up.reservation_uuid) == RecordingOutcome(
         "recording", path=path)  # fmt: skip
+
+
+def test_the_repair_drops_the_parts_of_a_call_whose_outcome_was_written(
+    recording_site: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A crash after a call's "recorded" write, before its parts went: they just go (the
+    file and its record stand), with no "left alone" line at every start."""
+    world, directory = recording_site, tmp_path / "recordings"
+    plan = _plan(world)
+    start = world.clock()
+    path = f"{start:%Y/%m}/{plan.reservation_uuid}.wav"
+    done = RecordingOutcome("completed", path=path, size=1644, seconds=0.2, sha256="ab" * 32)
+    world.router.on_events([
+        _event(world, plan, "answered", answer_at=start,
+               recording=RecordingOutcome("recording", path=path)),
+        _event(world, plan, "ended", answer_at=start, end_at=start + timedelta(seconds=3),
+               publisher_code=200, buyer_code=200, hangup_by="buyer", duration=3.0),
+        _event(world, plan, "recorded", answer_at=start, recording=done),
+    ])  # fmt: skip
+    _crashed_parts(directory, plan.reservation_uuid)
+    caplog.set_level("INFO", "rtbridge.sip.recordings")
+    assert repair_leftovers(directory, world.engine) == 0
+    assert not any(p.exists() for p in part_paths(directory, plan.reservation_uuid))
+    assert recording_of(world.engine, plan.reservation_uuid) == done
+    assert not [m for m in caplog.messages if "left alone" in m]

@@ -16,6 +16,7 @@ from rtbridge.settings import Settings
 from rtbridge.sip.recordings import (
     directory_for,
     directory_of,
+    discard_parts,
     interleave,
     join,
     leftover_parts,
@@ -139,7 +140,9 @@ def test_interleave_pads_the_shorter_channel() -> None:
     assert interleave(array("h", [1, 2, 3]), array("h", [9])) == array("h", [1, 9, 2, 0, 3, 0])
 
 
-def test_join_makes_a_stereo_file_and_removes_the_parts(tmp_path: Path) -> None:
+def test_join_makes_a_stereo_file_and_keeps_the_parts_for_the_outcomes_writer(
+    tmp_path: Path,
+) -> None:
     left, right = part_paths(tmp_path, UUID)
     unfinished_part(left, tone_samples(440, 8000))
     unfinished_part(right, tone_samples(1000, 8000))
@@ -149,8 +152,10 @@ def test_join_makes_a_stereo_file_and_removes_the_parts(tmp_path: Path) -> None:
     assert (outcome.size, outcome.sha256) == (len(data), hashlib.sha256(data).hexdigest())
     rate, l_ch, r_ch = wav_channels(tmp_path / f"2026/12/{UUID}.wav")
     assert rate == 8000 and share_with(l_ch, 440) == 1.0 and share_with(r_ch, 1000) == 1.0
-    assert not left.exists() and not right.exists()
+    assert left.exists() and right.exists(), "they go once the outcome is written"
     assert wav_samples(tmp_path / f"2026/12/{UUID}.wav") == 16000
+    discard_parts(tmp_path, UUID)
+    assert not left.exists() and not right.exists()
 
 
 def test_a_join_that_cannot_write_keeps_the_parts(tmp_path: Path) -> None:

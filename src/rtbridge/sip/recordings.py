@@ -4,7 +4,8 @@ No pjsua2 here: the agent's recorders (``b2bua/recorder.py``) write one mono WAV
 while the call is up, ``<dir>/<uuid>.left.wav`` (the publisher) and ``<uuid>.right.wav``
 (the buyer). When the call ends, :func:`join` — on a worker thread, never the pjsua2 one —
 interleaves them into ``<dir>/<yyyy>/<mm>/<uuid>.wav`` (PCM16 stereo at the conference
-clock, 8 kHz by default), takes its SHA-256, size and length, and deletes the parts.
+clock, 8 kHz by default) and takes its SHA-256, size and length; the parts are deleted
+(:func:`discard_parts`) once that outcome is written.
 
 Crash safety: pjmedia's WAV writer fixes the RIFF and data sizes in its header only when the
 recorder is closed, so a part left by a crash says 0 (or too little) there. The samples are
@@ -211,9 +212,11 @@ def wait_closed(path: Path, timeout: float) -> bool:
 def join(
     directory: Path, uuid: str, relative: str, *, close_wait: float = CLOSE_WAIT
 ) -> RecordingOutcome:
-    """Make ``directory/relative`` (stereo) from the call's parts and delete them; parts a
-    recorder is still closing are waited for (``close_wait`` s). Never raises: a failure (a
-    part unreadable, the disk full) is the outcome, the parts kept."""
+    """Make ``directory/relative`` (stereo) from the call's parts; parts a recorder is still
+    closing are waited for (``close_wait`` s). The parts stay: whoever writes the outcome
+    deletes them once it is written (:func:`discard_parts`), so a crash in between leaves
+    them for the repair. Never raises: a failure (a part unreadable, the disk full) is the
+    outcome."""
     left_path, right_path = part_paths(directory, uuid)
     target = directory / relative
     try:
@@ -232,8 +235,6 @@ def join(
         _write_atomically(target, header, data)
     except (OSError, ValueError) as exc:
         return RecordingOutcome.failed(_why(exc), relative)
-    for part in (left_path, right_path):
-        part.unlink(missing_ok=True)
     return RecordingOutcome(
         "completed", path=relative, size=len(header) + len(data),
         seconds=round(len(data) / (4 * left.rate), 3), sha256=digest.hexdigest(),
@@ -241,7 +242,8 @@ def join(
 
 
 def discard_parts(directory: Path, uuid: str) -> None:
-    """Remove a call's parts (a recording that failed to start), as far as it can."""
+    """Remove a call's parts (its outcome written, or a recording that failed to start), as
+    far as it can."""
     for part in part_paths(directory, uuid):
         with contextlib.suppress(OSError):
             part.unlink(missing_ok=True)

@@ -112,6 +112,25 @@ def closed_while_recording(engine: Engine, uuids: Collection[str]) -> dict[str, 
     restart, or a peer's takeover, ended them) while the recording was in progress, or before
     it was written at all. Each with the path its answer chose, if written. Calls still open
     are left out: their agent, perhaps a live peer sharing the directory, is recording them."""
+    return {
+        uuid: path
+        for uuid, (status, path) in _closed(engine, uuids).items()
+        if status in (None, "recording")
+    }
+
+
+KEPT_OR_PURGED = ("completed", "purged")
+
+
+def kept_or_purged(engine: Engine, uuids: Collection[str]) -> set[str]:
+    """Of ``uuids``, the calls whose recording's outcome is written (``completed``, or
+    ``purged`` since): parts of theirs that are left (a crash after the outcome's write) are
+    of no use."""
+    return {u for u, (status, _) in _closed(engine, uuids).items() if status in KEPT_OR_PURGED}
+
+
+def _closed(engine: Engine, uuids: Collection[str]) -> dict[str, tuple[str | None, str | None]]:
+    """Of ``uuids``, the closed calls: their recording's status and path."""
     if not uuids:
         return {}
     params: dict[str, object] = {}
@@ -123,7 +142,5 @@ def closed_while_recording(engine: Engine, uuids: Collection[str]) -> dict[str, 
             params,
         )
     return {
-        row["reservation_uuid"]: row["recording_path"]
-        for row in rows
-        if row["recording_status"] in (None, "recording")
+        row["reservation_uuid"]: (row["recording_status"], row["recording_path"]) for row in rows
     }

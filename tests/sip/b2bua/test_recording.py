@@ -103,7 +103,8 @@ def test_the_publisher_is_left_and_the_buyer_right(
         outcome.seconds, recorded.duration)  # fmt: skip
     data = path.read_bytes()
     assert (outcome.size, outcome.sha256) == (len(data), hashlib.sha256(data).hexdigest())
-    assert sorted(p.name for p in directory.iterdir()) == [path.parts[-3]], "parts are gone"
+    assert wait_until(lambda: sorted(p.name for p in directory.iterdir()) == [path.parts[-3]],
+                      5), "the parts go once the outcome is written"  # fmt: skip
     assert directory.stat().st_mode & 0o777 == 0o700
     status = agent.status()
     assert (status.recordings, status.recording_bytes, status.recording_failures) == (

@@ -108,7 +108,8 @@ class Agent:
         self._closed = False
         self._timers: list[tuple[float, int, _Timer]] = []
         self._seq = itertools.count()
-        self._delivery = Delivery(router, self._state.fenced, self._state.stop_requested)
+        self._delivery = Delivery(router, self._state.fenced, self._state.stop_requested,
+                                  self.recordings.settled)  # fmt: skip
         self._intake = Intake(self._state, router=router, host=self, delivery=self._delivery,
                               post=self._post)  # fmt: skip
         self._accounts = Accounts(config, self.library, self._intake.incoming)

@@ -27,10 +27,16 @@ _Pending = tuple[CallEvent, Future[RecordingOutcome] | None]
 
 
 class Delivery:
-    def __init__(self, router: Router, fenced: threading.Event, stop: threading.Event) -> None:
+    def __init__(
+        self, router: Router, fenced: threading.Event, stop: threading.Event,
+        settled: Callable[[str], None] = lambda uuid: None,
+    ) -> None:  # fmt: skip
         """``fenced``: set when a heartbeat finds the lease taken, cleared once rejoined;
-        ``stop``: set when the agent must stop (its id is now another agent's)."""
+        ``stop``: set when the agent must stop (its id is now another agent's);
+        ``settled(uuid)``: a completed recording's outcome was handed to the router (its
+        parts may go)."""
         self._router = router
+        self._settled = settled
         self._fenced = fenced
         self._stop = stop
         self._pool: ThreadPoolExecutor | None = None
@@ -110,11 +116,18 @@ class Delivery:
         pool = self._pool
         try:
             if pool is not None:
-                pool.submit(self._write, [recorded])
+                pool.submit(self._write_recorded, recorded)
                 return
         except RuntimeError:  # shut down meanwhile
             pass
-        self.deliver(recorded)
+        self._write_recorded(recorded)
+
+    def _write_recorded(self, recorded: CallEvent) -> None:
+        """The outcome first, then the parts go: a crash between the two leaves them for
+        the repair at the next start (``sip/recording_repair.py``)."""
+        self._write([recorded])
+        if recorded.recording is not None and recorded.recording.status == "completed":
+            self._settled(recorded.reservation_uuid)
 
     def rejoin(self, retry: float) -> None:
         """Agent thread, once fenced and its calls hung up: take the lease again, off this

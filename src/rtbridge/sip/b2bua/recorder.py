@@ -94,6 +94,10 @@ class Recordings:
         log.warning("recording refused", extra={"uuid": uuid, "error": why})
         return CallRecording(self, uuid, outcome)
 
+    def settled(self, uuid: str) -> None:
+        """A completed recording's outcome is written: its parts go (any thread)."""
+        discard_parts(self.directory, uuid)
+
     def stop(self) -> None:
         """Wait for the joins under way (the agent's teardown)."""
         pool, self._pool = self._pool, None
