@@ -185,11 +185,14 @@ class SipPeer:
 
     ``answer``: what a new INVITE gets (a buyer: 200 after 180; None: never answered, for a
     publisher), with ``answer_headers`` when it is a refusal (a challenge). ``tone``: the
-    frequency it sends. Requests received are kept in ``requests`` in arrival order."""
+    frequency it sends; with ``early_media`` a buyer sends it from a 183 with SDP, for the
+    ``ring`` seconds before its 200. Requests received are kept in ``requests`` in arrival
+    order."""
 
     def __init__(self, host: str = "127.0.0.1", *, answer: int | None = 200,
                  answer_headers: tuple[str, ...] = (), ring: float = 0.0,
-                 tone: int = 440, caller: str = "+12025550102") -> None:  # fmt: skip
+                 tone: int = 440, caller: str = "+12025550102",
+                 early_media: bool = False) -> None:  # fmt: skip
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.host = host
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -204,6 +207,7 @@ class SipPeer:
         self.answer = answer
         self.caller = caller  # the user of its INVITEs' From
         self.ring = ring
+        self.early_media = early_media
         self.contact = f"sip:peer@{_hostport((host, self.port))}"  # in its answers (a 3xx's target)
         self.requests: list[Message] = []
         self.dialogs: list[Dialog] = []  # INVITEs this peer answered 200
@@ -366,7 +370,12 @@ class SipPeer:
                 return
             tag = uuid.uuid4().hex[:10]
             self._reply(msg, 100, "Trying", tag=None)
-            self._reply(msg, 180, "Ringing", tag=tag)
+            if self.early_media:
+                self._reply(msg, 183, "Session Progress", tag=tag,
+                            body=sdp(self.host, self.rtp_port))  # fmt: skip
+                self.rtp_to = sdp_media(msg.body)
+            else:
+                self._reply(msg, 180, "Ringing", tag=tag)
             if self.ring:
                 time.sleep(self.ring)
             if self.answer != 200:

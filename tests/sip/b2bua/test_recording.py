@@ -209,3 +209,34 @@ def test_a_call_that_ends_during_the_notice_ends_cleanly(
         assert recorded.recording is not None and recorded.recording.status == "completed"
         assert publisher.ear.seconds_of(BUYER_TONE, mark) == 0.0, "joined during the notice"
     assert wait_until(lambda: agent.active_bridges == 0, 5)
+
+
+def test_early_media_that_joined_the_parties_is_cut_for_the_notice(
+    make_agent: AgentFactory, tmp_path: Path
+) -> None:
+    """A buyer that sends audio from its 183: the publisher hears it before the answer (the
+    agent bridges early media), then the notice alone, then the buyer again."""
+    publisher = SipPeer("127.0.0.1", answer=None, tone=PUBLISHER_TONE)
+    buyer = SipPeer("127.0.0.1", tone=BUYER_TONE, early_media=True, ring=1.0)
+    try:
+        notice = notice_file(tmp_path / "notice.wav")
+        router = ScriptedRouter(recording(f"sip:buyer@127.0.0.1:{buyer.port}", str(notice)))
+        agent, router = make_agent(router, recordings_directory=str(tmp_path / "recordings"))
+        dialog, final = publisher.invite(("127.0.0.1", agent.port), UUID)
+        assert final.status == 200, final.first_line
+        ear = publisher.ear
+        assert wait_until(lambda: ear.seconds_of(NOTICE_TONE) >= NOTICE_SECONDS - 0.3, 10)
+        assert wait_until(lambda: ear.seconds_of(BUYER_TONE, ear.mark() - RATE // 2) > 0, 10)
+        publisher.request(dialog, "BYE")
+        router.recorded()
+        windows = powers(ear.samples, BUYER_TONE)
+        notice_at = first_heard(ear.samples, NOTICE_TONE)
+        assert notice_at is not None
+        start = int(notice_at * RATE / WINDOW)
+        early = first_heard(ear.samples, BUYER_TONE)
+        assert early is not None and early < start * WINDOW / RATE, "early media heard first"
+        during = windows[start + 1 : start + int(NOTICE_SECONDS * RATE / WINDOW) - 2]
+        assert during and max(during) < HEARD, "the buyer was cut while the notice played"
+    finally:
+        publisher.close()
+        buyer.close()
