@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from rtbridge.sip.recordings import discard_parts, join, leftover_parts, stereo_path
-from rtbridge.storage.recordings import closed_while_recording, kept_or_purged, save_outcome
+from rtbridge.storage.recordings import KEPT_OR_PURGED, closed_recordings, save_outcome
 
 log = logging.getLogger("rtbridge.sip.recordings")
 
@@ -28,8 +28,9 @@ def repair_leftovers(directory: Path, engine: Engine) -> int:
     parts = leftover_parts(directory)
     if not parts:
         return 0
-    closed = closed_while_recording(engine, parts.keys())
-    written = kept_or_purged(engine, parts.keys() - closed.keys())
+    found = closed_recordings(engine, parts.keys())
+    closed = {u: path for u, (status, path) in found.items() if status in (None, "recording")}
+    written = {u for u, (status, _) in found.items() if status in KEPT_OR_PURGED}
     for uuid in sorted(written):  # a crash after the outcome's write, before the parts went
         discard_parts(directory, uuid)
     for uuid in sorted(parts.keys() - closed.keys() - written):

@@ -107,30 +107,19 @@ def recording_of(
     )  # fmt: skip
 
 
-def closed_while_recording(engine: Engine, uuids: Collection[str]) -> dict[str, str | None]:
-    """Of ``uuids``, the calls whose recording a crash left unfinished: closed (their agent's
-    restart, or a peer's takeover, ended them) while the recording was in progress, or before
-    it was written at all. Each with the path its answer chose, if written. Calls still open
-    are left out: their agent, perhaps a live peer sharing the directory, is recording them."""
-    return {
-        uuid: path
-        for uuid, (status, path) in _closed(engine, uuids).items()
-        if status in (None, "recording")
-    }
-
-
+# Recording statuses whose outcome is written and whose parts, if any are left (a crash after
+# the outcome's write), are of no use: the file was made (and may be purged since).
 KEPT_OR_PURGED = ("completed", "purged")
 
 
-def kept_or_purged(engine: Engine, uuids: Collection[str]) -> set[str]:
-    """Of ``uuids``, the calls whose recording's outcome is written (``completed``, or
-    ``purged`` since): parts of theirs that are left (a crash after the outcome's write) are
-    of no use."""
-    return {u for u, (status, _) in _closed(engine, uuids).items() if status in KEPT_OR_PURGED}
-
-
-def _closed(engine: Engine, uuids: Collection[str]) -> dict[str, tuple[str | None, str | None]]:
-    """Of ``uuids``, the closed calls: their recording's status and path."""
+def closed_recordings(
+    engine: Engine, uuids: Collection[str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """Of ``uuids``, the calls that are closed (their agent's restart, or a peer's takeover,
+    ended them if it was not the call's own end): their recording's status and path. A
+    status of None or ``recording`` is a recording a crash left unfinished (in progress, or
+    not written at all). Calls still open are left out: their agent, perhaps a live peer
+    sharing the directory, is recording them."""
     if not uuids:
         return {}
     params: dict[str, object] = {}

@@ -36,23 +36,19 @@ MARGIN = 0.1
 
 
 class Notice:
-    """One call's notice: its player (agent thread only) and how long it plays."""
+    """One call's notice: its player and how long it plays. Agent thread only; the bridge
+    holds the one reference, and dropping it destroys the player (its conference port goes
+    with it)."""
 
     def __init__(self, player: Any, seconds: float) -> None:
         self._player: Any = player
         self.seconds = seconds
 
     def play_to(self, *media: Any) -> None:
-        """Agent thread: send the notice to each of ``media`` (a leg, a recorder). A
-        connection made twice is one, so a leg whose media moved is simply connected again."""
-        if self._player is None:
-            return
+        """Send the notice to each of ``media`` (a leg, a recorder). A connection made twice
+        is one, so a leg whose media moved is simply connected again."""
         for sink in media:
             self._player.startTransmit(sink)
-
-    def close(self) -> None:
-        """Agent thread: drop the player (its conference port goes with it)."""
-        self._player = None
 
 
 class Announcer:

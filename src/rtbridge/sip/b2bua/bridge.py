@@ -567,9 +567,7 @@ class Bridge:
     def _notice_played(self) -> None:
         """Agent thread, the notice's length after it started: join the parties' audio."""
         self._notice_timer = None
-        if self.notice is not None:
-            self.notice.close()
-            self.notice = None
+        self.notice = None  # the player's last reference
         if self.phase == "connected":
             self._connect_audio()
 
@@ -619,9 +617,7 @@ class Bridge:
             if timer is not None:
                 timer.cancel()
         self._timer = self._connect_timer = self._notice_timer = None
-        if self.notice is not None:
-            self.notice.close()
-            self.notice = None
+        self.notice = None
 
     def _maybe_finish(self) -> None:
         # Re-entrancy: pjsua2 may run the other leg's DISCONNECTED callback *inside* our
