@@ -39,7 +39,7 @@ def query(trip: Trip, lists: CallerLists, callers: Iterable[str]) -> Rows | None
         return None
     params: dict[str, Any] = {}
     return trip.query(_SELECT + trip.db.in_list("v", values, params), params,
-                      plan_each_time=True)  # fmt: skip
+                      by_index=True)  # fmt: skip
 
 
 def read(db: Db, rows: Rows | None) -> Listed:

@@ -63,7 +63,7 @@ def query(trip: Trip, callers: Iterable[str]) -> Rows | None:
     return trip.query(
         f"{_SELECT} WHERE caller_number IN {listed}",
         params,
-        plan_each_time=True,
+        by_index=True,
     )
 
 

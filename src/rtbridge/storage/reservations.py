@@ -332,7 +332,7 @@ class Reservations:
         return trip.query(
             f"SELECT {_COLUMNS} FROM reservation WHERE caller_number IN {names} AND {LIVE}",
             params,
-            plan_each_time=True,
+            by_index=True,
         )
 
     def _live_by_caller(self, db: Db, live: Rows | None) -> dict[str, list[dict[str, Any]]]:

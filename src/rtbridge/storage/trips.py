@@ -39,6 +39,7 @@ _ERROR = (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.PIPELINE_ABORTED)
 _IDLE = pq.TransactionStatus.IDLE
 
 _PREPARED_MAX = 512
+_NO_SEQSCAN = b"SET LOCAL enable_seqscan = off"
 
 
 class _Session:
@@ -50,11 +51,13 @@ class _Session:
     never used twice in a session, whatever was dropped.
 
     After five executions PostgreSQL may keep one plan for any values, made with the
-    statistics of the time. That is what saves planning each batch's INSERT, counter moves
-    and lock, which have one plan anyway; a read whose plan depends on the table's size is
-    sent unprepared instead (``Trip.query(plan_each_time=True)``): the plan kept for the
-    callers' live reservations while the table was small was a sequential scan, 3-7 ms a
-    batch once the table had grown (bench/api.py, before autovacuum analysed it)."""
+    statistics of the time. That is what saves planning each batch's statements: the INSERT,
+    counter moves and lock have one plan anyway; a read of a growing table by an index
+    (``Trip.query(by_index=True)``, the callers' live reservations) is planned with
+    sequential scans off, for the plan kept while the table was small was a sequential
+    scan, 3-7 ms a batch once the table had grown (bench/api.py, before autovacuum analysed
+    it). Planning that read at each batch instead, as before, cost PostgreSQL ~140 us a
+    batch, more than the read itself (pg_stat_statements)."""
 
     def __init__(self) -> None:
         self.names: dict[bytes, bytes] = {}
@@ -93,33 +96,37 @@ class Trip:
     def __init__(self, db: Db) -> None:
         self.db = db
         self.sqlite = db.sqlite
-        # (statement, parameters, its rows if read, whether to prepare it)
-        self._queued: list[tuple[bytes, Sequence[Any], Rows | None, bool]] = []
+        # (statement, parameters, its rows if read): prepared when it has parameters
+        self._queued: list[tuple[bytes, Sequence[Any], Rows | None]] = []
+        self._by_index = False  # sequential scans turned off (query(by_index=True))
 
     # Adding statements --------------------------------------------------------------------
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._add(sql, params or {}, None)
 
     def query(
-        self, sql: str, params: Mapping[str, Any] | None = None, *, plan_each_time: bool = False
+        self, sql: str, params: Mapping[str, Any] | None = None, *, by_index: bool = False
     ) -> Rows:
-        """``plan_each_time``: not prepared, so planned for its values and the table as it is
-        at each execution (a read whose best plan depends on the table's size: see
-        :class:`_Session`)."""
+        """``by_index``: a read of a growing table that must go by an index whatever size the
+        table had when its plan was made (see :class:`_Session`): on PostgreSQL the trip
+        turns sequential scans off before it, for the rest of the transaction."""
+        if by_index and not self.db.sqlite and not self._by_index:
+            self._by_index = True
+            self._queued.append((_NO_SEQSCAN, (), None))
         rows = Rows()
-        self._add(sql, params or {}, rows, prepare=not plan_each_time)
+        self._add(sql, params or {}, rows)
         return rows
 
     def execute_numbered(self, sql: bytes, values: Sequence[Any]) -> None:
         """A PostgreSQL statement already written with ``$n`` parameters (PostgreSQL only)."""
         assert not self.db.sqlite
-        self._queued.append((sql, values, None, True))
+        self._queued.append((sql, values, None))
 
     def then(self, other: Trip) -> None:
         """Send ``other`` in this trip's round trip, after this one's COMMIT: ``other`` then
         begins a transaction of its own (PostgreSQL only). ``other`` must not be run."""
         assert not self.db.sqlite and self._queued[-1][0] == b"COMMIT"
-        self._queued.append((b"BEGIN", (), None, False))
+        self._queued.append((b"BEGIN", (), None))
         self._queued.extend(other._queued)
         other._queued = []
 
@@ -129,11 +136,9 @@ class Trip:
         if self.db.sqlite:
             self.db.raw.commit()
         else:
-            self._queued.append((b"COMMIT", (), None, False))
+            self._queued.append((b"COMMIT", (), None))
 
-    def _add(
-        self, sql: str, params: Mapping[str, Any], rows: Rows | None, prepare: bool = True
-    ) -> None:
+    def _add(self, sql: str, params: Mapping[str, Any], rows: Rows | None) -> None:
         if self.db.sqlite:
             if rows is None:
                 self.db.execute(sql, params)
@@ -141,7 +146,7 @@ class Trip:
                 rows._rows = self.db.rows(sql, params)
             return
         text, names = numbered(sql)
-        self._queued.append((text, [params[name] for name in names], rows, prepare))
+        self._queued.append((text, [params[name] for name in names], rows))
 
     # Running ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -170,15 +175,15 @@ class Trip:
             # Our own BEGIN in the pipeline: psycopg's would wait for its answer first.
             # The connection stays in autocommit until sql.transaction hands it back.
             conn.autocommit = True
-            self._queued.insert(0, (b"BEGIN", (), None, False))
+            self._queued.insert(0, (b"BEGIN", (), None))
         transformer = Transformer(conn)
         session = _sessions.get(conn) or _sessions.setdefault(conn, _Session())
         prepared = session.names
         fresh: dict[bytes, bytes] = {}  # prepared by this trip
         preparing: list[tuple[bytes, bytes] | None] = []  # per result: a statement prepared
         pgconn.enter_pipeline_mode()
-        for text, values, _, prepare in self._queued:
-            if not values:  # BEGIN, COMMIT: nothing to prepare
+        for text, values, _ in self._queued:
+            if not values:  # BEGIN, COMMIT, SET: nothing to prepare
                 pgconn.send_query_params(text, None)
                 preparing.append(None)
                 continue
@@ -186,8 +191,8 @@ class Trip:
             # prepared statement serves every value (psycopg's own choice of a type by the
             # value, int2 for a small number, would need one per combination).
             dumped = transformer.dump_sequence(values, [PyFormat.TEXT] * len(values))
-            name = (prepared.get(text) or fresh.get(text)) if prepare else None
-            if name is None and prepare and len(prepared) + len(fresh) < _PREPARED_MAX:
+            name = prepared.get(text) or fresh.get(text)
+            if name is None and len(prepared) + len(fresh) < _PREPARED_MAX:
                 name = fresh[text] = session.new_name()
                 pgconn.send_prepare(name, text)
                 preparing.append((text, name))
@@ -212,7 +217,7 @@ class Trip:
                 prepared.clear()  # dropped behind our back (see storage/engine.py): again
             raise error
         answers = [r for made, r in zip(preparing, results, strict=True) if made is None]
-        for (_, _, rows, _), result in zip(self._queued, answers, strict=True):
+        for (_, _, rows), result in zip(self._queued, answers, strict=True):
             if rows is not None:
                 transformer.set_pgresult(result)
                 names = [result.fname(i).decode() for i in range(result.nfields)]  # type: ignore[union-attr]
