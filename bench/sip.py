@@ -267,6 +267,7 @@ class Bench:
                 uuid = getattr(outcome, "uuid", None)
                 if getattr(outcome, "status", "") not in ("reserved", "confirmed") or not uuid:
                     raise RuntimeError(f"ping did not reserve: {outcome}")
+                assert req.caller_number is not None  # set above
                 rows.append((uuid, req.caller_number))
         return rows
 

@@ -72,7 +72,7 @@ class ToneSample:
         heard = self._heard or self._hear(self.hold)
         for peer in self.peers:
             peer.stop()
-        answers = [(r.invite_answers() or [None])[0] for r in results]
+        answers: list[int | None] = [next(iter(r.invite_answers()), None) for r in results]
         return Heard(answers, heard.seconds, heard.window)
 
 

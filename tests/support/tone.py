@@ -90,7 +90,7 @@ def wav_channels(path: Path) -> tuple[int, array[int], array[int]]:
 def wav_samples(path: Path) -> int:
     """How many samples (all channels) a WAV file holds, as the standard library reads it."""
     with wave.open(str(path)) as wav:
-        return wav.getnframes() * wav.getnchannels()
+        return int(wav.getnframes() * wav.getnchannels())
 
 
 def share_with(samples: Sequence[int], freq: float, rate: int = RATE) -> float:

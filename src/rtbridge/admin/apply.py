@@ -24,6 +24,7 @@ from rtbridge.admin.changes import write_session
 from rtbridge.admin.offers import (
     MASKED,
     buyer_row,
+    check_announcement,
     headers_as_read,
     opened_headers,
     seal_headers,
@@ -49,7 +50,6 @@ from rtbridge.config.schema import (
     load_file,
 )
 from rtbridge.domain.errors import InvalidInput
-from rtbridge.sip.announcements import read_announcement
 from rtbridge.sip.auth.digest import ha1
 from rtbridge.storage import sitekey
 from rtbridge.storage.catalog import DEFAULT_SIP_DOMAIN, DOMAIN_SETTING, bump_version
@@ -321,12 +321,10 @@ def _check_announcements(doc: Document) -> None:
         named += [(f"campaigns[{i}].buyers[{j}].record_announcement", f"buyer {b.id}",
                    b.record_announcement) for j, b in enumerate(c.buyers)]  # fmt: skip
         for where, whose, path in named:
-            if path is None:
-                continue
             try:
-                read_announcement(path)
-            except ValueError as exc:
-                problems.append(f"{where} ({whose}): {exc}")
+                check_announcement(path, where=f"{where} ({whose})")
+            except InvalidInput as exc:
+                problems.append(str(exc))
     if problems:
         raise ConfigError(problems)
 

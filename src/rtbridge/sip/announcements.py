@@ -9,6 +9,7 @@ file may change or be missing on the agent's host. A notice longer than
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +35,11 @@ def read_announcement(path: str | Path) -> Announcement:
     file = Path(path)
     if not file.is_absolute():
         raise ValueError(f"{path}: an announcement's path must be absolute")
-    try:
-        info = file.stat()
-    except OSError as exc:
-        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    stamp = stamp_of(path)
     if not file.is_file():
         raise ValueError(f"{path}: not a file")
-    if info.st_size > MAX_BYTES:
-        raise ValueError(f"{path}: {info.st_size} bytes, more than {MAX_BYTES}")
+    if stamp[1] > MAX_BYTES:
+        raise ValueError(f"{path}: {stamp[1]} bytes, more than {MAX_BYTES}")
     try:
         pcm = read_part(file)
     except OSError as exc:
@@ -51,7 +49,17 @@ def read_announcement(path: str | Path) -> Announcement:
     seconds = len(pcm.samples) / pcm.rate
     if not 0 < seconds <= MAX_SECONDS:
         raise ValueError(f"{path}: {seconds:.1f} s long; a notice lasts 0 to {MAX_SECONDS:g} s")
-    return Announcement(file, round(seconds, 3), (info.st_mtime_ns, info.st_size))
+    return Announcement(file, round(seconds, 3), stamp)
+
+
+def stamp_of(path: str | Path) -> tuple[int, int]:
+    """(st_mtime_ns, st_size) of ``path``: whether a file read before has changed since;
+    ValueError in the words :func:`read_announcement` uses when it cannot be seen."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    return info.st_mtime_ns, info.st_size
 
 
 def _words(exc: ValueError, file: Path) -> str:

@@ -20,12 +20,11 @@ heard is one nobody agreed to.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import pjsua2 as pj
 
-from rtbridge.sip.announcements import Announcement, read_announcement
+from rtbridge.sip.announcements import Announcement, read_announcement, stamp_of
 from rtbridge.sip.b2bua.leg import error_text
 
 log = logging.getLogger("rtbridge.sip.b2bua.announcer")
@@ -73,11 +72,11 @@ class Announcer:
         """The file as last read, read again when it changed (or was never read)."""
         known = self._known.get(path)
         try:
-            info = os.stat(path)
-        except OSError as exc:
+            stamp = stamp_of(path)
+        except ValueError:
             self._known.pop(path, None)
-            raise ValueError(f"{path}: {exc.strerror or exc}") from None
-        if known is None or known.stamp != (info.st_mtime_ns, info.st_size):
+            raise
+        if known is None or known.stamp != stamp:
             known = read_announcement(path)
             self._known[path] = known
         return known
