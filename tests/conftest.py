@@ -15,9 +15,11 @@ from starlette.testclient import TestClient
 from rtbridge.admin.apply import apply_file
 from rtbridge.http.app import create_app
 from rtbridge.settings import Settings
+from rtbridge.storage import database
 from rtbridge.storage.database import open_database
 from tests.support import postgres
 from tests.support.admin import make_token
+from tests.support.fresh_sqlite import FreshSqlite
 from tests.support.terminal import Terminal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,15 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """New SQLite databases get the migrated schema by a copy (tests/support/fresh_sqlite.py)."""
+    fresh = FreshSqlite(tmp_path_factory.mktemp("schema"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(database, "migrate", fresh.migrate)
+        yield
 
 
 @pytest.fixture
