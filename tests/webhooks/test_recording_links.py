@@ -95,7 +95,12 @@ def test_the_buyer_gets_a_link_that_opens_the_file(admin: TestClient, clock: Clo
     forged = bare.get(f"{url.path}?{url.query.replace('sig=', 'sig=0')}")
     assert forged.status_code == 403 and "signature" in forged.json()["error"]
     assert bare.get(url.path).status_code == 403
-    clock.advance(timedelta(days=7, seconds=1).total_seconds())
+    # valid for 7 days from the recording's outcome (stamped by the wall clock), to the second
+    expires = int(parse_qs(url.query)["expires"][0])
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=7)).timestamp()) < 60
+    clock.now = datetime.fromtimestamp(expires - 1, UTC)
+    assert bare.get(data["url"]).status_code == 200
+    clock.now = datetime.fromtimestamp(expires, UTC)
     assert bare.get(data["url"]).status_code == 403
 
 
