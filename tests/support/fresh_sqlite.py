@@ -29,18 +29,15 @@ class FreshSqlite:
 
     def migrate(self, engine: Engine) -> None:
         """``storage.engine.migrate``, by a copy of the template when the database is new."""
-        if not is_sqlite(engine):
-            migrate(engine)
-            return
-        with engine.connect() as conn:
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            if raw.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
-                conn.close()
-                migrate(engine)
-                return
-            source = sqlite3.connect(self.template)
-            try:
-                source.backup(raw)
-            finally:
-                source.close()
+        if is_sqlite(engine):
+            with engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                if raw.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
+                    source = sqlite3.connect(self.template)
+                    try:
+                        source.backup(raw)
+                    finally:
+                        source.close()
+                    return
+        migrate(engine)
